@@ -1,0 +1,129 @@
+# socksify: one Makefile, no autotools.
+#   make            build/libsocksify.so build/socksifyd build/socksify
+#   make test       unit + end-to-end tests (installs missing Debian packages)
+#   make demo       a tunnelled fetch through the embedded server
+#   make fuzz       every libFuzzer target for FUZZ_SECONDS each (clang)
+#   make install    PREFIX=/usr/local DESTDIR=
+#   WERROR=1        warnings are errors;  SAN=1  ASan + UBSan;  V=1  loud
+.SUFFIXES:
+
+CC      ?= cc
+PREFIX  ?= /usr/local
+DESTDIR ?=
+FUZZ_SECONDS ?= 10
+
+WARN    = -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+          -Wpointer-arith -Wformat=2 -Wno-format-nonliteral
+CSTD    = -std=c11 -D_GNU_SOURCE
+OPT     = -O2 -g
+ALL_CFLAGS = $(CSTD) $(OPT) $(WARN) -fPIC -Ishared $(CFLAGS)
+ALL_LDFLAGS = $(LDFLAGS)
+
+ifeq ($(WERROR),1)
+ALL_CFLAGS += -Werror
+endif
+ifeq ($(SAN),1)
+BUILD ?= build/san
+SANFLAGS = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+ALL_CFLAGS += $(SANFLAGS)
+ALL_LDFLAGS += $(SANFLAGS)
+endif
+
+BUILD ?= build
+
+ifeq ($(V),1)
+Q =
+else
+Q = @
+endif
+
+SHARED_SRC  = $(sort $(wildcard shared/*.c))
+SERVER_SRC  = $(sort $(wildcard server/*.c))
+PRELOAD_SRC = $(sort $(wildcard preload/*.c))
+UNIT_SRC    = $(sort $(wildcard tests/unit/*.c))
+FUZZ_SRC    = $(sort $(wildcard tests/fuzz/fuzz_*.c))
+
+SHARED_OBJ  = $(SHARED_SRC:%.c=$(BUILD)/obj/%.o)
+SERVER_OBJ  = $(SERVER_SRC:%.c=$(BUILD)/obj/%.o)
+PRELOAD_OBJ = $(PRELOAD_SRC:%.c=$(BUILD)/obj/%.o)
+UNIT_OBJ    = $(UNIT_SRC:%.c=$(BUILD)/obj/%.o)
+LAUNCH_OBJ  = $(BUILD)/obj/scripts/socksify.o
+TESTBIN_SRC = $(sort $(wildcard tests/bin/*.c))
+TESTBIN     = $(TESTBIN_SRC:tests/bin/%.c=$(BUILD)/tests/%)
+
+ALL_OBJ = $(SHARED_OBJ) $(SERVER_OBJ) $(PRELOAD_OBJ) $(UNIT_OBJ) $(LAUNCH_OBJ)
+
+all: $(BUILD)/libsocksify.so $(BUILD)/socksifyd $(BUILD)/socksify
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(ALL_CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/libsocksify.so: $(PRELOAD_OBJ) $(SHARED_OBJ)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) -shared -Wl,-z,defs -Wl,--version-script=preload/exports.map $(ALL_LDFLAGS) \
+		-o $@ $(PRELOAD_OBJ) $(SHARED_OBJ) -ldl -lpthread
+
+$(BUILD)/socksifyd: $(SERVER_OBJ) $(SHARED_OBJ)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $(SERVER_OBJ) $(SHARED_OBJ) -lpthread
+
+$(BUILD)/socksify: $(LAUNCH_OBJ) $(SHARED_OBJ)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $(LAUNCH_OBJ) $(SHARED_OBJ)
+
+$(BUILD)/unit-tests: $(UNIT_OBJ) $(SHARED_OBJ)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $(UNIT_OBJ) $(SHARED_OBJ)
+
+# Small helper programs the end-to-end tests drive (echo server, probes).
+$(BUILD)/tests/%: tests/bin/%.c $(SHARED_OBJ)
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $< $(SHARED_OBJ) -lpthread
+
+unit: $(BUILD)/unit-tests
+	$(BUILD)/unit-tests
+
+# The end-to-end suite needs everything built; scripts/test.sh installs what
+# is missing, runs unit tests, the layering check and bats, and prints the
+# one closing "N passed, N failed" line.
+test: all $(BUILD)/unit-tests $(TESTBIN)
+	@BUILD=$(BUILD) SAN=$(SAN) sh scripts/test.sh
+
+demo: all
+	@sh scripts/demo.sh $(BUILD)
+
+# libFuzzer needs clang; the fuzz build lives apart from the normal one.
+FUZZ_CC ?= clang
+FUZZ_FLAGS = -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+             $(CSTD) -Ishared
+fuzz:
+	@sh scripts/deps.sh fuzz
+	@mkdir -p $(BUILD)/fuzz
+	@set -e; for f in $(FUZZ_SRC); do \
+		t=$$(basename $$f .c); \
+		echo "  FUZZ    $$t ($(FUZZ_SECONDS)s)"; \
+		$(FUZZ_CC) $(FUZZ_FLAGS) -o $(BUILD)/fuzz/$$t $$f $(SHARED_SRC); \
+		mkdir -p $(BUILD)/fuzz/corpus-$$t; \
+		$(BUILD)/fuzz/$$t -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+			$(BUILD)/fuzz/corpus-$$t tests/fuzz/seeds/$$t 2>$(BUILD)/fuzz/$$t.log \
+			|| { tail -n 40 $(BUILD)/fuzz/$$t.log; exit 1; }; \
+		grep -E 'stat::number_of_executed_units' $(BUILD)/fuzz/$$t.log | sed "s/^/        /"; \
+	done
+
+install: all
+	mkdir -p $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/socksify \
+		$(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/man/man8
+	cp $(BUILD)/socksify $(BUILD)/socksifyd $(DESTDIR)$(PREFIX)/bin/
+	cp $(BUILD)/libsocksify.so $(DESTDIR)$(PREFIX)/lib/socksify/
+	cp man/socksify.1 $(DESTDIR)$(PREFIX)/share/man/man1/
+	cp man/socksifyd.8 $(DESTDIR)$(PREFIX)/share/man/man8/
+
+clean:
+	rm -rf $(BUILD)
+
+.PHONY: all test unit demo fuzz install clean
+
+-include $(ALL_OBJ:.o=.d)

@@ -1,0 +1,660 @@
+/*
+ * addr.c: SOCKS5 addresses and their other shapes: sockaddrs, text
+ * ("host:port", "[v6]:port"), CIDR ranges and the proxy URLs of CONTRACT.md.
+ *
+ * Text parsers take C strings (or a pointer and a length for URLs, which come
+ * out of comma-separated lists) and report a short lowercase reason in *why.
+ */
+#include <arpa/inet.h>
+#include <string.h>
+
+#include "defaults.h"
+#include "socks5.h"
+
+#define ADDR_PORT_DIGITS	5	/* "65535" */
+#define ADDR_V4_BITS		32
+#define ADDR_V6_BITS		128
+#define ADDR_V4MAPPED_BITS	96	/* ::ffff:0:0/96, RFC 4291 §2.5.5.2 */
+#define ADDR_HEX		"0123456789ABCDEF"
+
+/* ::ffff:a.b.c.d, RFC 4291 §2.5.5.2; on bytes, which have no alignment. */
+static bool
+addr_is_v4mapped(const uint8_t ip[16])
+{
+	static const uint8_t prefix[12] = { [10] = 0xFF, [11] = 0xFF };
+
+	return memcmp(ip, prefix, sizeof(prefix)) == 0;
+}
+
+static int
+addr_fail(const char **why, const char *reason)
+{
+	if (why != NULL)
+		*why = reason;
+	return -1;
+}
+
+/* --- Building text into a caller's buffer ------------------------------ */
+
+/* Appends while there is room and remembers overflow; text_end() reports it. */
+struct text {
+	char *buf;
+	size_t cap, len;
+};
+
+static void
+text_put(struct text *t, const char *s, size_t n)
+{
+	if (t->len + n < t->cap)
+		memcpy(t->buf + t->len, s, n);
+	t->len += n;
+}
+
+static void
+text_puts(struct text *t, const char *s)
+{
+	text_put(t, s, strlen(s));
+}
+
+static void
+text_put_uint(struct text *t, unsigned v)
+{
+	char digits[ADDR_PORT_DIGITS * 2];
+	size_t i = sizeof(digits);
+
+	do {
+		digits[--i] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v != 0 && i > 0);
+	text_put(t, digits + i, sizeof(digits) - i);
+}
+
+/* The length written, NUL excluded, or -1 when it did not fit with its NUL. */
+static int
+text_end(struct text *t)
+{
+	if (t->len >= t->cap) {
+		if (t->cap > 0)
+			t->buf[0] = '\0';
+		return -1;
+	}
+	t->buf[t->len] = '\0';
+	return (int)t->len;
+}
+
+/* --- Setting and converting -------------------------------------------- */
+
+void
+s5_addr_set_ip4(struct s5_addr *a, const uint8_t ip[4], uint16_t port)
+{
+	memset(a, 0, sizeof(*a));
+	a->atyp = S5_ATYP_IPV4;
+	memcpy(a->u.ip4, ip, sizeof(a->u.ip4));
+	a->port = port;
+}
+
+void
+s5_addr_set_ip6(struct s5_addr *a, const uint8_t ip[16], uint16_t port)
+{
+	memset(a, 0, sizeof(*a));
+	a->atyp = S5_ATYP_IPV6;
+	memcpy(a->u.ip6, ip, sizeof(a->u.ip6));
+	a->port = port;
+}
+
+/*
+ * name need not be NUL-terminated at len (it may point into a larger
+ * buffer); it must not contain a NUL within len, since RFC 1928 §5 domains
+ * have none and ours are kept as C strings.
+ */
+int
+s5_addr_set_domain(struct s5_addr *a, const char *name, size_t len,
+    uint16_t port)
+{
+	if (name == NULL || len == 0 || len > S5_DOMAIN_MAX ||
+	    memchr(name, '\0', len) != NULL)
+		return -1;
+	memset(a, 0, sizeof(*a));
+	a->atyp = S5_ATYP_DOMAIN;
+	a->u.domain.len = (uint8_t)len;
+	memcpy(a->u.domain.name, name, len);
+	a->port = port;
+	return 0;
+}
+
+int
+s5_addr_from_sockaddr(struct s5_addr *a, const struct sockaddr *sa,
+    size_t salen)
+{
+	const struct sockaddr_in *sin;
+	const struct sockaddr_in6 *sin6;
+
+	if (sa == NULL || salen < sizeof(sa->sa_family))
+		return -1;
+	switch (sa->sa_family) {
+	case AF_INET:
+		if (salen < sizeof(*sin))
+			return -1;
+		sin = (const struct sockaddr_in *)(const void *)sa;
+		s5_addr_set_ip4(a, (const uint8_t *)&sin->sin_addr,
+		    ntohs(sin->sin_port));
+		return 0;
+	case AF_INET6:
+		if (salen < sizeof(*sin6))
+			return -1;
+		sin6 = (const struct sockaddr_in6 *)(const void *)sa;
+		/* A dual-stack socket's view of an IPv4 peer is IPv4 to us. */
+		if (addr_is_v4mapped(sin6->sin6_addr.s6_addr))
+			s5_addr_set_ip4(a, sin6->sin6_addr.s6_addr + 12,
+			    ntohs(sin6->sin6_port));
+		else
+			s5_addr_set_ip6(a, sin6->sin6_addr.s6_addr,
+			    ntohs(sin6->sin6_port));
+		return 0;
+	default:
+		return -1;
+	}
+}
+
+int
+s5_addr_to_sockaddr(const struct s5_addr *a, struct sockaddr_storage *ss)
+{
+	struct sockaddr_in *sin = (struct sockaddr_in *)(void *)ss;
+	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)(void *)ss;
+
+	switch (a->atyp) {
+	case S5_ATYP_IPV4:
+		memset(ss, 0, sizeof(*ss));
+		sin->sin_family = AF_INET;
+		sin->sin_port = htons(a->port);
+		memcpy(&sin->sin_addr, a->u.ip4, sizeof(a->u.ip4));
+		return (int)sizeof(*sin);
+	case S5_ATYP_IPV6:
+		memset(ss, 0, sizeof(*ss));
+		sin6->sin6_family = AF_INET6;
+		sin6->sin6_port = htons(a->port);
+		memcpy(&sin6->sin6_addr, a->u.ip6, sizeof(a->u.ip6));
+		return (int)sizeof(*sin6);
+	default:
+		return -1;
+	}
+}
+
+/* --- Text --------------------------------------------------------------- */
+
+static void
+text_put_addr(struct text *t, const struct s5_addr *a)
+{
+	char ip[INET6_ADDRSTRLEN];
+
+	switch (a->atyp) {
+	case S5_ATYP_IPV4:
+		inet_ntop(AF_INET, a->u.ip4, ip, sizeof(ip));
+		text_puts(t, ip);
+		break;
+	case S5_ATYP_IPV6:
+		inet_ntop(AF_INET6, a->u.ip6, ip, sizeof(ip));
+		text_puts(t, "[");
+		text_puts(t, ip);
+		text_puts(t, "]");
+		break;
+	case S5_ATYP_DOMAIN:
+		text_put(t, a->u.domain.name, a->u.domain.len);
+		break;
+	default:
+		text_puts(t, "?");
+		break;
+	}
+	text_puts(t, ":");
+	text_put_uint(t, a->port);
+}
+
+int
+s5_addr_format(const struct s5_addr *a, char *buf, size_t cap)
+{
+	struct text t = { buf, cap, 0 };
+
+	text_put_addr(&t, a);
+	return text_end(&t);
+}
+
+/*
+ * Unlike s5_addr_from_sockaddr this keeps a v4-mapped address as the IPv6
+ * it is, since a log should show what the socket really holds.
+ */
+int
+s5_sockaddr_format(const struct sockaddr *sa, char *buf, size_t cap)
+{
+	const struct sockaddr_in6 *sin6;
+	struct text t = { buf, cap, 0 };
+	struct s5_addr a;
+
+	if (sa == NULL) {
+		text_puts(&t, "none");
+		return text_end(&t);
+	}
+	switch (sa->sa_family) {
+	case AF_INET:
+		s5_addr_from_sockaddr(&a, sa, sizeof(struct sockaddr_in));
+		text_put_addr(&t, &a);
+		break;
+	case AF_INET6:
+		sin6 = (const struct sockaddr_in6 *)(const void *)sa;
+		s5_addr_set_ip6(&a, sin6->sin6_addr.s6_addr,
+		    ntohs(sin6->sin6_port));
+		text_put_addr(&t, &a);
+		break;
+	case AF_UNIX:
+		text_puts(&t, "unix");
+		break;
+	default:
+		text_puts(&t, "family ");
+		text_put_uint(&t, sa->sa_family);
+		break;
+	}
+	return text_end(&t);
+}
+
+/* Decimal only, 0..65535: no sign, no spaces, no hex. */
+static int
+addr_parse_port(const char *s, size_t n, uint16_t *port)
+{
+	unsigned v = 0;
+	size_t i;
+
+	if (n == 0 || n > ADDR_PORT_DIGITS)
+		return -1;
+	for (i = 0; i < n; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return -1;
+		v = v * 10 + (unsigned)(s[i] - '0');
+	}
+	if (v > UINT16_MAX)
+		return -1;
+	*port = (uint16_t)v;
+	return 0;
+}
+
+/* Parses an IPv6 literal of n bytes (no brackets) into ip. */
+static int
+addr_parse_ip6(const char *s, size_t n, uint8_t ip[16])
+{
+	char tmp[INET6_ADDRSTRLEN];
+
+	if (n == 0 || n >= sizeof(tmp))
+		return -1;
+	memcpy(tmp, s, n);
+	tmp[n] = '\0';
+	return inet_pton(AF_INET6, tmp, ip) == 1 ? 0 : -1;
+}
+
+/*
+ * Host names are taken as given (the resolver, local or the proxy's, is the
+ * judge), except for bytes that only ever come from a typo or from a URL
+ * piece that was not split off: controls, spaces, and "/@[]".
+ */
+static bool
+addr_host_char_ok(unsigned char ch)
+{
+	return ch > ' ' && ch != 0x7F && ch != '/' && ch != '@' && ch != '[' &&
+	    ch != ']';
+}
+
+int
+s5_addr_parse(const char *text, struct s5_addr *a, uint16_t default_port,
+    const char **why)
+{
+	char host[S5_DOMAIN_MAX + 1];
+	const char *colon, *end;
+	uint8_t ip[16];
+	uint16_t port = default_port;
+	size_t hlen, i;
+
+	if (text == NULL || text[0] == '\0')
+		return addr_fail(why, "empty address");
+
+	if (text[0] == '[') {
+		if ((end = strchr(text, ']')) == NULL)
+			return addr_fail(why, "unterminated bracket");
+		if (end[1] == ':') {
+			if (addr_parse_port(end + 2, strlen(end + 2), &port) < 0)
+				return addr_fail(why, "bad port");
+		} else if (end[1] != '\0') {
+			return addr_fail(why, "junk after ']'");
+		}
+		if (end == text + 1)
+			return addr_fail(why, "empty host");
+		if (addr_parse_ip6(text + 1, (size_t)(end - text - 1), ip) < 0)
+			return addr_fail(why, "bad IPv6 address");
+		s5_addr_set_ip6(a, ip, port);
+		return 0;
+	}
+
+	colon = strchr(text, ':');
+	if (colon != NULL && strchr(colon + 1, ':') != NULL) {
+		/* Two colons or more: a bare IPv6 literal, which takes no port. */
+		if (addr_parse_ip6(text, strlen(text), ip) < 0)
+			return addr_fail(why, "bad IPv6 address");
+		s5_addr_set_ip6(a, ip, port);
+		return 0;
+	}
+	if (colon != NULL) {
+		hlen = (size_t)(colon - text);
+		if (addr_parse_port(colon + 1, strlen(colon + 1), &port) < 0)
+			return addr_fail(why, "bad port");
+	} else {
+		hlen = strlen(text);
+	}
+	if (hlen == 0)
+		return addr_fail(why, "empty host");
+	if (hlen > S5_DOMAIN_MAX)
+		return addr_fail(why, "host name too long");
+	for (i = 0; i < hlen; i++)
+		if (!addr_host_char_ok((unsigned char)text[i]))
+			return addr_fail(why, "bad character in host");
+	memcpy(host, text, hlen);
+	host[hlen] = '\0';
+	if (inet_pton(AF_INET, host, ip) == 1)
+		s5_addr_set_ip4(a, ip, port);
+	else
+		s5_addr_set_domain(a, host, hlen, port);
+	return 0;
+}
+
+/* --- CIDR --------------------------------------------------------------- */
+
+static void
+cidr_mask(uint8_t *net, size_t nbytes, unsigned bits)
+{
+	size_t i;
+
+	for (i = 0; i < nbytes; i++) {
+		if (bits >= 8)
+			bits -= 8;
+		else {
+			net[i] &= (uint8_t)(0xFF << (8 - bits));
+			bits = 0;
+		}
+	}
+}
+
+int
+s5_cidr_parse(const char *text, struct s5_cidr *c, const char **why)
+{
+	char tmp[INET6_ADDRSTRLEN];
+	const char *slash;
+	unsigned bits, max, v;
+	size_t alen, i;
+
+	if (text == NULL || text[0] == '\0')
+		return addr_fail(why, "empty address");
+	slash = strchr(text, '/');
+	alen = slash != NULL ? (size_t)(slash - text) : strlen(text);
+	if (alen == 0 || alen >= sizeof(tmp))
+		return addr_fail(why, "bad address");
+	memcpy(tmp, text, alen);
+	tmp[alen] = '\0';
+
+	memset(c, 0, sizeof(*c));
+	if (inet_pton(AF_INET, tmp, c->net) == 1) {
+		max = ADDR_V4_BITS;
+	} else if (inet_pton(AF_INET6, tmp, c->net) == 1) {
+		c->v6 = 1;
+		max = ADDR_V6_BITS;
+	} else {
+		return addr_fail(why, "bad address");
+	}
+
+	bits = max;
+	if (slash != NULL) {
+		/* Decimal, at most three digits: no sign, no netmask form. */
+		if (slash[1] == '\0' || strlen(slash + 1) > 3)
+			return addr_fail(why, "bad prefix length");
+		for (v = 0, i = 1; slash[i] != '\0'; i++) {
+			if (slash[i] < '0' || slash[i] > '9')
+				return addr_fail(why, "bad prefix length");
+			v = v * 10 + (unsigned)(slash[i] - '0');
+		}
+		if (v > max)
+			return addr_fail(why, "bad prefix length");
+		bits = v;
+	}
+
+	/*
+	 * A range inside ::ffff:0:0/96 names IPv4 hosts; keep it as IPv4 so it
+	 * matches plain IPv4 peers as well as v4-mapped ones.
+	 */
+	if (c->v6 && bits >= ADDR_V4MAPPED_BITS && addr_is_v4mapped(c->net)) {
+		memmove(c->net, c->net + 12, 4);
+		memset(c->net + 4, 0, sizeof(c->net) - 4);
+		c->v6 = 0;
+		bits -= ADDR_V6_BITS - ADDR_V4_BITS;
+	}
+	c->bits = (uint8_t)bits;
+	cidr_mask(c->net, c->v6 ? 16 : 4, bits);
+	return 0;
+}
+
+static bool
+cidr_match_ip(const struct s5_cidr *c, const uint8_t *ip, bool v6)
+{
+	size_t full = c->bits / 8;
+	unsigned rem = c->bits % 8;
+
+	if ((bool)c->v6 != v6)
+		return false;
+	if (memcmp(ip, c->net, full) != 0)
+		return false;
+	return rem == 0 ||
+	    (ip[full] & (uint8_t)(0xFF << (8 - rem))) == c->net[full];
+}
+
+bool
+s5_cidr_match_addr(const struct s5_cidr *c, const struct s5_addr *a)
+{
+	switch (a->atyp) {
+	case S5_ATYP_IPV4:
+		return cidr_match_ip(c, a->u.ip4, false);
+	case S5_ATYP_IPV6:
+		if (addr_is_v4mapped(a->u.ip6))
+			return cidr_match_ip(c, a->u.ip6 + 12, false);
+		return cidr_match_ip(c, a->u.ip6, true);
+	default:
+		/* A name is not an address; only its resolution can match. */
+		return false;
+	}
+}
+
+bool
+s5_cidr_match(const struct s5_cidr *c, const struct sockaddr *sa)
+{
+	struct s5_addr a;
+	size_t salen;
+
+	if (sa == NULL)
+		return false;
+	salen = sa->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) :
+	    sizeof(struct sockaddr_in);
+	if (s5_addr_from_sockaddr(&a, sa, salen) < 0)
+		return false;
+	return s5_cidr_match_addr(c, &a);
+}
+
+/* --- Proxy URLs (CONTRACT.md) ------------------------------------------ */
+
+static int
+url_hex(char ch)
+{
+	if (ch >= '0' && ch <= '9')
+		return ch - '0';
+	if (ch >= 'a' && ch <= 'f')
+		return ch - 'a' + 10;
+	if (ch >= 'A' && ch <= 'F')
+		return ch - 'A' + 10;
+	return -1;
+}
+
+/* RFC 3986 §2.1 percent-decoding into out (1..S5_CRED_MAX bytes). */
+static int
+url_decode(const char *s, size_t n, char *out, uint8_t *outlen)
+{
+	size_t i, len = 0;
+	int hi, lo;
+
+	for (i = 0; i < n; i++) {
+		if (len == S5_CRED_MAX)
+			return -1;
+		if (s[i] != '%') {
+			out[len++] = s[i];
+			continue;
+		}
+		if (n - i < 3 || (hi = url_hex(s[i + 1])) < 0 ||
+		    (lo = url_hex(s[i + 2])) < 0)
+			return -2;
+		out[len++] = (char)(hi << 4 | lo);
+		i += 2;
+	}
+	out[len] = '\0';
+	*outlen = (uint8_t)len;
+	return 0;
+}
+
+static bool
+url_scheme_is(const char *s, size_t n, const char *scheme)
+{
+	size_t i;
+
+	if (n != strlen(scheme))
+		return false;
+	/* RFC 3986 §3.1: schemes are case-insensitive. */
+	for (i = 0; i < n; i++) {
+		char ch = s[i] >= 'A' && s[i] <= 'Z' ? (char)(s[i] - 'A' + 'a') : s[i];
+
+		if (ch != scheme[i])
+			return false;
+	}
+	return true;
+}
+
+static int
+url_parse_userinfo(const char *s, size_t n, struct s5_cred *cred,
+    const char **why)
+{
+	const char *colon = memchr(s, ':', n);
+	size_t ulen = colon != NULL ? (size_t)(colon - s) : n;
+	int r;
+
+	if (ulen == 0)
+		return addr_fail(why, "empty username");
+	/*
+	 * RFC 1929 needs PLEN >= 1, so "user@host" cannot be sent as given;
+	 * refusing it here beats a handshake that always fails.
+	 */
+	if (colon == NULL || colon + 1 == s + n)
+		return addr_fail(why, "empty password");
+	if ((r = url_decode(s, ulen, cred->user, &cred->ulen)) < 0)
+		return addr_fail(why, r == -2 ? "bad percent escape" :
+		    "username too long");
+	if ((r = url_decode(colon + 1, n - ulen - 1, cred->pass,
+	    &cred->plen)) < 0)
+		return addr_fail(why, r == -2 ? "bad percent escape" :
+		    "password too long");
+	return 0;
+}
+
+int
+s5_proxy_parse(const char *url, size_t len, struct s5_proxy *p, const char **why)
+{
+	char hostport[S5_ADDR_TEXT_MAX];
+	const char *s = url, *end = url + len, *at, *q;
+	size_t i;
+
+	if (url == NULL || len == 0)
+		return addr_fail(why, "empty proxy");
+	if (memchr(url, '\0', len) != NULL)
+		return addr_fail(why, "NUL in proxy");
+	memset(p, 0, sizeof(*p));
+	p->remote_dns = true;
+
+	/* An optional "scheme://"; a bare HOST[:PORT] is socks5h (curl's view). */
+	for (q = s; q + 3 <= end; q++)
+		if (q[0] == ':' && q[1] == '/' && q[2] == '/')
+			break;
+	if (q + 3 <= end) {
+		if (url_scheme_is(s, (size_t)(q - s), "socks5"))
+			p->remote_dns = false;
+		else if (!url_scheme_is(s, (size_t)(q - s), "socks5h"))
+			return addr_fail(why, "unsupported scheme");
+		s = q + 3;
+	}
+
+	/*
+	 * USER[:PASS]@ ends at the last '@': RFC 3986 wants '@' in a password
+	 * percent-encoded, but people paste raw ones and the host has none.
+	 */
+	for (at = NULL, q = s; q < end; q++)
+		if (*q == '@')
+			at = q;
+	if (at != NULL) {
+		if (url_parse_userinfo(s, (size_t)(at - s), &p->cred, why) < 0)
+			return -1;
+		p->has_cred = true;
+		s = at + 1;
+	}
+
+	/* One trailing '/' is how URLs are often written; a path is not ours. */
+	if (s < end && end[-1] == '/')
+		end--;
+	if (s == end)
+		return addr_fail(why, "empty host");
+	if ((size_t)(end - s) >= sizeof(hostport))
+		return addr_fail(why, "host name too long");
+	for (i = 0; s + i < end; i++)
+		if (s[i] == '/')
+			return addr_fail(why, "junk after host");
+	memcpy(hostport, s, (size_t)(end - s));
+	hostport[end - s] = '\0';
+	if (s5_addr_parse(hostport, &p->addr, S5_DEFAULT_PORT, why) < 0)
+		return -1;
+	/* Port 0 is "any port" to bind(), but nothing to connect() to. */
+	if (p->addr.port == 0)
+		return addr_fail(why, "bad port");
+	return 0;
+}
+
+/* RFC 3986 §2.3 unreserved characters pass; the rest is percent-encoded. */
+static void
+text_put_encoded(struct text *t, const char *s, size_t n)
+{
+	char esc[3] = { '%', 0, 0 };
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		unsigned char ch = (unsigned char)s[i];
+
+		if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+		    (ch >= '0' && ch <= '9') || ch == '-' || ch == '.' ||
+		    ch == '_' || ch == '~') {
+			text_put(t, s + i, 1);
+			continue;
+		}
+		esc[1] = ADDR_HEX[ch >> 4];
+		esc[2] = ADDR_HEX[ch & 0xF];
+		text_put(t, esc, sizeof(esc));
+	}
+}
+
+int
+s5_proxy_format(const struct s5_proxy *p, char *buf, size_t cap)
+{
+	struct text t = { buf, cap, 0 };
+
+	text_puts(&t, p->remote_dns ? "socks5h://" : "socks5://");
+	if (p->has_cred) {
+		/* Never the password: this string goes to logs. */
+		text_put_encoded(&t, p->cred.user, p->cred.ulen);
+		text_puts(&t, "@");
+	}
+	text_put_addr(&t, &p->addr);
+	return text_end(&t);
+}

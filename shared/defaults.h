@@ -1,0 +1,50 @@
+/*
+ * Every tunable of socksify, with its unit, in one place. Grep here first.
+ * Both halves include this file; neither defines a limit of its own elsewhere.
+ */
+#ifndef SOCKSIFY_DEFAULTS_H
+#define SOCKSIFY_DEFAULTS_H
+
+#define SOCKSIFY_VERSION		"0.1.0"
+
+/* Protocol. */
+#define S5_DEFAULT_PORT			1080
+
+/* socksifyd. */
+#define SERVER_DEFAULT_LISTEN		"127.0.0.1:1080"
+#define SERVER_MAX_LISTENERS		16
+#define SERVER_LISTEN_BACKLOG		1024
+#define SERVER_HANDSHAKE_TIMEOUT_MS	10000	/* greeting to request, per session */
+#define SERVER_CONNECT_TIMEOUT_MS	10000	/* per address tried */
+#define SERVER_IDLE_TIMEOUT_MS		(15 * 60 * 1000)	/* relaying with no byte either way */
+#define SERVER_MAX_SESSIONS		8000
+#define SERVER_RELAY_BUF_BYTES		16384	/* per direction, only while bytes are in flight */
+#define SERVER_RESOLVER_THREADS		4
+#define SERVER_FD_RESERVE		16	/* descriptors kept free for the sessions we hold */
+#define SERVER_ACCEPT_PAUSE_MS		1000	/* listener parked this long on EMFILE/ENFILE */
+#define SERVER_USERS_MAX		4096
+#define SERVER_RESOLVER_PENDING_MAX	1024	/* queued name lookups; beyond, reply 01 */
+#define SERVER_FAIL_LINGER_MS		1000	/* after a failure reply: FIN sent, client input drained this long, then close */
+#define SERVER_LOOP_EVENTS		256	/* epoll events taken per wakeup */
+#define SERVER_LOOP_FDS_INITIAL		64	/* first size of the fd table and timer heap; they grow */
+
+/* libsocksify. */
+#define PRELOAD_TIMEOUT_S		15	/* SOCKSIFY_TIMEOUT default */
+#define PRELOAD_MAX_PROXIES		8	/* hops in a chain */
+#define PRELOAD_MAX_EXCLUDES		64
+#define PRELOAD_FAKE_V4_NET		"198.18.0.0"	/* RFC 2544 benchmarking range, /15 */
+#define PRELOAD_FAKE_V4_BITS		15
+#define PRELOAD_FAKE_V6_NET		"100::"		/* RFC 6666 discard prefix, /64 */
+#define PRELOAD_FAKE_ENTRIES		8192	/* names one process tree can look up */
+#define PRELOAD_TIMEOUT_MAX_S		86400	/* largest SOCKSIFY_TIMEOUT accepted */
+#define PRELOAD_LOG_LINE_MAX		1024	/* bytes per log line, one write() each */
+
+/* socksify launcher. */
+#define LAUNCHER_SERVER_READY_MS	5000	/* embedded socksifyd must be listening by then */
+#define LAUNCHER_SERVER_STOP_MS		2000	/* SIGTERM to SIGKILL for the embedded socksifyd */
+#define LAUNCHER_POLL_MS		50	/* waiting for the stopped server, per round */
+#define LAUNCHER_COPY_BUF_BYTES		4096	/* server stderr copied to ours, per read */
+#define LAUNCHER_ELF_STRTAB_MAX		(1 << 20)	/* section names read to spot Go programs */
+#define LAUNCHER_UPSTREAM_EXCLUDE	"127.0.0.0/8,::1"	/* CONTRACT.md default with -x */
+
+#endif

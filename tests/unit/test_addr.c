@@ -1,0 +1,239 @@
+/* test_addr.c: addresses, sockaddr conversions and host:port text. */
+#include <arpa/inet.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+
+#include "unit.h"
+
+static void
+addr_set(void)
+{
+	static const uint8_t ip4[4] = { 1, 2, 3, 4 };
+	static const uint8_t ip6[16] = { [15] = 1 };
+	char name[300];
+	struct s5_addr a;
+
+	s5_addr_set_ip4(&a, ip4, 80);
+	CHECK_INT(a.atyp, S5_ATYP_IPV4);
+	CHECK_INT(s5_addr_wire_len(&a), 6);
+	s5_addr_set_ip6(&a, ip6, 80);
+	CHECK_INT(a.atyp, S5_ATYP_IPV6);
+	CHECK_INT(s5_addr_wire_len(&a), 18);
+
+	CHECK_INT(s5_addr_set_domain(&a, "example.org", 11, 443), 0);
+	CHECK_INT(a.atyp, S5_ATYP_DOMAIN);
+	CHECK_INT(a.u.domain.len, 11);
+	CHECK_STR(a.u.domain.name, "example.org");
+	CHECK_INT(s5_addr_wire_len(&a), 14);
+	/* A piece of a longer string: only len bytes are taken. */
+	CHECK_INT(s5_addr_set_domain(&a, "example.org:443", 11, 443), 0);
+	CHECK_STR(a.u.domain.name, "example.org");
+
+	memset(name, 'a', sizeof(name));
+	CHECK_INT(s5_addr_set_domain(&a, name, 255, 1), 0);
+	CHECK_INT(s5_addr_wire_len(&a), 258);
+	CHECK_INT(s5_addr_set_domain(&a, name, 256, 1), -1);
+	CHECK_INT(s5_addr_set_domain(&a, name, 0, 1), -1);
+	CHECK_INT(s5_addr_set_domain(&a, "a\0b", 3, 1), -1);
+	CHECK_INT(s5_addr_set_domain(&a, NULL, 3, 1), -1);
+
+	a.atyp = 0x09;
+	CHECK_INT(s5_addr_wire_len(&a), 0);
+}
+
+static void
+addr_sockaddr(void)
+{
+	struct sockaddr_storage ss;
+	struct sockaddr_in sin;
+	struct sockaddr_in6 sin6;
+	struct sockaddr_un sun;
+	struct s5_addr a;
+
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_port = htons(8080);
+	inet_pton(AF_INET, "10.9.8.7", &sin.sin_addr);
+	CHECK_INT(s5_addr_from_sockaddr(&a, (struct sockaddr *)&sin,
+	    sizeof(sin)), 0);
+	CHECK_INT(a.atyp, S5_ATYP_IPV4);
+	CHECK_INT(a.u.ip4[0], 10);
+	CHECK_INT(a.u.ip4[3], 7);
+	CHECK_INT(a.port, 8080);
+	CHECK_INT(s5_addr_from_sockaddr(&a, (struct sockaddr *)&sin,
+	    sizeof(sin) - 1), -1);
+	CHECK_INT(s5_addr_to_sockaddr(&a, &ss), (int)sizeof(sin));
+	CHECK_INT(ss.ss_family, AF_INET);
+	CHECK_MEM(&((struct sockaddr_in *)&ss)->sin_addr, &sin.sin_addr, 4);
+	CHECK_INT(((struct sockaddr_in *)&ss)->sin_port, htons(8080));
+
+	memset(&sin6, 0, sizeof(sin6));
+	sin6.sin6_family = AF_INET6;
+	sin6.sin6_port = htons(443);
+	inet_pton(AF_INET6, "2001:db8::5", &sin6.sin6_addr);
+	CHECK_INT(s5_addr_from_sockaddr(&a, (struct sockaddr *)&sin6,
+	    sizeof(sin6)), 0);
+	CHECK_INT(a.atyp, S5_ATYP_IPV6);
+	CHECK_MEM(a.u.ip6, &sin6.sin6_addr, 16);
+	CHECK_INT(a.port, 443);
+	CHECK_INT(s5_addr_from_sockaddr(&a, (struct sockaddr *)&sin6,
+	    sizeof(sin)), -1);
+	CHECK_INT(s5_addr_to_sockaddr(&a, &ss), (int)sizeof(sin6));
+	CHECK_INT(ss.ss_family, AF_INET6);
+	CHECK_MEM(&((struct sockaddr_in6 *)&ss)->sin6_addr, &sin6.sin6_addr, 16);
+	CHECK_INT(((struct sockaddr_in6 *)&ss)->sin6_port, htons(443));
+
+	/* v4-mapped becomes IPv4. */
+	inet_pton(AF_INET6, "::ffff:192.0.2.33", &sin6.sin6_addr);
+	CHECK_INT(s5_addr_from_sockaddr(&a, (struct sockaddr *)&sin6,
+	    sizeof(sin6)), 0);
+	CHECK_INT(a.atyp, S5_ATYP_IPV4);
+	CHECK_INT(a.u.ip4[0], 192);
+	CHECK_INT(a.u.ip4[3], 33);
+	CHECK_INT(a.port, 443);
+
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	CHECK_INT(s5_addr_from_sockaddr(&a, (struct sockaddr *)&sun,
+	    sizeof(sun)), -1);
+	CHECK_INT(s5_addr_from_sockaddr(&a, NULL, 0), -1);
+
+	CHECK_INT(s5_addr_set_domain(&a, "x", 1, 1), 0);
+	CHECK_INT(s5_addr_to_sockaddr(&a, &ss), -1);
+}
+
+static void
+addr_format(void)
+{
+	static const uint8_t ip4[4] = { 1, 2, 3, 4 };
+	static const uint8_t ip6[16] = { [15] = 1 };
+	char buf[S5_ADDR_TEXT_MAX], name[256];
+	struct sockaddr_in6 sin6;
+	struct sockaddr_un sun;
+	struct s5_addr a;
+
+	s5_addr_set_ip4(&a, ip4, 80);
+	CHECK_INT(s5_addr_format(&a, buf, sizeof(buf)), 10);
+	CHECK_STR(buf, "1.2.3.4:80");
+	CHECK_INT(s5_addr_format(&a, buf, 11), 10);
+	CHECK_INT(s5_addr_format(&a, buf, 10), -1);
+	CHECK_INT(s5_addr_format(&a, buf, 0), -1);
+
+	s5_addr_set_ip6(&a, ip6, 80);
+	CHECK_INT(s5_addr_format(&a, buf, sizeof(buf)), 8);
+	CHECK_STR(buf, "[::1]:80");
+
+	s5_addr_set_domain(&a, "name", 4, 65535);
+	CHECK_INT(s5_addr_format(&a, buf, sizeof(buf)), 10);
+	CHECK_STR(buf, "name:65535");
+
+	/* The longest text fits S5_ADDR_TEXT_MAX. */
+	memset(name, 'z', 255);
+	s5_addr_set_domain(&a, name, 255, 65535);
+	CHECK_INT(s5_addr_format(&a, buf, sizeof(buf)), 261);
+
+	memset(&sin6, 0, sizeof(sin6));
+	sin6.sin6_family = AF_INET6;
+	sin6.sin6_port = htons(0);
+	inet_pton(AF_INET6, "::ffff:10.0.0.1", &sin6.sin6_addr);
+	CHECK_INT(s5_sockaddr_format((struct sockaddr *)&sin6, buf,
+	    sizeof(buf)), 19);
+	CHECK_STR(buf, "[::ffff:10.0.0.1]:0");
+
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	CHECK(s5_sockaddr_format((struct sockaddr *)&sun, buf, sizeof(buf)) > 0);
+	CHECK_STR(buf, "unix");
+}
+
+/* Parses text and formats it again; the result is the canonical form. */
+static void
+addr_parse_ok(const char *text, uint8_t atyp, const char *canon, int line)
+{
+	const char *why = NULL;
+	char buf[S5_ADDR_TEXT_MAX];
+	struct s5_addr a;
+
+	if (!unit_check_int(s5_addr_parse(text, &a, 1080, &why), 0, text,
+	    __FILE__, line))
+		return;
+	unit_check_int(a.atyp, atyp, text, __FILE__, line);
+	s5_addr_format(&a, buf, sizeof(buf));
+	unit_check_str(buf, canon, text, __FILE__, line);
+}
+
+static void
+addr_parse_bad(const char *text, const char *why_want, int line)
+{
+	const char *why = NULL;
+	struct s5_addr a;
+
+	unit_check_int(s5_addr_parse(text, &a, 1080, &why), -1, text, __FILE__,
+	    line);
+	unit_check_str(why, why_want, text, __FILE__, line);
+}
+
+static void
+addr_parse(void)
+{
+	char long_name[300], canon[300];
+	struct s5_addr a;
+
+	addr_parse_ok("127.0.0.1:9050", S5_ATYP_IPV4, "127.0.0.1:9050", __LINE__);
+	addr_parse_ok("127.0.0.1", S5_ATYP_IPV4, "127.0.0.1:1080", __LINE__);
+	addr_parse_ok("[::1]:22", S5_ATYP_IPV6, "[::1]:22", __LINE__);
+	addr_parse_ok("[::1]", S5_ATYP_IPV6, "[::1]:1080", __LINE__);
+	addr_parse_ok("::1", S5_ATYP_IPV6, "[::1]:1080", __LINE__);
+	addr_parse_ok("2001:db8::7", S5_ATYP_IPV6, "[2001:db8::7]:1080", __LINE__);
+	addr_parse_ok("[2001:DB8:0::7]:0", S5_ATYP_IPV6, "[2001:db8::7]:0",
+	    __LINE__);
+	addr_parse_ok("localhost:8080", S5_ATYP_DOMAIN, "localhost:8080", __LINE__);
+	addr_parse_ok("example.com", S5_ATYP_DOMAIN, "example.com:1080", __LINE__);
+	addr_parse_ok("host:0", S5_ATYP_DOMAIN, "host:0", __LINE__);
+	addr_parse_ok("host:65535", S5_ATYP_DOMAIN, "host:65535", __LINE__);
+	addr_parse_ok("host:00080", S5_ATYP_DOMAIN, "host:80", __LINE__);
+	/* Not a dotted quad, so a name (the resolver will say no). */
+	addr_parse_ok("1.2.3", S5_ATYP_DOMAIN, "1.2.3:1080", __LINE__);
+	addr_parse_ok("1.2.3.256", S5_ATYP_DOMAIN, "1.2.3.256:1080", __LINE__);
+
+	addr_parse_bad("", "empty address", __LINE__);
+	addr_parse_bad(":80", "empty host", __LINE__);
+	addr_parse_bad("[]:80", "empty host", __LINE__);
+	addr_parse_bad("host:", "bad port", __LINE__);
+	addr_parse_bad("host:65536", "bad port", __LINE__);
+	addr_parse_bad("host:123456", "bad port", __LINE__);
+	addr_parse_bad("host:-1", "bad port", __LINE__);
+	addr_parse_bad("host:+80", "bad port", __LINE__);
+	addr_parse_bad("host:0x50", "bad port", __LINE__);
+	addr_parse_bad("host:80 ", "bad port", __LINE__);
+	addr_parse_bad("[::1", "unterminated bracket", __LINE__);
+	addr_parse_bad("[::1]80", "junk after ']'", __LINE__);
+	addr_parse_bad("[::1]:", "bad port", __LINE__);
+	addr_parse_bad("[1.2.3.4]:80", "bad IPv6 address", __LINE__);
+	addr_parse_bad("[example.com]", "bad IPv6 address", __LINE__);
+	addr_parse_bad("::1:80:x", "bad IPv6 address", __LINE__);
+	addr_parse_bad("a b:80", "bad character in host", __LINE__);
+	addr_parse_bad("user@host:80", "bad character in host", __LINE__);
+	addr_parse_bad("host/path", "bad character in host", __LINE__);
+
+	memset(long_name, 'a', sizeof(long_name));
+	long_name[255] = '\0';
+	memcpy(canon, long_name, 255);
+	memcpy(canon + 255, ":1080", 6);
+	addr_parse_ok(long_name, S5_ATYP_DOMAIN, canon, __LINE__);
+	long_name[255] = 'a';
+	long_name[256] = '\0';
+	addr_parse_bad(long_name, "host name too long", __LINE__);
+
+	/* why is optional. */
+	CHECK_INT(s5_addr_parse("x:y", &a, 1, NULL), -1);
+}
+
+void
+test_addr(void)
+{
+	UNIT_RUN(addr_set);
+	UNIT_RUN(addr_sockaddr);
+	UNIT_RUN(addr_format);
+	UNIT_RUN(addr_parse);
+}
