@@ -1,0 +1,308 @@
+/*
+ * main.c: socksifyd start-up, listeners, signals.
+ *
+ * Order (quark's main.c): parse options, load users, bind and listen on every
+ * address, then print one ready line per listener and only then accept.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <netdb.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/resource.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "defaults.h"
+#include "log.h"
+#include "server.h"
+
+enum {
+	EXIT_USAGE = 2,			/* CONTRACT.md: usage errors */
+};
+
+static const char usage_text[] =
+    "usage: socksifyd [OPTIONS]\n"
+    "  -l, --listen ADDR:PORT   listen here (repeatable); default " SERVER_DEFAULT_LISTEN ";\n"
+    "                           [::1]:1080 for IPv6; port 0 picks a free port\n"
+    "  -u, --users FILE         require RFC 1929 username/password (user:password lines)\n"
+    "  -v, --verbose            one log line per connection\n"
+    "  -q, --quiet              only errors\n"
+    "  -h, --help               this help\n"
+    "  -V, --version            print the version\n";
+
+static _Noreturn void usage_error(const char *fmt, ...)
+    __attribute__((format(printf, 1, 2)));
+
+static _Noreturn void
+usage_error(const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	log_fatal(EXIT_USAGE, "%s (try 'socksifyd --help')", msg);
+}
+
+/* Resolves a listen address to one sockaddr; exits on failure. */
+static socklen_t
+listen_resolve(const char *text, struct sockaddr_storage *ss)
+{
+	struct s5_addr a;
+	struct addrinfo hints = {
+		.ai_family = AF_UNSPEC,
+		.ai_socktype = SOCK_STREAM,
+		.ai_flags = AI_PASSIVE | AI_NUMERICSERV,
+	};
+	struct addrinfo *ai;
+	const char *why = NULL;
+	char port[sizeof("65535")];
+	socklen_t len;
+	int r;
+
+	if (s5_addr_parse(text, &a, S5_DEFAULT_PORT, &why) < 0)
+		usage_error("bad listen address '%s'", text);
+	if (a.atyp != S5_ATYP_DOMAIN)
+		return (socklen_t)s5_addr_to_sockaddr(&a, ss);
+	/* A host name is resolved once, here, and its first address used. */
+	snprintf(port, sizeof(port), "%u", (unsigned)a.port);
+	if ((r = getaddrinfo(a.u.domain.name, port, &hints, &ai)) != 0)
+		log_fatal(EXIT_FAILURE, "listen address %s: %s", text, gai_strerror(r));
+	len = ai->ai_addrlen;
+	memcpy(ss, ai->ai_addr, len);
+	freeaddrinfo(ai);
+	return len;
+}
+
+static void
+listener_bind(struct listener *lst, const char *text)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = listen_resolve(text, &ss);
+	int fd, one = 1;
+
+	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd == -1)
+		log_fatal(EXIT_FAILURE, "socket for %s:", text);
+	(void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	/* A v6 listener serves v6 only; 127.0.0.1 is its own -l. */
+	if (ss.ss_family == AF_INET6 &&
+	    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) == -1)
+		log_fatal(EXIT_FAILURE, "IPV6_V6ONLY on %s:", text);
+	if (bind(fd, (struct sockaddr *)&ss, len) == -1)
+		log_fatal(EXIT_FAILURE, "bind %s:", text);
+	if (listen(fd, SERVER_LISTEN_BACKLOG) == -1)
+		log_fatal(EXIT_FAILURE, "listen %s:", text);
+	len = sizeof(ss);
+	if (getsockname(fd, (struct sockaddr *)&ss, &len) == -1 ||
+	    s5_sockaddr_format((struct sockaddr *)&ss, lst->name, sizeof(lst->name)) < 0)
+		log_fatal(EXIT_FAILURE, "getsockname %s:", text);
+	lst->fd = fd;
+}
+
+static void listener_on_accept(struct loop *l, int fd, uint32_t events, void *arg);
+
+static void
+listener_resume(struct loop *l, void *arg)
+{
+	struct listener *lst = arg;
+
+	if (loop_set(l, lst->fd, EPOLLIN) < 0)
+		log_error("listener %s: cannot resume:", lst->name);
+}
+
+/* Out of descriptors is a state, not a loop: park the listener a while. */
+static void
+listener_pause(struct listener *lst, int err)
+{
+	struct loop *l = lst->srv->loop;
+
+	log_warn("accept on %s: %s; pausing for %d ms", lst->name, strerror(err),
+	    SERVER_ACCEPT_PAUSE_MS);
+	if (loop_timer_start(l, &lst->pause, SERVER_ACCEPT_PAUSE_MS, listener_resume, lst) < 0)
+		return;
+	(void)loop_set(l, lst->fd, 0);
+}
+
+static void
+listener_on_accept(struct loop *l, int fd, uint32_t events, void *arg)
+{
+	struct listener *lst = arg;
+	int i;
+
+	(void)l;
+	(void)events;
+	/* A bounded batch, so a flood of clients cannot starve the sessions. */
+	for (i = 0; i < SERVER_LOOP_EVENTS; i++) {
+		struct sockaddr_storage ss;
+		socklen_t len = sizeof(ss);
+		int cfd = accept4(fd, (struct sockaddr *)&ss, &len,
+		    SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+		if (cfd == -1) {
+			switch (errno) {
+			case EAGAIN:
+				return;
+			case EMFILE:
+			case ENFILE:
+			case ENOBUFS:
+			case ENOMEM:
+				listener_pause(lst, errno);
+				return;
+			default:
+				/* ECONNABORTED, EINTR, EPROTO...: that client only. */
+				continue;
+			}
+		}
+		/* Keep a reserve so the sessions we hold can still open targets. */
+		if ((size_t)cfd + SERVER_FD_RESERVE >= lst->srv->fd_limit) {
+			close(cfd);
+			listener_pause(lst, EMFILE);
+			return;
+		}
+		session_start(lst->srv, cfd, (struct sockaddr *)&ss, len);
+	}
+}
+
+static void
+signal_on_read(struct loop *l, int fd, uint32_t events, void *arg)
+{
+	struct signalfd_siginfo si;
+
+	(void)events;
+	(void)arg;
+	if (read(fd, &si, sizeof(si)) == (ssize_t)sizeof(si))
+		loop_stop(l);
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "listen", required_argument, NULL, 'l' },
+		{ "users", required_argument, NULL, 'u' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "quiet", no_argument, NULL, 'q' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *listen_text[SERVER_MAX_LISTENERS];
+	size_t nlisten = 0, i;
+	const char *users_path = NULL;
+	struct users *users = NULL;
+	struct server srv;
+	struct rlimit rl;
+	sigset_t sigs;
+	int c, sigfd, r;
+
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":l:u:vqhV", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'l':
+			if (nlisten == SERVER_MAX_LISTENERS)
+				usage_error("too many listen addresses (at most %d)",
+				    SERVER_MAX_LISTENERS);
+			listen_text[nlisten++] = optarg;
+			break;
+		case 'u':
+			users_path = optarg;
+			break;
+		case 'v':
+			log_set_level(LOG_LEVEL_VERBOSE);
+			break;
+		case 'q':
+			log_set_level(LOG_LEVEL_ERROR);
+			break;
+		case 'h':
+			fputs(usage_text, stdout);
+			return fflush(stdout) == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+		case 'V':
+			puts("socksifyd " SOCKSIFY_VERSION);
+			return fflush(stdout) == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+		case ':':
+			if (optopt != 0)
+				usage_error("option '-%c' needs an argument", optopt);
+			usage_error("option '%s' needs an argument", argv[optind - 1]);
+		default:
+			if (optopt != 0)
+				usage_error("unknown option '-%c'", optopt);
+			usage_error("unknown option '%s'", argv[optind - 1]);
+		}
+	}
+	if (optind < argc)
+		usage_error("unexpected argument '%s'", argv[optind]);
+	if (nlisten == 0)
+		listen_text[nlisten++] = SERVER_DEFAULT_LISTEN;
+
+	if (users_path != NULL) {
+		char why[512];
+		bool loose = false;
+
+		if (users_load(users_path, &users, &loose, why, sizeof(why)) < 0)
+			log_fatal(EXIT_FAILURE, "users file %s", why);
+		if (loose)
+			log_warn("warning: users file %s is readable by group or others",
+			    users_path);
+	}
+
+	memset(&srv, 0, sizeof(srv));
+	srv.users = users;
+	srv.fd_limit = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY ?
+	    (size_t)rl.rlim_cur : (size_t)-1 / 2;
+	for (i = 0; i < nlisten; i++) {
+		srv.lst[i].srv = &srv;
+		listener_bind(&srv.lst[i], listen_text[i]);
+	}
+	srv.nlst = nlisten;
+
+	/* Signals arrive as events; the resolver threads inherit the mask. */
+	signal(SIGPIPE, SIG_IGN);
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGINT);
+	if (sigprocmask(SIG_BLOCK, &sigs, NULL) == -1 ||
+	    (sigfd = signalfd(-1, &sigs, SFD_NONBLOCK | SFD_CLOEXEC)) == -1)
+		log_fatal(EXIT_FAILURE, "signalfd:");
+	if ((r = loop_new(&srv.loop)) < 0 ||
+	    (r = loop_add(srv.loop, sigfd, EPOLLIN, signal_on_read, NULL)) < 0)
+		log_fatal(EXIT_FAILURE, "event loop: %s", strerror(-r));
+	if ((r = resolver_new(&srv.resolver, srv.loop, SERVER_RESOLVER_THREADS)) < 0)
+		log_fatal(EXIT_FAILURE, "resolver threads: %s", strerror(-r));
+	for (i = 0; i < srv.nlst; i++)
+		if ((r = loop_add(srv.loop, srv.lst[i].fd, EPOLLIN, listener_on_accept,
+		    &srv.lst[i])) < 0)
+			log_fatal(EXIT_FAILURE, "event loop: %s", strerror(-r));
+
+	/* The readiness protocol: printed even with -q, one write() each. */
+	for (i = 0; i < srv.nlst; i++) {
+		char line[sizeof("socksifyd: listening on \n") + S5_ADDR_TEXT_MAX];
+		int n = snprintf(line, sizeof(line), "socksifyd: listening on %s\n",
+		    srv.lst[i].name);
+
+		log_write_line(line, (size_t)n);
+	}
+
+	if ((r = loop_run(srv.loop)) < 0)
+		log_error("epoll_wait: %s", strerror(-r));
+
+	for (i = 0; i < srv.nlst; i++) {
+		loop_timer_stop(srv.loop, &srv.lst[i].pause);
+		loop_del(srv.loop, srv.lst[i].fd);
+		close(srv.lst[i].fd);
+	}
+	session_close_all(&srv);
+	resolver_free(srv.resolver);
+	loop_del(srv.loop, sigfd);
+	close(sigfd);
+	loop_free(srv.loop);
+	users_free(users);
+	return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+}

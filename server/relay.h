@@ -1,0 +1,55 @@
+/*
+ * relay.h: moving bytes between the client and the target, both ways.
+ *
+ * Each direction is a pipe with one buffer of SERVER_RELAY_BUF_BYTES that
+ * exists only while it holds bytes. A side is read only while its pipe is
+ * empty, so a peer that does not drain stops us reading the other side
+ * (back-pressure). An EOF is passed on as shutdown(SHUT_WR) once the pipe
+ * is drained, each direction on its own (half-close).
+ */
+#ifndef SOCKSIFYD_RELAY_H
+#define SOCKSIFYD_RELAY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct relay_pipe {
+	uint8_t *buf;			/* NULL while empty */
+	size_t off, len;		/* pending bytes are buf[off..len) */
+	bool eof;			/* the source sent FIN */
+	bool shut;			/* FIN passed on: this direction is done */
+	uint64_t bytes;			/* written to the sink so far */
+};
+
+struct relay {
+	int cfd, tfd;			/* client, target; -1 when not open */
+	struct relay_pipe up;		/* client -> target */
+	struct relay_pipe down;		/* target -> client */
+};
+
+/* Bytes waiting in p. */
+static inline size_t relay_pending(const struct relay_pipe *p) { return p->len - p->off; }
+
+/* Makes sure p has its buffer; 0 or -ENOMEM. */
+int relay_pipe_alloc(struct relay_pipe *p);
+/* Appends n bytes to p (allocating it); 0, or -ENOBUFS when they do not fit. */
+int relay_pipe_put(struct relay_pipe *p, const void *data, size_t n);
+/* Reads from fd into the free room of p: bytes read, 0 on EOF, -errno
+ * (-EAGAIN when nothing is there). */
+long relay_pipe_fill(struct relay_pipe *p, int fd);
+/* Writes p's pending bytes to fd and frees the buffer once empty: 0 when
+ * drained, -EAGAIN when bytes remain, other -errno on failure. */
+int relay_pipe_flush(struct relay_pipe *p, int fd);
+void relay_pipe_free(struct relay_pipe *p);
+
+/*
+ * Does what fd's readiness allows in both directions. 0 while relaying,
+ * 1 when both directions are done, -errno on an error or reset.
+ * *moved tells whether any byte moved (for the idle timer).
+ */
+int relay_step(struct relay *r, bool *moved);
+/* The epoll interest of each socket in the current relay state. */
+void relay_masks(const struct relay *r, uint32_t *cmask, uint32_t *tmask);
+
+#endif

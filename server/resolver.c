@@ -1,0 +1,280 @@
+/*
+ * resolver.c: a small pool of detached threads that run getaddrinfo().
+ *
+ * getaddrinfo() blocks for as long as the DNS takes, so it must never run on
+ * the loop. Jobs wait on a queue under one mutex; finished jobs go on a done
+ * list and one eventfd write wakes the loop, which hands each answer to its
+ * callback. The workers are detached and the pool is reference counted: on
+ * shutdown a worker still stuck inside getaddrinfo() must not make the
+ * daemon wait, so the last one out frees the pool.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "defaults.h"
+#include "resolver.h"
+#include "socks5.h"
+
+struct resolver_job {
+	struct resolver_job *next;
+	char name[S5_DOMAIN_MAX + 1];
+	char port[sizeof("65535")];
+	resolver_fn *fn;
+	void *arg;
+	bool cancelled;
+	int err;
+	struct addrinfo *ai;
+};
+
+struct job_list {
+	struct resolver_job *head, *tail;
+};
+
+struct resolver {
+	struct loop *loop;
+	int efd;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	struct job_list queued, done;
+	size_t pending;			/* queued, running or not yet delivered */
+	unsigned refs;			/* live workers + the owner */
+	bool stop;
+};
+
+static void
+list_push(struct job_list *q, struct resolver_job *j)
+{
+	j->next = NULL;
+	if (q->tail != NULL)
+		q->tail->next = j;
+	else
+		q->head = j;
+	q->tail = j;
+}
+
+static struct resolver_job *
+list_take(struct job_list *q)
+{
+	struct resolver_job *j = q->head;
+
+	if (j != NULL && (q->head = j->next) == NULL)
+		q->tail = NULL;
+	return j;
+}
+
+static void
+job_free(struct resolver_job *j)
+{
+	if (j->ai != NULL)
+		freeaddrinfo(j->ai);
+	free(j);
+}
+
+static void
+list_free(struct job_list *q)
+{
+	struct resolver_job *j;
+
+	while ((j = list_take(q)) != NULL)
+		job_free(j);
+}
+
+/* Drops one reference with r->mu held; frees the pool on the last one. */
+static void
+resolver_unref_locked(struct resolver *r)
+{
+	if (--r->refs > 0) {
+		pthread_mutex_unlock(&r->mu);
+		return;
+	}
+	pthread_mutex_unlock(&r->mu);
+	pthread_cond_destroy(&r->cv);
+	pthread_mutex_destroy(&r->mu);
+	free(r);
+}
+
+static void *
+resolver_worker(void *arg)
+{
+	struct resolver *r = arg;
+	struct addrinfo hints = {
+		.ai_family = AF_UNSPEC,
+		.ai_socktype = SOCK_STREAM,
+		.ai_flags = AI_NUMERICSERV,
+	};
+
+	pthread_mutex_lock(&r->mu);
+	for (;;) {
+		struct resolver_job *j;
+		uint64_t one = 1;
+
+		while (!r->stop && r->queued.head == NULL)
+			pthread_cond_wait(&r->cv, &r->mu);
+		if (r->stop)
+			break;
+		j = list_take(&r->queued);
+		if (j->cancelled) {
+			r->pending--;
+			job_free(j);
+			continue;
+		}
+		pthread_mutex_unlock(&r->mu);
+		j->err = getaddrinfo(j->name, j->port, &hints, &j->ai);
+		pthread_mutex_lock(&r->mu);
+		if (r->stop) {
+			job_free(j);
+			break;
+		}
+		list_push(&r->done, j);
+		/* Under the lock, so resolver_free() cannot close efd meanwhile. */
+		if (write(r->efd, &one, sizeof(one)) == -1 && errno != EAGAIN)
+			perror("socksifyd: resolver eventfd");
+	}
+	resolver_unref_locked(r);
+	return NULL;
+}
+
+/* Loop side: hand every finished job to its callback. */
+static void
+resolver_on_event(struct loop *l, int fd, uint32_t events, void *arg)
+{
+	struct resolver *r = arg;
+	struct job_list done;
+	struct resolver_job *j;
+	uint64_t n;
+
+	(void)l;
+	(void)events;
+	if (read(fd, &n, sizeof(n)) == -1 && errno != EAGAIN)
+		return;
+	pthread_mutex_lock(&r->mu);
+	done = r->done;
+	r->done.head = r->done.tail = NULL;
+	pthread_mutex_unlock(&r->mu);
+	while ((j = list_take(&done)) != NULL) {
+		pthread_mutex_lock(&r->mu);
+		r->pending--;
+		pthread_mutex_unlock(&r->mu);
+		if (!j->cancelled) {
+			j->fn(j->arg, j->err, j->err == 0 ? j->ai : NULL);
+			if (j->err == 0)
+				j->ai = NULL;
+		}
+		job_free(j);
+	}
+}
+
+int
+resolver_new(struct resolver **out, struct loop *l, unsigned nthreads)
+{
+	struct resolver *r;
+	sigset_t all, old;
+	unsigned i;
+	int err;
+
+	if ((r = calloc(1, sizeof(*r))) == NULL)
+		return -ENOMEM;
+	r->loop = l;
+	r->refs = 1;
+	pthread_mutex_init(&r->mu, NULL);
+	pthread_cond_init(&r->cv, NULL);
+	if ((r->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) == -1) {
+		err = -errno;
+		goto fail;
+	}
+	if ((err = loop_add(l, r->efd, EPOLLIN, resolver_on_event, r)) < 0) {
+		close(r->efd);
+		goto fail;
+	}
+	/* Workers take no signals: the loop thread owns them (signalfd). */
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	for (i = 0; i < nthreads; i++) {
+		pthread_attr_t attr;
+		pthread_t t;
+
+		pthread_attr_init(&attr);
+		pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+		err = -pthread_create(&t, &attr, resolver_worker, r);
+		pthread_attr_destroy(&attr);
+		if (err < 0)
+			break;
+		pthread_mutex_lock(&r->mu);
+		r->refs++;
+		pthread_mutex_unlock(&r->mu);
+	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (i == 0) {
+		loop_del(l, r->efd);
+		close(r->efd);
+		goto fail;
+	}
+	*out = r;
+	return 0;
+fail:
+	pthread_cond_destroy(&r->cv);
+	pthread_mutex_destroy(&r->mu);
+	free(r);
+	return err;
+}
+
+void
+resolver_free(struct resolver *r)
+{
+	if (r == NULL)
+		return;
+	loop_del(r->loop, r->efd);
+	pthread_mutex_lock(&r->mu);
+	r->stop = true;
+	pthread_cond_broadcast(&r->cv);
+	list_free(&r->queued);
+	list_free(&r->done);
+	close(r->efd);
+	r->efd = -1;
+	resolver_unref_locked(r);
+}
+
+int
+resolver_lookup(struct resolver *r, const char *name, uint16_t port,
+    resolver_fn *fn, void *arg, struct resolver_job **job)
+{
+	struct resolver_job *j;
+	size_t len = strlen(name);
+
+	if (len > S5_DOMAIN_MAX)
+		return -EINVAL;
+	if ((j = calloc(1, sizeof(*j))) == NULL)
+		return -ENOMEM;
+	memcpy(j->name, name, len + 1);
+	snprintf(j->port, sizeof(j->port), "%u", (unsigned)port);
+	j->fn = fn;
+	j->arg = arg;
+	pthread_mutex_lock(&r->mu);
+	if (r->pending >= SERVER_RESOLVER_PENDING_MAX) {
+		pthread_mutex_unlock(&r->mu);
+		free(j);
+		return -EAGAIN;
+	}
+	r->pending++;
+	list_push(&r->queued, j);
+	pthread_cond_signal(&r->cv);
+	pthread_mutex_unlock(&r->mu);
+	*job = j;
+	return 0;
+}
+
+void
+resolver_cancel(struct resolver *r, struct resolver_job *job)
+{
+	pthread_mutex_lock(&r->mu);
+	job->cancelled = true;
+	pthread_mutex_unlock(&r->mu);
+}

@@ -1,0 +1,47 @@
+/*
+ * server.h: the state of one socksifyd event loop and its sessions.
+ *
+ * Everything a loop owns hangs off struct server, so that several loops
+ * (one per core) can later run side by side with nothing shared but the
+ * read-only users table.
+ */
+#ifndef SOCKSIFYD_SERVER_H
+#define SOCKSIFYD_SERVER_H
+
+#include <stddef.h>
+#include <sys/socket.h>
+
+#include "defaults.h"
+#include "loop.h"
+#include "resolver.h"
+#include "socks5.h"
+#include "users.h"
+
+struct session;
+struct server;
+
+struct listener {
+	int fd;
+	struct server *srv;
+	struct loop_timer pause;	/* parked after EMFILE/ENFILE */
+	char name[S5_ADDR_TEXT_MAX];	/* "127.0.0.1:1080", for messages */
+};
+
+struct server {
+	struct loop *loop;
+	struct resolver *resolver;
+	const struct users *users;	/* NULL: no authentication */
+	struct session *sessions;	/* doubly linked, newest first */
+	size_t nsessions;
+	size_t fd_limit;		/* RLIMIT_NOFILE soft limit */
+	struct listener lst[SERVER_MAX_LISTENERS];
+	size_t nlst;
+};
+
+/* Takes over fd, a non-blocking accepted client socket. */
+void session_start(struct server *srv, int fd, const struct sockaddr *peer,
+    socklen_t peerlen);
+/* Closes every session (shutdown). */
+void session_close_all(struct server *srv);
+
+#endif

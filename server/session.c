@@ -1,0 +1,733 @@
+/*
+ * session.c: one client, from its greeting to the end of the relay.
+ *
+ *   GREETING -> [AUTH] -> REQUEST -> [RESOLVING] -> CONNECTING -> RELAY
+ *        \________\__________\____________\______________\-> LINGER -> closed
+ *
+ * Client bytes are parsed from the client->target pipe of the relay, one
+ * complete message at a time (RFC 1928 leaves message boundaries to TCP, so
+ * greetings may come split or coalesced). Whatever follows the request in
+ * that buffer is the client's optimistic data: it stays there and is the
+ * first thing the relay sends to the target. Our replies go through the
+ * target->client pipe, so the success reply is always written before the
+ * first byte from the target.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "relay.h"
+#include "server.h"
+
+enum session_state {
+	SESSION_GREETING,
+	SESSION_AUTH,
+	SESSION_REQUEST,
+	SESSION_RESOLVING,
+	SESSION_CONNECTING,
+	SESSION_RELAY,
+	SESSION_LINGER,			/* failure reply sent; waiting to close */
+};
+
+enum {
+	SESSION_LOG_MAX = 4096,		/* a log line with every field escaped */
+};
+
+struct session {
+	struct session *prev, *next;
+	struct server *srv;
+	enum session_state state;
+	struct relay r;
+	struct loop_timer timer;	/* the deadline of the current state */
+	uint64_t start_ms, last_ms;	/* accepted, last byte relayed */
+	struct sockaddr_storage peer;
+	bool have_req;
+	struct s5_request req;
+	uint8_t ulen;
+	char user[S5_CRED_MAX + 1];	/* for the log; never the password */
+	struct resolver_job *job;
+	struct addrinfo *ai_list;	/* from the resolver; we free it */
+	struct addrinfo *ai_next;	/* the next address to try */
+	struct addrinfo lit_ai;		/* a literal target as a one-entry list */
+	struct sockaddr_storage lit_sa;
+	int last_err;			/* of the last connect attempt */
+	struct sockaddr_storage dst;	/* address of the current attempt */
+	bool connected;
+	uint64_t hs_down;		/* reply bytes in the down pipe's count */
+	const char *outcome;		/* why it failed or ended */
+	bool dead;			/* ended: freed when the callback returns */
+};
+
+static void session_close(struct session *s, const char *outcome);
+static void session_end(struct session *s, const char *outcome);
+static void session_connect_next(struct session *s);
+static void session_on_timer(struct loop *l, void *arg);
+static void session_on_resolved(void *arg, int gai_err, struct addrinfo *ai);
+static void session_on_target(struct loop *l, int fd, uint32_t events, void *arg);
+
+/* --- logging ------------------------------------------------------------ */
+
+/* Client-chosen bytes (names, users) printed so they cannot forge a line. */
+static size_t
+session_escape(char *dst, size_t cap, const char *src, size_t len)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t i, o = 0;
+
+	for (i = 0; i < len && o + 5 < cap; i++) {
+		unsigned char c = (unsigned char)src[i];
+
+		if (c > ' ' && c < 0x7f && c != '\\') {
+			dst[o++] = (char)c;
+		} else {
+			dst[o++] = '\\';
+			dst[o++] = 'x';
+			dst[o++] = hex[c >> 4];
+			dst[o++] = hex[c & 0xf];
+		}
+	}
+	dst[o] = '\0';
+	return o;
+}
+
+static const char *
+session_cmd_name(const struct session *s)
+{
+	if (!s->have_req)
+		return "-";
+	switch (s->req.cmd) {
+	case S5_CMD_CONNECT:
+		return "connect";
+	case S5_CMD_BIND:
+		return "bind";
+	case S5_CMD_UDP_ASSOCIATE:
+		return "udp-associate";
+	default:
+		return "-";
+	}
+}
+
+/* One tab-separated key=value line per session, written with one write(). */
+static void
+session_log(const struct session *s, const char *outcome)
+{
+	char line[SESSION_LOG_MAX], ts[sizeof("1970-01-01T00:00:00")];
+	char client[S5_ADDR_TEXT_MAX], target[S5_ADDR_TEXT_MAX], conn[S5_ADDR_TEXT_MAX];
+	char etarget[4 * S5_ADDR_TEXT_MAX], euser[4 * S5_CRED_MAX + 1];
+	struct timespec now;
+	struct tm tm;
+	uint64_t down;
+	int n;
+
+	clock_gettime(CLOCK_REALTIME, &now);
+	gmtime_r(&now.tv_sec, &tm);
+	strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm);
+	if (s5_sockaddr_format((const struct sockaddr *)&s->peer, client, sizeof(client)) < 0)
+		strcpy(client, "-");
+	if (!s->have_req || s5_addr_format(&s->req.dst, target, sizeof(target)) < 0)
+		strcpy(target, "-");
+	session_escape(etarget, sizeof(etarget), target, strlen(target));
+	if (!s->connected ||
+	    s5_sockaddr_format((const struct sockaddr *)&s->dst, conn, sizeof(conn)) < 0)
+		strcpy(conn, "-");
+	if (s->ulen > 0)
+		session_escape(euser, sizeof(euser), s->user, s->ulen);
+	else
+		strcpy(euser, "-");
+	/* Our own replies are not the target's bytes. */
+	down = s->connected && s->r.down.bytes > s->hs_down ?
+	    s->r.down.bytes - s->hs_down : 0;
+	n = snprintf(line, sizeof(line),
+	    "%s.%03ldZ\tclient=%s\tuser=%s\tcmd=%s\ttarget=%s\tconnected=%s"
+	    "\tc2t=%llu\tt2c=%llu\tms=%llu\toutcome=%s\n",
+	    ts, now.tv_nsec / 1000000L, client, euser, session_cmd_name(s),
+	    etarget, conn, (unsigned long long)s->r.up.bytes,
+	    (unsigned long long)down,
+	    (unsigned long long)(loop_now(s->srv->loop) - s->start_ms), outcome);
+	if (n > 0)
+		log_write_line(line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
+}
+
+/* --- life cycle --------------------------------------------------------- */
+
+static void
+session_drop_target(struct session *s)
+{
+	if (s->r.tfd < 0)
+		return;
+	loop_del(s->srv->loop, s->r.tfd);
+	close(s->r.tfd);
+	s->r.tfd = -1;
+}
+
+static void
+session_drop_addrs(struct session *s)
+{
+	if (s->ai_list != NULL)
+		freeaddrinfo(s->ai_list);
+	s->ai_list = s->ai_next = NULL;
+}
+
+/* Wipe and free the client pipe: during the handshake it may hold a password. */
+static void
+session_drop_input(struct session *s)
+{
+	if (s->r.up.buf != NULL)
+		explicit_bzero(s->r.up.buf, s->r.up.len);
+	relay_pipe_free(&s->r.up);
+}
+
+static void
+session_close(struct session *s, const char *outcome)
+{
+	struct server *srv = s->srv;
+
+	if (log_get_level() >= LOG_LEVEL_VERBOSE)
+		session_log(s, outcome);
+	loop_timer_stop(srv->loop, &s->timer);
+	if (s->job != NULL)
+		resolver_cancel(srv->resolver, s->job);
+	session_drop_target(s);
+	loop_del(srv->loop, s->r.cfd);
+	close(s->r.cfd);
+	session_drop_input(s);
+	relay_pipe_free(&s->r.down);
+	session_drop_addrs(s);
+	if (s->prev != NULL)
+		s->prev->next = s->next;
+	else
+		srv->sessions = s->next;
+	if (s->next != NULL)
+		s->next->prev = s->prev;
+	srv->nsessions--;
+	free(s);
+}
+
+void
+session_close_all(struct server *srv)
+{
+	while (srv->sessions != NULL)
+		session_close(srv->sessions, "shutdown");
+}
+
+static void
+session_arm(struct session *s, uint64_t ms)
+{
+	/* Without a timer the session could hang forever: end it instead. */
+	if (loop_timer_start(s->srv->loop, &s->timer, ms, session_on_timer, s) < 0)
+		session_end(s, "out of memory");
+}
+
+/*
+ * Ending a session is deferred: nested code marks it dead and returns, and
+ * the event callback that started it all frees it as its last act, so no
+ * caller is left holding a freed session.
+ */
+static void
+session_end(struct session *s, const char *outcome)
+{
+	if (!s->dead) {
+		s->dead = true;
+		s->outcome = outcome;
+	}
+}
+
+/* The last call of every callback: free a dead session, or set both
+ * sockets' epoll interest from the state. */
+static void
+session_done(struct session *s)
+{
+	struct loop *l = s->srv->loop;
+	uint32_t cmask = 0, tmask = 0;
+	bool out = relay_pending(&s->r.down) > 0;
+
+	if (s->dead) {
+		session_close(s, s->outcome);
+		return;
+	}
+	switch (s->state) {
+	case SESSION_GREETING:
+	case SESSION_AUTH:
+	case SESSION_REQUEST:
+	case SESSION_LINGER:
+		cmask = EPOLLIN | (out ? EPOLLOUT : 0);
+		break;
+	case SESSION_RESOLVING:
+		cmask = out ? EPOLLOUT : 0;
+		break;
+	case SESSION_CONNECTING:
+		cmask = out ? EPOLLOUT : 0;
+		tmask = EPOLLOUT;
+		break;
+	case SESSION_RELAY:
+		relay_masks(&s->r, &cmask, &tmask);
+		break;
+	}
+	if (loop_set(l, s->r.cfd, cmask) < 0 ||
+	    (s->r.tfd >= 0 && loop_set(l, s->r.tfd, tmask) < 0))
+		session_close(s, "epoll failure");
+}
+
+/* --- replies and failure ------------------------------------------------ */
+
+/* Queue a reply to the client and try to send it at once. */
+static int
+session_reply(struct session *s, const uint8_t *msg, int len)
+{
+	int r;
+
+	if (len < 0)
+		return -ENOBUFS;
+	if ((r = relay_pipe_put(&s->r.down, msg, (size_t)len)) < 0)
+		return r;
+	r = relay_pipe_flush(&s->r.down, s->r.cfd);
+	return r == -EAGAIN ? 0 : r;
+}
+
+/*
+ * The reply in msg ends the session. RFC 1928 §6: close within 10 s of the
+ * failure. We send our FIN as soon as the reply is out, then read and
+ * discard what the client still sends for up to SERVER_FAIL_LINGER_MS:
+ * closing with unread input would make the kernel send a RST, which can
+ * destroy the reply before the client reads it.
+ */
+static void
+session_fail(struct session *s, const uint8_t *msg, int len, const char *outcome)
+{
+	if (s->job != NULL) {
+		resolver_cancel(s->srv->resolver, s->job);
+		s->job = NULL;
+	}
+	session_drop_target(s);
+	session_drop_addrs(s);
+	session_drop_input(s);
+	s->outcome = outcome;
+	s->state = SESSION_LINGER;
+	if (session_reply(s, msg, len) < 0) {
+		session_end(s, outcome);
+		return;
+	}
+	if (relay_pending(&s->r.down) == 0) {
+		(void)shutdown(s->r.cfd, SHUT_WR);
+		s->r.down.shut = true;
+	}
+	session_arm(s, SERVER_FAIL_LINGER_MS);
+}
+
+static void
+session_fail_rep(struct session *s, uint8_t rep, const char *outcome)
+{
+	struct s5_reply reply = { .rep = rep };
+	static const uint8_t any[4];
+	uint8_t msg[S5_MSG_MAX];
+
+	/* RFC 1928 §6: on failure BND.ADDR carries no meaning; send 0.0.0.0:0. */
+	s5_addr_set_ip4(&reply.bnd, any, 0);
+	session_fail(s, msg, s5_encode_reply(msg, sizeof(msg), &reply),
+	    outcome != NULL ? outcome : s5_rep_str(rep));
+}
+
+/* --- the handshake ------------------------------------------------------ */
+
+static void
+session_consume(struct session *s, size_t used)
+{
+	struct relay_pipe *p = &s->r.up;
+
+	/* What is consumed may be a password: do not leave it behind. */
+	explicit_bzero(p->buf + p->off, used);
+	p->off += used;
+	if (p->off == p->len) {
+		relay_pipe_free(p);
+		return;
+	}
+	memmove(p->buf, p->buf + p->off, p->len - p->off);
+	p->len -= p->off;
+	explicit_bzero(p->buf + p->len, p->off);
+	p->off = 0;
+}
+
+static void
+session_start_connect(struct session *s)
+{
+	struct resolver *res = s->srv->resolver;
+	const struct s5_addr *dst = &s->req.dst;
+	int salen, r;
+
+	if (dst->atyp == S5_ATYP_DOMAIN) {
+		r = resolver_lookup(res, dst->u.domain.name, dst->port,
+		    session_on_resolved, s, &s->job);
+		if (r < 0) {
+			session_fail_rep(s, S5_REP_GENERAL_FAILURE, "resolver busy");
+			return;
+		}
+		s->state = SESSION_RESOLVING;
+		/* getaddrinfo() has its own timeouts; this only bounds the wait. */
+		session_arm(s, SERVER_CONNECT_TIMEOUT_MS);
+		return;
+	}
+	if ((salen = s5_addr_to_sockaddr(dst, &s->lit_sa)) < 0) {
+		session_fail_rep(s, S5_REP_ATYP_NOT_SUPPORTED, NULL);
+		return;
+	}
+	s->lit_ai.ai_family = s->lit_sa.ss_family;
+	s->lit_ai.ai_socktype = SOCK_STREAM;
+	s->lit_ai.ai_addr = (struct sockaddr *)&s->lit_sa;
+	s->lit_ai.ai_addrlen = (socklen_t)salen;
+	s->lit_ai.ai_next = NULL;
+	s->ai_next = &s->lit_ai;
+	session_connect_next(s);
+}
+
+/*
+ * Parses as many complete messages as the client pipe holds. Returns with
+ * the session in a waiting state; it may have failed (LINGER) or moved on to
+ * connecting, in which case the rest of the pipe is optimistic data.
+ */
+static void
+session_handshake(struct session *s)
+{
+	bool userpass = s->srv->users != NULL;
+
+	while (s->state <= SESSION_REQUEST && relay_pending(&s->r.up) > 0) {
+		const uint8_t *p = s->r.up.buf + s->r.up.off;
+		size_t n = relay_pending(&s->r.up), used = 0;
+		uint8_t msg[S5_MSG_MAX], m;
+		struct s5_greeting g;
+		struct s5_cred cred;
+		bool ok;
+		int r;
+
+		switch (s->state) {
+		case SESSION_GREETING:
+			r = s5_parse_greeting(p, n, &g, &used);
+			if (r == S5_NEED_MORE)
+				return;
+			/* RFC 1928 §3: X'FF' is also our answer to a greeting that is not SOCKS5. */
+			m = r < 0 ? (uint8_t)S5_METHOD_UNACCEPTABLE : s5_choose_method(&g, userpass);
+			if (m == S5_METHOD_UNACCEPTABLE) {
+				session_fail(s, msg, s5_encode_method_reply(msg, sizeof(msg), m),
+				    r < 0 ? "bad greeting" : "no acceptable method");
+				return;
+			}
+			session_consume(s, used);
+			if (session_reply(s, msg, s5_encode_method_reply(msg, sizeof(msg), m)) < 0) {
+				session_end(s, "client write failed");
+				return;
+			}
+			s->state = m == S5_METHOD_USERPASS ? SESSION_AUTH : SESSION_REQUEST;
+			break;
+		case SESSION_AUTH:
+			r = s5_parse_auth(p, n, &cred, &used);
+			if (r == S5_NEED_MORE)
+				return;
+			ok = r == 0 && s->srv->users != NULL && users_check(s->srv->users, &cred);
+			if (r == 0) {
+				s->ulen = cred.ulen;
+				memcpy(s->user, cred.user, cred.ulen);
+				session_consume(s, used);
+			}
+			explicit_bzero(&cred, sizeof(cred));
+			r = s5_encode_auth_reply(msg, sizeof(msg),
+			    ok ? S5_AUTH_SUCCESS : S5_AUTH_FAILURE);
+			/* RFC 1929 §2: after a failure status the server MUST close. */
+			if (!ok) {
+				session_fail(s, msg, r, "auth failed");
+				return;
+			}
+			if (session_reply(s, msg, r) < 0) {
+				session_end(s, "client write failed");
+				return;
+			}
+			s->state = SESSION_REQUEST;
+			break;
+		default:
+			r = s5_parse_request(p, n, &s->req, &used);
+			if (r == S5_NEED_MORE)
+				return;
+			if (r < 0) {
+				session_fail_rep(s, (uint8_t)s5_err_rep(r),
+				    s5_err_rep(r) == S5_REP_GENERAL_FAILURE ? "bad request" : NULL);
+				return;
+			}
+			s->have_req = true;
+			session_consume(s, used);
+			loop_timer_stop(s->srv->loop, &s->timer);
+			/* BIND and UDP ASSOCIATE are not served yet. */
+			if (s->req.cmd != S5_CMD_CONNECT) {
+				session_fail_rep(s, S5_REP_CMD_NOT_SUPPORTED, NULL);
+				return;
+			}
+			session_start_connect(s);
+			return;
+		}
+	}
+}
+
+/* --- connecting --------------------------------------------------------- */
+
+static void
+session_on_resolved(void *arg, int gai_err, struct addrinfo *ai)
+{
+	struct session *s = arg;
+
+	s->job = NULL;
+	if (gai_err != 0) {
+		/* server-anchors.md §2.5: a name that does not resolve is 04. */
+		session_fail_rep(s, S5_REP_HOST_UNREACHABLE, NULL);
+		session_done(s);
+		return;
+	}
+	s->ai_list = s->ai_next = ai;
+	session_connect_next(s);
+	session_done(s);
+}
+
+static void
+session_connected(struct session *s)
+{
+	struct s5_reply reply = { .rep = S5_REP_SUCCEEDED };
+	struct sockaddr_storage bnd;
+	socklen_t bndlen = sizeof(bnd);
+	static const uint8_t any[4];
+	uint8_t msg[S5_MSG_MAX];
+	int n;
+
+	loop_timer_stop(s->srv->loop, &s->timer);
+	s->connected = true;
+	session_drop_addrs(s);
+	/* RFC 1928 §6: BND is the address we connect from, in its own family. */
+	if (getsockname(s->r.tfd, (struct sockaddr *)&bnd, &bndlen) == -1 ||
+	    s5_addr_from_sockaddr(&reply.bnd, (struct sockaddr *)&bnd, bndlen) < 0)
+		s5_addr_set_ip4(&reply.bnd, any, 0);
+	n = s5_encode_reply(msg, sizeof(msg), &reply);
+	if (n < 0 || relay_pipe_put(&s->r.down, msg, (size_t)n) < 0) {
+		session_end(s, "out of memory");
+		return;
+	}
+	s->hs_down = s->r.down.bytes + relay_pending(&s->r.down);
+	s->state = SESSION_RELAY;
+	s->last_ms = loop_now(s->srv->loop);
+	session_arm(s, SERVER_IDLE_TIMEOUT_MS);
+}
+
+/* Tries the remaining addresses until one connect is under way. */
+static void
+session_connect_next(struct session *s)
+{
+	struct loop *l = s->srv->loop;
+	uint8_t rep;
+
+	while (s->ai_next != NULL) {
+		struct addrinfo *a = s->ai_next;
+		int fd, r;
+
+		s->ai_next = a->ai_next;
+		fd = socket(a->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		if (fd == -1) {
+			s->last_err = errno;
+			continue;
+		}
+		memcpy(&s->dst, a->ai_addr, a->ai_addrlen);
+		if (connect(fd, a->ai_addr, a->ai_addrlen) == -1 && errno != EINPROGRESS) {
+			s->last_err = errno;
+			close(fd);
+			continue;
+		}
+		if ((r = loop_add(l, fd, EPOLLOUT, session_on_target, s)) < 0) {
+			s->last_err = -r;
+			close(fd);
+			continue;
+		}
+		s->r.tfd = fd;
+		s->state = SESSION_CONNECTING;
+		session_arm(s, SERVER_CONNECT_TIMEOUT_MS);
+		return;
+	}
+	rep = s5_rep_from_errno(s->last_err != 0 ? s->last_err : EHOSTUNREACH);
+	session_fail_rep(s, rep, NULL);
+}
+
+/* --- events ------------------------------------------------------------- */
+
+static void
+session_relay(struct session *s)
+{
+	bool moved;
+	int r = relay_step(&s->r, &moved);
+
+	if (moved)
+		s->last_ms = loop_now(s->srv->loop);
+	if (r < 0)
+		session_end(s, strerror(-r));
+	else if (r == 1)
+		session_end(s, "ok");
+}
+
+/* After a failure: flush the reply, send FIN, discard input until EOF. */
+static void
+session_linger(struct session *s)
+{
+	uint8_t sink[SERVER_RELAY_BUF_BYTES];
+	ssize_t n;
+	int r;
+
+	if (!s->r.down.shut) {
+		r = relay_pipe_flush(&s->r.down, s->r.cfd);
+		if (r < 0 && r != -EAGAIN) {
+			session_end(s, s->outcome);
+			return;
+		}
+		if (r == 0) {
+			(void)shutdown(s->r.cfd, SHUT_WR);
+			s->r.down.shut = true;
+		}
+	}
+	n = read(s->r.cfd, sink, sizeof(sink));
+	if (n == 0 || (n == -1 && errno != EAGAIN && errno != EINTR))
+		session_end(s, s->outcome);
+}
+
+static void
+session_on_client(struct loop *l, int fd, uint32_t events, void *arg)
+{
+	struct session *s = arg;
+	long n;
+	int r;
+
+	(void)l;
+	(void)fd;
+	(void)events;
+	switch (s->state) {
+	case SESSION_RELAY:
+		session_relay(s);
+		break;
+	case SESSION_LINGER:
+		session_linger(s);
+		break;
+	case SESSION_RESOLVING:
+	case SESSION_CONNECTING:
+		/* Only a handshake reply can be waiting for the client here. */
+		r = relay_pipe_flush(&s->r.down, s->r.cfd);
+		if (r < 0 && r != -EAGAIN)
+			session_end(s, "client write failed");
+		break;
+	default:
+		r = relay_pipe_flush(&s->r.down, s->r.cfd);
+		if (r < 0 && r != -EAGAIN) {
+			session_end(s, "client write failed");
+			break;
+		}
+		n = relay_pipe_fill(&s->r.up, s->r.cfd);
+		if (n == 0)
+			session_end(s, "client closed");
+		else if (n == -ENOBUFS)
+			session_fail_rep(s, S5_REP_GENERAL_FAILURE, "bad request");
+		else if (n < 0 && n != -EAGAIN)
+			session_end(s, strerror((int)-n));
+		else
+			session_handshake(s);
+		break;
+	}
+	session_done(s);
+}
+
+static void
+session_on_target(struct loop *l, int fd, uint32_t events, void *arg)
+{
+	struct session *s = arg;
+	int err = 0;
+	socklen_t len = sizeof(err);
+
+	(void)l;
+	(void)events;
+	if (s->state == SESSION_RELAY) {
+		session_relay(s);
+	} else if (s->state == SESSION_CONNECTING) {
+		if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == -1)
+			err = errno;
+		if (err == 0) {
+			session_connected(s);
+			if (!s->dead)
+				session_relay(s);
+		} else {
+			s->last_err = err;
+			session_drop_target(s);
+			session_connect_next(s);
+		}
+	}
+	session_done(s);
+}
+
+static void
+session_on_timer(struct loop *l, void *arg)
+{
+	struct session *s = arg;
+	uint64_t idle;
+
+	switch (s->state) {
+	case SESSION_GREETING:
+	case SESSION_AUTH:
+	case SESSION_REQUEST:
+		session_end(s, "handshake timeout");
+		break;
+	case SESSION_RESOLVING:
+		session_fail_rep(s, S5_REP_HOST_UNREACHABLE, "resolve timeout");
+		break;
+	case SESSION_CONNECTING:
+		/* server-anchors.md §2.5: our own connect timer is ETIMEDOUT. */
+		s->last_err = ETIMEDOUT;
+		session_drop_target(s);
+		session_connect_next(s);
+		break;
+	case SESSION_RELAY:
+		/* The timer is not moved on every byte; it checks when it fires. */
+		idle = loop_now(l) - s->last_ms;
+		if (idle >= SERVER_IDLE_TIMEOUT_MS)
+			session_end(s, "idle timeout");
+		else
+			session_arm(s, SERVER_IDLE_TIMEOUT_MS - idle);
+		break;
+	case SESSION_LINGER:
+		session_end(s, s->outcome);
+		break;
+	}
+	session_done(s);
+}
+
+void
+session_start(struct server *srv, int fd, const struct sockaddr *peer,
+    socklen_t peerlen)
+{
+	struct session *s;
+
+	if (srv->nsessions >= SERVER_MAX_SESSIONS || (s = calloc(1, sizeof(*s))) == NULL) {
+		close(fd);
+		return;
+	}
+	s->srv = srv;
+	s->r.cfd = fd;
+	s->r.tfd = -1;
+	s->state = SESSION_GREETING;
+	s->start_ms = s->last_ms = loop_now(srv->loop);
+	if (peerlen > sizeof(s->peer))
+		peerlen = sizeof(s->peer);
+	memcpy(&s->peer, peer, peerlen);
+	if (loop_add(srv->loop, fd, EPOLLIN, session_on_client, s) < 0) {
+		close(fd);
+		free(s);
+		return;
+	}
+	if ((s->next = srv->sessions) != NULL)
+		s->next->prev = s;
+	srv->sessions = s;
+	srv->nsessions++;
+	session_arm(s, SERVER_HANDSHAKE_TIMEOUT_MS);
+	session_done(s);
+}
