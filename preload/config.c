@@ -1,0 +1,349 @@
+/*
+ * config.c: the real libc symbols and the configuration of libsocksify.
+ *
+ * Both are set up lazily by the first hook that needs them, never in a
+ * constructor: other libraries' constructors may call connect() before ours
+ * ran, and hosts such as Chromium deadlock when a constructor allocates or
+ * starts threads (preload-anchors.md P9). The configuration lives in static
+ * storage and is immutable once read, so hooks read it without locks.
+ */
+#include <ctype.h>
+#include <dlfcn.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "preload.h"
+
+struct preload_real preload_real;
+struct preload_config preload_cfg;
+
+static pthread_once_t symbols_once = PTHREAD_ONCE_INIT;
+static pthread_once_t config_once = PTHREAD_ONCE_INIT;
+/* Set while this thread reads the configuration: resolving a proxy's name
+ * may enter NSS modules that connect() through our own hooks. */
+static __thread bool config_busy;
+
+#define CIDR_TEXT_MAX	64		/* longest "ipv6/bits" we accept */
+
+static void *
+config_sym(const char *name)
+{
+	void *p;
+
+	p = dlsym(RTLD_NEXT, name);
+	if (p == NULL)
+		preload_log(LOG_LVL_ERROR, "cannot find libc symbol %s", name);
+	return p;
+}
+
+static void
+config_load_symbols(void)
+{
+	/* Casts through void * are how dlsym() is meant to be used (POSIX). */
+	*(void **)&preload_real.connect = config_sym("connect");
+	*(void **)&preload_real.sendto = config_sym("sendto");
+	*(void **)&preload_real.sendmsg = config_sym("sendmsg");
+	*(void **)&preload_real.sendmmsg = config_sym("sendmmsg");
+	*(void **)&preload_real.getaddrinfo = config_sym("getaddrinfo");
+	*(void **)&preload_real.getnameinfo = config_sym("getnameinfo");
+	*(void **)&preload_real.gethostbyname = config_sym("gethostbyname");
+	*(void **)&preload_real.gethostbyname2 = config_sym("gethostbyname2");
+	*(void **)&preload_real.gethostbyname_r = config_sym("gethostbyname_r");
+	*(void **)&preload_real.gethostbyname2_r = config_sym("gethostbyname2_r");
+}
+
+void
+preload_init_symbols(void)
+{
+	pthread_once(&symbols_once, config_load_symbols);
+}
+
+/* Next comma-separated item of *s, blanks trimmed; false at the end. */
+static bool
+config_next_item(const char **s, const char **item, size_t *len)
+{
+	const char *p = *s, *e;
+
+	while (*p == ',' || isspace((unsigned char)*p))
+		p++;
+	if (*p == '\0')
+		return false;
+	e = p;
+	while (*e != '\0' && *e != ',')
+		e++;
+	*s = e;
+	while (e > p && isspace((unsigned char)e[-1]))
+		e--;
+	*item = p;
+	*len = (size_t)(e - p);
+	return true;
+}
+
+/* The locally resolved addresses of a hop, first IPv4 and first IPv6. */
+static int
+config_resolve_hop(struct preload_hop *h)
+{
+	struct addrinfo hints, *res, *ai;
+	const struct s5_addr *a = &h->proxy.addr;
+	struct s5_addr tmp;
+	int r;
+
+	if (a->atyp == S5_ATYP_IPV4) {
+		h->v4 = *a;
+		h->has_v4 = true;
+		return 0;
+	}
+	if (a->atyp == S5_ATYP_IPV6) {
+		h->v6 = *a;
+		h->has_v6 = true;
+		return 0;
+	}
+	if (preload_real.getaddrinfo == NULL)
+		return -1;
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	r = preload_real.getaddrinfo(a->u.domain.name, NULL, &hints, &res);
+	if (r != 0) {
+		preload_log(LOG_LVL_ERROR, "cannot resolve proxy %s: %s",
+		    a->u.domain.name, gai_strerror(r));
+		return -1;
+	}
+	for (ai = res; ai != NULL; ai = ai->ai_next) {
+		if (s5_addr_from_sockaddr(&tmp, ai->ai_addr, ai->ai_addrlen) != 0)
+			continue;
+		tmp.port = a->port;
+		if (tmp.atyp == S5_ATYP_IPV4 && !h->has_v4) {
+			h->v4 = tmp;
+			h->has_v4 = true;
+		} else if (tmp.atyp == S5_ATYP_IPV6 && !h->has_v6) {
+			h->v6 = tmp;
+			h->has_v6 = true;
+		}
+	}
+	freeaddrinfo(res);
+	return h->has_v4 || h->has_v6 ? 0 : -1;
+}
+
+static void
+config_read_proxies(struct preload_config *c)
+{
+	const char *env = getenv("SOCKSIFY_PROXY"), *s, *item, *why;
+	size_t len, i, off = 0;
+	char text[S5_ADDR_TEXT_MAX];
+
+	if (env == NULL || env[0] == '\0')
+		env = "socks5h://" SERVER_DEFAULT_LISTEN;
+	s = env;
+	while (config_next_item(&s, &item, &len)) {
+		if (c->nhops == PRELOAD_MAX_PROXIES) {
+			preload_log(LOG_LVL_ERROR, "SOCKSIFY_PROXY: more than %d "
+			    "proxies; every connection will fail", PRELOAD_MAX_PROXIES);
+			c->proxy_invalid = true;
+			return;
+		}
+		why = "invalid";
+		if (s5_proxy_parse(item, len, &c->hops[c->nhops].proxy, &why) != 0) {
+			/* The URL may hold a password: name the entry by number. */
+			preload_log(LOG_LVL_ERROR, "SOCKSIFY_PROXY: proxy %zu: %s; "
+			    "every connection will fail", c->nhops + 1, why);
+			c->proxy_invalid = true;
+			return;
+		}
+		c->nhops++;
+	}
+	if (c->nhops == 0) {
+		preload_log(LOG_LVL_ERROR, "SOCKSIFY_PROXY: no proxy given; "
+		    "every connection will fail");
+		c->proxy_invalid = true;
+		return;
+	}
+	for (i = 0; i < c->nhops; i++) {
+		/* The first hop is dialled directly; a later hop is named to the
+		 * previous one, as an address unless that one resolves names. */
+		if ((i == 0 || !c->hops[i - 1].proxy.remote_dns) &&
+		    config_resolve_hop(&c->hops[i]) != 0) {
+			if (c->hops[i].proxy.addr.atyp != S5_ATYP_DOMAIN)
+				preload_log(LOG_LVL_ERROR, "proxy %zu has no "
+				    "usable address", i + 1);
+			preload_log(LOG_LVL_ERROR, "every connection will fail");
+			c->proxy_invalid = true;
+		}
+		if (s5_addr_format(&c->hops[i].proxy.addr, text, sizeof(text)) < 0)
+			text[0] = '\0';
+		off += (size_t)snprintf(c->chain_text + off, sizeof(c->chain_text) - off,
+		    "%s%s", i > 0 ? " -> " : "", text);
+		if (off >= sizeof(c->chain_text))
+			off = sizeof(c->chain_text) - 1;
+	}
+	c->remote_dns = c->hops[c->nhops - 1].proxy.remote_dns;
+}
+
+static void
+config_add_exclude(struct preload_config *c, const char *text)
+{
+	const char *why = "invalid";
+
+	if (c->nexcludes == PRELOAD_MAX_EXCLUDES) {
+		preload_log(LOG_LVL_ERROR, "SOCKSIFY_EXCLUDE: more than %d ranges; "
+		    "ignoring %s", PRELOAD_MAX_EXCLUDES, text);
+		return;
+	}
+	if (s5_cidr_parse(text, &c->excludes[c->nexcludes], &why) != 0) {
+		preload_log(LOG_LVL_ERROR, "SOCKSIFY_EXCLUDE: %s: %s; ignored",
+		    text, why);
+		return;
+	}
+	c->nexcludes++;
+}
+
+static void
+config_read_excludes(struct preload_config *c)
+{
+	const char *env = getenv("SOCKSIFY_EXCLUDE"), *s, *item;
+	char text[CIDR_TEXT_MAX];
+	size_t len;
+
+	if (env == NULL) {
+		/* Loopback is this host's own, never the proxy's (P12). */
+		config_add_exclude(c, "127.0.0.0/8");
+		config_add_exclude(c, "::1/128");
+		return;
+	}
+	s = env;
+	while (config_next_item(&s, &item, &len)) {
+		if (len == strlen("none") && strncasecmp(item, "none", len) == 0)
+			continue;
+		if (len >= sizeof(text)) {
+			preload_log(LOG_LVL_ERROR, "SOCKSIFY_EXCLUDE: %.*s: too long; "
+			    "ignored", (int)len, item);
+			continue;
+		}
+		memcpy(text, item, len);
+		text[len] = '\0';
+		config_add_exclude(c, text);
+	}
+}
+
+static void
+config_read_log(struct preload_config *c)
+{
+	static const struct {
+		const char *name;
+		int level;
+	} levels[] = {
+		{ "error", LOG_LVL_ERROR }, { "info", LOG_LVL_INFO },
+		{ "trace", LOG_LVL_TRACE }, { "debug", LOG_LVL_DEBUG },
+	};
+	const char *env;
+	size_t i;
+
+	env = getenv("SOCKSIFY_LOG_FILE");
+	if (env != NULL && env[0] != '\0') {
+		if (strlen(env) < sizeof(c->log_file))
+			memcpy(c->log_file, env, strlen(env) + 1);
+		else
+			preload_log(LOG_LVL_ERROR, "SOCKSIFY_LOG_FILE: path too long");
+	}
+	c->log_level = LOG_LVL_ERROR;
+	env = getenv("SOCKSIFY_LOG");
+	if (env == NULL || env[0] == '\0')
+		return;
+	for (i = 0; i < sizeof(levels) / sizeof(levels[0]); i++) {
+		if (strcasecmp(env, levels[i].name) == 0) {
+			c->log_level = levels[i].level;
+			return;
+		}
+	}
+	preload_log(LOG_LVL_ERROR, "SOCKSIFY_LOG: unknown level \"%s\"; "
+	    "using error", env);
+}
+
+/* Seconds, with an optional fraction ("2.5"); -1 when malformed. */
+static int
+config_parse_seconds(const char *s)
+{
+	long ms = 0, scale = 100;
+
+	if (!isdigit((unsigned char)*s))
+		return -1;
+	for (; isdigit((unsigned char)*s); s++) {
+		ms = ms * 10 + (*s - '0') * 1000;
+		if (ms > PRELOAD_TIMEOUT_MAX_S * 1000L)
+			return -1;
+	}
+	if (*s == '.') {
+		for (s++; isdigit((unsigned char)*s); s++) {
+			ms += (*s - '0') * scale;
+			scale /= 10;
+		}
+	}
+	if (*s != '\0' || ms <= 0)
+		return -1;
+	return (int)ms;
+}
+
+static void
+config_read_timeout(struct preload_config *c)
+{
+	const char *env = getenv("SOCKSIFY_TIMEOUT");
+	int ms;
+
+	c->timeout_ms = PRELOAD_TIMEOUT_S * 1000;
+	if (env == NULL || env[0] == '\0')
+		return;
+	ms = config_parse_seconds(env);
+	if (ms < 0) {
+		preload_log(LOG_LVL_ERROR, "SOCKSIFY_TIMEOUT: \"%s\" is not a number "
+		    "of seconds (1..%d); using %d", env, PRELOAD_TIMEOUT_MAX_S,
+		    PRELOAD_TIMEOUT_S);
+		return;
+	}
+	c->timeout_ms = ms;
+}
+
+static void
+config_load(void)
+{
+	struct preload_config *c = &preload_cfg;
+
+	config_busy = true;
+	/* Logging settings first, so that later complaints go where asked. */
+	config_read_log(c);
+	config_read_timeout(c);
+	config_read_proxies(c);
+	config_read_excludes(c);
+	if (c->proxy_invalid) {
+		c->remote_dns = true;	/* fail closed: no name leaves the host */
+		if (c->chain_text[0] == '\0')
+			snprintf(c->chain_text, sizeof(c->chain_text),
+			    "(invalid SOCKSIFY_PROXY)");
+	}
+	preload_log(LOG_LVL_DEBUG, "proxy %s (%s resolution), %zu exclusions, "
+	    "timeout %d ms", c->chain_text, c->remote_dns ? "remote" : "local",
+	    c->nexcludes, c->timeout_ms);
+	config_busy = false;
+}
+
+bool
+preload_is_excluded(const struct s5_addr *a)
+{
+	size_t i;
+
+	for (i = 0; i < preload_cfg.nexcludes; i++)
+		if (s5_cidr_match_addr(&preload_cfg.excludes[i], a))
+			return true;
+	return false;
+}
+
+bool
+preload_init(void)
+{
+	preload_init_symbols();
+	if (config_busy)
+		return false;
+	pthread_once(&config_once, config_load);
+	return true;
+}

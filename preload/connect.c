@@ -1,0 +1,264 @@
+/*
+ * connect.c: the hooks through which a program opens connections.
+ *
+ * connect() on an IPv4/IPv6 stream socket is tunnelled unless the destination
+ * is the first proxy itself or excluded; UNIX sockets and everything else go
+ * to libc untouched. sendto()/sendmsg() with MSG_FASTOPEN are another way to
+ * connect a TCP socket (P14), so they take the same path. With remote
+ * resolution a UDP datagram to port 53 is refused with EPERM: a program with
+ * its own resolver (dig, c-ares, Go) would otherwise leak the name (P7).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "preload.h"
+
+#define DNS_PORT	53
+#define TRACE_REPLY_MAX	32		/* ", reply 0xNN" */
+#define TRACE_ERRSTR_MAX	64		/* strerror_r() text */
+
+/* True for an AF_INET/AF_INET6 sockaddr that can be read as one. */
+static bool
+connect_is_inet(const struct sockaddr *sa, socklen_t len)
+{
+	return sa != NULL && len >= sizeof(sa_family_t) &&
+	    (sa->sa_family == AF_INET || sa->sa_family == AF_INET6);
+}
+
+static int
+connect_socket_type(int fd)
+{
+	socklen_t len = sizeof(int);
+	int type;
+
+	if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) != 0)
+		return -1;
+	return type;
+}
+
+/* With remote resolution, a datagram to port 53 would be a DNS query that
+ * bypasses the proxy: refuse it, with one line saying so. */
+static bool
+connect_dns_blocked(const struct sockaddr *sa, socklen_t len)
+{
+	struct s5_addr a;
+	char text[S5_ADDR_TEXT_MAX];
+
+	if (!preload_cfg.remote_dns || s5_addr_from_sockaddr(&a, sa, len) != 0 ||
+	    a.port != DNS_PORT)
+		return false;
+	if (s5_sockaddr_format(sa, text, sizeof(text)) < 0)
+		strcpy(text, "?");
+	preload_log(LOG_LVL_ERROR, "blocked UDP datagram to %s (remote DNS)", text);
+	return true;
+}
+
+static bool
+connect_same_addr(const struct s5_addr *a, const struct s5_addr *b)
+{
+	if (a->atyp != b->atyp || a->port != b->port)
+		return false;
+	if (a->atyp == S5_ATYP_IPV4)
+		return memcmp(a->u.ip4, b->u.ip4, 4) == 0;
+	return a->atyp == S5_ATYP_IPV6 && memcmp(a->u.ip6, b->u.ip6, 16) == 0;
+}
+
+/* Connections to the first proxy are our own business or the program's:
+ * never tunnel them (P12). */
+static bool
+connect_is_proxy(const struct s5_addr *dst)
+{
+	const struct preload_hop *h = &preload_cfg.hops[0];
+
+	if (preload_cfg.nhops == 0)
+		return false;
+	return (h->has_v4 && connect_same_addr(dst, &h->v4)) ||
+	    (h->has_v6 && connect_same_addr(dst, &h->v6));
+}
+
+static bool
+connect_is_connected(int fd)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	int saved = errno;
+	bool yes;
+
+	yes = getpeername(fd, (struct sockaddr *)&ss, &len) == 0;
+	errno = saved;
+	return yes;
+}
+
+static void
+connect_trace(const char *dest, int err, int rep)
+{
+	char why[TRACE_REPLY_MAX], buf[TRACE_ERRSTR_MAX];
+
+	if (err == 0) {
+		preload_log(LOG_LVL_TRACE, "connect %s via %s: ok", dest,
+		    preload_cfg.chain_text);
+		return;
+	}
+	why[0] = '\0';
+	if (rep >= 0)
+		snprintf(why, sizeof(why), ", reply 0x%02x", (unsigned)rep);
+	preload_log(LOG_LVL_INFO, "connect %s via %s: failed: %s (%s%s)", dest,
+	    preload_cfg.chain_text, strerror_r(err, buf, sizeof(buf)),
+	    preload_errno_name(err), why);
+}
+
+int
+connect_hooked(int fd, const struct sockaddr *sa, socklen_t len)
+{
+	struct s5_addr dst;
+	char name[S5_DOMAIN_MAX + 1], dest[S5_ADDR_TEXT_MAX];
+	int type, r, rep = -1, saved = errno;
+
+	type = connect_socket_type(fd);
+	if (type == SOCK_DGRAM && connect_dns_blocked(sa, len)) {
+		errno = EPERM;
+		return -1;
+	}
+	if (type != SOCK_STREAM || s5_addr_from_sockaddr(&dst, sa, len) != 0) {
+		errno = saved;
+		return preload_real.connect(fd, sa, len);
+	}
+	if (fakedns_name_of(&dst, name, sizeof(name))) {
+		/* A placeholder: the name goes to the proxy, never a lookup. */
+		(void)s5_addr_set_domain(&dst, name, strlen(name), dst.port);
+	} else if (connect_is_proxy(&dst) || preload_is_excluded(&dst)) {
+		errno = saved;
+		return preload_real.connect(fd, sa, len);
+	}
+	if (connect_is_connected(fd))
+		return preload_real.connect(fd, sa, len);	/* EISCONN */
+
+	if (dst.atyp == S5_ATYP_DOMAIN)
+		r = s5_addr_format(&dst, dest, sizeof(dest));
+	else
+		r = s5_sockaddr_format(sa, dest, sizeof(dest));
+	if (r < 0)
+		strcpy(dest, "?");
+
+	r = preload_cfg.proxy_invalid ? -ECONNREFUSED : tunnel_connect(fd, &dst, &rep);
+	connect_trace(dest, -r, rep);
+	if (r < 0) {
+		errno = -r;
+		return -1;
+	}
+	errno = saved;
+	return 0;
+}
+
+int
+connect(int fd, const struct sockaddr *sa, socklen_t len)
+{
+	preload_init_symbols();
+	if (preload_real.connect == NULL) {
+		errno = ENOSYS;
+		return -1;
+	}
+	if (!connect_is_inet(sa, len) || !preload_init())
+		return preload_real.connect(fd, sa, len);
+	return connect_hooked(fd, sa, len);
+}
+
+/* The datagram and fast-open policy for a send with a destination. Returns
+ * 1 when the caller goes on with the real call, 0 when a fast-open connect
+ * was made (send without destination now), -1 with errno set. */
+static int
+connect_send_policy(int fd, const struct sockaddr *sa, socklen_t len, int flags)
+{
+	struct s5_addr a;
+	int type;
+
+	if (!connect_is_inet(sa, len) || !preload_init())
+		return 1;
+	if (!(flags & MSG_FASTOPEN) && (!preload_cfg.remote_dns ||
+	    s5_addr_from_sockaddr(&a, sa, len) != 0 || a.port != DNS_PORT))
+		return 1;	/* the fast path: no syscall of ours */
+	type = connect_socket_type(fd);
+	if (type == SOCK_DGRAM && connect_dns_blocked(sa, len)) {
+		errno = EPERM;
+		return -1;
+	}
+	if (type == SOCK_STREAM && (flags & MSG_FASTOPEN) && !connect_is_connected(fd))
+		return connect_hooked(fd, sa, len) == 0 ? 0 : -1;
+	return 1;
+}
+
+ssize_t
+sendto(int fd, const void *buf, size_t n, int flags, const struct sockaddr *sa,
+    socklen_t len)
+{
+	int r;
+
+	preload_init_symbols();
+	if (preload_real.sendto == NULL) {
+		errno = ENOSYS;
+		return -1;
+	}
+	r = connect_send_policy(fd, sa, len, flags);
+	if (r < 0)
+		return -1;
+	if (r == 0)
+		return send(fd, buf, n, flags & ~MSG_FASTOPEN);
+	return preload_real.sendto(fd, buf, n, flags, sa, len);
+}
+
+ssize_t
+sendmsg(int fd, const struct msghdr *msg, int flags)
+{
+	struct msghdr m;
+	int r;
+
+	preload_init_symbols();
+	if (preload_real.sendmsg == NULL) {
+		errno = ENOSYS;
+		return -1;
+	}
+	if (msg == NULL)
+		return preload_real.sendmsg(fd, msg, flags);
+	r = connect_send_policy(fd, msg->msg_name, msg->msg_namelen, flags);
+	if (r < 0)
+		return -1;
+	if (r == 0) {
+		m = *msg;
+		m.msg_name = NULL;
+		m.msg_namelen = 0;
+		return preload_real.sendmsg(fd, &m, flags & ~MSG_FASTOPEN);
+	}
+	return preload_real.sendmsg(fd, msg, flags);
+}
+
+int
+sendmmsg(int fd, struct mmsghdr *vec, unsigned int vlen, int flags)
+{
+	unsigned int i;
+	struct s5_addr a;
+
+	preload_init_symbols();
+	if (preload_real.sendmmsg == NULL) {
+		errno = ENOSYS;
+		return -1;
+	}
+	/* Only the DNS policy applies here: glibc's resolver batches its A and
+	 * AAAA queries with sendmmsg(), and so may a program's own. */
+	if (vec != NULL && preload_init() && preload_cfg.remote_dns) {
+		for (i = 0; i < vlen; i++) {
+			const struct msghdr *h = &vec[i].msg_hdr;
+
+			if (!connect_is_inet(h->msg_name, h->msg_namelen) ||
+			    s5_addr_from_sockaddr(&a, h->msg_name, h->msg_namelen) != 0 ||
+			    a.port != DNS_PORT ||
+			    connect_socket_type(fd) != SOCK_DGRAM)
+				continue;
+			(void)connect_dns_blocked(h->msg_name, h->msg_namelen);
+			errno = EPERM;
+			return -1;
+		}
+	}
+	return preload_real.sendmmsg(fd, vec, vlen, flags);
+}

@@ -1,0 +1,388 @@
+/*
+ * resolve.c: the libc resolver API under remote resolution (socks5h).
+ *
+ * When the last hop resolves names, a lookup is answered with a placeholder
+ * address (fakedns.c) that connect() maps back to the name, so the name goes
+ * to the proxy as ATYP=DOMAIN and no DNS query leaves the host. The real
+ * resolver still answers what involves no DNS: numeric strings,
+ * AI_NUMERICHOST, "localhost" and *.localhost (RFC 6761 §6.3), and every
+ * lookup under local resolution (socks5).
+ *
+ * getaddrinfo() results are built exactly as glibc builds its own (one
+ * malloc per node with the sockaddr behind the struct, ai_canonname apart),
+ * so the program's freeaddrinfo() frees them and needs no hook.
+ */
+#include <errno.h>
+#include <stdalign.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <arpa/inet.h>
+
+#include "preload.h"
+
+#define SERVICE_BUF_BYTES	1024	/* getservbyname_r() scratch space */
+#define LOCALHOST		"localhost"
+
+/* Names the real resolver answers without asking DNS. */
+static bool
+resolve_is_local(const char *node)
+{
+	struct in_addr in;
+	size_t len = strlen(node), ll = strlen(LOCALHOST);
+
+	if (len == 0 || inet_aton(node, &in) != 0 || strchr(node, ':') != NULL)
+		return true;	/* numeric (IPv6 literals, with or without scope) */
+	if (node[len - 1] == '.')
+		len--;
+	if (len < ll || strncasecmp(node + len - ll, LOCALHOST, ll) != 0)
+		return false;
+	return len == ll || node[len - ll - 1] == '.';
+}
+
+static bool
+resolve_remote(const char *node)
+{
+	return node != NULL && !resolve_is_local(node) && preload_init() &&
+	    preload_cfg.remote_dns;
+}
+
+/* Placeholder of the given family for name: 0, or -errno. */
+static int
+resolve_placeholder(const char *name, int family, uint8_t ip[16])
+{
+	unsigned idx;
+	int r;
+
+	r = fakedns_lookup_name(name, strlen(name), &idx);
+	if (r < 0) {
+		if (r == -ENOSPC)
+			preload_log(LOG_LVL_ERROR, "name table full (%d names); "
+			    "cannot resolve %s", PRELOAD_FAKE_ENTRIES, name);
+		return r;
+	}
+	if (family == AF_INET6)
+		fakedns_addr_v6(idx, ip);
+	else
+		fakedns_addr_v4(idx, ip);
+	preload_log(LOG_LVL_DEBUG, "%s: placeholder #%u", name, idx);
+	return 0;
+}
+
+/* The port of service for one socket type: 0, or an EAI_* code. */
+static int
+resolve_service(const char *service, int socktype, int flags, uint16_t *port)
+{
+	struct servent se, *sp = NULL;
+	char buf[SERVICE_BUF_BYTES];
+	unsigned long v;
+	char *end;
+
+	*port = 0;
+	if (service == NULL)
+		return 0;
+	errno = 0;
+	v = strtoul(service, &end, 10);
+	if (service[0] != '\0' && *end == '\0' && errno == 0) {
+		if (v > UINT16_MAX)
+			return EAI_SERVICE;
+		*port = (uint16_t)v;
+		return 0;
+	}
+	if (flags & AI_NUMERICSERV)
+		return EAI_NONAME;
+	if (socktype != SOCK_STREAM && socktype != SOCK_DGRAM)
+		return EAI_SERVICE;
+	if (getservbyname_r(service, socktype == SOCK_DGRAM ? "udp" : "tcp",
+	    &se, buf, sizeof(buf), &sp) != 0 || sp == NULL)
+		return EAI_SERVICE;
+	*port = ntohs((uint16_t)sp->s_port);
+	return 0;
+}
+
+static struct addrinfo *
+resolve_gai_node(int family, const uint8_t ip[16], uint16_t port, int socktype,
+    int protocol)
+{
+	struct addrinfo *ai;
+	struct sockaddr_in *s4;
+	struct sockaddr_in6 *s6;
+	size_t salen = family == AF_INET6 ? sizeof(*s6) : sizeof(*s4);
+
+	ai = calloc(1, sizeof(*ai) + salen);
+	if (ai == NULL)
+		return NULL;
+	ai->ai_family = family;
+	ai->ai_socktype = socktype;
+	ai->ai_protocol = protocol;
+	ai->ai_addrlen = (socklen_t)salen;
+	ai->ai_addr = (struct sockaddr *)(ai + 1);
+	if (family == AF_INET6) {
+		s6 = (struct sockaddr_in6 *)ai->ai_addr;
+		s6->sin6_family = AF_INET6;
+		s6->sin6_port = htons(port);
+		memcpy(&s6->sin6_addr, ip, 16);
+	} else {
+		s4 = (struct sockaddr_in *)ai->ai_addr;
+		s4->sin_family = AF_INET;
+		s4->sin_port = htons(port);
+		memcpy(&s4->sin_addr, ip, 4);
+	}
+	return ai;
+}
+
+static int
+resolve_gai_fake(const char *node, const char *service, const struct addrinfo *hints,
+    struct addrinfo **res)
+{
+	/* glibc's defaults for NULL hints (getaddrinfo(3)). */
+	int family = AF_UNSPEC, socktype = 0, protocol = 0;
+	int flags = AI_V4MAPPED | AI_ADDRCONFIG;
+	struct { int socktype, protocol; } kinds[2];
+	struct addrinfo *head = NULL, **tail = &head, *ai;
+	size_t nkinds = 0, i;
+	uint8_t ip[16];
+	uint16_t port;
+	int r, svc_err = 0;
+
+	if (hints != NULL) {
+		family = hints->ai_family;
+		socktype = hints->ai_socktype;
+		protocol = hints->ai_protocol;
+		flags = hints->ai_flags;
+	}
+	if (family != AF_UNSPEC && family != AF_INET && family != AF_INET6)
+		return EAI_FAMILY;
+	if (strlen(node) > S5_DOMAIN_MAX)
+		return EAI_NONAME;
+	if (socktype != 0) {
+		if (socktype != SOCK_STREAM && socktype != SOCK_DGRAM &&
+		    socktype != SOCK_RAW)
+			return EAI_SOCKTYPE;
+		kinds[nkinds].socktype = socktype;
+		kinds[nkinds++].protocol = protocol != 0 ? protocol :
+		    socktype == SOCK_STREAM ? IPPROTO_TCP :
+		    socktype == SOCK_DGRAM ? IPPROTO_UDP : 0;
+	} else if (protocol == IPPROTO_UDP) {
+		kinds[nkinds].socktype = SOCK_DGRAM;
+		kinds[nkinds++].protocol = IPPROTO_UDP;
+	} else {
+		/* Like glibc: one entry per socket type the caller did not rule out. */
+		kinds[nkinds].socktype = SOCK_STREAM;
+		kinds[nkinds++].protocol = protocol != 0 ? protocol : IPPROTO_TCP;
+		if (protocol == 0) {
+			kinds[nkinds].socktype = SOCK_DGRAM;
+			kinds[nkinds++].protocol = IPPROTO_UDP;
+		}
+	}
+
+	r = resolve_placeholder(node, family == AF_INET6 ? AF_INET6 : AF_INET, ip);
+	if (r < 0)
+		return r == -ENOMEM ? EAI_MEMORY : r == -ENOSPC ? EAI_AGAIN : EAI_NONAME;
+
+	for (i = 0; i < nkinds; i++) {
+		r = resolve_service(service, kinds[i].socktype, flags, &port);
+		if (r != 0) {
+			svc_err = r;
+			continue;
+		}
+		ai = resolve_gai_node(family == AF_INET6 ? AF_INET6 : AF_INET, ip,
+		    port, kinds[i].socktype, kinds[i].protocol);
+		if (ai == NULL)
+			goto nomem;
+		*tail = ai;
+		tail = &ai->ai_next;
+	}
+	if (head == NULL)
+		return svc_err != 0 ? svc_err : EAI_SERVICE;
+	if (flags & AI_CANONNAME) {
+		head->ai_canonname = strdup(node);
+		if (head->ai_canonname == NULL)
+			goto nomem;
+	}
+	*res = head;
+	return 0;
+nomem:
+	if (head != NULL)
+		freeaddrinfo(head);
+	return EAI_MEMORY;
+}
+
+int
+getaddrinfo(const char *node, const char *service, const struct addrinfo *hints,
+    struct addrinfo **res)
+{
+	preload_init_symbols();
+	if (preload_real.getaddrinfo == NULL) {
+		errno = ENOSYS;
+		return EAI_SYSTEM;
+	}
+	if ((hints != NULL && (hints->ai_flags & AI_NUMERICHOST)) || !resolve_remote(node))
+		return preload_real.getaddrinfo(node, service, hints, res);
+	return resolve_gai_fake(node, service, hints, res);
+}
+
+/*
+ * gethostbyname family. The hostent and what it points to are laid out in
+ * the caller's buffer: two pointer arrays, the address, then the name.
+ * Returns 0 or an errno (ERANGE when buf is too small).
+ */
+static int
+resolve_fill_hostent(const char *name, int af, struct hostent *h, char *buf,
+    size_t buflen, int *herr)
+{
+	size_t len = strlen(name), alen = af == AF_INET6 ? 16 : 4, pad;
+	uint8_t ip[16];
+	char **ptrs;
+	int r;
+
+	if (af != AF_INET && af != AF_INET6) {
+		*herr = NETDB_INTERNAL;
+		return EAFNOSUPPORT;
+	}
+	if (len > S5_DOMAIN_MAX) {
+		*herr = HOST_NOT_FOUND;
+		return ENOENT;
+	}
+	pad = (alignof(char *) - (uintptr_t)buf % alignof(char *)) % alignof(char *);
+	if (buflen < pad + 3 * sizeof(char *) + alen + len + 1) {
+		*herr = NETDB_INTERNAL;
+		return ERANGE;
+	}
+	r = resolve_placeholder(name, af, ip);
+	if (r < 0) {
+		*herr = TRY_AGAIN;
+		return -r;
+	}
+	ptrs = (char **)(void *)(buf + pad);
+	ptrs[0] = NULL;				/* h_aliases: none */
+	ptrs[1] = (char *)(ptrs + 3);		/* h_addr_list[0] */
+	ptrs[2] = NULL;
+	memcpy(ptrs[1], ip, alen);
+	h->h_name = ptrs[1] + alen;
+	memcpy(h->h_name, name, len + 1);
+	h->h_aliases = &ptrs[0];
+	h->h_addr_list = &ptrs[1];
+	h->h_addrtype = af;
+	h->h_length = (int)alen;
+	*herr = NETDB_SUCCESS;
+	return 0;
+}
+
+/* Per-thread static storage, as glibc's own is per thread. */
+static __thread struct hostent resolve_he;
+static __thread char resolve_he_buf[3 * sizeof(char *) + 16 + S5_DOMAIN_MAX + 1 +
+    sizeof(char *)];
+
+struct hostent *
+gethostbyname2(const char *name, int af)
+{
+	int herr, r;
+
+	preload_init_symbols();
+	if (preload_real.gethostbyname2 == NULL) {
+		h_errno = NO_RECOVERY;
+		return NULL;
+	}
+	if (!resolve_remote(name))
+		return preload_real.gethostbyname2(name, af);
+	r = resolve_fill_hostent(name, af, &resolve_he, resolve_he_buf,
+	    sizeof(resolve_he_buf), &herr);
+	h_errno = herr;
+	if (r != 0) {
+		errno = r;
+		return NULL;
+	}
+	return &resolve_he;
+}
+
+struct hostent *
+gethostbyname(const char *name)
+{
+	preload_init_symbols();
+	if (preload_real.gethostbyname == NULL) {
+		h_errno = NO_RECOVERY;
+		return NULL;
+	}
+	if (!resolve_remote(name))
+		return preload_real.gethostbyname(name);
+	return gethostbyname2(name, AF_INET);
+}
+
+int
+gethostbyname2_r(const char *name, int af, struct hostent *ret, char *buf,
+    size_t buflen, struct hostent **result, int *h_errnop)
+{
+	int herr, r;
+
+	preload_init_symbols();
+	if (preload_real.gethostbyname2_r == NULL) {
+		*result = NULL;
+		return ENOSYS;
+	}
+	if (!resolve_remote(name))
+		return preload_real.gethostbyname2_r(name, af, ret, buf, buflen,
+		    result, h_errnop);
+	r = resolve_fill_hostent(name, af, ret, buf, buflen, &herr);
+	if (h_errnop != NULL)
+		*h_errnop = herr;
+	*result = r == 0 ? ret : NULL;
+	return r;
+}
+
+int
+gethostbyname_r(const char *name, struct hostent *ret, char *buf, size_t buflen,
+    struct hostent **result, int *h_errnop)
+{
+	preload_init_symbols();
+	if (preload_real.gethostbyname_r == NULL) {
+		*result = NULL;
+		return ENOSYS;
+	}
+	if (!resolve_remote(name))
+		return preload_real.gethostbyname_r(name, ret, buf, buflen, result,
+		    h_errnop);
+	return gethostbyname2_r(name, AF_INET, ret, buf, buflen, result, h_errnop);
+}
+
+/*
+ * A placeholder's name is the answer to a reverse lookup of it. Under remote
+ * resolution any other address that is not excluded is answered numerically
+ * (or not at all with NI_NAMEREQD): a PTR query would leak it to DNS.
+ */
+int
+getnameinfo(const struct sockaddr *sa, socklen_t salen, char *host, socklen_t hostlen,
+    char *serv, socklen_t servlen, int flags)
+{
+	char name[S5_DOMAIN_MAX + 1];
+	struct s5_addr a;
+	int r;
+
+	preload_init_symbols();
+	if (preload_real.getnameinfo == NULL)
+		return EAI_SYSTEM;
+	if (host == NULL || hostlen == 0 || (flags & NI_NUMERICHOST) ||
+	    sa == NULL || s5_addr_from_sockaddr(&a, sa, salen) != 0 ||
+	    !preload_init())
+		return preload_real.getnameinfo(sa, salen, host, hostlen, serv,
+		    servlen, flags);
+	if (!fakedns_name_of(&a, name, sizeof(name))) {
+		if (!preload_cfg.remote_dns || preload_is_excluded(&a))
+			return preload_real.getnameinfo(sa, salen, host, hostlen,
+			    serv, servlen, flags);
+		if (flags & NI_NAMEREQD)
+			return EAI_NONAME;
+		return preload_real.getnameinfo(sa, salen, host, hostlen, serv,
+		    servlen, flags | NI_NUMERICHOST);
+	}
+	if (strlen(name) >= hostlen)
+		return EAI_OVERFLOW;
+	if (serv != NULL && servlen > 0) {
+		r = preload_real.getnameinfo(sa, salen, NULL, 0, serv, servlen, flags);
+		if (r != 0)
+			return r;
+	}
+	memcpy(host, name, strlen(name) + 1);
+	return 0;
+}
