@@ -1,0 +1,916 @@
+/*
+ * socksify: run a command with its TCP connections tunnelled through SOCKS5.
+ *
+ * The launcher only prepares the environment (ARCHITECTURE.md): it finds
+ * libsocksify.so, refuses programs the library cannot reach, sets LD_PRELOAD
+ * and SOCKSIFY_*, and runs COMMAND. With an upstream proxy it execs COMMAND
+ * in place, so exit status and signals are COMMAND's own. Without one it
+ * starts the bundled socksifyd on a loopback ephemeral port, runs COMMAND as
+ * a child, forwards signals to it, and stops the server when it is done.
+ * Exit status follows env(1): 125 our failure, 126 cannot execute, 127 not
+ * found (CONTRACT.md).
+ */
+#include <elf.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <sys/xattr.h>
+
+#include "defaults.h"
+#include "socks5.h"
+
+enum {
+	EXIT_SELF = 125,		/* socksify itself failed */
+	EXIT_CANNOT_EXEC = 126,
+	EXIT_NOT_FOUND = 127,
+	SHEBANG_MAX = 256,		/* the kernel's BINPRM_BUF_SIZE */
+};
+
+#define READY_PREFIX	"socksifyd: listening on "
+#define DEFAULT_PATH	"/bin:/usr/bin"	/* what execvp(3) uses without PATH */
+
+/* Signals a user may send to socksify that belong to COMMAND. */
+static const int fwd_signals[] = {
+	SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH, SIGCONT,
+	SIGCHLD, SIGPIPE,	/* these two only wake the loop */
+};
+#define NSIGNALS	(sizeof(fwd_signals) / sizeof(fwd_signals[0]))
+
+struct options {
+	const char *proxy[PRELOAD_MAX_PROXIES];
+	size_t nproxy;
+	const char *exclude[PRELOAD_MAX_EXCLUDES];
+	size_t nexclude;
+	bool exclude_none, trace, quiet, force;
+	const char *log_file;
+};
+
+/* A signal as the handler saw it: the loop decides what to do with it. */
+struct sig_note {
+	int sig;
+	int from_user;		/* sent by kill(2) and friends, not the kernel */
+};
+
+static pid_t server_pid = -1;
+static int server_err = -1;		/* read end of the server's stderr */
+static int sig_pipe[2] = { -1, -1 };
+static struct sigaction saved_act[NSIGNALS];
+
+static void server_stop(void);
+
+/* One line on stderr; a trailing ':' in fmt appends strerror(errno). */
+static void
+vmsg(const char *fmt, va_list ap)
+{
+	char line[PATH_MAX + 256];
+	int saved = errno;
+	size_t len;
+
+	vsnprintf(line, sizeof(line), fmt, ap);
+	len = strlen(line);
+	if (len > 0 && line[len - 1] == ':')
+		snprintf(line + len, sizeof(line) - len, " %s", strerror(saved));
+	fprintf(stderr, "socksify: %s\n", line);
+}
+
+static void __attribute__((format(printf, 2, 3), noreturn))
+die(int code, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vmsg(fmt, ap);
+	va_end(ap);
+	server_stop();
+	exit(code);
+}
+
+static void __attribute__((format(printf, 1, 2)))
+warn_msg(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vmsg(fmt, ap);
+	va_end(ap);
+}
+
+static char *
+xstrdup(const char *s)
+{
+	char *p = strdup(s);
+
+	if (p == NULL)
+		die(EXIT_SELF, "out of memory");
+	return p;
+}
+
+/* a + b + c, freshly allocated. */
+static char *
+str_cat3(const char *a, const char *b, const char *c)
+{
+	char *p;
+
+	if (asprintf(&p, "%s%s%s", a, b, c) < 0)
+		die(EXIT_SELF, "out of memory");
+	return p;
+}
+
+/* Appends item to a malloc'd comma-separated list, which may be NULL. */
+static char *
+list_add(char *list, const char *item)
+{
+	char *p = str_cat3(list != NULL ? list : "", list != NULL ? "," : "", item);
+
+	free(list);
+	return p;
+}
+
+static long
+ms_since(const struct timespec *t0)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (t.tv_sec - t0->tv_sec) * 1000 + (t.tv_nsec - t0->tv_nsec) / 1000000;
+}
+
+static void
+usage(void)
+{
+	printf("usage: socksify [OPTIONS] [--] COMMAND [ARGS...]\n"
+	    "Run COMMAND with its TCP connections tunnelled through SOCKS5.\n\n"
+	    "  -x, --proxy URL     upstream proxy, socks5[h]://[USER[:PASS]@]HOST[:PORT]\n"
+	    "                      or HOST:PORT; repeat it to chain proxies, in order\n"
+	    "  -e, --exclude CIDR  connect directly to CIDR (repeatable); added to the\n"
+	    "                      defaults, `-e none' clears the defaults\n"
+	    "  -t, --trace         one line per connection COMMAND makes, to stderr\n"
+	    "      --log FILE      library and trace messages to FILE, not stderr\n"
+	    "  -q, --quiet         only errors (with -t, tracing still wins)\n"
+	    "  -f, --force         run COMMAND even when the library cannot reach it\n"
+	    "                      (static, setuid, setcap, Go), unproxied\n"
+	    "  -h, --help          this help\n"
+	    "  -V, --version       version\n\n"
+	    "Without -x or SOCKSIFY_PROXY, a bundled socksifyd runs on a loopback port\n"
+	    "for the life of COMMAND. Environment: SOCKSIFY_PROXY, SOCKSIFY_EXCLUDE,\n"
+	    "SOCKSIFY_LOG, SOCKSIFY_LOG_FILE, SOCKSIFY_TIMEOUT, SOCKSIFY_LIBRARY,\n"
+	    "SOCKSIFY_SERVER. Exit status: COMMAND's, or 125 (socksify failed),\n"
+	    "126 (COMMAND cannot be executed), 127 (COMMAND not found).\n");
+}
+
+/*
+ * Validates one proxy URL; the library parses it again with the same code.
+ * The message leaves out USER:PASS, which must not end up in a log.
+ */
+static void
+proxy_check(const char *url, const char *what)
+{
+	struct s5_proxy p;
+	const char *why = "invalid", *at = strrchr(url, '@');
+	const char *shown = at != NULL ? at + 1 : url, *hidden = at != NULL ? "...@" : "";
+
+	if (strchr(url, ',') != NULL)
+		die(EXIT_SELF, "%s %s%s: ',' separates proxies; write it as %%2C",
+		    what, hidden, shown);
+	if (s5_proxy_parse(url, strlen(url), &p, &why) < 0)
+		die(EXIT_SELF, "%s %s%s: %s", what, hidden, shown, why);
+}
+
+static void
+options_parse(int argc, char **argv, struct options *o)
+{
+	enum { OPT_LOG = 256 };
+	static const struct option longopts[] = {
+		{ "proxy", required_argument, NULL, 'x' },
+		{ "exclude", required_argument, NULL, 'e' },
+		{ "trace", no_argument, NULL, 't' },
+		{ "log", required_argument, NULL, OPT_LOG },
+		{ "quiet", no_argument, NULL, 'q' },
+		{ "force", no_argument, NULL, 'f' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct s5_cidr cidr;
+	const char *why;
+	int c;
+
+	opterr = 0;	/* our own one-line messages, and exit 125 */
+	/* '+': options end at COMMAND, whose own options are its business. */
+	while ((c = getopt_long(argc, argv, "+:x:e:tqfhV", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'x':
+			proxy_check(optarg, "proxy");
+			if (o->nproxy == PRELOAD_MAX_PROXIES)
+				die(EXIT_SELF, "more than %d proxies in the chain",
+				    PRELOAD_MAX_PROXIES);
+			o->proxy[o->nproxy++] = optarg;
+			break;
+		case 'e':
+			if (strcasecmp(optarg, "none") == 0) {
+				o->exclude_none = true;
+				break;
+			}
+			why = "invalid";
+			if (s5_cidr_parse(optarg, &cidr, &why) < 0)
+				die(EXIT_SELF, "exclude %s: %s", optarg, why);
+			if (o->nexclude == PRELOAD_MAX_EXCLUDES)
+				die(EXIT_SELF, "more than %d exclusions", PRELOAD_MAX_EXCLUDES);
+			o->exclude[o->nexclude++] = optarg;
+			break;
+		case 't':
+			o->trace = true;
+			break;
+		case 'q':
+			o->quiet = true;
+			break;
+		case 'f':
+			o->force = true;
+			break;
+		case OPT_LOG:
+			o->log_file = optarg;
+			break;
+		case 'h':
+			usage();
+			exit(0);
+		case 'V':
+			printf("socksify %s\n", SOCKSIFY_VERSION);
+			exit(0);
+		case ':':
+			die(EXIT_SELF, "option %s needs an argument", argv[optind - 1]);
+		default:
+			if (strncmp(argv[optind - 1], "--", 2) == 0 && optopt != 0)
+				die(EXIT_SELF, "option %s takes no argument", argv[optind - 1]);
+			if (optopt != 0)
+				die(EXIT_SELF, "unknown option -%c (try --help)", optopt);
+			die(EXIT_SELF, "unknown option %s (try --help)", argv[optind - 1]);
+		}
+	}
+	if (optind >= argc)
+		die(EXIT_SELF, "missing COMMAND (try --help)");
+}
+
+/*
+ * Where the launcher lives: build/ holds all three artefacts, an installed
+ * tree has PREFIX/bin/socksify and PREFIX/lib/socksify/libsocksify.so.
+ */
+static char *
+self_dir(void)
+{
+	char buf[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", buf, sizeof(buf) - 1);
+	char *slash;
+
+	if (n < 0)
+		die(EXIT_SELF, "cannot find myself: /proc/self/exe:");
+	buf[n] = '\0';
+	slash = strrchr(buf, '/');
+	if (slash != NULL)
+		*slash = '\0';
+	return xstrdup(buf);
+}
+
+static char *
+library_find(const char *dir)
+{
+	const char *env = getenv("SOCKSIFY_LIBRARY");
+	char *cand[2] = { NULL, NULL }, *lib = NULL, real[PATH_MAX];
+	size_t i;
+
+	if (env != NULL && *env != '\0') {
+		if (realpath(env, real) == NULL || access(real, R_OK) < 0)
+			die(EXIT_SELF, "SOCKSIFY_LIBRARY %s:", env);
+		lib = xstrdup(real);
+	} else {
+		cand[0] = str_cat3(dir, "/", "libsocksify.so");
+		cand[1] = str_cat3(dir, "/../lib/socksify/", "libsocksify.so");
+		for (i = 0; i < 2 && lib == NULL; i++)
+			if (realpath(cand[i], real) != NULL && access(real, R_OK) == 0)
+				lib = xstrdup(real);
+		if (lib == NULL)
+			die(EXIT_SELF, "library not found: neither %s nor %s exists "
+			    "(set SOCKSIFY_LIBRARY)", cand[0], cand[1]);
+		free(cand[0]);
+		free(cand[1]);
+	}
+	/* ld.so splits LD_PRELOAD at both ':' and ' ' (ld.so(8)). */
+	if (strpbrk(lib, ": ") != NULL)
+		die(EXIT_SELF, "library path %s has a ':' or space, which LD_PRELOAD "
+		    "cannot carry", lib);
+	return lib;
+}
+
+/* 0 when path is a file we may execute, else -errno as execve would see it. */
+static int
+exec_check(const char *path)
+{
+	struct stat st;
+
+	if (stat(path, &st) < 0)
+		return -errno;
+	if (S_ISDIR(st.st_mode))
+		return -EISDIR;
+	if (!S_ISREG(st.st_mode))
+		return -EACCES;
+	if (access(path, X_OK) < 0)
+		return -errno;
+	return 0;
+}
+
+/*
+ * COMMAND as execvp(3) finds it: a name with a '/' is used as is, others are
+ * searched in PATH (an empty entry is the current directory). A match that is
+ * not executable is remembered while the search goes on. Returns NULL with
+ * *err = errno when there is nothing to run.
+ */
+static char *
+command_find(const char *name, int *err)
+{
+	const char *path = getenv("PATH"), *p, *end;
+	char *cand, *dir;
+	int r, first = 0;
+
+	if (*name == '\0') {
+		*err = ENOENT;
+		return NULL;
+	}
+	if (strchr(name, '/') != NULL) {
+		r = exec_check(name);
+		*err = -r;
+		return r == 0 ? xstrdup(name) : NULL;
+	}
+	if (path == NULL)
+		path = DEFAULT_PATH;
+	for (p = path;; p = end + 1) {
+		end = strchrnul(p, ':');
+		dir = end == p ? xstrdup(".") : strndup(p, (size_t)(end - p));
+		if (dir == NULL)
+			die(EXIT_SELF, "out of memory");
+		cand = str_cat3(dir, "/", name);
+		free(dir);
+		r = exec_check(cand);
+		if (r == 0)
+			return cand;
+		free(cand);
+		if (r != -ENOENT && r != -ENOTDIR && first == 0)
+			first = -r;
+		if (*end == '\0')
+			break;
+	}
+	*err = first != 0 ? first : ENOENT;
+	return NULL;
+}
+
+/*
+ * Why an ELF file is out of the library's reach, or NULL. Without PT_INTERP
+ * there is no dynamic loader to honour LD_PRELOAD (static and static-pie).
+ * A Go program makes its own system calls even when dynamically linked, so
+ * connect() never passes through libc; its section names give it away.
+ */
+static const char *
+elf_why(int fd, const unsigned char *h, size_t n)
+{
+	static const char go_section[] = ".go.buildinfo";
+	uint64_t phoff, shoff, stroff, strsize;
+	unsigned type_, phentsize, phnum, shentsize, shnum, shstrndx, i;
+	uint32_t type, sh_info;
+	bool is64, interp = false, go = false;
+	char *strtab;
+
+	if (n < EI_NIDENT || memcmp(h, ELFMAG, SELFMAG) != 0)
+		return NULL;
+	is64 = h[EI_CLASS] == ELFCLASS64;
+	/* Another byte order or class cannot run here anyway: exec decides. */
+	if ((h[EI_CLASS] != ELFCLASS32 && !is64) ||
+	    h[EI_DATA] != (__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__ ? ELFDATA2LSB : ELFDATA2MSB))
+		return NULL;
+	if (is64 && n >= sizeof(Elf64_Ehdr)) {
+		Elf64_Ehdr e;
+		memcpy(&e, h, sizeof(e));	/* h need not be aligned */
+		type_ = e.e_type, phoff = e.e_phoff, phentsize = e.e_phentsize;
+		phnum = e.e_phnum, shoff = e.e_shoff, shentsize = e.e_shentsize;
+		shnum = e.e_shnum, shstrndx = e.e_shstrndx;
+	} else if (!is64 && n >= sizeof(Elf32_Ehdr)) {
+		Elf32_Ehdr e;
+		memcpy(&e, h, sizeof(e));
+		type_ = e.e_type, phoff = e.e_phoff, phentsize = e.e_phentsize;
+		phnum = e.e_phnum, shoff = e.e_shoff, shentsize = e.e_shentsize;
+		shnum = e.e_shnum, shstrndx = e.e_shstrndx;
+	} else {
+		return NULL;
+	}
+	if (type_ != ET_EXEC && type_ != ET_DYN)
+		return NULL;	/* an object file or a core: exec refuses it */
+	/* gABI: with more than 0xfffe headers the count is in section 0. */
+	if (phnum == PN_XNUM && shoff != 0 && pread(fd, &sh_info, sizeof(sh_info),
+	    (off_t)(shoff + (is64 ? offsetof(Elf64_Shdr, sh_info) :
+	    offsetof(Elf32_Shdr, sh_info)))) == sizeof(sh_info))
+		phnum = sh_info;
+	/* p_type is the first word of a program header in both classes. */
+	for (i = 0; i < phnum && !interp; i++) {
+		if (pread(fd, &type, sizeof(type), (off_t)(phoff + (uint64_t)i * phentsize)) !=
+		    sizeof(type))
+			return NULL;	/* truncated: exec decides */
+		interp = type == PT_INTERP;
+	}
+	if (!interp)
+		return "statically linked";
+	if (shoff == 0 || shstrndx == SHN_UNDEF || shstrndx >= shnum)
+		return NULL;
+	if (is64) {
+		Elf64_Shdr s;
+		if (pread(fd, &s, sizeof(s), (off_t)(shoff + (uint64_t)shstrndx *
+		    shentsize)) != sizeof(s))
+			return NULL;
+		stroff = s.sh_offset, strsize = s.sh_size;
+	} else {
+		Elf32_Shdr s;
+		if (pread(fd, &s, sizeof(s), (off_t)(shoff + (uint64_t)shstrndx *
+		    shentsize)) != sizeof(s))
+			return NULL;
+		stroff = s.sh_offset, strsize = s.sh_size;
+	}
+	if (strsize == 0 || strsize > LAUNCHER_ELF_STRTAB_MAX ||
+	    (strtab = malloc(strsize)) == NULL)
+		return NULL;
+	if (pread(fd, strtab, strsize, (off_t)stroff) == (ssize_t)strsize)
+		go = memmem(strtab, strsize, go_section, sizeof(go_section)) != NULL;
+	free(strtab);
+	return go ? "Go program (its runtime bypasses libc)" : NULL;
+}
+
+/*
+ * The interpreter of a "#!" script, as the kernel reads the line: one path
+ * and at most one argument. For "#!/usr/bin/env NAME" it is NAME in PATH.
+ */
+static char *
+script_interp(const unsigned char *h, size_t n)
+{
+	char line[SHEBANG_MAX + 1], *interp, *arg, *slash;
+	int err;
+
+	memcpy(line, h + 2, n - 2);
+	line[n - 2] = '\0';
+	line[strcspn(line, "\n")] = '\0';
+	interp = line + strspn(line, " \t");
+	arg = interp + strcspn(interp, " \t");
+	if (*arg != '\0')
+		*arg++ = '\0';
+	arg += strspn(arg, " \t");
+	if (*interp == '\0')
+		return NULL;
+	slash = strrchr(interp, '/');
+	if (strcmp(slash != NULL ? slash + 1 : interp, "env") != 0)
+		return xstrdup(interp);
+	/* env -S splits the rest into words; other env options we cannot follow. */
+	if (strncmp(arg, "-S", 2) == 0)
+		arg += 2 + strspn(arg + 2, " \t");
+	arg[strcspn(arg, " \t")] = '\0';
+	if (*arg == '\0' || *arg == '-' || strchr(arg, '=') != NULL)
+		return NULL;
+	return command_find(arg, &err);
+}
+
+/*
+ * Why the library cannot reach the program at path, or NULL. ld.so ignores
+ * LD_PRELOAD in secure-execution mode (setuid, setgid, file capabilities;
+ * ld.so(8)), and a static program has no ld.so at all. The kernel ignores
+ * set-id bits on scripts, so a script is judged by its interpreter.
+ */
+static const char *
+reach_why(const char *path, bool follow_script)
+{
+	static char why[PATH_MAX + 64];
+	unsigned char h[SHEBANG_MAX];
+	const char *r = NULL;
+	struct stat st;
+	ssize_t n;
+	char *interp;
+	int fd;
+
+	if (stat(path, &st) < 0)
+		return NULL;
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	n = fd < 0 ? 0 : pread(fd, h, sizeof(h), 0);
+	if (n >= 2 && h[0] == '#' && h[1] == '!') {
+		close(fd);
+		if (!follow_script || (interp = script_interp(h, (size_t)n)) == NULL)
+			return NULL;
+		if ((r = reach_why(interp, false)) != NULL) {
+			snprintf(why, sizeof(why), "interpreter %s: %s", interp, r);
+			r = why;
+		}
+		free(interp);
+		return r;
+	}
+	if (st.st_mode & S_ISUID)
+		r = "setuid";
+	else if ((st.st_mode & S_ISGID) && (st.st_mode & S_IXGRP))
+		r = "setgid";	/* without group x it means mandatory locking */
+	else if (getxattr(path, "security.capability", NULL, 0) > 0)
+		r = "file capabilities (setcap)";
+	else if (n > 0)
+		r = elf_why(fd, h, (size_t)n);
+	if (fd >= 0)
+		close(fd);
+	return r;
+}
+
+/*
+ * LD_PRELOAD with lib first (when add) and no other copy of it: an entry is
+ * the same library when it names the same file. NULL when nothing is left.
+ */
+static char *
+preload_compose(const char *lib, const char *old, bool add)
+{
+	struct stat ls, es;
+	char *copy, *tok, *save = NULL, *out = add ? xstrdup(lib) : NULL, *p;
+	bool have = stat(lib, &ls) == 0;
+
+	if (old == NULL)
+		return out;
+	copy = xstrdup(old);
+	for (tok = strtok_r(copy, ": ", &save); tok != NULL;
+	    tok = strtok_r(NULL, ": ", &save)) {
+		if (strcmp(tok, lib) == 0 || (have && stat(tok, &es) == 0 &&
+		    es.st_dev == ls.st_dev && es.st_ino == ls.st_ino))
+			continue;
+		p = str_cat3(out != NULL ? out : "", out != NULL ? ":" : "", tok);
+		free(out);
+		out = p;
+	}
+	free(copy);
+	return out;
+}
+
+static void
+copy_server_output(void)
+{
+	char buf[LAUNCHER_COPY_BUF_BYTES];
+	ssize_t n = read(server_err, buf, sizeof(buf));
+
+	if (n > 0) {
+		if (write(STDERR_FILENO, buf, (size_t)n) < 0) {
+			/* Nowhere to report it; keep draining so the server never blocks. */
+		}
+	} else if (n == 0 || (errno != EINTR && errno != EAGAIN)) {
+		close(server_err);
+		server_err = -1;
+	}
+}
+
+/*
+ * Starts socksifyd on 127.0.0.1:0 and returns "socks5h://127.0.0.1:PORT",
+ * from its ready line. The server has a process group of its own: a ^C on
+ * the terminal reaches COMMAND, not the server that COMMAND still needs.
+ */
+static char *
+server_start(const char *server, const char *lib)
+{
+	char line[PATH_MAX], held[PATH_MAX] = "", *nl, *addr, *pre;
+	size_t len = 0;
+	struct s5_addr a;
+	struct timespec t0;
+	struct pollfd pf;
+	const char *why;
+	pid_t parent = getpid();
+	int fds[2], r;
+	ssize_t n;
+	long left;
+
+	if (pipe2(fds, O_CLOEXEC) < 0)
+		die(EXIT_SELF, "pipe:");
+	server_pid = fork();
+	if (server_pid < 0)
+		die(EXIT_SELF, "fork:");
+	if (server_pid == 0) {
+		/* Dies with us; the getppid() check closes the race with our exit. */
+		prctl(PR_SET_PDEATHSIG, SIGTERM);
+		if (getppid() != parent)
+			_exit(EXIT_SELF);
+		setpgid(0, 0);
+		dup2(fds[1], STDERR_FILENO);
+		r = open("/dev/null", O_RDONLY);
+		if (r >= 0 && r != STDIN_FILENO)
+			dup2(r, STDIN_FILENO);
+		/* A nested socksify must not tunnel the server through itself. */
+		pre = preload_compose(lib, getenv("LD_PRELOAD"), false);
+		if (pre != NULL)
+			setenv("LD_PRELOAD", pre, 1);
+		else
+			unsetenv("LD_PRELOAD");
+		execl(server, server, "--listen", "127.0.0.1:0", "-q", (char *)NULL);
+		fprintf(stderr, "socksifyd: %s: %s\n", server, strerror(errno));
+		_exit(EXIT_CANNOT_EXEC);
+	}
+	close(fds[1]);
+	server_err = fds[0];
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	line[0] = '\0';
+	/*
+	 * A line before the ready line is held: passed on as a warning when more
+	 * follows, made part of our one-line reason when the server gives up.
+	 */
+	for (;;) {
+		left = LAUNCHER_SERVER_READY_MS - ms_since(&t0);
+		if (left <= 0)
+			die(EXIT_SELF, "embedded server %s not ready after %d ms%s%s", server,
+			    LAUNCHER_SERVER_READY_MS, *held != '\0' ? ": " : "", held);
+		pf = (struct pollfd){ .fd = server_err, .events = POLLIN };
+		if (poll(&pf, 1, (int)left) <= 0)
+			continue;
+		n = read(server_err, line + len, sizeof(line) - 1 - len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			die(EXIT_SELF, "embedded server failed to start: %s", len > 0 ?
+			    line : *held != '\0' ? held : "it exited without a word");
+		len += (size_t)n;
+		line[len] = '\0';
+		while ((nl = strchr(line, '\n')) != NULL) {
+			*nl = '\0';
+			if (strncmp(line, READY_PREFIX, strlen(READY_PREFIX)) == 0)
+				goto ready;
+			if (*held != '\0')
+				fprintf(stderr, "%s\n", held);
+			snprintf(held, sizeof(held), "%s", line);
+			len -= (size_t)(nl + 1 - line);
+			memmove(line, nl + 1, len + 1);
+		}
+		if (len == sizeof(line) - 1)
+			die(EXIT_SELF, "embedded server said something unreadable");
+	}
+ready:
+	if (*held != '\0')
+		fprintf(stderr, "%s\n", held);
+	addr = line + strlen(READY_PREFIX);
+	why = "not an address";
+	if (s5_addr_parse(addr, &a, 0, &why) < 0 || a.atyp != S5_ATYP_IPV4 || a.port == 0)
+		die(EXIT_SELF, "embedded server: unexpected ready line \"%s\": %s", line, why);
+	/* Whatever followed the ready line is the server's, for our stderr. */
+	fputs(nl + 1, stderr);
+	fcntl(server_err, F_SETFL, O_NONBLOCK);
+	return str_cat3("socks5h://", addr, "");
+}
+
+/* SIGTERM, a bounded wait while still draining its output, then SIGKILL. */
+static void
+server_stop(void)
+{
+	struct timespec t0;
+	struct pollfd pf;
+	int status;
+
+	if (server_pid <= 0)
+		return;
+	kill(server_pid, SIGTERM);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	while (waitpid(server_pid, &status, WNOHANG) == 0) {
+		if (ms_since(&t0) >= LAUNCHER_SERVER_STOP_MS) {
+			kill(server_pid, SIGKILL);
+			waitpid(server_pid, &status, 0);
+			break;
+		}
+		pf = (struct pollfd){ .fd = server_err, .events = POLLIN };
+		if (poll(&pf, server_err >= 0 ? 1 : 0, LAUNCHER_POLL_MS) > 0)
+			copy_server_output();
+	}
+	server_pid = -1;
+	if (server_err >= 0)
+		close(server_err);
+	server_err = -1;
+}
+
+static void
+on_signal(int sig, siginfo_t *si, void *uc)
+{
+	struct sig_note note = { sig, si->si_code == SI_USER ||
+	    si->si_code == SI_QUEUE || si->si_code == SI_TKILL };
+	int saved = errno;
+	ssize_t r;
+
+	(void)uc;
+	r = write(sig_pipe[1], &note, sizeof(note));
+	(void)r;	/* a full pipe already holds a wake-up */
+	errno = saved;
+}
+
+/*
+ * A signal the user's shell left ignored stays ignored (the child inherits
+ * that across exec); the others are caught and handed to the loop.
+ */
+static void
+signals_catch(void)
+{
+	struct sigaction sa = { .sa_sigaction = on_signal, .sa_flags = SA_SIGINFO | SA_RESTART };
+	size_t i;
+
+	if (pipe2(sig_pipe, O_CLOEXEC | O_NONBLOCK) < 0)
+		die(EXIT_SELF, "pipe:");
+	sigemptyset(&sa.sa_mask);
+	for (i = 0; i < NSIGNALS; i++) {
+		sigaction(fwd_signals[i], NULL, &saved_act[i]);
+		if (saved_act[i].sa_handler != SIG_IGN)
+			sigaction(fwd_signals[i], &sa, NULL);
+	}
+}
+
+/* execv, and like execvp(3) a file without "#!" that the kernel rejects runs under sh. */
+static void __attribute__((noreturn))
+command_exec(const char *path, char **argv)
+{
+	char **sh_argv;
+	size_t n;
+
+	execv(path, argv);
+	if (errno == ENOEXEC) {
+		for (n = 0; argv[n] != NULL; n++)
+			;
+		sh_argv = calloc(n + 2, sizeof(*sh_argv));
+		if (sh_argv != NULL) {
+			sh_argv[0] = (char *)"sh";
+			sh_argv[1] = (char *)path;
+			memcpy(sh_argv + 2, argv + 1, n * sizeof(*argv));
+			execv("/bin/sh", sh_argv);
+			errno = ENOEXEC;
+		}
+	}
+	fprintf(stderr, "socksify: %s: %s\n", argv[0], strerror(errno));
+	_exit(errno == ENOENT ? EXIT_NOT_FOUND : EXIT_CANNOT_EXEC);
+}
+
+/* Ends socksify the way COMMAND ended. */
+static void __attribute__((noreturn))
+exit_like(int status)
+{
+	struct rlimit no_core = { 0, 0 };
+	int sig;
+	sigset_t set;
+
+	if (WIFEXITED(status))
+		exit(WEXITSTATUS(status));
+	sig = WTERMSIG(status);
+	/* COMMAND already dumped core if it was going to; we must not. */
+	setrlimit(RLIMIT_CORE, &no_core);
+	signal(sig, SIG_DFL);
+	sigemptyset(&set);
+	sigaddset(&set, sig);
+	sigprocmask(SIG_UNBLOCK, &set, NULL);
+	raise(sig);
+	exit(128 + sig);
+}
+
+/* The embedded-server case: COMMAND is our child; we wait, forward, clean up. */
+static void __attribute__((noreturn))
+command_supervise(const char *path, char **argv)
+{
+	struct pollfd pf[2];
+	struct sig_note note;
+	pid_t cmd, pid;
+	int status, cmd_status = 0;
+	size_t i;
+
+	signals_catch();
+	cmd = fork();
+	if (cmd < 0)
+		die(EXIT_SELF, "fork:");
+	if (cmd == 0) {
+		for (i = 0; i < NSIGNALS; i++)
+			sigaction(fwd_signals[i], &saved_act[i], NULL);
+		command_exec(path, argv);
+	}
+	for (;;) {
+		pf[0] = (struct pollfd){ .fd = sig_pipe[0], .events = POLLIN };
+		pf[1] = (struct pollfd){ .fd = server_err, .events = POLLIN };
+		if (poll(pf, server_err >= 0 ? 2 : 1, -1) < 0 && errno != EINTR)
+			die(EXIT_SELF, "poll:");
+		if (server_err >= 0 && pf[1].revents != 0)
+			copy_server_output();
+		while (read(sig_pipe[0], &note, sizeof(note)) == sizeof(note)) {
+			/* A terminal's signals already reached COMMAND's process group. */
+			if (note.from_user && note.sig != SIGCHLD && note.sig != SIGPIPE)
+				kill(cmd, note.sig);
+		}
+		if (server_pid > 0 && waitpid(server_pid, &status, WNOHANG) == server_pid) {
+			server_pid = -1;
+			warn_msg("embedded server exited (%s %d); COMMAND's new connections "
+			    "will fail", WIFSIGNALED(status) ? "signal" : "status",
+			    WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
+		}
+		pid = waitpid(cmd, &cmd_status, WNOHANG);
+		if (pid == cmd)
+			break;
+		if (pid < 0 && errno != EINTR)
+			die(EXIT_SELF, "waitpid:");
+	}
+	server_stop();
+	exit_like(cmd_status);
+}
+
+/*
+ * What main() works out, kept at file scope rather than in its frame: it
+ * lives until exec or exit, and LeakSanitizer (SAN=1) then sees it as held,
+ * not leaked, so a sanitizer build exits with COMMAND's status too.
+ */
+static struct {
+	char *dir, *lib, *server, *path, *proxy, *exclude, *log_file, *preload;
+} run;
+
+int
+main(int argc, char **argv)
+{
+	struct options o = { .nproxy = 0 };
+	const char *env_proxy = getenv("SOCKSIFY_PROXY"), *why;
+	char cwd[PATH_MAX], *s, *tok, *save;
+	bool embedded;
+	size_t i;
+	int err, fd;
+
+	options_parse(argc, argv, &o);
+	argv += optind;
+	if (o.nproxy == 0 && env_proxy != NULL && *env_proxy != '\0') {
+		s = xstrdup(env_proxy);
+		for (tok = strtok_r(s, ",", &save); tok != NULL; tok = strtok_r(NULL, ",", &save))
+			proxy_check(tok, "SOCKSIFY_PROXY");
+		free(s);
+		run.proxy = xstrdup(env_proxy);
+	}
+	for (i = 0; i < o.nproxy; i++)
+		run.proxy = list_add(run.proxy, o.proxy[i]);
+	embedded = run.proxy == NULL;
+	run.dir = self_dir();
+	run.lib = library_find(run.dir);
+
+	/* Nothing starts before we know COMMAND can run and be reached. */
+	run.path = command_find(argv[0], &err);
+	if (run.path == NULL && err == ENOENT)
+		die(EXIT_NOT_FOUND, "%s: %s", argv[0], strchr(argv[0], '/') != NULL ?
+		    strerror(err) : "command not found");
+	if (run.path == NULL)
+		die(EXIT_CANNOT_EXEC, "%s: %s", argv[0], strerror(err));
+	if ((why = reach_why(run.path, true)) != NULL) {
+		if (!o.force)
+			die(EXIT_SELF, "%s: %s: the library cannot reach it "
+			    "(--force runs it unproxied)", run.path, why);
+		if (!o.quiet)
+			warn_msg("warning: %s: %s: running it unproxied", run.path, why);
+	}
+
+	if (o.log_file != NULL) {
+		/* COMMAND may chdir before a child reads it: make it absolute. */
+		if (*o.log_file != '/' && getcwd(cwd, sizeof(cwd)) != NULL)
+			run.log_file = str_cat3(cwd, "/", o.log_file);
+		else
+			run.log_file = xstrdup(o.log_file);
+		fd = open(run.log_file, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+		if (fd < 0)
+			die(EXIT_SELF, "--log %s:", o.log_file);
+		close(fd);
+		setenv("SOCKSIFY_LOG_FILE", run.log_file, 1);
+	}
+	/* -e adds to the defaults of CONTRACT.md, "-e none" drops them. */
+	if (o.nexclude > 0 || o.exclude_none) {
+		if (!embedded && !o.exclude_none)
+			run.exclude = xstrdup(LAUNCHER_UPSTREAM_EXCLUDE);
+		for (i = 0; i < o.nexclude; i++)
+			run.exclude = list_add(run.exclude, o.exclude[i]);
+		setenv("SOCKSIFY_EXCLUDE", run.exclude != NULL ? run.exclude : "none", 1);
+	} else if (embedded && getenv("SOCKSIFY_EXCLUDE") == NULL) {
+		/* The embedded server is this host: loopback is the same everywhere. */
+		setenv("SOCKSIFY_EXCLUDE", "none", 1);
+	}
+	if (o.trace)
+		setenv("SOCKSIFY_LOG", "trace", 1);
+	else if (o.quiet)
+		setenv("SOCKSIFY_LOG", "error", 1);
+
+	if (embedded) {
+		s = getenv("SOCKSIFY_SERVER");
+		run.server = s != NULL && *s != '\0' ? xstrdup(s) :
+		    str_cat3(run.dir, "/", "socksifyd");
+		if (access(run.server, X_OK) < 0)
+			die(EXIT_SELF, "embedded server %s:", run.server);
+		run.proxy = server_start(run.server, run.lib);
+	}
+	setenv("SOCKSIFY_PROXY", run.proxy, 1);
+	run.preload = preload_compose(run.lib, getenv("LD_PRELOAD"), true);
+	setenv("LD_PRELOAD", run.preload, 1);
+	if (!embedded)
+		command_exec(run.path, argv);
+	command_supervise(run.path, argv);
+}
