@@ -1,0 +1,59 @@
+#!/bin/sh
+# Installs the Debian packages a make target needs, only when they are missing.
+#   sh scripts/deps.sh demo|test|fuzz
+# Needs root (or sudo) only when something is actually missing.
+set -eu
+
+need=""
+want() {	# want COMMAND PACKAGE
+	command -v "$1" >/dev/null 2>&1 || need="$need $2"
+}
+
+case ${1:-test} in
+demo)
+	want curl curl
+	want python3 python3
+	;;
+test)
+	want curl curl
+	want python3 python3
+	want bats bats
+	want unshare util-linux
+	want nm binutils
+	want ps procps
+	want pgrep procps
+	;;
+fuzz)
+	want clang clang
+	# libFuzzer's runtime ships in libclang-rt-*-dev; probe by linking.
+	probe=$(mktemp -d)
+	printf '%s\n' '#include <stdint.h>' '#include <stddef.h>' \
+		'int LLVMFuzzerTestOneInput(const uint8_t *d, size_t n) { (void)d; (void)n; return 0; }' \
+		>"$probe/f.c"
+	if command -v clang >/dev/null 2>&1 && ! clang -fsanitize=fuzzer -o "$probe/f" "$probe/f.c" 2>/dev/null; then
+		v=$(clang --version | sed -n 's/.*version \([0-9]*\).*/\1/p' | head -n 1)
+		need="$need libclang-rt-$v-dev"
+	fi
+	rm -rf "$probe"
+	;;
+*)
+	echo "deps.sh: unknown target '$1' (demo, test or fuzz)" >&2
+	exit 2
+	;;
+esac
+
+[ -z "$need" ] && exit 0
+
+if [ "$(id -u)" = 0 ]; then
+	sudo=""
+elif command -v sudo >/dev/null 2>&1; then
+	sudo="sudo"
+else
+	echo "deps.sh: missing packages:$need (install them as root: apt-get install$need)" >&2
+	exit 1
+fi
+echo "deps.sh: installing:$need" >&2
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq >/dev/null
+# shellcheck disable=SC2086
+$sudo apt-get install -y -qq --no-install-recommends $need >/dev/null

@@ -1,0 +1,91 @@
+# Shared setup for the end-to-end suites. Every process a test starts is
+# recorded in PIDS and stopped by its PID in teardown; everything listens on
+# loopback, on ephemeral ports.
+
+ROOT=$(cd "$BATS_TEST_DIRNAME/.." && pwd)
+BUILD=${BUILD:-build}
+case $BUILD in /*) ;; *) BUILD=$ROOT/$BUILD ;; esac
+SOCKSIFY=$BUILD/socksify
+SOCKSIFYD=$BUILD/socksifyd
+LIB=$BUILD/libsocksify.so
+HELPERS=$ROOT/tests/helpers
+PIDS=()
+
+# Waits up to $2 tenths of a second for file $1 to hold a line matching $3.
+wait_for_line() {
+	local i
+	for ((i = 0; i < $2; i++)); do
+		grep -qE "$3" "$1" 2>/dev/null && return 0
+		sleep 0.1
+	done
+	echo "timed out waiting for /$3/ in $1:" >&2
+	cat "$1" >&2 2>/dev/null
+	return 1
+}
+
+# A 1 MiB file of random bytes and its checksum, once per test file.
+make_payload() {
+	WWW=$BATS_FILE_TMPDIR/www
+	mkdir -p "$WWW"
+	if [ ! -f "$WWW/payload.bin" ]; then
+		head -c 1048576 /dev/urandom >"$WWW/payload.bin"
+		echo 'hello through socks' >"$WWW/hello.txt"
+	fi
+	PAYLOAD_SHA=$(sha256sum <"$WWW/payload.bin" | cut -d' ' -f1)
+}
+
+# start_http HOST: serves $WWW on HOST (127.0.0.1 or ::1); sets HTTP_PORT.
+start_http() {
+	local pf=$BATS_TEST_TMPDIR/http.$1.port
+	rm -f "$pf"
+	python3 "$HELPERS/httpd.py" "$WWW" "$1" "$pf" 3>&- >/dev/null 2>&1 &
+	PIDS+=($!)
+	wait_for_line "$pf" 50 '^[0-9]+$'
+	HTTP_PORT=$(cat "$pf")
+}
+
+# The name only the test proxy can resolve (see start_socksifyd).
+PROXY_ONLY_NAME=only-proxy.socksify.test
+
+# start_socksifyd [ARGS...]: listens on 127.0.0.1:0 unless ARGS give -l;
+# sets PROXY_PORT (first listener), SOCKSIFYD_PID and SOCKSIFYD_LOG.
+# Where mount namespaces work (scripts/test.sh checks), the server gets a
+# private /etc/hosts that adds PROXY_ONLY_NAME, so a test can prove a name
+# was resolved by the proxy and not by the program's host.
+start_socksifyd() {
+	SOCKSIFYD_LOG=$BATS_TEST_TMPDIR/socksifyd.log
+	local listen=(-l 127.0.0.1:0)
+	case " $* " in *" -l "*|*" --listen "*) listen=() ;; esac
+	if [ "${SOCKSIFY_TEST_NS:-0}" = 1 ]; then
+		{ echo "127.0.0.1 $PROXY_ONLY_NAME"; cat /etc/hosts; } >"$BATS_TEST_TMPDIR/proxy-hosts"
+		unshare --mount sh -c 'mount --bind "$0" /etc/hosts && exec "$@"' \
+			"$BATS_TEST_TMPDIR/proxy-hosts" "$SOCKSIFYD" "${listen[@]}" "$@" 3>&- 2>"$SOCKSIFYD_LOG" &
+	else
+		"$SOCKSIFYD" "${listen[@]}" "$@" 3>&- 2>"$SOCKSIFYD_LOG" &
+	fi
+	SOCKSIFYD_PID=$!
+	PIDS+=($SOCKSIFYD_PID)
+	wait_for_line "$SOCKSIFYD_LOG" 50 '^socksifyd: listening on '
+	PROXY_PORT=$(sed -n 's/^socksifyd: listening on .*:\([0-9]*\)$/\1/p' "$SOCKSIFYD_LOG" | head -n 1)
+}
+
+# Tests that make a resolver look up a name absent from /etc/hosts need the
+# runner's namespace, where /etc/resolv.conf points at loopback: otherwise
+# the lookup would send a DNS query off this host.
+need_dns_jail() {
+	[ "${SOCKSIFY_TEST_NS:-0}" = 1 ] || skip "needs scripts/test.sh's mount namespace (resolver on loopback)"
+}
+
+stop_all() {
+	local p
+	for p in "${PIDS[@]}"; do
+		kill "$p" 2>/dev/null || true
+	done
+	for p in "${PIDS[@]}"; do
+		timeout 5 tail --pid="$p" -f /dev/null 2>/dev/null || kill -9 "$p" 2>/dev/null || true
+	done
+	PIDS=()
+}
+
+# sha256 of stdin, hex only.
+sha() { sha256sum | cut -d' ' -f1; }

@@ -1,0 +1,137 @@
+#!/usr/bin/env bats
+bats_require_minimum_version 1.5.0
+# The socksify launcher: options, exit codes, the embedded server, signals.
+
+load helpers/common
+
+setup() {
+	make_payload
+	start_http 127.0.0.1
+}
+
+teardown() { stop_all; }
+
+@test "embedded default: curl with no proxy flags fetches through a bundled server" {
+	got=$("$SOCKSIFY" curl -sS --max-time 20 "http://127.0.0.1:$HTTP_PORT/payload.bin" | sha)
+	[ "$got" = "$PAYLOAD_SHA" ]
+}
+
+@test "--trace: one line for the tunnelled connection, content on stdout" {
+	run --separate-stderr "$SOCKSIFY" --trace curl -sS --max-time 20 "http://127.0.0.1:$HTTP_PORT/hello.txt"
+	[ "$status" -eq 0 ]
+	[ "$output" = "hello through socks" ]
+	[[ "$stderr" =~ socksify\[[0-9]+\]:\ connect\ 127\.0\.0\.1:$HTTP_PORT\ via\ 127\.0\.0\.1:[0-9]+:\ ok ]]
+}
+
+@test "--log FILE: trace lines go to the file, not stderr" {
+	log=$BATS_TEST_TMPDIR/trace.log
+	run --separate-stderr "$SOCKSIFY" -t --log "$log" curl -sS --max-time 20 "http://127.0.0.1:$HTTP_PORT/hello.txt"
+	[ "$status" -eq 0 ]
+	[ "$output" = "hello through socks" ]
+	[ -z "$stderr" ]
+	grep -qE "connect 127\.0\.0\.1:$HTTP_PORT via .*: ok" "$log"
+}
+
+@test "-x URL: curl goes through the given socksifyd (it logs the session)" {
+	start_socksifyd -v
+	got=$("$SOCKSIFY" -x "socks5://127.0.0.1:$PROXY_PORT" -e none \
+		curl -sS --max-time 20 "http://127.0.0.1:$HTTP_PORT/payload.bin" | sha)
+	[ "$got" = "$PAYLOAD_SHA" ]
+	wait_for_line "$SOCKSIFYD_LOG" 30 "127\.0\.0\.1:$HTTP_PORT"
+}
+
+@test "the embedded server is stopped when the command ends: nothing left running" {
+	run "$SOCKSIFY" sh -c 'ps -o pid= --ppid "$PPID"'
+	[ "$status" -eq 0 ]
+	pids=$(echo "$output" | tr -s ' \n' ' ')
+	[ -n "$pids" ]
+	sleep 0.2
+	for p in $pids; do
+		run kill -0 "$p"
+		[ "$status" -ne 0 ]
+	done
+}
+
+@test "exit status: the command's own, through both modes" {
+	run "$SOCKSIFY" sh -c 'exit 42'
+	[ "$status" -eq 42 ]
+	run "$SOCKSIFY" -x socks5://127.0.0.1:9 sh -c 'exit 7'
+	[ "$status" -eq 7 ]
+	run "$SOCKSIFY" true
+	[ "$status" -eq 0 ]
+}
+
+@test "exit 127: command not found; 126: not executable" {
+	run -127 "$SOCKSIFY" no-such-command-socksify
+	[ "$status" -eq 127 ]
+	[[ "$output" == *"not found"* ]]
+	touch "$BATS_TEST_TMPDIR/noexec"
+	run "$SOCKSIFY" "$BATS_TEST_TMPDIR/noexec"
+	[ "$status" -eq 126 ]
+}
+
+@test "exit 125: bad option, bad proxy URL, bad CIDR, no command, each with one line" {
+	run "$SOCKSIFY" --no-such-option true
+	[ "$status" -eq 125 ]
+	[ "${#lines[@]}" -eq 1 ]
+	run "$SOCKSIFY" -x 'http://127.0.0.1:8080' true
+	[ "$status" -eq 125 ]
+	[ "${#lines[@]}" -eq 1 ]
+	run "$SOCKSIFY" -x 'socks5://127.0.0.1:99999' true
+	[ "$status" -eq 125 ]
+	run "$SOCKSIFY" -e '10.0.0.0/99' true
+	[ "$status" -eq 125 ]
+	run "$SOCKSIFY"
+	[ "$status" -eq 125 ]
+	run "$SOCKSIFY" -h
+	[ "$status" -eq 0 ]
+	[[ "$output" == *--proxy* ]]
+	run "$SOCKSIFY" -V
+	[ "$status" -eq 0 ]
+	[[ "$output" == "socksify "* ]]
+}
+
+@test "LD_PRELOAD is prepended to, not replaced" {
+	run env LD_PRELOAD=libm.so.6 "$SOCKSIFY" -x socks5://127.0.0.1:9 sh -c 'echo "$LD_PRELOAD"'
+	[ "$status" -eq 0 ]
+	[[ "$output" == *libsocksify.so:libm.so.6 ]]
+}
+
+@test "signals reach the command; socksify exits as the command did" {
+	"$SOCKSIFY" sleep 30 3>&- &
+	lp=$!
+	PIDS+=($lp)
+	sleep 0.5
+	kill -TERM "$lp"
+	timeout 5 tail --pid="$lp" -f /dev/null
+	wait "$lp" && st=0 || st=$?
+	[ "$st" -eq 143 ]
+	run pgrep -P "$lp"
+	[ "$status" -ne 0 ]
+}
+
+@test "a command killed by a signal: socksify reports that signal" {
+	run "$SOCKSIFY" sh -c 'kill -TERM $$'
+	[ "$status" -eq 143 ]
+}
+
+@test "unreachable programs are refused: setuid (125, one line), unless --force" {
+	cp "$(type -P true)" "$BATS_TEST_TMPDIR/suid-true"
+	chmod u+s "$BATS_TEST_TMPDIR/suid-true"
+	run "$SOCKSIFY" "$BATS_TEST_TMPDIR/suid-true"
+	[ "$status" -eq 125 ]
+	[ "${#lines[@]}" -eq 1 ]
+	[[ "$output" == *setuid* ]]
+	run "$SOCKSIFY" -q --force "$BATS_TEST_TMPDIR/suid-true"
+	[ "$status" -eq 0 ]
+}
+
+@test "unreachable programs are refused: statically linked (125), unless --force" {
+	printf 'int main(void){return 3;}\n' >"$BATS_TEST_TMPDIR/s.c"
+	cc -static -o "$BATS_TEST_TMPDIR/static" "$BATS_TEST_TMPDIR/s.c" 2>/dev/null || skip "no static libc to build a static test program"
+	run "$SOCKSIFY" "$BATS_TEST_TMPDIR/static"
+	[ "$status" -eq 125 ]
+	[[ "$output" == *"statically linked"* ]]
+	run "$SOCKSIFY" --force "$BATS_TEST_TMPDIR/static"
+	[ "$status" -eq 3 ]
+}

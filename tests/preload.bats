@@ -1,0 +1,165 @@
+#!/usr/bin/env bats
+# libsocksify.so inside unmodified programs (curl, python3), used directly
+# through LD_PRELOAD, against socksifyd.
+
+load helpers/common
+
+setup() {
+	make_payload
+	start_http 127.0.0.1
+}
+
+teardown() { stop_all; }
+
+# preload URL CMD...: run CMD with the library and SOCKSIFY_PROXY=URL.
+preload() {
+	local url=$1
+	shift
+	env LD_PRELOAD="$LIB" SOCKSIFY_PROXY="$url" "$@"
+}
+
+@test "curl with no proxy flags is tunnelled: bytes intact, the proxy saw it" {
+	start_socksifyd -v
+	got=$(SOCKSIFY_EXCLUDE=none preload "socks5://127.0.0.1:$PROXY_PORT" \
+		curl -sS --max-time 20 "http://127.0.0.1:$HTTP_PORT/payload.bin" | sha)
+	[ "$got" = "$PAYLOAD_SHA" ]
+	wait_for_line "$SOCKSIFYD_LOG" 30 "127\.0\.0\.1:$HTTP_PORT"
+}
+
+@test "loopback is excluded by default when an upstream is given (direct, not via proxy)" {
+	start_socksifyd -v
+	got=$(preload "socks5://127.0.0.1:$PROXY_PORT" \
+		curl -sS --max-time 20 "http://127.0.0.1:$HTTP_PORT/payload.bin" | sha)
+	[ "$got" = "$PAYLOAD_SHA" ]
+	sleep 0.3
+	run grep -c "127.0.0.1:$HTTP_PORT" "$SOCKSIFYD_LOG"
+	[ "$output" = "0" ]
+}
+
+@test "socks5h: a name only the proxy can resolve is fetched; the name went to the proxy" {
+	need_dns_jail
+	name=$PROXY_ONLY_NAME
+	run grep -c "$name" /etc/hosts
+	[ "$output" = "0" ]                       # this host cannot resolve it
+	start_socksifyd -v
+	got=$("$SOCKSIFY" -x "socks5h://127.0.0.1:$PROXY_PORT" \
+		curl -sS --max-time 20 "http://$name:$HTTP_PORT/payload.bin" | sha)
+	[ "$got" = "$PAYLOAD_SHA" ]
+	wait_for_line "$SOCKSIFYD_LOG" 30 "$name:$HTTP_PORT"
+	# with socks5 (local resolution) the same name fails inside curl
+	run "$SOCKSIFY" -x "socks5://127.0.0.1:$PROXY_PORT" curl -sS --max-time 10 "http://$name:$HTTP_PORT/hello.txt"
+	[ "$status" -eq 6 ]                       # curl: could not resolve host
+}
+
+@test "socks5h: getaddrinfo answers placeholders from 198.18.0.0/15, never a DNS query" {
+	need_dns_jail
+	start_socksifyd
+	run preload "socks5h://127.0.0.1:$PROXY_PORT" python3 "$HELPERS/netprobe.py" resolve some-name.example
+	[ "$status" -eq 0 ]
+	[[ "${lines[0]}" =~ ^198\.(18|19)\.[0-9]+\.[0-9]+$ ]]
+	# numeric hosts pass through untouched
+	run preload "socks5h://127.0.0.1:$PROXY_PORT" python3 "$HELPERS/netprobe.py" resolve 10.1.2.3
+	[ "${lines[0]}" = "10.1.2.3" ]
+}
+
+@test "non-blocking connect (python3 asyncio): bytes intact" {
+	start_socksifyd
+	run env SOCKSIFY_EXCLUDE=none LD_PRELOAD="$LIB" SOCKSIFY_PROXY="socks5://127.0.0.1:$PROXY_PORT" \
+		python3 "$HELPERS/netprobe.py" asyncio 127.0.0.1 "$HTTP_PORT" /payload.bin
+	[ "$status" -eq 0 ]
+	[ "$output" = "$PAYLOAD_SHA" ]
+}
+
+@test "non-blocking socket: connect succeeds and O_NONBLOCK is restored" {
+	start_socksifyd -v
+	run env SOCKSIFY_EXCLUDE=none LD_PRELOAD="$LIB" SOCKSIFY_PROXY="socks5://127.0.0.1:$PROXY_PORT" \
+		python3 "$HELPERS/netprobe.py" connect-nb 127.0.0.1 "$HTTP_PORT"
+	[ "$output" = "ok nonblocking" ]
+	wait_for_line "$SOCKSIFYD_LOG" 30 "127\.0\.0\.1:$HTTP_PORT"
+}
+
+@test "refused target: the program sees ECONNREFUSED (reply 05)" {
+	start_socksifyd
+	dead=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+	run env SOCKSIFY_EXCLUDE=none LD_PRELOAD="$LIB" SOCKSIFY_PROXY="socks5://127.0.0.1:$PROXY_PORT" \
+		python3 "$HELPERS/netprobe.py" connect 127.0.0.1 "$dead"
+	[ "$output" = "ECONNREFUSED" ]
+}
+
+@test "unresolvable name through socks5h: the program sees EHOSTUNREACH (reply 04)" {
+	need_dns_jail
+	start_socksifyd
+	run preload "socks5h://127.0.0.1:$PROXY_PORT" python3 "$HELPERS/netprobe.py" connect no-such-host.invalid 80
+	[ "$output" = "EHOSTUNREACH" ]
+}
+
+@test "unreachable proxy: ECONNREFUSED, never a direct connection" {
+	dead=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+	run env SOCKSIFY_EXCLUDE=none LD_PRELOAD="$LIB" SOCKSIFY_PROXY="socks5://127.0.0.1:$dead" \
+		python3 "$HELPERS/netprobe.py" connect 127.0.0.1 "$HTTP_PORT"
+	[ "$output" = "ECONNREFUSED" ]
+}
+
+@test "a proxy that never answers: ETIMEDOUT after SOCKSIFY_TIMEOUT" {
+	pf=$BATS_TEST_TMPDIR/mute.port
+	python3 -c 'import socket,sys,time
+s=socket.socket(); s.bind(("127.0.0.1",0)); s.listen(8)
+open(sys.argv[1],"w").write("%d\n" % s.getsockname()[1])
+c=s.accept(); time.sleep(20)' "$pf" 3>&- &
+	PIDS+=($!)
+	wait_for_line "$pf" 50 '^[0-9]+$'
+	start=$SECONDS
+	run env SOCKSIFY_TIMEOUT=1 SOCKSIFY_EXCLUDE=none LD_PRELOAD="$LIB" SOCKSIFY_PROXY="socks5://127.0.0.1:$(cat "$pf")" \
+		timeout 10 python3 "$HELPERS/netprobe.py" connect 127.0.0.1 "$HTTP_PORT"
+	[ "$output" = "ETIMEDOUT" ]
+	[ $((SECONDS - start)) -le 5 ]
+}
+
+@test "IPv6 target on ::1 through the proxy" {
+	start_http ::1
+	start_socksifyd
+	got=$(SOCKSIFY_EXCLUDE=none preload "socks5://127.0.0.1:$PROXY_PORT" \
+		curl -sS --max-time 20 "http://[::1]:$HTTP_PORT/payload.bin" | sha)
+	[ "$got" = "$PAYLOAD_SHA" ]
+}
+
+@test "AF_INET6 socket to an IPv4 target reaches the IPv4 proxy (v4-mapped)" {
+	start_socksifyd -v
+	run env SOCKSIFY_EXCLUDE=none LD_PRELOAD="$LIB" SOCKSIFY_PROXY="socks5://127.0.0.1:$PROXY_PORT" \
+		python3 "$HELPERS/netprobe.py" v6sock 127.0.0.1 "$HTTP_PORT" /payload.bin
+	[ "$output" = "$PAYLOAD_SHA" ]
+	wait_for_line "$SOCKSIFYD_LOG" 30 "127\.0\.0\.1:$HTTP_PORT"
+}
+
+@test "credentials in the URL: accepted, and a wrong password gives EACCES" {
+	printf 'bob:hunter2\n' >"$BATS_TEST_TMPDIR/users"
+	chmod 600 "$BATS_TEST_TMPDIR/users"
+	start_socksifyd -u "$BATS_TEST_TMPDIR/users"
+	got=$(SOCKSIFY_EXCLUDE=none preload "socks5://bob:hunter2@127.0.0.1:$PROXY_PORT" \
+		curl -sS --max-time 20 "http://127.0.0.1:$HTTP_PORT/payload.bin" | sha)
+	[ "$got" = "$PAYLOAD_SHA" ]
+	run env SOCKSIFY_EXCLUDE=none LD_PRELOAD="$LIB" SOCKSIFY_PROXY="socks5://bob:nope@127.0.0.1:$PROXY_PORT" \
+		python3 "$HELPERS/netprobe.py" connect 127.0.0.1 "$HTTP_PORT"
+	[ "$output" = "EACCES" ]
+}
+
+@test "socks5h: a UDP datagram to port 53 fails with EPERM instead of leaking" {
+	start_socksifyd
+	run preload "socks5h://127.0.0.1:$PROXY_PORT" python3 "$HELPERS/netprobe.py" udp53 127.0.0.1
+	[ "${lines[-1]}" = "EPERM" ]
+}
+
+@test "a chain of two proxies: A is asked for B, B for the target" {
+	start_socksifyd -v
+	a_port=$PROXY_PORT a_log=$SOCKSIFYD_LOG
+	SOCKSIFYD_LOG=$BATS_TEST_TMPDIR/b.log
+	"$SOCKSIFYD" -l 127.0.0.1:0 -v 3>&- 2>"$SOCKSIFYD_LOG" &
+	PIDS+=($!)
+	wait_for_line "$SOCKSIFYD_LOG" 50 '^socksifyd: listening on '
+	b_port=$(sed -n 's/^socksifyd: listening on .*:\([0-9]*\)$/\1/p' "$SOCKSIFYD_LOG")
+	got=$(SOCKSIFY_EXCLUDE=none preload "socks5://127.0.0.1:$a_port,socks5://127.0.0.1:$b_port" \
+		curl -sS --max-time 20 "http://127.0.0.1:$HTTP_PORT/payload.bin" | sha)
+	[ "$got" = "$PAYLOAD_SHA" ]
+	wait_for_line "$a_log" 30 "127\.0\.0\.1:$b_port"
+	wait_for_line "$SOCKSIFYD_LOG" 30 "127\.0\.0\.1:$HTTP_PORT"
+}

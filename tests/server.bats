@@ -1,0 +1,218 @@
+#!/usr/bin/env bats
+# socksifyd on its own, driven by curl and by raw SOCKS5 bytes.
+
+load helpers/common
+
+setup() {
+	make_payload
+	start_http 127.0.0.1
+}
+
+teardown() { stop_all; }
+
+hex() { printf '%s' "$1" | od -An -tx1 | tr -d ' \n'; }
+port_hex() { printf '%04x' "$1"; }
+# The HTTP request for hello.txt, in hex.
+GET_HELLO=$(printf 'GET /hello.txt HTTP/1.0\r\n\r\n' | od -An -tx1 | tr -d ' \n')
+
+@test "ready line: exactly one 'listening on 127.0.0.1:PORT' line, real port" {
+	start_socksifyd
+	run cat "$SOCKSIFYD_LOG"
+	[ "${#lines[@]}" -eq 1 ]
+	[[ "${lines[0]}" =~ ^socksifyd:\ listening\ on\ 127\.0\.0\.1:[0-9]+$ ]]
+	[ "$PROXY_PORT" -gt 0 ]
+	# and it serves at once
+	run curl -sS --max-time 10 --socks5 "127.0.0.1:$PROXY_PORT" "http://127.0.0.1:$HTTP_PORT/hello.txt"
+	[ "$status" -eq 0 ]
+	[ "$output" = "hello through socks" ]
+}
+
+@test "two listeners (IPv4 and IPv6) print two ready lines and both serve" {
+	start_socksifyd -l 127.0.0.1:0 -l '[::1]:0'
+	run cat "$SOCKSIFYD_LOG"
+	[ "${#lines[@]}" -eq 2 ]
+	[[ "${lines[0]}" =~ ^socksifyd:\ listening\ on\ 127\.0\.0\.1:[0-9]+$ ]]
+	[[ "${lines[1]}" =~ ^socksifyd:\ listening\ on\ \[::1\]:[0-9]+$ ]]
+	v6port=${lines[1]##*:}
+	run curl -sS --max-time 10 --socks5 "[::1]:$v6port" "http://127.0.0.1:$HTTP_PORT/hello.txt"
+	[ "$output" = "hello through socks" ]
+}
+
+@test "curl --socks5: 1 MiB arrives intact (sha256)" {
+	start_socksifyd
+	got=$(curl -sS --max-time 20 --socks5 "127.0.0.1:$PROXY_PORT" "http://127.0.0.1:$HTTP_PORT/payload.bin" | sha)
+	[ "$got" = "$PAYLOAD_SHA" ]
+}
+
+@test "curl --socks5-hostname: the proxy resolves the name, bytes intact" {
+	start_socksifyd -v
+	got=$(curl -sS --max-time 20 --socks5-hostname "127.0.0.1:$PROXY_PORT" "http://localhost:$HTTP_PORT/payload.bin" | sha)
+	[ "$got" = "$PAYLOAD_SHA" ]
+	# the request named the host (ATYP domain), as the session log shows
+	wait_for_line "$SOCKSIFYD_LOG" 30 "localhost:$HTTP_PORT"
+}
+
+@test "IPv6 target on ::1 through the proxy" {
+	start_http ::1
+	start_socksifyd
+	got=$(curl -sS --max-time 20 --socks5 "127.0.0.1:$PROXY_PORT" "http://[::1]:$HTTP_PORT/payload.bin" | sha)
+	[ "$got" = "$PAYLOAD_SHA" ]
+}
+
+@test "refused target: reply 05 (connection refused), then close" {
+	start_socksifyd
+	# a port nobody listens on: bind one, note it, close it
+	dead=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+	run python3 "$HELPERS/s5probe.py" "$PROXY_PORT" 050100 "050100017f000001$(port_hex "$dead")"
+	[ "${lines[0]:0:8}" = "05000505" ]
+	[ "${lines[1]}" = "EOF" ]
+	run curl -sS --max-time 10 --socks5 "127.0.0.1:$PROXY_PORT" "http://127.0.0.1:$dead/"
+	[ "$status" -eq 97 ]
+}
+
+@test "unresolvable name: reply 04 (host unreachable)" {
+	need_dns_jail
+	start_socksifyd
+	name=$(hex "no-such-host.invalid")
+	run python3 "$HELPERS/s5probe.py" "$PROXY_PORT" 050100 "05010003$(printf '%02x' 20)${name}0050"
+	[ "${lines[0]:0:8}" = "05000504" ]
+	[ "${lines[1]}" = "EOF" ]
+}
+
+@test "no acceptable method: 05 FF, then close" {
+	start_socksifyd
+	run python3 "$HELPERS/s5probe.py" "$PROXY_PORT" 050102
+	[ "${lines[0]}" = "05ff" ]
+	[ "${lines[1]}" = "EOF" ]
+}
+
+@test "wrong version in greeting: closed without a SOCKS5 reply" {
+	start_socksifyd
+	run python3 "$HELPERS/s5probe.py" "$PROXY_PORT" 040100
+	[ "${lines[0]}" = "" ] || [ "${lines[0]}" = "05ff" ]
+	[ "${lines[1]}" = "EOF" ]
+}
+
+@test "unknown command 0x09: reply 07" {
+	start_socksifyd
+	run python3 "$HELPERS/s5probe.py" "$PROXY_PORT" 050100 "050900017f0000010050"
+	[ "${lines[0]:0:8}" = "05000507" ]
+	[ "${lines[1]}" = "EOF" ]
+}
+
+@test "unknown address type 0x05: reply 08" {
+	start_socksifyd
+	run python3 "$HELPERS/s5probe.py" "$PROXY_PORT" 050100 "050100057f0000010050"
+	[ "${lines[0]:0:8}" = "05000508" ]
+	[ "${lines[1]}" = "EOF" ]
+}
+
+@test "empty domain name: reply 08" {
+	start_socksifyd
+	run python3 "$HELPERS/s5probe.py" "$PROXY_PORT" 050100 "05010003000050"
+	[ "${lines[0]:0:8}" = "05000508" ]
+	[ "${lines[1]}" = "EOF" ]
+}
+
+@test "BIND and UDP ASSOCIATE are not served yet: reply 07" {
+	start_socksifyd
+	run python3 "$HELPERS/s5probe.py" "$PROXY_PORT" 050100 "050200017f0000010050"
+	[ "${lines[0]:0:8}" = "05000507" ]
+	run python3 "$HELPERS/s5probe.py" "$PROXY_PORT" 050100 "05030001000000000000"
+	[ "${lines[0]:0:8}" = "05000507" ]
+}
+
+@test "coalesced greeting + request + data in one write: data reaches the target" {
+	start_socksifyd
+	run python3 "$HELPERS/s5probe.py" "$PROXY_PORT" "050100050100017f000001$(port_hex "$HTTP_PORT")$GET_HELLO"
+	# method reply, success reply with BND 127.0.0.1 and a real port, then HTTP
+	[ "${lines[0]:0:16}" = "050005000001""7f00" ]
+	[ "${lines[0]:20:4}" != "0000" ]
+	[[ "${lines[0]}" == *"$(hex 'hello through socks')"* ]]
+}
+
+@test "split handshake, one byte per write, then data" {
+	start_socksifyd
+	req="050100017f000001$(port_hex "$HTTP_PORT")"
+	bytes=(05 01 00)
+	for ((i = 0; i < ${#req}; i += 2)); do bytes+=("${req:i:2}"); done
+	run python3 "$HELPERS/s5probe.py" "$PROXY_PORT" "${bytes[@]}" "$GET_HELLO"
+	[ "${lines[0]:0:8}" = "05000500" ]
+	[[ "${lines[0]}" == *"$(hex 'hello through socks')"* ]]
+}
+
+@test "users file: right password served, wrong password refused (01 status, close)" {
+	printf '# test users\nalice:s3cret pass\nbob:hunter2\n' >"$BATS_TEST_TMPDIR/users"
+	chmod 600 "$BATS_TEST_TMPDIR/users"
+	start_socksifyd -u "$BATS_TEST_TMPDIR/users" -v
+	run curl -sS --max-time 10 --socks5 "127.0.0.1:$PROXY_PORT" -U 'alice:s3cret pass' "http://127.0.0.1:$HTTP_PORT/hello.txt"
+	[ "$status" -eq 0 ]
+	[ "$output" = "hello through socks" ]
+	run curl -sS --max-time 10 --socks5 "127.0.0.1:$PROXY_PORT" -U 'alice:wrong' "http://127.0.0.1:$HTTP_PORT/hello.txt"
+	[ "$status" -eq 97 ]
+	# raw: the method is 02, a bad password gets 01 01 and the connection closes
+	run python3 "$HELPERS/s5probe.py" "$PROXY_PORT" 050100
+	[ "${lines[0]}" = "05ff" ]
+	run python3 "$HELPERS/s5probe.py" "$PROXY_PORT" 05020002 "0103$(hex bob)03$(hex bad)"
+	[ "${lines[0]}" = "05020101" ]
+	[ "${lines[1]}" = "EOF" ]
+	run python3 "$HELPERS/s5probe.py" "$PROXY_PORT" 05020002 "0103$(hex bob)07$(hex hunter2)" "050100017f000001$(port_hex "$HTTP_PORT")"
+	[ "${lines[0]:0:12}" = "050201000500" ]
+	# passwords never reach the log
+	sleep 0.3
+	run grep -c -e 's3cret' -e 'hunter2' -e 'wrong' "$SOCKSIFYD_LOG"
+	[ "$output" = "0" ]
+}
+
+@test "-v: one log line per session with client, target, bytes and outcome" {
+	start_socksifyd -v
+	curl -sS --max-time 10 --socks5 "127.0.0.1:$PROXY_PORT" "http://127.0.0.1:$HTTP_PORT/payload.bin" >/dev/null
+	wait_for_line "$SOCKSIFYD_LOG" 30 "127\.0\.0\.1:$HTTP_PORT"
+	run grep -c "127.0.0.1:$HTTP_PORT" "$SOCKSIFYD_LOG"
+	[ "$output" = "1" ]
+	line=$(grep "127.0.0.1:$HTTP_PORT" "$SOCKSIFYD_LOG")
+	[[ "$line" == *"1048"* ]]      # at least 1 MiB target->client, in bytes
+	[[ "$line" == *ok* ]]
+	[[ "$line" =~ [0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:]+ ]]
+}
+
+@test "usage errors exit 2 with a one-line reason; runtime failures exit 1" {
+	run "$SOCKSIFYD" --no-such-flag
+	[ "$status" -eq 2 ]
+	[ "${#lines[@]}" -eq 1 ]
+	[[ "${lines[0]}" == socksifyd:* ]]
+	run "$SOCKSIFYD" -l 'not an address:xyz'
+	[ "$status" -eq 2 ]
+	start_socksifyd
+	run timeout 5 "$SOCKSIFYD" -l "127.0.0.1:$PROXY_PORT"
+	[ "$status" -eq 1 ]
+	[ "${#lines[@]}" -eq 1 ]
+	run timeout 5 "$SOCKSIFYD" -l 127.0.0.1:0 -u /nonexistent/users
+	[ "$status" -eq 1 ]
+	run "$SOCKSIFYD" -h
+	[ "$status" -eq 0 ]
+	[[ "$output" == *--listen* ]]
+	run "$SOCKSIFYD" -V
+	[ "$status" -eq 0 ]
+	[[ "$output" == "socksifyd "* ]]
+}
+
+@test "SIGTERM and SIGINT stop it cleanly with exit 0" {
+	for sig in TERM INT; do
+		start_socksifyd
+		kill -s "$sig" "$SOCKSIFYD_PID"
+		timeout 5 tail --pid="$SOCKSIFYD_PID" -f /dev/null
+		wait "$SOCKSIFYD_PID" && st=0 || st=$?
+		[ "$st" -eq 0 ]
+	done
+}
+
+@test "a stalled client does not block others" {
+	start_socksifyd
+	# one client sends half a greeting and sits there
+	python3 -c 'import socket,sys,time; s=socket.create_connection(("127.0.0.1",int(sys.argv[1]))); s.send(b"\x05"); time.sleep(8)' "$PROXY_PORT" 3>&- &
+	PIDS+=($!)
+	sleep 0.2
+	run curl -sS --max-time 5 --socks5-hostname "127.0.0.1:$PROXY_PORT" "http://localhost:$HTTP_PORT/hello.txt"
+	[ "$output" = "hello through socks" ]
+}
