@@ -60,27 +60,6 @@ preload_init_symbols(void)
 	pthread_once(&symbols_once, config_load_symbols);
 }
 
-/* Next comma-separated item of *s, blanks trimmed; false at the end. */
-static bool
-config_next_item(const char **s, const char **item, size_t *len)
-{
-	const char *p = *s, *e;
-
-	while (*p == ',' || isspace((unsigned char)*p))
-		p++;
-	if (*p == '\0')
-		return false;
-	e = p;
-	while (*e != '\0' && *e != ',')
-		e++;
-	*s = e;
-	while (e > p && isspace((unsigned char)e[-1]))
-		e--;
-	*item = p;
-	*len = (size_t)(e - p);
-	return true;
-}
-
 /* The locally resolved addresses of a hop, first IPv4 and first IPv6. */
 static int
 config_resolve_hop(struct preload_hop *h)
@@ -137,7 +116,7 @@ config_read_proxies(struct preload_config *c)
 	if (env == NULL || env[0] == '\0')
 		env = "socks5h://" SERVER_DEFAULT_LISTEN;
 	s = env;
-	while (config_next_item(&s, &item, &len)) {
+	while (s5_list_next(&s, &item, &len)) {
 		if (c->nhops == PRELOAD_MAX_PROXIES) {
 			preload_log(LOG_LVL_ERROR, "SOCKSIFY_PROXY: more than %d "
 			    "proxies; every connection will fail", PRELOAD_MAX_PROXIES);
@@ -213,7 +192,7 @@ config_read_excludes(struct preload_config *c)
 		return;
 	}
 	s = env;
-	while (config_next_item(&s, &item, &len)) {
+	while (s5_list_next(&s, &item, &len)) {
 		if (len == strlen("none") && strncasecmp(item, "none", len) == 0)
 			continue;
 		if (len >= sizeof(text)) {

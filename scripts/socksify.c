@@ -835,19 +835,22 @@ int
 main(int argc, char **argv)
 {
 	struct options o = { .nproxy = 0 };
-	const char *env_proxy = getenv("SOCKSIFY_PROXY"), *why;
-	char cwd[PATH_MAX], *s, *tok, *save;
+	const char *env_proxy = getenv("SOCKSIFY_PROXY"), *why, *rest, *item;
+	char cwd[PATH_MAX], *s;
 	bool embedded;
-	size_t i;
+	size_t i, len;
 	int err, fd;
 
 	options_parse(argc, argv, &o);
 	argv += optind;
 	if (o.nproxy == 0 && env_proxy != NULL && *env_proxy != '\0') {
-		s = xstrdup(env_proxy);
-		for (tok = strtok_r(s, ",", &save); tok != NULL; tok = strtok_r(NULL, ",", &save))
-			proxy_check(tok, "SOCKSIFY_PROXY");
-		free(s);
+		/* Split exactly as the library will (s5_list_next). */
+		for (rest = env_proxy; s5_list_next(&rest, &item, &len); free(s)) {
+			s = strndup(item, len);
+			if (s == NULL)
+				die(EXIT_SELF, "out of memory");
+			proxy_check(s, "SOCKSIFY_PROXY");
+		}
 		run.proxy = xstrdup(env_proxy);
 	}
 	for (i = 0; i < o.nproxy; i++)

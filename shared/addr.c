@@ -11,6 +11,9 @@
 #include "defaults.h"
 #include "socks5.h"
 
+/* sin6_family, sin6_port, sin6_flowinfo and sin6_addr: what RFC 2133 had. */
+#define ADDR_SIN6_LEN_RFC2133	24
+
 #define ADDR_PORT_DIGITS	5	/* "65535" */
 #define ADDR_V4_BITS		32
 #define ADDR_V6_BITS		128
@@ -140,7 +143,9 @@ s5_addr_from_sockaddr(struct s5_addr *a, const struct sockaddr *sa,
 		    ntohs(sin->sin_port));
 		return 0;
 	case AF_INET6:
-		if (salen < sizeof(*sin6))
+		/* Linux takes RFC 2133's 24-byte sockaddr_in6 (no scope id);
+		 * refusing it here would let a program connect around us. */
+		if (salen < ADDR_SIN6_LEN_RFC2133)
 			return -1;
 		sin6 = (const struct sockaddr_in6 *)(const void *)sa;
 		/* A dual-stack socket's view of an IPv4 peer is IPv4 to us. */
@@ -657,4 +662,24 @@ s5_proxy_format(const struct s5_proxy *p, char *buf, size_t cap)
 	}
 	text_put_addr(&t, &p->addr);
 	return text_end(&t);
+}
+
+bool
+s5_list_next(const char **s, const char **item, size_t *len)
+{
+	const char *p = *s, *e;
+
+	while (*p == ',' || *p == ' ' || *p == '\t')
+		p++;
+	if (*p == '\0')
+		return false;
+	e = p;
+	while (*e != '\0' && *e != ',')
+		e++;
+	*s = e;
+	while (e > p && (e[-1] == ' ' || e[-1] == '\t'))
+		e--;
+	*item = p;
+	*len = (size_t)(e - p);
+	return true;
 }

@@ -153,8 +153,9 @@ bool s5_cred_equal(const char *a, size_t alen, const char *b, size_t blen);
 /* --- Requests and replies (RFC 1928 §4, §6) ---------------------------- */
 
 /* Client -> server: VER CMD RSV ATYP DST.ADDR DST.PORT. Unknown CMD gives
- * -S5_REP_CMD_NOT_SUPPORTED, unknown ATYP or a bad domain (empty, or with a
- * NUL in it) -S5_REP_ATYP_NOT_SUPPORTED, a wrong VER -S5_REP_GENERAL_FAILURE.
+ * -S5_REP_CMD_NOT_SUPPORTED, unknown ATYP -S5_REP_ATYP_NOT_SUPPORTED; a
+ * wrong VER or a malformed domain (empty, or with a NUL in it)
+ * -S5_REP_GENERAL_FAILURE, as CONTRACT.md reserves 08 for unknown types.
  * RSV is ignored. */
 int s5_parse_request(const uint8_t *p, size_t n, struct s5_request *out, size_t *used);
 int s5_encode_request(uint8_t *buf, size_t cap, const struct s5_request *req);
@@ -189,7 +190,9 @@ void s5_addr_set_ip6(struct s5_addr *a, const uint8_t ip[16], uint16_t port);
 /* -1 when name is empty, longer than 255 bytes, or not a C string of len bytes. */
 int s5_addr_set_domain(struct s5_addr *a, const char *name, size_t len, uint16_t port);
 
-/* sockaddr conversions. An IPv4-mapped IPv6 sockaddr becomes IPv4. */
+/* sockaddr conversions. An IPv4-mapped IPv6 sockaddr becomes IPv4. An
+ * AF_INET6 sockaddr of 24 bytes (RFC 2133's, without sin6_scope_id) is
+ * accepted, as the kernel accepts it. */
 int s5_addr_from_sockaddr(struct s5_addr *a, const struct sockaddr *sa, size_t salen);
 /* -1 for a domain address. Returns the sockaddr length on success. */
 int s5_addr_to_sockaddr(const struct s5_addr *a, struct sockaddr_storage *ss);
@@ -214,6 +217,13 @@ int s5_cidr_parse(const char *text, struct s5_cidr *c, const char **why);
 /* An IPv4-mapped IPv6 address matches IPv4 ranges. */
 bool s5_cidr_match(const struct s5_cidr *c, const struct sockaddr *sa);
 bool s5_cidr_match_addr(const struct s5_cidr *c, const struct s5_addr *a);
+
+/* --- Lists -------------------------------------------------------------- */
+
+/* The next item of a comma-separated list (SOCKSIFY_PROXY, SOCKSIFY_EXCLUDE),
+ * blanks around it trimmed and empty items skipped: *item and *len name it
+ * inside the string and *s moves past it. False at the end of the list. */
+bool s5_list_next(const char **s, const char **item, size_t *len);
 
 /* --- Proxy URLs (CONTRACT.md) ------------------------------------------ */
 

@@ -47,11 +47,13 @@ wire_parse_addr(const uint8_t *p, size_t n, size_t off, struct s5_addr *a,
 	default:
 		if (n <= off)
 			return S5_NEED_MORE;
+		/* A known type with a malformed name: CONTRACT.md keeps 08 for
+		 * unknown types, so this is 01. */
 		if (p[off] == 0)
-			return -S5_REP_ATYP_NOT_SUPPORTED;
+			return -S5_REP_GENERAL_FAILURE;
 		have = n - off - 1 < p[off] ? n - off - 1 : p[off];
 		if (memchr(p + off + 1, 0, have) != NULL)
-			return -S5_REP_ATYP_NOT_SUPPORTED;
+			return -S5_REP_GENERAL_FAILURE;
 		alen = 1 + (size_t)p[off];
 		break;
 	}

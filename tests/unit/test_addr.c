@@ -78,6 +78,12 @@ addr_sockaddr(void)
 	CHECK_INT(a.port, 443);
 	CHECK_INT(s5_addr_from_sockaddr(&a, (struct sockaddr *)&sin6,
 	    sizeof(sin)), -1);
+	/* RFC 2133's 24-byte form (no scope id) is what Linux still accepts:
+	 * a program may connect with it, so we must read it too. */
+	CHECK_INT(s5_addr_from_sockaddr(&a, (struct sockaddr *)&sin6, 24), 0);
+	CHECK_INT(a.atyp, S5_ATYP_IPV6);
+	CHECK_MEM(a.u.ip6, &sin6.sin6_addr, 16);
+	CHECK_INT(s5_addr_from_sockaddr(&a, (struct sockaddr *)&sin6, 23), -1);
 	CHECK_INT(s5_addr_to_sockaddr(&a, &ss), (int)sizeof(sin6));
 	CHECK_INT(ss.ss_family, AF_INET6);
 	CHECK_MEM(&((struct sockaddr_in6 *)&ss)->sin6_addr, &sin6.sin6_addr, 16);
@@ -229,6 +235,33 @@ addr_parse(void)
 	CHECK_INT(s5_addr_parse("x:y", &a, 1, NULL), -1);
 }
 
+/* The comma lists of SOCKSIFY_PROXY and SOCKSIFY_EXCLUDE, split one way for
+ * the launcher and the library alike. */
+static void
+addr_list(void)
+{
+	const char *s = " socks5://a:1,, socks5h://b:2 ,\tc:3\t,", *item;
+	const char *want[] = { "socks5://a:1", "socks5h://b:2", "c:3" };
+	size_t len, i = 0;
+
+	while (s5_list_next(&s, &item, &len)) {
+		if (!CHECK(i < 3))
+			break;
+		CHECK_INT(len, strlen(want[i]));
+		CHECK(strncmp(item, want[i], len) == 0);
+		i++;
+	}
+	CHECK_INT(i, 3);
+	s = "";
+	CHECK(!s5_list_next(&s, &item, &len));
+	s = " , ,";
+	CHECK(!s5_list_next(&s, &item, &len));
+	s = "one";
+	CHECK(s5_list_next(&s, &item, &len));
+	CHECK_INT(len, 3);
+	CHECK(!s5_list_next(&s, &item, &len));
+}
+
 void
 test_addr(void)
 {
@@ -236,4 +269,5 @@ test_addr(void)
 	UNIT_RUN(addr_sockaddr);
 	UNIT_RUN(addr_format);
 	UNIT_RUN(addr_parse);
+	UNIT_RUN(addr_list);
 }

@@ -54,9 +54,9 @@ reply_malformed(void)
 	CHECK_MALFORMED(s5_parse_reply, atyp, sizeof(atyp), 3,
 	    S5_REP_ATYP_NOT_SUPPORTED, &r);
 	CHECK_MALFORMED(s5_parse_reply, dn0, sizeof(dn0), 4,
-	    S5_REP_ATYP_NOT_SUPPORTED, &r);
+	    S5_REP_GENERAL_FAILURE, &r);
 	CHECK_MALFORMED(s5_parse_reply, dnnul, sizeof(dnnul), 6,
-	    S5_REP_ATYP_NOT_SUPPORTED, &r);
+	    S5_REP_GENERAL_FAILURE, &r);
 }
 
 static void

@@ -95,11 +95,11 @@ request_malformed(void)
 	CHECK_MALFORMED(s5_parse_request, atyp5, sizeof(atyp5), 3,
 	    S5_REP_ATYP_NOT_SUPPORTED, &r);
 	CHECK_MALFORMED(s5_parse_request, dn0, sizeof(dn0), 4,
-	    S5_REP_ATYP_NOT_SUPPORTED, &r);
+	    S5_REP_GENERAL_FAILURE, &r);
 	CHECK_MALFORMED(s5_parse_request, dnnul, sizeof(dnnul), 6,
-	    S5_REP_ATYP_NOT_SUPPORTED, &r);
+	    S5_REP_GENERAL_FAILURE, &r);
 	CHECK_MALFORMED(s5_parse_request, dnnul0, sizeof(dnnul0), 5,
-	    S5_REP_ATYP_NOT_SUPPORTED, &r);
+	    S5_REP_GENERAL_FAILURE, &r);
 
 	/* The first wrong byte decides: a bad VER hides a bad CMD. */
 	CHECK_INT(s5_parse_request(both, sizeof(both), &r, &used),

@@ -50,7 +50,7 @@ udp_malformed(void)
 	CHECK_MALFORMED(s5_parse_udp_header, atyp, sizeof(atyp), 3,
 	    S5_REP_ATYP_NOT_SUPPORTED, &h);
 	CHECK_MALFORMED(s5_parse_udp_header, dn0, sizeof(dn0), 4,
-	    S5_REP_ATYP_NOT_SUPPORTED, &h);
+	    S5_REP_GENERAL_FAILURE, &h);
 }
 
 static void
