@@ -38,6 +38,16 @@ config_sym(const char *name)
 	return p;
 }
 
+/* A symbol that may be missing, under its name or its older alias. */
+static void *
+config_sym_optional(const char *name, const char *alias)
+{
+	void *p;
+
+	p = dlsym(RTLD_NEXT, name);
+	return p != NULL || alias == NULL ? p : dlsym(RTLD_NEXT, alias);
+}
+
 static void
 config_load_symbols(void)
 {
@@ -52,6 +62,26 @@ config_load_symbols(void)
 	*(void **)&preload_real.gethostbyname2 = config_sym("gethostbyname2");
 	*(void **)&preload_real.gethostbyname_r = config_sym("gethostbyname_r");
 	*(void **)&preload_real.gethostbyname2_r = config_sym("gethostbyname2_r");
+	*(void **)&preload_real.gethostbyaddr = config_sym("gethostbyaddr");
+	*(void **)&preload_real.gethostbyaddr_r = config_sym("gethostbyaddr_r");
+	*(void **)&preload_real.getaddrinfo_a =
+	    config_sym_optional("getaddrinfo_a", NULL);
+	*(void **)&preload_real.res_query =
+	    config_sym_optional("res_query", "__res_query");
+	*(void **)&preload_real.res_search =
+	    config_sym_optional("res_search", "__res_search");
+	*(void **)&preload_real.res_querydomain =
+	    config_sym_optional("res_querydomain", "__res_querydomain");
+	*(void **)&preload_real.res_send =
+	    config_sym_optional("res_send", "__res_send");
+	*(void **)&preload_real.res_nquery =
+	    config_sym_optional("res_nquery", "__res_nquery");
+	*(void **)&preload_real.res_nsearch =
+	    config_sym_optional("res_nsearch", "__res_nsearch");
+	*(void **)&preload_real.res_nquerydomain =
+	    config_sym_optional("res_nquerydomain", "__res_nquerydomain");
+	*(void **)&preload_real.res_nsend =
+	    config_sym_optional("res_nsend", "__res_nsend");
 }
 
 void

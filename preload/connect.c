@@ -7,6 +7,10 @@
  * connect a TCP socket (P14), so they take the same path. With remote
  * resolution a UDP datagram to port 53 is refused with EPERM: a program with
  * its own resolver (dig, c-ares, Go) would otherwise leak the name (P7).
+ *
+ * Fail closed: an IPv4/IPv6 destination we cannot read is refused with
+ * EINVAL, the kernel's answer to a short sockaddr, and never handed to libc,
+ * whose idea of a readable sockaddr may be wider than ours.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -38,21 +42,29 @@ connect_socket_type(int fd)
 	return type;
 }
 
-/* With remote resolution, a datagram to port 53 would be a DNS query that
- * bypasses the proxy: refuse it, with one line saying so. */
-static bool
-connect_dns_blocked(const struct sockaddr *sa, socklen_t len)
+/*
+ * The datagram policy under remote resolution: 0 when a datagram to sa may
+ * go, else -errno. A datagram to port 53 would be a DNS query that bypasses
+ * the proxy (EPERM, with one line saying so); one whose destination we
+ * cannot read might be one (EINVAL).
+ */
+static int
+connect_dgram_policy(const struct sockaddr *sa, socklen_t len)
 {
 	struct s5_addr a;
 	char text[S5_ADDR_TEXT_MAX];
 
-	if (!preload_cfg.remote_dns || s5_addr_from_sockaddr(&a, sa, len) != 0 ||
-	    a.port != DNS_PORT)
-		return false;
+	if (!preload_cfg.remote_dns)
+		return 0;
+	if (s5_addr_from_sockaddr(&a, sa, len) != 0)
+		return -EINVAL;
+	if (a.port != DNS_PORT)
+		return 0;
+	/* Read only after the conversion vouched for len. */
 	if (s5_sockaddr_format(sa, text, sizeof(text)) < 0)
 		strcpy(text, "?");
 	preload_log(LOG_LVL_ERROR, "blocked UDP datagram to %s (remote DNS)", text);
-	return true;
+	return -EPERM;
 }
 
 static bool
@@ -109,26 +121,51 @@ connect_trace(const char *dest, int err, int rep)
 	    preload_errno_name(err), why);
 }
 
+/* --trace names direct connections too; below trace this costs a compare. */
+static void
+connect_trace_direct(const struct sockaddr *sa, const char *why)
+{
+	char dest[S5_ADDR_TEXT_MAX];
+
+	if (preload_cfg.log_level < LOG_LVL_TRACE)
+		return;
+	if (s5_sockaddr_format(sa, dest, sizeof(dest)) < 0)
+		strcpy(dest, "?");
+	preload_log(LOG_LVL_TRACE, "connect %s: direct (%s)", dest, why);
+}
+
 int
 connect_hooked(int fd, const struct sockaddr *sa, socklen_t len)
 {
 	struct s5_addr dst;
 	char name[S5_DOMAIN_MAX + 1], dest[S5_ADDR_TEXT_MAX];
-	int type, r, rep = -1, saved = errno;
+	int type, r, conv, rep = -1, saved = errno;
 
 	type = connect_socket_type(fd);
-	if (type == SOCK_DGRAM && connect_dns_blocked(sa, len)) {
-		errno = EPERM;
+	conv = s5_addr_from_sockaddr(&dst, sa, len);
+	if (type == SOCK_DGRAM && (r = connect_dgram_policy(sa, len)) < 0) {
+		errno = -r;
 		return -1;
 	}
-	if (type != SOCK_STREAM || s5_addr_from_sockaddr(&dst, sa, len) != 0) {
+	if (type != SOCK_STREAM) {
 		errno = saved;
 		return preload_real.connect(fd, sa, len);
+	}
+	if (conv != 0) {
+		preload_log(LOG_LVL_INFO, "connect: unreadable address (family %d, "
+		    "%u bytes): refused", (int)sa->sa_family, (unsigned)len);
+		errno = EINVAL;
+		return -1;
 	}
 	if (fakedns_name_of(&dst, name, sizeof(name))) {
 		/* A placeholder: the name goes to the proxy, never a lookup. */
 		(void)s5_addr_set_domain(&dst, name, strlen(name), dst.port);
-	} else if (connect_is_proxy(&dst) || preload_is_excluded(&dst)) {
+	} else if (connect_is_proxy(&dst)) {
+		connect_trace_direct(sa, "the proxy itself");
+		errno = saved;
+		return preload_real.connect(fd, sa, len);
+	} else if (preload_is_excluded(&dst)) {
+		connect_trace_direct(sa, "excluded");
 		errno = saved;
 		return preload_real.connect(fd, sa, len);
 	}
@@ -172,16 +209,16 @@ static int
 connect_send_policy(int fd, const struct sockaddr *sa, socklen_t len, int flags)
 {
 	struct s5_addr a;
-	int type;
+	int type, r;
 
 	if (!connect_is_inet(sa, len) || !preload_init())
 		return 1;
 	if (!(flags & MSG_FASTOPEN) && (!preload_cfg.remote_dns ||
-	    s5_addr_from_sockaddr(&a, sa, len) != 0 || a.port != DNS_PORT))
+	    (s5_addr_from_sockaddr(&a, sa, len) == 0 && a.port != DNS_PORT)))
 		return 1;	/* the fast path: no syscall of ours */
 	type = connect_socket_type(fd);
-	if (type == SOCK_DGRAM && connect_dns_blocked(sa, len)) {
-		errno = EPERM;
+	if (type == SOCK_DGRAM && (r = connect_dgram_policy(sa, len)) < 0) {
+		errno = -r;
 		return -1;
 	}
 	if (type == SOCK_STREAM && (flags & MSG_FASTOPEN) && !connect_is_connected(fd))
@@ -237,28 +274,37 @@ int
 sendmmsg(int fd, struct mmsghdr *vec, unsigned int vlen, int flags)
 {
 	unsigned int i;
-	struct s5_addr a;
+	int type = -1, r = 0;
 
 	preload_init_symbols();
 	if (preload_real.sendmmsg == NULL) {
 		errno = ENOSYS;
 		return -1;
 	}
-	/* Only the DNS policy applies here: glibc's resolver batches its A and
-	 * AAAA queries with sendmmsg(), and so may a program's own. */
+	/* Only the datagram policy applies here: glibc's resolver batches its A
+	 * and AAAA queries with sendmmsg(), and so may a program's own. */
 	if (vec != NULL && preload_init() && preload_cfg.remote_dns) {
 		for (i = 0; i < vlen; i++) {
 			const struct msghdr *h = &vec[i].msg_hdr;
 
-			if (!connect_is_inet(h->msg_name, h->msg_namelen) ||
-			    s5_addr_from_sockaddr(&a, h->msg_name, h->msg_namelen) != 0 ||
-			    a.port != DNS_PORT ||
-			    connect_socket_type(fd) != SOCK_DGRAM)
+			if (!connect_is_inet(h->msg_name, h->msg_namelen))
 				continue;
-			(void)connect_dns_blocked(h->msg_name, h->msg_namelen);
-			errno = EPERM;
+			if (type < 0)
+				type = connect_socket_type(fd);
+			if (type != SOCK_DGRAM)
+				break;
+			r = connect_dgram_policy(h->msg_name, h->msg_namelen);
+			if (r < 0)
+				break;
+		}
+		/* Like the kernel: the messages before a refused one are sent
+		 * and counted; the error shows when it comes first. */
+		if (r < 0 && i == 0) {
+			errno = -r;
 			return -1;
 		}
+		if (r < 0)
+			vlen = i;
 	}
 	return preload_real.sendmmsg(fd, vec, vlen, flags);
 }

@@ -10,25 +10,25 @@
  * forked after a lookup connects to what its parent looked up, with no helper
  * thread, pipe or descriptor. Entries are append-only: readers walk hash
  * chains and read names without a lock (an entry is complete before the
- * release store that publishes it); writers take a spinlock that also lives
- * in the mapping, so it works across processes and stays consistent after
- * fork() (the holder, in whichever process, still releases it).
+ * release store that publishes it); writers take a process-shared, robust
+ * mutex that also lives in the mapping. Process-shared, so it excludes
+ * writers in every process of the tree, and a holder in another process
+ * still releases it after fork(). Robust, so a writer killed while holding
+ * it does not wedge the tree: the kernel marks the mutex, and the next
+ * writer takes over. That holds across PID namespaces and PID reuse, where
+ * probing a saved pid would not.
  */
 #include <errno.h>
 #include <pthread.h>
-#include <sched.h>
-#include <signal.h>
 #include <stdatomic.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/mman.h>
-#include <unistd.h>
 #include <arpa/inet.h>
 
 #include "preload.h"
 
 #define FAKEDNS_BUCKETS		PRELOAD_FAKE_ENTRIES	/* load factor <= 1 */
-#define FAKEDNS_SPINS_CHECK	1024	/* spins between checks for a dead holder */
 
 /* Slot 0 is never used: 0 ends a chain, and base + 0 is the network address. */
 _Static_assert(PRELOAD_FAKE_ENTRIES < (1u << (32 - PRELOAD_FAKE_V4_BITS)) - 1,
@@ -41,7 +41,7 @@ struct fakedns_entry {
 };
 
 struct fakedns_table {
-	_Atomic int lock;		/* pid of the writer holding it, 0 free */
+	pthread_mutex_t lock;		/* writers only; process-shared, robust */
 	_Atomic uint32_t count;		/* slots 1..count are published */
 	_Atomic uint32_t buckets[FAKEDNS_BUCKETS];
 	struct fakedns_entry e[PRELOAD_FAKE_ENTRIES + 1];
@@ -52,22 +52,49 @@ static uint8_t fakedns_v4_base[4];
 static uint8_t fakedns_v6_base[16];
 static pthread_once_t fakedns_once = PTHREAD_ONCE_INIT;
 
+/* The writers' mutex, set up in the fresh mapping before it is published. */
+static int
+fakedns_init_lock(pthread_mutex_t *m)
+{
+	pthread_mutexattr_t attr;
+	int r;
+
+	r = pthread_mutexattr_init(&attr);
+	if (r != 0)
+		return r;
+	r = pthread_mutexattr_setpshared(&attr, PTHREAD_PROCESS_SHARED);
+	if (r == 0)
+		r = pthread_mutexattr_setrobust(&attr, PTHREAD_MUTEX_ROBUST);
+	if (r == 0)
+		r = pthread_mutex_init(m, &attr);
+	pthread_mutexattr_destroy(&attr);
+	return r;
+}
+
 static void
 fakedns_create(void)
 {
 	void *p;
+	int r;
 
 	if (inet_pton(AF_INET, PRELOAD_FAKE_V4_NET, fakedns_v4_base) != 1 ||
 	    inet_pton(AF_INET6, PRELOAD_FAKE_V6_NET, fakedns_v6_base) != 1) {
 		preload_log(LOG_LVL_ERROR, "bad placeholder ranges in defaults.h");
 		return;
 	}
-	/* Zero-filled by the kernel: every chain empty, count 0, lock free. */
+	/* Zero-filled by the kernel: every chain empty, count 0. */
 	p = mmap(NULL, sizeof(struct fakedns_table), PROT_READ | PROT_WRITE,
 	    MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	if (p == MAP_FAILED) {
 		preload_log(LOG_LVL_ERROR, "cannot map the name table: %s",
 		    strerror(errno));
+		return;
+	}
+	r = fakedns_init_lock(&((struct fakedns_table *)p)->lock);
+	if (r != 0) {
+		preload_log(LOG_LVL_ERROR, "cannot set up the name table lock: %s",
+		    strerror(r));
+		munmap(p, sizeof(struct fakedns_table));
 		return;
 	}
 	atomic_store_explicit(&fakedns, (struct fakedns_table *)p,
@@ -112,33 +139,33 @@ fakedns_find(struct fakedns_table *t, uint32_t bucket, const char *name, size_t 
 	return 0;
 }
 
-static void
+/* 0, or the error of pthread_mutex_lock(). */
+static int
 fakedns_lock(struct fakedns_table *t)
 {
-	int me = (int)getpid(), holder;
-	unsigned spins = 0;
+	int r;
 
-	for (;;) {
-		holder = 0;
-		if (atomic_compare_exchange_weak(&t->lock, &holder, me))
-			return;
-		/* A process killed while holding the lock must not wedge the
-		 * whole process tree: take over from a holder that is gone. */
-		if (++spins % FAKEDNS_SPINS_CHECK == 0 && holder != 0 &&
-		    kill(holder, 0) != 0 && errno == ESRCH &&
-		    atomic_compare_exchange_strong(&t->lock, &holder, me))
-			return;
-		sched_yield();
+	r = pthread_mutex_lock(&t->lock);
+	if (r == EOWNERDEAD) {
+		/* The holder died. The table is still sound: an entry counts
+		 * only once count is stored, and a slot written but never
+		 * linked into its chain is a name nobody was handed, still
+		 * mapped back correctly; the next writer carries on. */
+		preload_log(LOG_LVL_DEBUG, "name table: a writer died holding "
+		    "the lock; recovered");
+		r = pthread_mutex_consistent(&t->lock);
 	}
+	return r;
 }
 
 static void
 fakedns_unlock(struct fakedns_table *t)
 {
-	atomic_store_explicit(&t->lock, 0, memory_order_release);
+	pthread_mutex_unlock(&t->lock);
 }
 
-/* The slot of name, added when new. 0, or -ENOMEM / -ENOSPC / -EINVAL. */
+/* The slot of name, added when new. 0, or -ENOMEM / -ENOSPC / -EINVAL, or
+ * the -errno of a lock that cannot be taken. */
 int
 fakedns_lookup_name(const char *name, size_t len, unsigned *idx)
 {
@@ -156,7 +183,11 @@ fakedns_lookup_name(const char *name, size_t len, unsigned *idx)
 		*idx = i;
 		return 0;
 	}
-	fakedns_lock(t);
+	r = fakedns_lock(t);
+	if (r != 0) {
+		errno = saved;
+		return -r;
+	}
 	i = fakedns_find(t, bucket, name, len);
 	if (i == 0) {
 		n = atomic_load_explicit(&t->count, memory_order_relaxed) + 1;

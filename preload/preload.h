@@ -8,13 +8,15 @@
  *   fakedns.c  placeholder addresses for remote resolution, shared across fork
  *   tunnel.c   the SOCKS5 handshake over the program's own fd
  *   connect.c  the connect()/sendto()/sendmsg() hooks
- *   resolve.c  the getaddrinfo()/gethostbyname*()/getnameinfo() hooks
+ *   resolve.c  the getaddrinfo(_a)()/gethostby*()/getnameinfo() hooks
+ *   rawdns.c   the res_*() hooks: refused under remote resolution
  */
 #ifndef SOCKSIFY_PRELOAD_H
 #define SOCKSIFY_PRELOAD_H
 
 #include <limits.h>
 #include <netdb.h>
+#include <resolv.h>
 #include <stdbool.h>
 #include <sys/socket.h>
 
@@ -37,6 +39,22 @@ struct preload_real {
 	    struct hostent **, int *);
 	int (*gethostbyname2_r)(const char *, int, struct hostent *, char *, size_t,
 	    struct hostent **, int *);
+	struct hostent *(*gethostbyaddr)(const void *, socklen_t, int);
+	int (*gethostbyaddr_r)(const void *, socklen_t, int, struct hostent *,
+	    char *, size_t, struct hostent **, int *);
+	/* Before glibc 2.34 these live in libanl and libresolv, loaded only
+	 * by the programs that use them: NULL is no error there. */
+	int (*getaddrinfo_a)(int, struct gaicb **, int, struct sigevent *);
+	int (*res_query)(const char *, int, int, unsigned char *, int);
+	int (*res_search)(const char *, int, int, unsigned char *, int);
+	int (*res_querydomain)(const char *, const char *, int, int,
+	    unsigned char *, int);
+	int (*res_send)(const unsigned char *, int, unsigned char *, int);
+	int (*res_nquery)(res_state, const char *, int, int, unsigned char *, int);
+	int (*res_nsearch)(res_state, const char *, int, int, unsigned char *, int);
+	int (*res_nquerydomain)(res_state, const char *, const char *, int, int,
+	    unsigned char *, int);
+	int (*res_nsend)(res_state, const unsigned char *, int, unsigned char *, int);
 };
 
 enum preload_log_level {

@@ -11,13 +11,20 @@
  * getaddrinfo() results are built exactly as glibc builds its own (one
  * malloc per node with the sockaddr behind the struct, ai_canonname apart),
  * so the program's freeaddrinfo() frees them and needs no hook.
+ *
+ * getaddrinfo_a() would hand the names to glibc's worker threads, whose
+ * getaddrinfo() calls are internal to libc and never reach our hook; under
+ * remote resolution each request is answered here instead, synchronously.
  */
 #include <errno.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdalign.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 #include <arpa/inet.h>
 
 #include "preload.h"
@@ -209,9 +216,10 @@ nomem:
 	return EAI_MEMORY;
 }
 
-int
-getaddrinfo(const char *node, const char *service, const struct addrinfo *hints,
-    struct addrinfo **res)
+/* getaddrinfo() as the program sees it; getaddrinfo_a() answers with it. */
+static int
+resolve_getaddrinfo(const char *node, const char *service,
+    const struct addrinfo *hints, struct addrinfo **res)
 {
 	preload_init_symbols();
 	if (preload_real.getaddrinfo == NULL) {
@@ -223,37 +231,129 @@ getaddrinfo(const char *node, const char *service, const struct addrinfo *hints,
 	return resolve_gai_fake(node, service, hints, res);
 }
 
+int
+getaddrinfo(const char *node, const char *service, const struct addrinfo *hints,
+    struct addrinfo **res)
+{
+	return resolve_getaddrinfo(node, service, hints, res);
+}
+
+/* What a SIGEV_THREAD notification runs, in a thread of its own. */
+struct resolve_notify {
+	void (*fn)(union sigval);
+	union sigval value;
+	bool detach;		/* the program's attributes made it joinable */
+};
+
+static void *
+resolve_notify_thread(void *arg)
+{
+	struct resolve_notify n = *(struct resolve_notify *)arg;
+
+	free(arg);
+	if (n.detach)
+		(void)pthread_detach(pthread_self());
+	n.fn(n.value);
+	return NULL;
+}
+
+/* Notify as sev asks, the way glibc does once a GAI_NOWAIT batch is done.
+ * Returns 0, or an EAI_* code when the notification cannot be made. */
+static int
+resolve_gai_notify(const struct sigevent *sev)
+{
+	struct resolve_notify *n;
+	pthread_attr_t attr, *pattr;
+	pthread_t tid;
+	int state, r;
+
+	if (sev == NULL || sev->sigev_notify == SIGEV_NONE)
+		return 0;
+	if (sev->sigev_notify == SIGEV_SIGNAL)
+		return sigqueue(getpid(), sev->sigev_signo, sev->sigev_value) == 0 ?
+		    0 : EAI_SYSTEM;
+	if (sev->sigev_notify != SIGEV_THREAD || sev->sigev_notify_function == NULL)
+		return 0;	/* glibc ignores other kinds too */
+	n = malloc(sizeof(*n));
+	if (n == NULL)
+		return EAI_MEMORY;
+	n->fn = sev->sigev_notify_function;
+	n->value = sev->sigev_value;
+	n->detach = false;
+	pattr = sev->sigev_notify_attributes;
+	if (pattr == NULL) {
+		if (pthread_attr_init(&attr) != 0) {
+			free(n);
+			return EAI_MEMORY;
+		}
+		(void)pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	} else if (pthread_attr_getdetachstate(pattr, &state) == 0 &&
+	    state == PTHREAD_CREATE_JOINABLE) {
+		n->detach = true;	/* nobody would join it */
+	}
+	r = pthread_create(&tid, pattr != NULL ? pattr : &attr,
+	    resolve_notify_thread, n);
+	if (pattr == NULL)
+		pthread_attr_destroy(&attr);
+	if (r != 0) {
+		free(n);
+		errno = r;
+		return EAI_SYSTEM;
+	}
+	return 0;
+}
+
+/*
+ * Under remote resolution every request is answered at once through our
+ * getaddrinfo() (placeholders, or libc for numeric and local names): each
+ * gaicb gets ar_result and its public __return field, which gai_error()
+ * reads; gai_suspend() and gai_cancel() then find nothing in progress.
+ * GAI_WAIT returns with all done and notifies nobody; GAI_NOWAIT notifies
+ * as sev asks, once, as glibc does when the last request of a batch ends.
+ */
+int
+getaddrinfo_a(int mode, struct gaicb *list[], int nitems, struct sigevent *sev)
+{
+	int i;
+
+	preload_init_symbols();
+	if (!preload_init() || !preload_cfg.remote_dns) {
+		if (preload_real.getaddrinfo_a == NULL) {
+			errno = ENOSYS;
+			return EAI_SYSTEM;
+		}
+		return preload_real.getaddrinfo_a(mode, list, nitems, sev);
+	}
+	if (mode != GAI_WAIT && mode != GAI_NOWAIT) {
+		errno = EINVAL;
+		return EAI_SYSTEM;
+	}
+	for (i = 0; i < nitems; i++) {
+		if (list[i] == NULL)
+			continue;
+		list[i]->ar_result = NULL;
+		list[i]->__return = resolve_getaddrinfo(list[i]->ar_name,
+		    list[i]->ar_service, list[i]->ar_request, &list[i]->ar_result);
+	}
+	return mode == GAI_NOWAIT ? resolve_gai_notify(sev) : 0;
+}
+
 /*
  * gethostbyname family. The hostent and what it points to are laid out in
  * the caller's buffer: two pointer arrays, the address, then the name.
  * Returns 0 or an errno (ERANGE when buf is too small).
  */
 static int
-resolve_fill_hostent(const char *name, int af, struct hostent *h, char *buf,
-    size_t buflen, int *herr)
+resolve_fill_hostent(const char *name, int af, const uint8_t *ip, struct hostent *h,
+    char *buf, size_t buflen, int *herr)
 {
 	size_t len = strlen(name), alen = af == AF_INET6 ? 16 : 4, pad;
-	uint8_t ip[16];
 	char **ptrs;
-	int r;
 
-	if (af != AF_INET && af != AF_INET6) {
-		*herr = NETDB_INTERNAL;
-		return EAFNOSUPPORT;
-	}
-	if (len > S5_DOMAIN_MAX) {
-		*herr = HOST_NOT_FOUND;
-		return ENOENT;
-	}
 	pad = (alignof(char *) - (uintptr_t)buf % alignof(char *)) % alignof(char *);
 	if (buflen < pad + 3 * sizeof(char *) + alen + len + 1) {
 		*herr = NETDB_INTERNAL;
 		return ERANGE;
-	}
-	r = resolve_placeholder(name, af, ip);
-	if (r < 0) {
-		*herr = TRY_AGAIN;
-		return -r;
 	}
 	ptrs = (char **)(void *)(buf + pad);
 	ptrs[0] = NULL;				/* h_aliases: none */
@@ -268,6 +368,62 @@ resolve_fill_hostent(const char *name, int af, struct hostent *h, char *buf,
 	h->h_length = (int)alen;
 	*herr = NETDB_SUCCESS;
 	return 0;
+}
+
+/* A forward lookup: the placeholder of name. */
+static int
+resolve_name_hostent(const char *name, int af, struct hostent *h, char *buf,
+    size_t buflen, int *herr)
+{
+	uint8_t ip[16];
+	int r;
+
+	if (af != AF_INET && af != AF_INET6) {
+		*herr = NETDB_INTERNAL;
+		return EAFNOSUPPORT;
+	}
+	if (strlen(name) > S5_DOMAIN_MAX) {
+		*herr = HOST_NOT_FOUND;
+		return ENOENT;
+	}
+	r = resolve_placeholder(name, af, ip);
+	if (r < 0) {
+		*herr = TRY_AGAIN;
+		return -r;
+	}
+	return resolve_fill_hostent(name, af, ip, h, buf, buflen, herr);
+}
+
+/*
+ * A reverse lookup under remote resolution: a placeholder's name, as
+ * getnameinfo() answers it; any other address is not found, since a PTR
+ * query would leak it to DNS.
+ */
+static int
+resolve_addr_hostent(const void *addr, socklen_t len, int af, struct hostent *h,
+    char *buf, size_t buflen, int *herr)
+{
+	char name[S5_DOMAIN_MAX + 1];
+	struct sockaddr_storage ss;
+	struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+	struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+	struct s5_addr a;
+
+	/* Through a sockaddr, so that a v4-mapped placeholder counts too. */
+	memset(&ss, 0, sizeof(ss));
+	if (addr != NULL && af == AF_INET && len == sizeof(s4->sin_addr)) {
+		s4->sin_family = AF_INET;
+		memcpy(&s4->sin_addr, addr, len);
+	} else if (addr != NULL && af == AF_INET6 && len == sizeof(s6->sin6_addr)) {
+		s6->sin6_family = AF_INET6;
+		memcpy(&s6->sin6_addr, addr, len);
+	}
+	if (s5_addr_from_sockaddr(&a, (struct sockaddr *)&ss, sizeof(ss)) != 0 ||
+	    !fakedns_name_of(&a, name, sizeof(name))) {
+		*herr = HOST_NOT_FOUND;
+		return ENOENT;
+	}
+	return resolve_fill_hostent(name, af, addr, h, buf, buflen, herr);
 }
 
 /* Per-thread static storage, as glibc's own is per thread. */
@@ -287,7 +443,7 @@ gethostbyname2(const char *name, int af)
 	}
 	if (!resolve_remote(name))
 		return preload_real.gethostbyname2(name, af);
-	r = resolve_fill_hostent(name, af, &resolve_he, resolve_he_buf,
+	r = resolve_name_hostent(name, af, &resolve_he, resolve_he_buf,
 	    sizeof(resolve_he_buf), &herr);
 	h_errno = herr;
 	if (r != 0) {
@@ -324,7 +480,7 @@ gethostbyname2_r(const char *name, int af, struct hostent *ret, char *buf,
 	if (!resolve_remote(name))
 		return preload_real.gethostbyname2_r(name, af, ret, buf, buflen,
 		    result, h_errnop);
-	r = resolve_fill_hostent(name, af, ret, buf, buflen, &herr);
+	r = resolve_name_hostent(name, af, ret, buf, buflen, &herr);
 	if (h_errnop != NULL)
 		*h_errnop = herr;
 	*result = r == 0 ? ret : NULL;
@@ -344,6 +500,56 @@ gethostbyname_r(const char *name, struct hostent *ret, char *buf, size_t buflen,
 		return preload_real.gethostbyname_r(name, ret, buf, buflen, result,
 		    h_errnop);
 	return gethostbyname2_r(name, AF_INET, ret, buf, buflen, result, h_errnop);
+}
+
+static bool
+resolve_remote_addr(void)
+{
+	return preload_init() && preload_cfg.remote_dns;
+}
+
+struct hostent *
+gethostbyaddr(const void *addr, socklen_t len, int af)
+{
+	int herr, r;
+
+	preload_init_symbols();
+	if (preload_real.gethostbyaddr == NULL) {
+		h_errno = NO_RECOVERY;
+		return NULL;
+	}
+	if (!resolve_remote_addr())
+		return preload_real.gethostbyaddr(addr, len, af);
+	r = resolve_addr_hostent(addr, len, af, &resolve_he, resolve_he_buf,
+	    sizeof(resolve_he_buf), &herr);
+	h_errno = herr;
+	if (r != 0) {
+		errno = r;
+		return NULL;
+	}
+	return &resolve_he;
+}
+
+int
+gethostbyaddr_r(const void *addr, socklen_t len, int af, struct hostent *ret,
+    char *buf, size_t buflen, struct hostent **result, int *h_errnop)
+{
+	int herr, r;
+
+	preload_init_symbols();
+	if (preload_real.gethostbyaddr_r == NULL) {
+		*result = NULL;
+		return ENOSYS;
+	}
+	if (!resolve_remote_addr())
+		return preload_real.gethostbyaddr_r(addr, len, af, ret, buf, buflen,
+		    result, h_errnop);
+	r = resolve_addr_hostent(addr, len, af, ret, buf, buflen, &herr);
+	if (h_errnop != NULL)
+		*h_errnop = herr;
+	*result = r == 0 ? ret : NULL;
+	/* glibc: a name not found is no error of the call itself. */
+	return herr == HOST_NOT_FOUND ? 0 : r;
 }
 
 /*

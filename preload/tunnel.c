@@ -172,7 +172,12 @@ tunnel_next_hop(size_t i)
 	return next->has_v4 ? &next->v4 : &next->v6;
 }
 
-/* The first hop as a sockaddr for a socket of family domain. */
+/*
+ * The first hop as a sockaddr for a socket of family domain. A socket that
+ * cannot reach it (IPv4 socket, IPv6-only proxy; IPv6-only socket, IPv4-only
+ * proxy) means the proxy is unreachable for this connection: ECONNREFUSED,
+ * as CONTRACT.md says, with the reason at info level.
+ */
 static int
 tunnel_first_sockaddr(int fd, int domain, struct sockaddr_storage *ss, socklen_t *len)
 {
@@ -182,8 +187,11 @@ tunnel_first_sockaddr(int fd, int domain, struct sockaddr_storage *ss, socklen_t
 	int v6only = 0, r;
 
 	if (domain == AF_INET) {
-		if (!h->has_v4)
-			return -EAFNOSUPPORT;
+		if (!h->has_v4) {
+			preload_log(LOG_LVL_INFO, "proxy %s has no IPv4 address "
+			    "for an IPv4 socket", preload_cfg.chain_text);
+			return -ECONNREFUSED;
+		}
 		r = s5_addr_to_sockaddr(&h->v4, ss);
 	} else if (h->has_v6) {
 		r = s5_addr_to_sockaddr(&h->v6, ss);
@@ -191,8 +199,11 @@ tunnel_first_sockaddr(int fd, int domain, struct sockaddr_storage *ss, socklen_t
 		/* An AF_INET6 socket reaches an IPv4 proxy at ::ffff:a.b.c.d,
 		 * unless the program made it IPv6-only. */
 		if (getsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, &olen) == 0 &&
-		    v6only)
-			return -EAFNOSUPPORT;
+		    v6only) {
+			preload_log(LOG_LVL_INFO, "proxy %s has no IPv6 address "
+			    "for an IPv6-only socket", preload_cfg.chain_text);
+			return -ECONNREFUSED;
+		}
 		memset(ss, 0, sizeof(*ss));
 		s6 = (struct sockaddr_in6 *)ss;
 		s6->sin6_family = AF_INET6;
@@ -203,7 +214,7 @@ tunnel_first_sockaddr(int fd, int domain, struct sockaddr_storage *ss, socklen_t
 		r = (int)sizeof(*s6);
 	}
 	if (r < 0)
-		return -EAFNOSUPPORT;
+		return -ECONNREFUSED;
 	*len = (socklen_t)r;
 	return 0;
 }

@@ -78,6 +78,13 @@ preload() {
 	wait_for_line "$SOCKSIFYD_LOG" 30 "127\.0\.0\.1:$HTTP_PORT"
 }
 
+@test "blocking socket: stays blocking after a tunnelled connect" {
+	start_socksifyd
+	run env SOCKSIFY_EXCLUDE=none LD_PRELOAD="$LIB" SOCKSIFY_PROXY="socks5://127.0.0.1:$PROXY_PORT" \
+		python3 "$HELPERS/netprobe.py" connect-b 127.0.0.1 "$HTTP_PORT"
+	[ "$output" = "ok blocking" ]
+}
+
 @test "refused target: the program sees ECONNREFUSED (reply 05)" {
 	start_socksifyd
 	dead=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
@@ -149,6 +156,23 @@ c=s.accept(); time.sleep(20)' "$pf" 3>&- &
 	[ "${lines[-1]}" = "EPERM" ]
 }
 
+@test "socks5h: connect() of a UDP socket to port 53 fails with EPERM (glibc's resolver path)" {
+	start_socksifyd
+	run preload "socks5h://127.0.0.1:$PROXY_PORT" python3 "$HELPERS/netprobe.py" udpconnect53 127.0.0.1
+	[ "${lines[-1]}" = "EPERM" ]
+}
+
+@test "::1 is excluded by default too when an upstream is given (direct, not via proxy)" {
+	start_http ::1
+	start_socksifyd -v
+	got=$(preload "socks5://127.0.0.1:$PROXY_PORT" \
+		curl -sS --max-time 20 "http://[::1]:$HTTP_PORT/payload.bin" | sha)
+	[ "$got" = "$PAYLOAD_SHA" ]
+	sleep 0.3
+	run grep -cF "[::1]:$HTTP_PORT" "$SOCKSIFYD_LOG"
+	[ "$output" = "0" ]
+}
+
 @test "a chain of two proxies: A is asked for B, B for the target" {
 	start_socksifyd -v
 	a_port=$PROXY_PORT a_log=$SOCKSIFYD_LOG
@@ -162,4 +186,60 @@ c=s.accept(); time.sleep(20)' "$pf" 3>&- &
 	[ "$got" = "$PAYLOAD_SHA" ]
 	wait_for_line "$a_log" 30 "127\.0\.0\.1:$b_port"
 	wait_for_line "$SOCKSIFYD_LOG" 30 "127\.0\.0\.1:$HTTP_PORT"
+}
+
+@test "a 24-byte sockaddr_in6 (RFC 2133 size) is tunnelled, never connected directly" {
+	start_http ::1
+	start_socksifyd -v
+	for len in 28 24; do
+		run env SOCKSIFY_EXCLUDE=none LD_PRELOAD="$LIB" SOCKSIFY_PROXY="socks5://127.0.0.1:$PROXY_PORT" \
+			"$BUILD/tests/netcheck" connect6 "$HTTP_PORT" "$len"
+		[ "$output" = "ok" ]
+	done
+	wait_for_line "$SOCKSIFYD_LOG" 30 "\[::1\]:$HTTP_PORT"
+	run grep -c "target=\[::1\]:$HTTP_PORT" "$SOCKSIFYD_LOG"
+	[ "$output" = "2" ]
+	# shorter than any sockaddr_in6 the kernel takes: EINVAL, as without us
+	run env SOCKSIFY_EXCLUDE=none LD_PRELOAD="$LIB" SOCKSIFY_PROXY="socks5://127.0.0.1:$PROXY_PORT" \
+		"$BUILD/tests/netcheck" connect6 "$HTTP_PORT" 23
+	[ "$output" = "EINVAL" ]
+	# and a short-form datagram to port 53 is still a DNS query: refused
+	run env LD_PRELOAD="$LIB" SOCKSIFY_PROXY="socks5h://127.0.0.1:$PROXY_PORT" \
+		"$BUILD/tests/netcheck" udp53v6 24
+	[ "${lines[-1]}" = "EPERM" ]
+}
+
+# A recording DNS server on 127.0.0.1:53, the jail's only nameserver: a query
+# that reaches it is one that would have left the host.
+start_dnssink() {
+	need_dns_jail
+	DNS_LOG=$BATS_TEST_TMPDIR/dns.log
+	: >"$DNS_LOG"
+	python3 "$HELPERS/dnssink.py" "$BATS_TEST_TMPDIR/dns.ready" "$DNS_LOG" 3>&- 2>/dev/null &
+	PIDS+=($!)
+	wait_for_line "$BATS_TEST_TMPDIR/dns.ready" 30 '^ready$' 2>/dev/null ||
+		skip "cannot bind 127.0.0.1:53 for a DNS sink"
+}
+
+@test "socks5h: resolver calls around getaddrinfo (res_*, gethostbyaddr, getaddrinfo_a) send no DNS query" {
+	start_dnssink
+	start_socksifyd
+	# control: without the library, the sink sees the query
+	run "$BUILD/tests/netcheck" res_query leak-control.socksify.test
+	[ "$output" = "failed" ]
+	grep -qx 'leak-control.socksify.test' "$DNS_LOG"
+	for op in res_query res_search res_send; do
+		run env LD_PRELOAD="$LIB" SOCKSIFY_PROXY="socks5h://127.0.0.1:$PROXY_PORT" \
+			"$BUILD/tests/netcheck" "$op" "leak-$op.socksify.test"
+		[ "${lines[-1]}" = "failed" ]
+	done
+	run env LD_PRELOAD="$LIB" SOCKSIFY_PROXY="socks5h://127.0.0.1:$PROXY_PORT" \
+		"$BUILD/tests/netcheck" gethostbyaddr 192.0.2.7
+	[ "${lines[-1]}" = "failed" ]
+	run env LD_PRELOAD="$LIB" SOCKSIFY_PROXY="socks5h://127.0.0.1:$PROXY_PORT" \
+		"$BUILD/tests/netcheck" getaddrinfo_a leak-gaia.socksify.test
+	[[ "${lines[-1]}" =~ ^(198\.1[89]\.[0-9]+\.[0-9]+|failed:.*)$ ]]
+	sleep 0.2
+	run grep -c -e 'leak-res' -e 'leak-gaia' -e 'in-addr.arpa' "$DNS_LOG"
+	[ "$output" = "0" ]
 }

@@ -3,6 +3,9 @@
 
 usage:
   netprobe.py connect HOST PORT        blocking connect; prints "ok" or errno name
+  netprobe.py connect-b HOST PORT      blocking connect; the socket must stay
+                                       blocking afterwards
+  netprobe.py udpconnect53 HOST        connect() a UDP socket to HOST:53, send
   netprobe.py connect-nb HOST PORT     non-blocking socket: connect, then
                                        report the result and that O_NONBLOCK
                                        is still set
@@ -48,6 +51,19 @@ def main():
         try:
             s.connect((host, port))
             print("ok")
+        except OSError as e:
+            print(name(e))
+    elif op == "connect-b":
+        host, port = sys.argv[2], int(sys.argv[3])
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.connect((host, port))
+        print("ok", "blocking" if s.getblocking() else "nonblocking")
+    elif op == "udpconnect53":
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            s.connect((sys.argv[2], 53))
+            s.send(b"\0" * 12)
+            print("sent")
         except OSError as e:
             print(name(e))
     elif op == "connect-nb":

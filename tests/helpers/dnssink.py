@@ -1,0 +1,44 @@
+#!/usr/bin/env python3
+"""A DNS server on 127.0.0.1:53 that answers REFUSED to everything and
+records the name of every query it receives, one per line.
+
+usage: dnssink.py READYFILE LOGFILE
+Writes READYFILE once bound (bind fails with exit 3 if the port is taken).
+Used with scripts/test.sh's resolver jail (nameserver 127.0.0.1): a query
+that reaches this sink is a query that would have left the host.
+"""
+import socket
+import sys
+
+
+def qname(msg):
+    labels, i = [], 12
+    while i < len(msg) and msg[i] != 0 and len(labels) < 128:
+        n = msg[i]
+        labels.append(msg[i + 1:i + 1 + n].decode("ascii", "replace"))
+        i += 1 + n
+    return ".".join(labels)
+
+
+def main():
+    ready, log = sys.argv[1:3]
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        s.bind(("127.0.0.1", 53))
+    except OSError as e:
+        print("dnssink: %s" % e, file=sys.stderr)
+        sys.exit(3)
+    open(ready, "w").write("ready\n")
+    while True:
+        msg, peer = s.recvfrom(65535)
+        if len(msg) < 12:
+            continue
+        with open(log, "a") as f:
+            f.write(qname(msg) + "\n")
+        # header: same ID, QR=1, opcode copied, RCODE=5 (REFUSED)
+        reply = msg[:2] + bytes([0x80 | (msg[2] & 0x78), 0x05]) + msg[4:6] + b"\0" * 6 + msg[12:]
+        s.sendto(reply, peer)
+
+
+if __name__ == "__main__":
+    main()
