@@ -41,7 +41,7 @@ if [ "$SAN" = 1 ]; then
 fi
 
 echo "== end-to-end tests (tests/*.bats)"
-printf 'nameserver 127.0.0.1\n' >"$work/resolv.conf"
+printf 'nameserver 127.0.0.1\noptions timeout:1 attempts:1\n' >"$work/resolv.conf"
 if unshare --mount sh -c 'mount --bind "$1" /etc/resolv.conf' sh "$work/resolv.conf" 2>/dev/null; then
 	SOCKSIFY_TEST_NS=1 unshare --mount sh -c 'mount --bind "$1" /etc/resolv.conf && shift && exec "$@"' \
 		sh "$work/resolv.conf" bats --formatter tap tests/*.bats >"$work/bats.out" 2>&1

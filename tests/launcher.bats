@@ -135,3 +135,39 @@ teardown() { stop_all; }
 	run "$SOCKSIFY" --force "$BATS_TEST_TMPDIR/static"
 	[ "$status" -eq 3 ]
 }
+
+@test "exit 125 with one line for a bad short option and a missing argument too" {
+	run "$SOCKSIFY" -Z true
+	[ "$status" -eq 125 ]
+	[ "${#lines[@]}" -eq 1 ]
+	run "$SOCKSIFY" -t -x
+	[ "$status" -eq 125 ]
+	[ "${#lines[@]}" -eq 1 ]
+}
+
+@test "-e CIDR with -x adds to the default exclusions: loopback still goes direct" {
+	start_socksifyd -v
+	got=$("$SOCKSIFY" -x "socks5://127.0.0.1:$PROXY_PORT" -e 10.0.0.0/8 \
+		curl -sS --max-time 20 "http://127.0.0.1:$HTTP_PORT/payload.bin" | sha)
+	[ "$got" = "$PAYLOAD_SHA" ]
+	sleep 0.3
+	run grep -c "127.0.0.1:$HTTP_PORT" "$SOCKSIFYD_LOG"
+	[ "$output" = "0" ]
+}
+
+@test "the launcher itself stops the embedded server (SIGTERM) and waits for it" {
+	# A server wrapper that reports, on the stderr pipe socksify drains, that
+	# it was told to stop while socksify was still there to read it.
+	w=$BATS_TEST_TMPDIR/server-wrapper
+	cat >"$w" <<WRAPPER
+#!/bin/sh
+"$SOCKSIFYD" "\$@" &
+child=\$!
+trap 'kill \$child; wait \$child; echo "wrapper: stopped by socksify" >&2; sleep 0.3; exit 0' TERM
+wait \$child
+WRAPPER
+	chmod +x "$w"
+	run --separate-stderr env SOCKSIFY_SERVER="$w" "$SOCKSIFY" true
+	[ "$status" -eq 0 ]
+	[[ "$stderr" == *"wrapper: stopped by socksify"* ]]
+}

@@ -86,10 +86,10 @@ GET_HELLO=$(printf 'GET /hello.txt HTTP/1.0\r\n\r\n' | od -An -tx1 | tr -d ' \n'
 	[ "${lines[1]}" = "EOF" ]
 }
 
-@test "wrong version in greeting: closed without a SOCKS5 reply" {
+@test "wrong version in greeting: 05 FF (no acceptable method), then close" {
 	start_socksifyd
 	run python3 "$HELPERS/s5probe.py" "$PROXY_PORT" 040100
-	[ "${lines[0]}" = "" ] || [ "${lines[0]}" = "05ff" ]
+	[ "${lines[0]}" = "05ff" ]
 	[ "${lines[1]}" = "EOF" ]
 }
 
@@ -215,4 +215,37 @@ GET_HELLO=$(printf 'GET /hello.txt HTTP/1.0\r\n\r\n' | od -An -tx1 | tr -d ' \n'
 	sleep 0.2
 	run curl -sS --max-time 5 --socks5-hostname "127.0.0.1:$PROXY_PORT" "http://localhost:$HTTP_PORT/hello.txt"
 	[ "$output" = "hello through socks" ]
+}
+
+@test "half-close: the client's FIN reaches the target, whose answer still comes back" {
+	start_socksifyd
+	pf=$BATS_TEST_TMPDIR/sink.port
+	# a target that reads to EOF, then answers with the byte count and closes
+	python3 -c 'import socket,sys
+s=socket.socket(); s.bind(("127.0.0.1",0)); s.listen(1)
+open(sys.argv[1],"w").write("%d\n" % s.getsockname()[1])
+c,_=s.accept(); n=0
+while True:
+    b=c.recv(65536)
+    if not b: break
+    n+=len(b)
+c.sendall(b"got %d" % n); c.close()' "$pf" 3>&- &
+	PIDS+=($!)
+	wait_for_line "$pf" 50 '^[0-9]+$'
+	run timeout 15 python3 -c 'import socket,sys
+s=socket.create_connection(("127.0.0.1",int(sys.argv[1]))); s.settimeout(10)
+s.sendall(bytes.fromhex("050100")); assert s.recv(2)==b"\x05\x00"
+s.sendall(bytes.fromhex("050100017f000001")+int(sys.argv[2]).to_bytes(2,"big"))
+r=b""
+while len(r)<10: r+=s.recv(10-len(r))
+assert r[:2]==b"\x05\x00", r
+s.sendall(b"x"*100000); s.shutdown(socket.SHUT_WR)
+d=b""
+while True:
+    b=s.recv(65536)
+    if not b: break
+    d+=b
+print(d.decode())' "$PROXY_PORT" "$(cat "$pf")"
+	[ "$status" -eq 0 ]
+	[ "$output" = "got 100000" ]
 }

@@ -9,11 +9,18 @@ import functools
 import http.server
 import os
 import socket
+import socketserver
 import sys
 
 
 class Server(http.server.ThreadingHTTPServer):
     daemon_threads = True
+
+    def server_bind(self):
+        # HTTPServer.server_bind() looks up the FQDN of the bound address: a
+        # DNS query for ::1 that the tests neither need nor want.
+        socketserver.TCPServer.server_bind(self)
+        self.server_name, self.server_port = "localhost", self.server_address[1]
 
 
 class Quiet(http.server.SimpleHTTPRequestHandler):
