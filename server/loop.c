@@ -53,9 +53,20 @@ loop_new(struct loop **out)
 
 	if ((l = calloc(1, sizeof(*l))) == NULL)
 		return -ENOMEM;
+	/*
+	 * The first heap now, not on the first timer: until sessions fill it,
+	 * arming a timer then cannot fail (main.c counts on it for the
+	 * listeners' pause timers).
+	 */
+	if ((l->heap = calloc(SERVER_LOOP_FDS_INITIAL, sizeof(*l->heap))) == NULL) {
+		free(l);
+		return -ENOMEM;
+	}
+	l->capheap = SERVER_LOOP_FDS_INITIAL;
 	if ((l->epfd = epoll_create1(EPOLL_CLOEXEC)) == -1) {
 		int err = errno;
 
+		free(l->heap);
 		free(l);
 		return -err;
 	}

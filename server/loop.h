@@ -15,7 +15,7 @@
 
 struct loop;
 
-/* events: EPOLLIN, EPOLLOUT, EPOLLERR, EPOLLHUP as epoll reports them. */
+/* events: EPOLLIN, EPOLLOUT, EPOLLRDHUP, EPOLLERR, EPOLLHUP as epoll reports them. */
 typedef void loop_fd_fn(struct loop *l, int fd, uint32_t events, void *arg);
 typedef void loop_timer_fn(struct loop *l, void *arg);
 
@@ -30,7 +30,10 @@ struct loop_timer {
 int loop_new(struct loop **out);
 void loop_free(struct loop *l);
 
-/* Register fd with an interest mask (EPOLLIN | EPOLLOUT, or 0). */
+/*
+ * Register fd with an interest mask: EPOLLIN | EPOLLOUT | EPOLLRDHUP, or
+ * EPOLLHUP alone to stay in the set only to hear of a hang-up, or 0.
+ */
 int loop_add(struct loop *l, int fd, uint32_t mask, loop_fd_fn *fn, void *arg);
 int loop_set(struct loop *l, int fd, uint32_t mask);
 /* Forget fd; call before close(fd). */

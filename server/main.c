@@ -107,28 +107,89 @@ listener_bind(struct listener *lst, const char *text)
 	lst->fd = fd;
 }
 
-static void listener_on_accept(struct loop *l, int fd, uint32_t events, void *arg);
+/*
+ * loop_new() sizes the timer heap for this many timers, so while no session
+ * holds a timer, arming a listener's pause cannot fail (see listener_park).
+ */
+_Static_assert(SERVER_LOOP_FDS_INITIAL > SERVER_MAX_LISTENERS,
+    "the first timer heap must hold every listener's pause timer");
+
+static void listener_park(struct listener *lst);
 
 static void
 listener_resume(struct loop *l, void *arg)
 {
 	struct listener *lst = arg;
+	int r;
 
-	if (loop_set(l, lst->fd, EPOLLIN) < 0)
-		log_error("listener %s: cannot resume:", lst->name);
+	if ((r = loop_set(l, lst->fd, EPOLLIN)) < 0) {
+		log_error("listener %s: cannot resume: %s", lst->name, strerror(-r));
+		listener_park(lst);
+	}
 }
 
-/* Out of descriptors is a state, not a loop: park the listener a while. */
+/*
+ * Out of descriptors is a state, not a loop. The listener leaves the epoll
+ * set first, whatever happens next: epoll is level triggered, so a listener
+ * left in it with a connection waiting would wake the loop at once, forever.
+ * It comes back when the pause timer fires; if that timer cannot be armed
+ * (out of memory, the heap cannot grow), it comes back when a session
+ * closes. One will: the heap was full, and the listeners' timers alone
+ * cannot fill it (the assertion above), so sessions hold timers, and every
+ * session ends. Its close also frees the descriptor and memory we lacked.
+ */
 static void
-listener_pause(struct listener *lst, int err)
+listener_park(struct listener *lst)
 {
-	struct loop *l = lst->srv->loop;
+	struct server *srv = lst->srv;
 
-	log_warn("accept on %s: %s; pausing for %d ms", lst->name, strerror(err),
-	    SERVER_ACCEPT_PAUSE_MS);
-	if (loop_timer_start(l, &lst->pause, SERVER_ACCEPT_PAUSE_MS, listener_resume, lst) < 0)
+	(void)loop_set(srv->loop, lst->fd, 0);
+	if (loop_timer_start(srv->loop, &lst->pause, SERVER_ACCEPT_PAUSE_MS,
+	    listener_resume, lst) == 0)
 		return;
-	(void)loop_set(l, lst->fd, 0);
+	lst->stalled = true;
+	srv->lst_stalled = true;
+}
+
+void
+listener_resume_stalled(struct server *srv)
+{
+	size_t i;
+
+	if (!srv->lst_stalled)
+		return;
+	srv->lst_stalled = false;
+	for (i = 0; i < srv->nlst; i++) {
+		if (!srv->lst[i].stalled)
+			continue;
+		srv->lst[i].stalled = false;
+		listener_resume(srv->loop, &srv->lst[i]);
+	}
+}
+
+/*
+ * Logs why a listener pauses, at most once per SERVER_ACCEPT_WARN_MS for
+ * all listeners together, then parks it. unexpected: an error that is not
+ * about resources (EBADF, EINVAL...), which would come back at once, so it
+ * gets the same pause and is logged as an error.
+ */
+static void
+listener_pause(struct listener *lst, int err, bool unexpected)
+{
+	struct server *srv = lst->srv;
+	uint64_t now = loop_now(srv->loop);
+
+	if (srv->accept_warned_ms == 0 ||
+	    now - srv->accept_warned_ms >= SERVER_ACCEPT_WARN_MS) {
+		srv->accept_warned_ms = now;
+		if (unexpected)
+			log_error("accept on %s: %s; pausing for %d ms", lst->name,
+			    strerror(err), SERVER_ACCEPT_PAUSE_MS);
+		else
+			log_warn("accept on %s: %s; pausing for %d ms", lst->name,
+			    strerror(err), SERVER_ACCEPT_PAUSE_MS);
+	}
+	listener_park(lst);
 }
 
 static void
@@ -154,17 +215,35 @@ listener_on_accept(struct loop *l, int fd, uint32_t events, void *arg)
 			case ENFILE:
 			case ENOBUFS:
 			case ENOMEM:
-				listener_pause(lst, errno);
+				listener_pause(lst, errno, false);
 				return;
-			default:
-				/* ECONNABORTED, EINTR, EPROTO...: that client only. */
+			/*
+			 * That client only. accept(2) on Linux: pending network
+			 * errors of the new connection are returned by accept()
+			 * and should be treated like EAGAIN (and EPERM is a
+			 * firewall's verdict on it).
+			 */
+			case ECONNABORTED:
+			case EINTR:
+			case EPROTO:
+			case EPERM:
+			case ENETDOWN:
+			case ENETUNREACH:
+			case ENONET:
+			case ENOPROTOOPT:
+			case EHOSTDOWN:
+			case EHOSTUNREACH:
+			case EOPNOTSUPP:
 				continue;
+			default:
+				listener_pause(lst, errno, true);
+				return;
 			}
 		}
 		/* Keep a reserve so the sessions we hold can still open targets. */
 		if ((size_t)cfd + SERVER_FD_RESERVE >= lst->srv->fd_limit) {
 			close(cfd);
-			listener_pause(lst, EMFILE);
+			listener_pause(lst, EMFILE, false);
 			return;
 		}
 		session_start(lst->srv, cfd, (struct sockaddr *)&ss, len);
@@ -298,6 +377,9 @@ main(int argc, char **argv)
 		loop_del(srv.loop, srv.lst[i].fd);
 		close(srv.lst[i].fd);
 	}
+	/* The sessions closed below must not wake the closed listeners. */
+	srv.nlst = 0;
+	srv.lst_stalled = false;
 	session_close_all(&srv);
 	resolver_free(srv.resolver);
 	loop_del(srv.loop, sigfd);

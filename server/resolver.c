@@ -7,6 +7,11 @@
  * callback. The workers are detached and the pool is reference counted: on
  * shutdown a worker still stuck inside getaddrinfo() must not make the
  * daemon wait, so the last one out frees the pool.
+ *
+ * Every job in flight (queued, running, or done but not yet delivered)
+ * holds one of SERVER_RESOLVER_PENDING_MAX slots. The per-client limit is a
+ * linear scan of those slots on each lookup: 1,024 pointer checks under the
+ * mutex cost less than a hash table's code, and need no upkeep on cancel.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -15,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -23,13 +29,22 @@
 #include "resolver.h"
 #include "socks5.h"
 
+enum job_state {
+	JOB_QUEUED,			/* on r->queued: cancel frees it at once */
+	JOB_RUNNING,			/* a worker is in getaddrinfo() */
+	JOB_DONE,			/* on a done list, to be delivered */
+};
+
 struct resolver_job {
-	struct resolver_job *next;
+	struct resolver_job *prev, *next;	/* on queued or done */
+	enum job_state state;
+	size_t slot;			/* index in r->slots */
+	struct in6_addr client;		/* the per-client key; IPv4 as v4-mapped */
 	char name[S5_DOMAIN_MAX + 1];
 	char port[sizeof("65535")];
 	resolver_fn *fn;
 	void *arg;
-	bool cancelled;
+	bool cancelled;			/* running or done: dropped on delivery */
 	int err;
 	struct addrinfo *ai;
 };
@@ -44,7 +59,8 @@ struct resolver {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	struct job_list queued, done;
-	size_t pending;			/* queued, running or not yet delivered */
+	/* Jobs queued, running or not yet delivered; NULL for a free slot. */
+	struct resolver_job *slots[SERVER_RESOLVER_PENDING_MAX];
 	unsigned refs;			/* live workers + the owner */
 	bool stop;
 };
@@ -53,6 +69,7 @@ static void
 list_push(struct job_list *q, struct resolver_job *j)
 {
 	j->next = NULL;
+	j->prev = q->tail;
 	if (q->tail != NULL)
 		q->tail->next = j;
 	else
@@ -60,13 +77,27 @@ list_push(struct job_list *q, struct resolver_job *j)
 	q->tail = j;
 }
 
+static void
+list_unlink(struct job_list *q, struct resolver_job *j)
+{
+	if (j->prev != NULL)
+		j->prev->next = j->next;
+	else
+		q->head = j->next;
+	if (j->next != NULL)
+		j->next->prev = j->prev;
+	else
+		q->tail = j->prev;
+	j->prev = j->next = NULL;
+}
+
 static struct resolver_job *
 list_take(struct job_list *q)
 {
 	struct resolver_job *j = q->head;
 
-	if (j != NULL && (q->head = j->next) == NULL)
-		q->tail = NULL;
+	if (j != NULL)
+		list_unlink(q, j);
 	return j;
 }
 
@@ -120,12 +151,9 @@ resolver_worker(void *arg)
 			pthread_cond_wait(&r->cv, &r->mu);
 		if (r->stop)
 			break;
+		/* Cancelled jobs have left the queue already. */
 		j = list_take(&r->queued);
-		if (j->cancelled) {
-			r->pending--;
-			job_free(j);
-			continue;
-		}
+		j->state = JOB_RUNNING;
 		pthread_mutex_unlock(&r->mu);
 		j->err = getaddrinfo(j->name, j->port, &hints, &j->ai);
 		pthread_mutex_lock(&r->mu);
@@ -133,6 +161,7 @@ resolver_worker(void *arg)
 			job_free(j);
 			break;
 		}
+		j->state = JOB_DONE;
 		list_push(&r->done, j);
 		/* Under the lock, so resolver_free() cannot close efd meanwhile. */
 		if (write(r->efd, &one, sizeof(one)) == -1 && errno != EAGAIN)
@@ -161,7 +190,7 @@ resolver_on_event(struct loop *l, int fd, uint32_t events, void *arg)
 	pthread_mutex_unlock(&r->mu);
 	while ((j = list_take(&done)) != NULL) {
 		pthread_mutex_lock(&r->mu);
-		r->pending--;
+		r->slots[j->slot] = NULL;
 		pthread_mutex_unlock(&r->mu);
 		if (!j->cancelled) {
 			j->fn(j->arg, j->err, j->err == 0 ? j->ai : NULL);
@@ -242,12 +271,31 @@ resolver_free(struct resolver *r)
 	resolver_unref_locked(r);
 }
 
+/* The client's address as the per-client key: IPv4 as ::ffff:a.b.c.d. */
+static void
+resolver_client_key(struct in6_addr *key, const struct sockaddr *client)
+{
+	struct sockaddr_in sin;
+	struct sockaddr_in6 sin6;
+
+	memset(key, 0, sizeof(*key));
+	if (client->sa_family == AF_INET6) {
+		memcpy(&sin6, client, sizeof(sin6));
+		*key = sin6.sin6_addr;
+	} else if (client->sa_family == AF_INET) {
+		memcpy(&sin, client, sizeof(sin));
+		key->s6_addr[10] = key->s6_addr[11] = 0xff;
+		memcpy(&key->s6_addr[12], &sin.sin_addr, sizeof(sin.sin_addr));
+	}
+}
+
 int
 resolver_lookup(struct resolver *r, const char *name, uint16_t port,
-    resolver_fn *fn, void *arg, struct resolver_job **job)
+    const struct sockaddr *client, resolver_fn *fn, void *arg,
+    struct resolver_job **job)
 {
 	struct resolver_job *j;
-	size_t len = strlen(name);
+	size_t len = strlen(name), i, slot = SERVER_RESOLVER_PENDING_MAX, mine = 0;
 
 	if (len > S5_DOMAIN_MAX)
 		return -EINVAL;
@@ -255,15 +303,28 @@ resolver_lookup(struct resolver *r, const char *name, uint16_t port,
 		return -ENOMEM;
 	memcpy(j->name, name, len + 1);
 	snprintf(j->port, sizeof(j->port), "%u", (unsigned)port);
+	resolver_client_key(&j->client, client);
 	j->fn = fn;
 	j->arg = arg;
 	pthread_mutex_lock(&r->mu);
-	if (r->pending >= SERVER_RESOLVER_PENDING_MAX) {
+	for (i = 0; i < SERVER_RESOLVER_PENDING_MAX; i++) {
+		const struct resolver_job *o = r->slots[i];
+
+		if (o == NULL) {
+			if (slot == SERVER_RESOLVER_PENDING_MAX)
+				slot = i;
+		} else if (memcmp(&o->client, &j->client, sizeof(j->client)) == 0) {
+			mine++;
+		}
+	}
+	if (slot == SERVER_RESOLVER_PENDING_MAX || mine >= SERVER_RESOLVER_PER_CLIENT) {
 		pthread_mutex_unlock(&r->mu);
 		free(j);
-		return -EAGAIN;
+		return slot == SERVER_RESOLVER_PENDING_MAX ? -EAGAIN : -EBUSY;
 	}
-	r->pending++;
+	j->slot = slot;
+	j->state = JOB_QUEUED;
+	r->slots[slot] = j;
 	list_push(&r->queued, j);
 	pthread_cond_signal(&r->cv);
 	pthread_mutex_unlock(&r->mu);
@@ -275,6 +336,18 @@ void
 resolver_cancel(struct resolver *r, struct resolver_job *job)
 {
 	pthread_mutex_lock(&r->mu);
-	job->cancelled = true;
+	if (job->state == JOB_QUEUED) {
+		/* Not started: its place in the queue goes back at once. */
+		list_unlink(&r->queued, job);
+		r->slots[job->slot] = NULL;
+		job_free(job);
+	} else {
+		/*
+		 * A worker holds it, or the loop is delivering it: it keeps
+		 * its slot (a running lookup does occupy a thread) until
+		 * resolver_on_event() drops it.
+		 */
+		job->cancelled = true;
+	}
 	pthread_mutex_unlock(&r->mu);
 }

@@ -9,6 +9,7 @@
 
 #include <netdb.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
 #include "loop.h"
 
@@ -26,13 +27,18 @@ int resolver_new(struct resolver **out, struct loop *l, unsigned nthreads);
 void resolver_free(struct resolver *r);
 
 /*
- * Queue a lookup of name (AF_UNSPEC, SOCK_STREAM) and port. 0 and *job set
- * (a handle for resolver_cancel), or -EAGAIN when too many are pending,
- * -ENOMEM.
+ * Queue a lookup of name (AF_UNSPEC, SOCK_STREAM) and port for the client
+ * at address client. 0 and *job set (a handle for resolver_cancel), or
+ * -EAGAIN when SERVER_RESOLVER_PENDING_MAX are in flight, -EBUSY when
+ * SERVER_RESOLVER_PER_CLIENT of them are this client IP's, -ENOMEM.
  */
 int resolver_lookup(struct resolver *r, const char *name, uint16_t port,
-    resolver_fn *fn, void *arg, struct resolver_job **job);
-/* The callback of job will not run; call it before freeing arg. */
+    const struct sockaddr *client, resolver_fn *fn, void *arg,
+    struct resolver_job **job);
+/*
+ * The callback of job will not run; call it before freeing arg. A job not
+ * yet started is freed at once; a running one when its lookup returns.
+ */
 void resolver_cancel(struct resolver *r, struct resolver_job *job);
 
 #endif

@@ -8,7 +8,9 @@
 #ifndef SOCKSIFYD_SERVER_H
 #define SOCKSIFYD_SERVER_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/socket.h>
 
 #include "defaults.h"
@@ -24,6 +26,7 @@ struct listener {
 	int fd;
 	struct server *srv;
 	struct loop_timer pause;	/* parked after EMFILE/ENFILE */
+	bool stalled;			/* parked, and pause could not be armed */
 	char name[S5_ADDR_TEXT_MAX];	/* "127.0.0.1:1080", for messages */
 };
 
@@ -36,7 +39,12 @@ struct server {
 	size_t fd_limit;		/* RLIMIT_NOFILE soft limit */
 	struct listener lst[SERVER_MAX_LISTENERS];
 	size_t nlst;
+	bool lst_stalled;		/* some listener waits for a session to close */
+	uint64_t accept_warned_ms;	/* loop clock of the last accept warning */
 };
+
+/* A session closed, so a descriptor is free: resume stalled listeners. */
+void listener_resume_stalled(struct server *srv);
 
 /* Takes over fd, a non-blocking accepted client socket. */
 void session_start(struct server *srv, int fd, const struct sockaddr *peer,

@@ -11,6 +11,9 @@
  * first thing the relay sends to the target. Our replies go through the
  * target->client pipe, so the success reply is always written before the
  * first byte from the target.
+ *
+ * While resolving and connecting the client is not read (its optimistic
+ * data must wait), only watched for leaving: see session_watch_client().
  */
 #include <errno.h>
 #include <stdio.h>
@@ -59,6 +62,7 @@ struct session {
 	int last_err;			/* of the last connect attempt */
 	struct sockaddr_storage dst;	/* address of the current attempt */
 	bool connected;
+	bool client_fin;		/* half-closed after its optimistic data */
 	uint64_t hs_down;		/* reply bytes in the down pipe's count */
 	const char *outcome;		/* why it failed or ended */
 	bool dead;			/* ended: freed when the callback returns */
@@ -207,6 +211,7 @@ session_close(struct session *s, const char *outcome)
 		s->next->prev = s->prev;
 	srv->nsessions--;
 	free(s);
+	listener_resume_stalled(srv);
 }
 
 void
@@ -259,11 +264,14 @@ session_done(struct session *s)
 		cmask = EPOLLIN | (out ? EPOLLOUT : 0);
 		break;
 	case SESSION_RESOLVING:
-		cmask = out ? EPOLLOUT : 0;
-		break;
 	case SESSION_CONNECTING:
-		cmask = out ? EPOLLOUT : 0;
-		tmask = EPOLLOUT;
+		/*
+		 * Not EPOLLIN: only hang-ups (session_watch_client). Once a
+		 * half-close is accepted, RDHUP would be reported forever.
+		 */
+		cmask = EPOLLHUP | (s->client_fin ? 0 : EPOLLRDHUP) |
+		    (out ? EPOLLOUT : 0);
+		tmask = s->state == SESSION_CONNECTING ? EPOLLOUT : 0;
 		break;
 	case SESSION_RELAY:
 		relay_masks(&s->r, &cmask, &tmask);
@@ -362,7 +370,7 @@ session_start_connect(struct session *s)
 
 	if (dst->atyp == S5_ATYP_DOMAIN) {
 		r = resolver_lookup(res, dst->u.domain.name, dst->port,
-		    session_on_resolved, s, &s->job);
+		    (const struct sockaddr *)&s->peer, session_on_resolved, s, &s->job);
 		if (r < 0) {
 			session_fail_rep(s, S5_REP_GENERAL_FAILURE, "resolver busy");
 			return;
@@ -570,6 +578,42 @@ session_relay(struct session *s)
 		session_end(s, "ok");
 }
 
+/*
+ * The client while we resolve or connect for it: its bytes are not read
+ * (what follows the request is optimistic data for the target and stays
+ * queued, in our pipe or in the socket), but a client that has gone away
+ * ends the session now, which cancels its lookup or closes its outgoing
+ * socket, instead of when the connect ends or times out. The rule:
+ *  - EPOLLHUP or EPOLLERR: reset, or shut down both ways: gone.
+ *  - EPOLLRDHUP (its FIN) with bytes after the request, ours or still in
+ *    the socket: a legitimate half-close (printf 'GET /...' | nc -N): the
+ *    session goes on, and the relay passes the FIN on after those bytes.
+ *  - EPOLLRDHUP with nothing after the request: gone. close() and
+ *    shutdown(SHUT_WR) send the same FIN and differ on the wire only once
+ *    we write, and RFC 1928 gives us nothing to write before the reply. We
+ *    take the FIN as close(): only a client that half-closes with nothing
+ *    to send and then waits for the target to speak first loses, and
+ *    clients that close are far more common than that.
+ */
+static void
+session_watch_client(struct session *s, uint32_t events)
+{
+	uint8_t b;
+
+	if (events & (EPOLLHUP | EPOLLERR)) {
+		session_end(s, "client closed");
+		return;
+	}
+	if (!(events & EPOLLRDHUP) || s->client_fin)
+		return;
+	/* MSG_PEEK: look for data without taking it from the socket. */
+	if (relay_pending(&s->r.up) > 0 ||
+	    recv(s->r.cfd, &b, sizeof(b), MSG_PEEK | MSG_DONTWAIT) > 0)
+		s->client_fin = true;
+	else
+		session_end(s, "client closed");
+}
+
 /* After a failure: flush the reply, send FIN, discard input until EOF. */
 static void
 session_linger(struct session *s)
@@ -603,7 +647,6 @@ session_on_client(struct loop *l, int fd, uint32_t events, void *arg)
 
 	(void)l;
 	(void)fd;
-	(void)events;
 	switch (s->state) {
 	case SESSION_RELAY:
 		session_relay(s);
@@ -613,6 +656,9 @@ session_on_client(struct loop *l, int fd, uint32_t events, void *arg)
 		break;
 	case SESSION_RESOLVING:
 	case SESSION_CONNECTING:
+		session_watch_client(s, events);
+		if (s->dead)
+			break;
 		/* Only a handshake reply can be waiting for the client here. */
 		r = relay_pipe_flush(&s->r.down, s->r.cfd);
 		if (r < 0 && r != -EAGAIN)

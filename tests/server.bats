@@ -249,3 +249,112 @@ print(d.decode())' "$PROXY_PORT" "$(cat "$pf")"
 	[ "$status" -eq 0 ]
 	[ "$output" = "got 100000" ]
 }
+
+# CPU ticks (user + system) socksifyd has used so far.
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$SOCKSIFYD_PID/stat"; }
+
+# A DNS server on 127.0.0.1:53 that never answers, and a resolv.conf for the
+# server with glibc's default timeouts: every lookup of a name not in
+# /etc/hosts then takes the server ~10 s.
+start_silent_dns() {
+	need_dns_jail
+	export SOCKSIFYD_RESOLV=$BATS_TEST_TMPDIR/slow-resolv.conf
+	printf 'nameserver 127.0.0.1\noptions timeout:5 attempts:2\n' >"$SOCKSIFYD_RESOLV"
+	local ready=$BATS_TEST_TMPDIR/dns.ready
+	python3 -c 'import socket,sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1", 53))
+open(sys.argv[1], "w").write("ready\n")
+while True: s.recvfrom(65535)' "$ready" 3>&- &
+	PIDS+=($!)
+	wait_for_line "$ready" 50 ready 2>/dev/null || skip "cannot bind 127.0.0.1:53 for a silent DNS server"
+}
+
+# s5_domain_request NAME PORT: greeting (no auth) and CONNECT NAME:PORT, hex.
+s5_domain_request() {
+	printf '05010005010003%02x%s%04x' "${#1}" "$(printf '%s' "$1" | od -An -tx1 | tr -d ' \n')" "$2"
+}
+
+@test "a persistent accept() error pauses the listener: no spin, logged once a second" {
+	cat >"$BATS_TEST_TMPDIR/einval.c" <<'EOF'
+#include <errno.h>
+#include <sys/socket.h>
+int accept4(int fd, struct sockaddr *sa, socklen_t *len, int flags)
+{
+	(void)fd; (void)sa; (void)len; (void)flags;
+	errno = EINVAL;
+	return -1;
+}
+EOF
+	cc -shared -fPIC -o "$BATS_TEST_TMPDIR/einval.so" "$BATS_TEST_TMPDIR/einval.c"
+	LD_PRELOAD=$BATS_TEST_TMPDIR/einval.so start_socksifyd -q
+	# a client waits in the backlog; accept() never takes it
+	python3 -c 'import socket,sys,time; s=socket.create_connection(("127.0.0.1",int(sys.argv[1]))); time.sleep(5)' "$PROXY_PORT" 3>&- &
+	PIDS+=($!)
+	sleep 0.5
+	t0=$(cpu_ticks)
+	sleep 3
+	t1=$(cpu_ticks)
+	# spinning burns 3 s of CPU here; paused, next to none (under 10 %)
+	[ $((t1 - t0)) -lt $(($(getconf CLK_TCK) * 3 / 10)) ]
+	# an error, so logged even with -q, and at most once a second
+	n=$(grep -c 'accept on .*: Invalid argument; pausing' "$SOCKSIFYD_LOG")
+	[ "$n" -ge 2 ] && [ "$n" -le 5 ]
+}
+
+@test "resolver: clients that leave free their lookups; one client IP gets at most 64" {
+	need_dns_jail
+	start_silent_dns
+	start_socksifyd -v
+	# 1,100 clients ask for a slow name and hang up: their lookups must not
+	# keep the 1,024 places of the queue
+	python3 -c 'import socket,sys
+for i in range(1100):
+    s = socket.socket(); s.bind(("127.0.0.%d" % (2 + i % 40), 0))
+    s.connect(("127.0.0.1", int(sys.argv[1])))
+    s.sendall(bytes.fromhex(sys.argv[2])); s.settimeout(5); s.recv(2); s.close()' \
+	    "$PROXY_PORT" "$(s5_domain_request flood.test 80)"
+	sleep 0.5
+	# another client is queued (method reply only, no 01 "resolver busy")
+	run python3 "$HELPERS/s5probe.py" "$PROXY_PORT" "$(s5_domain_request probe.test 80)"
+	[ "${lines[0]}" = "0500" ]
+	[ "${lines[1]}" = "OPEN" ]
+	# one IP with 100 lookups in flight: 36 get 01 at once, the rest wait
+	run python3 -c 'import socket,sys,time
+socks = []
+for i in range(100):
+    s = socket.socket(); s.bind(("127.0.0.99", 0)); s.connect(("127.0.0.1", int(sys.argv[1])))
+    s.sendall(bytes.fromhex(sys.argv[2])); socks.append(s)
+time.sleep(1.5)
+busy = 0
+for s in socks:
+    s.setblocking(False)
+    try: busy += s.recv(64)[2:4] == b"\x05\x01"
+    except BlockingIOError: pass
+print(busy)' "$PROXY_PORT" "$(s5_domain_request capped.test 80)"
+	[ "$output" = "36" ]
+	[ "$(grep -c 'outcome=resolver busy' "$SOCKSIFYD_LOG")" = "36" ]
+}
+
+@test "a client that leaves while its name resolves ends its session at once; a half-close does not" {
+	need_dns_jail
+	start_silent_dns
+	start_socksifyd -v
+	python3 -c 'import socket,sys,time
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+s.sendall(bytes.fromhex(sys.argv[2])); s.settimeout(5); s.recv(2); time.sleep(0.2); s.close()' \
+	    "$PROXY_PORT" "$(s5_domain_request gone.test 80)"
+	# ended within a second, not at the 10 s resolve timeout
+	wait_for_line "$SOCKSIFYD_LOG" 10 'target=gone\.test:80.*outcome=client closed'
+	# request, data and FIN in one go (printf ... | nc -N): still served
+	run python3 -c 'import socket,sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+s.sendall(bytes.fromhex(sys.argv[2]) + b"GET /hello.txt HTTP/1.0\r\n\r\n"); s.shutdown(socket.SHUT_WR)
+s.settimeout(10); got = b""
+while True:
+    b = s.recv(65536)
+    if not b: break
+    got += b
+print(got[2:4].hex(), got.endswith(b"hello through socks\n"))' \
+	    "$PROXY_PORT" "$(s5_domain_request localhost "$HTTP_PORT")"
+	[ "$output" = "0500 True" ]
+}

@@ -58,7 +58,11 @@ start_socksifyd() {
 	case " $* " in *" -l "*|*" --listen "*) listen=() ;; esac
 	if [ "${SOCKSIFY_TEST_NS:-0}" = 1 ]; then
 		{ echo "127.0.0.1 $PROXY_ONLY_NAME"; cat /etc/hosts; } >"$BATS_TEST_TMPDIR/proxy-hosts"
-		unshare --mount sh -c 'mount --bind "$0" /etc/hosts && exec "$@"' \
+		# SOCKSIFYD_RESOLV: a resolv.conf for the server alone (a test
+		# that needs lookups to be slow rather than fail fast).
+		unshare --mount sh -c 'mount --bind "$0" /etc/hosts &&
+			{ [ -z "$SOCKSIFYD_RESOLV" ] || mount --bind "$SOCKSIFYD_RESOLV" /etc/resolv.conf; } &&
+			exec "$@"' \
 			"$BATS_TEST_TMPDIR/proxy-hosts" "$SOCKSIFYD" "${listen[@]}" "$@" 3>&- 2>"$SOCKSIFYD_LOG" &
 	else
 		"$SOCKSIFYD" "${listen[@]}" "$@" 3>&- 2>"$SOCKSIFYD_LOG" &
