@@ -431,6 +431,19 @@ static __thread struct hostent resolve_he;
 static __thread char resolve_he_buf[3 * sizeof(char *) + 16 + S5_DOMAIN_MAX + 1 +
     sizeof(char *)];
 
+/* The per-thread hostent of the non-reentrant calls, or NULL with h_errno
+ * and errno set as libc would. */
+static struct hostent *
+resolve_he_result(int r, int herr)
+{
+	h_errno = herr;
+	if (r != 0) {
+		errno = r;
+		return NULL;
+	}
+	return &resolve_he;
+}
+
 struct hostent *
 gethostbyname2(const char *name, int af)
 {
@@ -445,12 +458,7 @@ gethostbyname2(const char *name, int af)
 		return preload_real.gethostbyname2(name, af);
 	r = resolve_name_hostent(name, af, &resolve_he, resolve_he_buf,
 	    sizeof(resolve_he_buf), &herr);
-	h_errno = herr;
-	if (r != 0) {
-		errno = r;
-		return NULL;
-	}
-	return &resolve_he;
+	return resolve_he_result(r, herr);
 }
 
 struct hostent *
@@ -522,12 +530,7 @@ gethostbyaddr(const void *addr, socklen_t len, int af)
 		return preload_real.gethostbyaddr(addr, len, af);
 	r = resolve_addr_hostent(addr, len, af, &resolve_he, resolve_he_buf,
 	    sizeof(resolve_he_buf), &herr);
-	h_errno = herr;
-	if (r != 0) {
-		errno = r;
-		return NULL;
-	}
-	return &resolve_he;
+	return resolve_he_result(r, herr);
 }
 
 int
