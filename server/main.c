@@ -1,11 +1,11 @@
 /*
- * main.c: socksifyd start-up, listeners, signals.
+ * main.c: socksifyd start-up, listeners, signals (SIGHUP reload, SIGTERM drain).
  *
- * Order (quark's main.c): parse options, load users, bind and listen on every
- * address, then print one ready line per listener and only then accept.
+ * Order (quark's main.c): parse options (config.c), load users, bind and
+ * listen on every address, then print one ready line per listener and only
+ * then accept.
  */
 #include <errno.h>
-#include <getopt.h>
 #include <netdb.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -18,23 +18,15 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "config.h"
 #include "defaults.h"
 #include "log.h"
+#include "rules.h"
 #include "server.h"
 
 enum {
 	EXIT_USAGE = 2,			/* CONTRACT.md: usage errors */
 };
-
-static const char usage_text[] =
-    "usage: socksifyd [OPTIONS]\n"
-    "  -l, --listen ADDR:PORT   listen here (repeatable); default " SERVER_DEFAULT_LISTEN ";\n"
-    "                           [::1]:1080 for IPv6; port 0 picks a free port\n"
-    "  -u, --users FILE         require RFC 1929 username/password (user:password lines)\n"
-    "  -v, --verbose            one log line per connection\n"
-    "  -q, --quiet              only errors\n"
-    "  -h, --help               this help\n"
-    "  -V, --version            print the version\n";
 
 static _Noreturn void usage_error(const char *fmt, ...)
     __attribute__((format(printf, 1, 2)));
@@ -241,7 +233,7 @@ listener_on_accept(struct loop *l, int fd, uint32_t events, void *arg)
 			}
 		}
 		/* Keep a reserve so the sessions we hold can still open targets. */
-		if ((size_t)cfd + SERVER_FD_RESERVE >= lst->srv->fd_limit) {
+		if ((size_t)cfd + lst->srv->lim.fd_reserve >= lst->srv->fd_limit) {
 			close(cfd);
 			listener_pause(lst, EMFILE, false);
 			return;
@@ -250,108 +242,239 @@ listener_on_accept(struct loop *l, int fd, uint32_t events, void *arg)
 	}
 }
 
+/* The command line, kept for SIGHUP to build the configuration again. */
+static struct config_args main_args;
+static bool main_protect;		/* a listener is off loopback */
+static struct users *main_users;	/* srv.users, owned here */
+
+void
+server_session_gone(struct server *srv)
+{
+	if (srv->draining && srv->nsessions == 0)
+		loop_stop(srv->loop);
+}
+
+static void
+server_on_drain_timer(struct loop *l, void *arg)
+{
+	struct server *srv = arg;
+
+	log_warn("drain timeout: closing %zu sessions", srv->nsessions);
+	loop_stop(l);
+}
+
+static void
+server_close_listeners(struct server *srv)
+{
+	size_t i;
+
+	for (i = 0; i < srv->nlst; i++) {
+		loop_timer_stop(srv->loop, &srv->lst[i].pause);
+		loop_del(srv->loop, srv->lst[i].fd);
+		close(srv->lst[i].fd);
+	}
+	/* The sessions closed later must not wake the closed listeners. */
+	srv->nlst = 0;
+	srv->lst_stalled = false;
+}
+
+/*
+ * SIGTERM, SIGINT: stop accepting at once (new clients are refused by the
+ * kernel), let the sessions finish for up to --drain-timeout, then close
+ * the rest. A second signal does not wait.
+ */
+static void
+server_drain(struct server *srv)
+{
+	if (srv->draining) {
+		loop_stop(srv->loop);
+		return;
+	}
+	srv->draining = true;
+	server_close_listeners(srv);
+	if (srv->nsessions == 0) {
+		loop_stop(srv->loop);
+		return;
+	}
+	log_warn("draining %zu sessions for up to %llu ms", srv->nsessions,
+	    (unsigned long long)srv->lim.drain_ms);
+	if (loop_timer_start(srv->loop, &srv->drain, srv->lim.drain_ms,
+	    server_on_drain_timer, srv) < 0)
+		loop_stop(srv->loop);
+}
+
+/* Builds a rule set from c, with the built-in protection when it applies. */
+static int
+server_take_rules(struct config *c, char *why, size_t whylen)
+{
+	if (main_protect && rules_protect_host(c->rules) < 0) {
+		snprintf(why, whylen, "bad SERVER_PROTECTED_NETS");
+		return -1;
+	}
+	rules_set_current(c->rules);
+	c->rules = NULL;
+	return 0;
+}
+
+/*
+ * SIGHUP: users and rules (and limits, log level) from the config file and
+ * the original flags. All or nothing: on any error the old ones stay and
+ * one line says why. Sessions keep running; they see the new users and
+ * rules from their next check on. Listeners are not changed.
+ */
+static void
+server_reload(struct server *srv)
+{
+	struct users *users = NULL;
+	struct config c;
+	char why[1024];
+	bool loose = false;
+
+	if (config_build(&main_args, &c, why, sizeof(why)) < 0) {
+		log_error("reload failed, configuration kept: %s", why);
+		return;
+	}
+	if ((c.users_path != NULL) != (srv->users != NULL)) {
+		log_error("reload failed, configuration kept: turning authentication %s needs a restart",
+		    c.users_path != NULL ? "on" : "off");
+		goto out;
+	}
+	if (c.users_path != NULL &&
+	    users_load(c.users_path, &users, &loose, why, sizeof(why)) < 0) {
+		log_error("reload failed, configuration kept: users file %s", why);
+		goto out;
+	}
+	if (main_protect && rules_protect_host(c.rules) < 0) {
+		log_error("reload failed, configuration kept: bad SERVER_PROTECTED_NETS");
+		users_free(users);
+		goto out;
+	}
+	if (loose)
+		log_warn("warning: users file %s is readable by group or others",
+		    c.users_path);
+	if (users != NULL) {
+		users_free(main_users);
+		srv->users = main_users = users;
+	}
+	rules_set_current(c.rules);
+	c.rules = NULL;
+	srv->lim = c.lim;
+	log_set_level(c.log_level >= 0 ? (enum log_level)c.log_level : LOG_LEVEL_INFO);
+	log_warn("reloaded users and rules");
+out:
+	config_free(&c);
+}
+
 static void
 signal_on_read(struct loop *l, int fd, uint32_t events, void *arg)
 {
+	struct server *srv = arg;
 	struct signalfd_siginfo si;
 
+	(void)l;
 	(void)events;
-	(void)arg;
-	if (read(fd, &si, sizeof(si)) == (ssize_t)sizeof(si))
-		loop_stop(l);
+	while (read(fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+		if (si.ssi_signo == SIGHUP)
+			server_reload(srv);
+		else
+			server_drain(srv);
+	}
+}
+
+/* Is this listener bound to a loopback address? */
+static bool
+listener_on_loopback(const struct listener *lst)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+
+	return getsockname(lst->fd, (struct sockaddr *)&ss, &len) == 0 &&
+	    rules_addr_is_loopback((struct sockaddr *)&ss);
 }
 
 int
 main(int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		{ "listen", required_argument, NULL, 'l' },
-		{ "users", required_argument, NULL, 'u' },
-		{ "verbose", no_argument, NULL, 'v' },
-		{ "quiet", no_argument, NULL, 'q' },
-		{ "help", no_argument, NULL, 'h' },
-		{ "version", no_argument, NULL, 'V' },
-		{ NULL, 0, NULL, 0 },
-	};
-	const char *listen_text[SERVER_MAX_LISTENERS];
-	size_t nlisten = 0, i;
-	const char *users_path = NULL;
-	struct users *users = NULL;
+	struct config cfg;
 	struct server srv;
 	struct rlimit rl;
 	sigset_t sigs;
-	int c, sigfd, r;
+	char why[1024];
+	size_t i;
+	int sigfd, r;
 
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":l:u:vqhV", longopts, NULL)) != -1) {
-		switch (c) {
-		case 'l':
-			if (nlisten == SERVER_MAX_LISTENERS)
-				usage_error("too many listen addresses (at most %d)",
-				    SERVER_MAX_LISTENERS);
-			listen_text[nlisten++] = optarg;
-			break;
-		case 'u':
-			users_path = optarg;
-			break;
-		case 'v':
-			log_set_level(LOG_LEVEL_VERBOSE);
-			break;
-		case 'q':
-			log_set_level(LOG_LEVEL_ERROR);
-			break;
-		case 'h':
-			fputs(usage_text, stdout);
-			return fflush(stdout) == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
-		case 'V':
-			puts("socksifyd " SOCKSIFY_VERSION);
-			return fflush(stdout) == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
-		case ':':
-			if (optopt != 0)
-				usage_error("option '-%c' needs an argument", optopt);
-			usage_error("option '%s' needs an argument", argv[optind - 1]);
-		default:
-			if (optopt != 0)
-				usage_error("unknown option '-%c'", optopt);
-			usage_error("unknown option '%s'", argv[optind - 1]);
-		}
+	switch (config_parse_args(argc, argv, &main_args, why, sizeof(why))) {
+	case CONFIG_RUN:
+		break;
+	case CONFIG_HELP:
+		config_usage(stdout);
+		return fflush(stdout) == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	case CONFIG_VERSION:
+		puts("socksifyd " SOCKSIFY_VERSION);
+		return fflush(stdout) == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	default:
+		usage_error("%s", why);
 	}
-	if (optind < argc)
-		usage_error("unexpected argument '%s'", argv[optind]);
-	if (nlisten == 0)
-		listen_text[nlisten++] = SERVER_DEFAULT_LISTEN;
+	/* Errors in the options, a config file included, are usage errors. */
+	if (config_build(&main_args, &cfg, why, sizeof(why)) < 0)
+		log_fatal(EXIT_USAGE, "%s", why);
+	if (cfg.log_level >= 0)
+		log_set_level((enum log_level)cfg.log_level);
+	if (cfg.nlisten == 0 && (cfg.listen[cfg.nlisten] = strdup(SERVER_DEFAULT_LISTEN)) != NULL)
+		cfg.nlisten++;
+	if (cfg.nlisten == 0)
+		log_fatal(EXIT_FAILURE, "out of memory");
 
-	if (users_path != NULL) {
-		char why[512];
+	if (cfg.users_path != NULL) {
 		bool loose = false;
 
-		if (users_load(users_path, &users, &loose, why, sizeof(why)) < 0)
+		if (users_load(cfg.users_path, &main_users, &loose, why, sizeof(why)) < 0)
 			log_fatal(EXIT_FAILURE, "users file %s", why);
 		if (loose)
 			log_warn("warning: users file %s is readable by group or others",
-			    users_path);
+			    cfg.users_path);
 	}
 
 	memset(&srv, 0, sizeof(srv));
-	srv.users = users;
+	srv.users = main_users;
+	srv.lim = cfg.lim;
 	srv.fd_limit = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY ?
 	    (size_t)rl.rlim_cur : (size_t)-1 / 2;
-	for (i = 0; i < nlisten; i++) {
+	for (i = 0; i < cfg.nlisten; i++) {
 		srv.lst[i].srv = &srv;
-		listener_bind(&srv.lst[i], listen_text[i]);
+		listener_bind(&srv.lst[i], cfg.listen[i]);
 	}
-	srv.nlst = nlisten;
+	srv.nlst = cfg.nlisten;
+	/* CONTRACT.md: no open relay. Off loopback, strangers can connect. */
+	for (i = 0; i < srv.nlst; i++) {
+		if (listener_on_loopback(&srv.lst[i]))
+			continue;
+		main_protect = true;
+		if (main_users == NULL && !cfg.no_auth)
+			log_fatal(EXIT_USAGE, "refusing to listen on %s without --users "
+			    "(an open relay); give --no-auth to run it anyway",
+			    srv.lst[i].name);
+	}
+	if (server_take_rules(&cfg, why, sizeof(why)) < 0)
+		log_fatal(EXIT_FAILURE, "%s", why);
+	config_free(&cfg);
 
 	/* Signals arrive as events; the resolver threads inherit the mask. */
 	signal(SIGPIPE, SIG_IGN);
 	sigemptyset(&sigs);
 	sigaddset(&sigs, SIGTERM);
 	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGHUP);
 	if (sigprocmask(SIG_BLOCK, &sigs, NULL) == -1 ||
 	    (sigfd = signalfd(-1, &sigs, SFD_NONBLOCK | SFD_CLOEXEC)) == -1)
 		log_fatal(EXIT_FAILURE, "signalfd:");
+	/* An ignored signal is never queued, not even for a signalfd: undo
+	 * nohup's SIG_IGN for SIGHUP (blocked, the default action cannot run). */
+	signal(SIGHUP, SIG_DFL);
+	signal(SIGTERM, SIG_DFL);
+	signal(SIGINT, SIG_DFL);
 	if ((r = loop_new(&srv.loop)) < 0 ||
-	    (r = loop_add(srv.loop, sigfd, EPOLLIN, signal_on_read, NULL)) < 0)
+	    (r = loop_add(srv.loop, sigfd, EPOLLIN, signal_on_read, &srv)) < 0)
 		log_fatal(EXIT_FAILURE, "event loop: %s", strerror(-r));
 	if ((r = resolver_new(&srv.resolver, srv.loop, SERVER_RESOLVER_THREADS)) < 0)
 		log_fatal(EXIT_FAILURE, "resolver threads: %s", strerror(-r));
@@ -372,19 +495,16 @@ main(int argc, char **argv)
 	if ((r = loop_run(srv.loop)) < 0)
 		log_error("epoll_wait: %s", strerror(-r));
 
-	for (i = 0; i < srv.nlst; i++) {
-		loop_timer_stop(srv.loop, &srv.lst[i].pause);
-		loop_del(srv.loop, srv.lst[i].fd);
-		close(srv.lst[i].fd);
-	}
-	/* The sessions closed below must not wake the closed listeners. */
-	srv.nlst = 0;
-	srv.lst_stalled = false;
+	server_close_listeners(&srv);
+	loop_timer_stop(srv.loop, &srv.drain);
+	srv.draining = false;
 	session_close_all(&srv);
 	resolver_free(srv.resolver);
 	loop_del(srv.loop, sigfd);
 	close(sigfd);
 	loop_free(srv.loop);
-	users_free(users);
+	rules_set_current(NULL);
+	users_free(main_users);
+	config_args_free(&main_args);
 	return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
 }

@@ -30,7 +30,22 @@ struct listener {
 	char name[S5_ADDR_TEXT_MAX];	/* "127.0.0.1:1080", for messages */
 };
 
+/* The run-time limits: flags and config lines, defaults in defaults.h. */
+struct server_limits {
+	uint64_t handshake_ms;		/* --handshake-timeout */
+	uint64_t connect_ms;		/* --connect-timeout, per address */
+	uint64_t idle_ms;		/* --idle-timeout */
+	uint64_t drain_ms;		/* --drain-timeout */
+	size_t max_sessions;		/* --max-sessions */
+	uint64_t bind_ms;		/* --bind-timeout */
+	uint64_t udp_idle_ms;		/* --udp-idle-timeout */
+	size_t fd_reserve;		/* --fd-reserve */
+};
+
 struct server {
+	struct server_limits lim;
+	bool draining;			/* SIGTERM: listeners closed, sessions finish */
+	struct loop_timer drain;	/* ends the drain */
 	struct loop *loop;
 	struct resolver *resolver;
 	const struct users *users;	/* NULL: no authentication */
@@ -45,6 +60,8 @@ struct server {
 
 /* A session closed, so a descriptor is free: resume stalled listeners. */
 void listener_resume_stalled(struct server *srv);
+/* A session closed: while draining, the last one ends the loop. */
+void server_session_gone(struct server *srv);
 
 /* Takes over fd, a non-blocking accepted client socket. */
 void session_start(struct server *srv, int fd, const struct sockaddr *peer,

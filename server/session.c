@@ -4,6 +4,10 @@
  *   GREETING -> [AUTH] -> REQUEST -> [RESOLVING] -> CONNECTING -> RELAY
  *        \________\__________\____________\______________\-> LINGER -> closed
  *
+ * BIND goes REQUEST -> [RESOLVING] -> BIND_WAIT -> RELAY (RFC 1928 §6's two
+ * replies); UDP ASSOCIATE goes REQUEST -> UDP, where udp.c relays the
+ * datagrams and the session only watches the control connection.
+ *
  * Client bytes are parsed from the client->target pipe of the relay, one
  * complete message at a time (RFC 1928 leaves message boundaries to TCP, so
  * greetings may come split or coalesced). Whatever follows the request in
@@ -24,9 +28,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "config.h"
+#include "bind.h"
 #include "log.h"
 #include "relay.h"
+#include "rules.h"
 #include "server.h"
+#include "udp.h"
 
 enum session_state {
 	SESSION_GREETING,
@@ -35,6 +43,8 @@ enum session_state {
 	SESSION_RESOLVING,
 	SESSION_CONNECTING,
 	SESSION_RELAY,
+	SESSION_BIND_WAIT,		/* BIND: first reply sent; awaiting the peer */
+	SESSION_UDP,			/* UDP ASSOCIATE: relaying until the client leaves */
 	SESSION_LINGER,			/* failure reply sent; waiting to close */
 };
 
@@ -60,12 +70,14 @@ struct session {
 	struct addrinfo lit_ai;		/* a literal target as a one-entry list */
 	struct sockaddr_storage lit_sa;
 	int last_err;			/* of the last connect attempt */
+	bool dst_denied;		/* a resolved address was denied by the rules */
 	struct sockaddr_storage dst;	/* address of the current attempt */
 	bool connected;
 	bool client_fin;		/* half-closed after its optimistic data */
 	uint64_t hs_down;		/* reply bytes in the down pipe's count */
 	const char *outcome;		/* why it failed or ended */
 	bool dead;			/* ended: freed when the callback returns */
+	struct udp_assoc *udp;		/* UDP ASSOCIATE's relay, or NULL */
 };
 
 static void session_close(struct session *s, const char *outcome);
@@ -126,7 +138,7 @@ session_log(const struct session *s, const char *outcome)
 	char etarget[4 * S5_ADDR_TEXT_MAX], euser[4 * S5_CRED_MAX + 1];
 	struct timespec now;
 	struct tm tm;
-	uint64_t down;
+	uint64_t up, down, last;
 	int n;
 
 	clock_gettime(CLOCK_REALTIME, &now);
@@ -147,11 +159,15 @@ session_log(const struct session *s, const char *outcome)
 	/* Our own replies are not the target's bytes. */
 	down = s->connected && s->r.down.bytes > s->hs_down ?
 	    s->r.down.bytes - s->hs_down : 0;
+	up = s->r.up.bytes;
+	/* UDP ASSOCIATE: the payload relayed, not the control connection's. */
+	if (s->udp != NULL)
+		udp_assoc_stats(s->udp, &up, &down, &last);
 	n = snprintf(line, sizeof(line),
 	    "%s.%03ldZ\tclient=%s\tuser=%s\tcmd=%s\ttarget=%s\tconnected=%s"
 	    "\tc2t=%llu\tt2c=%llu\tms=%llu\toutcome=%s\n",
 	    ts, now.tv_nsec / 1000000L, client, euser, session_cmd_name(s),
-	    etarget, conn, (unsigned long long)s->r.up.bytes,
+	    etarget, conn, (unsigned long long)up,
 	    (unsigned long long)down,
 	    (unsigned long long)(loop_now(s->srv->loop) - s->start_ms), outcome);
 	if (n > 0)
@@ -198,6 +214,7 @@ session_close(struct session *s, const char *outcome)
 	if (s->job != NULL)
 		resolver_cancel(srv->resolver, s->job);
 	session_drop_target(s);
+	udp_assoc_free(s->udp);
 	loop_del(srv->loop, s->r.cfd);
 	close(s->r.cfd);
 	session_drop_input(s);
@@ -212,6 +229,7 @@ session_close(struct session *s, const char *outcome)
 	srv->nsessions--;
 	free(s);
 	listener_resume_stalled(srv);
+	server_session_gone(srv);
 }
 
 void
@@ -275,6 +293,14 @@ session_done(struct session *s)
 		break;
 	case SESSION_RELAY:
 		relay_masks(&s->r, &cmask, &tmask);
+		break;
+	case SESSION_BIND_WAIT:
+		/* Any byte or EOF from the client ends the wait (session_bind_client). */
+		cmask = EPOLLIN | (out ? EPOLLOUT : 0);
+		tmask = EPOLLIN;
+		break;
+	case SESSION_UDP:
+		cmask = EPOLLIN | (out ? EPOLLOUT : 0);
 		break;
 	}
 	if (loop_set(l, s->r.cfd, cmask) < 0 ||
@@ -341,6 +367,271 @@ session_fail_rep(struct session *s, uint8_t rep, const char *outcome)
 	    outcome != NULL ? outcome : s5_rep_str(rep));
 }
 
+/* --- BIND and UDP ASSOCIATE (RFC 1928 §6, §7) --------------------------- */
+
+/* Queue a success reply carrying bnd; it goes out before any relayed byte. */
+static int
+session_reply_ok(struct session *s, const struct s5_addr *bnd)
+{
+	struct s5_reply reply = { .rep = S5_REP_SUCCEEDED, .bnd = *bnd };
+	uint8_t msg[S5_MSG_MAX];
+	int n = s5_encode_reply(msg, sizeof(msg), &reply);
+
+	if (n < 0)
+		return -ENOBUFS;
+	return relay_pipe_put(&s->r.down, msg, (size_t)n);
+}
+
+/* Send what is queued for the client now; the loop finishes it otherwise. */
+static void
+session_flush_client(struct session *s)
+{
+	int r = relay_pipe_flush(&s->r.down, s->r.cfd);
+
+	if (r < 0 && r != -EAGAIN)
+		session_end(s, "client write failed");
+}
+
+/*
+ * RFC 1928 §6, first BIND reply: listen on the address the client reached
+ * us on (bind.h says why), port 0, and tell the client where.
+ */
+static void
+session_bind_listen(struct session *s)
+{
+	struct sockaddr_storage local;
+	struct s5_addr bnd;
+	int len, fd = -1, r;
+
+	/* §6 gives the client nothing to send before the second reply. */
+	if (relay_pending(&s->r.up) > 0) {
+		session_fail_rep(s, S5_REP_GENERAL_FAILURE, "client spoke during bind");
+		return;
+	}
+	if ((len = bind_local_addr(s->r.cfd, &local)) < 0)
+		r = len;
+	else
+		r = bind_listen((struct sockaddr *)&local, (socklen_t)len, &fd, &bnd);
+	if (r < 0) {
+		session_fail_rep(s, s5_rep_from_errno(-r), "bind failed");
+		return;
+	}
+	if (loop_add(s->srv->loop, fd, EPOLLIN, session_on_target, s) < 0) {
+		close(fd);
+		session_fail_rep(s, S5_REP_GENERAL_FAILURE, "out of memory");
+		return;
+	}
+	s->r.tfd = fd;
+	if (session_reply_ok(s, &bnd) < 0) {
+		session_end(s, "out of memory");
+		return;
+	}
+	s->state = SESSION_BIND_WAIT;
+	session_arm(s, s->srv->lim.bind_ms);
+	session_flush_client(s);
+}
+
+static void
+session_start_bind(struct session *s)
+{
+	const struct sockaddr *peer = (const struct sockaddr *)&s->peer;
+	const struct s5_addr *dst = &s->req.dst;
+	struct sockaddr_storage ss;
+
+	if (dst->atyp == S5_ATYP_DOMAIN) {
+		/* The peer we expect is whatever the name resolves to. */
+		if (resolver_lookup(s->srv->resolver, dst->u.domain.name, dst->port,
+		    peer, session_on_resolved, s, &s->job) < 0) {
+			session_fail_rep(s, S5_REP_GENERAL_FAILURE, "resolver busy");
+			return;
+		}
+		s->state = SESSION_RESOLVING;
+		session_arm(s, s->srv->lim.connect_ms);
+		return;
+	}
+	/* rules.h: the address the client expects to connect back, when given. */
+	if (!bind_addr_any(dst) && s5_addr_to_sockaddr(dst, &ss) > 0 &&
+	    !rules_dest_ok(rules_current(), peer, S5_CMD_BIND, (struct sockaddr *)&ss)) {
+		session_fail_rep(s, S5_REP_NOT_ALLOWED, NULL);
+		return;
+	}
+	session_bind_listen(s);
+}
+
+/*
+ * While BIND waits the control connection has nothing to say: a client
+ * that speaks has given up (3proxy aborts too) and gets reply 01; one that
+ * closes or resets is just closed.
+ */
+static void
+session_bind_client(struct session *s, uint32_t events)
+{
+	uint8_t b;
+	ssize_t n;
+
+	session_flush_client(s);
+	if (s->dead || !(events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)))
+		return;
+	n = recv(s->r.cfd, &b, sizeof(b), MSG_PEEK | MSG_DONTWAIT);
+	if (n > 0)
+		session_fail_rep(s, S5_REP_GENERAL_FAILURE, "client spoke during bind");
+	else if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR))
+		session_end(s, "client closed");
+}
+
+static void
+session_bind_refuse(const struct session *s, const struct sockaddr *from)
+{
+	char line[SESSION_LOG_MAX], client[S5_ADDR_TEXT_MAX], who[S5_ADDR_TEXT_MAX];
+	int n;
+
+	if (log_get_level() < LOG_LEVEL_VERBOSE)
+		return;
+	if (s5_sockaddr_format((const struct sockaddr *)&s->peer, client, sizeof(client)) < 0)
+		strcpy(client, "-");
+	if (s5_sockaddr_format(from, who, sizeof(who)) < 0)
+		strcpy(who, "-");
+	n = snprintf(line, sizeof(line), "socksifyd: bind client=%s: connection "
+	    "from %s refused (not the expected host, or denied); still waiting\n",
+	    client, who);
+	if (n > 0)
+		log_write_line(line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
+}
+
+/* The success reply is queued: from here on, bytes flow both ways. The
+ * reply's bytes are not the target's, so the log's count starts after them. */
+static void
+session_enter_relay(struct session *s)
+{
+	s->hs_down = s->r.down.bytes + relay_pending(&s->r.down);
+	s->state = SESSION_RELAY;
+	s->last_ms = loop_now(s->srv->loop);
+	session_arm(s, s->srv->lim.idle_ms);
+}
+
+/*
+ * RFC 1928 §6, second BIND reply: the connecting host's address, then the
+ * control connection carries its bytes, relayed as for CONNECT. A
+ * connection from another host than DST.ADDR is closed and the wait goes
+ * on, so a port scan cannot steal the slot (Dante and 3proxy match the IP
+ * too; 3proxy fails the request instead).
+ */
+static void
+session_bind_accept(struct session *s)
+{
+	const struct sockaddr *peer = (const struct sockaddr *)&s->peer;
+	struct sockaddr_storage from;
+	socklen_t len = sizeof(from);
+	struct s5_addr bnd;
+	int fd;
+
+	fd = accept4(s->r.tfd, (struct sockaddr *)&from, &len,
+	    SOCK_NONBLOCK | SOCK_CLOEXEC);
+	if (fd == -1) {
+		/* ECONNABORTED: the connecting host gave up; wait for another. */
+		if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ||
+		    errno == ECONNABORTED)
+			return;
+		session_fail_rep(s, s5_rep_from_errno(errno), "bind accept failed");
+		return;
+	}
+	if (!bind_peer_ok(&s->req.dst, s->ai_list, (struct sockaddr *)&from, len) ||
+	    !rules_dest_ok(rules_current(), peer, S5_CMD_BIND, (struct sockaddr *)&from)) {
+		session_bind_refuse(s, (struct sockaddr *)&from);
+		close(fd);
+		return;
+	}
+	/* Exactly one connection: the listener goes now. */
+	session_drop_target(s);
+	session_drop_addrs(s);
+	if (loop_add(s->srv->loop, fd, EPOLLIN, session_on_target, s) < 0) {
+		close(fd);
+		session_fail_rep(s, S5_REP_GENERAL_FAILURE, "out of memory");
+		return;
+	}
+	s->r.tfd = fd;
+	memcpy(&s->dst, &from, len);
+	loop_timer_stop(s->srv->loop, &s->timer);
+	if (s5_addr_from_sockaddr(&bnd, (struct sockaddr *)&from, len) < 0 ||
+	    session_reply_ok(s, &bnd) < 0) {
+		session_end(s, "out of memory");
+		return;
+	}
+	s->connected = true;
+	session_enter_relay(s);
+}
+
+/*
+ * RFC 1928 §6 UDP ASSOCIATE: the reply names the relay (udp.c); from then
+ * on the control connection only keeps the association alive.
+ */
+static void
+session_start_udp(struct session *s)
+{
+	const struct sockaddr *peer = (const struct sockaddr *)&s->peer;
+	struct sockaddr_storage local;
+	struct s5_addr bnd;
+	int len, r;
+
+	if ((len = bind_local_addr(s->r.cfd, &local)) < 0)
+		r = len;
+	else
+		/* DST.ADDR is only a hint (clients send junk): the IP is the
+		 * control peer's; DST.PORT, when given, pins the client's port. */
+		r = udp_assoc_new(s->srv, peer, sizeof(s->peer),
+		    (struct sockaddr *)&local, (socklen_t)len, s->req.dst.port,
+		    &s->udp, &bnd);
+	if (r < 0) {
+		session_fail_rep(s, s5_rep_from_errno(-r), "udp-associate failed");
+		return;
+	}
+	/* The log's "connected" field shows the relay. */
+	if (s5_addr_to_sockaddr(&bnd, &s->dst) > 0)
+		s->connected = true;
+	session_drop_input(s);
+	if (session_reply_ok(s, &bnd) < 0) {
+		session_end(s, "out of memory");
+		return;
+	}
+	s->state = SESSION_UDP;
+	session_arm(s, s->srv->lim.udp_idle_ms);
+	session_flush_client(s);
+}
+
+/*
+ * RFC 1928 §6: the association ends with the control connection. What the
+ * client sends on it means nothing and is discarded, so the socket never
+ * fills up.
+ */
+static void
+session_udp_client(struct session *s)
+{
+	uint8_t sink[SERVER_RELAY_BUF_BYTES];
+	ssize_t n;
+
+	session_flush_client(s);
+	if (s->dead)
+		return;
+	n = read(s->r.cfd, sink, sizeof(sink));
+	if (n == 0)
+		session_end(s, "ok");
+	else if (n == -1 && errno != EAGAIN && errno != EINTR)
+		session_end(s, strerror(errno));
+}
+
+static void
+session_udp_timer(struct session *s)
+{
+	uint64_t c2t, t2c, last, idle;
+
+	udp_assoc_stats(s->udp, &c2t, &t2c, &last);
+	idle = loop_now(s->srv->loop) - last;
+	if (idle >= s->srv->lim.udp_idle_ms)
+		session_end(s, "idle timeout");
+	else
+		session_arm(s, s->srv->lim.udp_idle_ms - idle);
+}
+
 /* --- the handshake ------------------------------------------------------ */
 
 static void
@@ -377,7 +668,7 @@ session_start_connect(struct session *s)
 		}
 		s->state = SESSION_RESOLVING;
 		/* getaddrinfo() has its own timeouts; this only bounds the wait. */
-		session_arm(s, SERVER_CONNECT_TIMEOUT_MS);
+		session_arm(s, s->srv->lim.connect_ms);
 		return;
 	}
 	if ((salen = s5_addr_to_sockaddr(dst, &s->lit_sa)) < 0) {
@@ -467,12 +758,27 @@ session_handshake(struct session *s)
 			s->have_req = true;
 			session_consume(s, used);
 			loop_timer_stop(s->srv->loop, &s->timer);
-			/* BIND and UDP ASSOCIATE are not served yet. */
-			if (s->req.cmd != S5_CMD_CONNECT) {
-				session_fail_rep(s, S5_REP_CMD_NOT_SUPPORTED, NULL);
+			/* Switched off is "command not supported"; a rule says "not allowed". */
+			if (!rules_command_enabled(rules_current(), s->req.cmd)) {
+				session_fail_rep(s, S5_REP_CMD_NOT_SUPPORTED, "command disabled");
 				return;
 			}
-			session_start_connect(s);
+			if (!rules_command_ok(rules_current(),
+			    (const struct sockaddr *)&s->peer, s->req.cmd)) {
+				session_fail_rep(s, S5_REP_NOT_ALLOWED, "command denied");
+				return;
+			}
+			switch (s->req.cmd) {
+			case S5_CMD_BIND:
+				session_start_bind(s);
+				break;
+			case S5_CMD_UDP_ASSOCIATE:
+				session_start_udp(s);
+				break;
+			default:
+				session_start_connect(s);
+				break;
+			}
 			return;
 		}
 	}
@@ -493,7 +799,10 @@ session_on_resolved(void *arg, int gai_err, struct addrinfo *ai)
 		return;
 	}
 	s->ai_list = s->ai_next = ai;
-	session_connect_next(s);
+	if (s->req.cmd == S5_CMD_BIND)
+		session_bind_listen(s);
+	else
+		session_connect_next(s);
 	session_done(s);
 }
 
@@ -519,10 +828,7 @@ session_connected(struct session *s)
 		session_end(s, "out of memory");
 		return;
 	}
-	s->hs_down = s->r.down.bytes + relay_pending(&s->r.down);
-	s->state = SESSION_RELAY;
-	s->last_ms = loop_now(s->srv->loop);
-	session_arm(s, SERVER_IDLE_TIMEOUT_MS);
+	session_enter_relay(s);
 }
 
 /* Tries the remaining addresses until one connect is under way. */
@@ -537,6 +843,12 @@ session_connect_next(struct session *s)
 		int fd, r;
 
 		s->ai_next = a->ai_next;
+		/* Checked per resolved address, so a name cannot smuggle one in. */
+		if (!rules_dest_ok(rules_current(), (const struct sockaddr *)&s->peer,
+		    s->req.cmd, a->ai_addr)) {
+			s->dst_denied = true;
+			continue;
+		}
 		fd = socket(a->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 		if (fd == -1) {
 			s->last_err = errno;
@@ -555,7 +867,11 @@ session_connect_next(struct session *s)
 		}
 		s->r.tfd = fd;
 		s->state = SESSION_CONNECTING;
-		session_arm(s, SERVER_CONNECT_TIMEOUT_MS);
+		session_arm(s, s->srv->lim.connect_ms);
+		return;
+	}
+	if (s->last_err == 0 && s->dst_denied) {
+		session_fail_rep(s, S5_REP_NOT_ALLOWED, "destination denied");
 		return;
 	}
 	rep = s5_rep_from_errno(s->last_err != 0 ? s->last_err : EHOSTUNREACH);
@@ -654,6 +970,12 @@ session_on_client(struct loop *l, int fd, uint32_t events, void *arg)
 	case SESSION_LINGER:
 		session_linger(s);
 		break;
+	case SESSION_BIND_WAIT:
+		session_bind_client(s, events);
+		break;
+	case SESSION_UDP:
+		session_udp_client(s);
+		break;
 	case SESSION_RESOLVING:
 	case SESSION_CONNECTING:
 		session_watch_client(s, events);
@@ -707,6 +1029,8 @@ session_on_target(struct loop *l, int fd, uint32_t events, void *arg)
 			session_drop_target(s);
 			session_connect_next(s);
 		}
+	} else if (s->state == SESSION_BIND_WAIT) {
+		session_bind_accept(s);
 	}
 	session_done(s);
 }
@@ -735,10 +1059,17 @@ session_on_timer(struct loop *l, void *arg)
 	case SESSION_RELAY:
 		/* The timer is not moved on every byte; it checks when it fires. */
 		idle = loop_now(l) - s->last_ms;
-		if (idle >= SERVER_IDLE_TIMEOUT_MS)
+		if (idle >= s->srv->lim.idle_ms)
 			session_end(s, "idle timeout");
 		else
-			session_arm(s, SERVER_IDLE_TIMEOUT_MS - idle);
+			session_arm(s, s->srv->lim.idle_ms - idle);
+		break;
+	case SESSION_BIND_WAIT:
+		/* server-anchors.md §2.5: our own timer is 06, sent as the second reply. */
+		session_fail_rep(s, S5_REP_TTL_EXPIRED, "bind timeout");
+		break;
+	case SESSION_UDP:
+		session_udp_timer(s);
 		break;
 	case SESSION_LINGER:
 		session_end(s, s->outcome);
@@ -753,7 +1084,7 @@ session_start(struct server *srv, int fd, const struct sockaddr *peer,
 {
 	struct session *s;
 
-	if (srv->nsessions >= SERVER_MAX_SESSIONS || (s = calloc(1, sizeof(*s))) == NULL) {
+	if (srv->nsessions >= srv->lim.max_sessions || (s = calloc(1, sizeof(*s))) == NULL) {
 		close(fd);
 		return;
 	}
@@ -774,6 +1105,8 @@ session_start(struct server *srv, int fd, const struct sockaddr *peer,
 		s->next->prev = s;
 	srv->sessions = s;
 	srv->nsessions++;
-	session_arm(s, SERVER_HANDSHAKE_TIMEOUT_MS);
+	session_arm(s, srv->lim.handshake_ms);
+	if (!rules_client_ok(rules_current(), peer))
+		session_end(s, "client denied");
 	session_done(s);
 }

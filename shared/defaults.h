@@ -21,6 +21,7 @@
 #define SERVER_RELAY_BUF_BYTES		16384	/* per direction, only while bytes are in flight */
 #define SERVER_RESOLVER_THREADS		4
 #define SERVER_FD_RESERVE		16	/* descriptors kept free for the sessions we hold */
+#define SERVER_FD_RESERVE_MAX		4096	/* --fd-reserve upper bound */
 #define SERVER_ACCEPT_PAUSE_MS		1000	/* listener parked this long on EMFILE/ENFILE */
 #define SERVER_USERS_MAX		4096
 #define SERVER_RESOLVER_PENDING_MAX	1024	/* queued name lookups; beyond, reply 01 */
@@ -29,6 +30,21 @@
 #define SERVER_FAIL_LINGER_MS		1000	/* after a failure reply: FIN sent, client input drained this long, then close */
 #define SERVER_LOOP_EVENTS		256	/* epoll events taken per wakeup */
 #define SERVER_LOOP_FDS_INITIAL		64	/* first size of the fd table and timer heap; they grow */
+#define SERVER_DRAIN_TIMEOUT_MS		10000	/* SIGTERM: sessions may finish this long, then are closed */
+#define SERVER_TIMEOUT_MAX_MS		(24 * 60 * 60 * 1000)	/* largest --*-timeout accepted */
+#define SERVER_MAX_SESSIONS_MAX		1000000	/* largest --max-sessions accepted */
+#define SERVER_RULES_MAX		4096	/* --allow/--deny rules, flags and config together */
+#define SERVER_CONFIG_ITEMS_MAX		4096	/* options on the command line */
+#define SERVER_LOOPBACK_NETS		"127.0.0.0/8,::1"	/* listeners here may run without --users */
+/* Denied destinations when a listener is not on loopback (rules.h): the
+ * host's loopback, "this network", link-local with the cloud metadata
+ * address 169.254.169.254 and its IPv6 twin; v4-mapped forms match too. */
+#define SERVER_PROTECTED_NETS		"127.0.0.0/8,::1,0.0.0.0/8,169.254.0.0/16,fe80::/10,fd00:ec2::254"
+#define SERVER_BIND_TIMEOUT_MS		(2 * 60 * 1000)	/* BIND: first reply to the one incoming connection */
+#define SERVER_UDP_IDLE_TIMEOUT_MS	(2 * 60 * 1000)	/* UDP ASSOCIATE: no datagram either way */
+#define SERVER_UDP_DGRAM_MAX		65535	/* largest UDP payload received, bytes (RFC 768 length field) */
+#define SERVER_UDP_PENDING_MAX		16	/* datagrams to names awaiting the resolver, per association */
+#define SERVER_UDP_NAME_CACHE_MS	30000	/* an association reuses its last name lookup this long */
 
 /* libsocksify. */
 #define PRELOAD_TIMEOUT_S		15	/* SOCKSIFY_TIMEOUT default */

@@ -114,12 +114,15 @@ GET_HELLO=$(printf 'GET /hello.txt HTTP/1.0\r\n\r\n' | od -An -tx1 | tr -d ' \n'
 	[ "${lines[1]}" = "EOF" ]
 }
 
-@test "BIND and UDP ASSOCIATE are not served yet: reply 07" {
+@test "commands next to the three RFC ones (0x00, 0x04): reply 07" {
+	# BIND and UDP ASSOCIATE are served: tests/server_bind_udp.bats
 	start_socksifyd
-	run python3 "$HELPERS/s5probe.py" "$PROXY_PORT" 050100 "050200017f0000010050"
+	run python3 "$HELPERS/s5probe.py" "$PROXY_PORT" 050100 "050000017f0000010050"
 	[ "${lines[0]:0:8}" = "05000507" ]
-	run python3 "$HELPERS/s5probe.py" "$PROXY_PORT" 050100 "05030001000000000000"
+	[ "${lines[1]}" = "EOF" ]
+	run python3 "$HELPERS/s5probe.py" "$PROXY_PORT" 050100 "050400017f0000010050"
 	[ "${lines[0]:0:8}" = "05000507" ]
+	[ "${lines[1]}" = "EOF" ]
 }
 
 @test "coalesced greeting + request + data in one write: data reaches the target" {

@@ -1,0 +1,106 @@
+/*
+ * bind.c: listening sockets and address matching for BIND (RFC 1928 §6),
+ * and the local address UDP ASSOCIATE binds its relay to.
+ */
+#include <errno.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "bind.h"
+
+int
+bind_local_addr(int cfd, struct sockaddr_storage *ss)
+{
+	struct sockaddr_storage local;
+	socklen_t len = sizeof(local);
+	struct s5_addr a;
+	int r;
+
+	if (getsockname(cfd, (struct sockaddr *)&local, &len) == -1)
+		return -errno;
+	/* s5_addr_from_sockaddr unmaps ::ffff:a.b.c.d, so the relay is plain IPv4. */
+	if (s5_addr_from_sockaddr(&a, (struct sockaddr *)&local, len) < 0)
+		return -EAFNOSUPPORT;
+	a.port = 0;
+	if ((r = s5_addr_to_sockaddr(&a, ss)) < 0)
+		return -EAFNOSUPPORT;
+	/* A link-local IPv6 address is only usable with its interface. */
+	if (local.ss_family == AF_INET6 && ss->ss_family == AF_INET6)
+		((struct sockaddr_in6 *)ss)->sin6_scope_id =
+		    ((struct sockaddr_in6 *)&local)->sin6_scope_id;
+	return r;
+}
+
+int
+bind_listen(const struct sockaddr *local, socklen_t len, int *fd,
+    struct s5_addr *bnd)
+{
+	struct sockaddr_storage ss;
+	socklen_t sslen = sizeof(ss);
+	int s, err;
+
+	s = socket(local->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (s == -1)
+		return -errno;
+	/* RFC 1928 §6: one connection is expected, so the queue holds one. */
+	if (bind(s, local, len) == -1 || listen(s, 1) == -1 ||
+	    getsockname(s, (struct sockaddr *)&ss, &sslen) == -1) {
+		err = errno;
+		close(s);
+		return -err;
+	}
+	if (s5_addr_from_sockaddr(bnd, (struct sockaddr *)&ss, sslen) < 0) {
+		close(s);
+		return -EAFNOSUPPORT;
+	}
+	*fd = s;
+	return 0;
+}
+
+bool
+bind_addr_any(const struct s5_addr *a)
+{
+	static const uint8_t zero[16];
+
+	switch (a->atyp) {
+	case S5_ATYP_IPV4:
+		return memcmp(a->u.ip4, zero, sizeof(a->u.ip4)) == 0;
+	case S5_ATYP_IPV6:
+		return memcmp(a->u.ip6, zero, sizeof(a->u.ip6)) == 0;
+	default:
+		return false;
+	}
+}
+
+bool
+bind_same_ip(const struct s5_addr *a, const struct s5_addr *b)
+{
+	if (a->atyp != b->atyp)
+		return false;
+	switch (a->atyp) {
+	case S5_ATYP_IPV4:
+		return memcmp(a->u.ip4, b->u.ip4, sizeof(a->u.ip4)) == 0;
+	case S5_ATYP_IPV6:
+		return memcmp(a->u.ip6, b->u.ip6, sizeof(a->u.ip6)) == 0;
+	default:
+		return false;
+	}
+}
+
+bool
+bind_peer_ok(const struct s5_addr *want, const struct addrinfo *names,
+    const struct sockaddr *peer, socklen_t len)
+{
+	struct s5_addr p, n;
+
+	if (s5_addr_from_sockaddr(&p, peer, len) < 0)
+		return false;
+	if (want->atyp != S5_ATYP_DOMAIN)
+		return bind_addr_any(want) || bind_same_ip(want, &p);
+	for (; names != NULL; names = names->ai_next)
+		if (s5_addr_from_sockaddr(&n, names->ai_addr, names->ai_addrlen) == 0 &&
+		    bind_same_ip(&n, &p))
+			return true;
+	return false;
+}

@@ -1,0 +1,437 @@
+/*
+ * config.c: socksifyd's options. Every long flag is also a config line:
+ * "--idle-timeout 60000" on the command line is "idle-timeout 60000" in a
+ * --config file. Items apply in order, a --config file's lines where the
+ * --config flag stands; a later value replaces an earlier one, while
+ * listen, allow and deny add up.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "log.h"
+#include "rules.h"
+
+enum config_opt {
+	CONFIG_OPT_LISTEN = 'l',
+	CONFIG_OPT_USERS = 'u',
+	CONFIG_OPT_VERBOSE = 'v',
+	CONFIG_OPT_QUIET = 'q',
+	CONFIG_OPT_HELP = 'h',
+	CONFIG_OPT_VERSION = 'V',
+	CONFIG_OPT_CONFIG = 256,	/* past every short option */
+	CONFIG_OPT_ALLOW,
+	CONFIG_OPT_DENY,
+	CONFIG_OPT_NO_BIND,
+	CONFIG_OPT_NO_UDP,
+	CONFIG_OPT_NO_AUTH,
+	CONFIG_OPT_HANDSHAKE_TIMEOUT,
+	CONFIG_OPT_CONNECT_TIMEOUT,
+	CONFIG_OPT_IDLE_TIMEOUT,
+	CONFIG_OPT_DRAIN_TIMEOUT,
+	CONFIG_OPT_MAX_SESSIONS,
+	CONFIG_OPT_BIND_TIMEOUT,
+	CONFIG_OPT_UDP_IDLE_TIMEOUT,
+	CONFIG_OPT_FD_RESERVE,
+};
+
+enum {
+	CONFIG_REASON_MAX = 512,	/* one error message, bytes */
+};
+
+static const struct option config_longopts[] = {
+	{ "listen", required_argument, NULL, CONFIG_OPT_LISTEN },
+	{ "users", required_argument, NULL, CONFIG_OPT_USERS },
+	{ "no-auth", no_argument, NULL, CONFIG_OPT_NO_AUTH },
+	{ "allow", required_argument, NULL, CONFIG_OPT_ALLOW },
+	{ "deny", required_argument, NULL, CONFIG_OPT_DENY },
+	{ "no-bind", no_argument, NULL, CONFIG_OPT_NO_BIND },
+	{ "no-udp", no_argument, NULL, CONFIG_OPT_NO_UDP },
+	{ "handshake-timeout", required_argument, NULL, CONFIG_OPT_HANDSHAKE_TIMEOUT },
+	{ "connect-timeout", required_argument, NULL, CONFIG_OPT_CONNECT_TIMEOUT },
+	{ "idle-timeout", required_argument, NULL, CONFIG_OPT_IDLE_TIMEOUT },
+	{ "drain-timeout", required_argument, NULL, CONFIG_OPT_DRAIN_TIMEOUT },
+	{ "max-sessions", required_argument, NULL, CONFIG_OPT_MAX_SESSIONS },
+	{ "bind-timeout", required_argument, NULL, CONFIG_OPT_BIND_TIMEOUT },
+	{ "udp-idle-timeout", required_argument, NULL, CONFIG_OPT_UDP_IDLE_TIMEOUT },
+	{ "fd-reserve", required_argument, NULL, CONFIG_OPT_FD_RESERVE },
+	{ "config", required_argument, NULL, CONFIG_OPT_CONFIG },
+	{ "verbose", no_argument, NULL, CONFIG_OPT_VERBOSE },
+	{ "quiet", no_argument, NULL, CONFIG_OPT_QUIET },
+	{ "help", no_argument, NULL, CONFIG_OPT_HELP },
+	{ "version", no_argument, NULL, CONFIG_OPT_VERSION },
+	{ NULL, 0, NULL, 0 },
+};
+
+void
+config_usage(FILE *f)
+{
+	fprintf(f,
+	    "usage: socksifyd [OPTIONS]\n"
+	    "  -l, --listen ADDR:PORT     listen here (repeatable); default %s;\n"
+	    "                             [::1]:1080 for IPv6; port 0 picks a free port\n"
+	    "  -u, --users FILE           require RFC 1929 username/password (user:password\n"
+	    "                             lines); reloaded on SIGHUP\n"
+	    "      --no-auth              let a listener off loopback run without --users\n"
+	    "      --allow RULE           allow what RULE matches (repeatable; first match wins)\n"
+	    "      --deny RULE            deny what RULE matches (reply 02); RULE is any of\n"
+	    "                             'from CIDR' 'to CIDR[:PORT|:LO-HI]' 'cmd connect,bind,udp'\n"
+	    "      --no-bind              switch BIND off (reply 07)\n"
+	    "      --no-udp               switch UDP ASSOCIATE off (reply 07)\n"
+	    "      --handshake-timeout MS greeting to request (default %d)\n"
+	    "      --connect-timeout MS   per address tried (default %d)\n"
+	    "      --idle-timeout MS      relaying with no byte either way (default %d)\n"
+	    "      --bind-timeout MS      BIND: first reply to the incoming connection (default %d)\n"
+	    "      --udp-idle-timeout MS  UDP ASSOCIATE with no datagram either way (default %d)\n"
+	    "      --max-sessions N       sessions at once; more are closed (default %d)\n"
+	    "      --fd-reserve N         descriptors kept free for held sessions (default %d)\n"
+	    "      --drain-timeout MS     on SIGTERM, sessions may finish this long (default %d)\n"
+	    "      --config FILE          these options from FILE, one per line, without dashes\n"
+	    "  -v, --verbose              one log line per connection\n"
+	    "  -q, --quiet                only errors\n"
+	    "  -h, --help                 this help\n"
+	    "  -V, --version              print the version\n"
+	    "SIGHUP reloads users and rules; SIGTERM or SIGINT drains, and a second one exits.\n",
+	    SERVER_DEFAULT_LISTEN, SERVER_HANDSHAKE_TIMEOUT_MS, SERVER_CONNECT_TIMEOUT_MS,
+	    SERVER_IDLE_TIMEOUT_MS, SERVER_BIND_TIMEOUT_MS, SERVER_UDP_IDLE_TIMEOUT_MS,
+	    SERVER_MAX_SESSIONS, SERVER_FD_RESERVE, SERVER_DRAIN_TIMEOUT_MS);
+}
+
+/* --- the command line --------------------------------------------------- */
+
+int
+config_parse_args(int argc, char **argv, struct config_args *args,
+    char *why, size_t whylen)
+{
+	int c;
+
+	args->n = 0;
+	if ((args->items = calloc(SERVER_CONFIG_ITEMS_MAX, sizeof(*args->items))) == NULL) {
+		snprintf(why, whylen, "out of memory");
+		return -ENOMEM;
+	}
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":l:u:vqhV", config_longopts, NULL)) != -1) {
+		switch (c) {
+		case CONFIG_OPT_HELP:
+			return CONFIG_HELP;
+		case CONFIG_OPT_VERSION:
+			return CONFIG_VERSION;
+		case ':':
+			if (optopt > 0 && optopt < CONFIG_OPT_CONFIG)
+				snprintf(why, whylen, "option '-%c' needs an argument", optopt);
+			else
+				snprintf(why, whylen, "option '%s' needs an argument",
+				    argv[optind - 1]);
+			return -EINVAL;
+		case '?':
+			if (optopt > 0 && optopt < CONFIG_OPT_CONFIG)
+				snprintf(why, whylen, "unknown option '-%c'", optopt);
+			else
+				snprintf(why, whylen, "unknown option '%s'", argv[optind - 1]);
+			return -EINVAL;
+		default:
+			if (args->n == SERVER_CONFIG_ITEMS_MAX) {
+				snprintf(why, whylen, "too many options");
+				return -EINVAL;
+			}
+			args->items[args->n].opt = c;
+			args->items[args->n].arg = optarg;
+			args->n++;
+			break;
+		}
+	}
+	if (optind < argc) {
+		snprintf(why, whylen, "unexpected argument '%s'", argv[optind]);
+		return -EINVAL;
+	}
+	return CONFIG_RUN;
+}
+
+void
+config_args_free(struct config_args *args)
+{
+	free(args->items);
+	args->items = NULL;
+	args->n = 0;
+}
+
+/* --- applying one option ------------------------------------------------ */
+
+/* Decimal, digits only, 1..max. */
+static int
+config_number(const char *s, uint64_t max, uint64_t *out)
+{
+	uint64_t v = 0;
+	size_t i;
+
+	if (s[0] == '\0')
+		return -EINVAL;
+	for (i = 0; s[i] != '\0'; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return -EINVAL;
+		v = v * 10 + (uint64_t)(s[i] - '0');
+		if (v > max)
+			return -ERANGE;
+	}
+	if (v == 0)
+		return -ERANGE;
+	*out = v;
+	return 0;
+}
+
+static int config_read_file(struct config *c, const char *path, char *why,
+    size_t whylen);
+
+/* 0, or -1 with a reason (no location: the caller adds it). */
+static int
+config_apply(struct config *c, int opt, const char *arg, bool in_file,
+    char *why, size_t whylen)
+{
+	const char *rwhy = NULL;
+	uint64_t v, *ms = NULL;
+	uint8_t cmd;
+
+	switch (opt) {
+	case CONFIG_OPT_LISTEN:
+		if (c->nlisten == SERVER_MAX_LISTENERS) {
+			snprintf(why, whylen, "too many listen addresses (at most %d)",
+			    SERVER_MAX_LISTENERS);
+			return -1;
+		}
+		if ((c->listen[c->nlisten] = strdup(arg)) == NULL)
+			goto nomem;
+		c->nlisten++;
+		return 0;
+	case CONFIG_OPT_USERS:
+		free(c->users_path);
+		if ((c->users_path = strdup(arg)) == NULL)
+			goto nomem;
+		return 0;
+	case CONFIG_OPT_NO_AUTH:
+		c->no_auth = true;
+		return 0;
+	case CONFIG_OPT_ALLOW:
+	case CONFIG_OPT_DENY:
+		if (rules_add(c->rules, opt == CONFIG_OPT_ALLOW, arg, &rwhy) < 0) {
+			snprintf(why, whylen, "bad rule '%s': %s", arg, rwhy);
+			return -1;
+		}
+		return 0;
+	case CONFIG_OPT_NO_BIND:
+	case CONFIG_OPT_NO_UDP:
+		(void)rules_command_parse(opt == CONFIG_OPT_NO_BIND ? "bind" : "udp", &cmd);
+		rules_disable_command(c->rules, cmd);
+		return 0;
+	case CONFIG_OPT_HANDSHAKE_TIMEOUT:
+		ms = &c->lim.handshake_ms;
+		break;
+	case CONFIG_OPT_CONNECT_TIMEOUT:
+		ms = &c->lim.connect_ms;
+		break;
+	case CONFIG_OPT_IDLE_TIMEOUT:
+		ms = &c->lim.idle_ms;
+		break;
+	case CONFIG_OPT_DRAIN_TIMEOUT:
+		ms = &c->lim.drain_ms;
+		break;
+	case CONFIG_OPT_BIND_TIMEOUT:
+		ms = &c->lim.bind_ms;
+		break;
+	case CONFIG_OPT_UDP_IDLE_TIMEOUT:
+		ms = &c->lim.udp_idle_ms;
+		break;
+	case CONFIG_OPT_FD_RESERVE:
+		if (config_number(arg, SERVER_FD_RESERVE_MAX, &v) < 0) {
+			snprintf(why, whylen, "fd-reserve must be 1 to %d, not '%s'",
+			    SERVER_FD_RESERVE_MAX, arg);
+			return -1;
+		}
+		c->lim.fd_reserve = (size_t)v;
+		return 0;
+	case CONFIG_OPT_MAX_SESSIONS:
+		if (config_number(arg, SERVER_MAX_SESSIONS_MAX, &v) < 0) {
+			snprintf(why, whylen, "max-sessions must be 1 to %d, not '%s'",
+			    SERVER_MAX_SESSIONS_MAX, arg);
+			return -1;
+		}
+		c->lim.max_sessions = (size_t)v;
+		return 0;
+	case CONFIG_OPT_CONFIG:
+		/* One level: a file that names files is a loop waiting to happen. */
+		if (in_file) {
+			snprintf(why, whylen, "'config' is not allowed inside a config file");
+			return -1;
+		}
+		return config_read_file(c, arg, why, whylen);
+	case CONFIG_OPT_VERBOSE:
+		c->log_level = LOG_LEVEL_VERBOSE;
+		return 0;
+	case CONFIG_OPT_QUIET:
+		c->log_level = LOG_LEVEL_ERROR;
+		return 0;
+	default:
+		snprintf(why, whylen, "option not allowed here");
+		return -1;
+	}
+	if (config_number(arg, SERVER_TIMEOUT_MAX_MS, ms) < 0) {
+		snprintf(why, whylen, "a timeout is 1 to %d milliseconds, not '%s'",
+		    SERVER_TIMEOUT_MAX_MS, arg);
+		return -1;
+	}
+	return 0;
+nomem:
+	snprintf(why, whylen, "out of memory");
+	return -1;
+}
+
+/* --- config files ------------------------------------------------------- */
+
+static const struct option *
+config_find(const char *name)
+{
+	const struct option *o;
+
+	for (o = config_longopts; o->name != NULL; o++)
+		if (strcmp(o->name, name) == 0)
+			return o;
+	return NULL;
+}
+
+static bool
+config_blank(char ch)
+{
+	return ch == ' ' || ch == '\t';
+}
+
+/* One line, newline stripped: "name" or "name value". */
+static int
+config_line(struct config *c, char *line, char *why, size_t whylen)
+{
+	const struct option *o;
+	char *name = line, *val, *end;
+
+	while (config_blank(*name))
+		name++;
+	if (*name == '\0' || *name == '#')
+		return 0;
+	for (val = name; *val != '\0' && !config_blank(*val); val++)
+		;
+	if (*val != '\0')
+		*val++ = '\0';
+	while (config_blank(*val))
+		val++;
+	for (end = val + strlen(val); end > val && config_blank(end[-1]); end--)
+		;
+	*end = '\0';
+	if ((o = config_find(name)) == NULL ||
+	    o->val == CONFIG_OPT_HELP || o->val == CONFIG_OPT_VERSION) {
+		snprintf(why, whylen, "unknown option '%s'", name);
+		return -1;
+	}
+	if (o->has_arg == required_argument && *val == '\0') {
+		snprintf(why, whylen, "'%s' needs a value", name);
+		return -1;
+	}
+	if (o->has_arg == no_argument && *val != '\0') {
+		snprintf(why, whylen, "'%s' takes no value", name);
+		return -1;
+	}
+	return config_apply(c, o->val, o->has_arg == no_argument ? NULL : val,
+	    true, why, whylen);
+}
+
+static int
+config_read_file(struct config *c, const char *path, char *why, size_t whylen)
+{
+	char *line = NULL, reason[CONFIG_REASON_MAX];
+	size_t cap = 0, lineno = 0;
+	ssize_t len;
+	FILE *f;
+	int r = 0;
+
+	if ((f = fopen(path, "re")) == NULL) {
+		snprintf(why, whylen, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	while ((len = getline(&line, &cap, f)) != -1) {
+		lineno++;
+		if (len > 0 && line[len - 1] == '\n')
+			line[--len] = '\0';
+		if (len > 0 && line[len - 1] == '\r')
+			line[--len] = '\0';
+		if (strlen(line) != (size_t)len) {
+			snprintf(why, whylen, "%s:%zu: NUL byte in line", path, lineno);
+			r = -1;
+			break;
+		}
+		if (config_line(c, line, reason, sizeof(reason)) < 0) {
+			snprintf(why, whylen, "%s:%zu: %s", path, lineno, reason);
+			r = -1;
+			break;
+		}
+	}
+	if (r == 0 && ferror(f)) {
+		snprintf(why, whylen, "%s: %s", path, strerror(errno));
+		r = -1;
+	}
+	free(line);
+	fclose(f);
+	return r;
+}
+
+/* --- the whole configuration -------------------------------------------- */
+
+int
+config_build(const struct config_args *args, struct config *c,
+    char *why, size_t whylen)
+{
+	char reason[2 * CONFIG_REASON_MAX];
+	size_t i;
+
+	memset(c, 0, sizeof(*c));
+	c->log_level = -1;
+	c->lim.handshake_ms = SERVER_HANDSHAKE_TIMEOUT_MS;
+	c->lim.connect_ms = SERVER_CONNECT_TIMEOUT_MS;
+	c->lim.idle_ms = SERVER_IDLE_TIMEOUT_MS;
+	c->lim.drain_ms = SERVER_DRAIN_TIMEOUT_MS;
+	c->lim.max_sessions = SERVER_MAX_SESSIONS;
+	c->lim.bind_ms = SERVER_BIND_TIMEOUT_MS;
+	c->lim.udp_idle_ms = SERVER_UDP_IDLE_TIMEOUT_MS;
+	c->lim.fd_reserve = SERVER_FD_RESERVE;
+	if (rules_new(&c->rules) < 0) {
+		snprintf(why, whylen, "out of memory");
+		return -1;
+	}
+	for (i = 0; i < args->n; i++) {
+		const struct config_item *it = &args->items[i];
+
+		if (config_apply(c, it->opt, it->arg, false, reason, sizeof(reason)) < 0) {
+			/* A config file's errors carry their own FILE:LINE. */
+			if (it->opt == CONFIG_OPT_CONFIG)
+				snprintf(why, whylen, "%s", reason);
+			else
+				snprintf(why, whylen, "%s (try 'socksifyd --help')", reason);
+			config_free(c);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+void
+config_free(struct config *c)
+{
+	size_t i;
+
+	for (i = 0; i < c->nlisten; i++)
+		free(c->listen[i]);
+	c->nlisten = 0;
+	free(c->users_path);
+	c->users_path = NULL;
+	rules_free(c->rules);
+	c->rules = NULL;
+}

@@ -1,0 +1,455 @@
+/*
+ * rules.c: the --allow/--deny rule set, the per-command switches and the
+ * built-in protection of the host's own addresses.
+ *
+ * A rule is "allow" or "deny" followed by up to three clauses, in any order,
+ * each at most once:
+ *	from CIDR		the client's address ("*": any)
+ *	to CIDR[:PORT|:LO-HI]	the destination ("*" or "*:25": any address);
+ *				IPv6 with a port in brackets: [::1]:443
+ *	cmd NAME[,NAME...]	connect, bind, udp
+ * A clause left out matches everything. The checks run at three moments
+ * (accept, request, each resolved address) and an earlier one only refuses
+ * when the full evaluation would surely refuse: a rule whose remaining
+ * clauses cannot be judged yet is skipped if it denies, and lets the client
+ * on if it allows, to be judged again once they can.
+ */
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "defaults.h"
+#include "rules.h"
+
+struct rule {
+	bool allow;
+	bool has_from, has_to, has_cmd;
+	bool from_any, to_any;		/* "*" */
+	struct s5_cidr from, to;
+	uint16_t port_lo, port_hi;	/* 0-65535 when not given */
+	uint8_t cmds;			/* bit (1 << S5_CMD_*) */
+};
+
+enum {
+	RULES_PROTECT_MAX = 16,		/* entries of SERVER_PROTECTED_NETS */
+	RULES_PORT_MAX = 65535,
+	RULES_CAP_INITIAL = 16,		/* rules; the array doubles */
+	RULES_CMD_BITS = 8,		/* S5_CMD_* fit a uint8_t bit set */
+};
+
+struct rules {
+	struct rule *v;
+	size_t n, cap;
+	uint8_t disabled;		/* bit (1 << S5_CMD_*): switched off */
+	struct s5_cidr prot[RULES_PROTECT_MAX];
+	size_t nprot;			/* 0: no built-in protection */
+};
+
+static struct rules rules_empty;	/* before start-up sets one */
+static struct rules *rules_cur;
+
+const struct rules *
+rules_current(void)
+{
+	return rules_cur != NULL ? rules_cur : &rules_empty;
+}
+
+void
+rules_set_current(struct rules *r)
+{
+	rules_free(rules_cur);
+	rules_cur = r;
+}
+
+int
+rules_new(struct rules **out)
+{
+	if ((*out = calloc(1, sizeof(**out))) == NULL)
+		return -ENOMEM;
+	return 0;
+}
+
+void
+rules_free(struct rules *r)
+{
+	if (r == NULL)
+		return;
+	free(r->v);
+	free(r);
+}
+
+/* --- parsing ------------------------------------------------------------ */
+
+static int
+rules_fail(const char **why, const char *msg)
+{
+	*why = msg;
+	return -EINVAL;
+}
+
+/* A decimal port, 0-65535, digits only. */
+static int
+rules_parse_port(const char *s, size_t len, uint16_t *port)
+{
+	unsigned long v = 0;
+	size_t i;
+
+	if (len == 0 || len > sizeof("65535") - 1)
+		return -EINVAL;
+	for (i = 0; i < len; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return -EINVAL;
+		v = v * 10 + (unsigned long)(s[i] - '0');
+	}
+	if (v > RULES_PORT_MAX)
+		return -EINVAL;
+	*port = (uint16_t)v;
+	return 0;
+}
+
+static int
+rules_parse_ports(const char *s, struct rule *ru, const char **why)
+{
+	const char *dash = strchr(s, '-');
+
+	if (dash == NULL) {
+		if (rules_parse_port(s, strlen(s), &ru->port_lo) < 0)
+			return rules_fail(why, "bad port");
+		ru->port_hi = ru->port_lo;
+		return 0;
+	}
+	if (rules_parse_port(s, (size_t)(dash - s), &ru->port_lo) < 0 ||
+	    rules_parse_port(dash + 1, strlen(dash + 1), &ru->port_hi) < 0 ||
+	    ru->port_lo > ru->port_hi)
+		return rules_fail(why, "bad port range");
+	return 0;
+}
+
+/* "*", or a CIDR; *any set for "*". */
+static int
+rules_parse_net(const char *s, bool *any, struct s5_cidr *c, const char **why)
+{
+	if (strcmp(s, "*") == 0) {
+		*any = true;
+		return 0;
+	}
+	*any = false;
+	if (s5_cidr_parse(s, c, why) < 0)
+		return -EINVAL;
+	return 0;
+}
+
+/* to: "*", "*:P", "CIDR", "CIDR:P", "[V6CIDR]:P", bare "V6CIDR". */
+static int
+rules_parse_to(char *s, struct rule *ru, const char **why)
+{
+	char *colon = NULL;
+
+	ru->port_lo = 0;
+	ru->port_hi = RULES_PORT_MAX;
+	if (s[0] == '[') {
+		char *end = strchr(s, ']');
+
+		if (end == NULL || (end[1] != '\0' && end[1] != ':'))
+			return rules_fail(why, "bad bracketed address");
+		*end = '\0';
+		if (end[1] == ':')
+			colon = end + 1;
+		s++;
+	} else if ((colon = strchr(s, ':')) != NULL && strchr(colon + 1, ':') != NULL) {
+		colon = NULL;		/* IPv6 without a port */
+	}
+	if (colon != NULL) {
+		*colon = '\0';
+		if (rules_parse_ports(colon + 1, ru, why) < 0)
+			return -EINVAL;
+	}
+	return rules_parse_net(s, &ru->to_any, &ru->to, why);
+}
+
+static int
+rules_parse_cmds(char *s, struct rule *ru, const char **why)
+{
+	char *save = NULL, *name;
+
+	for (name = strtok_r(s, ",", &save); name != NULL;
+	    name = strtok_r(NULL, ",", &save)) {
+		uint8_t cmd;
+
+		if (rules_command_parse(name, &cmd) < 0)
+			return rules_fail(why, "unknown command (connect, bind or udp)");
+		ru->cmds |= (uint8_t)(1u << cmd);
+	}
+	if (ru->cmds == 0)
+		return rules_fail(why, "empty command list");
+	return 0;
+}
+
+int
+rules_command_parse(const char *name, uint8_t *cmd)
+{
+	if (strcmp(name, "connect") == 0)
+		*cmd = S5_CMD_CONNECT;
+	else if (strcmp(name, "bind") == 0)
+		*cmd = S5_CMD_BIND;
+	else if (strcmp(name, "udp") == 0)
+		*cmd = S5_CMD_UDP_ASSOCIATE;
+	else
+		return -EINVAL;
+	return 0;
+}
+
+static int
+rules_parse(char *text, struct rule *ru, const char **why)
+{
+	static const char blanks[] = " \t";
+	char *save = NULL, *key, *val;
+	int r;
+
+	for (key = strtok_r(text, blanks, &save); key != NULL;
+	    key = strtok_r(NULL, blanks, &save)) {
+		if ((val = strtok_r(NULL, blanks, &save)) == NULL)
+			return rules_fail(why, "a rule clause needs a value");
+		if (strcmp(key, "from") == 0) {
+			if (ru->has_from)
+				return rules_fail(why, "'from' given twice");
+			ru->has_from = true;
+			r = rules_parse_net(val, &ru->from_any, &ru->from, why);
+		} else if (strcmp(key, "to") == 0) {
+			if (ru->has_to)
+				return rules_fail(why, "'to' given twice");
+			ru->has_to = true;
+			r = rules_parse_to(val, ru, why);
+		} else if (strcmp(key, "cmd") == 0) {
+			if (ru->has_cmd)
+				return rules_fail(why, "'cmd' given twice");
+			ru->has_cmd = true;
+			r = rules_parse_cmds(val, ru, why);
+		} else {
+			return rules_fail(why, "unknown rule clause (from, to or cmd)");
+		}
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+int
+rules_add(struct rules *r, bool allow, const char *text, const char **why)
+{
+	struct rule ru = { .allow = allow };
+	char *copy;
+	int err;
+
+	if (r->n == SERVER_RULES_MAX)
+		return rules_fail(why, "too many rules");
+	if ((copy = strdup(text)) == NULL)
+		return *why = "out of memory", -ENOMEM;
+	err = rules_parse(copy, &ru, why);
+	free(copy);
+	if (err < 0)
+		return err;
+	if (r->n == r->cap) {
+		size_t cap = r->cap ? 2 * r->cap : RULES_CAP_INITIAL;
+		struct rule *v = realloc(r->v, cap * sizeof(*v));
+
+		if (v == NULL)
+			return *why = "out of memory", -ENOMEM;
+		r->v = v;
+		r->cap = cap;
+	}
+	r->v[r->n++] = ru;
+	return 0;
+}
+
+void
+rules_disable_command(struct rules *r, uint8_t cmd)
+{
+	r->disabled |= (uint8_t)(1u << cmd);
+}
+
+/* Parses one comma-separated list of CIDRs into out; count, or -EINVAL. */
+static int
+rules_parse_list(const char *list, struct s5_cidr *out, size_t max)
+{
+	const char *item, *why;
+	size_t len, n = 0;
+	char tmp[S5_ADDR_TEXT_MAX];
+
+	while (s5_list_next(&list, &item, &len)) {
+		if (n == max || len >= sizeof(tmp))
+			return -EINVAL;
+		memcpy(tmp, item, len);
+		tmp[len] = '\0';
+		if (s5_cidr_parse(tmp, &out[n], &why) < 0)
+			return -EINVAL;
+		n++;
+	}
+	return (int)n;
+}
+
+int
+rules_protect_host(struct rules *r)
+{
+	int n = rules_parse_list(SERVER_PROTECTED_NETS, r->prot, RULES_PROTECT_MAX);
+
+	if (n < 0)
+		return n;
+	r->nprot = (size_t)n;
+	return 0;
+}
+
+bool
+rules_addr_is_loopback(const struct sockaddr *sa)
+{
+	struct s5_cidr lo[RULES_PROTECT_MAX];
+	int i, n = rules_parse_list(SERVER_LOOPBACK_NETS, lo, RULES_PROTECT_MAX);
+
+	for (i = 0; i < n; i++)
+		if (s5_cidr_match(&lo[i], sa))
+			return true;
+	return false;
+}
+
+/* --- matching ----------------------------------------------------------- */
+
+static bool
+rules_match_net(bool any, const struct s5_cidr *c, const struct sockaddr *sa)
+{
+	return any || s5_cidr_match(c, sa);
+}
+
+static bool
+rules_match_from(const struct rule *ru, const struct sockaddr *client)
+{
+	return !ru->has_from || rules_match_net(ru->from_any, &ru->from, client);
+}
+
+static bool
+rules_match_cmd(const struct rule *ru, uint8_t cmd)
+{
+	return !ru->has_cmd || (cmd < RULES_CMD_BITS && (ru->cmds & (1u << cmd)) != 0);
+}
+
+static uint16_t
+rules_port(const struct sockaddr *sa)
+{
+	if (sa->sa_family == AF_INET)
+		return ntohs(((const struct sockaddr_in *)(const void *)sa)->sin_port);
+	if (sa->sa_family == AF_INET6)
+		return ntohs(((const struct sockaddr_in6 *)(const void *)sa)->sin6_port);
+	return 0;
+}
+
+static bool
+rules_match_to(const struct rule *ru, const struct sockaddr *dst)
+{
+	uint16_t port;
+
+	if (!ru->has_to)
+		return true;
+	port = rules_port(dst);
+	return port >= ru->port_lo && port <= ru->port_hi &&
+	    rules_match_net(ru->to_any, &ru->to, dst);
+}
+
+/* Is network c inside range p (same family, at least as long a prefix)? */
+static bool
+rules_net_within(const struct s5_cidr *c, const struct s5_cidr *p)
+{
+	size_t full = p->bits / 8;
+	unsigned rem = p->bits % 8;
+
+	if (c->v6 != p->v6 || c->bits < p->bits)
+		return false;
+	if (memcmp(c->net, p->net, full) != 0)
+		return false;
+	return rem == 0 ||
+	    ((c->net[full] ^ p->net[full]) & (uint8_t)(0xff00u >> rem)) == 0;
+}
+
+/* The protected range dst falls in, or NULL. */
+static const struct s5_cidr *
+rules_protected(const struct rules *r, const struct sockaddr *dst)
+{
+	size_t i;
+
+	for (i = 0; i < r->nprot; i++)
+		if (s5_cidr_match(&r->prot[i], dst))
+			return &r->prot[i];
+	return NULL;
+}
+
+bool
+rules_client_ok(const struct rules *r, const struct sockaddr *client)
+{
+	size_t i;
+
+	for (i = 0; i < r->n; i++) {
+		const struct rule *ru = &r->v[i];
+
+		if (!rules_match_from(ru, client))
+			continue;
+		if (!ru->has_to && !ru->has_cmd)
+			return ru->allow;
+		if (ru->allow)
+			return true;
+	}
+	return true;
+}
+
+bool
+rules_command_enabled(const struct rules *r, uint8_t cmd)
+{
+	return cmd >= RULES_CMD_BITS || (r->disabled & (1u << cmd)) == 0;
+}
+
+bool
+rules_command_ok(const struct rules *r, const struct sockaddr *client,
+    uint8_t cmd)
+{
+	size_t i;
+
+	if (!rules_command_enabled(r, cmd))
+		return false;
+	for (i = 0; i < r->n; i++) {
+		const struct rule *ru = &r->v[i];
+
+		if (!rules_match_from(ru, client) || !rules_match_cmd(ru, cmd))
+			continue;
+		if (!ru->has_to)
+			return ru->allow;
+		if (ru->allow)
+			return true;
+	}
+	return true;
+}
+
+/*
+ * A protected address (the host's loopback, "this network", link-local and
+ * the cloud metadata address) is reached only through an allow rule that
+ * names it: one whose destination lies inside that protected range. A broad
+ * "allow to *" does not open the host's own services to the world.
+ */
+bool
+rules_dest_ok(const struct rules *r, const struct sockaddr *client,
+    uint8_t cmd, const struct sockaddr *dst)
+{
+	const struct s5_cidr *prot = rules_protected(r, dst);
+	size_t i;
+
+	for (i = 0; i < r->n; i++) {
+		const struct rule *ru = &r->v[i];
+
+		if (!rules_match_from(ru, client) || !rules_match_cmd(ru, cmd) ||
+		    !rules_match_to(ru, dst))
+			continue;
+		if (prot != NULL && ru->allow &&
+		    (!ru->has_to || ru->to_any || !rules_net_within(&ru->to, prot)))
+			continue;
+		return ru->allow;
+	}
+	return prot == NULL;
+}

@@ -1,0 +1,42 @@
+/*
+ * rules.h: who may use socksifyd, for which command, and to where.
+ *
+ * Rules come from --allow/--deny (and the same lines in --config), are
+ * matched in the order given, first match wins, and a request that no rule
+ * matches is allowed -- except for the built-in protection of the host's
+ * own loopback and link-local ranges, which applies whenever any listener
+ * is not on loopback (CONTRACT.md: no open relay), unless a rule allows
+ * them explicitly. Destinations are checked after name resolution, per
+ * address actually connected to (or per UDP datagram), so a name cannot
+ * smuggle a denied address.
+ *
+ * The event loop owns the current rule set; SIGHUP builds a new one and
+ * swaps it in with rules_set_current() only if it parsed completely.
+ */
+#ifndef SOCKSIFYD_RULES_H
+#define SOCKSIFYD_RULES_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+struct rules;
+
+/* The rule set in force (never NULL after start-up). */
+const struct rules *rules_current(void);
+void rules_set_current(struct rules *r);	/* takes ownership, frees the old */
+
+/* May this client use the server at all? Checked at accept. */
+bool rules_client_ok(const struct rules *r, const struct sockaddr *client);
+
+/* Is this command (S5_CMD_*) enabled, and allowed for this client? */
+bool rules_command_ok(const struct rules *r, const struct sockaddr *client,
+    uint8_t cmd);
+
+/* May this client, with this command, reach this resolved address? For
+ * CONNECT the target, for UDP ASSOCIATE each datagram's destination, for
+ * BIND the address the client expects to connect back (when not zero). */
+bool rules_dest_ok(const struct rules *r, const struct sockaddr *client,
+    uint8_t cmd, const struct sockaddr *dst);
+
+#endif

@@ -1,0 +1,38 @@
+/*
+ * udp.h: the UDP relay of one UDP ASSOCIATE (RFC 1928 §7).
+ *
+ * An association owns a relay socket on the control connection's local
+ * address, where the client sends its datagrams, and one outgoing socket
+ * per address family, created on first use. It registers them in the
+ * server's loop itself; its session only creates it, asks it for counters,
+ * and frees it when the control connection ends or the association idles.
+ */
+#ifndef SOCKSIFYD_UDP_H
+#define SOCKSIFYD_UDP_H
+
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "socks5.h"
+
+struct server;
+struct udp_assoc;
+
+/*
+ * Opens the relay on local (port 0). client is the control connection's
+ * peer: only datagrams from its IP are relayed, and from port hint_port
+ * when that is not 0 (else the port of the first valid datagram is locked
+ * in). *bnd is the relay's address for the reply. 0, or -errno.
+ */
+int udp_assoc_new(struct server *srv, const struct sockaddr *client,
+    socklen_t clientlen, const struct sockaddr *local, socklen_t locallen,
+    uint16_t hint_port, struct udp_assoc **out, struct s5_addr *bnd);
+/* Closes the sockets and cancels pending name lookups. */
+void udp_assoc_free(struct udp_assoc *u);
+
+/* Payload bytes relayed client->targets and targets->client, and the loop
+ * time of the last datagram relayed either way (or of creation). */
+void udp_assoc_stats(const struct udp_assoc *u, uint64_t *c2t, uint64_t *t2c,
+    uint64_t *last_ms);
+
+#endif

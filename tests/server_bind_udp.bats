@@ -1,0 +1,186 @@
+#!/usr/bin/env bats
+# socksifyd's BIND and UDP ASSOCIATE (RFC 1928 §6, §7), end to end: a raw
+# SOCKS5 test client (tests/helpers/bindudp.py) and Debian's PySocks
+# against build/socksifyd, with checksums on every byte relayed.
+
+load helpers/common
+
+BU=$HELPERS/bindudp.py
+# PySocks is Debian's python3-socks: importable from /usr/bin/python3 only.
+SYSPY=/usr/bin/python3
+
+teardown() { stop_all; }
+
+# start_echo HOST: a UDP echo server logging each payload's sha256 to
+# ECHO_LOG; sets ECHO_PORT.
+start_echo() {
+	local pf=$BATS_TEST_TMPDIR/echo.$1.port
+	export ECHO_LOG=$BATS_TEST_TMPDIR/echo.log
+	rm -f "$pf"
+	python3 "$BU" echo "$1" "$pf" "$ECHO_LOG" 3>&- >/dev/null 2>&1 &
+	PIDS+=($!)
+	wait_for_line "$pf" 50 '^[0-9]+$'
+	ECHO_PORT=$(cat "$pf")
+}
+
+# bu ARGS...: the test client, bounded; its output is shown on failure.
+bu() {
+	run timeout 60 python3 "$BU" "$@"
+	echo "$output"
+	[ "$status" -eq 0 ]
+}
+
+@test "BIND: reachable first reply, second reply names the peer, 1 MiB each way intact" {
+	start_socksifyd -v
+	bu bind-relay 127.0.0.1 "$PROXY_PORT"
+	[[ "${lines[0]}" =~ ^ok\ first\ reply\ 127\.0\.0\.1\ [0-9]+$ ]]
+	[[ "${lines[1]}" =~ ^ok\ second\ reply\ 127\.0\.0\.1\ [0-9]+$ ]]
+	[[ "${lines[2]}" =~ ^ok\ relayed\ 1048576\ bytes ]]
+	wait_for_line "$SOCKSIFYD_LOG" 30 'cmd=bind.*c2t=1048576	t2c=1048576	.*outcome=ok'
+}
+
+@test "BIND over IPv6: listener on ::1, relay intact" {
+	start_socksifyd -l '[::1]:0'
+	bu bind-relay ::1 "$PROXY_PORT"
+	[[ "${lines[0]}" =~ ^ok\ first\ reply\ ::1\ [0-9]+$ ]]
+	[[ "${lines[2]}" =~ ^ok\ relayed ]]
+}
+
+@test "BIND with DST.ADDR 127.0.0.2: a connection from 127.0.0.1 is turned away, 127.0.0.2 is accepted" {
+	start_socksifyd -v
+	bu bind-mismatch 127.0.0.1 "$PROXY_PORT"
+	[ "${lines[1]}" = "ok 127.0.0.1 turned away, still waiting" ]
+	[[ "${lines[2]}" =~ ^ok\ second\ reply\ 127\.0\.0\.2\  ]]
+	grep -q 'connection from 127.0.0.1:[0-9]* refused' "$SOCKSIFYD_LOG"
+}
+
+@test "BIND: the control connection closing aborts the wait and closes the listener" {
+	start_socksifyd -v
+	bu bind-close 127.0.0.1 "$PROXY_PORT"
+	[ "${lines[1]}" = "ok listener closed with the control connection" ]
+	wait_for_line "$SOCKSIFYD_LOG" 30 'cmd=bind.*outcome=client closed'
+}
+
+@test "BIND: data on the control connection while waiting gets REP 01 and a close" {
+	start_socksifyd
+	bu bind-data 127.0.0.1 "$PROXY_PORT"
+	[ "${lines[1]}" = "ok data while waiting: REP 01, closed" ]
+}
+
+@test "UDP ASSOCIATE with PySocks: round trips up to 60000 bytes, checksums match" {
+	$SYSPY -c 'import socks' || skip "Debian's python3-socks is not installed (scripts/deps.sh test)"
+	start_echo 127.0.0.1
+	start_socksifyd -v
+	run timeout 60 $SYSPY "$BU" udp-pysocks 127.0.0.1 "$PROXY_PORT" "$ECHO_PORT"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[ "${#lines[@]}" -eq 5 ]
+	[[ "${lines[4]}" =~ ^ok\ pysocks\ 60000\ bytes ]]
+	# the association's log line counts the payload both ways
+	wait_for_line "$SOCKSIFYD_LOG" 30 'cmd=udp-associate.*c2t=69693	t2c=69693'
+}
+
+@test "UDP: a datagram with FRAG=1 is dropped, the next FRAG=0 one is relayed" {
+	start_echo 127.0.0.1
+	start_socksifyd -v
+	bu udp-raw 127.0.0.1 "$PROXY_PORT" 127.0.0.1 "$ECHO_PORT" frag
+	[ "${lines[0]}" = "ok FRAG=1 dropped, FRAG=0 relayed (60000 bytes), association kept" ]
+	[ "${lines[1]}" = "ok dropped datagram never reached the target" ]
+	grep -q 'dropped: fragment' "$SOCKSIFYD_LOG"
+}
+
+@test "UDP: another port of the client's IP is dropped (port locked by the first datagram)" {
+	start_echo 127.0.0.1
+	start_socksifyd
+	bu udp-raw 127.0.0.1 "$PROXY_PORT" 127.0.0.1 "$ECHO_PORT" foreign-port
+	[ "${lines[1]}" = "ok dropped datagram never reached the target" ]
+}
+
+@test "UDP: another port than the request's DST.PORT is dropped" {
+	start_echo 127.0.0.1
+	start_socksifyd
+	bu udp-raw 127.0.0.1 "$PROXY_PORT" 127.0.0.1 "$ECHO_PORT" foreign-port-hint
+	[ "${lines[1]}" = "ok dropped datagram never reached the target" ]
+}
+
+@test "UDP: a datagram from a foreign IP (127.0.0.2) is dropped" {
+	start_echo 127.0.0.1
+	start_socksifyd -v
+	bu udp-raw 127.0.0.1 "$PROXY_PORT" 127.0.0.1 "$ECHO_PORT" foreign-ip
+	[ "${lines[1]}" = "ok dropped datagram never reached the target" ]
+	grep -q "from 127.0.0.2:[0-9]* dropped: not the client's address" "$SOCKSIFYD_LOG"
+}
+
+@test "UDP: the association ends when the control connection closes" {
+	start_echo 127.0.0.1
+	start_socksifyd
+	bu udp-raw 127.0.0.1 "$PROXY_PORT" 127.0.0.1 "$ECHO_PORT" close
+	[ "${lines[0]}" = "ok association ended with the control connection" ]
+	[ "${lines[1]}" = "ok dropped datagram never reached the target" ]
+}
+
+@test "UDP over IPv6: relay on ::1, IPv6 target, 60000-byte datagram" {
+	start_echo ::1
+	start_socksifyd -l '[::1]:0'
+	bu udp-raw ::1 "$PROXY_PORT" ::1 "$ECHO_PORT" frag
+	[ "${lines[0]}" = "ok FRAG=1 dropped, FRAG=0 relayed (60000 bytes), association kept" ]
+}
+
+@test "UDP: IPv4 client to an IPv6 target" {
+	start_echo ::1
+	start_socksifyd
+	bu udp-raw 127.0.0.1 "$PROXY_PORT" ::1 "$ECHO_PORT" frag
+	[ "${lines[0]}" = "ok FRAG=1 dropped, FRAG=0 relayed (60000 bytes), association kept" ]
+}
+
+@test "UDP: a destination given as a name is resolved by the proxy" {
+	need_dns_jail
+	start_echo 127.0.0.1
+	start_socksifyd
+	UDP_NAME=$PROXY_ONLY_NAME bu udp-raw 127.0.0.1 "$PROXY_PORT" 127.0.0.1 "$ECHO_PORT" domain
+	[[ "${lines[0]}" =~ ^ok\ domain\ destination\ relayed,\ reply\ from\ 127\.0\.0\.1: ]]
+}
+
+@test "BIND: no incoming connection within --bind-timeout: second reply 06, then close" {
+	start_socksifyd --bind-timeout 500
+	run timeout 10 python3 -c 'import socket,sys,time
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1]))); s.settimeout(5)
+s.sendall(bytes.fromhex("050100")); assert s.recv(2) == b"\x05\x00"
+s.sendall(bytes.fromhex("050200017f0000010000"))
+first = s.recv(10); assert first[:4] == b"\x05\x00\x00\x01", first.hex()
+t0 = time.monotonic(); d = b""
+while True:
+    b = s.recv(64)
+    if not b: break
+    d += b
+print(d[:2].hex(), "closed", "late" if time.monotonic() - t0 > 4 else "in time")' "$PROXY_PORT"
+	[ "$status" -eq 0 ]
+	[ "$output" = "0506 closed in time" ]
+}
+
+@test "UDP: an association idle for --udp-idle-timeout ends; the server closes the control connection" {
+	start_socksifyd --udp-idle-timeout 500
+	run timeout 10 python3 -c 'import socket,sys,time
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1]))); s.settimeout(5)
+s.sendall(bytes.fromhex("050100")); assert s.recv(2) == b"\x05\x00"
+s.sendall(bytes.fromhex("05030001000000000000"))
+r = s.recv(10); assert r[:2] == b"\x05\x00", r.hex()
+relay = (socket.inet_ntoa(r[4:8]), int.from_bytes(r[8:10], "big"))
+t0 = time.monotonic()
+print("eof" if s.recv(64) == b"" else "data", "late" if time.monotonic() - t0 > 4 else "in time")
+import threading
+e = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); e.bind(("127.0.0.1", 0))
+def echo():
+    while True:
+        d, a = e.recvfrom(100); e.sendto(d, a)
+threading.Thread(target=echo, daemon=True).start()
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.settimeout(1)
+u.sendto(b"\0\0\0\x01\x7f\0\0\x01" + e.getsockname()[1].to_bytes(2, "big") + b"hello", relay)
+try:
+    u.recvfrom(100); print("relayed")
+except OSError:
+    print("relay gone")' "$PROXY_PORT"
+	[ "$status" -eq 0 ]
+	[ "${lines[0]}" = "eof in time" ]
+	[ "${lines[1]}" = "relay gone" ]
+}

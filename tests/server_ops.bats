@@ -1,0 +1,327 @@
+#!/usr/bin/env bats
+# socksifyd operations: rules, per-command switches, the no-open-relay
+# safety, limits, --config, SIGHUP reload and SIGTERM drain.
+
+load helpers/common
+
+setup() {
+	make_payload
+	start_http 127.0.0.1
+}
+
+teardown() { stop_all; }
+
+hex() { printf '%s' "$1" | od -An -tx1 | tr -d ' \n'; }
+port_hex() { printf '%04x' "$1"; }
+# A CONNECT request to 127.0.0.1:PORT, in hex.
+connect_lo() { echo "050100017f000001$(port_hex "$1")"; }
+# A CONNECT request to NAME:PORT (ATYP domain), in hex.
+connect_name() { echo "05010003$(printf '%02x' ${#1})$(hex "$1")$(port_hex "$2")"; }
+# slow_http: a target that answers one HTTP request with payload.bin in
+# 64 KiB pieces, 0.1 s apart (about 1.6 s in all), so that a transfer is
+# under way for a while whatever the socket buffers hold; sets SLOW_PORT.
+slow_http() {
+	local pf=$BATS_TEST_TMPDIR/slow.port
+	python3 -c 'import socket,sys,time
+s=socket.socket(); s.bind(("127.0.0.1",0)); s.listen(4)
+open(sys.argv[2],"w").write("%d\n" % s.getsockname()[1])
+data=open(sys.argv[1],"rb").read()
+c,_=s.accept(); c.recv(65536)
+c.sendall(b"HTTP/1.0 200 OK\r\nContent-Length: %d\r\n\r\n" % len(data))
+for i in range(0, len(data), 65536):
+    c.sendall(data[i:i+65536]); time.sleep(0.1)
+c.close()' "$WWW/payload.bin" "$pf" 3>&- &
+	PIDS+=($!)
+	wait_for_line "$pf" 50 '^[0-9]+$'
+	SLOW_PORT=$(cat "$pf")
+}
+hello() { curl -sS --max-time 10 --socks5 "127.0.0.1:$PROXY_PORT" "$@" "http://127.0.0.1:$HTTP_PORT/hello.txt"; }
+
+@test "deny by destination network: reply 02 (not allowed), then close" {
+	start_socksifyd -v --deny 'to 127.0.0.0/8'
+	run python3 "$HELPERS/s5probe.py" "$PROXY_PORT" 050100 "$(connect_lo "$HTTP_PORT")"
+	[ "${lines[0]:0:8}" = "05000502" ]
+	[ "${lines[1]}" = "EOF" ]
+	run hello
+	[ "$status" -eq 97 ]
+	wait_for_line "$SOCKSIFYD_LOG" 30 'outcome=destination denied'
+}
+
+@test "deny by port and by port range: only those ports are refused" {
+	denied=$HTTP_PORT
+	start_http 127.0.0.1
+	start_socksifyd --deny "to *:$denied" --deny 'to 127.0.0.1:1-1023'
+	run python3 "$HELPERS/s5probe.py" "$PROXY_PORT" 050100 "$(connect_lo "$denied")"
+	[ "${lines[0]:0:8}" = "05000502" ]
+	run python3 "$HELPERS/s5probe.py" "$PROXY_PORT" 050100 "$(connect_lo 80)"
+	[ "${lines[0]:0:8}" = "05000502" ]
+	run hello
+	[ "$status" -eq 0 ]
+	[ "$output" = "hello through socks" ]
+}
+
+@test "a name that resolves to a denied address is refused with 02" {
+	start_socksifyd -v --deny 'to 127.0.0.0/8' --deny 'to ::1'
+	run python3 "$HELPERS/s5probe.py" "$PROXY_PORT" 050100 "$(connect_name localhost "$HTTP_PORT")"
+	[ "${lines[0]:0:8}" = "05000502" ]
+	[ "${lines[1]}" = "EOF" ]
+	run curl -sS --max-time 10 --socks5-hostname "127.0.0.1:$PROXY_PORT" "http://localhost:$HTTP_PORT/hello.txt"
+	[ "$status" -eq 97 ]
+	wait_for_line "$SOCKSIFYD_LOG" 30 "target=localhost:$HTTP_PORT.*outcome=destination denied"
+}
+
+@test "rules apply in order, first match wins" {
+	start_socksifyd --allow "to 127.0.0.1:$HTTP_PORT" --deny 'to 127.0.0.0/8'
+	run hello
+	[ "$output" = "hello through socks" ]
+	stop_all
+	start_http 127.0.0.1
+	start_socksifyd --deny 'to 127.0.0.0/8' --allow "to 127.0.0.1:$HTTP_PORT"
+	run hello
+	[ "$status" -eq 97 ]
+}
+
+@test "client rule: a denied client network is closed at once, without a reply" {
+	start_socksifyd -v --deny 'from 127.0.0.0/8'
+	run python3 "$HELPERS/s5probe.py" "$PROXY_PORT" 050100
+	# closed with the greeting unread: the kernel may send RST for the FIN
+	[[ "$output" == $'\nEOF' || "$output" == $'\nRST' ]]
+	wait_for_line "$SOCKSIFYD_LOG" 30 'outcome=client denied'
+	# a rule that also names a destination is judged once that is known
+	stop_all
+	start_http 127.0.0.1
+	start_socksifyd --deny 'from 127.0.0.0/8 to 192.0.2.0/24'
+	run hello
+	[ "$output" = "hello through socks" ]
+}
+
+@test "--no-bind and --no-udp: 07 (command not supported); a cmd rule: 02" {
+	start_socksifyd --no-bind --no-udp
+	run python3 "$HELPERS/s5probe.py" "$PROXY_PORT" 050100 050200017f0000010000
+	[ "${lines[0]:0:8}" = "05000507" ]
+	run python3 "$HELPERS/s5probe.py" "$PROXY_PORT" 050100 05030001000000000000
+	[ "${lines[0]:0:8}" = "05000507" ]
+	run hello
+	[ "$output" = "hello through socks" ]
+	stop_all
+	start_http 127.0.0.1
+	start_socksifyd --deny 'cmd bind,udp'
+	run python3 "$HELPERS/s5probe.py" "$PROXY_PORT" 050100 050200017f0000010000
+	[ "${lines[0]:0:8}" = "05000502" ]
+	run python3 "$HELPERS/s5probe.py" "$PROXY_PORT" 050100 05030001000000000000
+	[ "${lines[0]:0:8}" = "05000502" ]
+	run hello
+	[ "$output" = "hello through socks" ]
+}
+
+@test "off loopback: refuses to start without --users; --no-auth starts and protects the host" {
+	# 0.0.0.0:0 is only a bind; every byte below stays on loopback
+	run timeout 5 "$SOCKSIFYD" -l 0.0.0.0:0
+	[ "$status" -eq 2 ]
+	[ "${#lines[@]}" -eq 1 ]
+	[[ "${lines[0]}" == *"without --users"* ]]
+	start_socksifyd -l 0.0.0.0:0 --no-auth
+	run python3 "$HELPERS/s5probe.py" "$PROXY_PORT" 050100 "$(connect_lo "$HTTP_PORT")"
+	[ "${lines[0]:0:8}" = "05000502" ]
+	# v4-mapped loopback and "this host" are protected too
+	run python3 "$HELPERS/s5probe.py" "$PROXY_PORT" 050100 "05010004$(printf '%020x' 0)ffff7f000001$(port_hex "$HTTP_PORT")"
+	[ "${lines[0]:0:8}" = "05000502" ]
+	run python3 "$HELPERS/s5probe.py" "$PROXY_PORT" 050100 "0501000100000000$(port_hex "$HTTP_PORT")"
+	[ "${lines[0]:0:8}" = "05000502" ]
+	stop_all
+	# a broad allow does not open the host; a rule naming it does
+	start_http 127.0.0.1
+	start_socksifyd -l 0.0.0.0:0 --no-auth --allow 'to *'
+	run hello
+	[ "$status" -eq 97 ]
+	stop_all
+	start_http 127.0.0.1
+	start_socksifyd -l 0.0.0.0:0 --no-auth --allow 'to 127.0.0.1'
+	run hello
+	[ "$output" = "hello through socks" ]
+	# with --users it starts without --no-auth
+	stop_all
+	printf 'alice:pw\n' >"$BATS_TEST_TMPDIR/users"
+	chmod 600 "$BATS_TEST_TMPDIR/users"
+	start_socksifyd -l 0.0.0.0:0 -u "$BATS_TEST_TMPDIR/users"
+	[ -n "$PROXY_PORT" ]
+}
+
+@test "--config: the same options as the flags; a bad line exits 2 with FILE:LINE" {
+	cfg=$BATS_TEST_TMPDIR/socksifyd.conf
+	printf '# socksifyd test config\n\nlisten 127.0.0.1:0\n  deny   to 127.0.0.0/8  \nverbose\nno-bind\nhandshake-timeout 500\n' >"$cfg"
+	start_socksifyd --config "$cfg"
+	run python3 "$HELPERS/s5probe.py" "$PROXY_PORT" 050100 "$(connect_lo "$HTTP_PORT")"
+	[ "${lines[0]:0:8}" = "05000502" ]
+	run python3 "$HELPERS/s5probe.py" "$PROXY_PORT" 050100 050200017f0000010000
+	[ "${lines[0]:0:8}" = "05000507" ]
+	wait_for_line "$SOCKSIFYD_LOG" 30 'outcome=destination denied'
+	stop_all
+	# order: the file's rules where --config stands, so an earlier flag wins
+	start_http 127.0.0.1
+	start_socksifyd --allow "to 127.0.0.1:$HTTP_PORT" --config "$cfg"
+	run hello
+	[ "$output" = "hello through socks" ]
+	# bad lines
+	printf 'listen 127.0.0.1:0\n# fine\ndeny to 10.0.0.0/99\n' >"$cfg"
+	run timeout 5 "$SOCKSIFYD" --config "$cfg"
+	[ "$status" -eq 2 ]
+	[ "${#lines[@]}" -eq 1 ]
+	[[ "${lines[0]}" == "socksifyd: $cfg:3: "* ]]
+	printf 'listen 127.0.0.1:0\nno-such-option 1\n' >"$cfg"
+	run timeout 5 "$SOCKSIFYD" --config "$cfg"
+	[ "$status" -eq 2 ]
+	[[ "${lines[0]}" == "socksifyd: $cfg:2: "* ]]
+	printf 'idle-timeout\n' >"$cfg"
+	run timeout 5 "$SOCKSIFYD" --config "$cfg"
+	[ "$status" -eq 2 ]
+	[[ "${lines[0]}" == "socksifyd: $cfg:1: "* ]]
+	run timeout 5 "$SOCKSIFYD" --config /nonexistent/socksifyd.conf
+	[ "$status" -eq 2 ]
+}
+
+@test "SIGHUP reloads users and rules; a transfer under way survives" {
+	users=$BATS_TEST_TMPDIR/users
+	cfg=$BATS_TEST_TMPDIR/socksifyd.conf
+	printf 'alice:one\n' >"$users"
+	chmod 600 "$users"
+	printf 'users %s\ndeny to 127.0.0.2\n' "$users" >"$cfg"
+	start_socksifyd --config "$cfg"
+	# a slow 1 MiB download across the reload
+	slow_http
+	curl -sS --max-time 30 --socks5 "127.0.0.1:$PROXY_PORT" -U alice:one \
+		"http://127.0.0.1:$SLOW_PORT/payload.bin" -o "$BATS_TEST_TMPDIR/got.bin" 3>&- &
+	dl=$!
+	sleep 0.5
+	run hello -U bob:two
+	[ "$status" -eq 97 ]
+	printf 'alice:one\nbob:two\n' >"$users"
+	printf 'users %s\nallow to 127.0.0.1\ndeny to 127.0.0.0/8\n' "$users" >"$cfg"
+	kill -HUP "$SOCKSIFYD_PID"
+	wait_for_line "$SOCKSIFYD_LOG" 30 'reloaded users and rules'
+	run hello -U bob:two
+	[ "$output" = "hello through socks" ]
+	run python3 "$HELPERS/s5probe.py" "$PROXY_PORT" 05020002 "0103$(hex bob)03$(hex two)" "050100017f000002$(port_hex "$HTTP_PORT")"
+	[ "${lines[0]:0:12}" = "050201000502" ]
+	# a broken users file: one line, the old table stays
+	printf 'no colon here\n' >"$users"
+	kill -HUP "$SOCKSIFYD_PID"
+	wait_for_line "$SOCKSIFYD_LOG" 30 'reload failed'
+	run hello -U bob:two
+	[ "$output" = "hello through socks" ]
+	wait "$dl"
+	[ "$(sha <"$BATS_TEST_TMPDIR/got.bin")" = "$PAYLOAD_SHA" ]
+	kill -0 "$SOCKSIFYD_PID"
+}
+
+@test "SIGTERM drains: listeners close at once, a transfer completes, exit 0" {
+	start_socksifyd -v
+	slow_http
+	curl -sS --max-time 30 --socks5 "127.0.0.1:$PROXY_PORT" \
+		"http://127.0.0.1:$SLOW_PORT/payload.bin" -o "$BATS_TEST_TMPDIR/got.bin" 3>&- &
+	dl=$!
+	sleep 0.5
+	kill -TERM "$SOCKSIFYD_PID"
+	wait_for_line "$SOCKSIFYD_LOG" 30 'draining 1 sessions'
+	# new clients are refused by the kernel: curl's "couldn't connect" (7)
+	run hello
+	[ "$status" -eq 7 ]
+	wait "$dl"
+	[ "$(sha <"$BATS_TEST_TMPDIR/got.bin")" = "$PAYLOAD_SHA" ]
+	timeout 5 tail --pid="$SOCKSIFYD_PID" -f /dev/null
+	wait "$SOCKSIFYD_PID" && st=0 || st=$?
+	[ "$st" -eq 0 ]
+}
+
+@test "drain is bounded by --drain-timeout; a second SIGTERM exits at once" {
+	start_socksifyd --drain-timeout 500
+	python3 -c 'import socket,sys,time; s=socket.create_connection(("127.0.0.1",int(sys.argv[1]))); s.send(b"\x05"); time.sleep(8)' "$PROXY_PORT" 3>&- &
+	PIDS+=($!)
+	sleep 0.3
+	start=$(date +%s%N)
+	kill -TERM "$SOCKSIFYD_PID"
+	timeout 5 tail --pid="$SOCKSIFYD_PID" -f /dev/null
+	wait "$SOCKSIFYD_PID" && st=0 || st=$?
+	[ "$st" -eq 0 ]
+	ms=$(( ($(date +%s%N) - start) / 1000000 ))
+	[ "$ms" -ge 400 ] && [ "$ms" -lt 3000 ]
+	# the default drain would wait 10 s: a second signal does not
+	start_socksifyd
+	python3 -c 'import socket,sys,time; s=socket.create_connection(("127.0.0.1",int(sys.argv[1]))); s.send(b"\x05"); time.sleep(8)' "$PROXY_PORT" 3>&- &
+	PIDS+=($!)
+	sleep 0.3
+	start=$(date +%s%N)
+	kill -TERM "$SOCKSIFYD_PID"
+	sleep 0.2
+	kill -INT "$SOCKSIFYD_PID"
+	timeout 5 tail --pid="$SOCKSIFYD_PID" -f /dev/null
+	wait "$SOCKSIFYD_PID" && st=0 || st=$?
+	[ "$st" -eq 0 ]
+	ms=$(( ($(date +%s%N) - start) / 1000000 ))
+	[ "$ms" -lt 3000 ]
+}
+
+@test "--handshake-timeout 500 closes a stalled client within about a second" {
+	start_socksifyd --handshake-timeout 500
+	start=$(date +%s%N)
+	run python3 "$HELPERS/s5probe.py" "$PROXY_PORT" 05
+	ms=$(( ($(date +%s%N) - start) / 1000000 ))
+	[ "$output" = $'\nEOF' ]
+	[ "$ms" -lt 2500 ]
+}
+
+@test "--idle-timeout 500 ends a silent relay" {
+	pf=$BATS_TEST_TMPDIR/silent.port
+	# a target that accepts (the kernel does) and never says a word
+	python3 -c 'import socket,sys,time
+s=socket.socket(); s.bind(("127.0.0.1",0)); s.listen(4)
+open(sys.argv[1],"w").write("%d\n" % s.getsockname()[1]); time.sleep(20)' "$pf" 3>&- &
+	PIDS+=($!)
+	wait_for_line "$pf" 50 '^[0-9]+$'
+	start_socksifyd -v --idle-timeout 500
+	start=$(date +%s%N)
+	run python3 "$HELPERS/s5probe.py" "$PROXY_PORT" 050100 "$(connect_lo "$(cat "$pf")")"
+	ms=$(( ($(date +%s%N) - start) / 1000000 ))
+	[ "${lines[0]:0:8}" = "05000500" ]
+	[ "${lines[1]}" = "EOF" ]
+	[ "$ms" -lt 2500 ]
+	wait_for_line "$SOCKSIFYD_LOG" 30 'outcome=idle timeout'
+}
+
+@test "--max-sessions 2: a third client is closed, and served once one leaves" {
+	start_socksifyd --max-sessions 2
+	for i in 1 2; do
+		python3 -c 'import socket,sys,time; s=socket.create_connection(("127.0.0.1",int(sys.argv[1]))); s.send(b"\x05"); time.sleep(3)' "$PROXY_PORT" 3>&- &
+		PIDS+=($!)
+	done
+	sleep 0.5
+	run python3 "$HELPERS/s5probe.py" "$PROXY_PORT" 050100
+	# closed with the greeting unread: the kernel may send RST for the FIN
+	[[ "$output" == $'\nEOF' || "$output" == $'\nRST' ]]
+	# the two holders leave after 3 s; then the next client is served
+	sleep 3
+	run hello
+	[ "$output" = "hello through socks" ]
+}
+
+@test "--help lists every flag; bad limit values are usage errors" {
+	run "$SOCKSIFYD" --help
+	[ "$status" -eq 0 ]
+	for f in --listen --users --no-auth --allow --deny --no-bind --no-udp \
+	    --handshake-timeout --connect-timeout --idle-timeout --max-sessions \
+	    --drain-timeout --config --verbose --quiet --help --version; do
+		[[ "$output" == *"$f"* ]]
+	done
+	for bad in '--idle-timeout 0' '--max-sessions x' '--connect-timeout 99999999999' \
+	    '--deny from' '--allow to[::1' '--deny cmd=connect'; do
+		run "$SOCKSIFYD" $bad
+		[ "$status" -eq 2 ]
+		[ "${#lines[@]}" -eq 1 ]
+	done
+	run "$SOCKSIFYD" --allow 'cmd ftp'
+	[ "$status" -eq 2 ]
+	run "$SOCKSIFYD" --deny 'to 10.0.0.0/8:80-70'
+	[ "$status" -eq 2 ]
+	run "$SOCKSIFYD" --config
+	[ "$status" -eq 2 ]
+}
