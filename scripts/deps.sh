@@ -22,6 +22,11 @@ test)
 	want nm binutils
 	want ps procps
 	want pgrep procps
+	# tests/interop.bats: third-party SOCKS5 clients against socksifyd
+	want ncat ncat
+	want proxychains4 proxychains4
+	# PySocks lives in Debian's python, not in whatever python3 is first on PATH
+	/usr/bin/python3 -c 'import socks' >/dev/null 2>&1 || need="$need python3-socks"
 	;;
 fuzz)
 	want clang clang
