@@ -361,3 +361,13 @@ print(got[2:4].hex(), got.endswith(b"hello through socks\n"))' \
 	    "$PROXY_PORT" "$(s5_domain_request localhost "$HTTP_PORT")"
 	[ "$output" = "0500 True" ]
 }
+
+@test "CONNECT tries every address of a name: ::1 refused, then 127.0.0.1 serves" {
+	need_dns_jail
+	start_socksifyd -v
+	# the web server listens on 127.0.0.1 only; the name's first address is ::1
+	got=$(curl -sS --max-time 20 --socks5-hostname "127.0.0.1:$PROXY_PORT" \
+		"http://$PROXY_MULTI_NAME:$HTTP_PORT/payload.bin" | sha)
+	[ "$got" = "$PAYLOAD_SHA" ]
+	wait_for_line "$SOCKSIFYD_LOG" 30 "target=$PROXY_MULTI_NAME:$HTTP_PORT.*connected=127\.0\.0\.1:$HTTP_PORT"
+}

@@ -184,3 +184,37 @@ except OSError:
 	[ "${lines[0]}" = "eof in time" ]
 	[ "${lines[1]}" = "relay gone" ]
 }
+
+@test "UDP: a datagram to a denied destination is dropped silently; an allowed one is relayed" {
+	run python3 -c 'import socket,sys
+a = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); a.bind(("127.0.0.1", 0))
+b = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); b.bind(("127.0.0.1", 0))
+print(a.getsockname()[1], b.getsockname()[1])'
+	read -r denied allowed <<<"$output"
+	start_socksifyd -v --deny "to 127.0.0.1:$denied"
+	run timeout 10 python3 -c 'import socket,sys,threading
+proxy, denied, allowed = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+got = {}
+def echo(port):
+    e = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); e.bind(("127.0.0.1", port)); e.settimeout(3)
+    try:
+        d, a = e.recvfrom(100); got[port] = d; e.sendto(d, a)
+    except OSError:
+        pass
+ts = [threading.Thread(target=echo, args=(p,)) for p in (denied, allowed)]
+[t.start() for t in ts]
+s = socket.create_connection(("127.0.0.1", proxy)); s.settimeout(5)
+s.sendall(bytes.fromhex("050100")); assert s.recv(2) == b"\x05\x00"
+s.sendall(bytes.fromhex("05030001000000000000"))
+r = s.recv(10); assert r[:2] == b"\x05\x00", r.hex()
+relay = (socket.inet_ntoa(r[4:8]), int.from_bytes(r[8:10], "big"))
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.settimeout(2)
+hdr = lambda p: b"\0\0\0\x01\x7f\0\0\x01" + p.to_bytes(2, "big")
+u.sendto(hdr(denied) + b"denied", relay)
+u.sendto(hdr(allowed) + b"allowed", relay)
+reply = u.recvfrom(100)[0]
+[t.join() for t in ts]
+print(reply[10:].decode(), sorted(v.decode() for v in got.values()))' "$PROXY_PORT" "$denied" "$allowed"
+	[ "$status" -eq 0 ]
+	[ "$output" = "allowed ['allowed']" ]
+}

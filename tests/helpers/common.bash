@@ -44,8 +44,10 @@ start_http() {
 	HTTP_PORT=$(cat "$pf")
 }
 
-# The name only the test proxy can resolve (see start_socksifyd).
+# Names only the test proxy can resolve (see start_socksifyd); the second
+# has two addresses, ::1 (which glibc sorts first) and 127.0.0.1.
 PROXY_ONLY_NAME=only-proxy.socksify.test
+PROXY_MULTI_NAME=two-addresses.socksify.test
 
 # start_socksifyd [ARGS...]: listens on 127.0.0.1:0 unless ARGS give -l;
 # sets PROXY_PORT (first listener), SOCKSIFYD_PID and SOCKSIFYD_LOG.
@@ -57,7 +59,8 @@ start_socksifyd() {
 	local listen=(-l 127.0.0.1:0)
 	case " $* " in *" -l "*|*" --listen "*) listen=() ;; esac
 	if [ "${SOCKSIFY_TEST_NS:-0}" = 1 ]; then
-		{ echo "127.0.0.1 $PROXY_ONLY_NAME"; cat /etc/hosts; } >"$BATS_TEST_TMPDIR/proxy-hosts"
+		{ echo "127.0.0.1 $PROXY_ONLY_NAME"; echo "::1 $PROXY_MULTI_NAME";
+		  echo "127.0.0.1 $PROXY_MULTI_NAME"; cat /etc/hosts; } >"$BATS_TEST_TMPDIR/proxy-hosts"
 		# SOCKSIFYD_RESOLV: a resolv.conf for the server alone (a test
 		# that needs lookups to be slow rather than fail fast).
 		unshare --mount sh -c 'mount --bind "$0" /etc/hosts &&
