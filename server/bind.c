@@ -73,9 +73,26 @@ bind_addr_any(const struct s5_addr *a)
 	}
 }
 
-bool
-bind_same_ip(const struct s5_addr *a, const struct s5_addr *b)
+/* ::ffff:a.b.c.d as a.b.c.d: the kernel reports an IPv4 peer of a
+ * dual-stack socket that way, and a client may name it either way. */
+static struct s5_addr
+bind_unmapped(const struct s5_addr *a)
 {
+	struct sockaddr_storage ss;
+	struct s5_addr out = *a;
+	int len = s5_addr_to_sockaddr(a, &ss);
+
+	if (len > 0)
+		(void)s5_addr_from_sockaddr(&out, (struct sockaddr *)&ss, (size_t)len);
+	return out;
+}
+
+bool
+bind_same_ip(const struct s5_addr *x, const struct s5_addr *y)
+{
+	struct s5_addr ua = bind_unmapped(x), ub = bind_unmapped(y);
+	const struct s5_addr *a = &ua, *b = &ub;
+
 	if (a->atyp != b->atyp)
 		return false;
 	switch (a->atyp) {

@@ -15,6 +15,7 @@
  * on if it allows, to be judged again once they can.
  */
 #include <errno.h>
+#include <ifaddrs.h>
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,6 +35,7 @@ struct rule {
 
 enum {
 	RULES_PROTECT_MAX = 16,		/* entries of SERVER_PROTECTED_NETS */
+	RULES_HOST_ADDRS_MAX = SERVER_HOST_ADDRS_MAX,	/* the host's own addresses */
 	RULES_PORT_MAX = 65535,
 	RULES_CAP_INITIAL = 16,		/* rules; the array doubles */
 	RULES_CMD_BITS = 8,		/* S5_CMD_* fit a uint8_t bit set */
@@ -43,7 +45,7 @@ struct rules {
 	struct rule *v;
 	size_t n, cap;
 	uint8_t disabled;		/* bit (1 << S5_CMD_*): switched off */
-	struct s5_cidr prot[RULES_PROTECT_MAX];
+	struct s5_cidr prot[RULES_PROTECT_MAX + RULES_HOST_ADDRS_MAX];
 	size_t nprot;			/* 0: no built-in protection */
 };
 
@@ -290,6 +292,42 @@ rules_parse_list(const char *list, struct s5_cidr *out, size_t max)
 	return (int)n;
 }
 
+/*
+ * The host's own interface addresses, each as a host route: a service bound
+ * to 0.0.0.0 is as much the host's as one on loopback, and the daemon's own
+ * listener is among them (a client must not chain sessions through it).
+ * Read at start-up and on every SIGHUP, so renumbering needs a reload.
+ */
+static void
+rules_protect_interfaces(struct rules *r)
+{
+	struct ifaddrs *list, *ifa;
+	struct s5_addr a;
+	struct s5_cidr *c;
+	size_t max = RULES_PROTECT_MAX + RULES_HOST_ADDRS_MAX;
+
+	if (getifaddrs(&list) != 0)
+		return;
+	for (ifa = list; ifa != NULL && r->nprot < max; ifa = ifa->ifa_next) {
+		if (ifa->ifa_addr == NULL ||
+		    s5_addr_from_sockaddr(&a, ifa->ifa_addr,
+		    ifa->ifa_addr->sa_family == AF_INET6 ?
+		    sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in)) != 0)
+			continue;
+		c = &r->prot[r->nprot++];
+		memset(c, 0, sizeof(*c));
+		if (a.atyp == S5_ATYP_IPV4) {
+			c->bits = 32;
+			memcpy(c->net, a.u.ip4, sizeof(a.u.ip4));
+		} else {
+			c->v6 = 1;
+			c->bits = 128;
+			memcpy(c->net, a.u.ip6, sizeof(a.u.ip6));
+		}
+	}
+	freeifaddrs(list);
+}
+
 int
 rules_protect_host(struct rules *r)
 {
@@ -298,6 +336,7 @@ rules_protect_host(struct rules *r)
 	if (n < 0)
 		return n;
 	r->nprot = (size_t)n;
+	rules_protect_interfaces(r);
 	return 0;
 }
 

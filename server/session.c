@@ -786,6 +786,20 @@ session_handshake(struct session *s)
 
 /* --- connecting --------------------------------------------------------- */
 
+/* BIND named its peer: is any address the name resolved to allowed? (The
+ * literal case is checked before listening; a name must not do better.) */
+static bool
+session_bind_names_ok(const struct session *s)
+{
+	const struct addrinfo *a;
+
+	for (a = s->ai_list; a != NULL; a = a->ai_next)
+		if (rules_dest_ok(rules_current(), (const struct sockaddr *)&s->peer,
+		    S5_CMD_BIND, a->ai_addr))
+			return true;
+	return false;
+}
+
 static void
 session_on_resolved(void *arg, int gai_err, struct addrinfo *ai)
 {
@@ -799,7 +813,9 @@ session_on_resolved(void *arg, int gai_err, struct addrinfo *ai)
 		return;
 	}
 	s->ai_list = s->ai_next = ai;
-	if (s->req.cmd == S5_CMD_BIND)
+	if (s->req.cmd == S5_CMD_BIND && !session_bind_names_ok(s))
+		session_fail_rep(s, S5_REP_NOT_ALLOWED, "destination denied");
+	else if (s->req.cmd == S5_CMD_BIND)
 		session_bind_listen(s);
 	else
 		session_connect_next(s);

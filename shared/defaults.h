@@ -39,7 +39,8 @@
 /* Denied destinations when a listener is not on loopback (rules.h): the
  * host's loopback, "this network", link-local with the cloud metadata
  * address 169.254.169.254 and its IPv6 twin; v4-mapped forms match too. */
-#define SERVER_PROTECTED_NETS		"127.0.0.0/8,::1,0.0.0.0/8,169.254.0.0/16,fe80::/10,fd00:ec2::254"
+#define SERVER_PROTECTED_NETS		"127.0.0.0/8,::1,::/128,0.0.0.0/8,169.254.0.0/16,fe80::/10,fd00:ec2::254"
+#define SERVER_HOST_ADDRS_MAX		256	/* interface addresses protected besides those */
 #define SERVER_BIND_TIMEOUT_MS		(2 * 60 * 1000)	/* BIND: first reply to the one incoming connection */
 #define SERVER_UDP_IDLE_TIMEOUT_MS	(2 * 60 * 1000)	/* UDP ASSOCIATE: no datagram either way */
 #define SERVER_UDP_DGRAM_MAX		65535	/* largest UDP payload received, bytes (RFC 768 length field) */

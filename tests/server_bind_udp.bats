@@ -218,3 +218,27 @@ print(reply[10:].decode(), sorted(v.decode() for v in got.values()))' "$PROXY_PO
 	[ "$status" -eq 0 ]
 	[ "$output" = "allowed ['allowed']" ]
 }
+
+@test "BIND: a DST.ADDR name that resolves only to denied addresses gets 02" {
+	start_socksifyd --deny 'to 127.0.0.0/8' --deny 'to ::1'
+	run timeout 10 python3 -c 'import socket,sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1]))); s.settimeout(5)
+s.sendall(bytes.fromhex("050100")); assert s.recv(2) == b"\x05\x00"
+s.sendall(b"\x05\x02\x00\x03\x09localhost\x00\x00")
+print(s.recv(4)[:2].hex())' "$PROXY_PORT"
+	[ "$output" = "0502" ]
+}
+
+@test "BIND: DST.ADDR written as ::ffff:127.0.0.1 matches a peer connecting from 127.0.0.1" {
+	start_socksifyd
+	run timeout 10 python3 -c 'import socket,sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1]))); s.settimeout(5)
+s.sendall(bytes.fromhex("050100")); assert s.recv(2) == b"\x05\x00"
+s.sendall(b"\x05\x02\x00\x04" + socket.inet_pton(socket.AF_INET6, "::ffff:127.0.0.1") + b"\x00\x00")
+r = s.recv(10); assert r[:2] == b"\x05\x00", r.hex()
+peer = socket.create_connection((socket.inet_ntoa(r[4:8]), int.from_bytes(r[8:10], "big")))
+second = s.recv(10)
+print(second[:2].hex(), socket.inet_ntoa(second[4:8]) == "127.0.0.1",
+      int.from_bytes(second[8:10], "big") == peer.getsockname()[1])' "$PROXY_PORT"
+	[ "$output" = "0500 True True" ]
+}

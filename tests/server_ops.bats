@@ -325,3 +325,17 @@ open(sys.argv[1],"w").write("%d\n" % s.getsockname()[1]); time.sleep(20)' "$pf" 
 	run "$SOCKSIFYD" --config
 	[ "$status" -eq 2 ]
 }
+
+@test "off loopback, the host's own addresses are protected too: [::], its interface addresses (TCP and UDP)" {
+	unshare --net true 2>/dev/null || skip "needs a network namespace of our own (unshare --net)"
+	command -v ip >/dev/null || skip "needs ip(8) to give the namespace an address"
+	run timeout 30 unshare --net sh "$HELPERS/netns_protect.sh" "$SOCKSIFYD" "$HELPERS" "$BATS_TEST_TMPDIR"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[ "${lines[0]}" = "connect [::] 02" ]
+	[ "${lines[1]}" = "connect 10.9.9.9 02" ]
+	[ "${lines[2]}" = "connect [::ffff:10.9.9.9] 02" ]
+	[ "${lines[3]}" = "connect 127.0.0.1 02" ]
+	[ "${lines[4]}" = "udp sent" ]
+	[ "${lines[5]}" = "udp arrived: " ]
+}

@@ -56,6 +56,10 @@ PROXY_MULTI_NAME=two-addresses.socksify.test
 # was resolved by the proxy and not by the program's host.
 start_socksifyd() {
 	SOCKSIFYD_LOG=$BATS_TEST_TMPDIR/socksifyd.log
+	# Emptied here, not by the background redirect below: that one runs
+	# later, and a second server in one test would otherwise be taken as
+	# ready on the first one's line (and port).
+	: >"$SOCKSIFYD_LOG"
 	local listen=(-l 127.0.0.1:0)
 	case " $* " in *" -l "*|*" --listen "*) listen=() ;; esac
 	if [ "${SOCKSIFY_TEST_NS:-0}" = 1 ]; then

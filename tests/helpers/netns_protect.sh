@@ -1,0 +1,71 @@
+#!/bin/sh
+# Runs inside a private network namespace (unshare --net): socksifyd listens
+# on 10.9.9.9, an address that exists only on this namespace's loopback
+# device, so the server is "off loopback" and protects the host, while no
+# packet can leave the namespace. Prints one line per probe.
+#   netns_protect.sh SOCKSIFYD HELPERS_DIR WORKDIR
+set -eu
+socksifyd=$1 helpers=$2 work=$3
+ip link set lo up
+ip addr add 10.9.9.9/32 dev lo
+
+pids=""
+cleanup() { for p in $pids; do kill "$p" 2>/dev/null || true; done; }
+trap cleanup EXIT
+
+# A target on the wildcard, both families: what a host service looks like.
+python3 -c 'import socket,sys,threading
+t = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+t.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0); t.bind(("::", 0)); t.listen(16)
+u = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+u.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0); u.bind(("::", t.getsockname()[1]))
+open(sys.argv[1] + ".tmp", "w").write("%d\n" % t.getsockname()[1])
+import os; os.rename(sys.argv[1] + ".tmp", sys.argv[1])
+def udp():
+    while True:
+        d, a = u.recvfrom(100)
+        open(sys.argv[2], "a").write(d.decode() + "\n")
+threading.Thread(target=udp, daemon=True).start()
+while True:
+    c, _ = t.accept(); c.sendall(b"SECRET"); c.close()' "$work/target.port" "$work/udp.log" &
+pids="$pids $!"
+"$socksifyd" -l 10.9.9.9:0 --no-auth -v 2>"$work/socksifyd.log" &
+pids="$pids $!"
+i=0
+while { [ ! -s "$work/target.port" ] || ! grep -q 'listening on' "$work/socksifyd.log"; } && [ $i -lt 50 ]; do
+	sleep 0.1; i=$((i + 1))
+done
+tport=$(cat "$work/target.port")
+pport=$(sed -n 's/^socksifyd: listening on .*:\([0-9]*\)$/\1/p' "$work/socksifyd.log")
+
+python3 - "$pport" "$tport" <<'PY'
+import socket, struct, sys, time
+proxy, port = int(sys.argv[1]), int(sys.argv[2])
+
+def connect(atyp_addr):
+    s = socket.create_connection(("10.9.9.9", proxy)); s.settimeout(5)
+    s.sendall(b"\x05\x01\x00"); assert s.recv(2) == b"\x05\x00"
+    s.sendall(b"\x05\x01\x00" + atyp_addr + struct.pack(">H", port))
+    r = s.recv(4)
+    return "%02x" % r[1]
+
+v4 = lambda a: b"\x01" + socket.inet_aton(a)
+v6 = lambda a: b"\x04" + socket.inet_pton(socket.AF_INET6, a)
+for name, a in (("[::]", v6("::")), ("10.9.9.9", v4("10.9.9.9")),
+                ("[::ffff:10.9.9.9]", v6("::ffff:10.9.9.9")), ("127.0.0.1", v4("127.0.0.1"))):
+    print("connect", name, connect(a))
+
+# UDP to [::] and to 10.9.9.9: nothing may arrive at the target
+s = socket.create_connection(("10.9.9.9", proxy)); s.settimeout(5)
+s.sendall(b"\x05\x01\x00"); assert s.recv(2) == b"\x05\x00"
+s.sendall(b"\x05\x03\x00\x01\0\0\0\0\0\0")
+r = s.recv(10); assert r[:2] == b"\x05\x00"
+relay = (socket.inet_ntoa(r[4:8]), struct.unpack(">H", r[8:10])[0])
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+u.sendto(b"\0\0\0" + v6("::") + struct.pack(">H", port) + b"via-any6", relay)
+u.sendto(b"\0\0\0" + v4("10.9.9.9") + struct.pack(">H", port) + b"via-own-address", relay)
+time.sleep(0.5)
+print("udp sent")
+PY
+sleep 0.2
+echo "udp arrived: $(cat "$work/udp.log" 2>/dev/null | tr '\n' ' ')"
