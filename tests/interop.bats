@@ -22,8 +22,6 @@ need_tool() {
 	return 1
 }
 
-hex() { printf '%s' "$1" | od -An -tx1 | tr -d ' \n'; }
-port_hex() { printf '%04x' "$1"; }
 
 # sha256 of the body of the HTTP response on stdin (headers stripped).
 body_sha() {

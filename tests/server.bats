@@ -10,8 +10,6 @@ setup() {
 
 teardown() { stop_all; }
 
-hex() { printf '%s' "$1" | od -An -tx1 | tr -d ' \n'; }
-port_hex() { printf '%04x' "$1"; }
 # The HTTP request for hello.txt, in hex.
 GET_HELLO=$(printf 'GET /hello.txt HTTP/1.0\r\n\r\n' | od -An -tx1 | tr -d ' \n')
 

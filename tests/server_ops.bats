@@ -11,8 +11,6 @@ setup() {
 
 teardown() { stop_all; }
 
-hex() { printf '%s' "$1" | od -An -tx1 | tr -d ' \n'; }
-port_hex() { printf '%04x' "$1"; }
 # A CONNECT request to 127.0.0.1:PORT, in hex.
 connect_lo() { echo "050100017f000001$(port_hex "$1")"; }
 # A CONNECT request to NAME:PORT (ATYP domain), in hex.

@@ -98,5 +98,9 @@ stop_all() {
 	PIDS=()
 }
 
+# Bytes as SOCKS5 tests write them: a string and a port, in hex.
+hex() { printf '%s' "$1" | od -An -tx1 | tr -d ' \n'; }
+port_hex() { printf '%04x' "$1"; }
+
 # sha256 of stdin, hex only.
 sha() { sha256sum | cut -d' ' -f1; }
