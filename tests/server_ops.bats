@@ -231,11 +231,22 @@ hello() { curl -sS --max-time 10 --socks5 "127.0.0.1:$PROXY_PORT" "$@" "http://1
 	[ "$st" -eq 0 ]
 }
 
+# A client that sits mid-greeting for 8 s: one session to drain. Returns once
+# the client is connected and has sent its byte (under load a fixed sleep is
+# not enough, and a server with no session exits at the first signal).
+hold_session() {
+	local ready=$BATS_TEST_TMPDIR/held.$RANDOM
+	python3 -c 'import socket,sys,time
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1]))); s.send(b"\x05")
+open(sys.argv[2], "w").write("held\n"); time.sleep(8)' "$PROXY_PORT" "$ready" 3>&- &
+	PIDS+=($!)
+	wait_for_line "$ready" 50 '^held$'
+	sleep 0.1	# the server's read of that byte
+}
+
 @test "drain is bounded by --drain-timeout; a second SIGTERM exits at once" {
 	start_socksifyd --drain-timeout 500
-	python3 -c 'import socket,sys,time; s=socket.create_connection(("127.0.0.1",int(sys.argv[1]))); s.send(b"\x05"); time.sleep(8)' "$PROXY_PORT" 3>&- &
-	PIDS+=($!)
-	sleep 0.3
+	hold_session
 	start=$(date +%s%N)
 	kill -TERM "$SOCKSIFYD_PID"
 	timeout 5 tail --pid="$SOCKSIFYD_PID" -f /dev/null
@@ -245,9 +256,7 @@ hello() { curl -sS --max-time 10 --socks5 "127.0.0.1:$PROXY_PORT" "$@" "http://1
 	[ "$ms" -ge 400 ] && [ "$ms" -lt 3000 ]
 	# the default drain would wait 10 s: a second signal does not
 	start_socksifyd
-	python3 -c 'import socket,sys,time; s=socket.create_connection(("127.0.0.1",int(sys.argv[1]))); s.send(b"\x05"); time.sleep(8)' "$PROXY_PORT" 3>&- &
-	PIDS+=($!)
-	sleep 0.3
+	hold_session
 	start=$(date +%s%N)
 	kill -TERM "$SOCKSIFYD_PID"
 	sleep 0.2
