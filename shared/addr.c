@@ -683,3 +683,37 @@ s5_list_next(const char **s, const char **item, size_t *len)
 	*len = (size_t)(e - p);
 	return true;
 }
+
+bool
+s5_name_normalize(const char *text, char *out, size_t cap)
+{
+	size_t len = strlen(text), i, label = 0;
+	bool digits = true;
+
+	if (len > 0 && text[len - 1] == '.')
+		len--;
+	if (len == 0 || len >= cap || len > S5_DOMAIN_MAX)
+		return false;
+	for (i = 0; i < len; i++) {
+		char ch = text[i];
+		bool alpha = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z');
+		bool digit = ch >= '0' && ch <= '9';
+
+		if (ch == '.') {
+			if (i > 0 && label == 0)
+				return false;	/* an empty label */
+			label = 0;
+			digits = true;
+			out[i] = '.';
+			continue;
+		}
+		if (!alpha && !digit && ch != '-' && ch != '_')
+			return false;
+		if (!digit)
+			digits = false;
+		label++;
+		out[i] = ch >= 'A' && ch <= 'Z' ? (char)(ch - 'A' + 'a') : ch;
+	}
+	out[len] = '\0';
+	return label > 0 && !digits;
+}

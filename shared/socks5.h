@@ -225,6 +225,14 @@ bool s5_cidr_match_addr(const struct s5_cidr *c, const struct s5_addr *a);
  * inside the string and *s moves past it. False at the end of the list. */
 bool s5_list_next(const char **s, const char **item, size_t *len);
 
+/* A host name or ".suffix" as an exclusion names it: RFC 1123 §2.1 labels
+ * (letters, digits, hyphens, and '_', which DNS carries), an optional leading
+ * '.' and trailing '.', and a last label that is not all digits (that is a
+ * mistyped address). Writes it lower-cased, without the trailing dot, to out;
+ * false when text is not such a name or does not fit in cap. ASCII only, so
+ * the answer does not depend on the locale. */
+bool s5_name_normalize(const char *text, char *out, size_t cap);
+
 /* --- Proxy URLs (CONTRACT.md) ------------------------------------------ */
 
 /* socks5://[USER[:PASS]@]HOST[:PORT] resolves names locally, socks5h:// asks

@@ -262,6 +262,35 @@ addr_list(void)
 	CHECK(!s5_list_next(&s, &item, &len));
 }
 
+/* Exclusions by name: what counts as a host name or a .suffix. */
+static void
+addr_name(void)
+{
+	char out[S5_DOMAIN_MAX + 1], tiny[4];
+	char longname[300];
+
+	CHECK(s5_name_normalize("DB.Internal.", out, sizeof(out)));
+	CHECK_STR(out, "db.internal");
+	CHECK(s5_name_normalize(".corp", out, sizeof(out)));
+	CHECK_STR(out, ".corp");
+	CHECK(s5_name_normalize("host_1-a", out, sizeof(out)));
+	CHECK_STR(out, "host_1-a");
+	CHECK(s5_name_normalize("1e100.net", out, sizeof(out)));
+	CHECK(!s5_name_normalize("10.0.0.1", out, sizeof(out)));	/* an address */
+	CHECK(!s5_name_normalize("10.0.0.300", out, sizeof(out)));	/* a mistyped one */
+	CHECK(!s5_name_normalize("a..b", out, sizeof(out)));
+	CHECK(!s5_name_normalize("", out, sizeof(out)));
+	CHECK(!s5_name_normalize(".", out, sizeof(out)));
+	CHECK(!s5_name_normalize("a b", out, sizeof(out)));
+	CHECK(!s5_name_normalize("a/8", out, sizeof(out)));
+	CHECK(!s5_name_normalize("caf\xc3\xa9", out, sizeof(out)));	/* not ASCII */
+	CHECK(!s5_name_normalize("abcd", tiny, sizeof(tiny)));	/* does not fit */
+	CHECK(s5_name_normalize("abc", tiny, sizeof(tiny)));
+	memset(longname, 'a', sizeof(longname) - 1);
+	longname[sizeof(longname) - 1] = '\0';
+	CHECK(!s5_name_normalize(longname, out, sizeof(out)));
+}
+
 void
 test_addr(void)
 {
@@ -270,4 +299,5 @@ test_addr(void)
 	UNIT_RUN(addr_format);
 	UNIT_RUN(addr_parse);
 	UNIT_RUN(addr_list);
+	UNIT_RUN(addr_name);
 }
