@@ -25,8 +25,6 @@ static pthread_once_t config_once = PTHREAD_ONCE_INIT;
  * may enter NSS modules that connect() through our own hooks. */
 static __thread bool config_busy;
 
-#define CIDR_TEXT_MAX	64		/* longest "ipv6/bits" we accept */
-
 static void *
 config_sym(const char *name)
 {
@@ -56,6 +54,7 @@ config_load_symbols(void)
 	*(void **)&preload_real.sendto = config_sym("sendto");
 	*(void **)&preload_real.sendmsg = config_sym("sendmsg");
 	*(void **)&preload_real.sendmmsg = config_sym("sendmmsg");
+	*(void **)&preload_real.getpeername = config_sym("getpeername");
 	*(void **)&preload_real.getaddrinfo = config_sym("getaddrinfo");
 	*(void **)&preload_real.getnameinfo = config_sym("getnameinfo");
 	*(void **)&preload_real.gethostbyname = config_sym("gethostbyname");
@@ -190,11 +189,35 @@ config_read_proxies(struct preload_config *c)
 	c->remote_dns = c->hops[c->nhops - 1].proxy.remote_dns;
 }
 
+/*
+ * Addresses that excluded names resolved to, so that connect() sends them
+ * direct even outside every CIDR. Append-only and lock-free (connect() may
+ * run in a signal handler): a slot is claimed with an atomic increment and
+ * published by its ready flag. A fork() copies it, an exec() forgets it.
+ */
+static struct {
+	int ready;
+	struct s5_addr addr;		/* port 0: any port */
+} exclude_addrs[PRELOAD_EXCLUDED_ADDRS];
+static unsigned exclude_addrs_used;
+
 static void
 config_add_exclude(struct preload_config *c, const char *text)
 {
 	const char *why = "invalid";
+	struct s5_cidr cidr;
+	char name[S5_DOMAIN_MAX + 1];
 
+	if (s5_cidr_parse(text, &cidr, &why) != 0 &&
+	    s5_name_normalize(text, name, sizeof(name))) {
+		if (c->nexclude_names == PRELOAD_MAX_EXCLUDES) {
+			preload_log(LOG_LVL_ERROR, "SOCKSIFY_EXCLUDE: more than %d "
+			    "names; ignoring %s", PRELOAD_MAX_EXCLUDES, text);
+			return;
+		}
+		memcpy(c->exclude_names[c->nexclude_names++], name, strlen(name) + 1);
+		return;
+	}
 	if (c->nexcludes == PRELOAD_MAX_EXCLUDES) {
 		preload_log(LOG_LVL_ERROR, "SOCKSIFY_EXCLUDE: more than %d ranges; "
 		    "ignoring %s", PRELOAD_MAX_EXCLUDES, text);
@@ -212,7 +235,7 @@ static void
 config_read_excludes(struct preload_config *c)
 {
 	const char *env = getenv("SOCKSIFY_EXCLUDE"), *s, *item;
-	char text[CIDR_TEXT_MAX];
+	char text[S5_DOMAIN_MAX + 2];	/* a name, with its trailing dot */
 	size_t len;
 
 	if (env == NULL) {
@@ -313,6 +336,32 @@ config_read_timeout(struct preload_config *c)
 	c->timeout_ms = ms;
 }
 
+/*
+ * SOCKSIFY_UDP (pass, block) and SOCKSIFY_IOURING (deny, allow). A value we
+ * do not know takes the stricter meaning: a typo must not open a leak.
+ */
+static void
+config_read_policy(struct preload_config *c)
+{
+	const char *env;
+
+	env = getenv("SOCKSIFY_UDP");
+	if (env != NULL && env[0] != '\0' && strcasecmp(env, "pass") != 0) {
+		if (strcasecmp(env, "block") != 0)
+			preload_log(LOG_LVL_ERROR, "SOCKSIFY_UDP: unknown value "
+			    "\"%s\"; using block", env);
+		c->udp_block = true;
+	}
+	env = getenv("SOCKSIFY_IOURING");
+	if (env != NULL && env[0] != '\0' && strcasecmp(env, "deny") != 0) {
+		if (strcasecmp(env, "allow") == 0)
+			c->iouring_allow = true;
+		else
+			preload_log(LOG_LVL_ERROR, "SOCKSIFY_IOURING: unknown value "
+			    "\"%s\"; using deny", env);
+	}
+}
+
 static void
 config_load(void)
 {
@@ -322,6 +371,7 @@ config_load(void)
 	/* Logging settings first, so that later complaints go where asked. */
 	config_read_log(c);
 	config_read_timeout(c);
+	config_read_policy(c);
 	config_read_proxies(c);
 	config_read_excludes(c);
 	if (c->proxy_invalid) {
@@ -336,15 +386,81 @@ config_load(void)
 	config_busy = false;
 }
 
+static bool
+config_same_host(const struct s5_addr *a, const struct s5_addr *b)
+{
+	if (a->atyp != b->atyp)
+		return false;
+	if (a->atyp == S5_ATYP_IPV4)
+		return memcmp(a->u.ip4, b->u.ip4, sizeof(a->u.ip4)) == 0;
+	return a->atyp == S5_ATYP_IPV6 &&
+	    memcmp(a->u.ip6, b->u.ip6, sizeof(a->u.ip6)) == 0;
+}
+
 bool
 preload_is_excluded(const struct s5_addr *a)
 {
-	size_t i;
+	unsigned i, used;
 
 	for (i = 0; i < preload_cfg.nexcludes; i++)
 		if (s5_cidr_match_addr(&preload_cfg.excludes[i], a))
 			return true;
+	used = __atomic_load_n(&exclude_addrs_used, __ATOMIC_ACQUIRE);
+	for (i = 0; i < used && i < PRELOAD_EXCLUDED_ADDRS; i++)
+		if (__atomic_load_n(&exclude_addrs[i].ready, __ATOMIC_ACQUIRE) &&
+		    config_same_host(&exclude_addrs[i].addr, a))
+			return true;
 	return false;
+}
+
+/* ".corp" matches "corp" and every name ending in ".corp"; any other entry
+ * matches that name alone. Case and a trailing dot do not count. */
+bool
+preload_name_excluded(const char *name)
+{
+	size_t len = strlen(name), elen, i;
+	const char *e;
+
+	if (len > 0 && name[len - 1] == '.')
+		len--;
+	for (i = 0; i < preload_cfg.nexclude_names; i++) {
+		e = preload_cfg.exclude_names[i];
+		elen = strlen(e);
+		if (e[0] == '.') {
+			if ((len == elen - 1 && strncasecmp(name, e + 1, len) == 0) ||
+			    (len > elen &&
+			    strncasecmp(name + len - elen, e, elen) == 0))
+				return true;
+		} else if (len == elen && strncasecmp(name, e, len) == 0) {
+			return true;
+		}
+	}
+	return false;
+}
+
+void
+preload_exclude_addr(const struct sockaddr *sa, socklen_t len)
+{
+	struct s5_addr a;
+	unsigned i;
+
+	if (s5_addr_from_sockaddr(&a, sa, len) != 0 || preload_is_excluded(&a))
+		return;
+	a.port = 0;
+	/* Checked first, so the counter passes the end by a few at most and
+	 * never wraps back onto published slots. */
+	if (__atomic_load_n(&exclude_addrs_used, __ATOMIC_RELAXED) > PRELOAD_EXCLUDED_ADDRS)
+		return;
+	i = __atomic_fetch_add(&exclude_addrs_used, 1, __ATOMIC_ACQ_REL);
+	if (i >= PRELOAD_EXCLUDED_ADDRS) {
+		if (i == PRELOAD_EXCLUDED_ADDRS)
+			preload_log(LOG_LVL_ERROR, "more than %d addresses of "
+			    "excluded names; later ones go through the proxy",
+			    PRELOAD_EXCLUDED_ADDRS);
+		return;
+	}
+	exclude_addrs[i].addr = a;
+	__atomic_store_n(&exclude_addrs[i].ready, 1, __ATOMIC_RELEASE);
 }
 
 bool

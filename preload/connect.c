@@ -7,6 +7,7 @@
  * connect a TCP socket (P14), so they take the same path. With remote
  * resolution a UDP datagram to port 53 is refused with EPERM: a program with
  * its own resolver (dig, c-ares, Go) would otherwise leak the name (P7).
+ * SOCKSIFY_UDP=block refuses every IPv4/IPv6 datagram the same way.
  *
  * Fail closed: an IPv4/IPv6 destination we cannot read is refused with
  * EINVAL, the kernel's answer to a short sockaddr, and never handed to libc,
@@ -43,10 +44,12 @@ connect_socket_type(int fd)
 }
 
 /*
- * The datagram policy under remote resolution: 0 when a datagram to sa may
- * go, else -errno. A datagram to port 53 would be a DNS query that bypasses
- * the proxy (EPERM, with one line saying so); one whose destination we
- * cannot read might be one (EINVAL).
+ * The datagram policy: 0 when a datagram to sa may go, else -errno. With
+ * SOCKSIFY_UDP=block none may (UDP cannot take a CONNECT tunnel, so it would
+ * leave the host directly). Under remote resolution a datagram to port 53
+ * would be a DNS query that bypasses the proxy. Either is EPERM, with one
+ * line saying so; one whose destination we cannot read might be either
+ * (EINVAL).
  */
 static int
 connect_dgram_policy(const struct sockaddr *sa, socklen_t len)
@@ -54,16 +57,17 @@ connect_dgram_policy(const struct sockaddr *sa, socklen_t len)
 	struct s5_addr a;
 	char text[S5_ADDR_TEXT_MAX];
 
-	if (!preload_cfg.remote_dns)
+	if (!preload_cfg.remote_dns && !preload_cfg.udp_block)
 		return 0;
 	if (s5_addr_from_sockaddr(&a, sa, len) != 0)
 		return -EINVAL;
-	if (a.port != DNS_PORT)
+	if (!preload_cfg.udp_block && a.port != DNS_PORT)
 		return 0;
 	/* Read only after the conversion vouched for len. */
 	if (s5_sockaddr_format(sa, text, sizeof(text)) < 0)
 		strcpy(text, "?");
-	preload_log(LOG_LVL_ERROR, "blocked UDP datagram to %s (remote DNS)", text);
+	preload_log(LOG_LVL_ERROR, "blocked UDP datagram to %s (%s)", text,
+	    preload_cfg.udp_block ? "SOCKSIFY_UDP=block" : "remote DNS");
 	return -EPERM;
 }
 
@@ -185,6 +189,7 @@ connect_hooked(int fd, const struct sockaddr *sa, socklen_t len)
 		errno = -r;
 		return -1;
 	}
+	peer_remember(fd, sa, len);
 	errno = saved;
 	return 0;
 }
@@ -213,7 +218,8 @@ connect_send_policy(int fd, const struct sockaddr *sa, socklen_t len, int flags)
 
 	if (!connect_is_inet(sa, len) || !preload_init())
 		return 1;
-	if (!(flags & MSG_FASTOPEN) && (!preload_cfg.remote_dns ||
+	if (!(flags & MSG_FASTOPEN) && !preload_cfg.udp_block &&
+	    (!preload_cfg.remote_dns ||
 	    (s5_addr_from_sockaddr(&a, sa, len) == 0 && a.port != DNS_PORT)))
 		return 1;	/* the fast path: no syscall of ours */
 	type = connect_socket_type(fd);
@@ -283,7 +289,8 @@ sendmmsg(int fd, struct mmsghdr *vec, unsigned int vlen, int flags)
 	}
 	/* Only the datagram policy applies here: glibc's resolver batches its A
 	 * and AAAA queries with sendmmsg(), and so may a program's own. */
-	if (vec != NULL && preload_init() && preload_cfg.remote_dns) {
+	if (vec != NULL && preload_init() &&
+	    (preload_cfg.remote_dns || preload_cfg.udp_block)) {
 		for (i = 0; i < vlen; i++) {
 			const struct msghdr *h = &vec[i].msg_hdr;
 

@@ -10,6 +10,8 @@
  *   connect.c  the connect()/sendto()/sendmsg() hooks
  *   resolve.c  the getaddrinfo(_a)()/gethostby*()/getnameinfo() hooks
  *   rawdns.c   the res_*() hooks: refused under remote resolution
+ *   syscall.c  syscall(): socket numbers take the paths above
+ *   peer.c     getpeername(): the address the program asked for
  */
 #ifndef SOCKSIFY_PRELOAD_H
 #define SOCKSIFY_PRELOAD_H
@@ -22,6 +24,8 @@
 
 #include "defaults.h"
 #include "socks5.h"
+
+typedef long (*preload_syscall_fn)(long, ...);
 
 /* The libc functions we interpose, reached with dlsym(RTLD_NEXT). */
 struct preload_real {
@@ -55,6 +59,8 @@ struct preload_real {
 	int (*res_nquerydomain)(res_state, const char *, const char *, int, int,
 	    unsigned char *, int);
 	int (*res_nsend)(res_state, const unsigned char *, int, unsigned char *, int);
+	int (*getpeername)(int, struct sockaddr *, socklen_t *);
+	preload_syscall_fn syscall;	/* loaded apart: see syscall.c */
 };
 
 enum preload_log_level {
@@ -81,9 +87,15 @@ struct preload_config {
 	char chain_text[PRELOAD_MAX_PROXIES * (S5_ADDR_TEXT_MAX + 4)];
 	size_t nexcludes;
 	struct s5_cidr excludes[PRELOAD_MAX_EXCLUDES];
+	/* Host names ("db.internal") and suffixes (".corp"), lower case,
+	 * without a trailing dot. */
+	size_t nexclude_names;
+	char exclude_names[PRELOAD_MAX_EXCLUDES][S5_DOMAIN_MAX + 1];
 	int log_level;			/* enum preload_log_level */
 	char log_file[PATH_MAX];	/* empty: fd 2 */
 	int timeout_ms;
+	bool iouring_allow;		/* SOCKSIFY_IOURING=allow */
+	bool udp_block;			/* SOCKSIFY_UDP=block */
 };
 
 extern struct preload_real preload_real;
@@ -96,8 +108,13 @@ void preload_init_symbols(void);
  * then passes straight through). */
 bool preload_init(void);
 
-/* SOCKSIFY_EXCLUDE says: connect directly. */
+/* SOCKSIFY_EXCLUDE says: connect directly (a CIDR, or an address an
+ * excluded name resolved to in this process). */
 bool preload_is_excluded(const struct s5_addr *a);
+/* SOCKSIFY_EXCLUDE names name: resolve it locally, connect directly. */
+bool preload_name_excluded(const char *name);
+/* Remember an address an excluded name resolved to. */
+void preload_exclude_addr(const struct sockaddr *sa, socklen_t len);
 
 void preload_log(int level, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
@@ -112,6 +129,9 @@ void fakedns_addr_v6(unsigned idx, uint8_t ip[16]);
 /* Tunnel fd (unconnected, SOCK_STREAM) through the chain to dst. Returns 0,
  * or -errno; *rep is the proxy's reply code when it refused, else -1. */
 int tunnel_connect(int fd, const struct s5_addr *dst, int *rep);
+
+/* fd was tunnelled to sa: getpeername() answers sa from now on. */
+void peer_remember(int fd, const struct sockaddr *sa, socklen_t len);
 
 /* The connect() policy, shared by connect() and sendto(MSG_FASTOPEN). */
 int connect_hooked(int fd, const struct sockaddr *sa, socklen_t len);

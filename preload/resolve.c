@@ -48,11 +48,56 @@ resolve_is_local(const char *node)
 	return len == ll || node[len - ll - 1] == '.';
 }
 
+/* An excluded name (SOCKSIFY_EXCLUDE), to be resolved and reached locally. */
+static bool
+resolve_excluded(const char *node)
+{
+	return node != NULL && preload_init() && preload_cfg.nexclude_names > 0 &&
+	    preload_name_excluded(node);
+}
+
 static bool
 resolve_remote(const char *node)
 {
 	return node != NULL && !resolve_is_local(node) && preload_init() &&
-	    preload_cfg.remote_dns;
+	    preload_cfg.remote_dns && !resolve_excluded(node);
+}
+
+/* The real resolver answered an excluded name: connect() must send its
+ * addresses direct even when no CIDR covers them. */
+static void
+resolve_note_gai(const char *node, const struct addrinfo *res)
+{
+	if (!resolve_excluded(node))
+		return;
+	for (; res != NULL; res = res->ai_next)
+		if (res->ai_addr != NULL)
+			preload_exclude_addr(res->ai_addr, res->ai_addrlen);
+}
+
+static void
+resolve_note_hostent(const char *name, const struct hostent *h)
+{
+	struct sockaddr_storage ss;
+	struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+	struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+	char **p;
+
+	if (h == NULL || h->h_addr_list == NULL || !resolve_excluded(name))
+		return;
+	for (p = h->h_addr_list; *p != NULL; p++) {
+		memset(&ss, 0, sizeof(ss));
+		if (h->h_addrtype == AF_INET && h->h_length == sizeof(s4->sin_addr)) {
+			s4->sin_family = AF_INET;
+			memcpy(&s4->sin_addr, *p, sizeof(s4->sin_addr));
+			preload_exclude_addr((struct sockaddr *)s4, sizeof(*s4));
+		} else if (h->h_addrtype == AF_INET6 &&
+		    h->h_length == sizeof(s6->sin6_addr)) {
+			s6->sin6_family = AF_INET6;
+			memcpy(&s6->sin6_addr, *p, sizeof(s6->sin6_addr));
+			preload_exclude_addr((struct sockaddr *)s6, sizeof(*s6));
+		}
+	}
 }
 
 /* Placeholder of the given family for name: 0, or -errno. */
@@ -221,13 +266,19 @@ static int
 resolve_getaddrinfo(const char *node, const char *service,
     const struct addrinfo *hints, struct addrinfo **res)
 {
+	int r;
+
 	preload_init_symbols();
 	if (preload_real.getaddrinfo == NULL) {
 		errno = ENOSYS;
 		return EAI_SYSTEM;
 	}
-	if ((hints != NULL && (hints->ai_flags & AI_NUMERICHOST)) || !resolve_remote(node))
-		return preload_real.getaddrinfo(node, service, hints, res);
+	if ((hints != NULL && (hints->ai_flags & AI_NUMERICHOST)) || !resolve_remote(node)) {
+		r = preload_real.getaddrinfo(node, service, hints, res);
+		if (r == 0)
+			resolve_note_gai(node, *res);
+		return r;
+	}
 	return resolve_gai_fake(node, service, hints, res);
 }
 
@@ -447,6 +498,7 @@ resolve_he_result(int r, int herr)
 struct hostent *
 gethostbyname2(const char *name, int af)
 {
+	struct hostent *h;
 	int herr, r;
 
 	preload_init_symbols();
@@ -454,8 +506,11 @@ gethostbyname2(const char *name, int af)
 		h_errno = NO_RECOVERY;
 		return NULL;
 	}
-	if (!resolve_remote(name))
-		return preload_real.gethostbyname2(name, af);
+	if (!resolve_remote(name)) {
+		h = preload_real.gethostbyname2(name, af);
+		resolve_note_hostent(name, h);
+		return h;
+	}
 	r = resolve_name_hostent(name, af, &resolve_he, resolve_he_buf,
 	    sizeof(resolve_he_buf), &herr);
 	return resolve_he_result(r, herr);
@@ -464,13 +519,18 @@ gethostbyname2(const char *name, int af)
 struct hostent *
 gethostbyname(const char *name)
 {
+	struct hostent *h;
+
 	preload_init_symbols();
 	if (preload_real.gethostbyname == NULL) {
 		h_errno = NO_RECOVERY;
 		return NULL;
 	}
-	if (!resolve_remote(name))
-		return preload_real.gethostbyname(name);
+	if (!resolve_remote(name)) {
+		h = preload_real.gethostbyname(name);
+		resolve_note_hostent(name, h);
+		return h;
+	}
 	return gethostbyname2(name, AF_INET);
 }
 
@@ -485,9 +545,13 @@ gethostbyname2_r(const char *name, int af, struct hostent *ret, char *buf,
 		*result = NULL;
 		return ENOSYS;
 	}
-	if (!resolve_remote(name))
-		return preload_real.gethostbyname2_r(name, af, ret, buf, buflen,
+	if (!resolve_remote(name)) {
+		r = preload_real.gethostbyname2_r(name, af, ret, buf, buflen,
 		    result, h_errnop);
+		if (r == 0)
+			resolve_note_hostent(name, *result);
+		return r;
+	}
 	r = resolve_name_hostent(name, af, ret, buf, buflen, &herr);
 	if (h_errnop != NULL)
 		*h_errnop = herr;
@@ -499,14 +563,20 @@ int
 gethostbyname_r(const char *name, struct hostent *ret, char *buf, size_t buflen,
     struct hostent **result, int *h_errnop)
 {
+	int r;
+
 	preload_init_symbols();
 	if (preload_real.gethostbyname_r == NULL) {
 		*result = NULL;
 		return ENOSYS;
 	}
-	if (!resolve_remote(name))
-		return preload_real.gethostbyname_r(name, ret, buf, buflen, result,
+	if (!resolve_remote(name)) {
+		r = preload_real.gethostbyname_r(name, ret, buf, buflen, result,
 		    h_errnop);
+		if (r == 0)
+			resolve_note_hostent(name, *result);
+		return r;
+	}
 	return gethostbyname2_r(name, AF_INET, ret, buf, buflen, result, h_errnop);
 }
 

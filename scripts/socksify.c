@@ -157,7 +157,8 @@ usage(void)
 	    "Run COMMAND with its TCP connections tunnelled through SOCKS5.\n\n"
 	    "  -x, --proxy URL     upstream proxy, socks5[h]://[USER[:PASS]@]HOST[:PORT]\n"
 	    "                      or HOST:PORT; repeat it to chain proxies, in order\n"
-	    "  -e, --exclude CIDR  connect directly to CIDR (repeatable); added to the\n"
+	    "  -e, --exclude CIDR  connect directly to CIDR, or to a host NAME or a\n"
+	    "                      .SUFFIX resolved locally (repeatable); added to the\n"
 	    "                      defaults, `-e none' clears the defaults\n"
 	    "  -t, --trace         one line per connection COMMAND makes, to stderr\n"
 	    "      --log FILE      library and trace messages to FILE, not stderr\n"
@@ -207,6 +208,7 @@ options_parse(int argc, char **argv, struct options *o)
 		{ NULL, 0, NULL, 0 },
 	};
 	struct s5_cidr cidr;
+	char name[S5_DOMAIN_MAX + 1];
 	const char *why;
 	int c;
 
@@ -227,8 +229,10 @@ options_parse(int argc, char **argv, struct options *o)
 				break;
 			}
 			why = "invalid";
-			if (s5_cidr_parse(optarg, &cidr, &why) < 0)
-				die(EXIT_SELF, "exclude %s: %s", optarg, why);
+			if (s5_cidr_parse(optarg, &cidr, &why) < 0 &&
+			    !s5_name_normalize(optarg, name, sizeof(name)))
+				die(EXIT_SELF, "exclude %s: %s, and not a host name "
+				    "or .suffix", optarg, why);
 			if (o->nexclude == PRELOAD_MAX_EXCLUDES)
 				die(EXIT_SELF, "more than %d exclusions", PRELOAD_MAX_EXCLUDES);
 			o->exclude[o->nexclude++] = optarg;

@@ -50,7 +50,9 @@
 /* libsocksify. */
 #define PRELOAD_TIMEOUT_S		15	/* SOCKSIFY_TIMEOUT default */
 #define PRELOAD_MAX_PROXIES		8	/* hops in a chain */
-#define PRELOAD_MAX_EXCLUDES		64
+#define PRELOAD_MAX_EXCLUDES		64	/* CIDRs, and as many names and suffixes */
+#define PRELOAD_EXCLUDED_ADDRS		1024	/* addresses of excluded names remembered per process */
+#define PRELOAD_PEER_FDS		16384	/* getpeername() shows the target for fds below this */
 #define PRELOAD_FAKE_V4_NET		"198.18.0.0"	/* RFC 2544 benchmarking range, /15 */
 #define PRELOAD_FAKE_V4_BITS		15
 #define PRELOAD_FAKE_V6_NET		"100::"		/* RFC 6666 discard prefix, /64 */

@@ -1,0 +1,129 @@
+/*
+ * peer.c: getpeername() on a tunnelled socket names the address the program
+ * connected to (a placeholder for a name), not the proxy's.
+ *
+ * The state is kept per fd number, which the program may close and reuse
+ * behind our back (close_range(), raw close, dup2() over it: P10). So it is
+ * validated, not trusted: each slot holds the socket's SO_COOKIE, a 64-bit
+ * number the kernel never reuses, and is believed only while the fd still
+ * names the socket with that cookie. Nothing needs hooking close().
+ *
+ * Lock-free, as connect() may run in a signal handler: a writer zeroes the
+ * cookie, fills the slot, then publishes the cookie; a reader copies the
+ * slot and keeps the copy only when the cookie was the same before and after.
+ */
+#include <errno.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+
+#include "preload.h"
+
+#ifndef SO_COOKIE
+#define SO_COOKIE	57		/* Linux 4.13, asm-generic/socket.h */
+#endif
+
+struct peer_slot {
+	uint64_t cookie;		/* 0: empty */
+	socklen_t len;
+	struct sockaddr_storage addr;
+};
+
+static struct peer_slot peer_slots[PRELOAD_PEER_FDS];
+
+/*
+ * The identity of the socket fd names now: its cookie, or before Linux 4.13
+ * its inode number (reused only once the socket is gone), with the top bit
+ * set to keep the two apart; 0 when fd is no socket.
+ */
+static uint64_t
+peer_cookie(int fd)
+{
+	uint64_t cookie = 0;
+	socklen_t len = sizeof(cookie);
+	struct stat st;
+	int saved = errno;
+
+	if (getsockopt(fd, SOL_SOCKET, SO_COOKIE, &cookie, &len) != 0 ||
+	    len != sizeof(cookie)) {
+		cookie = 0;
+		if (fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode))
+			cookie = (uint64_t)st.st_ino | ((uint64_t)1 << 63);
+	}
+	errno = saved;
+	return cookie;
+}
+
+void
+peer_remember(int fd, const struct sockaddr *sa, socklen_t len)
+{
+	struct peer_slot *s;
+	uint64_t cookie;
+	socklen_t full;
+
+	/* The kernel's size for the family, whatever size the program gave
+	 * (connect() takes a longer one, and a 24-byte sockaddr_in6). */
+	if (sa->sa_family == AF_INET)
+		full = sizeof(struct sockaddr_in);
+	else if (sa->sa_family == AF_INET6)
+		full = sizeof(struct sockaddr_in6);
+	else
+		return;
+	if (fd < 0 || fd >= PRELOAD_PEER_FDS)
+		return;
+	cookie = peer_cookie(fd);
+	if (cookie == 0)
+		return;
+	s = &peer_slots[fd];
+	__atomic_store_n(&s->cookie, 0, __ATOMIC_RELEASE);
+	__atomic_thread_fence(__ATOMIC_RELEASE);
+	memset(&s->addr, 0, sizeof(s->addr));
+	memcpy(&s->addr, sa, len < full ? len : full);
+	s->len = full;
+	__atomic_store_n(&s->cookie, cookie, __ATOMIC_RELEASE);
+}
+
+/* The remembered peer of fd, when fd still names the socket tunnelled. */
+static bool
+peer_lookup(int fd, struct sockaddr_storage *out, socklen_t *len)
+{
+	struct peer_slot *s;
+	uint64_t before, now;
+
+	if (fd < 0 || fd >= PRELOAD_PEER_FDS)
+		return false;
+	s = &peer_slots[fd];
+	before = __atomic_load_n(&s->cookie, __ATOMIC_ACQUIRE);
+	if (before == 0)
+		return false;
+	memcpy(out, &s->addr, sizeof(*out));
+	*len = s->len;
+	__atomic_thread_fence(__ATOMIC_ACQUIRE);
+	if (__atomic_load_n(&s->cookie, __ATOMIC_RELAXED) != before)
+		return false;	/* rewritten while we read */
+	now = peer_cookie(fd);
+	return now == before;
+}
+
+int
+getpeername(int fd, struct sockaddr *sa, socklen_t *len)
+{
+	struct sockaddr_storage ss;
+	socklen_t have;
+
+	preload_init_symbols();
+	if (preload_real.getpeername == NULL) {
+		errno = ENOSYS;
+		return -1;
+	}
+	/* The kernel's answer first: it decides ENOTCONN, EBADF, EFAULT. */
+	if (preload_real.getpeername(fd, sa, len) != 0)
+		return -1;
+	if (!peer_lookup(fd, &ss, &have))
+		return 0;
+	/* Truncated as the kernel truncates; *len says the full size. */
+	memcpy(sa, &ss, have < *len ? have : *len);
+	*len = have;
+	return 0;
+}

@@ -1,0 +1,227 @@
+/*
+ * pathcheck: the less travelled paths to the network, so that
+ * tests/preload_paths.bats can check each under libsocksify.so. Prints "ok",
+ * "sent", a number, or the errno name, one line.
+ *
+ *	pathcheck syscall-connect PORT   syscall(SYS_connect) to 127.0.0.1:PORT
+ *	pathcheck syscall-other          syscall() numbers no hook knows
+ *	pathcheck iouring                syscall(SYS_io_uring_setup)
+ *	pathcheck udp HOW HOST PORT      one datagram; HOW is sendto, sendmsg,
+ *	                                 sendmmsg, connect or syscall
+ *	pathcheck peer NAME PORT [PORT2] connect to NAME:PORT (getaddrinfo, IPv4),
+ *	                                 print getpeername(); with PORT2, close,
+ *	                                 reopen the same fd number, connect it to
+ *	                                 127.0.0.1:PORT2 and print that too
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#define IOURING_PARAMS_BYTES	120	/* struct io_uring_params, zeroed */
+#define NO_SUCH_SYSCALL		100000	/* far above any number in use */
+
+static int
+say_errno(void)
+{
+	const char *name = strerrorname_np(errno);
+
+	printf("%s\n", name != NULL ? name : "?");
+	return 0;
+}
+
+/* HOST:PORT as a sockaddr; returns its length, 0 when HOST is no address. */
+static socklen_t
+make_addr(const char *host, const char *port, struct sockaddr_storage *ss)
+{
+	struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
+	struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
+
+	memset(ss, 0, sizeof(*ss));
+	if (inet_pton(AF_INET, host, &s4->sin_addr) == 1) {
+		s4->sin_family = AF_INET;
+		s4->sin_port = htons((uint16_t)atoi(port));
+		return sizeof(*s4);
+	}
+	if (inet_pton(AF_INET6, host, &s6->sin6_addr) == 1) {
+		s6->sin6_family = AF_INET6;
+		s6->sin6_port = htons((uint16_t)atoi(port));
+		return sizeof(*s6);
+	}
+	return 0;
+}
+
+static int
+check_syscall_connect(const char *port)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = make_addr("127.0.0.1", port, &ss);
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	if (fd < 0 || syscall(SYS_connect, fd, (struct sockaddr *)&ss, len) != 0)
+		return say_errno();
+	printf("ok\n");
+	close(fd);
+	return 0;
+}
+
+/* Numbers outside any list of ours reach the kernel and get its answers. */
+static int
+check_syscall_other(void)
+{
+	long r;
+
+	if (syscall(SYS_getpid) != getpid()) {
+		printf("getpid differs\n");
+		return 1;
+	}
+	r = syscall(SYS_getppid);
+	if (r != getppid()) {
+		printf("getppid differs\n");
+		return 1;
+	}
+	if (syscall(NO_SUCH_SYSCALL, 1L, 2L, 3L, 4L, 5L, 6L) != -1 || errno != ENOSYS) {
+		printf("unknown number not ENOSYS\n");
+		return 1;
+	}
+	printf("ok\n");
+	return 0;
+}
+
+static int
+check_iouring(void)
+{
+	unsigned char params[IOURING_PARAMS_BYTES];
+	long fd;
+
+	memset(params, 0, sizeof(params));
+	fd = syscall(SYS_io_uring_setup, 1L, params);
+	if (fd < 0)
+		return say_errno();
+	printf("fd\n");
+	close((int)fd);
+	return 0;
+}
+
+static int
+check_udp(const char *how, const char *host, const char *port)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = make_addr(host, port, &ss);
+	struct iovec iov = { .iov_base = "x", .iov_len = 1 };
+	struct mmsghdr mm;
+	struct msghdr *m = &mm.msg_hdr;
+	long r;
+	int fd;
+
+	if (len == 0) {
+		printf("bad address\n");
+		return 2;
+	}
+	fd = socket(ss.ss_family, SOCK_DGRAM, 0);
+	if (fd < 0)
+		return say_errno();
+	memset(&mm, 0, sizeof(mm));
+	m->msg_name = &ss;
+	m->msg_namelen = len;
+	m->msg_iov = &iov;
+	m->msg_iovlen = 1;
+	if (strcmp(how, "sendto") == 0)
+		r = sendto(fd, "x", 1, 0, (struct sockaddr *)&ss, len);
+	else if (strcmp(how, "sendmsg") == 0)
+		r = sendmsg(fd, m, 0);
+	else if (strcmp(how, "sendmmsg") == 0)
+		r = sendmmsg(fd, &mm, 1, 0);
+	else if (strcmp(how, "connect") == 0)
+		r = connect(fd, (struct sockaddr *)&ss, len);
+	else if (strcmp(how, "syscall") == 0)
+		r = syscall(SYS_sendto, fd, "x", 1L, 0L, (struct sockaddr *)&ss,
+		    (long)len);
+	else {
+		printf("unknown udp call %s\n", how);
+		return 2;
+	}
+	if (r < 0)
+		return say_errno();
+	printf("sent\n");
+	close(fd);
+	return 0;
+}
+
+/* Prints the peer of fd as "HOST PORT", numeric. */
+static int
+say_peer(int fd)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	char host[NI_MAXHOST], serv[NI_MAXSERV];
+
+	if (getpeername(fd, (struct sockaddr *)&ss, &len) != 0)
+		return say_errno();
+	if (getnameinfo((struct sockaddr *)&ss, len, host, sizeof(host), serv,
+	    sizeof(serv), NI_NUMERICHOST | NI_NUMERICSERV) != 0) {
+		printf("getnameinfo failed\n");
+		return 1;
+	}
+	printf("%s %s\n", host, serv);
+	return 0;
+}
+
+static int
+check_peer(const char *name, const char *port, const char *port2)
+{
+	struct addrinfo hints, *res;
+	struct sockaddr_storage ss;
+	socklen_t len;
+	int fd, fd2, r;
+
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_INET;
+	hints.ai_socktype = SOCK_STREAM;
+	if ((r = getaddrinfo(name, port, &hints, &res)) != 0) {
+		printf("%s\n", gai_strerror(r));
+		return 1;
+	}
+	fd = socket(AF_INET, SOCK_STREAM, 0);
+	if (fd < 0 || connect(fd, res->ai_addr, res->ai_addrlen) != 0)
+		return say_errno();
+	freeaddrinfo(res);
+	if ((r = say_peer(fd)) != 0 || port2 == NULL)
+		return r;
+	/* The number comes back for a new socket, which the library never saw
+	 * tunnelled: the old entry must not speak for it. */
+	close(fd);
+	fd2 = socket(AF_INET, SOCK_STREAM, 0);
+	if (fd2 != fd) {
+		printf("fd %d reopened as %d\n", fd, fd2);
+		return 1;
+	}
+	len = make_addr("127.0.0.1", port2, &ss);
+	if (connect(fd2, (struct sockaddr *)&ss, len) != 0)
+		return say_errno();
+	return say_peer(fd2);
+}
+
+int
+main(int argc, char **argv)
+{
+	if ((argc == 4 || argc == 5) && strcmp(argv[1], "peer") == 0)
+		return check_peer(argv[2], argv[3], argc == 5 ? argv[4] : NULL);
+	if (argc == 3 && strcmp(argv[1], "syscall-connect") == 0)
+		return check_syscall_connect(argv[2]);
+	if (argc == 2 && strcmp(argv[1], "syscall-other") == 0)
+		return check_syscall_other();
+	if (argc == 2 && strcmp(argv[1], "iouring") == 0)
+		return check_iouring();
+	if (argc == 5 && strcmp(argv[1], "udp") == 0)
+		return check_udp(argv[2], argv[3], argv[4]);
+	fprintf(stderr, "usage: pathcheck syscall-connect PORT | syscall-other | "
+	    "iouring | udp HOW HOST PORT | peer NAME PORT [PORT2]\n");
+	return 2;
+}

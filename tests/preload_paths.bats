@@ -1,0 +1,192 @@
+#!/usr/bin/env bats
+# libsocksify.so on the paths programs take around the usual wrappers:
+# syscall(), io_uring, UDP under SOCKSIFY_UDP=block. The probes are
+# tests/bin/pathcheck.c.
+
+load helpers/common
+
+PATHCHECK=$BUILD/tests/pathcheck
+
+setup() {
+	make_payload
+	start_http 127.0.0.1
+}
+
+teardown() { stop_all; }
+
+# preload URL CMD...: run CMD with the library and SOCKSIFY_PROXY=URL.
+preload() {
+	local url=$1
+	shift
+	env LD_PRELOAD="$LIB" SOCKSIFY_PROXY="$url" "$@"
+}
+
+@test "syscall(SYS_connect) is tunnelled like connect()" {
+	start_socksifyd -v
+	run env SOCKSIFY_EXCLUDE=none LD_PRELOAD="$LIB" \
+		SOCKSIFY_PROXY="socks5://127.0.0.1:$PROXY_PORT" "$PATHCHECK" syscall-connect "$HTTP_PORT"
+	[ "$status" -eq 0 ]
+	[ "$output" = "ok" ]
+	wait_for_line "$SOCKSIFYD_LOG" 30 "127\.0\.0\.1:$HTTP_PORT"
+}
+
+@test "syscall(SYS_connect) to an unreachable proxy fails closed (ECONNREFUSED)" {
+	# a port nobody listens on: the proxy is down, the target is up
+	run env SOCKSIFY_EXCLUDE=none LD_PRELOAD="$LIB" \
+		SOCKSIFY_PROXY="socks5://127.0.0.1:1" "$PATHCHECK" syscall-connect "$HTTP_PORT"
+	[ "$output" = "ECONNREFUSED" ]
+}
+
+@test "syscall(): other numbers pass through untouched, io_uring_setup is ENOSYS" {
+	run preload "socks5://127.0.0.1:1" "$PATHCHECK" syscall-other
+	[ "$status" -eq 0 ]
+	[ "$output" = "ok" ]
+	run "$PATHCHECK" iouring
+	if [ "$output" != "fd" ]; then
+		skip "io_uring unavailable on this kernel ($output)"
+	fi
+	run preload "socks5://127.0.0.1:1" "$PATHCHECK" iouring
+	[ "$output" = "ENOSYS" ]
+	run env SOCKSIFY_IOURING=allow LD_PRELOAD="$LIB" SOCKSIFY_PROXY="socks5://127.0.0.1:1" \
+		"$PATHCHECK" iouring
+	[ "$output" = "fd" ]
+}
+
+@test "SOCKSIFY_UDP=block: every UDP path fails with EPERM and one log line each" {
+	local how log=$BATS_TEST_TMPDIR/lib.log
+	for how in sendto sendmsg sendmmsg connect syscall; do
+		: >"$log"
+		run env SOCKSIFY_UDP=block SOCKSIFY_LOG_FILE="$log" LD_PRELOAD="$LIB" \
+			SOCKSIFY_PROXY="socks5://127.0.0.1:1" "$PATHCHECK" udp "$how" 127.0.0.1 9
+		[ "$output" = "EPERM" ] || { echo "$how: $output"; false; }
+		run grep -c "blocked UDP datagram to 127.0.0.1:9 (SOCKSIFY_UDP=block)" "$log"
+		[ "$output" = "1" ] || { echo "$how: $output lines"; cat "$log"; false; }
+	done
+	run env SOCKSIFY_UDP=block LD_PRELOAD="$LIB" SOCKSIFY_PROXY="socks5://127.0.0.1:1" \
+		"$PATHCHECK" udp sendto ::1 9
+	[ "${lines[-1]}" = "EPERM" ]
+	# default and "pass": UDP other than DNS goes; an unknown value blocks
+	run preload "socks5h://127.0.0.1:1" "$PATHCHECK" udp sendto 127.0.0.1 9
+	[ "$output" = "sent" ]
+	run env SOCKSIFY_UDP=pass LD_PRELOAD="$LIB" SOCKSIFY_PROXY="socks5://127.0.0.1:1" \
+		"$PATHCHECK" udp sendmsg 127.0.0.1 9
+	[ "$output" = "sent" ]
+	run env SOCKSIFY_UDP=blok LD_PRELOAD="$LIB" SOCKSIFY_PROXY="socks5://127.0.0.1:1" \
+		"$PATHCHECK" udp sendto 127.0.0.1 9
+	[ "${lines[-1]}" = "EPERM" ]
+}
+
+@test "socks5h: syscall(SYS_sendto) of a DNS query fails with EPERM" {
+	run preload "socks5h://127.0.0.1:1" "$PATHCHECK" udp syscall 127.0.0.1 53
+	[ "${lines[-1]}" = "EPERM" ]
+	[[ "${lines[0]}" == *"blocked UDP datagram to 127.0.0.1:53 (remote DNS)" ]]
+}
+
+# in_hosts FILE CMD...: run CMD with FILE as its /etc/hosts (a mount
+# namespace of its own), so names resolve locally with no DNS query.
+in_hosts() {
+	local f=$1
+	shift
+	unshare --mount sh -c 'mount --bind "$0" /etc/hosts && exec "$@"' "$f" "$@"
+}
+
+# hosts_file NAME...: every NAME on 127.0.0.1; sets HOSTS.
+hosts_file() {
+	HOSTS=$BATS_TEST_TMPDIR/hosts
+	{ cat /etc/hosts; for n in "$@"; do echo "127.0.0.1 $n"; done; } >"$HOSTS"
+}
+
+# fetch URL NAME EXCLUDE: curl NAME through the library, prints the body.
+fetch() {
+	in_hosts "$HOSTS" env LD_PRELOAD="$LIB" SOCKSIFY_PROXY="$1" SOCKSIFY_EXCLUDE="$3" \
+		curl -sS --max-time 20 "http://$2:$HTTP_PORT/hello.txt"
+}
+
+# proxied PORT: how many sessions to 127.0.0.1:PORT socksifyd logged.
+proxied() {
+	sleep 0.3
+	grep -c "127\.0\.0\.1:$1" "$SOCKSIFYD_LOG" || true
+}
+
+@test "socks5h: an excluded host name resolves locally and connects direct" {
+	need_dns_jail
+	hosts_file db.internal other.internal
+	start_socksifyd -v
+	run fetch "socks5h://127.0.0.1:$PROXY_PORT" db.internal db.internal
+	[ "$status" -eq 0 ]
+	[ "$output" = "hello through socks" ]
+	[ "$(proxied "$HTTP_PORT")" = 0 ]
+	run grep -c "db\.internal" "$SOCKSIFYD_LOG"
+	[ "$output" = 0 ]
+	# the same host under a name not excluded: a placeholder, the proxy
+	# (which has no entry for it) is asked, and the fetch fails there
+	run fetch "socks5h://127.0.0.1:$PROXY_PORT" other.internal db.internal
+	[ "$status" -ne 0 ]
+	wait_for_line "$SOCKSIFYD_LOG" 30 "other\.internal:$HTTP_PORT"
+}
+
+@test "socks5: an address an excluded name resolved to connects direct; others tunnel" {
+	need_dns_jail
+	hosts_file db.internal other.internal
+	start_socksifyd -v
+	run fetch "socks5://127.0.0.1:$PROXY_PORT" db.internal "db.internal."
+	[ "$output" = "hello through socks" ]
+	[ "$(proxied "$HTTP_PORT")" = 0 ]
+	run fetch "socks5://127.0.0.1:$PROXY_PORT" other.internal db.internal
+	[ "$output" = "hello through socks" ]
+	[ "$(proxied "$HTTP_PORT")" = 1 ]
+}
+
+@test ".suffix exclusions match the name and its subdomains, nothing else" {
+	need_dns_jail
+	hosts_file corp a.corp B.A.CORP xcorp corp.example
+	start_socksifyd -v
+	for n in corp a.corp b.a.corp; do
+		run fetch "socks5://127.0.0.1:$PROXY_PORT" "$n" ".corp"
+		[ "$output" = "hello through socks" ] || { echo "$n: $output"; false; }
+	done
+	[ "$(proxied "$HTTP_PORT")" = 0 ]
+	for n in xcorp corp.example; do
+		run fetch "socks5://127.0.0.1:$PROXY_PORT" "$n" ".corp"
+		[ "$output" = "hello through socks" ] || { echo "$n: $output"; false; }
+	done
+	[ "$(proxied "$HTTP_PORT")" = 2 ]
+}
+
+@test "socksify -e takes host names and .suffixes; a bad one exits 125" {
+	start_socksifyd
+	run "$SOCKSIFY" -x "socks5://127.0.0.1:$PROXY_PORT" -e db.internal -e .corp -e 10.0.0.0/8 \
+		sh -c 'echo "$SOCKSIFY_EXCLUDE"'
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"db.internal,.corp,10.0.0.0/8" ]]
+	for bad in 10.0.0.300 "a..b" "bad name" "x/y" ".."; do
+		run "$SOCKSIFY" -x "socks5://127.0.0.1:$PROXY_PORT" -e "$bad" true
+		[ "$status" -eq 125 ] || { echo "$bad: $status"; false; }
+	done
+}
+
+@test "getpeername() on a tunnelled socket names the target, not the proxy" {
+	start_socksifyd
+	run env SOCKSIFY_EXCLUDE=none LD_PRELOAD="$LIB" SOCKSIFY_PROXY="socks5://127.0.0.1:$PROXY_PORT" \
+		"$PATHCHECK" peer 127.0.0.1 "$HTTP_PORT"
+	[ "$status" -eq 0 ]
+	[ "$output" = "127.0.0.1 $HTTP_PORT" ]
+}
+
+@test "socks5h: getpeername() gives the placeholder the program connected to" {
+	need_dns_jail
+	start_socksifyd
+	run preload "socks5h://127.0.0.1:$PROXY_PORT" "$PATHCHECK" peer "$PROXY_ONLY_NAME" "$HTTP_PORT"
+	[ "$status" -eq 0 ]
+	[[ "$output" =~ ^198\.(18|19)\.[0-9]+\.[0-9]+\ $HTTP_PORT$ ]]
+}
+
+@test "getpeername(): a reused fd number is not answered from stale state" {
+	start_socksifyd
+	# second connection: the same fd number, to the proxy itself (direct)
+	run env SOCKSIFY_EXCLUDE=none LD_PRELOAD="$LIB" SOCKSIFY_PROXY="socks5://127.0.0.1:$PROXY_PORT" \
+		"$PATHCHECK" peer 127.0.0.1 "$HTTP_PORT" "$PROXY_PORT"
+	[ "$status" -eq 0 ]
+	[ "${lines[0]}" = "127.0.0.1 $HTTP_PORT" ]
+	[ "${lines[1]}" = "127.0.0.1 $PROXY_PORT" ]
+}
