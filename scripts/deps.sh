@@ -27,6 +27,12 @@ test)
 	want proxychains4 proxychains4
 	# PySocks lives in Debian's python, not in whatever python3 is first on PATH
 	/usr/bin/python3 -c 'import socks' >/dev/null 2>&1 || need="$need python3-socks"
+	# tests/preload_programs.bats: real programs and foreign SOCKS5 servers
+	want wget wget
+	want node nodejs
+	want microsocks microsocks
+	# danted lives in /usr/sbin, which a non-root PATH may lack
+	command -v danted >/dev/null 2>&1 || [ -x /usr/sbin/danted ] || need="$need dante-server"
 	;;
 fuzz)
 	want clang clang
