@@ -55,6 +55,7 @@ config_load_symbols(void)
 	*(void **)&preload_real.sendmsg = config_sym("sendmsg");
 	*(void **)&preload_real.sendmmsg = config_sym("sendmmsg");
 	*(void **)&preload_real.getpeername = config_sym("getpeername");
+	*(void **)&preload_real.getsockopt = config_sym("getsockopt");
 	*(void **)&preload_real.getaddrinfo = config_sym("getaddrinfo");
 	*(void **)&preload_real.getnameinfo = config_sym("getnameinfo");
 	*(void **)&preload_real.gethostbyname = config_sym("gethostbyname");

@@ -14,6 +14,7 @@
  * whose idea of a readable sockaddr may be wider than ours.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -38,7 +39,7 @@ connect_socket_type(int fd)
 	socklen_t len = sizeof(int);
 	int type;
 
-	if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) != 0)
+	if (preload_real.getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) != 0)
 		return -1;
 	return type;
 }
@@ -143,7 +144,7 @@ connect_hooked(int fd, const struct sockaddr *sa, socklen_t len)
 {
 	struct s5_addr dst;
 	char name[S5_DOMAIN_MAX + 1], dest[S5_ADDR_TEXT_MAX];
-	int type, r, conv, rep = -1, saved = errno;
+	int type, r, conv, flags, rep = -1, saved = errno;
 
 	type = connect_socket_type(fd);
 	conv = s5_addr_from_sockaddr(&dst, sa, len);
@@ -183,9 +184,21 @@ connect_hooked(int fd, const struct sockaddr *sa, socklen_t len)
 	if (r < 0)
 		strcpy(dest, "?");
 
+	/* A second connect() after a failed non-blocking one reports that
+	 * failure, as the kernel does, rather than dialling again. */
+	if ((r = peer_take_error(fd)) != 0) {
+		errno = r;
+		return -1;
+	}
 	r = preload_cfg.proxy_invalid ? -ECONNREFUSED : tunnel_connect(fd, &dst, &rep);
 	connect_trace(dest, -r, rep);
 	if (r < 0) {
+		flags = fcntl(fd, F_GETFL);
+		if (flags >= 0 && (flags & O_NONBLOCK)) {
+			peer_fail_later(fd, -r);
+			errno = EINPROGRESS;
+			return -1;
+		}
 		errno = -r;
 		return -1;
 	}

@@ -32,6 +32,14 @@ struct peer_slot {
 
 static struct peer_slot peer_slots[PRELOAD_PEER_FDS];
 
+/* A failed non-blocking connect's errno, waiting for SO_ERROR. */
+struct peer_err {
+	uint64_t cookie;		/* 0: none */
+	int err;
+};
+
+static struct peer_err peer_errs[PRELOAD_PEER_FDS];
+
 /*
  * The identity of the socket fd names now: its cookie, or before Linux 4.13
  * its inode number (reused only once the socket is gone), with the top bit
@@ -45,7 +53,7 @@ peer_cookie(int fd)
 	struct stat st;
 	int saved = errno;
 
-	if (getsockopt(fd, SOL_SOCKET, SO_COOKIE, &cookie, &len) != 0 ||
+	if (preload_real.getsockopt(fd, SOL_SOCKET, SO_COOKIE, &cookie, &len) != 0 ||
 	    len != sizeof(cookie)) {
 		cookie = 0;
 		if (fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode))
@@ -126,4 +134,65 @@ getpeername(int fd, struct sockaddr *sa, socklen_t *len)
 	memcpy(sa, &ss, have < *len ? have : *len);
 	*len = have;
 	return 0;
+}
+
+/*
+ * A non-blocking connect says EINPROGRESS and its outcome comes later
+ * through SO_ERROR (connect(2)); event loops (libuv, asyncio, curl) read
+ * it there once the fd polls writable. Our handshake has already failed,
+ * and the socket, dissolved with AF_UNSPEC, polls writable at once (with
+ * POLLHUP), so the program asks for SO_ERROR straight away.
+ */
+void
+peer_fail_later(int fd, int err)
+{
+	struct peer_err *e;
+	uint64_t cookie;
+
+	if (fd < 0 || fd >= PRELOAD_PEER_FDS || (cookie = peer_cookie(fd)) == 0)
+		return;
+	e = &peer_errs[fd];
+	__atomic_store_n(&e->err, err, __ATOMIC_RELAXED);
+	__atomic_store_n(&e->cookie, cookie, __ATOMIC_RELEASE);
+}
+
+int
+peer_take_error(int fd)
+{
+	struct peer_err *e;
+	uint64_t cookie;
+	int err;
+
+	if (fd < 0 || fd >= PRELOAD_PEER_FDS)
+		return 0;
+	e = &peer_errs[fd];
+	cookie = __atomic_load_n(&e->cookie, __ATOMIC_ACQUIRE);
+	if (cookie == 0)
+		return 0;
+	err = __atomic_load_n(&e->err, __ATOMIC_RELAXED);
+	/* Taken once, by whoever clears it first; a stale one (another socket
+	 * now has this fd number) is dropped without a word. */
+	if (!__atomic_compare_exchange_n(&e->cookie, &cookie, 0, false,
+	    __ATOMIC_ACQ_REL, __ATOMIC_RELAXED))
+		return 0;
+	return peer_cookie(fd) == cookie ? err : 0;
+}
+
+int
+getsockopt(int fd, int level, int name, void *val, socklen_t *len)
+{
+	int err;
+
+	preload_init_symbols();
+	if (preload_real.getsockopt == NULL) {
+		errno = ENOSYS;
+		return -1;
+	}
+	if (level == SOL_SOCKET && name == SO_ERROR && val != NULL &&
+	    len != NULL && *len >= sizeof(int) && (err = peer_take_error(fd)) != 0) {
+		memcpy(val, &err, sizeof(err));
+		*len = sizeof(err);
+		return 0;
+	}
+	return preload_real.getsockopt(fd, level, name, val, len);
 }

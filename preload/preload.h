@@ -11,7 +11,8 @@
  *   resolve.c  the getaddrinfo(_a)()/gethostby*()/getnameinfo() hooks
  *   rawdns.c   the res_*() hooks: refused under remote resolution
  *   syscall.c  syscall(): socket numbers take the paths above
- *   peer.c     getpeername(): the address the program asked for
+ *   peer.c     getpeername(): the address the program asked for;
+ *              getsockopt(SO_ERROR) after a failed non-blocking connect
  */
 #ifndef SOCKSIFY_PRELOAD_H
 #define SOCKSIFY_PRELOAD_H
@@ -60,6 +61,7 @@ struct preload_real {
 	    unsigned char *, int);
 	int (*res_nsend)(res_state, const unsigned char *, int, unsigned char *, int);
 	int (*getpeername)(int, struct sockaddr *, socklen_t *);
+	int (*getsockopt)(int, int, int, void *, socklen_t *);
 	preload_syscall_fn syscall;	/* loaded apart: see syscall.c */
 };
 
@@ -129,6 +131,12 @@ void fakedns_addr_v6(unsigned idx, uint8_t ip[16]);
 /* Tunnel fd (unconnected, SOCK_STREAM) through the chain to dst. Returns 0,
  * or -errno; *rep is the proxy's reply code when it refused, else -1. */
 int tunnel_connect(int fd, const struct s5_addr *dst, int *rep);
+
+/* A non-blocking connect on fd failed with err: getsockopt(SO_ERROR), or
+ * a second connect(), reports it once, as the kernel reports its own. */
+void peer_fail_later(int fd, int err);
+/* The error peer_fail_later() left for fd (and forgets it), or 0. */
+int peer_take_error(int fd);
 
 /* fd was tunnelled to sa: getpeername() answers sa from now on. */
 void peer_remember(int fd, const struct sockaddr *sa, socklen_t len);

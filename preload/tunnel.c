@@ -68,7 +68,7 @@ tunnel_dial(int fd, const struct sockaddr *sa, socklen_t len, long long deadline
 	r = tunnel_wait(fd, POLLOUT, deadline);
 	if (r < 0)
 		return r;
-	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &elen) != 0)
+	if (preload_real.getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &elen) != 0)
 		return -errno;
 	return err == 0 ? 0 : -err;
 }
@@ -198,7 +198,7 @@ tunnel_first_sockaddr(int fd, int domain, struct sockaddr_storage *ss, socklen_t
 	} else {
 		/* An AF_INET6 socket reaches an IPv4 proxy at ::ffff:a.b.c.d,
 		 * unless the program made it IPv6-only. */
-		if (getsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, &olen) == 0 &&
+		if (preload_real.getsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, &olen) == 0 &&
 		    v6only) {
 			preload_log(LOG_LVL_INFO, "proxy %s has no IPv6 address "
 			    "for an IPv6-only socket", preload_cfg.chain_text);
@@ -261,7 +261,7 @@ tunnel_connect(int fd, const struct s5_addr *dst, int *rep)
 	int flags, domain, r;
 
 	*rep = -1;
-	if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) != 0)
+	if (preload_real.getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) != 0)
 		return -errno;
 	flags = fcntl(fd, F_GETFL);
 	if (flags < 0)
@@ -277,6 +277,10 @@ tunnel_connect(int fd, const struct s5_addr *dst, int *rep)
 		memset(&unspec, 0, sizeof(unspec));
 		unspec.sa_family = AF_UNSPEC;
 		(void)preload_real.connect(fd, &unspec, sizeof(unspec));
+		/* Disconnecting leaves ECONNRESET pending in the socket; a
+		 * socket whose connect failed has no such thing to report. */
+		len = sizeof(int);
+		(void)preload_real.getsockopt(fd, SOL_SOCKET, SO_ERROR, &domain, &len);
 	}
 	/* Restore the program's exact status flags (P2). */
 	if (!(flags & O_NONBLOCK))

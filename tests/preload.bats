@@ -243,3 +243,44 @@ start_dnssink() {
 	run grep -c -e 'leak-res' -e 'leak-gaia' -e 'in-addr.arpa' "$DNS_LOG"
 	[ "$output" = "0" ]
 }
+
+@test "non-blocking connect that the proxy refuses: EINPROGRESS, then SO_ERROR says ECONNREFUSED once" {
+	start_socksifyd -v
+	dead=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+	run env SOCKSIFY_EXCLUDE=none LD_PRELOAD="$LIB" SOCKSIFY_PROXY="socks5://127.0.0.1:$PROXY_PORT" \
+		python3 -c 'import errno,select,socket,sys
+n = lambda e: errno.errorcode.get(e, str(e))
+s = socket.socket(); s.setblocking(False)
+r = s.connect_ex(("127.0.0.1", int(sys.argv[1])))
+select.select([], [s], [], 10)
+first = s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+again = s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+print(n(r), n(first), again)' "$dead"
+	[ "$output" = "EINPROGRESS ECONNREFUSED 0" ]
+	# asyncio (the same path) raises ConnectionRefusedError
+	run env SOCKSIFY_EXCLUDE=none LD_PRELOAD="$LIB" SOCKSIFY_PROXY="socks5://127.0.0.1:$PROXY_PORT" \
+		python3 -c 'import asyncio,sys
+async def main():
+    try:
+        await asyncio.open_connection("127.0.0.1", int(sys.argv[1]))
+        print("connected")
+    except ConnectionRefusedError:
+        print("refused")
+asyncio.run(main())' "$dead"
+	[ "$output" = "refused" ]
+}
+
+@test "a second connect() after a failed non-blocking one reports the failure, without dialling again" {
+	start_socksifyd -v
+	dead=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+	run env SOCKSIFY_EXCLUDE=none LD_PRELOAD="$LIB" SOCKSIFY_PROXY="socks5://127.0.0.1:$PROXY_PORT" \
+		python3 -c 'import errno,socket,sys
+s = socket.socket(); s.setblocking(False)
+a = s.connect_ex(("127.0.0.1", int(sys.argv[1])))
+b = s.connect_ex(("127.0.0.1", int(sys.argv[1])))
+print(errno.errorcode[a], errno.errorcode[b])' "$dead"
+	[ "$output" = "EINPROGRESS ECONNREFUSED" ]
+	sleep 0.3
+	run grep -c "target=127.0.0.1:$dead" "$SOCKSIFYD_LOG"
+	[ "$output" = "1" ]
+}
