@@ -1,4 +1,5 @@
 #!/usr/bin/env bats
+bats_require_minimum_version 1.5.0
 # libsocksify.so inside unmodified programs (curl, python3), used directly
 # through LD_PRELOAD, against socksifyd.
 
@@ -283,4 +284,40 @@ print(errno.errorcode[a], errno.errorcode[b])' "$dead"
 	sleep 0.3
 	run grep -c "target=127.0.0.1:$dead" "$SOCKSIFYD_LOG"
 	[ "$output" = "1" ]
+}
+
+@test "a socket numbered above 1024 is tunnelled (poll, never an FD_SET overflow)" {
+	start_socksifyd -v
+	run env SOCKSIFY_EXCLUDE=none LD_PRELOAD="$LIB" SOCKSIFY_PROXY="socks5://127.0.0.1:$PROXY_PORT" \
+		python3 -c 'import hashlib,os,resource,socket,sys
+soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+resource.setrlimit(resource.RLIMIT_NOFILE, (min(4096, hard), hard))
+t = socket.socket(); fd = os.dup2(t.fileno(), 1500); t.close()
+s = socket.socket(fileno=fd)
+s.connect(("127.0.0.1", int(sys.argv[1])))
+s.sendall(b"GET /payload.bin HTTP/1.0\r\n\r\n")
+d = b""
+while True:
+    b = s.recv(65536)
+    if not b: break
+    d += b
+print(s.fileno(), hashlib.sha256(d.partition(b"\r\n\r\n")[2]).hexdigest())' "$HTTP_PORT"
+	[ "$output" = "1500 $PAYLOAD_SHA" ]
+	wait_for_line "$SOCKSIFYD_LOG" 30 "127\.0\.0\.1:$HTTP_PORT"
+}
+
+@test "socks5h: getnameinfo on a placeholder answers the name it stands for" {
+	need_dns_jail
+	start_socksifyd
+	run preload "socks5h://127.0.0.1:$PROXY_PORT" python3 -c 'import socket
+a = socket.getaddrinfo("reverse.socksify.test", 80, socket.AF_INET, socket.SOCK_STREAM)[0][4][0]
+print(a.startswith("198.1"), socket.getnameinfo((a, 80), socket.NI_NAMEREQD)[0])'
+	[ "$output" = "True reverse.socksify.test" ]
+}
+
+@test "silent by default: a tunnelled fetch writes nothing of ours to stderr" {
+	run --separate-stderr "$SOCKSIFY" curl -sS --max-time 20 "http://127.0.0.1:$HTTP_PORT/hello.txt"
+	[ "$status" -eq 0 ]
+	[ "$output" = "hello through socks" ]
+	[ -z "$stderr" ]
 }
