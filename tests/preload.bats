@@ -12,13 +12,6 @@ setup() {
 
 teardown() { stop_all; }
 
-# preload URL CMD...: run CMD with the library and SOCKSIFY_PROXY=URL.
-preload() {
-	local url=$1
-	shift
-	env LD_PRELOAD="$LIB" SOCKSIFY_PROXY="$url" "$@"
-}
-
 @test "curl with no proxy flags is tunnelled: bytes intact, the proxy saw it" {
 	start_socksifyd -v
 	got=$(SOCKSIFY_EXCLUDE=none preload "socks5://127.0.0.1:$PROXY_PORT" \

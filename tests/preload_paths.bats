@@ -14,13 +14,6 @@ setup() {
 
 teardown() { stop_all; }
 
-# preload URL CMD...: run CMD with the library and SOCKSIFY_PROXY=URL.
-preload() {
-	local url=$1
-	shift
-	env LD_PRELOAD="$LIB" SOCKSIFY_PROXY="$url" "$@"
-}
-
 @test "syscall(SYS_connect) is tunnelled like connect()" {
 	start_socksifyd -v
 	run env SOCKSIFY_EXCLUDE=none LD_PRELOAD="$LIB" \

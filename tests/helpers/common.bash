@@ -98,6 +98,13 @@ stop_all() {
 	PIDS=()
 }
 
+# preload URL CMD...: run CMD with the library and SOCKSIFY_PROXY=URL.
+preload() {
+	local url=$1
+	shift
+	env LD_PRELOAD="$LIB" SOCKSIFY_PROXY="$url" "$@"
+}
+
 # Bytes as SOCKS5 tests write them: a string and a port, in hex.
 hex() { printf '%s' "$1" | od -An -tx1 | tr -d ' \n'; }
 port_hex() { printf '%04x' "$1"; }
