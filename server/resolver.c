@@ -4,9 +4,11 @@
  * getaddrinfo() blocks for as long as the DNS takes, so it must never run on
  * the loop. Jobs wait on a queue under one mutex; finished jobs go on a done
  * list and one eventfd write wakes the loop, which hands each answer to its
- * callback. The workers are detached and the pool is reference counted: on
- * shutdown a worker still stuck inside getaddrinfo() must not make the
- * daemon wait, so the last one out frees the pool.
+ * callback. The pool is reference counted: on shutdown a worker still stuck
+ * inside getaddrinfo() must not make the daemon wait, so the owner waits at
+ * most SERVER_RESOLVER_EXIT_WAIT_MS for the workers to leave, joins them if
+ * they did (so glibc frees their per-thread resolver state) and detaches
+ * them if not; the last one out frees the pool.
  *
  * Every job in flight (queued, running, or done but not yet delivered)
  * holds one of SERVER_RESOLVER_PENDING_MAX slots. The per-client limit is a
@@ -23,6 +25,7 @@
 #include <netinet/in.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "defaults.h"
@@ -63,6 +66,8 @@ struct resolver {
 	struct resolver_job *slots[SERVER_RESOLVER_PENDING_MAX];
 	unsigned refs;			/* live workers + the owner */
 	bool stop;
+	pthread_t *tids;		/* the workers, joined or detached on free */
+	unsigned ntids;
 };
 
 static void
@@ -167,6 +172,8 @@ resolver_worker(void *arg)
 		if (write(r->efd, &one, sizeof(one)) == -1 && errno != EAGAIN)
 			perror("socksifyd: resolver eventfd");
 	}
+	/* resolver_free() waits on cv for the workers to leave. */
+	pthread_cond_broadcast(&r->cv);
 	resolver_unref_locked(r);
 	return NULL;
 }
@@ -213,6 +220,10 @@ resolver_new(struct resolver **out, struct loop *l, unsigned nthreads)
 		return -ENOMEM;
 	r->loop = l;
 	r->refs = 1;
+	if ((r->tids = calloc(nthreads, sizeof(*r->tids))) == NULL) {
+		free(r);
+		return -ENOMEM;
+	}
 	pthread_mutex_init(&r->mu, NULL);
 	pthread_cond_init(&r->cv, NULL);
 	if ((r->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) == -1) {
@@ -227,18 +238,18 @@ resolver_new(struct resolver **out, struct loop *l, unsigned nthreads)
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
 	for (i = 0; i < nthreads; i++) {
-		pthread_attr_t attr;
-		pthread_t t;
-
-		pthread_attr_init(&attr);
-		pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-		err = -pthread_create(&t, &attr, resolver_worker, r);
-		pthread_attr_destroy(&attr);
-		if (err < 0)
-			break;
+		/* Counted first: a worker may leave before we get the lock. */
 		pthread_mutex_lock(&r->mu);
 		r->refs++;
 		pthread_mutex_unlock(&r->mu);
+		err = -pthread_create(&r->tids[i], NULL, resolver_worker, r);
+		if (err < 0) {
+			pthread_mutex_lock(&r->mu);
+			r->refs--;
+			pthread_mutex_unlock(&r->mu);
+			break;
+		}
+		r->ntids++;
 	}
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (i == 0) {
@@ -251,8 +262,44 @@ resolver_new(struct resolver **out, struct loop *l, unsigned nthreads)
 fail:
 	pthread_cond_destroy(&r->cv);
 	pthread_mutex_destroy(&r->mu);
+	free(r->tids);
 	free(r);
 	return err;
+}
+
+/*
+ * With r->mu held and r->stop set: waits a bounded time for the workers to
+ * leave, then joins them all, or detaches them all if one is still inside
+ * getaddrinfo() (it frees the pool when it comes out).
+ */
+static void
+resolver_wait_workers_locked(struct resolver *r)
+{
+	struct timespec until;
+	unsigned i;
+	bool all_out;
+
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += SERVER_RESOLVER_EXIT_WAIT_MS / 1000;
+	until.tv_nsec += (SERVER_RESOLVER_EXIT_WAIT_MS % 1000) * 1000000L;
+	if (until.tv_nsec >= 1000000000L) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000L;
+	}
+	while (r->refs > 1 &&
+	    pthread_cond_timedwait(&r->cv, &r->mu, &until) != ETIMEDOUT)
+		;
+	all_out = r->refs == 1;
+	pthread_mutex_unlock(&r->mu);
+	for (i = 0; i < r->ntids; i++) {
+		if (all_out)
+			pthread_join(r->tids[i], NULL);
+		else
+			pthread_detach(r->tids[i]);
+	}
+	free(r->tids);
+	r->tids = NULL;
+	pthread_mutex_lock(&r->mu);
 }
 
 void
@@ -268,6 +315,7 @@ resolver_free(struct resolver *r)
 	list_free(&r->done);
 	close(r->efd);
 	r->efd = -1;
+	resolver_wait_workers_locked(r);
 	resolver_unref_locked(r);
 }
 

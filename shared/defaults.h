@@ -26,6 +26,7 @@
 #define SERVER_USERS_MAX		4096
 #define SERVER_RESOLVER_PENDING_MAX	1024	/* queued name lookups; beyond, reply 01 */
 #define SERVER_RESOLVER_PER_CLIENT	64	/* name lookups in flight per client IP; beyond, reply 01 */
+#define SERVER_RESOLVER_EXIT_WAIT_MS	1000	/* at exit, wait this long for lookups in flight */
 #define SERVER_ACCEPT_WARN_MS		1000	/* at most one accept failure logged this often */
 #define SERVER_FAIL_LINGER_MS		1000	/* after a failure reply: FIN sent, client input drained this long, then close */
 #define SERVER_LOOP_EVENTS		256	/* epoll events taken per wakeup */
