@@ -338,7 +338,7 @@ config_read_timeout(struct preload_config *c)
 }
 
 /*
- * SOCKSIFY_UDP (pass, block) and SOCKSIFY_IOURING (deny, allow). A value we
+ * SOCKSIFY_UDP (block, pass) and SOCKSIFY_IOURING (deny, allow). A value we
  * do not know takes the stricter meaning: a typo must not open a leak.
  */
 static void
@@ -346,12 +346,14 @@ config_read_policy(struct preload_config *c)
 {
 	const char *env;
 
+	c->udp_block = true;
 	env = getenv("SOCKSIFY_UDP");
-	if (env != NULL && env[0] != '\0' && strcasecmp(env, "pass") != 0) {
-		if (strcasecmp(env, "block") != 0)
+	if (env != NULL && env[0] != '\0' && strcasecmp(env, "block") != 0) {
+		if (strcasecmp(env, "pass") == 0)
+			c->udp_block = false;
+		else
 			preload_log(LOG_LVL_ERROR, "SOCKSIFY_UDP: unknown value "
 			    "\"%s\"; using block", env);
-		c->udp_block = true;
 	}
 	env = getenv("SOCKSIFY_IOURING");
 	if (env != NULL && env[0] != '\0' && strcasecmp(env, "deny") != 0) {

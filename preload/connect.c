@@ -45,11 +45,14 @@ connect_socket_type(int fd)
 }
 
 /*
- * The datagram policy: 0 when a datagram to sa may go, else -errno. With
- * SOCKSIFY_UDP=block none may (UDP cannot take a CONNECT tunnel, so it would
- * leave the host directly). Under remote resolution a datagram to port 53
- * would be a DNS query that bypasses the proxy. Either is EPERM, with one
- * line saying so; one whose destination we cannot read might be either
+ * The datagram policy: 0 when a datagram to sa may go, else -errno. UDP,
+ * ICMP and raw sockets cannot take a CONNECT tunnel, so a datagram would
+ * leave the host directly, around the proxy: under SOCKSIFY_UDP=block (the
+ * default) it may go only to an excluded destination, or to port 53 when
+ * the program resolves names itself (socks5://, where the user asked for
+ * local lookups). Under remote resolution a datagram to port 53 is a DNS
+ * query that bypasses the proxy, excluded or not. A refusal is EPERM with
+ * one line saying so; a destination we cannot read might be either
  * (EINVAL).
  */
 static int
@@ -57,19 +60,31 @@ connect_dgram_policy(const struct sockaddr *sa, socklen_t len)
 {
 	struct s5_addr a;
 	char text[S5_ADDR_TEXT_MAX];
+	const char *why;
 
 	if (!preload_cfg.remote_dns && !preload_cfg.udp_block)
 		return 0;
 	if (s5_addr_from_sockaddr(&a, sa, len) != 0)
 		return -EINVAL;
-	if (!preload_cfg.udp_block && a.port != DNS_PORT)
+	if (a.port == DNS_PORT && preload_cfg.remote_dns)
+		why = "remote DNS";
+	else if (!preload_cfg.udp_block || a.port == DNS_PORT ||
+	    preload_is_excluded(&a))
 		return 0;
+	else
+		why = "SOCKSIFY_UDP=block";
 	/* Read only after the conversion vouched for len. */
 	if (s5_sockaddr_format(sa, text, sizeof(text)) < 0)
 		strcpy(text, "?");
-	preload_log(LOG_LVL_ERROR, "blocked UDP datagram to %s (%s)", text,
-	    preload_cfg.udp_block ? "SOCKSIFY_UDP=block" : "remote DNS");
+	preload_log(LOG_LVL_ERROR, "blocked UDP datagram to %s (%s)", text, why);
 	return -EPERM;
+}
+
+/* Sockets whose datagrams the policy above governs. */
+static bool
+connect_is_dgram(int type)
+{
+	return type == SOCK_DGRAM || type == SOCK_RAW;
 }
 
 static bool
@@ -148,7 +163,7 @@ connect_hooked(int fd, const struct sockaddr *sa, socklen_t len)
 
 	type = connect_socket_type(fd);
 	conv = s5_addr_from_sockaddr(&dst, sa, len);
-	if (type == SOCK_DGRAM && (r = connect_dgram_policy(sa, len)) < 0) {
+	if (connect_is_dgram(type) && (r = connect_dgram_policy(sa, len)) < 0) {
 		errno = -r;
 		return -1;
 	}
@@ -236,7 +251,7 @@ connect_send_policy(int fd, const struct sockaddr *sa, socklen_t len, int flags)
 	    (s5_addr_from_sockaddr(&a, sa, len) == 0 && a.port != DNS_PORT)))
 		return 1;	/* the fast path: no syscall of ours */
 	type = connect_socket_type(fd);
-	if (type == SOCK_DGRAM && (r = connect_dgram_policy(sa, len)) < 0) {
+	if (connect_is_dgram(type) && (r = connect_dgram_policy(sa, len)) < 0) {
 		errno = -r;
 		return -1;
 	}
@@ -311,7 +326,7 @@ sendmmsg(int fd, struct mmsghdr *vec, unsigned int vlen, int flags)
 				continue;
 			if (type < 0)
 				type = connect_socket_type(fd);
-			if (type != SOCK_DGRAM)
+			if (!connect_is_dgram(type))
 				break;
 			r = connect_dgram_policy(h->msg_name, h->msg_namelen);
 			if (r < 0)

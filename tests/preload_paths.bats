@@ -1,6 +1,6 @@
 #!/usr/bin/env bats
 # libsocksify.so on the paths programs take around the usual wrappers:
-# syscall(), io_uring, UDP under SOCKSIFY_UDP=block. The probes are
+# syscall(), io_uring, UDP and ICMP under SOCKSIFY_UDP. The probes are
 # tests/bin/pathcheck.c.
 
 load helpers/common
@@ -45,28 +45,54 @@ teardown() { stop_all; }
 	[ "$output" = "fd" ]
 }
 
-@test "SOCKSIFY_UDP=block: every UDP path fails with EPERM and one log line each" {
+@test "UDP is refused by default: every UDP path fails with EPERM and one log line each" {
 	local how log=$BATS_TEST_TMPDIR/lib.log
 	for how in sendto sendmsg sendmmsg connect syscall; do
 		: >"$log"
-		run env SOCKSIFY_UDP=block SOCKSIFY_LOG_FILE="$log" LD_PRELOAD="$LIB" \
+		run env SOCKSIFY_EXCLUDE=none SOCKSIFY_LOG_FILE="$log" LD_PRELOAD="$LIB" \
 			SOCKSIFY_PROXY="socks5://127.0.0.1:1" "$PATHCHECK" udp "$how" 127.0.0.1 9
 		[ "$output" = "EPERM" ] || { echo "$how: $output"; false; }
 		run grep -c "blocked UDP datagram to 127.0.0.1:9 (SOCKSIFY_UDP=block)" "$log"
 		[ "$output" = "1" ] || { echo "$how: $output lines"; cat "$log"; false; }
 	done
-	run env SOCKSIFY_UDP=block LD_PRELOAD="$LIB" SOCKSIFY_PROXY="socks5://127.0.0.1:1" \
-		"$PATHCHECK" udp sendto ::1 9
+	run env SOCKSIFY_EXCLUDE=none SOCKSIFY_UDP=block LD_PRELOAD="$LIB" \
+		SOCKSIFY_PROXY="socks5://127.0.0.1:1" "$PATHCHECK" udp sendto ::1 9
 	[ "${lines[-1]}" = "EPERM" ]
-	# default and "pass": UDP other than DNS goes; an unknown value blocks
+	# an unknown value blocks too
+	run env SOCKSIFY_EXCLUDE=none SOCKSIFY_UDP=blok LD_PRELOAD="$LIB" \
+		SOCKSIFY_PROXY="socks5://127.0.0.1:1" "$PATHCHECK" udp sendto 127.0.0.1 9
+	[ "${lines[-1]}" = "EPERM" ]
+	[[ "${lines[0]}" == *'SOCKSIFY_UDP: unknown value "blok"; using block'* ]]
+}
+
+@test "UDP goes to excluded destinations, to port 53 under socks5://, and everywhere with SOCKSIFY_UDP=pass" {
+	# the default exclusions with an upstream proxy: loopback
 	run preload "socks5h://127.0.0.1:1" "$PATHCHECK" udp sendto 127.0.0.1 9
 	[ "$output" = "sent" ]
-	run env SOCKSIFY_UDP=pass LD_PRELOAD="$LIB" SOCKSIFY_PROXY="socks5://127.0.0.1:1" \
-		"$PATHCHECK" udp sendmsg 127.0.0.1 9
+	run env SOCKSIFY_EXCLUDE=127.0.0.2/32 LD_PRELOAD="$LIB" SOCKSIFY_PROXY="socks5://127.0.0.1:1" \
+		"$PATHCHECK" udp sendto 127.0.0.2 9
 	[ "$output" = "sent" ]
-	run env SOCKSIFY_UDP=blok LD_PRELOAD="$LIB" SOCKSIFY_PROXY="socks5://127.0.0.1:1" \
-		"$PATHCHECK" udp sendto 127.0.0.1 9
+	run env SOCKSIFY_EXCLUDE=127.0.0.2/32 LD_PRELOAD="$LIB" SOCKSIFY_PROXY="socks5://127.0.0.1:1" \
+		"$PATHCHECK" udp sendto 127.0.0.3 9
 	[ "${lines[-1]}" = "EPERM" ]
+	# local resolution: the program's own DNS queries go direct, as asked
+	run env SOCKSIFY_EXCLUDE=none LD_PRELOAD="$LIB" SOCKSIFY_PROXY="socks5://127.0.0.1:1" \
+		"$PATHCHECK" udp sendto 127.0.0.1 53
+	[ "$output" = "sent" ]
+	run env SOCKSIFY_EXCLUDE=none SOCKSIFY_UDP=pass LD_PRELOAD="$LIB" \
+		SOCKSIFY_PROXY="socks5://127.0.0.1:1" "$PATHCHECK" udp sendmsg 127.0.0.1 9
+	[ "$output" = "sent" ]
+}
+
+@test "ICMP (ping's datagram or raw socket) is refused like UDP, and goes when excluded" {
+	run "$PATHCHECK" icmp 127.0.0.1
+	[ "$output" = "sent" ] || skip "no ICMP socket here: $output"
+	run env SOCKSIFY_EXCLUDE=none LD_PRELOAD="$LIB" SOCKSIFY_PROXY="socks5://127.0.0.1:1" \
+		"$PATHCHECK" icmp 127.0.0.1
+	[ "${lines[-1]}" = "EPERM" ]
+	[[ "${lines[0]}" == *"blocked UDP datagram to 127.0.0.1:0 (SOCKSIFY_UDP=block)" ]]
+	run preload "socks5://127.0.0.1:1" "$PATHCHECK" icmp 127.0.0.1
+	[ "$output" = "sent" ]
 }
 
 @test "socks5h: syscall(SYS_sendto) of a DNS query fails with EPERM" {

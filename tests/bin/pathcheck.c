@@ -8,6 +8,9 @@
  *	pathcheck iouring                syscall(SYS_io_uring_setup)
  *	pathcheck udp HOW HOST PORT      one datagram; HOW is sendto, sendmsg,
  *	                                 sendmmsg, connect or syscall
+ *	pathcheck icmp HOST              one ICMP echo request to an IPv4 HOST,
+ *	                                 by an ICMP datagram socket where the
+ *	                                 system allows it, else a raw socket
  *	pathcheck peer NAME PORT [PORT2] connect to NAME:PORT (getaddrinfo, IPv4),
  *	                                 print getpeername(); with PORT2, close,
  *	                                 reopen the same fd number, connect it to
@@ -154,6 +157,31 @@ check_udp(const char *how, const char *host, const char *port)
 	return 0;
 }
 
+static int
+check_icmp(const char *host)
+{
+	/* type 8 (echo request), code 0, checksum of these 8 bytes, id 1, seq 1 */
+	static const unsigned char echo[8] = { 8, 0, 0xf7, 0xfd, 0, 1, 0, 1 };
+	struct sockaddr_in sin = { .sin_family = AF_INET };
+	int fd;
+
+	if (inet_pton(AF_INET, host, &sin.sin_addr) != 1) {
+		printf("bad address\n");
+		return 2;
+	}
+	fd = socket(AF_INET, SOCK_DGRAM, IPPROTO_ICMP);
+	if (fd < 0)
+		fd = socket(AF_INET, SOCK_RAW, IPPROTO_ICMP);
+	if (fd < 0)
+		return say_errno();
+	if (sendto(fd, echo, sizeof(echo), 0, (struct sockaddr *)&sin,
+	    sizeof(sin)) < 0)
+		return say_errno();
+	printf("sent\n");
+	close(fd);
+	return 0;
+}
+
 /* Prints the peer of fd as "HOST PORT", numeric. */
 static int
 say_peer(int fd)
@@ -219,9 +247,11 @@ main(int argc, char **argv)
 		return check_syscall_other();
 	if (argc == 2 && strcmp(argv[1], "iouring") == 0)
 		return check_iouring();
+	if (argc == 3 && strcmp(argv[1], "icmp") == 0)
+		return check_icmp(argv[2]);
 	if (argc == 5 && strcmp(argv[1], "udp") == 0)
 		return check_udp(argv[2], argv[3], argv[4]);
 	fprintf(stderr, "usage: pathcheck syscall-connect PORT | syscall-other | "
-	    "iouring | udp HOW HOST PORT | peer NAME PORT [PORT2]\n");
+	    "iouring | udp HOW HOST PORT | icmp HOST | peer NAME PORT [PORT2]\n");
 	return 2;
 }
