@@ -26,6 +26,7 @@
 #include <time.h>
 #include <unistd.h>
 #include <sys/prctl.h>
+#include <sys/random.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -579,14 +580,38 @@ copy_server_output(void)
 }
 
 /*
- * Starts socksifyd on 127.0.0.1:0 and returns "socks5h://127.0.0.1:PORT",
- * from its ready line. The server has a process group of its own: a ^C on
- * the terminal reaches COMMAND, not the server that COMMAND still needs.
+ * A fresh password for the embedded server, as hex: any local user can reach
+ * a loopback port, and must not borrow the command's proxy (and its
+ * network identity). 0, or -1 when no randomness could be had.
+ */
+static int
+server_secret(char *hex, size_t cap)
+{
+	unsigned char raw[LAUNCHER_SECRET_BYTES];
+	size_t i;
+
+	if (cap < 2 * sizeof(raw) + 1 || getrandom(raw, sizeof(raw), 0) != sizeof(raw))
+		return -1;
+	for (i = 0; i < sizeof(raw); i++)
+		snprintf(hex + 2 * i, 3, "%02x", raw[i]);
+	return 0;
+}
+
+/*
+ * Starts socksifyd on 127.0.0.1:0 and returns
+ * "socks5h://socksify:SECRET@127.0.0.1:PORT", from its ready line. The
+ * server takes its one user from a pipe (--users /dev/fd/N), so the secret
+ * is in no argv and no file; the command gets it in SOCKSIFY_PROXY. The
+ * server has a process group of its own: a ^C on the terminal reaches
+ * COMMAND, not the server that COMMAND still needs.
  */
 static char *
 server_start(const char *server, const char *lib)
 {
-	char line[PATH_MAX], held[PATH_MAX] = "", *nl, *addr, *pre;
+	char line[PATH_MAX], held[PATH_MAX] = "", *nl, *addr, *pre, *url;
+	char secret[2 * LAUNCHER_SECRET_BYTES + 1], users[sizeof(secret) + 16];
+	char users_path[sizeof("/dev/fd/") + 12];
+	int cred[2], ufd;
 	size_t len = 0;
 	struct s5_addr a;
 	struct timespec t0;
@@ -597,6 +622,14 @@ server_start(const char *server, const char *lib)
 	ssize_t n;
 	long left;
 
+	if (server_secret(secret, sizeof(secret)) < 0)
+		die(EXIT_SELF, "getrandom:");
+	/* Written before the fork: the line is far below a pipe's capacity. */
+	r = snprintf(users, sizeof(users), "%s:%s\n", LAUNCHER_SERVER_USER, secret);
+	if (pipe2(cred, O_CLOEXEC) < 0 || write(cred[1], users, (size_t)r) != r)
+		die(EXIT_SELF, "pipe:");
+	close(cred[1]);
+	explicit_bzero(users, sizeof(users));
 	if (pipe2(fds, O_CLOEXEC) < 0)
 		die(EXIT_SELF, "pipe:");
 	server_pid = fork();
@@ -618,11 +651,17 @@ server_start(const char *server, const char *lib)
 			setenv("LD_PRELOAD", pre, 1);
 		else
 			unsetenv("LD_PRELOAD");
-		execl(server, server, "--listen", "127.0.0.1:0", "-q", (char *)NULL);
+		/* F_DUPFD leaves close-on-exec off: this copy is the server's. */
+		if ((ufd = fcntl(cred[0], F_DUPFD, 3)) < 0)
+			_exit(EXIT_SELF);
+		snprintf(users_path, sizeof(users_path), "/dev/fd/%d", ufd);
+		execl(server, server, "--listen", "127.0.0.1:0", "--users", users_path,
+		    "-q", (char *)NULL);
 		fprintf(stderr, "socksifyd: %s: %s\n", server, strerror(errno));
 		_exit(EXIT_CANNOT_EXEC);
 	}
 	close(fds[1]);
+	close(cred[0]);
 	server_err = fds[0];
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	line[0] = '\0';
@@ -669,7 +708,11 @@ ready:
 	/* Whatever followed the ready line is the server's, for our stderr. */
 	fputs(nl + 1, stderr);
 	fcntl(server_err, F_SETFL, O_NONBLOCK);
-	return str_cat3("socks5h://", addr, "");
+	snprintf(users, sizeof(users), "%s:%s@", LAUNCHER_SERVER_USER, secret);
+	url = str_cat3("socks5h://", users, addr);
+	explicit_bzero(users, sizeof(users));
+	explicit_bzero(secret, sizeof(secret));
+	return url;
 }
 
 /* SIGTERM, a bounded wait while still draining its output, then SIGKILL. */

@@ -171,3 +171,48 @@ WRAPPER
 	[ "$status" -eq 0 ]
 	[[ "$stderr" == *"wrapper: stopped by socksify"* ]]
 }
+
+@test "the embedded server asks for a per-run password: no other local client may use it, and no argv shows it" {
+	# Run inside the command: read the proxy URL the launcher gave it, try the
+	# server without credentials (RFC 1928: 05 FF), then look for the secret
+	# in the argv of every process the launcher started (the server, us).
+	run "$SOCKSIFY" python3 -c '
+import os, re, socket
+url = os.environ["SOCKSIFY_PROXY"]
+m = re.fullmatch(r"socks5h://socksify:([0-9a-f]{32})@127\.0\.0\.1:(\d+)", url)
+print("url", "ok" if m else url)
+secret, port = m.group(1).encode(), int(m.group(2))
+s = socket.create_connection(("127.0.0.1", port), timeout=10)
+s.sendall(bytes([5, 1, 0]))
+print("no-auth reply", s.recv(2).hex())
+launcher = os.getppid()
+seen = 0
+for pid in filter(str.isdigit, os.listdir("/proc")):
+    try:
+        stat = open("/proc/%s/stat" % pid).read()
+        if int(stat.rsplit(")", 1)[1].split()[1]) != launcher:
+            continue
+        argv = open("/proc/%s/cmdline" % pid, "rb").read()
+    except (OSError, ValueError):
+        continue
+    seen += 1
+    print("argv", "leaks" if secret in argv else "clean")
+print("children", seen)
+'
+	[ "$status" -eq 0 ]
+	[ "${lines[0]}" = "url ok" ]
+	[ "${lines[1]}" = "no-auth reply 05ff" ]
+	[ "${lines[-1]}" = "children 2" ]
+	[ "$(grep -c '^argv clean$' <<<"$output")" = 2 ]
+	# and a wrong password is turned away as well (RFC 1929 status 01)
+	run "$SOCKSIFY" python3 -c '
+import os, re, socket
+port = int(os.environ["SOCKSIFY_PROXY"].rsplit(":", 1)[1])
+s = socket.create_connection(("127.0.0.1", port), timeout=10)
+s.sendall(bytes([5, 1, 2]))
+print(s.recv(2).hex())
+s.sendall(bytes([1, 8]) + b"socksify" + bytes([4]) + b"nope")
+print(s.recv(2).hex())
+'
+	[ "$output" = $'0502\n0101' ]
+}
