@@ -350,7 +350,7 @@ server_reload(struct server *srv)
 		goto out;
 	}
 	if (loose)
-		log_warn("warning: users file %s is readable by group or others",
+		log_warn("warning: users file %s is readable by its group",
 		    c.users_path);
 	if (users != NULL) {
 		users_free(main_users);
@@ -431,7 +431,7 @@ main(int argc, char **argv)
 		if (users_load(cfg.users_path, &main_users, &loose, why, sizeof(why)) < 0)
 			log_fatal(EXIT_FAILURE, "users file %s", why);
 		if (loose)
-			log_warn("warning: users file %s is readable by group or others",
+			log_warn("warning: users file %s is readable by its group",
 			    cfg.users_path);
 	}
 

@@ -85,25 +85,17 @@ users_add_line(struct users *u, const char *s, size_t len, const char **why)
 }
 
 int
-users_load(const char *path, struct users **out, bool *loose,
-    char *why, size_t whylen)
+users_read(FILE *f, const char *name, struct users **out, char *why,
+    size_t whylen)
 {
 	struct users *u;
-	struct stat st;
-	FILE *f;
 	char *line = NULL;
 	size_t cap = 0, lineno = 0, badline = 0;
 	ssize_t len;
 	const char *reason = NULL;
 
-	if ((f = fopen(path, "re")) == NULL) {
-		snprintf(why, whylen, "%s: %s", path, strerror(errno));
-		return -1;
-	}
-	*loose = fstat(fileno(f), &st) == 0 && (st.st_mode & (S_IRGRP | S_IROTH));
 	if ((u = calloc(1, sizeof(*u))) == NULL) {
-		fclose(f);
-		snprintf(why, whylen, "%s: %s", path, strerror(ENOMEM));
+		snprintf(why, whylen, "%s: %s", name, strerror(ENOMEM));
 		return -1;
 	}
 	while ((len = getline(&line, &cap, f)) != -1) {
@@ -124,19 +116,49 @@ users_load(const char *path, struct users **out, bool *loose,
 		explicit_bzero(line, cap);
 		free(line);
 	}
-	fclose(f);
 	if (reason == NULL && u->n == 0)
 		reason = "no users";
 	if (reason != NULL) {
 		if (badline > 0)
-			snprintf(why, whylen, "%s: line %zu: %s", path, badline, reason);
+			snprintf(why, whylen, "%s: line %zu: %s", name, badline, reason);
 		else
-			snprintf(why, whylen, "%s: %s", path, reason);
+			snprintf(why, whylen, "%s: %s", name, reason);
 		users_free(u);
 		return -1;
 	}
 	*out = u;
 	return 0;
+}
+
+int
+users_load(const char *path, struct users **out, bool *loose,
+    char *why, size_t whylen)
+{
+	struct stat st;
+	FILE *f;
+	int r;
+
+	if ((f = fopen(path, "re")) == NULL) {
+		snprintf(why, whylen, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	/* Anyone who can write the file can add a user; anyone who can read
+	 * it has every password. A group may share it, read-only. */
+	if (fstat(fileno(f), &st) != 0) {
+		snprintf(why, whylen, "%s: %s", path, strerror(errno));
+		fclose(f);
+		return -1;
+	}
+	if (st.st_mode & (S_IWGRP | S_IWOTH | S_IROTH)) {
+		snprintf(why, whylen, "%s: %s by others (chmod 600 or 640 it)", path,
+		    st.st_mode & (S_IWGRP | S_IWOTH) ? "writable" : "readable");
+		fclose(f);
+		return -1;
+	}
+	*loose = (st.st_mode & S_IRGRP) != 0;
+	r = users_read(f, path, out, why, whylen);
+	fclose(f);
+	return r;
 }
 
 bool

@@ -10,6 +10,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 
 #include "socks5.h"
 
@@ -17,11 +18,15 @@ struct users;
 
 /*
  * Loads path. 0, or -1 with a one-line reason in why (e.g. "line 3: empty
- * user name", or a system error). Sets *loose when group or others may read
- * the file, so the caller can warn.
+ * user name", or a system error). A file others may read, or anyone but
+ * its owner may write, is refused. Sets *loose when its group may read it,
+ * so the caller can warn.
  */
 int users_load(const char *path, struct users **out, bool *loose,
     char *why, size_t whylen);
+/* users_load's parser on an open stream; name is the file's, for why. */
+int users_read(FILE *f, const char *name, struct users **out, char *why,
+    size_t whylen);
 void users_free(struct users *u);
 
 /* True when cred names a user with that password. Runs in time that does not

@@ -198,6 +198,30 @@ GET_HELLO=$(printf 'GET /hello.txt HTTP/1.0\r\n\r\n' | od -An -tx1 | tr -d ' \n'
 	[[ "$output" == "socksifyd "* ]]
 }
 
+@test "a users file others may read, or anyone but its owner may write, is refused (exit 1)" {
+	local u=$BATS_TEST_TMPDIR/users mode
+	echo 'alice:secret-pw' >"$u"
+	for mode in 644 604 620 602; do
+		chmod "$mode" "$u"
+		run timeout 5 "$SOCKSIFYD" -l 127.0.0.1:0 -u "$u"
+		[ "$status" -eq 1 ] || { echo "mode $mode: status $status"; false; }
+		[ "${#lines[@]}" -eq 1 ]
+		[[ "${lines[0]}" == *"$u: "*" by others (chmod 600 or 640 it)" ]]
+		[[ "${lines[0]}" != *secret-pw* ]]
+	done
+	[[ "$output" == *"writable by others"* ]]
+	chmod 644 "$u"
+	run timeout 5 "$SOCKSIFYD" -l 127.0.0.1:0 -u "$u"
+	[[ "$output" == *"readable by others"* ]]
+	# group-readable is accepted with a warning, and serves
+	chmod 640 "$u"
+	start_socksifyd -u "$u"
+	grep -q "warning: users file $u is readable by its group" "$SOCKSIFYD_LOG"
+	run curl -sS --max-time 10 --socks5 "alice:secret-pw@127.0.0.1:$PROXY_PORT" \
+		"http://127.0.0.1:$HTTP_PORT/hello.txt"
+	[ "$output" = "hello through socks" ]
+}
+
 @test "SIGTERM and SIGINT stop it cleanly with exit 0" {
 	for sig in TERM INT; do
 		start_socksifyd
