@@ -39,8 +39,11 @@
 #define SERVER_LOOPBACK_NETS		"127.0.0.0/8,::1"	/* listeners here may run without --users */
 /* Denied destinations when a listener is not on loopback (rules.h): the
  * host's loopback, "this network", link-local with the cloud metadata
- * address 169.254.169.254 and its IPv6 twin; v4-mapped forms match too. */
-#define SERVER_PROTECTED_NETS		"127.0.0.0/8,::1,::/128,0.0.0.0/8,169.254.0.0/16,fe80::/10,fd00:ec2::254"
+ * address 169.254.169.254 and its IPv6 twin, multicast (the host's own
+ * group members hear it: mDNS, SSDP) and broadcast; v4-mapped forms match
+ * too. */
+#define SERVER_PROTECTED_NETS		"127.0.0.0/8,::1,::/128,0.0.0.0/8,169.254.0.0/16,fe80::/10,fd00:ec2::254," \
+					"224.0.0.0/4,ff00::/8,255.255.255.255/32"
 #define SERVER_HOST_ADDRS_MAX		256	/* interface addresses protected besides those */
 #define SERVER_BIND_TIMEOUT_MS		(2 * 60 * 1000)	/* BIND: first reply to the one incoming connection */
 #define SERVER_UDP_IDLE_TIMEOUT_MS	(2 * 60 * 1000)	/* UDP ASSOCIATE: no datagram either way */

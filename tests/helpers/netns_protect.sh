@@ -8,6 +8,9 @@ set -eu
 socksifyd=$1 helpers=$2 work=$3
 ip link set lo up
 ip addr add 10.9.9.9/32 dev lo
+# Multicast on loopback, so a group member of this host can hear a datagram.
+ip link set lo multicast on
+ip route add 224.0.0.0/4 dev lo
 
 pids=""
 cleanup() { for p in $pids; do kill "$p" 2>/dev/null || true; done; }
@@ -19,13 +22,22 @@ t = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
 t.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0); t.bind(("::", 0)); t.listen(16)
 u = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
 u.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0); u.bind(("::", t.getsockname()[1]))
-open(sys.argv[1] + ".tmp", "w").write("%d\n" % t.getsockname()[1])
+# A member of an mDNS-like group (224.0.0.251), as avahi would be.
+m = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); m.bind(("0.0.0.0", 0))
+m.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP,
+             socket.inet_aton("224.0.0.251") + socket.inet_aton("10.9.9.9"))
+open(sys.argv[1] + ".tmp", "w").write("%d %d\n" % (t.getsockname()[1], m.getsockname()[1]))
 import os; os.rename(sys.argv[1] + ".tmp", sys.argv[1])
 def udp():
     while True:
         d, a = u.recvfrom(100)
         open(sys.argv[2], "a").write(d.decode() + "\n")
+def group():
+    while True:
+        d, a = m.recvfrom(100)
+        open(sys.argv[2], "a").write(d.decode() + "\n")
 threading.Thread(target=udp, daemon=True).start()
+threading.Thread(target=group, daemon=True).start()
 while True:
     c, _ = t.accept(); c.sendall(b"SECRET"); c.close()' "$work/target.port" "$work/udp.log" &
 pids="$pids $!"
@@ -35,12 +47,12 @@ i=0
 while { [ ! -s "$work/target.port" ] || ! grep -q 'listening on' "$work/socksifyd.log"; } && [ $i -lt 50 ]; do
 	sleep 0.1; i=$((i + 1))
 done
-tport=$(cat "$work/target.port")
+read -r tport mport <"$work/target.port"
 pport=$(sed -n 's/^socksifyd: listening on .*:\([0-9]*\)$/\1/p' "$work/socksifyd.log")
 
-python3 - "$pport" "$tport" <<'PY'
+python3 - "$pport" "$tport" "$mport" <<'PY'
 import socket, struct, sys, time
-proxy, port = int(sys.argv[1]), int(sys.argv[2])
+proxy, port, mport = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
 
 def connect(atyp_addr):
     s = socket.create_connection(("10.9.9.9", proxy)); s.settimeout(5)
@@ -55,7 +67,7 @@ for name, a in (("[::]", v6("::")), ("10.9.9.9", v4("10.9.9.9")),
                 ("[::ffff:10.9.9.9]", v6("::ffff:10.9.9.9")), ("127.0.0.1", v4("127.0.0.1"))):
     print("connect", name, connect(a))
 
-# UDP to [::] and to 10.9.9.9: nothing may arrive at the target
+# UDP to [::], to 10.9.9.9 and to a multicast group: nothing may arrive
 s = socket.create_connection(("10.9.9.9", proxy)); s.settimeout(5)
 s.sendall(b"\x05\x01\x00"); assert s.recv(2) == b"\x05\x00"
 s.sendall(b"\x05\x03\x00\x01\0\0\0\0\0\0")
@@ -64,6 +76,7 @@ relay = (socket.inet_ntoa(r[4:8]), struct.unpack(">H", r[8:10])[0])
 u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 u.sendto(b"\0\0\0" + v6("::") + struct.pack(">H", port) + b"via-any6", relay)
 u.sendto(b"\0\0\0" + v4("10.9.9.9") + struct.pack(">H", port) + b"via-own-address", relay)
+u.sendto(b"\0\0\0" + v4("224.0.0.251") + struct.pack(">H", mport) + b"via-multicast", relay)
 time.sleep(0.5)
 print("udp sent")
 PY
