@@ -3,6 +3,7 @@
 #   make test       unit + end-to-end tests (installs missing Debian packages)
 #   make demo       a tunnelled fetch through the embedded server
 #   make fuzz       every libFuzzer target for FUZZ_SECONDS each (clang)
+#   make soak       the server under load and faults (SOAK_SCALE=full or ci)
 #   make install    PREFIX=/usr/local DESTDIR=
 #   WERROR=1        warnings are errors;  SAN=1  ASan + UBSan;  V=1  loud
 .SUFFIXES:
@@ -50,6 +51,9 @@ UNIT_OBJ    = $(UNIT_SRC:%.c=$(BUILD)/obj/%.o)
 LAUNCH_OBJ  = $(BUILD)/obj/scripts/socksify.o
 TESTBIN_SRC = $(sort $(wildcard tests/bin/*.c))
 TESTBIN     = $(TESTBIN_SRC:tests/bin/%.c=$(BUILD)/tests/%)
+LOAD_SRC    = $(sort $(wildcard tests/load/*.c))
+LOADBIN     = $(LOAD_SRC:tests/load/%.c=$(BUILD)/tests/%)
+SOAK_SCALE ?= full
 
 ALL_OBJ = $(SHARED_OBJ) $(SERVER_OBJ) $(PRELOAD_OBJ) $(UNIT_OBJ) $(LAUNCH_OBJ)
 
@@ -83,6 +87,12 @@ $(BUILD)/tests/%: tests/bin/%.c $(SHARED_OBJ)
 	@$(if $(Q),echo "  CC      $<")
 	$(Q)$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $< $(SHARED_OBJ) -lpthread
 
+# Load generators (s5load): one file each, built like the helpers above.
+$(BUILD)/tests/%: tests/load/%.c $(SHARED_OBJ)
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $< $(SHARED_OBJ)
+
 unit: $(BUILD)/unit-tests
 	$(BUILD)/unit-tests
 
@@ -91,6 +101,11 @@ unit: $(BUILD)/unit-tests
 # one closing "N passed, N failed" line.
 test: all $(BUILD)/unit-tests $(TESTBIN)
 	@BUILD=$(BUILD) SAN=$(SAN) sh scripts/test.sh
+
+# The server under thousands of connections and injected faults; prints
+# one line per scenario and "N passed, N failed".
+soak: $(BUILD)/socksifyd $(LOADBIN)
+	@BUILD=$(BUILD) SOAK_SCALE=$(SOAK_SCALE) sh scripts/soak.sh
 
 demo: all
 	@sh scripts/demo.sh $(BUILD)
@@ -124,6 +139,6 @@ install: all
 clean:
 	rm -rf $(BUILD)
 
-.PHONY: all test unit demo fuzz install clean
+.PHONY: all test unit demo soak fuzz install clean
 
 -include $(ALL_OBJ:.o=.d)

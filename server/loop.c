@@ -238,7 +238,9 @@ loop_timer_start(struct loop *l, struct loop_timer *t, uint64_t ms,
 		l->heap = h;
 		l->capheap = n;
 	}
-	t->when = l->now + ms;
+	/* From the clock now, not the iteration's: a session accepted late in
+	 * a long iteration must not be cut early. */
+	t->when = loop_clock() + ms;
 	t->fn = fn;
 	t->arg = arg;
 	heap_place(l, l->nheap, t);

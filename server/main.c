@@ -6,6 +6,7 @@
  * then accept.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -184,6 +185,42 @@ listener_pause(struct listener *lst, int err, bool unexpected)
 	listener_park(lst);
 }
 
+/*
+ * Descriptors are short: the listener leaves the epoll set until a session
+ * closes (listener_resume_stalled), which frees two, instead of for a fixed
+ * pause. With no session to wait for, it takes the timed pause.
+ */
+static void
+listener_wait_for_close(struct listener *lst)
+{
+	struct server *srv = lst->srv;
+	uint64_t now = loop_now(srv->loop);
+
+	if (srv->nsessions == 0) {
+		listener_pause(lst, EMFILE, false);
+		return;
+	}
+	if (srv->accept_warned_ms == 0 ||
+	    now - srv->accept_warned_ms >= SERVER_ACCEPT_WARN_MS) {
+		srv->accept_warned_ms = now;
+		log_warn("accept on %s: descriptors short (%zu sessions, limit %zu); "
+		    "waiting for a session to close", lst->name, srv->nsessions,
+		    srv->fd_limit);
+	}
+	(void)loop_set(srv->loop, lst->fd, 0);
+	lst->stalled = true;
+	srv->lst_stalled = true;
+}
+
+/* Would one more session leave fewer than --fd-reserve descriptors free? */
+static bool
+srv_fds_short(const struct server *srv)
+{
+	size_t need = srv->fd_base + 2 * (srv->nsessions + 1) + srv->lim.fd_reserve;
+
+	return need > srv->fd_limit;
+}
+
 static void
 listener_on_accept(struct loop *l, int fd, uint32_t events, void *arg)
 {
@@ -196,9 +233,19 @@ listener_on_accept(struct loop *l, int fd, uint32_t events, void *arg)
 	for (i = 0; i < SERVER_LOOP_EVENTS; i++) {
 		struct sockaddr_storage ss;
 		socklen_t len = sizeof(ss);
-		int cfd = accept4(fd, (struct sockaddr *)&ss, &len,
-		    SOCK_NONBLOCK | SOCK_CLOEXEC);
+		int cfd;
 
+		/*
+		 * A session holds two descriptors once its target is open.
+		 * Admit one only when both fit beside the reserve: a session
+		 * accepted now must not fail later for want of its target's
+		 * socket (EMFILE, reply 01). The client waits in the backlog.
+		 */
+		if (srv_fds_short(lst->srv)) {
+			listener_wait_for_close(lst);
+			return;
+		}
+		cfd = accept4(fd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (cfd == -1) {
 			switch (errno) {
 			case EAGAIN:
@@ -492,6 +539,13 @@ main(int argc, char **argv)
 		log_write_line(line, (size_t)n);
 	}
 
+	/* What the server holds before any session: the lowest free descriptor. */
+	if ((r = fcntl(sigfd, F_DUPFD_CLOEXEC, 0)) >= 0) {
+		srv.fd_base = (size_t)r;
+		close(r);
+	} else {
+		srv.fd_base = srv.fd_limit;
+	}
 	if ((r = loop_run(srv.loop)) < 0)
 		log_error("epoll_wait: %s", strerror(-r));
 

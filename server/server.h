@@ -52,6 +52,7 @@ struct server {
 	struct session *sessions;	/* doubly linked, newest first */
 	size_t nsessions;
 	size_t fd_limit;		/* RLIMIT_NOFILE soft limit */
+	size_t fd_base;			/* descriptors in use before the first session */
 	struct listener lst[SERVER_MAX_LISTENERS];
 	size_t nlst;
 	bool lst_stalled;		/* some listener waits for a session to close */
