@@ -73,6 +73,9 @@ void rules_disable_command(struct rules *r, uint8_t cmd);
 bool rules_command_enabled(const struct rules *r, uint8_t cmd);
 /* Deny SERVER_PROTECTED_NETS unless a rule names them; 0 or -EINVAL. */
 int rules_protect_host(struct rules *r);
+/* Re-reads the host's interface addresses into the current rules' protected
+ * list (when there is one): how many are protected now, or -1 (unchanged). */
+int rules_refresh_host(void);
 bool rules_addr_is_loopback(const struct sockaddr *sa);
 
 #endif

@@ -18,6 +18,8 @@
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
 
 #include "config.h"
 #include "defaults.h"
@@ -428,6 +430,68 @@ signal_on_read(struct loop *l, int fd, uint32_t events, void *arg)
 	}
 }
 
+/*
+ * Off loopback the host's own addresses are protected (rules.c), and they
+ * change under us: DHCP, IPv6 temporary addresses, an interface coming up.
+ * The kernel announces each change on a netlink group; a burst of them is
+ * taken as one, SERVER_HOST_REFRESH_MS later, when the addresses are read
+ * again.
+ */
+static struct loop_timer host_refresh_timer;
+
+static void
+host_refresh(struct loop *l, void *arg)
+{
+	int n;
+
+	(void)l;
+	(void)arg;
+	if ((n = rules_refresh_host()) < 0)
+		log_error("cannot re-read the host's addresses; the old ones stay protected");
+	else if (log_get_level() >= LOG_LEVEL_VERBOSE)
+		log_warn("host addresses changed: %d protected", n);
+}
+
+static void
+host_on_netlink(struct loop *l, int fd, uint32_t events, void *arg)
+{
+	char buf[SERVER_NETLINK_BUF_BYTES];
+	int i;
+
+	(void)events;
+	/* Bounded: the loop comes back for more. ENOBUFS (we fell behind) is
+	 * a change we did not see, and a refresh like any other. */
+	for (i = 0; i < SERVER_LOOP_EVENTS; i++)
+		if (recv(fd, buf, sizeof(buf), MSG_DONTWAIT) < 0 && errno != ENOBUFS)
+			break;
+	if (host_refresh_timer.slot == 0 &&
+	    loop_timer_start(l, &host_refresh_timer, SERVER_HOST_REFRESH_MS,
+	    host_refresh, arg) < 0)
+		host_refresh(l, arg);
+}
+
+/* -1, or a netlink socket hearing of address changes, in the loop. */
+static int
+host_watch(struct loop *l)
+{
+	struct sockaddr_nl nl = {
+		.nl_family = AF_NETLINK,
+		.nl_groups = RTMGRP_IPV4_IFADDR | RTMGRP_IPV6_IFADDR,
+	};
+	int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC,
+	    NETLINK_ROUTE);
+
+	if (fd < 0 || bind(fd, (struct sockaddr *)&nl, sizeof(nl)) < 0 ||
+	    loop_add(l, fd, EPOLLIN, host_on_netlink, NULL) < 0) {
+		log_warn("warning: cannot watch the host's addresses (%s); "
+		    "send SIGHUP after renumbering", strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	return fd;
+}
+
 /* Is this listener bound to a loopback address? */
 static bool
 listener_on_loopback(const struct listener *lst)
@@ -448,7 +512,7 @@ main(int argc, char **argv)
 	sigset_t sigs;
 	char why[1024];
 	size_t i;
-	int sigfd, r;
+	int sigfd, nlfd = -1, r;
 
 	switch (config_parse_args(argc, argv, &main_args, why, sizeof(why))) {
 	case CONFIG_RUN:
@@ -529,6 +593,8 @@ main(int argc, char **argv)
 		if ((r = loop_add(srv.loop, srv.lst[i].fd, EPOLLIN, listener_on_accept,
 		    &srv.lst[i])) < 0)
 			log_fatal(EXIT_FAILURE, "event loop: %s", strerror(-r));
+	if (main_protect)
+		nlfd = host_watch(srv.loop);
 
 	/* The readiness protocol: printed even with -q, one write() each. */
 	for (i = 0; i < srv.nlst; i++) {
@@ -554,6 +620,11 @@ main(int argc, char **argv)
 	srv.draining = false;
 	session_close_all(&srv);
 	resolver_free(srv.resolver);
+	loop_timer_stop(srv.loop, &host_refresh_timer);
+	if (nlfd >= 0) {
+		loop_del(srv.loop, nlfd);
+		close(nlfd);
+	}
 	loop_del(srv.loop, sigfd);
 	close(sigfd);
 	loop_free(srv.loop);

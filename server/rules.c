@@ -22,6 +22,7 @@
 
 #include "config.h"
 #include "defaults.h"
+#include "log.h"
 #include "rules.h"
 
 struct rule {
@@ -47,6 +48,7 @@ struct rules {
 	uint8_t disabled;		/* bit (1 << S5_CMD_*): switched off */
 	struct s5_cidr prot[RULES_PROTECT_MAX + RULES_HOST_ADDRS_MAX];
 	size_t nprot;			/* 0: no built-in protection */
+	size_t nstatic;			/* of which SERVER_PROTECTED_NETS */
 };
 
 static struct rules rules_empty;	/* before start-up sets one */
@@ -296,24 +298,32 @@ rules_parse_list(const char *list, struct s5_cidr *out, size_t max)
  * The host's own interface addresses, each as a host route: a service bound
  * to 0.0.0.0 is as much the host's as one on loopback, and the daemon's own
  * listener is among them (a client must not chain sessions through it).
- * Read at start-up and on every SIGHUP, so renumbering needs a reload.
+ * Read at start-up, on every SIGHUP and whenever the kernel reports an
+ * address change (rules_refresh_host). -1 when they cannot be read (the
+ * list is left as it was), else how many did not fit.
  */
-static void
+static int
 rules_protect_interfaces(struct rules *r)
 {
 	struct ifaddrs *list, *ifa;
 	struct s5_addr a;
 	struct s5_cidr *c;
 	size_t max = RULES_PROTECT_MAX + RULES_HOST_ADDRS_MAX;
+	int lost = 0;
 
 	if (getifaddrs(&list) != 0)
-		return;
-	for (ifa = list; ifa != NULL && r->nprot < max; ifa = ifa->ifa_next) {
+		return -1;
+	r->nprot = r->nstatic;
+	for (ifa = list; ifa != NULL; ifa = ifa->ifa_next) {
 		if (ifa->ifa_addr == NULL ||
 		    s5_addr_from_sockaddr(&a, ifa->ifa_addr,
 		    ifa->ifa_addr->sa_family == AF_INET6 ?
 		    sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in)) != 0)
 			continue;
+		if (r->nprot == max) {
+			lost++;
+			continue;
+		}
 		c = &r->prot[r->nprot++];
 		memset(c, 0, sizeof(*c));
 		if (a.atyp == S5_ATYP_IPV4) {
@@ -326,6 +336,16 @@ rules_protect_interfaces(struct rules *r)
 		}
 	}
 	freeifaddrs(list);
+	return lost;
+}
+
+/* How many host addresses did not fit, for one warning. */
+static void
+rules_warn_lost(int lost)
+{
+	if (lost > 0)
+		log_warn("warning: %d host addresses beyond the first %d are not "
+		    "protected", lost, RULES_HOST_ADDRS_MAX);
 }
 
 int
@@ -335,9 +355,22 @@ rules_protect_host(struct rules *r)
 
 	if (n < 0)
 		return n;
-	r->nprot = (size_t)n;
-	rules_protect_interfaces(r);
+	r->nprot = r->nstatic = (size_t)n;
+	rules_warn_lost(rules_protect_interfaces(r));
 	return 0;
+}
+
+int
+rules_refresh_host(void)
+{
+	int lost;
+
+	if (rules_cur == NULL || rules_cur->nstatic == 0)
+		return 0;
+	if ((lost = rules_protect_interfaces(rules_cur)) < 0)
+		return -1;
+	rules_warn_lost(lost);
+	return (int)(rules_cur->nprot - rules_cur->nstatic);
 }
 
 bool

@@ -45,6 +45,8 @@
 #define SERVER_PROTECTED_NETS		"127.0.0.0/8,::1,::/128,0.0.0.0/8,169.254.0.0/16,fe80::/10,fd00:ec2::254," \
 					"224.0.0.0/4,ff00::/8,255.255.255.255/32"
 #define SERVER_HOST_ADDRS_MAX		256	/* interface addresses protected besides those */
+#define SERVER_HOST_REFRESH_MS		100	/* a burst of address changes, read again once */
+#define SERVER_NETLINK_BUF_BYTES	8192	/* one netlink message read at a time */
 #define SERVER_BIND_TIMEOUT_MS		(2 * 60 * 1000)	/* BIND: first reply to the one incoming connection */
 #define SERVER_UDP_IDLE_TIMEOUT_MS	(2 * 60 * 1000)	/* UDP ASSOCIATE: no datagram either way */
 #define SERVER_UDP_DGRAM_MAX		65535	/* largest UDP payload received, bytes (RFC 768 length field) */

@@ -333,7 +333,7 @@ open(sys.argv[1],"w").write("%d\n" % s.getsockname()[1]); time.sleep(20)' "$pf" 
 	[ "$status" -eq 2 ]
 }
 
-@test "off loopback, the host's own addresses are protected too: [::], its interface addresses (TCP and UDP)" {
+@test "off loopback, the host's own addresses are protected too: [::], its interface addresses, one added later, multicast (TCP and UDP)" {
 	unshare --net true 2>/dev/null || skip "needs a network namespace of our own (unshare --net)"
 	command -v ip >/dev/null || skip "needs ip(8) to give the namespace an address"
 	run timeout 30 unshare --net sh "$HELPERS/netns_protect.sh" "$SOCKSIFYD" "$HELPERS" "$BATS_TEST_TMPDIR"
@@ -343,6 +343,7 @@ open(sys.argv[1],"w").write("%d\n" % s.getsockname()[1]); time.sleep(20)' "$pf" 
 	[ "${lines[1]}" = "connect 10.9.9.9 02" ]
 	[ "${lines[2]}" = "connect [::ffff:10.9.9.9] 02" ]
 	[ "${lines[3]}" = "connect 127.0.0.1 02" ]
-	[ "${lines[4]}" = "udp sent" ]
-	[ "${lines[5]}" = "udp arrived: " ]
+	[ "${lines[4]}" = "connect 10.9.9.10-added-later 02" ]
+	[ "${lines[5]}" = "udp sent" ]
+	[ "${lines[6]}" = "udp arrived: " ]
 }

@@ -48,6 +48,12 @@ while { [ ! -s "$work/target.port" ] || ! grep -q 'listening on' "$work/socksify
 	sleep 0.1; i=$((i + 1))
 done
 read -r tport mport <"$work/target.port"
+# An address the host gains after the server started is protected as well.
+ip addr add 10.9.9.10/32 dev lo
+i=0
+while ! grep -q 'host addresses changed' "$work/socksifyd.log" && [ $i -lt 50 ]; do
+	sleep 0.1; i=$((i + 1))
+done
 pport=$(sed -n 's/^socksifyd: listening on .*:\([0-9]*\)$/\1/p' "$work/socksifyd.log")
 
 python3 - "$pport" "$tport" "$mport" <<'PY'
@@ -64,7 +70,8 @@ def connect(atyp_addr):
 v4 = lambda a: b"\x01" + socket.inet_aton(a)
 v6 = lambda a: b"\x04" + socket.inet_pton(socket.AF_INET6, a)
 for name, a in (("[::]", v6("::")), ("10.9.9.9", v4("10.9.9.9")),
-                ("[::ffff:10.9.9.9]", v6("::ffff:10.9.9.9")), ("127.0.0.1", v4("127.0.0.1"))):
+                ("[::ffff:10.9.9.9]", v6("::ffff:10.9.9.9")), ("127.0.0.1", v4("127.0.0.1")),
+                ("10.9.9.10-added-later", v4("10.9.9.10"))):
     print("connect", name, connect(a))
 
 # UDP to [::], to 10.9.9.9 and to a multicast group: nothing may arrive
