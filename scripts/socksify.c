@@ -642,9 +642,9 @@ server_start(const char *server, const char *lib)
 			_exit(EXIT_SELF);
 		setpgid(0, 0);
 		dup2(fds[1], STDERR_FILENO);
-		r = open("/dev/null", O_RDONLY);
+		r = open("/dev/null", O_RDONLY | O_CLOEXEC);
 		if (r >= 0 && r != STDIN_FILENO)
-			dup2(r, STDIN_FILENO);
+			dup2(r, STDIN_FILENO);	/* the copy on 0 is not close-on-exec */
 		/* A nested socksify must not tunnel the server through itself. */
 		pre = preload_compose(lib, getenv("LD_PRELOAD"), false);
 		if (pre != NULL)
