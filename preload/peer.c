@@ -141,7 +141,8 @@ getpeername(int fd, struct sockaddr *sa, socklen_t *len)
  * through SO_ERROR (connect(2)); event loops (libuv, asyncio, curl) read
  * it there once the fd polls writable. Our handshake has already failed,
  * and the socket, dissolved with AF_UNSPEC, polls writable at once (with
- * POLLHUP), so the program asks for SO_ERROR straight away.
+ * POLLHUP and POLLERR: tunnel.c leaves the kernel's ECONNRESET pending),
+ * so the program asks for SO_ERROR straight away.
  */
 void
 peer_fail_later(int fd, int err)
@@ -161,7 +162,8 @@ peer_take_error(int fd)
 {
 	struct peer_err *e;
 	uint64_t cookie;
-	int err;
+	socklen_t len = sizeof(int);
+	int err, kerr;
 
 	if (fd < 0 || fd >= PRELOAD_PEER_FDS)
 		return 0;
@@ -175,7 +177,12 @@ peer_take_error(int fd)
 	if (!__atomic_compare_exchange_n(&e->cookie, &cookie, 0, false,
 	    __ATOMIC_ACQ_REL, __ATOMIC_RELAXED))
 		return 0;
-	return peer_cookie(fd) == cookie ? err : 0;
+	if (peer_cookie(fd) != cookie)
+		return 0;
+	/* The kernel's own pending error (tunnel.c leaves ECONNRESET) is
+	 * reported in this one's place, and so goes too. */
+	(void)preload_real.getsockopt(fd, SOL_SOCKET, SO_ERROR, &kerr, &len);
+	return err;
 }
 
 int

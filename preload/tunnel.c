@@ -277,10 +277,16 @@ tunnel_connect(int fd, const struct s5_addr *dst, int *rep)
 		memset(&unspec, 0, sizeof(unspec));
 		unspec.sa_family = AF_UNSPEC;
 		(void)preload_real.connect(fd, &unspec, sizeof(unspec));
-		/* Disconnecting leaves ECONNRESET pending in the socket; a
-		 * socket whose connect failed has no such thing to report. */
+		/* Disconnecting leaves ECONNRESET pending in the socket. A
+		 * blocking connect() reports the failure itself: cleared. A
+		 * non-blocking one says EINPROGRESS, and the socket must then
+		 * fail as one whose connect failed: poll() says POLLERR, and a
+		 * send() gets an errno instead of SIGPIPE. SO_ERROR answers the
+		 * real errno and clears this one (peer.c), or this one beyond
+		 * PRELOAD_PEER_FDS, never 0. */
 		len = sizeof(int);
-		(void)preload_real.getsockopt(fd, SOL_SOCKET, SO_ERROR, &domain, &len);
+		if (!(flags & O_NONBLOCK))
+			(void)preload_real.getsockopt(fd, SOL_SOCKET, SO_ERROR, &domain, &len);
 	}
 	/* Restore the program's exact status flags (P2). */
 	if (!(flags & O_NONBLOCK))

@@ -12,18 +12,7 @@ setup() {
 
 teardown() { stop_all; }
 
-FAULTD=$BUILD/tests/faultd
 PROGS=$HELPERS/progs.py
-
-# start_faultd ARGS...: sets FAULT_PORT and FAULT_LOG.
-start_faultd() {
-	FAULT_LOG=$BATS_TEST_TMPDIR/faultd.log
-	: >"$FAULT_LOG"
-	"$FAULTD" "$@" 3>&- 2>"$FAULT_LOG" &
-	PIDS+=($!)
-	wait_for_line "$FAULT_LOG" 50 '^faultd: listening on '
-	FAULT_PORT=$(sed -n 's/^faultd: listening on .*:\([0-9]*\)$/\1/p' "$FAULT_LOG")
-}
 
 # probe URL ARGS...: netprobe.py inside the library, proxy URL, no exclusions.
 probe() {

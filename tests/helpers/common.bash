@@ -60,8 +60,11 @@ start_socksifyd() {
 	# later, and a second server in one test would otherwise be taken as
 	# ready on the first one's line (and port).
 	: >"$SOCKSIFYD_LOG"
-	local listen=(-l 127.0.0.1:0)
+	local listen=(-l 127.0.0.1:0) wrap=()
 	case " $* " in *" -l "*|*" --listen "*) listen=() ;; esac
+	# SOCKSIFYD_WRAP: a command the server runs under (the valgrind run
+	# of scripts/test.sh), split on spaces.
+	[ -z "${SOCKSIFYD_WRAP:-}" ] || read -ra wrap <<<"$SOCKSIFYD_WRAP"
 	if [ "${SOCKSIFY_TEST_NS:-0}" = 1 ]; then
 		{ echo "127.0.0.1 $PROXY_ONLY_NAME"; echo "::1 $PROXY_MULTI_NAME";
 		  echo "127.0.0.1 $PROXY_MULTI_NAME"; cat /etc/hosts; } >"$BATS_TEST_TMPDIR/proxy-hosts"
@@ -70,14 +73,25 @@ start_socksifyd() {
 		unshare --mount sh -c 'mount --bind "$0" /etc/hosts &&
 			{ [ -z "$SOCKSIFYD_RESOLV" ] || mount --bind "$SOCKSIFYD_RESOLV" /etc/resolv.conf; } &&
 			exec "$@"' \
-			"$BATS_TEST_TMPDIR/proxy-hosts" "$SOCKSIFYD" "${listen[@]}" "$@" 3>&- 2>"$SOCKSIFYD_LOG" &
+			"$BATS_TEST_TMPDIR/proxy-hosts" "${wrap[@]}" "$SOCKSIFYD" "${listen[@]}" "$@" 3>&- 2>"$SOCKSIFYD_LOG" &
 	else
-		"$SOCKSIFYD" "${listen[@]}" "$@" 3>&- 2>"$SOCKSIFYD_LOG" &
+		"${wrap[@]}" "$SOCKSIFYD" "${listen[@]}" "$@" 3>&- 2>"$SOCKSIFYD_LOG" &
 	fi
 	SOCKSIFYD_PID=$!
 	PIDS+=($SOCKSIFYD_PID)
-	wait_for_line "$SOCKSIFYD_LOG" 50 '^socksifyd: listening on '
+	wait_for_line "$SOCKSIFYD_LOG" "${SOCKSIFYD_READY_TRIES:-50}" '^socksifyd: listening on '
 	PROXY_PORT=$(sed -n 's/^socksifyd: listening on .*:\([0-9]*\)$/\1/p' "$SOCKSIFYD_LOG" | head -n 1)
+}
+
+# start_faultd ARGS...: tests/bin/faultd.c, the SOCKS5 server that fails on
+# purpose; sets FAULT_PORT and FAULT_LOG.
+start_faultd() {
+	FAULT_LOG=$BATS_TEST_TMPDIR/faultd.log
+	: >"$FAULT_LOG"
+	"$BUILD/tests/faultd" "$@" 3>&- 2>"$FAULT_LOG" &
+	PIDS+=($!)
+	wait_for_line "$FAULT_LOG" 50 '^faultd: listening on '
+	FAULT_PORT=$(sed -n 's/^faultd: listening on .*:\([0-9]*\)$/\1/p' "$FAULT_LOG")
 }
 
 # Tests that make a resolver look up a name absent from /etc/hosts need the
@@ -93,7 +107,7 @@ stop_all() {
 		kill "$p" 2>/dev/null || true
 	done
 	for p in "${PIDS[@]}"; do
-		timeout 5 tail --pid="$p" -f /dev/null 2>/dev/null || kill -9 "$p" 2>/dev/null || true
+		timeout "${SOCKSIFYD_STOP_WAIT:-5}" tail --pid="$p" -f /dev/null 2>/dev/null || kill -9 "$p" 2>/dev/null || true
 	done
 	PIDS=()
 }
