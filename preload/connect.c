@@ -55,11 +55,21 @@ connect_socket_type(int fd)
  * one line saying so; a destination we cannot read might be either
  * (EINVAL).
  */
+/* One line for a refusal; sa was vouched for by s5_addr_from_sockaddr. */
+static void
+connect_refuse(const struct sockaddr *sa, const char *what, const char *why)
+{
+	char text[S5_ADDR_TEXT_MAX];
+
+	if (s5_sockaddr_format(sa, text, sizeof(text)) < 0)
+		strcpy(text, "?");
+	preload_log(LOG_LVL_ERROR, "blocked %s to %s (%s)", what, text, why);
+}
+
 static int
 connect_dgram_policy(const struct sockaddr *sa, socklen_t len)
 {
 	struct s5_addr a;
-	char text[S5_ADDR_TEXT_MAX];
 	const char *why;
 
 	if (!preload_cfg.remote_dns && !preload_cfg.udp_block)
@@ -73,10 +83,27 @@ connect_dgram_policy(const struct sockaddr *sa, socklen_t len)
 		return 0;
 	else
 		why = "SOCKSIFY_UDP=block";
-	/* Read only after the conversion vouched for len. */
-	if (s5_sockaddr_format(sa, text, sizeof(text)) < 0)
-		strcpy(text, "?");
-	preload_log(LOG_LVL_ERROR, "blocked UDP datagram to %s (%s)", text, why);
+	connect_refuse(sa, "UDP datagram", why);
+	return -EPERM;
+}
+
+/*
+ * SCTP (SOCK_SEQPACKET, or a stream socket of its own protocol is tunnelled
+ * and fails at the proxy), DCCP and whatever else the kernel grows cannot
+ * take a CONNECT tunnel either: they may reach excluded destinations only.
+ */
+static int
+connect_other_policy(int type, const struct sockaddr *sa, socklen_t len)
+{
+	struct s5_addr a;
+	char why[sizeof("socket type 2147483647")];
+
+	if (s5_addr_from_sockaddr(&a, sa, len) != 0)
+		return -EINVAL;
+	if (preload_is_excluded(&a))
+		return 0;
+	snprintf(why, sizeof(why), "socket type %d", type);
+	connect_refuse(sa, "UDP datagram", why);
 	return -EPERM;
 }
 
@@ -167,6 +194,11 @@ connect_hooked(int fd, const struct sockaddr *sa, socklen_t len)
 		errno = -r;
 		return -1;
 	}
+	if (type != SOCK_STREAM && !connect_is_dgram(type) &&
+	    (r = connect_other_policy(type, sa, len)) < 0) {
+		errno = -r;
+		return -1;
+	}
 	if (type != SOCK_STREAM) {
 		errno = saved;
 		return preload_real.connect(fd, sa, len);
@@ -185,6 +217,13 @@ connect_hooked(int fd, const struct sockaddr *sa, socklen_t len)
 		errno = saved;
 		return preload_real.connect(fd, sa, len);
 	} else if (preload_is_excluded(&dst)) {
+		/* Under remote resolution DNS over TCP is a lookup around the
+		 * proxy too, to a local stub or not: refused like UDP's. */
+		if (preload_cfg.remote_dns && dst.port == DNS_PORT) {
+			connect_refuse(sa, "DNS over TCP", "remote DNS");
+			errno = EPERM;
+			return -1;
+		}
 		connect_trace_direct(sa, "excluded");
 		errno = saved;
 		return preload_real.connect(fd, sa, len);
@@ -235,6 +274,10 @@ connect(int fd, const struct sockaddr *sa, socklen_t len)
 	return connect_hooked(fd, sa, len);
 }
 
+/* glibc exports connect() under this name too; a program may call it. */
+int __connect(int fd, const struct sockaddr *sa, socklen_t len)
+    __attribute__((alias("connect")));
+
 /* The datagram and fast-open policy for a send with a destination. Returns
  * 1 when the caller goes on with the real call, 0 when a fast-open connect
  * was made (send without destination now), -1 with errno set. */
@@ -252,6 +295,11 @@ connect_send_policy(int fd, const struct sockaddr *sa, socklen_t len, int flags)
 		return 1;	/* the fast path: no syscall of ours */
 	type = connect_socket_type(fd);
 	if (connect_is_dgram(type) && (r = connect_dgram_policy(sa, len)) < 0) {
+		errno = -r;
+		return -1;
+	}
+	if (type != SOCK_STREAM && !connect_is_dgram(type) &&
+	    (r = connect_other_policy(type, sa, len)) < 0) {
 		errno = -r;
 		return -1;
 	}
@@ -314,6 +362,26 @@ sendmmsg(int fd, struct mmsghdr *vec, unsigned int vlen, int flags)
 	if (preload_real.sendmmsg == NULL) {
 		errno = ENOSYS;
 		return -1;
+	}
+	/* A fast-open connect with the first message, tunnelled as sendmsg()
+	 * does it; the kernel would otherwise connect straight to the target. */
+	if (vec != NULL && vlen > 0 && (flags & MSG_FASTOPEN)) {
+		ssize_t n;
+
+		r = connect_send_policy(fd, vec[0].msg_hdr.msg_name,
+		    vec[0].msg_hdr.msg_namelen, flags);
+		if (r < 0)
+			return -1;
+		if (r == 0) {
+			struct msghdr m = vec[0].msg_hdr;
+
+			m.msg_name = NULL;
+			m.msg_namelen = 0;
+			if ((n = preload_real.sendmsg(fd, &m, flags & ~MSG_FASTOPEN)) < 0)
+				return -1;
+			vec[0].msg_len = (unsigned int)n;
+			return 1;
+		}
 	}
 	/* Only the datagram policy applies here: glibc's resolver batches its A
 	 * and AAAA queries with sendmmsg(), and so may a program's own. */

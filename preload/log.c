@@ -16,7 +16,7 @@
 
 #include "preload.h"
 
-#define LOG_FILE_MODE	0666		/* narrowed by the umask, as a shell's ">>" */
+#define LOG_FILE_MODE	0600		/* it names every destination: the user's alone */
 
 void
 preload_log(int level, const char *fmt, ...)
@@ -38,6 +38,10 @@ preload_log(int level, const char *fmt, ...)
 	n += m;
 	if ((size_t)n > sizeof(line) - 2)	/* truncated: keep room for '\n' */
 		n = (int)sizeof(line) - 2;
+	/* Names come from the program: none may end our line or start another. */
+	for (m = 0; m < n; m++)
+		if ((unsigned char)line[m] < 0x20 || line[m] == 0x7f)
+			line[m] = '?';
 	line[n++] = '\n';
 
 	if (preload_cfg.log_file[0] != '\0') {

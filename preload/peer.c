@@ -118,20 +118,25 @@ int
 getpeername(int fd, struct sockaddr *sa, socklen_t *len)
 {
 	struct sockaddr_storage ss;
-	socklen_t have;
+	socklen_t have, cap;
 
 	preload_init_symbols();
 	if (preload_real.getpeername == NULL) {
 		errno = ENOSYS;
 		return -1;
 	}
+	if (len == NULL)
+		return preload_real.getpeername(fd, sa, len);	/* EFAULT */
+	/* The caller's room, before the kernel writes the full size there. */
+	cap = *len;
 	/* The kernel's answer first: it decides ENOTCONN, EBADF, EFAULT. */
 	if (preload_real.getpeername(fd, sa, len) != 0)
 		return -1;
 	if (!peer_lookup(fd, &ss, &have))
 		return 0;
 	/* Truncated as the kernel truncates; *len says the full size. */
-	memcpy(sa, &ss, have < *len ? have : *len);
+	if (cap > 0)
+		memcpy(sa, &ss, have < cap ? have : cap);
 	*len = have;
 	return 0;
 }

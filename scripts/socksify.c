@@ -927,7 +927,7 @@ main(int argc, char **argv)
 			run.log_file = str_cat3(cwd, "/", o.log_file);
 		else
 			run.log_file = xstrdup(o.log_file);
-		fd = open(run.log_file, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+		fd = open(run.log_file, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
 		if (fd < 0)
 			die(EXIT_SELF, "--log %s:", o.log_file);
 		close(fd);

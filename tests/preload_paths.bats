@@ -209,3 +209,59 @@ proxied() {
 	[ "${lines[0]}" = "127.0.0.1 $HTTP_PORT" ]
 	[ "${lines[1]}" = "127.0.0.1 $PROXY_PORT" ]
 }
+
+@test "TCP fast open by sendmmsg() (libc and syscall) and glibc's __connect are tunnelled" {
+	start_socksifyd -v
+	local how n=0
+	for how in fastopen-sendmmsg syscall-sendmmsg __connect; do
+		run env SOCKSIFY_EXCLUDE=none LD_PRELOAD="$LIB" \
+			SOCKSIFY_PROXY="socks5://127.0.0.1:$PROXY_PORT" "$PATHCHECK" tcp "$how" "$HTTP_PORT"
+		[ "$output" = "hello through socks" ] || { echo "$how: $output"; false; }
+		n=$((n + 1))
+		wait_for_line "$SOCKSIFYD_LOG" 30 "target=127\.0\.0\.1:$HTTP_PORT"
+		[ "$(grep -c "target=127\.0\.0\.1:$HTTP_PORT" "$SOCKSIFYD_LOG")" -eq "$n" ] ||
+			{ echo "$how went around the proxy"; cat "$SOCKSIFYD_LOG"; false; }
+	done
+}
+
+@test "getpeername() of a tunnelled socket into a short buffer is truncated, never overrun" {
+	start_socksifyd
+	run env SOCKSIFY_EXCLUDE=none LD_PRELOAD="$LIB" \
+		SOCKSIFY_PROXY="socks5://127.0.0.1:$PROXY_PORT" "$PATHCHECK" peer-small "$HTTP_PORT"
+	[ "$status" -eq 0 ]
+	[ "${lines[0]}" = "len=28 family=10 overwritten=0" ]
+	[ "${lines[1]}" = "null len=28" ]
+}
+
+@test "socks5h: DNS over TCP to an excluded server is refused (EPERM); socks5:// lets it go" {
+	local log=$BATS_TEST_TMPDIR/lib.log
+	# loopback is excluded by default with an upstream proxy
+	run env SOCKSIFY_LOG_FILE="$log" LD_PRELOAD="$LIB" SOCKSIFY_PROXY="socks5h://127.0.0.1:1" \
+		"$PATHCHECK" syscall-connect 53
+	[ "$output" = "EPERM" ]
+	grep -q 'blocked DNS over TCP to 127.0.0.1:53 (remote DNS)' "$log"
+	# local resolution: the connect is the program's own and goes direct
+	# (nothing listens on port 53 here)
+	run preload "socks5://127.0.0.1:1" "$PATHCHECK" syscall-connect 53
+	[ "$output" = "ECONNREFUSED" ]
+}
+
+@test "a name with a newline cannot forge a line in the library's log; the log file is the user's alone" {
+	local log=$BATS_TEST_TMPDIR/lib.log
+	run env SOCKSIFY_LOG=info SOCKSIFY_LOG_FILE="$log" LD_PRELOAD="$LIB" \
+		SOCKSIFY_PROXY="socks5h://127.0.0.1:1" python3 -c '
+import socket
+name = "x\nsocksify[1] connect bank.example via proxy ok\nx"
+ai = socket.getaddrinfo(name, 443, socket.AF_INET, socket.SOCK_STREAM)[0][4]
+s = socket.socket()
+try:
+    s.connect(ai)
+except OSError as e:
+    print(e.errno)
+'
+	[ "$output" = "111" ]	# ECONNREFUSED: the proxy is down
+	cat "$log"
+	! grep -q '^socksify\[1\]' "$log"
+	grep -q 'connect x?socksify\[1\] connect bank.example via proxy ok?x:443 via' "$log"
+	[ "$(stat -c %a "$log")" = 600 ]
+}

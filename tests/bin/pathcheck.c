@@ -8,6 +8,15 @@
  *	pathcheck iouring                syscall(SYS_io_uring_setup)
  *	pathcheck udp HOW HOST PORT      one datagram; HOW is sendto, sendmsg,
  *	                                 sendmmsg, connect or syscall
+ *	pathcheck tcp HOW PORT           GET /hello.txt from 127.0.0.1:PORT, the
+ *	                                 connection made by HOW: fastopen-sendmmsg
+ *	                                 (sendmmsg with MSG_FASTOPEN), __connect,
+ *	                                 or syscall-sendmmsg; prints the body
+ *	pathcheck peer-small PORT        connect an IPv6 socket to
+ *	                                 [::ffff:127.0.0.1]:PORT, then
+ *	                                 getpeername() into a 16-byte sockaddr
+ *	                                 (with a canary after it) and into NULL
+ *	                                 with length 0
  *	pathcheck icmp HOST              one ICMP echo request to an IPv4 HOST,
  *	                                 by an ICMP datagram socket where the
  *	                                 system allows it, else a raw socket
@@ -25,6 +34,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
+#include <netinet/tcp.h>
 #include <unistd.h>
 
 #define IOURING_PARAMS_BYTES	120	/* struct io_uring_params, zeroed */
@@ -70,6 +80,73 @@ check_syscall_connect(const char *port)
 	if (fd < 0 || syscall(SYS_connect, fd, (struct sockaddr *)&ss, len) != 0)
 		return say_errno();
 	printf("ok\n");
+	close(fd);
+	return 0;
+}
+
+extern int __connect(int fd, const struct sockaddr *sa, socklen_t len);
+
+static int
+check_tcp(const char *how, const char *port)
+{
+	static char req[] = "GET /hello.txt HTTP/1.0\r\n\r\n";
+	struct sockaddr_storage ss;
+	socklen_t len = make_addr("127.0.0.1", port, &ss);
+	struct iovec iov = { .iov_base = req, .iov_len = sizeof(req) - 1 };
+	struct mmsghdr mm = { .msg_hdr = { .msg_name = &ss, .msg_namelen = len,
+	    .msg_iov = &iov, .msg_iovlen = 1 } };
+	char buf[4096], *body;
+	size_t got = 0;
+	ssize_t n;
+	long r;
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	if (fd < 0)
+		return say_errno();
+	if (strcmp(how, "fastopen-sendmmsg") == 0)
+		r = sendmmsg(fd, &mm, 1, MSG_FASTOPEN);
+	else if (strcmp(how, "syscall-sendmmsg") == 0)
+		r = syscall(SYS_sendmmsg, fd, &mm, 1L, (long)MSG_FASTOPEN);
+	else if (strcmp(how, "__connect") == 0)
+		r = __connect(fd, (struct sockaddr *)&ss, len) == 0 ?
+		    send(fd, req, sizeof(req) - 1, 0) : -1;
+	else {
+		printf("unknown tcp call %s\n", how);
+		return 2;
+	}
+	if (r < 0)
+		return say_errno();
+	while (got < sizeof(buf) - 1 &&
+	    (n = read(fd, buf + got, sizeof(buf) - 1 - got)) > 0)
+		got += (size_t)n;
+	buf[got] = '\0';
+	body = strstr(buf, "\r\n\r\n");
+	printf("%s\n", body != NULL ? body + 4 : "no body");
+	close(fd);
+	return 0;
+}
+
+static int
+check_peer_small(const char *port)
+{
+	struct { struct sockaddr sa; unsigned char canary[16]; } b;
+	struct sockaddr_storage ss;
+	socklen_t len = make_addr("::ffff:127.0.0.1", port, &ss), zero = 0;
+	int fd = socket(AF_INET6, SOCK_STREAM, 0);
+	size_t i, bad = 0;
+
+	if (fd < 0 || connect(fd, (struct sockaddr *)&ss, len) != 0)
+		return say_errno();
+	memset(b.canary, 0xAA, sizeof(b.canary));
+	len = sizeof(b.sa);
+	if (getpeername(fd, &b.sa, &len) != 0)
+		return say_errno();
+	for (i = 0; i < sizeof(b.canary); i++)
+		bad += b.canary[i] != 0xAA;
+	printf("len=%u family=%d overwritten=%zu\n", (unsigned)len, b.sa.sa_family, bad);
+	if (getpeername(fd, NULL, &zero) != 0)
+		return say_errno();
+	printf("null len=%u\n", (unsigned)zero);
 	close(fd);
 	return 0;
 }
@@ -247,11 +324,15 @@ main(int argc, char **argv)
 		return check_syscall_other();
 	if (argc == 2 && strcmp(argv[1], "iouring") == 0)
 		return check_iouring();
+	if (argc == 4 && strcmp(argv[1], "tcp") == 0)
+		return check_tcp(argv[2], argv[3]);
+	if (argc == 3 && strcmp(argv[1], "peer-small") == 0)
+		return check_peer_small(argv[2]);
 	if (argc == 3 && strcmp(argv[1], "icmp") == 0)
 		return check_icmp(argv[2]);
 	if (argc == 5 && strcmp(argv[1], "udp") == 0)
 		return check_udp(argv[2], argv[3], argv[4]);
 	fprintf(stderr, "usage: pathcheck syscall-connect PORT | syscall-other | "
-	    "iouring | udp HOW HOST PORT | icmp HOST | peer NAME PORT [PORT2]\n");
+	    "iouring | udp HOW HOST PORT | tcp HOW PORT | peer-small PORT | icmp HOST | peer NAME PORT [PORT2]\n");
 	return 2;
 }
