@@ -1,8 +1,10 @@
 # socksify: one Makefile, no autotools.
 #   make            build/libsocksify.so build/socksifyd build/socksify
-#   make test       unit + end-to-end tests (installs missing Debian packages)
+#   make test       every check: unit + end-to-end tests plain, under ASan+UBSan
+#                   and (server) valgrind, short fuzz and soak runs
+#                   (installs missing Debian packages); make check: plain only
 #   make demo       a tunnelled fetch through the embedded server
-#   make fuzz       every libFuzzer target for FUZZ_SECONDS each (clang)
+#   make fuzz       every libFuzzer target (or FUZZ_TARGETS) for FUZZ_SECONDS each (clang)
 #   make soak       the server under load and faults (SOAK_SCALE=full or ci)
 #   make install    PREFIX=/usr/local DESTDIR=
 #   WERROR=1        warnings are errors;  SAN=1  ASan + UBSan;  V=1  loud
@@ -97,10 +99,15 @@ unit: $(BUILD)/unit-tests
 	$(BUILD)/unit-tests
 
 # The end-to-end suite needs everything built; scripts/test.sh installs what
-# is missing, runs unit tests, the layering check and bats, and prints the
-# one closing "N passed, N failed" line.
+# is missing, runs its stages (see there) and prints the one closing
+# "N passed, N failed" line.
+testbin: $(TESTBIN)
+
 test: all $(BUILD)/unit-tests $(TESTBIN)
-	@BUILD=$(BUILD) SAN=$(SAN) sh scripts/test.sh
+	@BUILD=$(BUILD) MAKE="$(MAKE)" sh scripts/test.sh
+
+check: all $(BUILD)/unit-tests $(TESTBIN)
+	@BUILD=$(BUILD) TEST_STAGES=plain sh scripts/test.sh
 
 # The server under thousands of connections and injected faults; prints
 # one line per scenario and "N passed, N failed".
@@ -111,22 +118,34 @@ demo: all
 	@sh scripts/demo.sh $(BUILD)
 
 # libFuzzer needs clang; the fuzz build lives apart from the normal one.
+# FUZZ_TARGETS picks some: "make fuzz FUZZ_TARGETS='session rules'".
 FUZZ_CC ?= clang
 FUZZ_FLAGS = -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-             $(CSTD) -Ishared
+             $(CSTD) -Ishared -Iserver
+FUZZ_TARGETS ?= $(FUZZ_SRC:tests/fuzz/%.c=%)
+FUZZ_RUN = $(addprefix fuzz_,$(patsubst fuzz_%,%,$(FUZZ_TARGETS)))
+# What a target is built from besides its file and shared/: FUZZ_SRC_<target>,
+# FUZZ_FLAGS_<target>. fuzz_session runs the server's sessions in memory:
+# every server file but start-up and the real loop and resolver, with the
+# socket calls renamed to tests/fuzz/netshim.c's by a forced include.
+FUZZ_SRC_fuzz_rules = server/rules.c server/log.c
+FUZZ_SRC_fuzz_users = server/users.c
+FUZZ_SRC_fuzz_config = server/config.c server/rules.c server/log.c
+FUZZ_SRC_fuzz_session = $(filter-out server/main.c server/loop.c server/resolver.c,$(SERVER_SRC)) \
+                        tests/fuzz/fake_loop.c tests/fuzz/fake_resolver.c tests/fuzz/netshim.c
+FUZZ_FLAGS_fuzz_session = -include tests/fuzz/netshim.h -U_FORTIFY_SOURCE
 fuzz:
 	@sh scripts/deps.sh fuzz
 	@mkdir -p $(BUILD)/fuzz
-	@set -e; for f in $(FUZZ_SRC); do \
-		t=$$(basename $$f .c); \
-		echo "  FUZZ    $$t ($(FUZZ_SECONDS)s)"; \
-		$(FUZZ_CC) $(FUZZ_FLAGS) -o $(BUILD)/fuzz/$$t $$f $(SHARED_SRC); \
-		mkdir -p $(BUILD)/fuzz/corpus-$$t; \
-		$(BUILD)/fuzz/$$t -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
-			$(BUILD)/fuzz/corpus-$$t tests/fuzz/seeds/$$t 2>$(BUILD)/fuzz/$$t.log \
-			|| { tail -n 40 $(BUILD)/fuzz/$$t.log; exit 1; }; \
-		grep -E 'stat::number_of_executed_units' $(BUILD)/fuzz/$$t.log | sed "s/^/        /"; \
-	done
+	@set -e; $(foreach t,$(FUZZ_RUN), \
+		echo "  FUZZ    $(t) ($(FUZZ_SECONDS)s)"; \
+		$(FUZZ_CC) $(FUZZ_FLAGS) $(FUZZ_FLAGS_$(t)) -o $(BUILD)/fuzz/$(t) \
+			tests/fuzz/$(t).c $(SHARED_SRC) $(FUZZ_SRC_$(t)); \
+		mkdir -p $(BUILD)/fuzz/corpus-$(t); \
+		$(BUILD)/fuzz/$(t) -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+			$(BUILD)/fuzz/corpus-$(t) tests/fuzz/seeds/$(t) 2>$(BUILD)/fuzz/$(t).log \
+			|| { tail -n 40 $(BUILD)/fuzz/$(t).log; exit 1; }; \
+		grep -E 'stat::number_of_executed_units' $(BUILD)/fuzz/$(t).log | sed "s/^/        /";)
 
 install: all
 	mkdir -p $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/socksify \
@@ -139,6 +158,6 @@ install: all
 clean:
 	rm -rf $(BUILD)
 
-.PHONY: all test unit demo soak fuzz install clean
+.PHONY: all test check testbin unit demo soak fuzz install clean
 
 -include $(ALL_OBJ:.o=.d)
