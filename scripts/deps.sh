@@ -1,6 +1,6 @@
 #!/bin/sh
 # Installs the Debian packages a make target needs, only when they are missing.
-#   sh scripts/deps.sh demo|test|fuzz
+#   sh scripts/deps.sh demo|test|bench|fuzz
 # Needs root (or sudo) only when something is actually missing.
 set -eu
 
@@ -33,6 +33,20 @@ test)
 	want microsocks microsocks
 	# danted lives in /usr/sbin, which a non-root PATH may lack
 	command -v danted >/dev/null 2>&1 || [ -x /usr/sbin/danted ] || need="$need dante-server"
+	# the valgrind stage of make test
+	want valgrind valgrind
+	;;
+bench)
+	# make bench: the peers socksifyd is measured against, and the chart
+	want microsocks microsocks
+	command -v danted >/dev/null 2>&1 || [ -x /usr/sbin/danted ] || need="$need dante-server"
+	[ -x /usr/sbin/sshd ] || need="$need openssh-server"
+	want ssh openssh-client
+	want proxychains4 proxychains4
+	ls /usr/lib/*/libtsocks.so >/dev/null 2>&1 || need="$need tsocks"
+	want gnuplot gnuplot-nox
+	want taskset util-linux
+	want ps procps
 	;;
 fuzz)
 	want clang clang
@@ -48,7 +62,7 @@ fuzz)
 	rm -rf "$probe"
 	;;
 *)
-	echo "deps.sh: unknown target '$1' (demo, test or fuzz)" >&2
+	echo "deps.sh: unknown target '$1' (demo, test, bench or fuzz)" >&2
 	exit 2
 	;;
 esac

@@ -1,6 +1,16 @@
 #!/bin/sh
-# make test: unit tests, then every end-to-end suite (tests/*.bats), then one
-# closing line "N passed, N failed" for the whole run. Exit 0 iff none failed.
+# make test: every check the project has, in stages, then one closing line
+# "N passed, N failed" for the whole run. Exit 0 iff none failed.
+#
+#   plain     unit tests and every end-to-end suite (tests/*.bats)
+#   san       the same under ASan + UBSan (a build in build/san)
+#   valgrind  the server suites with socksifyd under valgrind: no error,
+#             no definite leak, in any server process
+#   fuzz      every libFuzzer target for FUZZ_SECONDS (default 3) each
+#   soak      the soak and fault suite in its short form (SOAK_SCALE=ci)
+#
+# TEST_STAGES picks stages (default: all five, in that order); `make check`
+# runs "plain" alone.
 #
 # The end-to-end suites run inside a private mount namespace whose
 # /etc/resolv.conf names 127.0.0.1 as the only nameserver: a lookup of a name
@@ -8,7 +18,9 @@
 # off this host (the tests resolve names that exist nowhere, on purpose).
 set -u
 BUILD=${BUILD:-build}
-SAN=${SAN:-}
+TEST_STAGES=${TEST_STAGES:-plain san valgrind fuzz soak}
+FUZZ_SECONDS=${FUZZ_SECONDS:-3}
+MAKE=${MAKE:-make}
 export BUILD
 
 sh scripts/deps.sh test || exit 1
@@ -16,54 +28,141 @@ sh scripts/deps.sh test || exit 1
 pass=0 fail=0 skip=0
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-
-echo "== unit tests ($BUILD/unit-tests)"
-"$BUILD/unit-tests" >"$work/unit.out" 2>&1
-unit_rc=$?
-cat "$work/unit.out"
-last=$(tail -n 1 "$work/unit.out")
-up=$(echo "$last" | sed -n 's/^\([0-9]*\) passed, \([0-9]*\) failed.*/\1/p')
-uf=$(echo "$last" | sed -n 's/^\([0-9]*\) passed, \([0-9]*\) failed.*/\2/p')
-if [ -z "$up" ]; then
-	echo "unit tests did not finish (exit $unit_rc)"
-	up=0 uf=1
-elif [ "$unit_rc" -ne 0 ] && [ "$uf" -eq 0 ]; then
-	uf=1
-fi
-pass=$((pass + up)) fail=$((fail + uf))
-
-if [ "$SAN" = 1 ]; then
-	# The library is preloaded into programs that are not built with ASan:
-	# let its runtime load after them. Leak checks of the server are done
-	# by the valgrind run, not here.
-	export ASAN_OPTIONS=verify_asan_link_order=0:detect_leaks=0:abort_on_error=1
-	export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
-fi
-
-echo "== end-to-end tests (tests/*.bats)"
 printf 'nameserver 127.0.0.1\noptions timeout:1 attempts:1\n' >"$work/resolv.conf"
 if unshare --mount sh -c 'mount --bind "$1" /etc/resolv.conf' sh "$work/resolv.conf" 2>/dev/null; then
-	SOCKSIFY_TEST_NS=1 unshare --mount sh -c 'mount --bind "$1" /etc/resolv.conf && shift && exec "$@"' \
-		sh "$work/resolv.conf" bats --formatter tap tests/*.bats >"$work/bats.out" 2>&1
+	jail=1
 else
-	echo "(no mount namespace here: tests that resolve unknown names are skipped)"
-	SOCKSIFY_TEST_NS=0 bats --formatter tap tests/*.bats >"$work/bats.out" 2>&1
+	jail=0
 fi
-cat "$work/bats.out"
-bp=$(grep -cE '^ok [0-9]+' "$work/bats.out")
-bs=$(grep -cE '^ok [0-9]+ .*# skip' "$work/bats.out")
-bf=$(grep -cE '^not ok [0-9]+' "$work/bats.out")
-planned=$(sed -n 's/^1\.\.\([0-9]*\)$/\1/p' "$work/bats.out" | head -n 1)
-if [ -z "$planned" ] || [ $((bp + bf)) -ne "$planned" ]; then
-	echo "bats did not finish every test (planned ${planned:-?}, ran $((bp + bf)))"
-	bf=$((bf + 1))
-fi
-pass=$((pass + bp - bs)) fail=$((fail + bf)) skip=$((skip + bs))
+
+# count OUT: adds the "N passed, N failed[, N skipped]" last line of OUT.
+count() {
+	last=$(tail -n 1 "$1")
+	p=$(echo "$last" | sed -n 's/^\([0-9]*\) passed, \([0-9]*\) failed.*/\1/p')
+	f=$(echo "$last" | sed -n 's/^\([0-9]*\) passed, \([0-9]*\) failed.*/\2/p')
+	if [ -z "$p" ]; then
+		echo "($1 did not finish)"
+		p=0 f=1
+	fi
+	pass=$((pass + p)) fail=$((fail + f))
+}
+
+# unit BUILD: the C unit tests of one build.
+unit() {
+	echo "== unit tests ($1/unit-tests)"
+	"$1/unit-tests" >"$work/unit.out" 2>&1
+	rc=$?
+	cat "$work/unit.out"
+	count "$work/unit.out"
+	[ "$rc" -eq 0 ] || [ "$f" -ne 0 ] || fail=$((fail + 1))
+}
+
+# e2e NAME BATS-FILES...: bats in the DNS jail, counted from its TAP output.
+e2e() {
+	name=$1
+	shift
+	echo "== end-to-end tests ($name: $*)"
+	if [ "$jail" = 1 ]; then
+		SOCKSIFY_TEST_NS=1 unshare --mount sh -c 'mount --bind "$1" /etc/resolv.conf && shift && exec "$@"' \
+			sh "$work/resolv.conf" bats --formatter tap "$@" >"$work/bats.out" 2>&1
+	else
+		echo "(no mount namespace here: tests that resolve unknown names are skipped)"
+		SOCKSIFY_TEST_NS=0 bats --formatter tap "$@" >"$work/bats.out" 2>&1
+	fi
+	cat "$work/bats.out"
+	bp=$(grep -cE '^ok [0-9]+' "$work/bats.out")
+	bs=$(grep -cE '^ok [0-9]+ .*# skip' "$work/bats.out")
+	bf=$(grep -cE '^not ok [0-9]+' "$work/bats.out")
+	planned=$(sed -n 's/^1\.\.\([0-9]*\)$/\1/p' "$work/bats.out" | head -n 1)
+	if [ -z "$planned" ] || [ $((bp + bf)) -ne "$planned" ]; then
+		echo "bats did not finish every test (planned ${planned:-?}, ran $((bp + bf)))"
+		bf=$((bf + 1))
+	fi
+	pass=$((pass + bp - bs)) fail=$((fail + bf)) skip=$((skip + bs))
+}
+
+stage_plain() {
+	unit "$BUILD"
+	e2e plain tests/*.bats
+}
+
+stage_san() {
+	echo "== building with ASan + UBSan (build/san)"
+	if ! $MAKE -s SAN=1 BUILD=build/san all build/san/unit-tests testbin >"$work/san-build.out" 2>&1; then
+		cat "$work/san-build.out"
+		fail=$((fail + 1))
+		return
+	fi
+	unit build/san
+	# The library is preloaded into programs that are not built with ASan:
+	# let its runtime load after them. Leaks of the server are the valgrind
+	# stage's job; the preloaded library's leaks would be the program's.
+	ASAN_OPTIONS=verify_asan_link_order=0:detect_leaks=0:abort_on_error=1 \
+	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	BUILD=build/san e2e san tests/*.bats
+}
+
+# A representative share of the server suites with every socksifyd they
+# start under valgrind: CONNECT (IPv4, IPv6, names, early data, a split
+# handshake, half-close), authentication, every failure reply, the
+# resolver's cancel paths, all of BIND and UDP ASSOCIATE, rules, SIGHUP and
+# the SIGTERM drain. Each server's log must end with no error and no
+# definite leak.
+VG_CONNECT='curl|IPv6 target|refused target|unresolvable|no acceptable|wrong version|unknown|empty domain|coalesced|split handshake|users file: right|half-close|resolver|every address'
+VG_OPS='deny by destination|rules apply|SIGHUP|SIGTERM drains|max-sessions'
+stage_valgrind() {
+	vg=$work/valgrind
+	mkdir -p "$vg"
+	export SOCKSIFYD_WRAP="valgrind --leak-check=full --errors-for-leak-kinds=definite --error-exitcode=1 --log-file=$vg/server.%p"
+	export SOCKSIFYD_READY_TRIES=300 SOCKSIFYD_STOP_WAIT=30
+	e2e valgrind --filter "$VG_CONNECT" tests/server.bats
+	e2e valgrind tests/server_bind_udp.bats
+	e2e valgrind --filter "$VG_OPS" tests/server_ops.bats
+	unset SOCKSIFYD_WRAP SOCKSIFYD_READY_TRIES SOCKSIFYD_STOP_WAIT
+	runs=0 bad=0
+	for log in "$vg"/server.*; do
+		[ -e "$log" ] || continue
+		runs=$((runs + 1))
+		if ! grep -q 'ERROR SUMMARY: 0 errors' "$log" ||
+		    grep -q 'definitely lost: [1-9]' "$log"; then
+			bad=$((bad + 1))
+			echo "-- valgrind found a problem in $log:"
+			cat "$log"
+		fi
+	done
+	echo "valgrind: $runs server runs, $bad with errors or definite leaks"
+	if [ "$runs" -gt 0 ] && [ "$bad" -eq 0 ]; then
+		pass=$((pass + 1))
+	else
+		fail=$((fail + 1))
+	fi
+}
+
+stage_fuzz() {
+	echo "== fuzzing, $FUZZ_SECONDS s per target"
+	$MAKE -s fuzz FUZZ_SECONDS="$FUZZ_SECONDS" >"$work/fuzz.out" 2>&1
+	rc=$?
+	cat "$work/fuzz.out"
+	ran=$(grep -c 'stat::number_of_executed_units' "$work/fuzz.out")
+	pass=$((pass + ran))
+	[ "$rc" -eq 0 ] || fail=$((fail + 1))
+}
+
+stage_soak() {
+	echo "== soak and fault suite (short form)"
+	$MAKE -s soak SOAK_SCALE=ci >"$work/soak.out" 2>&1
+	cat "$work/soak.out"
+	count "$work/soak.out"
+}
+
+for stage in $TEST_STAGES; do
+	case $stage in
+	plain|san|valgrind|fuzz|soak) "stage_$stage" ;;
+	*) echo "scripts/test.sh: unknown stage '$stage'"; fail=$((fail + 1)) ;;
+	esac
+done
 
 echo
-if [ "$skip" -gt 0 ]; then
-	echo "$pass passed, $fail failed, $skip skipped"
-else
-	echo "$pass passed, $fail failed"
-fi
+[ "$skip" -eq 0 ] || echo "($skip skipped, counted in neither)"
+echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]
