@@ -126,12 +126,12 @@ FUZZ_TARGETS ?= $(FUZZ_SRC:tests/fuzz/%.c=%)
 FUZZ_RUN = $(addprefix fuzz_,$(patsubst fuzz_%,%,$(FUZZ_TARGETS)))
 # What a target is built from besides its file and shared/: FUZZ_SRC_<target>,
 # FUZZ_FLAGS_<target>. fuzz_session runs the server's sessions in memory:
-# every server file but start-up and the real loop and resolver, with the
+# every server file but start-up, the listeners and the real loop and resolver, with the
 # socket calls renamed to tests/fuzz/netshim.c's by a forced include.
 FUZZ_SRC_fuzz_rules = server/rules.c server/log.c
 FUZZ_SRC_fuzz_users = server/users.c
 FUZZ_SRC_fuzz_config = server/config.c server/rules.c server/log.c
-FUZZ_SRC_fuzz_session = $(filter-out server/main.c server/loop.c server/resolver.c,$(SERVER_SRC)) \
+FUZZ_SRC_fuzz_session = $(filter-out server/main.c server/listener.c server/loop.c server/resolver.c,$(SERVER_SRC)) \
                         tests/fuzz/fake_loop.c tests/fuzz/fake_resolver.c tests/fuzz/netshim.c
 FUZZ_FLAGS_fuzz_session = -include tests/fuzz/netshim.h -U_FORTIFY_SOURCE
 fuzz:

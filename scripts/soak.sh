@@ -112,7 +112,9 @@ wait_gone() {
 start_server() {
 	LOG=$work/server.log.$(now_ms)
 	: >"$LOG"
-	"$@" -l 127.0.0.1:0 <&- 2>"$LOG" &
+	# SOCKSIFYD_ARGS: flags for every server of the run (--relay splice).
+	# shellcheck disable=SC2086
+	"$@" -l 127.0.0.1:0 ${SOCKSIFYD_ARGS:-} <&- 2>"$LOG" &
 	SRV_PID=$!
 	wait_line "$LOG" '^socksifyd: listening on ' || return 1
 	PORT=$(sed -n 's/^socksifyd: listening on 127\.0\.0\.1:\([0-9]*\)$/\1/p' "$LOG")

@@ -3,13 +3,15 @@
 # "N passed, N failed" for the whole run. Exit 0 iff none failed.
 #
 #   plain     unit tests and every end-to-end suite (tests/*.bats)
+#   splice    the server suites that move bytes, with --relay splice
 #   san       the same under ASan + UBSan (a build in build/san)
 #   valgrind  the server suites with socksifyd under valgrind: no error,
 #             no definite leak, in any server process
 #   fuzz      every libFuzzer target for FUZZ_SECONDS (default 3) each
-#   soak      the soak and fault suite in its short form (SOAK_SCALE=ci)
+#   soak      the soak and fault suite in its short form (SOAK_SCALE=ci),
+#             with each --relay path
 #
-# TEST_STAGES picks stages (default: all five, in that order); `make check`
+# TEST_STAGES picks stages (default: all six, in that order); `make check`
 # runs "plain" alone.
 #
 # The end-to-end suites run inside a private mount namespace whose
@@ -18,7 +20,7 @@
 # off this host (the tests resolve names that exist nowhere, on purpose).
 set -u
 BUILD=${BUILD:-build}
-TEST_STAGES=${TEST_STAGES:-plain san valgrind fuzz soak}
+TEST_STAGES=${TEST_STAGES:-plain splice san valgrind fuzz soak}
 FUZZ_SECONDS=${FUZZ_SECONDS:-3}
 MAKE=${MAKE:-make}
 export BUILD
@@ -109,7 +111,7 @@ stage_san() {
 # the SIGTERM drain. Each server's log must end with no error and no
 # definite leak.
 VG_CONNECT='curl|IPv6 target|refused target|unresolvable|no acceptable|wrong version|unknown|empty domain|coalesced|split handshake|users file: right|half-close|resolver|every address'
-VG_OPS='deny by destination|rules apply|SIGHUP|SIGTERM drains|max-sessions'
+VG_OPS='deny by destination|rules apply|SIGHUP|SIGTERM drains|max-sessions|workers 4'
 stage_valgrind() {
 	vg=$work/valgrind
 	mkdir -p "$vg"
@@ -148,16 +150,25 @@ stage_fuzz() {
 	[ "$rc" -eq 0 ] || fail=$((fail + 1))
 }
 
+# The relay's other path: what moves bytes, again with --relay splice.
+VG_SPLICE='curl|IPv6 target|coalesced|split handshake|half-close|every address'
+stage_splice() {
+	SOCKSIFYD_ARGS="--relay splice" e2e splice --filter "$VG_SPLICE" tests/server.bats
+	SOCKSIFYD_ARGS="--relay splice" e2e splice tests/server_bind_udp.bats
+}
+
 stage_soak() {
-	echo "== soak and fault suite (short form)"
-	$MAKE -s soak SOAK_SCALE=ci >"$work/soak.out" 2>&1
-	cat "$work/soak.out"
-	count "$work/soak.out"
+	for relay in copy splice; do
+		echo "== soak and fault suite (short form, --relay $relay)"
+		SOCKSIFYD_ARGS="--relay $relay" $MAKE -s soak SOAK_SCALE=ci >"$work/soak.out" 2>&1
+		cat "$work/soak.out"
+		count "$work/soak.out"
+	done
 }
 
 for stage in $TEST_STAGES; do
 	case $stage in
-	plain|san|valgrind|fuzz|soak) "stage_$stage" ;;
+	plain|splice|san|valgrind|fuzz|soak) "stage_$stage" ;;
 	*) echo "scripts/test.sh: unknown stage '$stage'"; fail=$((fail + 1)) ;;
 	esac
 done

@@ -36,6 +36,9 @@ enum config_opt {
 	CONFIG_OPT_BIND_TIMEOUT,
 	CONFIG_OPT_UDP_IDLE_TIMEOUT,
 	CONFIG_OPT_FD_RESERVE,
+	CONFIG_OPT_WORKERS,
+	CONFIG_OPT_ACCEPT,
+	CONFIG_OPT_RELAY,
 };
 
 enum {
@@ -58,6 +61,9 @@ static const struct option config_longopts[] = {
 	{ "bind-timeout", required_argument, NULL, CONFIG_OPT_BIND_TIMEOUT },
 	{ "udp-idle-timeout", required_argument, NULL, CONFIG_OPT_UDP_IDLE_TIMEOUT },
 	{ "fd-reserve", required_argument, NULL, CONFIG_OPT_FD_RESERVE },
+	{ "workers", required_argument, NULL, CONFIG_OPT_WORKERS },
+	{ "accept", required_argument, NULL, CONFIG_OPT_ACCEPT },
+	{ "relay", required_argument, NULL, CONFIG_OPT_RELAY },
 	{ "config", required_argument, NULL, CONFIG_OPT_CONFIG },
 	{ "verbose", no_argument, NULL, CONFIG_OPT_VERBOSE },
 	{ "quiet", no_argument, NULL, CONFIG_OPT_QUIET },
@@ -89,6 +95,11 @@ config_usage(FILE *f)
 	    "      --max-sessions N       sessions at once; more are closed (default %d)\n"
 	    "      --fd-reserve N         descriptors kept free for held sessions (default %d)\n"
 	    "      --drain-timeout MS     on SIGTERM, sessions may finish this long (default %d)\n"
+	    "      --workers N            event loops, each on its own thread (default: one\n"
+	    "                             per CPU, at most %d)\n"
+	    "      --accept reuseport|shared  how workers share a listener: a socket each\n"
+	    "                             (SO_REUSEPORT) or one (EPOLLEXCLUSIVE); default %s\n"
+	    "      --relay copy|splice    move bytes by read/send or by splice(2); default %s\n"
 	    "      --config FILE          these options from FILE, one per line, without dashes\n"
 	    "  -v, --verbose              one log line per connection\n"
 	    "  -q, --quiet                only errors\n"
@@ -97,7 +108,8 @@ config_usage(FILE *f)
 	    "SIGHUP reloads users and rules; SIGTERM or SIGINT drains, and a second one exits.\n",
 	    SERVER_DEFAULT_LISTEN, SERVER_HANDSHAKE_TIMEOUT_MS, SERVER_CONNECT_TIMEOUT_MS,
 	    SERVER_IDLE_TIMEOUT_MS, SERVER_BIND_TIMEOUT_MS, SERVER_UDP_IDLE_TIMEOUT_MS,
-	    SERVER_MAX_SESSIONS, SERVER_FD_RESERVE, SERVER_DRAIN_TIMEOUT_MS);
+	    SERVER_MAX_SESSIONS, SERVER_FD_RESERVE, SERVER_DRAIN_TIMEOUT_MS,
+	    SERVER_WORKERS_MAX, SERVER_ACCEPT_DEFAULT, SERVER_RELAY_DEFAULT);
 }
 
 /* --- the command line --------------------------------------------------- */
@@ -260,6 +272,28 @@ config_apply(struct config *c, int opt, const char *arg, bool in_file,
 		}
 		c->lim.max_sessions = (size_t)v;
 		return 0;
+	case CONFIG_OPT_WORKERS:
+		if (config_number(arg, SERVER_WORKERS_MAX, &v) < 0) {
+			snprintf(why, whylen, "workers must be 1 to %d, not '%s'",
+			    SERVER_WORKERS_MAX, arg);
+			return -1;
+		}
+		c->workers = (unsigned)v;
+		return 0;
+	case CONFIG_OPT_ACCEPT:
+		if (strcmp(arg, "reuseport") != 0 && strcmp(arg, "shared") != 0) {
+			snprintf(why, whylen, "accept is reuseport or shared, not '%s'", arg);
+			return -1;
+		}
+		c->accept_shared = strcmp(arg, "shared") == 0;
+		return 0;
+	case CONFIG_OPT_RELAY:
+		if (strcmp(arg, "copy") != 0 && strcmp(arg, "splice") != 0) {
+			snprintf(why, whylen, "relay is copy or splice, not '%s'", arg);
+			return -1;
+		}
+		c->lim.splice = strcmp(arg, "splice") == 0;
+		return 0;
 	case CONFIG_OPT_CONFIG:
 		/* One level: a file that names files is a loop waiting to happen. */
 		if (in_file) {
@@ -402,6 +436,8 @@ config_build(const struct config_args *args, struct config *c,
 	c->lim.bind_ms = SERVER_BIND_TIMEOUT_MS;
 	c->lim.udp_idle_ms = SERVER_UDP_IDLE_TIMEOUT_MS;
 	c->lim.fd_reserve = SERVER_FD_RESERVE;
+	c->lim.splice = strcmp(SERVER_RELAY_DEFAULT, "splice") == 0;
+	c->accept_shared = strcmp(SERVER_ACCEPT_DEFAULT, "shared") == 0;
 	if (rules_new(&c->rules) < 0) {
 		snprintf(why, whylen, "out of memory");
 		return -1;

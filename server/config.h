@@ -37,6 +37,8 @@ struct config {
 	char *users_path;		/* NULL: no authentication */
 	bool no_auth;			/* --no-auth: no users on purpose */
 	int log_level;			/* -1 when neither -v nor -q */
+	unsigned workers;		/* --workers; 0: one per CPU */
+	bool accept_shared;		/* --accept shared */
 	struct server_limits lim;
 	struct rules *rules;		/* owned until handed on */
 };
@@ -73,9 +75,11 @@ void rules_disable_command(struct rules *r, uint8_t cmd);
 bool rules_command_enabled(const struct rules *r, uint8_t cmd);
 /* Deny SERVER_PROTECTED_NETS unless a rule names them; 0 or -EINVAL. */
 int rules_protect_host(struct rules *r);
-/* Re-reads the host's interface addresses into the current rules' protected
- * list (when there is one): how many are protected now, or -1 (unchanged). */
-int rules_refresh_host(void);
+/* Re-reads the host's interface addresses into r's protected list (when it
+ * has one): how many are protected now, or -1 (r unchanged). */
+int rules_refresh_host(struct rules *r);
+/* A copy of r to change while r is in use; NULL when out of memory. */
+struct rules *rules_clone(const struct rules *r);
 bool rules_addr_is_loopback(const struct sockaddr *sa);
 
 #endif

@@ -14,19 +14,19 @@ enum {
 	LOG_LINE_MAX = 1024,
 };
 
-/* Set once at start-up, before any thread exists; read-only afterwards. */
-static enum log_level log_level = LOG_LEVEL_INFO;
+/* Set by the main thread (start-up, SIGHUP), read by every worker. */
+static int log_level = LOG_LEVEL_INFO;
 
 void
 log_set_level(enum log_level level)
 {
-	log_level = level;
+	__atomic_store_n(&log_level, (int)level, __ATOMIC_RELAXED);
 }
 
 enum log_level
 log_get_level(void)
 {
-	return log_level;
+	return (enum log_level)__atomic_load_n(&log_level, __ATOMIC_RELAXED);
 }
 
 void
@@ -80,7 +80,7 @@ log_warn(const char *fmt, ...)
 {
 	va_list ap;
 
-	if (log_level < LOG_LEVEL_INFO)
+	if (log_get_level() < LOG_LEVEL_INFO)
 		return;
 	va_start(ap, fmt);
 	log_vemit(fmt, ap);

@@ -156,9 +156,12 @@ loop_del(struct loop *l, int fd)
 {
 	if (fd < 0 || (size_t)fd >= l->nio || l->io[fd].fn == NULL)
 		return;
-	(void)loop_apply(l, fd, 0);
+	/* No EPOLL_CTL_DEL: the close() that follows takes the fd out of the
+	 * epoll set (we never duplicate one), and events of this round still
+	 * queued for it are dropped by the fn == NULL and born checks. */
 	l->io[fd].fn = NULL;
 	l->io[fd].arg = NULL;
+	l->io[fd].mask = 0;
 }
 
 /* --- timers: a binary min-heap on when, each timer knowing its slot ---- */

@@ -36,7 +36,7 @@ void loop_free(struct loop *l);
  */
 int loop_add(struct loop *l, int fd, uint32_t mask, loop_fd_fn *fn, void *arg);
 int loop_set(struct loop *l, int fd, uint32_t mask);
-/* Forget fd; call before close(fd). */
+/* Forget fd; call just before close(fd), which leaves the epoll set. */
 void loop_del(struct loop *l, int fd);
 
 /* Arm (or re-arm) t to fire once, ms from now; 0 or -ENOMEM (t unarmed). */

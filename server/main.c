@@ -1,19 +1,29 @@
 /*
- * main.c: socksifyd start-up, listeners, signals (SIGHUP reload, SIGTERM drain).
+ * main.c: socksifyd start-up, the workers, signals (SIGHUP reload, SIGTERM
+ * drain).
  *
  * Order (quark's main.c): parse options (config.c), load users, bind and
- * listen on every address, then print one ready line per listener and only
- * then accept.
+ * listen on every address for every worker, then print one ready line per
+ * listener and only then accept.
+ *
+ * Each worker is a thread with its own event loop, resolver, listeners and
+ * sessions (struct server); they share nothing they write but a session
+ * count. The main thread keeps a small loop of its own for signals and
+ * address changes. A new configuration (users, rules, limits) is built here
+ * whole, published as one pointer and taken by each worker between two
+ * events; the old one is freed once no worker uses it.
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <netdb.h>
+#include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
@@ -23,13 +33,11 @@
 
 #include "config.h"
 #include "defaults.h"
+#include "listener.h"
 #include "log.h"
+#include "relay.h"
 #include "rules.h"
 #include "server.h"
-
-enum {
-	EXIT_USAGE = 2,			/* CONTRACT.md: usage errors */
-};
 
 static _Noreturn void usage_error(const char *fmt, ...)
     __attribute__((format(printf, 1, 2)));
@@ -43,262 +51,127 @@ usage_error(const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	log_fatal(EXIT_USAGE, "%s (try 'socksifyd --help')", msg);
+	log_fatal(SERVER_EXIT_USAGE, "%s (try 'socksifyd --help')", msg);
 }
 
-/* Resolves a listen address to one sockaddr; exits on failure. */
-static socklen_t
-listen_resolve(const char *text, struct sockaddr_storage *ss)
-{
-	struct s5_addr a;
-	struct addrinfo hints = {
-		.ai_family = AF_UNSPEC,
-		.ai_socktype = SOCK_STREAM,
-		.ai_flags = AI_PASSIVE | AI_NUMERICSERV,
-	};
-	struct addrinfo *ai;
-	const char *why = NULL;
-	char port[sizeof("65535")];
-	socklen_t len;
-	int r;
+/* What every worker reads: built whole, published, never changed. */
+struct conf {
+	struct users *users;		/* NULL: no authentication */
+	bool owns_users;		/* freed with this conf */
+	struct rules *rules;
+	struct server_limits lim;
+};
 
-	if (s5_addr_parse(text, &a, S5_DEFAULT_PORT, &why) < 0)
-		usage_error("bad listen address '%s'", text);
-	if (a.atyp != S5_ATYP_DOMAIN)
-		return (socklen_t)s5_addr_to_sockaddr(&a, ss);
-	/* A host name is resolved once, here, and its first address used. */
-	snprintf(port, sizeof(port), "%u", (unsigned)a.port);
-	if ((r = getaddrinfo(a.u.domain.name, port, &hints, &ai)) != 0)
-		log_fatal(EXIT_FAILURE, "listen address %s: %s", text, gai_strerror(r));
-	len = ai->ai_addrlen;
-	memcpy(ss, ai->ai_addr, len);
-	freeaddrinfo(ai);
-	return len;
-}
-
-static void
-listener_bind(struct listener *lst, const char *text)
-{
-	struct sockaddr_storage ss;
-	socklen_t len = listen_resolve(text, &ss);
-	int fd, one = 1;
-
-	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd == -1)
-		log_fatal(EXIT_FAILURE, "socket for %s:", text);
-	(void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	/* A v6 listener serves v6 only; 127.0.0.1 is its own -l. */
-	if (ss.ss_family == AF_INET6 &&
-	    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) == -1)
-		log_fatal(EXIT_FAILURE, "IPV6_V6ONLY on %s:", text);
-	if (bind(fd, (struct sockaddr *)&ss, len) == -1)
-		log_fatal(EXIT_FAILURE, "bind %s:", text);
-	if (listen(fd, SERVER_LISTEN_BACKLOG) == -1)
-		log_fatal(EXIT_FAILURE, "listen %s:", text);
-	len = sizeof(ss);
-	if (getsockname(fd, (struct sockaddr *)&ss, &len) == -1 ||
-	    s5_sockaddr_format((struct sockaddr *)&ss, lst->name, sizeof(lst->name)) < 0)
-		log_fatal(EXIT_FAILURE, "getsockname %s:", text);
-	lst->fd = fd;
-}
-
-/*
- * loop_new() sizes the timer heap for this many timers, so while no session
- * holds a timer, arming a listener's pause cannot fail (see listener_park).
- */
-_Static_assert(SERVER_LOOP_FDS_INITIAL > SERVER_MAX_LISTENERS,
-    "the first timer heap must hold every listener's pause timer");
-
-static void listener_park(struct listener *lst);
-
-static void
-listener_resume(struct loop *l, void *arg)
-{
-	struct listener *lst = arg;
-	int r;
-
-	if ((r = loop_set(l, lst->fd, EPOLLIN)) < 0) {
-		log_error("listener %s: cannot resume: %s", lst->name, strerror(-r));
-		listener_park(lst);
-	}
-}
-
-/*
- * Out of descriptors is a state, not a loop. The listener leaves the epoll
- * set first, whatever happens next: epoll is level triggered, so a listener
- * left in it with a connection waiting would wake the loop at once, forever.
- * It comes back when the pause timer fires; if that timer cannot be armed
- * (out of memory, the heap cannot grow), it comes back when a session
- * closes. One will: the heap was full, and the listeners' timers alone
- * cannot fill it (the assertion above), so sessions hold timers, and every
- * session ends. Its close also frees the descriptor and memory we lacked.
- */
-static void
-listener_park(struct listener *lst)
-{
-	struct server *srv = lst->srv;
-
-	(void)loop_set(srv->loop, lst->fd, 0);
-	if (loop_timer_start(srv->loop, &lst->pause, SERVER_ACCEPT_PAUSE_MS,
-	    listener_resume, lst) == 0)
-		return;
-	lst->stalled = true;
-	srv->lst_stalled = true;
-}
-
-void
-listener_resume_stalled(struct server *srv)
-{
-	size_t i;
-
-	if (!srv->lst_stalled)
-		return;
-	srv->lst_stalled = false;
-	for (i = 0; i < srv->nlst; i++) {
-		if (!srv->lst[i].stalled)
-			continue;
-		srv->lst[i].stalled = false;
-		listener_resume(srv->loop, &srv->lst[i]);
-	}
-}
-
-/*
- * Logs why a listener pauses, at most once per SERVER_ACCEPT_WARN_MS for
- * all listeners together, then parks it. unexpected: an error that is not
- * about resources (EBADF, EINVAL...), which would come back at once, so it
- * gets the same pause and is logged as an error.
- */
-static void
-listener_pause(struct listener *lst, int err, bool unexpected)
-{
-	struct server *srv = lst->srv;
-	uint64_t now = loop_now(srv->loop);
-
-	if (srv->accept_warned_ms == 0 ||
-	    now - srv->accept_warned_ms >= SERVER_ACCEPT_WARN_MS) {
-		srv->accept_warned_ms = now;
-		if (unexpected)
-			log_error("accept on %s: %s; pausing for %d ms", lst->name,
-			    strerror(err), SERVER_ACCEPT_PAUSE_MS);
-		else
-			log_warn("accept on %s: %s; pausing for %d ms", lst->name,
-			    strerror(err), SERVER_ACCEPT_PAUSE_MS);
-	}
-	listener_park(lst);
-}
-
-/*
- * Descriptors are short: the listener leaves the epoll set until a session
- * closes (listener_resume_stalled), which frees two, instead of for a fixed
- * pause. With no session to wait for, it takes the timed pause.
- */
-static void
-listener_wait_for_close(struct listener *lst)
-{
-	struct server *srv = lst->srv;
-	uint64_t now = loop_now(srv->loop);
-
-	if (srv->nsessions == 0) {
-		listener_pause(lst, EMFILE, false);
-		return;
-	}
-	if (srv->accept_warned_ms == 0 ||
-	    now - srv->accept_warned_ms >= SERVER_ACCEPT_WARN_MS) {
-		srv->accept_warned_ms = now;
-		log_warn("accept on %s: descriptors short (%zu sessions, limit %zu); "
-		    "waiting for a session to close", lst->name, srv->nsessions,
-		    srv->fd_limit);
-	}
-	(void)loop_set(srv->loop, lst->fd, 0);
-	lst->stalled = true;
-	srv->lst_stalled = true;
-}
-
-/* Would one more session leave fewer than --fd-reserve descriptors free? */
-static bool
-srv_fds_short(const struct server *srv)
-{
-	size_t need = srv->fd_base + 2 * (srv->nsessions + 1) + srv->lim.fd_reserve;
-
-	return need > srv->fd_limit;
-}
-
-static void
-listener_on_accept(struct loop *l, int fd, uint32_t events, void *arg)
-{
-	struct listener *lst = arg;
-	int i;
-
-	(void)l;
-	(void)events;
-	/* A bounded batch, so a flood of clients cannot starve the sessions. */
-	for (i = 0; i < SERVER_LOOP_EVENTS; i++) {
-		struct sockaddr_storage ss;
-		socklen_t len = sizeof(ss);
-		int cfd;
-
-		/*
-		 * A session holds two descriptors once its target is open.
-		 * Admit one only when both fit beside the reserve: a session
-		 * accepted now must not fail later for want of its target's
-		 * socket (EMFILE, reply 01). The client waits in the backlog.
-		 */
-		if (srv_fds_short(lst->srv)) {
-			listener_wait_for_close(lst);
-			return;
-		}
-		cfd = accept4(fd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
-		if (cfd == -1) {
-			switch (errno) {
-			case EAGAIN:
-				return;
-			case EMFILE:
-			case ENFILE:
-			case ENOBUFS:
-			case ENOMEM:
-				listener_pause(lst, errno, false);
-				return;
-			/*
-			 * That client only. accept(2) on Linux: pending network
-			 * errors of the new connection are returned by accept()
-			 * and should be treated like EAGAIN (and EPERM is a
-			 * firewall's verdict on it).
-			 */
-			case ECONNABORTED:
-			case EINTR:
-			case EPROTO:
-			case EPERM:
-			case ENETDOWN:
-			case ENETUNREACH:
-			case ENONET:
-			case ENOPROTOOPT:
-			case EHOSTDOWN:
-			case EHOSTUNREACH:
-			case EOPNOTSUPP:
-				continue;
-			default:
-				listener_pause(lst, errno, true);
-				return;
-			}
-		}
-		/* Keep a reserve so the sessions we hold can still open targets. */
-		if ((size_t)cfd + lst->srv->lim.fd_reserve >= lst->srv->fd_limit) {
-			close(cfd);
-			listener_pause(lst, EMFILE, false);
-			return;
-		}
-		session_start(lst->srv, cfd, (struct sockaddr *)&ss, len);
-	}
-}
+/* News for a worker (srv->ctl_flags), with a write to its eventfd. */
+enum {
+	WORKER_CONF = 1,		/* take conf_cur */
+	WORKER_DRAIN = 2,		/* SIGTERM */
+	WORKER_STOP = 4,		/* a second SIGTERM */
+};
 
 /* The command line, kept for SIGHUP to build the configuration again. */
 static struct config_args main_args;
 static bool main_protect;		/* a listener is off loopback */
-static struct users *main_users;	/* srv.users, owned here */
+static struct server *workers;
+static unsigned nworkers;
+static unsigned workers_running;	/* atomic */
+static long all_sessions;		/* atomic: every worker's sessions */
+static long drain_cut;			/* atomic: sessions the drain timeout closed */
+static int main_ctl = -1;		/* eventfd: a worker took a conf or ended */
+static struct loop *main_loop;
+static struct conf *conf_cur;		/* atomic pointer: the newest */
+static struct conf *retired[SERVER_CONF_RETIRED_MAX];
+static size_t nretired;
+static int shared_fds[SERVER_MAX_LISTENERS];	/* --accept shared: closed last */
+static size_t nshared;
+
+static void
+conf_free(struct conf *c)
+{
+	if (c == NULL)
+		return;
+	if (c->owns_users)
+		users_free(c->users);
+	rules_free(c->rules);
+	free(c);
+}
+
+static void
+ctl_post(int fd)
+{
+	uint64_t one = 1;
+
+	if (write(fd, &one, sizeof(one)) == -1 && errno != EAGAIN)
+		log_error("eventfd:");
+}
+
+static void
+worker_post(struct server *w, unsigned what)
+{
+	__atomic_fetch_or(&w->ctl_flags, what, __ATOMIC_ACQ_REL);
+	ctl_post(w->ctl);
+}
+
+/* Frees the retired configurations, once every worker uses the newest. */
+static void
+conf_reap(void)
+{
+	const struct conf *cur = __atomic_load_n(&conf_cur, __ATOMIC_ACQUIRE);
+	unsigned i;
+
+	for (i = 0; i < nworkers; i++)
+		if (__atomic_load_n(&workers[i].conf, __ATOMIC_ACQUIRE) != cur &&
+		    __atomic_load_n(&workers[i].loop, __ATOMIC_RELAXED) != NULL)
+			return;
+	while (nretired > 0)
+		conf_free(retired[--nretired]);
+}
+
+/* Makes c the configuration; 0, or -1 when too many are still in use. */
+static int
+conf_publish(struct conf *c)
+{
+	struct conf *old = conf_cur;
+	unsigned i;
+
+	if (old != NULL) {
+		conf_reap();
+		if (nretired == SERVER_CONF_RETIRED_MAX)
+			return -1;
+		retired[nretired++] = old;
+	}
+	__atomic_store_n(&conf_cur, c, __ATOMIC_RELEASE);
+	for (i = 0; i < nworkers; i++)
+		worker_post(&workers[i], WORKER_CONF);
+	return 0;
+}
+
+/* --- a worker ----------------------------------------------------------- */
+
+/* On the worker's thread: the newest configuration from now on. */
+static void
+worker_take_conf(struct server *srv)
+{
+	const struct conf *c = __atomic_load_n(&conf_cur, __ATOMIC_ACQUIRE);
+
+	srv->users = c->users;
+	srv->lim = c->lim;
+	rules_use(c->rules);
+	__atomic_store_n(&srv->conf, c, __ATOMIC_RELEASE);
+	ctl_post(main_ctl);
+}
+
+void
+server_session_born(struct server *srv)
+{
+	(void)srv;
+	__atomic_add_fetch(&all_sessions, 1, __ATOMIC_RELAXED);
+}
 
 void
 server_session_gone(struct server *srv)
 {
+	__atomic_sub_fetch(&all_sessions, 1, __ATOMIC_RELAXED);
 	if (srv->draining && srv->nsessions == 0)
 		loop_stop(srv->loop);
 }
@@ -308,7 +181,8 @@ server_on_drain_timer(struct loop *l, void *arg)
 {
 	struct server *srv = arg;
 
-	log_warn("drain timeout: closing %zu sessions", srv->nsessions);
+	/* One line for every worker's, when the last one is out (main()). */
+	__atomic_add_fetch(&drain_cut, (long)srv->nsessions, __ATOMIC_RELAXED);
 	loop_stop(l);
 }
 
@@ -319,6 +193,12 @@ server_close_listeners(struct server *srv)
 
 	for (i = 0; i < srv->nlst; i++) {
 		loop_timer_stop(srv->loop, &srv->lst[i].pause);
+		if (srv->lst[i].shared) {
+			/* Other workers still use it; main() closes it last. */
+			(void)loop_set(srv->loop, srv->lst[i].fd, 0);
+			loop_del(srv->loop, srv->lst[i].fd);
+			continue;
+		}
 		loop_del(srv->loop, srv->lst[i].fd);
 		close(srv->lst[i].fd);
 	}
@@ -345,36 +225,110 @@ server_drain(struct server *srv)
 		loop_stop(srv->loop);
 		return;
 	}
-	log_warn("draining %zu sessions for up to %llu ms", srv->nsessions,
-	    (unsigned long long)srv->lim.drain_ms);
 	if (loop_timer_start(srv->loop, &srv->drain, srv->lim.drain_ms,
 	    server_on_drain_timer, srv) < 0)
 		loop_stop(srv->loop);
 }
 
+static void
+worker_on_ctl(struct loop *l, int fd, uint32_t events, void *arg)
+{
+	struct server *srv = arg;
+	uint64_t n;
+	unsigned what;
+
+	(void)events;
+	if (read(fd, &n, sizeof(n)) == -1 && errno != EAGAIN)
+		return;
+	what = __atomic_exchange_n(&srv->ctl_flags, 0, __ATOMIC_ACQ_REL);
+	if (what & WORKER_CONF)
+		worker_take_conf(srv);
+	if (what & WORKER_STOP)
+		loop_stop(l);
+	else if (what & WORKER_DRAIN)
+		server_drain(srv);
+}
+
+static void *
+worker_main(void *arg)
+{
+	struct server *srv = arg;
+	int r;
+
+	worker_take_conf(srv);
+	if ((r = loop_run(srv->loop)) < 0)
+		log_error("epoll_wait: %s", strerror(-r));
+	server_close_listeners(srv);
+	loop_timer_stop(srv->loop, &srv->drain);
+	srv->draining = false;
+	session_close_all(srv);
+	__atomic_sub_fetch(&workers_running, 1, __ATOMIC_ACQ_REL);
+	ctl_post(main_ctl);
+	return NULL;
+}
+
+/* Everything a worker needs before its thread starts. */
+static void
+worker_setup(struct server *srv, unsigned id, size_t fd_limit)
+{
+	int r;
+
+	srv->id = id;
+	srv->fd_limit = fd_limit;
+	srv->all_sessions = &all_sessions;
+	srv->lim = conf_cur->lim;
+	if ((r = loop_new(&srv->loop)) < 0)
+		log_fatal(EXIT_FAILURE, "event loop: %s", strerror(-r));
+	if ((r = resolver_new(&srv->resolver, srv->loop, SERVER_RESOLVER_THREADS)) < 0)
+		log_fatal(EXIT_FAILURE, "resolver threads: %s", strerror(-r));
+	if ((srv->ctl = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) == -1 ||
+	    (r = loop_add(srv->loop, srv->ctl, EPOLLIN, worker_on_ctl, srv)) < 0)
+		log_fatal(EXIT_FAILURE, "worker %u: eventfd:", id);
+}
+
+static void
+worker_free(struct server *srv)
+{
+	resolver_free(srv->resolver);
+	loop_del(srv->loop, srv->ctl);
+	close(srv->ctl);
+	loop_free(srv->loop);
+	__atomic_store_n(&srv->loop, NULL, __ATOMIC_RELAXED);
+}
+
+/* --- the main thread ---------------------------------------------------- */
+
+/*
+ * --relay splice: the kernel pipes may use only the descriptors that
+ * --max-sessions sessions (two each) and the reserve can never need.
+ */
+static void
+main_pipes_max(const struct server_limits *lim)
+{
+	long spare = (long)workers[0].fd_limit - (long)workers[0].fd_base -
+	    (long)lim->fd_reserve - 2 * (long)lim->max_sessions;
+
+	relay_set_pipes_max(lim->splice ? spare / 2 : 0);
+}
+
 /* Builds a rule set from c, with the built-in protection when it applies. */
 static int
-server_take_rules(struct config *c, char *why, size_t whylen)
+main_protect_rules(struct rules *r)
 {
-	if (main_protect && rules_protect_host(c->rules) < 0) {
-		snprintf(why, whylen, "bad SERVER_PROTECTED_NETS");
-		return -1;
-	}
-	rules_set_current(c->rules);
-	c->rules = NULL;
-	return 0;
+	return main_protect ? rules_protect_host(r) : 0;
 }
 
 /*
  * SIGHUP: users and rules (and limits, log level) from the config file and
  * the original flags. All or nothing: on any error the old ones stay and
  * one line says why. Sessions keep running; they see the new users and
- * rules from their next check on. Listeners are not changed.
+ * rules from their next check on. Listeners and workers are not changed.
  */
 static void
-server_reload(struct server *srv)
+server_reload(void)
 {
 	struct users *users = NULL;
+	struct conf *n = NULL;
 	struct config c;
 	char why[1024];
 	bool loose = false;
@@ -383,7 +337,7 @@ server_reload(struct server *srv)
 		log_error("reload failed, configuration kept: %s", why);
 		return;
 	}
-	if ((c.users_path != NULL) != (srv->users != NULL)) {
+	if ((c.users_path != NULL) != (conf_cur->users != NULL)) {
 		log_error("reload failed, configuration kept: turning authentication %s needs a restart",
 		    c.users_path != NULL ? "on" : "off");
 		goto out;
@@ -393,41 +347,78 @@ server_reload(struct server *srv)
 		log_error("reload failed, configuration kept: users file %s", why);
 		goto out;
 	}
-	if (main_protect && rules_protect_host(c.rules) < 0) {
-		log_error("reload failed, configuration kept: bad SERVER_PROTECTED_NETS");
+	if (main_protect_rules(c.rules) < 0 || (n = calloc(1, sizeof(*n))) == NULL) {
+		log_error("reload failed, configuration kept: %s", n == NULL ?
+		    "out of memory" : "bad SERVER_PROTECTED_NETS");
 		users_free(users);
 		goto out;
 	}
+	n->users = users;
+	n->owns_users = users != NULL;
+	n->rules = c.rules;
+	n->lim = c.lim;
+	n->lim.splice = conf_cur->lim.splice;	/* a start-up choice */
+	c.rules = NULL;
+	if (conf_publish(n) < 0) {
+		log_error("reload failed, configuration kept: the workers are still taking the last one");
+		conf_free(n);
+		goto out;
+	}
+	main_pipes_max(&n->lim);
 	if (loose)
 		log_warn("warning: users file %s is readable by its group",
 		    c.users_path);
-	if (users != NULL) {
-		users_free(main_users);
-		srv->users = main_users = users;
-	}
-	rules_set_current(c.rules);
-	c.rules = NULL;
-	srv->lim = c.lim;
 	log_set_level(c.log_level >= 0 ? (enum log_level)c.log_level : LOG_LEVEL_INFO);
 	log_warn("reloaded users and rules");
 out:
 	config_free(&c);
 }
 
+/* SIGTERM, SIGINT: every worker drains; a second one stops them at once. */
+static void
+main_drain(void)
+{
+	static bool draining;
+	unsigned i;
+	long n = __atomic_load_n(&all_sessions, __ATOMIC_RELAXED);
+
+	if (!draining && n > 0)
+		log_warn("draining %ld sessions for up to %llu ms", n,
+		    (unsigned long long)conf_cur->lim.drain_ms);
+	for (i = 0; i < nworkers; i++)
+		worker_post(&workers[i], draining ? WORKER_STOP : WORKER_DRAIN);
+	draining = true;
+}
+
 static void
 signal_on_read(struct loop *l, int fd, uint32_t events, void *arg)
 {
-	struct server *srv = arg;
 	struct signalfd_siginfo si;
 
 	(void)l;
 	(void)events;
+	(void)arg;
 	while (read(fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
 		if (si.ssi_signo == SIGHUP)
-			server_reload(srv);
+			server_reload();
 		else
-			server_drain(srv);
+			main_drain();
 	}
+}
+
+/* A worker took a configuration or ended. */
+static void
+main_on_ctl(struct loop *l, int fd, uint32_t events, void *arg)
+{
+	uint64_t n;
+
+	(void)events;
+	(void)arg;
+	if (read(fd, &n, sizeof(n)) == -1 && errno != EAGAIN)
+		return;
+	conf_reap();
+	if (__atomic_load_n(&workers_running, __ATOMIC_ACQUIRE) == 0)
+		loop_stop(l);
 }
 
 /*
@@ -442,14 +433,37 @@ static struct loop_timer host_refresh_timer;
 static void
 host_refresh(struct loop *l, void *arg)
 {
-	int n;
+	struct conf *n;
+	int count = -1;
 
 	(void)l;
 	(void)arg;
-	if ((n = rules_refresh_host()) < 0)
+	if ((n = malloc(sizeof(*n))) != NULL) {
+		*n = *conf_cur;
+		if ((n->rules = rules_clone(conf_cur->rules)) == NULL ||
+		    (count = rules_refresh_host(n->rules)) < 0) {
+			rules_free(n->rules);
+			free(n);
+			n = NULL;
+		}
+	}
+	if (n == NULL) {
 		log_error("cannot re-read the host's addresses; the old ones stay protected");
-	else if (log_get_level() >= LOG_LEVEL_VERBOSE)
-		log_warn("host addresses changed: %d protected", n);
+		return;
+	}
+	/* The users go on, owned by the newest configuration. */
+	conf_cur->owns_users = false;
+	if (conf_publish(n) < 0) {
+		conf_cur->owns_users = n->owns_users;
+		n->owns_users = false;
+		conf_free(n);
+		/* Try again once the workers have caught up. */
+		(void)loop_timer_start(l, &host_refresh_timer, SERVER_HOST_REFRESH_MS,
+		    host_refresh, arg);
+		return;
+	}
+	if (log_get_level() >= LOG_LEVEL_VERBOSE)
+		log_warn("host addresses changed: %d protected", count);
 }
 
 static void
@@ -492,26 +506,60 @@ host_watch(struct loop *l)
 	return fd;
 }
 
-/* Is this listener bound to a loopback address? */
-static bool
-listener_on_loopback(const struct listener *lst)
+/* --workers: given, or one per CPU this process may run on. */
+static unsigned
+main_workers(unsigned asked)
 {
-	struct sockaddr_storage ss;
-	socklen_t len = sizeof(ss);
+	cpu_set_t cpus;
+	int n;
 
-	return getsockname(lst->fd, (struct sockaddr *)&ss, &len) == 0 &&
-	    rules_addr_is_loopback((struct sockaddr *)&ss);
+	if (asked > 0)
+		return asked;
+	n = sched_getaffinity(0, sizeof(cpus), &cpus) == 0 ? CPU_COUNT(&cpus) : 1;
+	return n < 1 ? 1 : n > SERVER_WORKERS_MAX ? SERVER_WORKERS_MAX : (unsigned)n;
+}
+
+/* Every worker's listeners: sockets of their own on one port, or one each
+ * address shared by all. */
+static void
+main_listen(const struct config *cfg)
+{
+	bool shared = cfg->accept_shared && nworkers > 1;
+	size_t i;
+	unsigned k;
+
+	for (i = 0; i < cfg->nlisten; i++) {
+		struct listener *first = &workers[0].lst[i];
+
+		first->srv = &workers[0];
+		listener_bind(first, cfg->listen[i], NULL, nworkers > 1 && !shared);
+		first->shared = shared;
+		if (shared)
+			shared_fds[nshared++] = first->fd;
+		for (k = 1; k < nworkers; k++) {
+			struct listener *lst = &workers[k].lst[i];
+
+			if (shared)
+				*lst = *first;
+			else
+				listener_bind(lst, cfg->listen[i], first, true);
+			lst->srv = &workers[k];
+		}
+	}
+	for (k = 0; k < nworkers; k++)
+		workers[k].nlst = cfg->nlisten;
 }
 
 int
 main(int argc, char **argv)
 {
 	struct config cfg;
-	struct server srv;
+	struct users *users = NULL;
 	struct rlimit rl;
 	sigset_t sigs;
 	char why[1024];
-	size_t i;
+	size_t i, fd_limit, fd_base;
+	unsigned k;
 	int sigfd, nlfd = -1, r;
 
 	switch (config_parse_args(argc, argv, &main_args, why, sizeof(why))) {
@@ -528,7 +576,7 @@ main(int argc, char **argv)
 	}
 	/* Errors in the options, a config file included, are usage errors. */
 	if (config_build(&main_args, &cfg, why, sizeof(why)) < 0)
-		log_fatal(EXIT_USAGE, "%s", why);
+		log_fatal(SERVER_EXIT_USAGE, "%s", why);
 	if (cfg.log_level >= 0)
 		log_set_level((enum log_level)cfg.log_level);
 	if (cfg.nlisten == 0 && (cfg.listen[cfg.nlisten] = strdup(SERVER_DEFAULT_LISTEN)) != NULL)
@@ -539,38 +587,40 @@ main(int argc, char **argv)
 	if (cfg.users_path != NULL) {
 		bool loose = false;
 
-		if (users_load(cfg.users_path, &main_users, &loose, why, sizeof(why)) < 0)
+		if (users_load(cfg.users_path, &users, &loose, why, sizeof(why)) < 0)
 			log_fatal(EXIT_FAILURE, "users file %s", why);
 		if (loose)
 			log_warn("warning: users file %s is readable by its group",
 			    cfg.users_path);
 	}
 
-	memset(&srv, 0, sizeof(srv));
-	srv.users = main_users;
-	srv.lim = cfg.lim;
-	srv.fd_limit = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY ?
-	    (size_t)rl.rlim_cur : (size_t)-1 / 2;
-	for (i = 0; i < cfg.nlisten; i++) {
-		srv.lst[i].srv = &srv;
-		listener_bind(&srv.lst[i], cfg.listen[i]);
-	}
-	srv.nlst = cfg.nlisten;
+	nworkers = main_workers(cfg.workers);
+	if ((workers = calloc(nworkers, sizeof(*workers))) == NULL)
+		log_fatal(EXIT_FAILURE, "out of memory");
+	main_listen(&cfg);
 	/* CONTRACT.md: no open relay. Off loopback, strangers can connect. */
-	for (i = 0; i < srv.nlst; i++) {
-		if (listener_on_loopback(&srv.lst[i]))
+	for (i = 0; i < workers[0].nlst; i++) {
+		if (listener_on_loopback(&workers[0].lst[i]))
 			continue;
 		main_protect = true;
-		if (main_users == NULL && !cfg.no_auth)
-			log_fatal(EXIT_USAGE, "refusing to listen on %s without --users "
+		if (users == NULL && !cfg.no_auth)
+			log_fatal(SERVER_EXIT_USAGE, "refusing to listen on %s without --users "
 			    "(an open relay); give --no-auth to run it anyway",
-			    srv.lst[i].name);
+			    workers[0].lst[i].name);
 	}
-	if (server_take_rules(&cfg, why, sizeof(why)) < 0)
-		log_fatal(EXIT_FAILURE, "%s", why);
+	if ((conf_cur = calloc(1, sizeof(*conf_cur))) == NULL)
+		log_fatal(EXIT_FAILURE, "out of memory");
+	if (main_protect_rules(cfg.rules) < 0)
+		log_fatal(EXIT_FAILURE, "bad SERVER_PROTECTED_NETS");
+	conf_cur->users = users;
+	conf_cur->owns_users = true;
+	conf_cur->rules = cfg.rules;
+	conf_cur->lim = cfg.lim;
+	cfg.rules = NULL;
 	config_free(&cfg);
 
-	/* Signals arrive as events; the resolver threads inherit the mask. */
+	/* Signals arrive as events on this thread; every thread started from
+	 * here on (workers, resolvers) inherits the mask. */
 	signal(SIGPIPE, SIG_IGN);
 	sigemptyset(&sigs);
 	sigaddset(&sigs, SIGTERM);
@@ -584,52 +634,76 @@ main(int argc, char **argv)
 	signal(SIGHUP, SIG_DFL);
 	signal(SIGTERM, SIG_DFL);
 	signal(SIGINT, SIG_DFL);
-	if ((r = loop_new(&srv.loop)) < 0 ||
-	    (r = loop_add(srv.loop, sigfd, EPOLLIN, signal_on_read, &srv)) < 0)
-		log_fatal(EXIT_FAILURE, "event loop: %s", strerror(-r));
-	if ((r = resolver_new(&srv.resolver, srv.loop, SERVER_RESOLVER_THREADS)) < 0)
-		log_fatal(EXIT_FAILURE, "resolver threads: %s", strerror(-r));
-	for (i = 0; i < srv.nlst; i++)
-		if ((r = loop_add(srv.loop, srv.lst[i].fd, EPOLLIN, listener_on_accept,
-		    &srv.lst[i])) < 0)
-			log_fatal(EXIT_FAILURE, "event loop: %s", strerror(-r));
+	if ((r = loop_new(&main_loop)) < 0 ||
+	    (r = loop_add(main_loop, sigfd, EPOLLIN, signal_on_read, NULL)) < 0 ||
+	    (main_ctl = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) == -1 ||
+	    (r = loop_add(main_loop, main_ctl, EPOLLIN, main_on_ctl, NULL)) < 0)
+		log_fatal(EXIT_FAILURE, "event loop: %s", strerror(r < 0 ? -r : errno));
 	if (main_protect)
-		nlfd = host_watch(srv.loop);
+		nlfd = host_watch(main_loop);
+
+	fd_limit = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY ?
+	    (size_t)rl.rlim_cur : (size_t)-1 / 2;
+	for (k = 0; k < nworkers; k++) {
+		worker_setup(&workers[k], k, fd_limit);
+		for (i = 0; i < workers[k].nlst; i++) {
+			struct listener *lst = &workers[k].lst[i];
+
+			if ((r = loop_add(workers[k].loop, lst->fd, listener_mask(lst),
+			    listener_on_accept, lst)) < 0)
+				log_fatal(EXIT_FAILURE, "event loop: %s", strerror(-r));
+		}
+	}
+	/* What the server holds before any session: the lowest free descriptor. */
+	if ((r = fcntl(sigfd, F_DUPFD_CLOEXEC, 0)) >= 0) {
+		fd_base = (size_t)r;
+		close(r);
+	} else {
+		fd_base = fd_limit;
+	}
+	for (k = 0; k < nworkers; k++)
+		workers[k].fd_base = fd_base;
+	main_pipes_max(&conf_cur->lim);
 
 	/* The readiness protocol: printed even with -q, one write() each. */
-	for (i = 0; i < srv.nlst; i++) {
+	for (i = 0; i < workers[0].nlst; i++) {
 		char line[sizeof("socksifyd: listening on \n") + S5_ADDR_TEXT_MAX];
 		int n = snprintf(line, sizeof(line), "socksifyd: listening on %s\n",
-		    srv.lst[i].name);
+		    workers[0].lst[i].name);
 
 		log_write_line(line, (size_t)n);
 	}
 
-	/* What the server holds before any session: the lowest free descriptor. */
-	if ((r = fcntl(sigfd, F_DUPFD_CLOEXEC, 0)) >= 0) {
-		srv.fd_base = (size_t)r;
-		close(r);
-	} else {
-		srv.fd_base = srv.fd_limit;
+	workers_running = nworkers;
+	for (k = 0; k < nworkers; k++) {
+		if ((r = pthread_create(&workers[k].thread, NULL, worker_main, &workers[k])) != 0)
+			log_fatal(EXIT_FAILURE, "worker thread: %s", strerror(r));
 	}
-	if ((r = loop_run(srv.loop)) < 0)
+	if ((r = loop_run(main_loop)) < 0)
 		log_error("epoll_wait: %s", strerror(-r));
 
-	server_close_listeners(&srv);
-	loop_timer_stop(srv.loop, &srv.drain);
-	srv.draining = false;
-	session_close_all(&srv);
-	resolver_free(srv.resolver);
-	loop_timer_stop(srv.loop, &host_refresh_timer);
+	for (k = 0; k < nworkers; k++) {
+		pthread_join(workers[k].thread, NULL);
+		worker_free(&workers[k]);
+	}
+	if (drain_cut > 0)
+		log_warn("drain timeout: closing %ld sessions", drain_cut);
+	for (i = 0; i < nshared; i++)
+		close(shared_fds[i]);
+	loop_timer_stop(main_loop, &host_refresh_timer);
 	if (nlfd >= 0) {
-		loop_del(srv.loop, nlfd);
+		loop_del(main_loop, nlfd);
 		close(nlfd);
 	}
-	loop_del(srv.loop, sigfd);
+	loop_del(main_loop, sigfd);
 	close(sigfd);
-	loop_free(srv.loop);
-	rules_set_current(NULL);
-	users_free(main_users);
+	loop_del(main_loop, main_ctl);
+	close(main_ctl);
+	loop_free(main_loop);
+	while (nretired > 0)
+		conf_free(retired[--nretired]);
+	conf_free(conf_cur);
+	free(workers);
 	config_args_free(&main_args);
 	return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
 }

@@ -1,17 +1,34 @@
 /*
- * relay.c: a plain read()/send() copy relay with back-pressure and
- * half-close. Every socket is non-blocking; epoll is level triggered, so one
+ * relay.c: a read()/send() copy relay, or a splice(2) one, with
+ * back-pressure and half-close. Every socket is non-blocking; epoll is level triggered, so one
  * read per wakeup is enough and a short write just waits for EPOLLOUT.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include <linux/sockios.h>
 
 #include "defaults.h"
 #include "relay.h"
+
+/*
+ * Kernel pipes open at once, in every worker, and how many may be: only
+ * descriptors no session can ever need, so a pipe never takes the socket
+ * a session's target is owed (relay_set_pipes_max).
+ */
+static long relay_pipes_open;
+static long relay_pipes_max;
+
+void
+relay_set_pipes_max(long n)
+{
+	__atomic_store_n(&relay_pipes_max, n < 0 ? 0 : n, __ATOMIC_RELAXED);
+}
 
 int
 relay_pipe_alloc(struct relay_pipe *p)
@@ -26,7 +43,50 @@ relay_pipe_free(struct relay_pipe *p)
 {
 	free(p->buf);
 	p->buf = NULL;
+	if (p->spliced) {
+		close(p->kpipe[0]);
+		close(p->kpipe[1]);
+		p->spliced = false;
+		__atomic_sub_fetch(&relay_pipes_open, 1, __ATOMIC_RELAXED);
+	}
 	p->off = p->len = 0;
+}
+
+/* splice(2) from fd into p's kernel pipe, opened on demand; as
+ * relay_pipe_fill. -EMFILE and the like: no pipe, copy instead. */
+static long
+relay_splice_fill(struct relay_pipe *p, int fd)
+{
+	ssize_t n;
+	int r;
+
+	if (!p->spliced) {
+		if (__atomic_add_fetch(&relay_pipes_open, 1, __ATOMIC_RELAXED) >
+		    __atomic_load_n(&relay_pipes_max, __ATOMIC_RELAXED)) {
+			__atomic_sub_fetch(&relay_pipes_open, 1, __ATOMIC_RELAXED);
+			return -EMFILE;
+		}
+		if (pipe2(p->kpipe, O_NONBLOCK | O_CLOEXEC) == -1) {
+			r = -errno;
+			__atomic_sub_fetch(&relay_pipes_open, 1, __ATOMIC_RELAXED);
+			return r;
+		}
+		p->spliced = true;
+	}
+	do {
+		n = splice(fd, NULL, p->kpipe[1], NULL, SERVER_SPLICE_BYTES,
+		    SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+	} while (n == -1 && errno == EINTR);
+	if (n == -1) {
+		r = errno == EWOULDBLOCK ? -EAGAIN : -errno;
+		if (relay_pending(p) == 0)
+			relay_pipe_free(p);
+		return r;
+	}
+	if (n == 0 && relay_pending(p) == 0)
+		relay_pipe_free(p);
+	p->len += (size_t)n;
+	return (long)n;
 }
 
 int
@@ -69,12 +129,24 @@ relay_pipe_fill(struct relay_pipe *p, int fd)
 	return (long)n;
 }
 
+/* Some of p's pending bytes into fd: from our buffer, or the kernel pipe. */
+static ssize_t
+relay_out(struct relay_pipe *p, int fd)
+{
+	if (p->spliced)
+		return splice(p->kpipe[0], NULL, fd, NULL, relay_pending(p),
+		    SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+	/* MSG_NOSIGNAL: a peer gone away is EPIPE here, not SIGPIPE. */
+	return send(fd, p->buf + p->off, relay_pending(p), MSG_NOSIGNAL);
+}
+
 int
 relay_pipe_flush(struct relay_pipe *p, int fd)
 {
+	bool bulk = p->spliced && p->len == SERVER_SPLICE_BYTES;
+
 	while (relay_pending(p) > 0) {
-		/* MSG_NOSIGNAL: a peer gone away is EPIPE here, not SIGPIPE. */
-		ssize_t n = send(fd, p->buf + p->off, relay_pending(p), MSG_NOSIGNAL);
+		ssize_t n = relay_out(p, fd);
 
 		if (n == -1) {
 			if (errno == EINTR)
@@ -84,18 +156,35 @@ relay_pipe_flush(struct relay_pipe *p, int fd)
 		p->off += (size_t)n;
 		p->bytes += (uint64_t)n;
 	}
+	/*
+	 * A full kernel pipe's worth: a stream in flow, and the pipe stays for
+	 * the next read, which closes it if it finds nothing (relay_splice_fill).
+	 * Anything less: the peer had its say; nothing is held while it idles.
+	 */
+	if (bulk) {
+		p->off = p->len = 0;
+		return 0;
+	}
 	relay_pipe_free(p);
 	return 0;
 }
 
-/* One direction: flush what is pending, read more when empty, pass on FIN. */
+/*
+ * One direction: flush what is pending, read more when empty and the
+ * source is readable, pass on FIN. other is the opposite direction: when
+ * it is done as well, the session closes both sockets at once, and close()
+ * sends this FIN without a shutdown() of ours.
+ */
 static int
-relay_direction(struct relay_pipe *p, int src, int dst, bool *moved)
+relay_direction(struct relay_pipe *p, const struct relay_pipe *other,
+    int src, int dst, bool splice, bool readable, bool *moved)
 {
 	int r;
 
 	if (relay_pending(p) > 0) {
 		uint64_t before = p->bytes;
+		bool full = p->len == (p->spliced ? SERVER_SPLICE_BYTES :
+		    SERVER_RELAY_BUF_BYTES);
 
 		r = relay_pipe_flush(p, dst);
 		*moved |= p->bytes != before;
@@ -103,9 +192,16 @@ relay_direction(struct relay_pipe *p, int src, int dst, bool *moved)
 			return 0;
 		if (r < 0)
 			return r;
+		/* A full buffer drained: a bulk transfer, more is likely waiting. */
+		readable |= full;
 	}
-	if (!p->eof) {
-		long n = relay_pipe_fill(p, src);
+	if (!p->eof && readable) {
+		long n = -EMFILE;
+
+		if (splice && p->buf == NULL)
+			n = relay_splice_fill(p, src);
+		if (n == -EMFILE || n == -ENFILE || n == -ENOMEM)
+			n = relay_pipe_fill(p, src);
 
 		if (n == -EAGAIN)
 			return 0;
@@ -126,31 +222,56 @@ relay_direction(struct relay_pipe *p, int src, int dst, bool *moved)
 		 * and keep relaying the other way. ENOTCONN only means the
 		 * sink is gone already; its own direction will report that.
 		 */
-		(void)shutdown(dst, SHUT_WR);
+		if (!other->shut)
+			(void)shutdown(dst, SHUT_WR);
 		p->shut = true;
+		p->first = !other->eof;
 	}
 	return 0;
 }
 
 int
-relay_step(struct relay *r, bool *moved)
+relay_step(struct relay *r, int readable, bool *moved)
 {
 	int e;
 
 	*moved = false;
-	if ((e = relay_direction(&r->up, r->cfd, r->tfd, moved)) < 0)
+	if ((e = relay_direction(&r->up, &r->down, r->cfd, r->tfd, r->splice,
+	    readable & RELAY_READ_CLIENT, moved)) < 0)
 		return e;
-	if ((e = relay_direction(&r->down, r->tfd, r->cfd, moved)) < 0)
+	if ((e = relay_direction(&r->down, &r->up, r->tfd, r->cfd, r->splice,
+	    readable & RELAY_READ_TARGET, moved)) < 0)
 		return e;
 	return r->up.shut && r->down.shut ? 1 : 0;
+}
+
+void
+relay_close_target(struct relay *r)
+{
+	struct linger now = { .l_onoff = 1, .l_linger = 0 };
+	int unacked;
+
+	/*
+	 * The side that sends the first FIN keeps the connection in TIME_WAIT
+	 * for a minute, and an outgoing one pins its ephemeral port meanwhile:
+	 * a relay whose clients close first would run out of ports at a few
+	 * hundred connections a second. Both FINs are through and nothing is
+	 * unacknowledged, so the reset that a zero linger sends loses nothing.
+	 */
+	if (r->up.shut && r->up.first && r->down.eof &&
+	    ioctl(r->tfd, SIOCOUTQ, &unacked) == 0 && unacked == 0)
+		(void)setsockopt(r->tfd, SOL_SOCKET, SO_LINGER, &now, sizeof(now));
+	close(r->tfd);
+	r->tfd = -1;
 }
 
 void
 relay_masks(const struct relay *r, uint32_t *cmask, uint32_t *tmask)
 {
 	*cmask = *tmask = 0;
+	/* RDHUP as in the handshake (session.c): the mask need not change. */
 	if (!r->up.eof && relay_pending(&r->up) == 0)
-		*cmask |= EPOLLIN;
+		*cmask |= EPOLLIN | EPOLLRDHUP;
 	if (relay_pending(&r->down) > 0)
 		*cmask |= EPOLLOUT;
 	if (!r->down.eof && relay_pending(&r->down) == 0)

@@ -2,7 +2,11 @@
  * relay.h: moving bytes between the client and the target, both ways.
  *
  * Each direction is a pipe with one buffer of SERVER_RELAY_BUF_BYTES that
- * exists only while it holds bytes. A side is read only while its pipe is
+ * exists only while it holds bytes: memory of ours (read() and send()), or
+ * with --relay splice a kernel pipe that splice(2) fills from one socket
+ * and drains into the other, so the bytes never come up to us. Both paths
+ * sit behind the same calls; a pipe that cannot be had (EMFILE) falls back
+ * to a copy. A side is read only while its pipe is
  * empty, so a peer that does not drain stops us reading the other side
  * (back-pressure). An EOF is passed on as shutdown(SHUT_WR) once the pipe
  * is drained, each direction on its own (half-close).
@@ -16,14 +20,19 @@
 
 struct relay_pipe {
 	uint8_t *buf;			/* NULL while empty */
-	size_t off, len;		/* pending bytes are buf[off..len) */
+	size_t off, len;		/* pending bytes are buf[off..len), or
+					 * len - off bytes in the kernel pipe */
+	bool spliced;			/* kpipe is open (--relay splice) */
+	int kpipe[2];			/* read, write end; only while spliced */
 	bool eof;			/* the source sent FIN */
 	bool shut;			/* FIN passed on: this direction is done */
+	bool first;			/* ... before the other direction's EOF */
 	uint64_t bytes;			/* written to the sink so far */
 };
 
 struct relay {
 	int cfd, tfd;			/* client, target; -1 when not open */
+	bool splice;			/* move bytes with splice(2), not copies */
 	struct relay_pipe up;		/* client -> target */
 	struct relay_pipe down;		/* target -> client */
 };
@@ -31,6 +40,9 @@ struct relay {
 /* Bytes waiting in p. */
 static inline size_t relay_pending(const struct relay_pipe *p) { return p->len - p->off; }
 
+/* How many kernel pipes --relay splice may hold open at once, in all;
+ * beyond, a direction copies. 0 until set. */
+void relay_set_pipes_max(long n);
 /* Makes sure p has its buffer; 0 or -ENOMEM. */
 int relay_pipe_alloc(struct relay_pipe *p);
 /* Appends n bytes to p (allocating it); 0, or -ENOBUFS when they do not fit. */
@@ -43,12 +55,27 @@ long relay_pipe_fill(struct relay_pipe *p, int fd);
 int relay_pipe_flush(struct relay_pipe *p, int fd);
 void relay_pipe_free(struct relay_pipe *p);
 
+/* Which sockets epoll said are readable (or hung up): only those are read. */
+enum {
+	RELAY_READ_CLIENT = 1,
+	RELAY_READ_TARGET = 2,
+	RELAY_READ_BOTH = RELAY_READ_CLIENT | RELAY_READ_TARGET,
+};
+
 /*
- * Does what fd's readiness allows in both directions. 0 while relaying,
- * 1 when both directions are done, -errno on an error or reset.
+ * Does what readiness allows in both directions: pending bytes are
+ * flushed either way, and the sides in `readable` are read. 0 while
+ * relaying, 1 when both directions are done, -errno on an error or reset.
  * *moved tells whether any byte moved (for the idle timer).
  */
-int relay_step(struct relay *r, bool *moved);
+int relay_step(struct relay *r, int readable, bool *moved);
+/*
+ * Closes the target socket of a relay that is done, without leaving it in
+ * TIME_WAIT when that is safe: we sent the first FIN (the client closed
+ * first), the target's FIN came back, and every byte of ours has been
+ * acknowledged. Otherwise a plain close().
+ */
+void relay_close_target(struct relay *r);
 /* The epoll interest of each socket in the current relay state. */
 void relay_masks(const struct relay *r, uint32_t *cmask, uint32_t *tmask);
 

@@ -53,11 +53,38 @@ struct rules {
 
 static struct rules rules_empty;	/* before start-up sets one */
 static struct rules *rules_cur;
+/* A worker's own view (main.c publishes each new set to every worker). */
+static _Thread_local const struct rules *rules_view;
 
 const struct rules *
 rules_current(void)
 {
+	if (rules_view != NULL)
+		return rules_view;
 	return rules_cur != NULL ? rules_cur : &rules_empty;
+}
+
+void
+rules_use(const struct rules *r)
+{
+	rules_view = r;
+}
+
+struct rules *
+rules_clone(const struct rules *r)
+{
+	struct rules *c = malloc(sizeof(*c));
+
+	if (c == NULL)
+		return NULL;
+	*c = *r;
+	if ((c->v = malloc((r->cap ? r->cap : 1) * sizeof(*c->v))) == NULL) {
+		free(c);
+		return NULL;
+	}
+	if (r->n > 0)
+		memcpy(c->v, r->v, r->n * sizeof(*c->v));
+	return c;
 }
 
 void
@@ -361,16 +388,16 @@ rules_protect_host(struct rules *r)
 }
 
 int
-rules_refresh_host(void)
+rules_refresh_host(struct rules *r)
 {
 	int lost;
 
-	if (rules_cur == NULL || rules_cur->nstatic == 0)
+	if (r->nstatic == 0)
 		return 0;
-	if ((lost = rules_protect_interfaces(rules_cur)) < 0)
+	if ((lost = rules_protect_interfaces(r)) < 0)
 		return -1;
 	rules_warn_lost(lost);
-	return (int)(rules_cur->nprot - rules_cur->nstatic);
+	return (int)(r->nprot - r->nstatic);
 }
 
 bool

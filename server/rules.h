@@ -25,6 +25,8 @@ struct rules;
 /* The rule set in force (never NULL after start-up). */
 const struct rules *rules_current(void);
 void rules_set_current(struct rules *r);	/* takes ownership, frees the old */
+/* This thread's rules from now on, owned elsewhere (a worker's view). */
+void rules_use(const struct rules *r);
 
 /* May this client use the server at all? Checked at accept. */
 bool rules_client_ok(const struct rules *r, const struct sockaddr *client);

@@ -8,6 +8,7 @@
 #ifndef SOCKSIFYD_SERVER_H
 #define SOCKSIFYD_SERVER_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -22,8 +23,13 @@
 struct session;
 struct server;
 
+enum {
+	SERVER_EXIT_USAGE = 2,		/* CONTRACT.md: usage errors */
+};
+
 struct listener {
 	int fd;
+	bool shared;			/* one fd for every worker (--accept shared) */
 	struct server *srv;
 	struct loop_timer pause;	/* parked after EMFILE/ENFILE */
 	bool stalled;			/* parked, and pause could not be armed */
@@ -40,9 +46,11 @@ struct server_limits {
 	uint64_t bind_ms;		/* --bind-timeout */
 	uint64_t udp_idle_ms;		/* --udp-idle-timeout */
 	size_t fd_reserve;		/* --fd-reserve */
+	bool splice;			/* --relay splice */
 };
 
 struct server {
+	unsigned id;			/* worker number, from 0 */
 	struct server_limits lim;
 	bool draining;			/* SIGTERM: listeners closed, sessions finish */
 	struct loop_timer drain;	/* ends the drain */
@@ -53,6 +61,11 @@ struct server {
 	size_t nsessions;
 	size_t fd_limit;		/* RLIMIT_NOFILE soft limit */
 	size_t fd_base;			/* descriptors in use before the first session */
+	long *all_sessions;		/* of every worker (atomic); NULL: just ours */
+	int ctl;			/* eventfd: the main thread has news (main.c) */
+	pthread_t thread;
+	unsigned ctl_flags;		/* which news (atomic), WORKER_* in main.c */
+	const void *conf;		/* the configuration this worker uses (main.c) */
 	struct listener lst[SERVER_MAX_LISTENERS];
 	size_t nlst;
 	bool lst_stalled;		/* some listener waits for a session to close */
@@ -61,7 +74,9 @@ struct server {
 
 /* A session closed, so a descriptor is free: resume stalled listeners. */
 void listener_resume_stalled(struct server *srv);
-/* A session closed: while draining, the last one ends the loop. */
+/* A session began (session_start) or closed: counted for every worker; while
+ * draining, the last one to close ends the loop. */
+void server_session_born(struct server *srv);
 void server_session_gone(struct server *srv);
 
 /* Takes over fd, a non-blocking accepted client socket. */

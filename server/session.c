@@ -25,6 +25,8 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -74,6 +76,7 @@ struct session {
 	struct sockaddr_storage dst;	/* address of the current attempt */
 	bool connected;
 	bool client_fin;		/* half-closed after its optimistic data */
+	bool client_stirred;		/* spoke or hung up while we connected */
 	uint64_t hs_down;		/* reply bytes in the down pipe's count */
 	const char *outcome;		/* why it failed or ended */
 	bool dead;			/* ended: freed when the callback returns */
@@ -86,6 +89,20 @@ static void session_connect_next(struct session *s);
 static void session_on_timer(struct loop *l, void *arg);
 static void session_on_resolved(void *arg, int gai_err, struct addrinfo *ai);
 static void session_on_target(struct loop *l, int fd, uint32_t events, void *arg);
+
+/*
+ * A relay passes on each write as it comes: Nagle's algorithm would hold a
+ * small one back until the previous one is acknowledged, and with delayed
+ * ACKs at the far end that costs a request-response exchange tens of
+ * milliseconds. The end points keep their own choice; we add no delay.
+ */
+static void
+session_nodelay(int fd)
+{
+	int one = 1;
+
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+}
 
 /* --- logging ------------------------------------------------------------ */
 
@@ -182,6 +199,10 @@ session_drop_target(struct session *s)
 	if (s->r.tfd < 0)
 		return;
 	loop_del(s->srv->loop, s->r.tfd);
+	if (s->state == SESSION_RELAY) {
+		relay_close_target(&s->r);
+		return;
+	}
 	close(s->r.tfd);
 	s->r.tfd = -1;
 }
@@ -278,17 +299,27 @@ session_done(struct session *s)
 	case SESSION_GREETING:
 	case SESSION_AUTH:
 	case SESSION_REQUEST:
+		/* The mask of the resolving and relay states too: one
+		 * epoll_ctl fewer at each change of state. */
+		cmask = EPOLLIN | EPOLLRDHUP | (out ? EPOLLOUT : 0);
+		break;
 	case SESSION_LINGER:
 		cmask = EPOLLIN | (out ? EPOLLOUT : 0);
 		break;
 	case SESSION_RESOLVING:
 	case SESSION_CONNECTING:
 		/*
-		 * Not EPOLLIN: only hang-ups (session_watch_client). Once a
-		 * half-close is accepted, RDHUP would be reported forever.
+		 * Only hang-ups matter now (session_watch_client). The mask
+		 * stays as it was until the client stirs; then it drops
+		 * EPOLLIN, so early data or a FIN cannot wake us in a loop,
+		 * and once a half-close is accepted, RDHUP, which would be
+		 * reported forever.
 		 */
-		cmask = EPOLLHUP | (s->client_fin ? 0 : EPOLLRDHUP) |
-		    (out ? EPOLLOUT : 0);
+		if (!s->client_stirred)
+			cmask = EPOLLIN | EPOLLRDHUP | (out ? EPOLLOUT : 0);
+		else
+			cmask = EPOLLHUP | (s->client_fin ? 0 : EPOLLRDHUP) |
+			    (out ? EPOLLOUT : 0);
 		tmask = s->state == SESSION_CONNECTING ? EPOLLOUT : 0;
 		break;
 	case SESSION_RELAY:
@@ -504,6 +535,7 @@ static void
 session_enter_relay(struct session *s)
 {
 	s->hs_down = s->r.down.bytes + relay_pending(&s->r.down);
+	s->r.splice = s->srv->lim.splice;
 	s->state = SESSION_RELAY;
 	s->last_ms = loop_now(s->srv->loop);
 	session_arm(s, s->srv->lim.idle_ms);
@@ -541,6 +573,7 @@ session_bind_accept(struct session *s)
 		close(fd);
 		return;
 	}
+	session_nodelay(fd);
 	/* Exactly one connection: the listener goes now. */
 	session_drop_target(s);
 	session_drop_addrs(s);
@@ -871,6 +904,7 @@ session_connect_next(struct session *s)
 			continue;
 		}
 		memcpy(&s->dst, a->ai_addr, a->ai_addrlen);
+		session_nodelay(fd);
 		if (connect(fd, a->ai_addr, a->ai_addrlen) == -1 && errno != EINPROGRESS) {
 			s->last_err = errno;
 			close(fd);
@@ -896,11 +930,14 @@ session_connect_next(struct session *s)
 
 /* --- events ------------------------------------------------------------- */
 
+/* Readiness that calls for a read: data, FIN, or an error to collect. */
+#define SESSION_READABLE	(EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)
+
 static void
-session_relay(struct session *s)
+session_relay(struct session *s, int readable)
 {
 	bool moved;
-	int r = relay_step(&s->r, &moved);
+	int r = relay_step(&s->r, readable, &moved);
 
 	if (moved)
 		s->last_ms = loop_now(s->srv->loop);
@@ -981,7 +1018,7 @@ session_on_client(struct loop *l, int fd, uint32_t events, void *arg)
 	(void)fd;
 	switch (s->state) {
 	case SESSION_RELAY:
-		session_relay(s);
+		session_relay(s, events & SESSION_READABLE ? RELAY_READ_CLIENT : 0);
 		break;
 	case SESSION_LINGER:
 		session_linger(s);
@@ -994,6 +1031,7 @@ session_on_client(struct loop *l, int fd, uint32_t events, void *arg)
 		break;
 	case SESSION_RESOLVING:
 	case SESSION_CONNECTING:
+		s->client_stirred |= (events & ~EPOLLOUT) != 0;
 		session_watch_client(s, events);
 		if (s->dead)
 			break;
@@ -1030,16 +1068,17 @@ session_on_target(struct loop *l, int fd, uint32_t events, void *arg)
 	socklen_t len = sizeof(err);
 
 	(void)l;
-	(void)events;
 	if (s->state == SESSION_RELAY) {
-		session_relay(s);
+		session_relay(s, events & SESSION_READABLE ? RELAY_READ_TARGET : 0);
 	} else if (s->state == SESSION_CONNECTING) {
 		if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == -1)
 			err = errno;
 		if (err == 0) {
 			session_connected(s);
+			/* The reply goes now. Bytes the client sent early wait in
+			 * its socket, and epoll reports them at once. */
 			if (!s->dead)
-				session_relay(s);
+				session_relay(s, 0);
 		} else {
 			s->last_err = err;
 			session_drop_target(s);
@@ -1104,6 +1143,7 @@ session_start(struct server *srv, int fd, const struct sockaddr *peer,
 		close(fd);
 		return;
 	}
+	session_nodelay(fd);
 	s->srv = srv;
 	s->r.cfd = fd;
 	s->r.tfd = -1;
@@ -1112,7 +1152,7 @@ session_start(struct server *srv, int fd, const struct sockaddr *peer,
 	if (peerlen > sizeof(s->peer))
 		peerlen = sizeof(s->peer);
 	memcpy(&s->peer, peer, peerlen);
-	if (loop_add(srv->loop, fd, EPOLLIN, session_on_client, s) < 0) {
+	if (loop_add(srv->loop, fd, EPOLLIN | EPOLLRDHUP, session_on_client, s) < 0) {
 		close(fd);
 		free(s);
 		return;
@@ -1121,6 +1161,7 @@ session_start(struct server *srv, int fd, const struct sockaddr *peer,
 		s->next->prev = s;
 	srv->sessions = s;
 	srv->nsessions++;
+	server_session_born(srv);
 	session_arm(s, srv->lim.handshake_ms);
 	if (!rules_client_ok(rules_current(), peer))
 		session_end(s, "client denied");

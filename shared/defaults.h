@@ -19,7 +19,12 @@
 #define SERVER_IDLE_TIMEOUT_MS		(15 * 60 * 1000)	/* relaying with no byte either way */
 #define SERVER_MAX_SESSIONS		8000
 #define SERVER_RELAY_BUF_BYTES		16384	/* per direction, only while bytes are in flight */
-#define SERVER_RESOLVER_THREADS		4
+#define SERVER_SPLICE_BYTES		65536	/* --relay splice: moved per splice(2), a pipe's default size */
+#define SERVER_RESOLVER_THREADS		4	/* per worker */
+#define SERVER_WORKERS_MAX		64	/* --workers upper bound */
+#define SERVER_CONF_RETIRED_MAX		8	/* reloads the workers may lag behind */
+#define SERVER_ACCEPT_DEFAULT		"reuseport"	/* --accept: measured by make bench */
+#define SERVER_RELAY_DEFAULT		"copy"	/* --relay: measured by make bench */
 #define SERVER_FD_RESERVE		16	/* descriptors kept free for the sessions we hold */
 #define SERVER_FD_RESERVE_MAX		4096	/* --fd-reserve upper bound */
 #define SERVER_ACCEPT_PAUSE_MS		1000	/* listener parked this long on EMFILE/ENFILE */

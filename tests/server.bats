@@ -329,7 +329,8 @@ EOF
 @test "resolver: clients that leave free their lookups; one client IP gets at most 64" {
 	need_dns_jail
 	start_silent_dns
-	start_socksifyd -v
+	# the queue and the cap are each worker's: one worker, exact figures
+	start_socksifyd -v --workers 1
 	# 1,100 clients ask for a slow name and hang up: their lookups must not
 	# keep the 1,024 places of the queue
 	python3 -c 'import socket,sys

@@ -113,6 +113,12 @@ listener_resume_stalled(struct server *srv)
 }
 
 void
+server_session_born(struct server *srv)
+{
+	FUZZ_CHECK(srv->nsessions > 0 && srv->sessions != NULL);
+}
+
+void
 server_session_gone(struct server *srv)
 {
 	FUZZ_CHECK((srv->nsessions == 0) == (srv->sessions == NULL));

@@ -60,11 +60,13 @@ start_socksifyd() {
 	# later, and a second server in one test would otherwise be taken as
 	# ready on the first one's line (and port).
 	: >"$SOCKSIFYD_LOG"
-	local listen=(-l 127.0.0.1:0) wrap=()
+	local listen=(-l 127.0.0.1:0) wrap=() extra=()
 	case " $* " in *" -l "*|*" --listen "*) listen=() ;; esac
 	# SOCKSIFYD_WRAP: a command the server runs under (the valgrind run
 	# of scripts/test.sh), split on spaces.
 	[ -z "${SOCKSIFYD_WRAP:-}" ] || read -ra wrap <<<"$SOCKSIFYD_WRAP"
+	# SOCKSIFYD_ARGS: flags every server of a run gets (--relay splice).
+	[ -z "${SOCKSIFYD_ARGS:-}" ] || read -ra extra <<<"$SOCKSIFYD_ARGS"
 	if [ "${SOCKSIFY_TEST_NS:-0}" = 1 ]; then
 		{ echo "127.0.0.1 $PROXY_ONLY_NAME"; echo "::1 $PROXY_MULTI_NAME";
 		  echo "127.0.0.1 $PROXY_MULTI_NAME"; cat /etc/hosts; } >"$BATS_TEST_TMPDIR/proxy-hosts"
@@ -73,9 +75,9 @@ start_socksifyd() {
 		unshare --mount sh -c 'mount --bind "$0" /etc/hosts &&
 			{ [ -z "$SOCKSIFYD_RESOLV" ] || mount --bind "$SOCKSIFYD_RESOLV" /etc/resolv.conf; } &&
 			exec "$@"' \
-			"$BATS_TEST_TMPDIR/proxy-hosts" "${wrap[@]}" "$SOCKSIFYD" "${listen[@]}" "$@" 3>&- 2>"$SOCKSIFYD_LOG" &
+			"$BATS_TEST_TMPDIR/proxy-hosts" "${wrap[@]}" "$SOCKSIFYD" "${listen[@]}" "${extra[@]}" "$@" 3>&- 2>"$SOCKSIFYD_LOG" &
 	else
-		"${wrap[@]}" "$SOCKSIFYD" "${listen[@]}" "$@" 3>&- 2>"$SOCKSIFYD_LOG" &
+		"${wrap[@]}" "$SOCKSIFYD" "${listen[@]}" "${extra[@]}" "$@" 3>&- 2>"$SOCKSIFYD_LOG" &
 	fi
 	SOCKSIFYD_PID=$!
 	PIDS+=($SOCKSIFYD_PID)

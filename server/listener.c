@@ -1,0 +1,323 @@
+/*
+ * listener.c: socksifyd's listening sockets and accept(), for one worker.
+ *
+ * Each worker has its own listeners: sockets of their own bound with
+ * SO_REUSEPORT to one address (the kernel spreads the clients), or one
+ * socket shared by every worker's epoll with EPOLLEXCLUSIVE (--accept).
+ */
+#include <errno.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "defaults.h"
+#include "listener.h"
+#include "log.h"
+#include "rules.h"
+#include "server.h"
+
+/* Resolves a listen address to one sockaddr; exits on failure. */
+static socklen_t
+listen_resolve(const char *text, struct sockaddr_storage *ss)
+{
+	struct s5_addr a;
+	struct addrinfo hints = {
+		.ai_family = AF_UNSPEC,
+		.ai_socktype = SOCK_STREAM,
+		.ai_flags = AI_PASSIVE | AI_NUMERICSERV,
+	};
+	struct addrinfo *ai;
+	const char *why = NULL;
+	char port[sizeof("65535")];
+	socklen_t len;
+	int r;
+
+	if (s5_addr_parse(text, &a, S5_DEFAULT_PORT, &why) < 0)
+		log_fatal(SERVER_EXIT_USAGE, "bad listen address '%s' (try 'socksifyd --help')", text);
+	if (a.atyp != S5_ATYP_DOMAIN)
+		return (socklen_t)s5_addr_to_sockaddr(&a, ss);
+	/* A host name is resolved once, here, and its first address used. */
+	snprintf(port, sizeof(port), "%u", (unsigned)a.port);
+	if ((r = getaddrinfo(a.u.domain.name, port, &hints, &ai)) != 0)
+		log_fatal(EXIT_FAILURE, "listen address %s: %s", text, gai_strerror(r));
+	len = ai->ai_addrlen;
+	memcpy(ss, ai->ai_addr, len);
+	freeaddrinfo(ai);
+	return len;
+}
+
+void
+listener_bind(struct listener *lst, const char *text, const struct listener *like,
+    bool reuseport)
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+	int fd, one = 1;
+
+	if (like != NULL) {
+		/* Another worker's socket for the same address and port. */
+		len = sizeof(ss);
+		if (getsockname(like->fd, (struct sockaddr *)&ss, &len) == -1)
+			log_fatal(EXIT_FAILURE, "getsockname %s:", like->name);
+	} else {
+		len = listen_resolve(text, &ss);
+	}
+	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd == -1)
+		log_fatal(EXIT_FAILURE, "socket for %s:", text);
+	(void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	/*
+	 * The first socket binds without SO_REUSEPORT, so a port another
+	 * process holds (with SO_REUSEPORT or not) is "address in use", not
+	 * silently shared; the option, set before listen(), then lets the
+	 * other workers' sockets join it.
+	 */
+	if (like != NULL && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) == -1)
+		log_fatal(EXIT_FAILURE, "SO_REUSEPORT on %s:", text);
+	/* A v6 listener serves v6 only; 127.0.0.1 is its own -l. */
+	if (ss.ss_family == AF_INET6 &&
+	    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) == -1)
+		log_fatal(EXIT_FAILURE, "IPV6_V6ONLY on %s:", text);
+	if (bind(fd, (struct sockaddr *)&ss, len) == -1)
+		log_fatal(EXIT_FAILURE, "bind %s:", text);
+	if (like == NULL && reuseport &&
+	    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) == -1)
+		log_fatal(EXIT_FAILURE, "SO_REUSEPORT on %s:", text);
+	if (listen(fd, SERVER_LISTEN_BACKLOG) == -1)
+		log_fatal(EXIT_FAILURE, "listen %s:", text);
+	len = sizeof(ss);
+	if (getsockname(fd, (struct sockaddr *)&ss, &len) == -1 ||
+	    s5_sockaddr_format((struct sockaddr *)&ss, lst->name, sizeof(lst->name)) < 0)
+		log_fatal(EXIT_FAILURE, "getsockname %s:", text);
+	lst->fd = fd;
+}
+
+/*
+ * loop_new() sizes the timer heap for this many timers, so while no session
+ * holds a timer, arming a listener's pause cannot fail (see listener_park).
+ */
+_Static_assert(SERVER_LOOP_FDS_INITIAL > SERVER_MAX_LISTENERS,
+    "the first timer heap must hold every listener's pause timer");
+
+static void listener_park(struct listener *lst);
+
+uint32_t
+listener_mask(const struct listener *lst)
+{
+	/* One shared socket: wake one worker per client, not all of them. */
+	return lst->shared ? EPOLLIN | EPOLLEXCLUSIVE : EPOLLIN;
+}
+
+static void
+listener_resume(struct loop *l, void *arg)
+{
+	struct listener *lst = arg;
+	int r;
+
+	if ((r = loop_set(l, lst->fd, listener_mask(lst))) < 0) {
+		log_error("listener %s: cannot resume: %s", lst->name, strerror(-r));
+		listener_park(lst);
+	}
+}
+
+/*
+ * Out of descriptors is a state, not a loop. The listener leaves the epoll
+ * set first, whatever happens next: epoll is level triggered, so a listener
+ * left in it with a connection waiting would wake the loop at once, forever.
+ * It comes back when the pause timer fires; if that timer cannot be armed
+ * (out of memory, the heap cannot grow), it comes back when a session
+ * closes. One will: the heap was full, and the listeners' timers alone
+ * cannot fill it (the assertion above), so sessions hold timers, and every
+ * session ends. Its close also frees the descriptor and memory we lacked.
+ */
+static void
+listener_park(struct listener *lst)
+{
+	struct server *srv = lst->srv;
+
+	(void)loop_set(srv->loop, lst->fd, 0);
+	if (loop_timer_start(srv->loop, &lst->pause, SERVER_ACCEPT_PAUSE_MS,
+	    listener_resume, lst) == 0)
+		return;
+	lst->stalled = true;
+	srv->lst_stalled = true;
+}
+
+void
+listener_resume_stalled(struct server *srv)
+{
+	size_t i;
+
+	if (!srv->lst_stalled)
+		return;
+	srv->lst_stalled = false;
+	for (i = 0; i < srv->nlst; i++) {
+		if (!srv->lst[i].stalled)
+			continue;
+		srv->lst[i].stalled = false;
+		listener_resume(srv->loop, &srv->lst[i]);
+	}
+}
+
+/*
+ * Logs why a listener pauses, at most once per SERVER_ACCEPT_WARN_MS for
+ * all listeners together, then parks it. unexpected: an error that is not
+ * about resources (EBADF, EINVAL...), which would come back at once, so it
+ * gets the same pause and is logged as an error.
+ */
+static void
+listener_pause(struct listener *lst, int err, bool unexpected)
+{
+	struct server *srv = lst->srv;
+	uint64_t now = loop_now(srv->loop);
+
+	if (srv->accept_warned_ms == 0 ||
+	    now - srv->accept_warned_ms >= SERVER_ACCEPT_WARN_MS) {
+		srv->accept_warned_ms = now;
+		if (unexpected)
+			log_error("accept on %s: %s; pausing for %d ms", lst->name,
+			    strerror(err), SERVER_ACCEPT_PAUSE_MS);
+		else
+			log_warn("accept on %s: %s; pausing for %d ms", lst->name,
+			    strerror(err), SERVER_ACCEPT_PAUSE_MS);
+	}
+	listener_park(lst);
+}
+
+/*
+ * Descriptors are short: the listener leaves the epoll set until a session
+ * closes (listener_resume_stalled), which frees two, instead of for a fixed
+ * pause. With no session to wait for, it takes the timed pause.
+ */
+static void
+listener_wait_for_close(struct listener *lst)
+{
+	struct server *srv = lst->srv;
+	uint64_t now = loop_now(srv->loop);
+
+	if (srv->nsessions == 0) {
+		listener_pause(lst, EMFILE, false);
+		return;
+	}
+	if (srv->accept_warned_ms == 0 ||
+	    now - srv->accept_warned_ms >= SERVER_ACCEPT_WARN_MS) {
+		srv->accept_warned_ms = now;
+		log_warn("accept on %s: descriptors short (%zu sessions, limit %zu); "
+		    "waiting for a session to close", lst->name, srv->nsessions,
+		    srv->fd_limit);
+	}
+	(void)loop_set(srv->loop, lst->fd, 0);
+	lst->stalled = true;
+	srv->lst_stalled = true;
+}
+
+/* Sessions of every worker: the descriptor limit is the process's. */
+static size_t
+srv_all_sessions(const struct server *srv)
+{
+	long n;
+
+	if (srv->all_sessions == NULL)
+		return srv->nsessions;
+	n = __atomic_load_n(srv->all_sessions, __ATOMIC_RELAXED);
+	return n > (long)srv->nsessions ? (size_t)n : srv->nsessions;
+}
+
+/* Would one more session leave fewer than --fd-reserve descriptors free? */
+static bool
+srv_fds_short(const struct server *srv)
+{
+	size_t need = srv->fd_base + 2 * (srv_all_sessions(srv) + 1) + srv->lim.fd_reserve;
+
+	return need > srv->fd_limit;
+}
+
+void
+listener_on_accept(struct loop *l, int fd, uint32_t events, void *arg)
+{
+	struct listener *lst = arg;
+	int i;
+
+	(void)l;
+	(void)events;
+	/* A bounded batch, so a flood of clients cannot starve the sessions. */
+	for (i = 0; i < SERVER_LOOP_EVENTS; i++) {
+		struct sockaddr_storage ss;
+		socklen_t len = sizeof(ss);
+		int cfd;
+
+		/*
+		 * A session holds two descriptors once its target is open.
+		 * Admit one only when both fit beside the reserve: a session
+		 * accepted now must not fail later for want of its target's
+		 * socket (EMFILE, reply 01). The client waits in the backlog.
+		 */
+		if (srv_fds_short(lst->srv)) {
+			listener_wait_for_close(lst);
+			return;
+		}
+		cfd = accept4(fd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (cfd == -1) {
+			switch (errno) {
+			case EAGAIN:
+				return;
+			case EMFILE:
+			case ENFILE:
+			case ENOBUFS:
+			case ENOMEM:
+				listener_pause(lst, errno, false);
+				return;
+			/*
+			 * That client only. accept(2) on Linux: pending network
+			 * errors of the new connection are returned by accept()
+			 * and should be treated like EAGAIN (and EPERM is a
+			 * firewall's verdict on it).
+			 */
+			case ECONNABORTED:
+			case EINTR:
+			case EPROTO:
+			case EPERM:
+			case ENETDOWN:
+			case ENETUNREACH:
+			case ENONET:
+			case ENOPROTOOPT:
+			case EHOSTDOWN:
+			case EHOSTUNREACH:
+			case EOPNOTSUPP:
+				continue;
+			default:
+				listener_pause(lst, errno, true);
+				return;
+			}
+		}
+		/* Keep a reserve so the sessions we hold can still open targets. */
+		if ((size_t)cfd + lst->srv->lim.fd_reserve >= lst->srv->fd_limit) {
+			close(cfd);
+			listener_pause(lst, EMFILE, false);
+			return;
+		}
+		/* --max-sessions counts every worker's. */
+		if (srv_all_sessions(lst->srv) >= lst->srv->lim.max_sessions) {
+			close(cfd);
+			continue;
+		}
+		session_start(lst->srv, cfd, (struct sockaddr *)&ss, len);
+	}
+}
+
+/* Is this listener bound to a loopback address? */
+bool
+listener_on_loopback(const struct listener *lst)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+
+	return getsockname(lst->fd, (struct sockaddr *)&ss, &len) == 0 &&
+	    rules_addr_is_loopback((struct sockaddr *)&ss);
+}
+
