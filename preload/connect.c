@@ -188,8 +188,21 @@ connect_hooked(int fd, const struct sockaddr *sa, socklen_t len)
 	char name[S5_DOMAIN_MAX + 1], dest[S5_ADDR_TEXT_MAX];
 	int type, r, conv, flags, rep = -1, saved = errno;
 
-	type = connect_socket_type(fd);
 	conv = s5_addr_from_sockaddr(&dst, sa, len);
+	/*
+	 * The fast path: an excluded destination goes direct whatever the
+	 * socket (the datagram and other-type policies let it through too),
+	 * with no system call of ours. DNS under remote resolution and
+	 * placeholders take the long way.
+	 */
+	if (conv == 0 && preload_is_excluded(&dst) &&
+	    !(preload_cfg.remote_dns && dst.port == DNS_PORT) &&
+	    !fakedns_name_of(&dst, name, sizeof(name))) {
+		connect_trace_direct(sa, "excluded");
+		errno = saved;
+		return preload_real.connect(fd, sa, len);
+	}
+	type = connect_socket_type(fd);
 	if (connect_is_dgram(type) && (r = connect_dgram_policy(sa, len)) < 0) {
 		errno = -r;
 		return -1;
@@ -228,8 +241,15 @@ connect_hooked(int fd, const struct sockaddr *sa, socklen_t len)
 		errno = saved;
 		return preload_real.connect(fd, sa, len);
 	}
-	if (connect_is_connected(fd))
-		return preload_real.connect(fd, sa, len);	/* EISCONN */
+	/*
+	 * A connected socket: EISCONN, ours to say. The kernel would answer
+	 * 0, since our non-blocking dial left the socket "connecting" in its
+	 * eyes, and the dial below would talk SOCKS5 to the target.
+	 */
+	if (connect_is_connected(fd)) {
+		errno = EISCONN;
+		return -1;
+	}
 
 	if (dst.atyp == S5_ATYP_DOMAIN)
 		r = s5_addr_format(&dst, dest, sizeof(dest));
@@ -244,7 +264,13 @@ connect_hooked(int fd, const struct sockaddr *sa, socklen_t len)
 		errno = r;
 		return -1;
 	}
-	r = preload_cfg.proxy_invalid ? -ECONNREFUSED : tunnel_connect(fd, &dst, &rep);
+	/* The socket's family is the address's: the kernel takes no other. */
+	r = preload_cfg.proxy_invalid ? -ECONNREFUSED :
+	    tunnel_connect(fd, sa->sa_family, &dst, &rep);
+	if (r == -EISCONN || r == -EALREADY) {
+		errno = -r;	/* a second connect(), answered by the kernel */
+		return -1;
+	}
 	connect_trace(dest, -r, rep);
 	if (r < 0) {
 		flags = fcntl(fd, F_GETFL);

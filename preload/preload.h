@@ -130,7 +130,7 @@ void fakedns_addr_v6(unsigned idx, uint8_t ip[16]);
 
 /* Tunnel fd (unconnected, SOCK_STREAM) through the chain to dst. Returns 0,
  * or -errno; *rep is the proxy's reply code when it refused, else -1. */
-int tunnel_connect(int fd, const struct s5_addr *dst, int *rep);
+int tunnel_connect(int fd, int domain, const struct s5_addr *dst, int *rep);
 
 /* A non-blocking connect on fd failed with err: getsockopt(SO_ERROR), or
  * a second connect(), reports it once, as the kernel reports its own. */

@@ -29,7 +29,8 @@ tunnel_now_ms(void)
 	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Wait until fd is ready for events or the deadline passes: 0 or -errno. */
+/* Wait until fd is ready for events or the deadline passes: the revents
+ * (positive), or -errno. */
 static int
 tunnel_wait(int fd, short events, long long deadline)
 {
@@ -46,7 +47,7 @@ tunnel_wait(int fd, short events, long long deadline)
 		pfd.revents = 0;
 		r = poll(&pfd, 1, left > INT_MAX ? INT_MAX : (int)left);
 		if (r > 0)
-			return 0;	/* errors show in the next send/recv */
+			return pfd.revents;	/* errors show in the next send/recv */
 		if (r < 0 && errno != EINTR)
 			return -errno;
 	}
@@ -68,6 +69,9 @@ tunnel_dial(int fd, const struct sockaddr *sa, socklen_t len, long long deadline
 	r = tunnel_wait(fd, POLLOUT, deadline);
 	if (r < 0)
 		return r;
+	/* Writable and nothing else: connected, no SO_ERROR to ask for. */
+	if (!(r & (POLLERR | POLLHUP)))
+		return 0;
 	if (preload_real.getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &elen) != 0)
 		return -errno;
 	return err == 0 ? 0 : -err;
@@ -231,6 +235,10 @@ tunnel_run(int fd, int domain, const struct s5_addr *dst, long long deadline, in
 	if (r < 0)
 		return r;
 	r = tunnel_dial(fd, (struct sockaddr *)&ss, sslen, deadline);
+	/* The program's socket is connected already (or connecting): the
+	 * kernel's answer to a second connect(), and the socket untouched. */
+	if (r == -EISCONN || r == -EALREADY)
+		return r;
 	if (r < 0) {
 		preload_log(LOG_LVL_DEBUG, "cannot reach proxy %s: %s",
 		    preload_cfg.chain_text, strerror(-r));
@@ -254,15 +262,13 @@ tunnel_run(int fd, int domain, const struct s5_addr *dst, long long deadline, in
 }
 
 int
-tunnel_connect(int fd, const struct s5_addr *dst, int *rep)
+tunnel_connect(int fd, int domain, const struct s5_addr *dst, int *rep)
 {
 	struct sockaddr unspec;
 	socklen_t len = sizeof(int);
-	int flags, domain, r;
+	int flags, pending, r;
 
 	*rep = -1;
-	if (preload_real.getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) != 0)
-		return -errno;
 	flags = fcntl(fd, F_GETFL);
 	if (flags < 0)
 		return -errno;
@@ -270,7 +276,7 @@ tunnel_connect(int fd, const struct s5_addr *dst, int *rep)
 		return -errno;
 
 	r = tunnel_run(fd, domain, dst, tunnel_now_ms() + preload_cfg.timeout_ms, rep);
-	if (r < 0) {
+	if (r < 0 && r != -EISCONN && r != -EALREADY) {
 		/* Linux: connect() with AF_UNSPEC disconnects a TCP socket, so
 		 * the fd is left as one whose connect failed, not half-talking
 		 * to a proxy. */
@@ -286,7 +292,7 @@ tunnel_connect(int fd, const struct s5_addr *dst, int *rep)
 		 * PRELOAD_PEER_FDS, never 0. */
 		len = sizeof(int);
 		if (!(flags & O_NONBLOCK))
-			(void)preload_real.getsockopt(fd, SOL_SOCKET, SO_ERROR, &domain, &len);
+			(void)preload_real.getsockopt(fd, SOL_SOCKET, SO_ERROR, &pending, &len);
 	}
 	/* Restore the program's exact status flags (P2). */
 	if (!(flags & O_NONBLOCK))

@@ -265,3 +265,22 @@ except OSError as e:
 	grep -q 'connect x?socksify\[1\] connect bank.example via proxy ok?x:443 via' "$log"
 	[ "$(stat -c %a "$log")" = 600 ]
 }
+
+@test "a second connect() on a tunnelled socket is EISCONN, and the connection still works" {
+	start_socksifyd -v
+	run env SOCKSIFY_EXCLUDE=none LD_PRELOAD="$LIB" SOCKSIFY_PROXY="socks5://127.0.0.1:$PROXY_PORT" \
+		python3 -c '
+import errno, socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+try:
+    s.connect(("127.0.0.1", int(sys.argv[1])))
+    print("connected twice")
+except OSError as e:
+    print(errno.errorcode[e.errno])
+s.sendall(b"GET /hello.txt HTTP/1.0\r\n\r\n")
+print(s.makefile("rb").read().split(b"\r\n\r\n", 1)[1].decode())
+' "$HTTP_PORT"
+	[ "${lines[0]}" = "EISCONN" ]
+	[ "${lines[1]}" = "hello through socks" ]
+	[ "$(grep -c "target=127\.0\.0\.1:$HTTP_PORT" "$SOCKSIFYD_LOG")" -eq 1 ]
+}
