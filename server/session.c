@@ -89,6 +89,7 @@ static void session_connect_next(struct session *s);
 static void session_on_timer(struct loop *l, void *arg);
 static void session_on_resolved(void *arg, int gai_err, struct addrinfo *ai);
 static void session_on_target(struct loop *l, int fd, uint32_t events, void *arg);
+static void session_on_client(struct loop *l, int fd, uint32_t events, void *arg);
 
 /*
  * A relay passes on each write as it comes: Nagle's algorithm would hold a
@@ -1071,8 +1072,13 @@ session_on_target(struct loop *l, int fd, uint32_t events, void *arg)
 	if (s->state == SESSION_RELAY) {
 		session_relay(s, events & SESSION_READABLE ? RELAY_READ_TARGET : 0);
 	} else if (s->state == SESSION_CONNECTING) {
-		if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == -1)
+		/* Writable and nothing else is a connect that worked; a failed
+		 * one is always reported with EPOLLERR. */
+		if ((events & (EPOLLERR | EPOLLHUP)) &&
+		    getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == -1)
 			err = errno;
+		if ((events & (EPOLLERR | EPOLLHUP)) && err == 0)
+			err = ECONNREFUSED;	/* hung up, and no error to say why */
 		if (err == 0) {
 			session_connected(s);
 			/* The reply goes now. Bytes the client sent early wait in
@@ -1165,5 +1171,12 @@ session_start(struct server *srv, int fd, const struct sockaddr *peer,
 	session_arm(s, srv->lim.handshake_ms);
 	if (!rules_client_ok(rules_current(), peer))
 		session_end(s, "client denied");
-	session_done(s);
+	if (s->dead) {
+		session_done(s);
+		return;
+	}
+	/* A client speaks first, and on loopback or a busy server its
+	 * greeting is usually in already: read it now, not one epoll round
+	 * later. (Nothing there costs one read that says EAGAIN.) */
+	session_on_client(srv->loop, fd, EPOLLIN, s);
 }

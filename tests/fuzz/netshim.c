@@ -398,6 +398,10 @@ shim_getsockname(int fd, struct sockaddr *sa, socklen_t *len)
 	struct shim_sock *s = shim_use(fd);
 	struct sockaddr_storage any;
 
+	/* The server names a connected target in its reply (BND) once it
+	 * takes the connect as done: by SO_ERROR, or by epoll alone. */
+	if (s->kind == SHIM_STREAM && s->conn == SHIM_CONN_UP && s->so_error == 0)
+		s->connect_seen = true;
 	if (!s->bound) {
 		memset(&any, 0, sizeof(any));
 		any.ss_family = (sa_family_t)s->family;
