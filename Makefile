@@ -6,6 +6,9 @@
 #   make demo       a tunnelled fetch through the embedded server
 #   make fuzz       every libFuzzer target (or FUZZ_TARGETS) for FUZZ_SECONDS each (clang)
 #   make soak       the server under load and faults (SOAK_SCALE=full or ci)
+#   make bench      socksifyd beside direct, microsocks, dante and ssh -D, and
+#                   the preload library beside proxychains and tsocks
+#                   (BENCH_REPS=3, BENCH_QUICK=1; build/bench/results.md)
 #   make install    PREFIX=/usr/local DESTDIR=
 #   WERROR=1        warnings are errors;  SAN=1  ASan + UBSan;  V=1  loud
 .SUFFIXES:
@@ -55,6 +58,8 @@ TESTBIN_SRC = $(sort $(wildcard tests/bin/*.c))
 TESTBIN     = $(TESTBIN_SRC:tests/bin/%.c=$(BUILD)/tests/%)
 LOAD_SRC    = $(sort $(wildcard tests/load/*.c))
 LOADBIN     = $(LOAD_SRC:tests/load/%.c=$(BUILD)/tests/%)
+BENCH_SRC   = $(sort $(wildcard tests/bench/*.c))
+BENCHBIN    = $(BENCH_SRC:tests/bench/%.c=$(BUILD)/tests/%)
 SOAK_SCALE ?= full
 
 ALL_OBJ = $(SHARED_OBJ) $(SERVER_OBJ) $(PRELOAD_OBJ) $(UNIT_OBJ) $(LAUNCH_OBJ)
@@ -95,6 +100,18 @@ $(BUILD)/tests/%: tests/load/%.c $(SHARED_OBJ)
 	@$(if $(Q),echo "  CC      $<")
 	$(Q)$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $< $(SHARED_OBJ)
 
+# Benchmark helpers: the same, but exitnow stays a bare program, so that its
+# start-up is only the loader's and libc's.
+$(BUILD)/tests/%: tests/bench/%.c $(SHARED_OBJ)
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $< $(SHARED_OBJ)
+
+$(BUILD)/tests/exitnow: tests/bench/exitnow.c
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $<
+
 unit: $(BUILD)/unit-tests
 	$(BUILD)/unit-tests
 
@@ -113,6 +130,12 @@ check: all $(BUILD)/unit-tests $(TESTBIN)
 # one line per scenario and "N passed, N failed".
 soak: $(BUILD)/socksifyd $(LOADBIN)
 	@BUILD=$(BUILD) SOAK_SCALE=$(SOAK_SCALE) sh scripts/soak.sh
+
+# socksifyd and its peers side by side, then the preload libraries; prints
+# a Markdown table and writes build/bench/ (results.md, raw.csv, ratios.png).
+bench: all $(LOADBIN) $(BENCHBIN)
+	@sh scripts/deps.sh bench
+	@BUILD=$(BUILD) bash scripts/bench.sh
 
 demo: all
 	@sh scripts/demo.sh $(BUILD)
@@ -158,6 +181,6 @@ install: all
 clean:
 	rm -rf $(BUILD)
 
-.PHONY: all test check testbin unit demo soak fuzz install clean
+.PHONY: all test check testbin unit demo soak bench fuzz install clean
 
 -include $(ALL_OBJ:.o=.d)

@@ -14,6 +14,7 @@
  *	s5load stall -x HOST:PORT -c N [-g BYTES] [--expect-cut LO:HI]
  *	s5load rate  -x HOST:PORT -w WORKERS -d SECONDS [--direct]
  *	s5load hold  -x HOST:PORT -c N [--direct]
+ *	s5load stream -x HOST:PORT -c N -d SECONDS [--direct]
  *
  * soak: each connection sends its stream and reads the echo. Variants
  *   (--mix gives every fifth connection each one):
@@ -36,10 +37,17 @@
  * stall: connect, send -g bytes (0 to 3) of a greeting, wait to be closed;
  *   prints "s5load: holding N" once every connection is open.
  * rate: each worker loops connect, handshake, 16-byte echo, close, and the
- *   latency of each round goes into p50/p99. --direct skips the proxy.
+ *   latency of each round goes into p50/p99. --direct skips the proxy. The
+ *   rounds spread over RATE_TARGETS target ports and RATE_SOURCES client
+ *   addresses (see rate_source()).
  * hold: open N relayed connections, echo one stream each, hold them idle and
  *   print "s5load: holding N"; ends on SIGTERM, SIGINT, EOF on a piped stdin
- *   or the deadline.
+ *   or the deadline, resetting every connection on the way out.
+ * stream: throughput. N connections each send as fast as they can, in large
+ *   writes of one constant buffer, to a target that only counts and discards
+ *   (no echo, no check: here s5load must cost less CPU than the proxy). The
+ *   window opens once all N are through their handshake and lasts -d
+ *   seconds; mb_s is the bytes the target received in it per second (10^6).
  *
  * Also: --ramp N handshakes under way at once (default 256), --window B
  * bytes sent ahead of the echo (default: no limit), --seed N.
@@ -85,6 +93,10 @@ enum {
 	GREETING_LEN = 3,		/* VER NMETHODS NONE */
 	RATE_PAYLOAD = 8,		/* rate: header + 8 bytes = a 16-byte echo */
 	HOLD_PAYLOAD = 8,		/* hold: the same small echo proves the relay */
+	STREAM_WRITE = 262144,		/* stream: bytes per send() and per recv() */
+	FD_SCAN_MAX = 1 << 20,		/* hold: descriptors looked at on the way out */
+	RATE_TARGETS = 8,		/* rate: echo target ports, taken in turn */
+	RATE_SOURCES = 8,		/* rate: client addresses, RATE_SOURCE_NET + 1 up */
 	EXIT_CHECK = 1,
 	EXIT_USAGE = 2,
 };
@@ -96,8 +108,11 @@ enum {
 #define US_PER_S		1000000ULL
 #define FNV_OFFSET		0xcbf29ce484222325ULL
 #define FNV_PRIME		0x100000001b3ULL
+#define STREAM_FILL		0xa5	/* stream: the constant payload byte */
+#define RATE_SOURCE_NET		0x7f000100U	/* 127.0.1.0: apart from the servers' 127.0.0.x */
+#define BYTES_PER_MB		1e6
 
-enum mode { MODE_SOAK, MODE_STALL, MODE_RATE, MODE_HOLD };
+enum mode { MODE_SOAK, MODE_STALL, MODE_RATE, MODE_HOLD, MODE_STREAM };
 enum variant { V_PLAIN, V_HALF, V_THALF, V_TRESET, V_VANISH, V_COUNT };
 enum kind { K_LISTEN, K_CLIENT, K_TARGET, K_SIGNAL, K_STDIN };
 enum cstate { C_IDLE, C_CONNECTING, C_HANDSHAKE, C_STREAM, C_HOLD, C_DONE };
@@ -136,6 +151,7 @@ struct tconn {
 struct slot {
 	struct io io;			/* the client socket */
 	uint32_t id, gen;
+	uint32_t tgt_i;			/* the round's target, in g.tgts */
 	uint8_t variant, state, cend;
 	uint32_t mask;
 	struct stream st;
@@ -169,14 +185,23 @@ struct reason {
 	size_t n;
 };
 
+/* One listening port of the echo target. */
+struct target {
+	struct io io;			/* first: on_event() gets &io */
+	uint32_t mask;
+	struct sockaddr_storage sa;
+	socklen_t salen;
+	struct s5_addr addr;
+};
+
 /* Everything the loop owns. */
 static struct {
 	struct opts o;
 	int ep;
-	struct io lst, sig, in;
-	struct sockaddr_storage target;
-	socklen_t targetlen;
-	struct s5_addr target_addr;
+	struct io sig, in;
+	struct target tgts[RATE_TARGETS];
+	size_t ntgts;			/* RATE_TARGETS in rate mode, else 1 */
+	size_t turn;			/* rate: rounds started, for the turns */
 	struct slot *slots;
 	size_t nslots, next, setup, ended, judged;
 	size_t ok, failed, refused, cut, details;
@@ -184,7 +209,6 @@ static struct {
 	size_t tgt_open, tgt_bad, tgt_late, accept_err;
 	uint64_t up_bytes, down_bytes;
 	uint64_t t0, deadline, rate_end, mid_at, resume_at;
-	uint32_t lst_mask;
 	bool mid_printed, hold_printed, stop;
 	struct slot **pauseq;		/* paused slots, in the order they resume */
 	size_t pq_head, pq_tail;
@@ -192,6 +216,10 @@ static struct {
 	size_t nlat, caplat;
 	uint64_t cut_min, cut_max, rounds, errors;
 	uint64_t *closed_ms;		/* stall: when the server closed each */
+	size_t streaming;		/* stream: connections past their handshake */
+	uint64_t sink_bytes;		/* stream: bytes the target has received */
+	uint64_t win_t0, win_t1, win_b0, win_b1;	/* stream: the window, µs and bytes */
+	bool win_done;
 	struct reason reasons[REASONS_MAX];
 } g;
 
@@ -209,7 +237,7 @@ usage(const char *fmt, ...)
 	va_start(ap, fmt);
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
-	fprintf(stderr, "\nusage: s5load soak|stall|rate|hold [-x HOST:PORT] [-c N] [-b BYTES] "
+	fprintf(stderr, "\nusage: s5load soak|stall|rate|hold|stream [-x HOST:PORT] [-c N] [-b BYTES] "
 	    "[-w N] [-d S] [-t S] [-g N] [--ramp N] [--window B] [--pause MS] [--mix] "
 	    "[--half-close] [--target-half-close N] [--target-reset N] [--vanish] "
 	    "[--cut-ok] [--refused-ok] [--expect-cut LO:HI] [--direct] [--seed N]\n");
@@ -394,6 +422,7 @@ static void
 tconn_end(struct tconn *t, enum tend how)
 {
 	struct slot *s = t->slot;
+	size_t i;
 
 	if (how == T_BAD)
 		g.tgt_bad++;
@@ -404,7 +433,8 @@ tconn_end(struct tconn *t, enum tend how)
 		close(t->io.fd);
 	g.tgt_open--;
 	/* A descriptor is free again. */
-	ep_set(&g.lst, &g.lst_mask, EPOLLIN);
+	for (i = 0; i < g.ntgts; i++)
+		ep_set(&g.tgts[i].io, &g.tgts[i].mask, EPOLLIN);
 	if (s != NULL) {
 		s->t_end_kind = (uint8_t)how;
 		s->t_rx = t->rx;
@@ -526,11 +556,32 @@ tconn_read(struct tconn *t)
 	return T_NONE;
 }
 
+/* stream: read, count and forget; one buffer serves every connection. */
+static void
+tconn_sink(struct tconn *t)
+{
+	static uint8_t buf[STREAM_WRITE];
+	ssize_t n = recv(t->io.fd, buf, sizeof(buf), 0);
+
+	if (n > 0) {
+		t->rx += (uint64_t)n;
+		g.sink_bytes += (uint64_t)n;
+	} else if (n == 0) {
+		tconn_end(t, T_EOF);
+	} else if (errno != EAGAIN && errno != EINTR) {
+		tconn_end(t, T_RESET);
+	}
+}
+
 static void
 tconn_on_event(struct tconn *t)
 {
 	enum tend e = T_NONE;
 
+	if (g.o.mode == MODE_STREAM) {
+		tconn_sink(t);
+		return;
+	}
 	if (tconn_flush(t) < 0) {
 		tconn_end(t, T_RESET);
 		return;
@@ -561,10 +612,10 @@ tconn_on_event(struct tconn *t)
 }
 
 static void
-listener_on_accept(void)
+listener_on_accept(struct target *lst)
 {
 	for (;;) {
-		int fd = accept4(g.lst.fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		int fd = accept4(lst->io.fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		struct tconn *t;
 
 		if (fd == -1) {
@@ -572,7 +623,7 @@ listener_on_accept(void)
 				return;
 			/* Out of descriptors: wait for a target connection to close. */
 			g.accept_err++;
-			ep_set(&g.lst, &g.lst_mask, 0);
+			ep_set(&lst->io, &lst->mask, 0);
 			return;
 		}
 		if ((t = calloc(1, sizeof(*t))) == NULL)
@@ -591,27 +642,27 @@ listener_on_accept(void)
 }
 
 static void
-listener_open(void)
+listener_open(struct target *lst)
 {
 	struct sockaddr_in sin = { .sin_family = AF_INET };
-	socklen_t len = sizeof(g.target);
+	socklen_t len = sizeof(lst->sa);
 	int one = 1;
 
 	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	g.lst.kind = K_LISTEN;
-	g.lst.fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (g.lst.fd == -1)
+	lst->io.kind = K_LISTEN;
+	lst->io.fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (lst->io.fd == -1)
 		fatal("socket");
-	(void)setsockopt(g.lst.fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (bind(g.lst.fd, (struct sockaddr *)&sin, sizeof(sin)) == -1 ||
-	    listen(g.lst.fd, LISTEN_BACKLOG) == -1 ||
-	    getsockname(g.lst.fd, (struct sockaddr *)&g.target, &len) == -1)
+	(void)setsockopt(lst->io.fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(lst->io.fd, (struct sockaddr *)&sin, sizeof(sin)) == -1 ||
+	    listen(lst->io.fd, LISTEN_BACKLOG) == -1 ||
+	    getsockname(lst->io.fd, (struct sockaddr *)&lst->sa, &len) == -1)
 		fatal("echo target");
-	g.targetlen = len;
-	if (s5_addr_from_sockaddr(&g.target_addr, (struct sockaddr *)&g.target, len) < 0)
+	lst->salen = len;
+	if (s5_addr_from_sockaddr(&lst->addr, (struct sockaddr *)&lst->sa, len) < 0)
 		fatal("echo target address");
-	ep_add(&g.lst, EPOLLIN);
-	g.lst_mask = EPOLLIN;
+	ep_add(&lst->io, EPOLLIN);
+	lst->mask = EPOLLIN;
 }
 
 /* --- the client side ---------------------------------------------------- */
@@ -638,7 +689,10 @@ slot_update(struct slot *s)
 		m = s->hs.out_len > 0 ? EPOLLOUT : EPOLLIN;
 		break;
 	case C_STREAM:
-		m = (s->rx_eof ? 0 : EPOLLIN) | (slot_can_send(s) ? EPOLLOUT : 0);
+		if (g.o.mode == MODE_STREAM)
+			m = EPOLLIN | EPOLLOUT;
+		else
+			m = (s->rx_eof ? 0 : EPOLLIN) | (slot_can_send(s) ? EPOLLOUT : 0);
 		break;
 	case C_HOLD:
 		m = EPOLLIN | EPOLLRDHUP;
@@ -833,9 +887,46 @@ slot_recv(struct slot *s)
 		slot_io_error(s, errno);
 }
 
+/* stream: one large send per wake-up, so the N connections take turns.
+ * The target never answers: a byte or an EOF from the proxy ends it. */
+static void
+slot_pump(struct slot *s, uint32_t ev)
+{
+	static uint8_t buf[STREAM_WRITE];
+	uint8_t in[HS_READ];
+	ssize_t n;
+
+	if (buf[0] != STREAM_FILL)
+		memset(buf, STREAM_FILL, sizeof(buf));
+	if (ev & (EPOLLIN | EPOLLERR | EPOLLHUP)) {
+		n = recv(s->io.fd, in, sizeof(in), 0);
+		if (n > 0) {
+			slot_client_end(s, E_ERROR, "the proxy sent bytes the target never did");
+			return;
+		}
+		if (n == 0) {
+			slot_client_end(s, E_EOF, "the proxy closed the stream");
+			return;
+		}
+		if (errno != EAGAIN && errno != EINTR) {
+			slot_io_error(s, errno);
+			return;
+		}
+	}
+	n = send(s->io.fd, buf, sizeof(buf), MSG_NOSIGNAL);
+	if (n > 0)
+		s->tx += (uint64_t)n;
+	else if (n == -1 && errno != EAGAIN && errno != EINTR)
+		slot_io_error(s, errno);
+}
+
 static void
 slot_stream(struct slot *s, uint32_t ev)
 {
+	if (g.o.mode == MODE_STREAM) {
+		slot_pump(s, ev);
+		return;
+	}
 	if (ev & (EPOLLIN | EPOLLERR | EPOLLHUP))
 		slot_recv(s);
 	if (s->state == C_STREAM)
@@ -849,6 +940,11 @@ slot_enter_stream(struct slot *s)
 	setup_over(s);
 	s->state = C_STREAM;
 	s->streamed = true;
+	/* stream: the window opens once every connection is relaying. */
+	if (g.o.mode == MODE_STREAM && ++g.streaming == g.nslots) {
+		g.win_t0 = now_us();
+		g.win_b0 = g.sink_bytes;
+	}
 }
 
 /* Bytes of the handshake: feed the machine; what follows the reply is echo. */
@@ -949,7 +1045,7 @@ slot_connected(struct slot *s)
 		slot_stream(s, 0);
 		return;
 	}
-	s5_client_init(&s->hs, S5_CMD_CONNECT, &g.target_addr, NULL);
+	s5_client_init(&s->hs, S5_CMD_CONNECT, &g.tgts[s->tgt_i].addr, NULL);
 	(void)s5_client_step(&s->hs, NULL, 0, NULL);
 	s->hs_sent = s->hs_rx = 0;
 	s->state = C_HANDSHAKE;
@@ -1012,13 +1108,34 @@ slot_on_event(struct slot *s, uint32_t ev)
 	slot_update(s);
 }
 
+/* rate: the kernel gives connect() some 14,000 ports a second towards one
+ * address and port (even ports first; a TIME_WAIT is taken over after a
+ * second), and a rate run through one target port and from one address
+ * would measure that, direct or proxied, rather than the proxy. So the
+ * rounds take RATE_TARGETS target ports and RATE_SOURCES client addresses
+ * in turn; the client's port is still chosen at connect(), where TIME_WAITs
+ * can be reused. */
+static void
+rate_source(int fd, size_t turn)
+{
+	struct sockaddr_in sin = { .sin_family = AF_INET };
+	int one = 1;
+
+	sin.sin_addr.s_addr = htonl(RATE_SOURCE_NET + 1 + (uint32_t)(turn % RATE_SOURCES));
+	if (setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof(one)) == -1 ||
+	    bind(fd, (struct sockaddr *)&sin, sizeof(sin)) == -1)
+		fatal("rate: client address");
+}
+
 static void
 slot_start(struct slot *s)
 {
-	const struct sockaddr *to = g.o.direct ? (struct sockaddr *)&g.target :
-	    (struct sockaddr *)&g.o.proxy;
-	socklen_t tolen = g.o.direct ? g.targetlen : g.o.proxylen;
+	const struct sockaddr *to;
+	socklen_t tolen;
 
+	s->tgt_i = (uint32_t)(g.turn % g.ntgts);
+	to = g.o.direct ? (struct sockaddr *)&g.tgts[s->tgt_i].sa : (struct sockaddr *)&g.o.proxy;
+	tolen = g.o.direct ? g.tgts[s->tgt_i].salen : g.o.proxylen;
 	s->gen++;
 	stream_init(&s->st, s->id, s->gen);
 	s->tx = s->rx = 0;
@@ -1038,6 +1155,9 @@ slot_start(struct slot *s)
 		return;
 	}
 	set_nodelay(s->io.fd);
+	if (g.o.mode == MODE_RATE && to->sa_family == AF_INET)
+		rate_source(s->io.fd, g.turn / g.ntgts);
+	g.turn++;
 	ep_add(&s->io, EPOLLOUT);
 	if (connect(s->io.fd, to, tolen) == 0)
 		slot_connected(s);
@@ -1161,6 +1281,9 @@ slot_try_finish(struct slot *s)
 	if (g.o.mode != MODE_SOAK) {
 		s->judged = true;
 		g.judged++;
+		/* Only a stall is meant to end: elsewhere this is a failure. */
+		if (g.o.mode != MODE_STALL)
+			reason_count(s->why != NULL ? s->why : "?");
 		return;
 	}
 	if (s->tgt != NULL)
@@ -1200,7 +1323,7 @@ on_event(struct io *io, uint32_t ev)
 
 	switch (io->kind) {
 	case K_LISTEN:
-		listener_on_accept();
+		listener_on_accept((struct target *)io);
 		break;
 	case K_CLIENT:
 		slot_on_event((struct slot *)io, ev);
@@ -1260,6 +1383,8 @@ finished(uint64_t now)
 		return now >= g.rate_end && !rate_busy() && g.tgt_open == 0;
 	case MODE_STALL:
 		return g.judged == g.nslots;
+	case MODE_STREAM:
+		return g.win_done || g.judged > 0;
 	default:
 		return g.stop || g.judged > 0;
 	}
@@ -1279,6 +1404,18 @@ start_more(uint64_t now)
 	}
 	while (g.setup < g.o.ramp && g.next < g.nslots)
 		slot_start(&g.slots[g.next++]);
+}
+
+/* stream: the window closes -d seconds after it opened. */
+static void
+stream_tick(uint64_t now)
+{
+	if (g.o.mode != MODE_STREAM || g.win_t0 == 0 || g.win_done ||
+	    now < g.win_t0 + g.o.duration_s * US_PER_S)
+		return;
+	g.win_t1 = now;
+	g.win_b1 = g.sink_bytes;
+	g.win_done = true;
 }
 
 static int
@@ -1301,6 +1438,7 @@ run(void)
 
 	for (;;) {
 		now = now_us();
+		stream_tick(now);
 		if (finished(now) || now >= g.deadline || (g.stop && g.o.mode != MODE_HOLD))
 			return;
 		start_more(now);
@@ -1431,13 +1569,49 @@ report_rate(void)
 	return g.errors == 0 && g.rounds > 0 && g.tgt_bad == 0 && !g.stop ? 0 : EXIT_CHECK;
 }
 
+/* hold: thousands of closes would leave as many TIME_WAITs on the host,
+ * pinning the ports of whatever is measured next (a proxy that binds before
+ * it connects cannot reuse them): every socket, client or target end, goes
+ * with a reset instead. SO_LINGER on a descriptor that is not a socket just
+ * fails. */
+static void
+hold_reset_all(void)
+{
+	struct linger lg = { .l_onoff = 1, .l_linger = 0 };
+	struct rlimit rl;
+	rlim_t fd;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == -1)
+		return;
+	for (fd = 0; fd < rl.rlim_cur && fd < FD_SCAN_MAX; fd++)
+		(void)setsockopt((int)fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+}
+
 static int
 report_hold(void)
 {
+	hold_reset_all();
 	print_reasons();
 	printf("s5load: mode=hold direct=%d conns=%zu held=%zu dropped=%zu failed=%zu ms=%llu\n",
 	    g.o.direct, g.nslots, g.held, g.dropped, g.judged, elapsed_ms());
 	return g.held == g.nslots && g.judged == 0 ? 0 : EXIT_CHECK;
+}
+
+static int
+report_stream(void)
+{
+	uint64_t us = g.win_done ? g.win_t1 - g.win_t0 : 0;
+	uint64_t bytes = g.win_done ? g.win_b1 - g.win_b0 : 0;
+	double mb_s = 0.0;
+
+	if (us > 0)
+		mb_s = (double)bytes / BYTES_PER_MB / ((double)us / (double)US_PER_S);
+	print_reasons();
+	printf("s5load: mode=stream direct=%d conns=%zu streaming=%zu bytes=%llu "
+	    "window_ms=%llu mb_s=%.1f failed=%zu ms=%llu\n", g.o.direct, g.nslots,
+	    g.streaming, (unsigned long long)bytes,
+	    (unsigned long long)(us / US_PER_MS), mb_s, g.judged, elapsed_ms());
+	return g.win_done && g.judged == 0 && g.accept_err == 0 && !g.stop ? 0 : EXIT_CHECK;
 }
 
 /* --- options ------------------------------------------------------------ */
@@ -1515,7 +1689,7 @@ parse_cut(const char *text)
 static enum mode
 parse_mode(const char *m)
 {
-	static const char *const names[] = { "soak", "stall", "rate", "hold" };
+	static const char *const names[] = { "soak", "stall", "rate", "hold", "stream" };
 	size_t i;
 
 	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++)
@@ -1593,7 +1767,7 @@ parse_args(int argc, char **argv)
 	if (optind != argc)
 		usage("unexpected argument '%s'", argv[optind]);
 	if (!g.o.have_proxy && !(g.o.direct && g.o.mode != MODE_STALL))
-		usage("-x HOST:PORT is needed (--direct is for soak, rate and hold)");
+		usage("-x HOST:PORT is needed (--direct is for soak, rate, hold and stream)");
 	if (g.o.mode == MODE_RATE && !have_bytes)
 		g.o.bytes = RATE_PAYLOAD;
 	if (g.o.mode == MODE_HOLD && !have_bytes)
@@ -1639,6 +1813,7 @@ int
 main(int argc, char **argv)
 {
 	int variant;
+	size_t i;
 
 	parse_args(argc, argv);
 	if ((variant = parse_variant()) < 0)
@@ -1646,7 +1821,9 @@ main(int argc, char **argv)
 	raise_nofile();
 	if ((g.ep = epoll_create1(EPOLL_CLOEXEC)) == -1)
 		fatal("epoll_create1");
-	listener_open();
+	g.ntgts = g.o.mode == MODE_RATE ? RATE_TARGETS : 1;
+	for (i = 0; i < g.ntgts; i++)
+		listener_open(&g.tgts[i]);
 	signals_open();
 	slots_alloc(variant);
 	g.t0 = now_us();
@@ -1660,6 +1837,8 @@ main(int argc, char **argv)
 		return report_stall();
 	case MODE_RATE:
 		return report_rate();
+	case MODE_STREAM:
+		return report_stream();
 	default:
 		return report_hold();
 	}

@@ -1,0 +1,862 @@
+#!/usr/bin/env bash
+# make bench: socksifyd side by side with a direct connection and the SOCKS5
+# servers Debian packages (microsocks, dante's danted, ssh -D), then the
+# preload library beside proxychains-ng's and tsocks'.
+#
+# Each figure is measured BENCH_REPS times (default 3); within a repetition
+# every server is measured back to back, and ratios to direct are taken
+# within the repetition before the median is. Figures:
+#   handshakes/s and p50/p99 µs at 1, 16 and 64 workers   (s5load rate)
+#   MB/s through 1 and 8 streams                          (s5load stream)
+#   server RSS per idle relayed connection, 1,000 and 8,000 connections,
+#   each on a freshly started server                      (s5load hold)
+#   µs per connect + 16-byte echo + close, one CPU, through microsocks and
+#   socksifyd: in-program SOCKS5 against each preload library (connbench)
+#   ms per process start with each preload library        (connbench spawn)
+# Output: a Markdown table on stdout and in build/bench/results.md, every
+# raw measurement in build/bench/raw.csv, the ratios to direct drawn in
+# build/bench/ratios.png.
+#
+#   BENCH_REPS=N               repetitions (default 3; 1 with BENCH_QUICK)
+#   BENCH_QUICK=1              a smoke run of about a minute: 1 s figures, 1,000 only
+#   BENCH_SOCKSIFYD_ARGS=...   more flags for socksifyd
+#
+# Loopback only. Every process is started here and stopped by its PID, also
+# on error or when the run outlasts its budget.
+set -u
+BUILD=${BUILD:-build}
+OUT=$BUILD/bench
+LOAD=$BUILD/tests/s5load
+CONNB=$BUILD/tests/connbench
+EXITNOW=$BUILD/tests/exitnow
+SOCKSIFYD=$BUILD/socksifyd
+LIBSOCKSIFY=$BUILD/libsocksify.so
+SSHD=/usr/sbin/sshd
+DANTED=/usr/sbin/danted
+QUICK=${BENCH_QUICK:-0}
+read -r -a SOCKSIFYD_ARGS <<<"${BENCH_SOCKSIFYD_ARGS:-}"
+
+if [ "$QUICK" = 1 ]; then
+	REPS=${BENCH_REPS:-1}
+	FIG_S=1		# seconds per rate or stream figure
+	HOLD_NS="1000"
+	CONN_ROUNDS=600	# connbench rounds per way
+	SPAWN_RUNS=150	# process starts per library
+	SLICES=3	# ... cut into this many interleaved runs
+	BUDGET_S=150	# the whole run's bound: far above the usual half minute
+	SOFT_S=100	# a repetition starts only if the last one's time fits before this
+else
+	REPS=${BENCH_REPS:-3}
+	FIG_S=2
+	HOLD_NS="1000 8000"
+	CONN_ROUNDS=2000
+	SPAWN_RUNS=300
+	SLICES=5
+	BUDGET_S=295
+	SOFT_S=270
+fi
+case $REPS in '' | *[!0-9]* | 0) echo "bench: BENCH_REPS must be a positive number" >&2; exit 2 ;; esac
+WORKERS="1 16 64"
+STREAMS="1 8"
+HOLD_SETUP_S=15		# to open N held connections; slower counts as cannot hold N
+START_TRIES=50		# polls of 0.1 s for a server to listen
+PORT_LO=20000		# fixed ports come from below the ephemeral range
+PORT_SPAN=12000		# (32768-60999 here), so no outgoing socket holds them
+PIN_CPU=$(($(nproc) - 1))	# the preload figures run on this one CPU
+SERVERS="direct socksifyd microsocks dante ssh"
+
+# The whole run is bounded: after BUDGET_S, timeout(1) sends TERM, and the
+# EXIT trap below stops everything this script started. Every command has
+# its own, shorter bound, so the TERM is acted on within seconds.
+if [ -z "${BENCH_BOUNDED:-}" ]; then
+	BENCH_BOUNDED=1 exec timeout "$BUDGET_S" bash "$0" "$@"
+fi
+
+for f in "$LOAD" "$CONNB" "$EXITNOW" "$SOCKSIFYD" "$LIBSOCKSIFY"; do
+	[ -e "$f" ] || { echo "bench: $f is missing: run make bench" >&2; exit 2; }
+done
+# Two descriptors a held connection, on each side: take the hard limit.
+ulimit -n "$(ulimit -H -n)"
+mkdir -p "$OUT"
+work=$(mktemp -d)
+STARTED=''		# every PID this script started and has not yet reaped
+T0=$(date +%s)
+
+# --- processes ---------------------------------------------------------------
+
+# stop PID...: TERM to each and to its children (unshare --fork passes no
+# signal on), up to 3 s for each to go, then KILL; reaps them.
+stop() {
+	local p i
+	for p in "$@"; do
+		# shellcheck disable=SC2046
+		kill -TERM "$p" $(cat "/proc/$p/task/$p/children" 2>/dev/null) 2>/dev/null
+	done
+	for p in "$@"; do
+		for ((i = 0; i < 30; i++)); do
+			alive "$p" || break
+			sleep 0.1
+		done
+		kill -KILL "$p" 2>/dev/null
+		wait "$p" 2>/dev/null
+		STARTED=" ${STARTED//" $p "/ } "
+	done
+}
+
+cleanup() {
+	# Newest first: ssh before its sshd, clients before servers.
+	stop_roots "$STARTED"
+	rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'echo "bench: stopped by a signal (or past the ${BUDGET_S} s budget)" >&2; exit 1' INT TERM HUP
+
+# spawn LOG CMD...: CMD in the background, stdout and stderr in LOG; PID.
+# LOG is emptied first, here: the background job's own redirection may come
+# after a caller has already looked for a line in it.
+spawn() {
+	local log=$1
+	shift
+	[ "$log" = /dev/null ] || : >"$log"
+	"$@" </dev/null >>"$log" 2>&1 &
+	PID=$!
+	STARTED="$STARTED $PID "
+}
+
+alive() {
+	local st
+	st=$(awk '{ print $3 }' "/proc/$1/stat" 2>/dev/null)
+	[ -n "$st" ] && [ "$st" != Z ]
+}
+
+# dead_root PIDS: true when one of them has ended; it is reaped, and WHY
+# says how it ended.
+dead_root() {
+	local p rc
+	for p in $1; do
+		alive "$p" && continue
+		wait "$p" 2>/dev/null
+		rc=$?
+		STARTED=" ${STARTED//" $p "/ } "
+		if [ "$rc" -gt 128 ]; then
+			WHY="pid $p was killed by signal $((rc - 128))"
+		else
+			WHY="pid $p exited with status $rc"
+		fi
+		return 0
+	done
+	return 1
+}
+
+# wait_line FILE REGEX PID: until FILE has a line matching REGEX, while PID lives.
+wait_line() {
+	local i
+	for ((i = 0; i < START_TRIES; i++)); do
+		grep -qE "$2" "$1" 2>/dev/null && return 0
+		alive "$3" || return 1
+		sleep 0.1
+	done
+	return 1
+}
+
+listening() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# wait_port PORT PID: until something accepts on PORT, while PID lives.
+wait_port() {
+	local i
+	for ((i = 0; i < START_TRIES; i++)); do
+		listening "$1" && return 0
+		alive "$2" || return 1
+		sleep 0.1
+	done
+	return 1
+}
+
+# free_port: a port nothing listens on, below the ephemeral range.
+free_port() {
+	local i
+	for ((i = 0; i < 100; i++)); do
+		PORT=$((PORT_LO + RANDOM % PORT_SPAN))
+		listening "$PORT" || return 0
+	done
+	return 1
+}
+
+# treerss PID...: KiB of VmRSS over these processes and all they started
+# (danted and sshd fork a process per client or per session).
+treerss() {
+	ps -e -o pid=,ppid= | awk -v roots="$*" '
+		{ kids[$2] = kids[$2] " " $1 }
+		END {
+			n = split(roots, q, " ")
+			for (i = 1; i <= n; i++) {
+				print q[i]
+				m = split(kids[q[i]], a, " ")
+				for (j = 1; j <= m; j++)
+					q[++n] = a[j]
+			}
+		}' | while read -r p; do
+		awk '/^VmRSS/ { print $2 }' "/proc/$p/status" 2>/dev/null
+	done | awk '{ t += $1 } END { print t + 0 }'
+}
+
+# --- the servers -------------------------------------------------------------
+# start_NAME [PIN]: PORT and ROOTS (the PIDs to watch, stop and weigh), or
+# a false return with WHY. PIN runs it under taskset on that CPU.
+
+# pin CPU: PIN, the words that run a command on CPU (none when empty).
+pin() {
+	PIN=()
+	[ -z "$1" ] || PIN=(taskset -c "$1")
+}
+
+start_socksifyd() {
+	local log=$work/socksifyd.$RANDOM.log
+	pin "${1:-}"
+	spawn "$log" "${PIN[@]}" "$SOCKSIFYD" -l 127.0.0.1:0 -q "${SOCKSIFYD_ARGS[@]}"
+	ROOTS=$PID
+	wait_line "$log" '^socksifyd: listening on ' "$PID" ||
+	    { WHY="socksifyd did not start: $(head -c 200 "$log")"; return 1; }
+	PORT=$(sed -n 's/^socksifyd: listening on 127\.0\.0\.1:\([0-9]*\)$/\1/p' "$log")
+}
+
+start_microsocks() {
+	local tries
+	command -v microsocks >/dev/null || { WHY="microsocks is not installed"; return 1; }
+	pin "${1:-}"
+	# microsocks binds without SO_REUSEADDR: a port in TIME_WAIT fails; retry.
+	for ((tries = 0; tries < 3; tries++)); do
+		free_port || break
+		spawn /dev/null "${PIN[@]}" microsocks -i 127.0.0.1 -p "$PORT"
+		ROOTS=$PID
+		wait_port "$PORT" "$PID" && return 0
+		stop "$PID"
+	done
+	WHY="microsocks did not start"
+	return 1
+}
+
+# A minimal danted: no logging, no authentication, loopback clients to any
+# loopback target; its own pid file. As root it drops to nobody. danted
+# binds each outgoing socket before connecting, and such a bind cannot
+# reuse a port in TIME_WAIT, so its side gets a loopback address of its own
+# (DANTE_EXT): the TIME_WAITs other servers and s5load leave on 127.0.0.1
+# would otherwise run it out of ports (its own still count).
+DANTE_EXT=127.0.0.3
+start_dante() {
+	local conf=$work/danted.$RANDOM.conf
+	[ -x "$DANTED" ] || { WHY="$DANTED is not installed"; return 1; }
+	free_port || { WHY="no free port"; return 1; }
+	{
+		echo "errorlog: stderr"
+		echo "internal: 127.0.0.1 port = $PORT"
+		echo "external: $DANTE_EXT"
+		echo "clientmethod: none"
+		echo "socksmethod: none"
+		if [ "$(id -u)" = 0 ]; then
+			echo "user.privileged: root"
+			echo "user.unprivileged: nobody"
+		fi
+		echo "client pass { from: 127.0.0.0/8 to: 0.0.0.0/0 }"
+		echo "socks pass { from: 127.0.0.0/8 to: 127.0.0.0/8 }"
+	} >"$conf"
+	pin "${1:-}"
+	# As root, danted runs as the first process of a PID namespace of its
+	# own: when it ends, the kernel ends and reaps its children too (it
+	# leaves them to PID 1 otherwise, which here reaps nothing).
+	local ns=()
+	[ "$(id -u)" = 0 ] && ns=(unshare --pid --fork --kill-child)
+	spawn "$conf.log" "${PIN[@]}" "${ns[@]}" "$DANTED" -f "$conf" -p "$conf.pid"
+	ROOTS=$PID
+	wait_port "$PORT" "$PID" || { WHY="danted did not start: $(head -c 200 "$conf.log")"; return 1; }
+}
+
+# A private sshd on loopback (its own host key, config and authorized key;
+# no system file is read or changed) and ssh -D in front of it. Debian's
+# sshd insists on /run/sshd; when the host has none, sshd gets a private
+# /run in a mount namespace of its own.
+start_ssh() {
+	local d=$work/ssh.$RANDOM sport user wrap=()
+	if [ ! -x "$SSHD" ] || ! command -v ssh >/dev/null || ! command -v ssh-keygen >/dev/null; then
+		WHY="openssh-server or openssh-client is not installed"
+		return 1
+	fi
+	if [ ! -d /run/sshd ]; then
+		if [ "$(id -u)" != 0 ] || ! command -v unshare >/dev/null; then
+			WHY="sshd needs /run/sshd, which only root can provide"
+			return 1
+		fi
+		wrap=(unshare --mount --propagation private sh -c \
+		    'mount -t tmpfs -o mode=755 tmpfs /run && mkdir -m 755 /run/sshd && exec "$@"' sshd)
+	fi
+	mkdir -p "$d"
+	user=$(id -un)
+	if ! ssh-keygen -q -t ed25519 -N '' -f "$d/host" || ! ssh-keygen -q -t ed25519 -N '' -f "$d/key"; then
+		WHY="ssh-keygen failed"
+		return 1
+	fi
+	cp "$d/key.pub" "$d/authorized_keys"
+	free_port || { WHY="no free port"; return 1; }
+	sport=$PORT
+	cat >"$d/sshd_config" <<-EOF
+	ListenAddress 127.0.0.1:$sport
+	HostKey $d/host
+	PidFile none
+	AuthorizedKeysFile $d/authorized_keys
+	StrictModes no
+	PermitRootLogin prohibit-password
+	PubkeyAuthentication yes
+	PasswordAuthentication no
+	KbdInteractiveAuthentication no
+	UsePAM no
+	AllowTcpForwarding yes
+	LogLevel ERROR
+	EOF
+	pin "${1:-}"
+	spawn "$d/sshd.log" "${PIN[@]}" "${wrap[@]}" "$SSHD" -f "$d/sshd_config" -D -e
+	ROOTS=$PID
+	wait_port "$sport" "$PID" || { WHY="sshd did not start: $(head -c 200 "$d/sshd.log")"; return 1; }
+	free_port || { WHY="no free port"; return 1; }
+	spawn "$d/ssh.log" "${PIN[@]}" ssh -F /dev/null -N -D "127.0.0.1:$PORT" \
+	    -o StrictHostKeyChecking=no -o UserKnownHostsFile="$d/known_hosts" \
+	    -o BatchMode=yes -o ExitOnForwardFailure=yes -o LogLevel=ERROR \
+	    -i "$d/key" -p "$sport" "$user@127.0.0.1"
+	ROOTS="$ROOTS $PID"
+	wait_port "$PORT" "$PID" || { WHY="ssh -D did not start: $(head -c 200 "$d/ssh.log")"; return 1; }
+}
+
+# stop_roots "PIDS": stop them, the last started first (ssh before sshd).
+stop_roots() {
+	local r=() i
+	read -r -a r <<<"$1"
+	for ((i = ${#r[@]} - 1; i >= 0; i--)); do stop "${r[i]}"; done
+}
+
+# start NAME [PIN]: as start_NAME, but a failure leaves nothing running.
+start() {
+	PORT='' ROOTS='' WHY=''
+	"start_$1" "${2:-}" && return 0
+	stop_roots "$ROOTS"
+	return 1
+}
+
+# --- results -----------------------------------------------------------------
+# raw.csv: rep,figure,server,value,unit. notes: "figure server text" lines,
+# footnotes for a cell.
+
+CSV=$OUT/raw.csv
+NOTES=$work/notes
+echo "rep,figure,server,value,unit" >"$CSV"
+: >"$NOTES"
+record() { echo "$REP,$1,$2,$3,$4" >>"$CSV"; }
+note() { grep -qxF "$1 $2 $3" "$NOTES" || echo "$1 $2 $3" >>"$NOTES"; }
+
+# kv FILE KEY: KEY's value on the tool's last result line.
+kv() { sed -n "s/^[a-z0-9]*: mode=.* $2=\([^ ]*\).*/\1/p" "$1" | tail -n 1; }
+
+# why_failed FILE: the tool's first complaint.
+why_failed() { grep -v ': mode=' "$1" | head -n 1 | cut -c1-120; }
+
+# --- phase 1: rate and throughput on long-lived servers ----------------------
+
+declare -A PORTS ROOTSOF DEAD
+for s in $SERVERS; do
+	[ "$s" = direct ] && continue
+	if start "$s"; then
+		PORTS[$s]=$PORT
+		ROOTSOF[$s]=$ROOTS
+	else
+		DEAD[$s]="not run: $WHY"
+	fi
+done
+
+# target SERVER: s5load's way to reach the target through it.
+target() { [ "$1" = direct ] && echo --direct || echo "-x 127.0.0.1:${PORTS[$1]}"; }
+
+# usable SERVER FIGURE: false (with a note on the figure) when the server
+# is down.
+usable() {
+	[ "$1" = direct ] && return 0
+	[ -z "${DEAD[$1]:-}" ] && dead_root "${ROOTSOF[$1]}" &&
+	    DEAD[$1]="died before $2 in rep $REP ($WHY); not measured from then on"
+	[ -z "${DEAD[$1]:-}" ] && return 0
+	note "$2" "$1" "${DEAD[$1]}"
+	return 1
+}
+
+# died_during SERVER FIGURE: a server that ended while measured spoils the
+# figure it was measured for, and every one after.
+died_during() {
+	[ "$1" = direct ] || [ -n "${DEAD[$1]:-}" ] && return
+	dead_root "${ROOTSOF[$1]}" || return
+	DEAD[$1]="died during $2 in rep $REP ($WHY); not measured from then on"
+	note "$2" "$1" "${DEAD[$1]}"
+}
+
+measure_rate() {
+	local s=$1 w=$2 f=$work/out rc
+	usable "$s" "rate_w$w" || return
+	# shellcheck disable=SC2046
+	timeout -k 2 $((FIG_S + 20)) "$LOAD" rate $(target "$s") -w "$w" -d "$FIG_S" -t $((FIG_S + 15)) >"$f" 2>&1
+	rc=$?
+	if [ -n "$(kv "$f" rounds)" ] && [ "$(kv "$f" rounds)" -gt 0 ]; then
+		record "rate_w$w" "$s" "$(kv "$f" rate)" handshakes/s
+		record "p50_w$w" "$s" "$(kv "$f" p50_us)" us
+		record "p99_w$w" "$s" "$(kv "$f" p99_us)" us
+		[ "$rc" = 0 ] || note "rate_w$w" "$s" "rep $REP: $(kv "$f" errors) rounds failed ($(why_failed "$f"))"
+	else
+		note "rate_w$w" "$s" "rep $REP: no round completed ($(why_failed "$f"))"
+	fi
+	died_during "$s" "rate_w$w"
+}
+
+measure_stream() {
+	local s=$1 c=$2 f=$work/out
+	usable "$s" "tput_c$c" || return
+	# shellcheck disable=SC2046
+	if timeout -k 2 $((FIG_S + 20)) "$LOAD" stream $(target "$s") -c "$c" -d "$FIG_S" \
+	    -t $((FIG_S + 15)) >"$f" 2>&1; then
+		record "tput_c$c" "$s" "$(kv "$f" mb_s)" MB/s
+	else
+		note "tput_c$c" "$s" "rep $REP: $(why_failed "$f")"
+	fi
+	died_during "$s" "tput_c$c"
+}
+
+# --- phase 2: memory per held connection, on fresh servers -------------------
+
+declare -A HOLD_FAILED
+measure_hold() {
+	local s=$1 n=$2 fig=rss_$2 f=$work/hold.out before after lp i held
+	[ "$s" = direct ] && return
+	DANTE_EXT=127.0.0.4	# apart from the long-lived danted's ports
+	# What a server could not hold once, it is not asked to hold again.
+	[ -n "${HOLD_FAILED[$s.$n]:-}" ] && return
+	if ! start "$s"; then
+		note "$fig" "$s" "rep $REP: $WHY"
+		return
+	fi
+	DANTE_EXT=127.0.0.3
+	local roots=$ROOTS
+	before=$(treerss "$roots")
+	spawn "$f" "$LOAD" hold -x "127.0.0.1:$PORT" -c "$n" -t $((HOLD_SETUP_S + 10))
+	lp=$PID
+	for ((i = 0; i < HOLD_SETUP_S * 10; i++)); do
+		grep -q '^s5load: holding' "$f" && break
+		alive "$lp" || break
+		sleep 0.1
+	done
+	if grep -q '^s5load: holding' "$f"; then
+		after=$(treerss "$roots")
+		record "$fig" "$s" "$(awk -v a="$after" -v b="$before" -v n="$n" \
+		    'BEGIN { printf "%.2f", (a - b) / n }')" KiB
+		stop "$lp"
+	else
+		stop "$lp"
+		held=$(kv "$f" held)
+		if [ -n "$(why_failed "$f")" ]; then
+			HOLD_FAILED[$s.$n]="rep $REP: ${held:-?} held, then $(why_failed "$f")"
+		else
+			HOLD_FAILED[$s.$n]="rep $REP: only ${held:-?} of $n open after ${HOLD_SETUP_S} s"
+		fi
+		dead_root "$roots" && HOLD_FAILED[$s.$n]="${HOLD_FAILED[$s.$n]}; then $WHY"
+
+		[ "$REP" -lt "$REPS" ] && HOLD_FAILED[$s.$n]="${HOLD_FAILED[$s.$n]}; not tried again"
+		note "$fig" "$s" "${HOLD_FAILED[$s.$n]}"
+	fi
+	stop_roots "$roots"
+}
+
+# --- phase 3: the preload libraries, on one CPU ------------------------------
+
+first_file() {
+	local f
+	for f in "$@"; do [ -e "$f" ] && { echo "$f"; return; }; done
+}
+PROXYCHAINS=$(first_file /usr/lib/*/libproxychains.so.4 /usr/lib/libproxychains.so.4)
+TSOCKS=$(first_file /usr/lib/*/libtsocks.so /usr/lib/libtsocks.so)
+WAYS="inprog libsocksify proxychains tsocks"
+PRELOAD_VIA="microsocks socksifyd"
+
+# libenv WAY PROXYPORT: the environment for connbench under WAY.
+libenv() {
+	case $1 in
+	libsocksify)
+		echo "LD_PRELOAD=$LIBSOCKSIFY SOCKSIFY_PROXY=socks5://127.0.0.1:$2 SOCKSIFY_EXCLUDE=none" ;;
+	proxychains)
+		printf 'strict_chain\nquiet_mode\ntcp_read_time_out 15000\ntcp_connect_time_out 8000\n[ProxyList]\nsocks5 127.0.0.1 %s\n' \
+		    "$2" >"$work/proxychains.$2.conf"
+		echo "LD_PRELOAD=$PROXYCHAINS PROXYCHAINS_CONF_FILE=$work/proxychains.$2.conf PROXYCHAINS_QUIET_MODE=1" ;;
+	tsocks)
+		# tsocks needs its server on a "local" network.
+		printf 'local = 127.0.0.1/255.255.255.255\nserver = 127.0.0.1\nserver_type = 5\nserver_port = %s\n' \
+		    "$2" >"$work/tsocks.$2.conf"
+		echo "LD_PRELOAD=$TSOCKS TSOCKS_CONF_FILE=$work/tsocks.$2.conf" ;;
+	esac
+}
+
+# connbench_way WAY PROXYPORT ECHO N: connbench connect under WAY; OUT file.
+connbench_way() {
+	local way=$1 port=$2 echo=$3 n=$4
+	# shellcheck disable=SC2046
+	if [ "$way" = inprog ]; then
+		timeout -k 2 60 taskset -c "$PIN_CPU" "$CONNB" connect -t "$echo" -n "$n" \
+		    -x "127.0.0.1:$port" -T 50
+	else
+		timeout -k 2 60 env $(libenv "$way" "$port") taskset -c "$PIN_CPU" "$CONNB" connect \
+		    -t "$echo" -n "$n" -T 50
+	fi >"$work/cb.out" 2>&1
+}
+
+declare -A NOT_TUNNELLED
+declare -A LIB=([inprog]='' [libsocksify]=$LIBSOCKSIFY [proxychains]=$PROXYCHAINS [tsocks]=$TSOCKS)
+# Each library must fail while its proxy is down: one that reaches the
+# target all the same connects directly, and its figure would weigh no
+# SOCKS at all.
+check_tunnels() {
+	local way echo=$1
+	free_port || return
+	for way in libsocksify proxychains tsocks; do
+		if [ -z "${LIB[$way]}" ]; then
+			NOT_TUNNELLED[$way]="not installed"
+		elif connbench_way "$way" "$PORT" "$echo" 1; then
+			NOT_TUNNELLED[$way]="not measured: with its proxy down it still reached the target, so it connected directly"
+		fi
+	done
+	# Debian's libtsocks adds 127.0.0.0/8 to its local networks whatever
+	# the configuration says.
+	[ -n "${NOT_TUNNELLED[tsocks]:-}" ] && [ "${NOT_TUNNELLED[tsocks]}" != "not installed" ] &&
+	    NOT_TUNNELLED[tsocks]="${NOT_TUNNELLED[tsocks]} (libtsocks always counts 127.0.0.0/8 as local)"
+}
+
+# spawn_way WAY N: N starts of exitnow under WAY's library; OUT file.
+spawn_way() {
+	local lib=${LIB[$1]}
+	# shellcheck disable=SC2046
+	timeout -k 2 60 env $(libenv "$1" 1080 | sed 's/^LD_PRELOAD=[^ ]* *//') \
+	    taskset -c "$PIN_CPU" "$CONNB" spawn -n "$2" ${lib:+-p "$lib"} -T 50 "$EXITNOW" \
+	    >"$work/cb.out" 2>&1
+}
+
+# slice STATUS: the p50 of the run just made goes on the list of FIG and
+# WHO (SL; raw.csv has it as FIG_slice), or its complaint on their notes.
+declare -A SL
+slice() {
+	local p50
+	p50=$(kv "$work/cb.out" p50_us)
+	if [ "$1" = 0 ] && [ -n "$p50" ]; then
+		SL[$FIG.$WHO]="${SL[$FIG.$WHO]:-} $p50"
+		record "${FIG}_slice" "$WHO" "$p50" us
+	else
+		note "$FIG" "$WHO" "rep $REP: $(why_failed "$work/cb.out")"
+	fi
+}
+
+# median: of the numbers on stdin, any number a line.
+median() {
+	tr ' ' '\n' | grep . | sort -g |
+	    awk '{ a[NR] = $1 } END { if (NR) print NR % 2 ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'
+}
+
+# The rounds of each way are cut into SLICES runs, interleaved, so that a
+# burst of other work on the host weighs on every way alike; each figure is
+# the median of its runs' p50s.
+measure_preload() {
+	local via way echo ep k key port
+	local -A ports roots
+	SL=()
+	spawn "$work/echo.out" taskset -c "$PIN_CPU" "$CONNB" echo -T "$BUDGET_S"
+	ep=$PID
+	if ! wait_line "$work/echo.out" '^connbench: echo on ' "$ep"; then
+		note conn_microsocks all "rep $REP: the echo target did not start"
+		stop "$ep"
+		return
+	fi
+	echo=$(sed -n 's/^connbench: echo on //p' "$work/echo.out")
+	[ "$REP" = 1 ] && check_tunnels "$echo"
+	for via in $PRELOAD_VIA; do
+		if start "$via" "$PIN_CPU"; then
+			ports[$via]=$PORT
+			roots[$via]=$ROOTS
+		else
+			note "conn_$via" all "rep $REP: $WHY"
+		fi
+	done
+	for ((k = 0; k < SLICES; k++)); do
+		FIG=conn_direct WHO=none
+		timeout -k 2 60 taskset -c "$PIN_CPU" "$CONNB" connect -t "$echo" \
+		    -n $((CONN_ROUNDS / SLICES)) -T 50 >"$work/cb.out" 2>&1
+		slice $?
+		for via in "${!ports[@]}"; do
+			for way in $WAYS; do
+				[ -n "${NOT_TUNNELLED[$way]:-}" ] && continue
+				FIG=conn_$via WHO=$way
+				connbench_way "$way" "${ports[$via]}" "$echo" $((CONN_ROUNDS / SLICES))
+				slice $?
+			done
+		done
+		for way in $WAYS; do
+			[ "$way" != inprog ] && [ -z "${LIB[$way]}" ] && continue
+			FIG=spawn WHO=$way
+			spawn_way "$way" $((SPAWN_RUNS / SLICES))
+			slice $?
+		done
+	done
+	for via in "${!ports[@]}"; do stop_roots "${roots[$via]}"; done
+	stop "$ep"
+	for via in $PRELOAD_VIA; do
+		for way in $WAYS; do
+			[ -n "${NOT_TUNNELLED[$way]:-}" ] && note "conn_$via" "$way" "${NOT_TUNNELLED[$way]}"
+		done
+	done
+	for way in $WAYS; do
+		[ "$way" != inprog ] && [ -z "${LIB[$way]}" ] && note spawn "$way" "not installed"
+	done
+	for key in "${!SL[@]}"; do
+		record "${key%%.*}" "${key#*.}" "$(echo "${SL[$key]}" | median)" us
+	done
+}
+
+# --- the run -----------------------------------------------------------------
+
+LOADAVG=$(cut -d' ' -f1-3 /proc/loadavg)
+echo "bench: $REPS repetition(s) of ${FIG_S} s figures; servers:" >&2
+for s in $SERVERS; do
+	[ "$s" = direct ] && continue
+	echo "  $s: ${DEAD[$s]:-port ${PORTS[$s]}, pid ${ROOTSOF[$s]}}" >&2
+done
+# phase NAME: prints how long the last phase took, and names the next.
+phase() {
+	local now
+	now=$(date +%s)
+	[ -z "${PHASE:-}" ] || echo "bench: rep $REP: $PHASE took $((now - PHASE_T)) s" >&2
+	PHASE=$1 PHASE_T=$now
+}
+
+REP=0
+REPS_DONE=0
+REP_S=0
+while [ "$REP" -lt "$REPS" ]; do
+	REP=$((REP + 1))
+	rep_t0=$(date +%s)
+	if [ $((rep_t0 - T0 + REP_S)) -gt "$SOFT_S" ]; then
+		echo "bench: stopping after $REPS_DONE repetition(s): another would end past ${SOFT_S} s" >&2
+		note reps all "only $REPS_DONE of $REPS repetitions: another would have ended past ${SOFT_S} s"
+		break
+	fi
+	# Memory first: the host has the fewest TIME_WAITs then.
+	phase memory
+	for n in $HOLD_NS; do for s in $SERVERS; do measure_hold "$s" "$n"; done; done
+	phase "handshake rate"
+	for w in $WORKERS; do for s in $SERVERS; do measure_rate "$s" "$w"; done; done
+	phase throughput
+	for c in $STREAMS; do for s in $SERVERS; do measure_stream "$s" "$c"; done; done
+	phase preload
+	measure_preload
+	phase ''
+	REPS_DONE=$REP
+	REP_S=$(($(date +%s) - rep_t0))
+done
+for s in $SERVERS; do
+	[ "$s" = direct ] || [ -z "${ROOTSOF[$s]:-}" ] && continue
+	usable "$s" "the end" >/dev/null
+	stop_roots "${ROOTSOF[$s]}"
+done
+WALL=$(($(date +%s) - T0))
+
+# --- the report ----------------------------------------------------------------
+
+MACHINE="$(nproc) CPUs, $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1), Linux $(uname -r), $(date -u '+%Y-%m-%d %H:%M UTC'); load average at start $LOADAVG"
+awk -F, -v notes="$NOTES" -v reps="$REPS_DONE" -v machine="$MACHINE" -v wall="$WALL" \
+    -v holdns="$HOLD_NS" -v chart="$work/chart.dat" -f /dev/stdin "$CSV" >"$OUT/results.md" <<'AWK'
+function median(list,    a, n, i, j, t) {
+	n = split(list, a, " ")
+	for (i = 2; i <= n; i++)
+		for (j = i; j > 1 && a[j - 1] + 0 > a[j] + 0; j--) {
+			t = a[j]; a[j] = a[j - 1]; a[j - 1] = t
+		}
+	if (n == 0)
+		return ""
+	return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+}
+function count(list,    a) { return split(list, a, " ") }
+# k: 41.2k handshakes/s; int: 3522 MB/s; dec: 1.26 KiB.
+function num(v, how) {
+	if (how == "k" && v >= 100000) return sprintf("%.0fk", v / 1000)
+	if (how == "k" && v >= 1000) return sprintf("%.1fk", v / 1000)
+	if (how == "k" || how == "int" || v >= 100) return sprintf("%.0f", v)
+	return v >= 10 ? sprintf("%.1f", v) : sprintf("%.2f", v)
+}
+function commas(n) { return n >= 1000 ? commas(int(n / 1000)) "," sprintf("%03d", n % 1000) : n }
+# The footnote mark for a cell; equal texts share a number.
+function mark(fig, srv,    k, t) {
+	k = fig SUBSEP srv
+	if (!(k in notetext))
+		return ""
+	t = notetext[k]
+	if (!(t in noteno)) {
+		noteno[t] = ++nnotes
+		noteorder[nnotes] = t
+	}
+	return " [" noteno[t] "]"
+}
+function cell(fig, srv, how,    v, r, m, few) {
+	v = median(val[fig, srv])
+	m = mark(fig, srv)
+	if (v == "")
+		return "-" m
+	few = count(val[fig, srv]) < reps ? "*" : ""
+	if (few != "")
+		short = 1
+	r = how != "dec" && srv != "direct" ? median(rat[fig, srv]) : ""
+	return num(v, how) few (r != "" ? sprintf(" (%.0f%%)", r * 100) : "") m
+}
+function row(label, fig, how,    s, line) {
+	line = "| " label
+	for (s = 1; s <= ns; s++)
+		line = line " | " cell(fig, srv[s], how)
+	print line " |"
+}
+function latrow(label, w,    s, line, a, b) {
+	line = "| " label
+	for (s = 1; s <= ns; s++) {
+		a = median(val["p50_w" w, srv[s]])
+		b = median(val["p99_w" w, srv[s]])
+		line = line " | " (a == "" ? "-" : num(a, "int") " / " num(b, "int"))
+	}
+	print line " |"
+}
+BEGIN {
+	ns = split("direct socksifyd microsocks dante ssh", srv, " ")
+	while ((getline line < notes) > 0) {
+		split(line, p, " ")
+		k = p[1] SUBSEP p[2]
+		t = substr(line, length(p[1]) + length(p[2]) + 3)
+		if (p[2] == "ssh")
+			t = "ssh -D: " t
+		else if (p[2] != "all" && p[1] != "spawn" && p[1] !~ /^conn_/)
+			t = p[2] ": " t
+		# (mawk makes notetext[k] before it reads the right side)
+		if (k in notetext)
+			notetext[k] = notetext[k] "; " t
+		else
+			notetext[k] = t
+	}
+}
+NR > 1 {
+	val[$2, $3] = val[$2, $3] " " $4
+	v[$1, $2, $3] = $4
+}
+END {
+	# Within one repetition: ratios to direct, costs over in-program SOCKS5.
+	for (k in v) {
+		split(k, p, SUBSEP)
+		if (p[2] ~ /^(rate|tput)_/ && p[3] != "direct" && ((p[1], p[2], "direct") in v) &&
+		    v[p[1], p[2], "direct"] > 0)
+			rat[p[2], p[3]] = rat[p[2], p[3]] " " v[k] / v[p[1], p[2], "direct"]
+		if ((p[2] ~ /^conn_/ || p[2] == "spawn") && p[3] != "inprog" && ((p[1], p[2], "inprog") in v))
+			add[p[2], p[3]] = add[p[2], p[3]] " " v[k] - v[p[1], p[2], "inprog"]
+	}
+	print "### socksifyd and its peers"
+	print ""
+	print "Medians of " reps " repetition(s); in brackets, the median of the ratios to direct taken within each repetition."
+	print ""
+	print "| figure | direct | socksifyd | microsocks | dante | ssh -D |"
+	print "|---|---:|---:|---:|---:|---:|"
+	nw = split("1 16 64", ws, " ")
+	for (i = 1; i <= nw; i++) {
+		row("handshakes/s, " ws[i] " worker" (ws[i] > 1 ? "s" : ""), "rate_w" ws[i], "k")
+		latrow("latency p50 / p99 µs, " ws[i] " worker" (ws[i] > 1 ? "s" : ""), ws[i])
+	}
+	row("throughput MB/s, 1 stream", "tput_c1", "int")
+	row("throughput MB/s, 8 streams", "tput_c8", "int")
+	nh = split(holdns, hs, " ")
+	for (i = 1; i <= nh; i++)
+		row("server RSS KiB per idle relayed connection, " commas(hs[i]) " held", "rss_" hs[i], "dec")
+	print ""
+	print "### The preload libraries (one CPU)"
+	print ""
+	print "µs per connect + 16-byte echo + close (p50 of each run, median of the runs); added: over the program that speaks SOCKS5 itself, within each repetition. Process start: a dynamic program that exits at once."
+	print ""
+	print "| way | via microsocks | added | via socksifyd | added | process start ms | added ms |"
+	print "|---|---:|---:|---:|---:|---:|---:|"
+	nwy = split("inprog libsocksify proxychains tsocks", way, " ")
+	split("in-program SOCKS5 (start: no library)|libsocksify.so|proxychains4 (libproxychains.so.4)|tsocks (libtsocks.so)", wl, "|")
+	nv = split("microsocks socksifyd", via, " ")
+	for (i = 1; i <= nwy; i++) {
+		line = "| " wl[i]
+		for (j = 1; j <= nv; j++) {
+			f = "conn_" via[j]
+			m = mark(f, way[i]) mark(f, "all")
+			x = median(val[f, way[i]])
+			a = median(add[f, way[i]])
+			line = line " | " (x == "" ? "-" : sprintf("%.1f", x)) m " | " (a == "" ? "-" : sprintf("%+.1f", a))
+		}
+		m = mark("spawn", way[i])
+		x = median(val["spawn", way[i]])
+		a = median(add["spawn", way[i]])
+		line = line " | " (x == "" ? "-" : sprintf("%.3f", x / 1000)) m " | " (a == "" ? "-" : sprintf("%+.3f", a / 1000))
+		print line " |"
+	}
+	x = median(val["conn_direct", "none"])
+	if (x != "")
+		print "| no proxy at all, for scale | " sprintf("%.1f", x) " | | | | | |"
+	print ""
+	# Notes no printed cell carries (a short run).
+	for (k in notetext) {
+		split(k, p, SUBSEP)
+		if (p[1] == "reps")
+			mark(p[1], p[2])
+	}
+	for (i = 1; i <= nnotes; i++)
+		print "[" i "] " noteorder[i]
+	if (short)
+		print "\\* fewer repetitions than the others (raw.csv has each)."
+	if (nnotes > 0 || short)
+		print ""
+	print "Machine: " machine "; the whole run took " wall " s."
+	# The chart: a line per figure, a column per server but direct.
+	split("rate_w1 rate_w16 rate_w64 tput_c1 tput_c8", cf, " ")
+	split("handshakes/s\\n1 worker|handshakes/s\\n16 workers|handshakes/s\\n64 workers|throughput\\n1 stream|throughput\\n8 streams", cl, "|")
+	for (i = 1; i <= 5; i++) {
+		line = "\"" cl[i] "\""
+		for (s = 2; s <= ns; s++) {
+			r = median(rat[cf[i], srv[s]])
+			line = line " " (r == "" ? "?" : sprintf("%.1f", r * 100))
+		}
+		print line > chart
+	}
+}
+AWK
+cat "$OUT/results.md"
+
+if command -v gnuplot >/dev/null; then
+	# Bars in a cluster of 4 sit at row + (k - 1.5) / 5; a label above each.
+	timeout 30 gnuplot <<-EOF 2>"$work/gnuplot.err" || echo "bench: gnuplot failed: $(head -n 3 "$work/gnuplot.err")" >&2
+	set terminal pngcairo size 1100,600 font "sans,11"
+	set output "$OUT/ratios.png"
+	set title "Through each SOCKS5 server, as % of a direct connection in the same repetition (median of $REPS_DONE; higher is better)"
+	set ylabel "% of direct"
+	set datafile missing "?"
+	set style data histograms
+	set style histogram clustered gap 1
+	set style fill solid 0.85 border -1
+	set boxwidth 0.9
+	set grid ytics
+	set yrange [0:$(awk '{ for (i = 2; i <= NF; i++) if ($i != "?" && $i + 0 > m) m = $i + 0 } END { print (m > 100 ? int(m / 10 + 2) * 10 : 110) }' "$work/chart.dat")]
+	set key outside top center horizontal
+	set bmargin 4
+	set xtics nomirror
+	set arrow from graph 0, first 100 to graph 1, first 100 nohead dashtype 2 lc rgb "#555555"
+	set label "direct = 100%" at graph 0.99, first 102 right textcolor rgb "#555555"
+	plot "$work/chart.dat" using 2:xtic(1) title "socksifyd" lc rgb "#1b7837", \
+	     "" using 3 title "microsocks" lc rgb "#4575b4", \
+	     "" using 4 title "dante" lc rgb "#d73027", \
+	     "" using 5 title "ssh -D" lc rgb "#fdae61", \
+	     for [k=0:3] "" using (\$0 + (k - 1.5) / 5.0):(column(k + 2)):(sprintf("%.0f", column(k + 2))) \
+	         with labels offset 0, 0.7 font "sans,9" notitle
+	EOF
+	[ -s "$OUT/ratios.png" ] && echo "Chart: $OUT/ratios.png; every measurement: $CSV"
+else
+	echo "bench: gnuplot is not installed: no chart (sh scripts/deps.sh bench)" >&2
+fi
