@@ -18,7 +18,7 @@
 #define SERVER_CONNECT_TIMEOUT_MS	10000	/* per address tried */
 #define SERVER_IDLE_TIMEOUT_MS		(15 * 60 * 1000)	/* relaying with no byte either way */
 #define SERVER_MAX_SESSIONS		8000
-#define SERVER_RELAY_BUF_BYTES		16384	/* per direction, only while bytes are in flight */
+#define SERVER_RELAY_BUF_BYTES		65536	/* per direction, only while bytes are in flight; a pipe's size */
 #define SERVER_SPLICE_BYTES		65536	/* --relay splice: moved per splice(2), a pipe's default size */
 #define SERVER_RESOLVER_THREADS		4	/* per worker */
 #define SERVER_WORKERS_MAX		64	/* --workers upper bound */
