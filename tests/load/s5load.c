@@ -36,7 +36,8 @@
  *   before any handshake byte came back as refused.
  * stall: connect, send -g bytes (0 to 3) of a greeting, wait to be closed;
  *   prints "s5load: holding N" once every connection is open.
- * rate: each worker loops connect, handshake, 16-byte echo, close, and the
+ * rate: each worker loops connect, handshake, 16-byte echo, close (with
+ *   --target-closes the target closes first, after its echo), and the
  *   latency of each round goes into p50/p99. --direct skips the proxy. The
  *   rounds spread over RATE_TARGETS target ports and RATE_SOURCES client
  *   addresses (see rate_source()).
@@ -172,7 +173,7 @@ struct opts {
 	enum mode mode;
 	struct sockaddr_storage proxy;
 	socklen_t proxylen;
-	bool have_proxy, direct, mix, half, vanish, cut_ok, refused_ok, pause;
+	bool have_proxy, direct, mix, half, vanish, cut_ok, refused_ok, pause, target_closes;
 	size_t conns, workers, ramp, greet;
 	uint64_t bytes, window, thalf_at, treset_at, pause_ms;
 	uint64_t deadline_s, duration_s, seed;
@@ -239,7 +240,7 @@ usage(const char *fmt, ...)
 	va_end(ap);
 	fprintf(stderr, "\nusage: s5load soak|stall|rate|hold|stream [-x HOST:PORT] [-c N] [-b BYTES] "
 	    "[-w N] [-d S] [-t S] [-g N] [--ramp N] [--window B] [--pause MS] [--mix] "
-	    "[--half-close] [--target-half-close N] [--target-reset N] [--vanish] "
+	    "[--half-close] [--target-half-close N] [--target-reset N] [--vanish] [--target-closes] "
 	    "[--cut-ok] [--refused-ok] [--expect-cut LO:HI] [--direct] [--seed N]\n");
 	exit(EXIT_USAGE);
 }
@@ -591,6 +592,13 @@ tconn_on_event(struct tconn *t)
 		e = T_RESET;
 	if (e != T_NONE) {
 		tconn_end(t, e);
+		return;
+	}
+	/* rate --target-closes: the target ends each round, so its FIN is
+	 * the first (the other way round from a client that closes). */
+	if (g.o.target_closes && g.o.mode == MODE_RATE && tconn_pending(t) == 0 &&
+	    t->known && t->rx == HDR_BYTES + RATE_PAYLOAD) {
+		tconn_end(t, T_EOF);
 		return;
 	}
 	if (tconn_pending(t) == 0 && t->known && t->rx == t->limit) {
@@ -1618,7 +1626,7 @@ report_stream(void)
 
 enum {
 	OPT_RAMP = 256, OPT_WINDOW, OPT_PAUSE, OPT_MIX, OPT_HALF, OPT_THALF, OPT_TRESET,
-	OPT_VANISH, OPT_CUT_OK, OPT_REFUSED_OK, OPT_EXPECT_CUT, OPT_DIRECT, OPT_SEED,
+	OPT_VANISH, OPT_TARGET_CLOSES, OPT_CUT_OK, OPT_REFUSED_OK, OPT_EXPECT_CUT, OPT_DIRECT, OPT_SEED,
 };
 
 static const struct option longopts[] = {
@@ -1630,6 +1638,7 @@ static const struct option longopts[] = {
 	{ "target-half-close", required_argument, NULL, OPT_THALF },
 	{ "target-reset", required_argument, NULL, OPT_TRESET },
 	{ "vanish", no_argument, NULL, OPT_VANISH },
+	{ "target-closes", no_argument, NULL, OPT_TARGET_CLOSES },
 	{ "cut-ok", no_argument, NULL, OPT_CUT_OK },
 	{ "refused-ok", no_argument, NULL, OPT_REFUSED_OK },
 	{ "expect-cut", required_argument, NULL, OPT_EXPECT_CUT },
@@ -1756,6 +1765,7 @@ parse_args(int argc, char **argv)
 		case OPT_THALF: g.o.thalf_at = num(optarg, 1, UINT64_MAX / 2, "--target-half-close"); break;
 		case OPT_TRESET: g.o.treset_at = num(optarg, 1, UINT64_MAX / 2, "--target-reset"); break;
 		case OPT_VANISH: g.o.vanish = true; break;
+		case OPT_TARGET_CLOSES: g.o.target_closes = true; break;
 		case OPT_CUT_OK: g.o.cut_ok = true; break;
 		case OPT_REFUSED_OK: g.o.refused_ok = true; break;
 		case OPT_EXPECT_CUT: parse_cut(optarg); break;
