@@ -114,6 +114,18 @@ connect_is_dgram(int type)
 	return type == SOCK_DGRAM || type == SOCK_RAW;
 }
 
+/* The policy for a socket of this type sending to sa: 0 when TCP (for the
+ * tunnel to handle) or allowed, else -errno. */
+static int
+connect_type_policy(int type, const struct sockaddr *sa, socklen_t len)
+{
+	if (connect_is_dgram(type))
+		return connect_dgram_policy(sa, len);
+	if (type != SOCK_STREAM)
+		return connect_other_policy(type, sa, len);
+	return 0;
+}
+
 static bool
 connect_same_addr(const struct s5_addr *a, const struct s5_addr *b)
 {
@@ -203,12 +215,7 @@ connect_hooked(int fd, const struct sockaddr *sa, socklen_t len)
 		return preload_real.connect(fd, sa, len);
 	}
 	type = connect_socket_type(fd);
-	if (connect_is_dgram(type) && (r = connect_dgram_policy(sa, len)) < 0) {
-		errno = -r;
-		return -1;
-	}
-	if (type != SOCK_STREAM && !connect_is_dgram(type) &&
-	    (r = connect_other_policy(type, sa, len)) < 0) {
+	if ((r = connect_type_policy(type, sa, len)) < 0) {
 		errno = -r;
 		return -1;
 	}
@@ -231,7 +238,8 @@ connect_hooked(int fd, const struct sockaddr *sa, socklen_t len)
 		return preload_real.connect(fd, sa, len);
 	} else if (preload_is_excluded(&dst)) {
 		/* Under remote resolution DNS over TCP is a lookup around the
-		 * proxy too, to a local stub or not: refused like UDP's. */
+		 * proxy too, through a local resolver or not: refused like
+		 * UDP's. */
 		if (preload_cfg.remote_dns && dst.port == DNS_PORT) {
 			connect_refuse(sa, "DNS over TCP", "remote DNS");
 			errno = EPERM;
@@ -320,12 +328,7 @@ connect_send_policy(int fd, const struct sockaddr *sa, socklen_t len, int flags)
 	    (s5_addr_from_sockaddr(&a, sa, len) == 0 && a.port != DNS_PORT)))
 		return 1;	/* the fast path: no syscall of ours */
 	type = connect_socket_type(fd);
-	if (connect_is_dgram(type) && (r = connect_dgram_policy(sa, len)) < 0) {
-		errno = -r;
-		return -1;
-	}
-	if (type != SOCK_STREAM && !connect_is_dgram(type) &&
-	    (r = connect_other_policy(type, sa, len)) < 0) {
+	if ((r = connect_type_policy(type, sa, len)) < 0) {
 		errno = -r;
 		return -1;
 	}

@@ -46,7 +46,7 @@ ulimit -n "$(ulimit -H -n)"
 TCK=$(getconf CLK_TCK)
 PARK_TICKS_MAX=$((TCK * PARK_S * PARK_CPU_PCT / 100))
 
-work=$(mktemp -d /tmp/soak.XXXXXX)
+work=$(mktemp -d)
 SRV_PID='' LOAD_PIDS='' DOG=''
 pass=0 fail=0
 
