@@ -349,7 +349,7 @@ open(sys.argv[1],"w").write("%d\n" % s.getsockname()[1]); time.sleep(20)' "$pf" 
 }
 
 @test "--workers 4, each --accept mode: every client served, a reload reaches every worker, SIGTERM exits 0" {
-	local mode i ok denied st
+	local mode i ok denied st p keep
 	for mode in reuseport shared; do
 		cfg=$BATS_TEST_TMPDIR/socksifyd-$mode.conf
 		: >"$cfg"
@@ -377,6 +377,11 @@ open(sys.argv[1],"w").write("%d\n" % s.getsockname()[1]); time.sleep(20)' "$pf" 
 		kill -TERM "$SOCKSIFYD_PID"
 		wait "$SOCKSIFYD_PID" && st=0 || st=$?
 		[ "$st" -eq 0 ] || { echo "$mode: exit $st"; false; }
-		PIDS=()
+		# forget this server's PID, and only it: the web server stays ours
+		keep=()
+		for p in "${PIDS[@]}"; do
+			[ "$p" = "$SOCKSIFYD_PID" ] || keep+=("$p")
+		done
+		PIDS=("${keep[@]}")
 	done
 }
