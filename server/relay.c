@@ -52,41 +52,31 @@ relay_pipe_free(struct relay_pipe *p)
 	p->off = p->len = 0;
 }
 
-/* splice(2) from fd into p's kernel pipe, opened on demand; as
- * relay_pipe_fill. -EMFILE and the like: no pipe, copy instead. */
-static long
-relay_splice_fill(struct relay_pipe *p, int fd)
+/*
+ * p's kernel pipe, for splice(2): 0, or -EMFILE when the pipe budget is
+ * spent or the system has none to give (the caller then copies).
+ */
+static int
+relay_kpipe_open(struct relay_pipe *p)
 {
-	ssize_t n;
-	int r;
+	if (__atomic_add_fetch(&relay_pipes_open, 1, __ATOMIC_RELAXED) >
+	    __atomic_load_n(&relay_pipes_max, __ATOMIC_RELAXED) ||
+	    pipe2(p->kpipe, O_NONBLOCK | O_CLOEXEC) == -1) {
+		__atomic_sub_fetch(&relay_pipes_open, 1, __ATOMIC_RELAXED);
+		return -EMFILE;
+	}
+	p->spliced = true;
+	return 0;
+}
 
-	if (!p->spliced) {
-		if (__atomic_add_fetch(&relay_pipes_open, 1, __ATOMIC_RELAXED) >
-		    __atomic_load_n(&relay_pipes_max, __ATOMIC_RELAXED)) {
-			__atomic_sub_fetch(&relay_pipes_open, 1, __ATOMIC_RELAXED);
-			return -EMFILE;
-		}
-		if (pipe2(p->kpipe, O_NONBLOCK | O_CLOEXEC) == -1) {
-			r = -errno;
-			__atomic_sub_fetch(&relay_pipes_open, 1, __ATOMIC_RELAXED);
-			return r;
-		}
-		p->spliced = true;
-	}
-	do {
-		n = splice(fd, NULL, p->kpipe[1], NULL, SERVER_SPLICE_BYTES,
+/* Some bytes from fd into p: into the kernel pipe, or our buffer. */
+static ssize_t
+relay_in(struct relay_pipe *p, int fd)
+{
+	if (p->spliced)
+		return splice(fd, NULL, p->kpipe[1], NULL, SERVER_SPLICE_BYTES,
 		    SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
-	} while (n == -1 && errno == EINTR);
-	if (n == -1) {
-		r = errno == EWOULDBLOCK ? -EAGAIN : -errno;
-		if (relay_pending(p) == 0)
-			relay_pipe_free(p);
-		return r;
-	}
-	if (n == 0 && relay_pending(p) == 0)
-		relay_pipe_free(p);
-	p->len += (size_t)n;
-	return (long)n;
+	return read(fd, p->buf + p->len, SERVER_RELAY_BUF_BYTES - p->len);
 }
 
 int
@@ -104,17 +94,20 @@ relay_pipe_put(struct relay_pipe *p, const void *data, size_t n)
 }
 
 long
-relay_pipe_fill(struct relay_pipe *p, int fd)
+relay_pipe_fill(struct relay_pipe *p, int fd, bool splice)
 {
 	ssize_t n;
 	int r;
 
-	if ((r = relay_pipe_alloc(p)) < 0)
-		return r;
-	if (p->len == SERVER_RELAY_BUF_BYTES)
-		return -ENOBUFS;
+	/* A pipe that holds nothing can move to the kernel (and back). */
+	if (!p->spliced && !(splice && p->buf == NULL && relay_kpipe_open(p) == 0)) {
+		if ((r = relay_pipe_alloc(p)) < 0)
+			return r;
+		if (p->len == SERVER_RELAY_BUF_BYTES)
+			return -ENOBUFS;
+	}
 	do {
-		n = read(fd, p->buf + p->len, SERVER_RELAY_BUF_BYTES - p->len);
+		n = relay_in(p, fd);
 	} while (n == -1 && errno == EINTR);
 	if (n == -1) {
 		r = errno == EWOULDBLOCK ? -EAGAIN : -errno;
@@ -196,12 +189,7 @@ relay_direction(struct relay_pipe *p, const struct relay_pipe *other,
 		readable |= full;
 	}
 	if (!p->eof && readable) {
-		long n = -EMFILE;
-
-		if (splice && p->buf == NULL)
-			n = relay_splice_fill(p, src);
-		if (n == -EMFILE || n == -ENFILE || n == -ENOMEM)
-			n = relay_pipe_fill(p, src);
+		long n = relay_pipe_fill(p, src, splice);
 
 		if (n == -EAGAIN)
 			return 0;

@@ -47,9 +47,10 @@ void relay_set_pipes_max(long n);
 int relay_pipe_alloc(struct relay_pipe *p);
 /* Appends n bytes to p (allocating it); 0, or -ENOBUFS when they do not fit. */
 int relay_pipe_put(struct relay_pipe *p, const void *data, size_t n);
-/* Reads from fd into the free room of p: bytes read, 0 on EOF, -errno
- * (-EAGAIN when nothing is there). */
-long relay_pipe_fill(struct relay_pipe *p, int fd);
+/* Reads from fd into the free room of p, through a kernel pipe with splice
+ * when asked and one can be had: bytes read, 0 on EOF, -errno (-EAGAIN when
+ * nothing is there). An empty p holds nothing afterwards. */
+long relay_pipe_fill(struct relay_pipe *p, int fd, bool splice);
 /* Writes p's pending bytes to fd and frees the buffer once empty: 0 when
  * drained, -EAGAIN when bytes remain, other -errno on failure. */
 int relay_pipe_flush(struct relay_pipe *p, int fd);

@@ -1047,7 +1047,7 @@ session_on_client(struct loop *l, int fd, uint32_t events, void *arg)
 			session_end(s, "client write failed");
 			break;
 		}
-		n = relay_pipe_fill(&s->r.up, s->r.cfd);
+		n = relay_pipe_fill(&s->r.up, s->r.cfd, false);
 		if (n == 0)
 			session_end(s, "client closed");
 		else if (n == -ENOBUFS)
