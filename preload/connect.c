@@ -323,10 +323,17 @@ connect_send_policy(int fd, const struct sockaddr *sa, socklen_t len, int flags)
 
 	if (!connect_is_inet(sa, len) || !preload_init())
 		return 1;
-	if (!(flags & MSG_FASTOPEN) && !preload_cfg.udp_block &&
-	    (!preload_cfg.remote_dns ||
-	    (s5_addr_from_sockaddr(&a, sa, len) == 0 && a.port != DNS_PORT)))
-		return 1;	/* the fast path: no syscall of ours */
+	/* The fast path, no syscall of ours: no policy can refuse this send
+	 * (as connect_hooked(): an excluded destination takes any socket). */
+	if (!(flags & MSG_FASTOPEN)) {
+		bool known = s5_addr_from_sockaddr(&a, sa, len) == 0;
+		bool dns = known && preload_cfg.remote_dns && a.port == DNS_PORT;
+
+		if (!preload_cfg.udp_block && (!preload_cfg.remote_dns || (known && !dns)))
+			return 1;
+		if (known && !dns && preload_is_excluded(&a))
+			return 1;
+	}
 	type = connect_socket_type(fd);
 	if ((r = connect_type_policy(type, sa, len)) < 0) {
 		errno = -r;
