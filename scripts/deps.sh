@@ -9,6 +9,29 @@ want() {	# want COMMAND PACKAGE
 	command -v "$1" >/dev/null 2>&1 || need="$need $2"
 }
 
+# install_needed: installs what is in $need and empties it, so that a probe
+# that runs a program (fuzz) can come after the install of that program.
+# A fresh machine's package lists may be empty: update them once first.
+updated=""
+install_needed() {
+	[ -n "$need" ] || return 0
+	if [ "$(id -u)" = 0 ]; then
+		sudo=""
+	elif command -v sudo >/dev/null 2>&1; then
+		sudo="sudo"
+	else
+		echo "deps.sh: missing packages:$need (install them as root: apt-get install$need)" >&2
+		exit 1
+	fi
+	echo "deps.sh: installing:$need" >&2
+	export DEBIAN_FRONTEND=noninteractive
+	[ -n "$updated" ] || $sudo apt-get update -qq >/dev/null
+	updated=1
+	# shellcheck disable=SC2086
+	$sudo apt-get install -y -qq --no-install-recommends $need >/dev/null
+	need=""
+}
+
 case ${1:-test} in
 demo)
 	want curl curl
@@ -49,13 +72,15 @@ bench)
 	want ps procps
 	;;
 fuzz)
+	# libFuzzer's runtime ships apart from clang, in libclang-rt-N-dev for
+	# clang N: install clang first, then ask the clang now present, by linking.
 	want clang clang
-	# libFuzzer's runtime ships in libclang-rt-*-dev; probe by linking.
+	install_needed
 	probe=$(mktemp -d)
 	printf '%s\n' '#include <stdint.h>' '#include <stddef.h>' \
 		'int LLVMFuzzerTestOneInput(const uint8_t *d, size_t n) { (void)d; (void)n; return 0; }' \
 		>"$probe/f.c"
-	if command -v clang >/dev/null 2>&1 && ! clang -fsanitize=fuzzer -o "$probe/f" "$probe/f.c" 2>/dev/null; then
+	if ! clang -fsanitize=fuzzer -o "$probe/f" "$probe/f.c" 2>/dev/null; then
 		v=$(clang --version | sed -n 's/.*version \([0-9]*\).*/\1/p' | head -n 1)
 		need="$need libclang-rt-$v-dev"
 	fi
@@ -67,18 +92,4 @@ fuzz)
 	;;
 esac
 
-[ -z "$need" ] && exit 0
-
-if [ "$(id -u)" = 0 ]; then
-	sudo=""
-elif command -v sudo >/dev/null 2>&1; then
-	sudo="sudo"
-else
-	echo "deps.sh: missing packages:$need (install them as root: apt-get install$need)" >&2
-	exit 1
-fi
-echo "deps.sh: installing:$need" >&2
-export DEBIAN_FRONTEND=noninteractive
-$sudo apt-get update -qq >/dev/null
-# shellcheck disable=SC2086
-$sudo apt-get install -y -qq --no-install-recommends $need >/dev/null
+install_needed
