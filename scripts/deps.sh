@@ -58,6 +58,13 @@ test)
 	command -v danted >/dev/null 2>&1 || [ -x /usr/sbin/danted ] || need="$need dante-server"
 	# the valgrind stage of make test
 	want valgrind valgrind
+	# real programs through the library: a text browser, an FTP client and
+	# Debian's chromium, headless (no Recommends: they are a desktop's)
+	want lynx lynx
+	want lftp lftp
+	want chromium chromium
+	# ip(8), to give a network namespace of a test's own its addresses
+	want ip iproute2
 	;;
 bench)
 	# make bench: the peers socksifyd is measured against, and the chart
