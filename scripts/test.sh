@@ -18,7 +18,8 @@
 # The end-to-end suites run inside a private mount namespace whose
 # /etc/resolv.conf names 127.0.0.1 as the only nameserver: a lookup of a name
 # that /etc/hosts lacks then fails on loopback instead of sending a DNS query
-# off this host (the tests resolve names that exist nowhere, on purpose).
+# off this host (the tests resolve names that exist nowhere, on purpose). It
+# has an /etc/hosts even where the machine has none (see in_jail below).
 set -u
 BUILD=${BUILD:-build}
 TEST_STAGES=${TEST_STAGES:-plain splice san valgrind fuzz soak}
@@ -32,7 +33,27 @@ pass=0 fail=0 skip=0
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 printf 'nameserver 127.0.0.1\noptions timeout:1 attempts:1\n' >"$work/resolv.conf"
-if unshare --mount sh -c 'mount --bind "$1" /etc/resolv.conf' sh "$work/resolv.conf" 2>/dev/null; then
+
+# in_jail CMD...: CMD in the private mount namespace, $work/resolv.conf bound over
+# /etc/resolv.conf. The tests also need an /etc/hosts: for localhost, and as
+# the mount point of the hosts files they bind over it. Every installed Debian
+# and every container has one, but debootstrap writes none; there (or with no
+# /etc/resolv.conf) the namespace gets Debian's standard files in an overlay of
+# /etc whose writes land in $work, so the real /etc is never written.
+in_jail() {
+	unshare --mount sh -c '
+		w=$1
+		shift
+		if [ ! -f /etc/hosts ] || [ ! -f /etc/resolv.conf ]; then
+			up=$(mktemp -d "$w/etc.XXXXXX") && mkdir "$up/u" "$up/w" &&
+			mount -t overlay overlay -o "lowerdir=/etc,upperdir=$up/u,workdir=$up/w" /etc || exit 1
+			[ -f /etc/hosts ] || { rm -f /etc/hosts &&
+				printf "127.0.0.1\tlocalhost\n::1\t\tlocalhost ip6-localhost ip6-loopback\n" >/etc/hosts; } || exit 1
+			[ -f /etc/resolv.conf ] || { rm -f /etc/resolv.conf && : >/etc/resolv.conf; } || exit 1
+		fi
+		mount --bind "$w/resolv.conf" /etc/resolv.conf && exec "$@"' sh "$work" "$@"
+}
+if in_jail true 2>/dev/null; then
 	jail=1
 else
 	jail=0
@@ -66,8 +87,7 @@ e2e() {
 	shift
 	echo "== end-to-end tests ($name: $*)"
 	if [ "$jail" = 1 ]; then
-		SOCKSIFY_TEST_NS=1 unshare --mount sh -c 'mount --bind "$1" /etc/resolv.conf && shift && exec "$@"' \
-			sh "$work/resolv.conf" bats --formatter tap "$@" >"$work/bats.out" 2>&1
+		SOCKSIFY_TEST_NS=1 in_jail bats --formatter tap "$@" >"$work/bats.out" 2>&1
 	else
 		echo "(no mount namespace here: tests that resolve unknown names are skipped)"
 		SOCKSIFY_TEST_NS=0 bats --formatter tap "$@" >"$work/bats.out" 2>&1

@@ -33,8 +33,8 @@ teardown() { stop_all; }
 @test "socks5h: a name only the proxy can resolve is fetched; the name went to the proxy" {
 	need_dns_jail
 	name=$PROXY_ONLY_NAME
-	run grep -c "$name" /etc/hosts
-	[ "$output" = "0" ]                       # this host cannot resolve it
+	run grep -sc "$name" /etc/hosts
+	[ "${output:-0}" = "0" ]                  # this host cannot resolve it
 	start_socksifyd -v
 	got=$("$SOCKSIFY" -x "socks5h://127.0.0.1:$PROXY_PORT" \
 		curl -sS --max-time 20 "http://$name:$HTTP_PORT/payload.bin" | sha)

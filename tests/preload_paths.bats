@@ -112,7 +112,7 @@ in_hosts() {
 # hosts_file NAME...: every NAME on 127.0.0.1; sets HOSTS.
 hosts_file() {
 	HOSTS=$BATS_TEST_TMPDIR/hosts
-	{ cat /etc/hosts; for n in "$@"; do echo "127.0.0.1 $n"; done; } >"$HOSTS"
+	{ cat /etc/hosts 2>/dev/null; for n in "$@"; do echo "127.0.0.1 $n"; done; } >"$HOSTS"
 }
 
 # fetch URL NAME EXCLUDE: curl NAME through the library, prints the body.

@@ -69,7 +69,7 @@ start_socksifyd() {
 	[ -z "${SOCKSIFYD_ARGS:-}" ] || read -ra extra <<<"$SOCKSIFYD_ARGS"
 	if [ "${SOCKSIFY_TEST_NS:-0}" = 1 ]; then
 		{ echo "127.0.0.1 $PROXY_ONLY_NAME"; echo "::1 $PROXY_MULTI_NAME";
-		  echo "127.0.0.1 $PROXY_MULTI_NAME"; cat /etc/hosts; } >"$BATS_TEST_TMPDIR/proxy-hosts"
+		  echo "127.0.0.1 $PROXY_MULTI_NAME"; cat /etc/hosts 2>/dev/null; } >"$BATS_TEST_TMPDIR/proxy-hosts"
 		# SOCKSIFYD_RESOLV: a resolv.conf for the server alone (a test
 		# that needs lookups to be slow rather than fail fast).
 		unshare --mount sh -c 'mount --bind "$0" /etc/hosts &&
@@ -98,7 +98,8 @@ start_faultd() {
 
 # Tests that make a resolver look up a name absent from /etc/hosts need the
 # runner's namespace, where /etc/resolv.conf points at loopback: otherwise
-# the lookup would send a DNS query off this host.
+# the lookup would send a DNS query off this host. That namespace also has
+# an /etc/hosts to bind a test's own over, even where the machine has none.
 need_dns_jail() {
 	[ "${SOCKSIFY_TEST_NS:-0}" = 1 ] || skip "needs scripts/test.sh's mount namespace (resolver on loopback)"
 }
