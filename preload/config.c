@@ -4,7 +4,8 @@
  * Both are set up lazily by the first hook that needs them, never in a
  * constructor: other libraries' constructors may call connect() before ours
  * ran, and hosts such as Chromium deadlock when a constructor allocates or
- * starts threads (preload-anchors.md P9). The configuration lives in static
+ * starts threads (preload-anchors.md P9). (The library's one constructor,
+ * fakedns.c's, maps the name table and does neither.) The configuration lives in static
  * storage and is immutable once read, so hooks read it without locks.
  */
 #include <ctype.h>

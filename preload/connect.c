@@ -209,7 +209,7 @@ connect_hooked(int fd, const struct sockaddr *sa, socklen_t len)
 	 */
 	if (conv == 0 && preload_is_excluded(&dst) &&
 	    !(preload_cfg.remote_dns && dst.port == DNS_PORT) &&
-	    !fakedns_name_of(&dst, name, sizeof(name))) {
+	    !fakedns_in_range(&dst)) {
 		connect_trace_direct(sa, "excluded");
 		errno = saved;
 		return preload_real.connect(fd, sa, len);
@@ -232,6 +232,14 @@ connect_hooked(int fd, const struct sockaddr *sa, socklen_t len)
 	if (fakedns_name_of(&dst, name, sizeof(name))) {
 		/* A placeholder: the name goes to the proxy, never a lookup. */
 		(void)s5_addr_set_domain(&dst, name, strlen(name), dst.port);
+	} else if (preload_cfg.remote_dns && fakedns_in_range(&dst)) {
+		/* One this process tree never handed out (an ancestor's table
+		 * we cannot reach): the address means nothing to the proxy,
+		 * and sent as one it could reach a host nobody chose. */
+		connect_refuse(sa, "connection", "a placeholder address "
+		    "no process of this tree handed out");
+		errno = EHOSTUNREACH;
+		return -1;
 	} else if (connect_is_proxy(&dst)) {
 		connect_trace_direct(sa, "the proxy itself");
 		errno = saved;

@@ -5,7 +5,8 @@
  * the hooked libc symbols local). The modules:
  *   config.c   the real libc symbols and the configuration, read once
  *   log.c      one write() per message, to fd 2 or SOCKSIFY_LOG_FILE
- *   fakedns.c  placeholder addresses for remote resolution, shared across fork
+ *   fakedns.c  placeholder addresses for remote resolution, one table for the
+ *              process tree across fork and exec (the library's one constructor)
  *   tunnel.c   the SOCKS5 handshake over the program's own fd
  *   connect.c  the connect()/sendto()/sendmsg() hooks
  *   resolve.c  the getaddrinfo(_a)()/gethostby*()/getnameinfo() hooks
@@ -125,6 +126,8 @@ const char *preload_errno_name(int err);
 /* Placeholders. An index is the table slot of a name; 0 is never handed out. */
 int fakedns_lookup_name(const char *name, size_t len, unsigned *idx);
 bool fakedns_name_of(const struct s5_addr *a, char *name, size_t cap);
+/* a lies in the placeholder ranges, handed out or not. */
+bool fakedns_in_range(const struct s5_addr *a);
 void fakedns_addr_v4(unsigned idx, uint8_t ip[4]);
 void fakedns_addr_v6(unsigned idx, uint8_t ip[16]);
 

@@ -655,8 +655,12 @@ server_start(const char *server, const char *lib)
 		if ((ufd = fcntl(cred[0], F_DUPFD, 3)) < 0)
 			_exit(EXIT_SELF);
 		snprintf(users_path, sizeof(users_path), "/dev/fd/%d", ufd);
+		/* A placeholder that slipped out of a process that could not
+		 * map it back is no host of anyone's: reply 02, never a
+		 * connection to an address nobody chose. */
 		execl(server, server, "--listen", "127.0.0.1:0", "--users", users_path,
-		    "-q", (char *)NULL);
+		    "--deny", "to " PRELOAD_FAKE_V4_CIDR,
+		    "--deny", "to " PRELOAD_FAKE_V6_CIDR, "-q", (char *)NULL);
 		fprintf(stderr, "socksifyd: %s: %s\n", server, strerror(errno));
 		_exit(EXIT_CANNOT_EXEC);
 	}

@@ -68,6 +68,9 @@
 #define PRELOAD_FAKE_V4_BITS		15
 #define PRELOAD_FAKE_V6_NET		"100::"		/* RFC 6666 discard prefix, /64 */
 #define PRELOAD_FAKE_ENTRIES		8192	/* names one process tree can look up */
+/* The same ranges as CIDR text, for the embedded server's deny rules. */
+#define PRELOAD_FAKE_V4_CIDR		PRELOAD_FAKE_V4_NET "/15"
+#define PRELOAD_FAKE_V6_CIDR		PRELOAD_FAKE_V6_NET "/64"
 #define PRELOAD_TIMEOUT_MAX_S		86400	/* largest SOCKSIFY_TIMEOUT accepted */
 #define PRELOAD_LOG_LINE_MAX		1024	/* bytes per log line, one write() each */
 

@@ -1,0 +1,192 @@
+#!/usr/bin/env bats
+bats_require_minimum_version 1.5.0
+# One placeholder table for the whole process tree (preload/fakedns.c): a
+# name looked up in one process and connected to in another, across fork()
+# and exec(), reaches the proxy as the name; a placeholder no process of the
+# tree handed out never reaches the proxy at all.
+
+load helpers/common
+
+TREECHECK=$BUILD/tests/treecheck
+
+setup() {
+	make_payload
+	start_http 127.0.0.1
+}
+
+teardown() { stop_all; }
+
+# The proxy saw NAME, and never a placeholder address.
+proxy_saw_only_names() {
+	wait_for_line "$SOCKSIFYD_LOG" 30 "target=$1:$HTTP_PORT.*outcome=ok"
+	run grep -cE 'target=(198\.1[89]\.|\[?100::)' "$SOCKSIFYD_LOG"
+	[ "$output" = "0" ]
+}
+
+# tree MODE [ARGS]: treecheck MODE over PROXY_ONLY_NAME, plain LD_PRELOAD,
+# socks5h through the test proxy, nothing excluded.
+tree() {
+	local mode=$1
+	shift
+	need_dns_jail
+	start_socksifyd -v
+	run --separate-stderr env SOCKSIFY_EXCLUDE=none \
+		LD_PRELOAD="$LIB" SOCKSIFY_PROXY="socks5h://127.0.0.1:$PROXY_PORT" \
+		timeout 40 "$TREECHECK" "$mode" "$PROXY_ONLY_NAME" "$HTTP_PORT" "$@"
+	echo "status $status, out: $output, err: $stderr"
+	[ "$status" -eq 0 ]
+	[ "$output" = "hello through socks" ]
+	proxy_saw_only_names "$PROXY_ONLY_NAME"
+}
+
+@test "fork: a child looks the name up, the parent connects; the name reaches the proxy" {
+	tree child-resolves
+}
+
+@test "fork: the parent looks the name up, a child connects" {
+	tree parent-resolves
+}
+
+@test "fork: a grandchild looks the name up, the top process connects" {
+	tree grandchild-resolves
+}
+
+@test "exec: the parent looks the name up, an exec()ed child connects (inherited descriptor)" {
+	tree exec-connects
+}
+
+@test "exec: a child that closed every descriptor before exec() still finds the table (/proc)" {
+	tree exec-connects closefds
+}
+
+@test "exec: an exec()ed child looks the name up, the parent connects" {
+	tree exec-resolves
+}
+
+@test "launcher: the same across exec() under socksify -x socks5h" {
+	need_dns_jail
+	start_socksifyd -v
+	run --separate-stderr timeout 40 "$SOCKSIFY" -x "socks5h://127.0.0.1:$PROXY_PORT" -e none \
+		"$TREECHECK" exec-resolves "$PROXY_ONLY_NAME" "$HTTP_PORT"
+	[ "$status" -eq 0 ]
+	[ "$output" = "hello through socks" ]
+	proxy_saw_only_names "$PROXY_ONLY_NAME"
+}
+
+# The proxies below refuse the placeholder ranges themselves, so that even
+# a broken library could not make them dial such an address off this host.
+NO_PLACEHOLDERS=(--deny "to 198.18.0.0/15" --deny "to 100::/64")
+
+@test "a placeholder the tree never handed out: EHOSTUNREACH and one log line; the proxy is never asked" {
+	start_socksifyd -v "${NO_PLACEHOLDERS[@]}"
+	run --separate-stderr env SOCKSIFY_EXCLUDE=none LD_PRELOAD="$LIB" \
+		SOCKSIFY_PROXY="socks5h://127.0.0.1:$PROXY_PORT" \
+		timeout 20 "$TREECHECK" connect 198.18.0.77 "$HTTP_PORT"
+	[ "$status" -eq 1 ]
+	[ "$output" = "EHOSTUNREACH" ]
+	[ "${#stderr_lines[@]}" -eq 1 ]
+	[[ "${stderr_lines[0]}" == *"blocked connection to 198.18.0.77:$HTTP_PORT (a placeholder address no process of this tree handed out)"* ]]
+	sleep 0.3
+	run grep -c 'target=' "$SOCKSIFYD_LOG"
+	[ "$output" = "0" ]
+}
+
+@test "socks5 (local lookups): an address in 198.18.0.0/15 is just an address, sent to the proxy" {
+	start_socksifyd -v "${NO_PLACEHOLDERS[@]}"
+	run env SOCKSIFY_EXCLUDE=none LD_PRELOAD="$LIB" \
+		SOCKSIFY_PROXY="socks5://127.0.0.1:$PROXY_PORT" \
+		timeout 20 "$TREECHECK" connect 198.18.0.77 "$HTTP_PORT"
+	[ "$status" -eq 1 ]
+	[ "$output" = "EACCES" ]		# reply 02 from the proxy's rule
+	wait_for_line "$SOCKSIFYD_LOG" 30 "target=198\.18\.0\.77:$HTTP_PORT.*destination denied"
+}
+
+@test "a stale or foreign SOCKSIFY_NAMES: the process starts a table of its own and still works" {
+	need_dns_jail
+	start_socksifyd -v
+	for v in "1:600:1:1" "not-ours"; do
+		run --separate-stderr env SOCKSIFY_NAMES="$v" SOCKSIFY_EXCLUDE=none LD_PRELOAD="$LIB" \
+			SOCKSIFY_PROXY="socks5h://127.0.0.1:$PROXY_PORT" \
+			timeout 40 "$TREECHECK" exec-resolves "$PROXY_ONLY_NAME" "$HTTP_PORT"
+		[ "$status" -eq 0 ]
+		[ "$output" = "hello through socks" ]
+	done
+	# Only the one that is not even of our form is worth a line.
+	[[ "$stderr" == *'SOCKSIFY_NAMES="not-ours" is not ours'* ]]
+	proxy_saw_only_names "$PROXY_ONLY_NAME"
+}
+
+# embedded_probe HEX...: socksify's embedded server, asked by s5probe.py with
+# the run's own credentials, then the request bytes HEX. In a network
+# namespace with only loopback: were the rule missing, the server would dial
+# the placeholder, and must reach nobody.
+embedded_probe() {
+	# shellcheck disable=SC2016
+	unshare --net sh -c 'ip link set lo up && exec "$@"' sh \
+	"$SOCKSIFY" -- bash -c '
+		u=${SOCKSIFY_PROXY#socks5h://}; cred=${u%@*}; port=${u##*:}
+		user=${cred%%:*}; pass=${cred#*:}
+		hx() { printf "%s" "$1" | od -An -tx1 | tr -d " \n"; }
+		exec python3 "$0" "$port" 050102 \
+			"01$(printf %02x ${#user})$(hx "$user")$(printf %02x ${#pass})$(hx "$pass")" "$@"' \
+		"$HELPERS/s5probe.py" "$@"
+}
+
+@test "the embedded server refuses the placeholder ranges: reply 02, nothing dialled" {
+	# CONNECT 198.18.0.5:80, then [100::5]:80.
+	run embedded_probe 05010001c61200050050
+	[ "$status" -eq 0 ]
+	[[ "$output" == 0502010005020001* ]]
+	run embedded_probe 0501000401000000000000000000000000000005 0050
+	[ "$status" -eq 0 ]
+	[[ "$output" == 0502010005020001* ]]
+	# Any other destination is still dialled: nothing listens on this
+	# port of the namespace's loopback, so reply 05, not 02.
+	run embedded_probe 05010001 7f000001 "$(port_hex "$HTTP_PORT")"
+	[[ "$output" == 0502010005050001* ]]
+}
+
+@test "lynx fetches by name through socks5h (it resolves in a forked child); the name reaches the proxy" {
+	need_dns_jail
+	command -v lynx >/dev/null || { echo "lynx is not installed (scripts/deps.sh test)"; false; }
+	start_socksifyd -v
+	# -cfg and -lss: a machine whose /etc lost lynx's files still runs it.
+	run --separate-stderr timeout 40 "$SOCKSIFY" -x "socks5h://127.0.0.1:$PROXY_PORT" -e none \
+		lynx -cfg=/dev/null -lss=/dev/null -source "http://$PROXY_ONLY_NAME:$HTTP_PORT/hello.txt"
+	[ "$status" -eq 0 ]
+	[ "$output" = "hello through socks" ]
+	proxy_saw_only_names "$PROXY_ONLY_NAME"
+}
+
+@test "lftp fetches by name through socks5h (its resolver is a forked child); the name reaches the proxy" {
+	need_dns_jail
+	command -v lftp >/dev/null || { echo "lftp is not installed (scripts/deps.sh test)"; false; }
+	start_socksifyd -v
+	timeout 40 "$SOCKSIFY" -x "socks5h://127.0.0.1:$PROXY_PORT" -e none \
+		lftp -c "set net:max-retries 1; set net:timeout 10; cat http://$PROXY_ONLY_NAME:$HTTP_PORT/payload.bin" \
+		>"$BATS_TEST_TMPDIR/got"
+	[ "$(sha <"$BATS_TEST_TMPDIR/got")" = "$PAYLOAD_SHA" ]
+	proxy_saw_only_names "$PROXY_ONLY_NAME"
+}
+
+# Chromium resolves in its browser process and connects from its network
+# service, started through exec() and a zygote's fork(). It calls home by
+# itself, so it runs only inside a network namespace that has nothing but
+# loopback, with the proxy and the web server beside it.
+@test "headless chromium loads a page by a name only the proxy resolves, in a loopback-only netns" {
+	need_dns_jail
+	local chromium=/usr/lib/chromium/chromium
+	[ -x "$chromium" ] || { echo "chromium is not installed (scripts/deps.sh test)"; false; }
+	! nm -D "$LIB" 2>/dev/null | grep -q ' __asan_init' || skip "chromium does not run with an ASan library preloaded"
+	local d=$BATS_TEST_TMPDIR
+	echo '<html><body><p id="marker">placeholders-crossed-exec</p></body></html>' >"$WWW/page.html"
+	{ echo "127.0.0.1 $PROXY_ONLY_NAME"; cat /etc/hosts 2>/dev/null; } >"$d/proxy-hosts"
+	run timeout 120 unshare --net bash "$HELPERS/browser_netns.sh" "$chromium" "$d" "$WWW" \
+		"$SOCKSIFY" "$SOCKSIFYD" "$HELPERS" "$PROXY_ONLY_NAME"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	grep -q 'placeholders-crossed-exec' "$d/dom.html"
+	grep -qE "target=$PROXY_ONLY_NAME:[0-9]+.*outcome=ok" "$d/socksifyd.log"
+	run grep -cE 'target=(198\.1[89]\.|\[?100::)' "$d/socksifyd.log"
+	[ "$output" = "0" ]
+}
