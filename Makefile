@@ -9,6 +9,8 @@
 #   make bench      socksifyd beside direct, microsocks, dante and ssh -D, and
 #                   the preload library beside proxychains and tsocks
 #                   (BENCH_REPS=3, BENCH_QUICK=1; build/bench/results.md)
+#   make fresh      make demo && make test from a clone of HEAD in a throwaway
+#                   Debian 12 chroot with only what the README assumes (root)
 #   make install    PREFIX=/usr/local DESTDIR=
 #   WERROR=1        warnings are errors;  SAN=1  ASan + UBSan;  V=1  loud
 .SUFFIXES:
@@ -170,6 +172,11 @@ fuzz:
 			|| { tail -n 40 $(BUILD)/fuzz/$(t).log; exit 1; }; \
 		grep -E 'stat::number_of_executed_units' $(BUILD)/fuzz/$(t).log | sed "s/^/        /";)
 
+# Does the README work on a fresh machine? Committed files only; the chroot's
+# base is built once (debootstrap) and kept in /var/cache/socksify-fresh.
+fresh:
+	@bash scripts/fresh.sh
+
 install: all
 	mkdir -p $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/socksify \
 		$(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/man/man8
@@ -181,6 +188,6 @@ install: all
 clean:
 	rm -rf $(BUILD)
 
-.PHONY: all test check testbin unit demo soak bench fuzz install clean
+.PHONY: all test check testbin unit demo soak bench fuzz fresh install clean
 
 -include $(ALL_OBJ:.o=.d)
