@@ -6,7 +6,8 @@ set -eu
 
 need=""
 want() {	# want COMMAND PACKAGE
-	command -v "$1" >/dev/null 2>&1 || need="$need $2"
+	command -v "$1" >/dev/null 2>&1 && return 0
+	case " $need " in *" $2 "*) ;; *) need="$need $2" ;; esac
 }
 
 # install_needed: installs what is in $need and empties it, so that a probe
