@@ -22,6 +22,8 @@
 #include "preload.h"
 
 #define DNS_PORT	53
+#define CONNECT_UNKNOWN_PLACEHOLDER \
+	"a placeholder address no process of this tree handed out"
 #define TRACE_REPLY_MAX	32		/* ", reply 0xNN" */
 #define TRACE_ERRSTR_MAX	64		/* strerror_r() text */
 
@@ -76,6 +78,13 @@ connect_dgram_policy(const struct sockaddr *sa, socklen_t len)
 		return 0;
 	if (s5_addr_from_sockaddr(&a, sa, len) != 0)
 		return -EINVAL;
+	if (preload_cfg.remote_dns && fakedns_in_range(&a)) {
+		/* A datagram cannot carry the name: sent raw it would take
+		 * whatever it says (a QUIC Initial names the host) around
+		 * the tunnel, whatever SOCKSIFY_UDP says. */
+		connect_refuse(sa, "UDP datagram", "a placeholder address");
+		return -EHOSTUNREACH;
+	}
 	if (a.port == DNS_PORT && preload_cfg.remote_dns)
 		why = "remote DNS";
 	else if (!preload_cfg.udp_block || a.port == DNS_PORT ||
@@ -229,17 +238,17 @@ connect_hooked(int fd, const struct sockaddr *sa, socklen_t len)
 		errno = EINVAL;
 		return -1;
 	}
-	if (fakedns_name_of(&dst, name, sizeof(name))) {
-		/* A placeholder: the name goes to the proxy, never a lookup. */
-		(void)s5_addr_set_domain(&dst, name, strlen(name), dst.port);
-	} else if (preload_cfg.remote_dns && fakedns_in_range(&dst)) {
-		/* One this process tree never handed out (an ancestor's table
-		 * we cannot reach): the address means nothing to the proxy,
-		 * and sent as one it could reach a host nobody chose. */
-		connect_refuse(sa, "connection", "a placeholder address "
-		    "no process of this tree handed out");
-		errno = EHOSTUNREACH;
-		return -1;
+	if (preload_cfg.remote_dns && fakedns_in_range(&dst)) {
+		/* A placeholder: the name goes to the proxy, never a lookup.
+		 * One this tree never handed out (an ancestor's table we
+		 * cannot reach) means nothing to the proxy, and sent as an
+		 * address it could reach a host nobody chose. */
+		if (!fakedns_name_of(&dst, name, sizeof(name)) ||
+		    s5_addr_set_domain(&dst, name, strlen(name), dst.port) != 0) {
+			connect_refuse(sa, "connection", CONNECT_UNKNOWN_PLACEHOLDER);
+			errno = EHOSTUNREACH;
+			return -1;
+		}
 	} else if (connect_is_proxy(&dst)) {
 		connect_trace_direct(sa, "the proxy itself");
 		errno = saved;

@@ -7,61 +7,69 @@
  * multicast, which dig, ssh and nmap reject (preload-anchors.md P8). connect()
  * maps a placeholder back to its name, and the name goes to the proxy.
  *
- * Who shares the table. Every process of the tree, across fork() and exec(),
- * whoever looks a name up first: lynx and lftp resolve in a forked child and
+ * Who shares the table: every process of the tree, across fork() and exec(),
+ * whoever looks a name up first. lynx and lftp resolve in a forked child and
  * connect in the parent; a browser resolves in one process and connects in
  * another it started through exec() and a zygote's fork(). So the table
  * cannot be made on first use (a child forked before that would make its
  * own), nor live in anonymous memory (exec() drops it):
  *
- *   - It is a memfd, mapped MAP_SHARED, made by a constructor at load in the
- *     first process of the tree that has the library: the root. A fork()ed
- *     child has the mapping already.
- *   - The root keeps the memfd open without close-on-exec, moved up to
- *     FAKEDNS_FD_MIN or above, out of the way of programs that expect low
- *     numbers, and puts "PID:FD:DEV:INO" in SOCKSIFY_NAMES in its own
- *     environment before main() runs, so every exec()ed descendant inherits
- *     both the number and the way to find it again.
- *   - The constructor of an exec()ed image maps, in this order: its own FD
- *     when that is still the same file (DEV and INO; inherited, so it works
- *     with no /proc and after the root is gone), else /proc/PID/fd/FD, the
- *     root's copy (for programs that close descriptors before exec(), as
- *     Python's subprocess and Chromium do). A file is mapped only after
- *     stat() names the same DEV and INO, and used only when its header says
- *     it is a table of this layout.
- *   - When neither works (the root exited and the descriptor was closed, or
- *     another user's process), the image becomes the root of a table of its
- *     own. Names its ancestors handed out are then unknown here, and a
- *     connect() to one fails with EHOSTUNREACH and a log line (connect.c):
- *     a placeholder never reaches the proxy as an address.
- *   - When memfd_create() is refused (old kernel, a sandbox), an anonymous
- *     shared mapping keeps fork() working, and nothing is exported.
+ *   - It is a memfd, mapped MAP_SHARED. Its holder keeps the descriptor,
+ *     close-on-exec, and SOCKSIFY_NAMES="PID:FD:DEV:INO" in the environment
+ *     says where it is. The holder is the socksify launcher when it waits
+ *     for COMMAND (the embedded server), so the table outlives any process
+ *     of the tree; else the first process with the library, which makes the
+ *     table in a constructor at load, before main() and any fork().
+ *   - A fork()ed child has the mapping already. The constructor of an
+ *     exec()ed image opens /proc/PID/fd/FD with O_PATH, checks that it is
+ *     still the same file (DEV, INO), owned by us, sealed against
+ *     shrinking, and only then reopens it for writing and maps it; the
+ *     header must say it is a table of this layout. /proc, not an inherited
+ *     descriptor: opening another process's descriptor needs the same user
+ *     (ptrace read access), so a descendant that changed user (su, setpriv)
+ *     never shares the table, and no descriptor of ours leaks into programs.
+ *     When PID is our own (the launcher exec()ed into COMMAND and passed the
+ *     descriptor on), we adopt the descriptor and make it close-on-exec.
+ *   - A table the launcher made is all zeroes: the first process to map it
+ *     claims the header with a compare-and-swap and writes it.
+ *   - When none of this works (the holder exited, another user's table, a
+ *     stale or foreign value), the image becomes the root of a table of its
+ *     own. Names its ancestors handed out are unknown here, and a connect()
+ *     to one fails with EHOSTUNREACH and a log line (connect.c): a
+ *     placeholder never reaches the proxy as an address. When memfd_create()
+ *     is refused, anonymous shared memory keeps fork() working.
  *
- * The constructor starts no thread and allocates nothing from the program's
- * allocator (P9): the root's environ grows by an mmap()ed copy. Hooks that run before it (other libraries' constructors) reach
- * the same pthread_once.
+ * Placeholders start at a random offset of each table (the header's
+ * origin), so one that a program kept from another tree is most likely
+ * unknown here rather than another name.
  *
- * The memfd is sealed against shrinking: no process of the tree can truncate
- * it under the others' mappings. Entries are append-only: readers walk hash
- * chains and read names without a lock (an entry is complete before the
- * release store that publishes it); writers take a process-shared, robust
- * mutex that also lives in the mapping. Process-shared, so it excludes
- * writers in every process of the tree; robust, so a writer killed while
- * holding it does not wedge the tree. Every index read from the table is
- * bounds-checked and every walk is bounded: the table is memory other
- * processes write.
+ * The constructor starts no thread, takes no lock and allocates nothing from
+ * the program's allocator (P9): a longer environ comes from mmap().
+ *
+ * The table holds no lock and no pointer, so a process that can write it
+ * can change names but never another process's memory. Entries are
+ * append-only: a writer reserves a slot with an atomic add, fills it, marks
+ * it ready (release), then links it at the head of its hash chain with a
+ * compare-and-swap. Two processes adding the same name at once may each
+ * get a slot; both map back to the name. Readers take a slot only when it
+ * is ready, and every index read from the table is bounds-checked and every
+ * walk bounded: it is memory other processes write.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 #include <unistd.h>
+#include <sys/auxv.h>
 #include <sys/mman.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <arpa/inet.h>
 
@@ -69,54 +77,43 @@
 
 #define FAKEDNS_BUCKETS		PRELOAD_FAKE_ENTRIES	/* load factor <= 1 */
 #define FAKEDNS_ENV		"SOCKSIFY_NAMES"
-#define FAKEDNS_MAGIC		UINT64_C(0x534f434b534e4d31)	/* "SOCKSNM1" */
-#define FAKEDNS_FD_MIN		512	/* where the root keeps the memfd */
+#define FAKEDNS_MAGIC		UINT64_C(0x534f434b534e4d32)	/* "SOCKSNM2" */
+#define FAKEDNS_BUSY		UINT64_C(1)	/* a process is writing the header */
+#define FAKEDNS_INIT_SPINS	1000	/* sched_yield()s to wait for that */
 #define FAKEDNS_ENV_MAX		(sizeof("PID:FD:DEV:INO") + 4 * 20)
+/* Offsets in the IPv4 range; an origin leaves room for every slot. */
+#define FAKEDNS_SPAN		(1u << (32 - PRELOAD_FAKE_V4_BITS))
+#define FAKEDNS_ORIGINS		(FAKEDNS_SPAN - PRELOAD_FAKE_ENTRIES - 1)
 
-/* Slot 0 is never used: 0 ends a chain, and base + 0 is the network address. */
-_Static_assert(PRELOAD_FAKE_ENTRIES < (1u << (32 - PRELOAD_FAKE_V4_BITS)) - 1,
-    "PRELOAD_FAKE_ENTRIES must fit in the IPv4 placeholder range");
+_Static_assert(PRELOAD_FAKE_ENTRIES < FAKEDNS_SPAN / 2,
+    "PRELOAD_FAKE_ENTRIES must leave room for random origins");
 
 struct fakedns_entry {
 	_Atomic uint32_t next;		/* next slot in the bucket chain, 0 ends */
+	_Atomic uint8_t ready;		/* name and len are written */
 	uint8_t len;
 	char name[S5_DOMAIN_MAX + 1];
 };
 
 struct fakedns_table {
-	/* Written last by the root: a process that maps the table checks
-	 * both before it trusts anything else in it. */
-	_Atomic uint64_t magic;		/* FAKEDNS_MAGIC */
+	/* 0 in a fresh memfd, FAKEDNS_BUSY while claimed, then
+	 * FAKEDNS_MAGIC once layout and origin are written. */
+	_Atomic uint64_t magic;
 	uint64_t layout;		/* sizeof(struct fakedns_table) */
-	pthread_mutex_t lock;		/* writers only; process-shared, robust */
-	_Atomic uint32_t count;		/* slots 1..count are published */
+	uint32_t origin;		/* slot 1 is placeholder origin + 1 */
+	_Atomic uint32_t reserved;	/* slots 1..reserved are taken */
 	_Atomic uint32_t buckets[FAKEDNS_BUCKETS];
 	struct fakedns_entry e[PRELOAD_FAKE_ENTRIES + 1];
 };
 
+_Static_assert(sizeof(struct fakedns_table) <= PRELOAD_FAKE_TABLE_BYTES,
+    "PRELOAD_FAKE_TABLE_BYTES is the launcher's size of the table");
+
 static struct fakedns_table *_Atomic fakedns;
+static uint32_t fakedns_origin;		/* this process's copy, checked */
 static uint8_t fakedns_v4_base[4];
 static uint8_t fakedns_v6_base[16];
 static pthread_once_t fakedns_once = PTHREAD_ONCE_INIT;
-
-/* The writers' mutex, set up in the fresh mapping before it is published. */
-static int
-fakedns_init_lock(pthread_mutex_t *m)
-{
-	pthread_mutexattr_t attr;
-	int r;
-
-	r = pthread_mutexattr_init(&attr);
-	if (r != 0)
-		return r;
-	r = pthread_mutexattr_setpshared(&attr, PTHREAD_PROCESS_SHARED);
-	if (r == 0)
-		r = pthread_mutexattr_setrobust(&attr, PTHREAD_MUTEX_ROBUST);
-	if (r == 0)
-		r = pthread_mutex_init(m, &attr);
-	pthread_mutexattr_destroy(&attr);
-	return r;
-}
 
 static struct fakedns_table *
 fakedns_map(int fd)
@@ -128,72 +125,127 @@ fakedns_map(int fd)
 	return p == MAP_FAILED ? NULL : p;
 }
 
-/* True when st is the table SOCKSIFY_NAMES names, with room for its size. */
+/* A random origin: placeholders of other tables are unknown here. */
+static uint32_t
+fakedns_random_origin(void)
+{
+	uint32_t r;
+
+	if (getrandom(&r, sizeof(r), GRND_NONBLOCK) != (ssize_t)sizeof(r))
+		r = (uint32_t)getpid() * 2654435761u ^ (uint32_t)time(NULL);
+	return r % FAKEDNS_ORIGINS;
+}
+
+/*
+ * The mapped table t, once its header says it is ours: claims and writes
+ * the header of a fresh (zeroed) one, waits a little for another process
+ * doing that. False for anything else.
+ */
+static bool
+fakedns_adopt(struct fakedns_table *t)
+{
+	uint64_t m = 0;
+	int spins;
+
+	if (atomic_compare_exchange_strong(&t->magic, &m, FAKEDNS_BUSY)) {
+		t->layout = sizeof(struct fakedns_table);
+		t->origin = fakedns_random_origin();
+		atomic_store_explicit(&t->magic, FAKEDNS_MAGIC, memory_order_release);
+	}
+	for (spins = 0; spins < FAKEDNS_INIT_SPINS &&
+	    atomic_load_explicit(&t->magic, memory_order_acquire) == FAKEDNS_BUSY;
+	    spins++)
+		sched_yield();
+	if (atomic_load_explicit(&t->magic, memory_order_acquire) != FAKEDNS_MAGIC ||
+	    t->layout != sizeof(struct fakedns_table))
+		return false;
+	fakedns_origin = t->origin;
+	return fakedns_origin < FAKEDNS_ORIGINS;
+}
+
+/* st is the memfd SOCKSIFY_NAMES names, ours, with room for the table. */
 static bool
 fakedns_same_file(const struct stat *st, uintmax_t dev, uintmax_t ino)
 {
 	return S_ISREG(st->st_mode) && (uintmax_t)st->st_dev == dev &&
-	    (uintmax_t)st->st_ino == ino &&
+	    (uintmax_t)st->st_ino == ino && st->st_uid == geteuid() &&
 	    st->st_size >= (off_t)sizeof(struct fakedns_table);
 }
 
-/* A mapping of fd when its header is a table of ours, else NULL. */
-static struct fakedns_table *
-fakedns_map_checked(int fd)
+/* fd is that file, and no process can shrink it under our mapping. */
+static bool
+fakedns_fd_ok(int fd, uintmax_t dev, uintmax_t ino)
 {
-	struct fakedns_table *t;
+	struct stat st;
+	int seals;
 
-	t = fakedns_map(fd);
-	if (t == NULL)
-		return NULL;
-	if (atomic_load_explicit(&t->magic, memory_order_acquire) != FAKEDNS_MAGIC ||
-	    t->layout != sizeof(struct fakedns_table)) {
-		munmap(t, sizeof(struct fakedns_table));
-		return NULL;
-	}
-	return t;
+	seals = fcntl(fd, F_GET_SEALS);
+	return fstat(fd, &st) == 0 && fakedns_same_file(&st, dev, ino) &&
+	    seals >= 0 && (seals & F_SEAL_SHRINK) != 0;
 }
 
 /*
- * The table of an ancestor, named by SOCKSIFY_NAMES ("PID:FD:DEV:INO"):
- * our inherited FD first, else the root's through /proc. NULL when neither
- * is the same file any more.
+ * A descriptor for writing of the file /proc/PID/fd/FD, when it is the one
+ * SOCKSIFY_NAMES describes; else -1. Opened with O_PATH first and checked,
+ * so that a number since reused for a device or a FIFO is never opened.
  */
+static int
+fakedns_open(uintmax_t pid, uintmax_t fd, uintmax_t dev, uintmax_t ino)
+{
+	char path[sizeof("/proc//fd/") + 2 * 20];
+	struct stat st;
+	int p, rw = -1;
+
+	snprintf(path, sizeof(path), "/proc/%ju/fd/%ju", pid, fd);
+	p = open(path, O_PATH | O_CLOEXEC);
+	if (p < 0)
+		return -1;
+	if (fstat(p, &st) == 0 && fakedns_same_file(&st, dev, ino)) {
+		snprintf(path, sizeof(path), "/proc/self/fd/%d", p);
+		rw = open(path, O_RDWR | O_CLOEXEC);
+	}
+	close(p);
+	if (rw >= 0 && !fakedns_fd_ok(rw, dev, ino)) {
+		close(rw);
+		rw = -1;
+	}
+	return rw;
+}
+
+/* The table of an ancestor, named by SOCKSIFY_NAMES ("PID:FD:DEV:INO"), or
+ * NULL. */
 static struct fakedns_table *
 fakedns_attach(const char *env)
 {
 	uintmax_t pid, fd, dev, ino;
-	struct fakedns_table *t = NULL;
-	struct stat st;
-	char path[sizeof("/proc//fd/") + 2 * 20];
-	int n = -1, own;
+	struct fakedns_table *t;
+	int n = -1, rw;
+	bool own;
 
 	if (sscanf(env, "%ju:%ju:%ju:%ju%n", &pid, &fd, &dev, &ino, &n) != 4 ||
-	    env[n] != '\0' || fd > INT_MAX || pid > INT_MAX || pid == 0) {
-		preload_log(LOG_LVL_ERROR, FAKEDNS_ENV "=\"%s\" is not ours; "
-		    "starting a name table of this process", env);
+	    env[n] != '\0' || fd > INT_MAX || pid > INT_MAX || pid == 0)
 		return NULL;
+	/* Our own descriptor: the launcher exec()ed into us and passed it.
+	 * We hold the table from now on, close-on-exec like any holder. */
+	own = pid == (uintmax_t)getpid() && fakedns_fd_ok((int)fd, dev, ino);
+	rw = own ? (int)fd : fakedns_open(pid, fd, dev, ino);
+	if (rw < 0)
+		return NULL;
+	t = fakedns_map(rw);
+	if (own)
+		(void)fcntl(rw, F_SETFD, FD_CLOEXEC);
+	else
+		close(rw);
+	if (t != NULL && !fakedns_adopt(t)) {
+		munmap(t, sizeof(struct fakedns_table));
+		t = NULL;
 	}
-	if (fstat((int)fd, &st) == 0 && fakedns_same_file(&st, dev, ino) &&
-	    (t = fakedns_map_checked((int)fd)) != NULL)
-		return t;
-	snprintf(path, sizeof(path), "/proc/%ju/fd/%ju", pid, fd);
-	/* stat() before open(): the number may now be some other file of
-	 * the root's, a device or a FIFO that an open() would disturb. */
-	if (stat(path, &st) != 0 || !fakedns_same_file(&st, dev, ino))
-		return NULL;
-	own = open(path, O_RDWR | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-	if (own < 0)
-		return NULL;
-	if (fstat(own, &st) == 0 && fakedns_same_file(&st, dev, ino))
-		t = fakedns_map_checked(own);
-	close(own);
 	return t;
 }
 
 /*
- * Puts kv ("SOCKSIFY_NAMES=...", static storage) in environ, replacing the
- * variable when present, or takes the variable out when kv is NULL. No
+ * Puts kv ("SOCKSIFY_NAMES=...", static storage) in environ in place of
+ * every copy of the variable, or takes them all out when kv is NULL. No
  * setenv(): at load a program's allocator may not be ready for us (P9), so
  * a longer array comes from mmap(), and the strings are never freed.
  */
@@ -201,21 +253,17 @@ static void
 fakedns_export(char *kv)
 {
 	static const char prefix[] = FAKEDNS_ENV "=";
-	char **e, **grown;
-	size_t n;
+	char **e = environ, **grown;
+	size_t i, n = 0;
 
-	for (e = environ, n = 0; e != NULL && e[n] != NULL; n++) {
-		if (strncmp(e[n], prefix, sizeof(prefix) - 1) != 0)
-			continue;
-		if (kv != NULL) {
-			e[n] = kv;
-			return;
-		}
-		do		/* in place, as unsetenv() does */
-			e[n] = e[n + 1];
-		while (e[n++] != NULL);
-		return;
+	for (i = 0; e != NULL && e[i] != NULL; i++) {
+		if (strncmp(e[i], prefix, sizeof(prefix) - 1) != 0)
+			e[n++] = e[i];
+		else if (kv != NULL)
+			e[n++] = kv, kv = NULL;
 	}
+	if (e != NULL)
+		e[n] = NULL;
 	if (kv == NULL)
 		return;
 	grown = mmap(NULL, (n + 2) * sizeof(char *), PROT_READ | PROT_WRITE,
@@ -240,50 +288,38 @@ fakedns_create(void)
 	static char kv[sizeof(FAKEDNS_ENV "=") + FAKEDNS_ENV_MAX];
 	struct fakedns_table *t;
 	struct stat st;
-	int fd, hi, r;
+	int fd, hi;
 
 	fd = memfd_create("socksify-names", MFD_CLOEXEC | MFD_ALLOW_SEALING);
-	if (fd >= 0 && (ftruncate(fd, sizeof(struct fakedns_table)) != 0 ||
+	if (fd >= 0 && (ftruncate(fd, PRELOAD_FAKE_TABLE_BYTES) != 0 ||
 	    fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_SEAL) != 0)) {
 		close(fd);
 		fd = -1;
 	}
-	if (fd >= 0) {
-		/* Inherited across exec() on purpose: see the top. */
-		hi = fcntl(fd, F_DUPFD, FAKEDNS_FD_MIN);
-		if (hi < 0)
-			hi = fcntl(fd, F_DUPFD, 3);	/* a low RLIMIT_NOFILE */
+	/* Out of the way of programs that expect low numbers. */
+	if (fd >= 0 && (hi = fcntl(fd, F_DUPFD_CLOEXEC, PRELOAD_FAKE_FD_MIN)) >= 0) {
 		close(fd);
 		fd = hi;
 	}
-	t = fakedns_map(fd);	/* zero-filled: every chain empty, count 0 */
-	if (t == NULL) {
+	t = fakedns_map(fd);	/* zero-filled: every chain empty */
+	if (t == NULL || !fakedns_adopt(t)) {
 		preload_log(LOG_LVL_ERROR, "cannot map the name table: %s",
 		    strerror(errno));
+		if (t != NULL)
+			munmap(t, sizeof(struct fakedns_table));
 		if (fd >= 0)
 			close(fd);
-		return NULL;
-	}
-	r = fakedns_init_lock(&t->lock);
-	if (r != 0) {
-		preload_log(LOG_LVL_ERROR, "cannot set up the name table lock: %s",
-		    strerror(r));
-		munmap(t, sizeof(struct fakedns_table));
-		if (fd >= 0)
-			close(fd);
-		return NULL;
-	}
-	t->layout = sizeof(struct fakedns_table);
-	atomic_store_explicit(&t->magic, FAKEDNS_MAGIC, memory_order_release);
-	if (fd < 0) {
-		preload_log(LOG_LVL_DEBUG, "no memfd (%s): names are shared "
-		    "with forked children only", strerror(errno));
 		fakedns_export(NULL);
-	} else if (fstat(fd, &st) == 0) {
+		return NULL;
+	}
+	if (fd >= 0 && fstat(fd, &st) == 0) {
 		snprintf(kv, sizeof(kv), FAKEDNS_ENV "=%ld:%d:%ju:%ju",
 		    (long)getpid(), fd, (uintmax_t)st.st_dev,
 		    (uintmax_t)st.st_ino);
 		fakedns_export(kv);
+	} else {
+		/* No stale name of an ancestor's table for our descendants. */
+		fakedns_export(NULL);
 	}
 	return t;
 }
@@ -300,7 +336,9 @@ fakedns_setup(void)
 		return;
 	}
 	env = getenv(FAKEDNS_ENV);
-	if (env != NULL && env[0] != '\0')
+	/* A stale or foreign value is no error: we start a table. Nothing is
+	 * logged here, before the configuration (and its log file) is read. */
+	if (env != NULL && env[0] != '\0' && getauxval(AT_SECURE) == 0)
 		t = fakedns_attach(env);
 	if (t == NULL)
 		t = fakedns_create();
@@ -345,16 +383,25 @@ fakedns_slot(uint32_t i)
 	return i <= PRELOAD_FAKE_ENTRIES ? i : 0;
 }
 
-static uint32_t
-fakedns_find(struct fakedns_table *t, uint32_t bucket, const char *name, size_t len)
+/* Slot i holds a name, ready to read. */
+static bool
+fakedns_ready(struct fakedns_table *t, uint32_t i)
 {
-	uint32_t i, hops;
+	return i != 0 && atomic_load_explicit(&t->e[i].ready, memory_order_acquire) &&
+	    t->e[i].len != 0;
+}
 
-	i = fakedns_slot(atomic_load_explicit(&t->buckets[bucket],
-	    memory_order_acquire));
+/* The first ready slot for name in the chain that starts at i, or 0. */
+static uint32_t
+fakedns_find(struct fakedns_table *t, uint32_t i, const char *name, size_t len)
+{
+	uint32_t hops;
+
 	/* Bounded: a chain is at most every slot long. */
-	for (hops = 0; i != 0 && hops < PRELOAD_FAKE_ENTRIES; hops++) {
-		if (t->e[i].len == len && strncasecmp(t->e[i].name, name, len) == 0)
+	for (hops = 0, i = fakedns_slot(i); i != 0 && hops < PRELOAD_FAKE_ENTRIES;
+	    hops++) {
+		if (fakedns_ready(t, i) && t->e[i].len == len &&
+		    strncasecmp(t->e[i].name, name, len) == 0)
 			return i;
 		i = fakedns_slot(atomic_load_explicit(&t->e[i].next,
 		    memory_order_acquire));
@@ -362,89 +409,65 @@ fakedns_find(struct fakedns_table *t, uint32_t bucket, const char *name, size_t 
 	return 0;
 }
 
-/* 0, or the error of pthread_mutex_lock(). */
-static int
-fakedns_lock(struct fakedns_table *t)
-{
-	int r;
-
-	r = pthread_mutex_lock(&t->lock);
-	if (r == EOWNERDEAD) {
-		/* The holder died. The table is still sound: an entry counts
-		 * only once count is stored, and a slot written but never
-		 * linked into its chain is a name nobody was handed, still
-		 * mapped back correctly; the next writer carries on. */
-		preload_log(LOG_LVL_DEBUG, "name table: a writer died holding "
-		    "the lock; recovered");
-		r = pthread_mutex_consistent(&t->lock);
-	}
-	return r;
-}
-
-static void
-fakedns_unlock(struct fakedns_table *t)
-{
-	pthread_mutex_unlock(&t->lock);
-}
-
-/* The slot of name, added when new. 0, or -ENOMEM / -ENOSPC / -EINVAL, or
- * the -errno of a lock that cannot be taken. */
+/* The slot of name, added when new. 0, or -ENOMEM / -ENOSPC / -EINVAL. */
 int
 fakedns_lookup_name(const char *name, size_t len, unsigned *idx)
 {
 	struct fakedns_table *t = fakedns_table();
-	uint32_t bucket, i, n;
-	int saved = errno, r = 0;
+	_Atomic uint32_t *bucket;
+	uint32_t head, i, n;
 
 	if (t == NULL)
 		return -ENOMEM;
-	if (len == 0 || len > S5_DOMAIN_MAX)
+	if (len == 0 || len > S5_DOMAIN_MAX || memchr(name, '\0', len) != NULL)
 		return -EINVAL;
-	bucket = fakedns_hash(name, len);
-	i = fakedns_find(t, bucket, name, len);
-	if (i != 0) {
+	bucket = &t->buckets[fakedns_hash(name, len)];
+	head = atomic_load_explicit(bucket, memory_order_acquire);
+	if ((i = fakedns_find(t, head, name, len)) != 0) {
 		*idx = i;
 		return 0;
 	}
-	r = fakedns_lock(t);
-	if (r != 0) {
-		errno = saved;
-		return -r;
-	}
-	i = fakedns_find(t, bucket, name, len);
-	if (i == 0) {
-		n = atomic_load_explicit(&t->count, memory_order_relaxed);
-		if (n >= PRELOAD_FAKE_ENTRIES) {
-			r = -ENOSPC;
-		} else {
-			n++;
-			memcpy(t->e[n].name, name, len);
-			t->e[n].name[len] = '\0';
-			t->e[n].len = (uint8_t)len;
-			atomic_store_explicit(&t->e[n].next,
-			    atomic_load_explicit(&t->buckets[bucket],
-			    memory_order_relaxed), memory_order_relaxed);
-			atomic_store_explicit(&t->count, n, memory_order_release);
-			atomic_store_explicit(&t->buckets[bucket], n,
-			    memory_order_release);
-			i = n;
+	/* Checked first, so that a full table never moves the counter. */
+	if (atomic_load_explicit(&t->reserved, memory_order_relaxed) >= PRELOAD_FAKE_ENTRIES)
+		return -ENOSPC;
+	n = atomic_fetch_add(&t->reserved, 1) + 1;
+	if (n > PRELOAD_FAKE_ENTRIES)
+		return -ENOSPC;
+	memcpy(t->e[n].name, name, len);
+	t->e[n].name[len] = '\0';
+	t->e[n].len = (uint8_t)len;
+	atomic_store_explicit(&t->e[n].ready, 1, memory_order_release);
+	do {
+		/* Someone linked the same name meanwhile: theirs, ours
+		 * stays unlinked (still a valid placeholder, never handed
+		 * out). */
+		if ((i = fakedns_find(t, head, name, len)) != 0) {
+			*idx = i;
+			return 0;
 		}
-	}
-	fakedns_unlock(t);
-	errno = saved;
-	if (r == 0)
-		*idx = i;
-	return r;
+		atomic_store_explicit(&t->e[n].next, fakedns_slot(head),
+		    memory_order_relaxed);
+	} while (!atomic_compare_exchange_weak_explicit(bucket, &head, n,
+	    memory_order_release, memory_order_acquire));
+	*idx = n;
+	return 0;
+}
+
+/* The offset of slot idx in both ranges. */
+static uint32_t
+fakedns_offset_of(unsigned idx)
+{
+	(void)fakedns_table();		/* bases and origin */
+	return fakedns_origin + idx;
 }
 
 void
 fakedns_addr_v4(unsigned idx, uint8_t ip[4])
 {
-	uint32_t v;
+	uint32_t v, off = fakedns_offset_of(idx);
 
-	(void)fakedns_table();
 	v = ((uint32_t)fakedns_v4_base[0] << 24 | (uint32_t)fakedns_v4_base[1] << 16 |
-	    (uint32_t)fakedns_v4_base[2] << 8 | fakedns_v4_base[3]) + idx;
+	    (uint32_t)fakedns_v4_base[2] << 8 | fakedns_v4_base[3]) + off;
 	ip[0] = (uint8_t)(v >> 24);
 	ip[1] = (uint8_t)(v >> 16);
 	ip[2] = (uint8_t)(v >> 8);
@@ -454,19 +477,19 @@ fakedns_addr_v4(unsigned idx, uint8_t ip[4])
 void
 fakedns_addr_v6(unsigned idx, uint8_t ip[16])
 {
-	(void)fakedns_table();
+	uint32_t off = fakedns_offset_of(idx);
+
 	memcpy(ip, fakedns_v6_base, 16);
-	/* The interface identifier half of the /64 carries the slot. */
-	ip[12] = (uint8_t)(idx >> 24);
-	ip[13] = (uint8_t)(idx >> 16);
-	ip[14] = (uint8_t)(idx >> 8);
-	ip[15] = (uint8_t)idx;
+	/* The interface identifier half of the /64 carries the offset. */
+	ip[12] = (uint8_t)(off >> 24);
+	ip[13] = (uint8_t)(off >> 16);
+	ip[14] = (uint8_t)(off >> 8);
+	ip[15] = (uint8_t)off;
 }
 
 /*
  * The offset of a in the placeholder ranges: true when a lies in them,
- * whether or not the offset was ever handed out. IPv6 carries the slot in
- * the low 32 bits of the /64 (fakedns_addr_v6()).
+ * whether or not it was ever handed out.
  */
 static bool
 fakedns_offset(const struct s5_addr *a, uint32_t *off)
@@ -482,7 +505,7 @@ fakedns_offset(const struct s5_addr *a, uint32_t *off)
 		    (uint32_t)fakedns_v4_base[1] << 16 |
 		    (uint32_t)fakedns_v4_base[2] << 8 | fakedns_v4_base[3];
 		*off = v - base;
-		return *off < (1u << (32 - PRELOAD_FAKE_V4_BITS));
+		return *off < FAKEDNS_SPAN;
 	}
 	if (a->atyp == S5_ATYP_IPV6 && memcmp(a->u.ip6, fakedns_v6_base, 8) == 0) {
 		*off = memcmp(a->u.ip6 + 8, zero, 4) != 0 ? UINT32_MAX :
@@ -508,15 +531,19 @@ bool
 fakedns_name_of(const struct s5_addr *a, char *name, size_t cap)
 {
 	struct fakedns_table *t = fakedns_table();
-	uint32_t i, count;
+	uint32_t off, i;
 	size_t len;
 
-	if (t == NULL || cap == 0 || !fakedns_offset(a, &i))
+	if (t == NULL || cap == 0 || !fakedns_offset(a, &off) ||
+	    off <= fakedns_origin)
 		return false;
-	count = atomic_load_explicit(&t->count, memory_order_acquire);
-	if (i == 0 || i > count || fakedns_slot(i) == 0)
+	i = fakedns_slot(off - fakedns_origin);
+	if (!fakedns_ready(t, i))
 		return false;
 	len = t->e[i].len;
+	/* Written by another process: a name with a NUL inside is none. */
+	if (memchr(t->e[i].name, '\0', len) != NULL)
+		return false;
 	if (len >= cap)
 		len = cap - 1;
 	memcpy(name, t->e[i].name, len);

@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <poll.h>
 #include <signal.h>
@@ -25,6 +26,7 @@
 #include <strings.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/random.h>
 #include <sys/resource.h>
@@ -826,6 +828,42 @@ exit_like(int status)
 	exit(128 + sig);
 }
 
+/*
+ * The name table every process of COMMAND's tree shares (the library's
+ * fakedns.c): an empty memfd that the first process with the library
+ * fills in. When we wait for COMMAND we hold it, close-on-exec, so it
+ * outlives any process of the tree; when we exec() into COMMAND we pass it
+ * on, and COMMAND holds it. Always a new one: a table from our own
+ * environment may be another user's (su, sudo -E). Without a memfd the
+ * library makes its own.
+ */
+static void
+names_table_make(bool held)
+{
+	char env[sizeof("PID:FD:DEV:INO") + 4 * 20];
+	struct stat st;
+	int fd, hi;
+
+	unsetenv("SOCKSIFY_NAMES");
+	fd = memfd_create("socksify-names", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	if (fd < 0)
+		return;
+	if (ftruncate(fd, PRELOAD_FAKE_TABLE_BYTES) != 0 ||
+	    fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_SEAL) != 0 ||
+	    (hi = fcntl(fd, held ? F_DUPFD_CLOEXEC : F_DUPFD, PRELOAD_FAKE_FD_MIN)) < 0) {
+		close(fd);
+		return;
+	}
+	close(fd);
+	if (fstat(hi, &st) != 0) {
+		close(hi);
+		return;
+	}
+	snprintf(env, sizeof(env), "%ld:%d:%ju:%ju", (long)getpid(), hi,
+	    (uintmax_t)st.st_dev, (uintmax_t)st.st_ino);
+	setenv("SOCKSIFY_NAMES", env, 1);
+}
+
 /* The embedded-server case: COMMAND is our child; we wait, forward, clean up. */
 static void __attribute__((noreturn))
 command_supervise(const char *path, char **argv)
@@ -964,6 +1002,7 @@ main(int argc, char **argv)
 	setenv("SOCKSIFY_PROXY", run.proxy, 1);
 	run.preload = preload_compose(run.lib, getenv("LD_PRELOAD"), true);
 	setenv("LD_PRELOAD", run.preload, 1);
+	names_table_make(embedded);
 	if (!embedded)
 		command_exec(run.path, argv);
 	command_supervise(run.path, argv);

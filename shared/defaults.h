@@ -68,7 +68,10 @@
 #define PRELOAD_FAKE_V4_BITS		15
 #define PRELOAD_FAKE_V6_NET		"100::"		/* RFC 6666 discard prefix, /64 */
 #define PRELOAD_FAKE_ENTRIES		8192	/* names one process tree can look up */
-/* The same ranges as CIDR text, for the embedded server's deny rules. */
+#define PRELOAD_FAKE_TABLE_BYTES	(4u << 20)	/* the name table's memfd (sparse) */
+#define PRELOAD_FAKE_FD_MIN		512	/* its holder's descriptor, this or above */
+/* The same ranges as CIDR text, for the embedded server's deny rules
+ * (the prefix lengths are PRELOAD_FAKE_V4_BITS and 64). */
 #define PRELOAD_FAKE_V4_CIDR		PRELOAD_FAKE_V4_NET "/15"
 #define PRELOAD_FAKE_V6_CIDR		PRELOAD_FAKE_V6_NET "/64"
 #define PRELOAD_TIMEOUT_MAX_S		86400	/* largest SOCKSIFY_TIMEOUT accepted */
