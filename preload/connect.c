@@ -78,13 +78,6 @@ connect_dgram_policy(const struct sockaddr *sa, socklen_t len)
 		return 0;
 	if (s5_addr_from_sockaddr(&a, sa, len) != 0)
 		return -EINVAL;
-	if (preload_cfg.remote_dns && fakedns_in_range(&a)) {
-		/* A datagram cannot carry the name: sent raw it would take
-		 * whatever it says (a QUIC Initial names the host) around
-		 * the tunnel, whatever SOCKSIFY_UDP says. */
-		connect_refuse(sa, "UDP datagram", "a placeholder address");
-		return -EHOSTUNREACH;
-	}
 	if (a.port == DNS_PORT && preload_cfg.remote_dns)
 		why = "remote DNS";
 	else if (!preload_cfg.udp_block || a.port == DNS_PORT ||
@@ -123,11 +116,28 @@ connect_is_dgram(int type)
 	return type == SOCK_DGRAM || type == SOCK_RAW;
 }
 
+/* A placeholder under remote resolution: only a tunnel can carry its name. */
+static bool
+connect_is_placeholder(const struct s5_addr *a)
+{
+	return preload_cfg.remote_dns && fakedns_in_range(a);
+}
+
 /* The policy for a socket of this type sending to sa: 0 when TCP (for the
  * tunnel to handle) or allowed, else -errno. */
 static int
 connect_type_policy(int type, const struct sockaddr *sa, socklen_t len)
 {
+	struct s5_addr a;
+
+	/* Anything but TCP to a placeholder cannot carry the name: sent raw,
+	 * it takes what it says (a QUIC Initial names the host) around the
+	 * tunnel, excluded or not, whatever SOCKSIFY_UDP says. */
+	if (type != SOCK_STREAM && s5_addr_from_sockaddr(&a, sa, len) == 0 &&
+	    connect_is_placeholder(&a)) {
+		connect_refuse(sa, "datagram", "a placeholder address");
+		return -EHOSTUNREACH;
+	}
 	if (connect_is_dgram(type))
 		return connect_dgram_policy(sa, len);
 	if (type != SOCK_STREAM)
@@ -218,7 +228,7 @@ connect_hooked(int fd, const struct sockaddr *sa, socklen_t len)
 	 */
 	if (conv == 0 && preload_is_excluded(&dst) &&
 	    !(preload_cfg.remote_dns && dst.port == DNS_PORT) &&
-	    !fakedns_in_range(&dst)) {
+	    !connect_is_placeholder(&dst)) {
 		connect_trace_direct(sa, "excluded");
 		errno = saved;
 		return preload_real.connect(fd, sa, len);
@@ -238,7 +248,7 @@ connect_hooked(int fd, const struct sockaddr *sa, socklen_t len)
 		errno = EINVAL;
 		return -1;
 	}
-	if (preload_cfg.remote_dns && fakedns_in_range(&dst)) {
+	if (connect_is_placeholder(&dst)) {
 		/* A placeholder: the name goes to the proxy, never a lookup.
 		 * One this tree never handed out (an ancestor's table we
 		 * cannot reach) means nothing to the proxy, and sent as an
@@ -345,10 +355,12 @@ connect_send_policy(int fd, const struct sockaddr *sa, socklen_t len, int flags)
 	if (!(flags & MSG_FASTOPEN)) {
 		bool known = s5_addr_from_sockaddr(&a, sa, len) == 0;
 		bool dns = known && preload_cfg.remote_dns && a.port == DNS_PORT;
+		bool fake = known && connect_is_placeholder(&a);
 
-		if (!preload_cfg.udp_block && (!preload_cfg.remote_dns || (known && !dns)))
+		if (!preload_cfg.udp_block && !fake &&
+		    (!preload_cfg.remote_dns || (known && !dns)))
 			return 1;
-		if (known && !dns && preload_is_excluded(&a))
+		if (known && !dns && !fake && preload_is_excluded(&a))
 			return 1;
 	}
 	type = connect_socket_type(fd);
@@ -449,7 +461,7 @@ sendmmsg(int fd, struct mmsghdr *vec, unsigned int vlen, int flags)
 				type = connect_socket_type(fd);
 			if (!connect_is_dgram(type))
 				break;
-			r = connect_dgram_policy(h->msg_name, h->msg_namelen);
+			r = connect_type_policy(type, h->msg_name, h->msg_namelen);
 			if (r < 0)
 				break;
 		}

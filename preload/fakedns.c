@@ -79,7 +79,7 @@
 #define FAKEDNS_ENV		"SOCKSIFY_NAMES"
 #define FAKEDNS_MAGIC		UINT64_C(0x534f434b534e4d32)	/* "SOCKSNM2" */
 #define FAKEDNS_BUSY		UINT64_C(1)	/* a process is writing the header */
-#define FAKEDNS_INIT_SPINS	1000	/* sched_yield()s to wait for that */
+#define FAKEDNS_CLAIM_WAIT_MS	1000	/* waiting for that, at most */
 #define FAKEDNS_ENV_MAX		(sizeof("PID:FD:DEV:INO") + 4 * 20)
 /* Offsets in the IPv4 range; an origin leaves room for every slot. */
 #define FAKEDNS_SPAN		(1u << (32 - PRELOAD_FAKE_V4_BITS))
@@ -144,18 +144,24 @@ fakedns_random_origin(void)
 static bool
 fakedns_adopt(struct fakedns_table *t)
 {
+	struct timespec t0, now;
 	uint64_t m = 0;
-	int spins;
 
 	if (atomic_compare_exchange_strong(&t->magic, &m, FAKEDNS_BUSY)) {
 		t->layout = sizeof(struct fakedns_table);
 		t->origin = fakedns_random_origin();
 		atomic_store_explicit(&t->magic, FAKEDNS_MAGIC, memory_order_release);
 	}
-	for (spins = 0; spins < FAKEDNS_INIT_SPINS &&
-	    atomic_load_explicit(&t->magic, memory_order_acquire) == FAKEDNS_BUSY;
-	    spins++)
+	/* Bounded in time, not in turns: a claimer preempted under load
+	 * still finishes; one killed halfway leaves a table nobody adopts. */
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	while (atomic_load_explicit(&t->magic, memory_order_acquire) == FAKEDNS_BUSY) {
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		if ((now.tv_sec - t0.tv_sec) * 1000 +
+		    (now.tv_nsec - t0.tv_nsec) / 1000000 >= FAKEDNS_CLAIM_WAIT_MS)
+			break;
 		sched_yield();
+	}
 	if (atomic_load_explicit(&t->magic, memory_order_acquire) != FAKEDNS_MAGIC ||
 	    t->layout != sizeof(struct fakedns_table))
 		return false;
@@ -227,7 +233,14 @@ fakedns_attach(const char *env)
 		return NULL;
 	/* Our own descriptor: the launcher exec()ed into us and passed it.
 	 * We hold the table from now on, close-on-exec like any holder. */
-	own = pid == (uintmax_t)getpid() && fakedns_fd_ok((int)fd, dev, ino);
+	own = fakedns_fd_ok((int)fd, dev, ino);
+	if (own && pid != (uintmax_t)getpid()) {
+		/* A copy passed down by a program without the library (a
+		 * static init, --force): drop it, so that it goes no further,
+		 * nor to a descendant that changes user. */
+		close((int)fd);
+		own = false;
+	}
 	rw = own ? (int)fd : fakedns_open(pid, fd, dev, ino);
 	if (rw < 0)
 		return NULL;

@@ -1002,7 +1002,10 @@ main(int argc, char **argv)
 	setenv("SOCKSIFY_PROXY", run.proxy, 1);
 	run.preload = preload_compose(run.lib, getenv("LD_PRELOAD"), true);
 	setenv("LD_PRELOAD", run.preload, 1);
-	names_table_make(embedded);
+	if (why == NULL)	/* --force: no library would adopt it */
+		names_table_make(embedded);
+	else
+		unsetenv("SOCKSIFY_NAMES");
 	if (!embedded)
 		command_exec(run.path, argv);
 	command_supervise(run.path, argv);

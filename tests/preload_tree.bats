@@ -162,6 +162,27 @@ embedded_with_name() {
 	proxy_saw_only_names "$PROXY_ONLY_NAME"
 }
 
+@test "socks5h: a datagram to a placeholder never leaves, by any UDP path, even with SOCKSIFY_UDP=pass or excluded" {
+	# In a loopback-only netns that routes the placeholder range to lo,
+	# so that a datagram let through would really be sent.
+	run unshare --net bash -c '
+		ip link set lo up && ip addr add 198.18.0.0/15 dev lo || exit 9
+		for how in sendto sendmsg sendmmsg connect syscall; do
+			for env in SOCKSIFY_UDP=pass SOCKSIFY_EXCLUDE=0.0.0.0/0; do
+				env "$env" LD_PRELOAD="$1" SOCKSIFY_PROXY=socks5h://127.0.0.1:9 \
+					"$2" udp "$how" 198.18.0.77 443 2>/dev/null
+			done
+		done
+		# socks5 (local lookups): just an address, and the same send goes
+		env SOCKSIFY_UDP=pass LD_PRELOAD="$1" SOCKSIFY_PROXY=socks5://127.0.0.1:9 \
+			"$2" udp sendto 198.18.0.77 443' bash "$LIB" "$BUILD/tests/pathcheck"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[ "${#lines[@]}" -eq 11 ]
+	[ "$(printf '%s\n' "${lines[@]:0:10}" | sort -u)" = "EHOSTUNREACH" ]
+	[ "${lines[10]}" = "sent" ]
+}
+
 # embedded_probe HEX...: socksify's embedded server, asked by s5probe.py with
 # the run's own credentials, then the request bytes HEX. In a network
 # namespace with only loopback: were the rule missing, the server would dial
