@@ -20,8 +20,10 @@
  *     for COMMAND (the embedded server), so the table outlives any process
  *     of the tree; else the first process with the library, which makes the
  *     table in a constructor at load, before main() and any fork().
- *   - A fork()ed child has the mapping already. The constructor of an
- *     exec()ed image opens /proc/PID/fd/FD with O_PATH, checks that it is
+ *   - A fork()ed child has the mapping already. An exec()ed image, on its
+ *     first lookup or connect() to a placeholder (nothing at load: a
+ *     program that never resolves pays nothing), opens /proc/PID/fd/FD
+ *     with O_PATH, checks that it is
  *     still the same file (DEV, INO), owned by us, sealed against
  *     shrinking, and only then reopens it for writing and maps it; the
  *     header must say it is a table of this layout. /proc, not an inherited
@@ -33,8 +35,8 @@
  *   - A table the launcher made is all zeroes: the first process to map it
  *     claims the header with a compare-and-swap and writes it.
  *   - When none of this works (the holder exited, another user's table, a
- *     stale or foreign value), the image becomes the root of a table of its
- *     own. Names its ancestors handed out are unknown here, and a connect()
+ *     stale or foreign value, a process that changed user since exec()),
+ *     the process becomes the root of a table of its own. Names its ancestors handed out are unknown here, and a connect()
  *     to one fails with EHOSTUNREACH and a log line (connect.c): a
  *     placeholder never reaches the proxy as an address. When memfd_create()
  *     is refused, anonymous shared memory keeps fork() working.
@@ -43,8 +45,9 @@
  * origin), so one that a program kept from another tree is most likely
  * unknown here rather than another name.
  *
- * The constructor starts no thread, takes no lock and allocates nothing from
- * the program's allocator (P9): a longer environ comes from mmap().
+ * The constructor does work only in the root. It starts no thread, takes no
+ * lock and allocates nothing from the program's allocator (P9): a longer
+ * environ comes from mmap().
  *
  * The table holds no lock and no pointer, so a process that can write it
  * can change names but never another process's memory. Entries are
@@ -185,9 +188,36 @@ fakedns_fd_ok(int fd, uintmax_t dev, uintmax_t ino)
 	struct stat st;
 	int seals;
 
+	if (fstat(fd, &st) != 0 || !fakedns_same_file(&st, dev, ino))
+		return false;
 	seals = fcntl(fd, F_GET_SEALS);
-	return fstat(fd, &st) == 0 && fakedns_same_file(&st, dev, ino) &&
-	    seals >= 0 && (seals & F_SEAL_SHRINK) != 0;
+	return seals >= 0 && (seals & F_SEAL_SHRINK) != 0;
+}
+
+#define FAKEDNS_PATH_MAX	(sizeof("/proc//fd/") + 2 * 20)
+
+/* "/proc/PID/fd/FD" into path (FAKEDNS_PATH_MAX bytes), without stdio. */
+static void
+fakedns_proc_path(char *path, uintmax_t pid, uintmax_t fd)
+{
+	const uintmax_t v[2] = { pid, fd };
+	const char *part[2] = { "/proc/", "/fd/" };
+	char digits[20];
+	size_t i, n, at = 0;
+	uintmax_t x;
+
+	for (i = 0; i < 2; i++) {
+		memcpy(path + at, part[i], strlen(part[i]));
+		at += strlen(part[i]);
+		x = v[i];
+		n = 0;
+		do
+			digits[n++] = (char)('0' + x % 10);
+		while ((x /= 10) != 0);
+		while (n > 0)
+			path[at++] = digits[--n];
+	}
+	path[at] = '\0';
 }
 
 /*
@@ -198,11 +228,11 @@ fakedns_fd_ok(int fd, uintmax_t dev, uintmax_t ino)
 static int
 fakedns_open(uintmax_t pid, uintmax_t fd, uintmax_t dev, uintmax_t ino)
 {
-	char path[sizeof("/proc//fd/") + 2 * 20];
+	char path[FAKEDNS_PATH_MAX];
 	struct stat st;
 	int p, rw = -1;
 
-	snprintf(path, sizeof(path), "/proc/%ju/fd/%ju", pid, fd);
+	fakedns_proc_path(path, pid, fd);
 	p = open(path, O_PATH | O_CLOEXEC);
 	if (p < 0)
 		return -1;
@@ -218,36 +248,70 @@ fakedns_open(uintmax_t pid, uintmax_t fd, uintmax_t dev, uintmax_t ino)
 	return rw;
 }
 
-/* The table of an ancestor, named by SOCKSIFY_NAMES ("PID:FD:DEV:INO"), or
- * NULL. */
+/* Where SOCKSIFY_NAMES ("PID:FD:DEV:INO") says the table is. */
+struct fakedns_ref {
+	uintmax_t pid, fd, dev, ino;
+};
+
+/* Four decimal numbers and three colons, nothing else; no libc, as the
+ * constructor runs this in every exec()ed image. */
+static bool
+fakedns_parse(const char *s, struct fakedns_ref *r)
+{
+	uintmax_t *v[] = { &r->pid, &r->fd, &r->dev, &r->ino };
+	size_t i, digits;
+
+	for (i = 0; i < 4; i++) {
+		*v[i] = 0;
+		for (digits = 0; *s >= '0' && *s <= '9'; s++, digits++) {
+			if (digits == 19)	/* fits in 64 bits, unchecked */
+				return false;
+			*v[i] = *v[i] * 10 + (uintmax_t)(*s - '0');
+		}
+		if (digits == 0 || *s != (i < 3 ? ':' : '\0'))
+			return false;
+		s++;
+	}
+	return r->pid != 0 && r->pid <= INT_MAX && r->fd <= INT_MAX;
+}
+
+/*
+ * The table's descriptor when this process has it at r->fd: true when it
+ * is ours to hold (the launcher exec()ed into us and passed it on; it is
+ * close-on-exec from now on, like any holder's). A copy anyone else passed
+ * down (a program without the library: a static init, --force) is closed,
+ * so that it goes no further, nor to a descendant that changes user.
+ */
+static bool
+fakedns_take_fd(const struct fakedns_ref *r)
+{
+	if (!fakedns_fd_ok((int)r->fd, r->dev, r->ino))
+		return false;
+	if (r->pid != (uintmax_t)getpid()) {
+		close((int)r->fd);
+		return false;
+	}
+	(void)fcntl((int)r->fd, F_SETFD, FD_CLOEXEC);
+	return true;
+}
+
+/* The table of an ancestor, named by SOCKSIFY_NAMES, or NULL. */
 static struct fakedns_table *
 fakedns_attach(const char *env)
 {
-	uintmax_t pid, fd, dev, ino;
+	struct fakedns_ref r;
 	struct fakedns_table *t;
-	int n = -1, rw;
 	bool own;
+	int rw;
 
-	if (sscanf(env, "%ju:%ju:%ju:%ju%n", &pid, &fd, &dev, &ino, &n) != 4 ||
-	    env[n] != '\0' || fd > INT_MAX || pid > INT_MAX || pid == 0)
+	if (!fakedns_parse(env, &r))
 		return NULL;
-	/* Our own descriptor: the launcher exec()ed into us and passed it.
-	 * We hold the table from now on, close-on-exec like any holder. */
-	own = fakedns_fd_ok((int)fd, dev, ino);
-	if (own && pid != (uintmax_t)getpid()) {
-		/* A copy passed down by a program without the library (a
-		 * static init, --force): drop it, so that it goes no further,
-		 * nor to a descendant that changes user. */
-		close((int)fd);
-		own = false;
-	}
-	rw = own ? (int)fd : fakedns_open(pid, fd, dev, ino);
+	own = fakedns_take_fd(&r);
+	rw = own ? (int)r.fd : fakedns_open(r.pid, r.fd, r.dev, r.ino);
 	if (rw < 0)
 		return NULL;
 	t = fakedns_map(rw);
-	if (own)
-		(void)fcntl(rw, F_SETFD, FD_CLOEXEC);
-	else
+	if (!own)
 		close(rw);
 	if (t != NULL && !fakedns_adopt(t)) {
 		munmap(t, sizeof(struct fakedns_table));
@@ -365,10 +429,35 @@ fakedns_table(void)
 	return atomic_load_explicit(&fakedns, memory_order_acquire);
 }
 
-/* At load, before main() and before any fork() of the program's. */
+/*
+ * At load, before main() and before any fork() of the program's: the root
+ * of a tree makes the table now, so that every child shares it. A process
+ * that SOCKSIFY_NAMES already points to a table maps it on first use, so
+ * that a program that never looks a name up pays two calls at start: an
+ * fstat() for a copy of the descriptor it must not pass on, and a stat()
+ * that the table is still there.
+ */
 __attribute__((constructor)) static void
 fakedns_load(void)
 {
+	const char *env = getenv(FAKEDNS_ENV);
+	struct fakedns_ref r;
+
+	char path[FAKEDNS_PATH_MAX];
+	struct stat st;
+
+	/* Our own copy first: before any exec() of ours passes it on. */
+	if (env != NULL && fakedns_parse(env, &r) && fakedns_take_fd(&r))
+		return;
+	/* A holder that is there now is there on first use, most likely.
+	 * A value that names nothing makes this process a root: its
+	 * children, forked or exec()ed before its first lookup, must find
+	 * the table it will use. */
+	if (env != NULL && fakedns_parse(env, &r)) {
+		fakedns_proc_path(path, r.pid, r.fd);
+		if (stat(path, &st) == 0 && fakedns_same_file(&st, r.dev, r.ino))
+			return;
+	}
 	(void)fakedns_table();
 }
 
