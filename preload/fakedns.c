@@ -18,36 +18,42 @@
  *     close-on-exec, and SOCKSIFY_NAMES="PID:FD:DEV:INO" in the environment
  *     says where it is. The holder is the socksify launcher when it waits
  *     for COMMAND (the embedded server), so the table outlives any process
- *     of the tree; else the first process with the library, which makes the
- *     table in a constructor at load, before main() and any fork().
- *   - A fork()ed child has the mapping already. An exec()ed image, on its
- *     first lookup or connect() to a placeholder (nothing at load: a
- *     program that never resolves pays nothing), opens /proc/PID/fd/FD
- *     with O_PATH, checks that it is
- *     still the same file (DEV, INO), owned by us, sealed against
- *     shrinking, and only then reopens it for writing and maps it; the
- *     header must say it is a table of this layout. /proc, not an inherited
+ *     of the tree; else the first process with the library (the root),
+ *     which makes it in a constructor at load, before main() and any
+ *     fork(). A new table is all zeroes: the first process to map it claims
+ *     the header with a compare-and-swap and writes it.
+ *   - Everyone maps it on first use (a lookup, a connect() to a
+ *     placeholder): a program that never resolves a name maps nothing. A
+ *     process with a copy of the descriptor (the holder, a child it forked)
+ *     maps that; any other opens /proc/PID/fd/FD with O_PATH, checks that it
+ *     is still the same file (DEV, INO), owned by us and sealed against
+ *     shrinking, and only then reopens it for writing; the header must say
+ *     it is a table of this layout. /proc rather than an inherited
  *     descriptor: opening another process's descriptor needs the same user
  *     (ptrace read access), so a descendant that changed user (su, setpriv)
- *     never shares the table, and no descriptor of ours leaks into programs.
- *     When PID is our own (the launcher exec()ed into COMMAND and passed the
- *     descriptor on), we adopt the descriptor and make it close-on-exec.
- *   - A table the launcher made is all zeroes: the first process to map it
- *     claims the header with a compare-and-swap and writes it.
+ *     never shares the table, and no descriptor of ours is left in the
+ *     programs a tree exec()s.
+ *   - At load, an exec()ed image checks with one stat() that its table is
+ *     still there: if not, it is a root itself, since the children it starts
+ *     before its first lookup must find the table it will use. It closes a
+ *     copy of the descriptor that a program without the library passed down
+ *     (a static init, --force) before it can go further; a copy under its
+ *     own PID (the launcher exec()ed into COMMAND) it holds, close-on-exec.
  *   - When none of this works (the holder exited, another user's table, a
- *     stale or foreign value, a process that changed user since exec()),
- *     the process becomes the root of a table of its own. Names its ancestors handed out are unknown here, and a connect()
- *     to one fails with EHOSTUNREACH and a log line (connect.c): a
- *     placeholder never reaches the proxy as an address. When memfd_create()
- *     is refused, anonymous shared memory keeps fork() working.
+ *     stale or foreign value), the process becomes the root of a table of
+ *     its own. Names its ancestors handed out are unknown there, and a
+ *     connect() to one fails with EHOSTUNREACH and a log line (connect.c):
+ *     a placeholder never reaches the proxy as an address. When
+ *     memfd_create() is refused, anonymous shared memory, made at load,
+ *     keeps fork() working.
  *
  * Placeholders start at a random offset of each table (the header's
  * origin), so one that a program kept from another tree is most likely
  * unknown here rather than another name.
  *
- * The constructor does work only in the root. It starts no thread, takes no
- * lock and allocates nothing from the program's allocator (P9): a longer
- * environ comes from mmap().
+ * The constructor starts no thread, takes no lock, maps no table and
+ * allocates nothing from the program's allocator (P9): a longer environ
+ * comes from mmap().
  *
  * The table holds no lock and no pointer, so a process that can write it
  * can change names but never another process's memory. Entries are
@@ -196,28 +202,32 @@ fakedns_fd_ok(int fd, uintmax_t dev, uintmax_t ino)
 
 #define FAKEDNS_PATH_MAX	(sizeof("/proc//fd/") + 2 * 20)
 
-/* "/proc/PID/fd/FD" into path (FAKEDNS_PATH_MAX bytes), without stdio. */
+/* The decimal digits of v at p, without stdio; returns the end. */
+static char *
+fakedns_put_num(char *p, uintmax_t v)
+{
+	char digits[20];
+	size_t n = 0;
+
+	do
+		digits[n++] = (char)('0' + v % 10);
+	while ((v /= 10) != 0);
+	while (n > 0)
+		*p++ = digits[--n];
+	return p;
+}
+
+/* "/proc/PID/fd/FD" into path (FAKEDNS_PATH_MAX bytes). */
 static void
 fakedns_proc_path(char *path, uintmax_t pid, uintmax_t fd)
 {
-	const uintmax_t v[2] = { pid, fd };
-	const char *part[2] = { "/proc/", "/fd/" };
-	char digits[20];
-	size_t i, n, at = 0;
-	uintmax_t x;
+	char *p = path;
 
-	for (i = 0; i < 2; i++) {
-		memcpy(path + at, part[i], strlen(part[i]));
-		at += strlen(part[i]);
-		x = v[i];
-		n = 0;
-		do
-			digits[n++] = (char)('0' + x % 10);
-		while ((x /= 10) != 0);
-		while (n > 0)
-			path[at++] = digits[--n];
-	}
-	path[at] = '\0';
+	memcpy(p, "/proc/", 6);
+	p = fakedns_put_num(p + 6, pid);
+	memcpy(p, "/fd/", 4);
+	p = fakedns_put_num(p + 4, fd);
+	*p = '\0';
 }
 
 /*
@@ -275,43 +285,25 @@ fakedns_parse(const char *s, struct fakedns_ref *r)
 	return r->pid != 0 && r->pid <= INT_MAX && r->fd <= INT_MAX;
 }
 
-/*
- * The table's descriptor when this process has it at r->fd: true when it
- * is ours to hold (the launcher exec()ed into us and passed it on; it is
- * close-on-exec from now on, like any holder's). A copy anyone else passed
- * down (a program without the library: a static init, --force) is closed,
- * so that it goes no further, nor to a descendant that changes user.
- */
-static bool
-fakedns_take_fd(const struct fakedns_ref *r)
-{
-	if (!fakedns_fd_ok((int)r->fd, r->dev, r->ino))
-		return false;
-	if (r->pid != (uintmax_t)getpid()) {
-		close((int)r->fd);
-		return false;
-	}
-	(void)fcntl((int)r->fd, F_SETFD, FD_CLOEXEC);
-	return true;
-}
-
-/* The table of an ancestor, named by SOCKSIFY_NAMES, or NULL. */
+/* The table of an ancestor, named by SOCKSIFY_NAMES, or NULL: through our
+ * own copy of the descriptor when we have one (a holder, a child it
+ * forked), else through /proc. Only a holder keeps its descriptor. */
 static struct fakedns_table *
 fakedns_attach(const char *env)
 {
 	struct fakedns_ref r;
 	struct fakedns_table *t;
-	bool own;
+	bool copy;
 	int rw;
 
 	if (!fakedns_parse(env, &r))
 		return NULL;
-	own = fakedns_take_fd(&r);
-	rw = own ? (int)r.fd : fakedns_open(r.pid, r.fd, r.dev, r.ino);
+	copy = fakedns_fd_ok((int)r.fd, r.dev, r.ino);
+	rw = copy ? (int)r.fd : fakedns_open(r.pid, r.fd, r.dev, r.ino);
 	if (rw < 0)
 		return NULL;
 	t = fakedns_map(rw);
-	if (!own)
+	if (!copy || r.pid != (uintmax_t)getpid())
 		close(rw);
 	if (t != NULL && !fakedns_adopt(t)) {
 		munmap(t, sizeof(struct fakedns_table));
@@ -355,49 +347,61 @@ fakedns_export(char *kv)
 }
 
 /*
- * A new table, and SOCKSIFY_NAMES for the descendants: this process is the
- * root. A memfd when the kernel gives one, else anonymous shared memory
- * (fork() only).
+ * A new, empty table that this process holds, and SOCKSIFY_NAMES naming it
+ * for the descendants: this process is a root. Mapped, like anyone's, on
+ * first use. False when the kernel gives no memfd.
  */
-static struct fakedns_table *
-fakedns_create(void)
+static bool
+fakedns_hold_new(void)
 {
 	static char kv[sizeof(FAKEDNS_ENV "=") + FAKEDNS_ENV_MAX];
-	struct fakedns_table *t;
 	struct stat st;
+	char *p;
 	int fd, hi;
+	size_t i;
 
 	fd = memfd_create("socksify-names", MFD_CLOEXEC | MFD_ALLOW_SEALING);
-	if (fd >= 0 && (ftruncate(fd, PRELOAD_FAKE_TABLE_BYTES) != 0 ||
-	    fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_SEAL) != 0)) {
-		close(fd);
-		fd = -1;
-	}
+	if (fd < 0)
+		return false;
 	/* Out of the way of programs that expect low numbers. */
-	if (fd >= 0 && (hi = fcntl(fd, F_DUPFD_CLOEXEC, PRELOAD_FAKE_FD_MIN)) >= 0) {
+	if ((hi = fcntl(fd, F_DUPFD_CLOEXEC, PRELOAD_FAKE_FD_MIN)) >= 0) {
 		close(fd);
 		fd = hi;
 	}
-	t = fakedns_map(fd);	/* zero-filled: every chain empty */
-	if (t == NULL || !fakedns_adopt(t)) {
+	if (ftruncate(fd, PRELOAD_FAKE_TABLE_BYTES) != 0 ||
+	    fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_SEAL) != 0 ||
+	    fstat(fd, &st) != 0) {
+		close(fd);
+		return false;
+	}
+	/* FAKEDNS_ENV "=PID:FD:DEV:INO", what fakedns_parse() reads. */
+	const uintmax_t v[4] = { (uintmax_t)getpid(), (uintmax_t)fd,
+	    (uintmax_t)st.st_dev, (uintmax_t)st.st_ino };
+	memcpy(kv, FAKEDNS_ENV "=", sizeof(FAKEDNS_ENV));
+	p = kv + sizeof(FAKEDNS_ENV);
+	for (i = 0; i < 4; i++) {
+		p = fakedns_put_num(p, v[i]);
+		*p++ = i < 3 ? ':' : '\0';
+	}
+	fakedns_export(kv);
+	return true;
+}
+
+/* Anonymous shared memory: a table for this process and the children it
+ * forks from now on, and none for exec()ed ones. */
+static struct fakedns_table *
+fakedns_anonymous(void)
+{
+	struct fakedns_table *t = fakedns_map(-1);
+
+	fakedns_export(NULL);	/* no stale name of an ancestor's table */
+	if (t != NULL && !fakedns_adopt(t)) {
+		munmap(t, sizeof(struct fakedns_table));
+		t = NULL;
+	}
+	if (t == NULL)
 		preload_log(LOG_LVL_ERROR, "cannot map the name table: %s",
 		    strerror(errno));
-		if (t != NULL)
-			munmap(t, sizeof(struct fakedns_table));
-		if (fd >= 0)
-			close(fd);
-		fakedns_export(NULL);
-		return NULL;
-	}
-	if (fd >= 0 && fstat(fd, &st) == 0) {
-		snprintf(kv, sizeof(kv), FAKEDNS_ENV "=%ld:%d:%ju:%ju",
-		    (long)getpid(), fd, (uintmax_t)st.st_dev,
-		    (uintmax_t)st.st_ino);
-		fakedns_export(kv);
-	} else {
-		/* No stale name of an ancestor's table for our descendants. */
-		fakedns_export(NULL);
-	}
 	return t;
 }
 
@@ -412,13 +416,15 @@ fakedns_setup(void)
 		preload_log(LOG_LVL_ERROR, "bad placeholder ranges in defaults.h");
 		return;
 	}
-	env = getenv(FAKEDNS_ENV);
 	/* A stale or foreign value is no error: we start a table. Nothing is
 	 * logged here, before the configuration (and its log file) is read. */
-	if (env != NULL && env[0] != '\0' && getauxval(AT_SECURE) == 0)
+	env = getenv(FAKEDNS_ENV);
+	if (env != NULL && getauxval(AT_SECURE) == 0)
 		t = fakedns_attach(env);
+	if (t == NULL && fakedns_hold_new())
+		t = fakedns_attach(getenv(FAKEDNS_ENV));
 	if (t == NULL)
-		t = fakedns_create();
+		t = fakedns_anonymous();
 	atomic_store_explicit(&fakedns, t, memory_order_release);
 }
 
@@ -430,35 +436,38 @@ fakedns_table(void)
 }
 
 /*
- * At load, before main() and before any fork() of the program's: the root
- * of a tree makes the table now, so that every child shares it. A process
- * that SOCKSIFY_NAMES already points to a table maps it on first use, so
- * that a program that never looks a name up pays two calls at start: an
- * fstat() for a copy of the descriptor it must not pass on, and a stat()
- * that the table is still there.
+ * At load, before main() and before any fork() of the program's, so that
+ * every child finds the table this process will use: a root makes an empty
+ * one (no mapping yet: a program that never looks a name up pays a few
+ * calls and no page); anyone else checks that theirs is still there (a
+ * stat()), or else becomes a root. A copy of the descriptor passed down by
+ * a program without the library (a static init, --force) is closed here,
+ * before an exec() of ours could pass it on, to a descendant that changes
+ * user too; a holder's own (the launcher exec()ed into us) becomes
+ * close-on-exec. Everything is mapped on first use.
  */
 __attribute__((constructor)) static void
 fakedns_load(void)
 {
 	const char *env = getenv(FAKEDNS_ENV);
-	struct fakedns_ref r;
-
 	char path[FAKEDNS_PATH_MAX];
+	struct fakedns_ref r;
 	struct stat st;
 
-	/* Our own copy first: before any exec() of ours passes it on. */
-	if (env != NULL && fakedns_parse(env, &r) && fakedns_take_fd(&r))
-		return;
-	/* A holder that is there now is there on first use, most likely.
-	 * A value that names nothing makes this process a root: its
-	 * children, forked or exec()ed before its first lookup, must find
-	 * the table it will use. */
 	if (env != NULL && fakedns_parse(env, &r)) {
+		if (fakedns_fd_ok((int)r.fd, r.dev, r.ino)) {
+			if (r.pid == (uintmax_t)getpid()) {
+				(void)fcntl((int)r.fd, F_SETFD, FD_CLOEXEC);
+				return;
+			}
+			close((int)r.fd);
+		}
 		fakedns_proc_path(path, r.pid, r.fd);
 		if (stat(path, &st) == 0 && fakedns_same_file(&st, r.dev, r.ino))
 			return;
 	}
-	(void)fakedns_table();
+	if (!fakedns_hold_new())
+		(void)fakedns_table();	/* anonymous, before any fork() */
 }
 
 /* FNV-1a over the lower-cased name: DNS names compare case-insensitively. */
