@@ -35,10 +35,9 @@
  *     programs a tree exec()s.
  *   - At load, an exec()ed image checks with one stat() that its table is
  *     still there: if not, it is a root itself, since the children it starts
- *     before its first lookup must find the table it will use. It closes a
- *     copy of the descriptor that a program without the library passed down
- *     (a static init, --force) before it can go further; a copy under its
- *     own PID (the launcher exec()ed into COMMAND) it holds, close-on-exec.
+ *     before its first lookup must find the table it will use. Every
+ *     holder's descriptor is close-on-exec, so no exec()ed program, with
+ *     the library or without, ever has a copy.
  *   - When none of this works (the holder exited, another user's table, a
  *     stale or foreign value), the process becomes the root of a table of
  *     its own. Names its ancestors handed out are unknown there, and a
@@ -405,17 +404,31 @@ fakedns_anonymous(void)
 	return t;
 }
 
+/* The ranges' first addresses, apart from the table: asking whether an
+ * address is a placeholder (every excluded connect() under socks5h) must
+ * not map the table. */
+static void
+fakedns_parse_bases(void)
+{
+	if (inet_pton(AF_INET, PRELOAD_FAKE_V4_NET, fakedns_v4_base) != 1 ||
+	    inet_pton(AF_INET6, PRELOAD_FAKE_V6_NET, fakedns_v6_base) != 1)
+		preload_log(LOG_LVL_ERROR, "bad placeholder ranges in defaults.h");
+}
+
+static void
+fakedns_bases(void)
+{
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+	pthread_once(&once, fakedns_parse_bases);
+}
+
 static void
 fakedns_setup(void)
 {
 	struct fakedns_table *t = NULL;
 	const char *env;
 
-	if (inet_pton(AF_INET, PRELOAD_FAKE_V4_NET, fakedns_v4_base) != 1 ||
-	    inet_pton(AF_INET6, PRELOAD_FAKE_V6_NET, fakedns_v6_base) != 1) {
-		preload_log(LOG_LVL_ERROR, "bad placeholder ranges in defaults.h");
-		return;
-	}
 	/* A stale or foreign value is no error: we start a table. Nothing is
 	 * logged here, before the configuration (and its log file) is read. */
 	env = getenv(FAKEDNS_ENV);
@@ -439,12 +452,8 @@ fakedns_table(void)
  * At load, before main() and before any fork() of the program's, so that
  * every child finds the table this process will use: a root makes an empty
  * one (no mapping yet: a program that never looks a name up pays a few
- * calls and no page); anyone else checks that theirs is still there (a
- * stat()), or else becomes a root. A copy of the descriptor passed down by
- * a program without the library (a static init, --force) is closed here,
- * before an exec() of ours could pass it on, to a descendant that changes
- * user too; a holder's own (the launcher exec()ed into us) becomes
- * close-on-exec. Everything is mapped on first use.
+ * calls and no page); anyone else checks with one stat() that theirs is
+ * still there, or else becomes a root. Everything is mapped on first use.
  */
 __attribute__((constructor)) static void
 fakedns_load(void)
@@ -455,13 +464,6 @@ fakedns_load(void)
 	struct stat st;
 
 	if (env != NULL && fakedns_parse(env, &r)) {
-		if (fakedns_fd_ok((int)r.fd, r.dev, r.ino)) {
-			if (r.pid == (uintmax_t)getpid()) {
-				(void)fcntl((int)r.fd, F_SETFD, FD_CLOEXEC);
-				return;
-			}
-			close((int)r.fd);
-		}
 		fakedns_proc_path(path, r.pid, r.fd);
 		if (stat(path, &st) == 0 && fakedns_same_file(&st, r.dev, r.ino))
 			return;
@@ -568,7 +570,8 @@ fakedns_lookup_name(const char *name, size_t len, unsigned *idx)
 static uint32_t
 fakedns_offset_of(unsigned idx)
 {
-	(void)fakedns_table();		/* bases and origin */
+	(void)fakedns_table();		/* the origin */
+	fakedns_bases();
 	return fakedns_origin + idx;
 }
 
@@ -608,7 +611,7 @@ fakedns_offset(const struct s5_addr *a, uint32_t *off)
 	uint32_t v, base;
 	static const uint8_t zero[4];
 
-	(void)fakedns_table();		/* the bases */
+	fakedns_bases();
 	if (a->atyp == S5_ATYP_IPV4) {
 		v = (uint32_t)a->u.ip4[0] << 24 | (uint32_t)a->u.ip4[1] << 16 |
 		    (uint32_t)a->u.ip4[2] << 8 | a->u.ip4[3];

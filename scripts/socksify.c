@@ -830,27 +830,24 @@ exit_like(int status)
 
 /*
  * The name table every process of COMMAND's tree shares (the library's
- * fakedns.c): an empty memfd that the first process with the library
- * fills in. When we wait for COMMAND we hold it, close-on-exec, so it
- * outlives any process of the tree; when we exec() into COMMAND we pass it
- * on, and COMMAND holds it. Always a new one: a table from our own
- * environment may be another user's (su, sudo -E). Without a memfd the
- * library makes its own.
+ * fakedns.c): an empty memfd that the first process to map it fills in.
+ * We make it when we wait for COMMAND, and hold it, close-on-exec, so that
+ * it outlives every process of the tree; when we exec() into COMMAND, the
+ * library makes it there. Without a memfd the library makes its own.
  */
 static void
-names_table_make(bool held)
+names_table_make(void)
 {
 	char env[sizeof("PID:FD:DEV:INO") + 4 * 20];
 	struct stat st;
 	int fd, hi;
 
-	unsetenv("SOCKSIFY_NAMES");
 	fd = memfd_create("socksify-names", MFD_CLOEXEC | MFD_ALLOW_SEALING);
 	if (fd < 0)
 		return;
 	if (ftruncate(fd, PRELOAD_FAKE_TABLE_BYTES) != 0 ||
 	    fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_SEAL) != 0 ||
-	    (hi = fcntl(fd, held ? F_DUPFD_CLOEXEC : F_DUPFD, PRELOAD_FAKE_FD_MIN)) < 0) {
+	    (hi = fcntl(fd, F_DUPFD_CLOEXEC, PRELOAD_FAKE_FD_MIN)) < 0) {
 		close(fd);
 		return;
 	}
@@ -1002,10 +999,11 @@ main(int argc, char **argv)
 	setenv("SOCKSIFY_PROXY", run.proxy, 1);
 	run.preload = preload_compose(run.lib, getenv("LD_PRELOAD"), true);
 	setenv("LD_PRELOAD", run.preload, 1);
-	if (why == NULL)	/* --force: no library would adopt it */
-		names_table_make(embedded);
-	else
-		unsetenv("SOCKSIFY_NAMES");
+	/* Always a new table: one named in our own environment may be
+	 * another user's (su, sudo -E). */
+	unsetenv("SOCKSIFY_NAMES");
+	if (embedded && why == NULL)	/* --force: no library would map it */
+		names_table_make();
 	if (!embedded)
 		command_exec(run.path, argv);
 	command_supervise(run.path, argv);
