@@ -96,6 +96,20 @@ start_faultd() {
 	FAULT_PORT=$(sed -n 's/^faultd: listening on .*:\([0-9]*\)$/\1/p' "$FAULT_LOG")
 }
 
+# start_delayfwd HOST:PORT MS [ARGS...]: tests/bin/delayfwd.c in front of
+# HOST:PORT (a literal, [::1]:PORT for IPv6), every byte and FIN each way
+# MS ms late; sets DELAY_PORT and DELAY_LOG. ARGS go to delayfwd (-v, -l ::1).
+start_delayfwd() {
+	local target=$1 ms=$2
+	shift 2
+	DELAY_LOG=$BATS_TEST_TMPDIR/delayfwd.log
+	: >"$DELAY_LOG"
+	"$BUILD/tests/delayfwd" -t "$target" -d "$ms" "$@" 3>&- 2>"$DELAY_LOG" &
+	PIDS+=($!)
+	wait_for_line "$DELAY_LOG" 50 '^delayfwd: listening on '
+	DELAY_PORT=$(sed -n 's/^delayfwd: listening on .*:\([0-9]*\)$/\1/p' "$DELAY_LOG")
+}
+
 # Tests that make a resolver look up a name absent from /etc/hosts need the
 # runner's namespace, where /etc/resolv.conf points at loopback: otherwise
 # the lookup would send a DNS query off this host. That namespace also has
