@@ -181,7 +181,7 @@ connect_is_connected(int fd)
 	return yes;
 }
 
-static void
+void
 connect_trace(const char *dest, int err, int rep)
 {
 	char why[TRACE_REPLY_MAX], buf[TRACE_ERRSTR_MAX];
@@ -276,6 +276,13 @@ connect_hooked(int fd, const struct sockaddr *sa, socklen_t len)
 		errno = saved;
 		return preload_real.connect(fd, sa, len);
 	}
+	/* A socket whose handshake is under way: EALREADY, or a blocking
+	 * socket waits for it again, as the kernel's connect() does. */
+	if (__atomic_load_n(&async_active, __ATOMIC_ACQUIRE) && async_pending(fd) &&
+	    (r = async_hold(fd, true)) != 0) {
+		errno = -r;
+		return -1;
+	}
 	/*
 	 * A connected socket: EISCONN, ours to say. The kernel would answer
 	 * 0, since our non-blocking dial left the socket "connecting" in its
@@ -299,16 +306,29 @@ connect_hooked(int fd, const struct sockaddr *sa, socklen_t len)
 		errno = r;
 		return -1;
 	}
-	/* The socket's family is the address's: the kernel takes no other. */
+	/* The engine (async.c): the socket's family is the address's, the
+	 * kernel takes no other. It logs the outcome itself. */
 	r = preload_cfg.proxy_invalid ? -ECONNREFUSED :
-	    tunnel_connect(fd, sa->sa_family, &dst, &rep);
+	    async_connect(fd, sa->sa_family, sa, len, &dst, dest);
+	if (r != ASYNC_SYNC && !preload_cfg.proxy_invalid) {
+		if (r == 0) {
+			errno = saved;
+			return 0;
+		}
+		/* EINPROGRESS, EINTR: under way; EISCONN, EALREADY: the
+		 * kernel's answer to a second connect(); else the outcome. */
+		errno = -r;
+		return -1;
+	}
+	if (r == ASYNC_SYNC)
+		r = tunnel_connect(fd, sa->sa_family, &dst, &rep);
 	if (r == -EISCONN || r == -EALREADY) {
 		errno = -r;	/* a second connect(), answered by the kernel */
 		return -1;
 	}
 	connect_trace(dest, -r, rep);
 	if (r < 0) {
-		flags = fcntl(fd, F_GETFL);
+		flags = PRELOAD_REAL(fcntl)(fd, F_GETFL);
 		if (flags >= 0 && (flags & O_NONBLOCK)) {
 			peer_fail_later(fd, -r);
 			errno = EINPROGRESS;
@@ -368,8 +388,17 @@ connect_send_policy(int fd, const struct sockaddr *sa, socklen_t len, int flags)
 		errno = -r;
 		return -1;
 	}
-	if (type == SOCK_STREAM && (flags & MSG_FASTOPEN) && !connect_is_connected(fd))
-		return connect_hooked(fd, sa, len) == 0 ? 0 : -1;
+	/* A fast-open send hands its data over with the connect: it waits
+	 * for the handshake even on a non-blocking socket, as when the
+	 * kernel has a cookie and puts the data in the SYN. */
+	if (type == SOCK_STREAM && (flags & MSG_FASTOPEN) && !connect_is_connected(fd)) {
+		if (connect_hooked(fd, sa, len) == 0)
+			return 0;
+		if (errno != EINPROGRESS || (r = async_settle(fd)) == 0)
+			return errno == EINPROGRESS ? 0 : -1;
+		errno = -r;
+		return -1;
+	}
 	return 1;
 }
 
@@ -384,6 +413,8 @@ sendto(int fd, const void *buf, size_t n, int flags, const struct sockaddr *sa,
 		errno = ENOSYS;
 		return -1;
 	}
+	if (gate_send_hold(fd) != 0)
+		return -1;
 	r = connect_send_policy(fd, sa, len, flags);
 	if (r < 0)
 		return -1;
@@ -403,6 +434,8 @@ sendmsg(int fd, const struct msghdr *msg, int flags)
 		errno = ENOSYS;
 		return -1;
 	}
+	if (gate_send_hold(fd) != 0)
+		return -1;
 	if (msg == NULL)
 		return preload_real.sendmsg(fd, msg, flags);
 	r = connect_send_policy(fd, msg->msg_name, msg->msg_namelen, flags);
@@ -428,6 +461,8 @@ sendmmsg(int fd, struct mmsghdr *vec, unsigned int vlen, int flags)
 		errno = ENOSYS;
 		return -1;
 	}
+	if (gate_send_hold(fd) != 0)
+		return -1;
 	/* A fast-open connect with the first message, tunnelled as sendmsg()
 	 * does it; the kernel would otherwise connect straight to the target. */
 	if (vec != NULL && vlen > 0 && (flags & MSG_FASTOPEN)) {

@@ -17,6 +17,8 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
 
 #include "preload.h"
 
@@ -40,12 +42,24 @@ struct peer_err {
 
 static struct peer_err peer_errs[PRELOAD_PEER_FDS];
 
+/* A socket async.c swapped for one of the proxy's family: the family the
+ * program made it with; AF_INET6 also for an IPv6-only socket it let reach
+ * an IPv4 proxy, which keeps saying it is IPv6-only. */
+struct peer_swap {
+	uint64_t cookie;		/* 0: none */
+	int family;
+};
+
+static struct peer_swap peer_swaps[PRELOAD_PEER_FDS];
+
+static int peer_swapped_family(int fd);
+
 /*
  * The identity of the socket fd names now: its cookie, or before Linux 4.13
  * its inode number (reused only once the socket is gone), with the top bit
  * set to keep the two apart; 0 when fd is no socket.
  */
-static uint64_t
+uint64_t
 peer_cookie(int fd)
 {
 	uint64_t cookie = 0;
@@ -127,6 +141,11 @@ getpeername(int fd, struct sockaddr *sa, socklen_t *len)
 	}
 	if (len == NULL)
 		return preload_real.getpeername(fd, sa, len);	/* EFAULT */
+	/* Connecting, as far as the program can tell (async.c). */
+	if (__atomic_load_n(&async_active, __ATOMIC_ACQUIRE) && async_pending(fd)) {
+		errno = ENOTCONN;
+		return -1;
+	}
 	/* The caller's room, before the kernel writes the full size there. */
 	cap = *len;
 	/* The kernel's answer first: it decides ENOTCONN, EBADF, EFAULT. */
@@ -201,10 +220,119 @@ getsockopt(int fd, int level, int name, void *val, socklen_t *len)
 		return -1;
 	}
 	if (level == SOL_SOCKET && name == SO_ERROR && val != NULL &&
-	    len != NULL && *len >= sizeof(int) && (err = peer_take_error(fd)) != 0) {
+	    len != NULL && *len >= sizeof(int)) {
+		/* A pending socket has no error yet; the kernel's stays. */
+		if (__atomic_load_n(&async_active, __ATOMIC_ACQUIRE) && async_pending(fd))
+			err = 0;
+		else if ((err = peer_take_error(fd)) == 0)
+			return preload_real.getsockopt(fd, level, name, val, len);
+		memcpy(val, &err, sizeof(err));
+		*len = sizeof(err);
+		return 0;
+	}
+	/* An IPv6-only socket async.c opened to IPv4 for the proxy. */
+	if (level == IPPROTO_IPV6 && name == IPV6_V6ONLY && val != NULL &&
+	    len != NULL && *len >= sizeof(int) && peer_swapped_family(fd) == AF_INET6) {
+		err = 1;
+		memcpy(val, &err, sizeof(err));
+		*len = sizeof(err);
+		return 0;
+	}
+	if (level == SOL_SOCKET && name == SO_DOMAIN && val != NULL &&
+	    len != NULL && *len >= sizeof(int) && (err = peer_swapped_family(fd)) != 0) {
 		memcpy(val, &err, sizeof(err));
 		*len = sizeof(err);
 		return 0;
 	}
 	return preload_real.getsockopt(fd, level, name, val, len);
+}
+
+void
+peer_swapped(int fd, int family)
+{
+	struct peer_swap *w;
+	uint64_t cookie;
+
+	if (fd < 0 || fd >= PRELOAD_PEER_FDS || (cookie = peer_cookie(fd)) == 0)
+		return;
+	w = &peer_swaps[fd];
+	__atomic_store_n(&w->family, family, __ATOMIC_RELAXED);
+	__atomic_store_n(&w->cookie, cookie, __ATOMIC_RELEASE);
+}
+
+/* The family the program gave fd's socket when we swapped it, else 0. */
+static int
+peer_swapped_family(int fd)
+{
+	struct peer_swap *w;
+	uint64_t cookie;
+	int family;
+
+	if (fd < 0 || fd >= PRELOAD_PEER_FDS)
+		return 0;
+	w = &peer_swaps[fd];
+	cookie = __atomic_load_n(&w->cookie, __ATOMIC_ACQUIRE);
+	if (cookie == 0)
+		return 0;
+	family = __atomic_load_n(&w->family, __ATOMIC_RELAXED);
+	return peer_cookie(fd) == cookie ? family : 0;
+}
+
+/*
+ * getsockname() of a swapped socket, in the program's family: an IPv4
+ * program sees 127.0.0.1 for ::1, a.b.c.d for ::ffff:a.b.c.d, else
+ * 0.0.0.0, with the port; an IPv6 one sees ::ffff:a.b.c.d.
+ */
+int
+getsockname(int fd, struct sockaddr *sa, socklen_t *len)
+{
+	int (*real)(int, struct sockaddr *, socklen_t *) = PRELOAD_REAL(getsockname);
+	struct sockaddr_storage ss;
+	struct sockaddr_in s4;
+	struct sockaddr_in6 s6;
+	socklen_t have = sizeof(ss), cap;
+	const void *out;
+	int family;
+
+	if (real == NULL) {
+		errno = ENOSYS;
+		return -1;
+	}
+	if (fd < 0 || fd >= PRELOAD_PEER_FDS ||
+	    __atomic_load_n(&peer_swaps[fd].cookie, __ATOMIC_ACQUIRE) == 0 ||
+	    len == NULL || (family = peer_swapped_family(fd)) == 0)
+		return real(fd, sa, len);
+	cap = *len;
+	if (real(fd, (struct sockaddr *)&ss, &have) != 0)
+		return -1;
+	if (family == AF_INET && ss.ss_family == AF_INET6) {
+		const struct sockaddr_in6 *in = (const struct sockaddr_in6 *)&ss;
+
+		memset(&s4, 0, sizeof(s4));
+		s4.sin_family = AF_INET;
+		s4.sin_port = in->sin6_port;
+		if (IN6_IS_ADDR_V4MAPPED(&in->sin6_addr))
+			memcpy(&s4.sin_addr, &in->sin6_addr.s6_addr[12], 4);
+		else if (IN6_IS_ADDR_LOOPBACK(&in->sin6_addr))
+			s4.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		out = &s4;
+		have = sizeof(s4);
+	} else if (family == AF_INET6 && ss.ss_family == AF_INET) {
+		const struct sockaddr_in *in = (const struct sockaddr_in *)&ss;
+
+		memset(&s6, 0, sizeof(s6));
+		s6.sin6_family = AF_INET6;
+		s6.sin6_port = in->sin_port;
+		s6.sin6_addr.s6_addr[10] = 0xff;
+		s6.sin6_addr.s6_addr[11] = 0xff;
+		memcpy(&s6.sin6_addr.s6_addr[12], &in->sin_addr, 4);
+		out = &s6;
+		have = sizeof(s6);
+	} else {
+		out = &ss;
+	}
+	if (sa != NULL && cap > 0)
+		memcpy(sa, out, have < cap ? have : cap);
+	*len = have;
+	return 0;
 }

@@ -7,22 +7,32 @@
  *   log.c      one write() per message, to fd 2 or SOCKSIFY_LOG_FILE
  *   fakedns.c  placeholder addresses for remote resolution, one table for the
  *              process tree across fork and exec (the library's one constructor)
- *   tunnel.c   the SOCKS5 handshake over the program's own fd
+ *   tunnel.c   the SOCKS5 handshake machine over the program's own fd
+ *   async.c    the engine: connects that never block the program, driven
+ *              by a helper thread ("pending" sockets)
+ *   gate.c     the readiness gate: poll/select/epoll_ctl, the read and
+ *              write calls, close and dup, while a socket is pending
  *   connect.c  the connect()/sendto()/sendmsg() hooks
  *   resolve.c  the getaddrinfo(_a)()/gethostby*()/getnameinfo() hooks
  *   rawdns.c   the res_*() hooks: refused under remote resolution
  *   syscall.c  syscall(): socket numbers take the paths above
  *   peer.c     getpeername(): the address the program asked for;
- *              getsockopt(SO_ERROR) after a failed non-blocking connect
+ *              getsockopt(SO_ERROR) after a failed non-blocking connect;
+ *              getsockname() of a socket swapped for the proxy's family
  */
 #ifndef SOCKSIFY_PRELOAD_H
 #define SOCKSIFY_PRELOAD_H
 
+#include <dlfcn.h>
 #include <limits.h>
+#include <poll.h>
 #include <netdb.h>
 #include <resolv.h>
 #include <stdbool.h>
+#include <sys/epoll.h>
+#include <sys/select.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 
 #include "defaults.h"
 #include "socks5.h"
@@ -64,7 +74,62 @@ struct preload_real {
 	int (*getpeername)(int, struct sockaddr *, socklen_t *);
 	int (*getsockopt)(int, int, int, void *, socklen_t *);
 	preload_syscall_fn syscall;	/* loaded apart: see syscall.c */
+	/* The readiness gate's (gate.c), each loaded on first use by
+	 * PRELOAD_REAL(): they run before and during the loading above. */
+	int (*getsockname)(int, struct sockaddr *, socklen_t *);
+	int (*poll)(struct pollfd *, nfds_t, int);
+	int (*ppoll)(struct pollfd *, nfds_t, const struct timespec *, const sigset_t *);
+	int (*__poll_chk)(struct pollfd *, nfds_t, int, size_t);
+	int (*__ppoll_chk)(struct pollfd *, nfds_t, const struct timespec *,
+	    const sigset_t *, size_t);
+	int (*select)(int, fd_set *, fd_set *, fd_set *, struct timeval *);
+	int (*pselect)(int, fd_set *, fd_set *, fd_set *, const struct timespec *,
+	    const sigset_t *);
+	int (*epoll_ctl)(int, int, int, struct epoll_event *);
+	ssize_t (*read)(int, void *, size_t);
+	ssize_t (*__read_chk)(int, void *, size_t, size_t);
+	ssize_t (*write)(int, const void *, size_t);
+	ssize_t (*readv)(int, const struct iovec *, int);
+	ssize_t (*writev)(int, const struct iovec *, int);
+	ssize_t (*recv)(int, void *, size_t, int);
+	ssize_t (*__recv_chk)(int, void *, size_t, size_t, int);
+	ssize_t (*recvfrom)(int, void *, size_t, int, struct sockaddr *, socklen_t *);
+	ssize_t (*__recvfrom_chk)(int, void *, size_t, size_t, int,
+	    struct sockaddr *, socklen_t *);
+	ssize_t (*recvmsg)(int, struct msghdr *, int);
+	int (*recvmmsg)(int, struct mmsghdr *, unsigned int, int, struct timespec *);
+	ssize_t (*send)(int, const void *, size_t, int);
+	ssize_t (*sendfile)(int, int, off_t *, size_t);
+	ssize_t (*sendfile64)(int, int, off_t *, size_t);
+	int (*close)(int);
+	int (*close_range)(unsigned int, unsigned int, int);
+	int (*dup)(int);
+	int (*dup2)(int, int);
+	int (*dup3)(int, int, int);
+	int (*fcntl)(int, int, ...);
+	int (*fcntl64)(int, int, ...);
 };
+
+/*
+ * The real libc function behind one of our hooks, loaded on first use with
+ * no lock (two threads storing the same pointer do no harm): the gate's
+ * hooks run for every read() and close(), also before the library's own
+ * initialisation and inside it. NULL when libc lacks it.
+ */
+static inline void *
+preload_sym(void **slot, const char *name)
+{
+	void *p = __atomic_load_n(slot, __ATOMIC_ACQUIRE);
+
+	if (p == NULL) {
+		p = dlsym(RTLD_NEXT, name);
+		__atomic_store_n(slot, p, __ATOMIC_RELEASE);
+	}
+	return p;
+}
+
+#define PRELOAD_REAL(f) \
+	((__typeof__(preload_real.f))preload_sym((void **)&preload_real.f, #f))
 
 enum preload_log_level {
 	LOG_LVL_ERROR = 0,
@@ -131,9 +196,95 @@ bool fakedns_in_range(const struct s5_addr *a);
 void fakedns_addr_v4(unsigned idx, uint8_t ip[4]);
 void fakedns_addr_v6(unsigned idx, uint8_t ip[16]);
 
-/* Tunnel fd (unconnected, SOCK_STREAM) through the chain to dst. Returns 0,
- * or -errno; *rep is the proxy's reply code when it refused, else -1. */
+/* tunnel.c: the handshake of one connection, after the dial. */
+enum tunnel_want { TUNNEL_DONE = 0, TUNNEL_READ = 1, TUNNEL_WRITE = 2 };
+
+struct tunnel {
+	struct s5_addr dst;		/* the program's destination */
+	size_t hop;			/* the hop being negotiated */
+	bool started;			/* c is set up for hop */
+	bool writing;			/* c.out[out_off..) still to send */
+	bool want_read;			/* c waits for s5_client_want() bytes */
+	struct s5_client c;
+	uint8_t in[S5_MSG_MAX];
+	size_t in_len, out_off;
+	int rep;			/* the refusing reply code, else -1 */
+};
+
+long long tunnel_now_ms(void);
+void tunnel_init(struct tunnel *t, const struct s5_addr *dst);
+/* Go on as far as fd allows without waiting: enum tunnel_want, or -errno
+ * (CONTRACT.md's). fd is TCP-connected to the first hop. */
+int tunnel_step(struct tunnel *t, int fd);
+/* The first hop for a socket of family domain; -EAFNOSUPPORT when such a
+ * socket cannot reach it. */
+int tunnel_first_sockaddr(int fd, int domain, struct sockaddr_storage *ss,
+    socklen_t *len);
+/* The dial's outcome once fd polled with revents: 0 or -errno. */
+int tunnel_dial_result(int fd, int revents);
+/* The errno of a dial that failed with err. */
+int tunnel_dial_errno(int err);
+/* Disconnect fd after a failed handshake (AF_UNSPEC). */
+void tunnel_dissolve(int fd);
+/* ... and make it poll POLLOUT|POLLERR|POLLHUP, as a failed connect. */
+void tunnel_refail(int fd);
+/* Tunnel fd (unconnected, SOCK_STREAM) through the chain to dst inside the
+ * call. Returns 0, or -errno; *rep is the proxy's reply code when it
+ * refused, else -1. */
 int tunnel_connect(int fd, int domain, const struct s5_addr *dst, int *rep);
+
+/* async.c: the engine. */
+#define ASYNC_SYNC	1		/* async_connect(): take the synchronous path */
+/* Start the handshake of fd (TCP, unconnected, tunnelled) to dst, which the
+ * program named as sa; dest is its text for the log. Returns -EINPROGRESS
+ * (non-blocking socket), the outcome of a blocking connect (0, -errno, or
+ * -EINTR/-EINPROGRESS as the kernel gives them), an immediate -errno, or
+ * ASYNC_SYNC when the engine cannot take it. */
+int async_connect(int fd, int domain, const struct sockaddr *sa, socklen_t len,
+    const struct s5_addr *dst, const char *dest);
+/* Nonzero while any socket of this process is pending: the gate's fast path. */
+extern int async_active;
+/* fd is pending. */
+bool async_pending(int fd);
+/* A call on a pending fd that would read, write or connect: 0 to go on (the
+ * handshake is over), or -errno (EAGAIN/EALREADY on a non-blocking socket;
+ * a blocking one waits, and may get EINTR). */
+int async_hold(int fd, bool is_connect);
+/* Wait until fd's handshake is over, whatever O_NONBLOCK says: 0 or
+ * -errno (a fast-open send). */
+int async_settle(int fd);
+/* A descriptor that polls readable once fd's handshake is over (held until
+ * async_release()), or -1 when fd is not pending. */
+int async_waitfd(int fd, void **ref);
+void async_release(void *ref);
+/* The program closes fd (or dup2()s over it): forget it, and cancel the
+ * handshake when no descriptor of the program names the socket anymore. */
+void async_forget(int fd);
+/* fd2 is a new descriptor for fd's open file (dup). */
+void async_dup(int fd, int fd2);
+/* The lock the engine and the gate share. */
+void async_lock(void);
+void async_unlock(void);
+
+/* gate.c: epoll registrations of the program, as it made them. */
+void gate_hide(int fd);			/* under async_lock() */
+void gate_restore(int fd);		/* under async_lock() */
+void gate_forget(int fd);		/* under async_lock() */
+/* The _FORTIFY_SOURCE forms of hooked calls, which headers declare only
+ * under fortification. */
+int __poll_chk(struct pollfd *, nfds_t, int, size_t);
+int __ppoll_chk(struct pollfd *, nfds_t, const struct timespec *,
+    const sigset_t *, size_t);
+ssize_t __read_chk(int, void *, size_t, size_t);
+ssize_t __recv_chk(int, void *, size_t, size_t, int);
+ssize_t __recvfrom_chk(int, void *, size_t, size_t, int, struct sockaddr *,
+    socklen_t *);
+
+/* The sendto()/sendmsg() hooks: 0 to go on, -1 (errno set) when fd is
+ * pending. */
+int gate_send_hold(int fd);
+/* A peer-socket swap: fd gets a socket of family domain (async.c). */
+int async_swap_family(int fd, int domain);
 
 /* A non-blocking connect on fd failed with err: getsockopt(SO_ERROR), or
  * a second connect(), reports it once, as the kernel reports its own. */
@@ -143,6 +294,15 @@ int peer_take_error(int fd);
 
 /* fd was tunnelled to sa: getpeername() answers sa from now on. */
 void peer_remember(int fd, const struct sockaddr *sa, socklen_t len);
+/* The identity of the socket fd names (SO_COOKIE), 0 for none. */
+uint64_t peer_cookie(int fd);
+/* fd's socket was swapped for one of another family (async.c): getsockname()
+ * and SO_DOMAIN answer in family, the program's. AF_INET6: an IPv6-only
+ * socket opened to IPv4, for which IPV6_V6ONLY still reads 1. */
+void peer_swapped(int fd, int family);
+
+/* connect.c: the --trace/info line of a tunnelled connect. */
+void connect_trace(const char *dest, int err, int rep);
 
 /* The connect() policy, shared by connect() and sendto(MSG_FASTOPEN). */
 int connect_hooked(int fd, const struct sockaddr *sa, socklen_t len);

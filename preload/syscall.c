@@ -4,7 +4,8 @@
  * A program (or a runtime such as libuv's or a JIT's) that calls
  * syscall(SYS_connect, ...) would otherwise connect behind our back, so the
  * socket calls that open or address connections take the same path as their
- * wrappers. Every other number goes to the real syscall() untouched, with six
+ * wrappers, and so do the calls the readiness gate follows (close, dup,
+ * epoll_ctl: gate.c). Every other number goes to the real syscall() untouched, with six
  * long arguments as the kernel ABI has them: a whitelist that refuses numbers
  * it does not know breaks programs with each new kernel (P16).
  *
@@ -18,8 +19,10 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <stdarg.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
+#include <unistd.h>
 
 #include "preload.h"
 
@@ -63,6 +66,19 @@ syscall(long number, ...)
 		    (int)a[3], (const struct sockaddr *)a[4], (socklen_t)a[5]);
 	case SYS_sendmsg:
 		return sendmsg((int)a[0], (const struct msghdr *)a[1], (int)a[2]);
+	case SYS_close:
+		return close((int)a[0]);
+	case SYS_dup:
+		return dup((int)a[0]);
+	case SYS_dup3:
+		return dup3((int)a[0], (int)a[1], (int)a[2]);
+#ifdef SYS_dup2
+	case SYS_dup2:
+		return dup2((int)a[0], (int)a[1]);
+#endif
+	case SYS_epoll_ctl:
+		return epoll_ctl((int)a[0], (int)a[1], (int)a[2],
+		    (struct epoll_event *)a[3]);
 	case SYS_sendmmsg:
 		return sendmmsg((int)a[0], (struct mmsghdr *)a[1],
 		    (unsigned int)a[2], (int)a[3]);

@@ -64,6 +64,12 @@
 #define PRELOAD_MAX_EXCLUDES		64	/* CIDRs, and as many names and suffixes */
 #define PRELOAD_EXCLUDED_ADDRS		1024	/* addresses of excluded names remembered per process */
 #define PRELOAD_PEER_FDS		16384	/* getpeername() shows the target for fds below this */
+#define PRELOAD_ASYNC_MAX		1024	/* handshakes pending at once; beyond, inside connect() */
+#define PRELOAD_ASYNC_FDS		8	/* descriptors (dups) of one pending socket followed */
+#define PRELOAD_ASYNC_INDEX_FDS		65536	/* descriptors found in O(1); above, a scan of the pending */
+#define PRELOAD_ASYNC_COPY_FD_MIN	512	/* the engine's copy of a socket, this or above */
+#define PRELOAD_ENGINE_IDLE_MS		1000	/* the engine thread exits after this long with nothing pending */
+#define PRELOAD_ENGINE_STACK_BYTES	(256u << 10)	/* its stack */
 #define PRELOAD_FAKE_V4_NET		"198.18.0.0"	/* RFC 2544 benchmarking range, /15 */
 #define PRELOAD_FAKE_V4_BITS		15
 #define PRELOAD_FAKE_V6_NET		"100::"		/* RFC 6666 discard prefix, /64 */

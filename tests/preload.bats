@@ -268,9 +268,10 @@ asyncio.run(main())' "$dead"
 	start_socksifyd -v
 	dead=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 	run env SOCKSIFY_EXCLUDE=none LD_PRELOAD="$LIB" SOCKSIFY_PROXY="socks5://127.0.0.1:$PROXY_PORT" \
-		python3 -c 'import errno,socket,sys
+		python3 -c 'import errno,select,socket,sys
 s = socket.socket(); s.setblocking(False)
 a = s.connect_ex(("127.0.0.1", int(sys.argv[1])))
+select.select([], [s], [], 5)
 b = s.connect_ex(("127.0.0.1", int(sys.argv[1])))
 print(errno.errorcode[a], errno.errorcode[b])' "$dead"
 	[ "$output" = "EINPROGRESS ECONNREFUSED" ]

@@ -1,0 +1,1109 @@
+/*
+ * async.c: the engine. A connect() through the tunnel never makes the
+ * program wait on the proxy unless it asked to wait.
+ *
+ * Today's peers run the whole chain handshake inside connect(), so an event
+ * loop opens its connections one at a time and a stalled proxy freezes every
+ * timer of the program. Here connect() only starts the TCP connect to the
+ * first hop on the program's own socket and hands the socket to the engine:
+ *
+ *   connect()          the calling thread, under the lock: hides the
+ *                      socket's epoll registrations (gate.c), dials the
+ *                      first hop without waiting, marks the socket PENDING
+ *                      and gives the engine a copy of the descriptor
+ *                      (F_DUPFD_CLOEXEC). Non-blocking socket: -1/EINPROGRESS
+ *                      (or the dial's immediate error). Blocking socket: it
+ *                      waits for the outcome (below).
+ *   the engine         one helper thread per process, started on the first
+ *                      such connect, all signals blocked. An epoll set holds
+ *                      the copies of the pending sockets (EPOLLONESHOT, the
+ *                      direction tunnel_step() asked for); on each event it
+ *                      runs the socket's struct tunnel as far as it goes,
+ *                      under the lock. It enforces SOCKSIFY_TIMEOUT per
+ *                      socket (ETIMEDOUT) and exits after
+ *                      PRELOAD_ENGINE_IDLE_MS with nothing pending, closing
+ *                      its descriptors: an idle process holds nothing of ours.
+ *   the end            success: getpeername() learns the target (peer.c);
+ *                      failure: the socket is dissolved (AF_UNSPEC) and its
+ *                      errno left for SO_ERROR (peer.c), as after a direct
+ *                      connect that failed. Then, in this order: the socket
+ *                      stops being PENDING, the engine's copy is closed, the
+ *                      hidden epoll registrations are added back (the kernel
+ *                      evaluates readiness afresh and wakes every waiter, in
+ *                      any thread or process sharing the set, level- or
+ *                      edge-triggered), and the socket's wake descriptor is
+ *                      made readable for poll()/select() waiters (gate.c).
+ *
+ * While a socket is PENDING the gate answers for it as the kernel does for a
+ * connecting socket: not readable, not writable, read/write EAGAIN, connect()
+ * EALREADY, getpeername() ENOTCONN, SO_ERROR 0 (gate.c, peer.c). The proxy
+ * never sees a byte of the program's before the handshake is over.
+ *
+ * A blocking connect() waits for the outcome as a direct one would: with
+ * SO_SNDTIMEO set, in poll() for that long (then -1/EINPROGRESS, the
+ * handshake going on); without, in read() of the wake descriptor, a call the
+ * kernel restarts after a signal handler with SA_RESTART and interrupts
+ * (EINTR) after one without, exactly as it treats connect(). Interrupted or
+ * timed out, the handshake ends in the background, visible through
+ * poll()/SO_ERROR, and a second connect() waits again (blocking) or says
+ * EALREADY (non-blocking).
+ *
+ * Descriptors: the program may dup() a pending socket (the gate follows
+ * dup, dup2, dup3, F_DUPFD) and close any of its names; when the last one
+ * is closed the handshake is cancelled and its copy closed, leaving no
+ * descriptor, thread or slot behind. Slots are indexed by descriptor number
+ * (below ASYNC_INDEX_FDS; above, a scan), and each slot records the socket's
+ * SO_COOKIE, so a number the program reused behind our back is told apart.
+ *
+ * fork(): the engine thread does not survive it, so a fork() waits (in
+ * pthread_atfork's prepare step) until no socket of the process is pending,
+ * bounded by their deadlines; the child starts with a clean engine. What is
+ * still pending then (a proxy stalled past SOCKSIFY_TIMEOUT in the parent)
+ * fails with ETIMEDOUT in the child. exec() with a socket still pending
+ * hands the new image a socket mid-handshake (documented in LIMITS).
+ *
+ * A proxy of the other family: an IPv4 socket cannot reach a proxy that has
+ * only IPv6 addresses, so before the dial the socket is swapped for an IPv6
+ * one (async_swap_family(): same status flags, FD_CLOEXEC, the socket
+ * options either family has, dup3()ed onto the same number; the epoll
+ * registrations, hidden already, are added back to it at the end), and
+ * getsockname() and SO_DOMAIN keep answering in IPv4 (peer.c). An
+ * IPv6-only socket and an IPv4-only proxy need no swap: the socket may
+ * speak IPv4 (IPV6_V6ONLY cleared) and reaches the proxy at ::ffff:a.b.c.d,
+ * while getsockopt(IPV6_V6ONLY) keeps saying 1. A socket the program bound
+ * to an address is never swapped (the address has no twin): ECONNREFUSED.
+ *
+ * When the engine cannot take a connect (no thread, no descriptor for the
+ * copy, ASYNC_MAX pending, a connect() from a signal handler that interrupted
+ * the lock's holder) the handshake runs inside the call (tunnel_connect()),
+ * as before this engine existed.
+ *
+ * One mutex guards the slots, the index, the engine's state and the gate's
+ * epoll records; the fast paths (async_active == 0, an fd with no slot) take
+ * no lock.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include "preload.h"
+
+#define ASYNC_EVENTS		64		/* epoll events taken per wakeup */
+#define ASYNC_CA_NAME_BYTES	16		/* TCP_CA_NAME_MAX, linux/tcp.h */
+#define ASYNC_WAKE_VALUE	(UINT64_C(1) << 62)	/* keeps a semaphore eventfd readable */
+
+enum async_state { SLOT_FREE = 0, SLOT_PENDING, SLOT_DONE };
+
+struct async_slot {
+	int state;			/* enum async_state */
+	uint32_t gen;			/* bumped per use: stale engine events */
+	int fds[PRELOAD_ASYNC_FDS];	/* the program's names for the socket */
+	int nfds;
+	int copy;			/* the engine's descriptor */
+	int wakefd;			/* eventfd for waiters, -1 until asked */
+	int waiters;			/* threads holding wakefd */
+	uint64_t cookie;
+	bool dialled;			/* TCP to the first hop is up */
+	bool blocking;			/* the socket was blocking at connect() */
+	bool inline_;			/* driven by the connect()ing thread */
+	int err;			/* SLOT_DONE: 0 or the errno */
+	long long deadline;		/* CLOCK_MONOTONIC ms */
+	struct tunnel t;
+	struct sockaddr_storage peer;	/* what the program connect()ed to */
+	socklen_t peerlen;
+	char dest[S5_ADDR_TEXT_MAX];	/* for the log line */
+};
+
+int async_active;
+
+static pthread_mutex_t async_mutex = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t async_settled = PTHREAD_COND_INITIALIZER;
+static struct async_slot async_slots[PRELOAD_ASYNC_MAX];
+/* Slot number + 1 for each descriptor below ASYNC_INDEX_FDS, 0 for none. */
+static uint16_t async_index[PRELOAD_ASYNC_INDEX_FDS];
+static int async_npending;		/* SLOT_PENDING slots */
+static bool async_running;		/* the engine thread lives */
+static int async_ep = -1, async_kick = -1;	/* its epoll set and eventfd */
+static long long async_sleep_until;	/* its wakeup, -1: none */
+static pthread_once_t async_fork_once = PTHREAD_ONCE_INIT;
+/* This thread holds the lock: a connect() from a signal handler that
+ * interrupted it takes the synchronous path instead of deadlocking. */
+static __thread bool async_held;
+
+void
+async_lock(void)
+{
+	pthread_mutex_lock(&async_mutex);
+	async_held = true;
+}
+
+void
+async_unlock(void)
+{
+	async_held = false;
+	pthread_mutex_unlock(&async_mutex);
+}
+
+/* The slot that names fd, or NULL. Lock held, or a racy first look. */
+static struct async_slot *
+async_find(int fd)
+{
+	unsigned i;
+	int j;
+
+	if (fd < 0)
+		return NULL;
+	if (fd < PRELOAD_ASYNC_INDEX_FDS) {
+		i = __atomic_load_n(&async_index[fd], __ATOMIC_ACQUIRE);
+		return i == 0 ? NULL : &async_slots[i - 1];
+	}
+	for (i = 0; i < PRELOAD_ASYNC_MAX; i++) {
+		if (async_slots[i].state != SLOT_PENDING)
+			continue;
+		for (j = 0; j < async_slots[i].nfds; j++)
+			if (async_slots[i].fds[j] == fd)
+				return &async_slots[i];
+	}
+	return NULL;
+}
+
+static void
+async_index_set(int fd, struct async_slot *s)
+{
+	if (fd >= 0 && fd < PRELOAD_ASYNC_INDEX_FDS)
+		__atomic_store_n(&async_index[fd],
+		    (uint16_t)(s == NULL ? 0 : s - async_slots + 1), __ATOMIC_RELEASE);
+}
+
+/* The pending slot of fd, checked against the socket fd names now. */
+static struct async_slot *
+async_find_checked(int fd)
+{
+	struct async_slot *s = async_find(fd);
+
+	if (s == NULL || s->state != SLOT_PENDING)
+		return NULL;
+	return peer_cookie(fd) == s->cookie ? s : NULL;
+}
+
+/* Free a slot nobody waits on; its wake descriptor goes too. */
+static void
+async_free(struct async_slot *s)
+{
+	if (s->wakefd >= 0)
+		(void)PRELOAD_REAL(close)(s->wakefd);
+	s->wakefd = -1;
+	s->nfds = 0;
+	s->state = SLOT_FREE;
+}
+
+static void
+async_kick_engine(void)
+{
+	uint64_t one = 1;
+
+	if (async_kick >= 0)
+		(void)!PRELOAD_REAL(write)(async_kick, &one, sizeof(one));
+}
+
+/* The handshake of s is over with err (0: success). Lock held. */
+static void
+async_finish(struct async_slot *s, int err)
+{
+	uint64_t wake = ASYNC_WAKE_VALUE;
+	int i, fd;
+
+	s->err = err;
+	if (s->copy >= 0 && async_ep >= 0)
+		(void)PRELOAD_REAL(epoll_ctl)(async_ep, EPOLL_CTL_DEL, s->copy, NULL);
+	if (err != 0 && (s->copy >= 0 || s->nfds > 0)) {
+		tunnel_dissolve(s->copy >= 0 ? s->copy : s->fds[0]);
+		tunnel_refail(s->copy >= 0 ? s->copy : s->fds[0]);
+	}
+	for (i = 0; i < s->nfds; i++) {
+		fd = s->fds[i];
+		if (peer_cookie(fd) != s->cookie)
+			continue;
+		if (err == 0)
+			peer_remember(fd, (struct sockaddr *)&s->peer, s->peerlen);
+		else
+			peer_fail_later(fd, err);
+	}
+	connect_trace(s->dest, err, err == 0 ? -1 : s->t.rep);
+	s->state = SLOT_DONE;
+	async_npending--;
+	__atomic_store_n(&async_active, async_npending, __ATOMIC_RELEASE);
+	for (i = 0; i < s->nfds; i++)
+		async_index_set(s->fds[i], NULL);
+	if (s->copy >= 0)
+		(void)PRELOAD_REAL(close)(s->copy);
+	s->copy = -1;
+	for (i = 0; i < s->nfds; i++)
+		gate_restore(s->fds[i]);
+	if (s->wakefd >= 0)
+		(void)!PRELOAD_REAL(write)(s->wakefd, &wake, sizeof(wake));
+	if (s->waiters == 0)
+		async_free(s);
+	pthread_cond_broadcast(&async_settled);
+}
+
+/* Run s as far as its socket allows; revents is what the copy polled. */
+static void
+async_drive(struct async_slot *s, uint32_t revents)
+{
+	struct epoll_event ev;
+	int r;
+
+	if (!s->dialled) {
+		r = tunnel_dial_result(s->copy, (int)revents);
+		if (r < 0) {
+			async_finish(s, -tunnel_dial_errno(-r));
+			return;
+		}
+		s->dialled = true;
+	}
+	r = tunnel_step(&s->t, s->copy);
+	if (r <= 0) {
+		async_finish(s, -r);
+		return;
+	}
+	memset(&ev, 0, sizeof(ev));
+	ev.events = EPOLLONESHOT | (r == TUNNEL_READ ? EPOLLIN : EPOLLOUT);
+	ev.data.u64 = (uint64_t)(s - async_slots) | (uint64_t)s->gen << 32;
+	if (PRELOAD_REAL(epoll_ctl)(async_ep, EPOLL_CTL_MOD, s->copy, &ev) != 0)
+		async_finish(s, errno);
+}
+
+/* The earliest deadline of a pending slot, or -1. Lock held. */
+static long long
+async_next_deadline(void)
+{
+	long long next = -1;
+	unsigned i;
+
+	for (i = 0; i < PRELOAD_ASYNC_MAX && async_npending > 0; i++)
+		if (async_slots[i].state == SLOT_PENDING && !async_slots[i].inline_ &&
+		    (next < 0 || async_slots[i].deadline < next))
+			next = async_slots[i].deadline;
+	return next;
+}
+
+/* The latest deadline of any pending slot, or -1. Lock held. */
+static long long
+async_last_deadline(void)
+{
+	long long last = -1;
+	unsigned i;
+
+	for (i = 0; i < PRELOAD_ASYNC_MAX && async_npending > 0; i++)
+		if (async_slots[i].state == SLOT_PENDING && async_slots[i].deadline > last)
+			last = async_slots[i].deadline;
+	return last;
+}
+
+static void
+async_expire(long long now)
+{
+	unsigned i;
+
+	for (i = 0; i < PRELOAD_ASYNC_MAX && async_npending > 0; i++)
+		if (async_slots[i].state == SLOT_PENDING && !async_slots[i].inline_ &&
+		    async_slots[i].deadline <= now)
+			async_finish(&async_slots[i], ETIMEDOUT);
+}
+
+static void *
+async_engine(void *arg)
+{
+	struct epoll_event evs[ASYNC_EVENTS];
+	long long now, next, idle_since = -1;
+	uint64_t v;
+	struct async_slot *s;
+	uint32_t id;
+	int n, i, timeout;
+
+	(void)arg;
+	async_lock();
+	for (;;) {
+		now = tunnel_now_ms();
+		async_expire(now);
+		next = async_next_deadline();
+		if (next < 0) {
+			if (idle_since < 0)
+				idle_since = now;
+			if (now - idle_since >= PRELOAD_ENGINE_IDLE_MS)
+				break;
+			next = idle_since + PRELOAD_ENGINE_IDLE_MS;
+		} else {
+			idle_since = -1;
+		}
+		async_sleep_until = next;
+		timeout = next - now > INT_MAX ? INT_MAX : (int)(next - now);
+		async_unlock();
+		n = epoll_wait(async_ep, evs, ASYNC_EVENTS, timeout);
+		async_lock();
+		for (i = 0; i < n; i++) {
+			if (evs[i].data.u64 == UINT64_MAX) {
+				(void)!PRELOAD_REAL(read)(async_kick, &v, sizeof(v));
+				continue;
+			}
+			id = (uint32_t)evs[i].data.u64;
+			if (id >= PRELOAD_ASYNC_MAX)
+				continue;
+			s = &async_slots[id];
+			if (s->state != SLOT_PENDING || s->gen != (uint32_t)(evs[i].data.u64 >> 32))
+				continue;
+			async_drive(s, evs[i].events);
+		}
+	}
+	/* Idle: nothing of ours stays in the process. */
+	(void)PRELOAD_REAL(close)(async_ep);
+	(void)PRELOAD_REAL(close)(async_kick);
+	async_ep = async_kick = -1;
+	async_running = false;
+	async_unlock();
+	return NULL;
+}
+
+/*
+ * fork(): the child has no engine thread. Wait until nothing is pending
+ * (bounded by the deadlines), and hold the lock across fork() so the child
+ * gets consistent slots.
+ */
+static void
+async_fork_prepare(void)
+{
+	struct timespec ts;
+
+	async_lock();
+	while (async_npending > 0) {
+		long long next = async_last_deadline() + 1;
+		if (next <= tunnel_now_ms())
+			break;
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		ts.tv_sec = next / 1000;
+		ts.tv_nsec = (next % 1000) * 1000000L;
+		async_held = false;
+		(void)pthread_cond_timedwait(&async_settled, &async_mutex, &ts);
+		async_held = true;
+	}
+}
+
+static void
+async_fork_parent(void)
+{
+	async_unlock();
+}
+
+static void
+async_fork_child(void)
+{
+	unsigned i;
+
+	/* The engine's descriptors are the parent's: ours no more. */
+	if (async_running) {
+		(void)PRELOAD_REAL(close)(async_ep);
+		(void)PRELOAD_REAL(close)(async_kick);
+	}
+	async_ep = async_kick = -1;
+	async_running = false;
+	for (i = 0; i < PRELOAD_ASYNC_MAX; i++) {
+		struct async_slot *s = &async_slots[i];
+
+		if (s->state == SLOT_PENDING) {
+			/* Still pending after its deadline in the parent: a
+			 * failure here, the socket ours no more to drive. */
+			if (s->copy >= 0)
+				(void)PRELOAD_REAL(close)(s->copy);
+			s->copy = -1;
+			async_finish(s, ETIMEDOUT);
+		}
+		s->waiters = 0;
+		if (s->state == SLOT_DONE)
+			async_free(s);
+	}
+	async_unlock();
+}
+
+static void
+async_fork_register(void)
+{
+	(void)pthread_atfork(async_fork_prepare, async_fork_parent, async_fork_child);
+}
+
+/* The engine, started when not running. Lock held. 0 or -errno. */
+static int
+async_start_engine(void)
+{
+	struct epoll_event ev;
+	pthread_attr_t attr;
+	pthread_t th;
+	sigset_t all, old;
+	int r;
+
+	if (async_running)
+		return 0;
+	pthread_once(&async_fork_once, async_fork_register);
+	async_ep = epoll_create1(EPOLL_CLOEXEC);
+	async_kick = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (async_ep < 0 || async_kick < 0)
+		goto fail;
+	memset(&ev, 0, sizeof(ev));
+	ev.events = EPOLLIN;
+	ev.data.u64 = UINT64_MAX;
+	if (PRELOAD_REAL(epoll_ctl)(async_ep, EPOLL_CTL_ADD, async_kick, &ev) != 0)
+		goto fail;
+	/* The thread takes none of the program's signals. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	pthread_attr_setstacksize(&attr, PRELOAD_ENGINE_STACK_BYTES);
+	r = pthread_create(&th, &attr, async_engine, NULL);
+	pthread_attr_destroy(&attr);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (r != 0) {
+		errno = r;
+		goto fail;
+	}
+	async_running = true;
+	async_sleep_until = -1;
+	return 0;
+fail:
+	r = errno;
+	if (async_ep >= 0)
+		(void)PRELOAD_REAL(close)(async_ep);
+	if (async_kick >= 0)
+		(void)PRELOAD_REAL(close)(async_kick);
+	async_ep = async_kick = -1;
+	preload_log(LOG_LVL_DEBUG, "engine unavailable (%s): handshakes run "
+	    "inside connect()", strerror(r));
+	return -r;
+}
+
+static int async_v6_both(int fd);
+static int async_handoff(struct async_slot *s, uint32_t gen, int fd, uint32_t events);
+
+static struct async_slot *
+async_alloc(void)
+{
+	unsigned i;
+
+	for (i = 0; i < PRELOAD_ASYNC_MAX; i++)
+		if (async_slots[i].state == SLOT_FREE) {
+			struct async_slot *s = &async_slots[i];
+			uint32_t gen = s->gen + 1;
+
+			memset(s, 0, sizeof(*s));
+			s->gen = gen;
+			s->copy = s->wakefd = -1;
+			return s;
+		}
+	return NULL;
+}
+
+/* The wake descriptor of s, made on first use; -1 when none can be. */
+static int
+async_wakefd(struct async_slot *s)
+{
+	if (s->wakefd < 0)
+		s->wakefd = eventfd(0, EFD_CLOEXEC | EFD_SEMAPHORE);
+	return s->wakefd;
+}
+
+int
+async_waitfd(int fd, void **ref)
+{
+	struct async_slot *s;
+	int w = -1;
+
+	*ref = NULL;
+	if (async_find(fd) == NULL)
+		return -1;
+	async_lock();
+	s = async_find_checked(fd);
+	if (s != NULL && (w = async_wakefd(s)) >= 0) {
+		s->waiters++;
+		*ref = s;
+	}
+	async_unlock();
+	return w;
+}
+
+void
+async_release(void *ref)
+{
+	struct async_slot *s = ref;
+
+	if (s == NULL)
+		return;
+	async_lock();
+	if (--s->waiters == 0 && s->state == SLOT_DONE)
+		async_free(s);
+	async_unlock();
+}
+
+bool
+async_pending(int fd)
+{
+	struct async_slot *s = async_find(fd);
+
+	return s != NULL && __atomic_load_n(&s->state, __ATOMIC_ACQUIRE) == SLOT_PENDING;
+}
+
+/*
+ * A blocking caller waits for the outcome of s, the kernel's way (see the
+ * top): 0 or -errno once over, -EINTR or -EINPROGRESS when not. Lock held on
+ * entry and on return.
+ */
+static int
+async_wait_blocking(struct async_slot *s, int fd)
+{
+	struct timeval tv;
+	socklen_t len = sizeof(tv);
+	struct pollfd pfd;
+	uint64_t v;
+	long long ms = 0;
+	int w, r = 0, err;
+
+	if (preload_real.getsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, &len) == 0)
+		ms = (long long)tv.tv_sec * 1000 + tv.tv_usec / 1000;
+	if ((w = async_wakefd(s)) < 0)
+		return -EAGAIN;
+	s->waiters++;
+	async_unlock();
+	if (ms <= 0 && tv.tv_usec == 0) {
+		while (PRELOAD_REAL(read)(w, &v, sizeof(v)) != (ssize_t)sizeof(v)) {
+			if (errno == EINTR) {
+				r = -EINTR;
+				break;
+			}
+		}
+	} else {
+		pfd.fd = w;
+		pfd.events = POLLIN;
+		pfd.revents = 0;
+		r = PRELOAD_REAL(poll)(&pfd, 1, ms > INT_MAX ? INT_MAX : ms < 1 ? 1 : (int)ms);
+		r = r > 0 ? 0 : r == 0 ? -EINPROGRESS : -errno;
+	}
+	async_lock();
+	s->waiters--;
+	if (s->state == SLOT_DONE) {
+		err = s->err;
+		if (s->waiters == 0)
+			async_free(s);
+		/* The caller gets the error itself: nothing for SO_ERROR. */
+		if (err != 0)
+			(void)peer_take_error(fd);
+		return -err;
+	}
+	return r == 0 ? -EINPROGRESS : r;
+}
+
+int
+async_hold(int fd, bool is_connect)
+{
+	struct async_slot *s;
+	int flags, r;
+
+	if (async_find(fd) == NULL)
+		return 0;
+	async_lock();
+	s = async_find_checked(fd);
+	if (s == NULL) {
+		async_unlock();
+		return 0;
+	}
+	flags = PRELOAD_REAL(fcntl)(fd, F_GETFL);
+	if (flags >= 0 && (flags & O_NONBLOCK)) {
+		async_unlock();
+		return is_connect ? -EALREADY : -EAGAIN;
+	}
+	r = async_wait_blocking(s, fd);
+	async_unlock();
+	/* A read or write on a blocking socket goes on once it is over. */
+	if (!is_connect && r != -EINTR && r != -EINPROGRESS)
+		return 0;
+	return r == -EINPROGRESS && is_connect ? -EALREADY : r;
+}
+
+int
+async_settle(int fd)
+{
+	struct async_slot *s;
+	struct pollfd pfd;
+	int err = 0, r;
+
+	if (async_find(fd) == NULL)
+		return peer_take_error(fd) == 0 ? 0 : -ECONNREFUSED;
+	async_lock();
+	s = async_find_checked(fd);
+	if (s == NULL || (pfd.fd = async_wakefd(s)) < 0) {
+		async_unlock();
+		return 0;
+	}
+	s->waiters++;
+	async_unlock();
+	pfd.events = POLLIN;
+	/* The engine ends it by its deadline. */
+	do {
+		pfd.revents = 0;
+		r = PRELOAD_REAL(poll)(&pfd, 1, -1);
+	} while (r < 0 && errno == EINTR);
+	async_lock();
+	if (s->state == SLOT_DONE) {
+		err = s->err;
+		if (err != 0)
+			(void)peer_take_error(fd);
+	}
+	if (--s->waiters == 0 && s->state == SLOT_DONE)
+		async_free(s);
+	async_unlock();
+	return -err;
+}
+
+void
+async_dup(int fd, int fd2)
+{
+	struct async_slot *s;
+
+	if (fd == fd2 || async_find(fd) == NULL)
+		return;
+	async_lock();
+	s = async_find_checked(fd);
+	if (s != NULL && s->nfds < PRELOAD_ASYNC_FDS) {
+		s->fds[s->nfds++] = fd2;
+		async_index_set(fd2, s);
+	}
+	async_unlock();
+}
+
+/* Cancel s: nobody names its socket anymore. Lock held. */
+static void
+async_cancel(struct async_slot *s)
+{
+	uint64_t wake = ASYNC_WAKE_VALUE;
+
+	if (s->copy >= 0) {
+		if (async_ep >= 0)
+			(void)PRELOAD_REAL(epoll_ctl)(async_ep, EPOLL_CTL_DEL, s->copy, NULL);
+		(void)PRELOAD_REAL(close)(s->copy);
+	}
+	s->copy = -1;
+	s->err = ECANCELED;
+	s->state = SLOT_DONE;
+	async_npending--;
+	__atomic_store_n(&async_active, async_npending, __ATOMIC_RELEASE);
+	if (s->wakefd >= 0)
+		(void)!PRELOAD_REAL(write)(s->wakefd, &wake, sizeof(wake));
+	if (s->waiters == 0)
+		async_free(s);
+	pthread_cond_broadcast(&async_settled);
+}
+
+void
+async_forget(int fd)
+{
+	struct async_slot *s;
+	int i;
+
+	async_lock();
+	gate_forget(fd);
+	s = async_find(fd);
+	if (s != NULL && s->state == SLOT_PENDING) {
+		for (i = 0; i < s->nfds; i++)
+			if (s->fds[i] == fd) {
+				s->fds[i] = s->fds[--s->nfds];
+				break;
+			}
+		async_index_set(fd, NULL);
+		if (s->nfds == 0)
+			async_cancel(s);
+	}
+	async_unlock();
+}
+
+/* The engine's copy of fd's socket. Lock held. 0 or -errno. */
+static int
+async_make_copy(struct async_slot *s, int fd)
+{
+	s->copy = PRELOAD_REAL(fcntl)(fd, F_DUPFD_CLOEXEC, PRELOAD_ASYNC_COPY_FD_MIN);
+	if (s->copy < 0)
+		s->copy = PRELOAD_REAL(fcntl)(fd, F_DUPFD_CLOEXEC, 0);
+	return s->copy < 0 ? -errno : 0;
+}
+
+/* Hand pending s (with its copy) to the engine, waiting for events. Lock
+ * held. 0, or -errno with s finished. */
+static int
+async_to_engine(struct async_slot *s, uint32_t events)
+{
+	struct epoll_event ev;
+	int err;
+
+	memset(&ev, 0, sizeof(ev));
+	ev.events = EPOLLONESHOT | events;
+	ev.data.u64 = (uint64_t)(s - async_slots) | (uint64_t)s->gen << 32;
+	if (PRELOAD_REAL(epoll_ctl)(async_ep, EPOLL_CTL_ADD, s->copy, &ev) != 0) {
+		err = errno;
+		async_finish(s, err);
+		return -err;
+	}
+	s->inline_ = false;
+	/* The engine sleeps past this deadline (or forever): it must see it. */
+	if (async_sleep_until < 0 || async_sleep_until > s->deadline)
+		async_kick_engine();
+	return 0;
+}
+
+/*
+ * Every handler the program installed restarts system calls (SA_RESTART):
+ * then a signal that interrupted our wait would have restarted the
+ * program's own connect(), and the wait goes on. Asked only after an EINTR.
+ * With a handler that does not, the connect() says EINTR; which signal came
+ * is not known here, so a program with both kinds may see an EINTR a direct
+ * connect would have restarted (man page, LIMITS).
+ */
+static bool
+async_all_restart(void)
+{
+	struct sigaction sa;
+	int sig;
+
+	for (sig = 1; sig < NSIG; sig++) {
+		if (sigaction(sig, NULL, &sa) != 0)
+			continue;
+		if (sa.sa_handler == SIG_DFL || sa.sa_handler == SIG_IGN)
+			continue;
+		if (!(sa.sa_flags & SA_RESTART))
+			return false;
+	}
+	return true;
+}
+
+/* A blocking connect's end: 0 or -errno (the caller's to report, not left
+ * for SO_ERROR). The slot must still be the one started (gen). */
+static int
+async_end_inline(struct async_slot *s, uint32_t gen, int fd, int err)
+{
+	async_lock();
+	if (s->gen != gen || s->state != SLOT_PENDING) {
+		async_unlock();
+		return -EBADF;		/* closed by another thread meanwhile */
+	}
+	async_finish(s, err);
+	async_unlock();
+	if (err != 0)
+		(void)peer_take_error(fd);
+	return -err;
+}
+
+/*
+ * A blocking connect() drives its own handshake, as fast as it can be:
+ * poll() on the socket, no other thread. A signal whose handler would not
+ * restart connect() (see async_all_restart()) or the program's SO_SNDTIMEO
+ * ends the call early, -EINTR or -EINPROGRESS, and the engine takes over.
+ */
+static int
+async_drive_inline(struct async_slot *s, uint32_t gen, int fd)
+{
+	struct timeval tv;
+	socklen_t tlen = sizeof(tv);
+	struct pollfd pfd;
+	long long stop = -1, until, now;
+	short want = POLLOUT;
+	int r, why;
+
+	memset(&tv, 0, sizeof(tv));
+	if (preload_real.getsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, &tlen) == 0 &&
+	    (tv.tv_sec > 0 || tv.tv_usec > 0))
+		stop = tunnel_now_ms() + (long long)tv.tv_sec * 1000 +
+		    (tv.tv_usec + 999) / 1000;
+	for (;;) {
+		if (s->dialled) {
+			r = tunnel_step(&s->t, fd);
+			if (r <= 0)
+				return async_end_inline(s, gen, fd, -r);
+			want = r == TUNNEL_READ ? POLLIN : POLLOUT;
+		}
+		for (;;) {
+			now = tunnel_now_ms();
+			until = stop >= 0 && stop < s->deadline ? stop : s->deadline;
+			if (now >= s->deadline)
+				return async_end_inline(s, gen, fd, ETIMEDOUT);
+			if (now >= until) {
+				why = EINPROGRESS;	/* SO_SNDTIMEO */
+				r = 0;
+				break;
+			}
+			pfd.fd = fd;
+			pfd.events = want;
+			pfd.revents = 0;
+			r = PRELOAD_REAL(poll)(&pfd, 1, until - now > INT_MAX ?
+			    INT_MAX : (int)(until - now));
+			if (r > 0)
+				break;
+			if (r < 0 && errno != EINTR)
+				return async_end_inline(s, gen, fd, errno);
+			if (r < 0 && !async_all_restart()) {
+				why = EINTR;
+				break;
+			}
+		}
+		if (r <= 0) {
+			/* Early end of the call; the engine goes on. */
+			if (async_handoff(s, gen, fd, (uint32_t)want) == 0)
+				return -why;
+			stop = -1;	/* no engine: the call finishes it */
+			continue;
+		}
+		if (!s->dialled) {
+			r = tunnel_dial_result(fd, pfd.revents);
+			if (r < 0)
+				return async_end_inline(s, gen, fd, -tunnel_dial_errno(-r));
+			s->dialled = true;
+		}
+	}
+}
+
+/* Give an inline slot to the engine. 0, or -errno (it stays inline). */
+static int
+async_handoff(struct async_slot *s, uint32_t gen, int fd, uint32_t events)
+{
+	int r;
+
+	async_lock();
+	if (s->gen != gen || s->state != SLOT_PENDING) {
+		async_unlock();
+		return 0;	/* over already: the caller's connect ends */
+	}
+	if ((r = async_start_engine()) == 0 && (r = async_make_copy(s, fd)) == 0)
+		r = async_to_engine(s, events);
+	async_unlock();
+	return r;
+}
+
+/*
+ * The dial: the TCP connect to the first hop, without waiting (a blocking
+ * socket is made non-blocking for the call alone, P2). 0 (connecting or
+ * connected), or -errno.
+ */
+static int
+async_dial(int fd, const struct sockaddr_storage *ss, socklen_t len, bool blocking,
+    bool *dialled)
+{
+	int flags = 0, r;
+
+	if (blocking) {
+		flags = PRELOAD_REAL(fcntl)(fd, F_GETFL);
+		if (flags < 0 || PRELOAD_REAL(fcntl)(fd, F_SETFL, flags | O_NONBLOCK) != 0)
+			return -errno;
+	}
+	r = preload_real.connect(fd, (const struct sockaddr *)ss, len) == 0 ? 0 : -errno;
+	if (blocking)
+		(void)PRELOAD_REAL(fcntl)(fd, F_SETFL, flags);
+	*dialled = r == 0;
+	return r == -EINPROGRESS || r == -EINTR ? 0 : r;
+}
+
+int
+async_connect(int fd, int domain, const struct sockaddr *sa, socklen_t len,
+    const struct s5_addr *dst, const char *dest)
+{
+	struct sockaddr_storage ss;
+	struct async_slot *s;
+	socklen_t sslen;
+	size_t dlen;
+	bool blocking;
+	int flags, r;
+
+	if (async_held)
+		return ASYNC_SYNC;	/* a signal handler interrupted us */
+	flags = PRELOAD_REAL(fcntl)(fd, F_GETFL);
+	if (flags < 0)
+		return -errno;
+	blocking = !(flags & O_NONBLOCK);
+	async_lock();
+	if ((!blocking && async_start_engine() != 0) || (s = async_alloc()) == NULL) {
+		async_unlock();
+		return ASYNC_SYNC;
+	}
+	r = tunnel_first_sockaddr(fd, domain, &ss, &sslen);
+	if (r == -EAFNOSUPPORT && domain == AF_INET6 && async_v6_both(fd) == 0) {
+		/* An IPv6-only socket and an IPv4 proxy: the socket may
+		 * speak IPv4 for the proxy, and still says it is IPv6-only. */
+		r = tunnel_first_sockaddr(fd, domain, &ss, &sslen);
+		gate_hide(fd);
+	} else if (r == -EAFNOSUPPORT) {
+		/* The proxy has no address of this socket's family: the
+		 * socket becomes one of the proxy's, the program none the
+		 * wiser (see the top). */
+		domain = domain == AF_INET ? AF_INET6 : AF_INET;
+		gate_hide(fd);
+		r = async_swap_family(fd, domain);
+		if (r == 0)
+			r = tunnel_first_sockaddr(fd, domain, &ss, &sslen);
+	} else if (r == 0) {
+		gate_hide(fd);
+	}
+	if (r < 0) {
+		gate_restore(fd);
+		async_unlock();
+		preload_log(LOG_LVL_INFO, "proxy %s cannot be reached from "
+		    "this socket (%s)", preload_cfg.chain_text, strerror(-r));
+		connect_trace(dest, ECONNREFUSED, -1);
+		return -ECONNREFUSED;
+	}
+	if (!blocking && async_make_copy(s, fd) != 0) {
+		gate_restore(fd);
+		async_unlock();
+		return ASYNC_SYNC;
+	}
+	s->blocking = blocking;
+	s->inline_ = blocking;
+	r = async_dial(fd, &ss, sslen, blocking, &s->dialled);
+	if (r < 0) {
+		if (s->copy >= 0)
+			(void)PRELOAD_REAL(close)(s->copy);
+		s->copy = -1;
+		gate_restore(fd);
+		async_unlock();
+		/* EISCONN/EALREADY: the kernel's answer to a second connect(). */
+		if (r == -EISCONN || r == -EALREADY)
+			return r;
+		r = tunnel_dial_errno(-r);
+		connect_trace(dest, -r, -1);
+		return r;
+	}
+	s->cookie = peer_cookie(fd);
+	s->fds[0] = fd;
+	s->nfds = 1;
+	s->deadline = tunnel_now_ms() + preload_cfg.timeout_ms;
+	tunnel_init(&s->t, dst);
+	memcpy(&s->peer, sa, len < sizeof(s->peer) ? len : sizeof(s->peer));
+	s->peerlen = len < sizeof(s->peer) ? len : sizeof(s->peer);
+	dlen = strlen(dest);
+	memcpy(s->dest, dest, dlen < sizeof(s->dest) ? dlen + 1 : sizeof(s->dest));
+	s->dest[sizeof(s->dest) - 1] = '\0';
+	s->state = SLOT_PENDING;
+	async_npending++;
+	__atomic_store_n(&async_active, async_npending, __ATOMIC_RELEASE);
+	async_index_set(fd, s);
+	if (blocking) {
+		async_unlock();
+		return async_drive_inline(s, s->gen, fd);
+	}
+	r = async_to_engine(s, EPOLLOUT);
+	async_unlock();
+	return r == 0 ? -EINPROGRESS : ASYNC_SYNC;
+}
+
+/* fd, an unbound IPv6-only socket, may reach IPv4 addresses from now on;
+ * getsockopt(IPV6_V6ONLY) still answers 1 (peer.c). 0 or -errno. */
+static int
+async_v6_both(int fd)
+{
+	int off = 0;
+
+	if (setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof(off)) != 0)
+		return -errno;
+	peer_swapped(fd, AF_INET6);
+	return 0;
+}
+
+/* Socket options a swapped socket keeps: the int ones of either family. */
+static const struct { int level, name; } async_swap_opts[] = {
+	{ SOL_SOCKET, SO_REUSEADDR }, { SOL_SOCKET, SO_REUSEPORT },
+	{ SOL_SOCKET, SO_KEEPALIVE }, { SOL_SOCKET, SO_SNDBUF },
+	{ SOL_SOCKET, SO_RCVBUF }, { SOL_SOCKET, SO_PRIORITY },
+	{ SOL_SOCKET, SO_MARK }, { SOL_SOCKET, SO_OOBINLINE },
+	{ SOL_SOCKET, SO_RCVLOWAT }, { SOL_SOCKET, SO_BUSY_POLL },
+	{ IPPROTO_TCP, TCP_NODELAY }, { IPPROTO_TCP, TCP_KEEPIDLE },
+	{ IPPROTO_TCP, TCP_KEEPINTVL }, { IPPROTO_TCP, TCP_KEEPCNT },
+	{ IPPROTO_TCP, TCP_USER_TIMEOUT }, { IPPROTO_TCP, TCP_MAXSEG },
+	{ IPPROTO_TCP, TCP_QUICKACK }, { IPPROTO_TCP, TCP_NOTSENT_LOWAT },
+	{ IPPROTO_TCP, TCP_SYNCNT }, { IPPROTO_TCP, TCP_WINDOW_CLAMP },
+};
+
+static void
+async_copy_opt(int from, int to, int level, int name, size_t size)
+{
+	uint8_t buf[256];
+	socklen_t len = (socklen_t)size;
+
+	if (preload_real.getsockopt(from, level, name, buf, &len) == 0)
+		(void)setsockopt(to, level, name, buf, len);
+}
+
+/*
+ * fd (an unbound TCP socket) becomes a socket of family domain: a new
+ * socket, with fd's options, status flags and FD_CLOEXEC, dup3()ed over it.
+ * The epoll registrations of fd were hidden by the caller and are added back
+ * to the new socket at the end of the handshake. 0 or -errno.
+ */
+int
+async_swap_family(int fd, int domain)
+{
+	struct sockaddr_storage local;
+	socklen_t len = sizeof(local), ilen = sizeof(int);
+	struct sockaddr_in *l4 = (struct sockaddr_in *)&local;
+	struct sockaddr_in6 *l6 = (struct sockaddr_in6 *)&local;
+	int proto = 0, flags, fdflags, ns, old, tos;
+	size_t i;
+
+	/* A bound socket keeps its address, which the other family lacks. */
+	if (PRELOAD_REAL(getsockname)(fd, (struct sockaddr *)&local, &len) != 0)
+		return -errno;
+	if ((local.ss_family == AF_INET && (l4->sin_port != 0 || l4->sin_addr.s_addr != 0)) ||
+	    (local.ss_family == AF_INET6 && (l6->sin6_port != 0 ||
+	    !IN6_IS_ADDR_UNSPECIFIED(&l6->sin6_addr))))
+		return -EADDRNOTAVAIL;
+	old = local.ss_family;
+	(void)preload_real.getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &proto, &ilen);
+	flags = PRELOAD_REAL(fcntl)(fd, F_GETFL);
+	fdflags = PRELOAD_REAL(fcntl)(fd, F_GETFD);
+	if (flags < 0 || fdflags < 0)
+		return -errno;
+	ns = socket(domain, SOCK_STREAM | SOCK_CLOEXEC, proto);
+	if (ns < 0)
+		return -errno;
+	for (i = 0; i < sizeof(async_swap_opts) / sizeof(async_swap_opts[0]); i++)
+		async_copy_opt(fd, ns, async_swap_opts[i].level, async_swap_opts[i].name,
+		    sizeof(int));
+	async_copy_opt(fd, ns, SOL_SOCKET, SO_LINGER, sizeof(struct linger));
+	async_copy_opt(fd, ns, SOL_SOCKET, SO_RCVTIMEO, sizeof(struct timeval));
+	async_copy_opt(fd, ns, SOL_SOCKET, SO_SNDTIMEO, sizeof(struct timeval));
+	async_copy_opt(fd, ns, SOL_SOCKET, SO_BINDTODEVICE, IFNAMSIZ);
+	async_copy_opt(fd, ns, IPPROTO_TCP, TCP_CONGESTION, ASYNC_CA_NAME_BYTES);
+	/* The traffic class, under the other family's name. */
+	ilen = sizeof(int);
+	if (preload_real.getsockopt(fd, old == AF_INET ? IPPROTO_IP : IPPROTO_IPV6,
+	    old == AF_INET ? IP_TOS : IPV6_TCLASS, &tos, &ilen) == 0 && tos != 0)
+		(void)setsockopt(ns, domain == AF_INET ? IPPROTO_IP : IPPROTO_IPV6,
+		    domain == AF_INET ? IP_TOS : IPV6_TCLASS, &tos, sizeof(tos));
+	if (PRELOAD_REAL(dup3)(ns, fd, (fdflags & FD_CLOEXEC) ? O_CLOEXEC : 0) < 0) {
+		int err = errno;
+
+		(void)PRELOAD_REAL(close)(ns);
+		return -err;
+	}
+	(void)PRELOAD_REAL(close)(ns);
+	(void)PRELOAD_REAL(fcntl)(fd, F_SETFL, flags);
+	peer_swapped(fd, old);
+	preload_log(LOG_LVL_DEBUG, "socket %d: IPv%d socket swapped for IPv%d to "
+	    "reach proxy %s", fd, old == AF_INET ? 4 : 6, domain == AF_INET ? 4 : 6,
+	    preload_cfg.chain_text);
+	return 0;
+}

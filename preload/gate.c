@@ -1,0 +1,862 @@
+/*
+ * gate.c: the readiness gate. While a socket's handshake is pending
+ * (async.c), nothing the program can ask says it is connected.
+ *
+ * epoll: the kernel reports a socket the moment its TCP connect to the
+ * proxy is up, long before the chain has answered, and epoll_wait() runs in
+ * the kernel with no hook of ours. So the gate keeps the program's epoll
+ * registrations as it made them (epoll_ctl(): set, descriptor, events,
+ * data), and while a socket is pending its registrations are taken out of
+ * the kernel's sets (EPOLL_CTL_DEL) and kept here; epoll_ctl() on a pending
+ * socket is answered from these records (EEXIST, ENOENT, EINVAL for MOD of
+ * EPOLLEXCLUSIVE, as the kernel would). When the handshake ends async.c adds
+ * them back (EPOLL_CTL_ADD with the program's events and data): the kernel
+ * evaluates readiness afresh and wakes every waiter of every set, whatever
+ * thread or process waits and whatever the flags (level, edge, one-shot,
+ * exclusive). A record is proven before it is used: a DEL that fails means
+ * the registration is gone (the set or the socket was closed behind our
+ * back), and the record with it.
+ *
+ * poll(), ppoll(), select(), pselect() (and the _chk forms): when the
+ * process has a pending socket and the call names one, the call waits in
+ * ppoll() with the pending sockets left out and their wake descriptors in:
+ * they report nothing until the handshake is over, then what the kernel says
+ * of them. select() and pselect() go through the same path (so a wake
+ * descriptor above FD_SETSIZE does no harm), with select()'s result, sets
+ * and remaining time.
+ *
+ * read, write and their kin on a pending socket: EAGAIN, or for a blocking
+ * one, a wait for the outcome (async_hold()); the proxy never sees a byte of
+ * the program's early, and the program never reads the proxy's reply.
+ *
+ * close(), close_range(), dup2() and dup3() over a descriptor: its records
+ * go, and a pending socket's handshake is cancelled with its last name.
+ * dup(), dup2(), dup3() and F_DUPFD of a pending socket: the new name is
+ * pending too.
+ *
+ * Every hook's fast path is one load (async_active, or an fd with no
+ * record): a process with nothing pending pays no lock and no system call.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/sendfile.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include "preload.h"
+
+#define GATE_BUCKETS		1024	/* epoll record hash chains */
+#define GATE_POLL_STACK		64	/* pollfds on the stack; beyond, malloc() */
+#define GATE_NS_PER_MS		1000000L
+
+/* One registration of fd in the epoll set epfd, as the program made it. */
+struct gate_rec {
+	struct gate_rec *next;
+	int fd, epfd;
+	struct epoll_event ev;
+	bool hidden;			/* taken out of the kernel's set */
+};
+
+static struct gate_rec *gate_table[GATE_BUCKETS];
+/* Descriptors with a record, as a bitmap for the fast path of close(). */
+static uint64_t gate_marked[PRELOAD_ASYNC_INDEX_FDS / 64];
+static int gate_nrecs;
+
+static unsigned
+gate_hash(int fd)
+{
+	return (unsigned)fd % GATE_BUCKETS;
+}
+
+static bool
+gate_maybe_marked(int fd)
+{
+	if (fd < 0)
+		return false;
+	if (fd >= PRELOAD_ASYNC_INDEX_FDS)
+		return __atomic_load_n(&gate_nrecs, __ATOMIC_RELAXED) > 0;
+	return (__atomic_load_n(&gate_marked[fd / 64], __ATOMIC_RELAXED) >> (fd % 64)) & 1;
+}
+
+static void
+gate_mark(int fd, bool on)
+{
+	uint64_t bit;
+
+	if (fd < 0 || fd >= PRELOAD_ASYNC_INDEX_FDS)
+		return;
+	bit = (uint64_t)1 << (fd % 64);
+	if (on)
+		__atomic_or_fetch(&gate_marked[fd / 64], bit, __ATOMIC_RELAXED);
+	else
+		__atomic_and_fetch(&gate_marked[fd / 64], ~bit, __ATOMIC_RELAXED);
+}
+
+static struct gate_rec **
+gate_lookup(int fd, int epfd)
+{
+	struct gate_rec **p;
+
+	for (p = &gate_table[gate_hash(fd)]; *p != NULL; p = &(*p)->next)
+		if ((*p)->fd == fd && (*p)->epfd == epfd)
+			return p;
+	return NULL;
+}
+
+static bool
+gate_has_any(int fd)
+{
+	struct gate_rec *r;
+
+	for (r = gate_table[gate_hash(fd)]; r != NULL; r = r->next)
+		if (r->fd == fd)
+			return true;
+	return false;
+}
+
+static void
+gate_unlink(struct gate_rec **p)
+{
+	struct gate_rec *r = *p;
+	int fd = r->fd;
+
+	*p = r->next;
+	free(r);
+	gate_nrecs--;
+	if (!gate_has_any(fd))
+		gate_mark(fd, false);
+}
+
+/* Lock held. 0, or -errno when out of memory. */
+static int
+gate_record(int epfd, int fd, const struct epoll_event *ev, bool hidden)
+{
+	struct gate_rec **p = gate_lookup(fd, epfd), *r;
+
+	if (p != NULL) {
+		(*p)->ev = *ev;
+		(*p)->hidden = hidden;
+		return 0;
+	}
+	if ((r = malloc(sizeof(*r))) == NULL)
+		return -ENOMEM;
+	r->fd = fd;
+	r->epfd = epfd;
+	r->ev = *ev;
+	r->hidden = hidden;
+	r->next = gate_table[gate_hash(fd)];
+	gate_table[gate_hash(fd)] = r;
+	gate_nrecs++;
+	gate_mark(fd, true);
+	return 0;
+}
+
+/* Take fd's registrations out of the kernel's sets (hide), or put them back
+ * as the program made them. A call the kernel refuses proves the set or the
+ * socket gone behind our back: the record goes. Lock held. */
+static void
+gate_move(int fd, bool hide)
+{
+	struct gate_rec **p = &gate_table[gate_hash(fd)];
+	struct epoll_event ev;
+	int (*ctl)(int, int, int, struct epoll_event *) = PRELOAD_REAL(epoll_ctl);
+	bool done;
+
+	while (*p != NULL) {
+		if ((*p)->fd != fd || (*p)->hidden == hide) {
+			p = &(*p)->next;
+			continue;
+		}
+		ev = (*p)->ev;
+		if (hide)
+			done = ctl((*p)->epfd, EPOLL_CTL_DEL, fd, NULL) == 0;
+		else
+			done = ctl((*p)->epfd, EPOLL_CTL_ADD, fd, &ev) == 0 ||
+			    (errno == EEXIST && ctl((*p)->epfd, EPOLL_CTL_MOD, fd, &ev) == 0);
+		if (!done) {
+			gate_unlink(p);
+			continue;
+		}
+		(*p)->hidden = hide;
+		p = &(*p)->next;
+	}
+}
+
+void
+gate_hide(int fd)
+{
+	gate_move(fd, true);
+}
+
+void
+gate_restore(int fd)
+{
+	gate_move(fd, false);
+}
+
+void
+gate_forget(int fd)
+{
+	struct gate_rec **p;
+
+	if (!gate_maybe_marked(fd))
+		return;
+	p = &gate_table[gate_hash(fd)];
+	while (*p != NULL) {
+		if ((*p)->fd == fd)
+			gate_unlink(p);
+		else
+			p = &(*p)->next;
+	}
+}
+
+/* epoll_ctl() on a pending fd, answered from the records. Lock held. */
+static int
+gate_ctl_pending(int epfd, int op, int fd, struct epoll_event *ev)
+{
+	struct gate_rec **p;
+	int r;
+
+	if (PRELOAD_REAL(fcntl)(epfd, F_GETFD) < 0)
+		return -EBADF;
+	if (epfd == fd)
+		return -EINVAL;
+	if (op != EPOLL_CTL_DEL && ev == NULL)
+		return -EFAULT;
+	p = gate_lookup(fd, epfd);
+	switch (op) {
+	case EPOLL_CTL_ADD:
+		if (p != NULL)
+			return -EEXIST;
+		return gate_record(epfd, fd, ev, true);
+	case EPOLL_CTL_MOD:
+		if (p == NULL)
+			return -ENOENT;
+		if (((*p)->ev.events & EPOLLEXCLUSIVE) || (ev->events & EPOLLEXCLUSIVE))
+			return -EINVAL;
+		r = gate_record(epfd, fd, ev, true);
+		return r;
+	case EPOLL_CTL_DEL:
+		if (p == NULL)
+			return -ENOENT;
+		gate_unlink(p);
+		return 0;
+	default:
+		return -EINVAL;
+	}
+}
+
+int
+epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
+{
+	int (*real)(int, int, int, struct epoll_event *) = PRELOAD_REAL(epoll_ctl);
+	struct gate_rec **p;
+	int r;
+
+	if (real == NULL) {
+		errno = ENOSYS;
+		return -1;
+	}
+	async_lock();
+	if (async_pending(fd)) {
+		r = gate_ctl_pending(epfd, op, fd, ev);
+		async_unlock();
+		if (r < 0) {
+			errno = -r;
+			return -1;
+		}
+		return 0;
+	}
+	r = real(epfd, op, fd, ev);
+	if (r == 0) {
+		if (op == EPOLL_CTL_ADD || op == EPOLL_CTL_MOD)
+			(void)gate_record(epfd, fd, ev, false);
+		else if (op == EPOLL_CTL_DEL && (p = gate_lookup(fd, epfd)) != NULL)
+			gate_unlink(p);
+	}
+	async_unlock();
+	return r;
+}
+
+/* The program lets go of fd: close(), or a dup2() over it. */
+static void
+gate_closing(int fd)
+{
+	if (gate_maybe_marked(fd) || (__atomic_load_n(&async_active, __ATOMIC_ACQUIRE) &&
+	    async_pending(fd)))
+		async_forget(fd);
+}
+
+int
+close(int fd)
+{
+	int (*real)(int) = PRELOAD_REAL(close);
+
+	if (real == NULL) {
+		errno = ENOSYS;
+		return -1;
+	}
+	gate_closing(fd);
+	return real(fd);
+}
+
+int
+close_range(unsigned int first, unsigned int last, int flags)
+{
+	int (*real)(unsigned int, unsigned int, int) = PRELOAD_REAL(close_range);
+	unsigned int fd, top;
+
+	if (real == NULL) {
+		errno = ENOSYS;
+		return -1;
+	}
+	/* CLOSE_RANGE_CLOEXEC (4) closes nothing now. */
+	if (!(flags & 4) && first <= last &&
+	    (__atomic_load_n(&gate_nrecs, __ATOMIC_RELAXED) > 0 ||
+	    __atomic_load_n(&async_active, __ATOMIC_ACQUIRE))) {
+		top = last < (unsigned)INT_MAX ? last : (unsigned)INT_MAX;
+		for (fd = first; fd <= top; fd++) {
+			gate_closing((int)fd);
+			/* Beyond the bitmap a scan per number would not end:
+			 * records there go when they are proven stale. */
+			if (fd + 1 >= PRELOAD_ASYNC_INDEX_FDS)
+				break;
+		}
+	}
+	return real(first, last, flags);
+}
+
+int
+dup(int fd)
+{
+	int (*real)(int) = PRELOAD_REAL(dup);
+	int r;
+
+	if (real == NULL) {
+		errno = ENOSYS;
+		return -1;
+	}
+	r = real(fd);
+	if (r >= 0 && __atomic_load_n(&async_active, __ATOMIC_ACQUIRE))
+		async_dup(fd, r);
+	return r;
+}
+
+static int
+gate_dup3(int fd, int fd2, int flags, bool three)
+{
+	int r;
+
+	if (fd != fd2)
+		gate_closing(fd2);
+	r = three ? PRELOAD_REAL(dup3)(fd, fd2, flags) : PRELOAD_REAL(dup2)(fd, fd2);
+	if (r >= 0 && fd != fd2 && __atomic_load_n(&async_active, __ATOMIC_ACQUIRE))
+		async_dup(fd, r);
+	return r;
+}
+
+int
+dup2(int fd, int fd2)
+{
+	if (PRELOAD_REAL(dup2) == NULL) {
+		errno = ENOSYS;
+		return -1;
+	}
+	return gate_dup3(fd, fd2, 0, false);
+}
+
+int
+dup3(int fd, int fd2, int flags)
+{
+	if (PRELOAD_REAL(dup3) == NULL) {
+		errno = ENOSYS;
+		return -1;
+	}
+	return gate_dup3(fd, fd2, flags, true);
+}
+
+/* fcntl() passes its third argument on as a long: glibc reads it as a
+ * pointer-sized value whatever cmd says. */
+static int
+gate_fcntl(int (*real)(int, int, ...), int fd, int cmd, long arg)
+{
+	int r;
+
+	if (real == NULL) {
+		errno = ENOSYS;
+		return -1;
+	}
+	r = real(fd, cmd, arg);
+	if (r >= 0 && (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC) &&
+	    __atomic_load_n(&async_active, __ATOMIC_ACQUIRE))
+		async_dup(fd, r);
+	return r;
+}
+
+int
+fcntl(int fd, int cmd, ...)
+{
+	va_list ap;
+	long arg;
+
+	va_start(ap, cmd);
+	arg = va_arg(ap, long);
+	va_end(ap);
+	return gate_fcntl(PRELOAD_REAL(fcntl), fd, cmd, arg);
+}
+
+int
+fcntl64(int fd, int cmd, ...)
+{
+	va_list ap;
+	long arg;
+
+	va_start(ap, cmd);
+	arg = va_arg(ap, long);
+	va_end(ap);
+	return gate_fcntl(PRELOAD_REAL(fcntl64), fd, cmd, arg);
+}
+
+/*
+ * The readiness of pending sockets in poll() form. Each round: the pending
+ * descriptors are left out (fd -1: the kernel skips it) and their wake
+ * descriptors put in; after the wait, a pending socket that finished reports
+ * what a zero-timeout poll() of it says. Returns like ppoll().
+ */
+static int
+gate_poll(struct pollfd *fds, nfds_t n, const struct timespec *tmo,
+    const sigset_t *mask)
+{
+	int (*real)(struct pollfd *, nfds_t, const struct timespec *,
+	    const sigset_t *) = PRELOAD_REAL(ppoll);
+	struct pollfd stack[GATE_POLL_STACK], *arr = stack, one;
+	void *refs[GATE_POLL_STACK], **ref = refs;
+	struct timespec left, *lp = NULL;
+	long long deadline = 0, ms;
+	nfds_t i, k, npend;
+	int r, ready, err;
+
+	if (real == NULL) {
+		errno = ENOSYS;
+		return -1;
+	}
+	if (tmo != NULL) {
+		if (tmo->tv_sec < 0 || tmo->tv_nsec < 0 || tmo->tv_nsec >= 1000 * GATE_NS_PER_MS)
+			return real(fds, n, tmo, mask);	/* EINVAL */
+		deadline = tunnel_now_ms() + (long long)tmo->tv_sec * 1000 +
+		    (tmo->tv_nsec + GATE_NS_PER_MS - 1) / GATE_NS_PER_MS;
+	}
+	for (;;) {
+		for (i = 0, npend = 0; i < n; i++)
+			if (fds[i].fd >= 0 && async_pending(fds[i].fd))
+				npend++;
+		if (npend == 0) {
+			if (tmo == NULL)
+				return real(fds, n, NULL, mask);
+			ms = deadline - tunnel_now_ms();
+			left.tv_sec = ms > 0 ? ms / 1000 : 0;
+			left.tv_nsec = ms > 0 ? (ms % 1000) * GATE_NS_PER_MS : 0;
+			return real(fds, n, &left, mask);
+		}
+		if (n + npend > GATE_POLL_STACK) {
+			arr = malloc((n + npend) * sizeof(*arr));
+			ref = malloc(npend * sizeof(*ref));
+			if (arr == NULL || ref == NULL) {
+				free(arr);
+				free(ref);
+				errno = ENOMEM;
+				return -1;
+			}
+		}
+		memcpy(arr, fds, n * sizeof(*arr));
+		for (i = 0, k = 0; i < n && k < npend; i++) {
+			if (fds[i].fd < 0 || !async_pending(fds[i].fd))
+				continue;
+			/* Over since the count: the kernel's word for it. */
+			if ((arr[n + k].fd = async_waitfd(fds[i].fd, &ref[k])) < 0)
+				continue;
+			arr[i].fd = -1;
+			arr[n + k].events = POLLIN;
+			arr[n + k].revents = 0;
+			k++;
+		}
+		if (tmo != NULL) {
+			ms = deadline - tunnel_now_ms();
+			left.tv_sec = ms > 0 ? ms / 1000 : 0;
+			left.tv_nsec = ms > 0 ? (ms % 1000) * GATE_NS_PER_MS : 0;
+			lp = &left;
+		}
+		r = real(arr, n + k, lp, mask);
+		err = errno;
+		for (i = 0; i < k; i++)
+			async_release(ref[i]);
+		ready = 0;
+		if (r >= 0) {
+			for (i = 0; i < n; i++) {
+				if (arr[i].fd >= 0 || fds[i].fd < 0) {
+					fds[i].revents = arr[i].revents;
+				} else if (async_pending(fds[i].fd)) {
+					fds[i].revents = 0;
+				} else {
+					/* Over during the wait: what the kernel says now. */
+					one = fds[i];
+					one.revents = 0;
+					(void)real(&one, 1, &(struct timespec){ 0, 0 }, NULL);
+					fds[i].revents = one.revents;
+				}
+				if (fds[i].revents != 0)
+					ready++;
+			}
+		}
+		if (arr != stack) {
+			free(arr);
+			free(ref);
+			arr = stack;
+			ref = refs;
+		}
+		if (r < 0) {
+			errno = err;
+			return -1;
+		}
+		if (ready > 0 || (tmo != NULL && deadline - tunnel_now_ms() <= 0))
+			return ready;
+	}
+}
+
+/* Does the set name a pending socket? The fast path of the calls below. */
+static bool
+gate_pollfds_pending(const struct pollfd *fds, nfds_t n)
+{
+	nfds_t i;
+
+	if (!__atomic_load_n(&async_active, __ATOMIC_ACQUIRE) || fds == NULL)
+		return false;
+	for (i = 0; i < n; i++)
+		if (fds[i].fd >= 0 && async_pending(fds[i].fd))
+			return true;
+	return false;
+}
+
+int
+poll(struct pollfd *fds, nfds_t n, int timeout)
+{
+	struct timespec ts;
+	int (*real)(struct pollfd *, nfds_t, int) = PRELOAD_REAL(poll);
+
+	if (real == NULL) {
+		errno = ENOSYS;
+		return -1;
+	}
+	if (!gate_pollfds_pending(fds, n))
+		return real(fds, n, timeout);
+	ts.tv_sec = timeout / 1000;
+	ts.tv_nsec = (long)(timeout % 1000) * GATE_NS_PER_MS;
+	return gate_poll(fds, n, timeout < 0 ? NULL : &ts, NULL);
+}
+
+int
+__poll_chk(struct pollfd *fds, nfds_t n, int timeout, size_t fdslen)
+{
+	int (*real)(struct pollfd *, nfds_t, int, size_t) = PRELOAD_REAL(__poll_chk);
+
+	if (real == NULL || fdslen / sizeof(*fds) < n)
+		return real != NULL ? real(fds, n, timeout, fdslen) : poll(fds, n, timeout);
+	if (!gate_pollfds_pending(fds, n))
+		return real(fds, n, timeout, fdslen);
+	return poll(fds, n, timeout);
+}
+
+int
+ppoll(struct pollfd *fds, nfds_t n, const struct timespec *tmo, const sigset_t *mask)
+{
+	int (*real)(struct pollfd *, nfds_t, const struct timespec *,
+	    const sigset_t *) = PRELOAD_REAL(ppoll);
+
+	if (real == NULL) {
+		errno = ENOSYS;
+		return -1;
+	}
+	if (!gate_pollfds_pending(fds, n))
+		return real(fds, n, tmo, mask);
+	return gate_poll(fds, n, tmo, mask);
+}
+
+int
+__ppoll_chk(struct pollfd *fds, nfds_t n, const struct timespec *tmo,
+    const sigset_t *mask, size_t fdslen)
+{
+	int (*real)(struct pollfd *, nfds_t, const struct timespec *,
+	    const sigset_t *, size_t) = PRELOAD_REAL(__ppoll_chk);
+
+	if (real == NULL || fdslen / sizeof(*fds) < n)
+		return real != NULL ? real(fds, n, tmo, mask, fdslen) : ppoll(fds, n, tmo, mask);
+	if (!gate_pollfds_pending(fds, n))
+		return real(fds, n, tmo, mask, fdslen);
+	return ppoll(fds, n, tmo, mask);
+}
+
+/* Does a select() set name a pending socket? */
+static bool
+gate_fdset_pending(int nfds, const fd_set *r, const fd_set *w, const fd_set *e)
+{
+	int fd;
+
+	if (!__atomic_load_n(&async_active, __ATOMIC_ACQUIRE))
+		return false;
+	if (nfds > FD_SETSIZE)
+		nfds = FD_SETSIZE;
+	for (fd = 0; fd < nfds; fd++)
+		if (((r != NULL && FD_ISSET(fd, r)) || (w != NULL && FD_ISSET(fd, w)) ||
+		    (e != NULL && FD_ISSET(fd, e))) && async_pending(fd))
+			return true;
+	return false;
+}
+
+/*
+ * select() and pselect() as poll(): the sets in, the sets and the count out
+ * as the kernel gives them (a descriptor counts once per set it is ready
+ * in; POLLNVAL is EBADF).
+ */
+static int
+gate_select(int nfds, fd_set *rs, fd_set *ws, fd_set *es, const struct timespec *tmo,
+    const sigset_t *mask)
+{
+	struct pollfd *pf;
+	nfds_t n = 0, i;
+	int fd, r, count = 0;
+
+	if (nfds > FD_SETSIZE)
+		nfds = FD_SETSIZE;
+	pf = malloc((size_t)(nfds > 0 ? nfds : 1) * sizeof(*pf));
+	if (pf == NULL) {
+		errno = ENOMEM;
+		return -1;
+	}
+	for (fd = 0; fd < nfds; fd++) {
+		short ev = 0;
+
+		if (rs != NULL && FD_ISSET(fd, rs))
+			ev |= POLLIN;
+		if (ws != NULL && FD_ISSET(fd, ws))
+			ev |= POLLOUT;
+		if (es != NULL && FD_ISSET(fd, es))
+			ev |= POLLPRI;
+		if (ev == 0)
+			continue;
+		pf[n].fd = fd;
+		pf[n].events = ev;
+		pf[n].revents = 0;
+		n++;
+	}
+	r = gate_poll(pf, n, tmo, mask);
+	if (r < 0) {
+		free(pf);
+		return -1;
+	}
+	for (i = 0; i < n; i++)
+		if (pf[i].revents & POLLNVAL) {
+			free(pf);
+			errno = EBADF;
+			return -1;
+		}
+	if (rs != NULL)
+		FD_ZERO(rs);
+	if (ws != NULL)
+		FD_ZERO(ws);
+	if (es != NULL)
+		FD_ZERO(es);
+	for (i = 0; i < n; i++) {
+		short got = pf[i].revents, ev = pf[i].events;
+
+		if ((ev & POLLIN) && (got & (POLLIN | POLLHUP | POLLERR))) {
+			FD_SET(pf[i].fd, rs);
+			count++;
+		}
+		if ((ev & POLLOUT) && (got & (POLLOUT | POLLERR))) {
+			FD_SET(pf[i].fd, ws);
+			count++;
+		}
+		if ((ev & POLLPRI) && (got & POLLPRI)) {
+			FD_SET(pf[i].fd, es);
+			count++;
+		}
+	}
+	free(pf);
+	return count;
+}
+
+int
+select(int nfds, fd_set *rs, fd_set *ws, fd_set *es, struct timeval *tv)
+{
+	int (*real)(int, fd_set *, fd_set *, fd_set *, struct timeval *) =
+	    PRELOAD_REAL(select);
+	struct timespec ts;
+	long long deadline = 0, left;
+	int r;
+
+	if (real == NULL) {
+		errno = ENOSYS;
+		return -1;
+	}
+	if (!gate_fdset_pending(nfds, rs, ws, es) || nfds < 0 ||
+	    (tv != NULL && (tv->tv_sec < 0 || tv->tv_usec < 0)))
+		return real(nfds, rs, ws, es, tv);
+	if (tv != NULL) {
+		ts.tv_sec = tv->tv_sec + tv->tv_usec / 1000000;
+		ts.tv_nsec = (tv->tv_usec % 1000000) * 1000;
+		deadline = tunnel_now_ms() + (long long)ts.tv_sec * 1000 + ts.tv_nsec / GATE_NS_PER_MS;
+	}
+	r = gate_select(nfds, rs, ws, es, tv != NULL ? &ts : NULL, NULL);
+	/* Linux's select() leaves the time not slept in *tv. */
+	if (tv != NULL) {
+		left = deadline - tunnel_now_ms();
+		if (left < 0)
+			left = 0;
+		tv->tv_sec = left / 1000;
+		tv->tv_usec = (left % 1000) * 1000;
+	}
+	return r;
+}
+
+int
+pselect(int nfds, fd_set *rs, fd_set *ws, fd_set *es, const struct timespec *tmo,
+    const sigset_t *mask)
+{
+	int (*real)(int, fd_set *, fd_set *, fd_set *, const struct timespec *,
+	    const sigset_t *) = PRELOAD_REAL(pselect);
+
+	if (real == NULL) {
+		errno = ENOSYS;
+		return -1;
+	}
+	if (!gate_fdset_pending(nfds, rs, ws, es) || nfds < 0)
+		return real(nfds, rs, ws, es, tmo, mask);
+	return gate_select(nfds, rs, ws, es, tmo, mask);
+}
+
+/*
+ * The read and write calls: 0 to go on with the real call, -1 with errno
+ * set when fd is pending (EAGAIN; a blocking socket waits for the outcome
+ * and goes on, or gets EINTR).
+ */
+static int
+gate_io(int fd)
+{
+	int r;
+
+	if (!__atomic_load_n(&async_active, __ATOMIC_ACQUIRE) || !async_pending(fd))
+		return 0;
+	r = async_hold(fd, false);
+	if (r < 0) {
+		errno = -r;
+		return -1;
+	}
+	return 0;
+}
+
+#define GATE_IO(fd, real, ...) do {				\
+	if (PRELOAD_REAL(real) == NULL) {				\
+		errno = ENOSYS;						\
+		return -1;						\
+	}								\
+	if (gate_io(fd) != 0)						\
+		return -1;						\
+	return preload_real.real(__VA_ARGS__);				\
+} while (0)
+
+ssize_t
+read(int fd, void *buf, size_t n)
+{
+	GATE_IO(fd, read, fd, buf, n);
+}
+
+ssize_t
+__read_chk(int fd, void *buf, size_t n, size_t buflen)
+{
+	GATE_IO(fd, __read_chk, fd, buf, n, buflen);
+}
+
+ssize_t
+write(int fd, const void *buf, size_t n)
+{
+	GATE_IO(fd, write, fd, buf, n);
+}
+
+ssize_t
+readv(int fd, const struct iovec *iov, int n)
+{
+	GATE_IO(fd, readv, fd, iov, n);
+}
+
+ssize_t
+writev(int fd, const struct iovec *iov, int n)
+{
+	GATE_IO(fd, writev, fd, iov, n);
+}
+
+ssize_t
+recv(int fd, void *buf, size_t n, int flags)
+{
+	GATE_IO(fd, recv, fd, buf, n, flags);
+}
+
+ssize_t
+__recv_chk(int fd, void *buf, size_t n, size_t buflen, int flags)
+{
+	GATE_IO(fd, __recv_chk, fd, buf, n, buflen, flags);
+}
+
+ssize_t
+recvfrom(int fd, void *buf, size_t n, int flags, struct sockaddr *sa, socklen_t *len)
+{
+	GATE_IO(fd, recvfrom, fd, buf, n, flags, sa, len);
+}
+
+ssize_t
+__recvfrom_chk(int fd, void *buf, size_t n, size_t buflen, int flags,
+    struct sockaddr *sa, socklen_t *len)
+{
+	GATE_IO(fd, __recvfrom_chk, fd, buf, n, buflen, flags, sa, len);
+}
+
+ssize_t
+recvmsg(int fd, struct msghdr *msg, int flags)
+{
+	GATE_IO(fd, recvmsg, fd, msg, flags);
+}
+
+int
+recvmmsg(int fd, struct mmsghdr *vec, unsigned int n, int flags, struct timespec *tmo)
+{
+	GATE_IO(fd, recvmmsg, fd, vec, n, flags, tmo);
+}
+
+ssize_t
+send(int fd, const void *buf, size_t n, int flags)
+{
+	GATE_IO(fd, send, fd, buf, n, flags);
+}
+
+ssize_t
+sendfile(int out, int in, off_t *off, size_t n)
+{
+	GATE_IO(out, sendfile, out, in, off, n);
+}
+
+ssize_t
+sendfile64(int out, int in, off_t *off, size_t n)
+{
+	GATE_IO(out, sendfile64, out, in, off, n);
+}
+
+/* The sendto()/sendmsg()/sendmmsg() hooks (connect.c) ask here first. */
+int
+gate_send_hold(int fd)
+{
+	return gate_io(fd);
+}
