@@ -66,6 +66,12 @@ test)
 	want chromium chromium
 	# ip(8), to give a network namespace of a test's own its addresses
 	want ip iproute2
+	# tests/preload_evloop.bats: event-loop programs through the library
+	# (nginx in /usr/sbin, which a non-root PATH may lack)
+	command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need="$need nginx-light"
+	want aria2c aria2
+	want ssh openssh-client
+	[ -x /usr/sbin/sshd ] || need="$need openssh-server"
 	;;
 bench)
 	# make bench: the peers socksifyd is measured against, and the chart
