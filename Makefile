@@ -6,8 +6,9 @@
 #   make demo       a tunnelled fetch through the embedded server
 #   make fuzz       every libFuzzer target (or FUZZ_TARGETS) for FUZZ_SECONDS each (clang)
 #   make soak       the server under load and faults (SOAK_SCALE=full or ci)
-#   make bench      socksifyd beside direct, microsocks, dante and ssh -D, and
-#                   the preload library beside proxychains and tsocks
+#   make bench      socksifyd beside direct, microsocks, dante and ssh -D, the
+#                   preload library beside proxychains and tsocks, and event
+#                   loops through a distant proxy (scripts/bench_evloop.sh)
 #                   (BENCH_REPS=3, BENCH_QUICK=1; build/bench/results.md)
 #   make fresh      make demo && make test from a clone of HEAD in a throwaway
 #                   Debian 12 chroot with only what the README assumes (root)
@@ -133,9 +134,10 @@ check: all $(BUILD)/unit-tests $(TESTBIN)
 soak: $(BUILD)/socksifyd $(LOADBIN)
 	@BUILD=$(BUILD) SOAK_SCALE=$(SOAK_SCALE) sh scripts/soak.sh
 
-# socksifyd and its peers side by side, then the preload libraries; prints
+# socksifyd and its peers side by side, then the preload libraries and the
+# event loops; prints
 # a Markdown table and writes build/bench/ (results.md, raw.csv, ratios.png).
-bench: all $(LOADBIN) $(BENCHBIN)
+bench: all $(LOADBIN) $(BENCHBIN) $(BUILD)/tests/delayfwd
 	@sh scripts/deps.sh bench
 	@BUILD=$(BUILD) bash scripts/bench.sh
 
