@@ -138,22 +138,50 @@ static bool async_running;		/* the engine thread lives */
 static int async_ep = -1, async_kick = -1;	/* its epoll set and eventfd */
 static long long async_sleep_until;	/* its wakeup, -1: none */
 static pthread_once_t async_fork_once = PTHREAD_ONCE_INIT;
-/* This thread holds the lock: a connect() from a signal handler that
- * interrupted it takes the synchronous path instead of deadlocking. */
+/* The process the slots and records belong to (0: none yet). A vfork()ed
+ * child shares our memory and runs the program's close()s and dup2()s
+ * before its exec(): it must not touch them. */
+static pid_t async_pid;
+/* This thread holds the lock, or is taking it: a hook reached from a signal
+ * handler that interrupted it, or from the engine's own logging, must not
+ * take it again. Set before locking and cleared after unlocking, so no
+ * moment is left uncovered; across fork() (held through it) it keeps the
+ * child's hooks away until async_fork_child() ran. */
 static __thread bool async_held;
 
 void
 async_lock(void)
 {
-	pthread_mutex_lock(&async_mutex);
 	async_held = true;
+	pthread_mutex_lock(&async_mutex);
 }
 
 void
 async_unlock(void)
 {
-	async_held = false;
 	pthread_mutex_unlock(&async_mutex);
+	async_held = false;
+}
+
+bool
+async_may_lock(bool check_pid)
+{
+	if (async_held)
+		return false;
+	return !check_pid || async_pid == 0 || getpid() == async_pid;
+}
+
+static void async_fork_register(void);
+static bool async_all_restart(void);
+
+/* This process now keeps slots or records. Lock held. */
+void
+async_own(void)
+{
+	if (async_pid == 0) {
+		pthread_once(&async_fork_once, async_fork_register);
+		async_pid = getpid();
+	}
 }
 
 /* The slot that names fd, or NULL. Lock held, or a racy first look. */
@@ -185,6 +213,16 @@ async_index_set(int fd, struct async_slot *s)
 	if (fd >= 0 && fd < PRELOAD_ASYNC_INDEX_FDS)
 		__atomic_store_n(&async_index[fd],
 		    (uint16_t)(s == NULL ? 0 : s - async_slots + 1), __ATOMIC_RELEASE);
+}
+
+/* fd no longer names s: clear its index entry, when it is still s's (a
+ * number closed behind our back may name another slot by now). */
+static void
+async_index_drop(int fd, struct async_slot *s)
+{
+	if (fd >= 0 && fd < PRELOAD_ASYNC_INDEX_FDS &&
+	    __atomic_load_n(&async_index[fd], __ATOMIC_ACQUIRE) == s - async_slots + 1)
+		async_index_set(fd, NULL);
 }
 
 /* The pending slot of fd, checked against the socket fd names now. */
@@ -234,10 +272,16 @@ async_finish(struct async_slot *s, int err)
 	}
 	for (i = 0; i < s->nfds; i++) {
 		fd = s->fds[i];
-		if (peer_cookie(fd) != s->cookie)
+		/* A number closed behind our back names another file now:
+		 * nothing of this socket's is said of it. */
+		if (peer_cookie(fd) != s->cookie) {
+			async_index_drop(fd, s);
+			s->fds[i--] = s->fds[--s->nfds];
 			continue;
+		}
 		if (err == 0)
-			peer_remember(fd, (struct sockaddr *)&s->peer, s->peerlen);
+			peer_remember(fd, (struct sockaddr *)&s->peer, s->peerlen,
+			    !s->inline_);
 		else
 			peer_fail_later(fd, err);
 	}
@@ -246,7 +290,7 @@ async_finish(struct async_slot *s, int err)
 	async_npending--;
 	__atomic_store_n(&async_active, async_npending, __ATOMIC_RELEASE);
 	for (i = 0; i < s->nfds; i++)
-		async_index_set(s->fds[i], NULL);
+		async_index_drop(s->fds[i], s);
 	if (s->copy >= 0)
 		(void)PRELOAD_REAL(close)(s->copy);
 	s->copy = -1;
@@ -389,15 +433,15 @@ async_fork_prepare(void)
 
 	async_lock();
 	while (async_npending > 0) {
-		long long next = async_last_deadline() + 1;
-		if (next <= tunnel_now_ms())
+		long long left = async_last_deadline() + 1 - tunnel_now_ms();
+
+		if (left <= 0)
 			break;
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		ts.tv_sec = next / 1000;
-		ts.tv_nsec = (next % 1000) * 1000000L;
-		async_held = false;
+		/* The condition's clock is CLOCK_REALTIME. */
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += left / 1000 + (ts.tv_nsec + (left % 1000) * 1000000L) / 1000000000L;
+		ts.tv_nsec = (ts.tv_nsec + (left % 1000) * 1000000L) % 1000000000L;
 		(void)pthread_cond_timedwait(&async_settled, &async_mutex, &ts);
-		async_held = true;
 	}
 }
 
@@ -419,16 +463,26 @@ async_fork_child(void)
 	}
 	async_ep = async_kick = -1;
 	async_running = false;
+	async_pid = getpid();
+	async_npending = 0;
+	__atomic_store_n(&async_active, 0, __ATOMIC_RELEASE);
 	for (i = 0; i < PRELOAD_ASYNC_MAX; i++) {
 		struct async_slot *s = &async_slots[i];
 
 		if (s->state == SLOT_PENDING) {
-			/* Still pending after its deadline in the parent: a
-			 * failure here, the socket ours no more to drive. */
+			int j;
+
+			/* Still pending past its deadline in the parent, which
+			 * drives it: here a failure, told through SO_ERROR; the
+			 * parent's registrations and waiters are its own. */
 			if (s->copy >= 0)
 				(void)PRELOAD_REAL(close)(s->copy);
 			s->copy = -1;
-			async_finish(s, ETIMEDOUT);
+			for (j = 0; j < s->nfds; j++) {
+				peer_fail_later(s->fds[j], ETIMEDOUT);
+				async_index_drop(s->fds[j], s);
+			}
+			s->state = SLOT_DONE;
 		}
 		s->waiters = 0;
 		if (s->state == SLOT_DONE)
@@ -494,7 +548,8 @@ fail:
 }
 
 static int async_v6_both(int fd);
-static int async_handoff(struct async_slot *s, uint32_t gen, int fd, uint32_t events);
+static int async_handoff(struct async_slot *s, uint32_t gen, int fd,
+    const struct tunnel *t, bool dialled, uint32_t events);
 
 static struct async_slot *
 async_alloc(void)
@@ -532,11 +587,15 @@ async_waitfd(int fd, void **ref)
 	*ref = NULL;
 	if (async_find(fd) == NULL)
 		return -1;
+	if (!async_may_lock(false))
+		return -2;	/* a signal handler of the lock's holder */
 	async_lock();
 	s = async_find_checked(fd);
 	if (s != NULL && (w = async_wakefd(s)) >= 0) {
 		s->waiters++;
 		*ref = s;
+	} else if (s != NULL) {
+		w = -2;		/* pending, and no descriptor to wait on */
 	}
 	async_unlock();
 	return w;
@@ -563,63 +622,98 @@ async_pending(int fd)
 	return s != NULL && __atomic_load_n(&s->state, __ATOMIC_ACQUIRE) == SLOT_PENDING;
 }
 
+bool
+async_pending_checked(int fd)
+{
+	struct async_slot *s = async_find(fd);
+
+	return s != NULL && __atomic_load_n(&s->state, __ATOMIC_ACQUIRE) == SLOT_PENDING &&
+	    peer_cookie(fd) == __atomic_load_n(&s->cookie, __ATOMIC_ACQUIRE);
+}
+
+/* Wait in slices until s is over, for want of a wake descriptor: 1 once
+ * over, 0 when ms (>= 0) ran out, -EINTR. */
+static int
+async_wait_slices(struct async_slot *s, long long ms)
+{
+	long long stop = ms < 0 ? -1 : tunnel_now_ms() + ms, left;
+
+	while (__atomic_load_n(&s->state, __ATOMIC_ACQUIRE) == SLOT_PENDING) {
+		left = stop < 0 ? PRELOAD_WAIT_SLICE_MS : stop - tunnel_now_ms();
+		if (left <= 0)
+			return 0;
+		if (PRELOAD_REAL(poll)(NULL, 0, left < PRELOAD_WAIT_SLICE_MS ?
+		    (int)left : PRELOAD_WAIT_SLICE_MS) < 0 && errno == EINTR &&
+		    (stop >= 0 || !async_all_restart()))
+			return -EINTR;
+	}
+	return 1;
+}
+
 /*
- * A blocking caller waits for the outcome of s, the kernel's way (see the
- * top): 0 or -errno once over, -EINTR or -EINPROGRESS when not. Lock held on
- * entry and on return.
+ * A blocking caller waits for the end of s as the kernel makes it wait on
+ * a connecting socket: with the timeout option it would apply (opt:
+ * SO_SNDTIMEO for connect() and writes, SO_RCVTIMEO for reads) in poll(),
+ * which a signal always interrupts, as it does the kernel's call when a
+ * timeout is set; without, in read() of the wake descriptor, which the
+ * kernel restarts after a handler with SA_RESTART, as it would connect().
+ * Returns 1 once over (*err: its errno, 0 for success), 0 when the timeout
+ * ran out, or -EINTR. Lock held on entry and on return.
  */
 static int
-async_wait_blocking(struct async_slot *s, int fd)
+async_wait_blocking(struct async_slot *s, int fd, int opt, int *err)
 {
 	struct timeval tv;
 	socklen_t len = sizeof(tv);
 	struct pollfd pfd;
 	uint64_t v;
-	long long ms = 0;
-	int w, r = 0, err;
+	long long ms = -1;
+	int w, r;
 
-	if (preload_real.getsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, &len) == 0)
-		ms = (long long)tv.tv_sec * 1000 + tv.tv_usec / 1000;
-	if ((w = async_wakefd(s)) < 0)
-		return -EAGAIN;
+	memset(&tv, 0, sizeof(tv));
+	if (preload_real.getsockopt(fd, SOL_SOCKET, opt, &tv, &len) == 0 &&
+	    (tv.tv_sec > 0 || tv.tv_usec > 0))
+		ms = (long long)tv.tv_sec * 1000 + (tv.tv_usec + 999) / 1000;
+	w = async_wakefd(s);
 	s->waiters++;
 	async_unlock();
-	if (ms <= 0 && tv.tv_usec == 0) {
-		while (PRELOAD_REAL(read)(w, &v, sizeof(v)) != (ssize_t)sizeof(v)) {
+	if (w < 0) {
+		r = async_wait_slices(s, ms);
+	} else if (ms < 0) {
+		r = 1;
+		while (PRELOAD_REAL(read)(w, &v, sizeof(v)) != (ssize_t)sizeof(v))
 			if (errno == EINTR) {
 				r = -EINTR;
 				break;
 			}
-		}
 	} else {
 		pfd.fd = w;
 		pfd.events = POLLIN;
 		pfd.revents = 0;
-		r = PRELOAD_REAL(poll)(&pfd, 1, ms > INT_MAX ? INT_MAX : ms < 1 ? 1 : (int)ms);
-		r = r > 0 ? 0 : r == 0 ? -EINPROGRESS : -errno;
+		r = PRELOAD_REAL(poll)(&pfd, 1, ms > INT_MAX ? INT_MAX : (int)ms);
+		r = r > 0 ? 1 : r == 0 ? 0 : -EINTR;
 	}
 	async_lock();
 	s->waiters--;
-	if (s->state == SLOT_DONE) {
-		err = s->err;
-		if (s->waiters == 0)
-			async_free(s);
-		/* The caller gets the error itself: nothing for SO_ERROR. */
-		if (err != 0)
-			(void)peer_take_error(fd);
-		return -err;
-	}
-	return r == 0 ? -EINPROGRESS : r;
+	if (s->state != SLOT_DONE)
+		return r == 1 ? 0 : r;
+	*err = s->err;
+	if (s->waiters == 0)
+		async_free(s);
+	return 1;
 }
 
 int
-async_hold(int fd, bool is_connect)
+async_hold(int fd, enum async_hold_kind kind, bool dontwait)
 {
 	struct async_slot *s;
-	int flags, r;
+	int flags, r, err = 0;
 
 	if (async_find(fd) == NULL)
 		return 0;
+	/* A signal handler of the lock's holder: closed, as if non-blocking. */
+	if (!async_may_lock(false))
+		return kind == HOLD_CONNECT ? -EALREADY : -EAGAIN;
 	async_lock();
 	s = async_find_checked(fd);
 	if (s == NULL) {
@@ -627,16 +721,26 @@ async_hold(int fd, bool is_connect)
 		return 0;
 	}
 	flags = PRELOAD_REAL(fcntl)(fd, F_GETFL);
-	if (flags >= 0 && (flags & O_NONBLOCK)) {
+	if (dontwait || (flags >= 0 && (flags & O_NONBLOCK))) {
 		async_unlock();
-		return is_connect ? -EALREADY : -EAGAIN;
+		return kind == HOLD_CONNECT ? -EALREADY : -EAGAIN;
 	}
-	r = async_wait_blocking(s, fd);
+	r = async_wait_blocking(s, fd, kind == HOLD_READ ? SO_RCVTIMEO : SO_SNDTIMEO, &err);
 	async_unlock();
-	/* A read or write on a blocking socket goes on once it is over. */
-	if (!is_connect && r != -EINTR && r != -EINPROGRESS)
-		return 0;
-	return r == -EINPROGRESS && is_connect ? -EALREADY : r;
+	if (r == 1 && kind != HOLD_CONNECT)
+		return 0;	/* over: the read or write goes on */
+	if (r == 1) {
+		/* A second blocking connect() answers the outcome itself. */
+		if (err != 0) {
+			(void)peer_take_error(fd);
+			return -err;
+		}
+		(void)peer_take_fresh(fd);
+		return 1;
+	}
+	if (r == 0)
+		return kind == HOLD_CONNECT ? -EALREADY : -EAGAIN;
+	return r;
 }
 
 int
@@ -679,7 +783,7 @@ async_dup(int fd, int fd2)
 {
 	struct async_slot *s;
 
-	if (fd == fd2 || async_find(fd) == NULL)
+	if (fd == fd2 || async_find(fd) == NULL || !async_may_lock(true))
 		return;
 	async_lock();
 	s = async_find_checked(fd);
@@ -699,6 +803,10 @@ async_cancel(struct async_slot *s)
 	if (s->copy >= 0) {
 		if (async_ep >= 0)
 			(void)PRELOAD_REAL(epoll_ctl)(async_ep, EPOLL_CTL_DEL, s->copy, NULL);
+		/* A name we do not know of (a dup made before connect(), one
+		 * passed to another process) is left a failed socket, never
+		 * one half-talking to the proxy. */
+		tunnel_dissolve(s->copy);
 		(void)PRELOAD_REAL(close)(s->copy);
 	}
 	s->copy = -1;
@@ -711,6 +819,26 @@ async_cancel(struct async_slot *s)
 	if (s->waiters == 0)
 		async_free(s);
 	pthread_cond_broadcast(&async_settled);
+}
+
+/* fd names a new socket, and a slot still has the number: closed behind our
+ * back (fclose(), closefrom()). Lock held. */
+static void
+async_forget_stale(int fd)
+{
+	struct async_slot *s = async_find(fd);
+	int i;
+
+	if (s == NULL || s->state != SLOT_PENDING || peer_cookie(fd) == s->cookie)
+		return;
+	for (i = 0; i < s->nfds; i++)
+		if (s->fds[i] == fd) {
+			s->fds[i] = s->fds[--s->nfds];
+			break;
+		}
+	async_index_drop(fd, s);
+	if (s->nfds == 0)
+		async_cancel(s);
 }
 
 void
@@ -728,7 +856,7 @@ async_forget(int fd)
 				s->fds[i] = s->fds[--s->nfds];
 				break;
 			}
-		async_index_set(fd, NULL);
+		async_index_drop(fd, s);
 		if (s->nfds == 0)
 			async_cancel(s);
 	}
@@ -794,15 +922,21 @@ async_all_restart(void)
 }
 
 /* A blocking connect's end: 0 or -errno (the caller's to report, not left
- * for SO_ERROR). The slot must still be the one started (gen). */
+ * for SO_ERROR). Drops the caller's hold on s. */
 static int
-async_end_inline(struct async_slot *s, uint32_t gen, int fd, int err)
+async_end_inline(struct async_slot *s, uint32_t gen, int fd, const struct tunnel *t,
+    int err)
 {
 	async_lock();
+	s->waiters--;
 	if (s->gen != gen || s->state != SLOT_PENDING) {
+		/* Closed by another thread meanwhile (async_cancel()). */
+		if (s->state == SLOT_DONE && s->waiters == 0)
+			async_free(s);
 		async_unlock();
-		return -EBADF;		/* closed by another thread meanwhile */
+		return -EBADF;
 	}
+	s->t.rep = t->rep;
 	async_finish(s, err);
 	async_unlock();
 	if (err != 0)
@@ -812,19 +946,23 @@ async_end_inline(struct async_slot *s, uint32_t gen, int fd, int err)
 
 /*
  * A blocking connect() drives its own handshake, as fast as it can be:
- * poll() on the socket, no other thread. A signal whose handler would not
- * restart connect() (see async_all_restart()) or the program's SO_SNDTIMEO
- * ends the call early, -EINTR or -EINPROGRESS, and the engine takes over.
+ * poll() on the socket, no other thread, the machine in the caller's own
+ * memory (the slot only says PENDING to the gate, and is held against
+ * reuse: waiters). A signal whose handler would not restart connect() (see
+ * async_all_restart()) or the program's SO_SNDTIMEO ends the call early,
+ * -EINTR or -EINPROGRESS, and the engine takes over from where it was.
  */
 static int
 async_drive_inline(struct async_slot *s, uint32_t gen, int fd)
 {
+	struct tunnel t = s->t;
 	struct timeval tv;
 	socklen_t tlen = sizeof(tv);
 	struct pollfd pfd;
-	long long stop = -1, until, now;
+	long long stop = -1, until, now, deadline = s->deadline;
+	bool dialled = s->dialled;
 	short want = POLLOUT;
-	int r, why;
+	int r, why = 0;
 
 	memset(&tv, 0, sizeof(tv));
 	if (preload_real.getsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, &tlen) == 0 &&
@@ -832,17 +970,21 @@ async_drive_inline(struct async_slot *s, uint32_t gen, int fd)
 		stop = tunnel_now_ms() + (long long)tv.tv_sec * 1000 +
 		    (tv.tv_usec + 999) / 1000;
 	for (;;) {
-		if (s->dialled) {
-			r = tunnel_step(&s->t, fd);
+		/* Cancelled by a close() in another thread: fd may name
+		 * another socket already; not a byte more on it. */
+		if (__atomic_load_n(&s->state, __ATOMIC_ACQUIRE) != SLOT_PENDING)
+			return async_end_inline(s, gen, fd, &t, EBADF);
+		if (dialled) {
+			r = tunnel_step(&t, fd);
 			if (r <= 0)
-				return async_end_inline(s, gen, fd, -r);
+				return async_end_inline(s, gen, fd, &t, -r);
 			want = r == TUNNEL_READ ? POLLIN : POLLOUT;
 		}
 		for (;;) {
 			now = tunnel_now_ms();
-			until = stop >= 0 && stop < s->deadline ? stop : s->deadline;
-			if (now >= s->deadline)
-				return async_end_inline(s, gen, fd, ETIMEDOUT);
+			until = stop >= 0 && stop < deadline ? stop : deadline;
+			if (now >= deadline)
+				return async_end_inline(s, gen, fd, &t, ETIMEDOUT);
 			if (now >= until) {
 				why = EINPROGRESS;	/* SO_SNDTIMEO */
 				r = 0;
@@ -856,7 +998,7 @@ async_drive_inline(struct async_slot *s, uint32_t gen, int fd)
 			if (r > 0)
 				break;
 			if (r < 0 && errno != EINTR)
-				return async_end_inline(s, gen, fd, errno);
+				return async_end_inline(s, gen, fd, &t, errno);
 			if (r < 0 && !async_all_restart()) {
 				why = EINTR;
 				break;
@@ -864,33 +1006,42 @@ async_drive_inline(struct async_slot *s, uint32_t gen, int fd)
 		}
 		if (r <= 0) {
 			/* Early end of the call; the engine goes on. */
-			if (async_handoff(s, gen, fd, (uint32_t)want) == 0)
+			if (async_handoff(s, gen, fd, &t, dialled, (uint32_t)want) == 0)
 				return -why;
 			stop = -1;	/* no engine: the call finishes it */
 			continue;
 		}
-		if (!s->dialled) {
+		if (!dialled) {
 			r = tunnel_dial_result(fd, pfd.revents);
 			if (r < 0)
-				return async_end_inline(s, gen, fd, -tunnel_dial_errno(-r));
-			s->dialled = true;
+				return async_end_inline(s, gen, fd, &t,
+				    -tunnel_dial_errno(-r));
+			dialled = true;
 		}
 	}
 }
 
-/* Give an inline slot to the engine. 0, or -errno (it stays inline). */
+/* Give an inline slot, at state t, to the engine, and drop the caller's
+ * hold. 0, or -errno (it stays inline, held). */
 static int
-async_handoff(struct async_slot *s, uint32_t gen, int fd, uint32_t events)
+async_handoff(struct async_slot *s, uint32_t gen, int fd, const struct tunnel *t,
+    bool dialled, uint32_t events)
 {
 	int r;
 
 	async_lock();
 	if (s->gen != gen || s->state != SLOT_PENDING) {
+		s->waiters--;
+		if (s->state == SLOT_DONE && s->waiters == 0)
+			async_free(s);
 		async_unlock();
 		return 0;	/* over already: the caller's connect ends */
 	}
-	if ((r = async_start_engine()) == 0 && (r = async_make_copy(s, fd)) == 0)
-		r = async_to_engine(s, events);
+	s->t = *t;
+	s->dialled = dialled;
+	if ((r = async_start_engine()) == 0 && (r = async_make_copy(s, fd)) == 0 &&
+	    (r = async_to_engine(s, events)) == 0)
+		s->waiters--;
 	async_unlock();
 	return r;
 }
@@ -927,6 +1078,7 @@ async_connect(int fd, int domain, const struct sockaddr *sa, socklen_t len,
 	socklen_t sslen;
 	size_t dlen;
 	bool blocking;
+	uint32_t gen;
 	int flags, r;
 
 	if (async_held)
@@ -936,6 +1088,8 @@ async_connect(int fd, int domain, const struct sockaddr *sa, socklen_t len,
 		return -errno;
 	blocking = !(flags & O_NONBLOCK);
 	async_lock();
+	async_own();
+	async_forget_stale(fd);
 	if ((!blocking && async_start_engine() != 0) || (s = async_alloc()) == NULL) {
 		async_unlock();
 		return ASYNC_SYNC;
@@ -1002,12 +1156,15 @@ async_connect(int fd, int domain, const struct sockaddr *sa, socklen_t len,
 	__atomic_store_n(&async_active, async_npending, __ATOMIC_RELEASE);
 	async_index_set(fd, s);
 	if (blocking) {
+		s->waiters++;	/* the caller's hold: see async_drive_inline() */
+		gen = s->gen;
 		async_unlock();
-		return async_drive_inline(s, s->gen, fd);
+		return async_drive_inline(s, gen, fd);
 	}
-	r = async_to_engine(s, EPOLLOUT);
+	/* A failure here is the socket's: SO_ERROR tells it. */
+	(void)async_to_engine(s, EPOLLOUT);
 	async_unlock();
-	return r == 0 ? -EINPROGRESS : ASYNC_SYNC;
+	return -EINPROGRESS;
 }
 
 /* fd, an unbound IPv6-only socket, may reach IPv4 addresses from now on;

@@ -279,16 +279,24 @@ connect_hooked(int fd, const struct sockaddr *sa, socklen_t len)
 	/* A socket whose handshake is under way: EALREADY, or a blocking
 	 * socket waits for it again, as the kernel's connect() does. */
 	if (__atomic_load_n(&async_active, __ATOMIC_ACQUIRE) && async_pending(fd) &&
-	    (r = async_hold(fd, true)) != 0) {
+	    (r = async_hold(fd, HOLD_CONNECT, false)) != 0) {
+		if (r > 0) {
+			errno = saved;
+			return 0;
+		}
 		errno = -r;
 		return -1;
 	}
 	/*
-	 * A connected socket: EISCONN, ours to say. The kernel would answer
-	 * 0, since our non-blocking dial left the socket "connecting" in its
-	 * eyes, and the dial below would talk SOCKS5 to the target.
+	 * A connected socket: EISCONN, ours to say, and the dial below would
+	 * talk SOCKS5 to the target. Only the first connect() after one that
+	 * ended in the background answers 0, as the kernel's does.
 	 */
 	if (connect_is_connected(fd)) {
+		if (peer_take_fresh(fd)) {
+			errno = saved;
+			return 0;
+		}
 		errno = EISCONN;
 		return -1;
 	}
@@ -337,7 +345,7 @@ connect_hooked(int fd, const struct sockaddr *sa, socklen_t len)
 		errno = -r;
 		return -1;
 	}
-	peer_remember(fd, sa, len);
+	peer_remember(fd, sa, len, false);
 	errno = saved;
 	return 0;
 }
@@ -413,7 +421,7 @@ sendto(int fd, const void *buf, size_t n, int flags, const struct sockaddr *sa,
 		errno = ENOSYS;
 		return -1;
 	}
-	if (gate_send_hold(fd) != 0)
+	if (gate_send_hold(fd, flags) != 0)
 		return -1;
 	r = connect_send_policy(fd, sa, len, flags);
 	if (r < 0)
@@ -434,7 +442,7 @@ sendmsg(int fd, const struct msghdr *msg, int flags)
 		errno = ENOSYS;
 		return -1;
 	}
-	if (gate_send_hold(fd) != 0)
+	if (gate_send_hold(fd, flags) != 0)
 		return -1;
 	if (msg == NULL)
 		return preload_real.sendmsg(fd, msg, flags);
@@ -461,7 +469,7 @@ sendmmsg(int fd, struct mmsghdr *vec, unsigned int vlen, int flags)
 		errno = ENOSYS;
 		return -1;
 	}
-	if (gate_send_hold(fd) != 0)
+	if (gate_send_hold(fd, flags) != 0)
 		return -1;
 	/* A fast-open connect with the first message, tunnelled as sendmsg()
 	 * does it; the kernel would otherwise connect straight to the target. */

@@ -63,8 +63,10 @@ struct gate_rec {
 };
 
 static struct gate_rec *gate_table[GATE_BUCKETS];
-/* Descriptors with a record, as a bitmap for the fast path of close(). */
+/* Descriptors with a record, and epoll sets holding one, as bitmaps for the
+ * fast path of close(). */
 static uint64_t gate_marked[PRELOAD_ASYNC_INDEX_FDS / 64];
+static uint64_t gate_sets[PRELOAD_ASYNC_INDEX_FDS / 64];
 static int gate_nrecs;
 
 static unsigned
@@ -74,17 +76,24 @@ gate_hash(int fd)
 }
 
 static bool
-gate_maybe_marked(int fd)
+gate_bit(const uint64_t *map, int fd)
 {
 	if (fd < 0)
 		return false;
 	if (fd >= PRELOAD_ASYNC_INDEX_FDS)
 		return __atomic_load_n(&gate_nrecs, __ATOMIC_RELAXED) > 0;
-	return (__atomic_load_n(&gate_marked[fd / 64], __ATOMIC_RELAXED) >> (fd % 64)) & 1;
+	return (__atomic_load_n(&map[fd / 64], __ATOMIC_RELAXED) >> (fd % 64)) & 1;
+}
+
+/* fd may have records, as a socket or as an epoll set. */
+static bool
+gate_maybe_marked(int fd)
+{
+	return gate_bit(gate_marked, fd) || gate_bit(gate_sets, fd);
 }
 
 static void
-gate_mark(int fd, bool on)
+gate_set_bit(uint64_t *map, int fd, bool on)
 {
 	uint64_t bit;
 
@@ -92,9 +101,15 @@ gate_mark(int fd, bool on)
 		return;
 	bit = (uint64_t)1 << (fd % 64);
 	if (on)
-		__atomic_or_fetch(&gate_marked[fd / 64], bit, __ATOMIC_RELAXED);
+		__atomic_or_fetch(&map[fd / 64], bit, __ATOMIC_RELAXED);
 	else
-		__atomic_and_fetch(&gate_marked[fd / 64], ~bit, __ATOMIC_RELAXED);
+		__atomic_and_fetch(&map[fd / 64], ~bit, __ATOMIC_RELAXED);
+}
+
+static void
+gate_mark(int fd, bool on)
+{
+	gate_set_bit(gate_marked, fd, on);
 }
 
 static struct gate_rec **
@@ -153,6 +168,8 @@ gate_record(int epfd, int fd, const struct epoll_event *ev, bool hidden)
 	gate_table[gate_hash(fd)] = r;
 	gate_nrecs++;
 	gate_mark(fd, true);
+	gate_set_bit(gate_sets, epfd, true);
+	async_own();
 	return 0;
 }
 
@@ -203,15 +220,30 @@ void
 gate_forget(int fd)
 {
 	struct gate_rec **p;
+	unsigned b;
 
-	if (!gate_maybe_marked(fd))
-		return;
-	p = &gate_table[gate_hash(fd)];
-	while (*p != NULL) {
-		if ((*p)->fd == fd)
-			gate_unlink(p);
-		else
-			p = &(*p)->next;
+	if (gate_bit(gate_marked, fd)) {
+		p = &gate_table[gate_hash(fd)];
+		while (*p != NULL) {
+			if ((*p)->fd == fd)
+				gate_unlink(p);
+			else
+				p = &(*p)->next;
+		}
+	}
+	/* An epoll set closed: its registrations go with it (the number may
+	 * soon name another set, which must never get them). */
+	if (gate_bit(gate_sets, fd)) {
+		for (b = 0; b < GATE_BUCKETS; b++) {
+			p = &gate_table[b];
+			while (*p != NULL) {
+				if ((*p)->epfd == fd)
+					gate_unlink(p);
+				else
+					p = &(*p)->next;
+			}
+		}
+		gate_set_bit(gate_sets, fd, false);
 	}
 }
 
@@ -262,8 +294,11 @@ epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
 		errno = ENOSYS;
 		return -1;
 	}
+	/* A signal handler of the lock's holder: the kernel alone. */
+	if (!async_may_lock(false))
+		return real(epfd, op, fd, ev);
 	async_lock();
-	if (async_pending(fd)) {
+	if (async_pending_checked(fd)) {
 		r = gate_ctl_pending(epfd, op, fd, ev);
 		async_unlock();
 		if (r < 0) {
@@ -287,8 +322,8 @@ epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
 static void
 gate_closing(int fd)
 {
-	if (gate_maybe_marked(fd) || (__atomic_load_n(&async_active, __ATOMIC_ACQUIRE) &&
-	    async_pending(fd)))
+	if ((gate_maybe_marked(fd) || (__atomic_load_n(&async_active, __ATOMIC_ACQUIRE) &&
+	    async_pending(fd))) && async_may_lock(true))
 		async_forget(fd);
 }
 
@@ -352,7 +387,8 @@ gate_dup3(int fd, int fd2, int flags, bool three)
 {
 	int r;
 
-	if (fd != fd2)
+	/* fd2 is closed only when the call can succeed. */
+	if (fd != fd2 && fd2 >= 0 && PRELOAD_REAL(fcntl)(fd, F_GETFD) >= 0)
 		gate_closing(fd2);
 	r = three ? PRELOAD_REAL(dup3)(fd, fd2, flags) : PRELOAD_REAL(dup2)(fd, fd2);
 	if (r >= 0 && fd != fd2 && __atomic_load_n(&async_active, __ATOMIC_ACQUIRE))
@@ -436,10 +472,11 @@ gate_poll(struct pollfd *fds, nfds_t n, const struct timespec *tmo,
 	    const sigset_t *) = PRELOAD_REAL(ppoll);
 	struct pollfd stack[GATE_POLL_STACK], *arr = stack, one;
 	void *refs[GATE_POLL_STACK], **ref = refs;
-	struct timespec left, *lp = NULL;
+	struct timespec left, *lp;
 	long long deadline = 0, ms;
 	nfds_t i, k, npend;
-	int r, ready, err;
+	int r, ready, err, w;
+	bool slices;
 
 	if (real == NULL) {
 		errno = ENOSYS;
@@ -474,19 +511,28 @@ gate_poll(struct pollfd *fds, nfds_t n, const struct timespec *tmo,
 			}
 		}
 		memcpy(arr, fds, n * sizeof(*arr));
+		slices = false;
 		for (i = 0, k = 0; i < n && k < npend; i++) {
 			if (fds[i].fd < 0 || !async_pending(fds[i].fd))
 				continue;
-			/* Over since the count: the kernel's word for it. */
-			if ((arr[n + k].fd = async_waitfd(fds[i].fd, &ref[k])) < 0)
-				continue;
+			w = async_waitfd(fds[i].fd, &ref[k]);
+			if (w == -1)
+				continue;	/* over since the count: the kernel's word */
 			arr[i].fd = -1;
+			if (w == -2) {
+				slices = true;	/* nothing to wait on: look again soon */
+				continue;
+			}
+			arr[n + k].fd = w;
 			arr[n + k].events = POLLIN;
 			arr[n + k].revents = 0;
 			k++;
 		}
-		if (tmo != NULL) {
-			ms = deadline - tunnel_now_ms();
+		lp = NULL;
+		ms = tmo != NULL ? deadline - tunnel_now_ms() : -1;
+		if (slices && (ms < 0 || ms > PRELOAD_WAIT_SLICE_MS))
+			ms = PRELOAD_WAIT_SLICE_MS;
+		if (ms >= 0) {
 			left.tv_sec = ms > 0 ? ms / 1000 : 0;
 			left.tv_nsec = ms > 0 ? (ms % 1000) * GATE_NS_PER_MS : 0;
 			lp = &left;
@@ -745,13 +791,13 @@ pselect(int nfds, fd_set *rs, fd_set *ws, fd_set *es, const struct timespec *tmo
  * and goes on, or gets EINTR).
  */
 static int
-gate_io(int fd)
+gate_io(int fd, enum async_hold_kind kind, int flags)
 {
 	int r;
 
 	if (!__atomic_load_n(&async_active, __ATOMIC_ACQUIRE) || !async_pending(fd))
 		return 0;
-	r = async_hold(fd, false);
+	r = async_hold(fd, kind, (flags & MSG_DONTWAIT) != 0);
 	if (r < 0) {
 		errno = -r;
 		return -1;
@@ -759,12 +805,12 @@ gate_io(int fd)
 	return 0;
 }
 
-#define GATE_IO(fd, real, ...) do {				\
+#define GATE_IO(fd, kind, flags, real, ...) do {			\
 	if (PRELOAD_REAL(real) == NULL) {				\
 		errno = ENOSYS;						\
 		return -1;						\
 	}								\
-	if (gate_io(fd) != 0)						\
+	if (gate_io(fd, kind, flags) != 0)				\
 		return -1;						\
 	return preload_real.real(__VA_ARGS__);				\
 } while (0)
@@ -772,91 +818,91 @@ gate_io(int fd)
 ssize_t
 read(int fd, void *buf, size_t n)
 {
-	GATE_IO(fd, read, fd, buf, n);
+	GATE_IO(fd, HOLD_READ, 0, read, fd, buf, n);
 }
 
 ssize_t
 __read_chk(int fd, void *buf, size_t n, size_t buflen)
 {
-	GATE_IO(fd, __read_chk, fd, buf, n, buflen);
+	GATE_IO(fd, HOLD_READ, 0, __read_chk, fd, buf, n, buflen);
 }
 
 ssize_t
 write(int fd, const void *buf, size_t n)
 {
-	GATE_IO(fd, write, fd, buf, n);
+	GATE_IO(fd, HOLD_WRITE, 0, write, fd, buf, n);
 }
 
 ssize_t
 readv(int fd, const struct iovec *iov, int n)
 {
-	GATE_IO(fd, readv, fd, iov, n);
+	GATE_IO(fd, HOLD_READ, 0, readv, fd, iov, n);
 }
 
 ssize_t
 writev(int fd, const struct iovec *iov, int n)
 {
-	GATE_IO(fd, writev, fd, iov, n);
+	GATE_IO(fd, HOLD_WRITE, 0, writev, fd, iov, n);
 }
 
 ssize_t
 recv(int fd, void *buf, size_t n, int flags)
 {
-	GATE_IO(fd, recv, fd, buf, n, flags);
+	GATE_IO(fd, HOLD_READ, flags, recv, fd, buf, n, flags);
 }
 
 ssize_t
 __recv_chk(int fd, void *buf, size_t n, size_t buflen, int flags)
 {
-	GATE_IO(fd, __recv_chk, fd, buf, n, buflen, flags);
+	GATE_IO(fd, HOLD_READ, flags, __recv_chk, fd, buf, n, buflen, flags);
 }
 
 ssize_t
 recvfrom(int fd, void *buf, size_t n, int flags, struct sockaddr *sa, socklen_t *len)
 {
-	GATE_IO(fd, recvfrom, fd, buf, n, flags, sa, len);
+	GATE_IO(fd, HOLD_READ, flags, recvfrom, fd, buf, n, flags, sa, len);
 }
 
 ssize_t
 __recvfrom_chk(int fd, void *buf, size_t n, size_t buflen, int flags,
     struct sockaddr *sa, socklen_t *len)
 {
-	GATE_IO(fd, __recvfrom_chk, fd, buf, n, buflen, flags, sa, len);
+	GATE_IO(fd, HOLD_READ, flags, __recvfrom_chk, fd, buf, n, buflen, flags, sa, len);
 }
 
 ssize_t
 recvmsg(int fd, struct msghdr *msg, int flags)
 {
-	GATE_IO(fd, recvmsg, fd, msg, flags);
+	GATE_IO(fd, HOLD_READ, flags, recvmsg, fd, msg, flags);
 }
 
 int
 recvmmsg(int fd, struct mmsghdr *vec, unsigned int n, int flags, struct timespec *tmo)
 {
-	GATE_IO(fd, recvmmsg, fd, vec, n, flags, tmo);
+	GATE_IO(fd, HOLD_READ, flags, recvmmsg, fd, vec, n, flags, tmo);
 }
 
 ssize_t
 send(int fd, const void *buf, size_t n, int flags)
 {
-	GATE_IO(fd, send, fd, buf, n, flags);
+	GATE_IO(fd, HOLD_WRITE, flags, send, fd, buf, n, flags);
 }
 
 ssize_t
 sendfile(int out, int in, off_t *off, size_t n)
 {
-	GATE_IO(out, sendfile, out, in, off, n);
+	GATE_IO(out, HOLD_WRITE, 0, sendfile, out, in, off, n);
 }
 
 ssize_t
 sendfile64(int out, int in, off_t *off, size_t n)
 {
-	GATE_IO(out, sendfile64, out, in, off, n);
+	GATE_IO(out, HOLD_WRITE, 0, sendfile64, out, in, off, n);
 }
 
 /* The sendto()/sendmsg()/sendmmsg() hooks (connect.c) ask here first. */
 int
-gate_send_hold(int fd)
+gate_send_hold(int fd, int flags)
 {
-	return gate_io(fd);
+	return gate_io(fd, HOLD_WRITE, flags);
 }

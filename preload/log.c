@@ -3,7 +3,9 @@
  *
  * Silent by default: only errors, and never to stdout, which belongs to the
  * program (preload-anchors.md P15). Each line is formatted on the stack and
- * written with one write(), so lines of concurrent threads never interleave.
+ * written with one write(), so lines of concurrent threads never interleave;
+ * libc's own write() and close(), never our hooks (gate.c), as the engine
+ * logs with its lock held.
  * SOCKSIFY_LOG_FILE is opened and closed again per message: the library keeps
  * no descriptor a program could close or clobber (P10).
  */
@@ -48,12 +50,12 @@ preload_log(int level, const char *fmt, ...)
 		fd = open(preload_cfg.log_file,
 		    O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, LOG_FILE_MODE);
 		if (fd >= 0) {
-			(void)!write(fd, line, (size_t)n);
-			close(fd);
+			(void)!PRELOAD_REAL(write)(fd, line, (size_t)n);
+			(void)PRELOAD_REAL(close)(fd);
 			goto out;
 		}
 	}
-	(void)!write(STDERR_FILENO, line, (size_t)n);
+	(void)!PRELOAD_REAL(write)(STDERR_FILENO, line, (size_t)n);
 out:
 	errno = saved;
 }

@@ -28,6 +28,7 @@
 
 struct peer_slot {
 	uint64_t cookie;		/* 0: empty */
+	int fresh;			/* connected in the background, not yet told */
 	socklen_t len;
 	struct sockaddr_storage addr;
 };
@@ -78,7 +79,7 @@ peer_cookie(int fd)
 }
 
 void
-peer_remember(int fd, const struct sockaddr *sa, socklen_t len)
+peer_remember(int fd, const struct sockaddr *sa, socklen_t len, bool fresh)
 {
 	struct peer_slot *s;
 	uint64_t cookie;
@@ -103,7 +104,23 @@ peer_remember(int fd, const struct sockaddr *sa, socklen_t len)
 	memset(&s->addr, 0, sizeof(s->addr));
 	memcpy(&s->addr, sa, len < full ? len : full);
 	s->len = full;
+	s->fresh = fresh;
 	__atomic_store_n(&s->cookie, cookie, __ATOMIC_RELEASE);
+}
+
+bool
+peer_take_fresh(int fd)
+{
+	struct peer_slot *s;
+	uint64_t cookie;
+
+	if (fd < 0 || fd >= PRELOAD_PEER_FDS)
+		return false;
+	s = &peer_slots[fd];
+	cookie = __atomic_load_n(&s->cookie, __ATOMIC_ACQUIRE);
+	if (cookie == 0 || !__atomic_exchange_n(&s->fresh, 0, __ATOMIC_ACQ_REL))
+		return false;
+	return peer_cookie(fd) == cookie;
 }
 
 /* The remembered peer of fd, when fd still names the socket tunnelled. */
@@ -142,7 +159,7 @@ getpeername(int fd, struct sockaddr *sa, socklen_t *len)
 	if (len == NULL)
 		return preload_real.getpeername(fd, sa, len);	/* EFAULT */
 	/* Connecting, as far as the program can tell (async.c). */
-	if (__atomic_load_n(&async_active, __ATOMIC_ACQUIRE) && async_pending(fd)) {
+	if (__atomic_load_n(&async_active, __ATOMIC_ACQUIRE) && async_pending_checked(fd)) {
 		errno = ENOTCONN;
 		return -1;
 	}
@@ -222,7 +239,7 @@ getsockopt(int fd, int level, int name, void *val, socklen_t *len)
 	if (level == SOL_SOCKET && name == SO_ERROR && val != NULL &&
 	    len != NULL && *len >= sizeof(int)) {
 		/* A pending socket has no error yet; the kernel's stays. */
-		if (__atomic_load_n(&async_active, __ATOMIC_ACQUIRE) && async_pending(fd))
+		if (__atomic_load_n(&async_active, __ATOMIC_ACQUIRE) && async_pending_checked(fd))
 			err = 0;
 		else if ((err = peer_take_error(fd)) == 0)
 			return preload_real.getsockopt(fd, level, name, val, len);

@@ -244,17 +244,24 @@ int async_connect(int fd, int domain, const struct sockaddr *sa, socklen_t len,
     const struct s5_addr *dst, const char *dest);
 /* Nonzero while any socket of this process is pending: the gate's fast path. */
 extern int async_active;
-/* fd is pending. */
+/* fd is pending (a first look: the slot is not checked against the socket
+ * fd names now); the _checked form asks the kernel too. */
 bool async_pending(int fd);
-/* A call on a pending fd that would read, write or connect: 0 to go on (the
- * handshake is over), or -errno (EAGAIN/EALREADY on a non-blocking socket;
- * a blocking one waits, and may get EINTR). */
-int async_hold(int fd, bool is_connect);
+bool async_pending_checked(int fd);
+enum async_hold_kind { HOLD_READ, HOLD_WRITE, HOLD_CONNECT };
+/* A call on a pending fd that would read, write or connect: 0 to go on (not
+ * pending, or over), 1 for a connect() that waited for a success, or
+ * -errno: EAGAIN (EALREADY for connect) on a non-blocking socket, with
+ * dontwait (MSG_DONTWAIT), or when the socket's own timeout ran out; a
+ * blocking one waits, and may get EINTR; a connect() that waited for a
+ * failure gets its errno. */
+int async_hold(int fd, enum async_hold_kind kind, bool dontwait);
 /* Wait until fd's handshake is over, whatever O_NONBLOCK says: 0 or
  * -errno (a fast-open send). */
 int async_settle(int fd);
 /* A descriptor that polls readable once fd's handshake is over (held until
- * async_release()), or -1 when fd is not pending. */
+ * async_release()), -1 when fd is not pending, -2 when it is but there is
+ * no descriptor to wait on (wait in slices). */
 int async_waitfd(int fd, void **ref);
 void async_release(void *ref);
 /* The program closes fd (or dup2()s over it): forget it, and cancel the
@@ -265,6 +272,11 @@ void async_dup(int fd, int fd2);
 /* The lock the engine and the gate share. */
 void async_lock(void);
 void async_unlock(void);
+/* A hook may take the lock: false in a signal handler that interrupted its
+ * holder (and, with check_pid, in a vfork()ed child sharing our memory). */
+bool async_may_lock(bool check_pid);
+/* This process keeps slots or records from now on. Lock held. */
+void async_own(void);
 
 /* gate.c: epoll registrations of the program, as it made them. */
 void gate_hide(int fd);			/* under async_lock() */
@@ -282,7 +294,7 @@ ssize_t __recvfrom_chk(int, void *, size_t, size_t, int, struct sockaddr *,
 
 /* The sendto()/sendmsg() hooks: 0 to go on, -1 (errno set) when fd is
  * pending. */
-int gate_send_hold(int fd);
+int gate_send_hold(int fd, int flags);
 /* A peer-socket swap: fd gets a socket of family domain (async.c). */
 int async_swap_family(int fd, int domain);
 
@@ -292,8 +304,12 @@ void peer_fail_later(int fd, int err);
 /* The error peer_fail_later() left for fd (and forgets it), or 0. */
 int peer_take_error(int fd);
 
-/* fd was tunnelled to sa: getpeername() answers sa from now on. */
-void peer_remember(int fd, const struct sockaddr *sa, socklen_t len);
+/* fd was tunnelled to sa: getpeername() answers sa from now on. fresh: the
+ * handshake ended in the background, so the next connect() answers 0 once,
+ * as the kernel's first connect() after a background completion does. */
+void peer_remember(int fd, const struct sockaddr *sa, socklen_t len, bool fresh);
+/* fd's connect ended in the background and no connect() said so yet. */
+bool peer_take_fresh(int fd);
 /* The identity of the socket fd names (SO_COOKIE), 0 for none. */
 uint64_t peer_cookie(int fd);
 /* fd's socket was swapped for one of another family (async.c): getsockname()

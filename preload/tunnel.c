@@ -267,6 +267,10 @@ tunnel_refail(int fd)
 			(void)PRELOAD_REAL(fcntl)(fd, F_SETFL, flags);
 	}
 	(void)PRELOAD_REAL(close)(ref);
+	/* Refused already (ECONNREFUSED stays pending), or still in SYN_SENT
+	 * where loopback drops SYNs: disconnecting then leaves ECONNRESET
+	 * pending. Either way POLLERR, and no local address kept. */
+	tunnel_dissolve(fd);
 }
 
 /* Wait until fd is ready for events or the deadline passes: the revents

@@ -70,6 +70,7 @@
 #define PRELOAD_ASYNC_COPY_FD_MIN	512	/* the engine's copy of a socket, this or above */
 #define PRELOAD_ENGINE_IDLE_MS		1000	/* the engine thread exits after this long with nothing pending */
 #define PRELOAD_ENGINE_STACK_BYTES	(256u << 10)	/* its stack */
+#define PRELOAD_WAIT_SLICE_MS		10	/* a wait without a wake descriptor (EMFILE) looks this often */
 #define PRELOAD_FAKE_V4_NET		"198.18.0.0"	/* RFC 2544 benchmarking range, /15 */
 #define PRELOAD_FAKE_V4_BITS		15
 #define PRELOAD_FAKE_V6_NET		"100::"		/* RFC 6666 discard prefix, /64 */
