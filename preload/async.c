@@ -137,7 +137,6 @@ static int async_npending;		/* SLOT_PENDING slots */
 static bool async_running;		/* the engine thread lives */
 static int async_ep = -1, async_kick = -1;	/* its epoll set and eventfd */
 static long long async_sleep_until;	/* its wakeup, -1: none */
-static pthread_once_t async_fork_once = PTHREAD_ONCE_INIT;
 /* The process the slots and records belong to (0: none yet). A vfork()ed
  * child shares our memory and runs the program's close()s and dup2()s
  * before its exec(): it must not touch them. */
@@ -168,21 +167,10 @@ async_may_lock(bool check_pid)
 {
 	if (async_held)
 		return false;
-	return !check_pid || async_pid == 0 || getpid() == async_pid;
+	return !check_pid || getpid() == async_pid;
 }
 
-static void async_fork_register(void);
 static bool async_all_restart(void);
-
-/* This process now keeps slots or records. Lock held. */
-void
-async_own(void)
-{
-	if (async_pid == 0) {
-		pthread_once(&async_fork_once, async_fork_register);
-		async_pid = getpid();
-	}
-}
 
 /* The slot that names fd, or NULL. Lock held, or a racy first look. */
 static struct async_slot *
@@ -491,9 +479,17 @@ async_fork_child(void)
 	async_unlock();
 }
 
-static void
-async_fork_register(void)
+/*
+ * At load (fakedns.c's constructor): whose state this is, and the fork
+ * handlers, registered before any of the program's: our prepare step runs
+ * last, after every other library has parked its threads (one may need
+ * epoll_ctl() to do so), and our child step first, before any other
+ * handler's epoll_ctl() in the child.
+ */
+void
+async_at_load(void)
 {
+	async_pid = getpid();
 	(void)pthread_atfork(async_fork_prepare, async_fork_parent, async_fork_child);
 }
 
@@ -509,7 +505,6 @@ async_start_engine(void)
 
 	if (async_running)
 		return 0;
-	pthread_once(&async_fork_once, async_fork_register);
 	async_ep = epoll_create1(EPOLL_CLOEXEC);
 	async_kick = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (async_ep < 0 || async_kick < 0)
@@ -548,7 +543,7 @@ fail:
 }
 
 static int async_v6_both(int fd);
-static int async_handoff(struct async_slot *s, uint32_t gen, int fd,
+static int async_handoff(struct async_slot *s, uint32_t gen,
     const struct tunnel *t, bool dialled, uint32_t events);
 
 static struct async_slot *
@@ -587,8 +582,10 @@ async_waitfd(int fd, void **ref)
 	*ref = NULL;
 	if (async_find(fd) == NULL)
 		return -1;
+	/* A signal handler of the lock's holder: nothing would ever end the
+	 * wait (the engine waits for the lock too): the kernel's word. */
 	if (!async_may_lock(false))
-		return -2;	/* a signal handler of the lock's holder */
+		return -1;
 	async_lock();
 	s = async_find_checked(fd);
 	if (s != NULL && (w = async_wakefd(s)) >= 0) {
@@ -801,19 +798,25 @@ async_cancel(struct async_slot *s)
 	uint64_t wake = ASYNC_WAKE_VALUE;
 
 	if (s->copy >= 0) {
-		if (async_ep >= 0)
+		if (async_ep >= 0 && !s->inline_)
 			(void)PRELOAD_REAL(epoll_ctl)(async_ep, EPOLL_CTL_DEL, s->copy, NULL);
 		/* A name we do not know of (a dup made before connect(), one
 		 * passed to another process) is left a failed socket, never
-		 * one half-talking to the proxy. */
+		 * one half-talking to the proxy. The blocking driver's poll()
+		 * wakes on it; the driver closes its copy itself. */
 		tunnel_dissolve(s->copy);
-		(void)PRELOAD_REAL(close)(s->copy);
+		if (!s->inline_) {
+			(void)PRELOAD_REAL(close)(s->copy);
+			s->copy = -1;
+		}
 	}
-	s->copy = -1;
 	s->err = ECANCELED;
 	s->state = SLOT_DONE;
 	async_npending--;
 	__atomic_store_n(&async_active, async_npending, __ATOMIC_RELEASE);
+	/* The engine's idle time starts now, not at the old deadline. */
+	if (async_npending == 0)
+		async_kick_engine();
 	if (s->wakefd >= 0)
 		(void)!PRELOAD_REAL(write)(s->wakefd, &wake, sizeof(wake));
 	if (s->waiters == 0)
@@ -931,6 +934,10 @@ async_end_inline(struct async_slot *s, uint32_t gen, int fd, const struct tunnel
 	s->waiters--;
 	if (s->gen != gen || s->state != SLOT_PENDING) {
 		/* Closed by another thread meanwhile (async_cancel()). */
+		if (s->gen == gen && s->copy >= 0) {
+			(void)PRELOAD_REAL(close)(s->copy);
+			s->copy = -1;
+		}
 		if (s->state == SLOT_DONE && s->waiters == 0)
 			async_free(s);
 		async_unlock();
@@ -962,10 +969,10 @@ async_drive_inline(struct async_slot *s, uint32_t gen, int fd)
 	long long stop = -1, until, now, deadline = s->deadline;
 	bool dialled = s->dialled;
 	short want = POLLOUT;
-	int r, why = 0;
+	int r, why = 0, sock = s->copy;	/* ours while inline_ */
 
 	memset(&tv, 0, sizeof(tv));
-	if (preload_real.getsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, &tlen) == 0 &&
+	if (preload_real.getsockopt(sock, SOL_SOCKET, SO_SNDTIMEO, &tv, &tlen) == 0 &&
 	    (tv.tv_sec > 0 || tv.tv_usec > 0))
 		stop = tunnel_now_ms() + (long long)tv.tv_sec * 1000 +
 		    (tv.tv_usec + 999) / 1000;
@@ -975,7 +982,7 @@ async_drive_inline(struct async_slot *s, uint32_t gen, int fd)
 		if (__atomic_load_n(&s->state, __ATOMIC_ACQUIRE) != SLOT_PENDING)
 			return async_end_inline(s, gen, fd, &t, EBADF);
 		if (dialled) {
-			r = tunnel_step(&t, fd);
+			r = tunnel_step(&t, sock);
 			if (r <= 0)
 				return async_end_inline(s, gen, fd, &t, -r);
 			want = r == TUNNEL_READ ? POLLIN : POLLOUT;
@@ -990,7 +997,7 @@ async_drive_inline(struct async_slot *s, uint32_t gen, int fd)
 				r = 0;
 				break;
 			}
-			pfd.fd = fd;
+			pfd.fd = sock;
 			pfd.events = want;
 			pfd.revents = 0;
 			r = PRELOAD_REAL(poll)(&pfd, 1, until - now > INT_MAX ?
@@ -1006,13 +1013,13 @@ async_drive_inline(struct async_slot *s, uint32_t gen, int fd)
 		}
 		if (r <= 0) {
 			/* Early end of the call; the engine goes on. */
-			if (async_handoff(s, gen, fd, &t, dialled, (uint32_t)want) == 0)
+			if (async_handoff(s, gen, &t, dialled, (uint32_t)want) == 0)
 				return -why;
 			stop = -1;	/* no engine: the call finishes it */
 			continue;
 		}
 		if (!dialled) {
-			r = tunnel_dial_result(fd, pfd.revents);
+			r = tunnel_dial_result(sock, pfd.revents);
 			if (r < 0)
 				return async_end_inline(s, gen, fd, &t,
 				    -tunnel_dial_errno(-r));
@@ -1024,7 +1031,7 @@ async_drive_inline(struct async_slot *s, uint32_t gen, int fd)
 /* Give an inline slot, at state t, to the engine, and drop the caller's
  * hold. 0, or -errno (it stays inline, held). */
 static int
-async_handoff(struct async_slot *s, uint32_t gen, int fd, const struct tunnel *t,
+async_handoff(struct async_slot *s, uint32_t gen, const struct tunnel *t,
     bool dialled, uint32_t events)
 {
 	int r;
@@ -1039,9 +1046,14 @@ async_handoff(struct async_slot *s, uint32_t gen, int fd, const struct tunnel *t
 	}
 	s->t = *t;
 	s->dialled = dialled;
-	if ((r = async_start_engine()) == 0 && (r = async_make_copy(s, fd)) == 0 &&
-	    (r = async_to_engine(s, events)) == 0)
+	if ((r = async_start_engine()) == 0) {
+		/* Handed over; a failure to take it ends the slot, which
+		 * SO_ERROR then tells. */
+		(void)async_to_engine(s, events);
 		s->waiters--;
+		if (s->state == SLOT_DONE && s->waiters == 0)
+			async_free(s);
+	}
 	async_unlock();
 	return r;
 }
@@ -1081,14 +1093,15 @@ async_connect(int fd, int domain, const struct sockaddr *sa, socklen_t len,
 	uint32_t gen;
 	int flags, r;
 
-	if (async_held)
-		return ASYNC_SYNC;	/* a signal handler interrupted us */
+	/* A signal handler that interrupted the lock's holder, or a vfork()ed
+	 * child sharing our memory: inside the call, touching nothing. */
+	if (!async_may_lock(true))
+		return ASYNC_SYNC;
 	flags = PRELOAD_REAL(fcntl)(fd, F_GETFL);
 	if (flags < 0)
 		return -errno;
 	blocking = !(flags & O_NONBLOCK);
 	async_lock();
-	async_own();
 	async_forget_stale(fd);
 	if ((!blocking && async_start_engine() != 0) || (s = async_alloc()) == NULL) {
 		async_unlock();
@@ -1120,7 +1133,9 @@ async_connect(int fd, int domain, const struct sockaddr *sa, socklen_t len,
 		connect_trace(dest, ECONNREFUSED, -1);
 		return -ECONNREFUSED;
 	}
-	if (!blocking && async_make_copy(s, fd) != 0) {
+	/* Engine and blocking driver alike work on a copy: a number the
+	 * program closes or reuses meanwhile is never written to. */
+	if (async_make_copy(s, fd) != 0) {
 		gate_restore(fd);
 		async_unlock();
 		return ASYNC_SYNC;

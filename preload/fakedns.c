@@ -50,9 +50,10 @@
  * origin), so one that a program kept from another tree is most likely
  * unknown here rather than another name.
  *
- * The constructor starts no thread, takes no lock, maps no table and
- * allocates nothing from the program's allocator (P9): a longer environ
- * comes from mmap().
+ * The constructor starts no thread, takes no lock of ours, maps no table
+ * and allocates nothing from the program's allocator (P9): a longer environ
+ * comes from mmap(). It also gives async.c its start (async_at_load(): the
+ * process id and the fork handlers, registered before the program's).
  *
  * The table holds no lock and no pointer, so a process that can write it
  * can change names but never another process's memory. Entries are
@@ -463,6 +464,7 @@ fakedns_load(void)
 	struct fakedns_ref r;
 	struct stat st;
 
+	async_at_load();
 	if (env != NULL && fakedns_parse(env, &r)) {
 		fakedns_proc_path(path, r.pid, r.fd);
 		if (stat(path, &st) == 0 && fakedns_same_file(&st, r.dev, r.ino))

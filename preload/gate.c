@@ -169,7 +169,6 @@ gate_record(int epfd, int fd, const struct epoll_event *ev, bool hidden)
 	gate_nrecs++;
 	gate_mark(fd, true);
 	gate_set_bit(gate_sets, epfd, true);
-	async_own();
 	return 0;
 }
 
@@ -294,8 +293,9 @@ epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
 		errno = ENOSYS;
 		return -1;
 	}
-	/* A signal handler of the lock's holder: the kernel alone. */
-	if (!async_may_lock(false))
+	/* A signal handler of the lock's holder, or a vfork()ed child
+	 * sharing our memory: the kernel alone. */
+	if (!async_may_lock(true))
 		return real(epfd, op, fd, ev);
 	async_lock();
 	if (async_pending_checked(fd)) {
@@ -388,7 +388,9 @@ gate_dup3(int fd, int fd2, int flags, bool three)
 	int r;
 
 	/* fd2 is closed only when the call can succeed. */
-	if (fd != fd2 && fd2 >= 0 && PRELOAD_REAL(fcntl)(fd, F_GETFD) >= 0)
+	if (fd != fd2 && (gate_maybe_marked(fd2) ||
+	    (__atomic_load_n(&async_active, __ATOMIC_ACQUIRE) && async_pending(fd2))) &&
+	    PRELOAD_REAL(fcntl)(fd, F_GETFD) >= 0)
 		gate_closing(fd2);
 	r = three ? PRELOAD_REAL(dup3)(fd, fd2, flags) : PRELOAD_REAL(dup2)(fd, fd2);
 	if (r >= 0 && fd != fd2 && __atomic_load_n(&async_active, __ATOMIC_ACQUIRE))

@@ -275,8 +275,9 @@ void async_unlock(void);
 /* A hook may take the lock: false in a signal handler that interrupted its
  * holder (and, with check_pid, in a vfork()ed child sharing our memory). */
 bool async_may_lock(bool check_pid);
-/* This process keeps slots or records from now on. Lock held. */
-void async_own(void);
+/* At load: this process's identity and the fork handlers (fakedns.c's
+ * constructor calls it). */
+void async_at_load(void);
 
 /* gate.c: epoll registrations of the program, as it made them. */
 void gate_hide(int fd);			/* under async_lock() */

@@ -74,3 +74,17 @@ slow_proxy() {
 	slow_proxy
 	gate forkwait "$DELAY_PORT"
 }
+
+@test "gate: close() of a socket whose blocking connect() waits in another thread ends that connect() at once" {
+	start_faultd --stall greeting
+	gate closerace "$FAULT_PORT"
+}
+
+@test "gate: a vfork()ed child's epoll_ctl() does not take the parent's state: a dup() after connect() still says EAGAIN" {
+	start_faultd --stall greeting
+	gate vforkown "$FAULT_PORT"
+}
+
+@test "gate: another library's fork handler whose thread calls epoll_ctl() to park: fork() returns" {
+	gate atfork 9
+}

@@ -33,6 +33,15 @@
  *              with SO_SNDTIMEO says EAGAIN: no byte goes to the proxy.
  *   forkwait   (slow proxy) fork() with a connect pending waits for it,
  *              without burning the CPU meanwhile (under half the wall time).
+ *   closerace  (stalled proxy) a blocking connect() in one thread, close()
+ *              of its socket in another: the connect() returns at once
+ *              (EBADF), not at SOCKSIFY_TIMEOUT.
+ *   atfork     no connect: a library's fork prepare handler (registered in
+ *              main(), as at a library's init) has its event-loop thread
+ *              touch its epoll set and waits for it: fork() must return.
+ *   vforkown   (stalled proxy) a vfork()ed child that calls epoll_ctl()
+ *              before _exit() does not make the parent's state its own: a
+ *              dup() made after connect() still says EAGAIN to a write.
  *
  * Prints one line "gatecheck: SCENARIO ok ..." or "gatecheck: SCENARIO FAIL
  * (why)" and exits 0 or 1; a watchdog alarm ends a hung scenario with exit 3.
@@ -41,6 +50,7 @@
 #include <errno.h>
 #include <netdb.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -429,6 +439,117 @@ scenario_forkwait(void)
 	return ok("fork_ms=%lld cpu_ms=%lld", wall, cpu);
 }
 
+static pthread_mutex_t lib_mutex = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t lib_cond = PTHREAD_COND_INITIALIZER;
+static int lib_ep, lib_wake;
+static bool lib_asked, lib_parked;
+
+/* A library's event-loop thread: parks (disarms its wakeup) when asked. */
+static void *
+lib_loop(void *arg)
+{
+	struct epoll_event ev = { .events = EPOLLIN };
+
+	(void)arg;
+	pthread_mutex_lock(&lib_mutex);
+	for (;;) {
+		while (!lib_asked)
+			pthread_cond_wait(&lib_cond, &lib_mutex);
+		lib_asked = false;
+		pthread_mutex_unlock(&lib_mutex);
+		(void)epoll_ctl(lib_ep, EPOLL_CTL_MOD, lib_wake, &ev);
+		pthread_mutex_lock(&lib_mutex);
+		lib_parked = true;
+		pthread_cond_broadcast(&lib_cond);
+	}
+	return NULL;
+}
+
+static void
+lib_prepare(void)
+{
+	pthread_mutex_lock(&lib_mutex);
+	lib_asked = true;
+	lib_parked = false;
+	pthread_cond_broadcast(&lib_cond);
+	while (!lib_parked)
+		pthread_cond_wait(&lib_cond, &lib_mutex);
+	pthread_mutex_unlock(&lib_mutex);
+}
+
+static int
+scenario_atfork(void)
+{
+	struct epoll_event ev = { .events = EPOLLIN };
+	pthread_t th;
+	int st;
+	pid_t p;
+
+	pthread_atfork(lib_prepare, NULL, NULL);
+	lib_ep = epoll_create1(EPOLL_CLOEXEC);
+	lib_wake = eventfd(0, EFD_CLOEXEC);
+	if (epoll_ctl(lib_ep, EPOLL_CTL_ADD, lib_wake, &ev) != 0 ||
+	    pthread_create(&th, NULL, lib_loop, NULL) != 0)
+		return fail("setup: %s", strerror(errno));
+	if ((p = fork()) == 0)
+		_exit(0);
+	if (p < 0 || waitpid(p, &st, 0) != p)
+		return fail("fork: %s", strerror(errno));
+	return ok("fork=returned");
+}
+
+static void *
+close_later(void *arg)
+{
+	usleep(200000);
+	close(*(int *)arg);
+	return NULL;
+}
+
+static int
+scenario_closerace(void)
+{
+	pthread_t th;
+	long long t0 = now_ms();
+	int s = tcp_socket(false), r, err;
+
+	if (pthread_create(&th, NULL, close_later, &s) != 0)
+		return fail("pthread_create");
+	r = start_connect(s);
+	err = errno;
+	pthread_join(th, NULL);
+	if (r == 0)
+		return fail("connect() succeeded through a stalled proxy");
+	if (now_ms() - t0 > 2000)
+		return fail("connect() returned %s after %lld ms, not when closed",
+		    strerror(err), now_ms() - t0);
+	return ok("errno=%s ms=%lld", strerror(err), now_ms() - t0);
+}
+
+static int
+scenario_vforkown(void)
+{
+	struct epoll_event ev = { .events = EPOLLIN };
+	int ep = epoll_create1(EPOLL_CLOEXEC), y = eventfd(0, EFD_CLOEXEC), s, d, r, st;
+	pid_t p;
+
+	if ((p = vfork()) == 0) {
+		(void)epoll_ctl(ep, EPOLL_CTL_ADD, y, &ev);
+		_exit(0);
+	}
+	if (p < 0 || waitpid(p, &st, 0) != p)
+		return fail("vfork: %s", strerror(errno));
+	s = tcp_socket(true);
+	if (start_connect(s) == 0 || errno != EINPROGRESS)
+		return fail("connect: %s", strerror(errno));
+	d = dup(s);
+	r = (int)write(d, "early", 5);
+	if (r >= 0 || errno != EAGAIN)
+		return fail("write on a dup made after connect(): %s, want EAGAIN",
+		    r >= 0 ? "sent" : strerror(errno));
+	return ok("write=EAGAIN");
+}
+
 int
 main(int argc, char **argv)
 {
@@ -483,6 +604,12 @@ main(int argc, char **argv)
 		return scenario_emfile();
 	if (strcmp(scenario, "forkwait") == 0)
 		return scenario_forkwait();
+	if (strcmp(scenario, "atfork") == 0)
+		return scenario_atfork();
+	if (strcmp(scenario, "closerace") == 0)
+		return scenario_closerace();
+	if (strcmp(scenario, "vforkown") == 0)
+		return scenario_vforkown();
 	fprintf(stderr, "gatecheck: unknown scenario %s\n", scenario);
 	return 2;
 }
