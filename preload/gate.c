@@ -532,6 +532,8 @@ gate_poll(struct pollfd *fds, nfds_t n, const struct timespec *tmo,
 		}
 		lp = NULL;
 		ms = tmo != NULL ? deadline - tunnel_now_ms() : -1;
+		if (tmo != NULL && ms < 0)
+			ms = 0;		/* past the deadline: a last look, never forever */
 		if (slices && (ms < 0 || ms > PRELOAD_WAIT_SLICE_MS))
 			ms = PRELOAD_WAIT_SLICE_MS;
 		if (ms >= 0) {

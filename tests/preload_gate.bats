@@ -88,3 +88,8 @@ slow_proxy() {
 @test "gate: another library's fork handler whose thread calls epoll_ctl() to park: fork() returns" {
 	gate atfork 9
 }
+
+@test "gate: poll, ppoll and select with a zero timeout on a pending socket return 0 at once, every time" {
+	start_faultd --stall greeting
+	gate pollzero "$FAULT_PORT" SOCKSIFY_TIMEOUT=10
+}

@@ -36,6 +36,10 @@
  *   closerace  (stalled proxy) a blocking connect() in one thread, close()
  *              of its socket in another: the connect() returns at once
  *              (EBADF), not at SOCKSIFY_TIMEOUT.
+ *   pollzero   (stalled proxy) poll(), ppoll() and select() with a zero
+ *              timeout on a pending socket, 3,000 times each: every one
+ *              returns 0 at once (a millisecond boundary crossed inside the
+ *              call must never turn "no wait" into "wait forever").
  *   atfork     no connect: a library's fork prepare handler (registered in
  *              main(), as at a library's init) has its event-loop thread
  *              touch its epoll set and waits for it: fork() must return.
@@ -60,6 +64,7 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/resource.h>
+#include <sys/select.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <sys/wait.h>
@@ -439,6 +444,40 @@ scenario_forkwait(void)
 	return ok("fork_ms=%lld cpu_ms=%lld", wall, cpu);
 }
 
+#define POLLZERO_ROUNDS		3000
+
+static int
+scenario_pollzero(void)
+{
+	struct timespec zero = { 0, 0 };
+	struct timeval tv;
+	struct pollfd p;
+	long long t0 = now_ms();
+	fd_set ws;
+	int s = tcp_socket(true), i, r;
+
+	if (start_connect(s) == 0 || errno != EINPROGRESS)
+		return fail("connect: %s", strerror(errno));
+	for (i = 0; i < POLLZERO_ROUNDS; i++) {
+		p.fd = s;
+		p.events = POLLOUT;
+		p.revents = 0;
+		if ((r = poll(&p, 1, 0)) != 0)
+			return fail("poll round %d: %d revents 0x%x", i, r, p.revents);
+		if ((r = ppoll(&p, 1, &zero, NULL)) != 0)
+			return fail("ppoll round %d: %d revents 0x%x", i, r, p.revents);
+		FD_ZERO(&ws);
+		FD_SET(s, &ws);
+		tv.tv_sec = 0;
+		tv.tv_usec = 0;
+		if ((r = select(s + 1, NULL, &ws, NULL, &tv)) != 0)
+			return fail("select round %d: %d", i, r);
+	}
+	if (now_ms() - t0 > 3000)
+		return fail("%d zero-timeout rounds took %lld ms", POLLZERO_ROUNDS, now_ms() - t0);
+	return ok("rounds=%d ms=%lld", POLLZERO_ROUNDS, now_ms() - t0);
+}
+
 static pthread_mutex_t lib_mutex = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t lib_cond = PTHREAD_COND_INITIALIZER;
 static int lib_ep, lib_wake;
@@ -604,6 +643,8 @@ main(int argc, char **argv)
 		return scenario_emfile();
 	if (strcmp(scenario, "forkwait") == 0)
 		return scenario_forkwait();
+	if (strcmp(scenario, "pollzero") == 0)
+		return scenario_pollzero();
 	if (strcmp(scenario, "atfork") == 0)
 		return scenario_atfork();
 	if (strcmp(scenario, "closerace") == 0)
