@@ -244,11 +244,36 @@ async_kick_engine(void)
 		(void)!PRELOAD_REAL(write)(async_kick, &one, sizeof(one));
 }
 
+/* s is over with err: no longer PENDING for the gate. Lock held. */
+static void
+async_mark_done(struct async_slot *s, int err)
+{
+	s->err = err;
+	s->state = SLOT_DONE;
+	async_npending--;
+	__atomic_store_n(&async_active, async_npending, __ATOMIC_RELEASE);
+	/* The engine's idle time starts now, not at an old deadline. */
+	if (async_npending == 0)
+		async_kick_engine();
+}
+
+/* Then its waiters are told, and the slot goes with the last of them. */
+static void
+async_wake_waiters(struct async_slot *s)
+{
+	uint64_t wake = ASYNC_WAKE_VALUE;
+
+	if (s->wakefd >= 0)
+		(void)!PRELOAD_REAL(write)(s->wakefd, &wake, sizeof(wake));
+	if (s->waiters == 0)
+		async_free(s);
+	pthread_cond_broadcast(&async_settled);
+}
+
 /* The handshake of s is over with err (0: success). Lock held. */
 static void
 async_finish(struct async_slot *s, int err)
 {
-	uint64_t wake = ASYNC_WAKE_VALUE;
 	int i, fd;
 
 	s->err = err;
@@ -274,9 +299,7 @@ async_finish(struct async_slot *s, int err)
 			peer_fail_later(fd, err);
 	}
 	connect_trace(s->dest, err, err == 0 ? -1 : s->t.rep);
-	s->state = SLOT_DONE;
-	async_npending--;
-	__atomic_store_n(&async_active, async_npending, __ATOMIC_RELEASE);
+	async_mark_done(s, err);
 	for (i = 0; i < s->nfds; i++)
 		async_index_drop(s->fds[i], s);
 	if (s->copy >= 0)
@@ -284,11 +307,7 @@ async_finish(struct async_slot *s, int err)
 	s->copy = -1;
 	for (i = 0; i < s->nfds; i++)
 		gate_restore(s->fds[i]);
-	if (s->wakefd >= 0)
-		(void)!PRELOAD_REAL(write)(s->wakefd, &wake, sizeof(wake));
-	if (s->waiters == 0)
-		async_free(s);
-	pthread_cond_broadcast(&async_settled);
+	async_wake_waiters(s);
 }
 
 /* Run s as far as its socket allows; revents is what the copy polled. */
@@ -795,8 +814,6 @@ async_dup(int fd, int fd2)
 static void
 async_cancel(struct async_slot *s)
 {
-	uint64_t wake = ASYNC_WAKE_VALUE;
-
 	if (s->copy >= 0) {
 		if (async_ep >= 0 && !s->inline_)
 			(void)PRELOAD_REAL(epoll_ctl)(async_ep, EPOLL_CTL_DEL, s->copy, NULL);
@@ -810,18 +827,8 @@ async_cancel(struct async_slot *s)
 			s->copy = -1;
 		}
 	}
-	s->err = ECANCELED;
-	s->state = SLOT_DONE;
-	async_npending--;
-	__atomic_store_n(&async_active, async_npending, __ATOMIC_RELEASE);
-	/* The engine's idle time starts now, not at the old deadline. */
-	if (async_npending == 0)
-		async_kick_engine();
-	if (s->wakefd >= 0)
-		(void)!PRELOAD_REAL(write)(s->wakefd, &wake, sizeof(wake));
-	if (s->waiters == 0)
-		async_free(s);
-	pthread_cond_broadcast(&async_settled);
+	async_mark_done(s, ECANCELED);
+	async_wake_waiters(s);
 }
 
 /* fd names a new socket, and a slot still has the number: closed behind our
