@@ -92,7 +92,7 @@ $(BUILD)/unit-tests: $(UNIT_OBJ) $(SHARED_OBJ)
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $(UNIT_OBJ) $(SHARED_OBJ)
 
 # Small helper programs the end-to-end tests drive (echo server, probes).
-$(BUILD)/tests/%: tests/bin/%.c $(SHARED_OBJ)
+$(BUILD)/tests/%: tests/bin/%.c tests/bin/testbin.h $(SHARED_OBJ)
 	@mkdir -p $(@D)
 	@$(if $(Q),echo "  CC      $<")
 	$(Q)$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $< $(SHARED_OBJ) -lpthread

@@ -83,55 +83,15 @@ done
 ulimit -n "$(ulimit -H -n)"
 mkdir -p "$OUT"
 work=$(mktemp -d)
-STARTED=''		# every PID this script started and has not yet reaped
 T0=$(date +%s)
 
 # --- processes ---------------------------------------------------------------
 
-# stop PID...: TERM to each and to its children (unshare --fork passes no
-# signal on), up to 3 s for each to go, then KILL; reaps them.
-stop() {
-	local p i
-	for p in "$@"; do
-		# shellcheck disable=SC2046
-		kill -TERM "$p" $(cat "/proc/$p/task/$p/children" 2>/dev/null) 2>/dev/null
-	done
-	for p in "$@"; do
-		for ((i = 0; i < 30; i++)); do
-			alive "$p" || break
-			sleep 0.1
-		done
-		kill -KILL "$p" 2>/dev/null
-		wait "$p" 2>/dev/null
-		STARTED=" ${STARTED//" $p "/ } "
-	done
-}
-
-cleanup() {
-	# Newest first: ssh before its sshd, clients before servers.
-	stop_roots "$STARTED"
-	rm -rf "$work"
-}
+# alive, stop, stop_roots, cleanup, spawn, waited, wait_line, spawn_listener.
+# shellcheck source=scripts/bench_lib.sh
+. "$(dirname "$0")/bench_lib.sh"
 trap cleanup EXIT
 trap 'echo "bench: stopped by a signal (or past the ${BUDGET_S} s budget)" >&2; exit 1' INT TERM HUP
-
-# spawn LOG CMD...: CMD in the background, stdout and stderr in LOG; PID.
-# LOG is emptied first, here: the background job's own redirection may come
-# after a caller has already looked for a line in it.
-spawn() {
-	local log=$1
-	shift
-	[ "$log" = /dev/null ] || : >"$log"
-	"$@" </dev/null >>"$log" 2>&1 &
-	PID=$!
-	STARTED="$STARTED $PID "
-}
-
-alive() {
-	local st
-	st=$(awk '{ print $3 }' "/proc/$1/stat" 2>/dev/null)
-	[ -n "$st" ] && [ "$st" != Z ]
-}
 
 # dead_root PIDS: true when one of them has ended; it is reaped, and WHY
 # says how it ended.
@@ -148,17 +108,6 @@ dead_root() {
 			WHY="pid $p exited with status $rc"
 		fi
 		return 0
-	done
-	return 1
-}
-
-# wait_line FILE REGEX PID: until FILE has a line matching REGEX, while PID lives.
-wait_line() {
-	local i
-	for ((i = 0; i < START_TRIES; i++)); do
-		grep -qE "$2" "$1" 2>/dev/null && return 0
-		alive "$3" || return 1
-		sleep 0.1
 	done
 	return 1
 }
@@ -215,13 +164,13 @@ pin() {
 }
 
 start_socksifyd() {
-	local log=$work/socksifyd.$RANDOM.log
+	local rc
 	pin "${1:-}"
-	spawn "$log" "${PIN[@]}" "$SOCKSIFYD" -l 127.0.0.1:0 -q "${SOCKSIFYD_ARGS[@]}"
+	spawn_listener "$work/socksifyd.$RANDOM.log" socksifyd "${PIN[@]}" "$SOCKSIFYD" \
+	    -l 127.0.0.1:0 -q "${SOCKSIFYD_ARGS[@]}"
+	rc=$?
 	ROOTS=$PID
-	wait_line "$log" '^socksifyd: listening on ' "$PID" ||
-	    { WHY="socksifyd did not start: $(head -c 200 "$log")"; return 1; }
-	PORT=$(sed -n 's/^socksifyd: listening on 127\.0\.0\.1:\([0-9]*\)$/\1/p' "$log")
+	return "$rc"
 }
 
 start_microsocks() {
@@ -327,13 +276,6 @@ start_ssh() {
 	    -i "$d/key" -p "$sport" "$user@127.0.0.1"
 	ROOTS="$ROOTS $PID"
 	wait_port "$PORT" "$PID" || { WHY="ssh -D did not start: $(head -c 200 "$d/ssh.log")"; return 1; }
-}
-
-# stop_roots "PIDS": stop them, the last started first (ssh before sshd).
-stop_roots() {
-	local r=() i
-	read -r -a r <<<"$1"
-	for ((i = ${#r[@]} - 1; i >= 0; i--)); do stop "${r[i]}"; done
 }
 
 # start NAME [PIN]: as start_NAME, but a failure leaves nothing running.
@@ -671,12 +613,8 @@ done
 # its PID as the rest; its table goes into results.md, its runs into raw.csv.
 echo "bench: the event-loop figure (scripts/bench_evloop.sh)" >&2
 rm -f "$OUT/evloop.md" "$OUT/evloop.csv"
-BUILD=$BUILD bash "$(dirname "$0")/bench_evloop.sh" </dev/null >/dev/null &
-EVPID=$!
-STARTED="$STARTED $EVPID "
-wait "$EVPID"
+waited env BUILD="$BUILD" bash "$(dirname "$0")/bench_evloop.sh" </dev/null >/dev/null
 EVRC=$?
-STARTED=" ${STARTED//" $EVPID "/ } "
 [ -s "$OUT/evloop.csv" ] && cat "$OUT/evloop.csv" >>"$CSV"
 [ -s "$OUT/evloop.md" ] ||
     printf '### Event loops through a distant proxy\n\nNot measured: scripts/bench_evloop.sh ended with status %s.\n\n' \

@@ -70,75 +70,22 @@ done
 LIBSOCKSIFY=$(realpath "$LIBSOCKSIFY")
 mkdir -p "$OUT"
 work=$(mktemp -d)
-STARTED=''
 T0=$(date +%s)
 
-# --- processes (as scripts/bench.sh) -----------------------------------------
+# --- processes ---------------------------------------------------------------
 
-alive() {
-	local st
-	st=$(awk '{ print $3 }' "/proc/$1/stat" 2>/dev/null)
-	[ -n "$st" ] && [ "$st" != Z ]
-}
-
-# stop PID...: TERM, up to 3 s to go, then KILL; reaps them.
-stop() {
-	local p i
-	for p in "$@"; do kill -TERM "$p" 2>/dev/null; done
-	for p in "$@"; do
-		for ((i = 0; i < 30; i++)); do
-			alive "$p" || break
-			sleep 0.1
-		done
-		kill -KILL "$p" 2>/dev/null
-		wait "$p" 2>/dev/null
-		STARTED=" ${STARTED//" $p "/ } "
-	done
-}
-
-cleanup() {
-	local r=() i
-	read -r -a r <<<"$STARTED"
-	for ((i = ${#r[@]} - 1; i >= 0; i--)); do stop "${r[i]}"; done
-	rm -rf "$work"
-}
+# alive, stop, stop_roots, cleanup, spawn, waited, wait_line, spawn_listener.
+# shellcheck source=scripts/bench_lib.sh
+. "$HERE/scripts/bench_lib.sh"
 trap cleanup EXIT
 trap 'echo "bench_evloop: stopped by a signal (or past the ${EV_BUDGET_S} s budget)" >&2; exit 1' INT TERM HUP
 
-# spawn LOG CMD...: CMD in the background, stdout and stderr in LOG; PID.
-spawn() {
-	local log=$1
-	shift
-	: >"$log"
-	"$@" </dev/null >>"$log" 2>&1 &
-	PID=$!
-	STARTED="$STARTED $PID "
-}
-
 # bounded OUT CMD...: CMD under timeout(1), stdout and stderr in OUT; its
-# status. Waited for in the background, so that a TERM to this script is
-# acted on at once, and the cleanup stops CMD too.
+# status.
 bounded() {
-	local out=$1 p rc
+	local out=$1
 	shift
-	timeout -k 2 $((EV_RUN_S + 5)) "$@" </dev/null >"$out" 2>&1 &
-	p=$!
-	STARTED="$STARTED $p "
-	wait "$p"
-	rc=$?
-	STARTED=" ${STARTED//" $p "/ } "
-	return "$rc"
-}
-
-# wait_line FILE REGEX PID: until FILE has a line matching REGEX, while PID lives.
-wait_line() {
-	local i
-	for ((i = 0; i < START_TRIES; i++)); do
-		grep -qE "$2" "$1" 2>/dev/null && return 0
-		alive "$3" || return 1
-		sleep 0.1
-	done
-	return 1
+	waited timeout -k 2 $((EV_RUN_S + 5)) "$@" </dev/null >"$out" 2>&1
 }
 
 # Proxy settings of the caller's environment would reroute curl.
@@ -167,10 +114,8 @@ wait_line "$work/http.port" '^[0-9]+$' "$HTTPD" ||
 HTTP_PORT=$(cat "$work/http.port")
 URL=http://127.0.0.1:$HTTP_PORT/file.bin
 
-spawn "$work/socksifyd.log" "$SOCKSIFYD" -l 127.0.0.1:0 -q
-wait_line "$work/socksifyd.log" '^socksifyd: listening on ' "$PID" ||
-    fail_setup "socksifyd did not start: $(head -c 200 "$work/socksifyd.log")"
-PROXY_PORT=$(sed -n 's/^socksifyd: listening on 127\.0\.0\.1:\([0-9]*\)$/\1/p' "$work/socksifyd.log")
+spawn_listener "$work/socksifyd.log" socksifyd "$SOCKSIFYD" -l 127.0.0.1:0 -q || fail_setup "$WHY"
+PROXY_PORT=$PORT
 
 # --- one run -----------------------------------------------------------------
 
@@ -253,17 +198,15 @@ run() {
 # have relayed one whole body per fetch; RES_ms, or a note.
 declare -A RES NOTE
 measure() {
-	local prog=$1 way=$2 log=$work/delayfwd.log dpid dport bodies
-	spawn "$log" "$DELAYFWD" -t "127.0.0.1:$PROXY_PORT" -d "$EV_DELAY_MS" -v
-	dpid=$PID
-	if ! wait_line "$log" '^delayfwd: listening on ' "$dpid"; then
+	local prog=$1 way=$2 log=$work/delayfwd.log dpid bodies
+	if ! spawn_listener "$log" delayfwd "$DELAYFWD" -t "127.0.0.1:$PROXY_PORT" -d "$EV_DELAY_MS" -v; then
 		FAILED[$prog.$way]=1
-		addnote "$prog" "$way" "delayfwd did not start: $(head -c 200 "$log" | tr '\n\t' '  ')"
-		stop "$dpid"
+		addnote "$prog" "$way" "$WHY"
+		stop "$PID"
 		return
 	fi
-	dport=$(sed -n 's/^delayfwd: listening on .*:\([0-9]*\)$/\1/p' "$log")
-	run "$prog" "$way" "$dport"
+	dpid=$PID
+	run "$prog" "$way" "$PORT"
 	local ok=$?
 	# Its stop closes what is still open; each connection logs one line.
 	stop "$dpid"

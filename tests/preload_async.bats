@@ -53,28 +53,10 @@ slow_faultd() {
 # faultd_as TAG ARGS...: one more faultd, its log $BATS_TEST_TMPDIR/faultd.TAG.log;
 # sets FAULT_PORT (start_faultd keeps one log for all).
 faultd_as() {
-	local tag=$1 log=$BATS_TEST_TMPDIR/faultd.$1.log
+	local tag=$1
 	shift
-	: >"$log"
-	"$BUILD/tests/faultd" "$@" 3>&- 2>"$log" &
-	PIDS+=($!)
-	wait_for_line "$log" 50 '^faultd: listening on '
-	FAULT_PORT=$(sed -n 's/^faultd: listening on .*:\([0-9]*\)$/\1/p' "$log")
-}
-
-# An echo target for the tests through socksifyd; sets ECHO_PORT.
-start_echo() {
-	local log=$BATS_TEST_TMPDIR/echo.log
-	: >"$log"
-	"$STRESS" echod 3>&- 2>"$log" &
-	PIDS+=($!)
-	wait_for_line "$log" 50 '^stress: echo on [0-9]+$'
-	ECHO_PORT=$(sed -n 's/^stress: echo on //p' "$log")
-}
-
-# A loopback port nothing listens on.
-closed_port() {
-	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+	start_testbin "$BATS_TEST_TMPDIR/faultd.$tag.log" "$(listening_on faultd)" faultd "$@"
+	FAULT_PORT=$LISTEN_PORT
 }
 
 # ac_bg TAG URL SCENARIO [ARGS...]: asynccheck SCENARIO DST PORT ARGS in the
@@ -143,6 +125,17 @@ ac_below() {
 	[ -n "$val" ] && [ "$val" -lt "$3" ] || { echo "$1: $2=$val, want < $3"; return 1; }
 }
 
+# ac_slow_each SCENARIO...: each SCENARIO, tagged so, through the slow
+# faultd, all at once; waits for them.
+ac_slow_each() {
+	local sc
+	slow_faultd
+	for sc; do
+		ac_bg "$sc" "$URL" "$sc" -d "$SLOW_MS"
+	done
+	ac_wait
+}
+
 # The request faultd logged for DST: $2 of them in log $1.
 requests_are() {
 	local n
@@ -157,7 +150,7 @@ requests_are() {
 # and reports ECONNREFUSED in SO_ERROR once. No library here.
 @test "async: a refused direct connect, the yardstick: POLLOUT|POLLERR|POLLHUP (0x1c), SO_ERROR once" {
 	local closed m
-	closed=$(closed_port)
+	closed=$(free_port)
 	for m in poll epoll-lt select; do
 		run timeout 30 "$ASYNCCHECK" fail-errno 127.0.0.1 "$closed" -m "$m" -e ECONNREFUSED
 		echo "$m: $output"
@@ -172,10 +165,7 @@ requests_are() {
 # --- Readiness: nothing until the proxy has answered -----------------------------
 
 @test "async: poll and ppoll: EINPROGRESS at once, silent until the proxy answered, then POLLOUT alone, SO_ERROR 0, echo intact" {
-	slow_faultd
-	ac_bg poll "$URL" poll -d "$SLOW_MS"
-	ac_bg ppoll "$URL" ppoll -d "$SLOW_MS"
-	ac_wait
+	ac_slow_each poll ppoll
 	for t in poll ppoll; do
 		ac_ok "$t" connect=EINPROGRESS revents=0x4 so_error=0 echo=2048
 		ac_below "$t" connect_ms 500
@@ -185,10 +175,7 @@ requests_are() {
 }
 
 @test "async: select and pselect: not in either set until the proxy answered, then writable alone, SO_ERROR 0, echo intact" {
-	slow_faultd
-	ac_bg select "$URL" select -d "$SLOW_MS"
-	ac_bg pselect "$URL" pselect -d "$SLOW_MS"
-	ac_wait
+	ac_slow_each select pselect
 	for t in select pselect; do
 		ac_ok "$t" connect=EINPROGRESS revents=0x4 so_error=0 echo=2048
 		ac_below "$t" waited_ms "$LATE_MS"
@@ -196,11 +183,7 @@ requests_are() {
 }
 
 @test "async: epoll_wait, epoll_pwait, epoll_pwait2 (level-triggered): EPOLLOUT alone once the proxy answered, and again after" {
-	slow_faultd
-	ac_bg epoll-lt "$URL" epoll-lt -d "$SLOW_MS"
-	ac_bg epoll-pwait "$URL" epoll-pwait -d "$SLOW_MS"
-	ac_bg epoll-pwait2 "$URL" epoll-pwait2 -d "$SLOW_MS"
-	ac_wait
+	ac_slow_each epoll-lt epoll-pwait epoll-pwait2
 	for t in epoll-lt epoll-pwait; do
 		ac_ok "$t" revents=0x4 so_error=0 echo=2048
 		ac_below "$t" waited_ms "$LATE_MS"
@@ -212,10 +195,7 @@ requests_are() {
 }
 
 @test "async: epoll edge-triggered and EPOLLONESHOT: one EPOLLOUT edge when the proxy answered, none before, the echo's EPOLLIN edges after" {
-	slow_faultd
-	ac_bg epoll-et "$URL" epoll-et -d "$SLOW_MS"
-	ac_bg epoll-et-oneshot "$URL" epoll-et-oneshot -d "$SLOW_MS"
-	ac_wait
+	ac_slow_each epoll-et epoll-et-oneshot
 	for t in epoll-et epoll-et-oneshot; do
 		ac_ok "$t" revents=0x4 so_error=0 echo=2048
 		ac_below "$t" waited_ms "$LATE_MS"
@@ -289,24 +269,27 @@ requests_are() {
 	done
 }
 
-@test "async: a pending socket dup2()ed above 1024 and its original closed: the handshake goes on, the dup is reported and echoes" {
+# ac_high_fd SCENARIO METHOD FD: SCENARIO (dup or highfd) through the slow
+# faultd twice, with poll at descriptor 1500 (above FD_SETSIZE) and with
+# METHOD, an epoll one, at FD, which RLIMIT_NOFILE may not reach (then the
+# test is skipped): each reported when the proxy answered, each echoes.
+ac_high_fd() {
+	local scenario=$1 m=$2 fd=$3
 	slow_faultd
-	ac_bg dup-poll "$URL" dup -f 1500 -m poll -d "$SLOW_MS"
-	ac_bg dup-epoll "$URL" dup -f 3000 -m epoll-lt -d "$SLOW_MS"
+	ac_bg "$scenario-poll" "$URL" "$scenario" -f 1500 -m poll -d "$SLOW_MS"
+	ac_bg "$scenario-$m" "$URL" "$scenario" -f "$fd" -m "$m" -d "$SLOW_MS"
 	ac_wait
-	[ "$(cat "$BATS_TEST_TMPDIR/dup-epoll.rc")" != 77 ] || skip "RLIMIT_NOFILE below 3001"
-	ac_ok dup-poll fd=1500 revents=0x4 so_error=0 echo=2048
-	ac_ok dup-epoll fd=3000 revents=0x4 so_error=0 echo=2048
+	[ "$(cat "$BATS_TEST_TMPDIR/$scenario-$m.rc")" != 77 ] || skip "RLIMIT_NOFILE below $((fd + 1))"
+	ac_ok "$scenario-poll" fd=1500 revents=0x4 so_error=0 echo=2048
+	ac_ok "$scenario-$m" fd="$fd" revents=0x4 so_error=0 echo=2048
+}
+
+@test "async: a pending socket dup2()ed above 1024 and its original closed: the handshake goes on, the dup is reported and echoes" {
+	ac_high_fd dup epoll-lt 3000
 }
 
 @test "async: a socket above 1024 before connect() (poll, epoll edge-triggered): reported when the proxy answered, echo intact" {
-	slow_faultd
-	ac_bg high-poll "$URL" highfd -f 1500 -m poll -d "$SLOW_MS"
-	ac_bg high-et "$URL" highfd -f 2500 -m epoll-et -d "$SLOW_MS"
-	ac_wait
-	[ "$(cat "$BATS_TEST_TMPDIR/high-et.rc")" != 77 ] || skip "RLIMIT_NOFILE below 2501"
-	ac_ok high-poll fd=1500 revents=0x4 so_error=0 echo=2048
-	ac_ok high-et fd=2500 revents=0x4 so_error=0 echo=2048
+	ac_high_fd highfd epoll-et 2500
 }
 
 # --- The calls of a pending socket ------------------------------------------------
@@ -344,13 +327,20 @@ requests_are() {
 
 # --- A blocking connect: SO_SNDTIMEO and signals ----------------------------------
 
-@test "async: blocking connect with SO_SNDTIMEO 300 ms: EINPROGRESS then, the outcome later through poll (slow: ok; stall: ETIMEDOUT)" {
+# ac_slow_and_stall SCENARIO: a blocking connect of SCENARIO with a 300 ms
+# timer (-s) twice, through the slow faultd (tag SCENARIO-slow) and through
+# one that stalls (SCENARIO-stall: ETIMEDOUT wanted at SOCKSIFY_TIMEOUT).
+ac_slow_and_stall() {
 	slow_faultd
 	faultd_as stall --stall request
-	ac_bg sndtimeo-slow "$URL" sndtimeo -s 300 -d "$SLOW_MS"
-	AC_TIMEOUT=$STALL_TIMEOUT_S ac_bg sndtimeo-stall "socks5://127.0.0.1:$FAULT_PORT" \
-		sndtimeo -s 300 -d "$STALL_MIN_MS" -e ETIMEDOUT
+	ac_bg "$1-slow" "$URL" "$1" -s 300 -d "$SLOW_MS"
+	AC_TIMEOUT=$STALL_TIMEOUT_S ac_bg "$1-stall" "socks5://127.0.0.1:$FAULT_PORT" \
+		"$1" -s 300 -d "$STALL_MIN_MS" -e ETIMEDOUT
 	ac_wait
+}
+
+@test "async: blocking connect with SO_SNDTIMEO 300 ms: EINPROGRESS then, the outcome later through poll (slow: ok; stall: ETIMEDOUT)" {
+	ac_slow_and_stall sndtimeo
 	ac_ok sndtimeo-slow connect=EINPROGRESS revents=0x4 so_error=0 echo=2048
 	ac_ok sndtimeo-stall connect=EINPROGRESS so_error=ETIMEDOUT
 	for t in sndtimeo-slow sndtimeo-stall; do
@@ -360,12 +350,7 @@ requests_are() {
 }
 
 @test "async: blocking connect, SIGALRM without SA_RESTART: EINTR, then it completes in the background (slow: ok; stall: ETIMEDOUT)" {
-	slow_faultd
-	faultd_as stall --stall request
-	ac_bg eintr-slow "$URL" eintr -s 300 -d "$SLOW_MS"
-	AC_TIMEOUT=$STALL_TIMEOUT_S ac_bg eintr-stall "socks5://127.0.0.1:$FAULT_PORT" \
-		eintr -s 300 -d "$STALL_MIN_MS" -e ETIMEDOUT
-	ac_wait
+	ac_slow_and_stall eintr
 	ac_ok eintr-slow connect=EINTR signals=1 revents=0x4 so_error=0 echo=2048
 	ac_ok eintr-stall connect=EINTR signals=1 so_error=ETIMEDOUT
 	ac_below eintr-stall waited_ms "$STALL_MAX_MS"
@@ -381,33 +366,15 @@ requests_are() {
 
 # --- Failures through the event loop ----------------------------------------------
 
-# STEP FAULT ERRNO: what SO_ERROR says when faultd answers STEP so; "ok" for
-# a handshake that only takes long. Stalls end at SOCKSIFY_TIMEOUT; the rest
-# fail on the proxy's bytes (CONTRACT.md: a proxy that hangs up, resets or
-# speaks something else refused us).
-ASYNC_MATRIX=(
-	"greeting stall ETIMEDOUT"
-	"greeting reset ECONNREFUSED"
-	"greeting close ECONNREFUSED"
-	"greeting garbage ECONNREFUSED"
-	"greeting truncate ECONNREFUSED"
-	"greeting truncate-stall ETIMEDOUT"
-	"greeting slow ok"
-	"auth stall ETIMEDOUT"
-	"auth reset ECONNREFUSED"
-	"auth close ECONNREFUSED"
-	"auth garbage ECONNREFUSED"
-	"auth truncate ECONNREFUSED"
-	"auth truncate-stall ETIMEDOUT"
-	"auth slow ok"
-	"request stall ETIMEDOUT"
-	"request reset ECONNREFUSED"
-	"request close ECONNREFUSED"
-	"request garbage ECONNREFUSED"
-	"request truncate ECONNREFUSED"
-	"request truncate-stall ETIMEDOUT"
-	"request slow ok"
-)
+# FAULT_MATRIX (common.bash) but the cases of exact wrong bytes: STEP FAULT
+# ERRNO, what SO_ERROR says when faultd answers STEP so, "ok" for a handshake
+# that only takes long.
+ASYNC_MATRIX=()
+for c in "${FAULT_MATRIX[@]}"; do
+	read -r step fault want hex <<<"$c"
+	[ -n "$hex" ] || ASYNC_MATRIX+=("$c")
+done
+unset c step fault want hex
 
 # Every case at once, each with a faultd of its own: a non-blocking connect
 # and poll(POLLOUT), as an event loop does. While the proxy is silent or slow
@@ -482,7 +449,7 @@ ASYNC_MATRIX=(
 	faultd_as cred --user u:secret
 	ac_bg wrong-password "socks5://u:wrong@127.0.0.1:$FAULT_PORT" fail-errno -e "$WRONG_CRED_ERRNO"
 	ac_bg no-method "socks5://127.0.0.1:$FAULT_PORT" fail-errno -e EACCES
-	closed=$(closed_port)
+	closed=$(free_port)
 	ac_bg unreachable "socks5://127.0.0.1:$closed" fail-errno -e ECONNREFUSED
 	ac_wait
 	ac_ok wrong-password so_error="$WRONG_CRED_ERRNO" revents=0x1c
@@ -518,7 +485,7 @@ ASYNC_MATRIX=(
 @test "async: socksifyd behind a 250 ms delay line: poll, edge-triggered epoll and 50 at once, none reported before a round trip" {
 	[ -x "$BUILD/tests/delayfwd" ] && declare -F start_delayfwd >/dev/null ||
 		skip "tests/bin/delayfwd.c is not built yet"
-	start_echo
+	start_stress_echod
 	start_socksifyd -v
 	start_delayfwd "127.0.0.1:$PROXY_PORT" 250
 	AC_PORT=$ECHO_PORT ac_bg far-poll "socks5://127.0.0.1:$DELAY_PORT" poll -d 500

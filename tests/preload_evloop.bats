@@ -43,14 +43,7 @@ teardown() { stop_all; }
 # HTTP_PORT), with a listen backlog that fifty clients at once do not
 # overflow: an overflow costs a SYN sent again a second later, and the
 # timings here would measure that instead of the handshakes.
-start_evhttp() {
-	local pf=$BATS_TEST_TMPDIR/http.$1.port
-	rm -f "$pf"
-	python3 "$HELPERS/evhttpd.py" "$WWW" "$1" "$pf" 3>&- >/dev/null 2>&1 &
-	PIDS+=($!)
-	wait_for_line "$pf" 50 '^[0-9]+$'
-	HTTP_PORT=$(cat "$pf")
-}
+start_evhttp() { start_http "$1" evhttpd.py; }
 
 # No proxy variable of the environment reaches the programs: the library is
 # the only way to the proxy.
@@ -92,9 +85,24 @@ expect_proxied() {
 
 now_ms() { echo $(($(date +%s%N) / 1000000)); }
 
-# A port nothing listens on (bound, then released).
-free_port() {
-	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+# overlapped WHAT MS: N fetches that took MS ms cannot have had their
+# handshakes one after another.
+overlapped() {
+	echo "$1 took $2 ms (one handshake after another: >= $SEQUENTIAL_MS ms; bound $CONCURRENT_MAX_MS ms)"
+	[ "$2" -lt "$CONCURRENT_MAX_MS" ]
+}
+
+# fetched_at_once OUT: the three lines of a program that fetched small.bin N
+# times at once (evloop.py asyncio, evloop.js many): every body intact, each
+# fetch a session of the proxy, the handshakes overlapped.
+fetched_at_once() {
+	local res
+	echo "$1"
+	mapfile -t res <<<"$1"
+	[ "${res[0]}" = "$N ok" ]
+	[ "${res[1]}" = "$SMALL_SHA" ]
+	expect_proxied "127.0.0.1:$HTTP_PORT" "$N"
+	overlapped "$N fetches" "${res[2]}"
 }
 
 # wait_listen PORT TRIES: waits up to TRIES tenths of a second for a TCP
@@ -126,13 +134,7 @@ need_node() {
 	slow_proxy
 	out=$(through "$SLOW_URL" timeout 60 python3 "$HELPERS/evloop.py" asyncio "$N" \
 		127.0.0.1 "$HTTP_PORT" /small.bin)
-	echo "$out"
-	mapfile -t res <<<"$out"
-	[ "${res[0]}" = "$N ok" ]
-	[ "${res[1]}" = "$SMALL_SHA" ]
-	expect_proxied "127.0.0.1:$HTTP_PORT" "$N"
-	echo "$N fetches took ${res[2]} ms (one handshake after another: >= $SEQUENTIAL_MS ms; bound $CONCURRENT_MAX_MS ms)"
-	[ "${res[2]}" -lt "$CONCURRENT_MAX_MS" ]
+	fetched_at_once "$out"
 }
 
 @test "node http.get: 50 fetches at once through a slow proxy, bodies intact, handshakes overlap" {
@@ -140,13 +142,7 @@ need_node() {
 	slow_proxy
 	out=$(through "$SLOW_URL" timeout 60 node "$HELPERS/evloop.js" many "$N" \
 		"http://127.0.0.1:$HTTP_PORT/small.bin")
-	echo "$out"
-	mapfile -t res <<<"$out"
-	[ "${res[0]}" = "$N ok" ]
-	[ "${res[1]}" = "$SMALL_SHA" ]
-	expect_proxied "127.0.0.1:$HTTP_PORT" "$N"
-	echo "$N fetches took ${res[2]} ms (one handshake after another: >= $SEQUENTIAL_MS ms; bound $CONCURRENT_MAX_MS ms)"
-	[ "${res[2]}" -lt "$CONCURRENT_MAX_MS" ]
+	fetched_at_once "$out"
 }
 
 @test "curl --parallel --parallel-max 50: 50 URLs through a slow proxy, bodies intact, handshakes overlap" {
@@ -162,8 +158,7 @@ need_node() {
 		[ "$(sha <"$dir/$i")" = "$SMALL_SHA" ] || { echo "body $i differs"; false; }
 	done
 	expect_proxied "127.0.0.1:$HTTP_PORT" "$N"
-	echo "curl took $ms ms (one handshake after another: >= $SEQUENTIAL_MS ms; bound $CONCURRENT_MAX_MS ms)"
-	[ "$ms" -lt "$CONCURRENT_MAX_MS" ]
+	overlapped curl "$ms"
 }
 
 @test "nginx reverse proxy (epoll, non-blocking upstream connect): 40 requests at once, upstream through the library" {

@@ -18,16 +18,6 @@ stop_faultd() {
 	unset 'PIDS[-1]'
 }
 
-# An echo target on 127.0.0.1:ECHO_PORT and 127.0.0.2:ECHO_PORT.
-start_echo() {
-	local log=$BATS_TEST_TMPDIR/echo.log
-	: >"$log"
-	"$STRESS" echod 3>&- 2>"$log" &
-	PIDS+=($!)
-	wait_for_line "$log" 50 '^stress: echo on [0-9]+$'
-	ECHO_PORT=$(sed -n 's/^stress: echo on //p' "$log")
-}
-
 # field NAME: the value of NAME=... in the summary line $output.
 field() { sed -n "s/.*\\b$1=\\([0-9]*\\).*/\\1/p" <<<"$output"; }
 
@@ -51,46 +41,6 @@ proxy_bytes() {
 }
 
 # --- Every fault at every step ------------------------------------------------
-
-# STEP FAULT ERRNO [HEX]: what a connect() sees when faultd answers STEP so
-# (HEX: the exact wrong bytes of --garbage). A stall ends at the deadline of
-# SOCKSIFY_TIMEOUT with ETIMEDOUT; everything else fails on the bytes.
-# A proxy that hangs up or resets refused us (CONTRACT.md: ECONNREFUSED),
-# as does one that speaks something else; 0xFF and a demand for
-# username/password we have none for are EACCES, as in s5_client_errno().
-MATRIX=(
-	"greeting stall ETIMEDOUT"
-	"greeting reset ECONNREFUSED"
-	"greeting close ECONNREFUSED"
-	"greeting garbage ECONNREFUSED"
-	"greeting garbage ECONNREFUSED 0400"
-	"greeting garbage ECONNREFUSED 0503"
-	"greeting garbage EACCES 05ff"
-	"greeting garbage EACCES 0502"
-	"greeting truncate ECONNREFUSED"
-	"greeting truncate-stall ETIMEDOUT"
-	"greeting slow ok"
-	"auth stall ETIMEDOUT"
-	"auth reset ECONNREFUSED"
-	"auth close ECONNREFUSED"
-	"auth garbage ECONNREFUSED"
-	"auth garbage ECONNREFUSED 0200"
-	"auth truncate ECONNREFUSED"
-	"auth truncate-stall ETIMEDOUT"
-	"auth slow ok"
-	"request stall ETIMEDOUT"
-	"request reset ECONNREFUSED"
-	"request close ECONNREFUSED"
-	"request garbage ECONNREFUSED"
-	"request garbage ECONNREFUSED 04000001000000000000"
-	"request garbage ECONNREFUSED 05000005000000000000"
-	"request garbage ECONNREFUSED 05040005000000000000"
-	"request garbage ECONNREFUSED 050000030000"
-	"request garbage ECONNREFUSED 05000003026100000000"
-	"request truncate ECONNREFUSED"
-	"request truncate-stall ETIMEDOUT"
-	"request slow ok"
-)
 
 # Bytes of the right answer at each step, sent at one per 100 ms by --slow.
 declare -A ANSWER_BYTES=([greeting]=2 [auth]=2 [request]=10)
@@ -149,14 +99,14 @@ run_case() {
 
 @test "faults at greeting, auth and request: the exact errno, blocking and non-blocking, in bounded time" {
 	local c
-	start_echo
-	for c in "${MATRIX[@]}"; do
+	start_stress_echod
+	for c in "${FAULT_MATRIX[@]}"; do
 		run_case $c
 	done
 }
 
 @test "faults: wrong credentials (status 0x01) and no acceptable method (0xFF) are EACCES" {
-	start_echo
+	start_stress_echod
 	start_faultd --user u:secret
 	run env SOCKSIFY_EXCLUDE=none LD_PRELOAD="$LIB" SOCKSIFY_PROXY="socks5://u:wrong@127.0.0.1:$FAULT_PORT" \
 		timeout 15 "$STRESS" probe 127.0.0.1 "$ECHO_PORT"
@@ -178,7 +128,7 @@ run_case() {
 # errno to hand out, SO_ERROR must still say the connect failed, never 0.
 @test "faults: a failed non-blocking connect fails like a direct one: POLLERR, send() errno, no SIGPIPE, SO_ERROR never 0" {
 	local closed peer_fds
-	start_echo
+	start_stress_echod
 	start_faultd --reply 0x05
 	closed=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 	run timeout 15 "$STRESS" probe -n -w 127.0.0.1 "$closed"
@@ -222,7 +172,7 @@ proxied_ok() {
 }
 
 @test "stress: 64 threads x 20 connections through socksifyd, every byte checked, every session logged" {
-	start_echo
+	start_stress_echod
 	start_socksifyd -v
 	stress_run "socks5://127.0.0.1:$PROXY_PORT" none -t 64 -c 20 -b 32768 127.0.0.1 "$ECHO_PORT"
 	[ "$(field ok)" -eq 1280 ]
@@ -232,7 +182,7 @@ proxied_ok() {
 }
 
 @test "stress: blocking, non-blocking and excluded-direct threads at once; only the tunnelled reach the proxy" {
-	start_echo
+	start_stress_echod
 	start_socksifyd -v
 	stress_run "socks5://127.0.0.1:$PROXY_PORT" 127.0.0.2/32 -t 64 -c 10 -x 16 -X 127.0.0.2 \
 		127.0.0.1 "$ECHO_PORT"
@@ -243,7 +193,7 @@ proxied_ok() {
 }
 
 @test "stress: fork() eight times under load; children tunnel, exit 0; the parent's bytes still verify" {
-	start_echo
+	start_stress_echod
 	start_socksifyd -v
 	stress_run "socks5://127.0.0.1:$PROXY_PORT" none -t 64 -c 10 -f 8 -F 127.0.0.1 \
 		127.0.0.1 "$ECHO_PORT"
@@ -258,7 +208,7 @@ proxied_ok() {
 
 @test "stress: socks5h fork under load: names through the placeholder table, one table for the tree" {
 	need_dns_jail
-	start_echo
+	start_stress_echod
 	start_socksifyd -v
 	stress_run "socks5h://127.0.0.1:$PROXY_PORT" none -t 64 -c 10 -f 8 -F "$PROXY_ONLY_NAME" \
 		"$PROXY_ONLY_NAME" "$ECHO_PORT"
@@ -284,7 +234,7 @@ proxied_ok() {
 # ends fully tunnelled, and the bytes that follow are the target's alone.
 @test "stress: SIGUSR1 every 1 ms, without and with SA_RESTART, during slow handshakes: connect succeeds, bytes intact" {
 	local restart
-	start_echo
+	start_stress_echod
 	start_faultd --slow request
 	for restart in "" -r; do
 		stress_run "socks5://127.0.0.1:$FAULT_PORT" none -t 8 -c 2 -i 1000 $restart \
@@ -307,7 +257,7 @@ proxied_ok() {
 # through SO_ERROR; the non-blocking one says EINPROGRESS, never EINTR.
 @test "stress: a stalled handshake under SIGUSR1 every 1 ms still ends at SOCKSIFY_TIMEOUT=1 with ETIMEDOUT" {
 	local mode
-	start_echo
+	start_stress_echod
 	start_faultd --stall request
 	for mode in "" -n; do
 		run env SOCKSIFY_TIMEOUT=1 SOCKSIFY_EXCLUDE=none LD_PRELOAD="$LIB" \
@@ -332,7 +282,7 @@ proxied_ok() {
 # 320 connections must still end fully tunnelled or direct as asked.
 @test "stress: all at once under socks5h: 32 threads, direct ones among them, 4 forks, SIGUSR1 every 1 ms" {
 	need_dns_jail
-	start_echo
+	start_stress_echod
 	start_socksifyd -v
 	stress_run "socks5h://127.0.0.1:$PROXY_PORT" 127.0.0.2/32 -t 32 -c 10 -x 4 -X 127.0.0.2 \
 		-f 4 -F "$PROXY_ONLY_NAME" -i 1000 "$PROXY_ONLY_NAME" "$ECHO_PORT"

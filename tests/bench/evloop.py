@@ -29,6 +29,9 @@ import socket
 import sys
 import time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "helpers"))
+import echod  # noqa: E402  tests/helpers/echod.py
+
 REQUEST_MAX_BYTES = 8192        # an HTTP request head the server reads at most
 REQUEST_TIMEOUT_S = 10          # per request, on the server
 LISTEN_BACKLOG = 1024
@@ -69,13 +72,7 @@ async def serve(path, portfile):
 
     srv = await asyncio.start_server(answer, "127.0.0.1", 0, backlog=LISTEN_BACKLOG,
                                      limit=REQUEST_MAX_BYTES)
-    port = srv.sockets[0].getsockname()[1]
-    tmp = portfile + ".tmp"
-    with open(tmp, "w") as f:
-        f.write("%d\n" % port)
-    os.rename(tmp, portfile)
-    async with srv:
-        await srv.serve_forever()
+    await echod.serve_announced(srv, portfile)
 
 
 # --- fetch -------------------------------------------------------------------

@@ -100,6 +100,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "testbin.h"
+
 #define AC_WAIT_MS		10000	/* -t: bound of every wait */
 #define AC_AT_ONCE_MS		500	/* -c: a non-blocking connect() returns within */
 #define AC_ECHO_BYTES		2048	/* -b */
@@ -198,15 +200,6 @@ usage(void)
 	exit(EXIT_USAGE);
 }
 
-static long long
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * MS_PER_S + ts.tv_nsec / NS_PER_MS;
-}
-
 static struct timespec
 ms_timespec(long ms)
 {
@@ -237,6 +230,7 @@ errname(int err)
 
 static void report_kv(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static bool check(bool ok, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int fail_end(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* Appends " KEY=VALUE..." to the result line. */
 static void
@@ -257,7 +251,15 @@ report_kv(const char *fmt, ...)
 		rep.kvlen += (size_t)n < room ? (size_t)n : room - 1;
 }
 
-/* An assertion: the first one that fails gives the line its reason. */
+/* The first assertion that fails gives the line its reason. */
+static void
+report_fail(const char *fmt, va_list ap)
+{
+	if (rep.failed++ == 0)
+		vsnprintf(rep.why, sizeof(rep.why), fmt, ap);
+}
+
+/* An assertion. */
 static bool
 check(bool ok, const char *fmt, ...)
 {
@@ -265,11 +267,9 @@ check(bool ok, const char *fmt, ...)
 
 	if (ok)
 		return true;
-	if (rep.failed++ == 0) {
-		va_start(ap, fmt);
-		vsnprintf(rep.why, sizeof(rep.why), fmt, ap);
-		va_end(ap);
-	}
+	va_start(ap, fmt);
+	report_fail(fmt, ap);
+	va_end(ap);
 	return false;
 }
 
@@ -282,6 +282,18 @@ report_end(FILE *f)
 		fprintf(f, "asynccheck: %s FAIL (%s)%s\n", rep.name, rep.why, rep.kv);
 	fflush(f);
 	return rep.failed == 0 ? 0 : EXIT_FAIL;
+}
+
+/* An assertion that failed where the scenario cannot go on: the line ends. */
+static int
+fail_end(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	report_fail(fmt, ap);
+	va_end(ap);
+	return report_end(stdout);
 }
 
 static int
@@ -324,22 +336,8 @@ thread_start(pthread_t *t, void *(*fn)(void *), void *arg)
 	return err;
 }
 
-/* xorshift64*: the bytes of a connection follow from its seed alone. */
-static void
-fill(uint8_t *p, size_t n, uint64_t seed)
-{
-	uint64_t s = seed | 1;
-	size_t i;
-
-	for (i = 0; i < n; i++) {
-		s ^= s >> 12;
-		s ^= s << 25;
-		s ^= s >> 27;
-		p[i] = (uint8_t)((s * 2685821657736338717ull) >> 56);
-	}
-}
-
-/* A payload of its own for connection k of this run. */
+/* A payload of its own for connection k of this run: the seed of fill(),
+ * odd so that it is never the 0 xorshift stays at. */
 static uint64_t
 seed_of(int k)
 {
@@ -348,7 +346,7 @@ seed_of(int k)
 
 	for (s = rep.name; *s != '\0'; s++)
 		h = (h ^ (uint8_t)*s) * 1099511628211ull;
-	return h ^ (uint64_t)getpid() << 24 ^ (uint64_t)(k + 1) * 0x9e3779b97f4a7c15ull;
+	return (h ^ (uint64_t)getpid() << 24 ^ (uint64_t)(k + 1) * 0x9e3779b97f4a7c15ull) | 1;
 }
 
 static int
@@ -670,6 +668,15 @@ conn_check_nonblocking(const struct conn *c)
 	return START_BAD;
 }
 
+/* A non-blocking connect() that must be left pending: false when it was
+ * not (then the scenario has nothing to wait for). */
+static bool
+conn_start(struct conn *c)
+{
+	conn_connect(c);
+	return conn_check_nonblocking(c) == START_PENDING;
+}
+
 /* Right after connect(), with the handshake sure to be pending (-d): a look
  * that does not wait must find nothing either. False when it did (an edge
  * or a one-shot report is then spent: waiting on would only time out). */
@@ -703,6 +710,46 @@ waiter_second_look(struct waiter *w)
 	}
 }
 
+enum pump { PUMP_AGAIN, PUMP_SEND_FAILED, PUMP_RECV_FAILED, PUMP_ENDED };
+
+/*
+ * Moves an echo of n bytes on without waiting: sends what is left of out and
+ * reads what has come back into in, *sent and *got counting. PUMP_AGAIN when
+ * the socket would block or every byte is back; else the failure (errno set
+ * for a call's).
+ */
+static enum pump
+echo_pump(int fd, const uint8_t *out, uint8_t *in, size_t n, size_t *sent, size_t *got)
+{
+	ssize_t r;
+
+	while (*sent < n) {
+		r = send(fd, out + *sent, n - *sent, MSG_DONTWAIT | MSG_NOSIGNAL);
+		if (r > 0)
+			*sent += (size_t)r;
+		else if (r < 0 && errno == EINTR)
+			continue;
+		else if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			break;
+		else
+			return PUMP_SEND_FAILED;
+	}
+	while (*got < n) {
+		r = recv(fd, in + *got, n - *got, MSG_DONTWAIT);
+		if (r > 0)
+			*got += (size_t)r;
+		else if (r == 0)
+			return PUMP_ENDED;
+		else if (errno == EINTR)
+			continue;
+		else if (errno == EAGAIN || errno == EWOULDBLOCK)
+			break;
+		else
+			return PUMP_RECV_FAILED;
+	}
+	return PUMP_AGAIN;
+}
+
 /*
  * Sends opt.bytes that follow from seed and reads them back, every wait in
  * w's call: an edge-triggered waiter has the socket drained before it waits,
@@ -715,44 +762,23 @@ echo_run(struct waiter *w, uint64_t seed)
 	size_t n = opt.bytes, sent = 0, got = 0, i;
 	uint8_t *out = malloc(n), *in = malloc(n);
 	long long deadline = now_ms() + opt.wait_ms;
-	ssize_t r;
 	int ev;
 
 	if (!check(out != NULL && in != NULL, "out of memory"))
 		goto out;
-	fill(out, n, seed);
+	fill(out, n, &seed);
 	while (got < n) {
-		while (sent < n) {
-			r = send(w->fd, out + sent, n - sent, MSG_DONTWAIT | MSG_NOSIGNAL);
-			if (r > 0)
-				sent += (size_t)r;
-			else if (r < 0 && errno == EINTR)
-				continue;
-			else if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-				break;
-			else {
-				check(false, "echo: send() after %zu bytes: %s", sent,
-				    errname(errno));
-				goto out;
-			}
-		}
-		for (;;) {
-			r = recv(w->fd, in + got, n - got, MSG_DONTWAIT);
-			if (r > 0) {
-				got += (size_t)r;
-				if (got == n)
-					break;
-				continue;
-			}
-			if (r == 0) {
-				check(false, "echo: the stream ended after %zu of %zu bytes", got, n);
-				goto out;
-			}
-			if (errno == EINTR)
-				continue;
-			if (errno == EAGAIN || errno == EWOULDBLOCK)
-				break;
+		switch (echo_pump(w->fd, out, in, n, &sent, &got)) {
+		case PUMP_AGAIN:
+			break;
+		case PUMP_SEND_FAILED:
+			check(false, "echo: send() after %zu bytes: %s", sent, errname(errno));
+			goto out;
+		case PUMP_RECV_FAILED:
 			check(false, "echo: recv() after %zu bytes: %s", got, errname(errno));
+			goto out;
+		case PUMP_ENDED:
+			check(false, "echo: the stream ended after %zu of %zu bytes", got, n);
 			goto out;
 		}
 		if (got == n)
@@ -824,6 +850,25 @@ outcome_check(enum method origin, int mask, long t, struct waiter *w, uint64_t s
 	    errname(again));
 }
 
+/* The first report of c's socket through w, as outcome_check() wants it
+ * (on success the echo carries connection 0's payload). */
+static void
+conn_await(struct waiter *w, const struct conn *c)
+{
+	int mask = waiter_wait(w, opt.wait_ms);
+
+	outcome_check(w->m, mask, (long)(now_ms() - c->t0), w, seed_of(0));
+}
+
+/* The end of a scenario of one socket and one waiter: its result line. */
+static int
+conn_end(struct waiter *w, const struct conn *c)
+{
+	waiter_close(w);
+	close(c->fd);
+	return report_end(stdout);
+}
+
 /* --- Scenarios -------------------------------------------------------------- */
 
 /*
@@ -836,33 +881,23 @@ scenario_wait(enum method m)
 {
 	struct waiter w;
 	struct conn c;
-	int r, mask;
+	int r;
 
 	report_kv("method=%s", method_names[m]);
-	if (waiter_init(&w, m) < 0 || (c.fd = conn_socket(true)) < 0) {
-		check(false, "setup: %s", errname(errno));
-		return report_end(stdout);
-	}
+	if (waiter_init(&w, m) < 0 || (c.fd = conn_socket(true)) < 0)
+		return fail_end("setup: %s", errname(errno));
 	if (m == M_EPOLL_PWAIT2 && waiter_once(&w, 0) == -ENOSYS)
 		return skip("no epoll_pwait2 here");
-	if (opt.before && (r = waiter_add(&w, c.fd, POLLIN | POLLOUT)) < 0) {
-		check(false, "epoll_ctl before connect(): %s", errname(-r));
+	if (opt.before && (r = waiter_add(&w, c.fd, POLLIN | POLLOUT)) < 0)
+		return fail_end("epoll_ctl before connect(): %s", errname(-r));
+	if (!conn_start(&c))
 		return report_end(stdout);
-	}
-	conn_connect(&c);
-	if (conn_check_nonblocking(&c) != START_PENDING)
-		return report_end(stdout);
-	if (!opt.before && (r = waiter_add(&w, c.fd, POLLIN | POLLOUT)) < 0) {
-		check(false, "epoll_ctl after connect(): %s", errname(-r));
-		return report_end(stdout);
-	}
+	if (!opt.before && (r = waiter_add(&w, c.fd, POLLIN | POLLOUT)) < 0)
+		return fail_end("epoll_ctl after connect(): %s", errname(-r));
 	if (!conn_check_silent(&w, &c))
 		return report_end(stdout);
-	mask = waiter_wait(&w, opt.wait_ms);
-	outcome_check(m, mask, (long)(now_ms() - c.t0), &w, seed_of(0));
-	waiter_close(&w);
-	close(c.fd);
-	return report_end(stdout);
+	conn_await(&w, &c);
+	return conn_end(&w, &c);
 }
 
 /* A thread blocked in a waiting call for one socket. */
@@ -956,10 +991,8 @@ scenario_thread(void)
 	memset(&b, 0, sizeof(b));
 	report_kv("method=%s", method_names[m]);
 	if (waiter_init(&b.w, m) < 0 || (c.fd = conn_socket(true)) < 0 ||
-	    (method_is_epoll(m) && waiter_add_stop(&b.w) < 0)) {
-		check(false, "setup: %s", errname(errno));
-		return report_end(stdout);
-	}
+	    (method_is_epoll(m) && waiter_add_stop(&b.w) < 0))
+		return fail_end("setup: %s", errname(errno));
 	b.w.fd = c.fd;
 	b.w.events = POLLIN | POLLOUT;
 	if (method_is_epoll(m)) {
@@ -977,8 +1010,7 @@ scenario_thread(void)
 			return report_end(stdout);
 		}
 	} else {
-		conn_connect(&c);
-		if (conn_check_nonblocking(&c) != START_PENDING)
+		if (!conn_start(&c))
 			return report_end(stdout);
 		if (!blocked_start(&b))
 			return report_end(stdout);
@@ -1007,17 +1039,12 @@ scenario_two_sets(void)
 
 	memset(&b, 0, sizeof(b));
 	if (waiter_init(&w1, M_EPOLL) < 0 || waiter_init(&b.w, M_EPOLL) < 0 ||
-	    (c.fd = conn_socket(true)) < 0 || waiter_add(&w1, c.fd, POLLIN | POLLOUT) < 0) {
-		check(false, "setup: %s", errname(errno));
+	    (c.fd = conn_socket(true)) < 0 || waiter_add(&w1, c.fd, POLLIN | POLLOUT) < 0)
+		return fail_end("setup: %s", errname(errno));
+	if (!conn_start(&c))
 		return report_end(stdout);
-	}
-	conn_connect(&c);
-	if (conn_check_nonblocking(&c) != START_PENDING)
-		return report_end(stdout);
-	if (waiter_add(&b.w, c.fd, POLLIN | POLLOUT) < 0) {
-		check(false, "epoll_ctl, second set: %s", errname(errno));
-		return report_end(stdout);
-	}
+	if (waiter_add(&b.w, c.fd, POLLIN | POLLOUT) < 0)
+		return fail_end("epoll_ctl, second set: %s", errname(errno));
 	if (!blocked_start(&b))
 		return report_end(stdout);
 	mask = waiter_wait(&w1, opt.wait_ms);
@@ -1049,39 +1076,28 @@ scenario_exclusive(void)
 
 	memset(b, 0, sizeof(b));
 	efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (efd < 0 || (c.fd = conn_socket(true)) < 0) {
-		check(false, "setup: %s", errname(errno));
-		return report_end(stdout);
-	}
+	if (efd < 0 || (c.fd = conn_socket(true)) < 0)
+		return fail_end("setup: %s", errname(errno));
 	for (i = 0; i < 2; i++) {
 		struct epoll_event ev = { .events = EPOLLIN };
 
-		if (waiter_init(&b[i].w, M_EPOLL) < 0) {
-			check(false, "epoll_create1: %s", errname(errno));
-			return report_end(stdout);
-		}
+		if (waiter_init(&b[i].w, M_EPOLL) < 0)
+			return fail_end("epoll_create1: %s", errname(errno));
 		b[i].w.add_flags = EPOLLEXCLUSIVE;
 		b[i].w.stopfd = dup(efd);
 		ev.data.fd = b[i].w.stopfd;
-		if (b[i].w.stopfd < 0 || epoll_ctl(b[i].w.ep, EPOLL_CTL_ADD, b[i].w.stopfd, &ev) != 0) {
-			check(false, "setup: %s", errname(errno));
-			return report_end(stdout);
-		}
+		if (b[i].w.stopfd < 0 || epoll_ctl(b[i].w.ep, EPOLL_CTL_ADD, b[i].w.stopfd, &ev) != 0)
+			return fail_end("setup: %s", errname(errno));
 		b[i].lock = &lock;
 		b[i].cond = &cond;
 		b[i].reports = &reports;
 	}
-	if (waiter_add(&b[0].w, c.fd, POLLIN | POLLOUT) < 0) {
-		check(false, "EPOLLEXCLUSIVE before connect(): %s", errname(errno));
+	if (waiter_add(&b[0].w, c.fd, POLLIN | POLLOUT) < 0)
+		return fail_end("EPOLLEXCLUSIVE before connect(): %s", errname(errno));
+	if (!conn_start(&c))
 		return report_end(stdout);
-	}
-	conn_connect(&c);
-	if (conn_check_nonblocking(&c) != START_PENDING)
-		return report_end(stdout);
-	if (waiter_add(&b[1].w, c.fd, POLLIN | POLLOUT) < 0) {
-		check(false, "EPOLLEXCLUSIVE after connect(): %s", errname(errno));
-		return report_end(stdout);
-	}
+	if (waiter_add(&b[1].w, c.fd, POLLIN | POLLOUT) < 0)
+		return fail_end("EPOLLEXCLUSIVE after connect(): %s", errname(errno));
 	for (i = 0; i < 2; i++)
 		if (!blocked_start(&b[i]))
 			return report_end(stdout);
@@ -1184,17 +1200,12 @@ scenario_fork(void)
 
 	report_kv("method=%s", method_names[m]);
 	if (waiter_init(&cw, m) < 0 || waiter_init(&pw, M_POLL) < 0 ||
-	    (c.fd = conn_socket(true)) < 0) {
-		check(false, "setup: %s", errname(errno));
-		return report_end(stdout);
-	}
+	    (c.fd = conn_socket(true)) < 0)
+		return fail_end("setup: %s", errname(errno));
 	/* The child's epoll set is made, and joined, before connect(). */
-	if (method_is_epoll(m) && waiter_add(&cw, c.fd, POLLIN | POLLOUT) < 0) {
-		check(false, "epoll_ctl: %s", errname(errno));
-		return report_end(stdout);
-	}
-	conn_connect(&c);
-	if (conn_check_nonblocking(&c) != START_PENDING)
+	if (method_is_epoll(m) && waiter_add(&cw, c.fd, POLLIN | POLLOUT) < 0)
+		return fail_end("epoll_ctl: %s", errname(errno));
+	if (!conn_start(&c))
 		return report_end(stdout);
 	if (!method_is_epoll(m))
 		(void)waiter_add(&cw, c.fd, POLLIN | POLLOUT);
@@ -1269,17 +1280,15 @@ scenario_high(bool dup_after)
 	struct waiter w;
 	struct conn c;
 	char peer[64];
-	int fd, mask;
+	int fd;
 
 	report_kv("method=%s fd=%d", method_names[m], opt.fd_at);
 	if (method_is_select(m) && opt.fd_at >= FD_SETSIZE)
 		usage();
 	if (!nofile_allow(opt.fd_at))
 		return skip("RLIMIT_NOFILE cannot reach -f");
-	if (waiter_init(&w, m) < 0 || (fd = conn_socket(true)) < 0) {
-		check(false, "setup: %s", errname(errno));
-		return report_end(stdout);
-	}
+	if (waiter_init(&w, m) < 0 || (fd = conn_socket(true)) < 0)
+		return fail_end("setup: %s", errname(errno));
 	c.fd = fd;
 	if (!dup_after) {
 		if (!check(dup2(fd, opt.fd_at) == opt.fd_at, "dup2: %s", errname(errno)))
@@ -1287,8 +1296,7 @@ scenario_high(bool dup_after)
 		close(fd);
 		c.fd = opt.fd_at;
 	}
-	conn_connect(&c);
-	if (conn_check_nonblocking(&c) != START_PENDING)
+	if (!conn_start(&c))
 		return report_end(stdout);
 	if (dup_after) {
 		if (!check(dup2(fd, opt.fd_at) == opt.fd_at, "dup2 of the pending socket: %s",
@@ -1297,19 +1305,14 @@ scenario_high(bool dup_after)
 		check(close(fd) == 0, "close of the original: %s", errname(errno));
 		c.fd = opt.fd_at;
 	}
-	if (waiter_add(&w, c.fd, POLLIN | POLLOUT) < 0) {
-		check(false, "epoll_ctl: %s", errname(errno));
-		return report_end(stdout);
-	}
+	if (waiter_add(&w, c.fd, POLLIN | POLLOUT) < 0)
+		return fail_end("epoll_ctl: %s", errname(errno));
 	if (!conn_check_silent(&w, &c))
 		return report_end(stdout);
-	mask = waiter_wait(&w, opt.wait_ms);
-	outcome_check(m, mask, (long)(now_ms() - c.t0), &w, seed_of(0));
+	conn_await(&w, &c);
 	if (opt.want == 0)
 		check(peer_is_dst(c.fd, peer, sizeof(peer)), "getpeername() says %s", peer);
-	waiter_close(&w);
-	close(c.fd);
-	return report_end(stdout);
+	return conn_end(&w, &c);
 }
 
 /* Each way to read or write a socket, tried once: the errno (or "N bytes"). */
@@ -1358,14 +1361,11 @@ scenario_states(void)
 	struct conn c;
 	char buf[32], peer[64];
 	const char *got;
-	int k, r, mask;
+	int k, r;
 
-	if (waiter_init(&w, M_POLL) < 0 || (c.fd = conn_socket(true)) < 0) {
-		check(false, "setup: %s", errname(errno));
-		return report_end(stdout);
-	}
-	conn_connect(&c);
-	if (conn_check_nonblocking(&c) != START_PENDING)
+	if (waiter_init(&w, M_POLL) < 0 || (c.fd = conn_socket(true)) < 0)
+		return fail_end("setup: %s", errname(errno));
+	if (!conn_start(&c))
 		return report_end(stdout);
 	for (k = 0; k < 8; k++) {
 		got = states_try(c.fd, k, buf, sizeof(buf));
@@ -1391,8 +1391,7 @@ scenario_states(void)
 	(void)waiter_add(&w, c.fd, POLLIN | POLLOUT);
 	if (!conn_check_silent(&w, &c))
 		return report_end(stdout);
-	mask = waiter_wait(&w, opt.wait_ms);
-	outcome_check(M_POLL, mask, (long)(now_ms() - c.t0), &w, seed_of(0));
+	conn_await(&w, &c);
 	if (rep.failed != 0)
 		return report_end(stdout);
 	r = connect(c.fd, (const struct sockaddr *)&opt.dst, opt.dstlen) == 0 ? 0 : errno;
@@ -1407,8 +1406,7 @@ scenario_states(void)
 	    "%s, want the destination asked for", peer);
 	report_kv("peer=%s", peer);
 	check(is_nonblocking(c.fd), "O_NONBLOCK is gone once connected");
-	close(c.fd);
-	return report_end(stdout);
+	return conn_end(&w, &c);
 }
 
 /* Entries of a /proc directory (its own descriptor counts in /proc/self/fd,
@@ -1494,10 +1492,8 @@ scenario_cancel(void)
 	for (round = 0; round < AC_CANCEL_ROUNDS; round++) {
 		pending = 0;
 		for (i = 0; i < opt.conns; i++) {
-			if ((fds[i] = c.fd = conn_socket(true)) < 0) {
-				check(false, "socket: %s", errname(errno));
-				return report_end(stdout);
-			}
+			if ((fds[i] = c.fd = conn_socket(true)) < 0)
+				return fail_end("socket: %s", errname(errno));
 			conn_connect(&c);
 			/* One that blocks would make N of them take N deadlines. */
 			if (!check(c.err == EINPROGRESS && c.ms <= opt.at_once_ms, "round %d, "
@@ -1580,31 +1576,9 @@ static int
 many_echo(struct many_conn *mc, int ep, int idx)
 {
 	struct epoll_event e;
-	ssize_t r;
 
-	while (mc->sent < opt.bytes) {
-		r = send(mc->fd, mc->out + mc->sent, opt.bytes - mc->sent,
-		    MSG_DONTWAIT | MSG_NOSIGNAL);
-		if (r > 0)
-			mc->sent += (size_t)r;
-		else if (r < 0 && errno == EINTR)
-			continue;
-		else if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-			break;
-		else
-			return -1;
-	}
-	while (mc->got < opt.bytes) {
-		r = recv(mc->fd, mc->in + mc->got, opt.bytes - mc->got, MSG_DONTWAIT);
-		if (r > 0)
-			mc->got += (size_t)r;
-		else if (r < 0 && errno == EINTR)
-			continue;
-		else if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-			break;
-		else
-			return -1;
-	}
+	if (echo_pump(mc->fd, mc->out, mc->in, opt.bytes, &mc->sent, &mc->got) != PUMP_AGAIN)
+		return -1;
 	if (mc->got == opt.bytes)
 		return memcmp(mc->in, mc->out, opt.bytes) == 0 ? 1 : -1;
 	memset(&e, 0, sizeof(e));
@@ -1632,20 +1606,17 @@ scenario_many(void)
 
 	if (!nofile_allow(2 * n + 64))
 		return skip("RLIMIT_NOFILE too low for -n");
-	if ((ep = epoll_create1(EPOLL_CLOEXEC)) < 0) {
-		check(false, "epoll_create1: %s", errname(errno));
-		return report_end(stdout);
-	}
+	if ((ep = epoll_create1(EPOLL_CLOEXEC)) < 0)
+		return fail_end("epoll_create1: %s", errname(errno));
 	for (i = 0; i < n; i++) {
 		struct many_conn *mc = &mcs[i];
+		uint64_t seed = seed_of(i);
 
 		mc->out = malloc(opt.bytes);
 		mc->in = malloc(opt.bytes);
-		if (mc->out == NULL || mc->in == NULL || (mc->fd = c.fd = conn_socket(true)) < 0) {
-			check(false, "setup of connection %d: %s", i, errname(errno));
-			return report_end(stdout);
-		}
-		fill(mc->out, opt.bytes, seed_of(i));
+		if (mc->out == NULL || mc->in == NULL || (mc->fd = c.fd = conn_socket(true)) < 0)
+			return fail_end("setup of connection %d: %s", i, errname(errno));
+		fill(mc->out, opt.bytes, &seed);
 		memset(&e, 0, sizeof(e));
 		e.events = EPOLLIN | EPOLLOUT;
 		e.data.u32 = (uint32_t)i;
@@ -1738,14 +1709,11 @@ scenario_sndtimeo(void)
 	    .tv_usec = opt.timer_ms % MS_PER_S * US_PER_MS };
 	struct waiter w;
 	struct conn c;
-	int mask;
 
 	report_kv("method=%s", method_names[m]);
 	if (waiter_init(&w, m) < 0 || (c.fd = conn_socket(false)) < 0 ||
-	    setsockopt(c.fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) != 0) {
-		check(false, "setup: %s", errname(errno));
-		return report_end(stdout);
-	}
+	    setsockopt(c.fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) != 0)
+		return fail_end("setup: %s", errname(errno));
 	conn_connect(&c);
 	report_kv("connect=%s connect_ms=%ld", errname(c.err), c.ms);
 	if (!check(c.err == EINPROGRESS, "a blocking connect() with SO_SNDTIMEO %ld ms "
@@ -1758,11 +1726,8 @@ scenario_sndtimeo(void)
 	    "is %ld ms", c.ms, opt.timer_ms);
 	check(!is_nonblocking(c.fd), "the blocking socket came back with O_NONBLOCK");
 	(void)waiter_add(&w, c.fd, POLLIN | POLLOUT);
-	mask = waiter_wait(&w, opt.wait_ms);
-	outcome_check(m, mask, (long)(now_ms() - c.t0), &w, seed_of(0));
-	waiter_close(&w);
-	close(c.fd);
-	return report_end(stdout);
+	conn_await(&w, &c);
+	return conn_end(&w, &c);
 }
 
 static void
@@ -1789,7 +1754,7 @@ scenario_signal(bool restart)
 	struct waiter w;
 	struct conn c;
 	char peer[64];
-	int mask, during;
+	int during;
 
 	memset(&sa, 0, sizeof(sa));
 	memset(&it, 0, sizeof(it));
@@ -1803,10 +1768,8 @@ scenario_signal(bool restart)
 		it.it_interval = it.it_value;
 	report_kv("method=%s", method_names[m]);
 	if (waiter_init(&w, m) < 0 || (c.fd = conn_socket(false)) < 0 ||
-	    sigaction(SIGALRM, &sa, NULL) != 0 || setitimer(ITIMER_REAL, &it, NULL) != 0) {
-		check(false, "setup: %s", errname(errno));
-		return report_end(stdout);
-	}
+	    sigaction(SIGALRM, &sa, NULL) != 0 || setitimer(ITIMER_REAL, &it, NULL) != 0)
+		return fail_end("setup: %s", errname(errno));
 	conn_connect(&c);
 	during = alarms;
 	(void)setitimer(ITIMER_REAL, &off, NULL);
@@ -1836,11 +1799,8 @@ scenario_signal(bool restart)
 	    "EINTR after %ld ms, the signal came at %ld ms", c.ms, opt.timer_ms);
 	check(!is_nonblocking(c.fd), "the blocking socket came back with O_NONBLOCK");
 	(void)waiter_add(&w, c.fd, POLLIN | POLLOUT);
-	mask = waiter_wait(&w, opt.wait_ms);
-	outcome_check(m, mask, (long)(now_ms() - c.t0), &w, seed_of(0));
-	waiter_close(&w);
-	close(c.fd);
-	return report_end(stdout);
+	conn_await(&w, &c);
+	return conn_end(&w, &c);
 }
 
 /*
@@ -1858,17 +1818,13 @@ scenario_fail_errno(void)
 	struct waiter w;
 	struct conn c;
 	ssize_t r;
-	int mask;
 
 	report_kv("method=%s", method_names[m]);
-	if (waiter_init(&w, m) < 0 || (c.fd = conn_socket(true)) < 0) {
-		check(false, "setup: %s", errname(errno));
-		return report_end(stdout);
-	}
+	if (waiter_init(&w, m) < 0 || (c.fd = conn_socket(true)) < 0)
+		return fail_end("setup: %s", errname(errno));
 	if (opt.before)
 		(void)waiter_add(&w, c.fd, POLLOUT);
-	conn_connect(&c);
-	if (conn_check_nonblocking(&c) != START_PENDING)
+	if (!conn_start(&c))
 		return report_end(stdout);
 	if (opt.early_write) {
 		r = write(c.fd, early, sizeof(early) - 1);
@@ -1879,27 +1835,11 @@ scenario_fail_errno(void)
 	}
 	if (!opt.before)
 		(void)waiter_add(&w, c.fd, POLLOUT);
-	mask = waiter_wait(&w, opt.wait_ms);
-	outcome_check(m, mask, (long)(now_ms() - c.t0), &w, seed_of(0));
-	waiter_close(&w);
-	close(c.fd);
-	return report_end(stdout);
+	conn_await(&w, &c);
+	return conn_end(&w, &c);
 }
 
 /* --- Start-up --------------------------------------------------------------- */
-
-static long
-num_arg(const char *s, long min, long max)
-{
-	char *end;
-	long v;
-
-	errno = 0;
-	v = strtol(s, &end, 10);
-	if (errno != 0 || *end != '\0' || end == s || v < min || v > max)
-		usage();
-	return v;
-}
 
 static int
 errno_arg(const char *s)

@@ -28,7 +28,6 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -43,6 +42,7 @@
 #include <unistd.h>
 
 #include "../../shared/socks5.h"
+#include "testbin.h"
 
 #define DELAYFWD_DELAY_MAX_MS		600000	/* largest -d accepted */
 #define DELAYFWD_READ_BYTES		65536	/* one recv(), one chunk at most */
@@ -117,22 +117,6 @@ static uint8_t read_buf[DELAYFWD_READ_BYTES];
 
 /* Tags for the epoll entries that are not a connection's side. */
 static char tag_listen, tag_timer, tag_signal;
-
-_Noreturn static void
-fatal(const char *fmt, ...)
-{
-	va_list ap;
-	int err = errno;
-
-	fputs("delayfwd: ", stderr);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	if (fmt[0] != '\0' && fmt[strlen(fmt) - 1] == ':')
-		fprintf(stderr, " %s", strerror(err));
-	fputc('\n', stderr);
-	exit(2);
-}
 
 _Noreturn static void
 usage(void)
@@ -250,16 +234,6 @@ side_watch(struct side *s)
 	s->registered = want != 0;
 	s->events = want;
 	return 0;
-}
-
-/* An abortive close: SO_LINGER with a zero timeout makes close() send RST. */
-static void
-fd_reset(int fd)
-{
-	struct linger l = { .l_onoff = 1, .l_linger = 0 };
-
-	(void)setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof(l));
-	close(fd);
 }
 
 static void
@@ -595,19 +569,6 @@ addr_literal(const char *text, uint16_t default_port, bool need_port,
 	return (socklen_t)len;
 }
 
-static long
-number_parse(const char *s, long max)
-{
-	char *end;
-	long v;
-
-	errno = 0;
-	v = strtol(s, &end, 10);
-	if (errno != 0 || end == s || *end != '\0' || v < 0 || v > max)
-		usage();
-	return v;
-}
-
 static int
 listen_open(const char *addr, uint16_t port)
 {
@@ -661,8 +622,8 @@ main(int argc, char **argv)
 	while ((opt = getopt(argc, argv, "t:d:p:l:v")) != -1) {
 		switch (opt) {
 		case 't': target = optarg; break;
-		case 'd': delay_ms = number_parse(optarg, DELAYFWD_DELAY_MAX_MS); break;
-		case 'p': port = number_parse(optarg, 65535); break;
+		case 'd': delay_ms = num_arg(optarg, 0, DELAYFWD_DELAY_MAX_MS); break;
+		case 'p': port = num_arg(optarg, 0, 65535); break;
 		case 'l': laddr = optarg; break;
 		case 'v': cfg.verbose = true; break;
 		default: usage();

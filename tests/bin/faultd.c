@@ -38,7 +38,6 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -49,6 +48,7 @@
 #include <unistd.h>
 
 #include "../../shared/socks5.h"
+#include "testbin.h"
 
 #define FAULTD_IO_TIMEOUT_MS	10000	/* per read or write of one client */
 #define FAULTD_STALLED_MAX	256	/* stalled clients held open at once */
@@ -99,22 +99,6 @@ struct fault {
 /* Set once in main() before the first client; read-only afterwards. */
 static struct fault cfg;
 static atomic_uint nstalled;
-
-static void
-fatal(const char *fmt, ...)
-{
-	va_list ap;
-	int err = errno;
-
-	fputs("faultd: ", stderr);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	if (fmt[0] != '\0' && fmt[strlen(fmt) - 1] == ':')
-		fprintf(stderr, " %s", strerror(err));
-	fputc('\n', stderr);
-	exit(2);
-}
 
 static void
 usage(void)
@@ -251,16 +235,6 @@ io_read_more(int fd, uint8_t *buf, size_t cap, size_t *len)
 	return 0;
 }
 
-/* An abortive close: SO_LINGER with a zero timeout makes close() send RST. */
-static void
-conn_reset(int fd)
-{
-	struct linger l = { .l_onoff = 1, .l_linger = 0 };
-
-	(void)setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof(l));
-	close(fd);
-}
-
 /* Keeps fd open and unread; faultd's exit closes it. */
 static void
 conn_stall(int fd)
@@ -290,7 +264,7 @@ conn_answer(int fd, enum fault_step step, const uint8_t *right, size_t n)
 		conn_stall(fd);
 		return -1;
 	case FAULT_RESET:
-		conn_reset(fd);
+		fd_reset(fd);
 		return -1;
 	case FAULT_CLOSE:
 		break;

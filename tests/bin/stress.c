@@ -62,6 +62,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "testbin.h"
+
 #define STRESS_THREADS_MAX	512
 #define STRESS_THREADS_DEFAULT	64
 #define STRESS_CONNS_DEFAULT	20
@@ -81,8 +83,6 @@
 /* The placeholder range of preload/fakedns.c (shared/defaults.h). */
 #define PLACEHOLDER_NET		0xc6120000u	/* 198.18.0.0 */
 #define PLACEHOLDER_MASK	0xfffe0000u	/* /15 */
-#define MS_PER_S		1000
-#define NS_PER_MS		1000000L
 #define NS_PER_US		1000L
 #define US_PER_S		1000000L
 
@@ -141,15 +141,6 @@ usage(void)
 	exit(2);
 }
 
-static long long
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * MS_PER_S + ts.tv_nsec / NS_PER_MS;
-}
-
 static const char *
 errname(int err)
 {
@@ -169,20 +160,6 @@ on_tick(int sig)
 	(void)sig;
 	ticks_here++;
 	atomic_fetch_add_explicit(&ticks, 1, memory_order_relaxed);
-}
-
-/* xorshift64*: the bytes of a connection follow from its seed alone. */
-static void
-fill(uint8_t *p, size_t n, uint64_t *state)
-{
-	size_t i;
-
-	for (i = 0; i < n; i++) {
-		*state ^= *state >> 12;
-		*state ^= *state << 25;
-		*state ^= *state >> 27;
-		p[i] = (uint8_t)((*state * 2685821657736338717ull) >> 56);
-	}
 }
 
 /* Waits until fd is ready for ev: 0, or ETIMEDOUT / the errno of poll(). */
@@ -650,19 +627,6 @@ run_main(void)
 	    (unsigned long long)atomic_load(&ticks), sum.interrupted, sum.eintr,
 	    eintr_direct);
 	return sum.failed == 0 && fr.ok == opt.forks ? 0 : 1;
-}
-
-static long
-num_arg(const char *s, long min, long max)
-{
-	char *end;
-	long v;
-
-	errno = 0;
-	v = strtol(s, &end, 10);
-	if (errno != 0 || *end != '\0' || end == s || v < min || v > max)
-		usage();
-	return v;
 }
 
 static int

@@ -34,11 +34,13 @@ make_payload() {
 	PAYLOAD_SHA=$(sha256sum <"$WWW/payload.bin" | cut -d' ' -f1)
 }
 
-# start_http HOST: serves $WWW on HOST (127.0.0.1 or ::1); sets HTTP_PORT.
+# start_http HOST [SERVER]: serves $WWW on HOST (127.0.0.1 or ::1) with
+# tests/helpers/SERVER (default httpd.py; evhttpd.py: a larger backlog);
+# sets HTTP_PORT.
 start_http() {
 	local pf=$BATS_TEST_TMPDIR/http.$1.port
 	rm -f "$pf"
-	python3 "$HELPERS/httpd.py" "$WWW" "$1" "$pf" 3>&- >/dev/null 2>&1 &
+	python3 "$HELPERS/${2:-httpd.py}" "$WWW" "$1" "$pf" 3>&- >/dev/null 2>&1 &
 	PIDS+=($!)
 	wait_for_line "$pf" 50 '^[0-9]+$'
 	HTTP_PORT=$(cat "$pf")
@@ -85,15 +87,28 @@ start_socksifyd() {
 	PROXY_PORT=$(sed -n 's/^socksifyd: listening on .*:\([0-9]*\)$/\1/p' "$SOCKSIFYD_LOG" | head -n 1)
 }
 
+# start_testbin LOG READY NAME ARGS...: tests/bin/NAME.c with ARGS in the
+# background, its stderr in LOG, until LOG has a line matching READY, an ERE
+# for the whole line whose group is the port it listens on; sets LISTEN_PORT.
+start_testbin() {
+	local log=$1 ready=$2 name=$3
+	shift 3
+	: >"$log"
+	"$BUILD/tests/$name" "$@" 3>&- 2>"$log" &
+	PIDS+=($!)
+	wait_for_line "$log" 50 "$ready"
+	LISTEN_PORT=$(sed -En "s/$ready/\\1/p" "$log")
+}
+
+# The ready line of faultd and delayfwd.
+listening_on() { echo "^$1: listening on .*:([0-9]+)\$"; }
+
 # start_faultd ARGS...: tests/bin/faultd.c, the SOCKS5 server that fails on
 # purpose; sets FAULT_PORT and FAULT_LOG.
 start_faultd() {
 	FAULT_LOG=$BATS_TEST_TMPDIR/faultd.log
-	: >"$FAULT_LOG"
-	"$BUILD/tests/faultd" "$@" 3>&- 2>"$FAULT_LOG" &
-	PIDS+=($!)
-	wait_for_line "$FAULT_LOG" 50 '^faultd: listening on '
-	FAULT_PORT=$(sed -n 's/^faultd: listening on .*:\([0-9]*\)$/\1/p' "$FAULT_LOG")
+	start_testbin "$FAULT_LOG" "$(listening_on faultd)" faultd "$@"
+	FAULT_PORT=$LISTEN_PORT
 }
 
 # start_delayfwd HOST:PORT MS [ARGS...]: tests/bin/delayfwd.c in front of
@@ -103,12 +118,64 @@ start_delayfwd() {
 	local target=$1 ms=$2
 	shift 2
 	DELAY_LOG=$BATS_TEST_TMPDIR/delayfwd.log
-	: >"$DELAY_LOG"
-	"$BUILD/tests/delayfwd" -t "$target" -d "$ms" "$@" 3>&- 2>"$DELAY_LOG" &
-	PIDS+=($!)
-	wait_for_line "$DELAY_LOG" 50 '^delayfwd: listening on '
-	DELAY_PORT=$(sed -n 's/^delayfwd: listening on .*:\([0-9]*\)$/\1/p' "$DELAY_LOG")
+	start_testbin "$DELAY_LOG" "$(listening_on delayfwd)" delayfwd -t "$target" -d "$ms" "$@"
+	DELAY_PORT=$LISTEN_PORT
 }
+
+# start_stress_echod: tests/bin/stress.c's echo target on 127.0.0.1 and
+# 127.0.0.2, one port; sets ECHO_PORT.
+start_stress_echod() {
+	start_testbin "$BATS_TEST_TMPDIR/echo.log" '^stress: echo on ([0-9]+)$' stress echod
+	ECHO_PORT=$LISTEN_PORT
+}
+
+# A loopback port nothing listens on (bound, then released).
+free_port() {
+	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+# Every fault at every step (preload_faults.bats; preload_async.bats, which
+# must see the same through its event loop): STEP FAULT ERRNO [HEX], what a
+# connect() sees when faultd answers STEP so (HEX: the exact wrong bytes of
+# --garbage); "ok" for a handshake that only takes long. A stall ends at the
+# deadline of SOCKSIFY_TIMEOUT with ETIMEDOUT; everything else fails on the
+# bytes.
+# A proxy that hangs up or resets refused us (CONTRACT.md: ECONNREFUSED),
+# as does one that speaks something else; 0xFF and a demand for
+# username/password we have none for are EACCES, as in s5_client_errno().
+FAULT_MATRIX=(
+	"greeting stall ETIMEDOUT"
+	"greeting reset ECONNREFUSED"
+	"greeting close ECONNREFUSED"
+	"greeting garbage ECONNREFUSED"
+	"greeting garbage ECONNREFUSED 0400"
+	"greeting garbage ECONNREFUSED 0503"
+	"greeting garbage EACCES 05ff"
+	"greeting garbage EACCES 0502"
+	"greeting truncate ECONNREFUSED"
+	"greeting truncate-stall ETIMEDOUT"
+	"greeting slow ok"
+	"auth stall ETIMEDOUT"
+	"auth reset ECONNREFUSED"
+	"auth close ECONNREFUSED"
+	"auth garbage ECONNREFUSED"
+	"auth garbage ECONNREFUSED 0200"
+	"auth truncate ECONNREFUSED"
+	"auth truncate-stall ETIMEDOUT"
+	"auth slow ok"
+	"request stall ETIMEDOUT"
+	"request reset ECONNREFUSED"
+	"request close ECONNREFUSED"
+	"request garbage ECONNREFUSED"
+	"request garbage ECONNREFUSED 04000001000000000000"
+	"request garbage ECONNREFUSED 05000005000000000000"
+	"request garbage ECONNREFUSED 05040005000000000000"
+	"request garbage ECONNREFUSED 050000030000"
+	"request garbage ECONNREFUSED 05000003026100000000"
+	"request truncate ECONNREFUSED"
+	"request truncate-stall ETIMEDOUT"
+	"request slow ok"
+)
 
 # Tests that make a resolver look up a name absent from /etc/hosts need the
 # runner's namespace, where /etc/resolv.conf points at loopback: otherwise

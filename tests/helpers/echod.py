@@ -66,6 +66,18 @@ async def first(reader, writer, result):
         f.write("got %d %s\n" % (n, h.hexdigest()))
 
 
+async def serve_announced(srv, portfile):
+    """Writes the port srv listens on to portfile (by a rename, so that a
+    reader never sees half of it), then serves until killed."""
+    port = srv.sockets[0].getsockname()[1]
+    tmp = portfile + ".tmp"
+    with open(tmp, "w") as f:
+        f.write("%d\n" % port)
+    os.rename(tmp, portfile)
+    async with srv:
+        await srv.serve_forever()
+
+
 async def main():
     host, portfile = sys.argv[1:3]
     if len(sys.argv) > 3 and sys.argv[3] == "first":
@@ -76,13 +88,7 @@ async def main():
     else:
         handler = echo
     srv = await asyncio.start_server(handler, host, 0, backlog=BACKLOG)
-    port = srv.sockets[0].getsockname()[1]
-    tmp = portfile + ".tmp"
-    with open(tmp, "w") as f:
-        f.write("%d\n" % port)
-    os.rename(tmp, portfile)
-    async with srv:
-        await srv.serve_forever()
+    await serve_announced(srv, portfile)
 
 
 if __name__ == "__main__":

@@ -20,30 +20,21 @@ usage:
 import asyncio
 import errno
 import hashlib
+import os
 import socket
 import sys
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from progs import read_all, request  # noqa: E402
+
 TIMEOUT_S = 20
-
-
-def request(host, path):
-    return b"GET %s HTTP/1.0\r\nHost: %s\r\n\r\n" % (path.encode(), host.encode())
 
 
 def split(resp):
     head, _, body = resp.partition(b"\r\n\r\n")
     status = head.split(b"\r\n", 1)[0]
     return status.split(b" ")[1:2] == [b"200"], body
-
-
-def read_all(sock):
-    data = b""
-    while True:
-        b = sock.recv(65536)
-        if not b:
-            return data
-        data += b
 
 
 async def fetch_async(host, port, path):
