@@ -912,7 +912,8 @@ async_to_engine(struct async_slot *s, uint32_t events)
  * program's own connect(), and the wait goes on. Asked only after an EINTR.
  * With a handler that does not, the connect() says EINTR; which signal came
  * is not known here, so a program with both kinds may see an EINTR a direct
- * connect would have restarted (man page, LIMITS).
+ * connect would have restarted (man page, LIMITS). Handlers of fault
+ * signals do not count.
  */
 static bool
 async_all_restart(void)
@@ -921,6 +922,13 @@ async_all_restart(void)
 	int sig;
 
 	for (sig = 1; sig < NSIG; sig++) {
+		/* A fault's signal comes from the faulting instruction, never
+		 * in the middle of our wait: crash reporters and sanitizers
+		 * install these without SA_RESTART, and they must not turn
+		 * every SIGCHLD into an EINTR. */
+		if (sig == SIGSEGV || sig == SIGBUS || sig == SIGFPE || sig == SIGILL ||
+		    sig == SIGTRAP || sig == SIGSYS)
+			continue;
 		if (sigaction(sig, NULL, &sa) != 0)
 			continue;
 		if (sa.sa_handler == SIG_DFL || sa.sa_handler == SIG_IGN)

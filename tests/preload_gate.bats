@@ -93,3 +93,8 @@ slow_proxy() {
 	start_faultd --stall greeting
 	gate pollzero "$FAULT_PORT" SOCKSIFY_TIMEOUT=10
 }
+
+@test "gate: a SIGSEGV handler without SA_RESTART beside a SIGALRM one with it: the blocking connect() is restarted, returns 0" {
+	slow_proxy
+	gate crashrestart "$DELAY_PORT"
+}

@@ -40,6 +40,10 @@
  *              timeout on a pending socket, 3,000 times each: every one
  *              returns 0 at once (a millisecond boundary crossed inside the
  *              call must never turn "no wait" into "wait forever").
+ *   crashrestart (slow proxy) a SIGSEGV handler without SA_RESTART, as a
+ *              crash reporter or a sanitizer installs, beside a SIGALRM one
+ *              with SA_RESTART: a blocking connect() that SIGALRM
+ *              interrupts is restarted and returns 0, never EINTR.
  *   atfork     no connect: a library's fork prepare handler (registered in
  *              main(), as at a library's init) has its event-loop thread
  *              touch its epoll set and waits for it: fork() must return.
@@ -350,6 +354,31 @@ scenario_eintr(void)
 	return ok("eintr=%d", n);
 }
 
+static void
+on_segv(int sig)
+{
+	(void)sig;
+	_exit(4);
+}
+
+static int
+scenario_crashrestart(void)
+{
+	struct sigaction sa;
+	int s = tcp_socket(false), r;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_segv;
+	sigaction(SIGSEGV, &sa, NULL);
+	alarm_in(EINTR_ALARM_US, true);
+	r = start_connect(s);
+	if (r != 0)
+		return fail("connect(): %s, want 0 (SA_RESTART)", strerror(errno));
+	if ((r = echo(s)) != 0)
+		return fail("echo: %s", strerror(r));
+	return ok("connect=0");
+}
+
 static int
 scenario_dontwait(void)
 {
@@ -619,6 +648,7 @@ main(int argc, char **argv)
 	 * scenarios'). */
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_watchdog;
+	sa.sa_flags = SA_RESTART;	/* it ends the run: restarting costs nothing */
 	sigaction(SIGUSR2, &sa, NULL);
 	memset(&sev, 0, sizeof(sev));
 	sev.sigev_notify = SIGEV_SIGNAL;
@@ -645,6 +675,8 @@ main(int argc, char **argv)
 		return scenario_forkwait();
 	if (strcmp(scenario, "pollzero") == 0)
 		return scenario_pollzero();
+	if (strcmp(scenario, "crashrestart") == 0)
+		return scenario_crashrestart();
 	if (strcmp(scenario, "atfork") == 0)
 		return scenario_atfork();
 	if (strcmp(scenario, "closerace") == 0)
