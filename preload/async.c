@@ -831,16 +831,13 @@ async_cancel(struct async_slot *s)
 	async_wake_waiters(s);
 }
 
-/* fd names a new socket, and a slot still has the number: closed behind our
- * back (fclose(), closefrom()). Lock held. */
+/* fd no longer names pending s's socket: the last name gone cancels it.
+ * Lock held. */
 static void
-async_forget_stale(int fd)
+async_drop_name(struct async_slot *s, int fd)
 {
-	struct async_slot *s = async_find(fd);
 	int i;
 
-	if (s == NULL || s->state != SLOT_PENDING || peer_cookie(fd) == s->cookie)
-		return;
 	for (i = 0; i < s->nfds; i++)
 		if (s->fds[i] == fd) {
 			s->fds[i] = s->fds[--s->nfds];
@@ -851,25 +848,27 @@ async_forget_stale(int fd)
 		async_cancel(s);
 }
 
+/* fd names a new socket, and a slot still has the number: closed behind our
+ * back (fclose(), closefrom()). Lock held. */
+static void
+async_forget_stale(int fd)
+{
+	struct async_slot *s = async_find(fd);
+
+	if (s != NULL && s->state == SLOT_PENDING && peer_cookie(fd) != s->cookie)
+		async_drop_name(s, fd);
+}
+
 void
 async_forget(int fd)
 {
 	struct async_slot *s;
-	int i;
 
 	async_lock();
 	gate_forget(fd);
 	s = async_find(fd);
-	if (s != NULL && s->state == SLOT_PENDING) {
-		for (i = 0; i < s->nfds; i++)
-			if (s->fds[i] == fd) {
-				s->fds[i] = s->fds[--s->nfds];
-				break;
-			}
-		async_index_drop(fd, s);
-		if (s->nfds == 0)
-			async_cancel(s);
-	}
+	if (s != NULL && s->state == SLOT_PENDING)
+		async_drop_name(s, fd);
 	async_unlock();
 }
 
