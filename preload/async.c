@@ -116,7 +116,6 @@ struct async_slot {
 	int waiters;			/* threads holding wakefd */
 	uint64_t cookie;
 	bool dialled;			/* TCP to the first hop is up */
-	bool blocking;			/* the socket was blocking at connect() */
 	bool inline_;			/* driven by the connect()ing thread */
 	int err;			/* SLOT_DONE: 0 or the errno */
 	long long deadline;		/* CLOCK_MONOTONIC ms */
@@ -673,8 +672,9 @@ async_wait_slices(struct async_slot *s, long long ms)
  * which a signal always interrupts, as it does the kernel's call when a
  * timeout is set; without, in read() of the wake descriptor, which the
  * kernel restarts after a handler with SA_RESTART, as it would connect().
- * Returns 1 once over (*err: its errno, 0 for success), 0 when the timeout
- * ran out, or -EINTR. Lock held on entry and on return.
+ * opt 0: no timeout at all. Returns 1 once over (*err: its errno, 0 for
+ * success), 0 when the timeout ran out, or -EINTR. Lock held on entry and on
+ * return.
  */
 static int
 async_wait_blocking(struct async_slot *s, int fd, int opt, int *err)
@@ -687,7 +687,7 @@ async_wait_blocking(struct async_slot *s, int fd, int opt, int *err)
 	int w, r;
 
 	memset(&tv, 0, sizeof(tv));
-	if (preload_real.getsockopt(fd, SOL_SOCKET, opt, &tv, &len) == 0 &&
+	if (opt != 0 && preload_real.getsockopt(fd, SOL_SOCKET, opt, &tv, &len) == 0 &&
 	    (tv.tv_sec > 0 || tv.tv_usec > 0))
 		ms = (long long)tv.tv_sec * 1000 + (tv.tv_usec + 999) / 1000;
 	w = async_wakefd(s);
@@ -763,33 +763,18 @@ int
 async_settle(int fd)
 {
 	struct async_slot *s;
-	struct pollfd pfd;
 	int err = 0, r;
 
-	if (async_find(fd) == NULL)
-		return peer_take_error(fd) == 0 ? 0 : -ECONNREFUSED;
+	if (async_find(fd) == NULL || !async_may_lock(false))
+		return -peer_take_error(fd);
 	async_lock();
-	s = async_find_checked(fd);
-	if (s == NULL || (pfd.fd = async_wakefd(s)) < 0) {
-		async_unlock();
-		return 0;
-	}
-	s->waiters++;
-	async_unlock();
-	pfd.events = POLLIN;
-	/* The engine ends it by its deadline. */
-	do {
-		pfd.revents = 0;
-		r = PRELOAD_REAL(poll)(&pfd, 1, -1);
-	} while (r < 0 && errno == EINTR);
-	async_lock();
-	if (s->state == SLOT_DONE) {
-		err = s->err;
+	if ((s = async_find_checked(fd)) != NULL) {
+		/* The engine ends it by its deadline; signals do not. */
+		while ((r = async_wait_blocking(s, fd, 0, &err)) != 1)
+			;
 		if (err != 0)
 			(void)peer_take_error(fd);
 	}
-	if (--s->waiters == 0 && s->state == SLOT_DONE)
-		async_free(s);
 	async_unlock();
 	return -err;
 }
@@ -1154,7 +1139,6 @@ async_connect(int fd, int domain, const struct sockaddr *sa, socklen_t len,
 		async_unlock();
 		return ASYNC_SYNC;
 	}
-	s->blocking = blocking;
 	s->inline_ = blocking;
 	r = async_dial(fd, &ss, sslen, blocking, &s->dialled);
 	if (r < 0) {
