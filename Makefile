@@ -12,7 +12,7 @@
 #                   (BENCH_REPS=3, BENCH_QUICK=1; build/bench/results.md)
 #   make fresh      make demo && make test from a clone of HEAD in a throwaway
 #                   Debian 12 chroot with only what the README assumes (root)
-#   make install    PREFIX=/usr/local DESTDIR=
+#   make install    PREFIX=/usr/local DESTDIR= (make uninstall: the same files go)
 #   WERROR=1        warnings are errors;  SAN=1  ASan + UBSan;  V=1  loud
 .SUFFIXES:
 
@@ -48,7 +48,11 @@ endif
 
 SHARED_SRC  = $(sort $(wildcard shared/*.c))
 SERVER_SRC  = $(sort $(wildcard server/*.c))
-PRELOAD_SRC = $(sort $(wildcard preload/*.c))
+# The supervisor (preload/supervisor*.c) is the launcher's, with the engine's
+# modules it shares with the library; the library gets everything else.
+SUP_SRC     = $(sort $(wildcard preload/supervisor*.c))
+ENGINE_SRC  = preload/config.c preload/dnsanswer.c preload/fakedns.c preload/log.c preload/policy.c preload/tunnel.c
+PRELOAD_SRC = $(filter-out $(SUP_SRC),$(sort $(wildcard preload/*.c)))
 UNIT_SRC    = $(sort $(wildcard tests/unit/*.c))
 FUZZ_SRC    = $(sort $(wildcard tests/fuzz/fuzz_*.c))
 
@@ -56,7 +60,9 @@ SHARED_OBJ  = $(SHARED_SRC:%.c=$(BUILD)/obj/%.o)
 SERVER_OBJ  = $(SERVER_SRC:%.c=$(BUILD)/obj/%.o)
 PRELOAD_OBJ = $(PRELOAD_SRC:%.c=$(BUILD)/obj/%.o)
 UNIT_OBJ    = $(UNIT_SRC:%.c=$(BUILD)/obj/%.o)
-LAUNCH_OBJ  = $(BUILD)/obj/scripts/socksify.o
+LAUNCH_OBJ  = $(BUILD)/obj/scripts/socksify.o $(BUILD)/obj/scripts/check.o \
+              $(SUP_SRC:%.c=$(BUILD)/obj/%.o) \
+              $(ENGINE_SRC:%.c=$(BUILD)/obj/%.o)
 TESTBIN_SRC = $(sort $(wildcard tests/bin/*.c))
 TESTBIN     = $(TESTBIN_SRC:tests/bin/%.c=$(BUILD)/tests/%)
 LOAD_SRC    = $(sort $(wildcard tests/load/*.c))
@@ -85,7 +91,7 @@ $(BUILD)/socksifyd: $(SERVER_OBJ) $(SHARED_OBJ)
 
 $(BUILD)/socksify: $(LAUNCH_OBJ) $(SHARED_OBJ)
 	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $(LAUNCH_OBJ) $(SHARED_OBJ)
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $(LAUNCH_OBJ) $(SHARED_OBJ) -ldl -lpthread
 
 $(BUILD)/unit-tests: $(UNIT_OBJ) $(SHARED_OBJ)
 	@$(if $(Q),echo "  LD      $@")
@@ -103,9 +109,10 @@ $(BUILD)/tests/%: tests/load/%.c $(SHARED_OBJ)
 	@$(if $(Q),echo "  CC      $<")
 	$(Q)$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $< $(SHARED_OBJ)
 
-# Benchmark helpers: the same, but exitnow stays a bare program, so that its
-# start-up is only the loader's and libc's.
-$(BUILD)/tests/%: tests/bench/%.c $(SHARED_OBJ)
+# Benchmark helpers (connbench, udpbench): the same, with what they share in
+# tests/bench/bench.h; exitnow stays a bare program, so that its start-up is
+# only the loader's and libc's.
+$(BUILD)/tests/%: tests/bench/%.c tests/bench/bench.h $(SHARED_OBJ)
 	@mkdir -p $(@D)
 	@$(if $(Q),echo "  CC      $<")
 	$(Q)$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $< $(SHARED_OBJ)
@@ -161,6 +168,9 @@ FUZZ_SRC_fuzz_config = server/config.c server/rules.c server/log.c
 FUZZ_SRC_fuzz_session = $(filter-out server/main.c server/listener.c server/loop.c server/resolver.c,$(SERVER_SRC)) \
                         tests/fuzz/fake_loop.c tests/fuzz/fake_resolver.c tests/fuzz/netshim.c
 FUZZ_FLAGS_fuzz_session = -include tests/fuzz/netshim.h -U_FORTIFY_SOURCE
+# fuzz_supervisor: the supervisor's resolver and the connect policy, with
+# the engine's modules they use (and a real name table).
+FUZZ_SRC_fuzz_supervisor = preload/supervisor_dns.c $(ENGINE_SRC)
 fuzz:
 	@sh scripts/deps.sh fuzz
 	@mkdir -p $(BUILD)/fuzz
@@ -179,17 +189,42 @@ fuzz:
 fresh:
 	@bash scripts/fresh.sh
 
+# The launcher finds the library and the embedded server from where it runs
+# (scripts/socksify.c: ../lib/socksify/, ../sbin/), so this layout under
+# PREFIX is fixed. socksifyd is a daemon (section 8): sbin, as Debian has it.
+BINDIR     = $(DESTDIR)$(PREFIX)/bin
+SBINDIR    = $(DESTDIR)$(PREFIX)/sbin
+PKGLIBDIR  = $(DESTDIR)$(PREFIX)/lib/socksify
+MAN1DIR    = $(DESTDIR)$(PREFIX)/share/man/man1
+MAN8DIR    = $(DESTDIR)$(PREFIX)/share/man/man8
+DOCDIR     = $(DESTDIR)$(PREFIX)/share/doc/socksify
+EXAMPLES   = socksifyd.conf socksifyd.users
+COMPDIR    = $(DESTDIR)$(PREFIX)/share/bash-completion/completions
+
 install: all
-	mkdir -p $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/socksify \
-		$(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/man/man8
-	cp $(BUILD)/socksify $(BUILD)/socksifyd $(DESTDIR)$(PREFIX)/bin/
-	cp $(BUILD)/libsocksify.so $(DESTDIR)$(PREFIX)/lib/socksify/
-	cp man/socksify.1 $(DESTDIR)$(PREFIX)/share/man/man1/
-	cp man/socksifyd.8 $(DESTDIR)$(PREFIX)/share/man/man8/
+	install -d $(BINDIR) $(SBINDIR) $(PKGLIBDIR) $(MAN1DIR) $(MAN8DIR) $(DOCDIR)/examples \
+		$(COMPDIR)
+	install -m 755 $(BUILD)/socksify $(BINDIR)/socksify
+	install -m 755 $(BUILD)/socksifyd $(SBINDIR)/socksifyd
+	install -m 644 $(BUILD)/libsocksify.so $(PKGLIBDIR)/libsocksify.so
+	install -m 644 man/socksify.1 $(MAN1DIR)/socksify.1
+	install -m 644 man/socksifyd.8 $(MAN8DIR)/socksifyd.8
+	install -m 644 $(EXAMPLES:%=man/examples/%) $(DOCDIR)/examples/
+	install -m 644 scripts/completion/socksify $(COMPDIR)/socksify
+	install -m 644 scripts/completion/socksify $(COMPDIR)/socksifyd
+
+# What install put there and nothing else; of the directories, only ours,
+# and only when empty (a file someone added keeps its directory).
+uninstall:
+	rm -f $(BINDIR)/socksify $(SBINDIR)/socksifyd $(PKGLIBDIR)/libsocksify.so \
+		$(MAN1DIR)/socksify.1 $(MAN8DIR)/socksifyd.8 $(EXAMPLES:%=$(DOCDIR)/examples/%) \
+		$(COMPDIR)/socksify $(COMPDIR)/socksifyd
+	for d in $(PKGLIBDIR) $(DOCDIR)/examples $(DOCDIR); do \
+		[ ! -d $$d ] || rmdir --ignore-fail-on-non-empty $$d || exit 1; done
 
 clean:
 	rm -rf $(BUILD)
 
-.PHONY: all test check testbin unit demo soak bench fuzz fresh install clean
+.PHONY: all test check testbin unit demo soak bench fuzz fresh install uninstall clean
 
 -include $(ALL_OBJ:.o=.d)

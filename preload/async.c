@@ -291,13 +291,14 @@ async_finish(struct async_slot *s, int err)
 			s->fds[i--] = s->fds[--s->nfds];
 			continue;
 		}
-		if (err == 0)
+		if (err == 0) {
 			peer_remember(fd, (struct sockaddr *)&s->peer, s->peerlen,
 			    !s->inline_);
-		else
+			listen_note(fd, &s->t.c.reply.bnd);
+		} else
 			peer_fail_later(fd, err);
 	}
-	connect_trace(s->dest, err, err == 0 ? -1 : s->t.rep);
+	connect_trace(s->dest, err, &s->t);
 	async_mark_done(s, err);
 	for (i = 0; i < s->nfds; i++)
 		async_index_drop(s->fds[i], s);
@@ -319,7 +320,7 @@ async_drive(struct async_slot *s, uint32_t revents)
 	if (!s->dialled) {
 		r = tunnel_dial_result(s->copy, (int)revents);
 		if (r < 0) {
-			async_finish(s, -tunnel_dial_errno(-r));
+			async_finish(s, -tunnel_dial_errno(&s->t, -r));
 			return;
 		}
 		s->dialled = true;
@@ -942,7 +943,9 @@ async_end_inline(struct async_slot *s, uint32_t gen, int fd, const struct tunnel
 		async_unlock();
 		return -EBADF;
 	}
-	s->t.rep = t->rep;
+	/* The whole outcome, as async_handoff() takes it: what failed
+	 * (tunnel_explain) and the BND a success names. */
+	s->t = *t;
 	async_finish(s, err);
 	async_unlock();
 	if (err != 0)
@@ -1021,7 +1024,7 @@ async_drive_inline(struct async_slot *s, uint32_t gen, int fd)
 			r = tunnel_dial_result(sock, pfd.revents);
 			if (r < 0)
 				return async_end_inline(s, gen, fd, &t,
-				    -tunnel_dial_errno(-r));
+				    -tunnel_dial_errno(&t, -r));
 			dialled = true;
 		}
 	}
@@ -1085,6 +1088,7 @@ async_connect(int fd, int domain, const struct sockaddr *sa, socklen_t len,
     const struct s5_addr *dst, const char *dest)
 {
 	struct sockaddr_storage ss;
+	struct tunnel failed;
 	struct async_slot *s;
 	socklen_t sslen;
 	size_t dlen;
@@ -1129,7 +1133,7 @@ async_connect(int fd, int domain, const struct sockaddr *sa, socklen_t len,
 		async_unlock();
 		preload_log(LOG_LVL_INFO, "proxy %s cannot be reached from "
 		    "this socket (%s)", preload_cfg.chain_text, strerror(-r));
-		connect_trace(dest, ECONNREFUSED, -1);
+		connect_trace(dest, ECONNREFUSED, NULL);
 		return -ECONNREFUSED;
 	}
 	/* Engine and blocking driver alike work on a copy: a number the
@@ -1150,8 +1154,9 @@ async_connect(int fd, int domain, const struct sockaddr *sa, socklen_t len,
 		/* EISCONN/EALREADY: the kernel's answer to a second connect(). */
 		if (r == -EISCONN || r == -EALREADY)
 			return r;
-		r = tunnel_dial_errno(-r);
-		connect_trace(dest, -r, -1);
+		tunnel_init(&failed, dst);
+		r = tunnel_dial_errno(&failed, -r);
+		connect_trace(dest, -r, &failed);
 		return r;
 	}
 	s->cookie = peer_cookie(fd);

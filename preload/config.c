@@ -9,11 +9,14 @@
  * storage and is immutable once read, so hooks read it without locks.
  */
 #include <ctype.h>
+#include <errno.h>
 #include <dlfcn.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 
 #include "preload.h"
 
@@ -45,6 +48,108 @@ config_sym_optional(const char *name, const char *alias)
 
 	p = dlsym(RTLD_NEXT, name);
 	return p != NULL || alias == NULL ? p : dlsym(RTLD_NEXT, alias);
+}
+
+/* Not under pthread_once(): a malloc() that dlsym() calls may itself use
+ * syscall(), and two threads storing the same pointer do no harm. */
+preload_syscall_fn
+preload_syscall_real(void)
+{
+	preload_syscall_fn fn;
+
+	fn = __atomic_load_n(&preload_real.syscall, __ATOMIC_ACQUIRE);
+	if (fn == NULL) {
+		*(void **)&fn = dlsym(RTLD_NEXT, "syscall");
+		__atomic_store_n(&preload_real.syscall, fn, __ATOMIC_RELEASE);
+	}
+	return fn;
+}
+
+/*
+ * Under the supervisor (SOCKSIFY_MODE auto or seccomp) the library makes
+ * its own connect()/send*()/getpeername() calls with PRELOAD_SYSCALL_MARK in
+ * the upper half of the descriptor argument. The kernel reads the
+ * descriptor as an int and ignores those bits; the supervisor's seccomp
+ * filter sees them and lets the call through without a notification, since
+ * the library has applied the policy already (supervisor.c). Without a
+ * filter the mark costs nothing and changes nothing.
+ */
+static long
+syscall_marked(long number, int fd, long a1, long a2, long a3, long a4, long a5)
+{
+	preload_syscall_fn real = preload_syscall_real();
+
+	if (real == NULL) {
+		errno = ENOSYS;
+		return -1;
+	}
+	return real(number, (long)((uint64_t)PRELOAD_SYSCALL_MARK << 32 | (uint32_t)fd),
+	    a1, a2, a3, a4, a5);
+}
+
+static int
+syscall_marked_connect(int fd, const struct sockaddr *sa, socklen_t len)
+{
+	return (int)syscall_marked(SYS_connect, fd, (long)sa, (long)len, 0, 0, 0);
+}
+
+static ssize_t
+syscall_marked_sendto(int fd, const void *buf, size_t n, int flags,
+    const struct sockaddr *sa, socklen_t len)
+{
+	return syscall_marked(SYS_sendto, fd, (long)buf, (long)n, flags, (long)sa,
+	    (long)len);
+}
+
+static ssize_t
+syscall_marked_sendmsg(int fd, const struct msghdr *msg, int flags)
+{
+	return syscall_marked(SYS_sendmsg, fd, (long)msg, flags, 0, 0, 0);
+}
+
+static int
+syscall_marked_sendmmsg(int fd, struct mmsghdr *vec, unsigned int vlen, int flags)
+{
+	return (int)syscall_marked(SYS_sendmmsg, fd, (long)vec, (long)vlen, flags, 0, 0);
+}
+
+static int
+syscall_marked_getpeername(int fd, struct sockaddr *sa, socklen_t *len)
+{
+	return (int)syscall_marked(SYS_getpeername, fd, (long)sa, (long)len, 0, 0, 0);
+}
+
+static ssize_t
+syscall_marked_recvfrom(int fd, void *buf, size_t n, int flags, struct sockaddr *sa,
+    socklen_t *len)
+{
+	return syscall_marked(SYS_recvfrom, fd, (long)buf, (long)n, flags, (long)sa,
+	    (long)len);
+}
+
+/* glibc's fortify failure (it aborts); exported, though no header says so. */
+extern void __chk_fail(void) __attribute__((noreturn));
+
+/* glibc's check, then the marked call (its own would not carry the mark). */
+static ssize_t
+syscall_marked_recvfrom_chk(int fd, void *buf, size_t n, size_t buflen, int flags,
+    struct sockaddr *sa, socklen_t *len)
+{
+	if (n > buflen)
+		__chk_fail();
+	return syscall_marked_recvfrom(fd, buf, n, flags, sa, len);
+}
+
+void
+preload_use_marked_calls(struct preload_real *r)
+{
+	r->connect = syscall_marked_connect;
+	r->sendto = syscall_marked_sendto;
+	r->sendmsg = syscall_marked_sendmsg;
+	r->sendmmsg = syscall_marked_sendmmsg;
+	r->getpeername = syscall_marked_getpeername;
+	r->recvfrom = syscall_marked_recvfrom;
+	r->__recvfrom_chk = syscall_marked_recvfrom_chk;
 }
 
 static void
@@ -83,6 +188,18 @@ config_load_symbols(void)
 	    config_sym_optional("res_nquerydomain", "__res_nquerydomain");
 	*(void **)&preload_real.res_nsend =
 	    config_sym_optional("res_nsend", "__res_nsend");
+	if (preload_supervised())
+		preload_use_marked_calls(&preload_real);
+}
+
+/* The launcher runs us under its supervisor (SOCKSIFY_MODE auto or seccomp,
+ * which it exports as it ran): our own calls carry the mark (syscall.c). */
+bool
+preload_supervised(void)
+{
+	const char *m = getenv("SOCKSIFY_MODE");
+
+	return m != NULL && (strcasecmp(m, "auto") == 0 || strcasecmp(m, "seccomp") == 0);
 }
 
 void
@@ -233,20 +350,14 @@ config_add_exclude(struct preload_config *c, const char *text)
 	c->nexcludes++;
 }
 
+/* Each CIDR, NAME or .SUFFIX of a comma-separated list. */
 static void
-config_read_excludes(struct preload_config *c)
+config_add_excludes(struct preload_config *c, const char *list)
 {
-	const char *env = getenv("SOCKSIFY_EXCLUDE"), *s, *item;
+	const char *s = list, *item;
 	char text[S5_DOMAIN_MAX + 2];	/* a name, with its trailing dot */
 	size_t len;
 
-	if (env == NULL) {
-		/* Loopback is this host's own, never the proxy's (P12). */
-		config_add_exclude(c, "127.0.0.0/8");
-		config_add_exclude(c, "::1/128");
-		return;
-	}
-	s = env;
 	while (s5_list_next(&s, &item, &len)) {
 		if (len == strlen("none") && strncasecmp(item, "none", len) == 0)
 			continue;
@@ -261,6 +372,19 @@ config_read_excludes(struct preload_config *c)
 	}
 }
 
+/* SOCKSIFY_EXCLUDE replaces the defaults; with a leading '+' it adds to them. */
+static void
+config_read_excludes(struct preload_config *c)
+{
+	const char *env = getenv("SOCKSIFY_EXCLUDE");
+
+	/* Loopback is this host's own, never the proxy's (P12). */
+	if (env == NULL || env[0] == '+')
+		config_add_excludes(c, LAUNCHER_UPSTREAM_EXCLUDE);
+	if (env != NULL)
+		config_add_excludes(c, env[0] == '+' ? env + 1 : env);
+}
+
 static void
 config_read_log(struct preload_config *c)
 {
@@ -268,7 +392,7 @@ config_read_log(struct preload_config *c)
 		const char *name;
 		int level;
 	} levels[] = {
-		{ "error", LOG_LVL_ERROR }, { "info", LOG_LVL_INFO },
+		{ "error", LOG_LVL_ERROR }, { "warn", LOG_LVL_WARN }, { "info", LOG_LVL_INFO },
 		{ "trace", LOG_LVL_TRACE }, { "debug", LOG_LVL_DEBUG },
 	};
 	const char *env;
@@ -281,7 +405,7 @@ config_read_log(struct preload_config *c)
 		else
 			preload_log(LOG_LVL_ERROR, "SOCKSIFY_LOG_FILE: path too long");
 	}
-	c->log_level = LOG_LVL_ERROR;
+	c->log_level = LOG_LVL_WARN;
 	env = getenv("SOCKSIFY_LOG");
 	if (env == NULL || env[0] == '\0')
 		return;
@@ -291,8 +415,8 @@ config_read_log(struct preload_config *c)
 			return;
 		}
 	}
-	preload_log(LOG_LVL_ERROR, "SOCKSIFY_LOG: unknown level \"%s\"; "
-	    "using error", env);
+	preload_log(LOG_LVL_ERROR, "SOCKSIFY_LOG: unknown level \"%s\" (error, "
+	    "warn, info, trace or debug); using warn", env);
 }
 
 /* Seconds, with an optional fraction ("2.5"); -1 when malformed. */
@@ -339,8 +463,9 @@ config_read_timeout(struct preload_config *c)
 }
 
 /*
- * SOCKSIFY_UDP (block, pass) and SOCKSIFY_IOURING (deny, allow). A value we
- * do not know takes the stricter meaning: a typo must not open a leak.
+ * SOCKSIFY_UDP (proxy, block, pass) and SOCKSIFY_IOURING (deny, allow). A
+ * value we do not know takes the stricter meaning: a typo must not open a
+ * leak.
  */
 static void
 config_read_policy(struct preload_config *c)
@@ -348,11 +473,13 @@ config_read_policy(struct preload_config *c)
 	const char *env;
 
 	c->udp_block = true;
+	c->udp_proxy = true;
 	env = getenv("SOCKSIFY_UDP");
-	if (env != NULL && env[0] != '\0' && strcasecmp(env, "block") != 0) {
+	if (env != NULL && env[0] != '\0' && strcasecmp(env, "proxy") != 0) {
+		c->udp_proxy = false;
 		if (strcasecmp(env, "pass") == 0)
 			c->udp_block = false;
-		else
+		else if (strcasecmp(env, "block") != 0)
 			preload_log(LOG_LVL_ERROR, "SOCKSIFY_UDP: unknown value "
 			    "\"%s\"; using block", env);
 	}
@@ -366,6 +493,28 @@ config_read_policy(struct preload_config *c)
 	}
 }
 
+/*
+ * SOCKSIFY_DNS=IP[:PORT]: the resolver the record types placeholders cannot
+ * answer are sent to, over TCP through the chain (dnsanswer.c). Not an
+ * address: one line, and those types get REFUSED as without it.
+ */
+static void
+config_read_dns(struct preload_config *c)
+{
+	const char *env = getenv("SOCKSIFY_DNS"), *why = NULL;
+
+	c->has_dns_server = false;
+	if (env == NULL || env[0] == '\0')
+		return;
+	if (s5_addr_parse(env, &c->dns_server, POLICY_DNS_PORT, &why) != 0 ||
+	    c->dns_server.atyp == S5_ATYP_DOMAIN) {
+		preload_log(LOG_LVL_ERROR, "SOCKSIFY_DNS: \"%s\" is not IP[:PORT]%s%s; "
+		    "ignored", env, why != NULL ? ": " : "", why != NULL ? why : "");
+		return;
+	}
+	c->has_dns_server = true;
+}
+
 static void
 config_load(void)
 {
@@ -376,6 +525,7 @@ config_load(void)
 	config_read_log(c);
 	config_read_timeout(c);
 	config_read_policy(c);
+	config_read_dns(c);
 	config_read_proxies(c);
 	config_read_excludes(c);
 	if (c->proxy_invalid) {

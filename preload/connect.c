@@ -21,11 +21,6 @@
 
 #include "preload.h"
 
-#define DNS_PORT	53
-#define CONNECT_UNKNOWN_PLACEHOLDER \
-	"a placeholder address no process of this tree handed out"
-#define TRACE_REPLY_MAX	32		/* ", reply 0xNN" */
-#define TRACE_ERRSTR_MAX	64		/* strerror_r() text */
 
 /* True for an AF_INET/AF_INET6 sockaddr that can be read as one. */
 static bool
@@ -38,134 +33,9 @@ connect_is_inet(const struct sockaddr *sa, socklen_t len)
 static int
 connect_socket_type(int fd)
 {
-	socklen_t len = sizeof(int);
-	int type;
+	int type = policy_socket_type(fd, preload_real.getsockopt);
 
-	if (preload_real.getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) != 0)
-		return -1;
-	return type;
-}
-
-/*
- * The datagram policy: 0 when a datagram to sa may go, else -errno. UDP,
- * ICMP and raw sockets cannot take a CONNECT tunnel, so a datagram would
- * leave the host directly, around the proxy: under SOCKSIFY_UDP=block (the
- * default) it may go only to an excluded destination, or to port 53 when
- * the program resolves names itself (socks5://, where the user asked for
- * local lookups). Under remote resolution a datagram to port 53 is a DNS
- * query that bypasses the proxy, excluded or not. A refusal is EPERM with
- * one line saying so; a destination we cannot read might be either
- * (EINVAL).
- */
-/* One line for a refusal; sa was vouched for by s5_addr_from_sockaddr. */
-static void
-connect_refuse(const struct sockaddr *sa, const char *what, const char *why)
-{
-	char text[S5_ADDR_TEXT_MAX];
-
-	if (s5_sockaddr_format(sa, text, sizeof(text)) < 0)
-		strcpy(text, "?");
-	preload_log(LOG_LVL_ERROR, "blocked %s to %s (%s)", what, text, why);
-}
-
-static int
-connect_dgram_policy(const struct sockaddr *sa, socklen_t len)
-{
-	struct s5_addr a;
-	const char *why;
-
-	if (!preload_cfg.remote_dns && !preload_cfg.udp_block)
-		return 0;
-	if (s5_addr_from_sockaddr(&a, sa, len) != 0)
-		return -EINVAL;
-	if (a.port == DNS_PORT && preload_cfg.remote_dns)
-		why = "remote DNS";
-	else if (!preload_cfg.udp_block || a.port == DNS_PORT ||
-	    preload_is_excluded(&a))
-		return 0;
-	else
-		why = "SOCKSIFY_UDP=block";
-	connect_refuse(sa, "UDP datagram", why);
-	return -EPERM;
-}
-
-/*
- * SCTP (SOCK_SEQPACKET, or a stream socket of its own protocol is tunnelled
- * and fails at the proxy), DCCP and whatever else the kernel grows cannot
- * take a CONNECT tunnel either: they may reach excluded destinations only.
- */
-static int
-connect_other_policy(int type, const struct sockaddr *sa, socklen_t len)
-{
-	struct s5_addr a;
-	char why[sizeof("socket type 2147483647")];
-
-	if (s5_addr_from_sockaddr(&a, sa, len) != 0)
-		return -EINVAL;
-	if (preload_is_excluded(&a))
-		return 0;
-	snprintf(why, sizeof(why), "socket type %d", type);
-	connect_refuse(sa, "UDP datagram", why);
-	return -EPERM;
-}
-
-/* Sockets whose datagrams the policy above governs. */
-static bool
-connect_is_dgram(int type)
-{
-	return type == SOCK_DGRAM || type == SOCK_RAW;
-}
-
-/* A placeholder under remote resolution: only a tunnel can carry its name. */
-static bool
-connect_is_placeholder(const struct s5_addr *a)
-{
-	return preload_cfg.remote_dns && fakedns_in_range(a);
-}
-
-/* The policy for a socket of this type sending to sa: 0 when TCP (for the
- * tunnel to handle) or allowed, else -errno. */
-static int
-connect_type_policy(int type, const struct sockaddr *sa, socklen_t len)
-{
-	struct s5_addr a;
-
-	/* Anything but TCP to a placeholder cannot carry the name: sent raw,
-	 * it takes what it says (a QUIC Initial names the host) around the
-	 * tunnel, excluded or not, whatever SOCKSIFY_UDP says. */
-	if (type != SOCK_STREAM && s5_addr_from_sockaddr(&a, sa, len) == 0 &&
-	    connect_is_placeholder(&a)) {
-		connect_refuse(sa, "datagram", "a placeholder address");
-		return -EHOSTUNREACH;
-	}
-	if (connect_is_dgram(type))
-		return connect_dgram_policy(sa, len);
-	if (type != SOCK_STREAM)
-		return connect_other_policy(type, sa, len);
-	return 0;
-}
-
-static bool
-connect_same_addr(const struct s5_addr *a, const struct s5_addr *b)
-{
-	if (a->atyp != b->atyp || a->port != b->port)
-		return false;
-	if (a->atyp == S5_ATYP_IPV4)
-		return memcmp(a->u.ip4, b->u.ip4, 4) == 0;
-	return a->atyp == S5_ATYP_IPV6 && memcmp(a->u.ip6, b->u.ip6, 16) == 0;
-}
-
-/* Connections to the first proxy are our own business or the program's:
- * never tunnel them (P12). */
-static bool
-connect_is_proxy(const struct s5_addr *dst)
-{
-	const struct preload_hop *h = &preload_cfg.hops[0];
-
-	if (preload_cfg.nhops == 0)
-		return false;
-	return (h->has_v4 && connect_same_addr(dst, &h->v4)) ||
-	    (h->has_v6 && connect_same_addr(dst, &h->v6));
+	return type < 0 ? -1 : type;
 }
 
 static bool
@@ -181,43 +51,26 @@ connect_is_connected(int fd)
 	return yes;
 }
 
-void
-connect_trace(const char *dest, int err, int rep)
+/* The real connect(); once it succeeded, a UDP socket connect()ed through
+ * us before has no peer of ours (udp.c): the kernel's peer is another. */
+static int
+connect_direct(int fd, const struct sockaddr *sa, socklen_t len)
 {
-	char why[TRACE_REPLY_MAX], buf[TRACE_ERRSTR_MAX];
+	int r = preload_real.connect(fd, sa, len);
 
-	if (err == 0) {
-		preload_log(LOG_LVL_TRACE, "connect %s via %s: ok", dest,
-		    preload_cfg.chain_text);
-		return;
-	}
-	why[0] = '\0';
-	if (rep >= 0)
-		snprintf(why, sizeof(why), ", reply 0x%02x", (unsigned)rep);
-	preload_log(LOG_LVL_INFO, "connect %s via %s: failed: %s (%s%s)", dest,
-	    preload_cfg.chain_text, strerror_r(err, buf, sizeof(buf)),
-	    preload_errno_name(err), why);
-}
-
-/* --trace names direct connections too; below trace this costs a compare. */
-static void
-connect_trace_direct(const struct sockaddr *sa, const char *why)
-{
-	char dest[S5_ADDR_TEXT_MAX];
-
-	if (preload_cfg.log_level < LOG_LVL_TRACE)
-		return;
-	if (s5_sockaddr_format(sa, dest, sizeof(dest)) < 0)
-		strcpy(dest, "?");
-	preload_log(LOG_LVL_TRACE, "connect %s: direct (%s)", dest, why);
+	if (r == 0 && udp_maybe(fd))
+		udp_unpeer(fd);
+	return r;
 }
 
 int
 connect_hooked(int fd, const struct sockaddr *sa, socklen_t len)
 {
 	struct s5_addr dst;
-	char name[S5_DOMAIN_MAX + 1], dest[S5_ADDR_TEXT_MAX];
-	int type, r, conv, flags, rep = -1, saved = errno;
+	struct tunnel t, *ran = NULL;
+	char dest[S5_ADDR_TEXT_MAX];
+	const char *why;
+	int type, r, conv, flags, saved = errno;
 
 	conv = s5_addr_from_sockaddr(&dst, sa, len);
 	/*
@@ -227,54 +80,47 @@ connect_hooked(int fd, const struct sockaddr *sa, socklen_t len)
 	 * placeholders take the long way.
 	 */
 	if (conv == 0 && preload_is_excluded(&dst) &&
-	    !(preload_cfg.remote_dns && dst.port == DNS_PORT) &&
-	    !connect_is_placeholder(&dst)) {
+	    !(preload_cfg.remote_dns && dst.port == POLICY_DNS_PORT) &&
+	    !policy_is_placeholder(&dst)) {
 		connect_trace_direct(sa, "excluded");
 		errno = saved;
-		return preload_real.connect(fd, sa, len);
+		return connect_direct(fd, sa, len);
 	}
 	type = connect_socket_type(fd);
-	if ((r = connect_type_policy(type, sa, len)) < 0) {
+	/* DNS over TCP under remote resolution, to any address: answered
+	 * here (dnsconn.c), never tunnelled nor sent. */
+	if (type == SOCK_STREAM && conv == 0 && preload_cfg.remote_dns &&
+	    dst.port == POLICY_DNS_PORT && !connect_is_connected(fd)) {
+		if (dnsconn_connect(fd, sa, len) != 0)
+			return -1;
+		errno = saved;
+		return 0;
+	}
+	/* A UDP socket's peer through the relay or our DNS answers
+	 * (udp.c), or no longer. */
+	if (type == SOCK_DGRAM) {
+		r = policy_udp(type, sa, len, &dst);
+		if (r < 0) {
+			errno = -r;
+			return -1;
+		}
+		if (r == POLICY_RELAY || r == POLICY_ANSWER) {
+			if (udp_connect(fd, sa, len, r == POLICY_RELAY ? &dst : NULL) != 0)
+				return -1;
+			errno = saved;
+			return 0;
+		}
+	}
+	r = policy_connect(type, sa, len, &dst, &why);
+	if (r < 0) {
 		errno = -r;
 		return -1;
 	}
-	if (type != SOCK_STREAM) {
+	if (r == POLICY_DIRECT) {
+		if (type == SOCK_STREAM)
+			connect_trace_direct(sa, why);
 		errno = saved;
-		return preload_real.connect(fd, sa, len);
-	}
-	if (conv != 0) {
-		preload_log(LOG_LVL_INFO, "connect: unreadable address (family %d, "
-		    "%u bytes): refused", (int)sa->sa_family, (unsigned)len);
-		errno = EINVAL;
-		return -1;
-	}
-	if (connect_is_placeholder(&dst)) {
-		/* A placeholder: the name goes to the proxy, never a lookup.
-		 * One this tree never handed out (an ancestor's table we
-		 * cannot reach) means nothing to the proxy, and sent as an
-		 * address it could reach a host nobody chose. */
-		if (!fakedns_name_of(&dst, name, sizeof(name)) ||
-		    s5_addr_set_domain(&dst, name, strlen(name), dst.port) != 0) {
-			connect_refuse(sa, "connection", CONNECT_UNKNOWN_PLACEHOLDER);
-			errno = EHOSTUNREACH;
-			return -1;
-		}
-	} else if (connect_is_proxy(&dst)) {
-		connect_trace_direct(sa, "the proxy itself");
-		errno = saved;
-		return preload_real.connect(fd, sa, len);
-	} else if (preload_is_excluded(&dst)) {
-		/* Under remote resolution DNS over TCP is a lookup around the
-		 * proxy too, through a local resolver or not: refused like
-		 * UDP's. */
-		if (preload_cfg.remote_dns && dst.port == DNS_PORT) {
-			connect_refuse(sa, "DNS over TCP", "remote DNS");
-			errno = EPERM;
-			return -1;
-		}
-		connect_trace_direct(sa, "excluded");
-		errno = saved;
-		return preload_real.connect(fd, sa, len);
+		return connect_direct(fd, sa, len);
 	}
 	/* A socket whose handshake is under way: EALREADY, or a blocking
 	 * socket waits for it again, as the kernel's connect() does. */
@@ -328,13 +174,15 @@ connect_hooked(int fd, const struct sockaddr *sa, socklen_t len)
 		errno = -r;
 		return -1;
 	}
-	if (r == ASYNC_SYNC)
-		r = tunnel_connect(fd, sa->sa_family, &dst, &rep);
+	if (r == ASYNC_SYNC) {
+		r = tunnel_connect(fd, sa->sa_family, &dst, &t);
+		ran = &t;
+	}
 	if (r == -EISCONN || r == -EALREADY) {
 		errno = -r;	/* a second connect(), answered by the kernel */
 		return -1;
 	}
-	connect_trace(dest, -r, rep);
+	connect_trace(dest, -r, ran);
 	if (r < 0) {
 		flags = PRELOAD_REAL(fcntl)(fd, F_GETFL);
 		if (flags >= 0 && (flags & O_NONBLOCK)) {
@@ -346,6 +194,7 @@ connect_hooked(int fd, const struct sockaddr *sa, socklen_t len)
 		return -1;
 	}
 	peer_remember(fd, sa, len, false);
+	listen_note(fd, &t.c.reply.bnd);
 	errno = saved;
 	return 0;
 }
@@ -358,8 +207,10 @@ connect(int fd, const struct sockaddr *sa, socklen_t len)
 		errno = ENOSYS;
 		return -1;
 	}
-	if (!connect_is_inet(sa, len) || !preload_init())
-		return preload_real.connect(fd, sa, len);
+	if (!connect_is_inet(sa, len) || !preload_init()) {
+		/* AF_UNSPEC dissolves a UDP socket's association with its peer. */
+		return connect_direct(fd, sa, len);
+	}
 	return connect_hooked(fd, sa, len);
 }
 
@@ -367,11 +218,59 @@ connect(int fd, const struct sockaddr *sa, socklen_t len)
 int __connect(int fd, const struct sockaddr *sa, socklen_t len)
     __attribute__((alias("connect")));
 
+/*
+ * The destination the kernel takes from a send's (sa, *len): none (NULL,
+ * *len 0) for a zero length, or AF_UNSPEC on an IPv6 socket;
+ * on an IPv4 socket an AF_UNSPEC address is read as AF_INET (the kernel's
+ * udp_sendmsg() and raw sockets do), so it is, into *copy, and goes
+ * through the policy like any other.
+ */
+static const struct sockaddr *
+connect_send_name(int fd, const struct sockaddr *sa, socklen_t *len,
+    struct sockaddr_in *copy)
+{
+	socklen_t dlen = sizeof(int);
+	int domain;
+
+	if (sa == NULL || *len == 0) {
+		*len = 0;
+		return NULL;
+	}
+	if (*len < sizeof(sa_family_t) || sa->sa_family != AF_UNSPEC)
+		return sa;
+	if (PRELOAD_REAL(getsockopt)(fd, SOL_SOCKET, SO_DOMAIN, &domain, &dlen) != 0)
+		return sa;	/* not a socket: the kernel's ENOTSOCK */
+	if (domain == AF_INET6) {
+		*len = 0;
+		return NULL;
+	}
+	if (domain != AF_INET)
+		return sa;
+	if (*len < sizeof(*copy))
+		return sa;	/* too short for AF_INET: the kernel's EINVAL */
+	memcpy(copy, sa, sizeof(*copy));
+	copy->sin_family = AF_INET;
+	*len = sizeof(*copy);
+	return (const struct sockaddr *)copy;
+}
+
+/* A send's result, after a DNS query it carried was answered (dnsconn.c). */
+static ssize_t
+connect_pumped(int fd, ssize_t r)
+{
+	if (r > 0 && dnsconn_maybe(fd))
+		dnsconn_pump(fd);
+	return r;
+}
+
 /* The datagram and fast-open policy for a send with a destination. Returns
  * 1 when the caller goes on with the real call, 0 when a fast-open connect
- * was made (send without destination now), -1 with errno set. */
+ * was made (send without destination now), 2 when the datagram goes
+ * through the UDP relay to *relay, 3 when it is a DNS query we answer
+ * (both udp.c), -1 with errno set. */
 static int
-connect_send_policy(int fd, const struct sockaddr *sa, socklen_t len, int flags)
+connect_send_policy(int fd, const struct sockaddr *sa, socklen_t len, int flags,
+    struct s5_addr *relay)
 {
 	struct s5_addr a;
 	int type, r;
@@ -382,8 +281,8 @@ connect_send_policy(int fd, const struct sockaddr *sa, socklen_t len, int flags)
 	 * (as connect_hooked(): an excluded destination takes any socket). */
 	if (!(flags & MSG_FASTOPEN)) {
 		bool known = s5_addr_from_sockaddr(&a, sa, len) == 0;
-		bool dns = known && preload_cfg.remote_dns && a.port == DNS_PORT;
-		bool fake = known && connect_is_placeholder(&a);
+		bool dns = known && preload_cfg.remote_dns && a.port == POLICY_DNS_PORT;
+		bool fake = known && policy_is_placeholder(&a);
 
 		if (!preload_cfg.udp_block && !fake &&
 		    (!preload_cfg.remote_dns || (known && !dns)))
@@ -392,10 +291,14 @@ connect_send_policy(int fd, const struct sockaddr *sa, socklen_t len, int flags)
 			return 1;
 	}
 	type = connect_socket_type(fd);
-	if ((r = connect_type_policy(type, sa, len)) < 0) {
+	if ((r = policy_udp(type, sa, len, relay)) < 0) {
 		errno = -r;
 		return -1;
 	}
+	if (r == POLICY_RELAY)
+		return 2;
+	if (r == POLICY_ANSWER)
+		return 3;
 	/* A fast-open send hands its data over with the connect: it waits
 	 * for the handshake even on a non-blocking socket, as when the
 	 * kernel has a cookie and puts the data in the SYN. */
@@ -414,6 +317,8 @@ ssize_t
 sendto(int fd, const void *buf, size_t n, int flags, const struct sockaddr *sa,
     socklen_t len)
 {
+	struct sockaddr_in unspec;
+	struct s5_addr dst;
 	int r;
 
 	preload_init_symbols();
@@ -423,18 +328,32 @@ sendto(int fd, const void *buf, size_t n, int flags, const struct sockaddr *sa,
 	}
 	if (gate_send_hold(fd, flags) != 0)
 		return -1;
-	r = connect_send_policy(fd, sa, len, flags);
+	sa = connect_send_name(fd, sa, &len, &unspec);
+	r = connect_send_policy(fd, sa, len, flags, &dst);
 	if (r < 0)
 		return -1;
 	if (r == 0)
 		return send(fd, buf, n, flags & ~MSG_FASTOPEN);
-	return preload_real.sendto(fd, buf, n, flags, sa, len);
+	if (r >= 2 || (sa == NULL && udp_maybe(fd))) {
+		struct iovec iov = { .iov_base = (void *)buf, .iov_len = n };
+		struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1 };
+		ssize_t sent;
+
+		if (r == 3)
+			return udp_answer(fd, &m, sa, len);
+		sent = udp_send(fd, &m, flags, r == 2 ? &dst : NULL, sa, len);
+		if (sent != UDP_NOT_MINE)
+			return sent;
+	}
+	return connect_pumped(fd, preload_real.sendto(fd, buf, n, flags, sa, len));
 }
 
 ssize_t
 sendmsg(int fd, const struct msghdr *msg, int flags)
 {
-	struct msghdr m;
+	struct sockaddr_in unspec;
+	struct msghdr m, named;
+	struct s5_addr dst;
 	int r;
 
 	preload_init_symbols();
@@ -446,21 +365,62 @@ sendmsg(int fd, const struct msghdr *msg, int flags)
 		return -1;
 	if (msg == NULL)
 		return preload_real.sendmsg(fd, msg, flags);
-	r = connect_send_policy(fd, msg->msg_name, msg->msg_namelen, flags);
+	named = *msg;
+	named.msg_name = (void *)connect_send_name(fd, msg->msg_name, &named.msg_namelen,
+	    &unspec);
+	msg = &named;
+	r = connect_send_policy(fd, msg->msg_name, msg->msg_namelen, flags, &dst);
 	if (r < 0)
 		return -1;
+	if (r == 3)
+		return udp_answer(fd, msg, msg->msg_name, msg->msg_namelen);
+	if (r == 2 || (msg->msg_name == NULL && udp_maybe(fd))) {
+		ssize_t sent = udp_send(fd, msg, flags, r == 2 ? &dst : NULL,
+		    msg->msg_name, msg->msg_namelen);
+
+		if (sent != UDP_NOT_MINE)
+			return sent;
+	}
 	if (r == 0) {
 		m = *msg;
 		m.msg_name = NULL;
 		m.msg_namelen = 0;
-		return preload_real.sendmsg(fd, &m, flags & ~MSG_FASTOPEN);
+		return connect_pumped(fd, preload_real.sendmsg(fd, &m, flags & ~MSG_FASTOPEN));
 	}
-	return preload_real.sendmsg(fd, msg, flags);
+	return connect_pumped(fd, preload_real.sendmsg(fd, msg, flags));
+}
+
+/* sendmmsg() of a UDP socket the relay owns or will carry a message of. */
+static bool
+connect_sendmmsg_relayed(int fd, const struct mmsghdr *vec, unsigned int vlen)
+{
+	struct s5_addr a;
+	unsigned int i;
+
+	if (!preload_init())
+		return false;
+	if (udp_maybe(fd) && udp_owns(fd))
+		return true;
+	for (i = 0; i < vlen; i++) {
+		const struct msghdr *h = &vec[i].msg_hdr;
+
+		/* Read as the kernel reads it: sendmsg() does that. */
+		if (h->msg_name != NULL && h->msg_namelen >= sizeof(sa_family_t) &&
+		    ((const struct sockaddr *)h->msg_name)->sa_family == AF_UNSPEC)
+			return true;
+		if (connect_is_inet(h->msg_name, h->msg_namelen) &&
+		    s5_addr_from_sockaddr(&a, h->msg_name, h->msg_namelen) == 0 &&
+		    (!preload_is_excluded(&a) ||
+		    (preload_cfg.remote_dns && a.port == POLICY_DNS_PORT)))
+			return connect_socket_type(fd) == SOCK_DGRAM;
+	}
+	return false;
 }
 
 int
 sendmmsg(int fd, struct mmsghdr *vec, unsigned int vlen, int flags)
 {
+	struct s5_addr dst;
 	unsigned int i;
 	int type = -1, r = 0;
 
@@ -477,7 +437,7 @@ sendmmsg(int fd, struct mmsghdr *vec, unsigned int vlen, int flags)
 		ssize_t n;
 
 		r = connect_send_policy(fd, vec[0].msg_hdr.msg_name,
-		    vec[0].msg_hdr.msg_namelen, flags);
+		    vec[0].msg_hdr.msg_namelen, flags, &dst);
 		if (r < 0)
 			return -1;
 		if (r == 0) {
@@ -485,11 +445,24 @@ sendmmsg(int fd, struct mmsghdr *vec, unsigned int vlen, int flags)
 
 			m.msg_name = NULL;
 			m.msg_namelen = 0;
-			if ((n = preload_real.sendmsg(fd, &m, flags & ~MSG_FASTOPEN)) < 0)
+			if ((n = connect_pumped(fd, preload_real.sendmsg(fd, &m,
+			    flags & ~MSG_FASTOPEN))) < 0)
 				return -1;
 			vec[0].msg_len = (unsigned int)n;
 			return 1;
 		}
+	}
+	/* Datagrams the UDP relay takes, or a socket it owns: one sendmsg()
+	 * (the hook above) per message, stopping at the first refusal. */
+	if (vec != NULL && vlen > 0 && connect_sendmmsg_relayed(fd, vec, vlen)) {
+		for (i = 0; i < vlen; i++) {
+			ssize_t n = sendmsg(fd, &vec[i].msg_hdr, flags);
+
+			if (n < 0)
+				return i > 0 ? (int)i : -1;
+			vec[i].msg_len = (unsigned int)n;
+		}
+		return (int)vlen;
 	}
 	/* Only the datagram policy applies here: glibc's resolver batches its A
 	 * and AAAA queries with sendmmsg(), and so may a program's own. */
@@ -502,9 +475,9 @@ sendmmsg(int fd, struct mmsghdr *vec, unsigned int vlen, int flags)
 				continue;
 			if (type < 0)
 				type = connect_socket_type(fd);
-			if (!connect_is_dgram(type))
+			if (!policy_is_dgram(type))
 				break;
-			r = connect_type_policy(type, h->msg_name, h->msg_namelen);
+			r = policy_type(type, h->msg_name, h->msg_namelen);
 			if (r < 0)
 				break;
 		}

@@ -50,10 +50,11 @@
  * origin), so one that a program kept from another tree is most likely
  * unknown here rather than another name.
  *
- * The constructor starts no thread, takes no lock of ours, maps no table
- * and allocates nothing from the program's allocator (P9): a longer environ
- * comes from mmap(). It also gives async.c its start (async_at_load(): the
- * process id and the fork handlers, registered before the program's).
+ * The constructor (load.c calls fakedns_at_load()) starts no thread, takes
+ * no lock of ours, maps no table and allocates nothing from the program's
+ * allocator (P9): a longer environ comes from mmap(). The supervisor
+ * (supervisor.c) links this file too: it holds the table as the launcher
+ * and maps it like any process of the tree.
  *
  * The table holds no lock and no pointer, so a process that can write it
  * can change names but never another process's memory. Entries are
@@ -456,15 +457,14 @@ fakedns_table(void)
  * calls and no page); anyone else checks with one stat() that theirs is
  * still there, or else becomes a root. Everything is mapped on first use.
  */
-__attribute__((constructor)) static void
-fakedns_load(void)
+void
+fakedns_at_load(void)
 {
 	const char *env = getenv(FAKEDNS_ENV);
 	char path[FAKEDNS_PATH_MAX];
 	struct fakedns_ref r;
 	struct stat st;
 
-	async_at_load();
 	if (env != NULL && fakedns_parse(env, &r)) {
 		fakedns_proc_path(path, r.pid, r.fd);
 		if (stat(path, &st) == 0 && fakedns_same_file(&st, r.dev, r.ino))

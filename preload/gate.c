@@ -322,6 +322,10 @@ epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
 static void
 gate_closing(int fd)
 {
+	if (__atomic_load_n(&udp_active, __ATOMIC_ACQUIRE))
+		udp_forget(fd);
+	if (dnsconn_maybe(fd))
+		dnsconn_forget(fd);
 	if ((gate_maybe_marked(fd) || (__atomic_load_n(&async_active, __ATOMIC_ACQUIRE) &&
 	    async_pending(fd))) && async_may_lock(true))
 		async_forget(fd);
@@ -353,6 +357,8 @@ close_range(unsigned int first, unsigned int last, int flags)
 	/* CLOSE_RANGE_CLOEXEC (4) closes nothing now. */
 	if (!(flags & 4) && first <= last &&
 	    (__atomic_load_n(&gate_nrecs, __ATOMIC_RELAXED) > 0 ||
+	    __atomic_load_n(&udp_active, __ATOMIC_ACQUIRE) ||
+	    __atomic_load_n(&dnsconn_active, __ATOMIC_ACQUIRE) ||
 	    __atomic_load_n(&async_active, __ATOMIC_ACQUIRE))) {
 		top = last < (unsigned)INT_MAX ? last : (unsigned)INT_MAX;
 		for (fd = first; fd <= top; fd++) {
@@ -379,6 +385,8 @@ dup(int fd)
 	r = real(fd);
 	if (r >= 0 && __atomic_load_n(&async_active, __ATOMIC_ACQUIRE))
 		async_dup(fd, r);
+	if (r >= 0)
+		udp_dup(fd, r);
 	return r;
 }
 
@@ -388,13 +396,16 @@ gate_dup3(int fd, int fd2, int flags, bool three)
 	int r;
 
 	/* fd2 is closed only when the call can succeed. */
-	if (fd != fd2 && (gate_maybe_marked(fd2) ||
+	if (fd != fd2 && (gate_maybe_marked(fd2) || __atomic_load_n(&udp_active, __ATOMIC_ACQUIRE) ||
+	    dnsconn_maybe(fd2) ||
 	    (__atomic_load_n(&async_active, __ATOMIC_ACQUIRE) && async_pending(fd2))) &&
 	    PRELOAD_REAL(fcntl)(fd, F_GETFD) >= 0)
 		gate_closing(fd2);
 	r = three ? PRELOAD_REAL(dup3)(fd, fd2, flags) : PRELOAD_REAL(dup2)(fd, fd2);
 	if (r >= 0 && fd != fd2 && __atomic_load_n(&async_active, __ATOMIC_ACQUIRE))
 		async_dup(fd, r);
+	if (r >= 0 && fd != fd2)
+		udp_dup(fd, r);
 	return r;
 }
 
@@ -433,6 +444,8 @@ gate_fcntl(int (*real)(int, int, ...), int fd, int cmd, long arg)
 	if (r >= 0 && (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC) &&
 	    __atomic_load_n(&async_active, __ATOMIC_ACQUIRE))
 		async_dup(fd, r);
+	if (r >= 0 && (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC))
+		udp_dup(fd, r);
 	return r;
 }
 
@@ -819,77 +832,187 @@ gate_io(int fd, enum async_hold_kind kind, int flags)
 	return preload_real.real(__VA_ARGS__);				\
 } while (0)
 
+/* The same, for a call an associated UDP socket (udp.c) answers with udp
+ * (UDP_NOT_MINE: the real call after all); after a write, a DNS query to
+ * answer (dnsconn.c). */
+#define GATE_UDP(fd, kind, flags, udp, real, ...) do {			\
+	ssize_t udp_r_;							\
+	if (PRELOAD_REAL(real) == NULL || PRELOAD_REAL(recvmsg) == NULL) { \
+		errno = ENOSYS;						\
+		return -1;						\
+	}								\
+	if (gate_io(fd, kind, flags) != 0)				\
+		return -1;						\
+	if (udp_maybe(fd) && (udp_r_ = (udp)) != UDP_NOT_MINE)		\
+		return udp_r_;						\
+	udp_r_ = preload_real.real(__VA_ARGS__);			\
+	if ((kind) == HOLD_WRITE && udp_r_ > 0 && dnsconn_maybe(fd))	\
+		dnsconn_pump(fd);					\
+	return udp_r_;							\
+} while (0)
+
+/* A message header for iov; -1 (EINVAL) for a negative count. */
+static int
+gate_udp_msg(struct msghdr *m, const struct iovec *iov, int iovcnt)
+{
+	if (iovcnt < 0) {
+		errno = EINVAL;
+		return -1;
+	}
+	memset(m, 0, sizeof(*m));
+	m->msg_iov = (struct iovec *)iov;
+	m->msg_iovlen = (size_t)iovcnt;
+	return 0;
+}
+
+/* recvfrom() and its kin on an associated UDP socket. */
+static ssize_t
+gate_udp_recv(int fd, const struct iovec *iov, int iovcnt, int flags,
+    struct sockaddr *sa, socklen_t *len)
+{
+	struct msghdr m;
+	ssize_t r;
+
+	if (sa != NULL && len == NULL)
+		return UDP_NOT_MINE;	/* the kernel's EFAULT */
+	if (gate_udp_msg(&m, iov, iovcnt) != 0)
+		return -1;
+	if (sa != NULL && len != NULL) {
+		m.msg_name = sa;
+		m.msg_namelen = *len;
+	}
+	r = udp_recv(fd, &m, flags);
+	if (r >= 0 && sa != NULL && len != NULL)
+		*len = m.msg_namelen;
+	return r;
+}
+
+/* send() and write() on one: to the peer connect() named. */
+static ssize_t
+gate_udp_send(int fd, const struct iovec *iov, int iovcnt, int flags)
+{
+	struct msghdr m;
+
+	if (gate_udp_msg(&m, iov, iovcnt) != 0)
+		return -1;
+	return udp_send(fd, &m, flags, NULL, NULL, 0);
+}
+
+/* glibc's: a _FORTIFY_SOURCE check failed (the caller's buffer is smaller
+ * than it says). */
+extern void __chk_fail(void) __attribute__((noreturn));
+
+#define IOV1(buf, n)	(&(struct iovec){ .iov_base = (void *)(buf), .iov_len = (n) })
+
 ssize_t
 read(int fd, void *buf, size_t n)
 {
-	GATE_IO(fd, HOLD_READ, 0, read, fd, buf, n);
+	GATE_UDP(fd, HOLD_READ, 0, gate_udp_recv(fd, IOV1(buf, n), 1, 0, NULL, NULL),
+	    read, fd, buf, n);
 }
 
 ssize_t
 __read_chk(int fd, void *buf, size_t n, size_t buflen)
 {
-	GATE_IO(fd, HOLD_READ, 0, __read_chk, fd, buf, n, buflen);
+	if (n > buflen)
+		__chk_fail();
+	GATE_UDP(fd, HOLD_READ, 0, gate_udp_recv(fd, IOV1(buf, n), 1, 0, NULL, NULL),
+	    __read_chk, fd, buf, n, buflen);
 }
 
 ssize_t
 write(int fd, const void *buf, size_t n)
 {
-	GATE_IO(fd, HOLD_WRITE, 0, write, fd, buf, n);
+	GATE_UDP(fd, HOLD_WRITE, 0, gate_udp_send(fd, IOV1(buf, n), 1, 0), write, fd, buf, n);
 }
 
 ssize_t
 readv(int fd, const struct iovec *iov, int n)
 {
-	GATE_IO(fd, HOLD_READ, 0, readv, fd, iov, n);
+	GATE_UDP(fd, HOLD_READ, 0, gate_udp_recv(fd, iov, n, 0, NULL, NULL), readv, fd, iov, n);
 }
 
 ssize_t
 writev(int fd, const struct iovec *iov, int n)
 {
-	GATE_IO(fd, HOLD_WRITE, 0, writev, fd, iov, n);
+	GATE_UDP(fd, HOLD_WRITE, 0, gate_udp_send(fd, iov, n, 0), writev, fd, iov, n);
 }
 
 ssize_t
 recv(int fd, void *buf, size_t n, int flags)
 {
-	GATE_IO(fd, HOLD_READ, flags, recv, fd, buf, n, flags);
+	GATE_UDP(fd, HOLD_READ, flags, gate_udp_recv(fd, IOV1(buf, n), 1, flags, NULL, NULL),
+	    recv, fd, buf, n, flags);
 }
 
 ssize_t
 __recv_chk(int fd, void *buf, size_t n, size_t buflen, int flags)
 {
-	GATE_IO(fd, HOLD_READ, flags, __recv_chk, fd, buf, n, buflen, flags);
+	if (n > buflen)
+		__chk_fail();
+	GATE_UDP(fd, HOLD_READ, flags, gate_udp_recv(fd, IOV1(buf, n), 1, flags, NULL, NULL),
+	    __recv_chk, fd, buf, n, buflen, flags);
 }
 
 ssize_t
 recvfrom(int fd, void *buf, size_t n, int flags, struct sockaddr *sa, socklen_t *len)
 {
-	GATE_IO(fd, HOLD_READ, flags, recvfrom, fd, buf, n, flags, sa, len);
+	GATE_UDP(fd, HOLD_READ, flags, gate_udp_recv(fd, IOV1(buf, n), 1, flags, sa, len),
+	    recvfrom, fd, buf, n, flags, sa, len);
 }
 
 ssize_t
 __recvfrom_chk(int fd, void *buf, size_t n, size_t buflen, int flags,
     struct sockaddr *sa, socklen_t *len)
 {
-	GATE_IO(fd, HOLD_READ, flags, __recvfrom_chk, fd, buf, n, buflen, flags, sa, len);
+	if (n > buflen)
+		__chk_fail();
+	GATE_UDP(fd, HOLD_READ, flags, gate_udp_recv(fd, IOV1(buf, n), 1, flags, sa, len),
+	    __recvfrom_chk, fd, buf, n, buflen, flags, sa, len);
 }
 
 ssize_t
 recvmsg(int fd, struct msghdr *msg, int flags)
 {
-	GATE_IO(fd, HOLD_READ, flags, recvmsg, fd, msg, flags);
+	GATE_UDP(fd, HOLD_READ, flags, msg == NULL ? preload_real.recvmsg(fd, msg, flags) :
+	    udp_recv(fd, msg, flags), recvmsg, fd, msg, flags);
+}
+
+/* recvmmsg() of an associated socket: one udp_recv() per message, the
+ * first as flags say, the rest only while datagrams are waiting (timeout
+ * and MSG_WAITFORONE then mean nothing more). */
+static int
+gate_udp_recvmmsg(int fd, struct mmsghdr *vec, unsigned int n, int flags)
+{
+	unsigned int i;
+	ssize_t r;
+
+	flags &= ~MSG_WAITFORONE;
+	if (n > UIO_MAXIOV)
+		n = UIO_MAXIOV;
+	for (i = 0; i < n; i++) {
+		r = udp_recv(fd, &vec[i].msg_hdr, i == 0 ? flags : flags | MSG_DONTWAIT);
+		if (r == UDP_NOT_MINE && i == 0)
+			return UDP_NOT_MINE;
+		if (r < 0)
+			return i > 0 ? (int)i : -1;
+		vec[i].msg_len = (unsigned int)r;
+	}
+	return (int)i;
 }
 
 int
 recvmmsg(int fd, struct mmsghdr *vec, unsigned int n, int flags, struct timespec *tmo)
 {
-	GATE_IO(fd, HOLD_READ, flags, recvmmsg, fd, vec, n, flags, tmo);
+	GATE_UDP(fd, HOLD_READ, flags, vec == NULL ? preload_real.recvmmsg(fd, vec, n, flags, tmo) :
+	    gate_udp_recvmmsg(fd, vec, n, flags), recvmmsg, fd, vec, n, flags, tmo);
 }
 
 ssize_t
 send(int fd, const void *buf, size_t n, int flags)
 {
-	GATE_IO(fd, HOLD_WRITE, flags, send, fd, buf, n, flags);
+	GATE_UDP(fd, HOLD_WRITE, flags, gate_udp_send(fd, IOV1(buf, n), 1, flags),
+	    send, fd, buf, n, flags);
 }
 
 ssize_t

@@ -165,11 +165,18 @@ getpeername(int fd, struct sockaddr *sa, socklen_t *len)
 	}
 	/* The caller's room, before the kernel writes the full size there. */
 	cap = *len;
+	/* A UDP socket connect()ed through the relay (udp.c): its peer, even
+	 * while its association is being set up and the kernel's socket is
+	 * not connected yet. */
+	if (__atomic_load_n(&udp_active, __ATOMIC_ACQUIRE) && udp_peer(fd, &ss, &have))
+		goto ours;
 	/* The kernel's answer first: it decides ENOTCONN, EBADF, EFAULT. */
 	if (preload_real.getpeername(fd, sa, len) != 0)
 		return -1;
-	if (!peer_lookup(fd, &ss, &have))
+	/* A DNS conversation answered here (dnsconn.c): its server. */
+	if (!dnsconn_peer(fd, &ss, &have) && !peer_lookup(fd, &ss, &have))
 		return 0;
+ours:
 	/* Truncated as the kernel truncates; *len says the full size. */
 	if (cap > 0)
 		memcpy(sa, &ss, have < cap ? have : cap);
@@ -315,6 +322,9 @@ getsockname(int fd, struct sockaddr *sa, socklen_t *len)
 		errno = ENOSYS;
 		return -1;
 	}
+	/* The proxy's side of a tunnel or a BIND (listen.c). */
+	if (listen_sockname(fd, sa, len))
+		return 0;
 	if (fd < 0 || fd >= PRELOAD_PEER_FDS ||
 	    __atomic_load_n(&peer_swaps[fd].cookie, __ATOMIC_ACQUIRE) == 0 ||
 	    len == NULL || (family = peer_swapped_family(fd)) == 0)

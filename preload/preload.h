@@ -5,13 +5,16 @@
  * the hooked libc symbols local). The modules:
  *   config.c   the real libc symbols and the configuration, read once
  *   log.c      one write() per message, to fd 2 or SOCKSIFY_LOG_FILE
+ *   load.c     the library's one constructor
  *   fakedns.c  placeholder addresses for remote resolution, one table for the
- *              process tree across fork and exec (the library's one constructor)
+ *              process tree across fork and exec
  *   tunnel.c   the SOCKS5 handshake machine over the program's own fd
  *   async.c    the engine: connects that never block the program, driven
  *              by a helper thread ("pending" sockets)
  *   gate.c     the readiness gate: poll/select/epoll_ctl, the read and
  *              write calls, close and dup, while a socket is pending
+ *   policy.c   what a connection may do (direct, tunnel, refused), for
+ *              both front ends
  *   connect.c  the connect()/sendto()/sendmsg() hooks
  *   resolve.c  the getaddrinfo(_a)()/gethostby*()/getnameinfo() hooks
  *   rawdns.c   the res_*() hooks: refused under remote resolution
@@ -19,6 +22,8 @@
  *   peer.c     getpeername(): the address the program asked for;
  *              getsockopt(SO_ERROR) after a failed non-blocking connect;
  *              getsockname() of a socket swapped for the proxy's family
+ *   listen.c   bind()/listen()/accept(): a listening socket for a tunnelled
+ *              connection's peer becomes a SOCKS BIND
  */
 #ifndef SOCKSIFY_PRELOAD_H
 #define SOCKSIFY_PRELOAD_H
@@ -38,6 +43,14 @@
 #include "socks5.h"
 
 typedef long (*preload_syscall_fn)(long, ...);
+
+/*
+ * Functions a program's libraries may call before the sanitizer runtime of
+ * a SAN=1 build has started (jemalloc's constructor calls syscall() from
+ * libstdc++'s initialisation, in dig): not instrumented, so that they touch
+ * no shadow memory yet. A plain build is not affected.
+ */
+#define PRELOAD_BEFORE_SAN	__attribute__((no_sanitize("address", "undefined")))
 
 /* The libc functions we interpose, reached with dlsym(RTLD_NEXT). */
 struct preload_real {
@@ -77,6 +90,7 @@ struct preload_real {
 	/* The readiness gate's (gate.c), each loaded on first use by
 	 * PRELOAD_REAL(): they run before and during the loading above. */
 	int (*getsockname)(int, struct sockaddr *, socklen_t *);
+	int (*setsockopt)(int, int, int, const void *, socklen_t);
 	int (*poll)(struct pollfd *, nfds_t, int);
 	int (*ppoll)(struct pollfd *, nfds_t, const struct timespec *, const sigset_t *);
 	int (*__poll_chk)(struct pollfd *, nfds_t, int, size_t);
@@ -133,6 +147,7 @@ preload_sym(void **slot, const char *name)
 
 enum preload_log_level {
 	LOG_LVL_ERROR = 0,
+	LOG_LVL_WARN,			/* the default: a proxy failing, named (tunnel_diagnose) */
 	LOG_LVL_INFO,
 	LOG_LVL_TRACE,			/* adds one line per connection */
 	LOG_LVL_DEBUG,
@@ -163,11 +178,32 @@ struct preload_config {
 	char log_file[PATH_MAX];	/* empty: fd 2 */
 	int timeout_ms;
 	bool iouring_allow;		/* SOCKSIFY_IOURING=allow */
-	bool udp_block;			/* SOCKSIFY_UDP=block */
+	bool udp_block;			/* no datagram leaves directly: SOCKSIFY_UDP=block or proxy */
+	bool udp_proxy;			/* SOCKSIFY_UDP=proxy: the library relays them (udp.c) */
+	bool has_dns_server;		/* SOCKSIFY_DNS */
+	struct s5_addr dns_server;
 };
 
 extern struct preload_real preload_real;
 extern struct preload_config preload_cfg;
+
+/* The mark of the library's own socket calls under the supervisor, in the
+ * upper 32 bits of the descriptor argument ("SKSF"; syscall.c). */
+#define PRELOAD_SYSCALL_MARK	0x534b5346u
+/* The hello to the supervisor (load.c): the upper half of descriptor -1 in
+ * a getpeername() whose address argument points to this. */
+#define PRELOAD_HELLO_MARK	0x534b5348u
+#define PRELOAD_HELLO_MAGIC	UINT64_C(0x6f6c6c6568736b73)	/* "skshello" */
+struct preload_hello {
+	uint64_t magic;
+	uint8_t token[16];		/* random, per process image */
+};
+/* SOCKSIFY_MODE says a supervisor watches (config.c). */
+bool preload_supervised(void);
+/* Our connect, send calls and getpeername become marked system calls. */
+preload_syscall_fn preload_syscall_real(void) PRELOAD_BEFORE_SAN;
+extern int preload_loaded;		/* load.c's constructor ran */
+void preload_use_marked_calls(struct preload_real *r);
 
 /* Resolve the real symbols (cheap after the first call). */
 void preload_init_symbols(void);
@@ -189,6 +225,8 @@ void preload_log(int level, const char *fmt, ...)
 const char *preload_errno_name(int err);
 
 /* Placeholders. An index is the table slot of a name; 0 is never handed out. */
+/* At load (load.c): find the tree's table, or make one as its root. */
+void fakedns_at_load(void);
 int fakedns_lookup_name(const char *name, size_t len, unsigned *idx);
 bool fakedns_name_of(const struct s5_addr *a, char *name, size_t cap);
 /* a lies in the placeholder ranges, handed out or not. */
@@ -197,10 +235,12 @@ void fakedns_addr_v4(unsigned idx, uint8_t ip[4]);
 void fakedns_addr_v6(unsigned idx, uint8_t ip[16]);
 
 /* tunnel.c: the handshake of one connection, after the dial. */
-enum tunnel_want { TUNNEL_DONE = 0, TUNNEL_READ = 1, TUNNEL_WRITE = 2 };
+/* TUNNEL_HOP: a hop is through and t->pause is set (socksify --check). */
+enum tunnel_want { TUNNEL_DONE = 0, TUNNEL_READ = 1, TUNNEL_WRITE = 2, TUNNEL_HOP = 3 };
 
 struct tunnel {
 	struct s5_addr dst;		/* the program's destination */
+	uint8_t cmd;			/* the last hop's: CONNECT, BIND (listen.c) or UDP ASSOCIATE (udp.c) */
 	size_t hop;			/* the hop being negotiated */
 	bool started;			/* c is set up for hop */
 	bool writing;			/* c.out[out_off..) still to send */
@@ -209,6 +249,10 @@ struct tunnel {
 	uint8_t in[S5_MSG_MAX];
 	size_t in_len, out_off;
 	int rep;			/* the refusing reply code, else -1 */
+	int why;			/* the failing step's enum s5c_err, else 0 */
+	int dial_err;			/* the errno the dial to the first hop failed with */
+	bool http;			/* the failing answer began "HT": an HTTP server */
+	bool pause;			/* stop after each hop but the last: TUNNEL_HOP */
 };
 
 long long tunnel_now_ms(void);
@@ -220,18 +264,36 @@ int tunnel_step(struct tunnel *t, int fd);
  * socket cannot reach it. */
 int tunnel_first_sockaddr(int fd, int domain, struct sockaddr_storage *ss,
     socklen_t *len);
+/* Wait until fd is ready for events or the deadline (tunnel_now_ms()) passes:
+ * the revents (positive), or -errno (-ETIMEDOUT). */
+int tunnel_wait(int fd, short events, long long deadline);
+/* TCP from fd (unconnected, SOCK_STREAM) to the first hop, waited for
+ * until deadline whatever fd's O_NONBLOCK (left as it was): 0 or -errno,
+ * the kernel's (-EISCONN, -EALREADY for a second connect()). */
+int tunnel_dial(int fd, int domain, long long deadline);
 /* The dial's outcome once fd polled with revents: 0 or -errno. */
 int tunnel_dial_result(int fd, int revents);
-/* The errno of a dial that failed with err. */
-int tunnel_dial_errno(int err);
+/* The errno of a dial (t's) that failed with err. */
+int tunnel_dial_errno(struct tunnel *t, int err);
+/* What went wrong with t, which failed with errno err, in words that name
+ * the hop and never a password: "proxy HOST:PORT refused NAME:PORT: reply
+ * 05, connection refused". */
+void tunnel_explain(const struct tunnel *t, int err, char *buf, size_t cap);
+/* The same on stderr at the default level (LOG_LVL_WARN), at most once per
+ * TUNNEL_DIAG_REPEAT_MS for one hop and reason: a retrying program does not
+ * flood it. Nothing above warn (INFO and TRACE say it per connection). */
+void tunnel_diagnose(const struct tunnel *t, int err);
 /* Disconnect fd after a failed handshake (AF_UNSPEC). */
 void tunnel_dissolve(int fd);
 /* ... and make it poll POLLOUT|POLLERR|POLLHUP, as a failed connect. */
 void tunnel_refail(int fd);
+/* Dial the first hop on fd (unconnected, SOCK_STREAM) and run t inside the
+ * call, with SOCKSIFY_TIMEOUT: 0 (t->c.reply the last hop's reply) or -errno. */
+int tunnel_request(int fd, int domain, struct tunnel *t);
 /* Tunnel fd (unconnected, SOCK_STREAM) through the chain to dst inside the
- * call. Returns 0, or -errno; *rep is the proxy's reply code when it
- * refused, else -1. */
-int tunnel_connect(int fd, int domain, const struct s5_addr *dst, int *rep);
+ * call, with t (the caller's): 0 (t->c.reply.bnd the last hop's BND), or
+ * -errno (t->rep the proxy's reply code when it refused, else -1). */
+int tunnel_connect(int fd, int domain, const struct s5_addr *dst, struct tunnel *t);
 
 /* async.c: the engine. */
 #define ASYNC_SYNC	1		/* async_connect(): take the synchronous path */
@@ -280,6 +342,38 @@ bool async_may_lock(bool check_pid);
 void async_at_load(void);
 
 /* gate.c: epoll registrations of the program, as it made them. */
+/* dnsanswer.c: a program's own DNS query, answered with placeholders. */
+size_t dnsanswer(const uint8_t *q, size_t qlen, uint8_t *out, size_t cap, bool *local);
+size_t dnsanswer_local(const uint8_t *q, size_t qlen, uint8_t *out, size_t cap);
+
+/* dnsconn.c: a program's own DNS over TCP, answered on a socketpair. */
+extern int dnsconn_active;
+bool dnsconn_maybe(int fd);
+int dnsconn_connect(int fd, const struct sockaddr *sa, socklen_t len);
+void dnsconn_pump(int fd);
+void dnsconn_forget(int fd);
+bool dnsconn_peer(int fd, struct sockaddr_storage *ss, socklen_t *len);
+void dnsconn_at_load(void);
+
+/* udp.c: UDP through the first hop's UDP ASSOCIATE. udp_send() and
+ * udp_recv() answer UDP_NOT_MINE for a socket that is not theirs (the
+ * caller makes the real call). */
+#define UDP_NOT_MINE	(-2)
+extern int udp_active;
+bool udp_maybe(int fd);
+bool udp_owns(int fd);
+void udp_forget(int fd);
+void udp_dup(int fd, int fd2);
+void udp_at_load(void);
+ssize_t udp_send(int fd, const struct msghdr *msg, int flags, const struct s5_addr *dst,
+    const struct sockaddr *sa, socklen_t salen);
+ssize_t udp_recv(int fd, struct msghdr *msg, int flags);
+ssize_t udp_answer(int fd, const struct msghdr *msg, const struct sockaddr *server,
+    socklen_t slen);
+int udp_connect(int fd, const struct sockaddr *sa, socklen_t len, const struct s5_addr *dst);
+void udp_unpeer(int fd);
+bool udp_peer(int fd, struct sockaddr_storage *ss, socklen_t *len);
+
 void gate_hide(int fd);			/* under async_lock() */
 void gate_restore(int fd);		/* under async_lock() */
 void gate_forget(int fd);		/* under async_lock() */
@@ -318,8 +412,46 @@ uint64_t peer_cookie(int fd);
  * socket opened to IPv4, for which IPV6_V6ONLY still reads 1. */
 void peer_swapped(int fd, int family);
 
-/* connect.c: the --trace/info line of a tunnelled connect. */
-void connect_trace(const char *dest, int err, int rep);
+/* policy.c: the decisions both front ends make alike. */
+#define POLICY_DNS_PORT	53
+#define POLICY_UNKNOWN_PLACEHOLDER \
+	"a placeholder address no process of this tree handed out"
+enum policy_verdict { POLICY_TUNNEL = 0, POLICY_DIRECT = 1, POLICY_RELAY = 2, POLICY_ANSWER = 3 };
+/* One line for a refusal; sa was vouched for by s5_addr_from_sockaddr. */
+void policy_refuse(const struct sockaddr *sa, const char *what, const char *why);
+/* A socket's type as the policy sees it: SO_TYPE, but SOCK_RAW for a
+ * datagram socket that is not UDP (an ICMP ping socket), -errno on error. */
+int policy_socket_type(int fd, int (*getsockopt_fn)(int, int, int, void *, socklen_t *));
+/* Datagram sockets (UDP, ICMP, raw): they cannot take a CONNECT tunnel. */
+bool policy_is_dgram(int type);
+/* A placeholder under remote resolution: only a tunnel can carry its name. */
+bool policy_is_placeholder(const struct s5_addr *a);
+/* dst is the first proxy itself. */
+bool policy_is_proxy(const struct s5_addr *dst);
+/* A socket of this type sending to sa: 0 when TCP (for the tunnel to
+ * handle) or allowed, else -errno (logged). type is policy_socket_type()'s. */
+int policy_type(int type, const struct sockaddr *sa, socklen_t len);
+int policy_udp(int type, const struct sockaddr *sa, socklen_t len, struct s5_addr *dst);
+/* A connect() of a socket of this type to sa: enum policy_verdict (*dst the
+ * destination, a placeholder mapped to its name; *why says why direct), or
+ * -errno (logged). */
+int policy_connect(int type, const struct sockaddr *sa, socklen_t len,
+    struct s5_addr *dst, const char **why);
+
+/* The --trace/info line of a tunnelled connect (err 0 or an errno, rep the
+ * proxy's reply code or -1), and the --trace line of a direct one. */
+/* A tunnelled connection's outcome: err 0 or a positive errno; t is its
+ * handshake (NULL when it failed before the dial). */
+void connect_trace(const char *dest, int err, const struct tunnel *t);
+void connect_trace_direct(const struct sockaddr *sa, const char *why);
+
+/* listen.c: fd was tunnelled and the last hop's CONNECT reply said bnd
+ * (the address the target sees): getsockname() answers it, and a socket
+ * bound to it and listening becomes a BIND. */
+void listen_note(int fd, const struct s5_addr *bnd);
+/* getsockname() of a socket listen.c answers for: true with sa and *len
+ * filled (as the kernel fills them), false to ask the kernel. */
+bool listen_sockname(int fd, struct sockaddr *sa, socklen_t *len);
 
 /* The connect() policy, shared by connect() and sendto(MSG_FASTOPEN). */
 int connect_hooked(int fd, const struct sockaddr *sa, socklen_t len);

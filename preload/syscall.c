@@ -28,22 +28,7 @@
 
 #define SYSCALL_ARGS	6		/* the kernel ABI's maximum */
 
-/* Not under pthread_once(): a malloc() that dlsym() calls may itself use
- * syscall(), and two threads storing the same pointer do no harm. */
-static preload_syscall_fn
-syscall_real(void)
-{
-	preload_syscall_fn fn;
-
-	fn = __atomic_load_n(&preload_real.syscall, __ATOMIC_ACQUIRE);
-	if (fn == NULL) {
-		*(void **)&fn = dlsym(RTLD_NEXT, "syscall");
-		__atomic_store_n(&preload_real.syscall, fn, __ATOMIC_RELEASE);
-	}
-	return fn;
-}
-
-long
+PRELOAD_BEFORE_SAN long
 syscall(long number, ...)
 {
 	preload_syscall_fn real;
@@ -56,6 +41,11 @@ syscall(long number, ...)
 	for (i = 0; i < SYSCALL_ARGS; i++)
 		a[i] = va_arg(ap, long);
 	va_end(ap);
+	/* Before our constructor (another library's constructor: jemalloc's
+	 * opens and closes files with syscall()) there is nothing of ours to
+	 * follow yet, and in a SAN=1 build no runtime for our hooks. */
+	if (!__atomic_load_n(&preload_loaded, __ATOMIC_ACQUIRE))
+		goto pass;
 
 	switch (number) {
 	case SYS_connect:
@@ -95,7 +85,8 @@ syscall(long number, ...)
 	default:
 		break;
 	}
-	real = syscall_real();
+pass:
+	real = preload_syscall_real();
 	if (real == NULL) {
 		errno = ENOSYS;
 		return -1;

@@ -20,6 +20,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -41,6 +43,7 @@ tunnel_init(struct tunnel *t, const struct s5_addr *dst)
 {
 	memset(t, 0, sizeof(*t));
 	t->dst = *dst;
+	t->cmd = S5_CMD_CONNECT;
 	t->rep = -1;
 }
 
@@ -79,9 +82,13 @@ tunnel_step(struct tunnel *t, int fd)
 			return TUNNEL_DONE;
 		if (!t->started) {
 			hop = &preload_cfg.hops[t->hop].proxy;
-			s5_client_init(&t->c, S5_CMD_CONNECT,
-			    t->hop + 1 < preload_cfg.nhops ? tunnel_next_hop(t->hop) : &t->dst,
-			    hop->has_cred ? &hop->cred : NULL);
+			/* Every hop but the last CONNECTs to the next. */
+			if (t->hop + 1 < preload_cfg.nhops)
+				s5_client_init_proto(&t->c, hop->proto, S5_CMD_CONNECT,
+				    tunnel_next_hop(t->hop), hop->has_cred ? &hop->cred : NULL);
+			else
+				s5_client_init_proto(&t->c, hop->proto, t->cmd, &t->dst,
+				    hop->has_cred ? &hop->cred : NULL);
 			t->started = true;
 			t->in_len = 0;
 			t->out_off = 0;
@@ -120,6 +127,8 @@ tunnel_step(struct tunnel *t, int fd)
 			t->want_read = false;
 		}
 		r = s5_client_step(&t->c, t->in, t->in_len, &used);
+		/* A proxy that answers in HTTP is told apart in the diagnostic. */
+		t->http = r == S5C_E_PROTO && t->in_len >= 2 && memcmp(t->in, "HT", 2) == 0;
 		t->in_len = 0;
 		if (r == S5C_WANT_WRITE) {
 			t->writing = true;
@@ -129,11 +138,13 @@ tunnel_step(struct tunnel *t, int fd)
 		} else if (r == S5C_DONE) {
 			t->hop++;
 			t->started = false;
+			/* t->c still says how the hop went, until the next step. */
+			if (t->pause && t->hop < preload_cfg.nhops)
+				return TUNNEL_HOP;
 		} else {
 			if (r == S5C_E_REPLY)
 				t->rep = t->c.reply.rep;
-			preload_log(LOG_LVL_DEBUG, "handshake failed: %s",
-			    s5_client_strerror(r));
+			t->why = r;
 			return -s5_client_errno(&t->c, r);
 		}
 	}
@@ -197,11 +208,220 @@ tunnel_dial_result(int fd, int revents)
 
 /* An unreachable proxy is ECONNREFUSED (CONTRACT.md), a late one ETIMEDOUT. */
 int
-tunnel_dial_errno(int err)
+tunnel_dial_errno(struct tunnel *t, int err)
 {
-	preload_log(LOG_LVL_DEBUG, "cannot reach proxy %s: %s",
-	    preload_cfg.chain_text, strerror(err));
+	t->dial_err = err;
 	return err == ETIMEDOUT ? -ETIMEDOUT : -ECONNREFUSED;
+}
+
+/* --- Saying what went wrong ----------------------------------------------- */
+
+enum {
+	TUNNEL_DIAG_REPEAT_MS = 10000,	/* one hop and reason: a line at most this often */
+	TUNNEL_DIAG_SLOTS = 16,		/* hops and reasons remembered */
+	TUNNEL_DIAG_LINE = 512,
+};
+
+/* The reasons tunnel_explain() tells apart, for the rate limit. */
+enum tunnel_reason {
+	TR_UNREACHABLE = 1,		/* the dial failed: its errno */
+	TR_DIAL_TIMEOUT,		/* no TCP answer within SOCKSIFY_TIMEOUT */
+	TR_TIMEOUT,			/* a handshake that stalled */
+	TR_CLOSED,			/* hung up or reset mid-handshake */
+	TR_PROTO,			/* not SOCKS5 */
+	TR_NO_METHOD,
+	TR_NEED_AUTH,
+	TR_AUTH,
+	TR_REPLY,			/* refused the request: its reply code */
+	TR_ADDR,			/* a destination the hop's protocol cannot carry */
+	TR_OTHER,
+};
+
+static enum tunnel_reason
+tunnel_reason(const struct tunnel *t, int err)
+{
+	if (t->dial_err != 0)
+		return t->dial_err == ETIMEDOUT ? TR_DIAL_TIMEOUT : TR_UNREACHABLE;
+	switch (t->why) {
+	case S5C_E_REPLY:
+		return TR_REPLY;
+	case S5C_E_PROTO:
+		return TR_PROTO;
+	case S5C_E_NO_METHOD:
+		return TR_NO_METHOD;
+	case S5C_E_NEED_AUTH:
+		return TR_NEED_AUTH;
+	case S5C_E_AUTH:
+		return TR_AUTH;
+	case S5C_E_ADDR:
+		return TR_ADDR;
+	}
+	if (err == ETIMEDOUT)
+		return t->hop == 0 && !t->started ? TR_DIAL_TIMEOUT : TR_TIMEOUT;
+	if (err == ECONNREFUSED || err == ECONNRESET || err == EPIPE)
+		return TR_CLOSED;
+	return TR_OTHER;
+}
+
+void
+tunnel_explain(const struct tunnel *t, int err, char *buf, size_t cap)
+{
+	size_t i = t->hop < preload_cfg.nhops ? t->hop : preload_cfg.nhops - 1;
+	const struct s5_proxy *p = &preload_cfg.hops[i].proxy;
+	static const char *const speaks[] = {
+		[S5_PROTO_SOCKS5] = "SOCKS5", [S5_PROTO_SOCKS4] = "SOCKS4",
+		[S5_PROTO_SOCKS4A] = "SOCKS4a", [S5_PROTO_HTTP] = "HTTP CONNECT",
+	};
+	char hop[S5_ADDR_TEXT_MAX + 24], what[S5_ADDR_TEXT_MAX], ebuf[64], code[80];
+	const char *scheme = s5_proto_scheme(p->proto, p->remote_dns);
+	int n;
+
+	if (s5_addr_format(&p->addr, what, sizeof(what)) < 0)
+		strcpy(what, "?");
+	if (preload_cfg.nhops > 1)
+		snprintf(hop, sizeof(hop), "proxy %s (hop %zu of %zu)", what, i + 1,
+		    preload_cfg.nhops);
+	else
+		snprintf(hop, sizeof(hop), "proxy %s", what);
+	switch (tunnel_reason(t, err)) {
+	case TR_UNREACHABLE:
+		n = snprintf(buf, cap, "%s cannot be reached: %s", hop,
+		    strerror_r(t->dial_err, ebuf, sizeof(ebuf)));
+		break;
+	case TR_DIAL_TIMEOUT:
+		n = snprintf(buf, cap, "%s cannot be reached: no answer within %d ms "
+		    "(SOCKSIFY_TIMEOUT)", hop, preload_cfg.timeout_ms);
+		break;
+	case TR_TIMEOUT:
+		n = snprintf(buf, cap, "%s did not finish the handshake within %d ms "
+		    "(SOCKSIFY_TIMEOUT)", hop, preload_cfg.timeout_ms);
+		break;
+	case TR_CLOSED:
+		n = snprintf(buf, cap, "%s closed the connection during the handshake",
+		    hop);
+		break;
+	case TR_PROTO:
+		n = snprintf(buf, cap, "%s does not speak %s: %s", hop, speaks[p->proto],
+		    t->http && p->proto != S5_PROTO_HTTP ? "it answered in HTTP" :
+		    "its answer is no reply of that protocol");
+		break;
+	case TR_NO_METHOD:
+		if (p->has_cred) {
+			n = snprintf(buf, cap, "%s accepts neither no authentication "
+			    "nor a username and password", hop);
+			break;
+		}
+		/* Without credentials we offer no authentication alone. */
+		/* FALLTHROUGH */
+	case TR_NEED_AUTH:
+		n = snprintf(buf, cap, "%s wants a username and password: give them "
+		    "in the URL (%s://USER:PASS@HOST:PORT)", hop, scheme);
+		break;
+	case TR_AUTH:
+		n = snprintf(buf, cap, "%s rejected the password of user \"%s\"", hop,
+		    p->cred.user);
+		break;
+	case TR_REPLY:
+		if (i + 1 < preload_cfg.nhops)
+			(void)s5_addr_format(&preload_cfg.hops[i + 1].proxy.addr, what,
+			    sizeof(what));
+		else if (s5_addr_format(&t->dst, what, sizeof(what)) < 0)
+			strcpy(what, "?");
+		if (p->proto == S5_PROTO_HTTP)
+			snprintf(code, sizeof(code), "HTTP %d", t->c.status);
+		else if (p->proto != S5_PROTO_SOCKS5)
+			snprintf(code, sizeof(code), "SOCKS4 reply %d (%s)", t->c.status,
+			    t->c.status == 91 ? "rejected or failed" : "identd check failed");
+		else
+			snprintf(code, sizeof(code), "reply %02x, %s", (unsigned)t->rep,
+			    s5_rep_str((uint8_t)t->rep));
+		n = snprintf(buf, cap, "%s refused %s%s: %s", hop,
+		    i + 1 < preload_cfg.nhops ? "the next hop " : "", what, code);
+		break;
+	case TR_ADDR:
+		if (s5_addr_format(i + 1 < preload_cfg.nhops ? tunnel_next_hop(i) : &t->dst,
+		    what, sizeof(what)) < 0)
+			strcpy(what, "?");
+		n = snprintf(buf, cap, "%s cannot be asked for %s: %s", hop, what,
+		    p->proto == S5_PROTO_HTTP ? "not a name HTTP can carry" :
+		    "SOCKS4 takes IPv4 destinations only (socks4a:// also names)");
+		break;
+	default:
+		n = snprintf(buf, cap, "%s failed during the handshake: %s", hop,
+		    strerror_r(err, ebuf, sizeof(ebuf)));
+		break;
+	}
+	if (n < 0 && cap > 0)
+		buf[0] = '\0';
+}
+
+/* Hops and reasons said lately, and how often since without a line. */
+static struct {
+	size_t hop;
+	int reason, detail;
+	long long at_ms;
+	unsigned quiet;
+} tunnel_said[TUNNEL_DIAG_SLOTS];
+static pthread_mutex_t tunnel_said_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* A fork() while another thread held the lock would leave the child's
+ * trylock failing for good: the child starts with a free one. */
+static void
+tunnel_said_child(void)
+{
+	pthread_mutex_t fresh = PTHREAD_MUTEX_INITIALIZER;
+
+	memcpy(&tunnel_said_lock, &fresh, sizeof(fresh));
+}
+
+__attribute__((constructor)) static void
+tunnel_said_init(void)
+{
+	(void)pthread_atfork(NULL, NULL, tunnel_said_child);
+}
+
+void
+tunnel_diagnose(const struct tunnel *t, int err)
+{
+	char line[TUNNEL_DIAG_LINE], more[48] = "";
+	long long now = tunnel_now_ms();
+	int reason, detail;
+	size_t i, pick = 0;
+
+	if (preload_cfg.log_level != LOG_LVL_WARN)
+		return;
+	reason = (int)tunnel_reason(t, err);
+	detail = reason == TR_REPLY ? t->rep : reason == TR_UNREACHABLE ? t->dial_err : 0;
+	/* Never waits (connect() may run in a signal handler): when another
+	 * thread is saying something, this one says nothing. */
+	if (pthread_mutex_trylock(&tunnel_said_lock) != 0)
+		return;
+	for (i = 0; i < TUNNEL_DIAG_SLOTS; i++) {
+		if (tunnel_said[i].reason == reason && tunnel_said[i].hop == t->hop &&
+		    tunnel_said[i].detail == detail)
+			break;
+		if (tunnel_said[i].at_ms < tunnel_said[pick].at_ms)
+			pick = i;
+	}
+	if (i < TUNNEL_DIAG_SLOTS && now - tunnel_said[i].at_ms < TUNNEL_DIAG_REPEAT_MS) {
+		tunnel_said[i].quiet++;
+		pthread_mutex_unlock(&tunnel_said_lock);
+		return;
+	}
+	if (i < TUNNEL_DIAG_SLOTS && tunnel_said[i].quiet > 0)
+		snprintf(more, sizeof(more), " (%u more since the last such line)",
+		    tunnel_said[i].quiet);
+	if (i == TUNNEL_DIAG_SLOTS)
+		i = pick;
+	tunnel_said[i].hop = t->hop;
+	tunnel_said[i].reason = reason;
+	tunnel_said[i].detail = detail;
+	tunnel_said[i].at_ms = now;
+	tunnel_said[i].quiet = 0;
+	pthread_mutex_unlock(&tunnel_said_lock);
+	tunnel_explain(t, err, line, sizeof(line));
+	preload_log(LOG_LVL_WARN, "%s; the program sees %s%s", line,
+	    preload_errno_name(err), more);
 }
 
 /*
@@ -273,9 +493,7 @@ tunnel_refail(int fd)
 	tunnel_dissolve(fd);
 }
 
-/* Wait until fd is ready for events or the deadline passes: the revents
- * (positive), or -errno. */
-static int
+int
 tunnel_wait(int fd, short events, long long deadline)
 {
 	struct pollfd pfd;
@@ -297,10 +515,8 @@ tunnel_wait(int fd, short events, long long deadline)
 	}
 }
 
-/* The whole handshake inside the call, with poll() and one deadline: for a
- * connect the engine cannot take (no descriptor left for its copy). */
-static int
-tunnel_run(int fd, int domain, struct tunnel *t, long long deadline)
+int
+tunnel_dial(int fd, int domain, long long deadline)
 {
 	struct sockaddr_storage ss;
 	socklen_t sslen;
@@ -322,17 +538,27 @@ tunnel_run(int fd, int domain, struct tunnel *t, long long deadline)
 	r = preload_real.connect(fd, (struct sockaddr *)&ss, sslen) == 0 ? 0 : -errno;
 	if (!(flags & O_NONBLOCK))
 		(void)PRELOAD_REAL(fcntl)(fd, F_SETFL, flags);	/* P2 */
-	/* The program's socket is connected already (or connecting): the
-	 * kernel's answer to a second connect(), and the socket untouched. */
-	if (r == -EISCONN || r == -EALREADY)
-		return r;
 	if (r == -EINPROGRESS || r == -EINTR) {
 		r = tunnel_wait(fd, POLLOUT, deadline);
 		if (r >= 0)
 			r = tunnel_dial_result(fd, r);
 	}
+	return r;
+}
+
+/* The whole handshake inside the call, with poll() and one deadline: for a
+ * connect the engine cannot take (no descriptor left for its copy). */
+static int
+tunnel_run(int fd, int domain, struct tunnel *t, long long deadline)
+{
+	int r = tunnel_dial(fd, domain, deadline);
+
+	/* The program's socket is connected already (or connecting): the
+	 * kernel's answer to a second connect(), and the socket untouched. */
+	if (r == -EISCONN || r == -EALREADY)
+		return r;
 	if (r < 0)
-		return tunnel_dial_errno(-r);
+		return tunnel_dial_errno(t, -r);
 	while ((r = tunnel_step(t, fd)) > 0) {
 		r = tunnel_wait(fd, r == TUNNEL_READ ? POLLIN : POLLOUT, deadline);
 		if (r < 0)
@@ -342,15 +568,19 @@ tunnel_run(int fd, int domain, struct tunnel *t, long long deadline)
 }
 
 int
-tunnel_connect(int fd, int domain, const struct s5_addr *dst, int *rep)
+tunnel_request(int fd, int domain, struct tunnel *t)
 {
-	struct tunnel t;
+	return tunnel_run(fd, domain, t, tunnel_now_ms() + preload_cfg.timeout_ms);
+}
+
+int
+tunnel_connect(int fd, int domain, const struct s5_addr *dst, struct tunnel *t)
+{
 	socklen_t len = sizeof(int);
 	int pending, flags, r;
 
-	tunnel_init(&t, dst);
-	r = tunnel_run(fd, domain, &t, tunnel_now_ms() + preload_cfg.timeout_ms);
-	*rep = t.rep;
+	tunnel_init(t, dst);
+	r = tunnel_request(fd, domain, t);
 	if (r < 0 && r != -EISCONN && r != -EALREADY) {
 		tunnel_dissolve(fd);
 		/* A blocking connect() reports the failure itself: the

@@ -16,6 +16,12 @@
 #   ms for 50 fetches at once through a proxy 25 ms away, by python3
 #   asyncio, node and curl speaking SOCKS5 themselves and under
 #   libsocksify.so                             (scripts/bench_evloop.sh)
+#   µs per tunnelled connect and ms per start under the seccomp supervisor,
+#   beside the library, in-program SOCKS5 and direct
+#                                          (scripts/bench_supervisor.sh)
+#   UDP ASSOCIATE: round trips/s and p50/p99 µs for 1 KiB datagrams, MB/s
+#   and datagrams/s with a window in flight for 64 B, 1 KiB and 8 KiB,
+#   through socksifyd and danted beside direct     (scripts/bench_udp.sh)
 # Output: a Markdown table on stdout and in build/bench/results.md, every
 # raw measurement in build/bench/raw.csv, the ratios to direct drawn in
 # build/bench/ratios.png.
@@ -35,7 +41,6 @@ EXITNOW=$BUILD/tests/exitnow
 SOCKSIFYD=$BUILD/socksifyd
 LIBSOCKSIFY=$BUILD/libsocksify.so
 SSHD=/usr/sbin/sshd
-DANTED=/usr/sbin/danted
 QUICK=${BENCH_QUICK:-0}
 read -r -a SOCKSIFYD_ARGS <<<"${BENCH_SOCKSIFYD_ARGS:-}"
 
@@ -46,8 +51,10 @@ if [ "$QUICK" = 1 ]; then
 	CONN_ROUNDS=600	# connbench rounds per way
 	SPAWN_RUNS=150	# process starts per library
 	SLICES=3	# ... cut into this many interleaved runs
-	BUDGET_S=190	# the whole run's bound: far above the usual minute, and
-			# with the 40 s bound of scripts/bench_evloop.sh in it
+	BUDGET_S=250	# the whole run's bound: far above the usual minute, and
+			# with the 40 s bound of scripts/bench_evloop.sh, the
+			# 25 s of scripts/bench_supervisor.sh and the 35 s of
+			# scripts/bench_udp.sh in it
 	SOFT_S=100	# a repetition starts only if the last one's time fits before this
 else
 	REPS=${BENCH_REPS:-3}
@@ -56,7 +63,8 @@ else
 	CONN_ROUNDS=2000
 	SPAWN_RUNS=300
 	SLICES=5
-	BUDGET_S=385	# bench_evloop.sh's 90 s included
+	BUDGET_S=605	# bench_evloop.sh's 90 s, bench_supervisor.sh's 80 s and
+			# bench_udp.sh's 140 s included
 	SOFT_S=270
 fi
 case $REPS in '' | *[!0-9]* | 0) echo "bench: BENCH_REPS must be a positive number" >&2; exit 2 ;; esac
@@ -64,8 +72,6 @@ WORKERS="1 16 64"
 STREAMS="1 8"
 HOLD_SETUP_S=15		# to open N held connections; slower counts as cannot hold N
 START_TRIES=50		# polls of 0.1 s for a server to listen
-PORT_LO=20000		# fixed ports come from below the ephemeral range
-PORT_SPAN=12000		# (32768-60999 here), so no outgoing socket holds them
 PIN_CPU=$(($(nproc) - 1))	# the preload figures run on this one CPU
 SERVERS="direct socksifyd microsocks dante ssh"
 
@@ -81,17 +87,14 @@ for f in "$LOAD" "$CONNB" "$EXITNOW" "$SOCKSIFYD" "$LIBSOCKSIFY"; do
 done
 # Two descriptors a held connection, on each side: take the hard limit.
 ulimit -n "$(ulimit -H -n)"
-mkdir -p "$OUT"
-work=$(mktemp -d)
-T0=$(date +%s)
 
 # --- processes ---------------------------------------------------------------
 
-# alive, stop, stop_roots, cleanup, spawn, waited, wait_line, spawn_listener.
+# bench_begin, alive, stop, stop_roots, cleanup, spawn, waited, wait_line,
+# spawn_listener, listening, wait_port, free_port, pin, start_dante, median.
 # shellcheck source=scripts/bench_lib.sh
 . "$(dirname "$0")/bench_lib.sh"
-trap cleanup EXIT
-trap 'echo "bench: stopped by a signal (or past the ${BUDGET_S} s budget)" >&2; exit 1' INT TERM HUP
+bench_begin bench "$BUDGET_S"
 
 # dead_root PIDS: true when one of them has ended; it is reaped, and WHY
 # says how it ended.
@@ -108,29 +111,6 @@ dead_root() {
 			WHY="pid $p exited with status $rc"
 		fi
 		return 0
-	done
-	return 1
-}
-
-listening() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-
-# wait_port PORT PID: until something accepts on PORT, while PID lives.
-wait_port() {
-	local i
-	for ((i = 0; i < START_TRIES; i++)); do
-		listening "$1" && return 0
-		alive "$2" || return 1
-		sleep 0.1
-	done
-	return 1
-}
-
-# free_port: a port nothing listens on, below the ephemeral range.
-free_port() {
-	local i
-	for ((i = 0; i < 100; i++)); do
-		PORT=$((PORT_LO + RANDOM % PORT_SPAN))
-		listening "$PORT" || return 0
 	done
 	return 1
 }
@@ -155,13 +135,8 @@ treerss() {
 
 # --- the servers -------------------------------------------------------------
 # start_NAME [PIN]: PORT and ROOTS (the PIDs to watch, stop and weigh), or
-# a false return with WHY. PIN runs it under taskset on that CPU.
-
-# pin CPU: PIN, the words that run a command on CPU (none when empty).
-pin() {
-	PIN=()
-	[ -z "$1" ] || PIN=(taskset -c "$1")
-}
+# a false return with WHY. PIN runs it under taskset on that CPU. start_dante
+# is bench_lib.sh's, shared with scripts/bench_udp.sh.
 
 start_socksifyd() {
 	local rc
@@ -187,41 +162,6 @@ start_microsocks() {
 	done
 	WHY="microsocks did not start"
 	return 1
-}
-
-# A minimal danted: no logging, no authentication, loopback clients to any
-# loopback target; its own pid file. As root it drops to nobody. danted
-# binds each outgoing socket before connecting, and such a bind cannot
-# reuse a port in TIME_WAIT, so its side gets a loopback address of its own
-# (DANTE_EXT): the TIME_WAITs other servers and s5load leave on 127.0.0.1
-# would otherwise run it out of ports (its own still count).
-DANTE_EXT=127.0.0.3
-start_dante() {
-	local conf=$work/danted.$RANDOM.conf
-	[ -x "$DANTED" ] || { WHY="$DANTED is not installed"; return 1; }
-	free_port || { WHY="no free port"; return 1; }
-	{
-		echo "errorlog: stderr"
-		echo "internal: 127.0.0.1 port = $PORT"
-		echo "external: $DANTE_EXT"
-		echo "clientmethod: none"
-		echo "socksmethod: none"
-		if [ "$(id -u)" = 0 ]; then
-			echo "user.privileged: root"
-			echo "user.unprivileged: nobody"
-		fi
-		echo "client pass { from: 127.0.0.0/8 to: 0.0.0.0/0 }"
-		echo "socks pass { from: 127.0.0.0/8 to: 127.0.0.0/8 }"
-	} >"$conf"
-	pin "${1:-}"
-	# As root, danted runs as the first process of a PID namespace of its
-	# own: when it ends, the kernel ends and reaps its children too (it
-	# leaves them to PID 1 otherwise, which here reaps nothing).
-	local ns=()
-	[ "$(id -u)" = 0 ] && ns=(unshare --pid --fork --kill-child)
-	spawn "$conf.log" "${PIN[@]}" "${ns[@]}" "$DANTED" -f "$conf" -p "$conf.pid"
-	ROOTS=$PID
-	wait_port "$PORT" "$PID" || { WHY="danted did not start: $(head -c 200 "$conf.log")"; return 1; }
 }
 
 # A private sshd on loopback (its own host key, config and authorized key;
@@ -498,12 +438,6 @@ slice() {
 	fi
 }
 
-# median: of the numbers on stdin, any number a line.
-median() {
-	tr ' ' '\n' | grep . | sort -g |
-	    awk '{ a[NR] = $1 } END { if (NR) print NR % 2 ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'
-}
-
 # The rounds of each way are cut into SLICES runs, interleaved, so that a
 # burst of other work on the host weighs on every way alike; each figure is
 # the median of its runs' p50s.
@@ -609,16 +543,23 @@ for s in $SERVERS; do
 	stop_roots "${ROOTSOF[$s]}"
 done
 
-# The event-loop figure: processes of its own and its own bound, stopped by
-# its PID as the rest; its table goes into results.md, its runs into raw.csv.
-echo "bench: the event-loop figure (scripts/bench_evloop.sh)" >&2
-rm -f "$OUT/evloop.md" "$OUT/evloop.csv"
-waited env BUILD="$BUILD" bash "$(dirname "$0")/bench_evloop.sh" </dev/null >/dev/null
-EVRC=$?
-[ -s "$OUT/evloop.csv" ] && cat "$OUT/evloop.csv" >>"$CSV"
-[ -s "$OUT/evloop.md" ] ||
-    printf '### Event loops through a distant proxy\n\nNot measured: scripts/bench_evloop.sh ended with status %s.\n\n' \
-    "$EVRC" >"$OUT/evloop.md"
+# figure NAME TITLE: scripts/bench_NAME.sh, a figure with processes of its
+# own and its own bound, stopped by its PID as the rest; its table goes into
+# results.md ($OUT/NAME.md), its runs into raw.csv.
+figure() {
+	local rc
+	echo "bench: the $1 figure (scripts/bench_$1.sh)" >&2
+	rm -f "$OUT/$1.md" "$OUT/$1.csv"
+	waited env BUILD="$BUILD" bash "$(dirname "$0")/bench_$1.sh" </dev/null >/dev/null
+	rc=$?
+	[ -s "$OUT/$1.csv" ] && cat "$OUT/$1.csv" >>"$CSV"
+	[ -s "$OUT/$1.md" ] ||
+	    printf '### %s\n\nNot measured: scripts/bench_%s.sh ended with status %s.\n\n' \
+	    "$2" "$1" "$rc" >"$OUT/$1.md"
+}
+figure evloop "Event loops through a distant proxy"
+figure supervisor "The seccomp supervisor (one CPU)"
+figure udp "UDP through socksifyd and danted"
 WALL=$(($(date +%s) - T0))
 
 # --- the report ----------------------------------------------------------------
@@ -626,6 +567,7 @@ WALL=$(($(date +%s) - T0))
 MACHINE="$(nproc) CPUs, $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1), Linux $(uname -r), $(date -u '+%Y-%m-%d %H:%M UTC'); load average at start $LOADAVG"
 awk -F, -v notes="$NOTES" -v reps="$REPS_DONE" -v machine="$MACHINE" -v wall="$WALL" \
     -v holdns="$HOLD_NS" -v chart="$work/chart.dat" -v evloop="$OUT/evloop.md" \
+    -v supervisor="$OUT/supervisor.md" -v udp="$OUT/udp.md" \
     -f /dev/stdin "$CSV" >"$OUT/results.md" <<'AWK'
 function median(list,    a, n, i, j, t) {
 	n = split(list, a, " ")
@@ -773,6 +715,10 @@ END {
 	if (nnotes > 0 || short)
 		print ""
 	while ((getline line < evloop) > 0)
+		print line
+	while ((getline line < supervisor) > 0)
+		print line
+	while ((getline line < udp) > 0)
 		print line
 	print "Machine: " machine "; the whole run took " wall " s."
 	# The chart: a line per figure, a column per server but direct.

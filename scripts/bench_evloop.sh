@@ -68,17 +68,14 @@ for f in "$SOCKSIFYD" "$DELAYFWD" "$LIBSOCKSIFY"; do
 done
 # The library's path must hold in every directory a program may change to.
 LIBSOCKSIFY=$(realpath "$LIBSOCKSIFY")
-mkdir -p "$OUT"
-work=$(mktemp -d)
-T0=$(date +%s)
 
 # --- processes ---------------------------------------------------------------
 
-# alive, stop, stop_roots, cleanup, spawn, waited, wait_line, spawn_listener.
+# bench_begin, alive, stop, stop_roots, cleanup, spawn, waited, wait_line,
+# spawn_listener, median.
 # shellcheck source=scripts/bench_lib.sh
 . "$HERE/scripts/bench_lib.sh"
-trap cleanup EXIT
-trap 'echo "bench_evloop: stopped by a signal (or past the ${EV_BUDGET_S} s budget)" >&2; exit 1' INT TERM HUP
+bench_begin bench_evloop "$EV_BUDGET_S"
 
 # bounded OUT CMD...: CMD under timeout(1), stdout and stderr in OUT; its
 # status.
@@ -272,11 +269,8 @@ WALL=$(($(date +%s) - T0))
 
 # --- the report ----------------------------------------------------------------
 
-# words LIST: one a line.  median: of the numbers on stdin.
+# words LIST: one a line.
 words() { tr ' ' '\n' <<<"$1" | grep .; }
-median() {
-	sort -g | awk '{ a[NR] = $1 } END { if (NR) print NR % 2 ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'
-}
 
 {
 	echo "### Event loops through a distant proxy"

@@ -1,11 +1,23 @@
 # shellcheck shell=bash disable=SC2034	# PORT, WHY: for the sourcing script
-# Processes of the benchmark scripts (scripts/bench.sh, scripts/bench_evloop.sh),
-# sourced by both. Every process a script starts is recorded in STARTED and
-# stopped by its PID: by stop, or by cleanup when the script exits. The
-# script sets START_TRIES (polls of 0.1 s for a server to listen) and work
-# (its temporary directory), and installs cleanup as its EXIT trap.
+# Processes of the benchmark scripts (scripts/bench.sh and the
+# scripts/bench_*.sh it calls), sourced by each. Every process a script
+# starts is recorded in STARTED and stopped by its PID: by stop, or by
+# cleanup when the script exits. The script sets START_TRIES (polls of 0.1 s
+# for a server to listen) and OUT, and calls bench_begin first.
 
 STARTED=''		# every PID this script started and has not yet reaped
+
+# bench_begin NAME BUDGET_S: OUT made, work (a temporary directory) and T0
+# (the start) set, cleanup as the EXIT trap, and a line from NAME on a
+# signal: timeout(1)'s TERM when the script outlasts BUDGET_S.
+bench_begin() {
+	mkdir -p "$OUT"
+	work=$(mktemp -d)
+	T0=$(date +%s)
+	trap cleanup EXIT
+	# shellcheck disable=SC2064	# NAME and BUDGET_S: expanded now
+	trap "echo \"$1: stopped by a signal (or past the $2 s budget)\" >&2; exit 1" INT TERM HUP
+}
 
 alive() {
 	local st
@@ -93,4 +105,82 @@ spawn_listener() {
 	wait_line "$log" "^$name: listening on " "$PID" ||
 	    { WHY="$name did not start: $(head -c 200 "$log" | tr '\n\t' '  ')"; return 1; }
 	PORT=$(sed -n "s/^$name: listening on .*:\([0-9]*\)\$/\1/p" "$log")
+}
+
+# --- ports, servers, figures --------------------------------------------------
+
+PORT_LO=20000		# fixed ports come from below the ephemeral range
+PORT_SPAN=12000		# (32768-60999 here), so no outgoing socket holds them
+DANTED=/usr/sbin/danted
+
+listening() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# wait_port PORT PID: until something accepts on PORT, while PID lives.
+wait_port() {
+	local i
+	for ((i = 0; i < START_TRIES; i++)); do
+		listening "$1" && return 0
+		alive "$2" || return 1
+		sleep 0.1
+	done
+	return 1
+}
+
+# free_port: a port nothing listens on, below the ephemeral range.
+free_port() {
+	local i
+	for ((i = 0; i < 100; i++)); do
+		PORT=$((PORT_LO + RANDOM % PORT_SPAN))
+		listening "$PORT" || return 0
+	done
+	return 1
+}
+
+# pin CPU: PIN, the words that run a command on CPU (none when empty).
+pin() {
+	PIN=()
+	[ -z "$1" ] || PIN=(taskset -c "$1")
+}
+
+# A minimal danted: no logging, no authentication, loopback clients to any
+# loopback target; its own pid file. As root it drops to nobody. danted
+# binds each outgoing socket before connecting, and such a bind cannot
+# reuse a port in TIME_WAIT, so its side gets a loopback address of its own
+# (DANTE_EXT): the TIME_WAITs other servers and s5load leave on 127.0.0.1
+# would otherwise run it out of ports (its own still count).
+DANTE_EXT=127.0.0.3
+start_dante() {
+	local conf=$work/danted.$RANDOM.conf
+	[ -x "$DANTED" ] || { WHY="$DANTED is not installed"; return 1; }
+	free_port || { WHY="no free port"; return 1; }
+	{
+		echo "errorlog: stderr"
+		echo "internal: 127.0.0.1 port = $PORT"
+		echo "external: $DANTE_EXT"
+		echo "clientmethod: none"
+		echo "socksmethod: none"
+		if [ "$(id -u)" = 0 ]; then
+			echo "user.privileged: root"
+			echo "user.unprivileged: nobody"
+		fi
+		echo "client pass { from: 127.0.0.0/8 to: 0.0.0.0/0 }"
+		# UDP ASSOCIATE (scripts/bench_udp.sh): the request, and the
+		# datagrams that come back to the client (udpreply).
+		echo "socks pass { from: 127.0.0.0/8 to: 127.0.0.0/8 command: connect udpassociate udpreply }"
+	} >"$conf"
+	pin "${1:-}"
+	# As root, danted runs as the first process of a PID namespace of its
+	# own: when it ends, the kernel ends and reaps its children too (it
+	# leaves them to PID 1 otherwise, which here reaps nothing).
+	local ns=()
+	[ "$(id -u)" = 0 ] && ns=(unshare --pid --fork --kill-child)
+	spawn "$conf.log" "${PIN[@]}" "${ns[@]}" "$DANTED" -f "$conf" -p "$conf.pid"
+	ROOTS=$PID
+	wait_port "$PORT" "$PID" || { WHY="danted did not start: $(head -c 200 "$conf.log")"; return 1; }
+}
+
+# median: of the numbers on stdin, any number a line.
+median() {
+	tr ' ' '\n' | grep . | sort -g |
+	    awk '{ a[NR] = $1 } END { if (NR) print NR % 2 ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'
 }

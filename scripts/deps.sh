@@ -46,6 +46,7 @@ test)
 	want nm binutils
 	want ps procps
 	want pgrep procps
+	want ss iproute2
 	# tests/interop.bats: third-party SOCKS5 clients against socksifyd
 	want ncat ncat
 	want proxychains4 proxychains4
@@ -63,6 +64,9 @@ test)
 	# Debian's chromium, headless (no Recommends: they are a desktop's)
 	want lynx lynx
 	want lftp lftp
+	# tests/preload_bind.bats: an FTP server for active FTP through BIND
+	# (Debian's python, as for PySocks)
+	/usr/bin/python3 -c 'import pyftpdlib' >/dev/null 2>&1 || need="$need python3-pyftpdlib"
 	want chromium chromium
 	# ip(8), to give a network namespace of a test's own its addresses
 	want ip iproute2
@@ -72,6 +76,28 @@ test)
 	want aria2c aria2
 	want ssh openssh-client
 	[ -x /usr/sbin/sshd ] || need="$need openssh-server"
+	# tests/supervisor.bats: programs only the seccomp supervisor reaches,
+	# built there (Go, with and without cgo; C with cc -static, which
+	# needs glibc's libc.a) or shipped static (busybox-static: Debian's
+	# busybox is dynamic, and the two packages replace each other)
+	want go golang-go
+	want file file
+	ls /usr/lib/*/libc.a >/dev/null 2>&1 || need="$need libc6-dev"
+	dpkg -s busybox-static >/dev/null 2>&1 || need="$need busybox-static"
+	command -v setcap >/dev/null 2>&1 || [ -x /usr/sbin/setcap ] || need="$need libcap2-bin"
+	# tests/preload_dns.bats: programs with their own DNS code
+	want dig bind9-dnsutils
+	want nslookup bind9-dnsutils
+	want host bind9-host
+	# tests/preload_udp.bats: a UDP program through the embedded server
+	want iperf3 iperf3
+	# tests/upstreams.bats: an HTTP CONNECT proxy (in /usr/bin; ssh -D and
+	# danted above speak SOCKS4/4a), and git over http and ssh through each
+	want tinyproxy tinyproxy-bin
+	want git git
+	# tests/install.bats: the installed completion, with bash-completion's
+	# own functions (COMMAND's completion after socksify's options)
+	[ -f /usr/share/bash-completion/bash_completion ] || need="$need bash-completion"
 	;;
 bench)
 	# make bench: the peers socksifyd is measured against, and the chart

@@ -1,15 +1,21 @@
 /*
  * socksify: run a command with its TCP connections tunnelled through SOCKS5.
  *
- * The launcher only prepares the environment (ARCHITECTURE.md): it finds
- * libsocksify.so, refuses programs the library cannot reach, sets LD_PRELOAD
- * and SOCKSIFY_*, and runs COMMAND. With an upstream proxy it execs COMMAND
- * in place, so exit status and signals are COMMAND's own. Without one it
- * starts the bundled socksifyd on a loopback ephemeral port, runs COMMAND as
- * a child, forwards signals to it, and stops the server when it is done.
+ * The launcher only prepares the environment and starts the right front end
+ * (ARCHITECTURE.md): it finds libsocksify.so, picks the mode (--mode), refuses
+ * programs nothing can reach (set-id ones; static and Go ones without the
+ * supervisor), sets LD_PRELOAD and SOCKSIFY_*, and runs COMMAND. Under the
+ * supervisor (auto, seccomp) COMMAND is a child that installs the seccomp
+ * filter before exec, and the launcher serves its notifications
+ * (preload/supervisor.c) until COMMAND exits. With --mode preload and an
+ * upstream proxy it execs COMMAND in place, so exit status and signals are
+ * COMMAND's own. Without an upstream proxy it starts the bundled socksifyd on
+ * a loopback ephemeral port, runs COMMAND as a child, forwards signals to it,
+ * and stops the server when it is done.
  * Exit status follows env(1): 125 our failure, 126 cannot execute, 127 not
  * found (CONTRACT.md).
  */
+#include <dlfcn.h>
 #include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -36,6 +42,8 @@
 
 #include "defaults.h"
 #include "socks5.h"
+#include "../preload/supervisor.h"
+#include "check.h"
 
 enum {
 	EXIT_SELF = 125,		/* socksify itself failed */
@@ -46,6 +54,8 @@ enum {
 
 #define READY_PREFIX	"socksifyd: listening on "
 #define DEFAULT_PATH	"/bin:/usr/bin"	/* what execvp(3) uses without PATH */
+#define STR_(x)		#x
+#define STR(x)		STR_(x)		/* a number macro as text, for usage() */
 
 /* Signals a user may send to socksify that belong to COMMAND. */
 static const int fwd_signals[] = {
@@ -59,9 +69,15 @@ struct options {
 	size_t nproxy;
 	const char *exclude[PRELOAD_MAX_EXCLUDES];
 	size_t nexclude;
-	bool exclude_none, trace, quiet, force;
+	bool exclude_none, trace, quiet, force, check;
 	const char *log_file;
+	const char *check_target;	/* --check-target HOST:PORT */
+	const char *mode;		/* --mode, else SOCKSIFY_MODE, else "auto" */
 };
+
+/* How COMMAND's tree is reached (CONTRACT.md: --mode, SOCKSIFY_MODE). */
+enum run_mode { MODE_AUTO, MODE_PRELOAD, MODE_SECCOMP };
+static const char *const mode_names[] = { "auto", "preload", "seccomp" };
 
 /* A signal as the handler saw it: the loop decides what to do with it. */
 struct sig_note {
@@ -157,24 +173,46 @@ static void
 usage(void)
 {
 	printf("usage: socksify [OPTIONS] [--] COMMAND [ARGS...]\n"
-	    "Run COMMAND with its TCP connections tunnelled through SOCKS5.\n\n"
+	    "       socksify --check [-x URL]... [--check-target HOST:PORT]\n"
+	    "Run COMMAND with its TCP connections tunnelled through SOCKS5 (or HTTP\n"
+	    "CONNECT, SOCKS4) proxies.\n\n"
 	    "  -x, --proxy URL     upstream proxy, socks5[h]://[USER[:PASS]@]HOST[:PORT]\n"
-	    "                      or HOST:PORT; repeat it to chain proxies, in order\n"
+	    "                      or HOST:PORT, http://[USER[:PASS]@]HOST[:PORT] (HTTP\n"
+	    "                      CONNECT), socks4[a]://[USER@]HOST[:PORT]; repeat it\n"
+	    "                      to chain proxies, in order\n"
 	    "  -e, --exclude CIDR  connect directly to CIDR, or to a host NAME or a\n"
 	    "                      .SUFFIX resolved locally (repeatable); added to the\n"
-	    "                      defaults, `-e none' clears the defaults\n"
+	    "                      defaults (" LAUNCHER_UPSTREAM_EXCLUDE " with -x, none with\n"
+	    "                      the bundled server); `-e none' clears them\n"
 	    "  -t, --trace         one line per connection COMMAND makes, to stderr\n"
 	    "      --log FILE      library and trace messages to FILE, not stderr\n"
-	    "  -q, --quiet         only errors (with -t, tracing still wins)\n"
-	    "  -f, --force         run COMMAND even when the library cannot reach it\n"
-	    "                      (static, setuid, setcap, Go), unproxied\n"
+	    "  -q, --quiet         only errors, no line for a failing proxy (-t still wins)\n"
+	    "  -m, --mode MODE     auto (default): the library, and a seccomp supervisor\n"
+	    "                      for what it cannot reach (static, Go, raw system\n"
+	    "                      calls); preload: the library only; seccomp: the\n"
+	    "                      supervisor only\n"
+	    "      --check         run no COMMAND: walk the proxy chain step by step\n"
+	    "                      (TCP, handshake, authentication, CONNECT, remote\n"
+	    "                      names, UDP) and print each step; exit 0 if it works,\n"
+	    "                      1 if not\n"
+	    "      --check-target HOST:PORT\n"
+	    "                      what --check asks the last hop for (default: a name\n"
+	    "                      it resolves under remote resolution, else itself)\n"
+	    "  -f, --force         run COMMAND even when it cannot be reached\n"
+	    "                      (setuid, setcap; static and Go without the\n"
+	    "                      supervisor), unproxied\n"
 	    "  -h, --help          this help\n"
 	    "  -V, --version       version\n\n"
 	    "Without -x or SOCKSIFY_PROXY, a bundled socksifyd runs on a loopback port\n"
-	    "for the life of COMMAND. Environment: SOCKSIFY_PROXY, SOCKSIFY_EXCLUDE,\n"
-	    "SOCKSIFY_LOG, SOCKSIFY_LOG_FILE, SOCKSIFY_TIMEOUT, SOCKSIFY_LIBRARY,\n"
-	    "SOCKSIFY_SERVER. Exit status: COMMAND's, or 125 (socksify failed),\n"
-	    "126 (COMMAND cannot be executed), 127 (COMMAND not found).\n");
+	    "for the life of COMMAND. Environment, defaults in brackets: SOCKSIFY_PROXY,\n"
+	    "SOCKSIFY_EXCLUDE [" LAUNCHER_UPSTREAM_EXCLUDE "; a value replaces it, one\n"
+	    "starting with + adds to it], SOCKSIFY_LOG [warn], SOCKSIFY_LOG_FILE,\n"
+	    "SOCKSIFY_TIMEOUT [" STR(PRELOAD_TIMEOUT_S) " s], SOCKSIFY_MODE [auto], SOCKSIFY_UDP [proxy: UDP\n"
+	    "through the proxy; block; pass], SOCKSIFY_DNS (a resolver, through the\n"
+	    "proxy, for DNS queries placeholders cannot answer), SOCKSIFY_IOURING [deny],\n"
+	    "SOCKSIFY_LIBRARY, SOCKSIFY_SERVER. Exit status: COMMAND's,\n"
+	    "or 125 (socksify failed), 126 (COMMAND cannot be executed), 127 (COMMAND not\n"
+	    "found).\n");
 }
 
 /*
@@ -198,7 +236,7 @@ proxy_check(const char *url, const char *what)
 static void
 options_parse(int argc, char **argv, struct options *o)
 {
-	enum { OPT_LOG = 256 };
+	enum { OPT_LOG = 256, OPT_CHECK, OPT_CHECK_TARGET };
 	static const struct option longopts[] = {
 		{ "proxy", required_argument, NULL, 'x' },
 		{ "exclude", required_argument, NULL, 'e' },
@@ -206,8 +244,11 @@ options_parse(int argc, char **argv, struct options *o)
 		{ "log", required_argument, NULL, OPT_LOG },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "force", no_argument, NULL, 'f' },
+		{ "mode", required_argument, NULL, 'm' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
+		{ "check", no_argument, NULL, OPT_CHECK },
+		{ "check-target", required_argument, NULL, OPT_CHECK_TARGET },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct s5_cidr cidr;
@@ -217,7 +258,7 @@ options_parse(int argc, char **argv, struct options *o)
 
 	opterr = 0;	/* our own one-line messages, and exit 125 */
 	/* '+': options end at COMMAND, whose own options are its business. */
-	while ((c = getopt_long(argc, argv, "+:x:e:tqfhV", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "+:x:e:tqfm:hV", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'x':
 			proxy_check(optarg, "proxy");
@@ -249,8 +290,17 @@ options_parse(int argc, char **argv, struct options *o)
 		case 'f':
 			o->force = true;
 			break;
+		case 'm':
+			o->mode = optarg;
+			break;
 		case OPT_LOG:
 			o->log_file = optarg;
+			break;
+		case OPT_CHECK:
+			o->check = true;
+			break;
+		case OPT_CHECK_TARGET:
+			o->check_target = optarg;
 			break;
 		case 'h':
 			usage();
@@ -268,13 +318,18 @@ options_parse(int argc, char **argv, struct options *o)
 			die(EXIT_SELF, "unknown option %s (try --help)", argv[optind - 1]);
 		}
 	}
-	if (optind >= argc)
+	if (o->check_target != NULL && !o->check)
+		die(EXIT_SELF, "--check-target needs --check");
+	if (o->check && optind < argc)
+		die(EXIT_SELF, "--check runs no command: %s", argv[optind]);
+	if (!o->check && optind >= argc)
 		die(EXIT_SELF, "missing COMMAND (try --help)");
 }
 
 /*
  * Where the launcher lives: build/ holds all three artefacts, an installed
- * tree has PREFIX/bin/socksify and PREFIX/lib/socksify/libsocksify.so.
+ * tree has PREFIX/bin/socksify, PREFIX/sbin/socksifyd and
+ * PREFIX/lib/socksify/libsocksify.so (make install).
  */
 static char *
 self_dir(void)
@@ -320,6 +375,43 @@ library_find(const char *dir)
 		die(EXIT_SELF, "library path %s has a ':' or space, which LD_PRELOAD "
 		    "cannot carry", lib);
 	return lib;
+}
+
+/*
+ * The embedded server of the launcher's own tree: beside it in build/ (the
+ * library is there too), else PREFIX/sbin/socksifyd, where make install puts
+ * a daemon; a socksifyd an older make install left in PREFIX/bin is then not
+ * the one taken. A tree put together by hand may have it beside the launcher.
+ */
+static char *
+server_find(const char *dir)
+{
+	const char *env = getenv("SOCKSIFY_SERVER");
+	char *beside = str_cat3(dir, "/", "libsocksify.so"), *cand[2], *server = NULL;
+	char real[PATH_MAX];
+	size_t i, n = 0;
+
+	if (env != NULL && *env != '\0') {
+		if (access(env, X_OK) < 0)
+			die(EXIT_SELF, "embedded server %s:", env);
+		free(beside);
+		return xstrdup(env);
+	}
+	if (access(beside, F_OK) < 0)
+		cand[n++] = str_cat3(dir, "/../sbin/", "socksifyd");
+	cand[n++] = str_cat3(dir, "/", "socksifyd");
+	for (i = 0; i < n && server == NULL; i++)
+		if (access(cand[i], X_OK) == 0)
+			server = xstrdup(realpath(cand[i], real) != NULL ? real : cand[i]);
+	if (server == NULL && n == 1)
+		die(EXIT_SELF, "embedded server %s:", cand[0]);
+	if (server == NULL)
+		die(EXIT_SELF, "embedded server not found: neither %s nor %s can be "
+		    "run (set SOCKSIFY_SERVER)", cand[0], cand[1]);
+	for (i = 0; i < n; i++)
+		free(cand[i]);
+	free(beside);
+	return server;
 }
 
 /* 0 when path is a file we may execute, else -errno as execve would see it. */
@@ -497,10 +589,12 @@ script_interp(const unsigned char *h, size_t n)
  * Why the library cannot reach the program at path, or NULL. ld.so ignores
  * LD_PRELOAD in secure-execution mode (setuid, setgid, file capabilities;
  * ld.so(8)), and a static program has no ld.so at all. The kernel ignores
- * set-id bits on scripts, so a script is judged by its interpreter.
+ * set-id bits on scripts, so a script is judged by its interpreter. *setid:
+ * the reason is a set-id bit or a capability, which supervision cannot
+ * keep either (no_new_privs).
  */
 static const char *
-reach_why(const char *path, bool follow_script)
+reach_why(const char *path, bool follow_script, bool *setid)
 {
 	static char why[PATH_MAX + 64];
 	unsigned char h[SHEBANG_MAX];
@@ -510,6 +604,7 @@ reach_why(const char *path, bool follow_script)
 	char *interp;
 	int fd;
 
+	*setid = false;
 	if (stat(path, &st) < 0)
 		return NULL;
 	fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -518,7 +613,7 @@ reach_why(const char *path, bool follow_script)
 		close(fd);
 		if (!follow_script || (interp = script_interp(h, (size_t)n)) == NULL)
 			return NULL;
-		if ((r = reach_why(interp, false)) != NULL) {
+		if ((r = reach_why(interp, false, setid)) != NULL) {
 			snprintf(why, sizeof(why), "interpreter %s: %s", interp, r);
 			r = why;
 		}
@@ -531,7 +626,8 @@ reach_why(const char *path, bool follow_script)
 		r = "setgid";	/* without group x it means mandatory locking */
 	else if (getxattr(path, "security.capability", NULL, 0) > 0)
 		r = "file capabilities (setcap)";
-	else if (n > 0)
+	*setid = r != NULL;
+	if (r == NULL && n > 0)
 		r = elf_why(fd, h, (size_t)n);
 	if (fd >= 0)
 		close(fd);
@@ -861,32 +957,82 @@ names_table_make(void)
 	setenv("SOCKSIFY_NAMES", env, 1);
 }
 
-/* The embedded-server case: COMMAND is our child; we wait, forward, clean up. */
+/*
+ * COMMAND as our child, when we must outlive its start: the embedded server
+ * runs beside it, or the supervisor serves its seccomp filter (installed by
+ * the child, sup_install(), just before exec). We wait, forward signals,
+ * answer the supervisor's notifications, and clean up. library_reaches:
+ * under an outer supervisor (EBUSY) COMMAND may run with the library alone.
+ */
 static void __attribute__((noreturn))
-command_supervise(const char *path, char **argv)
+command_supervise(const char *path, char **argv, bool supervise, bool iouring_allow,
+    bool library_reaches, bool quiet)
 {
-	struct pollfd pf[2];
+	struct pollfd pf[3];
 	struct sig_note note;
 	pid_t cmd, pid;
-	int status, cmd_status = 0;
+	int status, cmd_status = 0, sv[2] = { -1, -1 }, r, nfds, sfd;
 	size_t i;
 
 	signals_catch();
+	if (supervise && socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0)
+		die(EXIT_SELF, "socketpair:");
 	cmd = fork();
 	if (cmd < 0)
 		die(EXIT_SELF, "fork:");
 	if (cmd == 0) {
 		for (i = 0; i < NSIGNALS; i++)
 			sigaction(fwd_signals[i], &saved_act[i], NULL);
+		if (supervise) {
+			close(sv[0]);
+			r = sup_install(sv[1], iouring_allow);
+			close(sv[1]);
+			/* EBUSY: a filter of this tree has a listener already (an
+			 * outer socksify); the kernel allows one. It sees what the
+			 * library cannot reach, through its own proxy. */
+			if (r == -EBUSY && library_reaches)
+				command_exec(path, argv);
+			if (r == -EBUSY)
+				fprintf(stderr, "socksify: cannot supervise %s: another seccomp "
+				    "supervisor (an outer socksify?) already watches this "
+				    "process tree\n", argv[0]);
+			else if (r < 0)
+				fprintf(stderr, "socksify: cannot supervise %s: seccomp: %s\n",
+				    argv[0], strerror(-r));
+			if (r < 0)
+				_exit(EXIT_SELF);
+		}
 		command_exec(path, argv);
 	}
+	if (supervise) {
+		close(sv[1]);
+		r = sup_start(sv[0]);
+		close(sv[0]);
+		if (r == -EBUSY && library_reaches && !quiet)
+			warn_msg("warning: an outer supervisor watches this tree: what the "
+			    "library cannot reach goes through its proxy, not this one");
+		if (r < 0)
+			supervise = false;	/* else the child said why and exits 125 */
+	}
 	for (;;) {
-		pf[0] = (struct pollfd){ .fd = sig_pipe[0], .events = POLLIN };
-		pf[1] = (struct pollfd){ .fd = server_err, .events = POLLIN };
-		if (poll(pf, server_err >= 0 ? 2 : 1, -1) < 0 && errno != EINTR)
+		nfds = 0;
+		pf[nfds++] = (struct pollfd){ .fd = sig_pipe[0], .events = POLLIN };
+		if (server_err >= 0)
+			pf[nfds++] = (struct pollfd){ .fd = server_err, .events = POLLIN };
+		sfd = nfds;
+		if (supervise)
+			pf[nfds++] = (struct pollfd){ .fd = sup_pollfd(), .events = POLLIN };
+		if (poll(pf, (nfds_t)nfds, supervise ? sup_timeout_ms() : -1) < 0 &&
+		    errno != EINTR)
 			die(EXIT_SELF, "poll:");
-		if (server_err >= 0 && pf[1].revents != 0)
+		if (supervise)
+			sup_service();
+		if (server_err >= 0 && sfd > 1 && pf[1].revents != 0)
 			copy_server_output();
+		/* Signals (SIGCHLD too) write to the pipe: with nothing there,
+		 * no child changed and nothing is to be forwarded. */
+		if (pf[0].revents == 0)
+			continue;
 		while (read(sig_pipe[0], &note, sizeof(note)) == sizeof(note)) {
 			/* A terminal's signals already reached COMMAND's process group. */
 			if (note.from_user && note.sig != SIGCHLD && note.sig != SIGPIPE)
@@ -909,6 +1055,46 @@ command_supervise(const char *path, char **argv)
 }
 
 /*
+ * The launcher never runs with the library in itself: the supervisor's own
+ * connects and sends would go through its hooks (a shell set up by hand with
+ * LD_PRELOAD=libsocksify.so, or socksify run by a program under it). Then it
+ * runs itself again without it; COMMAND gets the library from main() as
+ * always.
+ */
+static void
+launcher_unpreload(char **argv)
+{
+	void *fn = dlsym(RTLD_DEFAULT, "connect");
+	char *rest;
+	Dl_info di;
+
+	if (fn == NULL || dladdr(fn, &di) == 0 || di.dli_fname == NULL ||
+	    strstr(di.dli_fname, "libsocksify") == NULL)
+		return;
+	rest = preload_compose(di.dli_fname, getenv("LD_PRELOAD"), false);
+	if (rest != NULL)
+		setenv("LD_PRELOAD", rest, 1);
+	else
+		unsetenv("LD_PRELOAD");
+	execv("/proc/self/exe", argv);
+	die(EXIT_SELF, "cannot run myself without %s:", di.dli_fname);
+}
+
+/* The mode named by --mode or SOCKSIFY_MODE (what), default auto. */
+static enum run_mode
+mode_parse(const char *text, const char *what)
+{
+	size_t i;
+
+	if (text == NULL || *text == '\0')
+		return MODE_AUTO;
+	for (i = 0; i < sizeof(mode_names) / sizeof(mode_names[0]); i++)
+		if (strcasecmp(text, mode_names[i]) == 0)
+			return (enum run_mode)i;
+	die(EXIT_SELF, "%s %s: not auto, preload or seccomp", what, text);
+}
+
+/*
  * What main() works out, kept at file scope rather than in its frame: it
  * lives until exec or exit, and LeakSanitizer (SAN=1) then sees it as held,
  * not leaked, so a sanitizer build exits with COMMAND's status too.
@@ -921,12 +1107,14 @@ int
 main(int argc, char **argv)
 {
 	struct options o = { .nproxy = 0 };
-	const char *env_proxy = getenv("SOCKSIFY_PROXY"), *why, *rest, *item;
+	const char *env_proxy = getenv("SOCKSIFY_PROXY"), *why, *rest, *item, *lacks;
 	char cwd[PATH_MAX], *s;
-	bool embedded;
+	bool embedded, setid, unproxied = false, supervise;
+	enum run_mode mode;
 	size_t i, len;
 	int err, fd;
 
+	launcher_unpreload(argv);
 	options_parse(argc, argv, &o);
 	argv += optind;
 	if (o.nproxy == 0 && env_proxy != NULL && *env_proxy != '\0') {
@@ -944,6 +1132,13 @@ main(int argc, char **argv)
 	embedded = run.proxy == NULL;
 	run.dir = self_dir();
 	run.lib = library_find(run.dir);
+	if (o.check) {
+		/* With no proxy given, the embedded server is the one checked. */
+		if (embedded)
+			run.proxy = server_start(server_find(run.dir), run.lib);
+		setenv("SOCKSIFY_PROXY", run.proxy, 1);
+		exit(check_run(o.check_target));
+	}
 
 	/* Nothing starts before we know COMMAND can run and be reached. */
 	run.path = command_find(argv[0], &err);
@@ -952,13 +1147,36 @@ main(int argc, char **argv)
 		    strerror(err) : "command not found");
 	if (run.path == NULL)
 		die(EXIT_CANNOT_EXEC, "%s: %s", argv[0], strerror(err));
-	if ((why = reach_why(run.path, true)) != NULL) {
+	mode = mode_parse(o.mode != NULL ? o.mode : getenv("SOCKSIFY_MODE"),
+	    o.mode != NULL ? "--mode" : "SOCKSIFY_MODE");
+	why = reach_why(run.path, true, &setid);
+	lacks = mode != MODE_PRELOAD && !setid ? sup_kernel_lacks() : NULL;
+	if (setid || (why != NULL && mode == MODE_PRELOAD)) {
+		/* Out of the library's reach, and supervision would run it
+		 * without its privileges, or was not asked for. */
 		if (!o.force)
-			die(EXIT_SELF, "%s: %s: the library cannot reach it "
-			    "(--force runs it unproxied)", run.path, why);
+			die(EXIT_SELF, "%s: %s: %s (--force runs it unproxied)", run.path, why,
+			    setid && mode != MODE_PRELOAD ? "its privileges need what "
+			    "supervision takes away (no_new_privs)" :
+			    "the library cannot reach it");
+		unproxied = true;
+	} else if (lacks != NULL && (why != NULL || mode == MODE_SECCOMP)) {
+		if (!o.force)
+			die(EXIT_SELF, "%s: %s: this kernel cannot supervise it: no %s "
+			    "(--force runs it unproxied)", run.path,
+			    why != NULL ? why : "--mode seccomp", lacks);
+		unproxied = true;
+	} else if (lacks != NULL) {
+		/* auto on a kernel without supervision: the library alone. */
 		if (!o.quiet)
-			warn_msg("warning: %s: %s: running it unproxied", run.path, why);
+			warn_msg("warning: no %s: what COMMAND runs that the library "
+			    "cannot reach (static, Go) will not be proxied", lacks);
+		mode = MODE_PRELOAD;
 	}
+	if (unproxied && !o.quiet)
+		warn_msg("warning: %s: %s: running it unproxied", run.path,
+		    why != NULL ? why : lacks);
+	supervise = !unproxied && mode != MODE_PRELOAD;
 
 	if (o.log_file != NULL) {
 		/* COMMAND may chdir before a child reads it: make it absolute. */
@@ -982,6 +1200,10 @@ main(int argc, char **argv)
 	} else if (embedded && getenv("SOCKSIFY_EXCLUDE") == NULL) {
 		/* The embedded server is this host: loopback is the same everywhere. */
 		setenv("SOCKSIFY_EXCLUDE", "none", 1);
+	} else if (embedded && getenv("SOCKSIFY_EXCLUDE")[0] == '+') {
+		/* Added to the embedded server's default, which is none. */
+		run.exclude = xstrdup(getenv("SOCKSIFY_EXCLUDE") + 1);
+		setenv("SOCKSIFY_EXCLUDE", *run.exclude != '\0' ? run.exclude : "none", 1);
 	}
 	if (o.trace)
 		setenv("SOCKSIFY_LOG", "trace", 1);
@@ -989,22 +1211,27 @@ main(int argc, char **argv)
 		setenv("SOCKSIFY_LOG", "error", 1);
 
 	if (embedded) {
-		s = getenv("SOCKSIFY_SERVER");
-		run.server = s != NULL && *s != '\0' ? xstrdup(s) :
-		    str_cat3(run.dir, "/", "socksifyd");
-		if (access(run.server, X_OK) < 0)
-			die(EXIT_SELF, "embedded server %s:", run.server);
+		run.server = server_find(run.dir);
 		run.proxy = server_start(run.server, run.lib);
 	}
 	setenv("SOCKSIFY_PROXY", run.proxy, 1);
-	run.preload = preload_compose(run.lib, getenv("LD_PRELOAD"), true);
-	setenv("LD_PRELOAD", run.preload, 1);
+	/* The library reads the mode too: under a supervisor it marks its own
+	 * calls (preload/syscall.c). */
+	setenv("SOCKSIFY_MODE", mode_names[mode], 1);
+	run.preload = preload_compose(run.lib, getenv("LD_PRELOAD"), mode != MODE_SECCOMP);
+	if (run.preload != NULL)
+		setenv("LD_PRELOAD", run.preload, 1);
+	else
+		unsetenv("LD_PRELOAD");
 	/* Always a new table: one named in our own environment may be
 	 * another user's (su, sudo -E). */
 	unsetenv("SOCKSIFY_NAMES");
-	if (embedded && why == NULL)	/* --force: no library would map it */
+	if ((embedded || supervise) && !unproxied)	/* else no one would map it */
 		names_table_make();
-	if (!embedded)
+	if (!embedded && !supervise)
 		command_exec(run.path, argv);
-	command_supervise(run.path, argv);
+	s = getenv("SOCKSIFY_IOURING");
+	command_supervise(run.path, argv, supervise,
+	    s != NULL && strcasecmp(s, "allow") == 0, why == NULL && mode == MODE_AUTO,
+	    o.quiet);
 }

@@ -33,17 +33,22 @@ pass=0 fail=0 skip=0
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 printf 'nameserver 127.0.0.1\noptions timeout:1 attempts:1\n' >"$work/resolv.conf"
+# The second of two runs side by side (e2e_pair) gets a nameserver of its
+# own, where nothing listens: a name one of its servers looks up must never
+# reach the DNS sink a test of the first run keeps on 127.0.0.1:53.
+printf 'nameserver 127.0.0.2\noptions timeout:1 attempts:1\n' >"$work/resolv2.conf"
 
-# in_jail CMD...: CMD in the private mount namespace, $work/resolv.conf bound over
-# /etc/resolv.conf. The tests also need an /etc/hosts: for localhost, and as
-# the mount point of the hosts files they bind over it. Every installed Debian
+# in_jail CMD...: CMD in the private mount namespace, $work/$RESOLV (default
+# resolv.conf) bound over /etc/resolv.conf. The tests also need an
+# /etc/hosts: for localhost, and as the mount point of the hosts files they
+# bind over it. Every installed Debian
 # and every container has one, but debootstrap writes none; there (or with no
 # /etc/resolv.conf) the namespace gets Debian's standard files in an overlay of
 # /etc whose writes land in $work, so the real /etc is never written.
 in_jail() {
 	unshare --mount sh -c '
-		w=$1
-		shift
+		w=$1 r=$2
+		shift 2
 		if [ ! -f /etc/hosts ] || [ ! -f /etc/resolv.conf ]; then
 			up=$(mktemp -d "$w/etc.XXXXXX") && mkdir "$up/u" "$up/w" &&
 			mount -t overlay overlay -o "lowerdir=/etc,upperdir=$up/u,workdir=$up/w" /etc || exit 1
@@ -51,7 +56,7 @@ in_jail() {
 				printf "127.0.0.1\tlocalhost\n::1\t\tlocalhost ip6-localhost ip6-loopback\n" >/etc/hosts; } || exit 1
 			[ -f /etc/resolv.conf ] || { rm -f /etc/resolv.conf && : >/etc/resolv.conf; } || exit 1
 		fi
-		mount --bind "$w/resolv.conf" /etc/resolv.conf && exec "$@"' sh "$work" "$@"
+		mount --bind "$w/$r" /etc/resolv.conf && exec "$@"' sh "$work" "${RESOLV:-resolv.conf}" "$@"
 }
 if in_jail true 2>/dev/null; then
 	jail=1
@@ -81,22 +86,25 @@ unit() {
 	[ "$rc" -eq 0 ] || [ "$f" -ne 0 ] || fail=$((fail + 1))
 }
 
-# e2e NAME BATS-FILES...: bats in the DNS jail, counted from its TAP output.
-e2e() {
-	name=$1
+# bats_run OUT BATS-ARGS...: bats in the DNS jail (when there is one), its
+# TAP output in OUT.
+bats_run() {
+	out=$1
 	shift
-	echo "== end-to-end tests ($name: $*)"
 	if [ "$jail" = 1 ]; then
-		SOCKSIFY_TEST_NS=1 in_jail bats --formatter tap "$@" >"$work/bats.out" 2>&1
+		SOCKSIFY_TEST_NS=1 in_jail bats --formatter tap "$@" >"$out" 2>&1
 	else
-		echo "(no mount namespace here: tests that resolve unknown names are skipped)"
-		SOCKSIFY_TEST_NS=0 bats --formatter tap "$@" >"$work/bats.out" 2>&1
+		SOCKSIFY_TEST_NS=0 bats --formatter tap "$@" >"$out" 2>&1
 	fi
-	cat "$work/bats.out"
-	bp=$(grep -cE '^ok [0-9]+' "$work/bats.out")
-	bs=$(grep -cE '^ok [0-9]+ .*# skip' "$work/bats.out")
-	bf=$(grep -cE '^not ok [0-9]+' "$work/bats.out")
-	planned=$(sed -n 's/^1\.\.\([0-9]*\)$/\1/p' "$work/bats.out" | head -n 1)
+}
+
+# tally OUT: adds a bats run's counts (a run that stopped short is a failure).
+tally() {
+	cat "$1"
+	bp=$(grep -cE '^ok [0-9]+' "$1")
+	bs=$(grep -cE '^ok [0-9]+ .*# skip' "$1")
+	bf=$(grep -cE '^not ok [0-9]+' "$1")
+	planned=$(sed -n 's/^1\.\.\([0-9]*\)$/\1/p' "$1" | head -n 1)
 	if [ -z "$planned" ] || [ $((bp + bf)) -ne "$planned" ]; then
 		echo "bats did not finish every test (planned ${planned:-?}, ran $((bp + bf)))"
 		bf=$((bf + 1))
@@ -104,9 +112,49 @@ e2e() {
 	pass=$((pass + bp - bs)) fail=$((fail + bf)) skip=$((skip + bs))
 }
 
+# e2e NAME BATS-FILES...: bats in the DNS jail, counted from its TAP output.
+e2e() {
+	name=$1
+	shift
+	echo "== end-to-end tests ($name: $*)"
+	[ "$jail" = 1 ] || echo "(no mount namespace here: tests that resolve unknown names are skipped)"
+	bats_run "$work/bats.out" "$@"
+	tally "$work/bats.out"
+}
+
+# e2e_pair NAME BATS-FILES...: the same, in two bats runs side by side (the
+# suites mostly wait on timers and the network, and there are two CPUs).
+# The suites that bind 127.0.0.1:53 (a DNS sink or a silent server) share
+# the first run, so that no two of them want the port at once; one more
+# joins them so that both runs take about as long.
+E2E_FIRST='preload.bats server.bats supervisor.bats preload_paths.bats preload_dns.bats preload_tree.bats'
+e2e_pair() {
+	name=$1
+	shift
+	first= second=
+	for f in "$@"; do
+		case " $E2E_FIRST " in
+		*" ${f##*/} "*) first="$first $f" ;;
+		*) second="$second $f" ;;
+		esac
+	done
+	echo "== end-to-end tests ($name, two runs side by side:$first |$second)"
+	[ "$jail" = 1 ] || echo "(no mount namespace here: tests that resolve unknown names are skipped)"
+	# shellcheck disable=SC2086 # lists of file names, split on purpose
+	{ [ -z "$first" ] || bats_run "$work/bats1.out" $first; } &
+	p1=$!
+	# shellcheck disable=SC2086
+	{ [ -z "$second" ] || RESOLV=resolv2.conf bats_run "$work/bats2.out" $second; } &
+	p2=$!
+	wait "$p1"
+	wait "$p2"
+	[ -z "$first" ] || tally "$work/bats1.out"
+	[ -z "$second" ] || tally "$work/bats2.out"
+}
+
 stage_plain() {
 	unit "$BUILD"
-	e2e plain tests/*.bats
+	e2e_pair plain tests/*.bats
 }
 
 stage_san() {
@@ -121,10 +169,12 @@ stage_san() {
 	# let its runtime load after them. Leaks of the server are the valgrind
 	# stage's job; the preloaded library's leaks would be the program's.
 	# Every suite but interop.bats, whose third-party clients add nothing
-	# for the sanitizers to watch that the others do not.
+	# for the sanitizers to watch that the others do not, and install.bats,
+	# which tests packaging (make install and uninstall, completion, man
+	# pages), no code the plain stage does not run.
 	ASAN_OPTIONS=verify_asan_link_order=0:detect_leaks=0:abort_on_error=1 \
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-	BUILD=build/san e2e san $(ls tests/*.bats | grep -v '/interop\.bats$')
+	BUILD=build/san e2e_pair san $(ls tests/*.bats | grep -vE '/(interop|install)\.bats$')
 }
 
 # A representative share of the server suites with every socksifyd they

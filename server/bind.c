@@ -93,16 +93,11 @@ bind_same_ip(const struct s5_addr *x, const struct s5_addr *y)
 	struct s5_addr ua = bind_unmapped(x), ub = bind_unmapped(y);
 	const struct s5_addr *a = &ua, *b = &ub;
 
-	if (a->atyp != b->atyp)
+	/* The addresses alone: ports and names do not count. */
+	if (a->atyp == S5_ATYP_DOMAIN)
 		return false;
-	switch (a->atyp) {
-	case S5_ATYP_IPV4:
-		return memcmp(a->u.ip4, b->u.ip4, sizeof(a->u.ip4)) == 0;
-	case S5_ATYP_IPV6:
-		return memcmp(a->u.ip6, b->u.ip6, sizeof(a->u.ip6)) == 0;
-	default:
-		return false;
-	}
+	ua.port = ub.port = 0;
+	return s5_addr_equal(a, b);
 }
 
 bool

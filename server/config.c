@@ -5,6 +5,7 @@
  * --config flag stands; a later value replaces an earlier one, while
  * listen, allow and deny add up.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
@@ -43,6 +44,8 @@ enum config_opt {
 
 enum {
 	CONFIG_REASON_MAX = 512,	/* one error message, bytes */
+	CONFIG_NAME_MAX = 32,		/* longest unknown name a near one is sought for, bytes */
+	CONFIG_NEAR_EDITS = 2,		/* "did you mean": at most this many edits away */
 };
 
 static const struct option config_longopts[] = {
@@ -78,7 +81,8 @@ config_usage(FILE *f)
 	fprintf(f,
 	    "usage: socksifyd [OPTIONS]\n"
 	    "  -l, --listen ADDR:PORT     listen here (repeatable); default %s;\n"
-	    "                             [::1]:1080 for IPv6; port 0 picks a free port\n"
+	    "                             [::1]:1080 for IPv6; PORT alone is 127.0.0.1:PORT,\n"
+	    "                             :PORT every address; port 0 picks a free port\n"
 	    "  -u, --users FILE           require RFC 1929 username/password (user:password\n"
 	    "                             lines); reloaded on SIGHUP\n"
 	    "      --no-auth              let a listener off loopback run without --users\n"
@@ -112,6 +116,98 @@ config_usage(FILE *f)
 	    SERVER_WORKERS_MAX, SERVER_ACCEPT_DEFAULT, SERVER_RELAY_DEFAULT);
 }
 
+/* --- unknown names ---------------------------------------------------- */
+
+/*
+ * Edits from a to b, both at most CONFIG_NAME_MAX bytes: Damerau-Levenshtein
+ * (optimal string alignment), so two neighbours swapped, the commonest
+ * typo, are one edit.
+ */
+static size_t
+config_distance(const char *a, size_t la, const char *b)
+{
+	size_t d[CONFIG_NAME_MAX + 1][CONFIG_NAME_MAX + 1];
+	size_t lb = strlen(b), i, j, v;
+
+	for (i = 0; i <= la; i++)
+		d[i][0] = i;
+	for (j = 0; j <= lb; j++)
+		d[0][j] = j;
+	for (i = 1; i <= la; i++) {
+		for (j = 1; j <= lb; j++) {
+			v = d[i - 1][j - 1] + (a[i - 1] != b[j - 1]);
+			if (d[i - 1][j] + 1 < v)
+				v = d[i - 1][j] + 1;
+			if (d[i][j - 1] + 1 < v)
+				v = d[i][j - 1] + 1;
+			if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] &&
+			    d[i - 2][j - 2] + 1 < v)
+				v = d[i - 2][j - 2] + 1;
+			d[i][j] = v;
+		}
+	}
+	return d[la][lb];
+}
+
+/*
+ * One line for an unknown option: shown as typed, name (len bytes) the
+ * part to match. The nearest known name is offered when it is at most
+ * CONFIG_NEAR_EDITS edits away and at most a third of the typed length
+ * (at least one), so "usr" gets no guess but "user" gets "users". in_file:
+ * only what a config file takes, written without dashes.
+ */
+static void
+config_unknown(const char *shown, const char *name, size_t len, bool in_file,
+    char *why, size_t whylen)
+{
+	const struct option *o, *near = NULL;
+	size_t d, most = len / 3, best;
+
+	most = most < 1 ? 1 : most > CONFIG_NEAR_EDITS ? CONFIG_NEAR_EDITS : most;
+	best = most + 1;
+	for (o = config_longopts; len <= CONFIG_NAME_MAX && o->name != NULL; o++) {
+		if (in_file && (o->val == CONFIG_OPT_HELP || o->val == CONFIG_OPT_VERSION ||
+		    o->val == CONFIG_OPT_CONFIG))
+			continue;
+		if ((d = config_distance(name, len, o->name)) < best) {
+			best = d;
+			near = o;
+		}
+	}
+	if (near == NULL)
+		snprintf(why, whylen, "unknown option '%s'", shown);
+	else
+		snprintf(why, whylen, "unknown option '%s'; did you mean '%s%s'?", shown,
+		    in_file ? "" : "--", near->name);
+}
+
+static const struct option *config_find(const char *name, size_t len);
+
+/*
+ * getopt_long()'s '?' for arg: an unknown short or long option, or a long
+ * switch given a value ("--no-udp=1", when opt, getopt's optopt, is that
+ * switch's). A short option inside a cluster ("-xv") leaves arg the word
+ * before, so only a long option's message is taken from arg.
+ */
+static void
+config_unknown_arg(const char *arg, int opt, char *why, size_t whylen)
+{
+	const struct option *o;
+	bool dashes = strncmp(arg, "--", 2) == 0;
+	const char *name = dashes ? arg + 2 : arg;
+	size_t len = strcspn(name, "=");
+
+	if (dashes && name[len] == '=' && (o = config_find(name, len)) != NULL &&
+	    o->has_arg == no_argument)
+		snprintf(why, whylen, "option '--%s' takes no value", o->name);
+	else if (opt > 0 && opt < CONFIG_OPT_CONFIG)
+		snprintf(why, whylen, "unknown option '-%c'", opt);
+	else if (dashes)
+		config_unknown(arg, name, len, false, why, whylen);
+	else
+		snprintf(why, whylen, "unknown option '%s'", arg);
+}
+
 /* --- the command line --------------------------------------------------- */
 
 int
@@ -140,10 +236,7 @@ config_parse_args(int argc, char **argv, struct config_args *args,
 				    argv[optind - 1]);
 			return -EINVAL;
 		case '?':
-			if (optopt > 0 && optopt < CONFIG_OPT_CONFIG)
-				snprintf(why, whylen, "unknown option '-%c'", optopt);
-			else
-				snprintf(why, whylen, "unknown option '%s'", argv[optind - 1]);
+			config_unknown_arg(argv[optind - 1], optopt, why, whylen);
 			return -EINVAL;
 		default:
 			if (args->n == SERVER_CONFIG_ITEMS_MAX) {
@@ -171,7 +264,7 @@ config_args_free(struct config_args *args)
 	args->n = 0;
 }
 
-/* --- applying one option ------------------------------------------------ */
+/* --- numbers ----------------------------------------------------------- */
 
 /* Decimal, digits only, 1..max. */
 static int
@@ -195,6 +288,189 @@ config_number(const char *s, uint64_t max, uint64_t *out)
 	return 0;
 }
 
+/* --- listen addresses --------------------------------------------------- */
+
+/* Decimal, 0 to 65535 (0: the kernel picks one). */
+static int
+config_listen_port(const char *s, uint16_t *port, char *why, size_t whylen)
+{
+	size_t n = strspn(s, "0123456789"), i;
+	unsigned long v = 0;
+
+	if (s[0] == '\0') {
+		snprintf(why, whylen, "no port after ':'");
+		return -1;
+	}
+	if (s[n] != '\0') {
+		snprintf(why, whylen, "port '%s' is not a number", s);
+		return -1;
+	}
+	for (i = 0; i < n && v <= UINT16_MAX; i++)
+		v = v * 10 + (unsigned long)(s[i] - '0');
+	if (v > UINT16_MAX) {
+		snprintf(why, whylen, "port %s is not 0 to 65535", s);
+		return -1;
+	}
+	*port = (uint16_t)v;
+	return 0;
+}
+
+/* The host before ":PORT" (hlen bytes, no brackets): IPv4 or a name. */
+static int
+config_listen_host(const char *text, size_t hlen, uint16_t port,
+    struct s5_addr *a, char *why, size_t whylen)
+{
+	char host[S5_DOMAIN_MAX + 1];
+	uint8_t ip[4];
+	size_t i;
+
+	if (hlen > S5_DOMAIN_MAX) {
+		snprintf(why, whylen, "host name longer than %d bytes", S5_DOMAIN_MAX);
+		return -1;
+	}
+	memcpy(host, text, hlen);
+	host[hlen] = '\0';
+	/*
+	 * Digits and dots mean an address, never a name to look up:
+	 * getaddrinfo() would take "10.1" the inet_aton() way and ask the DNS
+	 * about "999.1.1.1".
+	 */
+	if (strspn(host, "0123456789.") == hlen) {
+		if (inet_pton(AF_INET, host, ip) != 1) {
+			snprintf(why, whylen, "'%s' is not an IPv4 address", host);
+			return -1;
+		}
+		s5_addr_set_ip4(a, ip, port);
+		return 0;
+	}
+	/* Bytes no name has: blanks, controls, and a URL's "/@". */
+	for (i = 0; i < hlen; i++) {
+		unsigned char ch = (unsigned char)host[i];
+
+		if (ch <= ' ' || ch == 0x7F || ch == '/' || ch == '@') {
+			snprintf(why, whylen, "'%s' is not a host name", host);
+			return -1;
+		}
+	}
+	(void)s5_addr_set_domain(a, host, hlen, port);
+	return 0;
+}
+
+/*
+ * A --listen value: "ADDR:PORT", "[IPV6]:PORT", either without ":PORT"
+ * (port 1080), a bare IPv6 address, "PORT" alone (127.0.0.1) or ":PORT"
+ * (every address: *every set, a is 0.0.0.0). 0, or -1 with a reason that
+ * names the bad part.
+ */
+static int
+config_listen_parse(const char *text, struct s5_addr *a, bool *every,
+    char *why, size_t whylen)
+{
+	static const uint8_t any4[4], lo4[4] = { 127, 0, 0, 1 };
+	const char *colon, *end;
+	char ip6[INET6_ADDRSTRLEN];
+	uint8_t ip[16];
+	uint16_t port = S5_DEFAULT_PORT;
+	size_t len;
+
+	*every = false;
+	if (text[0] == '\0') {
+		snprintf(why, whylen, "empty address");
+		return -1;
+	}
+	/* Digits alone are a port on loopback, as with ssh -D. */
+	if (strspn(text, "0123456789") == strlen(text)) {
+		if (config_listen_port(text, &port, why, whylen) < 0)
+			return -1;
+		s5_addr_set_ip4(a, lo4, port);
+		return 0;
+	}
+	if (text[0] == '[') {
+		if ((end = strchr(text, ']')) == NULL) {
+			snprintf(why, whylen, "'[' without ']'");
+			return -1;
+		}
+		if ((len = (size_t)(end - text - 1)) == 0) {
+			snprintf(why, whylen, "no address in '[]'");
+			return -1;
+		}
+		if (end[1] == ':' && config_listen_port(end + 2, &port, why, whylen) < 0)
+			return -1;
+		if (end[1] != ':' && end[1] != '\0') {
+			snprintf(why, whylen, "'%s' after ']' is not ':PORT'", end + 1);
+			return -1;
+		}
+		if (len < sizeof(ip6)) {
+			memcpy(ip6, text + 1, len);
+			ip6[len] = '\0';
+		}
+		if (len >= sizeof(ip6) || inet_pton(AF_INET6, ip6, ip) != 1) {
+			snprintf(why, whylen, "'%.*s' in brackets is not an IPv6 address",
+			    (int)len, text + 1);
+			return -1;
+		}
+		s5_addr_set_ip6(a, ip, port);
+		return 0;
+	}
+	if (strchr(text, ']') != NULL) {
+		snprintf(why, whylen, "']' without '['");
+		return -1;
+	}
+	colon = strchr(text, ':');
+	if (colon != NULL && strchr(colon + 1, ':') != NULL) {
+		/* Two colons or more: a bare IPv6 address, which takes no port. */
+		if (inet_pton(AF_INET6, text, ip) != 1) {
+			snprintf(why, whylen, "'%s' is not an IPv6 address "
+			    "(with a port: [::1]:1080)", text);
+			return -1;
+		}
+		s5_addr_set_ip6(a, ip, port);
+		return 0;
+	}
+	if (colon == NULL)
+		return config_listen_host(text, strlen(text), port, a, why, whylen);
+	if (config_listen_port(colon + 1, &port, why, whylen) < 0)
+		return -1;
+	if (colon == text) {
+		*every = true;
+		s5_addr_set_ip4(a, any4, port);
+		return 0;
+	}
+	return config_listen_host(text, (size_t)(colon - text), port, a, why, whylen);
+}
+
+/*
+ * ":PORT" is two listeners, 0.0.0.0 and [::]: an IPv6 socket serves IPv6
+ * alone (listener.c), so each family keeps its own addresses in rules and
+ * logs, as with "-l 0.0.0.0:PORT -l [::]:PORT".
+ */
+static int
+config_listen_add(struct config *c, const char *text, char *why, size_t whylen)
+{
+	static const uint8_t any6[16];
+	char reason[CONFIG_REASON_MAX];
+	struct s5_addr a;
+	bool every;
+
+	if (config_listen_parse(text, &a, &every, reason, sizeof(reason)) < 0) {
+		snprintf(why, whylen, "bad listen address '%s': %s", text, reason);
+		return -1;
+	}
+	if (c->nlisten + (every ? 2 : 1) > SERVER_MAX_LISTENERS) {
+		snprintf(why, whylen, "too many listen addresses (at most %d; ':PORT' is two)",
+		    SERVER_MAX_LISTENERS);
+		return -1;
+	}
+	c->listen[c->nlisten++] = (struct config_listen){ .addr = a };
+	if (every) {
+		s5_addr_set_ip6(&a, any6, a.port);
+		c->listen[c->nlisten++] = (struct config_listen){ .addr = a, .twin = true };
+	}
+	return 0;
+}
+
+/* --- applying one option ------------------------------------------------ */
+
 static int config_read_file(struct config *c, const char *path, char *why,
     size_t whylen);
 
@@ -209,15 +485,7 @@ config_apply(struct config *c, int opt, const char *arg, bool in_file,
 
 	switch (opt) {
 	case CONFIG_OPT_LISTEN:
-		if (c->nlisten == SERVER_MAX_LISTENERS) {
-			snprintf(why, whylen, "too many listen addresses (at most %d)",
-			    SERVER_MAX_LISTENERS);
-			return -1;
-		}
-		if ((c->listen[c->nlisten] = strdup(arg)) == NULL)
-			goto nomem;
-		c->nlisten++;
-		return 0;
+		return config_listen_add(c, arg, why, whylen);
 	case CONFIG_OPT_USERS:
 		free(c->users_path);
 		if ((c->users_path = strdup(arg)) == NULL)
@@ -324,13 +592,14 @@ nomem:
 
 /* --- config files ------------------------------------------------------- */
 
+/* The option called name (len bytes, exactly), or NULL. */
 static const struct option *
-config_find(const char *name)
+config_find(const char *name, size_t len)
 {
 	const struct option *o;
 
 	for (o = config_longopts; o->name != NULL; o++)
-		if (strcmp(o->name, name) == 0)
+		if (strncmp(o->name, name, len) == 0 && o->name[len] == '\0')
 			return o;
 	return NULL;
 }
@@ -341,7 +610,11 @@ config_blank(char ch)
 	return ch == ' ' || ch == '\t';
 }
 
-/* One line, newline stripped: "name" or "name value". */
+/*
+ * One line, newline stripped: "name" or "name value". A '#' that begins a
+ * word begins a comment, as in sh(1): "users users  # alice" names the
+ * file "users", "users a#b" the file "a#b".
+ */
 static int
 config_line(struct config *c, char *line, char *why, size_t whylen)
 {
@@ -358,12 +631,16 @@ config_line(struct config *c, char *line, char *why, size_t whylen)
 		*val++ = '\0';
 	while (config_blank(*val))
 		val++;
-	for (end = val + strlen(val); end > val && config_blank(end[-1]); end--)
+	/* val follows a blank (or is empty), so a '#' there is a comment too. */
+	for (end = val; *end != '\0'; end++)
+		if (*end == '#' && (end == val || config_blank(end[-1])))
+			break;
+	for (; end > val && config_blank(end[-1]); end--)
 		;
 	*end = '\0';
-	if ((o = config_find(name)) == NULL ||
+	if ((o = config_find(name, strlen(name))) == NULL ||
 	    o->val == CONFIG_OPT_HELP || o->val == CONFIG_OPT_VERSION) {
-		snprintf(why, whylen, "unknown option '%s'", name);
+		config_unknown(name, name, strlen(name), true, why, whylen);
 		return -1;
 	}
 	if (o->has_arg == required_argument && *val == '\0') {
@@ -455,16 +732,17 @@ config_build(const struct config_args *args, struct config *c,
 			return -1;
 		}
 	}
+	if (c->nlisten == 0 &&
+	    config_listen_add(c, SERVER_DEFAULT_LISTEN, why, whylen) < 0) {
+		config_free(c);
+		return -1;
+	}
 	return 0;
 }
 
 void
 config_free(struct config *c)
 {
-	size_t i;
-
-	for (i = 0; i < c->nlisten; i++)
-		free(c->listen[i]);
 	c->nlisten = 0;
 	free(c->users_path);
 	c->users_path = NULL;

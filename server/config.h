@@ -31,8 +31,14 @@ struct config_args {
 	size_t n;
 };
 
+/* One listening socket: a --listen value, checked, a name not yet resolved. */
+struct config_listen {
+	struct s5_addr addr;
+	bool twin;			/* ":PORT"'s [::] half: the port of the 0.0.0.0 half before it */
+};
+
 struct config {
-	char *listen[SERVER_MAX_LISTENERS];
+	struct config_listen listen[SERVER_MAX_LISTENERS];	/* default added */
 	size_t nlisten;
 	char *users_path;		/* NULL: no authentication */
 	bool no_auth;			/* --no-auth: no users on purpose */

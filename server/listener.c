@@ -21,53 +21,75 @@
 #include "rules.h"
 #include "server.h"
 
-/* Resolves a listen address to one sockaddr; exits on failure. */
-static socklen_t
-listen_resolve(const char *text, struct sockaddr_storage *ss)
+/* getaddrinfo()'s answer that a name has no address (of any family). */
+static bool
+listen_name_unknown(int gai_err)
 {
-	struct s5_addr a;
+	switch (gai_err) {
+	case EAI_NONAME:
+#ifdef EAI_NODATA
+	case EAI_NODATA:
+#endif
+#ifdef EAI_ADDRFAMILY
+	case EAI_ADDRFAMILY:
+#endif
+		return true;
+	default:
+		return false;
+	}
+}
+
+/* A listen address as one sockaddr; exits on failure. */
+static socklen_t
+listen_resolve(const struct s5_addr *a, const char *text,
+    struct sockaddr_storage *ss)
+{
 	struct addrinfo hints = {
 		.ai_family = AF_UNSPEC,
 		.ai_socktype = SOCK_STREAM,
 		.ai_flags = AI_PASSIVE | AI_NUMERICSERV,
 	};
 	struct addrinfo *ai;
-	const char *why = NULL;
 	char port[sizeof("65535")];
 	socklen_t len;
 	int r;
 
-	if (s5_addr_parse(text, &a, S5_DEFAULT_PORT, &why) < 0)
-		log_fatal(SERVER_EXIT_USAGE, "bad listen address '%s' (try 'socksifyd --help')", text);
-	if (a.atyp != S5_ATYP_DOMAIN)
-		return (socklen_t)s5_addr_to_sockaddr(&a, ss);
+	if (a->atyp != S5_ATYP_DOMAIN)
+		return (socklen_t)s5_addr_to_sockaddr(a, ss);
 	/* A host name is resolved once, here, and its first address used. */
-	snprintf(port, sizeof(port), "%u", (unsigned)a.port);
-	if ((r = getaddrinfo(a.u.domain.name, port, &hints, &ai)) != 0)
-		log_fatal(EXIT_FAILURE, "listen address %s: %s", text, gai_strerror(r));
+	snprintf(port, sizeof(port), "%u", (unsigned)a->port);
+	if ((r = getaddrinfo(a->u.domain.name, port, &hints, &ai)) != 0) {
+		/*
+		 * An answer that the name has no address makes the option
+		 * wrong, a usage error; no answer (the DNS is down, EAI_AGAIN)
+		 * is a runtime failure, which may pass.
+		 */
+		if (listen_name_unknown(r))
+			log_fatal(SERVER_EXIT_USAGE, "bad listen address '%s': host '%s' not found",
+			    text, a->u.domain.name);
+		log_fatal(EXIT_FAILURE, "listen address '%s': cannot look '%s' up: %s",
+		    text, a->u.domain.name, gai_strerror(r));
+	}
 	len = ai->ai_addrlen;
 	memcpy(ss, ai->ai_addr, len);
 	freeaddrinfo(ai);
 	return len;
 }
 
-void
-listener_bind(struct listener *lst, const char *text, const struct listener *like,
-    bool reuseport)
+/*
+ * A socket listening on ss, into lst. join: another worker's socket on the
+ * same address and port. 0, or -EADDRINUSE when may_be_taken; every other
+ * failure exits.
+ */
+static int
+listener_open(struct listener *lst, const struct sockaddr_storage *ss,
+    socklen_t len, const char *text, bool join, bool reuseport,
+    bool may_be_taken)
 {
-	struct sockaddr_storage ss;
-	socklen_t len;
+	struct sockaddr_storage got;
 	int fd, one = 1;
 
-	if (like != NULL) {
-		/* Another worker's socket for the same address and port. */
-		len = sizeof(ss);
-		if (getsockname(like->fd, (struct sockaddr *)&ss, &len) == -1)
-			log_fatal(EXIT_FAILURE, "getsockname %s:", like->name);
-	} else {
-		len = listen_resolve(text, &ss);
-	}
-	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	fd = socket(ss->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd == -1)
 		log_fatal(EXIT_FAILURE, "socket for %s:", text);
 	(void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
@@ -77,24 +99,99 @@ listener_bind(struct listener *lst, const char *text, const struct listener *lik
 	 * silently shared; the option, set before listen(), then lets the
 	 * other workers' sockets join it.
 	 */
-	if (like != NULL && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) == -1)
+	if (join && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) == -1)
 		log_fatal(EXIT_FAILURE, "SO_REUSEPORT on %s:", text);
 	/* A v6 listener serves v6 only; 127.0.0.1 is its own -l. */
-	if (ss.ss_family == AF_INET6 &&
+	if (ss->ss_family == AF_INET6 &&
 	    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) == -1)
 		log_fatal(EXIT_FAILURE, "IPV6_V6ONLY on %s:", text);
-	if (bind(fd, (struct sockaddr *)&ss, len) == -1)
+	if (bind(fd, (const struct sockaddr *)ss, len) == -1) {
+		if (errno == EADDRINUSE && may_be_taken) {
+			close(fd);
+			return -EADDRINUSE;
+		}
 		log_fatal(EXIT_FAILURE, "bind %s:", text);
-	if (like == NULL && reuseport &&
+	}
+	if (!join && reuseport &&
 	    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) == -1)
 		log_fatal(EXIT_FAILURE, "SO_REUSEPORT on %s:", text);
 	if (listen(fd, SERVER_LISTEN_BACKLOG) == -1)
 		log_fatal(EXIT_FAILURE, "listen %s:", text);
-	len = sizeof(ss);
-	if (getsockname(fd, (struct sockaddr *)&ss, &len) == -1 ||
-	    s5_sockaddr_format((struct sockaddr *)&ss, lst->name, sizeof(lst->name)) < 0)
+	len = sizeof(got);
+	if (getsockname(fd, (struct sockaddr *)&got, &len) == -1 ||
+	    s5_sockaddr_format((struct sockaddr *)&got, lst->name, sizeof(lst->name)) < 0)
 		log_fatal(EXIT_FAILURE, "getsockname %s:", text);
 	lst->fd = fd;
+	return 0;
+}
+
+/* The port a listener got (port 0 asks the kernel for one). */
+static uint16_t
+listener_port(const struct listener *lst)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	struct s5_addr a;
+
+	if (getsockname(lst->fd, (struct sockaddr *)&ss, &len) == -1 ||
+	    s5_addr_from_sockaddr(&a, (struct sockaddr *)&ss, len) < 0)
+		log_fatal(EXIT_FAILURE, "getsockname %s:", lst->name);
+	return a.port;
+}
+
+/* lst on a, or, given port_of, on a's address and port_of's port. */
+static int
+listener_open_addr(struct listener *lst, const struct s5_addr *a,
+    const struct listener *port_of, bool reuseport, bool may_be_taken)
+{
+	struct sockaddr_storage ss;
+	struct s5_addr at = *a;
+	char text[S5_ADDR_TEXT_MAX];
+	socklen_t len;
+
+	if (port_of != NULL)
+		at.port = listener_port(port_of);
+	(void)s5_addr_format(&at, text, sizeof(text));
+	len = listen_resolve(&at, text, &ss);
+	return listener_open(lst, &ss, len, text, false, reuseport, may_be_taken);
+}
+
+void
+listener_bind(struct listener *lst, const struct config_listen *cl, size_t n,
+    bool reuseport)
+{
+	unsigned tries;
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		if (!cl[i].twin) {
+			(void)listener_open_addr(&lst[i], &cl[i].addr, NULL, reuseport, false);
+			continue;
+		}
+		/*
+		 * ":PORT"'s [::] half takes the port its 0.0.0.0 half got. For
+		 * ":0" the kernel picked one that IPv4 leaves free; when IPv6
+		 * holds it, both pick again.
+		 */
+		for (tries = 1; listener_open_addr(&lst[i], &cl[i].addr, &lst[i - 1],
+		    reuseport, cl[i].addr.port == 0 && tries < SERVER_LISTEN_PAIR_TRIES) < 0;
+		    tries++) {
+			close(lst[i - 1].fd);
+			(void)listener_open_addr(&lst[i - 1], &cl[i - 1].addr, NULL,
+			    reuseport, false);
+		}
+	}
+}
+
+void
+listener_join(struct listener *lst, const struct listener *like)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+
+	if (getsockname(like->fd, (struct sockaddr *)&ss, &len) == -1)
+		log_fatal(EXIT_FAILURE, "getsockname %s:", like->name);
+	(void)listener_open(lst, &ss, len, like->name, true, false, false);
 }
 
 /*

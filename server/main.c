@@ -38,6 +38,7 @@
 #include "relay.h"
 #include "rules.h"
 #include "server.h"
+#include "udp.h"
 
 static _Noreturn void usage_error(const char *fmt, ...)
     __attribute__((format(printf, 1, 2)));
@@ -293,6 +294,7 @@ worker_free(struct server *srv)
 	loop_del(srv->loop, srv->ctl);
 	close(srv->ctl);
 	loop_free(srv->loop);
+	udp_server_free(srv);
 	__atomic_store_n(&srv->loop, NULL, __ATOMIC_RELAXED);
 }
 
@@ -528,11 +530,11 @@ main_listen(const struct config *cfg)
 	size_t i;
 	unsigned k;
 
+	listener_bind(workers[0].lst, cfg->listen, cfg->nlisten, nworkers > 1 && !shared);
 	for (i = 0; i < cfg->nlisten; i++) {
 		struct listener *first = &workers[0].lst[i];
 
 		first->srv = &workers[0];
-		listener_bind(first, cfg->listen[i], NULL, nworkers > 1 && !shared);
 		first->shared = shared;
 		if (shared)
 			shared_fds[nshared++] = first->fd;
@@ -542,7 +544,7 @@ main_listen(const struct config *cfg)
 			if (shared)
 				*lst = *first;
 			else
-				listener_bind(lst, cfg->listen[i], first, true);
+				listener_join(lst, first);
 			lst->srv = &workers[k];
 		}
 	}
@@ -579,10 +581,6 @@ main(int argc, char **argv)
 		log_fatal(SERVER_EXIT_USAGE, "%s", why);
 	if (cfg.log_level >= 0)
 		log_set_level((enum log_level)cfg.log_level);
-	if (cfg.nlisten == 0 && (cfg.listen[cfg.nlisten] = strdup(SERVER_DEFAULT_LISTEN)) != NULL)
-		cfg.nlisten++;
-	if (cfg.nlisten == 0)
-		log_fatal(EXIT_FAILURE, "out of memory");
 
 	if (cfg.users_path != NULL) {
 		bool loose = false;

@@ -1,9 +1,10 @@
 /*
- * server.h: the state of one socksifyd event loop and its sessions.
+ * server.h: the state of one socksifyd worker: its event loop, listeners
+ * and sessions.
  *
- * Everything a loop owns hangs off struct server, so that several loops
- * (one per core) can later run side by side with nothing shared but the
- * read-only users table.
+ * Everything a worker owns hangs off struct server, so that the workers
+ * (one per CPU, main.c) run side by side sharing nothing they write but the
+ * session count; the configuration they read is published whole by main.c.
  */
 #ifndef SOCKSIFYD_SERVER_H
 #define SOCKSIFYD_SERVER_H
@@ -22,6 +23,7 @@
 
 struct session;
 struct server;
+struct udp_batch;
 
 enum {
 	SERVER_EXIT_USAGE = 2,		/* CONTRACT.md: usage errors */
@@ -57,6 +59,7 @@ struct server {
 	struct loop *loop;
 	struct resolver *resolver;
 	const struct users *users;	/* NULL: no authentication */
+	struct udp_batch *udp;		/* UDP ASSOCIATE's buffers (udp.c); NULL before the first */
 	struct session *sessions;	/* doubly linked, newest first */
 	size_t nsessions;
 	size_t fd_limit;		/* RLIMIT_NOFILE soft limit */

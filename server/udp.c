@@ -10,16 +10,34 @@
  * we will not or cannot relay is dropped in silence, as §7 asks, with one
  * line at -v.
  *
- * Both directions read into a buffer on the stack sized for the largest
- * UDP payload, so a 64 KiB datagram is never truncated and an idle
- * association holds no buffer. Replies go out with sendmsg() and the
- * header in its own iovec: the payload is never copied.
+ * A wakeup takes what has queued up on the socket, up to SERVER_UDP_BATCH
+ * datagrams, with one recvmmsg(); each is checked and relayed or dropped
+ * by one, in order, and those relayed leave with one sendmmsg() per
+ * outgoing socket, so a burst costs two system calls, not two a
+ * datagram. The buffers are the worker's (struct udp_batch), sized so a
+ * 64 KiB datagram is never truncated; an association holds none. Replies
+ * carry the header in its own iovec: the payload is never copied.
+ *
+ * A run of queued datagrams to one destination, all of one size but the
+ * last (a burst of 1 KiB reads, a stream of QUIC packets), leaves as one
+ * datagram with a UDP_SEGMENT control message (UDP GSO, Linux 4.18): the
+ * kernel walks its IP output and the loopback or device path once for the
+ * run and cuts it into the same datagrams at the end, for a quarter of
+ * sendmmsg()'s cost a datagram on loopback. Headers differ from datagram
+ * to datagram and still go in their own iovecs, as each segment's first
+ * bytes. Where the route cannot (a segment above its MTU: EINVAL or
+ * EMSGSIZE; no checksum offload: EIO) the run goes by sendmmsg() after
+ * all, and the association stops trying that size (or any) that way.
  */
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
+#include <netinet/udp.h>
 #include <sys/epoll.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -32,6 +50,49 @@
 
 enum {
 	UDP_LOG_MAX = 1024,		/* one -v line about a dropped datagram */
+	/* A slot takes the largest datagram with its header, so none is cut. */
+	UDP_SLOT_BYTES = S5_UDP_HEADER_MAX + SERVER_UDP_DGRAM_MAX,
+	/* One GSO send: the kernel's UDP_MAX_SEGMENTS (64 before Linux 6.9,
+	 * 128 since), and what one IPv4 datagram carries. */
+	UDP_GSO_SEGS_MAX = 64,
+	UDP_GSO_BYTES_MAX = 65507,
+	UDP_GSO_ANY = UDP_SLOT_BYTES + 1,	/* gso_below: every size is tried */
+};
+
+_Static_assert(SERVER_UDP_BATCH <= UDP_GSO_SEGS_MAX, "a batch is one GSO send at most");
+
+/* One datagram queued for sendmmsg(). */
+struct udp_out {
+	int fd;				/* the socket it leaves from */
+	const struct sockaddr *who;	/* named in its drop line */
+	struct sockaddr_storage to;	/* client -> target: the destination */
+	uint8_t hdr[S5_UDP_HEADER_MAX];	/* target -> client: the header in front */
+	struct iovec iov[2];		/* the header (empty towards a target), the payload */
+};
+
+/*
+ * A worker's datagram buffers, shared by all its associations: a callback
+ * relays its batch to the end before it returns, and the loop runs one
+ * callback at a time. Every slot takes the largest datagram: recvmmsg()
+ * discards what does not fit, so smaller slots with a fallback for big
+ * datagrams (seen by MSG_TRUNC) would lose them, or have to peek at each
+ * datagram first, a system call a datagram again. SERVER_UDP_BATCH slots
+ * of UDP_SLOT_BYTES are about 2 MiB of address space a worker, mapped
+ * once, at its first association. The kernel backs a page only when a
+ * datagram is first written into it, so 1 KiB traffic keeps a page or
+ * two a slot resident, and only big datagrams more (until the worker
+ * ends, 2 MiB at most); mmap(), not malloc(), makes that so whatever
+ * malloc's threshold for mapping a block apart.
+ */
+struct udp_batch {
+	struct mmsghdr inm[SERVER_UDP_BATCH];
+	struct iovec iniov[SERVER_UDP_BATCH];
+	struct sockaddr_storage from[SERVER_UDP_BATCH];
+	struct mmsghdr outm[SERVER_UDP_BATCH];
+	struct udp_out out[SERVER_UDP_BATCH];
+	size_t nout;
+	struct iovec gsoiov[2 * SERVER_UDP_BATCH];	/* one GSO send's iovecs */
+	uint8_t data[SERVER_UDP_BATCH][UDP_SLOT_BYTES];
 };
 
 /* A datagram to a name, waiting for the resolver. */
@@ -56,6 +117,8 @@ struct udp_assoc {
 	socklen_t clientlen;
 	char client_text[S5_ADDR_TEXT_MAX];
 	uint64_t c2t, t2c, last_ms;
+	/* GSO is tried for segments shorter than this: to the client, to targets. */
+	size_t gso_below_client, gso_below_target;
 	struct udp_pending *pending;
 	size_t npending;
 	/* The last name looked up: DNS-style traffic repeats one name. */
@@ -99,6 +162,195 @@ udp_drop_sa(const struct udp_assoc *u, const char *dir, const struct sockaddr *s
 	udp_drop(u, dir, text, why);
 }
 
+/* --- the batch ------------------------------------------------------------ */
+
+static int
+udp_batch_new(struct udp_batch **out)
+{
+	struct udp_batch *b;
+	int i;
+
+	b = mmap(NULL, sizeof(*b), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (b == MAP_FAILED)
+		return -errno;
+	for (i = 0; i < SERVER_UDP_BATCH; i++) {
+		b->iniov[i].iov_base = b->data[i];
+		b->iniov[i].iov_len = sizeof(b->data[i]);
+		b->inm[i].msg_hdr.msg_name = &b->from[i];
+		b->inm[i].msg_hdr.msg_iov = &b->iniov[i];
+		b->inm[i].msg_hdr.msg_iovlen = 1;
+	}
+	*out = b;
+	return 0;
+}
+
+void
+udp_server_free(struct server *srv)
+{
+	if (srv->udp != NULL)
+		munmap(srv->udp, sizeof(*srv->udp));
+	srv->udp = NULL;
+}
+
+/* What has queued up on fd, up to SERVER_UDP_BATCH datagrams; 0 for none. */
+static unsigned
+udp_recv_batch(struct udp_batch *b, int fd, int flags)
+{
+	int i, n;
+
+	for (i = 0; i < SERVER_UDP_BATCH; i++)
+		b->inm[i].msg_hdr.msg_namelen = sizeof(b->from[i]);
+	n = recvmmsg(fd, b->inm, SERVER_UDP_BATCH, flags, NULL);
+	return n > 0 ? (unsigned)n : 0;
+}
+
+/* Queues len bytes at data to name, to leave from fd; who is named if it
+ * is dropped. The header, if any, goes in the entry's hdr. */
+static struct udp_out *
+udp_queue(struct udp_batch *b, int fd, const struct sockaddr *who,
+    const void *name, socklen_t namelen, uint8_t *data, size_t len)
+{
+	struct udp_out *o = &b->out[b->nout];
+	struct msghdr *m = &b->outm[b->nout].msg_hdr;
+
+	b->nout++;
+	o->fd = fd;
+	o->who = who;
+	o->iov[0].iov_base = o->hdr;
+	o->iov[0].iov_len = 0;
+	o->iov[1].iov_base = data;
+	o->iov[1].iov_len = len;
+	memset(m, 0, sizeof(*m));
+	m->msg_name = (void *)name;
+	m->msg_namelen = namelen;
+	m->msg_iov = o->iov;
+	m->msg_iovlen = 2;
+	return o;
+}
+
+static size_t
+udp_out_len(const struct udp_out *o)
+{
+	return o->iov[0].iov_len + o->iov[1].iov_len;
+}
+
+static size_t *
+udp_gso_below(struct udp_assoc *u, int fd)
+{
+	return fd == u->rfd ? &u->gso_below_client : &u->gso_below_target;
+}
+
+/* How many queued datagrams from i on can leave as one GSO send: same
+ * socket, same destination, one size but a shorter last. 1: none. */
+static size_t
+udp_gso_run(struct udp_assoc *u, const struct udp_batch *b, size_t i)
+{
+	const struct msghdr *m = &b->outm[i].msg_hdr;
+	size_t seg = udp_out_len(&b->out[i]), total = seg, len, g;
+
+	if (seg == 0 || seg >= *udp_gso_below(u, b->out[i].fd))
+		return 1;
+	for (g = 1; i + g < b->nout && g < UDP_GSO_SEGS_MAX; g++) {
+		const struct msghdr *pm = &b->outm[i + g].msg_hdr;
+
+		len = udp_out_len(&b->out[i + g]);
+		if (b->out[i + g].fd != b->out[i].fd || len == 0 || len > seg ||
+		    total + len > UDP_GSO_BYTES_MAX || pm->msg_namelen != m->msg_namelen ||
+		    memcmp(pm->msg_name, m->msg_name, m->msg_namelen) != 0)
+			break;
+		total += len;
+		if (len < seg)
+			return g + 1;
+	}
+	return g;
+}
+
+/* Sends queued datagrams i..i+g-1 as one GSO send. False when the kernel
+ * refused it: nothing of it left, and the caller sends them one by one. */
+static bool
+udp_send_gso(struct udp_assoc *u, struct udp_batch *b, size_t i, size_t g,
+    uint64_t *bytes)
+{
+	union {
+		char buf[CMSG_SPACE(sizeof(uint16_t))];
+		struct cmsghdr align;
+	} ctl;
+	struct msghdr m = b->outm[i].msg_hdr;
+	struct cmsghdr *cm;
+	size_t k, seg = udp_out_len(&b->out[i]), *below = udp_gso_below(u, b->out[i].fd);
+	uint16_t seg16 = (uint16_t)seg;
+	uint64_t payload = 0;
+
+	for (k = 0; k < g; k++) {
+		b->gsoiov[2 * k] = b->out[i + k].iov[0];
+		b->gsoiov[2 * k + 1] = b->out[i + k].iov[1];
+		payload += b->out[i + k].iov[1].iov_len;
+	}
+	memset(&ctl, 0, sizeof(ctl));
+	m.msg_iov = b->gsoiov;
+	m.msg_iovlen = 2 * g;
+	m.msg_control = ctl.buf;
+	m.msg_controllen = sizeof(ctl.buf);
+	cm = CMSG_FIRSTHDR(&m);
+	cm->cmsg_level = SOL_UDP;
+	cm->cmsg_type = UDP_SEGMENT;
+	cm->cmsg_len = CMSG_LEN(sizeof(seg16));
+	memcpy(CMSG_DATA(cm), &seg16, sizeof(seg16));
+	if (sendmsg(b->out[i].fd, &m, MSG_NOSIGNAL) >= 0) {
+		*bytes += payload;
+		u->last_ms = loop_now(u->srv->loop);
+		return true;
+	}
+	/* Only GSO's own refusals change what is tried; any other error
+	 * (a full buffer, no route) is the datagrams', met again one by one. */
+	if (errno == EINVAL || errno == EMSGSIZE)
+		*below = seg;		/* above the route's MTU: smaller ones may pass */
+	else if (errno == EIO || errno == EOPNOTSUPP || errno == ENOPROTOOPT)
+		*below = 0;		/* no GSO this way (EIO: no checksum offload) */
+	return false;
+}
+
+/*
+ * Sends what is queued and empties the queue: a run that qualifies (see
+ * udp_gso_run) by one GSO send, the rest a run of datagrams from one
+ * socket by one sendmmsg(). sendmmsg() stops at the first datagram the
+ * kernel refuses and, when others went before it, keeps the error to
+ * itself: the next call starts at that one, fails with its error alone,
+ * and drops just it. A full socket buffer loses datagrams, as the network
+ * would.
+ */
+static void
+udp_flush(struct udp_assoc *u, struct udp_batch *b, const char *dir,
+    uint64_t *bytes)
+{
+	size_t i = 0, k, g;
+	int n;
+
+	while (i < b->nout) {
+		g = udp_gso_run(u, b, i);
+		if (g > 1 && udp_send_gso(u, b, i, g, bytes)) {
+			i += g;
+			continue;
+		}
+		/* A refused GSO run one by one; else up to where the next one starts. */
+		if (g == 1)
+			for (; i + g < b->nout && b->out[i + g].fd == b->out[i].fd &&
+			    udp_gso_run(u, b, i + g) == 1; g++)
+				;
+		n = sendmmsg(b->out[i].fd, &b->outm[i], (unsigned)g, MSG_NOSIGNAL);
+		if (n <= 0) {
+			udp_drop_sa(u, dir, b->out[i].who, n < 0 ? strerror(errno) : "not sent");
+			i++;
+			continue;
+		}
+		for (k = i; k < i + (size_t)n; k++)
+			*bytes += b->out[k].iov[1].iov_len;
+		u->last_ms = loop_now(u->srv->loop);
+		i += (size_t)n;
+	}
+	b->nout = 0;
+}
+
 int
 udp_assoc_new(struct server *srv, const struct sockaddr *client,
     socklen_t clientlen, const struct sockaddr *local, socklen_t locallen,
@@ -109,10 +361,13 @@ udp_assoc_new(struct server *srv, const struct sockaddr *client,
 	struct udp_assoc *u;
 	int err;
 
+	if (srv->udp == NULL && (err = udp_batch_new(&srv->udp)) < 0)
+		return err;
 	if ((u = calloc(1, sizeof(*u))) == NULL)
 		return -ENOMEM;
 	u->srv = srv;
 	u->ofd4 = u->ofd6 = -1;
+	u->gso_below_client = u->gso_below_target = UDP_GSO_ANY;
 	if (clientlen > sizeof(u->ctl))
 		clientlen = sizeof(u->ctl);
 	memcpy(&u->ctl, client, clientlen);
@@ -199,12 +454,13 @@ udp_assoc_stats(const struct udp_assoc *u, uint64_t *c2t, uint64_t *t2c,
 
 /* --- client -> target ---------------------------------------------------- */
 
+/* Queues a datagram to dst, if the rules let it go there. */
 static void
 udp_send(struct udp_assoc *u, const struct sockaddr *dst, socklen_t dstlen,
-    const uint8_t *data, size_t len)
+    uint8_t *data, size_t len)
 {
 	int *fd = dst->sa_family == AF_INET ? &u->ofd4 : &u->ofd6;
-	ssize_t n;
+	struct udp_out *o;
 
 	/* rules.h: checked per datagram, after resolution. */
 	if (!rules_dest_ok(rules_current(), (struct sockaddr *)&u->ctl,
@@ -225,14 +481,10 @@ udp_send(struct udp_assoc *u, const struct sockaddr *dst, socklen_t dstlen,
 			return;
 		}
 	}
-	n = sendto(*fd, data, len, MSG_NOSIGNAL, dst, dstlen);
-	if (n < 0) {
-		/* A full socket buffer loses the datagram, as the network would. */
-		udp_drop_sa(u, "to", dst, strerror(errno));
-		return;
-	}
-	u->c2t += (uint64_t)n;
-	u->last_ms = loop_now(u->srv->loop);
+	/* dst may be the name cache, whose port the next datagram changes. */
+	o = &u->srv->udp->out[u->srv->udp->nout];
+	memcpy(&o->to, dst, dstlen);
+	udp_queue(u->srv->udp, *fd, (struct sockaddr *)&o->to, &o->to, dstlen, data, len);
 }
 
 static void
@@ -244,6 +496,7 @@ udp_set_port(struct sockaddr_storage *ss, uint16_t port)
 		((struct sockaddr_in6 *)ss)->sin6_port = htons(port);
 }
 
+/* Runs from the loop, between batches: its datagram is a batch of one. */
 static void
 udp_on_resolved(void *arg, int gai_err, struct addrinfo *ai)
 {
@@ -259,6 +512,7 @@ udp_on_resolved(void *arg, int gai_err, struct addrinfo *ai)
 		u->cache_ms = loop_now(u->srv->loop);
 		udp_set_port(&u->cache_sa, p->port);
 		udp_send(u, (struct sockaddr *)&u->cache_sa, u->cache_len, p->data, p->len);
+		udp_flush(u, u->srv->udp, "to", &u->c2t);
 	}
 	if (ai != NULL)
 		freeaddrinfo(ai);
@@ -268,7 +522,7 @@ udp_on_resolved(void *arg, int gai_err, struct addrinfo *ai)
 /* A destination given by name: the cached lookup, or the resolver. */
 static void
 udp_send_name(struct udp_assoc *u, const struct s5_addr *dst,
-    const uint8_t *data, size_t len)
+    uint8_t *data, size_t len)
 {
 	struct loop *l = u->srv->loop;
 	struct udp_pending *p;
@@ -305,112 +559,127 @@ udp_send_name(struct udp_assoc *u, const struct s5_addr *dst,
 	u->npending++;
 }
 
+/* Datagram k of the batch, from the client: queued for its target, handed
+ * to the resolver, or dropped. */
 static void
-udp_on_relay(struct loop *l, int fd, uint32_t events, void *arg)
+udp_from_client(struct udp_assoc *u, struct udp_batch *b, unsigned k)
 {
-	struct udp_assoc *u = arg;
-	uint8_t buf[S5_UDP_HEADER_MAX + SERVER_UDP_DGRAM_MAX];
-	struct sockaddr_storage from, dst;
-	socklen_t fromlen = sizeof(from);
+	const struct msghdr *m = &b->inm[k].msg_hdr;
+	struct sockaddr *from = (struct sockaddr *)&b->from[k];
+	socklen_t fromlen = m->msg_namelen;
+	uint8_t *buf = b->data[k];
+	size_t n = b->inm[k].msg_len, used = 0;
+	struct sockaddr_storage dst;
 	struct s5_udp_header h;
 	struct s5_addr src;
-	size_t used = 0;
-	ssize_t n;
 	int dstlen;
 
-	(void)l;
-	(void)events;
-	n = recvfrom(fd, buf, sizeof(buf), MSG_TRUNC, (struct sockaddr *)&from, &fromlen);
-	if (n < 0)
-		return;
 	/* §7: "MUST drop any datagrams arriving from any source IP address
 	 * other than the one recorded for the particular association." */
-	if (s5_addr_from_sockaddr(&src, (struct sockaddr *)&from, fromlen) < 0 ||
+	if (s5_addr_from_sockaddr(&src, from, fromlen) < 0 ||
 	    !bind_same_ip(&src, &u->client_ip)) {
-		udp_drop_sa(u, "from", (struct sockaddr *)&from, "not the client's address");
+		udp_drop_sa(u, "from", from, "not the client's address");
 		return;
 	}
 	if (u->client_port != 0 && src.port != u->client_port) {
-		udp_drop_sa(u, "from", (struct sockaddr *)&from, "not the client's port");
+		udp_drop_sa(u, "from", from, "not the client's port");
 		return;
 	}
-	if ((size_t)n > sizeof(buf)) {
-		udp_drop_sa(u, "from", (struct sockaddr *)&from, "too large");
+	if ((m->msg_flags & MSG_TRUNC) || n > sizeof(b->data[k])) {
+		udp_drop_sa(u, "from", from, "too large");
 		return;
 	}
 	/* A datagram shorter than its header says is as bad as a wrong one. */
-	if (s5_parse_udp_header(buf, (size_t)n, &h, &used) != 0) {
-		udp_drop_sa(u, "from", (struct sockaddr *)&from, "malformed header");
+	if (s5_parse_udp_header(buf, n, &h, &used) != 0) {
+		udp_drop_sa(u, "from", from, "malformed header");
 		return;
 	}
 	/* §7: no fragmentation here, so FRAG != 0 is dropped; the association stays. */
 	if (h.frag != 0) {
-		udp_drop_sa(u, "from", (struct sockaddr *)&from, "fragment (FRAG != 0)");
+		udp_drop_sa(u, "from", from, "fragment (FRAG != 0)");
 		return;
 	}
 	if (u->client_port == 0 || u->clientlen == 0) {
 		u->client_port = src.port;
-		memcpy(&u->client, &from, fromlen);
+		memcpy(&u->client, from, fromlen);
 		u->clientlen = fromlen;
 	}
 	if (h.addr.atyp == S5_ATYP_DOMAIN) {
-		udp_send_name(u, &h.addr, buf + used, (size_t)n - used);
+		udp_send_name(u, &h.addr, buf + used, n - used);
 		return;
 	}
 	if ((dstlen = s5_addr_to_sockaddr(&h.addr, &dst)) < 0) {
 		udp_drop(u, "to", "-", "bad address");
 		return;
 	}
-	udp_send(u, (struct sockaddr *)&dst, (socklen_t)dstlen, buf + used, (size_t)n - used);
+	udp_send(u, (struct sockaddr *)&dst, (socklen_t)dstlen, buf + used, n - used);
 }
 
 /* --- target -> client ---------------------------------------------------- */
+
+/* Datagram k of the batch, from a target: wrapped and queued for the
+ * client, or dropped. */
+static void
+udp_from_target(struct udp_assoc *u, struct udp_batch *b, unsigned k)
+{
+	struct sockaddr *from = (struct sockaddr *)&b->from[k];
+	socklen_t fromlen = b->inm[k].msg_hdr.msg_namelen;
+	struct s5_udp_header h = { .frag = 0 };
+	struct udp_out *o = &b->out[b->nout];
+	int hlen;
+
+	if (u->clientlen == 0) {
+		udp_drop_sa(u, "from", from, "client address not known yet");
+		return;
+	}
+	/* Any host may answer on our outgoing port, but not one the rules deny. */
+	if (!rules_dest_ok(rules_current(), (struct sockaddr *)&u->ctl,
+	    S5_CMD_UDP_ASSOCIATE, from)) {
+		udp_drop_sa(u, "from", from, "denied by rules");
+		return;
+	}
+	/* §7: the reply carries the sender's address in the same header. */
+	if (s5_addr_from_sockaddr(&h.addr, from, fromlen) < 0 ||
+	    (hlen = s5_encode_udp_header(o->hdr, sizeof(o->hdr), &h)) < 0) {
+		udp_drop_sa(u, "from", from, "bad sender address");
+		return;
+	}
+	o = udp_queue(b, u->rfd, from, &u->client, u->clientlen, b->data[k],
+	    b->inm[k].msg_len);
+	o->iov[0].iov_len = (size_t)hlen;
+}
+
+/* --- both ways ------------------------------------------------------------ */
+
+/* One batch a wakeup: a burst costs one epoll_wait(), one recvmmsg() and a
+ * sendmmsg() per outgoing socket, and the loop's other descriptors still
+ * get their turn. */
+static void
+udp_on_relay(struct loop *l, int fd, uint32_t events, void *arg)
+{
+	struct udp_assoc *u = arg;
+	struct udp_batch *b = u->srv->udp;
+	/* MSG_TRUNC: msg_len is a datagram's length even if it was cut. */
+	unsigned k, n = udp_recv_batch(b, fd, MSG_TRUNC);
+
+	(void)l;
+	(void)events;
+	for (k = 0; k < n; k++)
+		udp_from_client(u, b, k);
+	udp_flush(u, b, "to", &u->c2t);
+}
 
 static void
 udp_on_target(struct loop *l, int fd, uint32_t events, void *arg)
 {
 	struct udp_assoc *u = arg;
-	uint8_t buf[SERVER_UDP_DGRAM_MAX], hdr[S5_UDP_HEADER_MAX];
-	struct sockaddr_storage from;
-	socklen_t fromlen = sizeof(from);
-	struct s5_udp_header h = { .frag = 0 };
-	struct iovec iov[2];
-	struct msghdr msg = { 0 };
-	ssize_t n;
-	int hlen;
+	struct udp_batch *b = u->srv->udp;
+	/* No MSG_TRUNC: msg_len stays within the slot it is sent from. */
+	unsigned k, n = udp_recv_batch(b, fd, 0);
 
+	(void)l;
 	(void)events;
-	n = recvfrom(fd, buf, sizeof(buf), 0, (struct sockaddr *)&from, &fromlen);
-	if (n < 0)
-		return;
-	if (u->clientlen == 0) {
-		udp_drop_sa(u, "from", (struct sockaddr *)&from, "client address not known yet");
-		return;
-	}
-	/* Any host may answer on our outgoing port, but not one the rules deny. */
-	if (!rules_dest_ok(rules_current(), (struct sockaddr *)&u->ctl,
-	    S5_CMD_UDP_ASSOCIATE, (struct sockaddr *)&from)) {
-		udp_drop_sa(u, "from", (struct sockaddr *)&from, "denied by rules");
-		return;
-	}
-	/* §7: the reply carries the sender's address in the same header. */
-	if (s5_addr_from_sockaddr(&h.addr, (struct sockaddr *)&from, fromlen) < 0 ||
-	    (hlen = s5_encode_udp_header(hdr, sizeof(hdr), &h)) < 0) {
-		udp_drop_sa(u, "from", (struct sockaddr *)&from, "bad sender address");
-		return;
-	}
-	iov[0].iov_base = hdr;
-	iov[0].iov_len = (size_t)hlen;
-	iov[1].iov_base = buf;
-	iov[1].iov_len = (size_t)n;
-	msg.msg_name = &u->client;
-	msg.msg_namelen = u->clientlen;
-	msg.msg_iov = iov;
-	msg.msg_iovlen = 2;
-	if (sendmsg(u->rfd, &msg, MSG_NOSIGNAL) < 0) {
-		udp_drop_sa(u, "from", (struct sockaddr *)&from, strerror(errno));
-		return;
-	}
-	u->t2c += (uint64_t)n;
-	u->last_ms = loop_now(l);
+	for (k = 0; k < n; k++)
+		udp_from_target(u, b, k);
+	udp_flush(u, b, "from", &u->t2c);
 }

@@ -29,6 +29,8 @@ int udp_assoc_new(struct server *srv, const struct sockaddr *client,
     uint16_t hint_port, struct udp_assoc **out, struct s5_addr *bnd);
 /* Closes the sockets and cancels pending name lookups. */
 void udp_assoc_free(struct udp_assoc *u);
+/* Unmaps the datagram buffers the worker's associations share, at its end. */
+void udp_server_free(struct server *srv);
 
 /* Payload bytes relayed client->targets and targets->client, and the loop
  * time of the last datagram relayed either way (or of creation). */

@@ -7,6 +7,7 @@
  */
 #include <arpa/inet.h>
 #include <string.h>
+#include <strings.h>
 
 #include "defaults.h"
 #include "socks5.h"
@@ -86,6 +87,24 @@ text_end(struct text *t)
 }
 
 /* --- Setting and converting -------------------------------------------- */
+
+bool
+s5_addr_equal(const struct s5_addr *a, const struct s5_addr *b)
+{
+	if (a->atyp != b->atyp || a->port != b->port)
+		return false;
+	switch (a->atyp) {
+	case S5_ATYP_IPV4:
+		return memcmp(a->u.ip4, b->u.ip4, sizeof(a->u.ip4)) == 0;
+	case S5_ATYP_IPV6:
+		return memcmp(a->u.ip6, b->u.ip6, sizeof(a->u.ip6)) == 0;
+	case S5_ATYP_DOMAIN:
+		return a->u.domain.len == b->u.domain.len &&
+		    strncasecmp(a->u.domain.name, b->u.domain.name, a->u.domain.len) == 0;
+	default:
+		return false;
+	}
+}
 
 void
 s5_addr_set_ip4(struct s5_addr *a, const uint8_t ip[4], uint16_t port)
@@ -183,6 +202,26 @@ s5_addr_to_sockaddr(const struct s5_addr *a, struct sockaddr_storage *ss)
 	default:
 		return -1;
 	}
+}
+
+int
+s5_addr_to_family_sockaddr(const struct s5_addr *a, int family, struct sockaddr_storage *ss)
+{
+	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)(void *)ss;
+
+	if (family == AF_INET6 && a->atyp == S5_ATYP_IPV4) {
+		memset(ss, 0, sizeof(*ss));
+		sin6->sin6_family = AF_INET6;
+		sin6->sin6_port = htons(a->port);
+		sin6->sin6_addr.s6_addr[10] = 0xff;
+		sin6->sin6_addr.s6_addr[11] = 0xff;
+		memcpy(&sin6->sin6_addr.s6_addr[12], a->u.ip4, sizeof(a->u.ip4));
+		return (int)sizeof(*sin6);
+	}
+	if ((family == AF_INET && a->atyp != S5_ATYP_IPV4) ||
+	    (family == AF_INET6 && a->atyp != S5_ATYP_IPV6))
+		return -1;
+	return s5_addr_to_sockaddr(a, ss);
 }
 
 /* --- Text --------------------------------------------------------------- */
@@ -541,8 +580,11 @@ url_scheme_is(const char *s, size_t n, const char *scheme)
 	return true;
 }
 
+/* USER[:PASS] for a hop of protocol proto: SOCKS5 needs both (RFC 1929
+ * has PLEN >= 1, so "user@host" could never be sent as given: refused here
+ * rather than by every handshake), SOCKS4 a user ID alone, HTTP either. */
 static int
-url_parse_userinfo(const char *s, size_t n, struct s5_cred *cred,
+url_parse_userinfo(const char *s, size_t n, uint8_t proto, struct s5_cred *cred,
     const char **why)
 {
 	const char *colon = memchr(s, ':', n);
@@ -551,27 +593,68 @@ url_parse_userinfo(const char *s, size_t n, struct s5_cred *cred,
 
 	if (ulen == 0)
 		return addr_fail(why, "empty username");
-	/*
-	 * RFC 1929 needs PLEN >= 1, so "user@host" cannot be sent as given;
-	 * refusing it here beats a handshake that always fails.
-	 */
-	if (colon == NULL || colon + 1 == s + n)
+	if (colon != NULL && (proto == S5_PROTO_SOCKS4 || proto == S5_PROTO_SOCKS4A))
+		return addr_fail(why, "SOCKS4 takes a user ID, no password");
+	if (proto == S5_PROTO_SOCKS5 && (colon == NULL || colon + 1 == s + n))
 		return addr_fail(why, "empty password");
 	if ((r = url_decode(s, ulen, cred->user, &cred->ulen)) < 0)
 		return addr_fail(why, r == -2 ? "bad percent escape" :
 		    "username too long");
-	if ((r = url_decode(colon + 1, n - ulen - 1, cred->pass,
+	/* SOCKS4 ends its user ID with a NUL: one inside cannot be sent. */
+	if ((proto == S5_PROTO_SOCKS4 || proto == S5_PROTO_SOCKS4A) &&
+	    memchr(cred->user, '\0', cred->ulen) != NULL)
+		return addr_fail(why, "a SOCKS4 user ID cannot hold %00");
+	if (colon != NULL && (r = url_decode(colon + 1, n - ulen - 1, cred->pass,
 	    &cred->plen)) < 0)
 		return addr_fail(why, r == -2 ? "bad percent escape" :
 		    "password too long");
 	return 0;
 }
 
+/* What a proxy URL may start with, said when another scheme is given. */
+#define ADDR_SCHEMES_WHY "unsupported scheme (supported: socks5://, socks5h://, " \
+	"socks4://, socks4a://, http://)"
+
+/* "socks5h:HOST..." and the like: a scheme people write, then ':' and
+ * something other than a port, with no "//". */
+static bool
+url_scheme_without_slashes(const char *s, size_t n)
+{
+	static const char *const schemes[] = {
+		"socks5h", "socks5", "socks4a", "socks4", "socks", "http", "https",
+	};
+	size_t i, k, d;
+
+	for (i = 0; i < sizeof(schemes) / sizeof(schemes[0]); i++) {
+		k = strlen(schemes[i]);
+		if (n <= k || s[k] != ':' || !url_scheme_is(s, k, schemes[i]))
+			continue;
+		/* "http:8080" is a host named http and its port. */
+		for (d = k + 1; d < n && s[d] >= '0' && s[d] <= '9'; d++)
+			;
+		return d < n || d == k + 1;
+	}
+	return false;
+}
+
 int
 s5_proxy_parse(const char *url, size_t len, struct s5_proxy *p, const char **why)
 {
+	static const struct {
+		const char *name;
+		uint8_t proto;
+		bool remote_dns;
+		uint16_t port;
+	} schemes[] = {
+		{ "socks5", S5_PROTO_SOCKS5, false, S5_DEFAULT_PORT },
+		{ "socks5h", S5_PROTO_SOCKS5, true, S5_DEFAULT_PORT },
+		{ "socks4", S5_PROTO_SOCKS4, false, S5_DEFAULT_PORT },
+		{ "socks4a", S5_PROTO_SOCKS4A, true, S5_DEFAULT_PORT },
+		{ "http", S5_PROTO_HTTP, true, S5_HTTP_DEFAULT_PORT },
+	};
 	char hostport[S5_ADDR_TEXT_MAX];
 	const char *s = url, *end = url + len, *at, *q;
+	uint16_t port = S5_DEFAULT_PORT;
 	size_t i;
 
 	if (url == NULL || len == 0)
@@ -586,11 +669,19 @@ s5_proxy_parse(const char *url, size_t len, struct s5_proxy *p, const char **why
 		if (q[0] == ':' && q[1] == '/' && q[2] == '/')
 			break;
 	if (q + 3 <= end) {
-		if (url_scheme_is(s, (size_t)(q - s), "socks5"))
-			p->remote_dns = false;
-		else if (!url_scheme_is(s, (size_t)(q - s), "socks5h"))
-			return addr_fail(why, "unsupported scheme");
+		for (i = 0; i < sizeof(schemes) / sizeof(schemes[0]); i++)
+			if (url_scheme_is(s, (size_t)(q - s), schemes[i].name))
+				break;
+		if (i == sizeof(schemes) / sizeof(schemes[0]))
+			return addr_fail(why, ADDR_SCHEMES_WHY);
+		p->proto = schemes[i].proto;
+		p->remote_dns = schemes[i].remote_dns;
+		port = schemes[i].port;
 		s = q + 3;
+	} else if (url_scheme_without_slashes(s, (size_t)(end - s))) {
+		/* "socks5h:127.0.0.1:1080" would parse as an IPv6 address. */
+		return addr_fail(why, "missing \"//\" after the scheme "
+		    "(socks5h://HOST[:PORT])");
 	}
 
 	/*
@@ -601,7 +692,7 @@ s5_proxy_parse(const char *url, size_t len, struct s5_proxy *p, const char **why
 		if (*q == '@')
 			at = q;
 	if (at != NULL) {
-		if (url_parse_userinfo(s, (size_t)(at - s), &p->cred, why) < 0)
+		if (url_parse_userinfo(s, (size_t)(at - s), p->proto, &p->cred, why) < 0)
 			return -1;
 		p->has_cred = true;
 		s = at + 1;
@@ -619,7 +710,7 @@ s5_proxy_parse(const char *url, size_t len, struct s5_proxy *p, const char **why
 			return addr_fail(why, "junk after host");
 	memcpy(hostport, s, (size_t)(end - s));
 	hostport[end - s] = '\0';
-	if (s5_addr_parse(hostport, &p->addr, S5_DEFAULT_PORT, why) < 0)
+	if (s5_addr_parse(hostport, &p->addr, port, why) < 0)
 		return -1;
 	/* Port 0 is "any port" to bind(), but nothing to connect() to. */
 	if (p->addr.port == 0)
@@ -654,7 +745,8 @@ s5_proxy_format(const struct s5_proxy *p, char *buf, size_t cap)
 {
 	struct text t = { buf, cap, 0 };
 
-	text_puts(&t, p->remote_dns ? "socks5h://" : "socks5://");
+	text_puts(&t, s5_proto_scheme(p->proto, p->remote_dns));
+	text_puts(&t, "://");
 	if (p->has_cred) {
 		/* Never the password: this string goes to logs. */
 		text_put_encoded(&t, p->cred.user, p->cred.ulen);

@@ -21,6 +21,8 @@ enum client_state {
 	CLIENT_SEND_REQUEST,
 	CLIENT_READ_REPLY,
 	CLIENT_DONE,
+	CLIENT_READ_PEER,	/* BIND: awaiting the second reply */
+	CLIENT_PEER_DONE,	/* BIND: the second reply came */
 	CLIENT_FAILED,
 };
 
@@ -38,6 +40,14 @@ s5_client_init(struct s5_client *c, uint8_t cmd, const struct s5_addr *dst,
 	c->cmd = cmd;
 	c->dst = *dst;
 	c->cred = cred;
+}
+
+void
+s5_client_init_proto(struct s5_client *c, uint8_t proto, uint8_t cmd,
+    const struct s5_addr *dst, const struct s5_cred *cred)
+{
+	s5_client_init(c, cmd, dst, cred);
+	c->proto = proto;
 }
 
 static int
@@ -142,7 +152,7 @@ client_on_input(struct s5_client *c)
 	default:
 		if (c->reply.rep != S5_REP_SUCCEEDED)
 			return client_fail(c, S5C_E_REPLY);
-		c->state = CLIENT_DONE;
+		c->state = c->state == CLIENT_READ_PEER ? CLIENT_PEER_DONE : CLIENT_DONE;
 		return S5C_DONE;
 	}
 }
@@ -153,6 +163,8 @@ s5_client_step(struct s5_client *c, const uint8_t *in, size_t n, size_t *used)
 	size_t took = 0, k;
 	int r = S5C_WANT_READ;
 
+	if (c->proto != S5_PROTO_SOCKS5)
+		return s5_up_step(c, in, n, used);
 	if (used != NULL)
 		*used = 0;
 	if (in == NULL && n > 0)
@@ -171,6 +183,7 @@ s5_client_step(struct s5_client *c, const uint8_t *in, size_t n, size_t *used)
 	case CLIENT_READ_METHOD:
 	case CLIENT_READ_AUTH:
 	case CLIENT_READ_REPLY:
+	case CLIENT_READ_PEER:
 		break;
 	default:
 		return S5C_E_STATE;
@@ -196,12 +209,15 @@ s5_client_want(const struct s5_client *c)
 {
 	size_t total;
 
+	if (c->proto != S5_PROTO_SOCKS5)
+		return s5_up_want(c);
 	switch (c->state) {
 	case CLIENT_READ_METHOD:
 	case CLIENT_READ_AUTH:
 		/* VER METHOD and VER STATUS: two octets each. */
 		return 2 - c->in_len;
 	case CLIENT_READ_REPLY:
+	case CLIENT_READ_PEER:
 		/* The shortest reply (IPv4) is longer than this prefix. */
 		if (c->in_len < CLIENT_REPLY_PREFIX)
 			return CLIENT_REPLY_PREFIX - c->in_len;
@@ -223,6 +239,22 @@ s5_client_want(const struct s5_client *c)
 	}
 }
 
+/*
+ * RFC 1928 §6: a BIND gets two replies, the second "only after the
+ * anticipated incoming connection succeeds or fails". The first one ended
+ * the handshake (S5C_DONE, c->reply its BND); this arms the machine for the
+ * second, which ends in S5C_DONE again with c->reply naming the peer.
+ */
+int
+s5_client_await_peer(struct s5_client *c)
+{
+	if (c->proto != S5_PROTO_SOCKS5 || c->state != CLIENT_DONE || c->cmd != S5_CMD_BIND)
+		return client_fail(c, S5C_E_STATE);
+	c->state = CLIENT_READ_PEER;
+	c->in_len = 0;
+	return S5C_WANT_READ;
+}
+
 int
 s5_client_errno(const struct s5_client *c, int err)
 {
@@ -233,6 +265,8 @@ s5_client_errno(const struct s5_client *c, int err)
 	case S5C_E_NEED_AUTH:
 	case S5C_E_NO_METHOD:
 		return EACCES;
+	case S5C_E_ADDR:
+		return c->dst.atyp == S5_ATYP_IPV6 ? EAFNOSUPPORT : EHOSTUNREACH;
 	default:
 		return ECONNREFUSED;
 	}
@@ -256,6 +290,8 @@ s5_client_strerror(int err)
 		return "request refused by proxy";
 	case S5C_E_STATE:
 		return "handshake misused";
+	case S5C_E_ADDR:
+		return "destination this proxy type cannot be asked for";
 	default:
 		return "unknown handshake error";
 	}

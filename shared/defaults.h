@@ -9,11 +9,13 @@
 
 /* Protocol. */
 #define S5_DEFAULT_PORT			1080
+#define S5_HTTP_DEFAULT_PORT		8080	/* http:// proxies (CONTRACT.md) */
 
 /* socksifyd. */
 #define SERVER_DEFAULT_LISTEN		"127.0.0.1:1080"
 #define SERVER_MAX_LISTENERS		16
 #define SERVER_LISTEN_BACKLOG		1024
+#define SERVER_LISTEN_PAIR_TRIES	8	/* -l :0: ports tried for 0.0.0.0 and [::] together */
 #define SERVER_HANDSHAKE_TIMEOUT_MS	10000	/* greeting to request, per session */
 #define SERVER_CONNECT_TIMEOUT_MS	10000	/* per address tried */
 #define SERVER_IDLE_TIMEOUT_MS		(15 * 60 * 1000)	/* relaying with no byte either way */
@@ -55,6 +57,7 @@
 #define SERVER_BIND_TIMEOUT_MS		(2 * 60 * 1000)	/* BIND: first reply to the one incoming connection */
 #define SERVER_UDP_IDLE_TIMEOUT_MS	(2 * 60 * 1000)	/* UDP ASSOCIATE: no datagram either way */
 #define SERVER_UDP_DGRAM_MAX		65535	/* largest UDP payload received, bytes (RFC 768 length field) */
+#define SERVER_UDP_BATCH		32	/* datagrams one wakeup relays each way: one recvmmsg(), sendmmsg() */
 #define SERVER_UDP_PENDING_MAX		16	/* datagrams to names awaiting the resolver, per association */
 #define SERVER_UDP_NAME_CACHE_MS	30000	/* an association reuses its last name lookup this long */
 
@@ -71,6 +74,10 @@
 #define PRELOAD_ENGINE_IDLE_MS		1000	/* the engine thread exits after this long with nothing pending */
 #define PRELOAD_ENGINE_STACK_BYTES	(256u << 10)	/* its stack */
 #define PRELOAD_WAIT_SLICE_MS		10	/* a wait without a wake descriptor (EMFILE) looks this often */
+#define PRELOAD_BIND_MAX		64	/* listening sockets that are a SOCKS BIND at once */
+#define PRELOAD_BIND_WAIT_MS		(10 * 60 * 1000)	/* a BIND waits this long for its peer, at most */
+#define PRELOAD_BIND_CHECK_MS		1000	/* its watcher sees this often whether the listener is closed */
+#define PRELOAD_BIND_STACK_BYTES	(64u << 10)	/* the watcher thread's stack */
 #define PRELOAD_FAKE_V4_NET		"198.18.0.0"	/* RFC 2544 benchmarking range, /15 */
 #define PRELOAD_FAKE_V4_BITS		15
 #define PRELOAD_FAKE_V6_NET		"100::"		/* RFC 6666 discard prefix, /64 */

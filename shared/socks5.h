@@ -185,6 +185,9 @@ const char *s5_rep_str(uint8_t rep);
 /* Encoded size of an address on the wire (ATYP excluded, port included). */
 size_t s5_addr_wire_len(const struct s5_addr *a);
 
+/* Same type, port and address; names compare without regard to case. */
+bool s5_addr_equal(const struct s5_addr *a, const struct s5_addr *b);
+
 void s5_addr_set_ip4(struct s5_addr *a, const uint8_t ip[4], uint16_t port);
 void s5_addr_set_ip6(struct s5_addr *a, const uint8_t ip[16], uint16_t port);
 /* -1 when name is empty, longer than 255 bytes, or not a C string of len bytes. */
@@ -196,6 +199,10 @@ int s5_addr_set_domain(struct s5_addr *a, const char *name, size_t len, uint16_t
 int s5_addr_from_sockaddr(struct s5_addr *a, const struct sockaddr *sa, size_t salen);
 /* -1 for a domain address. Returns the sockaddr length on success. */
 int s5_addr_to_sockaddr(const struct s5_addr *a, struct sockaddr_storage *ss);
+/* The same, as a socket of family says it: an IPv4 address v4-mapped for
+ * AF_INET6; -1 when family cannot name a (an IPv6 address for AF_INET, a
+ * domain). Another family takes a's own. */
+int s5_addr_to_family_sockaddr(const struct s5_addr *a, int family, struct sockaddr_storage *ss);
 
 /* Text: "1.2.3.4:80", "[::1]:80", "example.com:80". Returns the length, or -1
  * when cap is too small. */
@@ -237,11 +244,20 @@ bool s5_name_normalize(const char *text, char *out, size_t cap);
 
 /* socks5://[USER[:PASS]@]HOST[:PORT] resolves names locally, socks5h:// asks
  * the proxy to; a bare HOST[:PORT] means socks5h. Port 1080 by default;
- * USER and PASS are percent-decoded. */
+ * USER and PASS are percent-decoded. Also socks4:// (USER is the user ID,
+ * a password is refused), socks4a:// and http:// (port 8080 by default). */
+enum s5_proto {
+	S5_PROTO_SOCKS5 = 0,
+	S5_PROTO_SOCKS4,		/* socks4://: IPv4 destinations, resolved here */
+	S5_PROTO_SOCKS4A,		/* socks4a://: the proxy resolves names */
+	S5_PROTO_HTTP,			/* http://: HTTP CONNECT, Basic credentials */
+};
+
 struct s5_proxy {
 	struct s5_addr addr;			/* the proxy itself */
-	bool remote_dns;			/* socks5h */
+	bool remote_dns;			/* socks5h, socks4a, http: the proxy resolves */
 	bool has_cred;
+	uint8_t proto;				/* enum s5_proto */
 	struct s5_cred cred;
 };
 int s5_proxy_parse(const char *url, size_t len, struct s5_proxy *p, const char **why);
@@ -264,6 +280,10 @@ int s5_proxy_format(const struct s5_proxy *p, char *buf, size_t cap);
  *		< 0:            failed; see enum s5c_err (and c.reply.rep)
  *	}
  *
+ * BIND (RFC 1928 §6): S5C_DONE comes with the first reply (the proxy's
+ * listening address); s5_client_await_peer() then makes the machine read
+ * the second reply (the connecting peer) and say S5C_DONE again.
+ *
  * Reading s5_client_want() bytes at a time never consumes a byte past the
  * server's current message. For a chain, run one machine per hop on the same
  * connection, each asking for the next hop.
@@ -281,28 +301,53 @@ enum s5c_err {
 	S5C_E_NEED_AUTH = -4,		/* the server wants username/password; we have none */
 	S5C_E_REPLY = -5,		/* the request was refused: c.reply.rep says why */
 	S5C_E_STATE = -6,		/* stepped after DONE or failure, or bad input */
+	S5C_E_ADDR = -7,		/* the hop cannot be asked for this destination
+					 * (IPv6 or a name to SOCKS4; a name HTTP cannot carry) */
 };
+
+/* The largest HTTP CONNECT request: request line and Host with the
+ * address's text twice, Proxy-Authorization with "user:pass" in base64. */
+#define S5_HTTP_REQUEST_MAX	(64 + 2 * S5_ADDR_TEXT_MAX + 4 * ((2 * S5_CRED_MAX + 3) / 3))
+#define S5_CLIENT_OUT_MAX	(S5_HTTP_REQUEST_MAX > S5_AUTH_MAX ? S5_HTTP_REQUEST_MAX : S5_AUTH_MAX)
 
 struct s5_client {
 	int state;			/* private */
+	uint8_t proto;			/* enum s5_proto: SOCKS5 unless set */
 	uint8_t cmd;
 	struct s5_addr dst;
 	const struct s5_cred *cred;	/* NULL: offer no authentication */
 	uint8_t in[S5_MSG_MAX];		/* private: the server message so far */
 	size_t in_len;
-	uint8_t out[S5_AUTH_MAX];	/* the next message to send */
+	uint8_t out[S5_CLIENT_OUT_MAX];	/* the next message to send */
 	size_t out_len;
 	uint8_t method;			/* the method the server chose */
 	struct s5_reply reply;		/* valid after S5C_DONE or S5C_E_REPLY */
+	int status;			/* HTTP status or SOCKS4 CD of a refusal */
+	size_t seen;			/* private (HTTP): octets of the answer so far */
+	uint8_t crlf;			/* private (HTTP): octets of "\r\n\r\n" matched */
+	bool line_done;			/* private (HTTP): the status line is in */
 };
 
 void s5_client_init(struct s5_client *c, uint8_t cmd, const struct s5_addr *dst,
     const struct s5_cred *cred);
+/* The same for a hop of protocol proto (enum s5_proto). CONNECT only for
+ * other protocols than SOCKS5; a SOCKS4 user ID is cred's user. */
+void s5_client_init_proto(struct s5_client *c, uint8_t proto, uint8_t cmd,
+    const struct s5_addr *dst, const struct s5_cred *cred);
 int s5_client_step(struct s5_client *c, const uint8_t *in, size_t n, size_t *used);
 size_t s5_client_want(const struct s5_client *c);
+/* After the first S5C_DONE of a BIND: S5C_WANT_READ, the second reply
+ * next; S5C_E_STATE for any other command or state. */
+int s5_client_await_peer(struct s5_client *c);
 /* The errno a program should see for a failed handshake (CONTRACT.md). */
 int s5_client_errno(const struct s5_client *c, int err);
 /* "authentication rejected", ...; never NULL. */
 const char *s5_client_strerror(int err);
+
+/* upstream.c: the machines of the other protocols, behind the calls above. */
+int s5_up_step(struct s5_client *c, const uint8_t *in, size_t n, size_t *used);
+size_t s5_up_want(const struct s5_client *c);
+/* The URL scheme of a protocol ("socks5h" for SOCKS5 with remote_dns). */
+const char *s5_proto_scheme(uint8_t proto, bool remote_dns);
 
 #endif

@@ -74,7 +74,7 @@ teardown() { stop_all; }
 	run "$SOCKSIFY" --no-such-option true
 	[ "$status" -eq 125 ]
 	[ "${#lines[@]}" -eq 1 ]
-	run "$SOCKSIFY" -x 'http://127.0.0.1:8080' true
+	run "$SOCKSIFY" -x 'ftp://127.0.0.1:8080' true
 	[ "$status" -eq 125 ]
 	[ "${#lines[@]}" -eq 1 ]
 	run "$SOCKSIFY" -x 'socks5://127.0.0.1:99999' true
@@ -126,13 +126,17 @@ teardown() { stop_all; }
 	[ "$status" -eq 0 ]
 }
 
-@test "unreachable programs are refused: statically linked (125), unless --force" {
+@test "a static program: supervised by default; --mode preload refuses it (125), unless --force" {
 	printf 'int main(void){return 3;}\n' >"$BATS_TEST_TMPDIR/s.c"
 	cc -static -o "$BATS_TEST_TMPDIR/static" "$BATS_TEST_TMPDIR/s.c" 2>/dev/null || skip "no static libc to build a static test program"
 	run "$SOCKSIFY" "$BATS_TEST_TMPDIR/static"
+	[ "$status" -eq 3 ]
+	[ -z "$output" ]
+	run "$SOCKSIFY" --mode preload "$BATS_TEST_TMPDIR/static"
 	[ "$status" -eq 125 ]
+	[ "${#lines[@]}" -eq 1 ]
 	[[ "$output" == *"statically linked"* ]]
-	run "$SOCKSIFY" --force "$BATS_TEST_TMPDIR/static"
+	run "$SOCKSIFY" --mode preload --force "$BATS_TEST_TMPDIR/static"
 	[ "$status" -eq 3 ]
 }
 

@@ -105,17 +105,6 @@ fetched_at_once() {
 	overlapped "$N fetches" "${res[2]}"
 }
 
-# wait_listen PORT TRIES: waits up to TRIES tenths of a second for a TCP
-# listener on PORT (seen with ss, so no connection is made to it).
-wait_listen() {
-	local i
-	for ((i = 0; i < $2; i++)); do
-		[ -n "$(ss -Hltn "( sport = :$1 )")" ] && return 0
-		sleep 0.1
-	done
-	echo "nothing listens on port $1" >&2
-	return 1
-}
 
 # holds_conn PID PORT: process PID has an established TCP connection to PORT.
 holds_conn() {
@@ -124,8 +113,7 @@ holds_conn() {
 
 need_node() {
 	command -v node >/dev/null || skip "node is not installed (scripts/deps.sh test)"
-	# ASan's runtime cannot start inside node (see preload_programs.bats).
-	! nm -D "$LIB" 2>/dev/null | grep -q ' __asan_init' || skip "node does not run with an ASan library preloaded"
+	skip_under_asan node
 }
 
 # --- Many connections at once through a slow proxy ---------------------------
@@ -303,47 +291,6 @@ need_node() {
 	[ "$status" -eq 0 ]
 	[ "$output" = "$PAYLOAD_SHA" ]
 	expect_proxied "127.0.0.1:$HTTP_PORT" 1
-}
-
-# start_sshd: a private sshd on 127.0.0.1 (host key, user key, config and
-# known_hosts of this test; no system file is read or changed); sets SSH_DIR
-# and SSH_PORT. Debian's sshd insists on /run/sshd: where there is none, it
-# gets a private /run in a mount namespace of its own.
-start_sshd() {
-	local sshd=/usr/sbin/sshd wrap=()
-	if [ ! -x "$sshd" ] || ! command -v ssh >/dev/null || ! command -v ssh-keygen >/dev/null; then
-		skip "openssh-server and openssh-client are needed (scripts/deps.sh test)"
-	fi
-	if [ ! -d /run/sshd ]; then
-		[ "$(id -u)" = 0 ] || skip "sshd needs /run/sshd, which only root can provide"
-		wrap=(unshare --mount --propagation private sh -c \
-			'mount -t tmpfs -o mode=755 tmpfs /run && mkdir -m 755 /run/sshd && exec "$@"' sshd)
-	fi
-	SSH_DIR=$BATS_TEST_TMPDIR/ssh
-	mkdir -p "$SSH_DIR"
-	ssh-keygen -q -t ed25519 -N '' -C evloop-host -f "$SSH_DIR/host_key"
-	ssh-keygen -q -t ed25519 -N '' -C evloop-user -f "$SSH_DIR/user_key"
-	cp "$SSH_DIR/user_key.pub" "$SSH_DIR/authorized_keys"
-	SSH_PORT=$(free_port)
-	echo "[127.0.0.1]:$SSH_PORT $(cut -d' ' -f1,2 "$SSH_DIR/host_key.pub")" >"$SSH_DIR/known_hosts"
-	cat >"$SSH_DIR/sshd_config" <<-EOF
-	ListenAddress 127.0.0.1:$SSH_PORT
-	HostKey $SSH_DIR/host_key
-	PidFile none
-	AuthorizedKeysFile $SSH_DIR/authorized_keys
-	StrictModes no
-	PermitRootLogin prohibit-password
-	PubkeyAuthentication yes
-	PasswordAuthentication no
-	KbdInteractiveAuthentication no
-	UsePAM no
-	AllowTcpForwarding no
-	X11Forwarding no
-	LogLevel VERBOSE
-	EOF
-	"${wrap[@]}" "$sshd" -D -e -f "$SSH_DIR/sshd_config" 3>&- 2>"$SSH_DIR/sshd.log" &
-	PIDS+=($!)
-	wait_listen "$SSH_PORT" 50 || { cat "$SSH_DIR/sshd.log"; false; }
 }
 
 @test "proxy on [::1] only, IPv4 socket: ssh to 127.0.0.1 runs a command" {

@@ -1,4 +1,5 @@
 #!/usr/bin/env bats
+bats_require_minimum_version 1.5.0
 # libsocksify.so against a proxy that fails at every step of the handshake
 # (tests/bin/faultd.c), and under load (tests/bin/stress.c): 64 threads at
 # once, blocking and non-blocking, direct and tunnelled side by side, fork()
@@ -21,19 +22,6 @@ stop_faultd() {
 # field NAME: the value of NAME=... in the summary line $output.
 field() { sed -n "s/.*\\b$1=\\([0-9]*\\).*/\\1/p" <<<"$output"; }
 
-# Waits up to $2 tenths of a second for $1 to hold $4 lines matching $3;
-# fails when there are fewer, or more.
-wait_for_count() {
-	local i n
-	for ((i = 0; i < $2; i++)); do
-		n=$(grep -cE "$3" "$1" || true)
-		[ "$n" -ge "$4" ] && break
-		sleep 0.1
-	done
-	echo "/$3/ in $1: $n lines, want $4"
-	[ "$n" -eq "$4" ]
-}
-
 # c2t bytes socksifyd logged for the sessions that matched $1.
 proxy_bytes() {
 	grep -E "$1" "$SOCKSIFYD_LOG" | sed -n 's/.*\tc2t=\([0-9]*\)\t.*/\1/p' |
@@ -41,9 +29,6 @@ proxy_bytes() {
 }
 
 # --- Every fault at every step ------------------------------------------------
-
-# Bytes of the right answer at each step, sent at one per 100 ms by --slow.
-declare -A ANSWER_BYTES=([greeting]=2 [auth]=2 [request]=10)
 
 # probe MODE URL TIMEOUT_S: one connect through URL to the echo target, MODE
 # "blocking" or "nonblock"; the result line goes to $BATS_TEST_TMPDIR/probe.MODE.
@@ -59,41 +44,16 @@ probe() {
 # probe side by side; each must exit 0 and print WANT within the bound of
 # its kind.
 run_case() {
-	local step=$1 fault=$2 want=$3 hex=${4:-} url mode got ms pid timeout_s=5
-	local args=(--"$fault" "$step") pids=()
-	[ -n "$hex" ] && args+=(--bytes "$hex")
-	start_faultd "${args[@]}"
-	url="socks5://127.0.0.1:$FAULT_PORT"
-	[ "$step" = auth ] && url="socks5://u:p@127.0.0.1:$FAULT_PORT"
-	# Stalls end at a one-second deadline. The rest fail (or succeed) on
-	# the bytes, so a loaded machine must not turn them into ETIMEDOUT:
-	# five seconds, which ten bytes at 100 ms each fit in too.
-	case $fault in stall | truncate-stall) timeout_s=1 ;; esac
+	local step=$1 fault=$2 want=$3 hex=${4:-} mode pid pids=()
+	fault_start "$step" "$fault" "$hex"
 	for mode in blocking nonblock; do
-		probe "$mode" "$url" "$timeout_s" &
+		probe "$mode" "$FAULT_URL" "$FAULT_TIMEOUT_S" &
 		pids+=($!)
 	done
 	for pid in "${pids[@]}"; do
 		wait "$pid" || { echo "$step $fault $hex: a probe exited $?"; return 1; }
 	done
-	for mode in blocking nonblock; do
-		read -r got ms <"$BATS_TEST_TMPDIR/probe.$mode"
-		printf '%-9s %-15s %-21s %-9s %-13s %5s ms\n' "$step" "$fault" "${hex:--}" \
-			"$mode" "$got" "$ms"
-		[ "$got" = "$want" ] || { echo "  want $want"; return 1; }
-		[ "$(wc -l <"$BATS_TEST_TMPDIR/probe.$mode")" -eq 1 ]
-		case $want in
-		ETIMEDOUT) [ "$ms" -ge 990 ] && [ "$ms" -le 3000 ] ;;
-		ok) [ "$ms" -ge $((ANSWER_BYTES[$step] * 100)) ] ;;
-		*) [ "$ms" -lt 4990 ] ;;
-		esac || { echo "  $ms ms is out of bounds"; return 1; }
-	done
-	# The request was reached exactly when the fault comes at it or later.
-	if [ "$step" = request ] || [ "$want" = ok ]; then
-		[ "$(grep -c "request cmd=1 atyp=1 dst=127\.0\.0\.1:$ECHO_PORT\$" "$FAULT_LOG")" -eq 2 ]
-	else
-		! grep -q 'request' "$FAULT_LOG"
-	fi
+	fault_probes_check "$step" "$fault" "$hex" "$want" "$ECHO_PORT" || return 1
 	stop_faultd
 }
 
@@ -108,14 +68,14 @@ run_case() {
 @test "faults: wrong credentials (status 0x01) and no acceptable method (0xFF) are EACCES" {
 	start_stress_echod
 	start_faultd --user u:secret
-	run env SOCKSIFY_EXCLUDE=none LD_PRELOAD="$LIB" SOCKSIFY_PROXY="socks5://u:wrong@127.0.0.1:$FAULT_PORT" \
+	run --separate-stderr env SOCKSIFY_EXCLUDE=none LD_PRELOAD="$LIB" SOCKSIFY_PROXY="socks5://u:wrong@127.0.0.1:$FAULT_PORT" \
 		timeout 15 "$STRESS" probe 127.0.0.1 "$ECHO_PORT"
 	[ "${output% *}" = EACCES ]
-	run env SOCKSIFY_EXCLUDE=none LD_PRELOAD="$LIB" SOCKSIFY_PROXY="socks5://u:secret@127.0.0.1:$FAULT_PORT" \
+	run --separate-stderr env SOCKSIFY_EXCLUDE=none LD_PRELOAD="$LIB" SOCKSIFY_PROXY="socks5://u:secret@127.0.0.1:$FAULT_PORT" \
 		timeout 15 "$STRESS" probe 127.0.0.1 "$ECHO_PORT"
 	[ "${output% *}" = ok ]
 	# Credentials faultd asks for and the URL lacks: the server says 0xFF.
-	run env SOCKSIFY_EXCLUDE=none LD_PRELOAD="$LIB" SOCKSIFY_PROXY="socks5://127.0.0.1:$FAULT_PORT" \
+	run --separate-stderr env SOCKSIFY_EXCLUDE=none LD_PRELOAD="$LIB" SOCKSIFY_PROXY="socks5://127.0.0.1:$FAULT_PORT" \
 		timeout 15 "$STRESS" probe -n 127.0.0.1 "$ECHO_PORT"
 	[ "${output% *}" = EACCES ]
 }
@@ -131,22 +91,22 @@ run_case() {
 	start_stress_echod
 	start_faultd --reply 0x05
 	closed=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-	run timeout 15 "$STRESS" probe -n -w 127.0.0.1 "$closed"
+	run --separate-stderr timeout 15 "$STRESS" probe -n -w 127.0.0.1 "$closed"
 	echo "direct: $output"
 	[ "$status" -eq 0 ]
 	[[ "$output" =~ ^ECONNREFUSED\ [0-9]+\ pollerr=1$ ]]
-	run env SOCKSIFY_EXCLUDE=none LD_PRELOAD="$LIB" SOCKSIFY_PROXY="socks5://127.0.0.1:$FAULT_PORT" \
+	run --separate-stderr env SOCKSIFY_EXCLUDE=none LD_PRELOAD="$LIB" SOCKSIFY_PROXY="socks5://127.0.0.1:$FAULT_PORT" \
 		timeout 15 "$STRESS" probe -n -w 127.0.0.1 "$ECHO_PORT"
 	echo "tunnelled: $output (status $status)"
 	[ "$status" -eq 0 ]
 	[[ "$output" =~ ^ECONNRESET\ [0-9]+\ pollerr=1$ ]]
 	peer_fds=$(sed -n 's/^#define PRELOAD_PEER_FDS[[:space:]]*\([0-9]*\).*/\1/p' "$ROOT/shared/defaults.h")
 	ulimit -n $((peer_fds + 128)) 2>/dev/null || skip "RLIMIT_NOFILE cannot reach $((peer_fds + 128))"
-	run env SOCKSIFY_EXCLUDE=none LD_PRELOAD="$LIB" SOCKSIFY_PROXY="socks5://127.0.0.1:$FAULT_PORT" \
+	run --separate-stderr env SOCKSIFY_EXCLUDE=none LD_PRELOAD="$LIB" SOCKSIFY_PROXY="socks5://127.0.0.1:$FAULT_PORT" \
 		timeout 15 "$STRESS" probe -n -d $((peer_fds - 100)) 127.0.0.1 "$ECHO_PORT"
 	echo "fd $((peer_fds - 100)): $output"
 	[ "${output%% *}" = ECONNREFUSED ]
-	run env SOCKSIFY_EXCLUDE=none LD_PRELOAD="$LIB" SOCKSIFY_PROXY="socks5://127.0.0.1:$FAULT_PORT" \
+	run --separate-stderr env SOCKSIFY_EXCLUDE=none LD_PRELOAD="$LIB" SOCKSIFY_PROXY="socks5://127.0.0.1:$FAULT_PORT" \
 		timeout 15 "$STRESS" probe -n -d $((peer_fds + 100)) 127.0.0.1 "$ECHO_PORT"
 	echo "fd $((peer_fds + 100)): $output"
 	[ "${output%% *}" = ECONNRESET ]
@@ -260,7 +220,7 @@ proxied_ok() {
 	start_stress_echod
 	start_faultd --stall request
 	for mode in "" -n; do
-		run env SOCKSIFY_TIMEOUT=1 SOCKSIFY_EXCLUDE=none LD_PRELOAD="$LIB" \
+		run --separate-stderr env SOCKSIFY_TIMEOUT=1 SOCKSIFY_EXCLUDE=none LD_PRELOAD="$LIB" \
 			SOCKSIFY_PROXY="socks5://127.0.0.1:$FAULT_PORT" \
 			timeout 15 "$STRESS" probe $mode -i 1000 127.0.0.1 "$ECHO_PORT"
 		echo "probe $mode: $output"

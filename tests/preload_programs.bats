@@ -1,4 +1,5 @@
 #!/usr/bin/env bats
+bats_require_minimum_version 1.5.0
 # libsocksify.so against servers that fail on purpose (tests/bin/faultd.c),
 # against SOCKS5 servers nobody here wrote (microsocks, dante's danted), and
 # inside real programs that take the unusual paths to a TCP connection.
@@ -22,23 +23,6 @@ probe() {
 		timeout 20 python3 "$HELPERS/netprobe.py" "$@"
 }
 
-# A port nothing listens on (bound, then released).
-free_port() {
-	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-
-# Waits up to $2 tenths of a second for 127.0.0.1:$1 to accept.
-wait_for_port() {
-	local i
-	for ((i = 0; i < $2; i++)); do
-		python3 -c 'import socket,sys; socket.create_connection(("127.0.0.1", int(sys.argv[1])), 1).close()' \
-			"$1" 2>/dev/null && return 0
-		sleep 0.1
-	done
-	echo "nothing listens on 127.0.0.1:$1" >&2
-	return 1
-}
-
 # --- Replies and misbehaviour (faultd) -------------------------------------
 
 @test "faultd: every reply code reaches the program as the errno of a direct connect" {
@@ -47,7 +31,7 @@ wait_for_port() {
 	    05:ECONNREFUSED 06:ETIMEDOUT 07:ECONNREFUSED 08:ECONNREFUSED 09:ECONNREFUSED; do
 		code=${pair%%:*} want=${pair#*:}
 		start_faultd --reply "0x$code"
-		run probe "socks5://127.0.0.1:$FAULT_PORT" connect 127.0.0.1 "$HTTP_PORT"
+		run --separate-stderr probe "socks5://127.0.0.1:$FAULT_PORT" connect 127.0.0.1 "$HTTP_PORT"
 		echo "reply $code: got '$output', want $want"
 		[ "$output" = "$want" ]
 		grep -q "atyp=1 dst=127\.0\.0\.1:$HTTP_PORT\$" "$FAULT_LOG"
@@ -67,10 +51,10 @@ print(s.recv(100).decode())' "$HTTP_PORT"
 @test "faultd: socks5h sends the name (ATYP 03), socks5 an address (ATYP 01)" {
 	need_dns_jail
 	start_faultd --reply 0x04
-	run probe "socks5h://127.0.0.1:$FAULT_PORT" connect only-faultd.socksify.test 8080
+	run --separate-stderr probe "socks5h://127.0.0.1:$FAULT_PORT" connect only-faultd.socksify.test 8080
 	[ "$output" = "EHOSTUNREACH" ]
 	grep -q 'atyp=3 dst=only-faultd\.socksify\.test:8080$' "$FAULT_LOG"
-	run probe "socks5://127.0.0.1:$FAULT_PORT" connect 127.0.0.1 8080
+	run --separate-stderr probe "socks5://127.0.0.1:$FAULT_PORT" connect 127.0.0.1 8080
 	[ "$output" = "EHOSTUNREACH" ]
 	grep -q 'atyp=1 dst=127\.0\.0\.1:8080$' "$FAULT_LOG"
 }
@@ -78,7 +62,7 @@ print(s.recv(100).decode())' "$HTTP_PORT"
 @test "faultd: a reset at the greeting, at authentication or at the reply gives ECONNREFUSED" {
 	for step in greeting auth reply; do
 		start_faultd --reset "$step"
-		run probe "socks5://u:p@127.0.0.1:$FAULT_PORT" connect 127.0.0.1 "$HTTP_PORT"
+		run --separate-stderr probe "socks5://u:p@127.0.0.1:$FAULT_PORT" connect 127.0.0.1 "$HTTP_PORT"
 		echo "reset at $step: got '$output'"
 		[ "$output" = "ECONNREFUSED" ]
 	done
@@ -86,7 +70,7 @@ print(s.recv(100).decode())' "$HTTP_PORT"
 
 @test "faultd: garbage instead of a reply gives ECONNREFUSED" {
 	start_faultd --garbage reply
-	run probe "socks5://127.0.0.1:$FAULT_PORT" connect 127.0.0.1 "$HTTP_PORT"
+	run --separate-stderr probe "socks5://127.0.0.1:$FAULT_PORT" connect 127.0.0.1 "$HTTP_PORT"
 	[ "$output" = "ECONNREFUSED" ]
 	grep -q "dst=127\.0\.0\.1:$HTTP_PORT\$" "$FAULT_LOG"
 }
@@ -95,7 +79,7 @@ print(s.recv(100).decode())' "$HTTP_PORT"
 	for step in greeting reply; do
 		start_faultd --stall "$step"
 		start=$SECONDS
-		run env SOCKSIFY_TIMEOUT=1 SOCKSIFY_EXCLUDE=none LD_PRELOAD="$LIB" \
+		run --separate-stderr env SOCKSIFY_TIMEOUT=1 SOCKSIFY_EXCLUDE=none LD_PRELOAD="$LIB" \
 			SOCKSIFY_PROXY="socks5://127.0.0.1:$FAULT_PORT" \
 			timeout 10 python3 "$HELPERS/netprobe.py" connect 127.0.0.1 "$HTTP_PORT"
 		echo "stall at $step: got '$output' after $((SECONDS - start)) s"
@@ -106,53 +90,16 @@ print(s.recv(100).decode())' "$HTTP_PORT"
 
 # --- Foreign servers ----------------------------------------------------------
 
-start_microsocks() {
-	command -v microsocks >/dev/null || skip "microsocks is not installed (scripts/deps.sh test)"
-	PROXY_PORT=$(free_port)
-	microsocks -i 127.0.0.1 -p "$PROXY_PORT" 3>&- >"$BATS_TEST_TMPDIR/microsocks.log" 2>&1 &
-	PIDS+=($!)
-	wait_for_port "$PROXY_PORT" 50
-}
-
-# danted in the foreground, listening and connecting on loopback only.
-start_danted() {
-	local conf=$BATS_TEST_TMPDIR/danted.conf
-	local danted
-	danted=$(command -v danted || echo /usr/sbin/danted)
-	[ -x "$danted" ] || skip "danted is not installed (scripts/deps.sh test)"
-	[ "$(id -u)" = 0 ] || skip "danted's loopback config here runs as root"
-	PROXY_PORT=$(free_port)
-	cat >"$conf" <<-EOF
-	logoutput: $BATS_TEST_TMPDIR/danted.log
-	internal: 127.0.0.1 port = $PROXY_PORT
-	external: 127.0.0.1
-	clientmethod: none
-	socksmethod: none
-	user.privileged: root
-	user.unprivileged: nobody
-	client pass {
-		from: 127.0.0.0/8 to: 127.0.0.0/8
-	}
-	socks pass {
-		from: 127.0.0.0/8 to: 127.0.0.0/8
-		command: connect
-		log: connect error
-	}
-	EOF
-	"$danted" -f "$conf" -p "$BATS_TEST_TMPDIR/danted.pid" -N 1 3>&- >"$BATS_TEST_TMPDIR/danted.out" 2>&1 &
-	PIDS+=($!)
-	wait_for_port "$PROXY_PORT" 50
-}
 
 foreign_checks() {
 	got=$(SOCKSIFY_EXCLUDE=none LD_PRELOAD="$LIB" SOCKSIFY_PROXY="socks5://127.0.0.1:$PROXY_PORT" \
 		curl -sS --max-time 20 "http://127.0.0.1:$HTTP_PORT/payload.bin" | sha)
 	[ "$got" = "$PAYLOAD_SHA" ]
-	run probe "socks5://127.0.0.1:$PROXY_PORT" connect 127.0.0.1 "$(free_port)"
+	run --separate-stderr probe "socks5://127.0.0.1:$PROXY_PORT" connect 127.0.0.1 "$(free_port)"
 	[ "$output" = "ECONNREFUSED" ]
-	run probe "socks5://127.0.0.1:$PROXY_PORT" asyncio 127.0.0.1 "$HTTP_PORT" /payload.bin
+	run --separate-stderr probe "socks5://127.0.0.1:$PROXY_PORT" asyncio 127.0.0.1 "$HTTP_PORT" /payload.bin
 	[ "$output" = "$PAYLOAD_SHA" ]
-	run env SOCKSIFY_EXCLUDE=none LD_PRELOAD="$LIB" SOCKSIFY_PROXY="socks5://127.0.0.1:$PROXY_PORT" \
+	run --separate-stderr env SOCKSIFY_EXCLUDE=none LD_PRELOAD="$LIB" SOCKSIFY_PROXY="socks5://127.0.0.1:$PROXY_PORT" \
 		timeout 60 python3 "$PROGS" threads 8 "http://127.0.0.1:$HTTP_PORT/payload.bin"
 	[ "${lines[0]}" = "8 ok" ]
 	[ "${lines[1]}" = "$PAYLOAD_SHA" ]
@@ -204,9 +151,7 @@ proxied() {
 
 @test "node http.get (libuv) through the proxy: bytes intact" {
 	command -v node >/dev/null || skip "node is not installed"
-	# ASan's runtime cannot start inside node at all (an empty ASan library
-	# preloaded into node crashes the same way), so SAN=1 runs skip it.
-	! nm -D "$LIB" 2>/dev/null | grep -q ' __asan_init' || skip "node does not run with an ASan library preloaded"
+	skip_under_asan node
 	start_socksifyd -v
 	run via node -e '
 const http = require("http"), crypto = require("crypto");

@@ -143,7 +143,7 @@ embedded_with_name() {
 
 @test "socks5 (local lookups): an address in 198.18.0.0/15 is just an address, sent to the proxy" {
 	start_socksifyd -v "${NO_PLACEHOLDERS[@]}"
-	run env SOCKSIFY_EXCLUDE=none LD_PRELOAD="$LIB" \
+	run --separate-stderr env SOCKSIFY_EXCLUDE=none LD_PRELOAD="$LIB" \
 		SOCKSIFY_PROXY="socks5://127.0.0.1:$PROXY_PORT" \
 		timeout 20 "$TREECHECK" connect 198.18.0.77 "$HTTP_PORT"
 	[ "$status" -eq 1 ]
@@ -247,7 +247,7 @@ embedded_probe() {
 	need_dns_jail
 	local chromium=/usr/lib/chromium/chromium
 	[ -x "$chromium" ] || { echo "chromium is not installed (scripts/deps.sh test)"; false; }
-	! nm -D "$LIB" 2>/dev/null | grep -q ' __asan_init' || skip "chromium does not run with an ASan library preloaded"
+	skip_under_asan chromium
 	local d=$BATS_TEST_TMPDIR
 	echo '<html><body><p id="marker">placeholders-crossed-exec</p></body></html>' >"$WWW/page.html"
 	{ echo "127.0.0.1 $PROXY_ONLY_NAME"; cat /etc/hosts 2>/dev/null; } >"$d/proxy-hosts"

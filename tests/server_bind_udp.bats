@@ -133,6 +133,53 @@ bu() {
 	[ "${lines[0]}" = "ok FRAG=1 dropped, FRAG=0 relayed (60000 bytes), association kept" ]
 }
 
+# The relay sends a run of datagrams to one destination, one size but a
+# shorter last, as one GSO send (UDP_SEGMENT). The receivers here turn on
+# UDP_GRO, so such a send arrives whole: "13+3" is two receives for 16
+# datagrams, where sendmmsg() would show sixteen 1s.
+@test "UDP: a burst to one destination leaves the relay as one GSO send each way, every datagram intact and in order" {
+	start_socksifyd
+	bu udp-gso 127.0.0.1 "$PROXY_PORT" "$SOCKSIFYD_PID" 1000,64
+	[ "${lines[0]}" = "ok 1000 to targets: t1 13+3 t2 2" ]
+	[ "${lines[1]}" = "ok 1000 to the client: 8" ]
+	[ "${lines[2]}" = "ok 64 to targets: t1 13+3 t2 2" ]
+	[ "${lines[3]}" = "ok 64 to the client: 8" ]
+}
+
+@test "UDP: GSO over IPv6, relay and targets on ::1" {
+	start_socksifyd -l '[::1]:0'
+	bu udp-gso ::1 "$PROXY_PORT" "$SOCKSIFYD_PID" 1000
+	[ "${lines[0]}" = "ok 1000 to targets: t1 13+3 t2 2" ]
+	[ "${lines[1]}" = "ok 1000 to the client: 8" ]
+}
+
+# In a namespace of our own whose loopback has an MTU of 1280, a GSO send of
+# 1400-byte segments is refused (EINVAL): the relay sends that run one by
+# one (the kernel fragments each datagram), and still coalesces 1000-byte ones.
+@test "UDP: a route that refuses GSO (segments above its MTU): the burst goes one by one, intact; smaller ones still coalesce" {
+	unshare --net true 2>/dev/null || skip "needs a network namespace of our own (unshare --net)"
+	command -v ip >/dev/null || skip "needs ip(8) to set the namespace's MTU"
+	run timeout 60 unshare --net sh -c '
+		ip link set lo mtu 1280 up || exit 3
+		"$1" -l 127.0.0.1:0 2>"$2" &
+		pid=$!
+		i=0
+		while ! grep -q "listening on" "$2" && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
+		port=$(sed -n "s/^socksifyd: listening on .*:\([0-9]*\)\$/\1/p" "$2")
+		python3 "$3" udp-gso 127.0.0.1 "$port" "$pid" 1400,1000
+		st=$?
+		kill "$pid"
+		wait "$pid"
+		exit $st' sh "$SOCKSIFYD" "$BATS_TEST_TMPDIR/socksifyd.log" "$BU"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	# (grep: the namespace's shell may add a line of its own, as kill's)
+	[ "$(grep '^ok' <<<"$output")" = "ok 1400 to targets: t1 1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1 t2 1+1
+ok 1400 to the client: 1+1+1+1+1+1+1+1
+ok 1000 to targets: t1 13+3 t2 2
+ok 1000 to the client: 8" ]
+}
+
 @test "UDP: a destination given as a name is resolved by the proxy" {
 	need_dns_jail
 	start_echo 127.0.0.1

@@ -5,7 +5,7 @@
  *
  *	connbench echo [-l HOST]
  *	connbench connect -t HOST:PORT -n N [-x HOST:PORT]
- *	connbench spawn -n N [-p PRELOAD] PROGRAM
+ *	connbench spawn -n N [-p PRELOAD] PROGRAM [ARGS...]
  *
  * echo: an echo target on HOST:0 (default 127.0.0.2: not 127.0.0.1, so that
  *   tsocks, which needs its proxy on a "local" network, still tunnels to it).
@@ -16,9 +16,10 @@
  *   itself (shared/socks5.h's client machine) to the proxy; without, it calls
  *   a plain connect() to the target, which a preload library under test
  *   tunnels. Prints p50, mean and p99 µs per round.
- * spawn: starts PROGRAM (no arguments) N times, one after the other, with
- *   LD_PRELOAD=PRELOAD added to the environment (none without -p), and
- *   waits for each; it must exit 0. Prints p50 and mean µs per start.
+ * spawn: starts PROGRAM (with ARGS, a path: no PATH search) N times, one
+ *   after the other, with LD_PRELOAD=PRELOAD added to the environment (none
+ *   without -p), and waits for each; it must exit 0. Prints p50 and mean µs
+ *   per start. Options end at PROGRAM.
  *
  * Every mode ends by -T SECONDS (default 60) at the latest: SIGALRM kills it.
  * The last line on stdout is "connbench: mode=... key=value ..."; the exit
@@ -40,8 +41,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "defaults.h"
-#include "socks5.h"
+#define BENCH_NAME "connbench"
+#define BENCH_USAGE "connbench echo [-l HOST] | connect -t HOST:PORT -n N " \
+	"[-x HOST:PORT] | spawn -n N [-p PRELOAD] PROGRAM [ARGS...]   [-T SECONDS]"
+#include "bench.h"
 
 enum {
 	ECHO_BYTES = 16,		/* the round's payload, as in s5load rate */
@@ -50,83 +53,16 @@ enum {
 	LISTEN_BACKLOG = 1024,
 	ROUNDS_MAX = 10000000,
 	ADDR_TEXT = 64,			/* "255.255.255.255:65535" and then some */
-	EXIT_FAIL = 1,
-	EXIT_USAGE = 2,
 };
 #define DEFAULT_ECHO_HOST	"127.0.0.2"
 #define DEFAULT_DEADLINE_S	60
-#define NS_PER_US		1000.0
-#define NS_PER_S		1000000000ULL
-#define P99			0.99
 
 extern char **environ;
-
-static _Noreturn void
-usage(const char *fmt, ...)
-{
-	va_list ap;
-
-	fprintf(stderr, "connbench: ");
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fprintf(stderr, "\nusage: connbench echo [-l HOST] | connect -t HOST:PORT -n N "
-	    "[-x HOST:PORT] | spawn -n N [-p PRELOAD] PROGRAM   [-T SECONDS]\n");
-	exit(EXIT_USAGE);
-}
-
-static _Noreturn void
-fail(const char *what, int err)
-{
-	fprintf(stderr, "connbench: %s: %s\n", what, strerror(err));
-	exit(EXIT_FAIL);
-}
-
-static uint64_t
-now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * NS_PER_S + (uint64_t)ts.tv_nsec;
-}
-
-/* A literal loopback HOST:PORT; this tool never reaches off the host. */
-static socklen_t
-parse_addr(const char *text, struct sockaddr_storage *ss, struct s5_addr *a)
-{
-	const char *why = NULL;
-	const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)ss;
-	int len;
-
-	if (s5_addr_parse(text, a, S5_DEFAULT_PORT, &why) < 0 ||
-	    (len = s5_addr_to_sockaddr(a, ss)) < 0)
-		usage("want a literal HOST:PORT, not '%s'", text);
-	if (!(a->atyp == S5_ATYP_IPV4 && a->u.ip4[0] == 127) &&
-	    !(a->atyp == S5_ATYP_IPV6 && IN6_IS_ADDR_LOOPBACK(&sin6->sin6_addr)))
-		usage("'%s' is not a loopback address", text);
-	return (socklen_t)len;
-}
 
 static unsigned long
 parse_count(const char *s)
 {
-	char *end;
-	unsigned long v;
-
-	errno = 0;
-	v = strtoul(s, &end, 10);
-	if (errno != 0 || end == s || *end != '\0' || v < 1 || v > ROUNDS_MAX)
-		usage("a count from 1 to %d, not '%s'", ROUNDS_MAX, s);
-	return v;
-}
-
-static int
-cmp_u64(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-
-	return (x > y) - (x < y);
+	return count_arg(s, 1, ROUNDS_MAX, "a count");
 }
 
 /* "p50_us=... mean_us=... p99_us=..." of n samples in ns, sorted here. */
@@ -136,11 +72,11 @@ print_stats(uint64_t *ns, size_t n)
 	uint64_t sum = 0;
 	size_t i;
 
-	qsort(ns, n, sizeof(*ns), cmp_u64);
+	sort_ns(ns, n);
 	for (i = 0; i < n; i++)
 		sum += ns[i];
-	printf("p50_us=%.1f mean_us=%.1f p99_us=%.1f", (double)ns[n / 2] / NS_PER_US,
-	    (double)sum / (double)n / NS_PER_US, (double)ns[(size_t)((double)n * P99)] / NS_PER_US);
+	printf("p50_us=%.1f mean_us=%.1f p99_us=%.1f", quantile_us(ns, n, BENCH_P50),
+	    (double)sum / (double)n / BENCH_NS_PER_US, quantile_us(ns, n, BENCH_P99));
 }
 
 /* --- echo ---------------------------------------------------------------- */
@@ -172,7 +108,7 @@ echo_listen(const char *host, char *text, size_t cap)
 
 	if ((size_t)snprintf(spec, sizeof(spec), "%s:0", host) >= sizeof(spec))
 		usage("-l wants an address, not '%s'", host);
-	len = parse_addr(spec, &ss, &a);
+	len = loopback_addr(spec, &ss, &a);
 	if ((fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)) == -1)
 		fail("socket", errno);
 	(void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
@@ -280,7 +216,7 @@ socks5_connect(int fd, const struct s5_addr *target)
 			return;
 		} else {
 			fprintf(stderr, "connbench: handshake: %s\n", s5_client_strerror(r));
-			exit(EXIT_FAIL);
+			exit(BENCH_EXIT_FAIL);
 		}
 	}
 }
@@ -305,7 +241,7 @@ connect_round(const struct sockaddr_storage *to, socklen_t tolen, const struct s
 	recv_all(fd, in, sizeof(in), "echo recv");
 	if (memcmp(in, out, sizeof(in)) != 0) {
 		fprintf(stderr, "connbench: round %lu: the echo differs\n", round);
-		exit(EXIT_FAIL);
+		exit(BENCH_EXIT_FAIL);
 	}
 	close(fd);
 	return now_ns() - t0;
@@ -322,9 +258,9 @@ run_connect(const char *target_text, const char *proxy_text, unsigned long n)
 
 	if (target_text == NULL)
 		usage("connect needs -t HOST:PORT");
-	tlen = parse_addr(target_text, &target, &ta);
+	tlen = loopback_addr(target_text, &target, &ta);
 	if (proxy_text != NULL)
-		plen = parse_addr(proxy_text, &proxy, &pa);
+		plen = loopback_addr(proxy_text, &proxy, &pa);
 	if ((ns = calloc(n, sizeof(*ns))) == NULL)
 		fail("calloc", errno);
 	for (i = 0; i < n; i++)
@@ -366,9 +302,9 @@ child_env(const char *preload)
 }
 
 static int
-run_spawn(const char *prog, const char *preload, unsigned long n)
+run_spawn(char **argv, const char *preload, unsigned long n)
 {
-	char *argv[] = { (char *)prog, NULL };
+	const char *prog = argv[0];
 	char **env = child_env(preload);
 	uint64_t *ns, t0;
 	unsigned long i;
@@ -387,7 +323,7 @@ run_spawn(const char *prog, const char *preload, unsigned long n)
 		ns[i] = now_ns() - t0;
 		if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
 			fprintf(stderr, "connbench: %s exited with status %d\n", prog, st);
-			return EXIT_FAIL;
+			return BENCH_EXIT_FAIL;
 		}
 	}
 	printf("connbench: mode=spawn preload=%s runs=%lu ", preload != NULL ? preload : "none", n);
@@ -411,7 +347,8 @@ main(int argc, char **argv)
 		usage("which mode?");
 	mode = argv[1];
 	optind = 2;
-	while ((c = getopt(argc, argv, "l:t:x:n:p:T:")) != -1) {
+	/* '+': options end at spawn's PROGRAM, whose own they are not. */
+	while ((c = getopt(argc, argv, "+l:t:x:n:p:T:")) != -1) {
 		switch (c) {
 		case 'l': host = optarg; break;
 		case 't': target = optarg; break;
@@ -429,7 +366,7 @@ main(int argc, char **argv)
 		usage("%s needs -n N", mode);
 	if (strcmp(mode, "connect") == 0 && optind == argc)
 		return run_connect(target, proxy, n);
-	if (strcmp(mode, "spawn") == 0 && optind == argc - 1)
-		return run_spawn(argv[optind], preload, n);
+	if (strcmp(mode, "spawn") == 0 && optind < argc)
+		return run_spawn(argv + optind, preload, n);
 	usage("unknown mode '%s' or wrong arguments", mode);
 }

@@ -1137,8 +1137,9 @@ scenario_exclusive(void)
 /* The child of fork: waits in its own call (an epoll set it inherited, for
  * the epoll methods), checks the outcome and echoes a payload of its own. */
 static void
-fork_child(struct waiter *w, const struct conn *c)
+fork_child(struct waiter *w, const struct conn *c, int go)
 {
+	char b;
 	int mask;
 
 	signal(SIGALRM, SIG_DFL);
@@ -1148,6 +1149,10 @@ fork_child(struct waiter *w, const struct conn *c)
 	rep.kvlen = 0;
 	rep.kv[0] = '\0';
 	mask = waiter_wait(w, opt.wait_ms);
+	/* The parent's first report is of the handshake alone: our echo
+	 * waits until it has it (EOF too, should the parent be gone). */
+	while (read(go, &b, 1) < 0 && errno == EINTR)
+		;
 	outcome_check(w->m, mask, (long)(now_ms() - c->t0), w, seed_of(1));
 	_exit(report_end(stderr));
 }
@@ -1183,8 +1188,9 @@ child_reap(pid_t pid, long ms, char *buf, size_t cap)
 /*
  * fork: fork() while the handshake is pending. Both processes wait at once;
  * both must see the outcome when the proxy has answered. On success the
- * child echoes first and exits, then the parent echoes through the same
- * socket; on failure the child reads the errno from SO_ERROR, and the
+ * child echoes once the parent has its first report (a pipe: else the
+ * child's echo could be readable by then) and exits, then the parent
+ * echoes through the same socket; on failure the child reads the errno from SO_ERROR, and the
  * parent sees the socket hung up and a send() fail.
  */
 static int
@@ -1196,7 +1202,7 @@ scenario_fork(void)
 	char status[32], peer[64];
 	pid_t pid;
 	long t;
-	int mask, err;
+	int mask, err, go[2];
 
 	report_kv("method=%s", method_names[m]);
 	if (waiter_init(&cw, m) < 0 || waiter_init(&pw, M_POLL) < 0 ||
@@ -1212,13 +1218,19 @@ scenario_fork(void)
 	(void)waiter_add(&pw, c.fd, POLLIN | POLLOUT);
 	fflush(stdout);
 	fflush(stderr);
+	if (pipe(go) != 0)
+		return fail_end("pipe: %s", errname(errno));
 	pid = fork();
-	if (pid == 0)
-		fork_child(&cw, &c);
+	if (pid == 0) {
+		close(go[1]);
+		fork_child(&cw, &c, go[0]);
+	}
+	close(go[0]);
 	if (!check(pid > 0, "fork: %s", errname(errno)))
 		return report_end(stdout);
 	mask = waiter_wait(&pw, opt.wait_ms);
 	t = (long)(now_ms() - c.t0);
+	close(go[1]);	/* the child may echo now */
 	report_kv("parent_waited_ms=%ld parent_revents=0x%x", t, mask > 0 ? (unsigned)mask : 0);
 	if (check(mask > 0, "the parent's poll(): %s", mask == 0 ? "nothing reported" :
 	    errname(-mask))) {

@@ -6,7 +6,8 @@
  * turn (0 means "exactly s5_client_want()"). Checked: the machine never takes
  * more than offered, never passes a message boundary, and when it is done it
  * has taken exactly the method reply, the auth reply when USERPASS was
- * chosen, and one reply, as the plain parsers frame them.
+ * chosen, and one reply, as the plain parsers frame them; a BIND then
+ * takes exactly one more reply when asked to.
  */
 #include "fuzz.h"
 
@@ -100,5 +101,29 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	FUZZ_CHECK(rep.rep == c.reply.rep);
 	FUZZ_CHECK(fuzz_addr_equal(&rep.bnd, &c.reply.bnd));
 	FUZZ_CHECK((r == S5C_DONE) == (rep.rep == S5_REP_SUCCEEDED));
+	if (r != S5C_DONE || c.cmd != S5_CMD_BIND) {
+		FUZZ_CHECK(s5_client_await_peer(&c) == S5C_E_STATE);
+		return 0;
+	}
+
+	/* BIND's second reply (RFC 1928 §6), read exactly as the first. */
+	r = s5_client_await_peer(&c);
+	for (steps = 0; r == S5C_WANT_READ && steps < FUZZ_STEPS_MAX; steps++) {
+		want = s5_client_want(&c);
+		FUZZ_CHECK(want > 0 && want <= S5_MSG_MAX);
+		if ((k = want) > n - took)
+			k = n - took;
+		if (k == 0)
+			return 0;
+		r = s5_client_step(&c, srv + took, k, &used);
+		FUZZ_CHECK(used == k);
+		took += used;
+	}
+	if (r != S5C_DONE && r != S5C_E_REPLY)
+		return 0;
+	FUZZ_CHECK(s5_parse_reply(srv + expect, n - expect, &rep, &u) == 0);
+	FUZZ_CHECK(took == expect + u);
+	FUZZ_CHECK((r == S5C_DONE) == (rep.rep == S5_REP_SUCCEEDED));
+	FUZZ_CHECK(s5_client_await_peer(&c) == S5C_E_STATE);
 	return 0;
 }

@@ -37,7 +37,11 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	fuzz_addr_sane(&p.addr);
 	FUZZ_CHECK(p.addr.port != 0);
 	if (p.has_cred) {
-		FUZZ_CHECK(p.cred.ulen >= 1 && p.cred.plen >= 1);
+		/* SOCKS5 needs a password (RFC 1929), SOCKS4 has none, HTTP either. */
+		FUZZ_CHECK(p.cred.ulen >= 1);
+		FUZZ_CHECK(p.proto != S5_PROTO_SOCKS5 || p.cred.plen >= 1);
+		FUZZ_CHECK((p.proto != S5_PROTO_SOCKS4 && p.proto != S5_PROTO_SOCKS4A) ||
+		    p.cred.plen == 0);
 		FUZZ_CHECK(p.cred.user[p.cred.ulen] == '\0');
 		FUZZ_CHECK(p.cred.pass[p.cred.plen] == '\0');
 	}
@@ -48,12 +52,14 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	FUZZ_CHECK(strchr(shown, ':') != NULL);
 
 	/* Rebuild a full URL from the parts and parse it again. */
-	len = (size_t)snprintf(url, sizeof(url), "%s",
-	    p.remote_dns ? "socks5h://" : "socks5://");
+	len = (size_t)snprintf(url, sizeof(url), "%s://",
+	    s5_proto_scheme(p.proto, p.remote_dns));
 	if (p.has_cred) {
 		len += fuzz_put_encoded(url + len, p.cred.user, p.cred.ulen);
-		url[len++] = ':';
-		len += fuzz_put_encoded(url + len, p.cred.pass, p.cred.plen);
+		if (p.cred.plen > 0) {
+			url[len++] = ':';
+			len += fuzz_put_encoded(url + len, p.cred.pass, p.cred.plen);
+		}
 		url[len++] = '@';
 	}
 	r = s5_addr_format(&p.addr, host, sizeof(host));
@@ -61,7 +67,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	memcpy(url + len, host, (size_t)r);
 	len += (size_t)r;
 	FUZZ_CHECK(s5_proxy_parse(url, len, &q, &why) == 0);
-	FUZZ_CHECK(q.remote_dns == p.remote_dns && q.has_cred == p.has_cred);
+	FUZZ_CHECK(q.remote_dns == p.remote_dns && q.has_cred == p.has_cred &&
+	    q.proto == p.proto);
 	FUZZ_CHECK(fuzz_addr_equal(&q.addr, &p.addr));
 	if (p.has_cred) {
 		FUZZ_CHECK(q.cred.ulen == p.cred.ulen && q.cred.plen == p.cred.plen);

@@ -8,7 +8,10 @@
  * nibble: an argument) and for some a length byte and that many bytes.
  * After each operation the loop runs until nothing is ready, except after
  * a peer's operation with FUZZ_ARG_BATCH set: then the next one's events
- * come in the same round, as epoll_wait() reports several at once.
+ * come in the same round, as epoll_wait() reports several at once. A
+ * datagram followed by another of the same op waits for it too, so a
+ * burst is read in one wakeup (recvmmsg()) and sent on in runs
+ * (sendmmsg()); any other op between two lets the loop run.
  * FLAGS: bits 0-2 a rule set (fuzz_rule_sets), bit 3 username/password
  * required, bit 4 -v logging, bit 5 --max-sessions 1, bits 6-7 the first
  * client's addresses (fuzz_addr). After the input every peer sends FIN
@@ -44,6 +47,7 @@
 #include "netshim.h"
 #include "rules.h"
 #include "server.h"
+#include "udp.h"
 #include "users.h"
 
 enum {
@@ -300,6 +304,7 @@ fuzz_teardown(struct fuzz *f)
 {
 	resolver_free(f->srv.resolver);
 	loop_free(f->srv.loop);
+	udp_server_free(&f->srv);
 	rules_set_current(NULL);
 	shim_reset();
 }
@@ -509,6 +514,8 @@ fuzz_op(struct fuzz *f, uint8_t op)
 	}
 	if ((peer_ops >> (op & 15)) & 1)
 		return !(arg & FUZZ_ARG_BATCH);
+	if ((op & 15) == OP_UDP_CLIENT || (op & 15) == OP_UDP_TARGET)
+		return f->n == 0 || (f->p[0] & 15) != (op & 15);
 	return true;
 }
 

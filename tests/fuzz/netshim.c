@@ -15,6 +15,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
+#include <netinet/udp.h>
 #include <sys/epoll.h>
 
 #include "fake.h"
@@ -592,13 +594,19 @@ shim_dgram_append(struct shim_dgram **head, struct shim_dgram *d)
 	*head = d;
 }
 
-/* A datagram the server sends from s: recorded, never delivered. */
+/*
+ * A datagram the server sends from s: recorded, never delivered. With gso
+ * (UDP_SEGMENT's size) the bytes are cut into datagrams of gso bytes, the
+ * last shorter, as Linux does. A size above SHIM_GSO_SEG_MAX is refused
+ * with EINVAL, as a route refuses one above its MTU, so the server's way
+ * back to one datagram a message is driven too.
+ */
 static ssize_t
-shim_dgram_send(struct shim_sock *s, const struct sockaddr *sa, socklen_t len,
-    const struct iovec *iov, size_t niov)
+shim_dgram_send_gso(struct shim_sock *s, const struct sockaddr *sa, socklen_t len,
+    const struct iovec *iov, size_t niov, size_t gso)
 {
 	struct shim_dgram *d;
-	size_t i, total = 0, off = 0;
+	size_t i, total = 0, off = 0, seg, k;
 
 	if (s->kind != SHIM_DGRAM)
 		return shim_fail(EOPNOTSUPP);
@@ -611,14 +619,36 @@ shim_dgram_send(struct shim_sock *s, const struct sockaddr *sa, socklen_t len,
 	}
 	for (i = 0; i < niov; i++)
 		total += iov[i].iov_len;
-	d = shim_dgram_new(sa, len, total);
-	for (i = 0; i < niov; i++) {
-		memcpy(d->data + off, iov[i].iov_base, iov[i].iov_len);
-		off += iov[i].iov_len;
+	if (gso != 0 && (gso > SHIM_GSO_SEG_MAX || total > 64 * gso))
+		return shim_fail(EINVAL);
+	if (gso == 0 || total == 0)
+		gso = total;
+	/* Datagram by datagram, each gathered from the iovecs where it lies. */
+	for (i = 0, k = 0; off < total; off += seg) {
+		seg = total - off < gso ? total - off : gso;
+		d = shim_dgram_new(sa, len, seg);
+		for (size_t got = 0, n; got < seg; got += n) {
+			while (k >= iov[i].iov_len) {
+				i++;
+				k = 0;
+			}
+			n = iov[i].iov_len - k < seg - got ? iov[i].iov_len - k : seg - got;
+			memcpy(d->data + got, (const char *)iov[i].iov_base + k, n);
+			k += n;
+		}
+		shim_dgram_append(&s->dq_out, d);
 	}
-	shim_dgram_append(&s->dq_out, d);
+	if (total == 0)
+		shim_dgram_append(&s->dq_out, shim_dgram_new(sa, len, 0));
 	shim_autobind(s);
 	return (ssize_t)total;
+}
+
+static ssize_t
+shim_dgram_send(struct shim_sock *s, const struct sockaddr *sa, socklen_t len,
+    const struct iovec *iov, size_t niov)
+{
+	return shim_dgram_send_gso(s, sa, len, iov, niov, 0);
 }
 
 ssize_t
@@ -634,9 +664,84 @@ shim_sendto(int fd, const void *buf, size_t n, int flags,
 ssize_t
 shim_sendmsg(int fd, const struct msghdr *msg, int flags)
 {
+	struct cmsghdr *cm;
+	uint16_t gso = 0;
+
 	(void)flags;
-	return shim_dgram_send(shim_use(fd), msg->msg_name, msg->msg_namelen,
-	    msg->msg_iov, msg->msg_iovlen);
+	for (cm = CMSG_FIRSTHDR(msg); cm != NULL; cm = CMSG_NXTHDR((struct msghdr *)msg, cm)) {
+		if (cm->cmsg_level != SOL_UDP || cm->cmsg_type != UDP_SEGMENT ||
+		    cm->cmsg_len != CMSG_LEN(sizeof(gso)))
+			return shim_fail(EINVAL);
+		memcpy(&gso, CMSG_DATA(cm), sizeof(gso));
+		if (gso == 0)
+			return shim_fail(EINVAL);
+	}
+	return shim_dgram_send_gso(shim_use(fd), msg->msg_name, msg->msg_namelen,
+	    msg->msg_iov, msg->msg_iovlen, gso);
+}
+
+/* The next datagram into one message's iovecs, as recvmsg() reads it. */
+static void
+shim_dgram_recv(struct shim_sock *s, struct mmsghdr *mm, int flags)
+{
+	struct msghdr *m = &mm->msg_hdr;
+	struct shim_dgram *d = s->dq_read;
+	size_t i, k, off = 0;
+
+	s->dq_read = d->next;
+	for (i = 0; i < m->msg_iovlen && off < d->len; i++) {
+		k = d->len - off < m->msg_iov[i].iov_len ? d->len - off : m->msg_iov[i].iov_len;
+		memcpy(m->msg_iov[i].iov_base, d->data + off, k);
+		off += k;
+	}
+	shim_sa_copy_out(&d->addr, d->addrlen, m->msg_name, &m->msg_namelen);
+	m->msg_flags = off < d->len ? MSG_TRUNC : 0;
+	/* MSG_TRUNC: the real length, even when it did not fit. */
+	mm->msg_len = (unsigned)((flags & MSG_TRUNC) ? d->len : off);
+}
+
+/* Every queued datagram, up to vlen; EAGAIN only when none waits. */
+int
+shim_recvmmsg(int fd, struct mmsghdr *vec, unsigned int vlen, int flags,
+    struct timespec *timeout)
+{
+	struct shim_sock *s = shim_use(fd);
+	unsigned i;
+
+	/* The socket is non-blocking: a timeout would change nothing. */
+	(void)timeout;
+	if (s->kind != SHIM_DGRAM)
+		return (int)shim_fail(EOPNOTSUPP);
+	for (i = 0; i < vlen && s->dq_read != NULL; i++)
+		shim_dgram_recv(s, &vec[i], flags);
+	return i > 0 ? (int)i : (int)shim_fail(EAGAIN);
+}
+
+/*
+ * As Linux: the datagrams in order until one fails; that error is
+ * reported only when it was the first, else the count of those sent. A
+ * planned failure (sendto_fails) hits the last of several, so the server
+ * meets both answers.
+ */
+int
+shim_sendmmsg(int fd, struct mmsghdr *vec, unsigned int vlen, int flags)
+{
+	struct shim_sock *s = shim_use(fd);
+	bool fail_last = shim_plan.sendto_fails && vlen > 1;
+	unsigned i;
+	ssize_t n;
+
+	(void)flags;
+	if (fail_last)
+		shim_plan.sendto_fails = false;
+	for (i = 0; i < vlen && !(fail_last && i == vlen - 1); i++) {
+		n = shim_dgram_send(s, vec[i].msg_hdr.msg_name, vec[i].msg_hdr.msg_namelen,
+		    vec[i].msg_hdr.msg_iov, vec[i].msg_hdr.msg_iovlen);
+		if (n < 0)
+			return i > 0 ? (int)i : -1;
+		vec[i].msg_len = (unsigned)n;
+	}
+	return (int)i;
 }
 
 struct addrinfo *

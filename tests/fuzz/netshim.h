@@ -20,6 +20,7 @@
 #include <sys/socket.h>
 #include <sys/types.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 
 int shim_socket(int domain, int type, int protocol);
@@ -40,6 +41,9 @@ ssize_t shim_recvfrom(int fd, void *buf, size_t n, int flags,
 ssize_t shim_sendto(int fd, const void *buf, size_t n, int flags,
     const struct sockaddr *sa, socklen_t len);
 ssize_t shim_sendmsg(int fd, const struct msghdr *msg, int flags);
+int shim_recvmmsg(int fd, struct mmsghdr *vec, unsigned int vlen, int flags,
+    struct timespec *timeout);
+int shim_sendmmsg(int fd, struct mmsghdr *vec, unsigned int vlen, int flags);
 void shim_freeaddrinfo(struct addrinfo *ai);
 
 #define socket(...)		shim_socket(__VA_ARGS__)
@@ -58,6 +62,8 @@ void shim_freeaddrinfo(struct addrinfo *ai);
 #define recvfrom(...)		shim_recvfrom(__VA_ARGS__)
 #define sendto(...)		shim_sendto(__VA_ARGS__)
 #define sendmsg(...)		shim_sendmsg(__VA_ARGS__)
+#define recvmmsg(...)		shim_recvmmsg(__VA_ARGS__)
+#define sendmmsg(...)		shim_sendmmsg(__VA_ARGS__)
 #define freeaddrinfo(...)	shim_freeaddrinfo(__VA_ARGS__)
 
 /* --- the driver's side ---------------------------------------------------- */
@@ -67,7 +73,8 @@ enum {
 	SHIM_SOCKS_MAX = 64,		/* sockets per input */
 	SHIM_WINDOW_ANY = -1,		/* a peer that takes every byte */
 	SHIM_BACKLOG_MAX = 4,		/* connections waiting at a listener */
-	SHIM_DGRAMS_MAX = 32,		/* datagrams queued for one socket */
+	SHIM_DGRAMS_MAX = 40,		/* datagrams to one socket: more than a
+				 * server batch (SERVER_UDP_BATCH, 32) */
 };
 
 enum shim_kind {
@@ -135,13 +142,18 @@ struct shim_sock {
 	size_t ndq_in;
 };
 
+/* The largest UDP_SEGMENT size sendmsg() takes: a route with a small MTU,
+ * small enough for a fuzz input's datagrams (a length byte) to pass it. */
+#define SHIM_GSO_SEG_MAX	128
+
 /* The fake system's plan for the next calls, set by the driver. */
 struct shim_plan {
 	bool socket_fails;		/* next socket() or accept4(): EMFILE */
 	bool connect_fails;		/* next connect(): ENETUNREACH at once */
 	bool connect_now;		/* next connect(): 0 at once */
 	bool bind_fails;		/* next bind(): EADDRNOTAVAIL */
-	bool sendto_fails;		/* next sendto()/sendmsg(): EAGAIN */
+	bool sendto_fails;		/* next sendto()/sendmsg(): EAGAIN; sendmmsg():
+					 * the last of several, after the others */
 	bool loop_add_fails;		/* next loop_add(): -ENOMEM (fake_loop.c) */
 	bool timer_fails;		/* next loop_timer_start(): -ENOMEM */
 	bool lookup_fails;		/* next resolver_lookup(): -EAGAIN (fake_resolver.c) */

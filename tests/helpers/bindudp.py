@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """BIND and UDP ASSOCIATE test clients for tests/server_bind_udp.bats.
 
-usage: bindudp.py echo HOST PORTFILE LOGFILE     UDP echo server; logs each payload's sha256
+usage: bindudp.py echo HOST PORTFILE LOGFILE [from]
+           UDP echo server; logs each payload's sha256 and length, or with
+           "from" "from IP:PORT LEN" (the sender: tests/preload_udp.bats)
        bindudp.py bind-relay PROXY PORT          BIND, third party connects, 1 MiB each way
        bindudp.py bind-mismatch PROXY PORT       DST.ADDR 127.0.0.2: 127.0.0.1 turned away
        bindudp.py bind-close PROXY PORT          control closes while waiting
@@ -10,11 +12,16 @@ usage: bindudp.py echo HOST PORTFILE LOGFILE     UDP echo server; logs each payl
        bindudp.py udp-raw PROXY PORT ECHOHOST ECHO CASE
            CASE: frag, foreign-port, foreign-port-hint, foreign-ip, close,
            domain (to $UDP_NAME); $ECHO_LOG is the echo server's log
+       bindudp.py udp-gso PROXY PORT SERVERPID SIZE[,SIZE...]
+           bursts queued while the server is stopped (SIGSTOP), both ways,
+           to receivers with UDP_GRO: prints how many datagrams each
+           receive carried, so one GSO send shows as one receive
 Prints "ok ..." lines; any failed check raises (exit status 1).
 """
 import hashlib
 import ipaddress
 import os
+import signal
 import socket
 import struct
 import sys
@@ -101,7 +108,7 @@ def closed_soon(s, secs=2.0):
 
 # --- servers ---------------------------------------------------------------
 
-def echo(host, portfile, logfile):
+def echo(host, portfile, logfile, senders=False):
     fam = socket.AF_INET6 if ":" in host else socket.AF_INET
     s = socket.socket(fam, socket.SOCK_DGRAM)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 21)
@@ -112,9 +119,13 @@ def echo(host, portfile, logfile):
     with open(logfile, "a") as log:
         while True:
             data, peer = s.recvfrom(65535)
-            log.write("%s %d\n" % (sha(data), len(data)))
-            log.flush()
             s.sendto(data, peer)
+            if senders:
+                h = peer[0] if fam == socket.AF_INET else "[%s]" % peer[0]
+                log.write("from %s:%d %d\n" % (h, peer[1], len(data)))
+            else:
+                log.write("%s %d\n" % (sha(data), len(data)))
+            log.flush()
 
 
 # --- BIND ------------------------------------------------------------------
@@ -358,10 +369,113 @@ def udp_raw(proxy, port, ehost, eport, case):
     print("ok dropped datagram never reached the target")
 
 
+# --- GSO: bursts through the relay ------------------------------------------
+
+SOL_UDP, UDP_GRO = 17, 104   # linux/udp.h
+
+
+def gro_sock(host):
+    fam = socket.AF_INET6 if ":" in host else socket.AF_INET
+    s = socket.socket(fam, socket.SOCK_DGRAM)
+    s.bind((host, 0))
+    s.setsockopt(SOL_UDP, UDP_GRO, 1)
+    s.settimeout(T)
+    return s
+
+
+def gro_recv(s, want):
+    """want datagrams from s: (datagrams in order, how many each receive
+    carried, their sender). With UDP_GRO a GSO send arrives whole, its
+    segment size in a UDP_GRO control message."""
+    dgrams, per, frm = [], [], None
+    while len(dgrams) < want:
+        data, anc, _, frm = s.recvmsg(70000, socket.CMSG_SPACE(4))
+        seg = len(data)
+        for level, kind, v in anc:
+            if level == SOL_UDP and kind == UDP_GRO:
+                seg = struct.unpack("i", v[:4])[0]
+        parts = [data[i:i + seg] for i in range(0, len(data), seg)] or [b""]
+        dgrams += parts
+        per.append(len(parts))
+    assert len(dgrams) == want, "%d datagrams, %d expected" % (len(dgrams), want)
+    return dgrams, per, frm
+
+
+def stop(pid):
+    """SIGSTOP pid and wait until every thread of it is stopped: kill()
+    returns before a thread running on another CPU has stopped."""
+    os.kill(pid, signal.SIGSTOP)
+    for _ in range(200):
+        states = []
+        for t in os.listdir("/proc/%d/task" % pid):
+            try:
+                with open("/proc/%d/task/%s/stat" % (pid, t)) as f:
+                    states.append(f.read().rsplit(")", 1)[1].split()[0])
+            except FileNotFoundError:
+                pass
+        if states and all(s in "Tt" for s in states):
+            return
+        time.sleep(0.01)
+    raise AssertionError("process %d did not stop" % pid)
+
+
+def udp_gso(proxy, port, pid, sizes):
+    a = Assoc(proxy, port)
+    a.u.setsockopt(SOL_UDP, UDP_GRO, 1)
+    a.u.settimeout(T)
+    t1, t2 = gro_sock(proxy), gro_sock(proxy)
+    a1, a2 = t1.getsockname()[:2], t2.getsockname()[:2]
+    # One datagram each first: the client's port is locked, the outgoing
+    # socket exists, and the targets learn where the relay sends from.
+    for t, ad in ((t1, a1), (t2, a2)):
+        a.send(ad[0], ad[1], b"warm")
+        d, _, out = gro_recv(t, 1)
+        assert d == [b"warm"], "warm-up %r" % d
+    for size in sizes:
+        # Client -> targets: a run of 13 to t1 (the last one shorter),
+        # 2 to t2, 3 more to t1, queued while the relay is stopped so one
+        # wakeup reads them all.
+        plan = [a1] * 12 + [a1] + [a2] * 2 + [a1] * 3
+        data = [os.urandom(size) for _ in plan]
+        data[12] = data[12][:size // 2]
+        stop(pid)
+        try:
+            for ad, d in zip(plan, data):
+                a.send(ad[0], ad[1], d)
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        got1, per1, _ = gro_recv(t1, 16)
+        got2, per2, _ = gro_recv(t2, 2)
+        want1 = [d for ad, d in zip(plan, data) if ad == a1]
+        want2 = [d for ad, d in zip(plan, data) if ad == a2]
+        assert [sha(x) for x in got1] == [sha(x) for x in want1], "t1 got other bytes"
+        assert [sha(x) for x in got2] == [sha(x) for x in want2], "t2 got other bytes"
+        print("ok %d to targets: t1 %s t2 %s" % (size, "+".join(map(str, per1)),
+                                                "+".join(map(str, per2))))
+        # Targets -> client: 5 from t1, 1 from t2, 2 from t1; each reply
+        # has its own header, all of one length.
+        back = [(t1, a1)] * 5 + [(t2, a2)] + [(t1, a1)] * 2
+        data = [os.urandom(size) for _ in back]
+        stop(pid)
+        try:
+            for (t, _), d in zip(back, data):
+                t.sendto(d, out)
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        got, per, frm = gro_recv(a.u, len(back))
+        assert frm[:2] == (a.rhost, a.rport), "replies from %r" % (frm,)
+        for (_, ad), d, g in zip(back, data, got):
+            assert g[:3] == b"\x00\x00\x00", "reply header %r" % g[:3]
+            host, hport, n = read_addr(g, 3)
+            assert (host, hport) == ad, "reply names %s:%d, not %s:%d" % (host, hport, ad[0], ad[1])
+            assert sha(g[3 + n:]) == sha(d), "reply bytes differ"
+        print("ok %d to the client: %s" % (size, "+".join(map(str, per))))
+
+
 def main():
     a = sys.argv[1:]
     if a[0] == "echo":
-        echo(a[1], a[2], a[3])
+        echo(a[1], a[2], a[3], a[4:] == ["from"])
     elif a[0] == "bind-relay":
         bind_relay(a[1], int(a[2]))
     elif a[0] == "bind-mismatch":
@@ -372,6 +486,8 @@ def main():
         bind_data(a[1], int(a[2]))
     elif a[0] == "udp-pysocks":
         udp_pysocks(a[1], int(a[2]), int(a[3]))
+    elif a[0] == "udp-gso":
+        udp_gso(a[1], int(a[2]), int(a[3]), [int(x) for x in a[4].split(",")])
     elif a[0] == "udp-raw":
         udp_raw(a[1], int(a[2]), a[3], int(a[4]), a[5])
     else:

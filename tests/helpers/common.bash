@@ -23,6 +23,19 @@ wait_for_line() {
 	return 1
 }
 
+# wait_for_count FILE TRIES ERE N: waits up to TRIES tenths of a second for
+# FILE to hold N lines matching ERE; fails when there are fewer, or more.
+wait_for_count() {
+	local i n
+	for ((i = 0; i < $2; i++)); do
+		n=$(grep -cE "$3" "$1" 2>/dev/null || true)
+		[ "${n:-0}" -ge "$4" ] && break
+		sleep 0.1
+	done
+	echo "/$3/ in $1: $n lines, want $4"
+	[ "${n:-0}" -eq "$4" ]
+}
+
 # A 1 MiB file of random bytes and its checksum, once per test file.
 make_payload() {
 	WWW=$BATS_FILE_TMPDIR/www
@@ -51,6 +64,19 @@ start_http() {
 PROXY_ONLY_NAME=only-proxy.socksify.test
 PROXY_MULTI_NAME=two-addresses.socksify.test
 
+# proxy_hosts: writes $BATS_TEST_TMPDIR/proxy-hosts, /etc/hosts plus the
+# names only a test's proxy may resolve, and sets HOSTS_WRAP to the words
+# that run a command with it as its /etc/hosts (a mount namespace of its
+# own); HOSTS_WRAP is empty outside the test namespace (scripts/test.sh).
+proxy_hosts() {
+	HOSTS_WRAP=()
+	[ "${SOCKSIFY_TEST_NS:-0}" = 1 ] || return 0
+	{ echo "127.0.0.1 $PROXY_ONLY_NAME"; echo "::1 $PROXY_MULTI_NAME";
+	  echo "127.0.0.1 $PROXY_MULTI_NAME"; cat /etc/hosts 2>/dev/null; } >"$BATS_TEST_TMPDIR/proxy-hosts"
+	HOSTS_WRAP=(unshare --mount sh -c 'mount --bind "$0" /etc/hosts && exec "$@"'
+		"$BATS_TEST_TMPDIR/proxy-hosts")
+}
+
 # start_socksifyd [ARGS...]: listens on 127.0.0.1:0 unless ARGS give -l;
 # sets PROXY_PORT (first listener), SOCKSIFYD_PID and SOCKSIFYD_LOG.
 # Where mount namespaces work (scripts/test.sh checks), the server gets a
@@ -70,8 +96,7 @@ start_socksifyd() {
 	# SOCKSIFYD_ARGS: flags every server of a run gets (--relay splice).
 	[ -z "${SOCKSIFYD_ARGS:-}" ] || read -ra extra <<<"$SOCKSIFYD_ARGS"
 	if [ "${SOCKSIFY_TEST_NS:-0}" = 1 ]; then
-		{ echo "127.0.0.1 $PROXY_ONLY_NAME"; echo "::1 $PROXY_MULTI_NAME";
-		  echo "127.0.0.1 $PROXY_MULTI_NAME"; cat /etc/hosts 2>/dev/null; } >"$BATS_TEST_TMPDIR/proxy-hosts"
+		proxy_hosts
 		# SOCKSIFYD_RESOLV: a resolv.conf for the server alone (a test
 		# that needs lookups to be slow rather than fail fast).
 		unshare --mount sh -c 'mount --bind "$0" /etc/hosts &&
@@ -134,6 +159,18 @@ free_port() {
 	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
 
+# Waits up to $2 tenths of a second for 127.0.0.1:$1 to accept.
+wait_for_port() {
+	local i
+	for ((i = 0; i < $2; i++)); do
+		python3 -c 'import socket,sys; socket.create_connection(("127.0.0.1", int(sys.argv[1])), 1).close()' \
+			"$1" 2>/dev/null && return 0
+		sleep 0.1
+	done
+	echo "nothing listens on 127.0.0.1:$1" >&2
+	return 1
+}
+
 # Every fault at every step (preload_faults.bats; preload_async.bats, which
 # must see the same through its event loop): STEP FAULT ERRNO [HEX], what a
 # connect() sees when faultd answers STEP so (HEX: the exact wrong bytes of
@@ -177,12 +214,92 @@ FAULT_MATRIX=(
 	"request slow ok"
 )
 
+# An address the supervisor or the library hands out for a name:
+# 198.18.0.0/15 or 100::/64, with or without a :PORT (IPv6 in brackets).
+is_placeholder() {
+	[[ "$1" =~ ^(198\.1[89]\.[0-9]+\.[0-9]+|\[?100::([0-9a-f]{1,4}(:[0-9a-f]{1,4}){0,3})?\]?)(:[0-9]+)?$ ]] ||
+		{ echo "not a placeholder address: '$1'"; return 1; }
+}
+
 # Tests that make a resolver look up a name absent from /etc/hosts need the
 # runner's namespace, where /etc/resolv.conf points at loopback: otherwise
 # the lookup would send a DNS query off this host. That namespace also has
 # an /etc/hosts to bind a test's own over, even where the machine has none.
 need_dns_jail() {
 	[ "${SOCKSIFY_TEST_NS:-0}" = 1 ] || skip "needs scripts/test.sh's mount namespace (resolver on loopback)"
+}
+
+# start_microsocks: Debian's microsocks on 127.0.0.1 (it refuses UDP
+# ASSOCIATE and BIND); sets PROXY_PORT.
+start_microsocks() {
+	command -v microsocks >/dev/null || skip "microsocks is not installed (scripts/deps.sh test)"
+	PROXY_PORT=$(free_port)
+	microsocks -i 127.0.0.1 -p "$PROXY_PORT" 3>&- >"$BATS_TEST_TMPDIR/microsocks.log" 2>&1 &
+	PIDS+=($!)
+	wait_for_port "$PROXY_PORT" 50
+}
+
+# A recording DNS server on 127.0.0.1:53, the jail's only nameserver: a query
+# that reaches it is one that would have left the host. Sets DNS_LOG.
+start_dnssink() {
+	need_dns_jail
+	DNS_LOG=$BATS_TEST_TMPDIR/dns.log
+	: >"$DNS_LOG"
+	python3 "$HELPERS/dnssink.py" "$BATS_TEST_TMPDIR/dns.ready" "$DNS_LOG" 3>&- 2>/dev/null &
+	PIDS+=($!)
+	wait_for_line "$BATS_TEST_TMPDIR/dns.ready" 30 '^ready$' 2>/dev/null ||
+		skip "cannot bind 127.0.0.1:53 for a DNS sink"
+}
+
+# The sink got no query (given a moment to write one down).
+sink_empty() {
+	sleep 0.2
+	echo "DNS queries that left: $(tr '\n' ' ' <"$DNS_LOG")"
+	[ ! -s "$DNS_LOG" ]
+}
+
+# Bytes of the right answer at each step, sent at one per 100 ms by faultd --slow.
+declare -gA ANSWER_BYTES=([greeting]=2 [auth]=2 [request]=10)
+
+# fault_start STEP FAULT [HEX]: faultd failing so at STEP; sets FAULT_URL
+# (with credentials for the auth step) and FAULT_TIMEOUT_S: stalls end at a
+# one-second deadline, the rest fail (or succeed) on the bytes, so a loaded
+# machine must not turn them into ETIMEDOUT: five seconds, which ten bytes
+# at 100 ms each fit in too.
+fault_start() {
+	local args=(--"$2" "$1")
+	[ -n "${3:-}" ] && args+=(--bytes "$3")
+	start_faultd "${args[@]}"
+	FAULT_URL="socks5://127.0.0.1:$FAULT_PORT"
+	[ "$1" = auth ] && FAULT_URL="socks5://u:p@127.0.0.1:$FAULT_PORT"
+	FAULT_TIMEOUT_S=5
+	case $2 in stall | truncate-stall) FAULT_TIMEOUT_S=1 ;; esac
+}
+
+# fault_probes_check STEP FAULT HEX WANT PORT: what the two probes of a faultd
+# case wrote to $BATS_TEST_TMPDIR/probe.{blocking,nonblock} ("ERRNO MS", one
+# line): WANT, within the bound of its kind; and faultd saw the request to
+# 127.0.0.1:PORT exactly when the fault comes at it or later.
+fault_probes_check() {
+	local step=$1 fault=$2 hex=$3 want=$4 port=$5 mode got ms
+	for mode in blocking nonblock; do
+		read -r got ms <"$BATS_TEST_TMPDIR/probe.$mode" || true
+		printf '%-9s %-15s %-21s %-9s %-13s %5s ms\n' "$step" "$fault" "${hex:--}" \
+			"$mode" "$got" "$ms"
+		[ "$got" = "$want" ] || { echo "  want $want"
+			cat "$BATS_TEST_TMPDIR/probe.$mode.err" 2>/dev/null; return 1; }
+		[ "$(wc -l <"$BATS_TEST_TMPDIR/probe.$mode")" -eq 1 ]
+		case $want in
+		ETIMEDOUT) [ "$ms" -ge 990 ] && [ "$ms" -le 3000 ] ;;
+		ok) [ "$ms" -ge $((ANSWER_BYTES[$step] * 100)) ] ;;
+		*) [ "$ms" -lt 4990 ] ;;
+		esac || { echo "  $ms ms is out of bounds"; return 1; }
+	done
+	if [ "$step" = request ] || [ "$want" = ok ]; then
+		[ "$(grep -c "request cmd=1 atyp=1 dst=127\.0\.0\.1:$port\$" "$FAULT_LOG")" -eq 2 ]
+	else
+		[ "$(grep -c 'request' "$FAULT_LOG")" -eq 0 ]
+	fi
 }
 
 stop_all() {
@@ -194,6 +311,165 @@ stop_all() {
 		timeout "${SOCKSIFYD_STOP_WAIT:-5}" tail --pid="$p" -f /dev/null 2>/dev/null || kill -9 "$p" 2>/dev/null || true
 	done
 	PIDS=()
+}
+
+# skip_under_asan PROGRAM: skip when $LIB is the ASan build (SAN=1).
+# ASan's runtime cannot start inside node or chromium: an empty ASan library
+# preloaded into node crashes the same way, at address 0, before any of ours runs.
+skip_under_asan() {
+	! nm -D "$LIB" 2>/dev/null | grep -q ' __asan_init' ||
+		skip "$1 does not run with an ASan library preloaded"
+}
+
+# wait_listen PORT TRIES: waits up to TRIES tenths of a second for a TCP
+# listener on PORT (seen with ss, so no connection is made to it).
+wait_listen() {
+	local i
+	for ((i = 0; i < $2; i++)); do
+		[ -n "$(ss -Hltn "( sport = :$1 )")" ] && return 0
+		sleep 0.1
+	done
+	echo "nothing listens on port $1" >&2
+	return 1
+}
+
+# start_sshd [forwarding]: a private sshd on 127.0.0.1 (host key, user key,
+# config and known_hosts of this test; no system file is read or changed);
+# sets SSH_DIR and SSH_PORT. "forwarding" lets its clients forward ports
+# (ssh -D). Debian's sshd insists on /run/sshd: where there is none, it
+# gets a private /run in a mount namespace of its own.
+start_sshd() {
+	local sshd=/usr/sbin/sshd wrap=()
+	if [ ! -x "$sshd" ] || ! command -v ssh >/dev/null || ! command -v ssh-keygen >/dev/null; then
+		skip "openssh-server and openssh-client are needed (scripts/deps.sh test)"
+	fi
+	# A forwarding sshd resolves names for its clients: PROXY_ONLY_NAME too.
+	proxy_hosts
+	[ "${1:-}" = forwarding ] && wrap=("${HOSTS_WRAP[@]}")
+	if [ ! -d /run/sshd ]; then
+		[ "$(id -u)" = 0 ] || skip "sshd needs /run/sshd, which only root can provide"
+		wrap+=(unshare --mount --propagation private sh -c \
+			'mount -t tmpfs -o mode=755 tmpfs /run && mkdir -m 755 /run/sshd && exec "$@"' sshd)
+	fi
+	SSH_DIR=$BATS_TEST_TMPDIR/ssh
+	mkdir -p "$SSH_DIR"
+	ssh-keygen -q -t ed25519 -N '' -C evloop-host -f "$SSH_DIR/host_key"
+	ssh-keygen -q -t ed25519 -N '' -C evloop-user -f "$SSH_DIR/user_key"
+	cp "$SSH_DIR/user_key.pub" "$SSH_DIR/authorized_keys"
+	SSH_PORT=$(free_port)
+	echo "[127.0.0.1]:$SSH_PORT $(cut -d' ' -f1,2 "$SSH_DIR/host_key.pub")" >"$SSH_DIR/known_hosts"
+	cat >"$SSH_DIR/sshd_config" <<-EOF
+	ListenAddress 127.0.0.1:$SSH_PORT
+	HostKey $SSH_DIR/host_key
+	PidFile none
+	AuthorizedKeysFile $SSH_DIR/authorized_keys
+	StrictModes no
+	PermitRootLogin prohibit-password
+	PubkeyAuthentication yes
+	PasswordAuthentication no
+	KbdInteractiveAuthentication no
+	UsePAM no
+	AllowTcpForwarding $([ "${1:-}" = forwarding ] && echo yes || echo no)
+	X11Forwarding no
+	LogLevel $([ "${1:-}" = forwarding ] && echo DEBUG1 || echo VERBOSE)
+	EOF
+	"${wrap[@]}" "$sshd" -D -e -f "$SSH_DIR/sshd_config" 3>&- 2>"$SSH_DIR/sshd.log" &
+	PIDS+=($!)
+	wait_listen "$SSH_PORT" 50 || { cat "$SSH_DIR/sshd.log"; false; }
+}
+
+# start_danted: danted in the foreground, listening and connecting on
+# loopback only, no authentication (SOCKS4, 4a and 5); sets PROXY_PORT, its
+# log is $BATS_TEST_TMPDIR/danted.log.
+start_danted() {
+	local conf=$BATS_TEST_TMPDIR/danted.conf
+	local danted
+	danted=$(command -v danted || echo /usr/sbin/danted)
+	[ -x "$danted" ] || skip "danted is not installed (scripts/deps.sh test)"
+	[ "$(id -u)" = 0 ] || skip "danted's loopback config here runs as root"
+	PROXY_PORT=$(free_port)
+	cat >"$conf" <<-EOF
+	logoutput: $BATS_TEST_TMPDIR/danted.log
+	internal: 127.0.0.1 port = $PROXY_PORT
+	external: 127.0.0.1
+	clientmethod: none
+	socksmethod: none
+	user.privileged: root
+	user.unprivileged: nobody
+	client pass {
+		from: 127.0.0.0/8 to: 127.0.0.0/8
+	}
+	socks pass {
+		from: 127.0.0.0/8 to: 127.0.0.0/8
+		command: connect
+		log: connect error
+	}
+	EOF
+	"$danted" -f "$conf" -p "$BATS_TEST_TMPDIR/danted.pid" -N 1 3>&- >"$BATS_TEST_TMPDIR/danted.out" 2>&1 &
+	PIDS+=($!)
+	wait_for_port "$PROXY_PORT" 50
+}
+
+# start_tinyproxy [USER PASS]: tinyproxy in the foreground on 127.0.0.1,
+# with Basic credentials when given; sets TP_PORT and TP_LOG.
+start_tinyproxy() {
+	local conf=$BATS_TEST_TMPDIR/tinyproxy.conf
+	command -v tinyproxy >/dev/null || skip "tinyproxy is not installed (scripts/deps.sh test)"
+	TP_PORT=$(free_port)
+	TP_LOG=$BATS_TEST_TMPDIR/tinyproxy.log
+	{
+		echo "Port $TP_PORT"
+		echo "Listen 127.0.0.1"
+		echo "Timeout 60"
+		echo "LogFile \"$TP_LOG\""
+		echo "LogLevel Connect"
+		echo "MaxClients 32"
+		echo "Allow 127.0.0.1"
+		[ $# -eq 0 ] || echo "BasicAuth $1 $2"
+	} >"$conf"
+	# Names only a test's proxy may resolve resolve for it.
+	proxy_hosts
+	"${HOSTS_WRAP[@]}" tinyproxy -d -c "$conf" 3>&- >"$BATS_TEST_TMPDIR/tinyproxy.out" 2>&1 &
+	PIDS+=($!)
+	wait_listen "$TP_PORT" 50
+}
+
+# start_ssh_socks: ssh -D on 127.0.0.1 through a private sshd (SOCKS4, 4a
+# and 5 in one listener); sets SOCKS_PORT, and SSH_D_LOG (ssh -vv: a line a
+# forwarded connection, "dynamic request: socks4 host HOST port PORT").
+start_ssh_socks() {
+	start_sshd forwarding
+	SOCKS_PORT=$(free_port)
+	SSH_D_LOG=$BATS_TEST_TMPDIR/ssh-d.log
+	ssh -F /dev/null -N -vv -D "127.0.0.1:$SOCKS_PORT" \
+		-o BatchMode=yes -o IdentitiesOnly=yes -o IdentityAgent=none \
+		-o UserKnownHostsFile="$SSH_DIR/known_hosts" -o GlobalKnownHostsFile=/dev/null \
+		-o StrictHostKeyChecking=yes -o ExitOnForwardFailure=yes \
+		-i "$SSH_DIR/user_key" -p "$SSH_PORT" "$(id -un)@127.0.0.1" 3>&- 2>"$SSH_D_LOG" &
+	PIDS+=($!)
+	wait_listen "$SOCKS_PORT" 100 || { cat "$SSH_D_LOG"; false; }
+}
+
+# start_fake KIND: a TCP server on 127.0.0.1 that is no working SOCKS5
+# proxy; sets FAKE_PORT. KIND: http (answers as an HTTP server), mute
+# (accepts and never answers).
+start_fake() {
+	local pf=$BATS_TEST_TMPDIR/fake.$1.port
+	python3 -c 'import socket,sys,time
+s=socket.socket(); s.bind(("127.0.0.1",0)); s.listen(64)
+open(sys.argv[1]+".tmp","w").write("%d\n" % s.getsockname()[1])
+import os; os.rename(sys.argv[1]+".tmp", sys.argv[1])
+held=[]
+for _ in range(200):
+    c,_=s.accept()
+    if sys.argv[2] == "http":
+        c.recv(16); c.sendall(b"HTTP/1.1 400 Bad Request\r\n\r\n"); c.close()
+    else:
+        held.append(c)
+time.sleep(30)' "$pf" "$1" 3>&- &
+	PIDS+=($!)
+	wait_for_line "$pf" 50 '^[0-9]+$'
+	FAKE_PORT=$(cat "$pf")
 }
 
 # preload URL CMD...: run CMD with the library and SOCKSIFY_PROXY=URL.

@@ -21,6 +21,7 @@ static const struct {
 	{ "url", test_url },
 	{ "client", test_client },
 	{ "errno", test_errno },
+	{ "dns", test_dns },
 };
 
 static unsigned long unit_passed, unit_failed;	/* checks */

@@ -291,6 +291,63 @@ addr_name(void)
 	CHECK(!s5_name_normalize(longname, out, sizeof(out)));
 }
 
+/* s5_addr_equal: type, port and address; names without regard to case. */
+static void
+addr_equal(void)
+{
+	static const uint8_t ip4[4] = { 127, 0, 0, 1 }, ip4b[4] = { 127, 0, 0, 2 };
+	uint8_t ip6[16] = { 0 };
+	struct s5_addr a, b;
+
+	s5_addr_set_ip4(&a, ip4, 53);
+	s5_addr_set_ip4(&b, ip4, 53);
+	CHECK(s5_addr_equal(&a, &b));
+	b.port = 54;
+	CHECK(!s5_addr_equal(&a, &b));
+	s5_addr_set_ip4(&b, ip4b, 53);
+	CHECK(!s5_addr_equal(&a, &b));
+	ip6[15] = 1;
+	s5_addr_set_ip6(&b, ip6, 53);
+	CHECK(!s5_addr_equal(&a, &b));		/* ::1 is not 127.0.0.1 */
+	s5_addr_set_ip6(&a, ip6, 53);
+	CHECK(s5_addr_equal(&a, &b));
+	CHECK(s5_addr_set_domain(&a, "Example.COM", 11, 80) == 0);
+	CHECK(s5_addr_set_domain(&b, "example.com", 11, 80) == 0);
+	CHECK(s5_addr_equal(&a, &b));
+	CHECK(s5_addr_set_domain(&b, "example.co", 10, 80) == 0);
+	CHECK(!s5_addr_equal(&a, &b));		/* a prefix is not the name */
+	CHECK(s5_addr_set_domain(&b, "example.con", 11, 80) == 0);
+	CHECK(!s5_addr_equal(&a, &b));
+}
+
+/* s5_addr_to_family_sockaddr: what a socket of a family can say. */
+static void
+addr_family_sockaddr(void)
+{
+	static const uint8_t ip4[4] = { 10, 1, 2, 3 };
+	static const uint8_t mapped[16] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 10, 1, 2, 3 };
+	uint8_t ip6[16] = { 0x20, 0x01, 0x0d, 0xb8 };
+	struct sockaddr_storage ss;
+	struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)(void *)&ss;
+	struct sockaddr_in *s4 = (struct sockaddr_in *)(void *)&ss;
+	struct s5_addr a;
+
+	s5_addr_set_ip4(&a, ip4, 53);
+	CHECK_INT(s5_addr_to_family_sockaddr(&a, AF_INET6, &ss), sizeof(*s6));
+	CHECK_INT(s6->sin6_family, AF_INET6);
+	CHECK_INT(ntohs(s6->sin6_port), 53);
+	CHECK_MEM(s6->sin6_addr.s6_addr, mapped, 16);
+	CHECK_INT(s5_addr_to_family_sockaddr(&a, AF_INET, &ss), sizeof(*s4));
+	CHECK_INT(s4->sin_family, AF_INET);
+	CHECK_MEM(&s4->sin_addr, ip4, 4);
+	s5_addr_set_ip6(&a, ip6, 53);
+	CHECK_INT(s5_addr_to_family_sockaddr(&a, AF_INET, &ss), -1);	/* no IPv4 form */
+	CHECK_INT(s5_addr_to_family_sockaddr(&a, AF_INET6, &ss), sizeof(*s6));
+	CHECK(s5_addr_set_domain(&a, "example.test", 12, 53) == 0);
+	CHECK_INT(s5_addr_to_family_sockaddr(&a, AF_INET6, &ss), -1);
+	CHECK_INT(s5_addr_to_family_sockaddr(&a, AF_INET, &ss), -1);
+}
+
 void
 test_addr(void)
 {
@@ -300,4 +357,6 @@ test_addr(void)
 	UNIT_RUN(addr_parse);
 	UNIT_RUN(addr_list);
 	UNIT_RUN(addr_name);
+	UNIT_RUN(addr_equal);
+	UNIT_RUN(addr_family_sockaddr);
 }

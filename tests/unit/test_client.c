@@ -371,6 +371,257 @@ client_misc(void)
 	CHECK_INT(s5_client_errno(&c, S5C_E_STATE), ECONNREFUSED);
 }
 
+/* RFC 1928 §6: BIND's two replies, the second read only when asked for. */
+static void
+client_bind(void)
+{
+	static const uint8_t ip[4] = { 198, 51, 100, 1 };
+	/* Method, first reply (BND 10.0.0.1:12345), second reply (the peer
+	 * 198.51.100.1:20), then the peer's first bytes. */
+	static const uint8_t srv[] = { 0x05, 0x00,
+	    0x05, 0x00, 0x00, 0x01, 10, 0, 0, 1, 0x30, 0x39,
+	    0x05, 0x00, 0x00, 0x01, 198, 51, 100, 1, 0x00, 0x14, 'd', 'a' };
+	static const uint8_t refused[] = {
+	    0x05, 0x06, 0x00, 0x01, 0, 0, 0, 0, 0, 0 };
+	static const size_t chunks[] = { 0, 1, 3, sizeof(srv) };
+	struct s5_client c;
+	struct s5_addr dst;
+	struct run run, run2;
+	size_t i, used;
+
+	s5_addr_set_ip4(&dst, ip, 0);
+	for (i = 0; i < sizeof(chunks) / sizeof(chunks[0]); i++) {
+		s5_client_init(&c, S5_CMD_BIND, &dst, NULL);
+		client_run(&c, srv, sizeof(srv), chunks[i], &run);
+		CHECK_INT(run.r, S5C_DONE);
+		CHECK_INT(run.took, 12);
+		CHECK_INT(run.sent[4], S5_CMD_BIND);
+		CHECK_INT(c.reply.bnd.u.ip4[0], 10);
+		CHECK_INT(c.reply.bnd.port, 12345);
+		/* Nothing more is read until the caller asks. */
+		CHECK_INT(s5_client_want(&c), 0);
+		CHECK_INT(s5_client_await_peer(&c), S5C_WANT_READ);
+		CHECK_INT(s5_client_want(&c), 5);
+		memset(&run2, 0, sizeof(run2));
+		run2.r = S5C_WANT_READ;
+		while (run2.r == S5C_WANT_READ && run.took + run2.took < sizeof(srv)) {
+			size_t k = chunks[i] != 0 ? chunks[i] : s5_client_want(&c);
+
+			if (k > sizeof(srv) - run.took - run2.took)
+				k = sizeof(srv) - run.took - run2.took;
+			run2.r = s5_client_step(&c, srv + run.took + run2.took, k, &used);
+			run2.took += used;
+		}
+		CHECK_INT(run2.r, S5C_DONE);
+		/* The peer's bytes stay the application's. */
+		CHECK_INT(run2.took, 10);
+		CHECK_INT(c.reply.rep, S5_REP_SUCCEEDED);
+		CHECK_INT(c.reply.bnd.atyp, S5_ATYP_IPV4);
+		CHECK_INT(c.reply.bnd.u.ip4[0], 198);
+		CHECK_INT(c.reply.bnd.port, 20);
+		/* One second reply per BIND. */
+		CHECK_INT(s5_client_await_peer(&c), S5C_E_STATE);
+	}
+
+	/* A second reply that fails (the proxy's wait timed out). */
+	s5_client_init(&c, S5_CMD_BIND, &dst, NULL);
+	client_run(&c, srv, 12, 0, &run);
+	CHECK_INT(run.r, S5C_DONE);
+	CHECK_INT(s5_client_await_peer(&c), S5C_WANT_READ);
+	CHECK_INT(s5_client_step(&c, refused, sizeof(refused), &used), S5C_E_REPLY);
+	CHECK_INT(used, sizeof(refused));
+	CHECK_INT(s5_client_errno(&c, S5C_E_REPLY), ETIMEDOUT);
+
+	/* Only a finished BIND has a second reply. */
+	s5_client_init(&c, S5_CMD_CONNECT, &dst, NULL);
+	client_run(&c, srv, 12, 0, &run);
+	CHECK_INT(run.r, S5C_DONE);
+	CHECK_INT(s5_client_await_peer(&c), S5C_E_STATE);
+	s5_client_init(&c, S5_CMD_BIND, &dst, NULL);
+	CHECK_INT(s5_client_await_peer(&c), S5C_E_STATE);
+}
+
+/* --- HTTP CONNECT and SOCKS4/4a (upstream.c) ----------------------------- */
+
+static void
+set_name(struct s5_addr *a, const char *name, uint16_t port)
+{
+	CHECK_INT(s5_addr_set_domain(a, name, strlen(name), port), 0);
+}
+
+/* An HTTP CONNECT: the request's exact bytes, a 200 with headers, and the
+ * target's first bytes right behind the header left alone. */
+static void
+upstream_http_ok(void)
+{
+	static const char resp[] = "HTTP/1.1 200 Connection established\r\n"
+	    "Proxy-agent: tinyproxy/1.11.1\r\n\r\nSSH-2.0-target";
+	static const char want[] = "CONNECT example.org:22 HTTP/1.1\r\n"
+	    "Host: example.org:22\r\n\r\n";
+	struct s5_client c;
+	struct s5_addr dst;
+	struct run run;
+	size_t chunk;
+
+	set_name(&dst, "example.org", 22);
+	for (chunk = 0; chunk <= 64; chunk += 64) {
+		s5_client_init_proto(&c, S5_PROTO_HTTP, S5_CMD_CONNECT, &dst, NULL);
+		client_run(&c, (const uint8_t *)resp, sizeof(resp) - 1, chunk, &run);
+		CHECK_INT(run.r, S5C_DONE);
+		CHECK_INT(run.sent_len, sizeof(want) - 1);
+		CHECK_MEM(run.sent, want, sizeof(want) - 1);
+		/* Not one octet of "SSH-2.0-target" was taken. */
+		CHECK_INT(run.took, sizeof(resp) - 1 - strlen("SSH-2.0-target"));
+		CHECK_INT(c.reply.rep, S5_REP_SUCCEEDED);
+	}
+}
+
+/* Basic credentials (RFC 7617's own example), IPv6 in brackets. */
+static void
+upstream_http_auth(void)
+{
+	static const char want[] = "CONNECT [2001:db8::1]:443 HTTP/1.1\r\n"
+	    "Host: [2001:db8::1]:443\r\n"
+	    "Proxy-Authorization: Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ==\r\n\r\n";
+	static const char ok[] = "HTTP/1.0 200 OK\r\n\r\n";
+	static const char denied[] = "HTTP/1.1 407 Proxy Authentication Required\r\n"
+	    "Proxy-Authenticate: Basic realm=\"x\"\r\n\r\n";
+	static const uint8_t ip6[16] = { 0x20, 0x01, 0x0d, 0xb8, [15] = 1 };
+	struct s5_cred cred = { .ulen = 7, .plen = 11 };
+	struct s5_client c;
+	struct s5_addr dst;
+	struct run run;
+
+	memcpy(cred.user, "Aladdin", 8);
+	memcpy(cred.pass, "open sesame", 12);
+	s5_addr_set_ip6(&dst, ip6, 443);
+	s5_client_init_proto(&c, S5_PROTO_HTTP, S5_CMD_CONNECT, &dst, &cred);
+	client_run(&c, (const uint8_t *)ok, sizeof(ok) - 1, 0, &run);
+	CHECK_INT(run.r, S5C_DONE);
+	CHECK_INT(run.sent_len, sizeof(want) - 1);
+	CHECK_MEM(run.sent, want, sizeof(want) - 1);
+	/* 407: wrong credentials with them, missing ones without. */
+	s5_client_init_proto(&c, S5_PROTO_HTTP, S5_CMD_CONNECT, &dst, &cred);
+	client_run(&c, (const uint8_t *)denied, sizeof(denied) - 1, 0, &run);
+	CHECK_INT(run.r, S5C_E_AUTH);
+	CHECK_INT(s5_client_errno(&c, run.r), EACCES);
+	s5_client_init_proto(&c, S5_PROTO_HTTP, S5_CMD_CONNECT, &dst, NULL);
+	client_run(&c, (const uint8_t *)denied, sizeof(denied) - 1, 0, &run);
+	CHECK_INT(run.r, S5C_E_NEED_AUTH);
+	/* tinyproxy says 401 for the same. */
+	s5_client_init_proto(&c, S5_PROTO_HTTP, S5_CMD_CONNECT, &dst, &cred);
+	client_run(&c, (const uint8_t *)"HTTP/1.0 401 Unauthorized\r\n\r\n", 30, 0, &run);
+	CHECK_INT(run.r, S5C_E_AUTH);
+}
+
+/* Status codes as the errno of a direct connect; garbage; bad names. */
+static void
+upstream_http_failures(void)
+{
+	static const struct {
+		const char *resp;
+		int r, err, status;
+	} cases[] = {
+		{ "HTTP/1.1 403 Forbidden\r\n\r\n", S5C_E_REPLY, EACCES, 403 },
+		{ "HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n", S5C_E_REPLY, ECONNREFUSED, 502 },
+		{ "HTTP/1.1 504 Gateway Timeout\r\n\r\n", S5C_E_REPLY, ETIMEDOUT, 504 },
+		{ "HTTP/1.1 404 Not Found\r\n\r\n", S5C_E_REPLY, EHOSTUNREACH, 404 },
+		{ "HTTP/1.1 500 Unable to connect\r\n\r\n", S5C_E_REPLY, ECONNREFUSED, 500 },
+		{ "\x05\xff", S5C_E_PROTO, ECONNREFUSED, 0 },		/* a SOCKS5 server */
+		{ "HTTP/2 200\r\n\r\n", S5C_E_PROTO, ECONNREFUSED, 0 },
+		{ "HTTP/1.1 2000 OK\r\n\r\n", S5C_E_PROTO, ECONNREFUSED, 0 },
+		{ "HTTP/1.1 20\r\n\r\n", S5C_E_PROTO, ECONNREFUSED, 0 },
+	};
+	struct s5_client c;
+	struct s5_addr dst;
+	struct run run;
+	size_t i;
+	char big[20000];
+
+	set_name(&dst, "example.org", 80);
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		s5_client_init_proto(&c, S5_PROTO_HTTP, S5_CMD_CONNECT, &dst, NULL);
+		client_run(&c, (const uint8_t *)cases[i].resp, strlen(cases[i].resp), 0, &run);
+		CHECK_INT(run.r, cases[i].r);
+		CHECK_INT(s5_client_errno(&c, run.r), cases[i].err);
+		if (cases[i].status != 0)
+			CHECK_INT(c.status, cases[i].status);
+	}
+	/* A header that never ends is no proxy's answer. */
+	memset(big, 'a', sizeof(big));
+	memcpy(big, "HTTP/1.1 200 OK\r\nX: ", 21);
+	s5_client_init_proto(&c, S5_PROTO_HTTP, S5_CMD_CONNECT, &dst, NULL);
+	client_run(&c, (const uint8_t *)big, sizeof(big), 0, &run);
+	CHECK_INT(run.r, S5C_E_PROTO);
+	/* A name that could end the header line is never sent. */
+	set_name(&dst, "a\r\nX-Evil: 1", 80);
+	s5_client_init_proto(&c, S5_PROTO_HTTP, S5_CMD_CONNECT, &dst, NULL);
+	CHECK_INT(s5_client_step(&c, NULL, 0, NULL), S5C_E_ADDR);
+	CHECK_INT(s5_client_errno(&c, S5C_E_ADDR), EHOSTUNREACH);
+	/* CONNECT only. */
+	set_name(&dst, "example.org", 80);
+	s5_client_init_proto(&c, S5_PROTO_HTTP, S5_CMD_BIND, &dst, NULL);
+	CHECK_INT(s5_client_step(&c, NULL, 0, NULL), S5C_E_STATE);
+}
+
+/* SOCKS4 and SOCKS4a requests byte for byte; replies 90-93. */
+static void
+upstream_socks4(void)
+{
+	static const uint8_t ip[4] = { 10, 1, 2, 3 };
+	static const uint8_t want4[] = { 4, 1, 0, 80, 10, 1, 2, 3, 'b', 'o', 'b', 0 };
+	static const uint8_t want4a[] = { 4, 1, 0x01, 0xbb, 0, 0, 0, 1, 0,
+	    'e', 'x', 'a', 'm', 'p', 'l', 'e', '.', 'o', 'r', 'g', 0 };
+	static const uint8_t granted[] = { 0, 90, 0x12, 0x34, 1, 2, 3, 4, 'x' };
+	static const uint8_t codes[][2] = { { 91, ECONNREFUSED }, { 92, EACCES }, { 93, EACCES } };
+	struct s5_cred cred = { .ulen = 3 };
+	struct s5_client c;
+	struct s5_addr dst, want_bnd;
+	struct run run;
+	uint8_t reply[8] = { 0 };
+	size_t i;
+
+	memcpy(cred.user, "bob", 4);
+	s5_addr_set_ip4(&dst, ip, 80);
+	s5_client_init_proto(&c, S5_PROTO_SOCKS4, S5_CMD_CONNECT, &dst, &cred);
+	client_run(&c, granted, sizeof(granted), 0, &run);
+	CHECK_INT(run.r, S5C_DONE);
+	CHECK_INT(run.sent_len, sizeof(want4));
+	CHECK_MEM(run.sent, want4, sizeof(want4));
+	CHECK_INT(run.took, 8);			/* 'x' is the target's */
+	s5_addr_set_ip4(&want_bnd, (const uint8_t[4]){ 1, 2, 3, 4 }, 0x1234);
+	CHECK(memcmp(&c.reply.bnd, &want_bnd, sizeof(want_bnd)) == 0);
+
+	set_name(&dst, "example.org", 443);
+	s5_client_init_proto(&c, S5_PROTO_SOCKS4A, S5_CMD_CONNECT, &dst, NULL);
+	client_run(&c, granted, 8, 3, &run);
+	CHECK_INT(run.r, S5C_DONE);
+	CHECK_INT(run.sent_len, sizeof(want4a));
+	CHECK_MEM(run.sent, want4a, sizeof(want4a));
+
+	for (i = 0; i < sizeof(codes) / sizeof(codes[0]); i++) {
+		reply[1] = codes[i][0];
+		s5_client_init_proto(&c, S5_PROTO_SOCKS4A, S5_CMD_CONNECT, &dst, NULL);
+		client_run(&c, reply, sizeof(reply), 0, &run);
+		CHECK_INT(run.r, S5C_E_REPLY);
+		CHECK_INT(c.status, codes[i][0]);
+		CHECK_INT(s5_client_errno(&c, run.r), codes[i][1]);
+	}
+	reply[0] = 5;			/* a SOCKS5 server's answer */
+	s5_client_init_proto(&c, S5_PROTO_SOCKS4A, S5_CMD_CONNECT, &dst, NULL);
+	client_run(&c, reply, sizeof(reply), 0, &run);
+	CHECK_INT(run.r, S5C_E_PROTO);
+
+	/* What SOCKS4 cannot carry: a name (socks4a can), IPv6. */
+	s5_client_init_proto(&c, S5_PROTO_SOCKS4, S5_CMD_CONNECT, &dst, NULL);
+	CHECK_INT(s5_client_step(&c, NULL, 0, NULL), S5C_E_ADDR);
+	CHECK_INT(s5_client_errno(&c, S5C_E_ADDR), EHOSTUNREACH);
+	s5_addr_set_ip6(&dst, (const uint8_t[16]){ [15] = 1 }, 80);
+	s5_client_init_proto(&c, S5_PROTO_SOCKS4A, S5_CMD_CONNECT, &dst, NULL);
+	CHECK_INT(s5_client_step(&c, NULL, 0, NULL), S5C_E_ADDR);
+	CHECK_INT(s5_client_errno(&c, S5C_E_ADDR), EAFNOSUPPORT);
+}
+
 void
 test_client(void)
 {
@@ -381,4 +632,9 @@ test_client(void)
 	UNIT_RUN(client_method_failures);
 	UNIT_RUN(client_reply_codes);
 	UNIT_RUN(client_misc);
+	UNIT_RUN(client_bind);
+	UNIT_RUN(upstream_http_ok);
+	UNIT_RUN(upstream_http_auth);
+	UNIT_RUN(upstream_http_failures);
+	UNIT_RUN(upstream_socks4);
 }

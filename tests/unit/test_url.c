@@ -79,10 +79,59 @@ url_schemes(void)
 	if (url_ok("socks5://h:2/", &p, __LINE__))
 		CHECK_INT(p.addr.port, 2);
 
-	url_bad("http://h:1", "unsupported scheme", __LINE__);
-	url_bad("socks4://h:1", "unsupported scheme", __LINE__);
-	url_bad("socks5a://h:1", "unsupported scheme", __LINE__);
-	url_bad("://h:1", "unsupported scheme", __LINE__);
+#define SCHEMES "unsupported scheme (supported: socks5://, socks5h://, socks4://, " \
+	"socks4a://, http://)"
+	url_bad("https://h:1", SCHEMES, __LINE__);
+	url_bad("socks5a://h:1", SCHEMES, __LINE__);
+	url_bad("socks://h:1", SCHEMES, __LINE__);
+	url_bad("://h:1", SCHEMES, __LINE__);
+#undef SCHEMES
+	/* A scheme without "//" once read as a bare IPv6 address. */
+	url_bad("socks5h:127.0.0.1:1080", "missing \"//\" after the scheme (socks5h://HOST[:PORT])", __LINE__);
+	url_bad("socks5:h", "missing \"//\" after the scheme (socks5h://HOST[:PORT])", __LINE__);
+	url_bad("SOCKS5H:[::1]:1080", "missing \"//\" after the scheme (socks5h://HOST[:PORT])", __LINE__);
+	/* The other protocols: their default ports, user IDs, names. */
+	if (url_ok("http://proxy.example", &p, __LINE__)) {
+		CHECK_INT(p.proto, S5_PROTO_HTTP);
+		CHECK(p.remote_dns);
+		CHECK_INT(p.addr.port, 8080);
+		url_fmt(&p, "http://proxy.example:8080", __LINE__);
+	}
+	if (url_ok("HTTP://u:p%40ss@h:3128", &p, __LINE__)) {
+		CHECK_INT(p.proto, S5_PROTO_HTTP);
+		CHECK_STR(p.cred.pass, "p@ss");
+		url_fmt(&p, "http://u@h:3128", __LINE__);
+	}
+	if (url_ok("http://onlyuser@h:3128", &p, __LINE__))
+		CHECK_INT(p.cred.plen, 0);
+	if (url_ok("socks4://bob@10.0.0.1", &p, __LINE__)) {
+		CHECK_INT(p.proto, S5_PROTO_SOCKS4);
+		CHECK(!p.remote_dns);
+		CHECK_INT(p.addr.port, 1080);
+		CHECK_STR(p.cred.user, "bob");
+		url_fmt(&p, "socks4://bob@10.0.0.1:1080", __LINE__);
+	}
+	if (url_ok("socks4a://h:9050", &p, __LINE__)) {
+		CHECK_INT(p.proto, S5_PROTO_SOCKS4A);
+		CHECK(p.remote_dns);
+	}
+	url_bad("socks4://bob:pw@h", "SOCKS4 takes a user ID, no password", __LINE__);
+	url_bad("socks4a://bob:@h", "SOCKS4 takes a user ID, no password", __LINE__);
+	url_bad("socks5://bob@h", "empty password", __LINE__);
+	/* A host that merely starts like a scheme is a host. */
+	if (url_ok("socks5h.example:1080", &p, __LINE__))
+		CHECK_INT(p.addr.port, 1080);
+	if (url_ok("httpproxy:3128", &p, __LINE__))
+		CHECK_INT(p.addr.port, 3128);
+	/* A bare HOST:PORT whose host has a scheme's name is still one. */
+	if (url_ok("socks5:1080", &p, __LINE__))
+		CHECK_INT(p.addr.port, 1080);
+	if (url_ok("http:8080", &p, __LINE__)) {
+		CHECK_INT(p.proto, S5_PROTO_SOCKS5);
+		CHECK_INT(p.addr.port, 8080);
+	}
+	url_bad("socks5h:", "missing \"//\" after the scheme (socks5h://HOST[:PORT])", __LINE__);
+	url_bad("socks4://a%00b@h", "a SOCKS4 user ID cannot hold %00", __LINE__);
 	url_bad("", "empty proxy", __LINE__);
 	url_bad("socks5://", "empty host", __LINE__);
 	url_bad("socks5:///", "empty host", __LINE__);

@@ -80,5 +80,6 @@ void test_cidr(void);
 void test_url(void);
 void test_client(void);
 void test_errno(void);
+void test_dns(void);
 
 #endif

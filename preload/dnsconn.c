@@ -1,0 +1,324 @@
+/*
+ * dnsconn.c: a program's own DNS over TCP under remote resolution, answered
+ * here (CONTRACT.md, "own DNS under socks5h"). `dig +tcp`, and resolvers
+ * that retry over TCP after a truncated answer, connect() a TCP socket to
+ * port 53 of their nameserver; tunnelled, the query would reach whatever
+ * resolver the proxy's host uses, and the name would not map back to a
+ * placeholder.
+ *
+ *   connect()   connect.c hands us a TCP socket to port 53 (any address,
+ *               excluded or not). It becomes one end of a socketpair
+ *               (AF_UNIX, SOCK_STREAM), dup3()ed onto the program's
+ *               descriptor with its FD_CLOEXEC and O_NONBLOCK; the other
+ *               end is ours (F_DUPFD_CLOEXEC above
+ *               PRELOAD_ASYNC_COPY_FD_MIN, non-blocking). connect() says 0:
+ *               the socket is connected at once, writable, SO_ERROR 0.
+ *   a write     the write-side hooks (write, writev, send, sendto,
+ *               sendmsg) call dnsconn_pump() after the program's bytes went
+ *               into the pair: we read what is there, and answer every
+ *               complete message (a two-byte length, then the query: RFC
+ *               1035 §4.2.2) with dnsanswer.c's reply, written back with
+ *               its length. It is readable before the write returns, so
+ *               poll, epoll and a blocking read see it as a fast server's.
+ *   the end     close() (and close_range, dup2/dup3 over it) closes ours;
+ *               the program's half-close or a query over DNSCONN_QUERY_MAX
+ *               closes our end too (the program reads EOF).
+ *
+ * getpeername() answers the nameserver the program connect()ed to (peer.c);
+ * getsockname() and socket options are the AF_UNIX socket's (LIMITS).
+ * Descriptors with a conversation are in a bitmap, so every other write()
+ * of the program takes no lock.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "dns.h"
+#include "fdmark.h"
+#include "preload.h"
+
+#define DNSCONN_MAX		64		/* conversations at once per process */
+#define DNSCONN_QUERY_MAX	4096		/* bytes of one query */
+
+struct dnsconn {
+	int fd;				/* the program's; -1: free */
+	int ours;
+	uint64_t cookie;		/* of the program's end */
+	struct sockaddr_storage peer;
+	socklen_t peer_len;
+	size_t have;
+	uint8_t buf[2 + DNSCONN_QUERY_MAX];
+};
+
+int dnsconn_active;
+static struct dnsconn dnsconn_tab[DNSCONN_MAX] = { [0 ... DNSCONN_MAX - 1] = { .fd = -1 } };
+static uint64_t dnsconn_marked[FDMARK_WORDS];
+static pthread_mutex_t dnsconn_mu = PTHREAD_MUTEX_INITIALIZER;
+static __thread bool dnsconn_held;
+/* The process the table is of (a vfork() child shares it: see udp.c). */
+static pid_t dnsconn_pid;
+
+bool
+dnsconn_maybe(int fd)
+{
+	return fdmark_test(dnsconn_marked, &dnsconn_active, fd);
+}
+
+static void
+dnsconn_mark(int fd, bool on)
+{
+	fdmark_set(dnsconn_marked, fd, on);
+}
+
+static bool
+dnsconn_lock(void)
+{
+	return fdmark_lock(&dnsconn_mu, &dnsconn_held);
+}
+
+static void
+dnsconn_unlock(void)
+{
+	fdmark_unlock(&dnsconn_mu, &dnsconn_held);
+}
+
+/* fd's conversation, proven by the cookie read before the lock (a stale
+ * one is ended). Under dnsconn_mu. */
+static struct dnsconn *
+dnsconn_find(int fd, uint64_t cookie)
+{
+	int i;
+
+	for (i = 0; i < DNSCONN_MAX; i++) {
+		if (dnsconn_tab[i].fd != fd)
+			continue;
+		if (cookie != 0 && cookie == dnsconn_tab[i].cookie)
+			return &dnsconn_tab[i];
+		(void)PRELOAD_REAL(close)(dnsconn_tab[i].ours);
+		dnsconn_tab[i].fd = -1;
+		dnsconn_mark(fd, false);
+		__atomic_sub_fetch(&dnsconn_active, 1, __ATOMIC_RELEASE);
+		return NULL;
+	}
+	return NULL;
+}
+
+/* Our end is done with: the program reads EOF. Under dnsconn_mu. */
+static void
+dnsconn_hangup(struct dnsconn *c)
+{
+	(void)shutdown(c->ours, SHUT_WR);
+	c->have = 0;
+}
+
+/* What the program has written on c's end, taken into c->buf: false when
+ * the conversation is over (EOF, or more than a query we take). Under
+ * dnsconn_mu. */
+static bool
+dnsconn_fill(struct dnsconn *c)
+{
+	ssize_t n;
+
+	for (;;) {
+		if (c->have == sizeof(c->buf))
+			return false;	/* a query we do not take */
+		n = PRELOAD_REAL(recv)(c->ours, c->buf + c->have, sizeof(c->buf) - c->have,
+		    MSG_DONTWAIT);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n == 0)
+			return false;
+		if (n < 0)
+			return true;
+		c->have += (size_t)n;
+	}
+}
+
+/* The first complete query in c->buf, moved to q (*len bytes): false when
+ * there is none yet. Under dnsconn_mu. */
+static bool
+dnsconn_take(struct dnsconn *c, uint8_t *q, size_t *len)
+{
+	size_t n;
+
+	if (c->have < 2 || c->have < 2 + (n = (size_t)c->buf[0] << 8 | c->buf[1]))
+		return false;
+	memcpy(q, c->buf + 2, n);
+	*len = n;
+	c->have -= 2 + n;
+	memmove(c->buf, c->buf + 2 + n, c->have);
+	return true;
+}
+
+/*
+ * Answers what the program wrote on fd, query by query: each is taken
+ * under the lock, answered without it (a local lookup or SOCKSIFY_DNS may
+ * wait; other conversations and close() do not wait with it), and its
+ * answer written back under the lock once the conversation is proven to be
+ * the same one still.
+ */
+void
+dnsconn_pump(int fd)
+{
+	struct dnsconn *c;
+	uint8_t q[DNSCONN_QUERY_MAX], small[2 + DNS_UDP_MAX], *out;
+	uint64_t cookie = peer_cookie(fd);
+	size_t len, n;
+	bool local, more, stuck;
+	int saved = errno, ours;
+
+	for (;;) {
+		if (!dnsconn_lock())
+			break;
+		more = false;
+		if ((c = dnsconn_find(fd, cookie)) != NULL) {
+			if (!dnsconn_fill(c))
+				dnsconn_hangup(c);
+			else
+				more = dnsconn_take(c, q, &len);
+			ours = c->ours;
+		}
+		dnsconn_unlock();
+		if (!more)
+			break;
+		out = small;
+		n = dnsanswer(q, len, out + 2, DNS_UDP_MAX, &local);
+		/* SOCKSIFY_DNS's answer may take all TCP allows. */
+		if (local && (out = malloc(2 + DNS_TCP_MAX)) != NULL)
+			n = dnsanswer_local(q, len, out + 2, DNS_TCP_MAX);
+		else if (local)
+			out = small;
+		stuck = false;
+		if (n > 0 && dnsconn_lock()) {
+			out[0] = (uint8_t)(n >> 8);
+			out[1] = (uint8_t)n;
+			if ((c = dnsconn_find(fd, cookie)) != NULL && c->ours == ours)
+				stuck = PRELOAD_REAL(send)(c->ours, out, n + 2,
+				    MSG_DONTWAIT | MSG_NOSIGNAL) != (ssize_t)(n + 2);
+			if (stuck)
+				dnsconn_hangup(c);	/* a reader that does not read */
+			dnsconn_unlock();
+		}
+		if (out != small)
+			free(out);
+	}
+	errno = saved;
+}
+
+static void
+dnsconn_fork_prepare(void)
+{
+	pthread_mutex_lock(&dnsconn_mu);
+}
+
+static void
+dnsconn_fork_parent(void)
+{
+	pthread_mutex_unlock(&dnsconn_mu);
+}
+
+static void
+dnsconn_fork_child(void)
+{
+	dnsconn_held = false;
+	dnsconn_pid = getpid();
+	pthread_mutex_unlock(&dnsconn_mu);
+}
+
+void
+dnsconn_at_load(void)
+{
+	dnsconn_pid = getpid();
+	(void)pthread_atfork(dnsconn_fork_prepare, dnsconn_fork_parent, dnsconn_fork_child);
+}
+
+int
+dnsconn_connect(int fd, const struct sockaddr *sa, socklen_t len)
+{
+	struct dnsconn *c = NULL;
+	int sv[2], ours, fl, fdfl, i;
+	uint64_t cookie;
+
+	if ((fl = PRELOAD_REAL(fcntl)(fd, F_GETFL)) < 0 ||
+	    (fdfl = PRELOAD_REAL(fcntl)(fd, F_GETFD)) < 0)
+		return -1;
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
+		return -1;
+	ours = PRELOAD_REAL(fcntl)(sv[1], F_DUPFD_CLOEXEC, PRELOAD_ASYNC_COPY_FD_MIN);
+	(void)PRELOAD_REAL(close)(sv[1]);
+	if (ours < 0 || PRELOAD_REAL(fcntl)(ours, F_SETFL, O_NONBLOCK) != 0 ||
+	    PRELOAD_REAL(fcntl)(sv[0], F_SETFL, fl & O_NONBLOCK) != 0 ||
+	    PRELOAD_REAL(dup3)(sv[0], fd, (fdfl & FD_CLOEXEC) ? O_CLOEXEC : 0) < 0) {
+		int err = errno;
+
+		(void)PRELOAD_REAL(close)(sv[0]);
+		if (ours >= 0)
+			(void)PRELOAD_REAL(close)(ours);
+		errno = err;
+		return -1;
+	}
+	(void)PRELOAD_REAL(close)(sv[0]);
+	cookie = peer_cookie(fd);
+	if (!dnsconn_lock()) {
+		(void)PRELOAD_REAL(close)(ours);
+		errno = EAGAIN;
+		return -1;
+	}
+	(void)dnsconn_find(fd, 0);	/* a stale one on this number goes */
+	for (i = 0; i < DNSCONN_MAX && c == NULL; i++)
+		if (dnsconn_tab[i].fd < 0)
+			c = &dnsconn_tab[i];
+	if (c != NULL) {
+		c->fd = fd;
+		c->ours = ours;
+		c->cookie = cookie;
+		c->have = 0;
+		if (len > sizeof(c->peer))
+			len = sizeof(c->peer);
+		memcpy(&c->peer, sa, len);
+		c->peer_len = len;
+		dnsconn_mark(fd, true);
+		__atomic_add_fetch(&dnsconn_active, 1, __ATOMIC_RELEASE);
+	}
+	dnsconn_unlock();
+	if (c == NULL) {
+		/* The program's socket is gone already: it reads EOF. */
+		(void)PRELOAD_REAL(close)(ours);
+		preload_log(LOG_LVL_ERROR, "DNS over TCP: more than %d conversations "
+		    "at once", DNSCONN_MAX);
+	}
+	return 0;
+}
+
+void
+dnsconn_forget(int fd)
+{
+	if (!dnsconn_maybe(fd) || getpid() != dnsconn_pid || !dnsconn_lock())
+		return;
+	(void)dnsconn_find(fd, 0);
+	dnsconn_unlock();
+}
+
+bool
+dnsconn_peer(int fd, struct sockaddr_storage *ss, socklen_t *len)
+{
+	struct dnsconn *c;
+	uint64_t cookie;
+	bool found = false;
+
+	if (!dnsconn_maybe(fd))
+		return false;
+	cookie = peer_cookie(fd);
+	if (!dnsconn_lock())
+		return false;
+	if ((c = dnsconn_find(fd, cookie)) != NULL) {
+		*ss = c->peer;
+		*len = c->peer_len;
+		found = true;
+	}
+	dnsconn_unlock();
+	return found;
+}

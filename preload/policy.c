@@ -1,0 +1,275 @@
+/*
+ * policy.c: what a connection of the program may do, decided the same way
+ * for both front ends: the library's hooks (connect.c) and the seccomp
+ * supervisor (supervisor.c). Nothing here touches a socket; the callers
+ * say what kind of socket it is.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <netinet/in.h>
+
+#include "preload.h"
+
+#define TRACE_WHY_MAX	512		/* tunnel_explain() text */
+#define TRACE_ERRSTR_MAX	64		/* strerror_r() text */
+
+/*
+ * The datagram policy: 0 when a datagram to sa may go, else -errno. UDP,
+ * ICMP and raw sockets cannot take a CONNECT tunnel, so a datagram would
+ * leave the host directly, around the proxy: under SOCKSIFY_UDP=block (and
+ * proxy, for what udp.c does not relay) it may go only to an excluded destination, or to port 53 when
+ * the program resolves names itself (socks5://, where the user asked for
+ * local lookups). Under remote resolution a datagram to port 53 is a DNS
+ * query that bypasses the proxy, excluded or not. A refusal is EPERM with
+ * one line saying so; a destination we cannot read might be either
+ * (EINVAL).
+ */
+/* One line for a refusal; sa was vouched for by s5_addr_from_sockaddr. */
+void
+policy_refuse(const struct sockaddr *sa, const char *what, const char *why)
+{
+	char text[S5_ADDR_TEXT_MAX];
+
+	if (s5_sockaddr_format(sa, text, sizeof(text)) < 0)
+		strcpy(text, "?");
+	preload_log(LOG_LVL_ERROR, "blocked %s to %s (%s)", what, text, why);
+}
+
+static int
+policy_dgram(int type, const struct sockaddr *sa, socklen_t len)
+{
+	struct s5_addr a;
+	const char *why;
+	bool dns;
+
+	if (!preload_cfg.remote_dns && !preload_cfg.udp_block)
+		return 0;
+	if (s5_addr_from_sockaddr(&a, sa, len) != 0)
+		return -EINVAL;
+	/* Port 53 means DNS for UDP only: an ICMP echo (a ping socket) or a
+	 * raw packet "to port 53" goes to the host like any other. */
+	dns = a.port == POLICY_DNS_PORT && type == SOCK_DGRAM;
+	if (dns && preload_cfg.remote_dns)
+		why = "remote DNS";
+	else if (!preload_cfg.udp_block || dns || preload_is_excluded(&a))
+		return 0;
+	else if (!preload_cfg.udp_proxy)
+		why = "SOCKSIFY_UDP=block";
+	else if (type == SOCK_DGRAM)	/* asked by the supervisor: udp.c is the library's */
+		why = "SOCKSIFY_UDP=proxy: no relay for a program the library cannot reach";
+	else
+		why = "SOCKSIFY_UDP=proxy relays UDP only";
+	policy_refuse(sa, "UDP datagram", why);
+	return -EPERM;
+}
+
+/*
+ * SCTP (SOCK_SEQPACKET, or a stream socket of its own protocol is tunnelled
+ * and fails at the proxy), DCCP and whatever else the kernel grows cannot
+ * take a CONNECT tunnel either: they may reach excluded destinations only.
+ */
+static int
+policy_other(int type, const struct sockaddr *sa, socklen_t len)
+{
+	struct s5_addr a;
+	char why[sizeof("socket type 2147483647")];
+
+	if (s5_addr_from_sockaddr(&a, sa, len) != 0)
+		return -EINVAL;
+	if (preload_is_excluded(&a))
+		return 0;
+	snprintf(why, sizeof(why), "socket type %d", type);
+	policy_refuse(sa, "UDP datagram", why);
+	return -EPERM;
+}
+
+/* Sockets whose datagrams the policy above governs. */
+bool
+policy_is_dgram(int type)
+{
+	return type == SOCK_DGRAM || type == SOCK_RAW;
+}
+
+/* A placeholder under remote resolution: only a tunnel can carry its name. */
+bool
+policy_is_placeholder(const struct s5_addr *a)
+{
+	return preload_cfg.remote_dns && fakedns_in_range(a);
+}
+
+/* The policy for a socket of this type sending to sa: 0 when TCP (for the
+ * tunnel to handle) or allowed, else -errno. */
+int
+policy_type(int type, const struct sockaddr *sa, socklen_t len)
+{
+	struct s5_addr a;
+
+	/* Anything but TCP to a placeholder cannot carry the name: sent raw,
+	 * it takes what it says (a QUIC Initial names the host) around the
+	 * tunnel, excluded or not, whatever SOCKSIFY_UDP says. */
+	if (type != SOCK_STREAM && s5_addr_from_sockaddr(&a, sa, len) == 0 &&
+	    policy_is_placeholder(&a)) {
+		policy_refuse(sa, "datagram", "a placeholder address");
+		return -EHOSTUNREACH;
+	}
+	if (policy_is_dgram(type))
+		return policy_dgram(type, sa, len);
+	if (type != SOCK_STREAM)
+		return policy_other(type, sa, len);
+	return 0;
+}
+
+/* A placeholder dst becomes the name it stands for; -1 (logged, what the
+ * refused thing is) when this tree never handed it out. */
+static int
+policy_name_of(struct s5_addr *dst, const struct sockaddr *sa, const char *what)
+{
+	char name[S5_DOMAIN_MAX + 1];
+
+	if (!fakedns_name_of(dst, name, sizeof(name)) ||
+	    s5_addr_set_domain(dst, name, strlen(name), dst->port) != 0) {
+		policy_refuse(sa, what, POLICY_UNKNOWN_PLACEHOLDER);
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * The library's verdict on a datagram of a socket of type to sa: a DNS
+ * query (UDP to port 53, any address) under remote resolution is
+ * POLICY_ANSWER, answered by udp.c; under SOCKSIFY_UDP=proxy a UDP datagram
+ * to a destination not excluded is POLICY_RELAY, with *dst the destination
+ * as the proxy gets it (a placeholder's name); otherwise as policy_type().
+ * The supervisor, which relays nothing, asks policy_type().
+ */
+int
+policy_udp(int type, const struct sockaddr *sa, socklen_t len, struct s5_addr *dst)
+{
+	if (type == SOCK_DGRAM && preload_cfg.remote_dns &&
+	    s5_addr_from_sockaddr(dst, sa, len) == 0 && dst->port == POLICY_DNS_PORT)
+		return POLICY_ANSWER;
+	if (!preload_cfg.udp_proxy || type != SOCK_DGRAM ||
+	    s5_addr_from_sockaddr(dst, sa, len) != 0)
+		return policy_type(type, sa, len);
+	if (policy_is_placeholder(dst))
+		return policy_name_of(dst, sa, "datagram") < 0 ? -EHOSTUNREACH : POLICY_RELAY;
+	if (preload_is_excluded(dst))
+		return 0;
+	return POLICY_RELAY;
+}
+
+/* Connections to the first proxy are our own business or the program's:
+ * never tunnel them (P12). */
+bool
+policy_is_proxy(const struct s5_addr *dst)
+{
+	const struct preload_hop *h = &preload_cfg.hops[0];
+
+	if (preload_cfg.nhops == 0)
+		return false;
+	return (h->has_v4 && s5_addr_equal(dst, &h->v4)) ||
+	    (h->has_v6 && s5_addr_equal(dst, &h->v6));
+}
+
+
+int
+policy_socket_type(int fd, int (*getsockopt_fn)(int, int, int, void *, socklen_t *))
+{
+	socklen_t len = sizeof(int);
+	int type, proto;
+
+	if (getsockopt_fn(fd, SOL_SOCKET, SO_TYPE, &type, &len) != 0)
+		return -errno;
+	len = sizeof(int);
+	/* UDP-Lite too: neither the relay nor our DNS answers speak it. */
+	if (type == SOCK_DGRAM &&
+	    getsockopt_fn(fd, SOL_SOCKET, SO_PROTOCOL, &proto, &len) == 0 &&
+	    proto != IPPROTO_UDP)
+		return SOCK_RAW;
+	return type;
+}
+
+/*
+ * The verdict on a connect() of a socket of type to sa: POLICY_TUNNEL with
+ * *dst the destination (a placeholder mapped back to its name), POLICY_DIRECT
+ * with *why for the trace line, or -errno (logged) when it is refused.
+ */
+int
+policy_connect(int type, const struct sockaddr *sa, socklen_t len,
+    struct s5_addr *dst, const char **why)
+{
+	int r;
+
+	*why = "not TCP";
+	if ((r = policy_type(type, sa, len)) < 0)
+		return r;
+	if (type != SOCK_STREAM)
+		return POLICY_DIRECT;
+	if (s5_addr_from_sockaddr(dst, sa, len) != 0) {
+		preload_log(LOG_LVL_INFO, "connect: unreadable address (family %d, "
+		    "%u bytes): refused", (int)sa->sa_family, (unsigned)len);
+		return -EINVAL;
+	}
+	if (policy_is_placeholder(dst)) {
+		/* A placeholder: the name goes to the proxy, never a lookup.
+		 * One this tree never handed out (an ancestor's table we
+		 * cannot reach) means nothing to the proxy, and sent as an
+		 * address it could reach a host nobody chose. */
+		return policy_name_of(dst, sa, "connection") < 0 ? -EHOSTUNREACH : POLICY_TUNNEL;
+	}
+	if (policy_is_proxy(dst)) {
+		*why = "the proxy itself";
+		return POLICY_DIRECT;
+	}
+	if (preload_is_excluded(dst)) {
+		/* Under remote resolution DNS over TCP is a lookup around the
+		 * proxy too, through a local resolver or not: refused like
+		 * UDP's. */
+		if (preload_cfg.remote_dns && dst->port == POLICY_DNS_PORT) {
+			policy_refuse(sa, "DNS over TCP", "remote DNS");
+			return -EPERM;
+		}
+		*why = "excluded";
+		return POLICY_DIRECT;
+	}
+	return POLICY_TUNNEL;
+}
+
+void
+connect_trace(const char *dest, int err, const struct tunnel *t)
+{
+	char why[TRACE_WHY_MAX], buf[TRACE_ERRSTR_MAX];
+
+	if (err == 0) {
+		preload_log(LOG_LVL_TRACE, "connect %s via %s: ok", dest,
+		    preload_cfg.chain_text);
+		return;
+	}
+	if (preload_cfg.log_level < LOG_LVL_INFO) {
+		if (t != NULL)
+			tunnel_diagnose(t, err);
+		return;
+	}
+	/* Each connection its line: the same words as the warning. */
+	if (t != NULL)
+		tunnel_explain(t, err, why, sizeof(why));
+	else
+		snprintf(why, sizeof(why), "%s", strerror_r(err, buf, sizeof(buf)));
+	preload_log(LOG_LVL_INFO, "connect %s via %s: failed: %s (%s)", dest,
+	    preload_cfg.chain_text, why, preload_errno_name(err));
+}
+
+/* --trace names direct connections too; below trace this costs a compare. */
+void
+connect_trace_direct(const struct sockaddr *sa, const char *why)
+{
+	char dest[S5_ADDR_TEXT_MAX];
+
+	if (preload_cfg.log_level < LOG_LVL_TRACE)
+		return;
+	if (s5_sockaddr_format(sa, dest, sizeof(dest)) < 0)
+		strcpy(dest, "?");
+	preload_log(LOG_LVL_TRACE, "connect %s: direct (%s)", dest, why);
+}

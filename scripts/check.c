@@ -1,0 +1,233 @@
+/*
+ * check.c: socksify --check, the first thing to run when something is off.
+ *
+ * Walks the chain the library would use (SOCKSIFY_PROXY, as -x set it) one
+ * step at a time, with the library's own machinery (config.c, tunnel.c),
+ * and prints a line per step on stdout with its time:
+ *
+ *	TCP to the first hop
+ *	each hop's handshake: its protocol, how it authenticated, the
+ *	    CONNECT it made for us (the next hop, or the destination)
+ *	the destination: --check-target HOST:PORT, else under remote
+ *	    resolution a name the proxy must resolve (the last hop's own name,
+ *	    or "localhost" at its port), else the last hop's address itself
+ *	UDP: whether a single SOCKS5 hop offers UDP ASSOCIATE (said, not
+ *	    judged: many proxies do not)
+ *
+ * then "ok" and exit 0, or the failing step in tunnel_explain()'s words
+ * (the diagnostic's) and exit 1. tunnel_step() stops after each hop
+ * (t->pause), so each hop's line is printed while its machine still says
+ * how it went. Every wait has SOCKSIFY_TIMEOUT as its deadline.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "../preload/preload.h"
+
+static double
+check_ms(const struct timespec *t0)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)(t.tv_sec - t0->tv_sec) * 1e3 + (double)(t.tv_nsec - t0->tv_nsec) / 1e6;
+}
+
+/* "hop 2 of 3 http://127.0.0.1:3128": never the password. */
+static void
+check_hop_name(size_t i, char *buf, size_t cap)
+{
+	char url[S5_ADDR_TEXT_MAX + 64];
+
+	if (s5_proxy_format(&preload_cfg.hops[i].proxy, url, sizeof(url)) < 0)
+		strcpy(url, "?");
+	snprintf(buf, cap, "hop %zu of %zu %s", i + 1, preload_cfg.nhops, url);
+}
+
+/* The destination --check asks the last hop for, when none is given. */
+static void
+check_default_target(struct s5_addr *dst)
+{
+	const struct preload_hop *last = &preload_cfg.hops[preload_cfg.nhops - 1];
+	uint16_t port = last->proxy.addr.port;
+
+	if (preload_cfg.remote_dns) {
+		if (last->proxy.addr.atyp == S5_ATYP_DOMAIN)
+			*dst = last->proxy.addr;
+		else
+			(void)s5_addr_set_domain(dst, "localhost", 9, port);
+		return;
+	}
+	if (last->proxy.addr.atyp != S5_ATYP_DOMAIN || preload_cfg.nhops == 1)
+		*dst = last->has_v4 ? last->v4 : last->v6;
+	else
+		*dst = last->proxy.addr;
+	dst->port = port;
+}
+
+/* TCP to the first hop on a new socket: its descriptor, or -1 (said). */
+static int
+check_dial(long long deadline)
+{
+	struct timespec t0;
+	char hop[S5_ADDR_TEXT_MAX + 96], first[S5_ADDR_TEXT_MAX];
+	int domain = preload_cfg.hops[0].has_v4 ? AF_INET : AF_INET6, fd, r;
+
+	check_hop_name(0, hop, sizeof(hop));
+	if (s5_addr_format(domain == AF_INET ? &preload_cfg.hops[0].v4 :
+	    &preload_cfg.hops[0].v6, first, sizeof(first)) < 0)
+		strcpy(first, "?");
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	fd = socket(domain, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		printf("%s: FAILED: no socket for it: %s\n", hop, strerror(errno));
+		return -1;
+	}
+	r = tunnel_dial(fd, domain, deadline);
+	if (r < 0) {
+		printf("%s: TCP to %s: FAILED: %s\n", hop, first, r == -ETIMEDOUT ?
+		    "no answer within SOCKSIFY_TIMEOUT" : strerror(-r));
+		close(fd);
+		return -1;
+	}
+	printf("%s: TCP to %s: ok (%.2f ms)\n", hop, first, check_ms(&t0));
+	return fd;
+}
+
+/* What one finished hop did, from its machine. */
+static void
+check_hop_line(const struct tunnel *t, size_t i, double ms)
+{
+	const struct s5_proxy *p = &preload_cfg.hops[i].proxy;
+	const struct s5_addr *asked = &t->c.dst;
+	char hop[S5_ADDR_TEXT_MAX + 96], what[S5_ADDR_TEXT_MAX];
+	const char *how;
+
+	check_hop_name(i, hop, sizeof(hop));
+	if (s5_addr_format(asked, what, sizeof(what)) < 0)
+		strcpy(what, "?");
+	switch (p->proto) {
+	case S5_PROTO_HTTP:
+		how = p->has_cred ? "HTTP CONNECT, Basic credentials accepted" : "HTTP CONNECT";
+		break;
+	case S5_PROTO_SOCKS4:
+	case S5_PROTO_SOCKS4A:
+		how = p->proto == S5_PROTO_SOCKS4 ? "SOCKS4" : "SOCKS4a";
+		break;
+	default:
+		how = t->c.method == S5_METHOD_USERPASS ?
+		    "SOCKS5, username and password accepted" : "SOCKS5, no authentication";
+		break;
+	}
+	printf("%s: %s; CONNECT %s%s: ok%s (%.2f ms)\n", hop, how,
+	    i + 1 < preload_cfg.nhops ? "to the next hop " : "", what,
+	    asked->atyp == S5_ATYP_DOMAIN && p->remote_dns ? ", the name resolved by the proxy" : "",
+	    ms);
+}
+
+/* UDP ASSOCIATE on a connection of its own: said, never a failure. */
+static void
+check_udp(void)
+{
+	struct tunnel t;
+	struct s5_addr any;
+	char relay[S5_ADDR_TEXT_MAX];
+	int fd, r;
+
+	if (preload_cfg.nhops != 1 || preload_cfg.hops[0].proxy.proto != S5_PROTO_SOCKS5) {
+		printf("UDP: not through this chain (only a single SOCKS5 hop relays UDP)\n");
+		return;
+	}
+	fd = socket(preload_cfg.hops[0].has_v4 ? AF_INET : AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return;
+	(void)s5_addr_set_ip4(&any, (const uint8_t[4]){ 0 }, 0);
+	tunnel_init(&t, &any);
+	t.cmd = S5_CMD_UDP_ASSOCIATE;
+	r = tunnel_request(fd, preload_cfg.hops[0].has_v4 ? AF_INET : AF_INET6, &t);
+	if (r == 0) {
+		if (s5_addr_format(&t.c.reply.bnd, relay, sizeof(relay)) < 0)
+			strcpy(relay, "?");
+		printf("UDP: UDP ASSOCIATE offered (relay %s)\n", relay);
+	} else if (t.rep >= 0) {
+		printf("UDP: UDP ASSOCIATE not offered (reply %02x, %s)\n", (unsigned)t.rep,
+		    s5_rep_str((uint8_t)t.rep));
+	} else {
+		printf("UDP: UDP ASSOCIATE failed: %s\n", strerror(-r));
+	}
+	close(fd);
+}
+
+int
+check_run(const char *target)
+{
+	struct tunnel t;
+	struct s5_addr dst;
+	struct timespec t0, all;
+	char text[S5_ADDR_TEXT_MAX + 96], line[512];
+	const char *why = "invalid";
+	long long deadline;
+	size_t hop;
+	int fd, r;
+
+	/* Our own lines say it all: no library warning on stderr too. */
+	setenv("SOCKSIFY_LOG", "error", 1);
+	preload_init();
+	if (preload_cfg.nhops == 0 || preload_cfg.proxy_invalid) {
+		fprintf(stderr, "socksify: --check: no usable proxy (-x URL or SOCKSIFY_PROXY)\n");
+		return CHECK_USAGE;
+	}
+	if (target != NULL) {
+		if (s5_addr_parse(target, &dst, 0, &why) < 0 || dst.port == 0) {
+			fprintf(stderr, "socksify: --check-target %s: %s\n", target,
+			    dst.port == 0 ? "needs HOST:PORT" : why);
+			return CHECK_USAGE;
+		}
+	} else {
+		check_default_target(&dst);
+	}
+	if (s5_addr_format(&dst, text, sizeof(text)) < 0)
+		strcpy(text, "?");
+	printf("checking %zu hop%s (%s) for %s\n", preload_cfg.nhops,
+	    preload_cfg.nhops == 1 ? "" : "s", preload_cfg.chain_text, text);
+	clock_gettime(CLOCK_MONOTONIC, &all);
+	deadline = tunnel_now_ms() + preload_cfg.timeout_ms;
+	if ((fd = check_dial(deadline)) < 0)
+		return CHECK_FAILED;
+	tunnel_init(&t, &dst);
+	t.pause = true;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (;;) {
+		hop = t.hop;
+		r = tunnel_step(&t, fd);
+		if (r == TUNNEL_READ || r == TUNNEL_WRITE) {
+			r = tunnel_wait(fd, r == TUNNEL_READ ? POLLIN : POLLOUT, deadline);
+			if (r >= 0)
+				continue;
+		}
+		if (r == TUNNEL_HOP || r == TUNNEL_DONE) {
+			check_hop_line(&t, hop, check_ms(&t0));
+			clock_gettime(CLOCK_MONOTONIC, &t0);
+			if (r == TUNNEL_DONE)
+				break;
+			continue;
+		}
+		tunnel_explain(&t, -r, line, sizeof(line));
+		check_hop_name(t.hop < preload_cfg.nhops ? t.hop : preload_cfg.nhops - 1,
+		    text, sizeof(text));
+		printf("%s: FAILED: %s (a program would see %s)\n", text, line,
+		    preload_errno_name(-r));
+		close(fd);
+		return CHECK_FAILED;
+	}
+	close(fd);
+	check_udp();
+	printf("ok: the chain works (%.2f ms)\n", check_ms(&all));
+	return CHECK_OK;
+}

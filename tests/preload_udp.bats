@@ -1,0 +1,395 @@
+#!/usr/bin/env bats
+# UDP through the first hop's UDP ASSOCIATE (SOCKSIFY_UDP=proxy, the
+# default): preload/udp.c. The program is python3 (tests/helpers/udpcheck.py)
+# under libsocksify.so; the target a UDP echo that logs every sender
+# (tests/helpers/bindudp.py echo); the relay socksifyd.
+
+load helpers/common
+
+bats_require_minimum_version 1.5.0
+
+UDPCHECK=$HELPERS/udpcheck.py
+
+setup() { :; }
+
+teardown() { stop_all; }
+
+# start_udp_echo HOST: sets ECHO_PORT and ECHO_LOG (one per HOST).
+start_udp_echo() {
+	local pf=$BATS_TEST_TMPDIR/udpecho.$RANDOM
+	ECHO_LOG=$BATS_TEST_TMPDIR/udpecho.$1.log
+	: >"$ECHO_LOG"
+	python3 "$HELPERS/bindudp.py" echo "$1" "$pf" "$ECHO_LOG" from 3>&- >/dev/null 2>&1 &
+	PIDS+=($!)
+	wait_for_line "$pf" 50 '^[0-9]+$'
+	ECHO_PORT=$(cat "$pf")
+}
+
+# udpcheck URL MODE HOST PORT: udpcheck.py under the library, nothing excluded.
+udpcheck() {
+	local url=$1
+	shift
+	env SOCKSIFY_EXCLUDE=none SOCKSIFY_LOG_FILE="$BATS_TEST_TMPDIR/lib.log" LD_PRELOAD="$LIB" \
+		SOCKSIFY_PROXY="$url" timeout -k 5 30 python3 "$UDPCHECK" "$@"
+}
+
+# The relay ports socksifyd logged for its UDP ASSOCIATE sessions.
+relay_sessions() {
+	grep -c 'cmd=udp-associate' "$SOCKSIFYD_LOG" || true
+}
+
+# echo_checked: every echo check of udpcheck.py's echo mode passed, each
+# datagram came back from the echo's address, and the echo saw only the
+# proxy's relay (never the program's own socket).
+echo_checked() {
+	local want_src=$1
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[ "$(grep -c ' ok' <<<"$output")" -eq 9 ]
+	! grep -q ' bad' <<<"$output"
+	for size in 1 512 1024 8192 65000; do
+		[[ $'\n'"$output" == *$'\n'"sendto-$size ok $want_src "[0-9a-f]* ]]
+	done
+	grep -qxF "recvmsg ok $want_src" <<<"$output"
+	grep -qxF "truncated ok $want_src" <<<"$output"
+	grep -qxF "getpeername $want_src" <<<"$output"
+}
+
+@test "UDP echo through socksifyd: sendto, recvmsg, truncation, connect+send/recv, write/read; every datagram intact, from the target's address" {
+	start_udp_echo 127.0.0.1
+	start_socksifyd -v
+	run udpcheck "socks5://127.0.0.1:$PROXY_PORT" echo 127.0.0.1 "$ECHO_PORT"
+	echo_checked "127.0.0.1:$ECHO_PORT"
+	# two sockets, two associations; the echo never saw the program's own
+	# sockets, only the proxy's
+	wait_for_count "$SOCKSIFYD_LOG" 30 "cmd=udp-associate	.*outcome=ok" 2
+	read -r _ p1 p2 < <(grep '^local ' <<<"$output")
+	[ -n "$p2" ]
+	! grep -E ":($p1|$p2) " "$ECHO_LOG"
+	wait_for_count "$ECHO_LOG" 30 '^from ' 9
+}
+
+@test "UDP echo over IPv6 (socket, proxy and target on ::1)" {
+	start_udp_echo ::1
+	start_socksifyd -v -l '[::1]:0'
+	run udpcheck "socks5://[::1]:$PROXY_PORT" echo ::1 "$ECHO_PORT"
+	echo_checked "[::1]:$ECHO_PORT"
+	wait_for_count "$SOCKSIFYD_LOG" 30 "cmd=udp-associate	.*outcome=ok" 2
+}
+
+@test "an IPv6 socket reaches an IPv4 target through an IPv4 proxy (v4-mapped), sources v4-mapped" {
+	start_udp_echo 127.0.0.1
+	start_socksifyd -v
+	run udpcheck "socks5://127.0.0.1:$PROXY_PORT" echo ::ffff:127.0.0.1 "$ECHO_PORT"
+	echo_checked "[::ffff:127.0.0.1]:$ECHO_PORT"
+}
+
+@test "asyncio datagram endpoint (non-blocking socket, epoll): 50 datagrams, every one back intact" {
+	start_udp_echo 127.0.0.1
+	start_socksifyd -v
+	run udpcheck "socks5://127.0.0.1:$PROXY_PORT" asyncio 127.0.0.1 "$ECHO_PORT"
+	echo "$output"
+	[ "$output" = "asyncio ok 50" ]
+	wait_for_count "$ECHO_LOG" 30 '^from ' 50
+	wait_for_count "$SOCKSIFYD_LOG" 30 "cmd=udp-associate	.*outcome=ok" 1
+}
+
+@test "socks5h: a datagram to a name goes to the proxy as the name; the reply comes from its placeholder" {
+	need_dns_jail
+	start_udp_echo 127.0.0.1
+	start_socksifyd -v
+	run udpcheck "socks5h://127.0.0.1:$PROXY_PORT" echo "$PROXY_ONLY_NAME" "$ECHO_PORT"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	! grep -q ' bad' <<<"$output"
+	# the source a program sees is the placeholder it sent to
+	src=$(sed -n 's/^sendto-1 ok \([^ ]*\) .*/\1/p' <<<"$output")
+	is_placeholder "${src%:*}"
+	grep -qx "getpeername $src" <<<"$output"
+	wait_for_count "$ECHO_LOG" 30 '^from ' 9
+}
+
+@test "the proxy down: every UDP path fails with ECONNREFUSED and a log line, nothing sent directly" {
+	start_udp_echo 127.0.0.1
+	local how log=$BATS_TEST_TMPDIR/lib.log
+	for how in sendto sendmsg sendmmsg connect syscall; do
+		: >"$log"
+		run env SOCKSIFY_EXCLUDE=none SOCKSIFY_LOG_FILE="$log" LD_PRELOAD="$LIB" \
+			SOCKSIFY_PROXY="socks5://127.0.0.1:1" "$BUILD/tests/pathcheck" udp "$how" 127.0.0.1 "$ECHO_PORT"
+		[ "$output" = "ECONNREFUSED" ] || { echo "$how: $output"; false; }
+		grep -q "UDP ASSOCIATE through 127.0.0.1:1 failed: ECONNREFUSED" "$log" ||
+			{ echo "$how"; cat "$log"; false; }
+	done
+	sleep 0.2
+	[ ! -s "$ECHO_LOG" ]
+}
+
+@test "a proxy that refuses UDP ASSOCIATE (reply 07): ECONNREFUSED, one line naming the reply, nothing sent" {
+	start_udp_echo 127.0.0.1
+	start_socksifyd -v --no-udp
+	run udpcheck "socks5://127.0.0.1:$PROXY_PORT" once 127.0.0.1 "$ECHO_PORT"
+	[ "$output" = "ECONNREFUSED" ]
+	grep -q "proxy 127.0.0.1:$PROXY_PORT refused UDP ASSOCIATE (reply 0x07)" "$BATS_TEST_TMPDIR/lib.log"
+	[ ! -s "$ECHO_LOG" ]
+}
+
+@test "a chain of two hops relays no UDP: EPERM and a line saying why; SOCKSIFY_UDP=block: EPERM" {
+	start_udp_echo 127.0.0.1
+	start_socksifyd -v
+	run udpcheck "socks5://127.0.0.1:$PROXY_PORT,socks5://127.0.0.1:$PROXY_PORT" once 127.0.0.1 "$ECHO_PORT"
+	[ "$output" = "EPERM" ]
+	grep -q "a chain of 2 hops .* relays no UDP" "$BATS_TEST_TMPDIR/lib.log"
+	run env SOCKSIFY_UDP=block SOCKSIFY_EXCLUDE=none LD_PRELOAD="$LIB" \
+		SOCKSIFY_PROXY="socks5://127.0.0.1:$PROXY_PORT" python3 "$UDPCHECK" once 127.0.0.1 "$ECHO_PORT"
+	echo "$output"
+	[ "${lines[-1]}" = "EPERM" ]
+	[[ "${lines[0]}" == *"blocked UDP datagram to 127.0.0.1:$ECHO_PORT (SOCKSIFY_UDP=block)" ]]
+	[ "$(relay_sessions)" -eq 0 ]
+	[ ! -s "$ECHO_LOG" ]
+}
+
+@test "the relay vanishes (socksifyd stopped): the next send fails with ECONNREFUSED, no hang, nothing sent directly" {
+	start_udp_echo 127.0.0.1
+	start_socksifyd -v
+	udpcheck "socks5://127.0.0.1:$PROXY_PORT" twice 127.0.0.1 "$ECHO_PORT" >"$BATS_TEST_TMPDIR/out" &
+	local cpid=$!
+	PIDS+=($cpid)
+	wait_for_line "$BATS_TEST_TMPDIR/out" 50 '^ok$'
+	# killed: a server stopped with SIGTERM drains, and its relays live on
+	kill -KILL "$SOCKSIFYD_PID"
+	wait "$cpid"
+	run cat "$BATS_TEST_TMPDIR/out"
+	echo "$output"
+	[ "${lines[0]}" = "ok" ]
+	[ "${lines[1]}" = "ECONNREFUSED" ]
+	grep -q "UDP relay of proxy 127.0.0.1:$PROXY_PORT is gone" "$BATS_TEST_TMPDIR/lib.log"
+	sleep 0.2
+	[ "$(wc -l <"$ECHO_LOG")" -eq 1 ]
+}
+
+# udpedge MODE ARGS...: tests/bin/udpedge.c under the library, through a
+# fresh socksifyd, 127.0.0.2 excluded.
+udpedge() {
+	env SOCKSIFY_EXCLUDE=127.0.0.2/32 SOCKSIFY_LOG_FILE="$BATS_TEST_TMPDIR/lib.log" LD_PRELOAD="$LIB" \
+		SOCKSIFY_PROXY="socks5://127.0.0.1:$PROXY_PORT" timeout -k 5 60 "$BUILD/tests/udpedge" "$@"
+}
+
+@test "a signal handler that write()s to a pipe while datagrams are relayed: 2,000 round trips, no deadlock" {
+	start_udp_echo 127.0.0.1
+	start_socksifyd
+	run udpedge sigwrite "$ECHO_PORT"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[[ "$output" == "sigwrite ok (2000 rounds, "* ]]
+}
+
+@test "a vfork()ed child that closes every descriptor before exec() leaves the parent's association working" {
+	start_udp_echo 127.0.0.1
+	start_socksifyd
+	run udpedge vfork "$ECHO_PORT"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[ "${lines[1]}" = "after-vfork ok" ]
+}
+
+@test "an AF_UNSPEC address (the kernel reads it as AF_INET) and a name of length 0 go through the relay, never around it" {
+	start_udp_echo 127.0.0.1
+	start_socksifyd
+	run udpedge unspec "$ECHO_PORT"
+	echo "$output"
+	[ "${lines[0]}" = "unspec-sendto ok" ] || [ "${lines[1]}" = "unspec-sendto ok" ]
+	[[ "$output" == *"unspec-sendmsg ok"* ]]
+	local port
+	port=$(sed -n 's/^local //p' <<<"$output")
+	[ -n "$port" ]
+	wait_for_count "$ECHO_LOG" 30 '^from ' 2
+	! grep -q "^from 127\.0\.0\.1:$port " "$ECHO_LOG"
+	run udpedge namelen0 "$ECHO_PORT"
+	echo "$output"
+	[ "$output" = "namelen0 ok" ]
+}
+
+@test "MSG_MORE, UDP GSO, UDP_CORK and UDP_GRO, which the relay's header cannot frame: EOPNOTSUPP, before or after the association" {
+	start_udp_echo 127.0.0.1
+	start_socksifyd
+	run udpedge framing "$ECHO_PORT"
+	echo "$output"
+	[ "${lines[0]}" = "more EOPNOTSUPP" ]
+	[ "${lines[1]}" = "gso EOPNOTSUPP" ]
+	[ "${lines[2]}" = "cork EOPNOTSUPP" ]
+	grep -q "UDP_CORK is not supported on a relayed socket" "$BATS_TEST_TMPDIR/lib.log"
+	# Turned on once relayed: socksifyd's GSO runs would arrive as one.
+	[ "${lines[3]}" = "relayed ok" ]
+	[ "${lines[4]}" = "gro-after EOPNOTSUPP" ]
+	[ "${lines[5]}" = "gso-after EOPNOTSUPP" ]
+	[ "${lines[6]}" = "gro-off sent" ]
+	grep -q "UDP_GRO is not supported on a relayed socket" "$BATS_TEST_TMPDIR/lib.log"
+	sleep 0.2
+	[ "$(grep -c . "$ECHO_LOG")" -eq 1 ]		# before-gro's round trip alone
+}
+
+@test "connect() through the relay, then to an excluded address: send() goes to the excluded peer directly" {
+	start_udp_echo 127.0.0.2
+	local excluded=$ECHO_PORT excluded_log=$ECHO_LOG
+	start_udp_echo 127.0.0.1
+	start_socksifyd
+	run udpedge exclconnect "$ECHO_PORT" "$excluded"
+	echo "$output"
+	[ "${lines[0]}" = "relayed ok" ]
+	[ "${lines[1]}" = "excluded ok" ]
+	wait_for_count "$excluded_log" 30 '^from 127\.0\.0\.1:' 1
+}
+
+@test "the relay restarted on its port: the connected socket re-associates and is connected to the new relay" {
+	start_udp_echo 127.0.0.1
+	start_socksifyd -v
+	local port=$PROXY_PORT out=$BATS_TEST_TMPDIR/out
+	udpcheck "socks5://127.0.0.1:$port" reconnect 127.0.0.1 "$ECHO_PORT" "$BATS_TEST_TMPDIR/go" >"$out" &
+	PIDS+=($!)
+	local cpid=$!
+	wait_for_line "$out" 50 '^ok$'
+	kill -KILL "$SOCKSIFYD_PID"
+	start_socksifyd -v -l "127.0.0.1:$port"
+	touch "$BATS_TEST_TMPDIR/go"
+	wait "$cpid"
+	run cat "$out"
+	echo "$output"
+	[ "${lines[0]}" = "ok" ]
+	[ "${lines[1]}" = "ECONNREFUSED" ]
+	[ "${lines[2]}" = "ok" ]
+}
+
+@test "iperf3 -u through the embedded server (socksify with no upstream): datagrams both ways, each a relayed one" {
+	command -v iperf3 >/dev/null || skip "iperf3 is not installed (scripts/deps.sh test)"
+	local port out=$BATS_TEST_TMPDIR/iperf.json slog=$BATS_TEST_TMPDIR/iperfd.log
+	port=$(free_port)
+	iperf3 -s -1 -B 127.0.0.1 -p "$port" --json >"$slog" 2>&1 &
+	PIDS+=($!)
+	sleep 0.5
+	for dir in "" -R; do
+		run --separate-stderr timeout -k 5 60 "$SOCKSIFY" --trace -- \
+			iperf3 -u -c 127.0.0.1 -p "$port" -t 1 -b 5M -l 1024 $dir --json
+		[ "$status" -eq 0 ] || { echo "$output $stderr"; false; }
+		# the data socket went through a relay of the embedded server
+		[[ "$stderr" == *"UDP ASSOCIATE via "*": relay 127.0.0.1:"* ]] || { echo "$stderr"; false; }
+		# every datagram arrived, none lost or out of order, in the
+		# direction measured
+		python3 -c '
+import json, sys
+r = json.loads(sys.argv[1])["end"]["sum"]
+print("packets", r["packets"], "lost", r["lost_packets"])
+assert r["packets"] > 100 and r["lost_packets"] == 0, r' "$output"
+		[ -z "$dir" ] || break
+		iperf3 -s -1 -B 127.0.0.1 -p "$port" --json >"$slog" 2>&1 &
+		PIDS+=($!)
+		sleep 0.5
+	done
+}
+
+@test "a non-blocking socket never waits for its association: sendto() returns at once with the proxy 300 ms away, the echo comes once it is up; a blocking one waits" {
+	start_udp_echo 127.0.0.1
+	start_socksifyd -v
+	start_delayfwd "127.0.0.1:$PROXY_PORT" 300
+	run udpcheck "socks5://127.0.0.1:$DELAY_PORT" slow 127.0.0.1 "$ECHO_PORT"
+	echo "$output"
+	[ "${lines[1]}" = "ok" ]
+	[ "${lines[0]#sendto-ms }" -lt 150 ]
+	run udpcheck "socks5://127.0.0.1:$DELAY_PORT" slow 127.0.0.1 "$ECHO_PORT" blocking
+	echo "$output"
+	[ "${lines[1]}" = "ok" ]
+	[ "${lines[0]#sendto-ms }" -ge 600 ]
+}
+
+@test "a non-blocking socket whose proxy refuses UDP: the receive that waits for a reply is woken and told ECONNREFUSED" {
+	start_udp_echo 127.0.0.1
+	start_socksifyd -v --no-udp
+	run udpcheck "socks5://127.0.0.1:$PROXY_PORT" slow 127.0.0.1 "$ECHO_PORT"
+	echo "$output"
+	[ "${lines[1]}" = "ECONNREFUSED" ]
+	grep -q "refused UDP ASSOCIATE (reply 0x07)" "$BATS_TEST_TMPDIR/lib.log"
+	[ ! -s "$ECHO_LOG" ]
+}
+
+@test "the relay's port is closed (the proxy named a relay where nothing listens): a connected socket gets ECONNREFUSED, an unconnected one its own timeout, never a hang" {
+	start_udp_echo 127.0.0.1
+	local pf=$BATS_TEST_TMPDIR/fake.port
+	python3 "$HELPERS/s5fakeudp.py" "$pf" 3>&- >/dev/null 2>&1 &
+	PIDS+=($!)
+	wait_for_line "$pf" 50 '^[0-9]+$'
+	run udpcheck "socks5://127.0.0.1:$(cat "$pf")" connected 127.0.0.1 "$ECHO_PORT"
+	echo "$output"
+	[ "$output" = "ECONNREFUSED" ]
+	run udpcheck "socks5://127.0.0.1:$(cat "$pf")" once 127.0.0.1 "$ECHO_PORT"
+	echo "$output"
+	[ "$output" = "timeout" ]
+	[ ! -s "$ECHO_LOG" ]
+}
+
+@test "recvmmsg() and sendmmsg() through the relay: four datagrams out in one call, their echoes back intact and from the target" {
+	start_udp_echo 127.0.0.1
+	start_socksifyd -v
+	run udpedge mmsg "$ECHO_PORT"
+	echo "$output"
+	[ "$output" = "mmsg ok (4 of 4)" ]
+	wait_for_count "$ECHO_LOG" 30 '^from ' 4
+}
+
+@test "the association ends with the socket: close() ends the proxy's session while the program still runs" {
+	start_udp_echo 127.0.0.1
+	start_socksifyd -v
+	local out=$BATS_TEST_TMPDIR/out
+	udpcheck "socks5://127.0.0.1:$PROXY_PORT" close 127.0.0.1 "$ECHO_PORT" >"$out" &
+	local cpid=$!
+	PIDS+=($cpid)
+	wait_for_line "$out" 50 '^closed$'
+	grep -qx ok "$out"
+	# the session line is written when the proxy saw the control
+	# connection close: before the program exits
+	wait_for_line "$SOCKSIFYD_LOG" 20 'cmd=udp-associate	.*outcome=ok'
+	kill -0 "$cpid"
+}
+
+@test "microsocks, which refuses UDP ASSOCIATE: ECONNREFUSED and one line naming its reply, nothing sent" {
+	start_udp_echo 127.0.0.1
+	start_microsocks
+	local port=$PROXY_PORT
+	run udpcheck "socks5://127.0.0.1:$port" once 127.0.0.1 "$ECHO_PORT"
+	echo "$output"
+	[ "$output" = "ECONNREFUSED" ]
+	run grep -c "proxy 127.0.0.1:$port refused UDP ASSOCIATE (reply 0x07)" "$BATS_TEST_TMPDIR/lib.log"
+	[ "$output" = 1 ]
+	[ ! -s "$ECHO_LOG" ]
+}
+
+@test "a socket connect()ed through the relay hears its peer only: a stranger's datagram to its port is not delivered (blocking and non-blocking)" {
+	start_udp_echo 127.0.0.1
+	start_socksifyd -v
+	local how out port
+	for how in blocking nonblocking; do
+		out=$BATS_TEST_TMPDIR/out.$how
+		rm -f "$BATS_TEST_TMPDIR/go"
+		udpcheck "socks5://127.0.0.1:$PROXY_PORT" stranger 127.0.0.1 "$ECHO_PORT" \
+			"$BATS_TEST_TMPDIR/go" "$how" >"$out" &
+		PIDS+=($!)
+		local cpid=$!
+		wait_for_line "$out" 50 '^local [0-9]+$'
+		port=$(sed -n 's/^local //p' "$out")
+		python3 -c 'import socket,sys; socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(b"INJECTED", ("127.0.0.1", int(sys.argv[1])))' "$port"
+		touch "$BATS_TEST_TMPDIR/go"
+		wait "$cpid"
+		cat "$out"
+		grep -qx "first ok" "$out"
+		grep -qx "second ok" "$out"
+	done
+}
+
+@test "a blocking receive that began before the relay was known unwraps the echo (MSG_DONTWAIT set the association up behind it)" {
+	start_udp_echo 127.0.0.1
+	start_socksifyd -v
+	# 200 ms away: the receive surely begins before the relay is known
+	start_delayfwd "127.0.0.1:$PROXY_PORT" 200
+	PROXY_PORT=$DELAY_PORT
+	run udpedge dontwait "$ECHO_PORT"
+	echo "$output"
+	[ "$output" = "dontwait ok" ]
+}

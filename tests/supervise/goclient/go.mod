@@ -1,0 +1,3 @@
+module socksify.test/goclient
+
+go 1.19
