@@ -92,9 +92,9 @@ bats_run() {
 	out=$1
 	shift
 	if [ "$jail" = 1 ]; then
-		SOCKSIFY_TEST_NS=1 in_jail bats --formatter tap "$@" >"$out" 2>&1
+		SOCKSIFY_TEST_NS=1 in_jail bats --timing --formatter tap "$@" >"$out" 2>&1
 	else
-		SOCKSIFY_TEST_NS=0 bats --formatter tap "$@" >"$out" 2>&1
+		SOCKSIFY_TEST_NS=0 bats --timing --formatter tap "$@" >"$out" 2>&1
 	fi
 }
 
@@ -251,10 +251,12 @@ case " $TEST_STAGES " in
 esac
 
 for stage in $TEST_STAGES; do
+	t0=$(date +%s)
 	case $stage in
 	plain|splice|san|valgrind|fuzz|soak) "stage_$stage" ;;
 	*) echo "scripts/test.sh: unknown stage '$stage'"; fail=$((fail + 1)) ;;
 	esac
+	echo "== stage $stage: $(($(date +%s) - t0)) s"
 done
 
 echo

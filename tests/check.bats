@@ -149,12 +149,14 @@ users() {
 }
 
 @test "with no proxy, --check checks the embedded server, and leaves nothing running" {
-	check
+	local mark=check-$$-$RANDOM left
+	TEST_MARK=$mark check
 	[ "$status" -eq 0 ]
 	[[ "${lines[2]}" == *": SOCKS5, username and password accepted; CONNECT localhost:"*": ok, the name resolved by the proxy ("* ]]
 	sleep 0.3
-	run pgrep -f "^$SOCKSIFYD "
-	[ "$status" -eq 1 ]
+	left=$(marked_pids "$mark")
+	for p in $left; do ps -o pid,ppid,args -p "$p" || true; done
+	[ -z "$left" ]
 }
 
 @test "usage errors: exit 125, one line" {

@@ -527,9 +527,9 @@ print(hashlib.sha256(u.urlopen(sys.argv[1], timeout=20).read()).hexdigest())" "$
 
 @test "a command that leaves a child running: socksify exits at once with its status, nothing of ours stays but that child" {
 	start_socksifyd -v
-	local pidfile=$BATS_TEST_TMPDIR/sleep.pid mark=sup-mark-$$-$RANDOM sp rc=0 t0 p i left=()
+	local pidfile=$BATS_TEST_TMPDIR/sleep.pid mark=sup-mark-$$-$RANDOM sp rc=0 t0 p i left
 	t0=$(date +%s%N)
-	env SUP_TEST_MARK="$mark" "$SOCKSIFY" -x "socks5h://127.0.0.1:$PROXY_PORT" -e none \
+	env TEST_MARK="$mark" "$SOCKSIFY" -x "socks5h://127.0.0.1:$PROXY_PORT" -e none \
 		sh -c 'sleep 30 </dev/null >/dev/null 2>&1 & echo $! >"$1"; exit 0' sh "$pidfile" \
 		3>&- >"$BATS_TEST_TMPDIR/out" 2>"$BATS_TEST_TMPDIR/err" &
 	sp=$!
@@ -550,13 +550,9 @@ print(hashlib.sha256(u.urlopen(sys.argv[1], timeout=20).read()).hexdigest())" "$
 	kill -0 "$sleeper"			# the child lives on, as it asked
 	[ ! -d "/proc/$sp" ]
 	# Every process that carries this run's mark, but the sleep itself.
-	for p in /proc/[0-9]*; do
-		p=${p#/proc/}
-		[ "$p" = "$sleeper" ] && continue
-		{ tr '\0' '\n' <"/proc/$p/environ"; } 2>/dev/null | grep -qx "SUP_TEST_MARK=$mark" && left+=("$p")
-	done
-	for p in "${left[@]}"; do ps -o pid,ppid,args -p "$p" || true; done
-	[ "${#left[@]}" -eq 0 ]
+	left=$(marked_pids "$mark" "$sleeper")
+	for p in $left; do ps -o pid,ppid,args -p "$p" || true; done
+	[ -z "$left" ]
 	kill "$sleeper"
 }
 

@@ -313,6 +313,21 @@ stop_all() {
 	PIDS=()
 }
 
+# marked_pids MARK [PID...]: every process whose environment holds
+# TEST_MARK=MARK, but the PIDs named. A test starts what it watches with
+# its own mark: the other bats run side by side starts the same programs
+# from the same paths, so a name (pgrep -f) is no test of what is left.
+marked_pids() {
+	local mark=$1 p q
+	shift
+	for p in /proc/[0-9]*; do
+		p=${p#/proc/}
+		for q in "$@"; do [ "$p" = "$q" ] && continue 2; done
+		{ tr '\0' '\n' <"/proc/$p/environ"; } 2>/dev/null | grep -qxF "TEST_MARK=$mark" && echo "$p"
+	done
+	return 0
+}
+
 # skip_under_asan PROGRAM: skip when $LIB is the ASan build (SAN=1).
 # ASan's runtime cannot start inside node or chromium: an empty ASan library
 # preloaded into node crashes the same way, at address 0, before any of ours runs.
