@@ -28,6 +28,12 @@
  * bytes. Where the route cannot (a segment above its MTU: EINVAL or
  * EMSGSIZE; no checksum offload: EIO) the run goes by sendmmsg() after
  * all, and the association stops trying that size (or any) that way.
+ *
+ * Per datagram, only what can differ is worked out again: once the
+ * client's address is locked, the kernel's bytes for a sender are compared
+ * with it as they are; a datagram to (or from) the peer of the one queued
+ * before it in the same batch takes that one's rules verdict (and, towards
+ * the client, its header): the rules cannot change within a batch.
  */
 #include <errno.h>
 #include <stdbool.h>
@@ -460,10 +466,17 @@ udp_send(struct udp_assoc *u, const struct sockaddr *dst, socklen_t dstlen,
     uint8_t *data, size_t len)
 {
 	int *fd = dst->sa_family == AF_INET ? &u->ofd4 : &u->ofd6;
+	struct udp_batch *b = u->srv->udp;
+	const struct udp_out *prev = b->nout > 0 ? &b->out[b->nout - 1] : NULL;
 	struct udp_out *o;
+	/* rules.h: checked per datagram, after resolution. One to where the
+	 * datagram queued before it goes shares its verdict (the rules cannot
+	 * change within a batch). */
+	bool same = prev != NULL && prev->fd == *fd &&
+	    b->outm[b->nout - 1].msg_hdr.msg_namelen == dstlen &&
+	    memcmp(&prev->to, dst, dstlen) == 0;
 
-	/* rules.h: checked per datagram, after resolution. */
-	if (!rules_dest_ok(rules_current(), (struct sockaddr *)&u->ctl,
+	if (!same && !rules_dest_ok(rules_current(), (struct sockaddr *)&u->ctl,
 	    S5_CMD_UDP_ASSOCIATE, dst)) {
 		udp_drop_sa(u, "to", dst, "denied by rules");
 		return;
@@ -482,9 +495,9 @@ udp_send(struct udp_assoc *u, const struct sockaddr *dst, socklen_t dstlen,
 		}
 	}
 	/* dst may be the name cache, whose port the next datagram changes. */
-	o = &u->srv->udp->out[u->srv->udp->nout];
+	o = &b->out[b->nout];
 	memcpy(&o->to, dst, dstlen);
-	udp_queue(u->srv->udp, *fd, (struct sockaddr *)&o->to, &o->to, dstlen, data, len);
+	udp_queue(b, *fd, (struct sockaddr *)&o->to, &o->to, dstlen, data, len);
 }
 
 static void
@@ -572,16 +585,21 @@ udp_from_client(struct udp_assoc *u, struct udp_batch *b, unsigned k)
 	struct sockaddr_storage dst;
 	struct s5_udp_header h;
 	struct s5_addr src;
+	bool known;
 	int dstlen;
 
 	/* §7: "MUST drop any datagrams arriving from any source IP address
-	 * other than the one recorded for the particular association." */
-	if (s5_addr_from_sockaddr(&src, from, fromlen) < 0 ||
-	    !bind_same_ip(&src, &u->client_ip)) {
+	 * other than the one recorded for the particular association." Once
+	 * the client's address is locked, the kernel's bytes for it are
+	 * compared as they are: the same bytes passed these checks before. */
+	known = u->clientlen != 0 && fromlen == u->clientlen &&
+	    memcmp(from, &u->client, fromlen) == 0;
+	if (!known && (s5_addr_from_sockaddr(&src, from, fromlen) < 0 ||
+	    !bind_same_ip(&src, &u->client_ip))) {
 		udp_drop_sa(u, "from", from, "not the client's address");
 		return;
 	}
-	if (u->client_port != 0 && src.port != u->client_port) {
+	if (!known && u->client_port != 0 && src.port != u->client_port) {
 		udp_drop_sa(u, "from", from, "not the client's port");
 		return;
 	}
@@ -599,7 +617,7 @@ udp_from_client(struct udp_assoc *u, struct udp_batch *b, unsigned k)
 		udp_drop_sa(u, "from", from, "fragment (FRAG != 0)");
 		return;
 	}
-	if (u->client_port == 0 || u->clientlen == 0) {
+	if (!known && (u->client_port == 0 || u->clientlen == 0)) {
 		u->client_port = src.port;
 		memcpy(&u->client, from, fromlen);
 		u->clientlen = fromlen;
@@ -618,35 +636,42 @@ udp_from_client(struct udp_assoc *u, struct udp_batch *b, unsigned k)
 /* --- target -> client ---------------------------------------------------- */
 
 /* Datagram k of the batch, from a target: wrapped and queued for the
- * client, or dropped. */
+ * client, or dropped. *last is the batch's last datagram queued (-1: none
+ * yet): a datagram from the same sender, the common case of a burst,
+ * takes its verdict and header (the rules cannot change within a batch). */
 static void
-udp_from_target(struct udp_assoc *u, struct udp_batch *b, unsigned k)
+udp_from_target(struct udp_assoc *u, struct udp_batch *b, unsigned k, int *last)
 {
 	struct sockaddr *from = (struct sockaddr *)&b->from[k];
 	socklen_t fromlen = b->inm[k].msg_hdr.msg_namelen;
 	struct s5_udp_header h = { .frag = 0 };
-	struct udp_out *o = &b->out[b->nout];
+	struct udp_out *o = &b->out[b->nout], *prev;
 	int hlen;
 
 	if (u->clientlen == 0) {
 		udp_drop_sa(u, "from", from, "client address not known yet");
 		return;
 	}
-	/* Any host may answer on our outgoing port, but not one the rules deny. */
-	if (!rules_dest_ok(rules_current(), (struct sockaddr *)&u->ctl,
+	prev = *last >= 0 && b->inm[*last].msg_hdr.msg_namelen == fromlen &&
+	    memcmp(&b->from[*last], from, fromlen) == 0 ? &b->out[b->nout - 1] : NULL;
+	if (prev != NULL) {
+		hlen = (int)prev->iov[0].iov_len;
+		memcpy(o->hdr, prev->hdr, (size_t)hlen);
+	} else if (!rules_dest_ok(rules_current(), (struct sockaddr *)&u->ctl,
 	    S5_CMD_UDP_ASSOCIATE, from)) {
+		/* Any host may answer on our outgoing port, but not one the rules deny. */
 		udp_drop_sa(u, "from", from, "denied by rules");
 		return;
-	}
-	/* §7: the reply carries the sender's address in the same header. */
-	if (s5_addr_from_sockaddr(&h.addr, from, fromlen) < 0 ||
+	} else if (s5_addr_from_sockaddr(&h.addr, from, fromlen) < 0 ||
 	    (hlen = s5_encode_udp_header(o->hdr, sizeof(o->hdr), &h)) < 0) {
+		/* §7: the reply carries the sender's address in the same header. */
 		udp_drop_sa(u, "from", from, "bad sender address");
 		return;
 	}
 	o = udp_queue(b, u->rfd, from, &u->client, u->clientlen, b->data[k],
 	    b->inm[k].msg_len);
 	o->iov[0].iov_len = (size_t)hlen;
+	*last = (int)k;
 }
 
 /* --- both ways ------------------------------------------------------------ */
@@ -676,10 +701,11 @@ udp_on_target(struct loop *l, int fd, uint32_t events, void *arg)
 	struct udp_batch *b = u->srv->udp;
 	/* No MSG_TRUNC: msg_len stays within the slot it is sent from. */
 	unsigned k, n = udp_recv_batch(b, fd, 0);
+	int last = -1;
 
 	(void)l;
 	(void)events;
 	for (k = 0; k < n; k++)
-		udp_from_target(u, b, k);
+		udp_from_target(u, b, k, &last);
 	udp_flush(u, b, "from", &u->t2c);
 }

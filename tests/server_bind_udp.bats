@@ -232,6 +232,17 @@ except OSError:
 	[ "${lines[1]}" = "relay gone" ]
 }
 
+@test "UDP: an allowed and a denied peer interleaved in one batch, each way: only the allowed one's datagrams pass" {
+	local denied
+	denied=$(free_port)
+	start_socksifyd -v --deny "to 127.0.0.1:$denied"
+	bu udp-deny-batch 127.0.0.1 "$PROXY_PORT" "$SOCKSIFYD_PID" "$denied"
+	[ "${lines[0]}" = "ok 2 of 4 relayed, both the allowed sender's, in order" ]
+	[ "${lines[1]}" = "ok 2 of 4 sent, both to the allowed target, in order" ]
+	[ "$(grep -c "from 127.0.0.1:$denied dropped: denied by rules" "$SOCKSIFYD_LOG")" -eq 2 ]
+	[ "$(grep -c "to 127.0.0.1:$denied dropped: denied by rules" "$SOCKSIFYD_LOG")" -eq 2 ]
+}
+
 @test "UDP: a datagram to a denied destination is dropped silently; an allowed one is relayed" {
 	run python3 -c 'import socket,sys
 a = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); a.bind(("127.0.0.1", 0))

@@ -472,6 +472,54 @@ def udp_gso(proxy, port, pid, sizes):
         print("ok %d to the client: %s" % (size, "+".join(map(str, per))))
 
 
+def udp_deny_batch(proxy, port, pid, denied):
+    """Replies from an allowed and a denied sender, interleaved in one
+    batch of the relay: each is judged by its own sender."""
+    a = Assoc(proxy, port)
+    t1 = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    t1.bind((proxy, 0))
+    t1.settimeout(T)
+    t3 = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    t3.bind((proxy, denied))
+    a1 = t1.getsockname()
+    a.send(a1[0], a1[1], b"warm")
+    d, out = t1.recvfrom(100)
+    assert d == b"warm", "warm-up %r" % d
+    data = [os.urandom(500) for _ in range(4)]
+    stop(pid)
+    try:
+        for t, x in zip((t1, t3, t1, t3), data):
+            t.sendto(x, out)
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    got = []
+    while True:
+        r = a.recv()
+        if r is None:
+            break
+        got.append(r)
+    assert [(h, p) for h, p, _ in got] == [a1, a1], "replies named %r" % [(h, p) for h, p, _ in got]
+    assert [sha(x) for _, _, x in got] == [sha(data[0]), sha(data[2])], "other bytes"
+    print("ok 2 of 4 relayed, both the allowed sender's, in order")
+    # The other way: the client's datagrams to both, in one batch.
+    t3.settimeout(0.5)
+    data = [os.urandom(500) for _ in range(4)]
+    stop(pid)
+    try:
+        for ad, x in zip((a1, t3.getsockname(), a1, t3.getsockname()), data):
+            a.send(ad[0], ad[1], x)
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    got1 = [t1.recvfrom(1000)[0] for _ in range(2)]
+    assert [sha(x) for x in got1] == [sha(data[0]), sha(data[2])], "t1 got other bytes"
+    try:
+        x = t3.recvfrom(1000)
+        raise AssertionError("the denied destination got %d bytes" % len(x[0]))
+    except socket.timeout:
+        pass
+    print("ok 2 of 4 sent, both to the allowed target, in order")
+
+
 def main():
     a = sys.argv[1:]
     if a[0] == "echo":
@@ -488,6 +536,8 @@ def main():
         udp_pysocks(a[1], int(a[2]), int(a[3]))
     elif a[0] == "udp-gso":
         udp_gso(a[1], int(a[2]), int(a[3]), [int(x) for x in a[4].split(",")])
+    elif a[0] == "udp-deny-batch":
+        udp_deny_batch(a[1], int(a[2]), int(a[3]), int(a[4]))
     elif a[0] == "udp-raw":
         udp_raw(a[1], int(a[2]), a[3], int(a[4]), a[5])
     else:
