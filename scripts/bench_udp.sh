@@ -111,7 +111,7 @@ fi
 VIA[direct]=--direct
 
 # FIGURES: name, udpbench mode, datagram size, window.
-FIGURES="rtt_1024:rtt:1024:1 stream_1024:stream:1024:64 stream_64:stream:64:64 stream_8192:stream:8192:8"
+FIGURES="rtt_1024:rtt:1024:1 stream_1024:stream:1024:64 stream_1024b:stream:1024:256 stream_64:stream:64:64 stream_8192:stream:8192:8"
 
 # --- the run -----------------------------------------------------------------
 
@@ -251,6 +251,7 @@ goal() {
 	latency rtt_1024
 	row "MB/s, 1 KiB datagrams, 64 in flight" stream_1024_mb "%.1f"
 	row "k datagrams/s, 1 KiB, 64 in flight" stream_1024 "%.1fk" 1000
+	row "k datagrams/s, 1 KiB, 256 in flight" stream_1024b "%.1fk" 1000
 	row "MB/s, 64 B datagrams, 64 in flight" stream_64_mb "%.2f"
 	row "k datagrams/s, 64 B, 64 in flight" stream_64 "%.1fk" 1000
 	row "MB/s, 8 KiB datagrams, 8 in flight" stream_8192_mb "%.0f"

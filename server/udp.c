@@ -357,6 +357,23 @@ udp_flush(struct udp_assoc *u, struct udp_batch *b, const char *dir,
 	b->nout = 0;
 }
 
+/*
+ * A relay socket of family fam. Its receive buffer is asked for at
+ * SERVER_UDP_RCVBUF: a burst the default (rmem_default, 208 KiB: some 90
+ * datagrams of 1 KiB) cannot hold would be lost here while the peers
+ * themselves keep up. The kernel caps it at net.core.rmem_max, and a
+ * refusal only leaves the default.
+ */
+static int
+udp_socket(int fam)
+{
+	int fd = socket(fam, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0), v = SERVER_UDP_RCVBUF;
+
+	if (fd >= 0)
+		(void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &v, sizeof(v));
+	return fd;
+}
+
 int
 udp_assoc_new(struct server *srv, const struct sockaddr *client,
     socklen_t clientlen, const struct sockaddr *local, socklen_t locallen,
@@ -386,7 +403,7 @@ udp_assoc_new(struct server *srv, const struct sockaddr *client,
 	u->client_port = hint_port;
 	u->last_ms = loop_now(srv->loop);
 	/* §6 reply: bound to the address the client reached us on, not the wildcard. */
-	u->rfd = socket(local->sa_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	u->rfd = udp_socket(local->sa_family);
 	if (u->rfd == -1) {
 		err = -errno;
 		free(u);
@@ -482,7 +499,7 @@ udp_send(struct udp_assoc *u, const struct sockaddr *dst, socklen_t dstlen,
 		return;
 	}
 	if (*fd < 0) {
-		*fd = socket(dst->sa_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		*fd = udp_socket(dst->sa_family);
 		if (*fd < 0) {
 			udp_drop_sa(u, "to", dst, strerror(errno));
 			return;

@@ -58,6 +58,7 @@
 #define SERVER_UDP_IDLE_TIMEOUT_MS	(2 * 60 * 1000)	/* UDP ASSOCIATE: no datagram either way */
 #define SERVER_UDP_DGRAM_MAX		65535	/* largest UDP payload received, bytes (RFC 768 length field) */
 #define SERVER_UDP_BATCH		32	/* datagrams one wakeup relays each way: one recvmmsg(), sendmmsg() */
+#define SERVER_UDP_RCVBUF		(2 * 1024 * 1024)	/* a relay socket's receive buffer asked for, bytes (the kernel caps it at net.core.rmem_max) */
 #define SERVER_UDP_PENDING_MAX		16	/* datagrams to names awaiting the resolver, per association */
 #define SERVER_UDP_NAME_CACHE_MS	30000	/* an association reuses its last name lookup this long */
 

@@ -232,6 +232,13 @@ except OSError:
 	[ "${lines[1]}" = "relay gone" ]
 }
 
+@test "UDP: 150 datagrams of 1 KiB queued while the relay is busy, each way: all 150 arrive (its buffers hold more than the kernel's default)" {
+	start_socksifyd
+	bu udp-burst 127.0.0.1 "$PROXY_PORT" "$SOCKSIFYD_PID" 150 1024
+	[ "${lines[0]}" = "150 of 150 to the target" ]
+	[ "${lines[1]}" = "150 of 150 to the client" ]
+}
+
 @test "UDP: an allowed and a denied peer interleaved in one batch, each way: only the allowed one's datagrams pass" {
 	local denied
 	denied=$(free_port)

@@ -472,6 +472,61 @@ def udp_gso(proxy, port, pid, sizes):
         print("ok %d to the client: %s" % (size, "+".join(map(str, per))))
 
 
+def udp_burst(proxy, port, pid, count, size):
+    """count datagrams of size bytes queued while the relay is stopped, one
+    way and then the other: every one arrives, in order. The endpoints'
+    own buffers are raised as far as the host lets them, so that what is
+    tested is the relay's."""
+    def big(s):
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
+        return s
+
+    def drain(recv):
+        got = []
+        while len(got) < count:
+            r = recv()
+            if r is None:
+                break
+            got.append(r)
+        return got
+
+    def t1_recv():
+        try:
+            return t1.recvfrom(size + 100)[0]
+        except socket.timeout:
+            return None
+
+    a = Assoc(proxy, port)
+    big(a.u)
+    t1 = big(socket.socket(socket.AF_INET, socket.SOCK_DGRAM))
+    t1.bind((proxy, 0))
+    t1.settimeout(1.5)
+    a1 = t1.getsockname()
+    a.send(a1[0], a1[1], b"warm")
+    d, out = t1.recvfrom(100)
+    assert d == b"warm", "warm-up %r" % d
+    data = [os.urandom(size) for _ in range(count)]
+    stop(pid)
+    try:
+        for x in data:
+            a.send(a1[0], a1[1], x)
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    got = drain(t1_recv)
+    assert [sha(x) for x in got] == [sha(x) for x in data[:len(got)]], "other bytes"
+    print("%d of %d to the target" % (len(got), count))
+    data = [os.urandom(size) for _ in range(count)]
+    stop(pid)
+    try:
+        for x in data:
+            t1.sendto(x, out)
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    got = drain(a.recv)
+    assert [sha(x) for _, _, x in got] == [sha(x) for x in data[:len(got)]], "other bytes"
+    print("%d of %d to the client" % (len(got), count))
+
+
 def udp_deny_batch(proxy, port, pid, denied):
     """Replies from an allowed and a denied sender, interleaved in one
     batch of the relay: each is judged by its own sender."""
@@ -536,6 +591,8 @@ def main():
         udp_pysocks(a[1], int(a[2]), int(a[3]))
     elif a[0] == "udp-gso":
         udp_gso(a[1], int(a[2]), int(a[3]), [int(x) for x in a[4].split(",")])
+    elif a[0] == "udp-burst":
+        udp_burst(a[1], int(a[2]), int(a[3]), int(a[4]), int(a[5]))
     elif a[0] == "udp-deny-batch":
         udp_deny_batch(a[1], int(a[2]), int(a[3]), int(a[4]))
     elif a[0] == "udp-raw":
