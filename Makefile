@@ -165,7 +165,7 @@ FUZZ_RUN = $(addprefix fuzz_,$(patsubst fuzz_%,%,$(FUZZ_TARGETS)))
 FUZZ_SRC_fuzz_rules = server/rules.c server/log.c
 FUZZ_SRC_fuzz_users = server/users.c
 FUZZ_SRC_fuzz_config = server/config.c server/rules.c server/log.c
-FUZZ_SRC_fuzz_session = $(filter-out server/main.c server/listener.c server/loop.c server/resolver.c,$(SERVER_SRC)) \
+FUZZ_SRC_fuzz_session = $(filter-out server/main.c server/listener.c server/loop.c server/resolver.c server/sd.c,$(SERVER_SRC)) \
                         tests/fuzz/fake_loop.c tests/fuzz/fake_resolver.c tests/fuzz/netshim.c
 FUZZ_FLAGS_fuzz_session = -include tests/fuzz/netshim.h -U_FORTIFY_SOURCE
 # fuzz_supervisor: the supervisor's resolver and the connect policy, with
@@ -200,10 +200,11 @@ MAN8DIR    = $(DESTDIR)$(PREFIX)/share/man/man8
 DOCDIR     = $(DESTDIR)$(PREFIX)/share/doc/socksify
 EXAMPLES   = socksifyd.conf socksifyd.users
 COMPDIR    = $(DESTDIR)$(PREFIX)/share/bash-completion/completions
+UNITDIR    = $(DESTDIR)$(PREFIX)/lib/systemd/system
 
 install: all
 	install -d $(BINDIR) $(SBINDIR) $(PKGLIBDIR) $(MAN1DIR) $(MAN8DIR) $(DOCDIR)/examples \
-		$(COMPDIR)
+		$(COMPDIR) $(UNITDIR)
 	install -m 755 $(BUILD)/socksify $(BINDIR)/socksify
 	install -m 755 $(BUILD)/socksifyd $(SBINDIR)/socksifyd
 	install -m 644 $(BUILD)/libsocksify.so $(PKGLIBDIR)/libsocksify.so
@@ -212,13 +213,17 @@ install: all
 	install -m 644 $(EXAMPLES:%=man/examples/%) $(DOCDIR)/examples/
 	install -m 644 scripts/completion/socksify $(COMPDIR)/socksify
 	install -m 644 scripts/completion/socksify $(COMPDIR)/socksifyd
+	sed 's|@SBINDIR@|$(PREFIX)/sbin|g' scripts/systemd/socksifyd.service.in >$(UNITDIR)/socksifyd.service
+	chmod 644 $(UNITDIR)/socksifyd.service
+	install -m 644 scripts/systemd/socksifyd.socket $(UNITDIR)/socksifyd.socket
 
 # What install put there and nothing else; of the directories, only ours,
 # and only when empty (a file someone added keeps its directory).
 uninstall:
 	rm -f $(BINDIR)/socksify $(SBINDIR)/socksifyd $(PKGLIBDIR)/libsocksify.so \
 		$(MAN1DIR)/socksify.1 $(MAN8DIR)/socksifyd.8 $(EXAMPLES:%=$(DOCDIR)/examples/%) \
-		$(COMPDIR)/socksify $(COMPDIR)/socksifyd
+		$(COMPDIR)/socksify $(COMPDIR)/socksifyd \
+		$(UNITDIR)/socksifyd.service $(UNITDIR)/socksifyd.socket
 	for d in $(PKGLIBDIR) $(DOCDIR)/examples $(DOCDIR); do \
 		[ ! -d $$d ] || rmdir --ignore-fail-on-non-empty $$d || exit 1; done
 

@@ -98,6 +98,9 @@ test)
 	# tests/install.bats: the installed completion, with bash-completion's
 	# own functions (COMMAND's completion after socksify's options)
 	[ -f /usr/share/bash-completion/bash_completion ] || need="$need bash-completion"
+	# tests/systemd.bats: systemd's own socket activation and unit checker
+	want systemd-socket-activate systemd
+	want systemd-analyze systemd
 	;;
 bench)
 	# make bench: the peers socksifyd is measured against, and the chart

@@ -732,6 +732,7 @@ config_build(const struct config_args *args, struct config *c,
 			return -1;
 		}
 	}
+	c->listen_given = c->nlisten > 0;
 	if (c->nlisten == 0 &&
 	    config_listen_add(c, SERVER_DEFAULT_LISTEN, why, whylen) < 0) {
 		config_free(c);

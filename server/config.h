@@ -40,6 +40,7 @@ struct config_listen {
 struct config {
 	struct config_listen listen[SERVER_MAX_LISTENERS];	/* default added */
 	size_t nlisten;
+	bool listen_given;		/* by --listen, not the default */
 	char *users_path;		/* NULL: no authentication */
 	bool no_auth;			/* --no-auth: no users on purpose */
 	int log_level;			/* -1 when neither -v nor -q */

@@ -34,6 +34,7 @@
 #include "config.h"
 #include "defaults.h"
 #include "listener.h"
+#include "sd.h"
 #include "log.h"
 #include "relay.h"
 #include "rules.h"
@@ -326,7 +327,7 @@ main_protect_rules(struct rules *r)
  * one line says why. Sessions keep running; they see the new users and
  * rules from their next check on. Listeners and workers are not changed.
  */
-static void
+static int
 server_reload(void)
 {
 	struct users *users = NULL;
@@ -334,10 +335,11 @@ server_reload(void)
 	struct config c;
 	char why[1024];
 	bool loose = false;
+	int ok = -1;
 
 	if (config_build(&main_args, &c, why, sizeof(why)) < 0) {
 		log_error("reload failed, configuration kept: %s", why);
-		return;
+		return -1;
 	}
 	if ((c.users_path != NULL) != (conf_cur->users != NULL)) {
 		log_error("reload failed, configuration kept: turning authentication %s needs a restart",
@@ -372,8 +374,10 @@ server_reload(void)
 		    c.users_path);
 	log_set_level(c.log_level >= 0 ? (enum log_level)c.log_level : LOG_LEVEL_INFO);
 	log_warn("reloaded users and rules");
+	ok = 0;
 out:
 	config_free(&c);
+	return ok;
 }
 
 /* SIGTERM, SIGINT: every worker drains; a second one stops them at once. */
@@ -387,6 +391,8 @@ main_drain(void)
 	if (!draining && n > 0)
 		log_warn("draining %ld sessions for up to %llu ms", n,
 		    (unsigned long long)conf_cur->lim.drain_ms);
+	if (!draining)
+		sd_notify("STOPPING=1\nSTATUS=draining %ld sessions", n);
 	for (i = 0; i < nworkers; i++)
 		worker_post(&workers[i], draining ? WORKER_STOP : WORKER_DRAIN);
 	draining = true;
@@ -401,9 +407,15 @@ signal_on_read(struct loop *l, int fd, uint32_t events, void *arg)
 	(void)events;
 	(void)arg;
 	while (read(fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
-		if (si.ssi_signo == SIGHUP)
-			server_reload();
-		else
+		if (si.ssi_signo == SIGHUP) {
+			/* Type=notify-reload: the clock with RELOADING=1, and
+			 * READY=1 after, whether the reload took or not. */
+			sd_notify("RELOADING=1\nMONOTONIC_USEC=%llu",
+			    (unsigned long long)sd_monotonic_usec());
+			sd_notify("READY=1\nSTATUS=%s; serving %ld sessions",
+			    server_reload() == 0 ? "reloaded" : "reload failed, configuration kept",
+			    __atomic_load_n(&all_sessions, __ATOMIC_RELAXED));
+		} else
 			main_drain();
 	}
 }
@@ -521,6 +533,70 @@ main_workers(unsigned asked)
 	return n < 1 ? 1 : n > SERVER_WORKERS_MAX ? SERVER_WORKERS_MAX : (unsigned)n;
 }
 
+/*
+ * systemd's watchdog and status (sd.c): WATCHDOG=1 every WATCHDOG_USEC / 2
+ * when it asks for one, and the session count in STATUS= with each ping,
+ * or every SERVER_SD_STATUS_MS without a watchdog. The main loop sends
+ * them: a main thread that stops turning stops the pings.
+ */
+static struct loop_timer sd_timer;
+static uint64_t sd_period_ms;
+static bool sd_watchdog;
+
+static void
+sd_on_timer(struct loop *l, void *arg)
+{
+	long n = __atomic_load_n(&all_sessions, __ATOMIC_RELAXED);
+
+	sd_notify("%sSTATUS=serving %ld sessions", sd_watchdog ? "WATCHDOG=1\n" : "", n);
+	(void)loop_timer_start(l, &sd_timer, sd_period_ms, sd_on_timer, arg);
+}
+
+static void
+sd_start(struct loop *l)
+{
+	uint64_t wd = sd_watchdog_usec();
+
+	if (!sd_notifying())
+		return;
+	sd_watchdog = wd > 0;
+	sd_period_ms = sd_watchdog ? wd / 2000 : SERVER_SD_STATUS_MS;
+	if (sd_period_ms == 0)
+		sd_period_ms = 1;
+	if (loop_timer_start(l, &sd_timer, sd_period_ms, sd_on_timer, NULL) < 0)
+		log_error("NOTIFY_SOCKET: no timer for the watchdog");
+}
+
+/* Socket activation: the passed sockets are the listeners, each one shared
+ * by every worker (the manager bound them: no SO_REUSEPORT twin can join). */
+static void
+main_adopt(const int *fds, size_t n)
+{
+	size_t i;
+	unsigned k;
+
+	for (i = 0; i < n; i++) {
+		struct listener *first = &workers[0].lst[i];
+		struct sockaddr_storage ss;
+		socklen_t len = sizeof(ss);
+
+		first->fd = fds[i];
+		if (getsockname(fds[i], (struct sockaddr *)&ss, &len) == -1 ||
+		    s5_sockaddr_format((struct sockaddr *)&ss, first->name, sizeof(first->name)) < 0)
+			snprintf(first->name, sizeof(first->name), "descriptor %d", fds[i]);
+		first->srv = &workers[0];
+		first->shared = nworkers > 1;
+		if (first->shared)
+			shared_fds[nshared++] = first->fd;
+		for (k = 1; k < nworkers; k++) {
+			workers[k].lst[i] = *first;
+			workers[k].lst[i].srv = &workers[k];
+		}
+	}
+	for (k = 0; k < nworkers; k++)
+		workers[k].nlst = n;
+}
+
 /* Every worker's listeners: sockets of their own on one port, or one each
  * address shared by all. */
 static void
@@ -562,7 +638,7 @@ main(int argc, char **argv)
 	char why[1024];
 	size_t i, fd_limit, fd_base;
 	unsigned k;
-	int sigfd, nlfd = -1, r;
+	int sigfd, nlfd = -1, r, act_fds[SERVER_MAX_LISTENERS], nact;
 
 	switch (config_parse_args(argc, argv, &main_args, why, sizeof(why))) {
 	case CONFIG_RUN:
@@ -595,7 +671,18 @@ main(int argc, char **argv)
 	nworkers = main_workers(cfg.workers);
 	if ((workers = calloc(nworkers, sizeof(*workers))) == NULL)
 		log_fatal(EXIT_FAILURE, "out of memory");
-	main_listen(&cfg);
+	if ((nact = sd_listen(act_fds, SERVER_MAX_LISTENERS, why, sizeof(why))) < 0)
+		log_fatal(EXIT_FAILURE, "%s", why);
+	if (nact > 0) {
+		if (cfg.listen_given)
+			log_warn("--listen ignored: serving the %d socket%s the service manager passed",
+			    nact, nact == 1 ? "" : "s");
+		main_adopt(act_fds, (size_t)nact);
+	} else {
+		main_listen(&cfg);
+	}
+	if (sd_notify_open(why, sizeof(why)) < 0)
+		log_warn("%s; no readiness notification", why);
 	/* CONTRACT.md: no open relay. Off loopback, strangers can connect. */
 	for (i = 0; i < workers[0].nlst; i++) {
 		if (listener_on_loopback(&workers[0].lst[i]))
@@ -677,8 +764,13 @@ main(int argc, char **argv)
 		if ((r = pthread_create(&workers[k].thread, NULL, worker_main, &workers[k])) != 0)
 			log_fatal(EXIT_FAILURE, "worker thread: %s", strerror(r));
 	}
+	sd_start(main_loop);
+	sd_notify("READY=1\nSTATUS=listening on %s%s", workers[0].lst[0].name,
+	    workers[0].nlst > 1 ? " and more" : "");
 	if ((r = loop_run(main_loop)) < 0)
 		log_error("epoll_wait: %s", strerror(-r));
+	loop_timer_stop(main_loop, &sd_timer);
+	sd_close();
 
 	for (k = 0; k < nworkers; k++) {
 		pthread_join(workers[k].thread, NULL);

@@ -55,6 +55,7 @@
 #define SERVER_HOST_REFRESH_MS		100	/* a burst of address changes, read again once */
 #define SERVER_NETLINK_BUF_BYTES	8192	/* one netlink message read at a time */
 #define SERVER_BIND_TIMEOUT_MS		(2 * 60 * 1000)	/* BIND: first reply to the one incoming connection */
+#define SERVER_SD_STATUS_MS		10000	/* NOTIFY_SOCKET without a watchdog: STATUS= with the session count this often */
 #define SERVER_UDP_IDLE_TIMEOUT_MS	(2 * 60 * 1000)	/* UDP ASSOCIATE: no datagram either way */
 #define SERVER_UDP_DGRAM_MAX		65535	/* largest UDP payload received, bytes (RFC 768 length field) */
 #define SERVER_UDP_BATCH		32	/* datagrams one wakeup relays each way: one recvmmsg(), sendmmsg() */

@@ -85,11 +85,13 @@ man_options() {
 # Every file and link under $DEST, one per line, with its mode.
 tree_files() { (cd "$DEST" && find . ! -type d -printf '%m %p\n' | sort); }
 
-@test "make install: socksify in bin, socksifyd in sbin, the library in lib/socksify, man pages, examples, completion" {
+@test "make install: socksify in bin, socksifyd in sbin, the library in lib/socksify, man pages, examples, completion, systemd units" {
 	make_tree install
 	run tree_files
 	printf '%s\n' "$output"
 	[ "$output" = "644 ./usr/local/lib/socksify/libsocksify.so
+644 ./usr/local/lib/systemd/system/socksifyd.service
+644 ./usr/local/lib/systemd/system/socksifyd.socket
 644 ./usr/local/share/bash-completion/completions/socksify
 644 ./usr/local/share/bash-completion/completions/socksifyd
 644 ./usr/local/share/doc/socksify/examples/socksifyd.conf
