@@ -381,10 +381,12 @@ out:
 }
 
 /* SIGTERM, SIGINT: every worker drains; a second one stops them at once. */
+static bool main_draining;
+
 static void
 main_drain(void)
 {
-	static bool draining;
+	bool draining = main_draining;
 	unsigned i;
 	long n = __atomic_load_n(&all_sessions, __ATOMIC_RELAXED);
 
@@ -395,7 +397,7 @@ main_drain(void)
 		sd_notify("STOPPING=1\nSTATUS=draining %ld sessions", n);
 	for (i = 0; i < nworkers; i++)
 		worker_post(&workers[i], draining ? WORKER_STOP : WORKER_DRAIN);
-	draining = true;
+	main_draining = true;
 }
 
 static void
@@ -407,7 +409,9 @@ signal_on_read(struct loop *l, int fd, uint32_t events, void *arg)
 	(void)events;
 	(void)arg;
 	while (read(fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
-		if (si.ssi_signo == SIGHUP) {
+		if (si.ssi_signo == SIGHUP && main_draining) {
+			(void)server_reload();	/* stopping: the manager hears no READY */
+		} else if (si.ssi_signo == SIGHUP) {
 			/* Type=notify-reload: the clock with RELOADING=1, and
 			 * READY=1 after, whether the reload took or not. */
 			sd_notify("RELOADING=1\nMONOTONIC_USEC=%llu",
@@ -548,8 +552,11 @@ sd_on_timer(struct loop *l, void *arg)
 {
 	long n = __atomic_load_n(&all_sessions, __ATOMIC_RELAXED);
 
-	sd_notify("%sSTATUS=serving %ld sessions", sd_watchdog ? "WATCHDOG=1\n" : "", n);
-	(void)loop_timer_start(l, &sd_timer, sd_period_ms, sd_on_timer, arg);
+	sd_notify("%sSTATUS=%s %ld sessions", sd_watchdog ? "WATCHDOG=1\n" : "",
+	    main_draining ? "draining" : "serving", n);
+	/* Only a full timer heap can refuse; the pings would stop for good. */
+	if (loop_timer_start(l, &sd_timer, sd_period_ms, sd_on_timer, arg) < 0)
+		log_error("NOTIFY_SOCKET: out of memory; no more watchdog pings");
 }
 
 static void

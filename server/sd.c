@@ -28,8 +28,9 @@
  * The main loop sends them, never a worker: a worker that stalls does not
  * stop the pings by itself, but the main thread is what a stuck process
  * (a deadlock on the configuration, a full descriptor table at start)
- * blocks. A send that fails is logged once and never stops the server:
- * the manager may have gone, and the proxy serves on.
+ * blocks. A send never waits (a manager whose queue is full loses that
+ * message), and one that fails is logged once and never stops the
+ * server: the manager may have gone, and the proxy serves on.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -39,6 +40,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <time.h>
@@ -92,6 +94,17 @@ sd_name(const char *names, int i, char *out, size_t outlen)
 		len = outlen - 1;
 	memcpy(out, p, len);
 	out[len] = '\0';
+	for (; len > 0; len--)		/* it goes into a log line */
+		if ((unsigned char)out[len - 1] < 0x20 || (unsigned char)out[len - 1] >= 0x7f)
+			out[len - 1] = '?';
+}
+
+static void
+sd_unset_listen(void)
+{
+	unsetenv("LISTEN_PID");
+	unsetenv("LISTEN_FDS");
+	unsetenv("LISTEN_FDNAMES");
 }
 
 int
@@ -105,8 +118,10 @@ sd_listen(int *fds, size_t max, char *why, size_t whylen)
 		return 0;
 	owner = sd_number(pid, 0x7fffffff);
 	n = sd_number(getenv("LISTEN_FDS"), 0x7fffffff);
-	if (owner != (long long)getpid())
-		return 0;			/* another process's */
+	if (owner != (long long)getpid()) {
+		sd_unset_listen();		/* another process's: not for us or ours */
+		return 0;
+	}
 	if (n < 0) {
 		snprintf(why, whylen, "socket activation: LISTEN_FDS is not a number");
 		return -1;
@@ -117,7 +132,7 @@ sd_listen(int *fds, size_t max, char *why, size_t whylen)
 		return -1;
 	}
 	for (i = 0; i < (int)n; i++) {
-		int fd = SD_LISTEN_FDS_START + i, type = 0, acc = 0, fl;
+		int fd = SD_LISTEN_FDS_START + i, type = 0, acc = 0, proto = 0, fl;
 		struct sockaddr_storage ss;
 		socklen_t len = sizeof(int), sslen = sizeof(ss);
 		char name[64];
@@ -125,8 +140,9 @@ sd_listen(int *fds, size_t max, char *why, size_t whylen)
 		sd_name(names, i, name, sizeof(name));
 		if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) == -1 ||
 		    (len = sizeof(int), getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &acc, &len)) == -1 ||
+		    (len = sizeof(int), getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &proto, &len)) == -1 ||
 		    getsockname(fd, (struct sockaddr *)&ss, &sslen) == -1 ||
-		    type != SOCK_STREAM || !acc ||
+		    type != SOCK_STREAM || proto != IPPROTO_TCP || !acc ||
 		    (ss.ss_family != AF_INET && ss.ss_family != AF_INET6)) {
 			snprintf(why, whylen, "socket activation: descriptor %d%s%s%s is not a listening TCP socket",
 			    fd, name[0] ? " (\"" : "", name, name[0] ? "\")" : "");
@@ -141,9 +157,7 @@ sd_listen(int *fds, size_t max, char *why, size_t whylen)
 		}
 		fds[i] = fd;
 	}
-	unsetenv("LISTEN_PID");
-	unsetenv("LISTEN_FDS");
-	unsetenv("LISTEN_FDNAMES");
+	sd_unset_listen();
 	return (int)n;
 }
 
@@ -167,7 +181,7 @@ sd_notify_open(char *why, size_t whylen)
 		sd_addr.sun_path[0] = '\0';	/* the abstract namespace */
 	sd_addrlen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len +
 	    (path[0] == '/'));
-	if ((sd_fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0)) == -1) {
+	if ((sd_fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)) == -1) {
 		snprintf(why, whylen, "NOTIFY_SOCKET: socket: %s", strerror(errno));
 		return -1;
 	}
@@ -197,7 +211,9 @@ sd_notify(const char *fmt, ...)
 		return;
 	if ((size_t)n >= sizeof(msg))
 		n = (int)sizeof(msg) - 1;
-	if (sendto(sd_fd, msg, (size_t)n, MSG_NOSIGNAL, (struct sockaddr *)&sd_addr,
+	/* Never waits: a manager that stopped reading (its queue full) must
+	 * not stop the thread that handles the signals. */
+	if (sendto(sd_fd, msg, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT, (struct sockaddr *)&sd_addr,
 	    sd_addrlen) == -1 && !sd_failed) {
 		sd_failed = true;
 		log_warn("NOTIFY_SOCKET: %s (not said again)", strerror(errno));

@@ -12,16 +12,9 @@ setup() {
 
 teardown() { stop_all; }
 
-# make_tree TARGET: make TARGET (install, uninstall) with DESTDIR=$DEST,
-# PREFIX=/usr/local and the build under test (SAN=1 for the ASan one, so that
-# make never rebuilds it with other flags). The outer make's flags and
-# jobserver are not ours.
-make_tree() {
-	local san=()
-	nm -D "$LIB" 2>/dev/null | grep -q ' __asan_init' && san=(SAN=1)
-	env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL make -s -C "$ROOT" "$1" \
-		BUILD="$BUILD" "${san[@]}" DESTDIR="$DEST" PREFIX=/usr/local >/dev/null
-}
+# make_tree TARGET: make TARGET (install, uninstall) with DESTDIR=$DEST and
+# PREFIX=/usr/local.
+make_tree() { project_make "$1" DESTDIR="$DEST" PREFIX=/usr/local; }
 
 # complete_line WORD...: what the installed bash completion offers when the
 # command line is WORD... and the last WORD is being completed, one per line,

@@ -55,10 +55,10 @@ port_of() { sed -n "s/^$1 //p" "$SD_PORTS" | head -n 1; }
 	cat "$log"
 	grep -qx "socksifyd: listening on 127.0.0.1:$p4" "$log"
 	grep -qx "socksifyd: listening on \[::1\]:$p6" "$log"
-	[ "$(grep -c 'cmd=connect.*outcome=ok' "$log")" -eq 2 ]
+	wait_for_count "$log" 50 'cmd=connect.*outcome=ok' 2
 }
 
-@test "passed sockets and --workers 2: both workers share them; 40 fetches served, --listen is ignored with one line" {
+@test "a passed socket and --workers 2: 40 fetches served through it, --listen is ignored with one line" {
 	start_http 127.0.0.1
 	local i ok=0
 	run_passed tcp4 --workers 2 -l 127.0.0.1:0 -v
@@ -137,6 +137,7 @@ notify_start() {
 	timeout 10 tail --pid="$SOCKSIFYD_PID" -f /dev/null
 	wait "$SOCKSIFYD_PID" && st=0 || st=$?
 	[ "$st" -eq 0 ]
+	wait_for_line "$NOTES" 50 '^STOPPING=1'
 	cat "$NOTES"
 	[ "$(grep -c '^STOPPING=1|STATUS=draining 0 sessions$' "$NOTES")" -eq 1 ]
 	# After it, only the watchdog's pings until the exit.
@@ -153,16 +154,34 @@ notify_start() {
 	[ "$(grep -c '^WATCHDOG=1' "$NOTES")" -eq 0 ]
 }
 
+@test "a manager that stopped reading (its queue full): socksifyd never waits on it; SIGTERM still ends it, one line about it" {
+	local sock=$BATS_TEST_TMPDIR/deaf.sock
+	NOTES=$BATS_TEST_TMPDIR/notes
+	: >"$NOTES"
+	python3 "$SDCHECK" deaf "$sock" "$NOTES" 3>&- &
+	PIDS+=($!)
+	wait_for_line "$NOTES" 50 '^bound$'
+	# A ping every 10 ms fills the receiver's queue within a second.
+	NOTIFY_SOCKET=$sock WATCHDOG_USEC=20000 start_socksifyd
+	sleep 1
+	kill -TERM "$SOCKSIFYD_PID"
+	exited_within 5 "$SOCKSIFYD_PID"
+	wait "$SOCKSIFYD_PID" && st=0 || st=$?
+	cat "$SOCKSIFYD_LOG"
+	[ "$st" -eq 0 ]
+	[ "$(grep -c '^socksifyd: NOTIFY_SOCKET: Resource temporarily unavailable (not said again)$' "$SOCKSIFYD_LOG")" -eq 1 ]
+}
+
 @test "the shipped units, installed with the binaries, pass systemd-analyze verify; uninstall takes them away" {
 	local inst=$BATS_TEST_TMPDIR/inst
-	make -s -C "$ROOT" BUILD="$BUILD" install PREFIX="$inst" >/dev/null
+	project_make install PREFIX="$inst"
 	grep -qx "ExecStart=$inst/sbin/socksifyd \$SOCKSIFYD_ARGS" "$inst/lib/systemd/system/socksifyd.service"
 	run systemd-analyze verify --man=no "$inst/lib/systemd/system/socksifyd.service" \
 		"$inst/lib/systemd/system/socksifyd.socket"
 	echo "$output"
 	[ "$status" -eq 0 ]
 	[ -z "$output" ]
-	make -s -C "$ROOT" BUILD="$BUILD" uninstall PREFIX="$inst" >/dev/null
+	project_make uninstall PREFIX="$inst"
 	[ ! -e "$inst/lib/systemd/system/socksifyd.service" ]
 	[ ! -e "$inst/lib/systemd/system/socksifyd.socket" ]
 }

@@ -328,6 +328,16 @@ marked_pids() {
 	return 0
 }
 
+# project_make ARGS...: make -s -C $ROOT ARGS, quiet, with the build under
+# test (SAN=1 for the ASan one, so that make never rebuilds it with other
+# flags). The outer make's flags and jobserver are not ours.
+project_make() {
+	local san=()
+	nm -D "$LIB" 2>/dev/null | grep -q ' __asan_init' && san=(SAN=1)
+	env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL make -s -C "$ROOT" "$@" \
+		BUILD="$BUILD" "${san[@]}" >/dev/null
+}
+
 # skip_under_asan PROGRAM: skip when $LIB is the ASan build (SAN=1).
 # ASan's runtime cannot start inside node or chromium: an empty ASan library
 # preloaded into node crashes the same way, at address 0, before any of ours runs.

@@ -13,6 +13,9 @@ for tests/systemd.bats.
       Binds an AF_UNIX datagram socket at ADDR (a path, or @name for the
       abstract namespace) and appends each message to OUT as one line, its
       newlines as '|', for 60 s at most.
+  sdcheck.py deaf ADDR OUT
+      The same socket, never read (a manager that stopped reading: its
+      queue fills); writes "bound" to OUT, then sleeps 60 s.
 """
 import os
 import socket
@@ -73,12 +76,22 @@ def notify(addr, out):
             f.flush()
 
 
+def deaf(addr, out):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    s.bind("\0" + addr[1:] if addr.startswith("@") else addr)
+    with open(out, "a") as f:
+        f.write("bound\n")
+    time.sleep(60)
+
+
 def main():
     a = sys.argv[1:]
     if len(a) >= 5 and a[0] == "pass":
         pass_fds(a[1], a[2], a[3].split(","), a[4:])
     elif len(a) == 3 and a[0] == "notify":
         notify(a[1], a[2])
+    elif len(a) == 3 and a[0] == "deaf":
+        deaf(a[1], a[2])
     else:
         raise SystemExit(__doc__)
 
