@@ -390,9 +390,11 @@ main_drain(void)
 	unsigned i;
 	long n = __atomic_load_n(&all_sessions, __ATOMIC_RELAXED);
 
-	if (!draining && n > 0)
+	if (!draining)
 		log_warn("draining %ld sessions for up to %llu ms", n,
 		    (unsigned long long)conf_cur->lim.drain_ms);
+	else
+		log_warn("second signal: closing every session now");
 	if (!draining)
 		sd_notify("STOPPING=1\nSTATUS=draining %ld sessions", n);
 	for (i = 0; i < nworkers; i++)
@@ -785,6 +787,7 @@ main(int argc, char **argv)
 	}
 	if (drain_cut > 0)
 		log_warn("drain timeout: closing %ld sessions", drain_cut);
+	log_warn("stopped");
 	for (i = 0; i < nshared; i++)
 		close(shared_fds[i]);
 	loop_timer_stop(main_loop, &host_refresh_timer);

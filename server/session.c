@@ -225,12 +225,33 @@ session_drop_input(struct session *s)
 	relay_pipe_free(&s->r.up);
 }
 
+/*
+ * A failed login or a denial is what an operator looks for in a log (a
+ * password being guessed, a rule doing its work): its session line is
+ * written at the default level too, not only with -v. -q keeps it quiet.
+ */
+static bool
+session_notable(const char *outcome)
+{
+	static const char *const notable[] = {
+		"auth failed", "command denied", "destination denied", "client denied",
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(notable) / sizeof(notable[0]); i++)
+		if (strcmp(outcome, notable[i]) == 0)
+			return true;
+	return false;
+}
+
 static void
 session_close(struct session *s, const char *outcome)
 {
 	struct server *srv = s->srv;
+	enum log_level level = log_get_level();
 
-	if (log_get_level() >= LOG_LEVEL_VERBOSE)
+	if (level >= LOG_LEVEL_VERBOSE ||
+	    (level >= LOG_LEVEL_INFO && session_notable(outcome)))
 		session_log(s, outcome);
 	loop_timer_stop(srv->loop, &s->timer);
 	if (s->job != NULL)

@@ -385,3 +385,41 @@ open(sys.argv[1],"w").write("%d\n" % s.getsockname()[1]); time.sleep(20)' "$pf" 
 		PIDS=("${keep[@]}")
 	done
 }
+
+# --- what the default level logs ------------------------------------------------
+
+# ops_sessions ARGS...: socksifyd with ARGS (a users file with bob, a deny
+# rule for 127.0.0.2); then a wrong password, a denied destination and a
+# served fetch, each its own session, and SIGTERM.
+ops_sessions() {
+	printf 'bob:hunter2\n' >"$BATS_TEST_TMPDIR/users"
+	chmod 600 "$BATS_TEST_TMPDIR/users"
+	start_socksifyd -u "$BATS_TEST_TMPDIR/users" --deny 'to 127.0.0.2' "$@"
+	run hello --proxy-user bob:wrong
+	[ "$status" -ne 0 ]
+	run curl -sS --max-time 10 --socks5 "127.0.0.1:$PROXY_PORT" --proxy-user bob:hunter2 \
+		"http://127.0.0.2:$HTTP_PORT/hello.txt"
+	[ "$status" -ne 0 ]
+	run hello --proxy-user bob:hunter2
+	[ "$output" = "hello through socks" ]
+	kill -TERM "$SOCKSIFYD_PID"
+	timeout 10 tail --pid="$SOCKSIFYD_PID" -f /dev/null
+	cat "$SOCKSIFYD_LOG"
+}
+
+@test "without -v: a failed login and a denial each get their session line, a served session none; the drain and the stop are said; never a password" {
+	ops_sessions
+	[ "$(grep -c 'user=bob.*cmd=-.*outcome=auth failed$' "$SOCKSIFYD_LOG")" -eq 1 ]
+	[ "$(grep -c "user=bob.*target=127\.0\.0\.2:$HTTP_PORT.*outcome=destination denied\$" "$SOCKSIFYD_LOG")" -eq 1 ]
+	[ "$(grep -c 'outcome=' "$SOCKSIFYD_LOG")" -eq 2 ]
+	# The served session may still be closing on the server's side.
+	grep -qxE 'socksifyd: draining [01] sessions for up to [0-9]+ ms' "$SOCKSIFYD_LOG"
+	[ "$(tail -n 1 "$SOCKSIFYD_LOG")" = "socksifyd: stopped" ]
+	run grep -c -e hunter2 -e wrong "$SOCKSIFYD_LOG"
+	[ "$output" = 0 ]
+}
+
+@test "-q: the same sessions and stop say nothing but the ready line" {
+	ops_sessions -q
+	[ "$(cat "$SOCKSIFYD_LOG")" = "socksifyd: listening on 127.0.0.1:$PROXY_PORT" ]
+}
