@@ -386,19 +386,18 @@ static bool main_draining;
 static void
 main_drain(void)
 {
-	bool draining = main_draining;
 	unsigned i;
 	long n = __atomic_load_n(&all_sessions, __ATOMIC_RELAXED);
 
-	if (!draining)
+	if (!main_draining) {
 		log_warn("draining %ld sessions for up to %llu ms", n,
 		    (unsigned long long)conf_cur->lim.drain_ms);
-	else
-		log_warn("second signal: closing every session now");
-	if (!draining)
 		sd_notify("STOPPING=1\nSTATUS=draining %ld sessions", n);
+	} else {
+		log_warn("second signal: closing every session now");
+	}
 	for (i = 0; i < nworkers; i++)
-		worker_post(&workers[i], draining ? WORKER_STOP : WORKER_DRAIN);
+		worker_post(&workers[i], main_draining ? WORKER_STOP : WORKER_DRAIN);
 	main_draining = true;
 }
 
@@ -576,6 +575,29 @@ sd_start(struct loop *l)
 		log_error("NOTIFY_SOCKET: no timer for the watchdog");
 }
 
+/* Listener i of the first worker, bound, given to every worker: the same
+ * socket (shared), or each its own joined with SO_REUSEPORT. */
+static void
+main_spread(size_t i, bool shared)
+{
+	struct listener *first = &workers[0].lst[i];
+	unsigned k;
+
+	first->srv = &workers[0];
+	first->shared = shared;
+	if (shared)
+		shared_fds[nshared++] = first->fd;
+	for (k = 1; k < nworkers; k++) {
+		struct listener *lst = &workers[k].lst[i];
+
+		if (shared)
+			*lst = *first;
+		else
+			listener_join(lst, first);
+		lst->srv = &workers[k];
+	}
+}
+
 /* Socket activation: the passed sockets are the listeners, each one shared
  * by every worker (the manager bound them: no SO_REUSEPORT twin can join). */
 static void
@@ -593,14 +615,7 @@ main_adopt(const int *fds, size_t n)
 		if (getsockname(fds[i], (struct sockaddr *)&ss, &len) == -1 ||
 		    s5_sockaddr_format((struct sockaddr *)&ss, first->name, sizeof(first->name)) < 0)
 			snprintf(first->name, sizeof(first->name), "descriptor %d", fds[i]);
-		first->srv = &workers[0];
-		first->shared = nworkers > 1;
-		if (first->shared)
-			shared_fds[nshared++] = first->fd;
-		for (k = 1; k < nworkers; k++) {
-			workers[k].lst[i] = *first;
-			workers[k].lst[i].srv = &workers[k];
-		}
+		main_spread(i, nworkers > 1);
 	}
 	for (k = 0; k < nworkers; k++)
 		workers[k].nlst = n;
@@ -616,23 +631,8 @@ main_listen(const struct config *cfg)
 	unsigned k;
 
 	listener_bind(workers[0].lst, cfg->listen, cfg->nlisten, nworkers > 1 && !shared);
-	for (i = 0; i < cfg->nlisten; i++) {
-		struct listener *first = &workers[0].lst[i];
-
-		first->srv = &workers[0];
-		first->shared = shared;
-		if (shared)
-			shared_fds[nshared++] = first->fd;
-		for (k = 1; k < nworkers; k++) {
-			struct listener *lst = &workers[k].lst[i];
-
-			if (shared)
-				*lst = *first;
-			else
-				listener_join(lst, first);
-			lst->srv = &workers[k];
-		}
-	}
+	for (i = 0; i < cfg->nlisten; i++)
+		main_spread(i, shared);
 	for (k = 0; k < nworkers; k++)
 		workers[k].nlst = cfg->nlisten;
 }
