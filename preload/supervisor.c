@@ -56,7 +56,19 @@
  * send()s need no check. getpeername() of a socket a job tunnelled answers
  * the address the program asked for (SO_COOKIE-indexed, SUP_PEERS kept).
  *
- * What cannot wait: the listener is served from an epoll set the launcher
+ * Taking a call at once. Until we RECV a notification, a signal to the
+ * calling thread still interrupts it (WAIT_KILLABLE_RECV protects it only
+ * from then on): with a handler installed without SA_RESTART (Python's, a
+ * shell's), connect() returns EINTR while nothing was begun, and a program
+ * that then polls for writability, as POSIX allows after EINTR, finds an
+ * unconnected socket and its first send fails (EPIPE). The kernel gives no
+ * way to close that window, only to narrow it: one receiver thread does
+ * nothing but wait in SECCOMP_IOCTL_NOTIF_RECV (with SYNC_WAKE_UP, Linux
+ * 6.6, the kernel hands it the CPU of the calling thread) and passes each
+ * notification whole through a pipe to the launcher's thread, which does
+ * all the rest. The thread blocks every signal and touches no other state.
+ *
+ * What cannot wait: the pipe is served from an epoll set the launcher
  * polls; nothing here blocks but a datagram send on a blocking socket whose
  * buffer is full. The supervisor lives as long as COMMAND: once it exits,
  * every remaining process of the tree gets ENOSYS from the kernel for the
@@ -73,6 +85,8 @@
 #include <linux/seccomp.h>
 #include <netinet/in.h>
 #include <netinet/udp.h>
+#include <pthread.h>
+#include <signal.h>
 #include <sys/epoll.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
@@ -81,6 +95,13 @@
 
 #include "preload.h"
 #include "supervisor.h"
+
+#ifndef SECCOMP_IOCTL_NOTIF_SET_FLAGS	/* Linux 6.6 */
+#define SECCOMP_IOCTL_NOTIF_SET_FLAGS	SECCOMP_IOW(4, uint64_t)
+#endif
+#ifndef SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP
+#define SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP	(1UL << 0)
+#endif
 
 #ifndef PIDFD_THREAD
 #define PIDFD_THREAD		O_EXCL	/* Linux 6.9: a pidfd for one thread */
@@ -174,6 +195,7 @@ struct sup_msg {
 
 static struct {
 	int listener, ep;
+	int taken[2];			/* the receiver thread's pipe of notifications */
 	struct seccomp_notif_sizes sizes;
 	struct seccomp_notif *req;
 	struct seccomp_notif_resp *resp;
@@ -187,7 +209,7 @@ static struct {
 	long long next_sweep;
 	uint8_t data[SUP_SEND_MAX];
 	uint8_t control[SUP_CONTROL_MAX];
-} sup = { .listener = -1, .ep = -1 };
+} sup = { .listener = -1, .ep = -1, .taken = { -1, -1 } };
 
 static long long
 sup_now(void)
@@ -1439,14 +1461,10 @@ sup_on_recvfrom(const struct seccomp_notif *n)
 	sup_reply(n->id, got, -r);
 }
 
+/* One notification the receiver thread took, served. */
 static void
-sup_on_notification(void)
+sup_on_notification(const struct seccomp_notif *n)
 {
-	struct seccomp_notif *n = sup.req;
-
-	memset(n, 0, sup.sizes.seccomp_notif);
-	if (ioctl(sup.listener, SECCOMP_IOCTL_NOTIF_RECV, n) != 0)
-		return;		/* ENOENT: the caller went away meanwhile */
 	if (n->data.nr == SYS_connect)
 		sup_on_connect(n);
 	else if (n->data.nr == SYS_sendto)
@@ -1461,6 +1479,81 @@ sup_on_notification(void)
 		sup_on_recvfrom(n);
 	else
 		sup_reply(n->id, 0, ENOSYS);	/* not ours to see */
+}
+
+/* The notifications waiting in the pipe, a burst at most. */
+static void
+sup_on_taken(void)
+{
+	int i;
+
+	for (i = 0; i < SUP_EVENTS; i++) {
+		memset(sup.req, 0, sup.sizes.seccomp_notif);
+		/* Each record was written whole (at most PIPE_BUF bytes). */
+		if (read(sup.taken[0], sup.req, sup.sizes.seccomp_notif) !=
+		    (ssize_t)sup.sizes.seccomp_notif)
+			return;
+		sup_on_notification(sup.req);
+	}
+}
+
+/*
+ * The receiver thread: RECV, and the notification into the pipe, nothing
+ * else. A RECV fails with ENOENT when the caller went away meanwhile, EINTR
+ * never (every signal is blocked here); once no process of the tree is
+ * left it waits for good, and the launcher's exit ends it.
+ */
+static void *
+sup_receiver(void *arg)
+{
+	struct seccomp_notif *n = arg;
+	ssize_t w;
+
+	for (;;) {
+		memset(n, 0, sup.sizes.seccomp_notif);
+		if (ioctl(sup.listener, SECCOMP_IOCTL_NOTIF_RECV, n) != 0) {
+			if (errno == ENOENT || errno == EINTR)
+				continue;
+			break;
+		}
+		do
+			w = write(sup.taken[1], n, sup.sizes.seccomp_notif);
+		while (w < 0 && errno == EINTR);
+		if (w != (ssize_t)sup.sizes.seccomp_notif)
+			break;
+	}
+	return NULL;
+}
+
+/* The receiver thread started, every signal blocked in it: 0 or -errno. */
+static int
+sup_receiver_start(void)
+{
+	pthread_attr_t attr;
+	pthread_t thread;
+	sigset_t all, old;
+	void *buf;
+	int r;
+
+	if ((buf = calloc(1, sup.sizes.seccomp_notif)) == NULL)
+		return -ENOMEM;
+	/* Best effort: before Linux 6.6 the thread is woken as any other. */
+	(void)ioctl(sup.listener, SECCOMP_IOCTL_NOTIF_SET_FLAGS,
+	    (uint64_t)SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP);
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	if ((r = pthread_attr_init(&attr)) == 0) {
+		(void)pthread_attr_setstacksize(&attr, 64 * 1024);
+		(void)pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+		r = pthread_create(&thread, &attr, sup_receiver, buf);
+		pthread_attr_destroy(&attr);
+	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (r != 0) {
+		free(buf);
+		return -r;
+	}
+	return 0;
 }
 
 /* --- the launcher's side -------------------------------------------------- */
@@ -1489,9 +1582,16 @@ sup_start(int sock)
 	sup.resp = calloc(1, sup.sizes.seccomp_notif_resp);
 	sup.ep = epoll_create1(EPOLL_CLOEXEC);
 	if (sup.req == NULL || sup.resp == NULL || sup.ep < 0 ||
-	    epoll_ctl(sup.ep, EPOLL_CTL_ADD, fd, &ev) != 0)
+	    sup.sizes.seccomp_notif > PIPE_BUF ||
+	    pipe2(sup.taken, O_CLOEXEC) != 0 ||
+	    fcntl(sup.taken[0], F_SETFL, O_NONBLOCK) != 0 ||
+	    epoll_ctl(sup.ep, EPOLL_CTL_ADD, sup.taken[0], &ev) != 0)
 		goto fail;
 	sup.listener = fd;
+	if (sup_receiver_start() < 0) {
+		sup.listener = -1;
+		goto fail;
+	}
 	(void)preload_init();
 	if (preload_cfg.remote_dns && supdns_start(sup.ep) < 0)
 		preload_log(LOG_LVL_ERROR, "no DNS responder for supervised "
@@ -1571,12 +1671,7 @@ sup_service(void)
 			gen = (uint32_t)(ev[i].data.u64 >> 32) & 0xffffffu;
 			idx = (uint32_t)ev[i].data.u64;
 			if (kind == SUP_EV_LISTENER) {
-				if (ev[i].events & (EPOLLHUP | EPOLLERR)) {
-					/* No process of the tree is left to notify. */
-					(void)epoll_ctl(sup.ep, EPOLL_CTL_DEL, sup.listener, NULL);
-					continue;
-				}
-				sup_on_notification();
+				sup_on_taken();
 			} else if (kind == SUP_EV_JOB && idx < SUP_JOBS &&
 			    sup.jobs[idx].kind != JOB_FREE && sup.jobs[idx].gen == gen) {
 				sup_job_event(&sup.jobs[idx], ev[i].events);

@@ -26,6 +26,16 @@
  *	                                not libc's connect() or syscall(): no
  *	                                symbol a preload library could wrap; then
  *	                                an HTTP/1.0 GET / and the status line
+ *	supcheck signals IP PORT PATH N FNV
+ *	                                N blocking connect()s + GET while SIGALRM
+ *	                                comes every 200 us to a handler without
+ *	                                SA_RESTART. A connect() that says EINTR
+ *	                                is told apart: "unstarted" (the socket
+ *	                                still TCP_CLOSE: connect() again) or
+ *	                                "begun" (POSIX: it goes on; poll() and
+ *	                                SO_ERROR). Each body's FNV-1a 64 is
+ *	                                compared with FNV (hex); prints "ok=
+ *	                                unstarted= begun= bad= signals="
  *
  * Exit 0 when the operation worked, 1 when it failed (the errno name on
  * stdout), 2 on a usage error.
@@ -36,12 +46,15 @@
 #include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -52,12 +65,16 @@
 #define SUPCHECK_BUF_BYTES	65536
 #define SUPCHECK_IOURING_PARAMS	120	/* bytes of struct io_uring_params */
 #define SUPCHECK_DNS_MAX	512	/* bytes of a DNS message over UDP */
+#define SUPCHECK_SIGNAL_US	200	/* the interval of cmd_signals()' SIGALRM */
+#define SUPCHECK_SIGNALS_MAX	10000	/* connects of one cmd_signals() */
+#define SUPCHECK_RETRY_MAX	1000	/* connect()s again after an unstarted EINTR */
 
 static void __attribute__((noreturn))
 usage(void)
 {
 	fprintf(stderr, "usage: supcheck get HOST PORT PATH | probe [-n] HOST PORT | "
-	    "iouring | udp IP PORT | dns NAME | tfo CALL IP PORT PATH | rawconnect IP PORT\n");
+	    "iouring | udp IP PORT | dns NAME | tfo CALL IP PORT PATH | rawconnect IP PORT | "
+	    "signals IP PORT PATH N FNV\n");
 	exit(2);
 }
 
@@ -86,10 +103,23 @@ write_all(int fd, const char *p, size_t n)
 	return 0;
 }
 
-/* The response to a request already sent: the body to stdout, or the status
- * line alone (status_only). */
+/* Body bytes: to stdout, or (fnv) into an FNV-1a 64 hash. */
 static int
-read_response(int s, int status_only)
+body_out(uint64_t *fnv, const char *p, size_t n)
+{
+	size_t i;
+
+	if (fnv == NULL)
+		return write_all(STDOUT_FILENO, p, n);
+	for (i = 0; i < n; i++)
+		*fnv = (*fnv ^ (uint8_t)p[i]) * 0x100000001b3ull;
+	return 0;
+}
+
+/* The response to a request already sent: the body to stdout (or hashed
+ * into fnv), or the status line alone (status_only). */
+static int
+read_response(int s, int status_only, uint64_t *fnv)
 {
 	static char buf[SUPCHECK_BUF_BYTES];
 	size_t have = 0;
@@ -117,7 +147,7 @@ read_response(int s, int status_only)
 		return 0;
 	}
 	end += 4;
-	if (write_all(STDOUT_FILENO, end, have - (size_t)(end - buf)) < 0)
+	if (body_out(fnv, end, have - (size_t)(end - buf)) < 0)
 		return 1;
 	while ((r = read(s, buf, sizeof(buf))) != 0) {
 		if (r < 0 && errno == EINTR)
@@ -126,7 +156,7 @@ read_response(int s, int status_only)
 			fprintf(stderr, "read: %s\n", errname(errno));
 			return 1;
 		}
-		if (write_all(STDOUT_FILENO, buf, (size_t)r) < 0)
+		if (body_out(fnv, buf, (size_t)r) < 0)
 			return 1;
 	}
 	return 0;
@@ -183,7 +213,7 @@ cmd_get(const char *host, const char *port, const char *path)
 		printf("write: %s\n", errname(errno));
 		return 1;
 	}
-	r = read_response(s, 0);
+	r = read_response(s, 0, NULL);
 	close(s);
 	return r;
 }
@@ -403,7 +433,7 @@ cmd_rawconnect(const char *ip, const char *port)
 		printf("write: %s\n", errname(errno));
 		return 1;
 	}
-	r = read_response(s, 1);
+	r = read_response(s, 1, NULL);
 	close(s);
 	return (int)r;
 #else
@@ -446,7 +476,89 @@ cmd_tfo(const char *call, const char *ip, const char *port, const char *path)
 		printf("%s\n", n < 0 ? errname(errno) : "short send");
 		return 1;
 	}
-	return read_response(s, 0);
+	return read_response(s, 0, NULL);
+}
+
+static volatile sig_atomic_t signals_seen;
+
+static void
+on_alarm(int sig)
+{
+	(void)sig;
+	signals_seen++;
+}
+
+/* A connect() that said EINTR: 0 once connected, else -1 (errno). While
+ * the socket is still TCP_CLOSE nothing was begun: connect() again. */
+static int
+connect_after_eintr(int s, const struct sockaddr_in *sa, int *unstarted, int *begun)
+{
+	struct tcp_info ti;
+	socklen_t len;
+	struct pollfd pf = { .fd = s, .events = POLLOUT };
+	int err = 0, tries;
+
+	for (tries = 0; tries < SUPCHECK_RETRY_MAX; tries++) {
+		len = sizeof(ti);
+		if (getsockopt(s, IPPROTO_TCP, TCP_INFO, &ti, &len) != 0)
+			return -1;
+		if (ti.tcpi_state != TCP_CLOSE)
+			break;
+		(*unstarted)++;
+		if (connect(s, (const struct sockaddr *)sa, sizeof(*sa)) == 0 ||
+		    errno == EISCONN)
+			return 0;
+		if (errno != EINTR)
+			return -1;
+	}
+	if (tries == SUPCHECK_RETRY_MAX)
+		return -1;
+	(*begun)++;
+	for (tries = 0; tries < SUPCHECK_RETRY_MAX; tries++)
+		if (poll(&pf, 1, SUPCHECK_TIMEOUT_MS) >= 0 || errno != EINTR)
+			break;
+	len = sizeof(err);
+	if (getsockopt(s, SOL_SOCKET, SO_ERROR, &err, &len) != 0 || err != 0) {
+		errno = err != 0 ? err : errno;
+		return -1;
+	}
+	return 0;
+}
+
+static int
+cmd_signals(const char *host, const char *port, const char *path, const char *count,
+    const char *fnv)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET };
+	struct sigaction act = { .sa_handler = on_alarm };	/* no SA_RESTART */
+	struct itimerval every = { { 0, SUPCHECK_SIGNAL_US }, { 0, SUPCHECK_SIGNAL_US } };
+	struct itimerval off = { { 0, 0 }, { 0, 0 } };
+	uint64_t want = strtoull(fnv, NULL, 16), got;
+	int n = atoi(count), i, s, ok = 0, unstarted = 0, begun = 0, bad = 0;
+
+	if (inet_pton(AF_INET, host, &sa.sin_addr) != 1 || n < 1 || n > SUPCHECK_SIGNALS_MAX)
+		usage();
+	sa.sin_port = htons((uint16_t)atoi(port));
+	sigaction(SIGALRM, &act, NULL);
+	setitimer(ITIMER_REAL, &every, NULL);
+	for (i = 0; i < n; i++) {
+		got = 0xcbf29ce484222325ull;
+		if ((s = socket(AF_INET, SOCK_STREAM, 0)) < 0) {
+			bad++;
+			continue;
+		}
+		if ((connect(s, (struct sockaddr *)&sa, sizeof(sa)) != 0 &&
+		    (errno != EINTR || connect_after_eintr(s, &sa, &unstarted, &begun) != 0)) ||
+		    send_get(s, host, path) < 0 || read_response(s, 0, &got) != 0 || got != want)
+			bad++;
+		else
+			ok++;
+		close(s);
+	}
+	setitimer(ITIMER_REAL, &off, NULL);
+	printf("ok=%d unstarted=%d begun=%d bad=%d signals=%d\n", ok, unstarted, begun,
+	    bad, (int)signals_seen);
+	return bad == 0 ? 0 : 1;
 }
 
 int
@@ -469,5 +581,7 @@ main(int argc, char **argv)
 		return cmd_tfo(argv[2], argv[3], argv[4], argv[5]);
 	if (argc == 4 && strcmp(argv[1], "rawconnect") == 0)
 		return cmd_rawconnect(argv[2], argv[3]);
+	if (argc == 7 && strcmp(argv[1], "signals") == 0)
+		return cmd_signals(argv[2], argv[3], argv[4], argv[5], argv[6]);
 	usage();
 }
