@@ -40,6 +40,9 @@ enum config_opt {
 	CONFIG_OPT_WORKERS,
 	CONFIG_OPT_ACCEPT,
 	CONFIG_OPT_RELAY,
+	CONFIG_OPT_LOG,
+	CONFIG_OPT_SYSLOG,
+	CONFIG_OPT_OUTGOING,
 };
 
 enum {
@@ -67,6 +70,9 @@ static const struct option config_longopts[] = {
 	{ "workers", required_argument, NULL, CONFIG_OPT_WORKERS },
 	{ "accept", required_argument, NULL, CONFIG_OPT_ACCEPT },
 	{ "relay", required_argument, NULL, CONFIG_OPT_RELAY },
+	{ "log", required_argument, NULL, CONFIG_OPT_LOG },
+	{ "syslog", no_argument, NULL, CONFIG_OPT_SYSLOG },
+	{ "outgoing", required_argument, NULL, CONFIG_OPT_OUTGOING },
 	{ "config", required_argument, NULL, CONFIG_OPT_CONFIG },
 	{ "verbose", no_argument, NULL, CONFIG_OPT_VERBOSE },
 	{ "quiet", no_argument, NULL, CONFIG_OPT_QUIET },
@@ -108,9 +114,14 @@ config_usage(FILE *f)
 	    "  -v, --verbose              one log line per connection (without it:\n"
 	    "                             failed logins and denials only)\n"
 	    "  -q, --quiet                only errors\n"
+	    "      --log FILE             log to FILE (mode 0600, appended; reopened on\n"
+	    "                             SIGHUP, for logrotate), not stderr\n"
+	    "      --syslog               log to syslog (/dev/log, facility daemon)\n"
+	    "      --outgoing ADDR        source address toward targets (TCP and UDP);\n"
+	    "                             repeatable: one IPv4, one IPv6\n"
 	    "  -h, --help                 this help\n"
 	    "  -V, --version              print the version\n"
-	    "SIGHUP reloads users and rules; SIGTERM or SIGINT drains, and a second one exits.\n",
+	    "SIGHUP reloads users and rules and reopens the log; SIGTERM or SIGINT drains, and a second one exits.\n",
 	    SERVER_DEFAULT_LISTEN, SERVER_HANDSHAKE_TIMEOUT_MS, SERVER_CONNECT_TIMEOUT_MS,
 	    SERVER_IDLE_TIMEOUT_MS, SERVER_BIND_TIMEOUT_MS, SERVER_UDP_IDLE_TIMEOUT_MS,
 	    SERVER_MAX_SESSIONS, SERVER_FD_RESERVE, SERVER_DRAIN_TIMEOUT_MS,
@@ -570,6 +581,25 @@ config_apply(struct config *c, int opt, const char *arg, bool in_file,
 			return -1;
 		}
 		return config_read_file(c, arg, why, whylen);
+	case CONFIG_OPT_LOG:
+		free(c->log_path);
+		if ((c->log_path = strdup(arg)) == NULL)
+			goto nomem;
+		c->syslog = false;	/* the later one wins */
+		return 0;
+	case CONFIG_OPT_SYSLOG:
+		free(c->log_path);
+		c->log_path = NULL;
+		c->syslog = true;
+		return 0;
+	case CONFIG_OPT_OUTGOING:
+		/* A later address of a family replaces an earlier one. */
+		if (outgoing_parse(&c->lim.out, arg) < 0) {
+			snprintf(why, whylen, "outgoing is an IPv4 or IPv6 address "
+			    "(no port), not '%s'", arg);
+			return -1;
+		}
+		return 0;
 	case CONFIG_OPT_VERBOSE:
 		c->log_level = LOG_LEVEL_VERBOSE;
 		return 0;
@@ -748,6 +778,8 @@ config_free(struct config *c)
 	c->nlisten = 0;
 	free(c->users_path);
 	c->users_path = NULL;
+	free(c->log_path);
+	c->log_path = NULL;
 	rules_free(c->rules);
 	c->rules = NULL;
 }

@@ -44,6 +44,8 @@ struct config {
 	char *users_path;		/* NULL: no authentication */
 	bool no_auth;			/* --no-auth: no users on purpose */
 	int log_level;			/* -1 when neither -v nor -q */
+	char *log_path;			/* --log FILE; NULL: stderr or syslog */
+	bool syslog;			/* --syslog */
 	unsigned workers;		/* --workers; 0: one per CPU */
 	bool accept_shared;		/* --accept shared */
 	struct server_limits lim;

@@ -1,9 +1,12 @@
 /*
  * log.h: socksifyd's messages, each one line written with a single write()
- * to stderr so that lines from several threads never interleave.
+ * so that lines from several threads never interleave: to stderr, to a
+ * file (--log) or to syslog (--syslog); log.c says how.
  */
 #ifndef SOCKSIFYD_LOG_H
 #define SOCKSIFYD_LOG_H
+
+#include <stddef.h>
 
 enum log_level {
 	LOG_LEVEL_ERROR = 0,		/* -q: errors only */
@@ -25,5 +28,16 @@ _Noreturn void log_fatal(int status, const char *fmt, ...)
 
 /* Writes an already formatted line (newline included) in one write(). */
 void log_write_line(const char *line, size_t len);
+/* The same for a readiness line, which goes to stderr whatever the sink. */
+void log_ready_line(const char *line, size_t len);
+
+/* The sink, at start-up, before any other thread: 0 or -errno. */
+int log_open_file(const char *path);
+int log_open_syslog(void);
+/* SIGHUP: the file opened again by its name (logrotate moved it away), or
+ * syslog connected again; 0 or -errno, the old sink kept on error. */
+int log_reopen(void);
+/* --log's FILE, or NULL. */
+const char *log_file_path(void);
 
 #endif

@@ -337,6 +337,12 @@ server_reload(void)
 	bool loose = false;
 	int ok = -1;
 
+	/* First, so that what follows is in the new file. The sink itself is
+	 * a start-up choice: a --log or --syslog changed since is ignored. */
+	if ((ok = log_reopen()) < 0)
+		log_error("log: cannot reopen %s: %s; still writing to the old one",
+		    log_file_path() != NULL ? log_file_path() : "/dev/log", strerror(-ok));
+	ok = -1;
 	if (config_build(&main_args, &c, why, sizeof(why)) < 0) {
 		log_error("reload failed, configuration kept: %s", why);
 		return -1;
@@ -349,6 +355,11 @@ server_reload(void)
 	if (c.users_path != NULL &&
 	    users_load(c.users_path, &users, &loose, why, sizeof(why)) < 0) {
 		log_error("reload failed, configuration kept: users file %s", why);
+		goto out;
+	}
+	if (outgoing_check(&c.lim.out, why, sizeof(why)) < 0) {
+		log_error("reload failed, configuration kept: %s", why);
+		users_free(users);
 		goto out;
 	}
 	if (main_protect_rules(c.rules) < 0 || (n = calloc(1, sizeof(*n))) == NULL) {
@@ -666,7 +677,13 @@ main(int argc, char **argv)
 		log_fatal(SERVER_EXIT_USAGE, "%s", why);
 	if (cfg.log_level >= 0)
 		log_set_level((enum log_level)cfg.log_level);
+	if (cfg.log_path != NULL && (r = log_open_file(cfg.log_path)) < 0)
+		log_fatal(EXIT_FAILURE, "--log %s: %s", cfg.log_path, strerror(-r));
+	if (cfg.syslog && (r = log_open_syslog()) < 0)
+		log_fatal(EXIT_FAILURE, "--syslog: /dev/log: %s", strerror(-r));
 
+	if (outgoing_check(&cfg.lim.out, why, sizeof(why)) < 0)
+		log_fatal(EXIT_FAILURE, "%s", why);
 	if (cfg.users_path != NULL) {
 		bool loose = false;
 
@@ -765,7 +782,7 @@ main(int argc, char **argv)
 		int n = snprintf(line, sizeof(line), "socksifyd: listening on %s\n",
 		    workers[0].lst[i].name);
 
-		log_write_line(line, (size_t)n);
+		log_ready_line(line, (size_t)n);
 	}
 
 	workers_running = nworkers;

@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
+#include <netinet/in.h>
 
 #include "defaults.h"
 #include "loop.h"
@@ -38,6 +39,22 @@ struct listener {
 	char name[S5_ADDR_TEXT_MAX];	/* "127.0.0.1:1080", for messages */
 };
 
+/* --outgoing: the source address of outgoing connections and UDP relays,
+ * one per family; a family left 0 gets the kernel's choice. */
+struct server_outgoing {
+	struct sockaddr_in in4;
+	struct sockaddr_in6 in6;
+};
+
+/* Binds fd (a new socket of family fam, not yet connected) to o's address
+ * of that family, if any, port chosen at connect(): 0 or -errno. */
+int outgoing_bind(const struct server_outgoing *o, int fd, int fam, bool stream);
+/* Whether each of o's addresses is one of this host's: 0, or -1 with a
+ * one-line reason. */
+int outgoing_check(const struct server_outgoing *o, char *why, size_t whylen);
+/* "ADDR" (IPv4, or IPv6 with or without brackets) into o: 0 or -EINVAL. */
+int outgoing_parse(struct server_outgoing *o, const char *text);
+
 /* The run-time limits: flags and config lines, defaults in defaults.h. */
 struct server_limits {
 	uint64_t handshake_ms;		/* --handshake-timeout */
@@ -49,6 +66,7 @@ struct server_limits {
 	uint64_t udp_idle_ms;		/* --udp-idle-timeout */
 	size_t fd_reserve;		/* --fd-reserve */
 	bool splice;			/* --relay splice */
+	struct server_outgoing out;	/* --outgoing */
 };
 
 struct server {

@@ -927,6 +927,11 @@ session_connect_next(struct session *s)
 		}
 		memcpy(&s->dst, a->ai_addr, a->ai_addrlen);
 		session_nodelay(fd);
+		if ((r = outgoing_bind(&s->srv->lim.out, fd, a->ai_family, true)) < 0) {
+			s->last_err = -r;
+			close(fd);
+			continue;
+		}
 		if (connect(fd, a->ai_addr, a->ai_addrlen) == -1 && errno != EINPROGRESS) {
 			s->last_err = errno;
 			close(fd);

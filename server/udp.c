@@ -486,6 +486,7 @@ udp_send(struct udp_assoc *u, const struct sockaddr *dst, socklen_t dstlen,
 	struct udp_batch *b = u->srv->udp;
 	const struct udp_out *prev = b->nout > 0 ? &b->out[b->nout - 1] : NULL;
 	struct udp_out *o;
+	int err;
 	/* rules.h: checked per datagram, after resolution. One to where the
 	 * datagram queued before it goes shares its verdict (the rules cannot
 	 * change within a batch). */
@@ -502,6 +503,12 @@ udp_send(struct udp_assoc *u, const struct sockaddr *dst, socklen_t dstlen,
 		*fd = udp_socket(dst->sa_family);
 		if (*fd < 0) {
 			udp_drop_sa(u, "to", dst, strerror(errno));
+			return;
+		}
+		if ((err = outgoing_bind(&u->srv->lim.out, *fd, dst->sa_family, false)) < 0) {
+			close(*fd);
+			*fd = -1;
+			udp_drop_sa(u, "to", dst, strerror(-err));
 			return;
 		}
 		if (loop_add(u->srv->loop, *fd, EPOLLIN, udp_on_target, u) < 0) {

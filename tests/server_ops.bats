@@ -1,4 +1,5 @@
 #!/usr/bin/env bats
+bats_require_minimum_version 1.5.0
 # socksifyd operations: rules, per-command switches, the no-open-relay
 # safety, limits, --config, SIGHUP reload and SIGTERM drain.
 
@@ -422,4 +423,61 @@ ops_sessions() {
 @test "-q: the same sessions and stop say nothing but the ready line" {
 	ops_sessions -q
 	[ "$(cat "$SOCKSIFYD_LOG")" = "socksifyd: listening on 127.0.0.1:$PROXY_PORT" ]
+}
+
+# peer_http: a target that answers each HTTP request with the address the
+# connection came from; sets PEER_PORT.
+peer_http() {
+	local pf=$BATS_TEST_TMPDIR/peer.port
+	rm -f "$pf"
+	python3 -c 'import socket,sys
+s=socket.socket(); s.bind(("127.0.0.1",0)); s.listen(16)
+open(sys.argv[1],"w").write("%d\n" % s.getsockname()[1])
+for i in range(50):
+    c,a=s.accept(); c.recv(65536)
+    c.sendall(b"HTTP/1.0 200 OK\r\n\r\n" + a[0].encode()); c.close()' "$pf" 3>&- &
+	PIDS+=($!)
+	wait_for_line "$pf" 50 '^[0-9]+$'
+	PEER_PORT=$(cat "$pf")
+}
+
+peer_of() {
+	curl -sS --max-time 10 --socks5-hostname "127.0.0.1:$PROXY_PORT" "http://127.0.0.1:$PEER_PORT/"
+}
+
+@test "--outgoing: targets see CONNECT and UDP relays come from that address; SIGHUP takes a new one; a port is a usage error, a foreign address exit 1" {
+	peer_http
+	start_socksifyd
+	[ "$(peer_of)" = 127.0.0.1 ]		# the kernel's choice, without it
+	stop_all
+	PIDS=()
+	peer_http
+	printf 'outgoing 127.0.0.2\noutgoing [::1]\n' >"$BATS_TEST_TMPDIR/conf"
+	start_socksifyd --config "$BATS_TEST_TMPDIR/conf" -v
+	[ "$(peer_of)" = 127.0.0.2 ]
+	# UDP: the relay's socket toward the target has that source too.
+	local pf=$BATS_TEST_TMPDIR/echo.port echo_log=$BATS_TEST_TMPDIR/echo.log
+	python3 "$HELPERS/bindudp.py" echo 127.0.0.1 "$pf" "$echo_log" from 3>&- >/dev/null 2>&1 &
+	PIDS+=($!)
+	wait_for_line "$pf" 50 '^[0-9]+$'
+	ECHO_LOG=$echo_log run timeout 60 python3 "$HELPERS/bindudp.py" udp-raw 127.0.0.1 "$PROXY_PORT" 127.0.0.1 "$(cat "$pf")" frag
+	echo "$output"
+	[ "$status" -eq 0 ]
+	cat "$echo_log"
+	grep -q '^from 127\.0\.0\.2:[0-9]* 60000$' "$echo_log"
+	! grep -v '^from 127\.0\.0\.2:' "$echo_log"
+	# A reload takes the file's new address.
+	printf 'outgoing 127.0.0.3\n' >"$BATS_TEST_TMPDIR/conf"
+	kill -HUP "$SOCKSIFYD_PID"
+	wait_for_line "$SOCKSIFYD_LOG" 50 'reloaded users and rules'
+	[ "$(peer_of)" = 127.0.0.3 ]
+	# One not of this host: the reload fails, the old one serves on.
+	printf 'outgoing 192.0.2.1\n' >"$BATS_TEST_TMPDIR/conf"
+	kill -HUP "$SOCKSIFYD_PID"
+	wait_for_line "$SOCKSIFYD_LOG" 50 'reload failed, configuration kept: --outgoing 192.0.2.1: Cannot assign requested address'
+	[ "$(peer_of)" = 127.0.0.3 ]
+	run -2 --separate-stderr "$SOCKSIFYD" --outgoing 127.0.0.2:80
+	[ "$stderr" = "socksifyd: outgoing is an IPv4 or IPv6 address (no port), not '127.0.0.2:80' (try 'socksifyd --help')" ]
+	run -1 --separate-stderr "$SOCKSIFYD" -l 127.0.0.1:0 --outgoing 192.0.2.1
+	[ "$stderr" = "socksifyd: --outgoing 192.0.2.1: Cannot assign requested address" ]
 }
