@@ -67,6 +67,10 @@
  * 6.6, the kernel hands it the CPU of the calling thread) and passes each
  * notification whole through a pipe to the launcher's thread, which does
  * all the rest. The thread blocks every signal and touches no other state.
+ * It ends when no process of the tree is left (the listener hangs up) or
+ * on an error, closing its end of the pipe; then, or when it cannot be
+ * started at all, the launcher's thread takes the calls itself from the
+ * listener (as before the thread: the window is wider, nothing else).
  *
  * What cannot wait: the pipe is served from an epoll set the launcher
  * polls; nothing here blocks but a datagram send on a blocking socket whose
@@ -85,6 +89,7 @@
 #include <linux/seccomp.h>
 #include <netinet/in.h>
 #include <netinet/udp.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <sys/epoll.h>
@@ -1481,19 +1486,54 @@ sup_on_notification(const struct seccomp_notif *n)
 		sup_reply(n->id, 0, ENOSYS);	/* not ours to see */
 }
 
+/* The listener served by the launcher's thread (no receiver thread). */
+static void
+sup_on_listener(uint32_t events)
+{
+	if (events & (EPOLLHUP | EPOLLERR)) {
+		/* No process of the tree is left to notify. */
+		(void)epoll_ctl(sup.ep, EPOLL_CTL_DEL, sup.listener, NULL);
+		return;
+	}
+	memset(sup.req, 0, sup.sizes.seccomp_notif);
+	if (ioctl(sup.listener, SECCOMP_IOCTL_NOTIF_RECV, sup.req) == 0)
+		sup_on_notification(sup.req);	/* else ENOENT: the caller went away */
+}
+
+/* From the receiver thread to the launcher's: 0 or -errno. */
+static int
+sup_take_listener(void)
+{
+	struct epoll_event ev = { .events = EPOLLIN,
+	    .data.u64 = SUP_EV(SUP_EV_LISTENER, 0, 0) };
+
+	if (sup.taken[0] >= 0) {
+		(void)epoll_ctl(sup.ep, EPOLL_CTL_DEL, sup.taken[0], NULL);
+		close(sup.taken[0]);
+		sup.taken[0] = -1;
+	}
+	return epoll_ctl(sup.ep, EPOLL_CTL_ADD, sup.listener, &ev) == 0 ? 0 : -errno;
+}
+
 /* The notifications waiting in the pipe, a burst at most. */
 static void
 sup_on_taken(void)
 {
+	ssize_t r;
 	int i;
 
 	for (i = 0; i < SUP_EVENTS; i++) {
 		memset(sup.req, 0, sup.sizes.seccomp_notif);
 		/* Each record was written whole (at most PIPE_BUF bytes). */
-		if (read(sup.taken[0], sup.req, sup.sizes.seccomp_notif) !=
-		    (ssize_t)sup.sizes.seccomp_notif)
-			return;
-		sup_on_notification(sup.req);
+		r = read(sup.taken[0], sup.req, sup.sizes.seccomp_notif);
+		if (r == (ssize_t)sup.sizes.seccomp_notif) {
+			sup_on_notification(sup.req);
+			continue;
+		}
+		if (r == 0 && sup_take_listener() < 0)	/* the thread ended */
+			preload_log(LOG_LVL_ERROR, "supervisor: cannot watch the "
+			    "listener: supervised calls will wait");
+		return;
 	}
 }
 
@@ -1507,14 +1547,23 @@ static void *
 sup_receiver(void *arg)
 {
 	struct seccomp_notif *n = arg;
+	struct pollfd pf = { .fd = sup.listener, .events = POLLIN };
 	ssize_t w;
 
 	for (;;) {
 		memset(n, 0, sup.sizes.seccomp_notif);
 		if (ioctl(sup.listener, SECCOMP_IOCTL_NOTIF_RECV, n) != 0) {
-			if (errno == ENOENT || errno == EINTR)
+			if (errno == EINTR)
 				continue;
-			break;
+			if (errno != ENOENT)
+				break;
+			/* Gone meanwhile; or, since Linux 6.6, no process of
+			 * the tree is left, and RECV says ENOENT at once. */
+			if (poll(&pf, 1, -1) < 0 && errno != EINTR)
+				break;
+			if ((pf.revents & POLLHUP) && !(pf.revents & POLLIN))
+				break;
+			continue;
 		}
 		do
 			w = write(sup.taken[1], n, sup.sizes.seccomp_notif);
@@ -1522,6 +1571,9 @@ sup_receiver(void *arg)
 		if (w != (ssize_t)sup.sizes.seccomp_notif)
 			break;
 	}
+	/* The launcher's thread sees the end of the pipe and takes over. */
+	close(sup.taken[1]);
+	free(n);
 	return NULL;
 }
 
@@ -1562,9 +1614,9 @@ int
 sup_start(int sock)
 {
 	struct epoll_event ev = { .events = EPOLLIN,
-	    .data.u64 = SUP_EV(SUP_EV_LISTENER, 0, 0) };
+	    .data.u64 = SUP_EV(SUP_EV_TAKEN, 0, 0) };
 	size_t i;
-	int fd;
+	int fd, r;
 
 	fd = sup_receive_listener(sock);
 	if (fd < 0)
@@ -1588,9 +1640,15 @@ sup_start(int sock)
 	    epoll_ctl(sup.ep, EPOLL_CTL_ADD, sup.taken[0], &ev) != 0)
 		goto fail;
 	sup.listener = fd;
-	if (sup_receiver_start() < 0) {
-		sup.listener = -1;
-		goto fail;
+	if ((r = sup_receiver_start()) < 0) {
+		preload_log(LOG_LVL_ERROR, "supervisor: no receiver thread (%s): "
+		    "calls are taken more slowly", strerror(-r));
+		close(sup.taken[1]);
+		sup.taken[1] = -1;
+		if (sup_take_listener() < 0) {
+			sup.listener = -1;
+			goto fail;
+		}
 	}
 	(void)preload_init();
 	if (preload_cfg.remote_dns && supdns_start(sup.ep) < 0)
@@ -1670,8 +1728,10 @@ sup_service(void)
 			kind = (uint32_t)(ev[i].data.u64 >> 56);
 			gen = (uint32_t)(ev[i].data.u64 >> 32) & 0xffffffu;
 			idx = (uint32_t)ev[i].data.u64;
-			if (kind == SUP_EV_LISTENER) {
+			if (kind == SUP_EV_TAKEN) {
 				sup_on_taken();
+			} else if (kind == SUP_EV_LISTENER) {
+				sup_on_listener(ev[i].events);
 			} else if (kind == SUP_EV_JOB && idx < SUP_JOBS &&
 			    sup.jobs[idx].kind != JOB_FREE && sup.jobs[idx].gen == gen) {
 				sup_job_event(&sup.jobs[idx], ev[i].events);

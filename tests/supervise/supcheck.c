@@ -517,6 +517,10 @@ connect_after_eintr(int s, const struct sockaddr_in *sa, int *unstarted, int *be
 	for (tries = 0; tries < SUPCHECK_RETRY_MAX; tries++)
 		if (poll(&pf, 1, SUPCHECK_TIMEOUT_MS) >= 0 || errno != EINTR)
 			break;
+	if (!(pf.revents & POLLOUT)) {	/* still pending: a hang */
+		errno = ETIMEDOUT;
+		return -1;
+	}
 	len = sizeof(err);
 	if (getsockopt(s, SOL_SOCKET, SO_ERROR, &err, &len) != 0 || err != 0) {
 		errno = err != 0 ? err : errno;
