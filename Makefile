@@ -87,7 +87,7 @@ $(BUILD)/libsocksify.so: $(PRELOAD_OBJ) $(SHARED_OBJ)
 
 $(BUILD)/socksifyd: $(SERVER_OBJ) $(SHARED_OBJ)
 	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $(SERVER_OBJ) $(SHARED_OBJ) -lpthread
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $(SERVER_OBJ) $(SHARED_OBJ) -lpthread -lcrypt
 
 $(BUILD)/socksify: $(LAUNCH_OBJ) $(SHARED_OBJ)
 	@$(if $(Q),echo "  LD      $@")
@@ -177,7 +177,7 @@ fuzz:
 	@set -e; $(foreach t,$(FUZZ_RUN), \
 		echo "  FUZZ    $(t) ($(FUZZ_SECONDS)s)"; \
 		$(FUZZ_CC) $(FUZZ_FLAGS) $(FUZZ_FLAGS_$(t)) -o $(BUILD)/fuzz/$(t) \
-			tests/fuzz/$(t).c $(SHARED_SRC) $(FUZZ_SRC_$(t)); \
+			tests/fuzz/$(t).c $(SHARED_SRC) $(FUZZ_SRC_$(t)) -lcrypt; \
 		mkdir -p $(BUILD)/fuzz/corpus-$(t); \
 		$(BUILD)/fuzz/$(t) -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
 			$(BUILD)/fuzz/corpus-$(t) tests/fuzz/seeds/$(t) 2>$(BUILD)/fuzz/$(t).log \

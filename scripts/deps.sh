@@ -47,6 +47,9 @@ test)
 	want ps procps
 	want pgrep procps
 	want ss iproute2
+	# crypt(3) hashes in socksifyd's users file: made as operators make them
+	want mkpasswd whois
+	want openssl openssl
 	# tests/interop.bats: third-party SOCKS5 clients against socksifyd
 	want ncat ncat
 	want proxychains4 proxychains4

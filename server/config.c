@@ -595,8 +595,8 @@ config_apply(struct config *c, int opt, const char *arg, bool in_file,
 	case CONFIG_OPT_OUTGOING:
 		/* A later address of a family replaces an earlier one. */
 		if (outgoing_parse(&c->lim.out, arg) < 0) {
-			snprintf(why, whylen, "outgoing is an IPv4 or IPv6 address "
-			    "(no port), not '%s'", arg);
+			snprintf(why, whylen, "outgoing is an IPv4 or IPv6 address of this "
+			    "host (no port, not a wildcard, multicast or broadcast), not '%s'", arg);
 			return -1;
 		}
 		return 0;

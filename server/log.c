@@ -22,6 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/uio.h>
 #include <sys/un.h>
 
@@ -29,7 +30,7 @@
 
 enum {
 	LOG_LINE_MAX = 1024,		/* one message */
-	LOG_SYSLOG_MAX = 2048,		/* one datagram: header and line */
+	LOG_SYSLOG_MAX = 4096 + 128,	/* one datagram: header and the longest line */
 	LOG_FILE_MODE = 0600,		/* a log names users and clients */
 };
 
@@ -85,12 +86,15 @@ log_syslog_connect(int fd)
 }
 
 int
-log_open_file(const char *path)
+log_open_file(const char *path, bool *loose)
 {
 	int fd = log_open_path(path);
+	struct stat st;
 
 	if (fd < 0)
 		return -errno;
+	/* Created 0600; one that was there keeps its mode, which may be looser. */
+	*loose = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & 077) != 0;
 	if ((log_path = strdup(path)) == NULL) {
 		close(fd);
 		return -ENOMEM;

@@ -6,6 +6,7 @@
 #ifndef SOCKSIFYD_LOG_H
 #define SOCKSIFYD_LOG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 enum log_level {
@@ -32,7 +33,7 @@ void log_write_line(const char *line, size_t len);
 void log_ready_line(const char *line, size_t len);
 
 /* The sink, at start-up, before any other thread: 0 or -errno. */
-int log_open_file(const char *path);
+int log_open_file(const char *path, bool *loose);	/* loose: others may read it */
 int log_open_syslog(void);
 /* SIGHUP: the file opened again by its name (logrotate moved it away), or
  * syslog connected again; 0 or -errno, the old sink kept on error. */

@@ -677,8 +677,15 @@ main(int argc, char **argv)
 		log_fatal(SERVER_EXIT_USAGE, "%s", why);
 	if (cfg.log_level >= 0)
 		log_set_level((enum log_level)cfg.log_level);
-	if (cfg.log_path != NULL && (r = log_open_file(cfg.log_path)) < 0)
-		log_fatal(EXIT_FAILURE, "--log %s: %s", cfg.log_path, strerror(-r));
+	if (cfg.log_path != NULL) {
+		bool loose = false;
+
+		if ((r = log_open_file(cfg.log_path, &loose)) < 0)
+			log_fatal(EXIT_FAILURE, "--log %s: %s", cfg.log_path, strerror(-r));
+		if (loose)
+			log_warn("warning: log file %s may be read by others (it names "
+			    "users and clients): chmod 600 it", cfg.log_path);
+	}
 	if (cfg.syslog && (r = log_open_syslog()) < 0)
 		log_fatal(EXIT_FAILURE, "--syslog: /dev/log: %s", strerror(-r));
 

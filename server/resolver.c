@@ -1,5 +1,7 @@
 /*
- * resolver.c: a small pool of detached threads that run getaddrinfo().
+ * resolver.c: a small pool of detached threads that run getaddrinfo(), and
+ * the crypt(3) of a login against a hashed password (resolver_check()),
+ * which is as slow as a lookup on purpose and shares its queue and limits.
  *
  * getaddrinfo() blocks for as long as the DNS takes, so it must never run on
  * the loop. Jobs wait on a queue under one mutex; finished jobs go on a done
@@ -31,6 +33,7 @@
 #include "defaults.h"
 #include "resolver.h"
 #include "socks5.h"
+#include "users.h"
 
 enum job_state {
 	JOB_QUEUED,			/* on r->queued: cancel frees it at once */
@@ -50,6 +53,11 @@ struct resolver_job {
 	bool cancelled;			/* running or done: dropped on delivery */
 	int err;
 	struct addrinfo *ai;
+	/* A login to check (check_fn set): the credential, wiped once used. */
+	resolver_check_fn *check_fn;
+	struct s5_cred cred;
+	struct users_hash hash;
+	bool ok;
 };
 
 struct job_list {
@@ -111,6 +119,7 @@ job_free(struct resolver_job *j)
 {
 	if (j->ai != NULL)
 		freeaddrinfo(j->ai);
+	explicit_bzero(&j->cred, sizeof(j->cred));
 	free(j);
 }
 
@@ -160,7 +169,12 @@ resolver_worker(void *arg)
 		j = list_take(&r->queued);
 		j->state = JOB_RUNNING;
 		pthread_mutex_unlock(&r->mu);
-		j->err = getaddrinfo(j->name, j->port, &hints, &j->ai);
+		if (j->check_fn != NULL) {
+			j->ok = users_hash_check(&j->cred, &j->hash);
+			explicit_bzero(&j->cred, sizeof(j->cred));
+		} else {
+			j->err = getaddrinfo(j->name, j->port, &hints, &j->ai);
+		}
 		pthread_mutex_lock(&r->mu);
 		if (r->stop) {
 			job_free(j);
@@ -199,7 +213,9 @@ resolver_on_event(struct loop *l, int fd, uint32_t events, void *arg)
 		pthread_mutex_lock(&r->mu);
 		r->slots[j->slot] = NULL;
 		pthread_mutex_unlock(&r->mu);
-		if (!j->cancelled) {
+		if (!j->cancelled && j->check_fn != NULL) {
+			j->check_fn(j->arg, j->ok);
+		} else if (!j->cancelled) {
 			j->fn(j->arg, j->err, j->err == 0 ? j->ai : NULL);
 			if (j->err == 0)
 				j->ai = NULL;
@@ -337,23 +353,15 @@ resolver_client_key(struct in6_addr *key, const struct sockaddr *client)
 	}
 }
 
-int
-resolver_lookup(struct resolver *r, const char *name, uint16_t port,
-    const struct sockaddr *client, resolver_fn *fn, void *arg,
-    struct resolver_job **job)
+/* A new job j for client onto the queue, under the limits: 0 and *job set,
+ * or -EAGAIN / -EBUSY with j freed. */
+static int
+resolver_enqueue(struct resolver *r, struct resolver_job *j,
+    const struct sockaddr *client, struct resolver_job **job)
 {
-	struct resolver_job *j;
-	size_t len = strlen(name), i, slot = SERVER_RESOLVER_PENDING_MAX, mine = 0;
+	size_t i, slot = SERVER_RESOLVER_PENDING_MAX, mine = 0;
 
-	if (len > S5_DOMAIN_MAX)
-		return -EINVAL;
-	if ((j = calloc(1, sizeof(*j))) == NULL)
-		return -ENOMEM;
-	memcpy(j->name, name, len + 1);
-	snprintf(j->port, sizeof(j->port), "%u", (unsigned)port);
 	resolver_client_key(&j->client, client);
-	j->fn = fn;
-	j->arg = arg;
 	pthread_mutex_lock(&r->mu);
 	for (i = 0; i < SERVER_RESOLVER_PENDING_MAX; i++) {
 		const struct resolver_job *o = r->slots[i];
@@ -367,7 +375,7 @@ resolver_lookup(struct resolver *r, const char *name, uint16_t port,
 	}
 	if (slot == SERVER_RESOLVER_PENDING_MAX || mine >= SERVER_RESOLVER_PER_CLIENT) {
 		pthread_mutex_unlock(&r->mu);
-		free(j);
+		job_free(j);
 		return slot == SERVER_RESOLVER_PENDING_MAX ? -EAGAIN : -EBUSY;
 	}
 	j->slot = slot;
@@ -378,6 +386,41 @@ resolver_lookup(struct resolver *r, const char *name, uint16_t port,
 	pthread_mutex_unlock(&r->mu);
 	*job = j;
 	return 0;
+}
+
+int
+resolver_lookup(struct resolver *r, const char *name, uint16_t port,
+    const struct sockaddr *client, resolver_fn *fn, void *arg,
+    struct resolver_job **job)
+{
+	struct resolver_job *j;
+	size_t len = strlen(name);
+
+	if (len > S5_DOMAIN_MAX)
+		return -EINVAL;
+	if ((j = calloc(1, sizeof(*j))) == NULL)
+		return -ENOMEM;
+	memcpy(j->name, name, len + 1);
+	snprintf(j->port, sizeof(j->port), "%u", (unsigned)port);
+	j->fn = fn;
+	j->arg = arg;
+	return resolver_enqueue(r, j, client, job);
+}
+
+int
+resolver_check(struct resolver *r, const struct s5_cred *cred,
+    const struct users_hash *hash, const struct sockaddr *client,
+    resolver_check_fn *fn, void *arg, struct resolver_job **job)
+{
+	struct resolver_job *j;
+
+	if ((j = calloc(1, sizeof(*j))) == NULL)
+		return -ENOMEM;
+	j->cred = *cred;
+	j->hash = *hash;
+	j->check_fn = fn;
+	j->arg = arg;
+	return resolver_enqueue(r, j, client, job);
 }
 
 void

@@ -12,6 +12,7 @@
 #include <sys/socket.h>
 
 #include "loop.h"
+#include "users.h"
 
 struct resolver;
 struct resolver_job;
@@ -35,6 +36,18 @@ void resolver_free(struct resolver *r);
 int resolver_lookup(struct resolver *r, const char *name, uint16_t port,
     const struct sockaddr *client, resolver_fn *fn, void *arg,
     struct resolver_job **job);
+/* Runs on the loop thread with the outcome of resolver_check(). */
+typedef void resolver_check_fn(void *arg, bool ok);
+
+/*
+ * Queue users_hash_check(cred, hash) (crypt(3), slow on purpose) on the
+ * same threads, under the same limits and with the same results as
+ * resolver_lookup(); the job holds a copy of cred, wiped once checked.
+ */
+int resolver_check(struct resolver *r, const struct s5_cred *cred,
+    const struct users_hash *hash, const struct sockaddr *client,
+    resolver_check_fn *fn, void *arg, struct resolver_job **job);
+
 /*
  * The callback of job will not run; call it before freeing arg. A job not
  * yet started is freed at once; a running one when its lookup returns.

@@ -46,13 +46,20 @@ struct server_outgoing {
 	struct sockaddr_in6 in6;
 };
 
-/* Binds fd (a new socket of family fam, not yet connected) to o's address
- * of that family, if any, port chosen at connect(): 0 or -errno. */
-int outgoing_bind(const struct server_outgoing *o, int fd, int fam, bool stream);
+/* Binds fd (a new socket toward dst, not yet connected) to o's address of
+ * dst's family (IPv4 for an IPv4-mapped dst), if any, the port chosen at
+ * connect(): 0 or -errno. */
+int outgoing_bind(const struct server_outgoing *o, int fd, const struct sockaddr *dst,
+    bool stream);
 /* Whether each of o's addresses is one of this host's: 0, or -1 with a
  * one-line reason. */
 int outgoing_check(const struct server_outgoing *o, char *why, size_t whylen);
-/* "ADDR" (IPv4, or IPv6 with or without brackets) into o: 0 or -EINVAL. */
+/* An IPv4-mapped IPv6 sa as the IPv4 address and port it stands for, into
+ * out: true, or false (sa is no such address). */
+bool outgoing_unmap(const struct sockaddr *sa, struct sockaddr_in *out);
+/* "ADDR" (IPv4, or IPv6 with or without brackets; an IPv4-mapped one is
+ * the IPv4 address) into o: 0, or -EINVAL (also for the unspecified
+ * address, multicast and broadcast: never a source). */
 int outgoing_parse(struct server_outgoing *o, const char *text);
 
 /* The run-time limits: flags and config lines, defaults in defaults.h. */

@@ -42,6 +42,7 @@ enum session_state {
 	SESSION_GREETING,
 	SESSION_AUTH,
 	SESSION_REQUEST,
+	SESSION_CHECKING,		/* a hashed password in a resolver thread */
 	SESSION_RESOLVING,
 	SESSION_CONNECTING,
 	SESSION_RELAY,
@@ -234,7 +235,8 @@ static bool
 session_notable(const char *outcome)
 {
 	static const char *const notable[] = {
-		"auth failed", "command denied", "destination denied", "client denied",
+		"auth failed", "auth busy", "command denied", "destination denied",
+		"client denied",
 	};
 	size_t i;
 
@@ -328,6 +330,7 @@ session_done(struct session *s)
 	case SESSION_LINGER:
 		cmask = EPOLLIN | (out ? EPOLLOUT : 0);
 		break;
+	case SESSION_CHECKING:
 	case SESSION_RESOLVING:
 	case SESSION_CONNECTING:
 		/*
@@ -739,6 +742,42 @@ session_start_connect(struct session *s)
 	session_connect_next(s);
 }
 
+/* The RFC 1929 verdict sent: 0 to go on to the request, -1 when the
+ * session failed (RFC 1929 §2: after a failure status the server MUST
+ * close). */
+static int
+session_auth_reply(struct session *s, bool ok, const char *outcome)
+{
+	uint8_t msg[S5_MSG_MAX];
+	int r = s5_encode_auth_reply(msg, sizeof(msg), ok ? S5_AUTH_SUCCESS : S5_AUTH_FAILURE);
+
+	if (!ok) {
+		session_fail(s, msg, r, outcome);
+		return -1;
+	}
+	if (session_reply(s, msg, r) < 0) {
+		session_end(s, "client write failed");
+		return -1;
+	}
+	s->state = SESSION_REQUEST;
+	return 0;
+}
+
+static void session_handshake(struct session *s);
+
+/* A hashed password checked (resolver_check()): the verdict, and on to
+ * what the client sent meanwhile. */
+static void
+session_on_checked(void *arg, bool ok)
+{
+	struct session *s = arg;
+
+	s->job = NULL;
+	if (session_auth_reply(s, ok, "auth failed") == 0)
+		session_handshake(s);
+	session_done(s);
+}
+
 /*
  * Parses as many complete messages as the client pipe holds. Returns with
  * the session in a waiting state; it may have failed (LINGER) or moved on to
@@ -755,7 +794,8 @@ session_handshake(struct session *s)
 		uint8_t msg[S5_MSG_MAX], m;
 		struct s5_greeting g;
 		struct s5_cred cred;
-		bool ok;
+		struct users_hash hash;
+		enum users_verdict v;
 		int r;
 
 		switch (s->state) {
@@ -781,25 +821,28 @@ session_handshake(struct session *s)
 			r = s5_parse_auth(p, n, &cred, &used);
 			if (r == S5_NEED_MORE)
 				return;
-			ok = r == 0 && s->srv->users != NULL && users_check(s->srv->users, &cred);
+			v = r == 0 && s->srv->users != NULL ?
+			    users_verdict(s->srv->users, &cred, &hash) : USERS_REFUSED;
 			if (r == 0) {
 				s->ulen = cred.ulen;
 				memcpy(s->user, cred.user, cred.ulen);
 				session_consume(s, used);
 			}
+			/* A hash: crypt(3) off the loop; the client waits. */
+			if (v == USERS_HASH) {
+				r = resolver_check(s->srv->resolver, &cred, &hash,
+				    (const struct sockaddr *)&s->peer, session_on_checked, s, &s->job);
+				explicit_bzero(&cred, sizeof(cred));
+				explicit_bzero(&hash, sizeof(hash));
+				if (r == 0)
+					s->state = SESSION_CHECKING;
+				else
+					(void)session_auth_reply(s, false, "auth busy");
+				return;
+			}
 			explicit_bzero(&cred, sizeof(cred));
-			r = s5_encode_auth_reply(msg, sizeof(msg),
-			    ok ? S5_AUTH_SUCCESS : S5_AUTH_FAILURE);
-			/* RFC 1929 §2: after a failure status the server MUST close. */
-			if (!ok) {
-				session_fail(s, msg, r, "auth failed");
+			if (session_auth_reply(s, v == USERS_ACCEPTED, "auth failed") < 0)
 				return;
-			}
-			if (session_reply(s, msg, r) < 0) {
-				session_end(s, "client write failed");
-				return;
-			}
-			s->state = SESSION_REQUEST;
 			break;
 		default:
 			r = s5_parse_request(p, n, &s->req, &used);
@@ -927,7 +970,7 @@ session_connect_next(struct session *s)
 		}
 		memcpy(&s->dst, a->ai_addr, a->ai_addrlen);
 		session_nodelay(fd);
-		if ((r = outgoing_bind(&s->srv->lim.out, fd, a->ai_family, true)) < 0) {
+		if ((r = outgoing_bind(&s->srv->lim.out, fd, a->ai_addr, true)) < 0) {
 			s->last_err = -r;
 			close(fd);
 			continue;
@@ -1056,6 +1099,7 @@ session_on_client(struct loop *l, int fd, uint32_t events, void *arg)
 	case SESSION_UDP:
 		session_udp_client(s);
 		break;
+	case SESSION_CHECKING:
 	case SESSION_RESOLVING:
 	case SESSION_CONNECTING:
 		s->client_stirred |= (events & ~EPOLLOUT) != 0;
@@ -1132,6 +1176,7 @@ session_on_timer(struct loop *l, void *arg)
 	case SESSION_GREETING:
 	case SESSION_AUTH:
 	case SESSION_REQUEST:
+	case SESSION_CHECKING:
 		session_end(s, "handshake timeout");
 		break;
 	case SESSION_RESOLVING:

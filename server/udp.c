@@ -116,6 +116,8 @@ struct udp_assoc {
 	struct server *srv;
 	int rfd;			/* relay: the client's side */
 	int ofd4, ofd6;			/* outgoing; -1 until first used */
+	int ofdm;			/* IPv6, to IPv4-mapped addresses, bound to
+					 * the --outgoing IPv4 address (mapped) */
 	struct sockaddr_storage ctl;	/* control connection's peer, for rules */
 	struct s5_addr client_ip;	/* the only IP we relay for */
 	uint16_t client_port;		/* 0 until locked */
@@ -389,7 +391,7 @@ udp_assoc_new(struct server *srv, const struct sockaddr *client,
 	if ((u = calloc(1, sizeof(*u))) == NULL)
 		return -ENOMEM;
 	u->srv = srv;
-	u->ofd4 = u->ofd6 = -1;
+	u->ofd4 = u->ofd6 = u->ofdm = -1;
 	u->gso_below_client = u->gso_below_target = UDP_GSO_ANY;
 	if (clientlen > sizeof(u->ctl))
 		clientlen = sizeof(u->ctl);
@@ -463,6 +465,7 @@ udp_assoc_free(struct udp_assoc *u)
 	udp_close_fd(u, &u->rfd);
 	udp_close_fd(u, &u->ofd4);
 	udp_close_fd(u, &u->ofd6);
+	udp_close_fd(u, &u->ofdm);
 	free(u);
 }
 
@@ -482,15 +485,27 @@ static void
 udp_send(struct udp_assoc *u, const struct sockaddr *dst, socklen_t dstlen,
     uint8_t *data, size_t len)
 {
-	int *fd = dst->sa_family == AF_INET ? &u->ofd4 : &u->ofd6;
+	struct sockaddr_in v4;
+	int *fd;
 	struct udp_batch *b = u->srv->udp;
 	const struct udp_out *prev = b->nout > 0 ? &b->out[b->nout - 1] : NULL;
 	struct udp_out *o;
 	int err;
+	bool same;
+
+	/* An IPv4-mapped destination with an --outgoing IPv4 address: an IPv6
+	 * socket of its own, bound to that address mapped (one IPv6 socket
+	 * cannot be bound for both kinds of destination). */
+	if (dst->sa_family == AF_INET)
+		fd = &u->ofd4;
+	else if (u->srv->lim.out.in4.sin_family == AF_INET && outgoing_unmap(dst, &v4))
+		fd = &u->ofdm;
+	else
+		fd = &u->ofd6;
 	/* rules.h: checked per datagram, after resolution. One to where the
 	 * datagram queued before it goes shares its verdict (the rules cannot
 	 * change within a batch). */
-	bool same = prev != NULL && prev->fd == *fd &&
+	same = prev != NULL && prev->fd == *fd &&
 	    b->outm[b->nout - 1].msg_hdr.msg_namelen == dstlen &&
 	    memcmp(&prev->to, dst, dstlen) == 0;
 
@@ -505,7 +520,7 @@ udp_send(struct udp_assoc *u, const struct sockaddr *dst, socklen_t dstlen,
 			udp_drop_sa(u, "to", dst, strerror(errno));
 			return;
 		}
-		if ((err = outgoing_bind(&u->srv->lim.out, *fd, dst->sa_family, false)) < 0) {
+		if ((err = outgoing_bind(&u->srv->lim.out, *fd, dst, false)) < 0) {
 			close(*fd);
 			*fd = -1;
 			udp_drop_sa(u, "to", dst, strerror(-err));

@@ -165,9 +165,10 @@ tree_files() { (cd "$DEST" && find . ! -type d -printf '%m %p\n' | sort); }
 	[ "${lines[0]}" = "socksifyd: listening on 127.0.0.1:1080" ]
 	[ "${lines[1]}" = "socksifyd: listening on [::1]:1080" ]
 	[ "${lines[2]}" = "as alice: hello through the example" ]
+	[ "${lines[3]}" = "as carol: hello through the example" ]
 	# RFC 1928: no acceptable method; curl's "proxy handshake" failure.
-	[ "${lines[3]}" = "no credentials: curl exit 97" ]
-	[ "${#lines[@]}" -eq 4 ]
+	[ "${lines[4]}" = "no credentials: curl exit 97" ]
+	[ "${#lines[@]}" -eq 5 ]
 }
 
 @test "bash completion: the options each --help lists, and no other" {

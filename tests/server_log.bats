@@ -66,6 +66,14 @@ STAMP='[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z'
 	wait_for_count "$f.1" 30 "outcome=ok" 1
 }
 
+@test "--log FILE that exists with a looser mode: kept, and a warning says so" {
+	local f=$BATS_TEST_TMPDIR/s.log
+	: >"$f"
+	chmod 644 "$f"
+	start_socksifyd --log "$f"
+	grep -qE "^$STAMP socksifyd: warning: log file $f may be read by others \(it names users and clients\): chmod 600 it\$" "$f"
+}
+
 @test "--log: a FILE that cannot be opened is exit 1 with one line; no value is a usage error (2); 'log FILE' in a config file" {
 	run -1 --separate-stderr "$SOCKSIFYD" -l 127.0.0.1:0 --log "$BATS_TEST_TMPDIR/no/such/dir/s.log"
 	echo "$stderr"

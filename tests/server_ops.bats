@@ -441,9 +441,14 @@ for i in range(50):
 	PEER_PORT=$(cat "$pf")
 }
 
+# peer_of [HOST]: the source address the target saw, reached by HOST
+# (default 127.0.0.1; a literal the proxy parses).
 peer_of() {
-	curl -sS --max-time 10 --socks5-hostname "127.0.0.1:$PROXY_PORT" "http://127.0.0.1:$PEER_PORT/"
+	curl -sS --max-time 10 --socks5-hostname "127.0.0.1:$PROXY_PORT" "http://${1:-127.0.0.1}:$PEER_PORT/"
 }
+
+# FOREIGN: an address no interface of this host has (TEST-NET-3).
+FOREIGN=203.0.113.77
 
 @test "--outgoing: targets see CONNECT and UDP relays come from that address; SIGHUP takes a new one; a port is a usage error, a foreign address exit 1" {
 	peer_http
@@ -455,6 +460,8 @@ peer_of() {
 	printf 'outgoing 127.0.0.2\noutgoing [::1]\n' >"$BATS_TEST_TMPDIR/conf"
 	start_socksifyd --config "$BATS_TEST_TMPDIR/conf" -v
 	[ "$(peer_of)" = 127.0.0.2 ]
+	# An IPv4-mapped target speaks IPv4 from an IPv6 socket: the IPv4 source.
+	[ "$(peer_of '[::ffff:127.0.0.1]')" = 127.0.0.2 ]
 	# UDP: the relay's socket toward the target has that source too.
 	local pf=$BATS_TEST_TMPDIR/echo.port echo_log=$BATS_TEST_TMPDIR/echo.log
 	python3 "$HELPERS/bindudp.py" echo 127.0.0.1 "$pf" "$echo_log" from 3>&- >/dev/null 2>&1 &
@@ -466,18 +473,105 @@ peer_of() {
 	cat "$echo_log"
 	grep -q '^from 127\.0\.0\.2:[0-9]* 60000$' "$echo_log"
 	! grep -v '^from 127\.0\.0\.2:' "$echo_log"
+	# ... and to an IPv4-mapped one, whose replies still name it as sent.
+	: >"$echo_log"
+	ECHO_LOG=$echo_log run timeout 60 python3 "$HELPERS/bindudp.py" udp-raw 127.0.0.1 "$PROXY_PORT" ::ffff:127.0.0.1 "$(cat "$pf")" frag
+	echo "$output"
+	[ "$status" -eq 0 ]
+	grep -q '^from 127\.0\.0\.2:[0-9]* 60000$' "$echo_log"
+	! grep -v '^from 127\.0\.0\.2:' "$echo_log"
 	# A reload takes the file's new address.
 	printf 'outgoing 127.0.0.3\n' >"$BATS_TEST_TMPDIR/conf"
 	kill -HUP "$SOCKSIFYD_PID"
 	wait_for_line "$SOCKSIFYD_LOG" 50 'reloaded users and rules'
 	[ "$(peer_of)" = 127.0.0.3 ]
 	# One not of this host: the reload fails, the old one serves on.
-	printf 'outgoing 192.0.2.1\n' >"$BATS_TEST_TMPDIR/conf"
+	! ip -o addr show | grep -qF " $FOREIGN/" || skip "this host has $FOREIGN"
+	printf 'outgoing %s\n' "$FOREIGN" >"$BATS_TEST_TMPDIR/conf"
 	kill -HUP "$SOCKSIFYD_PID"
-	wait_for_line "$SOCKSIFYD_LOG" 50 'reload failed, configuration kept: --outgoing 192.0.2.1: Cannot assign requested address'
+	wait_for_line "$SOCKSIFYD_LOG" 50 "reload failed, configuration kept: --outgoing $FOREIGN: Cannot assign requested address"
 	[ "$(peer_of)" = 127.0.0.3 ]
-	run -2 --separate-stderr "$SOCKSIFYD" --outgoing 127.0.0.2:80
-	[ "$stderr" = "socksifyd: outgoing is an IPv4 or IPv6 address (no port), not '127.0.0.2:80' (try 'socksifyd --help')" ]
-	run -1 --separate-stderr "$SOCKSIFYD" -l 127.0.0.1:0 --outgoing 192.0.2.1
-	[ "$stderr" = "socksifyd: --outgoing 192.0.2.1: Cannot assign requested address" ]
+	run -1 --separate-stderr "$SOCKSIFYD" -l 127.0.0.1:0 --outgoing "$FOREIGN"
+	[ "$stderr" = "socksifyd: --outgoing $FOREIGN: Cannot assign requested address" ]
+	# Never a source: a port, a wildcard, multicast, broadcast.
+	local bad
+	for bad in 127.0.0.2:80 0.0.0.0 :: 224.0.0.1 255.255.255.255 ff02::1 '[::ffff:0.0.0.0]'; do
+		run -2 --separate-stderr "$SOCKSIFYD" --outgoing "$bad"
+		[ "$stderr" = "socksifyd: outgoing is an IPv4 or IPv6 address of this host (no port, not a wildcard, multicast or broadcast), not '$bad' (try 'socksifyd --help')" ]
+	done
+}
+
+# auth_hex USER PASS: an RFC 1929 request, in hex.
+auth_hex() { echo "01$(printf '%02x' ${#1})$(hex "$1")$(printf '%02x' ${#2})$(hex "$2")"; }
+
+# through USER:PASS: the payload's sha256 through the proxy with those
+# credentials (empty when refused).
+through() {
+	curl -sS --max-time 10 --socks5-hostname "127.0.0.1:$PROXY_PORT" --proxy-user "$1" \
+		"http://127.0.0.1:$HTTP_PORT/payload.bin" 2>/dev/null | sha
+}
+
+@test "users file with crypt(3) hashes (mkpasswd yescrypt, bcrypt; openssl passwd -6, -5) beside a plain one: right passwords pass; a wrong one, an unknown user or the hash itself get 01 01" {
+	command -v mkpasswd >/dev/null || skip "mkpasswd is not installed (whois; scripts/deps.sh test)"
+	local f=$BATS_TEST_TMPDIR/users ya six
+	ya=$(mkpasswd -m yescrypt 'yes pass')
+	six=$(openssl passwd -6 'six:pass')
+	{
+		echo "ya:$ya"
+		echo "bee:$(mkpasswd -m bcrypt 'bee pass')"
+		echo "six:$six"
+		echo "five:$(openssl passwd -5 'five pass')"
+		echo "plain:plain pass"
+	} >"$f"
+	chmod 600 "$f"
+	start_socksifyd -u "$f"
+	[ "$(through 'ya:yes pass')" = "$PAYLOAD_SHA" ]
+	[ "$(through 'bee:bee pass')" = "$PAYLOAD_SHA" ]
+	[ "$(through 'six:six:pass')" = "$PAYLOAD_SHA" ]
+	[ "$(through 'five:five pass')" = "$PAYLOAD_SHA" ]
+	[ "$(through 'plain:plain pass')" = "$PAYLOAD_SHA" ]
+	local who pass
+	for who in "ya:yes pasS" "six:six:pas" "nobody:yes pass" "ya:$ya" "plain:Plain pass"; do
+		run python3 "$HELPERS/s5probe.py" "$PROXY_PORT" 050102 "$(auth_hex "${who%%:*}" "${who#*:}")"
+		echo "$who: $output"
+		# 05 02 then 01 01 (in one read or two), then the server's close.
+		[ "$(printf '%s' "$output" | tr -d '\n')" = "05020101EOF" ]
+	done
+	# Each refusal is said at the default level, with the user, never the password.
+	wait_for_count "$SOCKSIFYD_LOG" 30 "user=(ya|six|nobody|plain)	.*outcome=auth failed" 5
+	! grep -q 'pasS\|pas	\|Plain' "$SOCKSIFYD_LOG"
+}
+
+@test "a users file line whose password is a hash of another method, or not a whole hash, is refused at start (exit 1, the line named)" {
+	local f=$BATS_TEST_TMPDIR/users
+	printf 'a:plain\nb:$1$salt$Kq0ZDCBqTbFSh5mF0uCGh.\n' >"$f"
+	chmod 600 "$f"
+	run -1 --separate-stderr "$SOCKSIFYD" -l 127.0.0.1:0 -u "$f"
+	[ "$stderr" = "socksifyd: users file $f: line 2: a password hash of a method not taken here (use yescrypt \$y\$, bcrypt \$2b\$, SHA-512 \$6\$ or SHA-256 \$5\$)" ]
+	printf 'a:$6$saltonly\n' >"$f"
+	run -1 --separate-stderr "$SOCKSIFYD" -l 127.0.0.1:0 -u "$f"
+	[ "$stderr" = "socksifyd: users file $f: line 1: a password hash this system's crypt(3) does not know, or not a whole hash" ]
+}
+
+@test "a slow hash (bcrypt cost 13) is checked off the event loop: another client's whole transfer ends while that login still waits" {
+	command -v mkpasswd >/dev/null || skip "mkpasswd is not installed (whois; scripts/deps.sh test)"
+	local f=$BATS_TEST_TMPDIR/users slow
+	printf 'slow:%s\nquick:quick pass\n' "$(mkpasswd -m bcrypt -R 13 'slow pass')" >"$f"
+	chmod 600 "$f"
+	start_socksifyd -u "$f" --workers 1
+	# Calibration: how long one such login takes here.
+	local t0 t1
+	t0=$(date +%s%N)
+	[ "$(through 'slow:slow pass')" = "$PAYLOAD_SHA" ]
+	t1=$(date +%s%N)
+	echo "a cost-13 login and transfer: $(((t1 - t0) / 1000000)) ms"
+	through 'slow:slow pass' >"$BATS_TEST_TMPDIR/slow.sha" &
+	slow=$!
+	PIDS+=($slow)
+	sleep 0.05
+	# One worker: were the hash on its loop, this would wait behind it.
+	[ "$(through 'quick:quick pass')" = "$PAYLOAD_SHA" ]
+	kill -0 "$slow"			# the slow login has not been answered yet
+	wait "$slow"
+	[ "$(cat "$BATS_TEST_TMPDIR/slow.sha")" = "$PAYLOAD_SHA" ]
 }

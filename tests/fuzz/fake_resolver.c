@@ -20,6 +20,9 @@ struct resolver_job {
 	resolver_fn *fn;
 	void *arg;
 	int root;			/* the client connection it serves */
+	resolver_check_fn *check_fn;	/* a login to check, answered as users.c would */
+	struct s5_cred cred;
+	struct users_hash hash;
 };
 
 struct resolver {
@@ -79,6 +82,28 @@ resolver_lookup(struct resolver *r, const char *name, uint16_t port,
 	return 0;
 }
 
+int
+resolver_check(struct resolver *r, const struct s5_cred *cred,
+    const struct users_hash *hash, const struct sockaddr *client,
+    resolver_check_fn *fn, void *arg, struct resolver_job **job)
+{
+	struct resolver_job *j, **tail;
+
+	FUZZ_CHECK(client->sa_family == AF_INET || client->sa_family == AF_INET6);
+	if ((j = calloc(1, sizeof(*j))) == NULL)
+		return -ENOMEM;
+	j->check_fn = fn;
+	j->cred = *cred;
+	j->hash = *hash;
+	j->arg = arg;
+	j->root = shim_current_root();
+	for (tail = &r->head; *tail != NULL; tail = &(*tail)->next)
+		;
+	*tail = j;
+	*job = j;
+	return 0;
+}
+
 void
 resolver_cancel(struct resolver *r, struct resolver_job *job)
 {
@@ -127,6 +152,12 @@ fake_resolver_answer(struct resolver *r, enum fake_answer how)
 	if (j == NULL)
 		return;
 	r->head = j->next;
+	if (j->check_fn != NULL) {
+		shim_set_root(j->root);
+		j->check_fn(j->arg, users_hash_check(&j->cred, &j->hash));
+		free(j);
+		return;
+	}
 	switch (how) {
 	case FAKE_ANSWER_NONAME:
 		err = EAI_NONAME;

@@ -107,7 +107,8 @@ static const struct {
 	{ false, false, false, { "-to *:1-1023", "+to 10.0.0.0/8", NULL } },
 };
 
-#define FUZZ_USERS	"user:pass\nalice:s3cr3t:with:colons\n"
+#define FUZZ_USERS	"user:pass\nalice:s3cr3t:with:colons\n" \
+	"hashed:$5$rounds=1000$fuzzsalt0123$aK25bI4dDnl5EFGEx6864LKvuXRATRuqE3ySrllBzhC\n"
 
 /* main.c's hooks. The count and the list of sessions agree. */
 void

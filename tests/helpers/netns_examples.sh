@@ -38,6 +38,9 @@ url=http://127.0.0.1:$(cat "$work/http.port")/hello.txt
 port=$(sed -n 's/^socksifyd: listening on 127\.0\.0\.1:\([0-9]*\)$/\1/p' "$work/socksifyd.log")
 cred=$(grep -v -e '^#' -e '^[[:blank:]]*$' "$users" | head -n 1)
 echo "as ${cred%%:*}: $(curl -sS --max-time 10 --socks5-hostname "127.0.0.1:$port" --proxy-user "$cred" "$url" 2>&1)"
+# The hashed user, with the password the file's comment gives.
+echo "as carol: $(curl -sS --max-time 10 --socks5-hostname "127.0.0.1:$port" \
+	--proxy-user 'carol:through the looking glass' "$url" 2>&1)"
 rc=0
 curl -s --max-time 10 --socks5-hostname "127.0.0.1:$port" "$url" >/dev/null 2>&1 || rc=$?
 echo "no credentials: curl exit $rc"
