@@ -346,6 +346,9 @@ resolver_client_key(struct in6_addr *key, const struct sockaddr *client)
 	if (client->sa_family == AF_INET6) {
 		memcpy(&sin6, client, sizeof(sin6));
 		*key = sin6.sin6_addr;
+		/* One client holds a /64 (RFC 4291 §2.5.4): counted as one. */
+		if (!IN6_IS_ADDR_V4MAPPED(key))
+			memset(&key->s6_addr[8], 0, 8);
 	} else if (client->sa_family == AF_INET) {
 		memcpy(&sin, client, sizeof(sin));
 		key->s6_addr[10] = key->s6_addr[11] = 0xff;
@@ -359,7 +362,8 @@ static int
 resolver_enqueue(struct resolver *r, struct resolver_job *j,
     const struct sockaddr *client, struct resolver_job **job)
 {
-	size_t i, slot = SERVER_RESOLVER_PENDING_MAX, mine = 0;
+	size_t i, slot = SERVER_RESOLVER_PENDING_MAX, mine = 0, checks = 0, my_checks = 0;
+	bool check = j->check_fn != NULL, same;
 
 	resolver_client_key(&j->client, client);
 	pthread_mutex_lock(&r->mu);
@@ -369,9 +373,19 @@ resolver_enqueue(struct resolver *r, struct resolver_job *j,
 		if (o == NULL) {
 			if (slot == SERVER_RESOLVER_PENDING_MAX)
 				slot = i;
-		} else if (memcmp(&o->client, &j->client, sizeof(j->client)) == 0) {
-			mine++;
+			continue;
 		}
+		same = memcmp(&o->client, &j->client, sizeof(j->client)) == 0;
+		mine += same;
+		checks += o->check_fn != NULL;
+		my_checks += same && o->check_fn != NULL;
+	}
+	/* Logins against a hash are slow on purpose: few at once, so that a
+	 * flood of them cannot hold the threads lookups need. */
+	if (check && (checks >= SERVER_CHECKS_MAX || my_checks >= SERVER_CHECKS_PER_CLIENT)) {
+		pthread_mutex_unlock(&r->mu);
+		job_free(j);
+		return checks >= SERVER_CHECKS_MAX ? -EAGAIN : -EBUSY;
 	}
 	if (slot == SERVER_RESOLVER_PENDING_MAX || mine >= SERVER_RESOLVER_PER_CLIENT) {
 		pthread_mutex_unlock(&r->mu);

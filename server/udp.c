@@ -116,8 +116,8 @@ struct udp_assoc {
 	struct server *srv;
 	int rfd;			/* relay: the client's side */
 	int ofd4, ofd6;			/* outgoing; -1 until first used */
-	int ofdm;			/* IPv6, to IPv4-mapped addresses, bound to
-					 * the --outgoing IPv4 address (mapped) */
+	int ofdm;			/* IPv6, to IPv4-mapped addresses (bound to
+					 * the --outgoing IPv4 address, mapped) */
 	struct sockaddr_storage ctl;	/* control connection's peer, for rules */
 	struct s5_addr client_ip;	/* the only IP we relay for */
 	uint16_t client_port;		/* 0 until locked */
@@ -493,12 +493,12 @@ udp_send(struct udp_assoc *u, const struct sockaddr *dst, socklen_t dstlen,
 	int err;
 	bool same;
 
-	/* An IPv4-mapped destination with an --outgoing IPv4 address: an IPv6
-	 * socket of its own, bound to that address mapped (one IPv6 socket
-	 * cannot be bound for both kinds of destination). */
+	/* An IPv4-mapped destination: an IPv6 socket of its own, bound to the
+	 * --outgoing IPv4 address mapped, if any (one IPv6 socket cannot be
+	 * bound for both kinds of destination). */
 	if (dst->sa_family == AF_INET)
 		fd = &u->ofd4;
-	else if (u->srv->lim.out.in4.sin_family == AF_INET && outgoing_unmap(dst, &v4))
+	else if (outgoing_unmap(dst, &v4))
 		fd = &u->ofdm;
 	else
 		fd = &u->ofd6;

@@ -26,6 +26,11 @@
 #include "defaults.h"
 #include "users.h"
 
+enum {
+	USERS_BCRYPT_COST_MAX = 16,	/* about 5 s a login on this machine */
+	USERS_ROUNDS_MAX = 1000000,	/* SHA-crypt: about a second */
+};
+
 struct users {
 	size_t n, cap;
 	struct s5_cred *ent;
@@ -57,10 +62,12 @@ users_looks_hashed(const char *pass, size_t plen)
 
 	if (plen < 3 || pass[0] != '$')
 		return false;
-	for (i = 1; i < plen && i <= 9 && pass[i] != '$'; i++)
-		if (!((pass[i] >= 'a' && pass[i] <= 'z') || (pass[i] >= '0' && pass[i] <= '9')))
+	/* "$1$", "$7$", "$md5,rounds=", "$pbkdf2-sha256$"... */
+	for (i = 1; i < plen && i <= 16 && pass[i] != '$' && pass[i] != ','; i++)
+		if (!((pass[i] >= 'a' && pass[i] <= 'z') || (pass[i] >= '0' && pass[i] <= '9') ||
+		    pass[i] == '-'))
 			return false;
-	return i > 1 && i <= 9 && i + 1 < plen && pass[i] == '$';
+	return i > 1 && i <= 16 && i + 1 < plen && (pass[i] == '$' || pass[i] == ',');
 }
 
 /* crypt_r() of pass (NUL-terminated) with setting hash, into out (a copy,
@@ -84,6 +91,25 @@ users_crypt(const char *pass, const char *hash, char *out)
 	explicit_bzero(cd, sizeof(*cd));
 	free(cd);
 	return r;
+}
+
+/* A cost a login can pay (a check runs at load, and at every login): bcrypt
+ * up to 2^USERS_BCRYPT_COST_MAX rounds, SHA-crypt up to USERS_ROUNDS_MAX. */
+static bool
+users_cost_ok(const char *hash)
+{
+	unsigned long v;
+	const char *r;
+
+	if (hash[1] == '2' && strlen(hash) > 6)
+		return strtoul(hash + 4, NULL, 10) <= USERS_BCRYPT_COST_MAX;
+	if ((hash[1] == '5' || hash[1] == '6') &&
+	    strncmp(hash + 3, "rounds=", 7) == 0) {
+		r = hash + 10;
+		v = strtoul(r, NULL, 10);
+		return v <= USERS_ROUNDS_MAX;
+	}
+	return true;
 }
 
 /* A hash from the file: one crypt(3) knows, and complete (not a setting). */
@@ -183,6 +209,11 @@ users_add_line(struct users *u, const char *s, size_t len, const char **why)
 		    "yescrypt $y$, bcrypt $2b$, SHA-512 $6$ or SHA-256 $5$)", -1;
 	}
 	if ((u->hashed[u->n] = users_is_hash(c->pass, plen))) {
+		if (!users_cost_ok(c->pass)) {
+			explicit_bzero(c, sizeof(*c));
+			return *why = "a password hash too slow to check at each login "
+			    "(bcrypt cost above 16, or over a million SHA-crypt rounds)", -1;
+		}
 		if (!users_hash_ok(c->pass, plen)) {
 			explicit_bzero(c, sizeof(*c));
 			return *why = "a password hash this system's crypt(3) does not "

@@ -33,6 +33,8 @@
 #define SERVER_USERS_MAX		4096
 #define SERVER_RESOLVER_PENDING_MAX	1024	/* queued name lookups; beyond, reply 01 */
 #define SERVER_RESOLVER_PER_CLIENT	64	/* name lookups in flight per client IP; beyond, reply 01 */
+#define SERVER_CHECKS_MAX		16	/* crypt(3) logins in flight per worker; beyond, auth busy */
+#define SERVER_CHECKS_PER_CLIENT	8	/* ... per client IP (IPv6: per /64) */
 #define SERVER_RESOLVER_EXIT_WAIT_MS	1000	/* at exit, wait this long for lookups in flight */
 #define SERVER_ACCEPT_WARN_MS		1000	/* at most one accept failure logged this often */
 #define SERVER_FAIL_LINGER_MS		1000	/* after a failure reply: FIN sent, client input drained this long, then close */
@@ -42,6 +44,7 @@
 #define SERVER_TIMEOUT_MAX_MS		(24 * 60 * 60 * 1000)	/* largest --*-timeout accepted */
 #define SERVER_MAX_SESSIONS_MAX		1000000	/* largest --max-sessions accepted */
 #define SERVER_RULES_MAX		4096	/* --allow/--deny rules, flags and config together */
+#define SERVER_PP_FROM_MAX		16	/* --proxy-protocol-from networks */
 #define SERVER_CONFIG_ITEMS_MAX		4096	/* options on the command line */
 #define SERVER_LOOPBACK_NETS		"127.0.0.0/8,::1"	/* listeners here may run without --users */
 /* Denied destinations when a listener is not on loopback (rules.h): the

@@ -551,6 +551,13 @@ through() {
 	printf 'a:$6$saltonly\n' >"$f"
 	run -1 --separate-stderr "$SOCKSIFYD" -l 127.0.0.1:0 -u "$f"
 	[ "$stderr" = "socksifyd: users file $f: line 1: a password hash this system's crypt(3) does not know, or not a whole hash" ]
+	printf 'a:$pbkdf2-sha256$29000$c2FsdA$aGFzaA\n' >"$f"
+	run -1 --separate-stderr "$SOCKSIFYD" -l 127.0.0.1:0 -u "$f"
+	[[ "$stderr" == *"line 1: a password hash of a method not taken here"* ]]
+	# A cost no login should pay (bcrypt 2^31 rounds would hang the start).
+	printf 'a:$2b$31$abcdefghijklmnopqrstuuJ1nWfk0ZmYlXNdVXm3xPi2GSQhEc/Pe\n' >"$f"
+	run -1 --separate-stderr timeout 10 "$SOCKSIFYD" -l 127.0.0.1:0 -u "$f"
+	[ "$stderr" = "socksifyd: users file $f: line 1: a password hash too slow to check at each login (bcrypt cost above 16, or over a million SHA-crypt rounds)" ]
 }
 
 @test "a slow hash (bcrypt cost 13) is checked off the event loop: another client's whole transfer ends while that login still waits" {
@@ -574,4 +581,38 @@ through() {
 	kill -0 "$slow"			# the slow login has not been answered yet
 	wait "$slow"
 	[ "$(cat "$BATS_TEST_TMPDIR/slow.sha")" = "$PAYLOAD_SHA" ]
+}
+
+@test "a login flood against a slow hash: at most 8 crypt(3) checks per client at once, the rest 'auth busy' at once; another client's lookup is not held" {
+	command -v mkpasswd >/dev/null || skip "mkpasswd is not installed (whois; scripts/deps.sh test)"
+	local f=$BATS_TEST_TMPDIR/users
+	printf 'slow:%s\nquick:quick pass\n' "$(mkpasswd -m bcrypt -R 13 'slow pass')" >"$f"
+	chmod 600 "$f"
+	start_socksifyd -u "$f" --workers 1
+	# 40 logins of a user the file lacks (checked against its first hash,
+	# bcrypt cost 13: most of a second each), all sent within a few ms.
+	python3 -c '
+import socket, sys, time
+port = int(sys.argv[1])
+socks = []
+for i in range(40):
+    s = socket.create_connection(("127.0.0.1", port))
+    s.sendall(b"\x05\x01\x02" + b"\x01\x06nobody\x05guess")
+    socks.append(s)
+for s in socks:
+    s.settimeout(20)
+    try:
+        while s.recv(16):
+            pass
+    except OSError:
+        pass
+' "$PROXY_PORT" 3>&- &
+	PIDS+=($!)
+	wait_for_count "$SOCKSIFYD_LOG" 50 "user=nobody	.*outcome=auth busy" 32
+	# Meanwhile a plain user's CONNECT by name resolves and completes.
+	run curl -sS --max-time 5 --socks5-hostname "127.0.0.1:$PROXY_PORT" --proxy-user 'quick:quick pass' \
+		"http://localhost:$HTTP_PORT/payload.bin"
+	[ "$status" -eq 0 ]
+	wait_for_count "$SOCKSIFYD_LOG" 100 "user=nobody	.*outcome=auth failed" 8
+	! grep -q guess "$SOCKSIFYD_LOG"
 }
