@@ -76,6 +76,8 @@ test)
 	# tests/preload_evloop.bats: event-loop programs through the library
 	# (nginx in /usr/sbin, which a non-root PATH may lack)
 	command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need="$need nginx-light"
+	# tests/server_lb.bats: socksifyd behind a load balancer (/usr/sbin)
+	command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || need="$need haproxy"
 	want aria2c aria2
 	want ssh openssh-client
 	[ -x /usr/sbin/sshd ] || need="$need openssh-server"

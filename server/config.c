@@ -43,6 +43,8 @@ enum config_opt {
 	CONFIG_OPT_LOG,
 	CONFIG_OPT_SYSLOG,
 	CONFIG_OPT_OUTGOING,
+	CONFIG_OPT_PROXY_PROTOCOL,
+	CONFIG_OPT_PROXY_PROTOCOL_FROM,
 };
 
 enum {
@@ -73,6 +75,8 @@ static const struct option config_longopts[] = {
 	{ "log", required_argument, NULL, CONFIG_OPT_LOG },
 	{ "syslog", no_argument, NULL, CONFIG_OPT_SYSLOG },
 	{ "outgoing", required_argument, NULL, CONFIG_OPT_OUTGOING },
+	{ "proxy-protocol", no_argument, NULL, CONFIG_OPT_PROXY_PROTOCOL },
+	{ "proxy-protocol-from", required_argument, NULL, CONFIG_OPT_PROXY_PROTOCOL_FROM },
 	{ "config", required_argument, NULL, CONFIG_OPT_CONFIG },
 	{ "verbose", no_argument, NULL, CONFIG_OPT_VERBOSE },
 	{ "quiet", no_argument, NULL, CONFIG_OPT_QUIET },
@@ -119,6 +123,10 @@ config_usage(FILE *f)
 	    "      --syslog               log to syslog (/dev/log, facility daemon)\n"
 	    "      --outgoing ADDR        source address toward targets (TCP and UDP);\n"
 	    "                             repeatable: one IPv4, one IPv6\n"
+	    "      --proxy-protocol       each connection starts with a PROXY protocol\n"
+	    "                             header (v1 or v2) naming the client\n"
+	    "      --proxy-protocol-from CIDR  believe it only from there (repeatable;\n"
+	    "                             default loopback)\n"
 	    "  -h, --help                 this help\n"
 	    "  -V, --version              print the version\n"
 	    "SIGHUP reloads users and rules and reopens the log; SIGTERM or SIGINT drains, and a second one exits.\n",
@@ -600,6 +608,22 @@ config_apply(struct config *c, int opt, const char *arg, bool in_file,
 			return -1;
 		}
 		return 0;
+	case CONFIG_OPT_PROXY_PROTOCOL:
+		c->lim.proxy_protocol = true;
+		return 0;
+	case CONFIG_OPT_PROXY_PROTOCOL_FROM:
+		if (c->lim.npp_from == SERVER_PP_FROM_MAX) {
+			snprintf(why, whylen, "proxy-protocol-from: at most %d networks",
+			    SERVER_PP_FROM_MAX);
+			return -1;
+		}
+		if (s5_cidr_parse(arg, &c->lim.pp_from[c->lim.npp_from], &rwhy) < 0) {
+			snprintf(why, whylen, "proxy-protocol-from: bad network '%s': %s",
+			    arg, rwhy);
+			return -1;
+		}
+		c->lim.npp_from++;
+		return 0;
 	case CONFIG_OPT_VERBOSE:
 		c->log_level = LOG_LEVEL_VERBOSE;
 		return 0;
@@ -768,6 +792,18 @@ config_build(const struct config_args *args, struct config *c,
 	    config_listen_add(c, SERVER_DEFAULT_LISTEN, why, whylen) < 0) {
 		config_free(c);
 		return -1;
+	}
+	if (c->lim.npp_from > 0 && !c->lim.proxy_protocol) {
+		snprintf(why, whylen, "proxy-protocol-from without proxy-protocol "
+		    "(try 'socksifyd --help')");
+		config_free(c);
+		return -1;
+	}
+	/* Whom a header is believed from: the host itself, unless told. */
+	if (c->lim.npp_from == 0) {
+		int n = rules_parse_list(SERVER_LOOPBACK_NETS, c->lim.pp_from, SERVER_PP_FROM_MAX);
+
+		c->lim.npp_from = n > 0 ? (size_t)n : 0;
 	}
 	return 0;
 }

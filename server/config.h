@@ -90,5 +90,7 @@ int rules_refresh_host(struct rules *r);
 /* A copy of r to change while r is in use; NULL when out of memory. */
 struct rules *rules_clone(const struct rules *r);
 bool rules_addr_is_loopback(const struct sockaddr *sa);
+/* A comma-separated list of CIDRs into out (at most max): count, or -EINVAL. */
+int rules_parse_list(const char *list, struct s5_cidr *out, size_t max);
 
 #endif

@@ -302,7 +302,7 @@ rules_disable_command(struct rules *r, uint8_t cmd)
 }
 
 /* Parses one comma-separated list of CIDRs into out; count, or -EINVAL. */
-static int
+int
 rules_parse_list(const char *list, struct s5_cidr *out, size_t max)
 {
 	const char *item, *why;

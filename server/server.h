@@ -74,6 +74,9 @@ struct server_limits {
 	size_t fd_reserve;		/* --fd-reserve */
 	bool splice;			/* --relay splice */
 	struct server_outgoing out;	/* --outgoing */
+	bool proxy_protocol;		/* --proxy-protocol: a header first */
+	struct s5_cidr pp_from[SERVER_PP_FROM_MAX];	/* whom to believe it from */
+	size_t npp_from;		/* none given: loopback (config_build) */
 };
 
 struct server {

@@ -37,8 +37,10 @@
 #include "rules.h"
 #include "server.h"
 #include "udp.h"
+#include "proxyproto.h"
 
 enum session_state {
+	SESSION_PROXY,			/* --proxy-protocol: the header first */
 	SESSION_GREETING,
 	SESSION_AUTH,
 	SESSION_REQUEST,
@@ -193,6 +195,18 @@ session_log(const struct session *s, const char *outcome)
 		log_write_line(line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
 }
 
+/* Is peer one of the --proxy-protocol-from networks? */
+static bool
+session_pp_trusted(const struct server_limits *lim, const struct sockaddr *peer)
+{
+	size_t i;
+
+	for (i = 0; i < lim->npp_from; i++)
+		if (s5_cidr_match(&lim->pp_from[i], peer))
+			return true;
+	return false;
+}
+
 /* --- life cycle --------------------------------------------------------- */
 
 static void
@@ -236,7 +250,7 @@ session_notable(const char *outcome)
 {
 	static const char *const notable[] = {
 		"auth failed", "auth busy", "command denied", "destination denied",
-		"client denied",
+		"client denied", "untrusted balancer", "bad proxy header",
 	};
 	size_t i;
 
@@ -320,6 +334,7 @@ session_done(struct session *s)
 		return;
 	}
 	switch (s->state) {
+	case SESSION_PROXY:
 	case SESSION_GREETING:
 	case SESSION_AUTH:
 	case SESSION_REQUEST:
@@ -795,10 +810,31 @@ session_handshake(struct session *s)
 		struct s5_greeting g;
 		struct s5_cred cred;
 		struct users_hash hash;
+		struct pp_header pp;
 		enum users_verdict v;
 		int r;
 
 		switch (s->state) {
+		case SESSION_PROXY:
+			r = pp_parse(p, n, &pp, &used);
+			if (r == S5_NEED_MORE)
+				return;
+			if (r < 0) {
+				/* Nothing to answer in SOCKS: the balancer is broken. */
+				session_end(s, "bad proxy header");
+				return;
+			}
+			session_consume(s, used);
+			/* The client the balancer accepted is ours from here on:
+			 * rules, logs, per-client limits, BIND and UDP checks. */
+			if (!pp.local && pp.srclen <= sizeof(s->peer))
+				memcpy(&s->peer, &pp.src, pp.srclen);
+			if (!rules_client_ok(rules_current(), (const struct sockaddr *)&s->peer)) {
+				session_end(s, "client denied");
+				return;
+			}
+			s->state = SESSION_GREETING;
+			break;
 		case SESSION_GREETING:
 			r = s5_parse_greeting(p, n, &g, &used);
 			if (r == S5_NEED_MORE)
@@ -1173,6 +1209,7 @@ session_on_timer(struct loop *l, void *arg)
 	uint64_t idle;
 
 	switch (s->state) {
+	case SESSION_PROXY:
 	case SESSION_GREETING:
 	case SESSION_AUTH:
 	case SESSION_REQUEST:
@@ -1240,7 +1277,13 @@ session_start(struct server *srv, int fd, const struct sockaddr *peer,
 	srv->nsessions++;
 	server_session_born(srv);
 	session_arm(s, srv->lim.handshake_ms);
-	if (!rules_client_ok(rules_current(), peer))
+	/* A header is believed only from a balancer's address: anyone else
+	 * could name a client the rules trust. The rules wait for it. */
+	if (srv->lim.proxy_protocol && !session_pp_trusted(&srv->lim, peer))
+		session_end(s, "untrusted balancer");
+	else if (srv->lim.proxy_protocol)
+		s->state = SESSION_PROXY;
+	else if (!rules_client_ok(rules_current(), peer))
 		session_end(s, "client denied");
 	if (s->dead) {
 		session_done(s);

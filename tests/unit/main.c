@@ -22,6 +22,7 @@ static const struct {
 	{ "client", test_client },
 	{ "errno", test_errno },
 	{ "dns", test_dns },
+	{ "proxyproto", test_proxyproto },
 };
 
 static unsigned long unit_passed, unit_failed;	/* checks */

@@ -81,5 +81,6 @@ void test_url(void);
 void test_client(void);
 void test_errno(void);
 void test_dns(void);
+void test_proxyproto(void);
 
 #endif

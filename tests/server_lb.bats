@@ -1,0 +1,92 @@
+#!/usr/bin/env bats
+bats_require_minimum_version 1.5.0
+# socksifyd behind a load balancer: the PROXY protocol (--proxy-protocol),
+# with Debian's HAProxy in TCP mode in front (send-proxy-v2 and send-proxy),
+# and with raw headers where a balancer would not send them.
+
+load helpers/common
+
+setup() {
+	make_payload
+	start_http 127.0.0.1
+	HAPROXY=$(command -v haproxy || echo /usr/sbin/haproxy)
+}
+teardown() { stop_all; }
+
+# start_haproxy BACKEND-OPTIONS PORT...: HAProxy in TCP mode, one frontend
+# per server port given, each with its own free port (HA_PORTS, in order),
+# health-checked with the PROXY protocol's LOCAL command.
+start_haproxy() {
+	local opts=$1 cfg=$BATS_TEST_TMPDIR/haproxy.cfg port i=0 fp
+	shift
+	[ -x "$HAPROXY" ] || skip "haproxy is not installed (scripts/deps.sh test)"
+	HA_PORTS=()
+	printf 'global\n\tmaxconn 4000\ndefaults\n\tmode tcp\n\ttimeout connect 5s\n\ttimeout client 60s\n\ttimeout server 60s\n' >"$cfg"
+	for port in "$@"; do
+		fp=$(free_port)
+		HA_PORTS+=("$fp")
+		printf 'frontend fe%d\n\tbind 127.0.0.1:%d\n\tdefault_backend be%d\n' "$i" "$fp" "$i" >>"$cfg"
+		printf 'backend be%d\n\tserver s%d 127.0.0.1:%d %s check check-send-proxy inter 500ms\n' \
+			"$i" "$i" "$port" "$opts" >>"$cfg"
+		i=$((i + 1))
+	done
+	"$HAPROXY" -db -f "$cfg" 3>&- >"$BATS_TEST_TMPDIR/haproxy.log" 2>&1 &
+	PIDS+=($!)
+	for fp in "${HA_PORTS[@]}"; do
+		wait_listen "$fp" 50
+	done
+}
+
+# via PORT SOURCE: the payload's sha256 through the SOCKS5 proxy at
+# 127.0.0.1:PORT, the client bound to SOURCE.
+via() {
+	curl -sS --max-time 10 --interface "$2" --socks5-hostname "127.0.0.1:$1" \
+		"http://127.0.0.1:$HTTP_PORT/payload.bin" 2>&1 | sha
+}
+
+@test "behind HAProxy (send-proxy-v2, send-proxy): socksifyd logs, and rules by, the client's own address" {
+	start_socksifyd -v --proxy-protocol --deny 'from 127.0.0.3'
+	start_haproxy send-proxy-v2 "$PROXY_PORT"
+	local v2=${HA_PORTS[0]}
+	[ "$(via "$v2" 127.0.0.2)" = "$PAYLOAD_SHA" ]
+	wait_for_count "$SOCKSIFYD_LOG" 30 "client=127\.0\.0\.2:[0-9]+	.*target=127\.0\.0\.1:$HTTP_PORT	.*outcome=ok" 1
+	# A client the rules deny is denied by its own address, not HAProxy's.
+	[ "$(via "$v2" 127.0.0.3)" != "$PAYLOAD_SHA" ]
+	wait_for_count "$SOCKSIFYD_LOG" 30 "client=127\.0\.0\.3:[0-9]+	.*outcome=client denied" 1
+	# HAProxy's health checks (a LOCAL header, every 0.5 s) pass: a server
+	# they fail is marked DOWN after three; none is a bad header.
+	sleep 2
+	cat "$BATS_TEST_TMPDIR/haproxy.log"
+	! grep -q 'is DOWN' "$BATS_TEST_TMPDIR/haproxy.log"
+	! grep -q 'outcome=bad proxy header' "$SOCKSIFYD_LOG"
+	stop_all
+	PIDS=()
+	start_http 127.0.0.1
+	start_socksifyd -v --proxy-protocol
+	start_haproxy send-proxy "$PROXY_PORT"
+	[ "$(via "${HA_PORTS[0]}" 127.0.0.4)" = "$PAYLOAD_SHA" ]
+	wait_for_count "$SOCKSIFYD_LOG" 30 "client=127\.0\.0\.4:[0-9]+	.*outcome=ok" 1
+}
+
+@test "--proxy-protocol: no header, a bad one, or one from outside --proxy-protocol-from closes the connection, said at the default level" {
+	start_socksifyd --proxy-protocol
+	# A SOCKS5 client straight in: its greeting is no header.
+	run python3 "$HELPERS/s5probe.py" "$PROXY_PORT" 050100
+	[ "${lines[0]}" = "EOF" ]
+	run python3 "$HELPERS/s5probe.py" "$PROXY_PORT" "$(hex $'PROXY TCP4 1.2.3.4 5.6.7.8 65536 1\r\n')"
+	[ "${lines[0]}" = "EOF" ]
+	wait_for_count "$SOCKSIFYD_LOG" 30 "outcome=bad proxy header" 2
+	# A good header: the session goes on with the client it names.
+	run python3 "$HELPERS/s5probe.py" "$PROXY_PORT" "$(hex $'PROXY TCP4 192.0.2.7 127.0.0.1 4242 1080\r\n')050100"
+	[ "${lines[0]}" = "0500" ]
+	stop_all
+	PIDS=()
+	start_socksifyd --proxy-protocol --proxy-protocol-from 10.0.0.0/8 --proxy-protocol-from 127.0.0.2/32
+	run python3 "$HELPERS/s5probe.py" "$PROXY_PORT" "$(hex $'PROXY TCP4 192.0.2.7 127.0.0.1 4242 1080\r\n')050100"
+	[ "${lines[0]}" != "0500" ]
+	wait_for_count "$SOCKSIFYD_LOG" 30 "client=127\.0\.0\.1:[0-9]+	.*outcome=untrusted balancer" 1
+	run -2 --separate-stderr "$SOCKSIFYD" --proxy-protocol-from 10.0.0.0/8
+	[ "$stderr" = "socksifyd: proxy-protocol-from without proxy-protocol (try 'socksifyd --help')" ]
+	run -2 --separate-stderr "$SOCKSIFYD" --proxy-protocol --proxy-protocol-from 10.0.0.0/33
+	[[ "$stderr" == "socksifyd: proxy-protocol-from: bad network '10.0.0.0/33': "* ]]
+}
