@@ -37,6 +37,27 @@ start_haproxy() {
 	done
 }
 
+# start_haproxy_pool BACKEND-OPTIONS PORT...: HAProxy in TCP mode with one
+# frontend (HA_PORT) balancing round-robin over every server port given,
+# health-checked every 0.2 s with a LOCAL header; a connection to a server
+# that is gone is retried on another (redispatch).
+start_haproxy_pool() {
+	local opts=$1 cfg=$BATS_TEST_TMPDIR/haproxy.cfg port i=0
+	shift
+	[ -x "$HAPROXY" ] || skip "haproxy is not installed (scripts/deps.sh test)"
+	HA_PORT=$(free_port)
+	printf 'global\n\tmaxconn 4000\ndefaults\n\tmode tcp\n\ttimeout connect 2s\n\ttimeout client 60s\n\ttimeout server 60s\n\tretries 3\n\toption redispatch\n' >"$cfg"
+	printf 'frontend fe\n\tbind 127.0.0.1:%d\n\tdefault_backend be\nbackend be\n\tbalance roundrobin\n' "$HA_PORT" >>"$cfg"
+	for port in "$@"; do
+		printf '\tserver s%d 127.0.0.1:%d %s check check-send-proxy inter 200ms fall 1\n' \
+			"$i" "$port" "$opts" >>"$cfg"
+		i=$((i + 1))
+	done
+	"$HAPROXY" -db -f "$cfg" 3>&- >"$BATS_TEST_TMPDIR/haproxy.log" 2>&1 &
+	PIDS+=($!)
+	wait_listen "$HA_PORT" 50
+}
+
 # via PORT SOURCE: the payload's sha256 through the SOCKS5 proxy at
 # 127.0.0.1:PORT, the client bound to SOURCE.
 via() {
@@ -89,4 +110,51 @@ via() {
 	[ "$stderr" = "socksifyd: proxy-protocol-from without proxy-protocol (try 'socksifyd --help')" ]
 	run -2 --separate-stderr "$SOCKSIFYD" --proxy-protocol --proxy-protocol-from 10.0.0.0/33
 	[[ "$stderr" == "socksifyd: proxy-protocol-from: bad network '10.0.0.0/33': "* ]]
+}
+
+@test "scale-out: HAProxy (send-proxy-v2, checks) before three socksifyd, 1,000 sessions from 4 client addresses, one instance SIGKILLed mid-run: only its sessions in flight may fail" {
+	local pf=$BATS_TEST_TMPDIR/echo.port progress=$BATS_TEST_TMPDIR/progress ports=() pids=() logs=() i
+	python3 "$HELPERS/echod.py" 127.0.0.1 "$pf" 3>&- >/dev/null 2>&1 &
+	PIDS+=($!)
+	wait_for_line "$pf" 50 '^[0-9]+$'
+	for i in 0 1 2; do
+		start_socksifyd -v --proxy-protocol --workers 1
+		mv "$SOCKSIFYD_LOG" "$BATS_TEST_TMPDIR/sd$i.log"
+		ports+=("$PROXY_PORT")
+		pids+=("$SOCKSIFYD_PID")
+		logs+=("$BATS_TEST_TMPDIR/sd$i.log")
+	done
+	start_haproxy_pool send-proxy-v2 "${ports[@]}"
+	: >"$progress"
+	python3 "$HELPERS/lbload.py" "$HA_PORT" "$(cat "$pf")" 4 250 16384 "$progress" \
+		3>&- >"$BATS_TEST_TMPDIR/load.out" 2>&1 &
+	local load=$!
+	PIDS+=($load)
+	wait_for_line "$progress" 300 '^done 300$'
+	kill -9 "${pids[1]}"
+	timeout 120 tail --pid="$load" -f /dev/null
+	cat "$BATS_TEST_TMPDIR/load.out"
+	local ok failed
+	ok=$(sed -n 's/^ok=\([0-9]*\) failed=\([0-9]*\)$/\1/p' "$BATS_TEST_TMPDIR/load.out")
+	failed=$(sed -n 's/^ok=\([0-9]*\) failed=\([0-9]*\)$/\2/p' "$BATS_TEST_TMPDIR/load.out")
+	[ "$((ok + failed))" -eq 1000 ]
+	# One session at a time per client thread: at most 4 in flight, and
+	# only those on the killed instance can be cut.
+	[ "$failed" -le 4 ]
+	# The survivors served the rest, naming each client by its own
+	# address, never HAProxy's; every session there is whole.
+	local served=0 n
+	for i in 0 2; do
+		n=$(grep -c "target=127\.0\.0\.1:$(cat "$pf")	.*outcome=ok" "${logs[i]}" || true)
+		echo "instance $i: $n sessions"
+		[ "$n" -gt 0 ]
+		served=$((served + n))
+		! grep "target=127\.0\.0\.1:$(cat "$pf")" "${logs[i]}" | grep -v "client=127\.0\.0\.[2-5]:"
+		! grep "target=127\.0\.0\.1:$(cat "$pf")" "${logs[i]}" | grep -v "outcome=ok"
+	done
+	# What the killed one served before it died is the rest of ok.
+	[ "$served" -ge $((ok - 300)) ]
+	for i in 2 3 4 5; do
+		grep -q "client=127\.0\.0\.$i:" "${logs[0]}" "${logs[2]}"
+	done
 }
