@@ -347,6 +347,11 @@ server_reload(void)
 		log_error("reload failed, configuration kept: %s", why);
 		return -1;
 	}
+	if (c.lim.proxy_protocol != conf_cur->lim.proxy_protocol) {
+		log_error("reload failed, configuration kept: turning --proxy-protocol %s "
+		    "needs a restart", c.lim.proxy_protocol ? "on" : "off");
+		goto out;
+	}
 	if ((c.users_path != NULL) != (conf_cur->users != NULL)) {
 		log_error("reload failed, configuration kept: turning authentication %s needs a restart",
 		    c.users_path != NULL ? "on" : "off");
@@ -716,7 +721,15 @@ main(int argc, char **argv)
 	}
 	if (sd_notify_open(why, sizeof(why)) < 0)
 		log_warn("%s; no readiness notification", why);
-	/* CONTRACT.md: no open relay. Off loopback, strangers can connect. */
+	/* CONTRACT.md: no open relay. Off loopback, strangers can connect;
+	 * behind a balancer they do whatever address it reaches us on. */
+	if (cfg.lim.proxy_protocol) {
+		main_protect = true;
+		if (users == NULL && !cfg.no_auth)
+			log_fatal(SERVER_EXIT_USAGE, "refusing --proxy-protocol without --users "
+			    "(a balancer's clients come from anywhere: an open relay); give "
+			    "--no-auth to run it anyway");
+	}
 	for (i = 0; i < workers[0].nlst; i++) {
 		if (listener_on_loopback(&workers[0].lst[i]))
 			continue;

@@ -825,10 +825,17 @@ session_handshake(struct session *s)
 				return;
 			}
 			session_consume(s, used);
+			/* LOCAL (a health check), UNKNOWN, UNSPEC, UNIX: no client
+			 * to rule on, and the balancer's own address must not
+			 * stand in for one. The check has what it came for. */
+			if (pp.local || pp.srclen > sizeof(s->peer)) {
+				session_end(s, "no client in proxy header");
+				return;
+			}
 			/* The client the balancer accepted is ours from here on:
-			 * rules, logs, per-client limits, BIND and UDP checks. */
-			if (!pp.local && pp.srclen <= sizeof(s->peer))
-				memcpy(&s->peer, &pp.src, pp.srclen);
+			 * rules, logs, per-client limits. */
+			memset(&s->peer, 0, sizeof(s->peer));
+			memcpy(&s->peer, &pp.src, pp.srclen);
 			if (!rules_client_ok(rules_current(), (const struct sockaddr *)&s->peer)) {
 				session_end(s, "client denied");
 				return;
@@ -894,6 +901,12 @@ session_handshake(struct session *s)
 			loop_timer_stop(s->srv->loop, &s->timer);
 			/* Switched off is "command not supported"; a rule says "not allowed". */
 			if (!rules_command_enabled(rules_current(), s->req.cmd)) {
+				session_fail_rep(s, S5_REP_CMD_NOT_SUPPORTED, "command disabled");
+				return;
+			}
+			/* BIND's listener and UDP's relay would be on the address
+			 * the balancer reached, which its clients cannot reach. */
+			if (s->srv->lim.proxy_protocol && s->req.cmd != S5_CMD_CONNECT) {
 				session_fail_rep(s, S5_REP_CMD_NOT_SUPPORTED, "command disabled");
 				return;
 			}

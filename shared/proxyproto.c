@@ -137,7 +137,7 @@ pp_parse_v1(const uint8_t *p, size_t n, struct pp_header *h, size_t *used)
 static int
 pp_parse_v2(const uint8_t *p, size_t n, struct pp_header *h, size_t *used)
 {
-	const uint8_t *b = p + PP_V2_HEADER_LEN;
+	const uint8_t *b;
 	struct sockaddr_in *s4;
 	struct sockaddr_in6 *s6;
 	size_t i, len;
@@ -178,6 +178,7 @@ pp_parse_v2(const uint8_t *p, size_t n, struct pp_header *h, size_t *used)
 		return 0;
 	memset(&h->src, 0, sizeof(h->src));
 	memset(&h->dst, 0, sizeof(h->dst));
+	b = p + PP_V2_HEADER_LEN;
 	if (fam == PP_FAM_INET) {
 		s4 = (struct sockaddr_in *)&h->src;
 		s4->sin_family = AF_INET;

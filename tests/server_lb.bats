@@ -66,7 +66,9 @@ via() {
 }
 
 @test "behind HAProxy (send-proxy-v2, send-proxy): socksifyd logs, and rules by, the client's own address" {
-	start_socksifyd -v --proxy-protocol --deny 'from 127.0.0.3'
+	# Its clients come from anywhere: the host is protected as off
+	# loopback, and the test's targets (127.0.0.1) are allowed by name.
+	start_socksifyd -v --proxy-protocol --no-auth --deny 'from 127.0.0.3' --allow 'to 127.0.0.1/32'
 	start_haproxy send-proxy-v2 "$PROXY_PORT"
 	local v2=${HA_PORTS[0]}
 	[ "$(via "$v2" 127.0.0.2)" = "$PAYLOAD_SHA" ]
@@ -83,14 +85,14 @@ via() {
 	stop_all
 	PIDS=()
 	start_http 127.0.0.1
-	start_socksifyd -v --proxy-protocol
+	start_socksifyd -v --proxy-protocol --no-auth --allow 'to 127.0.0.1/32'
 	start_haproxy send-proxy "$PROXY_PORT"
 	[ "$(via "${HA_PORTS[0]}" 127.0.0.4)" = "$PAYLOAD_SHA" ]
 	wait_for_count "$SOCKSIFYD_LOG" 30 "client=127\.0\.0\.4:[0-9]+	.*outcome=ok" 1
 }
 
-@test "--proxy-protocol: no header, a bad one, or one from outside --proxy-protocol-from closes the connection, said at the default level" {
-	start_socksifyd --proxy-protocol
+@test "--proxy-protocol: no header, a bad one, one naming no client, or one from outside --proxy-protocol-from closes the connection" {
+	start_socksifyd -v --proxy-protocol --no-auth
 	# A SOCKS5 client straight in: its greeting is no header.
 	run python3 "$HELPERS/s5probe.py" "$PROXY_PORT" 050100
 	[ "${lines[0]}" = "EOF" ]
@@ -100,9 +102,16 @@ via() {
 	# A good header: the session goes on with the client it names.
 	run python3 "$HELPERS/s5probe.py" "$PROXY_PORT" "$(hex $'PROXY TCP4 192.0.2.7 127.0.0.1 4242 1080\r\n')050100"
 	[ "${lines[0]}" = "0500" ]
+	# No client named (a health check's LOCAL, UNKNOWN): the balancer's own
+	# address must not stand in for one, so nothing more is served.
+	run python3 "$HELPERS/s5probe.py" "$PROXY_PORT" "$(hex $'PROXY UNKNOWN\r\n')050100"
+	[ "${lines[0]}" = "EOF" ]
+	run python3 "$HELPERS/s5probe.py" "$PROXY_PORT" "0d0a0d0a000d0a515549540a20000000050100"
+	[ "${lines[0]}" = "EOF" ]
+	wait_for_count "$SOCKSIFYD_LOG" 30 "outcome=no client in proxy header" 2
 	stop_all
 	PIDS=()
-	start_socksifyd --proxy-protocol --proxy-protocol-from 10.0.0.0/8 --proxy-protocol-from 127.0.0.2/32
+	start_socksifyd --proxy-protocol --no-auth --proxy-protocol-from 10.0.0.0/8 --proxy-protocol-from 127.0.0.2/32
 	run python3 "$HELPERS/s5probe.py" "$PROXY_PORT" "$(hex $'PROXY TCP4 192.0.2.7 127.0.0.1 4242 1080\r\n')050100"
 	[ "${lines[0]}" != "0500" ]
 	wait_for_count "$SOCKSIFYD_LOG" 30 "client=127\.0\.0\.1:[0-9]+	.*outcome=untrusted balancer" 1
@@ -118,7 +127,7 @@ via() {
 	PIDS+=($!)
 	wait_for_line "$pf" 50 '^[0-9]+$'
 	for i in 0 1 2; do
-		start_socksifyd -v --proxy-protocol --workers 1
+		start_socksifyd -v --proxy-protocol --no-auth --allow 'to 127.0.0.1/32' --workers 1
 		mv "$SOCKSIFYD_LOG" "$BATS_TEST_TMPDIR/sd$i.log"
 		ports+=("$PROXY_PORT")
 		pids+=("$SOCKSIFYD_PID")
@@ -157,4 +166,30 @@ via() {
 	for i in 2 3 4 5; do
 		grep -q "client=127\.0\.0\.$i:" "${logs[0]}" "${logs[2]}"
 	done
+}
+
+@test "--proxy-protocol: the host is protected and --users or --no-auth required (its clients come from anywhere); BIND and UDP get 07; a stalled header times out; SIGHUP cannot turn it off" {
+	run -2 --separate-stderr "$SOCKSIFYD" -l 127.0.0.1:0 --proxy-protocol
+	[ "$stderr" = "socksifyd: refusing --proxy-protocol without --users (a balancer's clients come from anywhere: an open relay); give --no-auth to run it anyway" ]
+	printf 'proxy-protocol\nno-auth\nverbose\nhandshake-timeout 500\n' >"$BATS_TEST_TMPDIR/conf"
+	start_socksifyd --config "$BATS_TEST_TMPDIR/conf"
+	local hdr
+	hdr=$(hex $'PROXY TCP4 198.51.100.9 127.0.0.1 4242 1080\r\n')
+	# A CONNECT to the host itself, from a client out there: 02.
+	run python3 "$HELPERS/s5probe.py" "$PROXY_PORT" "${hdr}050100" "050100017f000001$(port_hex "$HTTP_PORT")"
+	echo "$output"
+	# The method reply, then the request's reply (in one read or two).
+	[[ "$(printf '%s' "$output" | tr -d '\n')" == 05000502* ]]
+	# BIND and UDP ASSOCIATE would listen where only the balancer reaches.
+	run python3 "$HELPERS/s5probe.py" "$PROXY_PORT" "${hdr}050100" "05020001000000000000"
+	[[ "$(printf '%s' "$output" | tr -d '\n')" == 05000507* ]]
+	run python3 "$HELPERS/s5probe.py" "$PROXY_PORT" "${hdr}050100" "05030001000000000000"
+	[[ "$(printf '%s' "$output" | tr -d '\n')" == 05000507* ]]
+	# Half a header, then nothing: the handshake timeout (0.5 s) ends it.
+	run python3 "$HELPERS/s5probe.py" "$PROXY_PORT" "$(hex 'PROXY TCP4 198.51')"
+	[ "${lines[0]}" = "EOF" ]
+	wait_for_count "$SOCKSIFYD_LOG" 30 "outcome=handshake timeout" 1
+	printf 'no-auth\n' >"$BATS_TEST_TMPDIR/conf"
+	kill -HUP "$SOCKSIFYD_PID"
+	wait_for_line "$SOCKSIFYD_LOG" 50 'reload failed, configuration kept: turning --proxy-protocol off needs a restart'
 }
