@@ -25,7 +25,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <sys/socket.h>
+#include <netinet/in.h>		/* struct sockaddr_* types only */
 
 #include "socks5.h"		/* S5_NEED_MORE */
 
