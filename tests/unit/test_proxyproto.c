@@ -109,7 +109,8 @@ pp_v2(uint8_t *buf, uint8_t vercmd, uint8_t fam, const uint8_t *body, size_t len
 	buf[13] = fam;
 	buf[14] = (uint8_t)(len >> 8);
 	buf[15] = (uint8_t)len;
-	memcpy(buf + PP_V2_HEADER_LEN, body, len);
+	if (len > 0)		/* body may be NULL then: memcpy's wants a pointer */
+		memcpy(buf + PP_V2_HEADER_LEN, body, len);
 	return PP_V2_HEADER_LEN + len;
 }
 
