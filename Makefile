@@ -51,7 +51,7 @@ SERVER_SRC  = $(sort $(wildcard server/*.c))
 # The supervisor (preload/supervisor*.c) is the launcher's, with the engine's
 # modules it shares with the library; the library gets everything else.
 SUP_SRC     = $(sort $(wildcard preload/supervisor*.c))
-ENGINE_SRC  = preload/config.c preload/dnsanswer.c preload/fakedns.c preload/log.c preload/policy.c preload/tunnel.c
+ENGINE_SRC  = preload/config.c preload/dnsanswer.c preload/failover.c preload/fakedns.c preload/log.c preload/policy.c preload/tunnel.c
 PRELOAD_SRC = $(filter-out $(SUP_SRC),$(sort $(wildcard preload/*.c)))
 UNIT_SRC    = $(sort $(wildcard tests/unit/*.c))
 FUZZ_SRC    = $(sort $(wildcard tests/fuzz/fuzz_*.c))

@@ -170,6 +170,9 @@ async_may_lock(bool check_pid)
 }
 
 static bool async_all_restart(void);
+static int async_dial(int fd, const struct sockaddr_storage *ss, socklen_t len,
+    bool blocking, bool *dialled);
+static void async_fail(struct async_slot *s, int err);
 
 /* The slot that names fd, or NULL. Lock held, or a racy first look. */
 static struct async_slot *
@@ -310,6 +313,69 @@ async_finish(struct async_slot *s, int err)
 	async_wake_waiters(s);
 }
 
+/*
+ * After tunnel_retry() said t may go on: dial its next first hop on sock
+ * without waiting. 0 (connecting; *dialled when up already) or -errno.
+ */
+static int
+async_redial(struct tunnel *t, int sock, bool *dialled)
+{
+	struct sockaddr_storage ss;
+	socklen_t len, olen = sizeof(int);
+	int domain, flags, r;
+
+	if (preload_real.getsockopt(sock, SOL_SOCKET, SO_DOMAIN, &domain, &olen) != 0 ||
+	    (flags = PRELOAD_REAL(fcntl)(sock, F_GETFL)) < 0)
+		return -errno;
+	if ((r = tunnel_first_sockaddr(t, sock, domain, &ss, &len)) < 0)
+		return r;
+	return async_dial(sock, &ss, len, !(flags & O_NONBLOCK), dialled);
+}
+
+/*
+ * t failed with err on sock (a dial's failure with t->dial_err set): the
+ * next alternative, when there is one, is dialled. 0 when an attempt is
+ * under way again, else the errno the connect ends with.
+ */
+static int
+async_move_on(struct tunnel *t, int sock, int err, long long deadline, bool *dialled)
+{
+	bool family = false;	/* the last alternative has no address for sock */
+	int r;
+
+	while (tunnel_retry(t, sock, err, deadline)) {
+		*dialled = false;
+		if ((r = async_redial(t, sock, dialled)) == 0)
+			return 0;
+		err = -r;
+		family = r == -EAFNOSUPPORT;
+		if (!family)
+			t->dial_err = err;
+	}
+	if (t->dial_err != 0)
+		return -tunnel_dial_errno(t, t->dial_err);
+	return family ? ECONNREFUSED : err;
+}
+
+/* s failed with err: on to its next alternative (the engine waits for
+ * the dial), or the end. Lock held. */
+static void
+async_fail(struct async_slot *s, int err)
+{
+	struct epoll_event ev;
+
+	if (s->copy < 0 || (err = async_move_on(&s->t, s->copy, err, s->deadline,
+	    &s->dialled)) != 0) {
+		async_finish(s, err);
+		return;
+	}
+	memset(&ev, 0, sizeof(ev));
+	ev.events = EPOLLONESHOT | EPOLLOUT;
+	ev.data.u64 = (uint64_t)(s - async_slots) | (uint64_t)s->gen << 32;
+	if (PRELOAD_REAL(epoll_ctl)(async_ep, EPOLL_CTL_MOD, s->copy, &ev) != 0)
+		async_finish(s, errno);
+}
+
 /* Run s as far as its socket allows; revents is what the copy polled. */
 static void
 async_drive(struct async_slot *s, uint32_t revents)
@@ -320,14 +386,19 @@ async_drive(struct async_slot *s, uint32_t revents)
 	if (!s->dialled) {
 		r = tunnel_dial_result(s->copy, (int)revents);
 		if (r < 0) {
-			async_finish(s, -tunnel_dial_errno(&s->t, -r));
+			s->t.dial_err = -r;
+			async_fail(s, -r);
 			return;
 		}
 		s->dialled = true;
 	}
 	r = tunnel_step(&s->t, s->copy);
-	if (r <= 0) {
-		async_finish(s, -r);
+	if (r < 0) {
+		async_fail(s, -r);
+		return;
+	}
+	if (r == TUNNEL_DONE) {
+		async_finish(s, 0);
 		return;
 	}
 	memset(&ev, 0, sizeof(ev));
@@ -335,6 +406,14 @@ async_drive(struct async_slot *s, uint32_t revents)
 	ev.data.u64 = (uint64_t)(s - async_slots) | (uint64_t)s->gen << 32;
 	if (PRELOAD_REAL(epoll_ctl)(async_ep, EPOLL_CTL_MOD, s->copy, &ev) != 0)
 		async_finish(s, errno);
+}
+
+/* When s must move on: its attempt's deadline (an alternative's share of
+ * SOCKSIFY_TIMEOUT, tunnel_attempt()), never after the connect's. */
+static long long
+async_due(const struct async_slot *s)
+{
+	return s->t.give_up > 0 && s->t.give_up < s->deadline ? s->t.give_up : s->deadline;
 }
 
 /* The earliest deadline of a pending slot, or -1. Lock held. */
@@ -346,8 +425,8 @@ async_next_deadline(void)
 
 	for (i = 0; i < PRELOAD_ASYNC_MAX && async_npending > 0; i++)
 		if (async_slots[i].state == SLOT_PENDING && !async_slots[i].inline_ &&
-		    (next < 0 || async_slots[i].deadline < next))
-			next = async_slots[i].deadline;
+		    (next < 0 || async_due(&async_slots[i]) < next))
+			next = async_due(&async_slots[i]);
 	return next;
 }
 
@@ -371,8 +450,8 @@ async_expire(long long now)
 
 	for (i = 0; i < PRELOAD_ASYNC_MAX && async_npending > 0; i++)
 		if (async_slots[i].state == SLOT_PENDING && !async_slots[i].inline_ &&
-		    async_slots[i].deadline <= now)
-			async_finish(&async_slots[i], ETIMEDOUT);
+		    async_due(&async_slots[i]) <= now)
+			async_fail(&async_slots[i], ETIMEDOUT);
 }
 
 static void *
@@ -886,7 +965,7 @@ async_to_engine(struct async_slot *s, uint32_t events)
 	}
 	s->inline_ = false;
 	/* The engine sleeps past this deadline (or forever): it must see it. */
-	if (async_sleep_until < 0 || async_sleep_until > s->deadline)
+	if (async_sleep_until < 0 || async_sleep_until > async_due(s))
 		async_kick_engine();
 	return 0;
 }
@@ -968,7 +1047,7 @@ async_drive_inline(struct async_slot *s, uint32_t gen, int fd)
 	struct timeval tv;
 	socklen_t tlen = sizeof(tv);
 	struct pollfd pfd;
-	long long stop = -1, until, now, deadline = s->deadline;
+	long long stop = -1, until, now, deadline = s->deadline, give_up;
 	bool dialled = s->dialled;
 	short want = POLLOUT;
 	int r, why = 0, sock = s->copy;	/* ours while inline_ */
@@ -985,15 +1064,27 @@ async_drive_inline(struct async_slot *s, uint32_t gen, int fd)
 			return async_end_inline(s, gen, fd, &t, EBADF);
 		if (dialled) {
 			r = tunnel_step(&t, sock);
+			if (r < 0 && (r = -async_move_on(&t, sock, -r, deadline, &dialled)) == 0)
+				continue;	/* the next alternative, dialled */
 			if (r <= 0)
 				return async_end_inline(s, gen, fd, &t, -r);
 			want = r == TUNNEL_READ ? POLLIN : POLLOUT;
+		} else {
+			want = POLLOUT;
 		}
 		for (;;) {
 			now = tunnel_now_ms();
-			until = stop >= 0 && stop < deadline ? stop : deadline;
-			if (now >= deadline)
-				return async_end_inline(s, gen, fd, &t, ETIMEDOUT);
+			give_up = t.give_up > 0 && t.give_up < deadline ? t.give_up : deadline;
+			until = stop >= 0 && stop < give_up ? stop : give_up;
+			if (now >= give_up) {
+				/* This attempt's time is up: the next alternative,
+				 * or the end. */
+				r = async_move_on(&t, sock, ETIMEDOUT, deadline, &dialled);
+				if (r != 0)
+					return async_end_inline(s, gen, fd, &t, r);
+				want = POLLOUT;
+				continue;
+			}
 			if (now >= until) {
 				why = EINPROGRESS;	/* SO_SNDTIMEO */
 				r = 0;
@@ -1022,9 +1113,13 @@ async_drive_inline(struct async_slot *s, uint32_t gen, int fd)
 		}
 		if (!dialled) {
 			r = tunnel_dial_result(sock, pfd.revents);
-			if (r < 0)
-				return async_end_inline(s, gen, fd, &t,
-				    -tunnel_dial_errno(&t, -r));
+			if (r < 0) {
+				t.dial_err = -r;
+				r = async_move_on(&t, sock, -r, deadline, &dialled);
+				if (r != 0)
+					return async_end_inline(s, gen, fd, &t, r);
+				continue;
+			}
 			dialled = true;
 		}
 	}
@@ -1088,9 +1183,10 @@ async_connect(int fd, int domain, const struct sockaddr *sa, socklen_t len,
     const struct s5_addr *dst, const char *dest)
 {
 	struct sockaddr_storage ss;
-	struct tunnel failed;
+	struct tunnel t;
 	struct async_slot *s;
 	socklen_t sslen;
+	long long deadline;
 	size_t dlen;
 	bool blocking;
 	uint32_t gen;
@@ -1110,11 +1206,17 @@ async_connect(int fd, int domain, const struct sockaddr *sa, socklen_t len,
 		async_unlock();
 		return ASYNC_SYNC;
 	}
-	r = tunnel_first_sockaddr(fd, domain, &ss, &sslen);
+	tunnel_init(&t, dst);
+	if ((r = tunnel_all_down(&t)) < 0) {
+		async_unlock();
+		connect_trace(dest, -r, &t);
+		return r;
+	}
+	r = tunnel_first_sockaddr(&t, fd, domain, &ss, &sslen);
 	if (r == -EAFNOSUPPORT && domain == AF_INET6 && async_v6_both(fd) == 0) {
 		/* An IPv6-only socket and an IPv4 proxy: the socket may
 		 * speak IPv4 for the proxy, and still says it is IPv6-only. */
-		r = tunnel_first_sockaddr(fd, domain, &ss, &sslen);
+		r = tunnel_first_sockaddr(&t, fd, domain, &ss, &sslen);
 		gate_hide(fd);
 	} else if (r == -EAFNOSUPPORT) {
 		/* The proxy has no address of this socket's family: the
@@ -1124,7 +1226,7 @@ async_connect(int fd, int domain, const struct sockaddr *sa, socklen_t len,
 		gate_hide(fd);
 		r = async_swap_family(fd, domain);
 		if (r == 0)
-			r = tunnel_first_sockaddr(fd, domain, &ss, &sslen);
+			r = tunnel_first_sockaddr(&t, fd, domain, &ss, &sslen);
 	} else if (r == 0) {
 		gate_hide(fd);
 	}
@@ -1144,26 +1246,31 @@ async_connect(int fd, int domain, const struct sockaddr *sa, socklen_t len,
 		return ASYNC_SYNC;
 	}
 	s->inline_ = blocking;
+	deadline = tunnel_now_ms() + preload_cfg.timeout_ms;
+	(void)tunnel_attempt(&t, deadline);
 	r = async_dial(fd, &ss, sslen, blocking, &s->dialled);
+	/* Refused at once (no route, no local address): the next
+	 * alternative, if any. EISCONN/EALREADY: the kernel's answer to a
+	 * second connect(), the socket untouched. */
+	if (r < 0 && r != -EISCONN && r != -EALREADY) {
+		t.dial_err = -r;
+		r = -async_move_on(&t, fd, -r, deadline, &s->dialled);
+	}
 	if (r < 0) {
 		if (s->copy >= 0)
 			(void)PRELOAD_REAL(close)(s->copy);
 		s->copy = -1;
 		gate_restore(fd);
 		async_unlock();
-		/* EISCONN/EALREADY: the kernel's answer to a second connect(). */
-		if (r == -EISCONN || r == -EALREADY)
-			return r;
-		tunnel_init(&failed, dst);
-		r = tunnel_dial_errno(&failed, -r);
-		connect_trace(dest, -r, &failed);
+		if (r != -EISCONN && r != -EALREADY)
+			connect_trace(dest, -r, &t);
 		return r;
 	}
 	s->cookie = peer_cookie(fd);
 	s->fds[0] = fd;
 	s->nfds = 1;
-	s->deadline = tunnel_now_ms() + preload_cfg.timeout_ms;
-	tunnel_init(&s->t, dst);
+	s->deadline = deadline;
+	s->t = t;
 	memcpy(&s->peer, sa, len < sizeof(s->peer) ? len : sizeof(s->peer));
 	s->peerlen = len < sizeof(s->peer) ? len : sizeof(s->peer);
 	dlen = strlen(dest);

@@ -258,8 +258,10 @@ static void
 config_read_proxies(struct preload_config *c)
 {
 	const char *env = getenv("SOCKSIFY_PROXY"), *s, *item, *why;
-	size_t len, i, off = 0;
+	struct s5_proxy alts[PRELOAD_MAX_ALTS];
+	size_t len, i, k, n, bad, usable, off = 0;
 	char text[S5_ADDR_TEXT_MAX];
+	struct preload_hop *h;
 
 	if (env == NULL || env[0] == '\0')
 		env = "socks5h://" SERVER_DEFAULT_LISTEN;
@@ -272,14 +274,21 @@ config_read_proxies(struct preload_config *c)
 			return;
 		}
 		why = "invalid";
-		if (s5_proxy_parse(item, len, &c->hops[c->nhops].proxy, &why) != 0) {
+		if (s5_hop_parse(item, len, alts, PRELOAD_MAX_ALTS, &n, &bad, &why) != 0) {
 			/* The URL may hold a password: name the entry by number. */
-			preload_log(LOG_LVL_ERROR, "SOCKSIFY_PROXY: proxy %zu: %s; "
-			    "every connection will fail", c->nhops + 1, why);
+			if (bad > 0)
+				preload_log(LOG_LVL_ERROR, "SOCKSIFY_PROXY: proxy %zu, "
+				    "alternative %zu: %s; every connection will fail",
+				    c->nhops + 1, bad, why);
+			else
+				preload_log(LOG_LVL_ERROR, "SOCKSIFY_PROXY: proxy %zu: %s; "
+				    "every connection will fail", c->nhops + 1, why);
 			c->proxy_invalid = true;
 			return;
 		}
-		c->nhops++;
+		for (k = 0; k < n; k++)
+			c->hops[c->nhops][k].proxy = alts[k];
+		c->nalts[c->nhops++] = n;
 	}
 	if (c->nhops == 0) {
 		preload_log(LOG_LVL_ERROR, "SOCKSIFY_PROXY: no proxy given; "
@@ -288,24 +297,40 @@ config_read_proxies(struct preload_config *c)
 		return;
 	}
 	for (i = 0; i < c->nhops; i++) {
-		/* The first hop is dialled directly; a later hop is named to the
-		 * previous one, as an address unless that one resolves names. */
-		if ((i == 0 || !c->hops[i - 1].proxy.remote_dns) &&
-		    config_resolve_hop(&c->hops[i]) != 0) {
-			if (c->hops[i].proxy.addr.atyp != S5_ATYP_DOMAIN)
-				preload_log(LOG_LVL_ERROR, "proxy %zu has no "
-				    "usable address", i + 1);
+		usable = 0;
+		for (k = 0; k < c->nalts[i]; k++) {
+			h = &c->hops[i][k];
+			/* The first hop is dialled directly; a later hop is named
+			 * to the previous one, as an address unless that one
+			 * resolves names. */
+			if ((i == 0 || !c->hops[i - 1][0].proxy.remote_dns) &&
+			    config_resolve_hop(h) != 0) {
+				if (h->proxy.addr.atyp != S5_ATYP_DOMAIN)
+					preload_log(LOG_LVL_ERROR, "proxy %zu has no "
+					    "usable address", i + 1);
+				h->unusable = true;
+			} else {
+				usable++;
+			}
+			if (s5_addr_format(&h->proxy.addr, text, sizeof(text)) < 0)
+				text[0] = '\0';
+			off += (size_t)snprintf(c->chain_text + off, sizeof(c->chain_text) - off,
+			    "%s%s", k > 0 ? "|" : i > 0 ? " -> " : "", text);
+			if (off >= sizeof(c->chain_text))
+				off = sizeof(c->chain_text) - 1;
+		}
+		/* One alternative that cannot be reached is skipped; a hop
+		 * with none fails every connection (fail closed). */
+		if (usable == 0) {
 			preload_log(LOG_LVL_ERROR, "every connection will fail");
 			c->proxy_invalid = true;
+		} else if (usable < c->nalts[i]) {
+			preload_log(LOG_LVL_ERROR, "proxy %zu: %zu of its %zu alternatives "
+			    "have no address and are skipped", i + 1, c->nalts[i] - usable,
+			    c->nalts[i]);
 		}
-		if (s5_addr_format(&c->hops[i].proxy.addr, text, sizeof(text)) < 0)
-			text[0] = '\0';
-		off += (size_t)snprintf(c->chain_text + off, sizeof(c->chain_text) - off,
-		    "%s%s", i > 0 ? " -> " : "", text);
-		if (off >= sizeof(c->chain_text))
-			off = sizeof(c->chain_text) - 1;
 	}
-	c->remote_dns = c->hops[c->nhops - 1].proxy.remote_dns;
+	c->remote_dns = c->hops[c->nhops - 1][0].proxy.remote_dns;
 }
 
 /*
@@ -493,6 +518,22 @@ config_read_policy(struct preload_config *c)
 	}
 }
 
+/* SOCKSIFY_PICK: order (the first alternative alive) or spread. */
+static void
+config_read_pick(struct preload_config *c)
+{
+	const char *env = getenv("SOCKSIFY_PICK");
+
+	c->spread = false;
+	if (env == NULL || env[0] == '\0' || strcasecmp(env, "order") == 0)
+		return;
+	if (strcasecmp(env, "spread") == 0)
+		c->spread = true;
+	else
+		preload_log(LOG_LVL_ERROR, "SOCKSIFY_PICK: unknown value \"%s\"; "
+		    "using order", env);
+}
+
 /*
  * SOCKSIFY_DNS=IP[:PORT]: the resolver the record types placeholders cannot
  * answer are sent to, over TCP through the chain (dnsanswer.c). Not an
@@ -526,6 +567,7 @@ config_load(void)
 	config_read_timeout(c);
 	config_read_policy(c);
 	config_read_dns(c);
+	config_read_pick(c);
 	config_read_proxies(c);
 	config_read_excludes(c);
 	if (c->proxy_invalid) {

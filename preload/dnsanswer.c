@@ -211,14 +211,15 @@ dnsanswer_forward(const uint8_t *q, size_t qlen, const struct dns_query *dq, uin
 		r = -ENETUNREACH;
 		goto fail;
 	}
-	family = preload_cfg.hops[0].has_v4 ? AF_INET : AF_INET6;
+	tunnel_init(&t, &preload_cfg.dns_server);
+	family = tunnel_family(&t);
 	if ((fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0) {
 		r = -errno;
 		goto fail;
 	}
 	len2[0] = (uint8_t)(qlen >> 8);
 	len2[1] = (uint8_t)qlen;
-	if ((r = tunnel_connect(fd, family, &preload_cfg.dns_server, &t)) < 0)
+	if ((r = tunnel_request(fd, family, &t)) < 0)
 		tunnel_diagnose(&t, -r);
 	if (r == 0 &&
 	    (r = dnsanswer_io(fd, len2, 2, true, deadline)) == 0 &&

@@ -56,6 +56,9 @@
  * (supervisor.c) links this file too: it holds the table as the launcher
  * and maps it like any process of the tree.
  *
+ * The same memory holds the proxies' health (failover.c), shared the same
+ * way by the same processes.
+ *
  * The table holds no lock and no pointer, so a process that can write it
  * can change names but never another process's memory. Entries are
  * append-only: a writer reserves a slot with an atomic add, fills it, marks
@@ -112,6 +115,7 @@ struct fakedns_table {
 	uint64_t layout;		/* sizeof(struct fakedns_table) */
 	uint32_t origin;		/* slot 1 is placeholder origin + 1 */
 	_Atomic uint32_t reserved;	/* slots 1..reserved are taken */
+	struct failover_health health;	/* failover.c's, lock-free too */
 	_Atomic uint32_t buckets[FAKEDNS_BUCKETS];
 	struct fakedns_entry e[PRELOAD_FAKE_ENTRIES + 1];
 };
@@ -448,6 +452,14 @@ fakedns_table(void)
 {
 	pthread_once(&fakedns_once, fakedns_setup);
 	return atomic_load_explicit(&fakedns, memory_order_acquire);
+}
+
+struct failover_health *
+fakedns_health(void)
+{
+	struct fakedns_table *t = fakedns_table();
+
+	return t != NULL ? &t->health : NULL;
 }
 
 /*

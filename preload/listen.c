@@ -447,9 +447,9 @@ listen_dst(int conn, struct s5_addr *dst)
 /* A BND of all zeros says "where you reached me" (RFC 1928 §6 gives no
  * other meaning a client can use): the last hop's address. */
 static void
-listen_fix_bnd(int proxy, struct s5_addr *bnd)
+listen_fix_bnd(const struct tunnel *t, int proxy, struct s5_addr *bnd)
 {
-	const struct preload_hop *h = &preload_cfg.hops[preload_cfg.nhops - 1];
+	const struct preload_hop *h = tunnel_hop(t, preload_cfg.nhops - 1);
 	uint16_t port = bnd->port;
 
 	if (!listen_is_any(bnd))
@@ -657,11 +657,15 @@ listen_request(int conn, struct tunnel *t, int *proxy, char *dest, size_t cap)
 	/* BIND is SOCKS5's: an HTTP or SOCKS4 last hop is refused as a
 	 * proxy refuses the command (reply 07). */
 	if (preload_cfg.proxy_invalid || preload_cfg.nhops == 0 ||
-	    preload_cfg.hops[preload_cfg.nhops - 1].proxy.proto != S5_PROTO_SOCKS5) {
+	    preload_cfg.hops[preload_cfg.nhops - 1][0].proxy.proto != S5_PROTO_SOCKS5) {
 		listen_refused(dest, ECONNREFUSED, -1);
 		return -ECONNREFUSED;
 	}
-	domain = preload_cfg.hops[0].has_v4 ? AF_INET : AF_INET6;
+	if ((r = tunnel_all_down(t)) < 0) {
+		listen_refused(dest, -r, -1);
+		return r;
+	}
+	domain = tunnel_family(t);
 	if ((p = socket(domain, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0)
 		return -errno;
 	/* Out of the program's low numbers, as async.c's copies. */
@@ -729,7 +733,7 @@ listen_make(int fd)
 		s->proxy = proxy;
 		s->c = t.c;
 		s->bnd = t.c.reply.bnd;
-		listen_fix_bnd(proxy, &s->bnd);
+		listen_fix_bnd(&t, proxy, &s->bnd);
 		memcpy(s->dest, dest, sizeof(s->dest));
 		if ((r = listen_watch_start(s)) != 0) {
 			(void)PRELOAD_REAL(close)(proxy);

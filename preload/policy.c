@@ -160,17 +160,21 @@ policy_udp(int type, const struct sockaddr *sa, socklen_t len, struct s5_addr *d
 	return POLICY_RELAY;
 }
 
-/* Connections to the first proxy are our own business or the program's:
- * never tunnel them (P12). */
+/* Connections to the first proxy (any of its alternatives) are our own
+ * business or the program's: never tunnel them (P12). */
 bool
 policy_is_proxy(const struct s5_addr *dst)
 {
-	const struct preload_hop *h = &preload_cfg.hops[0];
+	const struct preload_hop *h;
+	size_t k;
 
-	if (preload_cfg.nhops == 0)
-		return false;
-	return (h->has_v4 && s5_addr_equal(dst, &h->v4)) ||
-	    (h->has_v6 && s5_addr_equal(dst, &h->v6));
+	for (k = 0; preload_cfg.nhops > 0 && k < preload_cfg.nalts[0]; k++) {
+		h = &preload_cfg.hops[0][k];
+		if ((h->has_v4 && s5_addr_equal(dst, &h->v4)) ||
+		    (h->has_v6 && s5_addr_equal(dst, &h->v6)))
+			return true;
+	}
+	return false;
 }
 
 

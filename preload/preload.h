@@ -8,6 +8,8 @@
  *   load.c     the library's one constructor
  *   fakedns.c  placeholder addresses for remote resolution, one table for the
  *              process tree across fork and exec
+ *   failover.c alternatives of a hop ("a|b") and their health, one table
+ *              for the process tree (beside fakedns.c's)
  *   tunnel.c   the SOCKS5 handshake machine over the program's own fd
  *   async.c    the engine: connects that never block the program, driven
  *              by a helper thread ("pending" sockets)
@@ -160,14 +162,19 @@ struct preload_hop {
 	 * later hops when the previous hop cannot resolve names. */
 	bool has_v4, has_v6;
 	struct s5_addr v4, v6;
+	bool unusable;			/* no address: never picked */
 };
 
 struct preload_config {
 	bool proxy_invalid;		/* fail every tunnelled connect (fail closed) */
 	bool remote_dns;		/* the last hop is socks5h */
-	size_t nhops;
-	struct preload_hop hops[PRELOAD_MAX_PROXIES];
-	char chain_text[PRELOAD_MAX_PROXIES * (S5_ADDR_TEXT_MAX + 4)];
+	size_t nhops;			/* positions in the chain */
+	/* Each position's alternatives ("a|b"), in the order given; they
+	 * share a scheme (s5_hop_parse()). */
+	size_t nalts[PRELOAD_MAX_PROXIES];
+	struct preload_hop hops[PRELOAD_MAX_PROXIES][PRELOAD_MAX_ALTS];
+	bool spread;			/* SOCKSIFY_PICK=spread (failover.c) */
+	char chain_text[PRELOAD_MAX_PROXIES * PRELOAD_MAX_ALTS * (S5_ADDR_TEXT_MAX + 4)];
 	size_t nexcludes;
 	struct s5_cidr excludes[PRELOAD_MAX_EXCLUDES];
 	/* Host names ("db.internal") and suffixes (".corp"), lower case,
@@ -229,6 +236,18 @@ const char *preload_errno_name(int err);
 void fakedns_at_load(void);
 int fakedns_lookup_name(const char *name, size_t len, unsigned *idx);
 bool fakedns_name_of(const struct s5_addr *a, char *name, size_t cap);
+/* The health of proxies, shared by the tree (failover.c): a slot per proxy. */
+struct failover_slot {
+	_Atomic uint64_t key;		/* failover_key(), 0: free */
+	_Atomic long long until_ms;	/* CLOCK_MONOTONIC: skipped until then */
+	_Atomic uint32_t backoff_ms;	/* the last back-off, 0: alive */
+};
+struct failover_health {
+	_Atomic uint32_t spread;	/* --pick spread's turn */
+	struct failover_slot slot[PRELOAD_HEALTH_SLOTS];
+};
+/* The tree's health table (in the placeholders' memory), or NULL. */
+struct failover_health *fakedns_health(void);
 /* a lies in the placeholder ranges, handed out or not. */
 bool fakedns_in_range(const struct s5_addr *a);
 void fakedns_addr_v4(unsigned idx, uint8_t ip[4]);
@@ -253,24 +272,64 @@ struct tunnel {
 	int dial_err;			/* the errno the dial to the first hop failed with */
 	bool http;			/* the failing answer began "HT": an HTTP server */
 	bool pause;			/* stop after each hop but the last: TUNNEL_HOP */
+	/* Alternatives (failover.c): each position's in use, those that
+	 * failed in this connect (bit k), and the position, + 1, whose
+	 * every alternative was down at the pick (0: none). */
+	uint8_t alt[PRELOAD_MAX_PROXIES];
+	uint8_t tried[PRELOAD_MAX_PROXIES];
+	size_t down_hop;
+	long long give_up;		/* this attempt's deadline (tunnel_attempt()) */
+	int share_ms;			/* its length when others may follow, else 0 */
 };
 
+/* failover.c: alternatives of a hop and their health. */
+/* Each position's alternative for a new connection (tunnel_init()). */
+void failover_pick(struct tunnel *t);
+/* Position i's alternative in use failed (down: mark it so): the next
+ * one alive and untried becomes t's, or false when there is none. */
+bool failover_next(struct tunnel *t, size_t i, bool down);
+/* Alternatives alive that t has not used yet, at every position. */
+size_t failover_untried(const struct tunnel *t);
+/* p, alternative of position i, failed: skipped for a back-off. */
+void failover_down(const struct s5_proxy *p, size_t i);
+/* t succeeded: its alternatives are alive. */
+void failover_up(const struct tunnel *t);
+/* When the first back-off of position i's alternatives ends (ms from now),
+ * or -1. */
+long long failover_retry_in(size_t i);
+
 long long tunnel_now_ms(void);
+/* A new connection to dst: each hop's alternative picked (failover.c). */
 void tunnel_init(struct tunnel *t, const struct s5_addr *dst);
+/* Hop i as t reaches it: the alternative in use. */
+const struct preload_hop *tunnel_hop(const struct tunnel *t, size_t i);
+/* Every alternative of a hop is down (t->down_hop): -ECONNREFUSED and a
+ * rate-limited line, else 0. For a driver, before it dials. */
+int tunnel_all_down(const struct tunnel *t);
+/* The start of an attempt (a dial of the first hop) with deadline the
+ * connect's: sets and returns t->give_up, its share of the time left. */
+long long tunnel_attempt(struct tunnel *t, long long deadline);
+/* t failed with err (a positive errno: tunnel_step()'s, the dial's, or
+ * ETIMEDOUT for an attempt's deadline) on fd: when another alternative may be
+ * tried before deadline, fd is disconnected, t reset to dial that one
+ * (its attempt's deadline set) and true returned; else false. */
+bool tunnel_retry(struct tunnel *t, int fd, int err, long long deadline);
 /* Go on as far as fd allows without waiting: enum tunnel_want, or -errno
  * (CONTRACT.md's). fd is TCP-connected to the first hop. */
 int tunnel_step(struct tunnel *t, int fd);
 /* The first hop for a socket of family domain; -EAFNOSUPPORT when such a
  * socket cannot reach it. */
-int tunnel_first_sockaddr(int fd, int domain, struct sockaddr_storage *ss,
-    socklen_t *len);
+int tunnel_first_sockaddr(const struct tunnel *t, int fd, int domain,
+    struct sockaddr_storage *ss, socklen_t *len);
+/* The family of the first hop t uses (AF_INET when it has IPv4). */
+int tunnel_family(const struct tunnel *t);
 /* Wait until fd is ready for events or the deadline (tunnel_now_ms()) passes:
  * the revents (positive), or -errno (-ETIMEDOUT). */
 int tunnel_wait(int fd, short events, long long deadline);
 /* TCP from fd (unconnected, SOCK_STREAM) to the first hop, waited for
  * until deadline whatever fd's O_NONBLOCK (left as it was): 0 or -errno,
  * the kernel's (-EISCONN, -EALREADY for a second connect()). */
-int tunnel_dial(int fd, int domain, long long deadline);
+int tunnel_dial(struct tunnel *t, int fd, int domain, long long deadline);
 /* The dial's outcome once fd polled with revents: 0 or -errno. */
 int tunnel_dial_result(int fd, int revents);
 /* The errno of a dial (t's) that failed with err. */

@@ -586,6 +586,62 @@ sup_job_finish(struct sup_job *j, int err)
 	sup_job_free(j);
 }
 
+static int sup_dial(int fd, const struct sockaddr *sa, socklen_t len, bool *nonblock);
+
+/* When a tunnel job must move on: its attempt's deadline (an alternative's
+ * share of SOCKSIFY_TIMEOUT), never after the connect's. */
+static long long
+sup_job_due(const struct sup_job *j)
+{
+	return j->t.give_up > 0 && j->t.give_up < j->deadline ? j->t.give_up : j->deadline;
+}
+
+/*
+ * A tunnel job failed with err (a dial's failure with j->t.dial_err set):
+ * on to the next alternative of the failed hop when there is one (the job
+ * waits for that dial), else the end (failover.c).
+ */
+static void
+sup_job_fail(struct sup_job *j, int err)
+{
+	struct sockaddr_storage hop;
+	socklen_t hoplen, olen = sizeof(int);
+	bool nonblock, family = false;
+	int domain, r;
+
+	while (tunnel_retry(&j->t, j->fd, err, j->deadline)) {
+		j->dialled = false;
+		if (getsockopt(j->fd, SOL_SOCKET, SO_DOMAIN, &domain, &olen) != 0) {
+			err = errno;
+			break;
+		}
+		r = tunnel_first_sockaddr(&j->t, j->fd, domain, &hop, &hoplen);
+		if (r == 0)
+			r = sup_dial(j->fd, (struct sockaddr *)&hop, hoplen, &nonblock);
+		if (r == 0 || r == -EINPROGRESS) {
+			/* Watched already, unless the first dial failed at once. */
+			if (sup_job_watch(j, EPOLLOUT, EPOLL_CTL_MOD) == 0 ||
+			    sup_job_watch(j, EPOLLOUT, EPOLL_CTL_ADD) == 0)
+				return;
+			err = ENOMEM;
+			break;
+		}
+		if (r == -EPERM) {
+			sup_job_finish(j, EPERM);
+			return;
+		}
+		err = -r;
+		family = r == -EAFNOSUPPORT;
+		if (!family)
+			j->t.dial_err = err;
+	}
+	if (j->t.dial_err != 0)
+		err = -tunnel_dial_errno(&j->t, j->t.dial_err);
+	else if (family)
+		err = ECONNREFUSED;
+	sup_job_finish(j, err);
+}
+
 /* Readiness of a job's socket (or its deadline, events 0). */
 static void
 sup_job_event(struct sup_job *j, uint32_t events)
@@ -602,7 +658,8 @@ sup_job_event(struct sup_job *j, uint32_t events)
 	if (!j->dialled) {
 		r = tunnel_dial_result(j->fd, (int)events);
 		if (r < 0) {
-			sup_job_finish(j, -tunnel_dial_errno(&j->t, -r));
+			j->t.dial_err = -r;
+			sup_job_fail(j, -r);
 			return;
 		}
 		j->dialled = true;
@@ -611,7 +668,7 @@ sup_job_event(struct sup_job *j, uint32_t events)
 	if (r == TUNNEL_DONE)
 		sup_job_finish(j, 0);
 	else if (r < 0)
-		sup_job_finish(j, -r);
+		sup_job_fail(j, -r);
 	else if (sup_job_watch(j, r == TUNNEL_READ ? EPOLLIN : EPOLLOUT, EPOLL_CTL_MOD) < 0)
 		sup_job_finish(j, ECONNREFUSED);
 }
@@ -754,8 +811,10 @@ sup_tunnel(uint64_t id, int fd, int domain, const struct sockaddr_storage *sa,
 {
 	struct sockaddr_storage hop;
 	socklen_t hoplen;
+	struct tunnel t;
 	struct sup_job *j;
 	struct sup_peer *p;
+	char text[S5_ADDR_TEXT_MAX];
 	uint64_t cookie = sup_cookie(fd);
 	bool nonblock;
 	int r, zero = 0;
@@ -785,10 +844,19 @@ sup_tunnel(uint64_t id, int fd, int domain, const struct sockaddr_storage *sa,
 		sup_fail(id, fd, ECONNREFUSED);
 		return;
 	}
-	r = tunnel_first_sockaddr(fd, domain, &hop, &hoplen);
+	tunnel_init(&t, dst);
+	if ((r = tunnel_all_down(&t)) < 0) {
+		/* Every alternative of a hop is down: refused at once. */
+		if (s5_addr_format(dst, text, sizeof(text)) < 0)
+			strcpy(text, "?");
+		connect_trace(text, -r, &t);
+		sup_fail(id, fd, -r);
+		return;
+	}
+	r = tunnel_first_sockaddr(&t, fd, domain, &hop, &hoplen);
 	if (r == -EAFNOSUPPORT && domain == AF_INET6 &&
 	    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero)) == 0)
-		r = tunnel_first_sockaddr(fd, domain, &hop, &hoplen);
+		r = tunnel_first_sockaddr(&t, fd, domain, &hop, &hoplen);
 	if (r < 0) {
 		preload_log(LOG_LVL_ERROR, "an IPv%c socket cannot reach proxy %s: "
 		    "refused", domain == AF_INET ? '4' : '6', preload_cfg.chain_text);
@@ -800,12 +868,13 @@ sup_tunnel(uint64_t id, int fd, int domain, const struct sockaddr_storage *sa,
 		sup_fail(id, fd, EAGAIN);
 		return;
 	}
-	tunnel_init(&j->t, dst);
+	j->t = t;
 	if (sup_job_take(j, sa, len, fo) < 0) {
 		sup_job_finish(j, ENOMEM);
 		return;
 	}
 	j->deadline = sup_now() + preload_cfg.timeout_ms;
+	(void)tunnel_attempt(&j->t, j->deadline);
 	if (dst->atyp == S5_ATYP_DOMAIN)
 		r = s5_addr_format(dst, j->dest, sizeof(j->dest));
 	else
@@ -813,9 +882,14 @@ sup_tunnel(uint64_t id, int fd, int domain, const struct sockaddr_storage *sa,
 	if (r < 0)
 		strcpy(j->dest, "?");
 	r = sup_dial(fd, (struct sockaddr *)&hop, hoplen, &nonblock);
+	if (r == -EPERM) {
+		/* Refused before any dial (sup_source_routed()). */
+		sup_job_finish(j, EPERM);
+		return;
+	}
 	if (r < 0 && r != -EINPROGRESS) {
-		/* EPERM: refused before any dial (sup_source_routed()). */
-		sup_job_finish(j, r == -EPERM ? EPERM : -tunnel_dial_errno(&j->t, -r));
+		j->t.dial_err = -r;
+		sup_job_fail(j, -r);
 		return;
 	}
 	if (sup_job_watch(j, EPOLLOUT, EPOLL_CTL_ADD) < 0)
@@ -1676,8 +1750,8 @@ sup_timeout_ms(void)
 	if (sup.ep < 0)
 		return -1;
 	for (i = 0; i < sup.jobs_hi; i++)
-		if (sup.jobs[i].kind == JOB_TUNNEL && sup.jobs[i].deadline < next)
-			next = sup.jobs[i].deadline;
+		if (sup.jobs[i].kind == JOB_TUNNEL && sup_job_due(&sup.jobs[i]) < next)
+			next = sup_job_due(&sup.jobs[i]);
 	return next <= now ? 0 : (int)(next - now > INT_MAX ? INT_MAX : next - now);
 }
 
@@ -1692,8 +1766,8 @@ sup_sweep(long long now)
 	for (i = 0; i < sup.jobs_hi; i++) {
 		struct sup_job *j = &sup.jobs[i];
 
-		if (j->kind == JOB_TUNNEL && j->deadline <= now) {
-			sup_job_finish(j, ETIMEDOUT);
+		if (j->kind == JOB_TUNNEL && sup_job_due(j) <= now) {
+			sup_job_fail(j, ETIMEDOUT);
 			continue;
 		}
 		if (j->kind != JOB_WAIT || now < sup.next_sweep)

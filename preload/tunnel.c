@@ -45,16 +45,29 @@ tunnel_init(struct tunnel *t, const struct s5_addr *dst)
 	t->dst = *dst;
 	t->cmd = S5_CMD_CONNECT;
 	t->rep = -1;
+	failover_pick(t);
+}
+
+const struct preload_hop *
+tunnel_hop(const struct tunnel *t, size_t i)
+{
+	return &preload_cfg.hops[i][t->alt[i]];
+}
+
+int
+tunnel_family(const struct tunnel *t)
+{
+	return tunnel_hop(t, 0)->has_v4 ? AF_INET : AF_INET6;
 }
 
 /* The address hop i + 1 is reached at, named to hop i. */
 static const struct s5_addr *
-tunnel_next_hop(size_t i)
+tunnel_next_hop(const struct tunnel *t, size_t i)
 {
-	const struct preload_hop *next = &preload_cfg.hops[i + 1];
+	const struct preload_hop *next = tunnel_hop(t, i + 1);
 
 	if (next->proxy.addr.atyp != S5_ATYP_DOMAIN ||
-	    preload_cfg.hops[i].proxy.remote_dns)
+	    tunnel_hop(t, i)->proxy.remote_dns)
 		return &next->proxy.addr;
 	return next->has_v4 ? &next->v4 : &next->v6;
 }
@@ -81,11 +94,11 @@ tunnel_step(struct tunnel *t, int fd)
 		if (t->hop == preload_cfg.nhops)
 			return TUNNEL_DONE;
 		if (!t->started) {
-			hop = &preload_cfg.hops[t->hop].proxy;
+			hop = &tunnel_hop(t, t->hop)->proxy;
 			/* Every hop but the last CONNECTs to the next. */
 			if (t->hop + 1 < preload_cfg.nhops)
 				s5_client_init_proto(&t->c, hop->proto, S5_CMD_CONNECT,
-				    tunnel_next_hop(t->hop), hop->has_cred ? &hop->cred : NULL);
+				    tunnel_next_hop(t, t->hop), hop->has_cred ? &hop->cred : NULL);
 			else
 				s5_client_init_proto(&t->c, hop->proto, t->cmd, &t->dst,
 				    hop->has_cred ? &hop->cred : NULL);
@@ -138,6 +151,8 @@ tunnel_step(struct tunnel *t, int fd)
 		} else if (r == S5C_DONE) {
 			t->hop++;
 			t->started = false;
+			if (t->hop == preload_cfg.nhops)
+				failover_up(t);
 			/* t->c still says how the hop went, until the next step. */
 			if (t->pause && t->hop < preload_cfg.nhops)
 				return TUNNEL_HOP;
@@ -157,9 +172,10 @@ tunnel_step(struct tunnel *t, int fd)
  * caller to swap in a socket that can.
  */
 int
-tunnel_first_sockaddr(int fd, int domain, struct sockaddr_storage *ss, socklen_t *len)
+tunnel_first_sockaddr(const struct tunnel *t, int fd, int domain,
+    struct sockaddr_storage *ss, socklen_t *len)
 {
-	const struct preload_hop *h = &preload_cfg.hops[0];
+	const struct preload_hop *h = tunnel_hop(t, 0);
 	struct sockaddr_in6 *s6;
 	socklen_t olen = sizeof(int);
 	int v6only = 0, r;
@@ -234,12 +250,15 @@ enum tunnel_reason {
 	TR_AUTH,
 	TR_REPLY,			/* refused the request: its reply code */
 	TR_ADDR,			/* a destination the hop's protocol cannot carry */
+	TR_ALL_DOWN,			/* every alternative of a hop is down */
 	TR_OTHER,
 };
 
 static enum tunnel_reason
 tunnel_reason(const struct tunnel *t, int err)
 {
+	if (t->down_hop != 0)
+		return TR_ALL_DOWN;
 	if (t->dial_err != 0)
 		return t->dial_err == ETIMEDOUT ? TR_DIAL_TIMEOUT : TR_UNREACHABLE;
 	switch (t->why) {
@@ -267,7 +286,7 @@ void
 tunnel_explain(const struct tunnel *t, int err, char *buf, size_t cap)
 {
 	size_t i = t->hop < preload_cfg.nhops ? t->hop : preload_cfg.nhops - 1;
-	const struct s5_proxy *p = &preload_cfg.hops[i].proxy;
+	const struct s5_proxy *p = &tunnel_hop(t, i)->proxy;
 	static const char *const speaks[] = {
 		[S5_PROTO_SOCKS5] = "SOCKS5", [S5_PROTO_SOCKS4] = "SOCKS4",
 		[S5_PROTO_SOCKS4A] = "SOCKS4a", [S5_PROTO_HTTP] = "HTTP CONNECT",
@@ -278,23 +297,37 @@ tunnel_explain(const struct tunnel *t, int err, char *buf, size_t cap)
 
 	if (s5_addr_format(&p->addr, what, sizeof(what)) < 0)
 		strcpy(what, "?");
-	if (preload_cfg.nhops > 1)
+	if (preload_cfg.nhops > 1 && preload_cfg.nalts[i] > 1)
+		snprintf(hop, sizeof(hop), "proxy %s (hop %zu of %zu, alternative %u of %zu)",
+		    what, i + 1, preload_cfg.nhops, (unsigned)t->alt[i] + 1,
+		    preload_cfg.nalts[i]);
+	else if (preload_cfg.nhops > 1)
 		snprintf(hop, sizeof(hop), "proxy %s (hop %zu of %zu)", what, i + 1,
 		    preload_cfg.nhops);
+	else if (preload_cfg.nalts[i] > 1)
+		snprintf(hop, sizeof(hop), "proxy %s (alternative %u of %zu)", what,
+		    (unsigned)t->alt[i] + 1, preload_cfg.nalts[i]);
 	else
 		snprintf(hop, sizeof(hop), "proxy %s", what);
 	switch (tunnel_reason(t, err)) {
+	case TR_ALL_DOWN:
+		n = snprintf(buf, cap, "every alternative of hop %zu is down after "
+		    "failing; the first is tried again in %lld ms", t->down_hop,
+		    failover_retry_in(t->down_hop - 1));
+		break;
 	case TR_UNREACHABLE:
 		n = snprintf(buf, cap, "%s cannot be reached: %s", hop,
 		    strerror_r(t->dial_err, ebuf, sizeof(ebuf)));
 		break;
 	case TR_DIAL_TIMEOUT:
 		n = snprintf(buf, cap, "%s cannot be reached: no answer within %d ms "
-		    "(SOCKSIFY_TIMEOUT)", hop, preload_cfg.timeout_ms);
+		    "(%sSOCKSIFY_TIMEOUT)", hop, t->share_ms > 0 ? t->share_ms :
+		    preload_cfg.timeout_ms, t->share_ms > 0 ? "its share of " : "");
 		break;
 	case TR_TIMEOUT:
 		n = snprintf(buf, cap, "%s did not finish the handshake within %d ms "
-		    "(SOCKSIFY_TIMEOUT)", hop, preload_cfg.timeout_ms);
+		    "(%sSOCKSIFY_TIMEOUT)", hop, t->share_ms > 0 ? t->share_ms :
+		    preload_cfg.timeout_ms, t->share_ms > 0 ? "its share of " : "");
 		break;
 	case TR_CLOSED:
 		n = snprintf(buf, cap, "%s closed the connection during the handshake",
@@ -323,7 +356,7 @@ tunnel_explain(const struct tunnel *t, int err, char *buf, size_t cap)
 		break;
 	case TR_REPLY:
 		if (i + 1 < preload_cfg.nhops)
-			(void)s5_addr_format(&preload_cfg.hops[i + 1].proxy.addr, what,
+			(void)s5_addr_format(&tunnel_hop(t, i + 1)->proxy.addr, what,
 			    sizeof(what));
 		else if (s5_addr_format(&t->dst, what, sizeof(what)) < 0)
 			strcpy(what, "?");
@@ -339,7 +372,7 @@ tunnel_explain(const struct tunnel *t, int err, char *buf, size_t cap)
 		    i + 1 < preload_cfg.nhops ? "the next hop " : "", what, code);
 		break;
 	case TR_ADDR:
-		if (s5_addr_format(i + 1 < preload_cfg.nhops ? tunnel_next_hop(i) : &t->dst,
+		if (s5_addr_format(i + 1 < preload_cfg.nhops ? tunnel_next_hop(t, i) : &t->dst,
 		    what, sizeof(what)) < 0)
 			strcpy(what, "?");
 		n = snprintf(buf, cap, "%s cannot be asked for %s: %s", hop, what,
@@ -357,7 +390,7 @@ tunnel_explain(const struct tunnel *t, int err, char *buf, size_t cap)
 
 /* Hops and reasons said lately, and how often since without a line. */
 static struct {
-	size_t hop;
+	size_t hop;			/* position * PRELOAD_MAX_ALTS + alternative */
 	int reason, detail;
 	long long at_ms;
 	unsigned quiet;
@@ -380,24 +413,36 @@ tunnel_said_init(void)
 	(void)pthread_atfork(NULL, NULL, tunnel_said_child);
 }
 
-void
-tunnel_diagnose(const struct tunnel *t, int err)
+/* The line of tunnel_diagnose(), then "the program sees ERRNO" or, with
+ * next, that the next alternative is tried. */
+static void
+tunnel_say(const struct tunnel *t, int err, bool next)
 {
 	char line[TUNNEL_DIAG_LINE], more[48] = "";
 	long long now = tunnel_now_ms();
 	int reason, detail;
-	size_t i, pick = 0;
+	size_t i, pick = 0, hop;
 
-	if (preload_cfg.log_level != LOG_LVL_WARN)
+	if (preload_cfg.log_level != LOG_LVL_WARN) {
+		/* Above warn, every move to the next alternative is said. */
+		if (next && preload_cfg.log_level > LOG_LVL_WARN) {
+			tunnel_explain(t, err, line, sizeof(line));
+			preload_log(LOG_LVL_INFO, "%s; trying the next alternative", line);
+		}
 		return;
+	}
 	reason = (int)tunnel_reason(t, err);
+	hop = t->down_hop != 0 ? (t->down_hop - 1) * PRELOAD_MAX_ALTS :
+	    (t->hop < preload_cfg.nhops ? t->hop : preload_cfg.nhops - 1) *
+	    PRELOAD_MAX_ALTS + t->alt[t->hop < preload_cfg.nhops ? t->hop :
+	    preload_cfg.nhops - 1];
 	detail = reason == TR_REPLY ? t->rep : reason == TR_UNREACHABLE ? t->dial_err : 0;
 	/* Never waits (connect() may run in a signal handler): when another
 	 * thread is saying something, this one says nothing. */
 	if (pthread_mutex_trylock(&tunnel_said_lock) != 0)
 		return;
 	for (i = 0; i < TUNNEL_DIAG_SLOTS; i++) {
-		if (tunnel_said[i].reason == reason && tunnel_said[i].hop == t->hop &&
+		if (tunnel_said[i].reason == reason && tunnel_said[i].hop == hop &&
 		    tunnel_said[i].detail == detail)
 			break;
 		if (tunnel_said[i].at_ms < tunnel_said[pick].at_ms)
@@ -413,15 +458,24 @@ tunnel_diagnose(const struct tunnel *t, int err)
 		    tunnel_said[i].quiet);
 	if (i == TUNNEL_DIAG_SLOTS)
 		i = pick;
-	tunnel_said[i].hop = t->hop;
+	tunnel_said[i].hop = hop;
 	tunnel_said[i].reason = reason;
 	tunnel_said[i].detail = detail;
 	tunnel_said[i].at_ms = now;
 	tunnel_said[i].quiet = 0;
 	pthread_mutex_unlock(&tunnel_said_lock);
 	tunnel_explain(t, err, line, sizeof(line));
-	preload_log(LOG_LVL_WARN, "%s; the program sees %s%s", line,
-	    preload_errno_name(err), more);
+	if (next)
+		preload_log(LOG_LVL_WARN, "%s; trying the next alternative%s", line, more);
+	else
+		preload_log(LOG_LVL_WARN, "%s; the program sees %s%s", line,
+		    preload_errno_name(err), more);
+}
+
+void
+tunnel_diagnose(const struct tunnel *t, int err)
+{
+	tunnel_say(t, err, false);
 }
 
 /*
@@ -515,18 +569,84 @@ tunnel_wait(int fd, short events, long long deadline)
 	}
 }
 
+/* --- Alternatives: attempts and moving on (failover.c) ------------------- */
+
 int
-tunnel_dial(int fd, int domain, long long deadline)
+tunnel_all_down(const struct tunnel *t)
+{
+	return t->down_hop != 0 ? -ECONNREFUSED : 0;
+}
+
+long long
+tunnel_attempt(struct tunnel *t, long long deadline)
+{
+	long long now = tunnel_now_ms();
+	size_t rest = failover_untried(t);
+
+	t->give_up = rest == 0 || deadline <= now ? deadline :
+	    now + (deadline - now) / (long long)(rest + 1);
+	t->share_ms = rest == 0 ? 0 : (int)(t->give_up - now);
+	return t->give_up;
+}
+
+bool
+tunnel_retry(struct tunnel *t, int fd, int err, long long deadline)
+{
+	size_t pos = t->hop;
+	bool down = true;
+	uint8_t was, next;
+
+	if (pos >= preload_cfg.nhops || t->down_hop != 0)
+		return false;
+	if (t->rep >= 0) {
+		/* A refusal: of the next hop (that hop failed), or of the
+		 * target, which is no proxy's failure. */
+		if (pos + 1 == preload_cfg.nhops)
+			return false;
+		pos++;
+	} else if (t->why == S5C_E_ADDR) {
+		return false;	/* no alternative carries it either (one scheme) */
+	} else if (err == EAFNOSUPPORT) {
+		down = false;	/* alive, but not for this socket's family */
+	}
+	if (preload_cfg.nalts[pos] < 2)
+		return false;
+	was = t->alt[pos];
+	if (tunnel_now_ms() >= deadline) {
+		if (down)
+			failover_down(&tunnel_hop(t, pos)->proxy, pos);
+		return false;
+	}
+	if (!failover_next(t, pos, down))
+		return false;
+	/* Said of the alternative that failed. */
+	next = t->alt[pos];
+	t->alt[pos] = was;
+	tunnel_say(t, err, true);
+	t->alt[pos] = next;
+	tunnel_dissolve(fd);
+	t->hop = 0;
+	t->started = t->writing = t->want_read = t->http = false;
+	t->in_len = t->out_off = 0;
+	t->rep = -1;
+	t->why = 0;
+	t->dial_err = 0;
+	(void)tunnel_attempt(t, deadline);
+	return true;
+}
+
+int
+tunnel_dial(struct tunnel *t, int fd, int domain, long long deadline)
 {
 	struct sockaddr_storage ss;
 	socklen_t sslen;
 	int flags, r;
 
-	r = tunnel_first_sockaddr(fd, domain, &ss, &sslen);
+	r = tunnel_first_sockaddr(t, fd, domain, &ss, &sslen);
 	if (r == -EAFNOSUPPORT) {
 		preload_log(LOG_LVL_INFO, "proxy %s has no address for this "
 		    "socket's family", preload_cfg.chain_text);
-		return -ECONNREFUSED;
+		return -EAFNOSUPPORT;
 	}
 	if (r < 0)
 		return r;
@@ -547,24 +667,41 @@ tunnel_dial(int fd, int domain, long long deadline)
 }
 
 /* The whole handshake inside the call, with poll() and one deadline: for a
- * connect the engine cannot take (no descriptor left for its copy). */
+ * connect the engine cannot take (no descriptor left for its copy), and
+ * the connections the library makes for itself. Each attempt (an
+ * alternative) has its share of the time (tunnel_attempt()). */
 static int
 tunnel_run(int fd, int domain, struct tunnel *t, long long deadline)
 {
-	int r = tunnel_dial(fd, domain, deadline);
+	int r;
 
-	/* The program's socket is connected already (or connecting): the
-	 * kernel's answer to a second connect(), and the socket untouched. */
-	if (r == -EISCONN || r == -EALREADY)
+	if ((r = tunnel_all_down(t)) < 0)
 		return r;
-	if (r < 0)
-		return tunnel_dial_errno(t, -r);
-	while ((r = tunnel_step(t, fd)) > 0) {
-		r = tunnel_wait(fd, r == TUNNEL_READ ? POLLIN : POLLOUT, deadline);
-		if (r < 0)
+	(void)tunnel_attempt(t, deadline);
+	for (;;) {
+		r = tunnel_dial(t, fd, domain, t->give_up);
+		/* The program's socket is connected already (or connecting):
+		 * the kernel's answer to a second connect(), the socket
+		 * untouched. */
+		if (r == -EISCONN || r == -EALREADY)
+			return r;
+		if (r < 0) {
+			if (r != -EAFNOSUPPORT)
+				t->dial_err = -r;	/* for the line saying so */
+			if (tunnel_retry(t, fd, -r, deadline))
+				continue;
+			return r == -EAFNOSUPPORT ? -ECONNREFUSED : tunnel_dial_errno(t, -r);
+		}
+		while ((r = tunnel_step(t, fd)) > 0) {
+			r = tunnel_wait(fd, r == TUNNEL_READ ? POLLIN : POLLOUT, t->give_up);
+			if (r < 0)
+				break;
+		}
+		if (r >= 0)
+			return r;
+		if (!tunnel_retry(t, fd, -r, deadline))
 			return r;
 	}
-	return r;
 }
 
 int

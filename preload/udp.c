@@ -461,7 +461,7 @@ udp_same_sockaddr(const struct sockaddr_storage *a, socklen_t alen,
 static bool
 udp_chain_ok(void)
 {
-	return preload_cfg.nhops == 1 && preload_cfg.hops[0].proxy.proto == S5_PROTO_SOCKS5;
+	return preload_cfg.nhops == 1 && preload_cfg.hops[0][0].proxy.proto == S5_PROTO_SOCKS5;
 }
 
 /*
@@ -493,16 +493,21 @@ udp_associate(int family, struct udp_assoc *a)
 	}
 	if (preload_cfg.proxy_invalid)
 		return -ECONNREFUSED;
-	r = preload_cfg.hops[0].has_v4 ? AF_INET : AF_INET6;
+	s5_addr_set_ip4(&any, zero, 0);
+	tunnel_init(&t, &any);
+	t.cmd = S5_CMD_UDP_ASSOCIATE;
+	if (tunnel_all_down(&t) < 0) {
+		preload_log(LOG_LVL_ERROR, "UDP ASSOCIATE through %s: every "
+		    "alternative is down", preload_cfg.chain_text);
+		return -ECONNREFUSED;
+	}
+	r = tunnel_family(&t);
 	if ((fd = socket(r, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0)
 		return -errno;
 	ctl = PRELOAD_REAL(fcntl)(fd, F_DUPFD_CLOEXEC, PRELOAD_ASYNC_COPY_FD_MIN);
 	(void)PRELOAD_REAL(close)(fd);
 	if (ctl < 0)
 		return -errno;
-	s5_addr_set_ip4(&any, zero, 0);
-	tunnel_init(&t, &any);
-	t.cmd = S5_CMD_UDP_ASSOCIATE;
 	r = tunnel_request(ctl, r, &t);
 	rep = t.rep;
 	relay = t.c.reply.bnd;

@@ -15,7 +15,9 @@
  *	    judged: many proxies do not)
  *
  * then "ok" and exit 0, or the failing step in tunnel_explain()'s words
- * (the diagnostic's) and exit 1. tunnel_step() stops after each hop
+ * (the diagnostic's) and exit 1. A hop with alternatives ("a|b"): an
+ * alternative that fails is said, and the next one checked, as a
+ * program's connect() moves on (tunnel_retry()). tunnel_step() stops after each hop
  * (t->pause), so each hop's line is printed while its machine still says
  * how it went. Every wait has SOCKSIFY_TIMEOUT as its deadline.
  */
@@ -39,22 +41,27 @@ check_ms(const struct timespec *t0)
 	return (double)(t.tv_sec - t0->tv_sec) * 1e3 + (double)(t.tv_nsec - t0->tv_nsec) / 1e6;
 }
 
-/* "hop 2 of 3 http://127.0.0.1:3128": never the password. */
+/* "hop 2 of 3 http://127.0.0.1:3128": never the password. The alternative
+ * t uses, when the hop has several. */
 static void
-check_hop_name(size_t i, char *buf, size_t cap)
+check_hop_name(const struct tunnel *t, size_t i, char *buf, size_t cap)
 {
 	char url[S5_ADDR_TEXT_MAX + 64];
 
-	if (s5_proxy_format(&preload_cfg.hops[i].proxy, url, sizeof(url)) < 0)
+	if (s5_proxy_format(&tunnel_hop(t, i)->proxy, url, sizeof(url)) < 0)
 		strcpy(url, "?");
-	snprintf(buf, cap, "hop %zu of %zu %s", i + 1, preload_cfg.nhops, url);
+	if (preload_cfg.nalts[i] > 1)
+		snprintf(buf, cap, "hop %zu of %zu, alternative %u of %zu, %s", i + 1,
+		    preload_cfg.nhops, (unsigned)t->alt[i] + 1, preload_cfg.nalts[i], url);
+	else
+		snprintf(buf, cap, "hop %zu of %zu %s", i + 1, preload_cfg.nhops, url);
 }
 
 /* The destination --check asks the last hop for, when none is given. */
 static void
 check_default_target(struct s5_addr *dst)
 {
-	const struct preload_hop *last = &preload_cfg.hops[preload_cfg.nhops - 1];
+	const struct preload_hop *last = &preload_cfg.hops[preload_cfg.nhops - 1][0];
 	uint16_t port = last->proxy.addr.port;
 
 	if (preload_cfg.remote_dns) {
@@ -71,45 +78,44 @@ check_default_target(struct s5_addr *dst)
 	dst->port = port;
 }
 
-/* TCP to the first hop on a new socket: its descriptor, or -1 (said). */
+/* TCP to t's first hop on *fd (a new socket when -1): 0, or -errno (said). */
 static int
-check_dial(long long deadline)
+check_dial(struct tunnel *t, int *fd)
 {
 	struct timespec t0;
 	char hop[S5_ADDR_TEXT_MAX + 96], first[S5_ADDR_TEXT_MAX];
-	int domain = preload_cfg.hops[0].has_v4 ? AF_INET : AF_INET6, fd, r;
+	int domain = tunnel_family(t), r;
 
-	check_hop_name(0, hop, sizeof(hop));
-	if (s5_addr_format(domain == AF_INET ? &preload_cfg.hops[0].v4 :
-	    &preload_cfg.hops[0].v6, first, sizeof(first)) < 0)
+	check_hop_name(t, 0, hop, sizeof(hop));
+	if (s5_addr_format(domain == AF_INET ? &tunnel_hop(t, 0)->v4 :
+	    &tunnel_hop(t, 0)->v6, first, sizeof(first)) < 0)
 		strcpy(first, "?");
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	fd = socket(domain, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0) {
+	if (*fd < 0 && (*fd = socket(domain, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0) {
+		r = -errno;
 		printf("%s: FAILED: no socket for it: %s\n", hop, strerror(errno));
-		return -1;
+		return r;
 	}
-	r = tunnel_dial(fd, domain, deadline);
+	r = tunnel_dial(t, *fd, domain, t->give_up);
 	if (r < 0) {
 		printf("%s: TCP to %s: FAILED: %s\n", hop, first, r == -ETIMEDOUT ?
 		    "no answer within SOCKSIFY_TIMEOUT" : strerror(-r));
-		close(fd);
-		return -1;
+		return r;
 	}
 	printf("%s: TCP to %s: ok (%.2f ms)\n", hop, first, check_ms(&t0));
-	return fd;
+	return 0;
 }
 
 /* What one finished hop did, from its machine. */
 static void
 check_hop_line(const struct tunnel *t, size_t i, double ms)
 {
-	const struct s5_proxy *p = &preload_cfg.hops[i].proxy;
+	const struct s5_proxy *p = &tunnel_hop(t, i)->proxy;
 	const struct s5_addr *asked = &t->c.dst;
 	char hop[S5_ADDR_TEXT_MAX + 96], what[S5_ADDR_TEXT_MAX];
 	const char *how;
 
-	check_hop_name(i, hop, sizeof(hop));
+	check_hop_name(t, i, hop, sizeof(hop));
 	if (s5_addr_format(asked, what, sizeof(what)) < 0)
 		strcpy(what, "?");
 	switch (p->proto) {
@@ -140,17 +146,17 @@ check_udp(void)
 	char relay[S5_ADDR_TEXT_MAX];
 	int fd, r;
 
-	if (preload_cfg.nhops != 1 || preload_cfg.hops[0].proxy.proto != S5_PROTO_SOCKS5) {
+	if (preload_cfg.nhops != 1 || preload_cfg.hops[0][0].proxy.proto != S5_PROTO_SOCKS5) {
 		printf("UDP: not through this chain (only a single SOCKS5 hop relays UDP)\n");
 		return;
 	}
-	fd = socket(preload_cfg.hops[0].has_v4 ? AF_INET : AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return;
 	(void)s5_addr_set_ip4(&any, (const uint8_t[4]){ 0 }, 0);
 	tunnel_init(&t, &any);
 	t.cmd = S5_CMD_UDP_ASSOCIATE;
-	r = tunnel_request(fd, preload_cfg.hops[0].has_v4 ? AF_INET : AF_INET6, &t);
+	fd = socket(tunnel_family(&t), SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return;
+	r = tunnel_request(fd, tunnel_family(&t), &t);
 	if (r == 0) {
 		if (s5_addr_format(&t.c.reply.bnd, relay, sizeof(relay)) < 0)
 			strcpy(relay, "?");
@@ -174,7 +180,7 @@ check_run(const char *target)
 	const char *why = "invalid";
 	long long deadline;
 	size_t hop;
-	int fd, r;
+	int fd = -1, r;
 
 	/* Our own lines say it all: no library warning on stderr too. */
 	setenv("SOCKSIFY_LOG", "error", 1);
@@ -198,32 +204,60 @@ check_run(const char *target)
 	    preload_cfg.nhops == 1 ? "" : "s", preload_cfg.chain_text, text);
 	clock_gettime(CLOCK_MONOTONIC, &all);
 	deadline = tunnel_now_ms() + preload_cfg.timeout_ms;
-	if ((fd = check_dial(deadline)) < 0)
-		return CHECK_FAILED;
 	tunnel_init(&t, &dst);
 	t.pause = true;
-	clock_gettime(CLOCK_MONOTONIC, &t0);
-	for (;;) {
-		hop = t.hop;
-		r = tunnel_step(&t, fd);
-		if (r == TUNNEL_READ || r == TUNNEL_WRITE) {
-			r = tunnel_wait(fd, r == TUNNEL_READ ? POLLIN : POLLOUT, deadline);
-			if (r >= 0)
+	if ((r = tunnel_all_down(&t)) == 0)
+		(void)tunnel_attempt(&t, deadline);
+	/* An alternative that fails is said, and the next one checked, as a
+	 * program's connect() would move on. */
+	while (r == 0) {
+		if ((r = check_dial(&t, &fd)) < 0) {
+			t.dial_err = -r;
+			if (tunnel_retry(&t, fd, -r, deadline)) {
+				r = 0;
 				continue;
+			}
+			break;
 		}
-		if (r == TUNNEL_HOP || r == TUNNEL_DONE) {
-			check_hop_line(&t, hop, check_ms(&t0));
-			clock_gettime(CLOCK_MONOTONIC, &t0);
-			if (r == TUNNEL_DONE)
-				break;
+		clock_gettime(CLOCK_MONOTONIC, &t0);
+		for (;;) {
+			hop = t.hop;
+			r = tunnel_step(&t, fd);
+			if (r == TUNNEL_READ || r == TUNNEL_WRITE) {
+				r = tunnel_wait(fd, r == TUNNEL_READ ? POLLIN : POLLOUT, t.give_up);
+				if (r >= 0)
+					continue;
+			}
+			if (r == TUNNEL_HOP || r == TUNNEL_DONE) {
+				check_hop_line(&t, hop, check_ms(&t0));
+				clock_gettime(CLOCK_MONOTONIC, &t0);
+				if (r == TUNNEL_DONE)
+					break;
+				continue;
+			}
+			break;
+		}
+		if (r == TUNNEL_DONE)
+			break;
+		tunnel_explain(&t, -r, line, sizeof(line));
+		check_hop_name(&t, t.hop < preload_cfg.nhops ? t.hop : preload_cfg.nhops - 1,
+		    text, sizeof(text));
+		if (tunnel_retry(&t, fd, -r, deadline)) {
+			printf("%s: FAILED: %s; checking the next alternative\n", text, line);
+			r = 0;
 			continue;
 		}
-		tunnel_explain(&t, -r, line, sizeof(line));
-		check_hop_name(t.hop < preload_cfg.nhops ? t.hop : preload_cfg.nhops - 1,
-		    text, sizeof(text));
 		printf("%s: FAILED: %s (a program would see %s)\n", text, line,
 		    preload_errno_name(-r));
-		close(fd);
+		break;
+	}
+	if (r != TUNNEL_DONE) {
+		if (r < 0 && t.down_hop != 0) {
+			tunnel_explain(&t, -r, line, sizeof(line));
+			printf("FAILED: %s\n", line);
+		}
+		if (fd >= 0)
+			close(fd);
 		return CHECK_FAILED;
 	}
 	close(fd);

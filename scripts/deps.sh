@@ -118,6 +118,8 @@ bench)
 	want gnuplot gnuplot-nox
 	want taskset util-linux
 	want ps procps
+	# the scale-out figure (scripts/bench_failover.sh)
+	command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || need="$need haproxy"
 	;;
 fuzz)
 	# libFuzzer's runtime ships apart from clang, in libclang-rt-N-dev for

@@ -72,6 +72,7 @@ struct options {
 	bool exclude_none, trace, quiet, force, check;
 	const char *log_file;
 	const char *check_target;	/* --check-target HOST:PORT */
+	const char *pick;		/* --pick order|spread */
 	const char *mode;		/* --mode, else SOCKSIFY_MODE, else "auto" */
 };
 
@@ -179,7 +180,12 @@ usage(void)
 	    "  -x, --proxy URL     upstream proxy, socks5[h]://[USER[:PASS]@]HOST[:PORT]\n"
 	    "                      or HOST:PORT, http://[USER[:PASS]@]HOST[:PORT] (HTTP\n"
 	    "                      CONNECT), socks4[a]://[USER@]HOST[:PORT]; repeat it\n"
-	    "                      to chain proxies, in order\n"
+	    "                      to chain proxies, in order; 'URL|URL|...' lists\n"
+	    "                      alternatives for one hop (same scheme)\n"
+	    "      --pick HOW      which alternative a connection uses: order (the\n"
+	    "                      first alive, default) or spread (round robin); one\n"
+	    "                      that fails is skipped for a back-off of 1 s\n"
+	    "                      doubling to 60 s, shared by the process tree\n"
 	    "  -e, --exclude CIDR  connect directly to CIDR, or to a host NAME or a\n"
 	    "                      .SUFFIX resolved locally (repeatable); added to the\n"
 	    "                      defaults (" LAUNCHER_UPSTREAM_EXCLUDE " with -x, none with\n"
@@ -207,7 +213,8 @@ usage(void)
 	    "for the life of COMMAND. Environment, defaults in brackets: SOCKSIFY_PROXY,\n"
 	    "SOCKSIFY_EXCLUDE [" LAUNCHER_UPSTREAM_EXCLUDE "; a value replaces it, one\n"
 	    "starting with + adds to it], SOCKSIFY_LOG [warn], SOCKSIFY_LOG_FILE,\n"
-	    "SOCKSIFY_TIMEOUT [" STR(PRELOAD_TIMEOUT_S) " s], SOCKSIFY_MODE [auto], SOCKSIFY_UDP [proxy: UDP\n"
+	    "SOCKSIFY_TIMEOUT [" STR(PRELOAD_TIMEOUT_S) " s], SOCKSIFY_PICK [order], SOCKSIFY_MODE [auto],\n"
+	    "SOCKSIFY_UDP [proxy: UDP "
 	    "through the proxy; block; pass], SOCKSIFY_DNS (a resolver, through the\n"
 	    "proxy, for DNS queries placeholders cannot answer), SOCKSIFY_IOURING [deny],\n"
 	    "SOCKSIFY_LIBRARY, SOCKSIFY_SERVER. Exit status: COMMAND's,\n"
@@ -216,27 +223,42 @@ usage(void)
 }
 
 /*
- * Validates one proxy URL; the library parses it again with the same code.
+ * Validates one hop (a URL, or alternatives "URL|URL"); the library parses
+ * it again with the same code.
  * The message leaves out USER:PASS, which must not end up in a log.
  */
 static void
 proxy_check(const char *url, const char *what)
 {
-	struct s5_proxy p;
+	struct s5_proxy alts[PRELOAD_MAX_ALTS];
 	const char *why = "invalid", *at = strrchr(url, '@');
 	const char *shown = at != NULL ? at + 1 : url, *hidden = at != NULL ? "...@" : "";
+	size_t n, bad;
 
 	if (strchr(url, ',') != NULL)
 		die(EXIT_SELF, "%s %s%s: ',' separates proxies; write it as %%2C",
 		    what, hidden, shown);
-	if (s5_proxy_parse(url, strlen(url), &p, &why) < 0)
+	if (s5_hop_parse(url, strlen(url), alts, PRELOAD_MAX_ALTS, &n, &bad, &why) < 0) {
+		if (bad > 0 && strchr(url, '|') != NULL)
+			die(EXIT_SELF, "%s %s%s: alternative %zu: %s", what, hidden, shown,
+			    bad, why);
 		die(EXIT_SELF, "%s %s%s: %s", what, hidden, shown, why);
+	}
+}
+
+/* --pick or SOCKSIFY_PICK: order or spread (NULL and empty: the default). */
+static void
+pick_check(const char *pick, const char *what)
+{
+	if (pick != NULL && *pick != '\0' && strcasecmp(pick, "order") != 0 &&
+	    strcasecmp(pick, "spread") != 0)
+		die(EXIT_SELF, "%s %s: not order or spread", what, pick);
 }
 
 static void
 options_parse(int argc, char **argv, struct options *o)
 {
-	enum { OPT_LOG = 256, OPT_CHECK, OPT_CHECK_TARGET };
+	enum { OPT_LOG = 256, OPT_CHECK, OPT_CHECK_TARGET, OPT_PICK };
 	static const struct option longopts[] = {
 		{ "proxy", required_argument, NULL, 'x' },
 		{ "exclude", required_argument, NULL, 'e' },
@@ -249,6 +271,7 @@ options_parse(int argc, char **argv, struct options *o)
 		{ "version", no_argument, NULL, 'V' },
 		{ "check", no_argument, NULL, OPT_CHECK },
 		{ "check-target", required_argument, NULL, OPT_CHECK_TARGET },
+		{ "pick", required_argument, NULL, OPT_PICK },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct s5_cidr cidr;
@@ -302,6 +325,9 @@ options_parse(int argc, char **argv, struct options *o)
 		case OPT_CHECK_TARGET:
 			o->check_target = optarg;
 			break;
+		case OPT_PICK:
+			o->pick = optarg;
+			break;
 		case 'h':
 			usage();
 			exit(0);
@@ -320,6 +346,7 @@ options_parse(int argc, char **argv, struct options *o)
 	}
 	if (o->check_target != NULL && !o->check)
 		die(EXIT_SELF, "--check-target needs --check");
+	pick_check(o->pick, "--pick");
 	if (o->check && optind < argc)
 		die(EXIT_SELF, "--check runs no command: %s", argv[optind]);
 	if (!o->check && optind >= argc)
@@ -1130,6 +1157,10 @@ main(int argc, char **argv)
 	for (i = 0; i < o.nproxy; i++)
 		run.proxy = list_add(run.proxy, o.proxy[i]);
 	embedded = run.proxy == NULL;
+	if (o.pick != NULL)
+		setenv("SOCKSIFY_PICK", o.pick, 1);
+	else
+		pick_check(getenv("SOCKSIFY_PICK"), "SOCKSIFY_PICK");
 	run.dir = self_dir();
 	run.lib = library_find(run.dir);
 	if (o.check) {

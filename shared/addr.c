@@ -718,6 +718,45 @@ s5_proxy_parse(const char *url, size_t len, struct s5_proxy *p, const char **why
 	return 0;
 }
 
+int
+s5_hop_parse(const char *text, size_t len, struct s5_proxy *alts, size_t cap,
+    size_t *n, size_t *bad, const char **why)
+{
+	const char *p = text, *end = text + len, *e;
+
+	*n = 0;
+	*bad = 0;
+	for (;;) {
+		for (e = p; e < end && *e != '|'; e++)
+			;
+		if (*n == cap) {
+			*why = "too many alternatives";
+			return -1;
+		}
+		*bad = *n + 1;
+		/* Blanks around '|' are no part of a URL. */
+		while (p < e && (*p == ' ' || *p == '\t'))
+			p++;
+		while (e > p && (e[-1] == ' ' || e[-1] == '\t'))
+			e--;
+		if (s5_proxy_parse(p, (size_t)(e - p), &alts[*n], why) != 0)
+			return -1;
+		if (*n > 0 && (alts[*n].proto != alts[0].proto ||
+		    alts[*n].remote_dns != alts[0].remote_dns)) {
+			*why = "alternatives of one hop must share a scheme";
+			return -1;
+		}
+		(*n)++;
+		while (e < end && *e != '|')
+			e++;
+		if (e == end)
+			break;
+		p = e + 1;
+	}
+	*bad = 0;
+	return 0;
+}
+
 /* RFC 3986 §2.3 unreserved characters pass; the rest is percent-encoded. */
 static void
 text_put_encoded(struct text *t, const char *s, size_t n)

@@ -69,6 +69,10 @@
 /* libsocksify. */
 #define PRELOAD_TIMEOUT_S		15	/* SOCKSIFY_TIMEOUT default */
 #define PRELOAD_MAX_PROXIES		8	/* hops in a chain */
+#define PRELOAD_MAX_ALTS		8	/* alternatives of one hop ("a|b") */
+#define PRELOAD_BACKOFF_MIN_MS		1000	/* a failed alternative is skipped this long, */
+#define PRELOAD_BACKOFF_MAX_MS		60000	/* doubling with each failure up to this */
+#define PRELOAD_HEALTH_SLOTS		64	/* proxies whose health a process tree shares */
 #define PRELOAD_MAX_EXCLUDES		64	/* CIDRs, and as many names and suffixes */
 #define PRELOAD_EXCLUDED_ADDRS		1024	/* addresses of excluded names remembered per process */
 #define PRELOAD_PEER_FDS		16384	/* getpeername() shows the target for fds below this */

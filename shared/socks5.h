@@ -261,6 +261,15 @@ struct s5_proxy {
 	struct s5_cred cred;
 };
 int s5_proxy_parse(const char *url, size_t len, struct s5_proxy *p, const char **why);
+/*
+ * One hop of a chain: "URL" or alternatives "URL|URL|..." (at most cap),
+ * which must share a scheme (a hop's alternatives stand in for each other:
+ * same protocol, same side of name resolution). *n gets their count. 0, or
+ * -1 with *why and *bad (the 1-based alternative at fault, 0 for the hop).
+ * A '|' inside a URL is written %7C.
+ */
+int s5_hop_parse(const char *text, size_t len, struct s5_proxy *alts, size_t cap,
+    size_t *n, size_t *bad, const char **why);
 /* The URL without its password ("socks5h://user@host:port"), for logs. */
 int s5_proxy_format(const struct s5_proxy *p, char *buf, size_t cap);
 

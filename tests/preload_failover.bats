@@ -1,0 +1,223 @@
+#!/usr/bin/env bats
+bats_require_minimum_version 1.5.0
+# Alternatives for a hop (-x 'a|b', --pick order|spread; preload/failover.c):
+# a first alternative that refuses, never answers or answers garbage is left
+# for the next one within the same connect() and SOCKSIFY_TIMEOUT; spread
+# divides a program's connections; every alternative down fails at once
+# without dialling; the back-off holds for forked and exec()ed children; the
+# engine (non-blocking connect), the supervisor and UDP move on too. Bodies
+# are checked by sha256, proxies by what they logged or counted.
+
+load helpers/common
+
+setup() {
+	make_payload
+	start_http 127.0.0.1
+	HELLO_SHA=$(sha <"$WWW/hello.txt")
+	LIBLOG=$BATS_TEST_TMPDIR/lib.log
+}
+
+teardown() { stop_all; }
+
+# start_failing MODE: tests/helpers/fakeproxy.py (close, garbage, silent);
+# sets FAIL_PORT and FAIL_COUNT (a line per connection it accepted).
+start_failing() {
+	local pf=$BATS_TEST_TMPDIR/fail.$RANDOM.port
+	FAIL_COUNT=$BATS_TEST_TMPDIR/fail.$RANDOM.count
+	: >"$FAIL_COUNT"
+	python3 "$HELPERS/fakeproxy.py" "$1" "$pf" "$FAIL_COUNT" 3>&- >/dev/null 2>&1 &
+	PIDS+=($!)
+	wait_for_line "$pf" 50 '^[0-9]+$'
+	FAIL_PORT=$(cat "$pf")
+}
+
+# A port where nothing listens: bound, never listening, so nobody else takes
+# it while the test runs (REFUSED_PORT; the holder is stopped in teardown).
+hold_refused_port() {
+	local pf=$BATS_TEST_TMPDIR/refused.$RANDOM.port
+	python3 -c 'import socket,sys,time,os
+s=socket.socket(); s.bind(("127.0.0.1",0))
+open(sys.argv[1]+".tmp","w").write("%d\n" % s.getsockname()[1]); os.rename(sys.argv[1]+".tmp", sys.argv[1])
+time.sleep(120)' "$pf" 3>&- &
+	PIDS+=($!)
+	wait_for_line "$pf" 50 '^[0-9]+$'
+	REFUSED_PORT=$(cat "$pf")
+}
+
+# fo URL ARGS...: tests/helpers/failover.py under the library, nothing
+# excluded, its messages in $LIBLOG.
+fo() {
+	local url=$1
+	shift
+	env SOCKSIFY_EXCLUDE=none SOCKSIFY_LOG_FILE="$LIBLOG" LD_PRELOAD="$LIB" \
+		SOCKSIFY_PROXY="$url" timeout -k 5 60 python3 "$HELPERS/failover.py" "$@"
+}
+
+sessions_ok() { grep -c 'cmd=connect.*outcome=ok' "$1" || true; }
+
+@test "first alternative refused: the connect goes through the second, bytes intact, one line says why" {
+	start_socksifyd --no-auth -v
+	hold_refused_port
+	run fo "socks5://127.0.0.1:$REFUSED_PORT|socks5://127.0.0.1:$PROXY_PORT" get "$HTTP_PORT"
+	[ "$status" -eq 0 ]
+	[ "$output" = "$HELLO_SHA" ]
+	grep -q "proxy 127.0.0.1:$REFUSED_PORT (alternative 1 of 2) cannot be reached: Connection refused; trying the next alternative" "$LIBLOG"
+	[ "$(sessions_ok "$SOCKSIFYD_LOG")" -eq 1 ]
+}
+
+@test "first alternative accepts and never answers: given up after its share of SOCKSIFY_TIMEOUT, then the second" {
+	start_socksifyd --no-auth -v
+	start_failing silent
+	SOCKSIFY_TIMEOUT=4 run fo "socks5h://127.0.0.1:$FAIL_PORT|socks5h://127.0.0.1:$PROXY_PORT" get "$HTTP_PORT"
+	[ "$status" -eq 0 ]
+	[ "$output" = "$HELLO_SHA" ]
+	# Two alternatives, 4 s: the silent one had 2 s, the second the rest.
+	grep -q "proxy 127.0.0.1:$FAIL_PORT (alternative 1 of 2) did not finish the handshake within 2000 ms (its share of SOCKSIFY_TIMEOUT); trying the next alternative" "$LIBLOG"
+}
+
+@test "first alternative answers garbage (HTTP): the second carries the connection" {
+	start_socksifyd --no-auth -v
+	start_failing garbage
+	run fo "socks5://127.0.0.1:$FAIL_PORT|socks5://127.0.0.1:$PROXY_PORT" get "$HTTP_PORT"
+	[ "$status" -eq 0 ]
+	[ "$output" = "$HELLO_SHA" ]
+	grep -q "does not speak SOCKS5: it answered in HTTP; trying the next alternative" "$LIBLOG"
+	[ "$(wc -l <"$FAIL_COUNT")" -eq 1 ]
+}
+
+@test "a refusal of the target (reply 05) is no proxy failure: no other alternative is asked" {
+	start_socksifyd --no-auth -v
+	start_failing close
+	hold_refused_port
+	run fo "socks5://127.0.0.1:$PROXY_PORT|socks5://127.0.0.1:$FAIL_PORT" get "$REFUSED_PORT"
+	[ "$output" = ECONNREFUSED ]
+	[ "$(wc -l <"$FAIL_COUNT")" -eq 0 ]
+	grep -q 'outcome=connection refused' "$SOCKSIFYD_LOG"
+	# ... and the proxy stays alive: the next connect uses it again.
+	run fo "socks5://127.0.0.1:$PROXY_PORT|socks5://127.0.0.1:$FAIL_PORT" get "$HTTP_PORT"
+	[ "$output" = "$HELLO_SHA" ]
+	[ "$(wc -l <"$FAIL_COUNT")" -eq 0 ]
+}
+
+@test "--pick spread: 300 connections of one program divided among 3 proxies within 20%" {
+	local logs=() ports=() i n
+	for i in 1 2 3; do
+		start_socksifyd --no-auth -v
+		mv "$SOCKSIFYD_LOG" "$BATS_TEST_TMPDIR/sd$i.log"	# the server keeps writing it
+		logs+=("$BATS_TEST_TMPDIR/sd$i.log")
+		ports+=("$PROXY_PORT")
+	done
+	SOCKSIFY_PICK=spread run fo "socks5://127.0.0.1:${ports[0]}|socks5://127.0.0.1:${ports[1]}|socks5://127.0.0.1:${ports[2]}" many "$HTTP_PORT" 300
+	[ "$output" = "ok 300" ]
+	for i in 0 1 2; do
+		n=$(sessions_ok "${logs[$i]}")
+		echo "proxy $((i + 1)): $n sessions"
+		[ "$n" -ge 80 ] && [ "$n" -le 120 ]
+	done
+	# order (the default): every one through the first alive.
+	local first second
+	first=$(sessions_ok "${logs[0]}") second=$(sessions_ok "${logs[1]}")
+	run fo "socks5://127.0.0.1:${ports[0]}|socks5://127.0.0.1:${ports[1]}" many "$HTTP_PORT" 20
+	[ "$output" = "ok 20" ]
+	wait_for_count "${logs[0]}" 30 'cmd=connect.*outcome=ok' $((first + 20))
+	[ "$(sessions_ok "${logs[1]}")" -eq "$second" ]
+}
+
+@test "every alternative down: ECONNREFUSED within 50 ms, nothing dialled while the back-off runs, one line" {
+	local a count_a ms
+	start_failing close
+	a=$FAIL_PORT count_a=$FAIL_COUNT
+	start_failing close
+	run fo "socks5://127.0.0.1:$a|socks5://127.0.0.1:$FAIL_PORT" down "$HTTP_PORT" 50
+	echo "$output"
+	[[ "$output" =~ ^refused\ 50\ later-max-ms\ ([0-9]+)\.[0-9]+$ ]]
+	ms=${BASH_REMATCH[1]}
+	# The first connect tried both; the 49 after it dialled nothing, and
+	# none of them waited (the slowest, in ms).
+	[ "$(wc -l <"$count_a")" -eq 1 ]
+	[ "$(wc -l <"$FAIL_COUNT")" -eq 1 ]
+	[ "$ms" -lt 50 ]
+	grep -q 'every alternative of hop 1 is down after failing; the first is tried again in [0-9]* ms; the program sees ECONNREFUSED' "$LIBLOG"
+	[ "$(grep -c 'every alternative of hop 1 is down' "$LIBLOG")" -eq 1 ]
+}
+
+@test "the back-off is shared with forked and exec()ed children" {
+	start_socksifyd --no-auth -v
+	start_failing close
+	run fo "socks5://127.0.0.1:$FAIL_PORT|socks5://127.0.0.1:$PROXY_PORT" fork "$HTTP_PORT"
+	[ "$status" -eq 0 ]
+	[ "${lines[0]}" = "$HELLO_SHA" ]
+	[ "${lines[1]}" = "$HELLO_SHA" ]
+	[ "${lines[2]}" = "$HELLO_SHA" ]
+	# Only the parent's first connect tried the failing proxy.
+	[ "$(wc -l <"$FAIL_COUNT")" -eq 1 ]
+	[ "$(sessions_ok "$SOCKSIFYD_LOG")" -eq 3 ]
+}
+
+@test "a non-blocking connect (the engine) moves on too: EINPROGRESS, then writable, SO_ERROR 0, bytes intact" {
+	start_socksifyd --no-auth -v
+	start_failing silent
+	SOCKSIFY_TIMEOUT=2 run fo "socks5://127.0.0.1:$FAIL_PORT|socks5://127.0.0.1:$PROXY_PORT" nonblock "$HTTP_PORT"
+	[ "$status" -eq 0 ]
+	[ "${lines[0]}" = einprogress ]
+	[ "${lines[1]}" = "$HELLO_SHA" ]
+	grep -q "proxy 127.0.0.1:$FAIL_PORT (alternative 1 of 2) did not finish the handshake within 1000 ms" "$LIBLOG"
+}
+
+@test "the supervisor moves on: static busybox wget, first alternative refused" {
+	command -v file >/dev/null || skip "file is not installed"
+	local b=
+	for b in /bin/busybox "$(command -v busybox || true)"; do
+		[ -x "$b" ] && file -L "$b" | grep -q 'statically linked' && break
+		b=
+	done
+	[ -n "$b" ] || skip "no statically linked busybox (busybox-static)"
+	"$BUILD/tests/supcheck" probe >/dev/null 2>&1 || true
+	start_socksifyd --no-auth -v
+	start_failing close
+	run "$SOCKSIFY" -e none --mode seccomp -x "socks5://127.0.0.1:$FAIL_PORT|socks5://127.0.0.1:$PROXY_PORT" \
+		-- "$b" wget -q -O "$BATS_TEST_TMPDIR/got" "http://127.0.0.1:$HTTP_PORT/payload.bin"
+	[ "$status" -eq 0 ] || { echo "$output"; [ "$status" -ne 125 ] || skip "$output"; false; }
+	[ "$(sha <"$BATS_TEST_TMPDIR/got")" = "$PAYLOAD_SHA" ]
+	[ "$(wc -l <"$FAIL_COUNT")" -eq 1 ]
+	[ "$(sessions_ok "$SOCKSIFYD_LOG")" -eq 1 ]
+}
+
+@test "UDP ASSOCIATE moves on: the first alternative refused, datagrams through the second" {
+	start_socksifyd --no-auth -v
+	hold_refused_port
+	local pf=$BATS_TEST_TMPDIR/udpecho.port
+	python3 "$HELPERS/bindudp.py" echo 127.0.0.1 "$pf" "$BATS_TEST_TMPDIR/echo.log" from 3>&- >/dev/null 2>&1 &
+	PIDS+=($!)
+	wait_for_line "$pf" 50 '^[0-9]+$'
+	run env SOCKSIFY_EXCLUDE=none SOCKSIFY_LOG_FILE="$BATS_TEST_TMPDIR/lib.log" LD_PRELOAD="$LIB" \
+		SOCKSIFY_PROXY="socks5://127.0.0.1:$REFUSED_PORT|socks5://127.0.0.1:$PROXY_PORT" \
+		timeout -k 5 30 python3 "$HELPERS/udpcheck.py" once 127.0.0.1 "$(cat "$pf")"
+	[ "$output" = ok ]
+	grep -q 'cmd=udp-associate' "$SOCKSIFYD_LOG"
+	grep -q "proxy 127.0.0.1:$REFUSED_PORT (alternative 1 of 2) cannot be reached" "$BATS_TEST_TMPDIR/lib.log"
+}
+
+@test "socksify: --pick and alternatives are checked (exit 125 with the reason), --check says which alternative failed" {
+	run "$SOCKSIFY" --pick fastest true
+	[ "$status" -eq 125 ]
+	[ "$output" = "socksify: --pick fastest: not order or spread" ]
+	SOCKSIFY_PICK=random run "$SOCKSIFY" -x socks5://127.0.0.1:1 true
+	[ "$status" -eq 125 ]
+	[ "$output" = "socksify: SOCKSIFY_PICK random: not order or spread" ]
+	run "$SOCKSIFY" -x 'socks5://127.0.0.1:1|http://127.0.0.1:2' true
+	[ "$status" -eq 125 ]
+	[ "$output" = "socksify: proxy socks5://127.0.0.1:1|http://127.0.0.1:2: alternative 2: alternatives of one hop must share a scheme" ]
+	run "$SOCKSIFY" -x 'socks5://127.0.0.1:1|' true
+	[ "$status" -eq 125 ]
+	[[ "$output" == "socksify: proxy socks5://127.0.0.1:1|: alternative 2: "* ]]
+	start_socksifyd --no-auth -v
+	hold_refused_port
+	run "$SOCKSIFY" --check -x "socks5://127.0.0.1:$REFUSED_PORT|socks5://127.0.0.1:$PROXY_PORT" \
+		--check-target "127.0.0.1:$HTTP_PORT"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"hop 1 of 1, alternative 1 of 2, socks5://127.0.0.1:$REFUSED_PORT: TCP to 127.0.0.1:$REFUSED_PORT: FAILED: Connection refused"* ]]
+	[[ "$output" == *"hop 1 of 1, alternative 2 of 2, socks5://127.0.0.1:$PROXY_PORT: SOCKS5, no authentication; CONNECT 127.0.0.1:$HTTP_PORT: ok"* ]]
+	[[ "$output" == *"ok: the chain works"* ]]
+}
