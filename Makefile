@@ -165,7 +165,8 @@ FUZZ_RUN = $(addprefix fuzz_,$(patsubst fuzz_%,%,$(FUZZ_TARGETS)))
 FUZZ_SRC_fuzz_rules = server/rules.c server/log.c
 FUZZ_SRC_fuzz_users = server/users.c
 FUZZ_SRC_fuzz_config = server/config.c server/rules.c server/log.c server/outgoing.c
-FUZZ_SRC_fuzz_session = $(filter-out server/main.c server/listener.c server/loop.c server/resolver.c server/sd.c,$(SERVER_SRC)) \
+FUZZ_SRC_fuzz_metrics = server/metrics.c
+FUZZ_SRC_fuzz_session = $(filter-out server/main.c server/metrics_http.c server/listener.c server/loop.c server/resolver.c server/sd.c,$(SERVER_SRC)) \
                         tests/fuzz/fake_loop.c tests/fuzz/fake_resolver.c tests/fuzz/netshim.c
 FUZZ_FLAGS_fuzz_session = -include tests/fuzz/netshim.h -U_FORTIFY_SOURCE
 # fuzz_supervisor: the supervisor's resolver and the connect policy, with

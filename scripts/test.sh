@@ -195,7 +195,8 @@ stage_san() {
 # start under valgrind (each with a worker per CPU): CONNECT (IPv4, IPv6,
 # names, early data, half-close), authentication, failure replies, the
 # resolver's cancel paths, all of BIND and UDP ASSOCIATE, rules, SIGHUP and
-# the SIGTERM drain, and systemd's notifications around them. Each server's
+# the SIGTERM drain, systemd's notifications around them, and the metrics
+# endpoint under load and stalled scrapes. Each server's
 # log must end with no error and no definite leak.
 VG_CONNECT='curl --socks5-hostname|IPv6 target|refused target|unresolvable|unknown command|coalesced|users file: right|half-close|resolver'
 VG_OPS='deny by destination|SIGHUP|SIGTERM drains'
@@ -208,6 +209,7 @@ stage_valgrind() {
 	e2e valgrind tests/server_bind_udp.bats
 	e2e valgrind --filter "$VG_OPS" tests/server_ops.bats
 	e2e valgrind --filter 'NOTIFY_SOCKET' tests/systemd.bats
+	e2e valgrind --filter 'known load|stalls' tests/server_metrics.bats
 	unset SOCKSIFYD_WRAP SOCKSIFYD_READY_TRIES SOCKSIFYD_STOP_WAIT
 	runs=0 bad=0
 	for log in "$vg"/server.*; do

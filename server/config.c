@@ -45,6 +45,7 @@ enum config_opt {
 	CONFIG_OPT_OUTGOING,
 	CONFIG_OPT_PROXY_PROTOCOL,
 	CONFIG_OPT_PROXY_PROTOCOL_FROM,
+	CONFIG_OPT_METRICS,
 };
 
 enum {
@@ -75,6 +76,7 @@ static const struct option config_longopts[] = {
 	{ "log", required_argument, NULL, CONFIG_OPT_LOG },
 	{ "syslog", no_argument, NULL, CONFIG_OPT_SYSLOG },
 	{ "outgoing", required_argument, NULL, CONFIG_OPT_OUTGOING },
+	{ "metrics", required_argument, NULL, CONFIG_OPT_METRICS },
 	{ "proxy-protocol", no_argument, NULL, CONFIG_OPT_PROXY_PROTOCOL },
 	{ "proxy-protocol-from", required_argument, NULL, CONFIG_OPT_PROXY_PROTOCOL_FROM },
 	{ "config", required_argument, NULL, CONFIG_OPT_CONFIG },
@@ -127,6 +129,8 @@ config_usage(FILE *f)
 	    "                             header (v1 or v2) naming the client\n"
 	    "      --proxy-protocol-from CIDR  believe it only from there (repeatable;\n"
 	    "                             default loopback)\n"
+	    "      --metrics ADDR:PORT    serve Prometheus metrics at /metrics there (off\n"
+	    "                             loopback only with --no-auth: no password)\n"
 	    "  -h, --help                 this help\n"
 	    "  -V, --version              print the version\n"
 	    "SIGHUP reloads users and rules and reopens the log; SIGTERM or SIGINT drains, and a second one exits.\n",
@@ -611,6 +615,22 @@ config_apply(struct config *c, int opt, const char *arg, bool in_file,
 	case CONFIG_OPT_PROXY_PROTOCOL:
 		c->lim.proxy_protocol = true;
 		return 0;
+	case CONFIG_OPT_METRICS: {
+		char reason[CONFIG_REASON_MAX];
+		bool every = false;
+
+		if (config_listen_parse(arg, &c->metrics.addr, &every, reason, sizeof(reason)) < 0) {
+			snprintf(why, whylen, "bad metrics address '%s': %s", arg, reason);
+			return -1;
+		}
+		if (every) {
+			snprintf(why, whylen, "bad metrics address '%s': one address, "
+			    "not every one (':PORT')", arg);
+			return -1;
+		}
+		c->has_metrics = true;	/* a later one replaces it */
+		return 0;
+	}
 	case CONFIG_OPT_PROXY_PROTOCOL_FROM:
 		if (c->lim.npp_from == SERVER_PP_FROM_MAX) {
 			snprintf(why, whylen, "proxy-protocol-from: at most %d networks",

@@ -48,6 +48,8 @@ struct config {
 	bool syslog;			/* --syslog */
 	unsigned workers;		/* --workers; 0: one per CPU */
 	bool accept_shared;		/* --accept shared */
+	bool has_metrics;		/* --metrics ADDR:PORT */
+	struct config_listen metrics;
 	struct server_limits lim;
 	struct rules *rules;		/* owned until handed on */
 };

@@ -36,6 +36,7 @@
 #include "listener.h"
 #include "sd.h"
 #include "log.h"
+#include "metrics.h"
 #include "relay.h"
 #include "rules.h"
 #include "server.h"
@@ -661,6 +662,8 @@ main(int argc, char **argv)
 	struct rlimit rl;
 	sigset_t sigs;
 	char why[1024];
+	struct config_listen metrics_at;
+	bool has_metrics, no_auth;
 	size_t i, fd_limit, fd_base;
 	unsigned k;
 	int sigfd, nlfd = -1, r, act_fds[SERVER_MAX_LISTENERS], nact;
@@ -741,6 +744,9 @@ main(int argc, char **argv)
 	}
 	if ((conf_cur = calloc(1, sizeof(*conf_cur))) == NULL)
 		log_fatal(EXIT_FAILURE, "out of memory");
+	has_metrics = cfg.has_metrics;
+	metrics_at = cfg.metrics;
+	no_auth = cfg.no_auth;
 	if (main_protect_rules(cfg.rules) < 0)
 		log_fatal(EXIT_FAILURE, "bad SERVER_PROTECTED_NETS");
 	conf_cur->users = users;
@@ -772,6 +778,12 @@ main(int argc, char **argv)
 		log_fatal(EXIT_FAILURE, "event loop: %s", strerror(r < 0 ? -r : errno));
 	if (main_protect)
 		nlfd = host_watch(main_loop);
+	/* The scrapes are the main thread's: a worker never waits on one. */
+	if (has_metrics && !metrics_listen(&metrics_at, main_loop, workers, nworkers) &&
+	    !no_auth)
+		log_fatal(SERVER_EXIT_USAGE, "refusing --metrics on %s: off loopback anyone "
+		    "could read them, and they take no password; give --no-auth to serve "
+		    "them anyway", metrics_name());
 
 	fd_limit = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY ?
 	    (size_t)rl.rlim_cur : (size_t)-1 / 2;
@@ -804,6 +816,13 @@ main(int argc, char **argv)
 
 		log_ready_line(line, (size_t)n);
 	}
+	if (has_metrics) {
+		char line[sizeof("socksifyd: metrics on \n") + S5_ADDR_TEXT_MAX];
+		int n = snprintf(line, sizeof(line), "socksifyd: metrics on %s\n",
+		    metrics_name());
+
+		log_ready_line(line, (size_t)n);
+	}
 
 	workers_running = nworkers;
 	for (k = 0; k < nworkers; k++) {
@@ -817,6 +836,7 @@ main(int argc, char **argv)
 		log_error("epoll_wait: %s", strerror(-r));
 	loop_timer_stop(main_loop, &sd_timer);
 	sd_close();
+	metrics_close();
 
 	for (k = 0; k < nworkers; k++) {
 		pthread_join(workers[k].thread, NULL);

@@ -18,6 +18,7 @@
 
 #include "defaults.h"
 #include "loop.h"
+#include "metrics.h"
 #include "resolver.h"
 #include "socks5.h"
 #include "users.h"
@@ -101,6 +102,7 @@ struct server {
 	size_t nlst;
 	bool lst_stalled;		/* some listener waits for a session to close */
 	uint64_t accept_warned_ms;	/* loop clock of the last accept warning */
+	struct metrics metrics;		/* this worker's counts (metrics.c) */
 };
 
 /* A session closed, so a descriptor is free: resume stalled listeners. */

@@ -64,6 +64,8 @@ struct session {
 	struct relay r;
 	struct loop_timer timer;	/* the deadline of the current state */
 	uint64_t start_ms, last_ms;	/* accepted, last byte relayed */
+	uint64_t start_us;		/* accepted, CLOCK_MONOTONIC µs (metrics) */
+	uint64_t counted_up, counted_down;	/* bytes the metrics have */
 	struct sockaddr_storage peer;
 	bool have_req;
 	struct s5_request req;
@@ -150,6 +152,47 @@ session_cmd_name(const struct session *s)
 	}
 }
 
+/* The bytes relayed each way so far: the target's, never our replies; for
+ * UDP ASSOCIATE the datagrams' payload, not the control connection's. */
+static void
+session_bytes(const struct session *s, uint64_t *up, uint64_t *down)
+{
+	uint64_t last;
+
+	*down = s->connected && s->r.down.bytes > s->hs_down ?
+	    s->r.down.bytes - s->hs_down : 0;
+	*up = s->r.up.bytes;
+	if (s->udp != NULL)
+		udp_assoc_stats(s->udp, up, down, &last);
+}
+
+/* What the metrics do not have yet of session_bytes(), given to them. */
+static void
+session_count_bytes(struct session *s)
+{
+	uint64_t up, down;
+
+	session_bytes(s, &up, &down);
+	metrics_bytes(&s->srv->metrics, up > s->counted_up ? up - s->counted_up : 0,
+	    down > s->counted_down ? down - s->counted_down : 0);
+	if (up > s->counted_up)
+		s->counted_up = up;
+	if (down > s->counted_down)
+		s->counted_down = down;
+}
+
+/* A success reply: its code, and the handshake's time since accept(). */
+static void
+session_count_success(struct session *s)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	metrics_reply(&s->srv->metrics, S5_REP_SUCCEEDED);
+	metrics_handshake(&s->srv->metrics, (uint64_t)now.tv_sec * 1000000u +
+	    (uint64_t)now.tv_nsec / 1000u - s->start_us);
+}
+
 /* One tab-separated key=value line per session, written with one write(). */
 static void
 session_log(const struct session *s, const char *outcome)
@@ -159,7 +202,7 @@ session_log(const struct session *s, const char *outcome)
 	char etarget[4 * S5_ADDR_TEXT_MAX], euser[4 * S5_CRED_MAX + 1];
 	struct timespec now;
 	struct tm tm;
-	uint64_t up, down, last;
+	uint64_t up, down;
 	int n;
 
 	clock_gettime(CLOCK_REALTIME, &now);
@@ -177,13 +220,7 @@ session_log(const struct session *s, const char *outcome)
 		session_escape(euser, sizeof(euser), s->user, s->ulen);
 	else
 		strcpy(euser, "-");
-	/* Our own replies are not the target's bytes. */
-	down = s->connected && s->r.down.bytes > s->hs_down ?
-	    s->r.down.bytes - s->hs_down : 0;
-	up = s->r.up.bytes;
-	/* UDP ASSOCIATE: the payload relayed, not the control connection's. */
-	if (s->udp != NULL)
-		udp_assoc_stats(s->udp, &up, &down, &last);
+	session_bytes(s, &up, &down);
 	n = snprintf(line, sizeof(line),
 	    "%s.%03ldZ\tclient=%s\tuser=%s\tcmd=%s\ttarget=%s\tconnected=%s"
 	    "\tc2t=%llu\tt2c=%llu\tms=%llu\toutcome=%s\n",
@@ -269,6 +306,11 @@ session_close(struct session *s, const char *outcome)
 	if (level >= LOG_LEVEL_VERBOSE ||
 	    (level >= LOG_LEVEL_INFO && session_notable(outcome)))
 		session_log(s, outcome);
+	session_count_bytes(s);
+	metrics_session_end(&srv->metrics, session_cmd_name(s), outcome);
+	metrics_session(&srv->metrics, -1);
+	if (s->state == SESSION_UDP)
+		metrics_udp(&srv->metrics, -1);
 	loop_timer_stop(srv->loop, &s->timer);
 	if (s->job != NULL)
 		resolver_cancel(srv->resolver, s->job);
@@ -434,6 +476,7 @@ session_fail_rep(struct session *s, uint8_t rep, const char *outcome)
 
 	/* RFC 1928 §6: on failure BND.ADDR carries no meaning; send 0.0.0.0:0. */
 	s5_addr_set_ip4(&reply.bnd, any, 0);
+	metrics_reply(&s->srv->metrics, rep);
 	session_fail(s, msg, s5_encode_reply(msg, sizeof(msg), &reply),
 	    outcome != NULL ? outcome : s5_rep_str(rep));
 }
@@ -497,6 +540,7 @@ session_bind_listen(struct session *s)
 		session_end(s, "out of memory");
 		return;
 	}
+	session_count_success(s);
 	s->state = SESSION_BIND_WAIT;
 	session_arm(s, s->srv->lim.bind_ms);
 	session_flush_client(s);
@@ -666,6 +710,8 @@ session_start_udp(struct session *s)
 		session_end(s, "out of memory");
 		return;
 	}
+	session_count_success(s);
+	metrics_udp(&s->srv->metrics, 1);
 	s->state = SESSION_UDP;
 	session_arm(s, s->srv->lim.udp_idle_ms);
 	session_flush_client(s);
@@ -767,6 +813,7 @@ session_auth_reply(struct session *s, bool ok, const char *outcome)
 	int r = s5_encode_auth_reply(msg, sizeof(msg), ok ? S5_AUTH_SUCCESS : S5_AUTH_FAILURE);
 
 	if (!ok) {
+		metrics_auth_failed(&s->srv->metrics);
 		session_fail(s, msg, r, outcome);
 		return -1;
 	}
@@ -991,6 +1038,7 @@ session_connected(struct session *s)
 		session_end(s, "out of memory");
 		return;
 	}
+	session_count_success(s);
 	session_enter_relay(s);
 }
 
@@ -1058,8 +1106,10 @@ session_relay(struct session *s, int readable)
 	bool moved;
 	int r = relay_step(&s->r, readable, &moved);
 
-	if (moved)
+	if (moved) {
 		s->last_ms = loop_now(s->srv->loop);
+		session_count_bytes(s);
+	}
 	if (r < 0)
 		session_end(s, strerror(-r));
 	else if (r == 1)
@@ -1289,6 +1339,13 @@ session_start(struct server *srv, int fd, const struct sockaddr *peer,
 	srv->sessions = s;
 	srv->nsessions++;
 	server_session_born(srv);
+	metrics_session(&srv->metrics, 1);
+	{
+		struct timespec now;
+
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		s->start_us = (uint64_t)now.tv_sec * 1000000u + (uint64_t)now.tv_nsec / 1000u;
+	}
 	session_arm(s, srv->lim.handshake_ms);
 	/* A header is believed only from a balancer's address: anyone else
 	 * could name a client the rules trust. The rules wait for it. */

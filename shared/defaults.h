@@ -45,6 +45,10 @@
 #define SERVER_MAX_SESSIONS_MAX		1000000	/* largest --max-sessions accepted */
 #define SERVER_RULES_MAX		4096	/* --allow/--deny rules, flags and config together */
 #define SERVER_PP_FROM_MAX		16	/* --proxy-protocol-from networks */
+#define SERVER_METRICS_CONNS		16	/* --metrics: scrapes served at once; more are closed */
+#define SERVER_METRICS_TIMEOUT_MS	5000	/* a scrape's whole life, request to last byte */
+#define SERVER_METRICS_REQUEST_MAX	4096	/* its request, bytes (the head; no body) */
+#define SERVER_METRICS_OUTCOMES		64	/* command and outcome pairs counted per worker */
 #define SERVER_CONFIG_ITEMS_MAX		4096	/* options on the command line */
 #define SERVER_LOOPBACK_NETS		"127.0.0.0/8,::1"	/* listeners here may run without --users */
 /* Denied destinations when a listener is not on loopback (rules.h): the

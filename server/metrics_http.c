@@ -1,0 +1,200 @@
+/*
+ * metrics_http.c: --metrics ADDR:PORT, the scrapes, on the main thread's
+ * loop (see metrics.c for why there and what is counted).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "listener.h"
+#include "log.h"
+#include "metrics.h"
+#include "server.h"
+
+static struct server *metrics_workers;
+static unsigned metrics_nworkers;
+
+struct metrics_conn {
+	int fd;
+	struct metrics_conn *next;
+	struct loop_timer timer;
+	char in[SERVER_METRICS_REQUEST_MAX];
+	size_t in_len;
+	char *out;			/* the answer, once the request is in */
+	size_t out_len, out_off;
+};
+
+static struct loop *metrics_loop;
+static struct listener metrics_lst = { .fd = -1 };
+static struct metrics_conn *metrics_conns;
+static unsigned metrics_nconns;
+
+static void
+metrics_conn_close(struct metrics_conn *c)
+{
+	struct metrics_conn **pp;
+
+	for (pp = &metrics_conns; *pp != NULL; pp = &(*pp)->next)
+		if (*pp == c) {
+			*pp = c->next;
+			break;
+		}
+	loop_timer_stop(metrics_loop, &c->timer);
+	loop_del(metrics_loop, c->fd);
+	close(c->fd);
+	free(c->out);
+	free(c);
+	metrics_nconns--;
+}
+
+static void
+metrics_on_timer(struct loop *l, void *arg)
+{
+	(void)l;
+	metrics_conn_close(arg);
+}
+
+/* The answer to the request head in c->in: status and body into c->out. */
+static void
+metrics_answer(struct metrics_conn *c)
+{
+	struct metrics_text body = { 0 }, all = { 0 };
+	const char *status;
+
+	c->in[c->in_len < sizeof(c->in) ? c->in_len : sizeof(c->in) - 1] = '\0';
+	status = metrics_request(c->in);
+	if (strcmp(status, "200 OK") == 0) {
+		if (metrics_render(&body, metrics_workers, metrics_nworkers) < 0)
+			status = "500 Internal Server Error";
+	} else {
+		mt_printf(&body, "%s\n", status);
+	}
+	if (strncmp(status, "500", 3) == 0) {
+		body.len = 0;
+		body.failed = false;
+		mt_printf(&body, "%s\n", status);
+	}
+	mt_printf(&all, "HTTP/1.1 %s\r\nContent-Type: text/plain; version=0.0.4; "
+	    "charset=utf-8\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n%.*s",
+	    status, body.len, (int)body.len, body.buf != NULL ? body.buf : "");
+	free(body.buf);
+	c->out = all.buf;
+	c->out_len = all.failed ? 0 : all.len;
+	c->out_off = 0;
+}
+
+static void
+metrics_on_conn(struct loop *l, int fd, uint32_t events, void *arg)
+{
+	struct metrics_conn *c = arg;
+	ssize_t n;
+
+	(void)events;
+	if (c->out == NULL) {
+		n = recv(fd, c->in + c->in_len, sizeof(c->in) - 1 - c->in_len, 0);
+		if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+			metrics_conn_close(c);
+			return;
+		}
+		if (n < 0)
+			return;
+		c->in_len += (size_t)n;
+		c->in[c->in_len] = '\0';
+		if (strstr(c->in, "\r\n\r\n") == NULL && strstr(c->in, "\n\n") == NULL) {
+			if (c->in_len == sizeof(c->in) - 1)
+				metrics_conn_close(c);	/* no head fits: nothing to answer */
+			return;
+		}
+		metrics_answer(c);
+		if (c->out_len == 0) {
+			metrics_conn_close(c);
+			return;
+		}
+	}
+	while (c->out_off < c->out_len) {
+		n = send(fd, c->out + c->out_off, c->out_len - c->out_off, MSG_NOSIGNAL);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN) {
+			/* The scraper reads slowly: the loop tells us when it has. */
+			(void)loop_set(l, fd, EPOLLOUT);
+			return;
+		}
+		if (n < 0) {
+			metrics_conn_close(c);
+			return;
+		}
+		c->out_off += (size_t)n;
+	}
+	metrics_conn_close(c);
+}
+
+static void
+metrics_on_accept(struct loop *l, int fd, uint32_t events, void *arg)
+{
+	struct metrics_conn *c;
+	int cfd;
+
+	(void)events;
+	(void)arg;
+	while ((cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0) {
+		if (metrics_nconns == SERVER_METRICS_CONNS ||
+		    (c = calloc(1, sizeof(*c))) == NULL) {
+			close(cfd);
+			continue;
+		}
+		c->fd = cfd;
+		if (loop_add(l, cfd, EPOLLIN, metrics_on_conn, c) < 0) {
+			close(cfd);
+			free(c);
+			continue;
+		}
+		if (loop_timer_start(l, &c->timer, SERVER_METRICS_TIMEOUT_MS, metrics_on_timer, c) < 0) {
+			loop_del(l, cfd);
+			close(cfd);
+			free(c);
+			continue;
+		}
+		c->next = metrics_conns;
+		metrics_conns = c;
+		metrics_nconns++;
+	}
+}
+
+bool
+metrics_listen(const struct config_listen *cl, struct loop *l, struct server *workers,
+    unsigned n)
+{
+	int r;
+
+	metrics_workers = workers;
+	metrics_nworkers = n;
+	metrics_loop = l;
+	listener_bind(&metrics_lst, cl, 1, false);
+	if ((r = loop_add(l, metrics_lst.fd, EPOLLIN, metrics_on_accept, NULL)) < 0)
+		log_fatal(EXIT_FAILURE, "--metrics: event loop: %s", strerror(-r));
+	return listener_on_loopback(&metrics_lst);
+}
+
+const char *
+metrics_name(void)
+{
+	return metrics_lst.name;
+}
+
+void
+metrics_close(void)
+{
+	while (metrics_conns != NULL)
+		metrics_conn_close(metrics_conns);
+	if (metrics_lst.fd >= 0) {
+		loop_del(metrics_loop, metrics_lst.fd);
+		close(metrics_lst.fd);
+		metrics_lst.fd = -1;
+	}
+}
