@@ -413,7 +413,9 @@ async_drive(struct async_slot *s, uint32_t revents)
 static long long
 async_due(const struct async_slot *s)
 {
-	return s->t.give_up > 0 && s->t.give_up < s->deadline ? s->t.give_up : s->deadline;
+	long long due = tunnel_due(&s->t);
+
+	return due < s->deadline ? due : s->deadline;
 }
 
 /* The earliest deadline of a pending slot, or -1. Lock held. */
@@ -1074,7 +1076,7 @@ async_drive_inline(struct async_slot *s, uint32_t gen, int fd)
 		}
 		for (;;) {
 			now = tunnel_now_ms();
-			give_up = t.give_up > 0 && t.give_up < deadline ? t.give_up : deadline;
+			give_up = tunnel_due(&t) < deadline ? tunnel_due(&t) : deadline;
 			until = stop >= 0 && stop < give_up ? stop : give_up;
 			if (now >= give_up) {
 				/* This attempt's time is up: the next alternative,

@@ -560,6 +560,7 @@ static void
 config_load(void)
 {
 	struct preload_config *c = &preload_cfg;
+	size_t i;
 
 	config_busy = true;
 	/* Logging settings first, so that later complaints go where asked. */
@@ -576,6 +577,13 @@ config_load(void)
 			snprintf(c->chain_text, sizeof(c->chain_text),
 			    "(invalid SOCKSIFY_PROXY)");
 	}
+	/* Alternatives share their health through the tree's table: mapped
+	 * now, not on a first connect (which may run in a signal handler). */
+	for (i = 0; i < c->nhops && !c->proxy_invalid; i++)
+		if (c->nalts[i] > 1) {
+			(void)fakedns_health();
+			break;
+		}
 	preload_log(LOG_LVL_DEBUG, "proxy %s (%s resolution), %zu exclusions, "
 	    "timeout %d ms", c->chain_text, c->remote_dns ? "remote" : "local",
 	    c->nexcludes, c->timeout_ms);
@@ -614,23 +622,11 @@ preload_is_excluded(const struct s5_addr *a)
 bool
 preload_name_excluded(const char *name)
 {
-	size_t len = strlen(name), elen, i;
-	const char *e;
+	size_t len = strlen(name), i;
 
-	if (len > 0 && name[len - 1] == '.')
-		len--;
-	for (i = 0; i < preload_cfg.nexclude_names; i++) {
-		e = preload_cfg.exclude_names[i];
-		elen = strlen(e);
-		if (e[0] == '.') {
-			if ((len == elen - 1 && strncasecmp(name, e + 1, len) == 0) ||
-			    (len > elen &&
-			    strncasecmp(name + len - elen, e, elen) == 0))
-				return true;
-		} else if (len == elen && strncasecmp(name, e, len) == 0) {
+	for (i = 0; i < preload_cfg.nexclude_names; i++)
+		if (s5_name_match(preload_cfg.exclude_names[i], name, len))
 			return true;
-		}
-	}
 	return false;
 }
 

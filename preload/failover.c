@@ -18,31 +18,47 @@
  *               nothing waits, nothing spins.
  *   attempt     tunnel_attempt() gives each attempt a deadline: what is
  *               left of SOCKSIFY_TIMEOUT, divided among this attempt and
- *               the alternatives alive still untried. So a proxy that never
- *               answers (a blackhole: SYNs dropped, or a greeting never
- *               answered) costs at most its share, and the last attempt
- *               has all that remains.
+ *               the alternatives of the hop at stake still untried and
+ *               alive (tunnel_share()), recomputed as the handshake
+ *               reaches each hop. So a proxy that never answers (a
+ *               blackhole: SYNs dropped, or a greeting never answered)
+ *               costs at most its share, and a hop without alternatives
+ *               left has all that remains.
  *   failure     a drive that fails calls tunnel_retry() (tunnel.c). What
  *               failed is a proxy when the dial to the first hop failed or
- *               timed out, or when hop k's handshake failed (no answer,
- *               garbage, a hang-up, no acceptable method, credentials
- *               refused): hop k's alternative. A refusal by hop k of the
- *               next hop (a reply 02-08 about it) is a failure of hop
- *               k + 1's alternative. A refusal by the last hop of the
- *               target is the target's business: no failover, and the
- *               proxy stays alive. The failed alternative is marked down
- *               (failover_down()), one rate-limited line says so, the
- *               socket is disconnected (AF_UNSPEC: Linux lets a TCP socket
- *               connect() again after it, whatever state it was in), and
- *               the next alternative alive and untried at that position is
- *               picked; positions before it keep theirs. The driver dials
- *               again. With none left, the last failure is the connect's.
+ *               timed out, or when hop k failed before it answered anything
+ *               (no answer, a hang-up), or answered garbage, no acceptable
+ *               method or a refusal of the credentials: hop k's
+ *               alternative. Once hop k has answered it is alive: a stall
+ *               or hang-up after that, or a refusal (reply 02-08), is about
+ *               what hop k was asked to reach: the next hop's alternative,
+ *               or for the last hop the target, which is no proxy's
+ *               failure (no failover, nobody marked down, and the wait runs
+ *               to the connect's own deadline: a slow target is waited for).
+ *               The failed alternative is marked down (failover_down()),
+ *               one rate-limited line says so, the socket is disconnected
+ *               (AF_UNSPEC: Linux lets a TCP socket connect() again after
+ *               it, whatever state it was in), and the next alternative
+ *               alive and untried at that position is picked; positions
+ *               before it keep theirs. The driver dials again. With none
+ *               left, the last failure is the connect's.
  *   success     the alternatives used are alive again (failover_up()).
+ *   BIND        a listening socket's BIND (listen.c) goes through the
+ *               first-hop alternative the program's connection took
+ *               (tunnel_follow()): FTP servers want the PORT address on the
+ *               control connection's host.
+ *
+ * A socket reaches only the alternatives of its own family (or IPv4 ones
+ * from an IPv6 socket): the engine swaps a socket's family for the first
+ * pick before it dials, never in the middle of a connect; an alternative
+ * of the other family is skipped for that socket, not marked down.
  *
  * Down means skipped for a back-off: PRELOAD_BACKOFF_MIN_MS after the first
  * failure, doubling with each failure that follows (a probe after the
  * back-off that fails again) up to PRELOAD_BACKOFF_MAX_MS; any success
- * clears it. Only positions with two alternatives or more keep health: a
+ * clears it. Failures reported while it is down (connects that were under
+ * way) do not lengthen it. --pick spread takes one turn of the shared
+ * counter per connect, each position with alternatives a digit of it. Only positions with two alternatives or more keep health: a
  * lone proxy is tried on every connect, as before alternatives existed (a
  * proxy that comes back is used at once).
  *
@@ -53,7 +69,10 @@
  * the proxy's scheme, user name, host and port (never its password); it is
  * claimed with a compare-and-swap and its fields are single atomic words,
  * so processes update it without a lock and a torn update costs at most one
- * back-off step. CLOCK_MONOTONIC is the same for every process of the host.
+ * back-off step; a time read back that lies past the longest back-off counts
+ * as none, so no process can keep a proxy down for good. CLOCK_MONOTONIC is
+ * the same for every process of the host. The table is mapped when the
+ * configuration is read, if a hop has alternatives.
  * When the table is full or cannot be mapped, a proxy has no health: it is
  * always alive (order and spread still hold, per process).
  *
@@ -121,6 +140,18 @@ failover_slot(const struct s5_proxy *p, bool claim)
 	return NULL;
 }
 
+/* The back-off of slot s left at now, ms (0: none). Any process of the
+ * tree writes the table: a value beyond the longest back-off is none. */
+static long long
+failover_left(struct failover_slot *s, long long now)
+{
+	long long until = atomic_load_explicit(&s->until_ms, memory_order_relaxed);
+
+	if (until <= now || until > now + PRELOAD_BACKOFF_MAX_MS)
+		return 0;
+	return until - now;
+}
+
 /* Alternative k of position i is skipped now (a back-off runs). */
 static bool
 failover_is_down(size_t i, size_t k, long long now)
@@ -132,7 +163,7 @@ failover_is_down(size_t i, size_t k, long long now)
 		return true;
 	if (preload_cfg.nalts[i] < 2 || (s = failover_slot(&h->proxy, false)) == NULL)
 		return false;
-	return atomic_load_explicit(&s->until_ms, memory_order_relaxed) > now;
+	return failover_left(s, now) > 0;
 }
 
 /* The alternative of position i to use from start (in rotation), alive and
@@ -156,7 +187,8 @@ failover_pick(struct tunnel *t)
 	struct failover_health *fh;
 	long long now = -1;
 	size_t i, start;
-	uint32_t turn;
+	uint32_t turn = 0;
+	bool turned = false;
 	int k;
 
 	for (i = 0; i < preload_cfg.nhops; i++) {
@@ -166,11 +198,17 @@ failover_pick(struct tunnel *t)
 		if (now < 0)
 			now = tunnel_now_ms();
 		start = 0;
-		if (preload_cfg.spread) {
-			fh = fakedns_health();
-			turn = atomic_fetch_add_explicit(fh != NULL ? &fh->spread :
-			    &failover_local_spread, 1, memory_order_relaxed);
+		if (preload_cfg.spread && preload_cfg.nalts[i] > 1) {
+			/* One turn per connect, every position its digit: a
+			 * chain "a|b,c|d" goes a-c, b-c, a-d, b-d. */
+			if (!turned) {
+				fh = fakedns_health();
+				turn = atomic_fetch_add_explicit(fh != NULL ? &fh->spread :
+				    &failover_local_spread, 1, memory_order_relaxed);
+				turned = true;
+			}
 			start = turn % preload_cfg.nalts[i];
+			turn /= (uint32_t)preload_cfg.nalts[i];
 		}
 		if ((k = failover_choose(t, i, start, now)) < 0) {
 			t->down_hop = i + 1;
@@ -197,16 +235,16 @@ failover_next(struct tunnel *t, size_t i, bool mark_down)
 }
 
 size_t
-failover_untried(const struct tunnel *t)
+failover_untried(const struct tunnel *t, size_t i)
 {
 	long long now = tunnel_now_ms();
-	size_t i, k, n = 0;
+	size_t k, n = 0;
 
-	for (i = 0; i < preload_cfg.nhops; i++)
-		for (k = 0; k < preload_cfg.nalts[i] && preload_cfg.nalts[i] > 1; k++)
-			if (k != t->alt[i] && !(t->tried[i] & (1u << k)) &&
-			    !failover_is_down(i, k, now))
-				n++;
+	for (k = 0; i < preload_cfg.nhops && preload_cfg.nalts[i] > 1 &&
+	    k < preload_cfg.nalts[i]; k++)
+		if (k != t->alt[i] && !(t->tried[i] & (1u << k)) &&
+		    !failover_is_down(i, k, now))
+			n++;
 	return n;
 }
 
@@ -214,16 +252,23 @@ void
 failover_down(const struct s5_proxy *p, size_t i)
 {
 	struct failover_slot *s;
+	long long now;
 	uint32_t b;
 
 	if (i >= preload_cfg.nhops || preload_cfg.nalts[i] < 2 ||
 	    (s = failover_slot(p, true)) == NULL)
 		return;
+	now = tunnel_now_ms();
+	/* Down already: connects that were under way when it failed say so
+	 * again, and must not lengthen the back-off; only a probe after it
+	 * (or a first failure) does. */
+	if (failover_left(s, now) > 0)
+		return;
 	b = atomic_load_explicit(&s->backoff_ms, memory_order_relaxed);
-	b = b == 0 ? PRELOAD_BACKOFF_MIN_MS : b >= PRELOAD_BACKOFF_MAX_MS / 2 ?
-	    PRELOAD_BACKOFF_MAX_MS : b * 2;
+	b = b == 0 || b > PRELOAD_BACKOFF_MAX_MS ? PRELOAD_BACKOFF_MIN_MS :
+	    b >= PRELOAD_BACKOFF_MAX_MS / 2 ? PRELOAD_BACKOFF_MAX_MS : b * 2;
 	atomic_store_explicit(&s->backoff_ms, b, memory_order_relaxed);
-	atomic_store_explicit(&s->until_ms, tunnel_now_ms() + b, memory_order_relaxed);
+	atomic_store_explicit(&s->until_ms, now + b, memory_order_relaxed);
 }
 
 void
@@ -256,7 +301,7 @@ failover_retry_in(size_t i)
 		if (preload_cfg.hops[i][k].unusable ||
 		    (s = failover_slot(&preload_cfg.hops[i][k].proxy, false)) == NULL)
 			continue;
-		until = atomic_load_explicit(&s->until_ms, memory_order_relaxed) - now;
+		until = failover_left(s, now);
 		if (until > 0 && (soonest < 0 || until < soonest))
 			soonest = until;
 	}

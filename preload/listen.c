@@ -654,6 +654,9 @@ listen_request(int conn, struct tunnel *t, int *proxy, char *dest, size_t cap)
 		snprintf(dest, cap, "?");
 	tunnel_init(t, &dst);
 	t->cmd = S5_CMD_BIND;
+	/* Through the alternative the connection itself took: an FTP server
+	 * wants its PORT address on the control connection's host. */
+	tunnel_follow(t, conn);
 	/* BIND is SOCKS5's: an HTTP or SOCKS4 last hop is refused as a
 	 * proxy refuses the command (reply 07). */
 	if (preload_cfg.proxy_invalid || preload_cfg.nhops == 0 ||

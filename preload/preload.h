@@ -278,8 +278,10 @@ struct tunnel {
 	uint8_t alt[PRELOAD_MAX_PROXIES];
 	uint8_t tried[PRELOAD_MAX_PROXIES];
 	size_t down_hop;
-	long long give_up;		/* this attempt's deadline (tunnel_attempt()) */
-	int share_ms;			/* its length when others may follow, else 0 */
+	long long give_up;		/* this attempt's deadline (tunnel_attempt()), 0: none */
+	long long deadline;		/* the connect's (SOCKSIFY_TIMEOUT) */
+	int share_ms;			/* the attempt's length when others may follow, else 0 */
+	bool answered;			/* hop t->hop has sent us something: it is alive */
 };
 
 /* failover.c: alternatives of a hop and their health. */
@@ -288,8 +290,8 @@ void failover_pick(struct tunnel *t);
 /* Position i's alternative in use failed (down: mark it so): the next
  * one alive and untried becomes t's, or false when there is none. */
 bool failover_next(struct tunnel *t, size_t i, bool down);
-/* Alternatives alive that t has not used yet, at every position. */
-size_t failover_untried(const struct tunnel *t);
+/* Alternatives of position i alive that t has not used yet. */
+size_t failover_untried(const struct tunnel *t, size_t i);
 /* p, alternative of position i, failed: skipped for a back-off. */
 void failover_down(const struct s5_proxy *p, size_t i);
 /* t succeeded: its alternatives are alive. */
@@ -309,6 +311,10 @@ int tunnel_all_down(const struct tunnel *t);
 /* The start of an attempt (a dial of the first hop) with deadline the
  * connect's: sets and returns t->give_up, its share of the time left. */
 long long tunnel_attempt(struct tunnel *t, long long deadline);
+/* When t must move on or end: the attempt's deadline, else the connect's. */
+long long tunnel_due(const struct tunnel *t);
+/* A BIND for the program's connection on fd: the first hop it reached. */
+void tunnel_follow(struct tunnel *t, int fd);
 /* t failed with err (a positive errno: tunnel_step()'s, the dial's, or
  * ETIMEDOUT for an attempt's deadline) on fd: when another alternative may be
  * tried before deadline, fd is disconnected, t reset to dial that one

@@ -593,7 +593,9 @@ static int sup_dial(int fd, const struct sockaddr *sa, socklen_t len, bool *nonb
 static long long
 sup_job_due(const struct sup_job *j)
 {
-	return j->t.give_up > 0 && j->t.give_up < j->deadline ? j->t.give_up : j->deadline;
+	long long due = tunnel_due(&j->t);
+
+	return due < j->deadline ? due : j->deadline;
 }
 
 /*
@@ -856,6 +858,10 @@ sup_tunnel(uint64_t id, int fd, int domain, const struct sockaddr_storage *sa,
 	r = tunnel_first_sockaddr(&t, fd, domain, &hop, &hoplen);
 	if (r == -EAFNOSUPPORT && domain == AF_INET6 &&
 	    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero)) == 0)
+		r = tunnel_first_sockaddr(&t, fd, domain, &hop, &hoplen);
+	/* The supervisor swaps no socket: an alternative of this family. */
+	while (r == -EAFNOSUPPORT &&
+	    tunnel_retry(&t, fd, EAFNOSUPPORT, sup_now() + preload_cfg.timeout_ms))
 		r = tunnel_first_sockaddr(&t, fd, domain, &hop, &hoplen);
 	if (r < 0) {
 		preload_log(LOG_LVL_ERROR, "an IPv%c socket cannot reach proxy %s: "

@@ -82,6 +82,8 @@ tunnel_hop_errno(const struct tunnel *t, int err)
 	return -err;
 }
 
+static void tunnel_share(struct tunnel *t, size_t pos);
+
 int
 tunnel_step(struct tunnel *t, int fd)
 {
@@ -103,9 +105,12 @@ tunnel_step(struct tunnel *t, int fd)
 				s5_client_init_proto(&t->c, hop->proto, t->cmd, &t->dst,
 				    hop->has_cred ? &hop->cred : NULL);
 			t->started = true;
+			t->answered = false;
 			t->in_len = 0;
 			t->out_off = 0;
 			t->writing = false;
+			if (t->hop > 0)
+				tunnel_share(t, t->hop);
 		}
 		if (t->writing) {
 			while (t->out_off < t->c.out_len) {
@@ -138,6 +143,12 @@ tunnel_step(struct tunnel *t, int fd)
 				return tunnel_hop_errno(t, errno);
 			t->in_len = (size_t)n;
 			t->want_read = false;
+			if (!t->answered) {
+				/* Alive: what stalls from now on is the
+				 * next hop's, or the target's. */
+				t->answered = true;
+				tunnel_share(t, t->hop + 1);
+			}
 		}
 		r = s5_client_step(&t->c, t->in, t->in_len, &used);
 		/* A proxy that answers in HTTP is told apart in the diagnostic. */
@@ -251,6 +262,7 @@ enum tunnel_reason {
 	TR_REPLY,			/* refused the request: its reply code */
 	TR_ADDR,			/* a destination the hop's protocol cannot carry */
 	TR_ALL_DOWN,			/* every alternative of a hop is down */
+	TR_FAMILY,			/* no address for this socket's family */
 	TR_OTHER,
 };
 
@@ -259,6 +271,8 @@ tunnel_reason(const struct tunnel *t, int err)
 {
 	if (t->down_hop != 0)
 		return TR_ALL_DOWN;
+	if (err == EAFNOSUPPORT && t->why == 0 && t->dial_err == 0)
+		return TR_FAMILY;
 	if (t->dial_err != 0)
 		return t->dial_err == ETIMEDOUT ? TR_DIAL_TIMEOUT : TR_UNREACHABLE;
 	switch (t->why) {
@@ -310,6 +324,9 @@ tunnel_explain(const struct tunnel *t, int err, char *buf, size_t cap)
 	else
 		snprintf(hop, sizeof(hop), "proxy %s", what);
 	switch (tunnel_reason(t, err)) {
+	case TR_FAMILY:
+		n = snprintf(buf, cap, "%s has no address for this socket's family", hop);
+		break;
 	case TR_ALL_DOWN:
 		n = snprintf(buf, cap, "every alternative of hop %zu is down after "
 		    "failing; the first is tried again in %lld ms", t->down_hop,
@@ -577,16 +594,63 @@ tunnel_all_down(const struct tunnel *t)
 	return t->down_hop != 0 ? -ECONNREFUSED : 0;
 }
 
+/*
+ * The time position pos may take before t moves on: what is left of the
+ * connect's, divided among the alternatives of pos still to try and this
+ * one; all of it when none is left (or pos is past the last hop: the
+ * target's answer is awaited). Sets t->give_up (0: the connect's deadline).
+ */
+static void
+tunnel_share(struct tunnel *t, size_t pos)
+{
+	long long now = tunnel_now_ms();
+	size_t rest = pos < preload_cfg.nhops ? failover_untried(t, pos) : 0;
+
+	if (rest == 0 || t->deadline <= now) {
+		t->give_up = 0;
+		t->share_ms = 0;
+		return;
+	}
+	t->give_up = now + (t->deadline - now) / (long long)(rest + 1);
+	t->share_ms = (int)(t->give_up - now);
+}
+
 long long
 tunnel_attempt(struct tunnel *t, long long deadline)
 {
-	long long now = tunnel_now_ms();
-	size_t rest = failover_untried(t);
+	t->deadline = deadline;
+	tunnel_share(t, 0);
+	return tunnel_due(t);
+}
 
-	t->give_up = rest == 0 || deadline <= now ? deadline :
-	    now + (deadline - now) / (long long)(rest + 1);
-	t->share_ms = rest == 0 ? 0 : (int)(t->give_up - now);
-	return t->give_up;
+long long
+tunnel_due(const struct tunnel *t)
+{
+	return t->give_up > 0 && t->give_up < t->deadline ? t->give_up : t->deadline;
+}
+
+void
+tunnel_follow(struct tunnel *t, int fd)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	struct s5_addr a;
+	const struct preload_hop *h;
+	size_t k;
+
+	if (preload_cfg.nhops == 0 || preload_cfg.nalts[0] < 2 ||
+	    preload_real.getpeername(fd, (struct sockaddr *)&ss, &len) != 0 ||
+	    s5_addr_from_sockaddr(&a, (struct sockaddr *)&ss, len) != 0)
+		return;
+	for (k = 0; k < preload_cfg.nalts[0]; k++) {
+		h = &preload_cfg.hops[0][k];
+		if ((h->has_v4 && s5_addr_equal(&a, &h->v4)) ||
+		    (h->has_v6 && s5_addr_equal(&a, &h->v6))) {
+			t->alt[0] = (uint8_t)k;
+			t->down_hop = 0;
+			return;
+		}
+	}
 }
 
 bool
@@ -598,9 +662,10 @@ tunnel_retry(struct tunnel *t, int fd, int err, long long deadline)
 
 	if (pos >= preload_cfg.nhops || t->down_hop != 0)
 		return false;
-	if (t->rep >= 0) {
-		/* A refusal: of the next hop (that hop failed), or of the
-		 * target, which is no proxy's failure. */
+	if (t->rep >= 0 || (t->answered && t->why == 0)) {
+		/* A refusal, or a stall or hang-up after the hop answered:
+		 * about the next hop (that hop failed), or the target, which
+		 * is no proxy's failure. */
 		if (pos + 1 == preload_cfg.nhops)
 			return false;
 		pos++;
@@ -626,7 +691,7 @@ tunnel_retry(struct tunnel *t, int fd, int err, long long deadline)
 	t->alt[pos] = next;
 	tunnel_dissolve(fd);
 	t->hop = 0;
-	t->started = t->writing = t->want_read = t->http = false;
+	t->started = t->writing = t->want_read = t->http = t->answered = false;
 	t->in_len = t->out_off = 0;
 	t->rep = -1;
 	t->why = 0;
@@ -679,7 +744,7 @@ tunnel_run(int fd, int domain, struct tunnel *t, long long deadline)
 		return r;
 	(void)tunnel_attempt(t, deadline);
 	for (;;) {
-		r = tunnel_dial(t, fd, domain, t->give_up);
+		r = tunnel_dial(t, fd, domain, tunnel_due(t));
 		/* The program's socket is connected already (or connecting):
 		 * the kernel's answer to a second connect(), the socket
 		 * untouched. */
@@ -693,7 +758,7 @@ tunnel_run(int fd, int domain, struct tunnel *t, long long deadline)
 			return r == -EAFNOSUPPORT ? -ECONNREFUSED : tunnel_dial_errno(t, -r);
 		}
 		while ((r = tunnel_step(t, fd)) > 0) {
-			r = tunnel_wait(fd, r == TUNNEL_READ ? POLLIN : POLLOUT, t->give_up);
+			r = tunnel_wait(fd, r == TUNNEL_READ ? POLLIN : POLLOUT, tunnel_due(t));
 			if (r < 0)
 				break;
 		}

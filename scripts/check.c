@@ -96,7 +96,7 @@ check_dial(struct tunnel *t, int *fd)
 		printf("%s: FAILED: no socket for it: %s\n", hop, strerror(errno));
 		return r;
 	}
-	r = tunnel_dial(t, *fd, domain, t->give_up);
+	r = tunnel_dial(t, *fd, domain, tunnel_due(t));
 	if (r < 0) {
 		printf("%s: TCP to %s: FAILED: %s\n", hop, first, r == -ETIMEDOUT ?
 		    "no answer within SOCKSIFY_TIMEOUT" : strerror(-r));
@@ -224,7 +224,7 @@ check_run(const char *target)
 			hop = t.hop;
 			r = tunnel_step(&t, fd);
 			if (r == TUNNEL_READ || r == TUNNEL_WRITE) {
-				r = tunnel_wait(fd, r == TUNNEL_READ ? POLLIN : POLLOUT, t.give_up);
+				r = tunnel_wait(fd, r == TUNNEL_READ ? POLLIN : POLLOUT, tunnel_due(&t));
 				if (r >= 0)
 					continue;
 			}

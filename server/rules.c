@@ -2,17 +2,25 @@
  * rules.c: the --allow/--deny rule set, the per-command switches and the
  * built-in protection of the host's own addresses.
  *
- * A rule is "allow" or "deny" followed by up to three clauses, in any order,
+ * A rule is "allow" or "deny" followed by up to four clauses, in any order,
  * each at most once:
  *	from CIDR		the client's address ("*": any)
+ *	user NAME		the user who logged in (RFC 1929); a session
+ *				without a login matches no user clause
  *	to CIDR[:PORT|:LO-HI]	the destination ("*" or "*:25": any address);
  *				IPv6 with a port in brackets: [::1]:443
+ *	to NAME[:PORT|:LO-HI]	the destination name as the client wrote it
+ *				(case and a trailing dot do not count);
+ *				".SUFFIX" is SUFFIX and every name under it
  *	cmd NAME[,NAME...]	connect, bind, udp
- * A clause left out matches everything. The checks run at three moments
- * (accept, request, each resolved address) and an earlier one only refuses
- * when the full evaluation would surely refuse: a rule whose remaining
- * clauses cannot be judged yet is skipped if it denies, and lets the client
- * on if it allows, to be judged again once they can.
+ * A clause left out matches everything. The checks run at four moments
+ * (accept, request, the requested name before it is resolved, each resolved
+ * address) and an earlier one only refuses when the full evaluation would
+ * surely refuse: a rule whose remaining clauses cannot be judged yet is
+ * skipped if it denies, and lets the client on if it allows, to be judged
+ * again once they can. A name rule still matches by the name when each
+ * resolved address is judged, but never opens a protected address (a name
+ * can be made to resolve to anything: the host's loopback included).
  */
 #include <errno.h>
 #include <ifaddrs.h>
@@ -27,9 +35,12 @@
 
 struct rule {
 	bool allow;
-	bool has_from, has_to, has_cmd;
+	bool has_from, has_to, has_cmd, has_user;
 	bool from_any, to_any;		/* "*" */
+	bool to_name;			/* to NAME: name[] (normalized), not to */
 	struct s5_cidr from, to;
+	char name[S5_DOMAIN_MAX + 2];	/* ".corp" or "db.corp" */
+	char user[S5_CRED_MAX + 1];
 	uint16_t port_lo, port_hi;	/* 0-65535 when not given */
 	uint8_t cmds;			/* bit (1 << S5_CMD_*) */
 };
@@ -197,7 +208,15 @@ rules_parse_to(char *s, struct rule *ru, const char **why)
 		if (rules_parse_ports(colon + 1, ru, why) < 0)
 			return -EINVAL;
 	}
-	return rules_parse_net(s, &ru->to_any, &ru->to, why);
+	if (rules_parse_net(s, &ru->to_any, &ru->to, why) == 0)
+		return 0;
+	/* Not an address: a host name, or ".SUFFIX". */
+	if (s[0] != '[' && strchr(s, ':') == NULL &&
+	    s5_name_normalize(s, ru->name, sizeof(ru->name))) {
+		ru->to_name = true;
+		return 0;
+	}
+	return rules_fail(why, "'to' takes a CIDR, a host name or a .SUFFIX");
 }
 
 static int
@@ -258,8 +277,16 @@ rules_parse(char *text, struct rule *ru, const char **why)
 				return rules_fail(why, "'cmd' given twice");
 			ru->has_cmd = true;
 			r = rules_parse_cmds(val, ru, why);
+		} else if (strcmp(key, "user") == 0) {
+			if (ru->has_user)
+				return rules_fail(why, "'user' given twice");
+			if (strlen(val) > S5_CRED_MAX)
+				return rules_fail(why, "a user name has at most 255 bytes");
+			ru->has_user = true;
+			strcpy(ru->user, val);
+			r = 0;
 		} else {
-			return rules_fail(why, "unknown rule clause (from, to or cmd)");
+			return rules_fail(why, "unknown rule clause (from, user, to or cmd)");
 		}
 		if (r < 0)
 			return r;
@@ -421,9 +448,16 @@ rules_match_net(bool any, const struct s5_cidr *c, const struct sockaddr *sa)
 }
 
 static bool
-rules_match_from(const struct rule *ru, const struct sockaddr *client)
+rules_match_from(const struct rule *ru, const struct rules_who *w)
 {
-	return !ru->has_from || rules_match_net(ru->from_any, &ru->from, client);
+	return !ru->has_from || rules_match_net(ru->from_any, &ru->from, w->client);
+}
+
+/* The user clause, once the login is known (w->user NULL: no login). */
+static bool
+rules_match_user(const struct rule *ru, const struct rules_who *w)
+{
+	return !ru->has_user || (w->user != NULL && strcmp(ru->user, w->user) == 0);
 }
 
 static bool
@@ -442,16 +476,20 @@ rules_port(const struct sockaddr *sa)
 	return 0;
 }
 
+/* The to clause for address dst, asked for as w->name (NULL: an address). */
 static bool
-rules_match_to(const struct rule *ru, const struct sockaddr *dst)
+rules_match_to(const struct rule *ru, const struct rules_who *w, const struct sockaddr *dst)
 {
 	uint16_t port;
 
 	if (!ru->has_to)
 		return true;
 	port = rules_port(dst);
-	return port >= ru->port_lo && port <= ru->port_hi &&
-	    rules_match_net(ru->to_any, &ru->to, dst);
+	if (port < ru->port_lo || port > ru->port_hi)
+		return false;
+	if (ru->to_name)
+		return w->name != NULL && s5_name_match(ru->name, w->name, strlen(w->name));
+	return rules_match_net(ru->to_any, &ru->to, dst);
 }
 
 /* Is network c inside range p (same family, at least as long a prefix)? */
@@ -484,14 +522,16 @@ rules_protected(const struct rules *r, const struct sockaddr *dst)
 bool
 rules_client_ok(const struct rules *r, const struct sockaddr *client)
 {
+	const struct rules_who w = { .client = client };
 	size_t i;
 
 	for (i = 0; i < r->n; i++) {
 		const struct rule *ru = &r->v[i];
 
-		if (!rules_match_from(ru, client))
+		if (!rules_match_from(ru, &w))
 			continue;
-		if (!ru->has_to && !ru->has_cmd)
+		/* The login is not known yet: a user clause is judged later. */
+		if (!ru->has_to && !ru->has_cmd && !ru->has_user)
 			return ru->allow;
 		if (ru->allow)
 			return true;
@@ -506,8 +546,7 @@ rules_command_enabled(const struct rules *r, uint8_t cmd)
 }
 
 bool
-rules_command_ok(const struct rules *r, const struct sockaddr *client,
-    uint8_t cmd)
+rules_command_ok(const struct rules *r, const struct rules_who *w, uint8_t cmd)
 {
 	size_t i;
 
@@ -516,10 +555,38 @@ rules_command_ok(const struct rules *r, const struct sockaddr *client,
 	for (i = 0; i < r->n; i++) {
 		const struct rule *ru = &r->v[i];
 
-		if (!rules_match_from(ru, client) || !rules_match_cmd(ru, cmd))
+		if (!rules_match_from(ru, w) || !rules_match_user(ru, w) ||
+		    !rules_match_cmd(ru, cmd))
 			continue;
 		if (!ru->has_to)
 			return ru->allow;
+		if (ru->allow)
+			return true;
+	}
+	return true;
+}
+
+bool
+rules_name_ok(const struct rules *r, const struct rules_who *w, uint8_t cmd,
+    uint16_t port)
+{
+	size_t i;
+
+	for (i = 0; i < r->n; i++) {
+		const struct rule *ru = &r->v[i];
+
+		if (!rules_match_from(ru, w) || !rules_match_user(ru, w) ||
+		    !rules_match_cmd(ru, cmd))
+			continue;
+		if (ru->has_to && (port < ru->port_lo || port > ru->port_hi))
+			continue;
+		if (!ru->has_to || ru->to_name) {
+			if (ru->has_to &&
+			    !s5_name_match(ru->name, w->name, strlen(w->name)))
+				continue;
+			return ru->allow;
+		}
+		/* An address clause: judged once the name is resolved. */
 		if (ru->allow)
 			return true;
 	}
@@ -530,11 +597,12 @@ rules_command_ok(const struct rules *r, const struct sockaddr *client,
  * A protected address (the host's loopback, "this network", link-local and
  * the cloud metadata address) is reached only through an allow rule that
  * names it: one whose destination lies inside that protected range. A broad
- * "allow to *" does not open the host's own services to the world.
+ * "allow to *" does not open the host's own services to the world, nor does
+ * a rule naming a host (its name may resolve anywhere).
  */
 bool
-rules_dest_ok(const struct rules *r, const struct sockaddr *client,
-    uint8_t cmd, const struct sockaddr *dst)
+rules_dest_ok(const struct rules *r, const struct rules_who *w, uint8_t cmd,
+    const struct sockaddr *dst)
 {
 	const struct s5_cidr *prot = rules_protected(r, dst);
 	size_t i;
@@ -542,11 +610,11 @@ rules_dest_ok(const struct rules *r, const struct sockaddr *client,
 	for (i = 0; i < r->n; i++) {
 		const struct rule *ru = &r->v[i];
 
-		if (!rules_match_from(ru, client) || !rules_match_cmd(ru, cmd) ||
-		    !rules_match_to(ru, dst))
+		if (!rules_match_from(ru, w) || !rules_match_user(ru, w) ||
+		    !rules_match_cmd(ru, cmd) || !rules_match_to(ru, w, dst))
 			continue;
-		if (prot != NULL && ru->allow &&
-		    (!ru->has_to || ru->to_any || !rules_net_within(&ru->to, prot)))
+		if (prot != NULL && ru->allow && (!ru->has_to || ru->to_any ||
+		    ru->to_name || !rules_net_within(&ru->to, prot)))
 			continue;
 		return ru->allow;
 	}

@@ -152,6 +152,20 @@ session_cmd_name(const struct session *s)
 	}
 }
 
+/* Who asks, for the rules: the client, its login (a session past the
+ * request has logged in, or needed not), and the name it asked for. */
+static struct rules_who
+session_who(const struct session *s)
+{
+	struct rules_who w = { .client = (const struct sockaddr *)&s->peer };
+
+	if (s->ulen > 0)
+		w.user = s->user;
+	if (s->have_req && s->req.dst.atyp == S5_ATYP_DOMAIN)
+		w.name = s->req.dst.u.domain.name;
+	return w;
+}
+
 /* The bytes relayed each way so far: the target's, never our replies; for
  * UDP ASSOCIATE the datagrams' payload, not the control connection's. */
 static void
@@ -551,9 +565,14 @@ session_start_bind(struct session *s)
 {
 	const struct sockaddr *peer = (const struct sockaddr *)&s->peer;
 	const struct s5_addr *dst = &s->req.dst;
+	const struct rules_who who = session_who(s);
 	struct sockaddr_storage ss;
 
 	if (dst->atyp == S5_ATYP_DOMAIN) {
+		if (!rules_name_ok(rules_current(), &who, S5_CMD_BIND, dst->port)) {
+			session_fail_rep(s, S5_REP_NOT_ALLOWED, NULL);
+			return;
+		}
 		/* The peer we expect is whatever the name resolves to. */
 		if (resolver_lookup(s->srv->resolver, dst->u.domain.name, dst->port,
 		    peer, session_on_resolved, s, &s->job) < 0) {
@@ -566,7 +585,7 @@ session_start_bind(struct session *s)
 	}
 	/* rules.h: the address the client expects to connect back, when given. */
 	if (!bind_addr_any(dst) && s5_addr_to_sockaddr(dst, &ss) > 0 &&
-	    !rules_dest_ok(rules_current(), peer, S5_CMD_BIND, (struct sockaddr *)&ss)) {
+	    !rules_dest_ok(rules_current(), &who, S5_CMD_BIND, (struct sockaddr *)&ss)) {
 		session_fail_rep(s, S5_REP_NOT_ALLOWED, NULL);
 		return;
 	}
@@ -635,7 +654,7 @@ session_enter_relay(struct session *s)
 static void
 session_bind_accept(struct session *s)
 {
-	const struct sockaddr *peer = (const struct sockaddr *)&s->peer;
+	const struct rules_who who = session_who(s);
 	struct sockaddr_storage from;
 	socklen_t len = sizeof(from);
 	struct s5_addr bnd;
@@ -652,7 +671,7 @@ session_bind_accept(struct session *s)
 		return;
 	}
 	if (!bind_peer_ok(&s->req.dst, s->ai_list, (struct sockaddr *)&from, len) ||
-	    !rules_dest_ok(rules_current(), peer, S5_CMD_BIND, (struct sockaddr *)&from)) {
+	    !rules_dest_ok(rules_current(), &who, S5_CMD_BIND, (struct sockaddr *)&from)) {
 		session_bind_refuse(s, (struct sockaddr *)&from);
 		close(fd);
 		return;
@@ -695,7 +714,7 @@ session_start_udp(struct session *s)
 	else
 		/* DST.ADDR is only a hint (clients send junk): the IP is the
 		 * control peer's; DST.PORT, when given, pins the client's port. */
-		r = udp_assoc_new(s->srv, peer, sizeof(s->peer),
+		r = udp_assoc_new(s->srv, peer, sizeof(s->peer), s->ulen > 0 ? s->user : NULL,
 		    (struct sockaddr *)&local, (socklen_t)len, s->req.dst.port,
 		    &s->udp, &bnd);
 	if (r < 0) {
@@ -776,9 +795,15 @@ session_start_connect(struct session *s)
 {
 	struct resolver *res = s->srv->resolver;
 	const struct s5_addr *dst = &s->req.dst;
+	const struct rules_who who = session_who(s);
 	int salen, r;
 
 	if (dst->atyp == S5_ATYP_DOMAIN) {
+		/* A rule naming it refuses it before anything is looked up. */
+		if (!rules_name_ok(rules_current(), &who, s->req.cmd, dst->port)) {
+			session_fail_rep(s, S5_REP_NOT_ALLOWED, "destination denied");
+			return;
+		}
 		r = resolver_lookup(res, dst->u.domain.name, dst->port,
 		    (const struct sockaddr *)&s->peer, session_on_resolved, s, &s->job);
 		if (r < 0) {
@@ -849,6 +874,7 @@ static void
 session_handshake(struct session *s)
 {
 	bool userpass = s->srv->users != NULL;
+	struct rules_who who;
 
 	while (s->state <= SESSION_REQUEST && relay_pending(&s->r.up) > 0) {
 		const uint8_t *p = s->r.up.buf + s->r.up.off;
@@ -957,8 +983,8 @@ session_handshake(struct session *s)
 				session_fail_rep(s, S5_REP_CMD_NOT_SUPPORTED, "command disabled");
 				return;
 			}
-			if (!rules_command_ok(rules_current(),
-			    (const struct sockaddr *)&s->peer, s->req.cmd)) {
+			who = session_who(s);
+			if (!rules_command_ok(rules_current(), &who, s->req.cmd)) {
 				session_fail_rep(s, S5_REP_NOT_ALLOWED, "command denied");
 				return;
 			}
@@ -985,11 +1011,11 @@ session_handshake(struct session *s)
 static bool
 session_bind_names_ok(const struct session *s)
 {
+	const struct rules_who who = session_who(s);
 	const struct addrinfo *a;
 
 	for (a = s->ai_list; a != NULL; a = a->ai_next)
-		if (rules_dest_ok(rules_current(), (const struct sockaddr *)&s->peer,
-		    S5_CMD_BIND, a->ai_addr))
+		if (rules_dest_ok(rules_current(), &who, S5_CMD_BIND, a->ai_addr))
 			return true;
 	return false;
 }
@@ -1046,6 +1072,7 @@ session_connected(struct session *s)
 static void
 session_connect_next(struct session *s)
 {
+	const struct rules_who who = session_who(s);
 	struct loop *l = s->srv->loop;
 	uint8_t rep;
 
@@ -1055,8 +1082,7 @@ session_connect_next(struct session *s)
 
 		s->ai_next = a->ai_next;
 		/* Checked per resolved address, so a name cannot smuggle one in. */
-		if (!rules_dest_ok(rules_current(), (const struct sockaddr *)&s->peer,
-		    s->req.cmd, a->ai_addr)) {
+		if (!rules_dest_ok(rules_current(), &who, s->req.cmd, a->ai_addr)) {
 			s->dst_denied = true;
 			continue;
 		}

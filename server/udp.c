@@ -119,6 +119,7 @@ struct udp_assoc {
 	int ofdm;			/* IPv6, to IPv4-mapped addresses (bound to
 					 * the --outgoing IPv4 address, mapped) */
 	struct sockaddr_storage ctl;	/* control connection's peer, for rules */
+	const char *user;		/* its login (the session's), NULL: none */
 	struct s5_addr client_ip;	/* the only IP we relay for */
 	uint16_t client_port;		/* 0 until locked */
 	struct sockaddr_storage client;	/* where replies go, once locked */
@@ -378,8 +379,8 @@ udp_socket(int fam)
 
 int
 udp_assoc_new(struct server *srv, const struct sockaddr *client,
-    socklen_t clientlen, const struct sockaddr *local, socklen_t locallen,
-    uint16_t hint_port, struct udp_assoc **out, struct s5_addr *bnd)
+    socklen_t clientlen, const char *user, const struct sockaddr *local,
+    socklen_t locallen, uint16_t hint_port, struct udp_assoc **out, struct s5_addr *bnd)
 {
 	struct sockaddr_storage ss;
 	socklen_t sslen = sizeof(ss);
@@ -390,6 +391,7 @@ udp_assoc_new(struct server *srv, const struct sockaddr *client,
 		return err;
 	if ((u = calloc(1, sizeof(*u))) == NULL)
 		return -ENOMEM;
+	u->user = user;
 	u->srv = srv;
 	u->ofd4 = u->ofd6 = u->ofdm = -1;
 	u->gso_below_client = u->gso_below_target = UDP_GSO_ANY;
@@ -480,11 +482,15 @@ udp_assoc_stats(const struct udp_assoc *u, uint64_t *c2t, uint64_t *t2c,
 
 /* --- client -> target ---------------------------------------------------- */
 
-/* Queues a datagram to dst, if the rules let it go there. */
+/* Queues a datagram to dst (asked for as name, or NULL: an address), if
+ * the rules let it go there. */
 static void
 udp_send(struct udp_assoc *u, const struct sockaddr *dst, socklen_t dstlen,
-    uint8_t *data, size_t len)
+    const char *name, uint8_t *data, size_t len)
 {
+	const struct rules_who who = {
+		.client = (struct sockaddr *)&u->ctl, .user = u->user, .name = name,
+	};
 	struct sockaddr_in v4;
 	int *fd;
 	struct udp_batch *b = u->srv->udp;
@@ -505,12 +511,11 @@ udp_send(struct udp_assoc *u, const struct sockaddr *dst, socklen_t dstlen,
 	/* rules.h: checked per datagram, after resolution. One to where the
 	 * datagram queued before it goes shares its verdict (the rules cannot
 	 * change within a batch). */
-	same = prev != NULL && prev->fd == *fd &&
+	same = prev != NULL && prev->fd == *fd && name == NULL &&
 	    b->outm[b->nout - 1].msg_hdr.msg_namelen == dstlen &&
 	    memcmp(&prev->to, dst, dstlen) == 0;
 
-	if (!same && !rules_dest_ok(rules_current(), (struct sockaddr *)&u->ctl,
-	    S5_CMD_UDP_ASSOCIATE, dst)) {
+	if (!same && !rules_dest_ok(rules_current(), &who, S5_CMD_UDP_ASSOCIATE, dst)) {
 		udp_drop_sa(u, "to", dst, "denied by rules");
 		return;
 	}
@@ -563,7 +568,7 @@ udp_on_resolved(void *arg, int gai_err, struct addrinfo *ai)
 		u->cache_len = ai->ai_addrlen;
 		u->cache_ms = loop_now(u->srv->loop);
 		udp_set_port(&u->cache_sa, p->port);
-		udp_send(u, (struct sockaddr *)&u->cache_sa, u->cache_len, p->data, p->len);
+		udp_send(u, (struct sockaddr *)&u->cache_sa, u->cache_len, p->name, p->data, p->len);
 		udp_flush(u, u->srv->udp, "to", &u->c2t);
 	}
 	if (ai != NULL)
@@ -576,13 +581,23 @@ static void
 udp_send_name(struct udp_assoc *u, const struct s5_addr *dst,
     uint8_t *data, size_t len)
 {
+	const struct rules_who who = {
+		.client = (struct sockaddr *)&u->ctl, .user = u->user,
+		.name = dst->u.domain.name,
+	};
 	struct loop *l = u->srv->loop;
 	struct udp_pending *p;
 
+	/* A rule naming it drops it before anything is looked up. */
+	if (!rules_name_ok(rules_current(), &who, S5_CMD_UDP_ASSOCIATE, dst->port)) {
+		udp_drop(u, "to", dst->u.domain.name, "denied by rules");
+		return;
+	}
 	if (u->cache_len > 0 && strcmp(u->cache_name, dst->u.domain.name) == 0 &&
 	    loop_now(l) - u->cache_ms < SERVER_UDP_NAME_CACHE_MS) {
 		udp_set_port(&u->cache_sa, dst->port);
-		udp_send(u, (struct sockaddr *)&u->cache_sa, u->cache_len, data, len);
+		udp_send(u, (struct sockaddr *)&u->cache_sa, u->cache_len, dst->u.domain.name,
+		    data, len);
 		return;
 	}
 	if (u->npending >= SERVER_UDP_PENDING_MAX) {
@@ -669,7 +684,7 @@ udp_from_client(struct udp_assoc *u, struct udp_batch *b, unsigned k)
 		udp_drop(u, "to", "-", "bad address");
 		return;
 	}
-	udp_send(u, (struct sockaddr *)&dst, (socklen_t)dstlen, buf + used, n - used);
+	udp_send(u, (struct sockaddr *)&dst, (socklen_t)dstlen, NULL, buf + used, n - used);
 }
 
 /* --- target -> client ---------------------------------------------------- */
@@ -696,7 +711,8 @@ udp_from_target(struct udp_assoc *u, struct udp_batch *b, unsigned k, int *last)
 	if (prev != NULL) {
 		hlen = (int)prev->iov[0].iov_len;
 		memcpy(o->hdr, prev->hdr, (size_t)hlen);
-	} else if (!rules_dest_ok(rules_current(), (struct sockaddr *)&u->ctl,
+	} else if (!rules_dest_ok(rules_current(), &(const struct rules_who){
+	    .client = (struct sockaddr *)&u->ctl, .user = u->user },
 	    S5_CMD_UDP_ASSOCIATE, from)) {
 		/* Any host may answer on our outgoing port, but not one the rules deny. */
 		udp_drop_sa(u, "from", from, "denied by rules");

@@ -22,11 +22,13 @@ struct udp_assoc;
  * Opens the relay on local (port 0). client is the control connection's
  * peer: only datagrams from its IP are relayed, and from port hint_port
  * when that is not 0 (else the port of the first valid datagram is locked
- * in). *bnd is the relay's address for the reply. 0, or -errno.
+ * in). user: the client's login for the rules (NULL: none), which must
+ * outlive the association. *bnd is the relay's address for the reply. 0,
+ * or -errno.
  */
 int udp_assoc_new(struct server *srv, const struct sockaddr *client,
-    socklen_t clientlen, const struct sockaddr *local, socklen_t locallen,
-    uint16_t hint_port, struct udp_assoc **out, struct s5_addr *bnd);
+    socklen_t clientlen, const char *user, const struct sockaddr *local,
+    socklen_t locallen, uint16_t hint_port, struct udp_assoc **out, struct s5_addr *bnd);
 /* Closes the sockets and cancels pending name lookups. */
 void udp_assoc_free(struct udp_assoc *u);
 /* Unmaps the datagram buffers the worker's associations share, at its end. */

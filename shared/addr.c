@@ -718,28 +718,45 @@ s5_proxy_parse(const char *url, size_t len, struct s5_proxy *p, const char **why
 	return 0;
 }
 
+/* A '|' at p (inside text, end) starts another alternative: when no '@'
+ * is in the hop (no credentials to hold one), or when a scheme follows it
+ * ("socks5h://"); else it is part of a password. */
+static bool
+hop_splits_at(const char *text, const char *end, const char *p)
+{
+	const char *q = p + 1;
+
+	if (memchr(text, '@', (size_t)(end - text)) == NULL)
+		return true;
+	while (q < end && ((*q >= 'a' && *q <= 'z') || (*q >= 'A' && *q <= 'Z') ||
+	    (*q >= '0' && *q <= '9')))
+		q++;
+	return q > p + 1 && end - q >= 3 && memcmp(q, "://", 3) == 0;
+}
+
 int
 s5_hop_parse(const char *text, size_t len, struct s5_proxy *alts, size_t cap,
     size_t *n, size_t *bad, const char **why)
 {
-	const char *p = text, *end = text + len, *e;
+	const char *p = text, *end = text + len, *e, *b;
 
 	*n = 0;
 	*bad = 0;
 	for (;;) {
-		for (e = p; e < end && *e != '|'; e++)
+		for (e = p; e < end && (*e != '|' || !hop_splits_at(text, end, e)); e++)
 			;
 		if (*n == cap) {
+			*bad = cap + 1;
 			*why = "too many alternatives";
 			return -1;
 		}
 		*bad = *n + 1;
 		/* Blanks around '|' are no part of a URL. */
-		while (p < e && (*p == ' ' || *p == '\t'))
-			p++;
-		while (e > p && (e[-1] == ' ' || e[-1] == '\t'))
-			e--;
-		if (s5_proxy_parse(p, (size_t)(e - p), &alts[*n], why) != 0)
+		for (b = e; p < b && (*p == ' ' || *p == '\t'); p++)
+			;
+		while (b > p && (b[-1] == ' ' || b[-1] == '\t'))
+			b--;
+		if (s5_proxy_parse(p, (size_t)(b - p), &alts[*n], why) != 0)
 			return -1;
 		if (*n > 0 && (alts[*n].proto != alts[0].proto ||
 		    alts[*n].remote_dns != alts[0].remote_dns)) {
@@ -747,8 +764,6 @@ s5_hop_parse(const char *text, size_t len, struct s5_proxy *alts, size_t cap,
 			return -1;
 		}
 		(*n)++;
-		while (e < end && *e != '|')
-			e++;
 		if (e == end)
 			break;
 		p = e + 1;
@@ -813,6 +828,19 @@ s5_list_next(const char **s, const char **item, size_t *len)
 	*item = p;
 	*len = (size_t)(e - p);
 	return true;
+}
+
+bool
+s5_name_match(const char *pattern, const char *name, size_t len)
+{
+	size_t plen = strlen(pattern);
+
+	if (len > 0 && name[len - 1] == '.')
+		len--;
+	if (pattern[0] == '.')
+		return (len == plen - 1 && strncasecmp(name, pattern + 1, len) == 0) ||
+		    (len > plen && strncasecmp(name + len - plen, pattern, plen) == 0);
+	return len == plen && strncasecmp(name, pattern, len) == 0;
 }
 
 bool

@@ -239,6 +239,10 @@ bool s5_list_next(const char **s, const char **item, size_t *len);
  * false when text is not such a name or does not fit in cap. ASCII only, so
  * the answer does not depend on the locale. */
 bool s5_name_normalize(const char *text, char *out, size_t cap);
+/* name (len bytes, a trailing dot not counted) against a normalized
+ * pattern: ".corp" matches "corp" and every name ending in ".corp", any
+ * other pattern that name alone; case does not count. */
+bool s5_name_match(const char *pattern, const char *name, size_t len);
 
 /* --- Proxy URLs (CONTRACT.md) ------------------------------------------ */
 
@@ -266,7 +270,8 @@ int s5_proxy_parse(const char *url, size_t len, struct s5_proxy *p, const char *
  * which must share a scheme (a hop's alternatives stand in for each other:
  * same protocol, same side of name resolution). *n gets their count. 0, or
  * -1 with *why and *bad (the 1-based alternative at fault, 0 for the hop).
- * A '|' inside a URL is written %7C.
+ * In a hop with credentials ('@') a '|' separates only where a scheme
+ * follows it, so a raw '|' in a password stays the password's.
  */
 int s5_hop_parse(const char *text, size_t len, struct s5_proxy *alts, size_t cap,
     size_t *n, size_t *bad, const char **why);

@@ -179,7 +179,7 @@ tree_files() { (cd "$DEST" && find . ! -type d -printf '%m %p\n' | sort); }
 	run help_options "$INST/sbin/socksifyd"
 	[ "${#lines[@]}" -gt 20 ]
 	want "$(complete_line socksifyd -)" "${lines[@]}"
-	want "$(complete_line socksify --p)" --proxy
+	want "$(complete_line socksify --p)" --pick --proxy
 	want "$(complete_line socksifyd --no)" --no-auth --no-bind --no-udp
 	# An option --help shows with a value takes the next word as that
 	# value; after one shown bare, options go on.

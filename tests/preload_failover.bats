@@ -221,3 +221,68 @@ sessions_ok() { grep -c 'cmd=connect.*outcome=ok' "$1" || true; }
 	[[ "$output" == *"hop 1 of 1, alternative 2 of 2, socks5://127.0.0.1:$PROXY_PORT: SOCKS5, no authentication; CONNECT 127.0.0.1:$HTTP_PORT: ok"* ]]
 	[[ "$output" == *"ok: the chain works"* ]]
 }
+
+@test "a slow target is no proxy failure: the connect waits its whole SOCKSIFY_TIMEOUT on the first alternative, nothing is marked down" {
+	local a b
+	start_socksifyd --no-auth -v
+	a=$PROXY_PORT
+	mv "$SOCKSIFYD_LOG" "$BATS_TEST_TMPDIR/a.log"
+	start_socksifyd --no-auth -v
+	b=$PROXY_PORT
+	# A target whose listen queue is full: its SYNs are dropped.
+	local pf=$BATS_TEST_TMPDIR/bh.port
+	python3 -c 'import socket,sys,time,os
+l=socket.socket(); l.bind(("127.0.0.1",0)); l.listen(0)
+fill=[]
+for _ in range(4):
+    s=socket.socket(); s.setblocking(False); s.connect_ex(l.getsockname()); fill.append(s)
+open(sys.argv[1]+".tmp","w").write("%d\n" % l.getsockname()[1]); os.rename(sys.argv[1]+".tmp", sys.argv[1])
+time.sleep(60)' "$pf" 3>&- &
+	PIDS+=($!)
+	wait_for_line "$pf" 50 '^[0-9]+$'
+	SOCKSIFY_TIMEOUT=2 run fo "socks5://127.0.0.1:$a|socks5://127.0.0.1:$b" get "$(cat "$pf")"
+	[ "$output" = ETIMEDOUT ]
+	! grep -q 'trying the next alternative' "$LIBLOG"
+	# The second was never asked; the first serves the next connect.
+	[ "$(grep -c 'cmd=connect' "$SOCKSIFYD_LOG")" -eq 0 ]
+	run fo "socks5://127.0.0.1:$a|socks5://127.0.0.1:$b" get "$HTTP_PORT"
+	[ "$output" = "$HELLO_SHA" ]
+	wait_for_line "$BATS_TEST_TMPDIR/a.log" 30 "target=127\.0\.0\.1:$HTTP_PORT.*outcome=ok"
+}
+
+@test "--pick spread over a chain with alternatives at both hops: every pair of proxies is used" {
+	local logs=() ports=() i
+	for i in 1 2 3 4; do
+		start_socksifyd --no-auth -v
+		mv "$SOCKSIFYD_LOG" "$BATS_TEST_TMPDIR/sd$i.log"
+		logs+=("$BATS_TEST_TMPDIR/sd$i.log")
+		ports+=("$PROXY_PORT")
+	done
+	SOCKSIFY_PICK=spread run fo "socks5://127.0.0.1:${ports[0]}|socks5://127.0.0.1:${ports[1]},socks5://127.0.0.1:${ports[2]}|socks5://127.0.0.1:${ports[3]}" many "$HTTP_PORT" 40
+	[ "$output" = "ok 40" ]
+	for i in 0 1 2 3; do
+		n=$(sessions_ok "${logs[$i]}")
+		echo "proxy $((i + 1)): $n sessions"
+		[ "$n" -eq 20 ]
+	done
+	# Each first hop reached each second hop.
+	for i in 0 1; do
+		grep -q "target=127\.0\.0\.1:${ports[2]}.*outcome=ok" "${logs[$i]}"
+		grep -q "target=127\.0\.0\.1:${ports[3]}.*outcome=ok" "${logs[$i]}"
+	done
+}
+
+@test "a raw '|' in a password stays the password's: one proxy, not two" {
+	printf 'u:p|q\n' >"$BATS_TEST_TMPDIR/users"
+	chmod 600 "$BATS_TEST_TMPDIR/users"
+	start_socksifyd -u "$BATS_TEST_TMPDIR/users"
+	run fo "socks5://u:p|q@127.0.0.1:$PROXY_PORT" get "$HTTP_PORT"
+	[ "$output" = "$HELLO_SHA" ]
+	run "$SOCKSIFY" -x "socks5://u:p|q@127.0.0.1:$PROXY_PORT" -e none curl -sS "http://127.0.0.1:$HTTP_PORT/hello.txt"
+	[ "$output" = "hello through socks" ]
+	# Alternatives with credentials: each with its scheme.
+	hold_refused_port
+	run fo "socks5://u:p|q@127.0.0.1:$REFUSED_PORT|socks5://u:p|q@127.0.0.1:$PROXY_PORT" get "$HTTP_PORT"
+	[ "$output" = "$HELLO_SHA" ]
+	! grep -q 'p|q' "$LIBLOG"
+}

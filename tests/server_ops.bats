@@ -80,6 +80,59 @@ hello() { curl -sS --max-time 10 --socks5 "127.0.0.1:$PROXY_PORT" "$@" "http://1
 	[ "$status" -eq 97 ]
 }
 
+@test "rules by destination name: 'to .SUFFIX' refuses before any lookup (02, not 04); 'to NAME' allows that name and no address" {
+	need_dns_jail
+	# A name under .nowhere.test exists nowhere: resolved, it would get 04.
+	start_socksifyd -v --deny 'to .nowhere.test' --allow "to $PROXY_ONLY_NAME:$HTTP_PORT" --deny 'to *'
+	run python3 "$HELPERS/s5probe.py" "$PROXY_PORT" 050100 "$(connect_name db.NoWhere.test. "$HTTP_PORT")"
+	[ "${lines[0]:0:8}" = "05000502" ]
+	run python3 "$HELPERS/s5probe.py" "$PROXY_PORT" 050100 "$(connect_name nowhere.test "$HTTP_PORT")"
+	[ "${lines[0]:0:8}" = "05000502" ]
+	wait_for_count "$SOCKSIFYD_LOG" 30 'target=(db\.NoWhere\.test\.|nowhere\.test):[0-9]+.*outcome=destination denied' 2
+	# Not under the suffix: resolved, and nothing has it (04).
+	run python3 "$HELPERS/s5probe.py" "$PROXY_PORT" 050100 "$(connect_name xnowhere.test "$HTTP_PORT")"
+	[ "${lines[0]:0:8}" = "05000504" ]
+	# The allowed name reaches the target; the same address asked for by
+	# address, or the name at another port, falls to 'deny to *'.
+	run curl -sS --max-time 10 --socks5-hostname "127.0.0.1:$PROXY_PORT" "http://$PROXY_ONLY_NAME:$HTTP_PORT/hello.txt"
+	[ "$output" = "hello through socks" ]
+	run hello
+	[ "$status" -eq 97 ]
+	run python3 "$HELPERS/s5probe.py" "$PROXY_PORT" 050100 "$(connect_name "$PROXY_ONLY_NAME" 9)"
+	[ "${lines[0]:0:8}" = "05000502" ]
+}
+
+@test "a name rule never opens the host's protected addresses: off loopback, 'allow to localhost' still gets 02" {
+	start_socksifyd -v -l 0.0.0.0:0 --no-auth --allow 'to localhost'
+	run python3 "$HELPERS/s5probe.py" "$PROXY_PORT" 050100 "$(connect_name localhost "$HTTP_PORT")"
+	[ "${lines[0]:0:8}" = "05000502" ]
+	wait_for_line "$SOCKSIFYD_LOG" 30 "target=localhost:$HTTP_PORT.*outcome=destination denied"
+}
+
+@test "rules by user: 'user bob' is judged once bob has logged in; alice is not bob; no login is no user" {
+	printf 'alice:pw1\nbob:pw2\n' >"$BATS_TEST_TMPDIR/users"
+	chmod 600 "$BATS_TEST_TMPDIR/users"
+	start_socksifyd -v -u "$BATS_TEST_TMPDIR/users" --deny "user bob to *:$HTTP_PORT" --deny 'user mallory'
+	run hello --proxy-user bob:pw2
+	[ "$status" -eq 97 ]
+	run hello --proxy-user alice:pw1
+	[ "$output" = "hello through socks" ]
+	wait_for_line "$SOCKSIFYD_LOG" 30 'user=bob.*outcome=destination denied'
+	wait_for_line "$SOCKSIFYD_LOG" 30 'user=alice.*outcome=ok'
+	stop_all
+	start_http 127.0.0.1
+	# Without --users nobody logs in: an allow for a user matches no one.
+	start_socksifyd -v --allow 'user alice' --deny 'to *'
+	run hello
+	[ "$status" -eq 97 ]
+	run "$SOCKSIFYD" --deny 'user'
+	[ "$status" -eq 2 ]
+	[[ "$output" == *"bad rule 'user': a rule clause needs a value"* ]]
+	run "$SOCKSIFYD" --deny 'to bad_name!'
+	[ "$status" -eq 2 ]
+	[[ "$output" == *"'to' takes a CIDR, a host name or a .SUFFIX"* ]]
+}
+
 @test "client rule: a denied client network is closed at once, without a reply" {
 	start_socksifyd -v --deny 'from 127.0.0.0/8'
 	run python3 "$HELPERS/s5probe.py" "$PROXY_PORT" 050100

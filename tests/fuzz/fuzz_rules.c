@@ -4,7 +4,9 @@
  * Input: FLAGS, CMD, then a client and a destination (FAMILY, 16 address
  * bytes, and for the destination a 2-byte port), then rule lines, each
  * "+TEXT" (allow) or any other first byte and TEXT (deny). FLAGS bit 0 adds
- * the built-in host protection, bits 1 and 2 switch BIND and UDP off.
+ * the built-in host protection, bits 1 and 2 switch BIND and UDP off, bit 3
+ * makes the client the logged-in user "bob", bit 4 has it ask for the name
+ * "db.corp" (which name rules may match; "to .corp", "user bob").
  * Probes are that client and destination, and destinations named by the
  * CIDRs written in the rules, so that rules match.
  *
@@ -17,7 +19,9 @@
  *  - an earlier check refuses only what the full evaluation refuses
  *    (rules.c): a refused client may run no command and reach nothing, a
  *    refused command reaches nothing;
- *  - a switched-off command is refused to everyone.
+ *  - a switched-off command is refused to everyone;
+ *  - a name refused before resolution (rules_name_ok) is refused at every
+ *    address it could resolve to.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -151,7 +155,7 @@ fuzz_build(struct fuzz_input *in, bool only_ok, bool extra_allow,
 
 /* Where A and D differ nothing in R matched: "allow/deny to X" decides. */
 static void
-fuzz_check_undecided(struct fuzz_input *in, const struct sockaddr *c,
+fuzz_check_undecided(struct fuzz_input *in, const struct rules_who *c,
     uint8_t cmd, const struct sockaddr *dst)
 {
 	char text[S5_ADDR_TEXT_MAX], rule[S5_ADDR_TEXT_MAX + 8];
@@ -170,7 +174,7 @@ fuzz_check_undecided(struct fuzz_input *in, const struct sockaddr *c,
 /* One probe against R, R without its refused rules (ok), A and D. */
 static void
 fuzz_check_probe(struct fuzz_input *in, struct rules *r, struct rules *ok,
-    struct rules *a, struct rules *d, const struct sockaddr *c, uint8_t cmd,
+    struct rules *a, struct rules *d, const struct rules_who *c, uint8_t cmd,
     const struct sockaddr *dst)
 {
 	bool rv = rules_dest_ok(r, c, cmd, dst);
@@ -180,7 +184,7 @@ fuzz_check_probe(struct fuzz_input *in, struct rules *r, struct rules *ok,
 
 	FUZZ_CHECK(rv == rules_dest_ok(ok, c, cmd, dst));
 	FUZZ_CHECK(rules_command_ok(r, c, cmd) == rules_command_ok(ok, c, cmd));
-	FUZZ_CHECK(rules_client_ok(r, c) == rules_client_ok(ok, c));
+	FUZZ_CHECK(rules_client_ok(r, c->client) == rules_client_ok(ok, c->client));
 	if (av == dv) {
 		FUZZ_CHECK(rv == av);
 	} else {
@@ -192,12 +196,16 @@ fuzz_check_probe(struct fuzz_input *in, struct rules *r, struct rules *ok,
 	dv = rules_command_ok(d, c, cmd);
 	FUZZ_CHECK(av == dv ? rules_command_ok(r, c, cmd) == av :
 	    av && !dv && rules_command_ok(r, c, cmd));
-	av = rules_client_ok(a, c);
-	dv = rules_client_ok(d, c);
-	FUZZ_CHECK(av == dv ? rules_client_ok(r, c) == av :
-	    av && !dv && rules_client_ok(r, c));
+	av = rules_client_ok(a, c->client);
+	dv = rules_client_ok(d, c->client);
+	FUZZ_CHECK(av == dv ? rules_client_ok(r, c->client) == av :
+	    av && !dv && rules_client_ok(r, c->client));
 	/* An early refusal is never overruled later. */
-	if (!rules_client_ok(r, c)) {
+	if (c->name != NULL && !rules_name_ok(r, c, cmd,
+	    ntohs(dst->sa_family == AF_INET ? ((const struct sockaddr_in *)dst)->sin_port :
+	    ((const struct sockaddr_in6 *)dst)->sin6_port)))
+		FUZZ_CHECK(!rv);
+	if (!rules_client_ok(r, c->client)) {
 		FUZZ_CHECK(!rv);
 		for (k = S5_CMD_CONNECT; k <= S5_CMD_UDP_ASSOCIATE; k++)
 			FUZZ_CHECK(!rules_command_ok(r, c, k));
@@ -239,6 +247,7 @@ int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct sockaddr_storage client, dst[FUZZ_PROBES_MAX];
+	struct rules_who who = { .client = (struct sockaddr *)&client };
 	struct rules *r, *ok, *a, *d;
 	struct fuzz_input in;
 	uint16_t port;
@@ -250,6 +259,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	in.flags = data[0];
 	cmd = data[1];
+	who.user = in.flags & 8 ? "bob" : NULL;
+	who.name = in.flags & 16 ? "db.corp" : NULL;
 	fuzz_sockaddr(data + 2, 0, &client);
 	port = (uint16_t)(data[FUZZ_HEADER - 2] << 8 | data[FUZZ_HEADER - 1]);
 	fuzz_sockaddr(data + 19, port, &dst[0]);
@@ -265,8 +276,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	a = fuzz_build(&in, true, true, "");
 	d = fuzz_build(&in, true, false, "");
 	for (i = 0; i < ndst; i++)
-		fuzz_check_probe(&in, r, ok, a, d, (struct sockaddr *)&client, cmd,
-		    (struct sockaddr *)&dst[i]);
+		fuzz_check_probe(&in, r, ok, a, d, &who, cmd, (struct sockaddr *)&dst[i]);
 	rules_free(r);
 	rules_free(ok);
 	rules_free(a);

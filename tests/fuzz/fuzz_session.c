@@ -681,7 +681,8 @@ fuzz_check_udp(const struct shim_sock *c, const struct s5_request *req,
 				continue;
 			for (in = o->dq_in, k = 0; in != NULL && !found; in = in->next, k++)
 				if (!used_back[i][k] && fuzz_addr_is(&h.addr, &in->addr, in->addrlen) &&
-				    rules_dest_ok(rules_current(), (const struct sockaddr *)&c->peer,
+				    rules_dest_ok(rules_current(), &(const struct rules_who){
+				    .client = (const struct sockaddr *)&c->peer },
 				    S5_CMD_UDP_ASSOCIATE, (const struct sockaddr *)&in->addr) &&
 				    in->len == d->len - hl && memcmp(in->data, d->data + hl, in->len) == 0)
 					found = used_back[i][k] = true;
@@ -745,7 +746,7 @@ fuzz_addr_zero(const struct s5_addr *a)
 static bool
 fuzz_request_denied(const struct shim_sock *c, const struct s5_request *req)
 {
-	const struct sockaddr *peer = (const struct sockaddr *)&c->peer;
+	const struct rules_who peer[1] = { { .client = (const struct sockaddr *)&c->peer } };
 	struct sockaddr_storage dst;
 
 	if (!rules_command_ok(rules_current(), peer, req->cmd))
@@ -761,7 +762,7 @@ fuzz_request_denied(const struct shim_sock *c, const struct s5_request *req)
 static void
 fuzz_check_reached(const struct shim_sock *c)
 {
-	const struct sockaddr *peer = (const struct sockaddr *)&c->peer;
+	const struct rules_who peer[1] = { { .client = (const struct sockaddr *)&c->peer } };
 	const struct shim_sock *s;
 	const struct shim_dgram *d;
 	size_t i;
@@ -804,7 +805,8 @@ fuzz_check_command(const struct shim_sock *c,
 		t = fuzz_socket_of(c, FUZZ_PEER);
 		FUZZ_CHECK(fuzz_bnd_is(&rep2, &t->peer, t->peerlen));
 		/* RFC 1928 §6: the peer the request named, as the rules allow. */
-		FUZZ_CHECK(rules_dest_ok(rules_current(), (const struct sockaddr *)&c->peer,
+		FUZZ_CHECK(rules_dest_ok(rules_current(), &(const struct rules_who){
+		    .client = (const struct sockaddr *)&c->peer },
 		    S5_CMD_BIND, (const struct sockaddr *)&t->peer));
 		if (!fuzz_addr_zero(&req->dst) &&
 		    (wantlen = s5_addr_to_sockaddr(&req->dst, &want)) > 0)
