@@ -518,6 +518,29 @@ config_read_policy(struct preload_config *c)
 	}
 }
 
+/*
+ * SOCKSIFY_PIPELINE: on (every SOCKS5 hop gets greeting, credentials and
+ * request in one write), off, or auto (the default): on only where the
+ * server is known to take it, which the launcher says for the socksifyd it
+ * starts itself by exporting on. Servers that read one recv() per message
+ * (microsocks) lose the pipelined rest and the handshake stalls.
+ */
+static void
+config_read_pipeline(struct preload_config *c)
+{
+	const char *env = getenv("SOCKSIFY_PIPELINE");
+
+	c->pipeline = false;
+	if (env == NULL || env[0] == '\0' || strcasecmp(env, "auto") == 0 ||
+	    strcasecmp(env, "off") == 0)
+		return;
+	if (strcasecmp(env, "on") == 0)
+		c->pipeline = true;
+	else
+		preload_log(LOG_LVL_ERROR, "SOCKSIFY_PIPELINE: unknown value \"%s\"; "
+		    "using auto", env);
+}
+
 /* SOCKSIFY_PICK: order (the first alternative alive) or spread. */
 static void
 config_read_pick(struct preload_config *c)
@@ -569,6 +592,7 @@ config_load(void)
 	config_read_policy(c);
 	config_read_dns(c);
 	config_read_pick(c);
+	config_read_pipeline(c);
 	config_read_proxies(c);
 	config_read_excludes(c);
 	if (c->proxy_invalid) {

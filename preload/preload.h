@@ -174,6 +174,7 @@ struct preload_config {
 	size_t nalts[PRELOAD_MAX_PROXIES];
 	struct preload_hop hops[PRELOAD_MAX_PROXIES][PRELOAD_MAX_ALTS];
 	bool spread;			/* SOCKSIFY_PICK=spread (failover.c) */
+	bool pipeline;			/* SOCKSIFY_PIPELINE=on: SOCKS5 hops pipelined */
 	char chain_text[PRELOAD_MAX_PROXIES * PRELOAD_MAX_ALTS * (S5_ADDR_TEXT_MAX + 4)];
 	size_t nexcludes;
 	struct s5_cidr excludes[PRELOAD_MAX_EXCLUDES];

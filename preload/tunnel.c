@@ -104,6 +104,9 @@ tunnel_step(struct tunnel *t, int fd)
 			else
 				s5_client_init_proto(&t->c, hop->proto, t->cmd, &t->dst,
 				    hop->has_cred ? &hop->cred : NULL);
+			/* One write for the hop's whole handshake, where the
+			 * server is known to read a stream (config.c). */
+			t->c.pipeline = preload_cfg.pipeline && hop->proto == S5_PROTO_SOCKS5;
 			t->started = true;
 			t->answered = false;
 			t->in_len = 0;

@@ -25,6 +25,9 @@
 #   µs a dead first alternative (-x 'dead|alive') adds to a connect, and
 #   handshakes/s through HAProxy before 1 and 3 socksifyd
 #                                             (scripts/bench_failover.sh)
+#   ms from connect() to the first answer byte through a proxy 50 ms away,
+#   in-program lock-step SOCKS5 beside libsocksify.so, SOCKSIFY_PIPELINE
+#   off and on, with and without RFC 1929      (scripts/bench_rtt.sh)
 # Output: a Markdown table on stdout and in build/bench/results.md, every
 # raw measurement in build/bench/raw.csv, the ratios to direct drawn in
 # build/bench/ratios.png.
@@ -54,11 +57,11 @@ if [ "$QUICK" = 1 ]; then
 	CONN_ROUNDS=600	# connbench rounds per way
 	SPAWN_RUNS=150	# process starts per library
 	SLICES=3	# ... cut into this many interleaved runs
-	BUDGET_S=290	# the whole run's bound: far above the usual minute, and
+	BUDGET_S=330	# the whole run's bound: far above the usual minute, and
 			# with the 40 s bound of scripts/bench_evloop.sh, the
 			# 25 s of scripts/bench_supervisor.sh, the 35 s of
-			# scripts/bench_udp.sh and the 40 s of
-			# scripts/bench_failover.sh in it
+			# scripts/bench_udp.sh and the 40 s each of
+			# scripts/bench_failover.sh and bench_rtt.sh in it
 	SOFT_S=100	# a repetition starts only if the last one's time fits before this
 else
 	REPS=${BENCH_REPS:-3}
@@ -67,8 +70,9 @@ else
 	CONN_ROUNDS=2000
 	SPAWN_RUNS=300
 	SLICES=5
-	BUDGET_S=725	# bench_evloop.sh's 90 s, bench_supervisor.sh's 80 s,
-			# bench_udp.sh's 140 s and bench_failover.sh's 120 s included
+	BUDGET_S=845	# bench_evloop.sh's 90 s, bench_supervisor.sh's 80 s,
+			# bench_udp.sh's 140 s, bench_failover.sh's and
+			# bench_rtt.sh's 120 s each included
 	SOFT_S=270
 fi
 case $REPS in '' | *[!0-9]* | 0) echo "bench: BENCH_REPS must be a positive number" >&2; exit 2 ;; esac
@@ -565,6 +569,7 @@ figure evloop "Event loops through a distant proxy"
 figure supervisor "The seccomp supervisor (one CPU)"
 figure udp "UDP through socksifyd and danted"
 figure failover "Failover and scale-out"
+figure rtt "Round trips through a distant proxy"
 WALL=$(($(date +%s) - T0))
 
 # --- the report ----------------------------------------------------------------
@@ -572,7 +577,7 @@ WALL=$(($(date +%s) - T0))
 MACHINE="$(nproc) CPUs, $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1), Linux $(uname -r), $(date -u '+%Y-%m-%d %H:%M UTC'); load average at start $LOADAVG"
 awk -F, -v notes="$NOTES" -v reps="$REPS_DONE" -v machine="$MACHINE" -v wall="$WALL" \
     -v holdns="$HOLD_NS" -v chart="$work/chart.dat" -v evloop="$OUT/evloop.md" \
-    -v supervisor="$OUT/supervisor.md" -v udp="$OUT/udp.md" -v failover="$OUT/failover.md" \
+    -v supervisor="$OUT/supervisor.md" -v udp="$OUT/udp.md" -v failover="$OUT/failover.md" -v rtt="$OUT/rtt.md" \
     -f /dev/stdin "$CSV" >"$OUT/results.md" <<'AWK'
 function median(list,    a, n, i, j, t) {
 	n = split(list, a, " ")
@@ -726,6 +731,8 @@ END {
 	while ((getline line < udp) > 0)
 		print line
 	while ((getline line < failover) > 0)
+		print line
+	while ((getline line < rtt) > 0)
 		print line
 	print "Machine: " machine "; the whole run took " wall " s."
 	# The chart: a line per figure, a column per server but direct.

@@ -57,6 +57,35 @@ client_fail(struct s5_client *c, int err)
 	return err;
 }
 
+/*
+ * Pipelined: the one method we will use, then its credentials, then the
+ * request, in one buffer. RFC 1928 has the server answer each in turn; a
+ * server that reads the stream (not one recv() per message) takes them.
+ */
+static int
+client_build_pipeline(struct s5_client *c)
+{
+	const uint8_t method = c->cred != NULL ? S5_METHOD_USERPASS : S5_METHOD_NONE;
+	struct s5_request req = { .cmd = c->cmd, .dst = c->dst };
+	size_t off;
+	int len;
+
+	if ((len = s5_encode_greeting(c->out, sizeof(c->out), &method, 1)) < 0)
+		return client_fail(c, S5C_E_STATE);
+	off = (size_t)len;
+	if (c->cred != NULL) {
+		if ((len = s5_encode_auth(c->out + off, sizeof(c->out) - off, c->cred)) < 0)
+			return client_fail(c, S5C_E_STATE);
+		off += (size_t)len;
+	}
+	if ((len = s5_encode_request(c->out + off, sizeof(c->out) - off, &req)) < 0)
+		return client_fail(c, S5C_E_STATE);
+	c->out_len = off + (size_t)len;
+	c->sent_all = true;
+	c->state = CLIENT_SEND_GREETING;
+	return S5C_WANT_WRITE;
+}
+
 /* RFC 1928 §3: offer NONE always, and RFC 1929 only when we can answer it. */
 static int
 client_build_greeting(struct s5_client *c)
@@ -69,6 +98,8 @@ client_build_greeting(struct s5_client *c)
 	if (s5_addr_wire_len(&c->dst) == 0 ||
 	    (c->cred != NULL && (c->cred->ulen == 0 || c->cred->plen == 0)))
 		return client_fail(c, S5C_E_STATE);
+	if (c->pipeline)
+		return client_build_pipeline(c);
 	len = s5_encode_greeting(c->out, sizeof(c->out), methods, nmethods);
 	c->out_len = (size_t)len;
 	c->state = CLIENT_SEND_GREETING;
@@ -96,6 +127,18 @@ client_on_method(struct s5_client *c, uint8_t method)
 	int len;
 
 	c->method = method;
+	/* Pipelined: credentials and request are out already. The server
+	 * may refuse our one method, or pick another: it cannot have read
+	 * what followed as we meant it. */
+	if (c->sent_all) {
+		if (method == S5_METHOD_UNACCEPTABLE)
+			return client_fail(c, S5C_E_NO_METHOD);
+		if (method != (c->cred != NULL ? S5_METHOD_USERPASS : S5_METHOD_NONE))
+			return client_fail(c, method == S5_METHOD_USERPASS ?
+			    S5C_E_NEED_AUTH : S5C_E_PROTO);
+		c->state = method == S5_METHOD_USERPASS ? CLIENT_READ_AUTH : CLIENT_READ_REPLY;
+		return S5C_WANT_READ;
+	}
 	switch (method) {
 	case S5_METHOD_NONE:
 		return client_build_request(c);
@@ -148,6 +191,10 @@ client_on_input(struct s5_client *c)
 		/* RFC 1929 §2: any STATUS but X'00' is a failure. */
 		if (v != S5_AUTH_SUCCESS)
 			return client_fail(c, S5C_E_AUTH);
+		if (c->sent_all) {
+			c->state = CLIENT_READ_REPLY;
+			return S5C_WANT_READ;
+		}
 		return client_build_request(c);
 	default:
 		if (c->reply.rep != S5_REP_SUCCEEDED)

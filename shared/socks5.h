@@ -322,7 +322,10 @@ enum s5c_err {
 /* The largest HTTP CONNECT request: request line and Host with the
  * address's text twice, Proxy-Authorization with "user:pass" in base64. */
 #define S5_HTTP_REQUEST_MAX	(64 + 2 * S5_ADDR_TEXT_MAX + 4 * ((2 * S5_CRED_MAX + 3) / 3))
-#define S5_CLIENT_OUT_MAX	(S5_HTTP_REQUEST_MAX > S5_AUTH_MAX ? S5_HTTP_REQUEST_MAX : S5_AUTH_MAX)
+/* A pipelined SOCKS5 handshake: greeting (one method), credentials, request. */
+#define S5_PIPELINE_MAX		(3 + S5_AUTH_MAX + S5_MSG_MAX)
+#define S5_CLIENT_OUT_MAX	(S5_HTTP_REQUEST_MAX > S5_PIPELINE_MAX ? S5_HTTP_REQUEST_MAX : \
+				 S5_PIPELINE_MAX)
 
 struct s5_client {
 	int state;			/* private */
@@ -340,6 +343,12 @@ struct s5_client {
 	size_t seen;			/* private (HTTP): octets of the answer so far */
 	uint8_t crlf;			/* private (HTTP): octets of "\r\n\r\n" matched */
 	bool line_done;			/* private (HTTP): the status line is in */
+	/* Set before the first step (SOCKS5): greeting, credentials and
+	 * request in one write, the replies read in order; the greeting
+	 * offers only the method that will be used (RFC 1929 with a
+	 * credential, else none). */
+	bool pipeline;
+	bool sent_all;			/* private: the request is out with the greeting */
 };
 
 void s5_client_init(struct s5_client *c, uint8_t cmd, const struct s5_addr *dst,

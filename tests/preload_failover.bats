@@ -22,13 +22,10 @@ teardown() { stop_all; }
 # start_failing MODE: tests/helpers/fakeproxy.py (close, garbage, silent);
 # sets FAIL_PORT and FAIL_COUNT (a line per connection it accepted).
 start_failing() {
-	local pf=$BATS_TEST_TMPDIR/fail.$RANDOM.port
 	FAIL_COUNT=$BATS_TEST_TMPDIR/fail.$RANDOM.count
 	: >"$FAIL_COUNT"
-	python3 "$HELPERS/fakeproxy.py" "$1" "$pf" "$FAIL_COUNT" 3>&- >/dev/null 2>&1 &
-	PIDS+=($!)
-	wait_for_line "$pf" 50 '^[0-9]+$'
-	FAIL_PORT=$(cat "$pf")
+	start_py_port fakeproxy.py "$1" "$FAIL_COUNT"
+	FAIL_PORT=$HELPER_PORT
 }
 
 # A port where nothing listens: bound, never listening, so nobody else takes

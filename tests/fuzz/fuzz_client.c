@@ -2,7 +2,8 @@
  * fuzz_client.c: the client machine against a fuzzed server.
  *
  * Input: FLAGS, K, K chunk sizes, then the server's byte stream. FLAGS picks
- * the command and whether a credential is offered; chunk sizes are used in
+ * the command, whether a credential is offered, and (bit 4) whether the
+ * handshake is pipelined (all of it in one write); chunk sizes are used in
  * turn (0 means "exactly s5_client_want()"). Checked: the machine never takes
  * more than offered, never passes a message boundary, and when it is done it
  * has taken exactly the method reply, the auth reply when USERPASS was
@@ -46,6 +47,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	s5_addr_set_domain(&dst, "example.com", 11, 443);
 	s5_client_init(&c, cmds[(flags >> 1) % 3], &dst,
 	    (flags & 1) ? &cred : NULL);
+	c.pipeline = (flags & 16) != 0;
 
 	r = s5_client_step(&c, NULL, 0, &used);
 	for (steps = 0; steps < FUZZ_STEPS_MAX; steps++) {

@@ -36,6 +36,18 @@ wait_for_count() {
 	[ "${n:-0}" -eq "$4" ]
 }
 
+# start_py_port SCRIPT ARGS...: python3 tests/helpers/SCRIPT PORTFILE ARGS
+# in the background, stopped in teardown; sets HELPER_PORT to the port it
+# writes to PORTFILE once it listens.
+start_py_port() {
+	local pf=$BATS_TEST_TMPDIR/helper.$RANDOM.port script=$1
+	shift
+	python3 "$HELPERS/$script" "$pf" "$@" 3>&- >/dev/null 2>&1 &
+	PIDS+=($!)
+	wait_for_line "$pf" 50 '^[0-9]+$'
+	HELPER_PORT=$(cat "$pf")
+}
+
 # A 1 MiB file of random bytes and its checksum, once per test file.
 make_payload() {
 	WWW=$BATS_FILE_TMPDIR/www

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """A proxy that fails, for the failover tests; counts who came.
 
-usage: fakeproxy.py MODE PORTFILE COUNTFILE
+usage: fakeproxy.py PORTFILE MODE COUNTFILE
   close    accepts each connection and closes it at once
   garbage  accepts, answers "HTTP/1.0 400 Bad Request" and closes
   silent   listens and never accepts (a blackhole past the TCP handshake:
@@ -14,7 +14,7 @@ import sys
 
 
 def main():
-    mode, portfile, countfile = sys.argv[1:4]
+    portfile, mode, countfile = sys.argv[1:4]
     lsock = socket.socket()
     lsock.bind(("127.0.0.1", 0))
     lsock.listen(64)

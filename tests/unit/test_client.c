@@ -622,9 +622,71 @@ upstream_socks4(void)
 	CHECK_INT(s5_client_errno(&c, S5C_E_ADDR), EAFNOSUPPORT);
 }
 
+/* Pipelined: one write holds greeting (one method), credentials and
+ * request; the replies are read in order, at every split of the input. */
+static void
+client_pipelined(void)
+{
+	static const uint8_t srv_none[] = { 0x05, 0x00,
+	    0x05, 0x00, 0x00, 0x01, 10, 0, 0, 1, 0x30, 0x39, 'H', 'T' };
+	static const uint8_t srv_auth[] = { 0x05, 0x02, 0x01, 0x00,
+	    0x05, 0x00, 0x00, 0x01, 10, 0, 0, 1, 0x30, 0x39, 'H', 'T' };
+	static const uint8_t auth[] = { 0x01, 3, 'b', 'o', 'b', 2, 'p', 'w' };
+	static const uint8_t srv_other[] = { 0x05, 0x00 };
+	static const uint8_t srv_refused[] = { 0x05, 0xff };
+	static const uint8_t srv_badpw[] = { 0x05, 0x02, 0x01, 0x01 };
+	struct s5_cred cred = { .ulen = 3, .plen = 2 };
+	struct s5_client c;
+	struct s5_addr dst;
+	struct run run;
+	size_t chunk;
+
+	memcpy(cred.user, "bob", 3);
+	memcpy(cred.pass, "pw", 2);
+	client_addr(&dst);
+	for (chunk = 0; chunk <= sizeof(srv_auth); chunk++) {
+		s5_client_init(&c, S5_CMD_CONNECT, &dst, NULL);
+		c.pipeline = true;
+		client_run(&c, srv_none, sizeof(srv_none), chunk, &run);
+		CHECK_INT(run.r, S5C_DONE);
+		CHECK_INT(run.took, sizeof(srv_none) - 2);
+		/* One write: greeting offering NONE alone, then the request. */
+		CHECK_INT(run.sent_len, 3 + sizeof(request_dn));
+		CHECK_MEM(run.sent, "\x05\x01\x00", 3);
+		CHECK_MEM(run.sent + 3, request_dn, sizeof(request_dn));
+		CHECK_INT(c.reply.bnd.port, 12345);
+
+		s5_client_init(&c, S5_CMD_CONNECT, &dst, &cred);
+		c.pipeline = true;
+		client_run(&c, srv_auth, sizeof(srv_auth), chunk, &run);
+		CHECK_INT(run.r, S5C_DONE);
+		CHECK_INT(run.took, sizeof(srv_auth) - 2);
+		CHECK_INT(run.sent_len, 3 + sizeof(auth) + sizeof(request_dn));
+		CHECK_MEM(run.sent, "\x05\x01\x02", 3);
+		CHECK_MEM(run.sent + 3, auth, sizeof(auth));
+		CHECK_MEM(run.sent + 3 + sizeof(auth), request_dn, sizeof(request_dn));
+		CHECK_INT(c.method, S5_METHOD_USERPASS);
+	}
+	/* A server that picks a method we did not offer cannot have read
+	 * the rest as we meant it; one that refuses ours is refused. */
+	s5_client_init(&c, S5_CMD_CONNECT, &dst, &cred);
+	c.pipeline = true;
+	client_run(&c, srv_other, sizeof(srv_other), 0, &run);
+	CHECK_INT(run.r, S5C_E_PROTO);
+	s5_client_init(&c, S5_CMD_CONNECT, &dst, NULL);
+	c.pipeline = true;
+	client_run(&c, srv_refused, sizeof(srv_refused), 0, &run);
+	CHECK_INT(run.r, S5C_E_NO_METHOD);
+	s5_client_init(&c, S5_CMD_CONNECT, &dst, &cred);
+	c.pipeline = true;
+	client_run(&c, srv_badpw, sizeof(srv_badpw), 0, &run);
+	CHECK_INT(run.r, S5C_E_AUTH);
+}
+
 void
 test_client(void)
 {
+	UNIT_RUN(client_pipelined);
 	UNIT_RUN(client_noauth);
 	UNIT_RUN(client_bnd_types);
 	UNIT_RUN(client_want);

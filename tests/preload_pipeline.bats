@@ -1,0 +1,104 @@
+#!/usr/bin/env bats
+bats_require_minimum_version 1.5.0
+# Pipelined SOCKS5 handshakes (SOCKSIFY_PIPELINE, shared/client.c): the
+# greeting offering one method, the credentials and the request leave in
+# one write; what each server in the suites does with that; and the
+# default (auto) pipelining only the bundled socksifyd. A recording
+# forwarder in front of the proxy shows how the handshake arrived.
+
+load helpers/common
+
+setup() {
+	make_payload
+	start_http 127.0.0.1
+	HELLO_SHA=$(sha <"$WWW/hello.txt")
+}
+
+teardown() { stop_all; }
+
+# record UPSTREAMPORT: tests/helpers/firstread.py in front of it; sets
+# REC_PORT and REC_LOG (the hex of each connection's first chunk).
+record() {
+	REC_LOG=$BATS_TEST_TMPDIR/rec.$RANDOM.log
+	: >"$REC_LOG"
+	start_py_port firstread.py "$REC_LOG" "$1"
+	REC_PORT=$HELPER_PORT
+}
+
+# get MODE URL: hello.txt's sha256 through URL with SOCKSIFY_PIPELINE=MODE.
+get() {
+	env SOCKSIFY_EXCLUDE=none SOCKSIFY_PIPELINE="$1" SOCKSIFY_LOG_FILE="$BATS_TEST_TMPDIR/lib.log" \
+		LD_PRELOAD="$LIB" SOCKSIFY_PROXY="$2" timeout -k 5 30 \
+		python3 "$HELPERS/failover.py" get "$HTTP_PORT"
+}
+
+req_hex() { echo "050100017f000001$(port_hex "$HTTP_PORT")"; }
+
+@test "on: greeting, request in one write to socksifyd; with credentials, greeting, RFC 1929 and request; bytes intact" {
+	printf 'bob:pw\n' >"$BATS_TEST_TMPDIR/users"
+	chmod 600 "$BATS_TEST_TMPDIR/users"
+	start_socksifyd --no-auth
+	record "$PROXY_PORT"
+	run get on "socks5://127.0.0.1:$REC_PORT"
+	[ "$output" = "$HELLO_SHA" ]
+	[ "$(head -n 1 "$REC_LOG")" = "050100$(req_hex)" ]
+	stop_all
+	start_http 127.0.0.1
+	start_socksifyd -u "$BATS_TEST_TMPDIR/users"
+	record "$PROXY_PORT"
+	run get on "socks5://bob:pw@127.0.0.1:$REC_PORT"
+	[ "$output" = "$HELLO_SHA" ]
+	[ "$(head -n 1 "$REC_LOG")" = "0501020103$(hex bob)02$(hex pw)$(req_hex)" ]
+	# A wrong password: the pipelined request is never served.
+	run get on "socks5://bob:nope@127.0.0.1:$REC_PORT"
+	[ "$output" = EACCES ]
+}
+
+@test "auto (the default) and off: lock-step to an upstream proxy (the greeting alone first)" {
+	start_socksifyd --no-auth
+	record "$PROXY_PORT"
+	run get auto "socks5://127.0.0.1:$REC_PORT"
+	[ "$output" = "$HELLO_SHA" ]
+	run get off "socks5://127.0.0.1:$REC_PORT"
+	[ "$output" = "$HELLO_SHA" ]
+	[ "$(sed -n 1p "$REC_LOG")" = 050100 ]
+	[ "$(sed -n 2p "$REC_LOG")" = 050100 ]
+}
+
+@test "auto with the bundled socksifyd: socksify exports on; a value of the user's is kept" {
+	run "$SOCKSIFY" sh -c 'echo "$SOCKSIFY_PIPELINE"'
+	[ "$output" = on ]
+	SOCKSIFY_PIPELINE=off run "$SOCKSIFY" sh -c 'echo "$SOCKSIFY_PIPELINE"'
+	[ "$output" = off ]
+	run "$SOCKSIFY" -x "socks5://127.0.0.1:$HTTP_PORT" sh -c 'echo "${SOCKSIFY_PIPELINE:-unset}"'
+	[ "$output" = unset ]
+	run "$SOCKSIFY" curl -sS "http://127.0.0.1:$HTTP_PORT/hello.txt"
+	[ "$output" = "hello through socks" ]
+}
+
+@test "microsocks drops a pipelined request: on stalls to SOCKSIFY_TIMEOUT (ETIMEDOUT); auto works" {
+	start_microsocks
+	SOCKSIFY_TIMEOUT=1 run get on "socks5://127.0.0.1:$PROXY_PORT"
+	[ "$output" = ETIMEDOUT ]
+	run get auto "socks5://127.0.0.1:$PROXY_PORT"
+	[ "$output" = "$HELLO_SHA" ]
+}
+
+@test "danted takes a pipelined handshake" {
+	start_danted
+	run get on "socks5://127.0.0.1:$PROXY_PORT"
+	[ "$output" = "$HELLO_SHA" ]
+}
+
+@test "ssh -D takes a pipelined handshake" {
+	start_ssh_socks
+	run get on "socks5://127.0.0.1:$SOCKS_PORT"
+	[ "$output" = "$HELLO_SHA" ]
+}
+
+@test "SOCKSIFY_PIPELINE with an unknown value: one line, then auto" {
+	start_socksifyd --no-auth
+	run get sometimes "socks5://127.0.0.1:$PROXY_PORT"
+	[ "$output" = "$HELLO_SHA" ]
+	grep -q 'SOCKSIFY_PIPELINE: unknown value "sometimes"; using auto' "$BATS_TEST_TMPDIR/lib.log"
+}
