@@ -78,7 +78,7 @@ metrics_session_end(struct metrics *m, const char *cmd, const char *outcome)
 		return;
 	}
 	o = &m->outcome[n];
-	snprintf(o->cmd, sizeof(o->cmd), "%s", cmd);
+	snprintf(o->cmd, sizeof(o->cmd), "%s", n + 1 == SERVER_METRICS_OUTCOMES ? "any" : cmd);
 	snprintf(o->outcome, sizeof(o->outcome), "%s",
 	    n + 1 == SERVER_METRICS_OUTCOMES ? "other" : outcome);
 	atomic_store_explicit(&o->n, 1, RELAXED);
@@ -116,7 +116,6 @@ metrics_handshake(struct metrics *m, uint64_t us)
 		b++;
 	atomic_fetch_add_explicit(&m->hs_bucket[b], 1, RELAXED);
 	atomic_fetch_add_explicit(&m->hs_sum_us, us, RELAXED);
-	atomic_fetch_add_explicit(&m->hs_count, 1, RELAXED);
 }
 
 void
@@ -304,8 +303,8 @@ metrics_render(struct metrics_text *t, struct server *metrics_workers, unsigned 
 			    (unsigned long long)cum);
 	}
 	mt_printf(t, "socksifyd_handshake_seconds_sum %.6f\n", (double)SUM(hs_sum_us) / 1e6);
-	mt_printf(t, "socksifyd_handshake_seconds_count %llu\n",
-	    (unsigned long long)SUM(hs_count));
+	/* The buckets' sum, so that a scrape amid an update stays whole. */
+	mt_printf(t, "socksifyd_handshake_seconds_count %llu\n", (unsigned long long)cum);
 	mt_head(t, "udp_associations_active", "gauge", "UDP associations open now.");
 	mt_printf(t, "socksifyd_udp_associations_active %lld\n",
 	    (long long)(int64_t)SUM(udp_active));

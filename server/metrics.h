@@ -39,7 +39,7 @@ struct metrics {
 	_Atomic uint64_t replies[10];	/* SOCKS5 replies sent, 00..08, then others */
 	_Atomic uint64_t auth_failures;
 	_Atomic uint64_t hs_bucket[METRICS_BUCKETS];
-	_Atomic uint64_t hs_sum_us, hs_count;
+	_Atomic uint64_t hs_sum_us;
 	_Atomic uint32_t noutcomes;
 	struct metrics_outcome outcome[SERVER_METRICS_OUTCOMES];
 };

@@ -134,6 +134,15 @@ metrics_on_conn(struct loop *l, int fd, uint32_t events, void *arg)
 	metrics_conn_close(c);
 }
 
+static struct loop_timer metrics_pause;
+
+static void
+metrics_on_resume(struct loop *l, void *arg)
+{
+	(void)arg;
+	(void)loop_set(l, metrics_lst.fd, EPOLLIN);
+}
+
 static void
 metrics_on_accept(struct loop *l, int fd, uint32_t events, void *arg)
 {
@@ -142,7 +151,10 @@ metrics_on_accept(struct loop *l, int fd, uint32_t events, void *arg)
 
 	(void)events;
 	(void)arg;
-	while ((cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0) {
+	while ((cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0 ||
+	    errno == EINTR || errno == ECONNABORTED) {
+		if (cfd < 0)
+			continue;
 		if (metrics_nconns == SERVER_METRICS_CONNS ||
 		    (c = calloc(1, sizeof(*c))) == NULL) {
 			close(cfd);
@@ -164,6 +176,12 @@ metrics_on_accept(struct loop *l, int fd, uint32_t events, void *arg)
 		metrics_conns = c;
 		metrics_nconns++;
 	}
+	/* No descriptor (EMFILE, ENFILE) or memory: the connection stays
+	 * queued and epoll, level-triggered, would wake us at once, forever.
+	 * The listener rests a while instead, as the SOCKS ones do. */
+	if (errno != EAGAIN && errno != EWOULDBLOCK &&
+	    loop_timer_start(l, &metrics_pause, SERVER_METRICS_PAUSE_MS, metrics_on_resume, NULL) == 0)
+		(void)loop_set(l, fd, 0);
 }
 
 bool
@@ -190,6 +208,9 @@ metrics_name(void)
 void
 metrics_close(void)
 {
+	if (metrics_loop == NULL)
+		return;		/* no --metrics */
+	loop_timer_stop(metrics_loop, &metrics_pause);
 	while (metrics_conns != NULL)
 		metrics_conn_close(metrics_conns);
 	if (metrics_lst.fd >= 0) {

@@ -569,7 +569,8 @@ session_start_bind(struct session *s)
 	struct sockaddr_storage ss;
 
 	if (dst->atyp == S5_ATYP_DOMAIN) {
-		if (!rules_name_ok(rules_current(), &who, S5_CMD_BIND, dst->port)) {
+		if (strchr(dst->u.domain.name, '\\') != NULL ||
+		    !rules_name_ok(rules_current(), &who, S5_CMD_BIND, dst->port)) {
 			session_fail_rep(s, S5_REP_NOT_ALLOWED, NULL);
 			return;
 		}
@@ -693,6 +694,7 @@ session_bind_accept(struct session *s)
 		session_end(s, "out of memory");
 		return;
 	}
+	metrics_reply(&s->srv->metrics, S5_REP_SUCCEEDED);	/* BIND's second */
 	s->connected = true;
 	session_enter_relay(s);
 }
@@ -799,6 +801,12 @@ session_start_connect(struct session *s)
 	int salen, r;
 
 	if (dst->atyp == S5_ATYP_DOMAIN) {
+		/* The resolver reads "\\DDD" escapes: the name it would look
+		 * up is not the one the rules judge. No host name has one. */
+		if (strchr(dst->u.domain.name, '\\') != NULL) {
+			session_fail_rep(s, S5_REP_HOST_UNREACHABLE, "bad name");
+			return;
+		}
 		/* A rule naming it refuses it before anything is looked up. */
 		if (!rules_name_ok(rules_current(), &who, s->req.cmd, dst->port)) {
 			session_fail_rep(s, S5_REP_NOT_ALLOWED, "destination denied");
@@ -838,7 +846,6 @@ session_auth_reply(struct session *s, bool ok, const char *outcome)
 	int r = s5_encode_auth_reply(msg, sizeof(msg), ok ? S5_AUTH_SUCCESS : S5_AUTH_FAILURE);
 
 	if (!ok) {
-		metrics_auth_failed(&s->srv->metrics);
 		session_fail(s, msg, r, outcome);
 		return -1;
 	}
@@ -860,6 +867,8 @@ session_on_checked(void *arg, bool ok)
 	struct session *s = arg;
 
 	s->job = NULL;
+	if (!ok)
+		metrics_auth_failed(&s->srv->metrics);	/* the hash said no */
 	if (session_auth_reply(s, ok, "auth failed") == 0)
 		session_handshake(s);
 	session_done(s);
@@ -957,6 +966,10 @@ session_handshake(struct session *s)
 				return;
 			}
 			explicit_bzero(&cred, sizeof(cred));
+			/* A wrong password or user: not a malformed message, not
+			 * a busy checker (auth_failures_total is for guessing). */
+			if (r == 0 && v != USERS_ACCEPTED)
+				metrics_auth_failed(&s->srv->metrics);
 			if (session_auth_reply(s, v == USERS_ACCEPTED, "auth failed") < 0)
 				return;
 			break;

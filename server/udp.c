@@ -588,8 +588,10 @@ udp_send_name(struct udp_assoc *u, const struct s5_addr *dst,
 	struct loop *l = u->srv->loop;
 	struct udp_pending *p;
 
-	/* A rule naming it drops it before anything is looked up. */
-	if (!rules_name_ok(rules_current(), &who, S5_CMD_UDP_ASSOCIATE, dst->port)) {
+	/* A rule naming it drops it before anything is looked up (and a
+	 * name with the resolver's "\\" escapes is no host's). */
+	if (strchr(dst->u.domain.name, '\\') != NULL ||
+	    !rules_name_ok(rules_current(), &who, S5_CMD_UDP_ASSOCIATE, dst->port)) {
 		udp_drop(u, "to", dst->u.domain.name, "denied by rules");
 		return;
 	}
@@ -712,8 +714,10 @@ udp_from_target(struct udp_assoc *u, struct udp_batch *b, unsigned k, int *last)
 		hlen = (int)prev->iov[0].iov_len;
 		memcpy(o->hdr, prev->hdr, (size_t)hlen);
 	} else if (!rules_dest_ok(rules_current(), &(const struct rules_who){
-	    .client = (struct sockaddr *)&u->ctl, .user = u->user },
-	    S5_CMD_UDP_ASSOCIATE, from)) {
+	    .client = (struct sockaddr *)&u->ctl, .user = u->user,
+	    /* The host a datagram went to by name answers as that name. */
+	    .name = u->cache_len == fromlen && memcmp(&u->cache_sa, from, fromlen) == 0 ?
+	    u->cache_name : NULL }, S5_CMD_UDP_ASSOCIATE, from)) {
 		/* Any host may answer on our outgoing port, but not one the rules deny. */
 		udp_drop_sa(u, "from", from, "denied by rules");
 		return;

@@ -47,6 +47,7 @@
 #define SERVER_PP_FROM_MAX		16	/* --proxy-protocol-from networks */
 #define SERVER_METRICS_CONNS		16	/* --metrics: scrapes served at once; more are closed */
 #define SERVER_METRICS_TIMEOUT_MS	5000	/* a scrape's whole life, request to last byte */
+#define SERVER_METRICS_PAUSE_MS		100	/* the metrics listener rests this long after EMFILE */
 #define SERVER_METRICS_REQUEST_MAX	4096	/* its request, bytes (the head; no body) */
 #define SERVER_METRICS_OUTCOMES		64	/* command and outcome pairs counted per worker */
 #define SERVER_CONFIG_ITEMS_MAX		4096	/* options on the command line */

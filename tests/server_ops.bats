@@ -100,6 +100,22 @@ hello() { curl -sS --max-time 10 --socks5 "127.0.0.1:$PROXY_PORT" "$@" "http://1
 	[ "$status" -eq 97 ]
 	run python3 "$HELPERS/s5probe.py" "$PROXY_PORT" 050100 "$(connect_name "$PROXY_ONLY_NAME" 9)"
 	[ "${lines[0]:0:8}" = "05000502" ]
+	# The resolver reads "\\105" as "i": a name with an escape is no
+	# host's, refused before the rules could be dodged (04, "bad name").
+	run python3 "$HELPERS/s5probe.py" "$PROXY_PORT" 050100 "$(connect_name 'db.n\\111where.test' "$HTTP_PORT")"
+	[ "${lines[0]:0:8}" = "05000504" ]
+	wait_for_line "$SOCKSIFYD_LOG" 30 'outcome=bad name'
+	# UDP: a datagram to the allowed name goes, and its answer comes back
+	# from that host (judged as the name it was sent to).
+	local pf=$BATS_TEST_TMPDIR/echo.port
+	python3 "$HELPERS/bindudp.py" echo 127.0.0.1 "$pf" "$BATS_TEST_TMPDIR/echo.log" from 3>&- >/dev/null 2>&1 &
+	PIDS+=($!)
+	wait_for_line "$pf" 50 '^[0-9]+$'
+	kill "$SOCKSIFYD_PID"
+	start_socksifyd -v --allow "to $PROXY_ONLY_NAME" --deny 'to *'
+	run env SOCKSIFY_EXCLUDE=none LD_PRELOAD="$LIB" SOCKSIFY_PROXY="socks5h://127.0.0.1:$PROXY_PORT" \
+		timeout -k 5 30 python3 "$HELPERS/udpcheck.py" once "$PROXY_ONLY_NAME" "$(cat "$pf")"
+	[ "$output" = ok ]
 }
 
 @test "a name rule never opens the host's protected addresses: off loopback, 'allow to localhost' still gets 02" {
