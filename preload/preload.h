@@ -283,6 +283,10 @@ struct tunnel {
 	long long deadline;		/* the connect's (SOCKSIFY_TIMEOUT) */
 	int share_ms;			/* the attempt's length when others may follow, else 0 */
 	bool answered;			/* hop t->hop has sent us something: it is alive */
+	/* Pipelined chains: the next hop's handshake, sent behind this one's
+	 * (tunnel_ahead()), and which hop it was for (0: none). */
+	uint8_t ahead[S5_PIPELINE_MAX];
+	size_t ahead_len, ahead_off, ahead_hop;
 };
 
 /* failover.c: alternatives of a hop and their health. */

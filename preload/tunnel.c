@@ -16,6 +16,11 @@
  * exactly s5_client_want() bytes at a time means no byte of the target's
  * stream is consumed (P5). MSG_NOSIGNAL keeps a proxy that resets
  * mid-handshake from killing the program with SIGPIPE (P6).
+ *
+ * SOCKSIFY_PIPELINE=on: a SOCKS5 hop's machine sends its whole handshake in
+ * one message (shared/client.c), and the next hop's whole handshake goes
+ * right behind it (tunnel_ahead()); each machine then reads its replies in
+ * order, a hop whose bytes went ahead sending none of its own.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -84,10 +89,75 @@ tunnel_hop_errno(const struct tunnel *t, int err)
 
 static void tunnel_share(struct tunnel *t, size_t pos);
 
+/* The machine of hop i for t: every hop but the last CONNECTs to the next;
+ * pipelined where the server is known to read a stream (config.c). */
+static void
+tunnel_machine(const struct tunnel *t, size_t i, struct s5_client *c)
+{
+	const struct s5_proxy *hop = &tunnel_hop(t, i)->proxy;
+
+	if (i + 1 < preload_cfg.nhops)
+		s5_client_init_proto(c, hop->proto, S5_CMD_CONNECT, tunnel_next_hop(t, i),
+		    hop->has_cred ? &hop->cred : NULL);
+	else
+		s5_client_init_proto(c, hop->proto, t->cmd, &t->dst,
+		    hop->has_cred ? &hop->cred : NULL);
+	c->pipeline = preload_cfg.pipeline && hop->proto == S5_PROTO_SOCKS5;
+}
+
+/*
+ * The machine of hop t->hop has a message to send. Pipelined, its first
+ * message is its whole handshake; then the next hop's whole handshake goes
+ * right behind it (t->ahead), for hop t->hop to pass on once it has
+ * connected there, as it passes on a client's early data: one round trip
+ * for two hops. A hop whose bytes went ahead sends none of its own.
+ */
+static void
+tunnel_ahead(struct tunnel *t)
+{
+	struct s5_client next;
+	size_t i = t->hop;
+	bool first = t->c.pipeline && t->c.sent_all;
+
+	t->out_off = first && i > 0 && t->ahead_hop == i ? t->c.out_len : 0;
+	t->ahead_len = t->ahead_off = 0;
+	if (!first || i + 1 >= preload_cfg.nhops)
+		return;
+	tunnel_machine(t, i + 1, &next);
+	if (!next.pipeline || s5_client_step(&next, NULL, 0, NULL) != S5C_WANT_WRITE ||
+	    next.out_len > sizeof(t->ahead))
+		return;
+	memcpy(t->ahead, next.out, next.out_len);
+	t->ahead_len = next.out_len;
+	t->ahead_hop = i + 1;
+	explicit_bzero(&next, sizeof(next));
+}
+
+/* buf[*off..len) to fd without waiting: 0 when all of it is out, else what
+ * tunnel_step() returns (TUNNEL_WRITE, or -errno). */
+static ssize_t
+tunnel_send(struct tunnel *t, int fd, const uint8_t *buf, size_t len, size_t *off)
+{
+	ssize_t n;
+
+	while (*off < len) {
+		n = PRELOAD_REAL(send)(fd, buf + *off, len - *off, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (n > 0) {
+			*off += (size_t)n;
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return TUNNEL_WRITE;
+		return tunnel_hop_errno(t, n < 0 ? errno : EPIPE);
+	}
+	return 0;
+}
+
 int
 tunnel_step(struct tunnel *t, int fd)
 {
-	const struct s5_proxy *hop;
 	size_t used = 0, want;
 	ssize_t n;
 	int r;
@@ -96,17 +166,7 @@ tunnel_step(struct tunnel *t, int fd)
 		if (t->hop == preload_cfg.nhops)
 			return TUNNEL_DONE;
 		if (!t->started) {
-			hop = &tunnel_hop(t, t->hop)->proxy;
-			/* Every hop but the last CONNECTs to the next. */
-			if (t->hop + 1 < preload_cfg.nhops)
-				s5_client_init_proto(&t->c, hop->proto, S5_CMD_CONNECT,
-				    tunnel_next_hop(t, t->hop), hop->has_cred ? &hop->cred : NULL);
-			else
-				s5_client_init_proto(&t->c, hop->proto, t->cmd, &t->dst,
-				    hop->has_cred ? &hop->cred : NULL);
-			/* One write for the hop's whole handshake, where the
-			 * server is known to read a stream (config.c). */
-			t->c.pipeline = preload_cfg.pipeline && hop->proto == S5_PROTO_SOCKS5;
+			tunnel_machine(t, t->hop, &t->c);
 			t->started = true;
 			t->answered = false;
 			t->in_len = 0;
@@ -116,19 +176,11 @@ tunnel_step(struct tunnel *t, int fd)
 				tunnel_share(t, t->hop);
 		}
 		if (t->writing) {
-			while (t->out_off < t->c.out_len) {
-				n = PRELOAD_REAL(send)(fd, t->c.out + t->out_off, t->c.out_len - t->out_off,
-				    MSG_NOSIGNAL | MSG_DONTWAIT);
-				if (n > 0) {
-					t->out_off += (size_t)n;
-					continue;
-				}
-				if (n < 0 && errno == EINTR)
-					continue;
-				if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-					return TUNNEL_WRITE;
-				return tunnel_hop_errno(t, n < 0 ? errno : EPIPE);
-			}
+			/* The hop's own bytes, then the next hop's sent ahead. */
+			if ((n = tunnel_send(t, fd, t->c.out, t->c.out_len, &t->out_off)) == 0)
+				n = tunnel_send(t, fd, t->ahead, t->ahead_len, &t->ahead_off);
+			if (n != 0)
+				return (int)n;
 			t->writing = false;
 			t->in_len = 0;
 		} else if (t->want_read) {
@@ -158,8 +210,8 @@ tunnel_step(struct tunnel *t, int fd)
 		t->http = r == S5C_E_PROTO && t->in_len >= 2 && memcmp(t->in, "HT", 2) == 0;
 		t->in_len = 0;
 		if (r == S5C_WANT_WRITE) {
+			tunnel_ahead(t);
 			t->writing = true;
-			t->out_off = 0;
 		} else if (r == S5C_WANT_READ) {
 			t->want_read = true;
 		} else if (r == S5C_DONE) {
@@ -696,6 +748,7 @@ tunnel_retry(struct tunnel *t, int fd, int err, long long deadline)
 	t->hop = 0;
 	t->started = t->writing = t->want_read = t->http = t->answered = false;
 	t->in_len = t->out_off = 0;
+	t->ahead_len = t->ahead_off = t->ahead_hop = 0;
 	t->rep = -1;
 	t->why = 0;
 	t->dial_err = 0;

@@ -6,7 +6,8 @@
 # inprog), beside a plain program under libsocksify.so with
 # SOCKSIFY_PIPELINE off (lock-step) and on (greeting, credentials and
 # request in one write: one round trip for the handshake). Without and
-# with RFC 1929 authentication. scripts/bench.sh calls it and puts its
+# with RFC 1929 authentication, and through a chain of two socksifyd (the
+# second next to the first, beyond the delay). scripts/bench.sh calls it and puts its
 # table in results.md; alone:
 #
 #   make all testbin && bash scripts/bench_rtt.sh     (BUILD=, BENCH_QUICK=1, BENCH_REPS=N)
@@ -67,6 +68,9 @@ FAR=$PORT
 spawn_listener "$work/d2.log" delayfwd "$DELAYFWD" -t "127.0.0.1:$SDA" -d "$RT_DELAY_MS" ||
     { echo "bench_rtt: $WHY" >&2; exit 1; }
 FARA=$PORT
+# A chain: the far socksifyd, then a second one next to it.
+spawn_listener "$work/sd2.log" socksifyd "$SOCKSIFYD" -l 127.0.0.1:0 -q || { echo "bench_rtt: $WHY" >&2; exit 1; }
+SD2=$PORT
 # The target answers at once (an echo in C), so that what is measured is
 # round trips, not a slow server.
 spawn "$work/echo.log" "$CONNB" echo -l 127.0.0.1 -T "$RT_BUDGET_S"
@@ -82,6 +86,11 @@ way() {
 	lib-off | lib-on)
 		out=$(waited env SOCKSIFY_EXCLUDE=none SOCKSIFY_PIPELINE="${1#lib-}" LD_PRELOAD="$LIBSOCKSIFY" \
 		    SOCKSIFY_PROXY="socks5://127.0.0.1:$FAR" python3 "$PROBE" plain "$RT_ROUNDS" "$HTTPP" 2>&1) ;;
+	inprog-chain) out=$(waited python3 "$PROBE" inprog2 "$RT_ROUNDS" "$HTTPP" "$FAR" "$SD2" 2>&1) ;;
+	lib-chain-off | lib-chain-on)
+		out=$(waited env SOCKSIFY_EXCLUDE=none SOCKSIFY_PIPELINE="${1#lib-chain-}" LD_PRELOAD="$LIBSOCKSIFY" \
+		    SOCKSIFY_PROXY="socks5://127.0.0.1:$FAR,socks5://127.0.0.1:$SD2" python3 "$PROBE" plain \
+		    "$RT_ROUNDS" "$HTTPP" 2>&1) ;;
 	lib-auth-off | lib-auth-on)
 		out=$(waited env SOCKSIFY_EXCLUDE=none SOCKSIFY_PIPELINE="${1#lib-auth-}" LD_PRELOAD="$LIBSOCKSIFY" \
 		    SOCKSIFY_PROXY="socks5://bob:pw@127.0.0.1:$FARA" python3 "$PROBE" plain "$RT_ROUNDS" "$HTTPP" 2>&1) ;;
@@ -89,7 +98,7 @@ way() {
 	sed -n 's/^ms p50=\([0-9.]*\) .*/\1/p' <<<"$out"
 }
 
-WAYS="inprog lib-off lib-on inprog-auth lib-auth-off lib-auth-on"
+WAYS="inprog lib-off lib-on inprog-auth lib-auth-off lib-auth-on inprog-chain lib-chain-off lib-chain-on"
 for ((REP = 1; REP <= RT_REPS; REP++)); do
 	declare -A V=()
 	for w in $WAYS; do
@@ -103,6 +112,10 @@ for ((REP = 1; REP <= RT_REPS; REP++)); do
 	for w in lib-auth-off lib-auth-on; do
 		[ -n "${V[$w]}" ] && [ -n "${V[inprog-auth]}" ] &&
 		    record rtt_ratio "$w" "$(awk -v a="${V[$w]}" -v b="${V[inprog-auth]}" 'BEGIN { printf "%.3f", a / b }')" x
+	done
+	for w in lib-chain-off lib-chain-on; do
+		[ -n "${V[$w]}" ] && [ -n "${V[inprog-chain]}" ] &&
+		    record rtt_ratio "$w" "$(awk -v a="${V[$w]}" -v b="${V[inprog-chain]}" 'BEGIN { printf "%.3f", a / b }')" x
 	done
 	unset V
 done
@@ -131,5 +144,8 @@ row() {
 	row "in-program, RFC 1929 (4 round trips)" inprog-auth
 	row "libsocksify.so, RFC 1929, off" lib-auth-off
 	row "libsocksify.so, RFC 1929, on (2 round trips)" lib-auth-on
+	row "in-program, a chain of two socksifyd (5 round trips)" inprog-chain
+	row "libsocksify.so, the chain, off" lib-chain-off
+	row "libsocksify.so, the chain, on (both hops in one write: 2 round trips)" lib-chain-on
 	echo
 } | tee "$OUT/rtt.md"

@@ -102,3 +102,21 @@ req_hex() { echo "050100017f000001$(port_hex "$HTTP_PORT")"; }
 	[ "$output" = "$HELLO_SHA" ]
 	grep -q 'SOCKSIFY_PIPELINE: unknown value "sometimes"; using auto' "$BATS_TEST_TMPDIR/lib.log"
 }
+
+@test "a chain of two socksifyd, on: both hops' handshakes leave in the first write; the bytes come through intact" {
+	local first
+	start_socksifyd --no-auth -v
+	local second=$PROXY_PORT
+	mv "$SOCKSIFYD_LOG" "$BATS_TEST_TMPDIR/second.log"
+	start_socksifyd --no-auth
+	first=$PROXY_PORT
+	record "$first"
+	run get on "socks5://127.0.0.1:$REC_PORT,socks5://127.0.0.1:$second"
+	[ "$output" = "$HELLO_SHA" ]
+	[ "$(head -n 1 "$REC_LOG")" = "050100050100017f000001$(port_hex "$second")050100$(req_hex)" ]
+	wait_for_line "$BATS_TEST_TMPDIR/second.log" 30 "target=127\.0\.0\.1:$HTTP_PORT.*outcome=ok"
+	# off: the first hop's greeting alone.
+	run get off "socks5://127.0.0.1:$REC_PORT,socks5://127.0.0.1:$second"
+	[ "$output" = "$HELLO_SHA" ]
+	[ "$(sed -n 2p "$REC_LOG")" = 050100 ]
+}

@@ -3,10 +3,12 @@
 bench's round-trip figure, scripts/bench_rtt.sh); the target an echo
 server (tests/bench/connbench echo) or an HTTP one.
 
-usage: rttprobe.py MODE N TARGETPORT [PROXYPORT [USER PASS]]
+usage: rttprobe.py MODE N TARGETPORT [PROXYPORT [USER PASS | SECONDPORT]]
   inprog  speaks SOCKS5 itself to 127.0.0.1:PROXYPORT, lock-step as every
           client does: greeting, wait, (RFC 1929, wait,) request, wait;
           then the GET, and the first byte of the answer
+  inprog2 the same through a chain: PROXYPORT, then 127.0.0.1:SECONDPORT
+          (greeting, request to the second hop, greeting, request)
   plain   a plain connect() to 127.0.0.1:TARGETPORT (a preload library
           under test tunnels it), then the GET and the first byte
 Prints "ms p50=X min=Y max=Z" over N rounds (each a new connection); exits
@@ -37,9 +39,22 @@ def socks_reply(s):
     recv_exact(s, left)
 
 
+def lockstep(s, port):
+    s.sendall(b"\x05\x01\x00")
+    if recv_exact(s, 2)[1] != 0:
+        raise OSError("method")
+    s.sendall(b"\x05\x01\x00\x01\x7f\x00\x00\x01" + struct.pack(">H", port))
+    socks_reply(s)
+
+
 def one(mode, tport, pport, user, pw):
     t0 = time.monotonic()
-    if mode == "inprog":
+    if mode == "inprog2":
+        s = socket.create_connection(("127.0.0.1", pport))
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        lockstep(s, int(user))
+        lockstep(s, tport)
+    elif mode == "inprog":
         s = socket.create_connection(("127.0.0.1", pport))
         s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         s.sendall(b"\x05\x01" + (b"\x02" if user else b"\x00"))
