@@ -521,24 +521,30 @@ config_read_policy(struct preload_config *c)
 /*
  * SOCKSIFY_PIPELINE: on (every SOCKS5 hop gets greeting, credentials and
  * request in one write), off, or auto (the default): on only where the
- * server is known to take it, which the launcher says for the socksifyd it
- * starts itself by exporting on. Servers that read one recv() per message
+ * server is known to take it: the socksifyd the launcher starts itself,
+ * whose URL it exports in SOCKSIFY_PIPELINE_PROXY (pipelined while
+ * SOCKSIFY_PROXY is still that URL). Servers that read one recv() per message
  * (microsocks) lose the pipelined rest and the handshake stalls.
  */
 static void
 config_read_pipeline(struct preload_config *c)
 {
 	const char *env = getenv("SOCKSIFY_PIPELINE");
+	const char *proxy = getenv("SOCKSIFY_PROXY"), *ours = getenv("SOCKSIFY_PIPELINE_PROXY");
 
 	c->pipeline = false;
-	if (env == NULL || env[0] == '\0' || strcasecmp(env, "auto") == 0 ||
-	    strcasecmp(env, "off") == 0)
+	if (env != NULL && strcasecmp(env, "off") == 0)
 		return;
-	if (strcasecmp(env, "on") == 0)
+	if (env != NULL && strcasecmp(env, "on") == 0) {
 		c->pipeline = true;
-	else
+		return;
+	}
+	if (env != NULL && env[0] != '\0' && strcasecmp(env, "auto") != 0)
 		preload_log(LOG_LVL_ERROR, "SOCKSIFY_PIPELINE: unknown value \"%s\"; "
 		    "using auto", env);
+	/* auto: the proxy the launcher started, while it is still the one in
+	 * use (a nested socksify -x, a child's own SOCKSIFY_PROXY: not). */
+	c->pipeline = proxy != NULL && ours != NULL && strcmp(proxy, ours) == 0;
 }
 
 /* SOCKSIFY_PICK: order (the first alternative alive) or spread. */

@@ -19,8 +19,9 @@
  *
  * SOCKSIFY_PIPELINE=on: a SOCKS5 hop's machine sends its whole handshake in
  * one message (shared/client.c), and the next hop's whole handshake goes
- * right behind it (tunnel_ahead()); each machine then reads its replies in
- * order, a hop whose bytes went ahead sending none of its own.
+ * right behind it (tunnel_ahead()) unless it carries a password; each
+ * machine then reads its replies in order, a hop whose bytes went ahead
+ * sending none of its own.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -123,6 +124,10 @@ tunnel_ahead(struct tunnel *t)
 	t->ahead_len = t->ahead_off = 0;
 	if (!first || i + 1 >= preload_cfg.nhops)
 		return;
+	/* Never a password ahead: the next hop's credentials reach hop i
+	 * only once it has answered as SOCKS5 and connected there. */
+	if (tunnel_hop(t, i + 1)->proxy.has_cred)
+		return;
 	tunnel_machine(t, i + 1, &next);
 	if (!next.pipeline || s5_client_step(&next, NULL, 0, NULL) != S5C_WANT_WRITE ||
 	    next.out_len > sizeof(t->ahead))
@@ -181,6 +186,9 @@ tunnel_step(struct tunnel *t, int fd)
 				n = tunnel_send(t, fd, t->ahead, t->ahead_len, &t->ahead_off);
 			if (n != 0)
 				return (int)n;
+			/* Sent: a password in them stays nowhere of ours. */
+			explicit_bzero(t->c.out, t->c.out_len);
+			explicit_bzero(t->ahead, t->ahead_len);
 			t->writing = false;
 			t->in_len = 0;
 		} else if (t->want_read) {
@@ -411,6 +419,13 @@ tunnel_explain(const struct tunnel *t, int err, char *buf, size_t cap)
 		    "its answer is no reply of that protocol");
 		break;
 	case TR_NO_METHOD:
+		if (p->has_cred && t->c.pipeline) {
+			/* Pipelined, we offered the username and password alone. */
+			n = snprintf(buf, cap, "%s does not take a username and password "
+			    "(SOCKSIFY_PIPELINE=on offers nothing else; without them in "
+			    "the URL, or with SOCKSIFY_PIPELINE=off, it may take none)", hop);
+			break;
+		}
 		if (p->has_cred) {
 			n = snprintf(buf, cap, "%s accepts neither no authentication "
 			    "nor a username and password", hop);

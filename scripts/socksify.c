@@ -214,7 +214,8 @@ usage(void)
 	    "SOCKSIFY_EXCLUDE [" LAUNCHER_UPSTREAM_EXCLUDE "; a value replaces it, one\n"
 	    "starting with + adds to it], SOCKSIFY_LOG [warn], SOCKSIFY_LOG_FILE,\n"
 	    "SOCKSIFY_TIMEOUT [" STR(PRELOAD_TIMEOUT_S) " s], SOCKSIFY_PICK [order], SOCKSIFY_MODE [auto],\n"
-	    "SOCKSIFY_PIPELINE [auto: on for the bundled server], SOCKSIFY_UDP [proxy:\n"
+	    "SOCKSIFY_PIPELINE [auto: on for the bundled server, SOCKSIFY_PIPELINE_PROXY],\n"
+	    "SOCKSIFY_UDP [proxy:\n"
 	    "UDP through the proxy; block; pass], SOCKSIFY_DNS (a resolver, through the\n"
 	    "proxy, for DNS queries placeholders cannot answer), SOCKSIFY_IOURING [deny],\n"
 	    "SOCKSIFY_LIBRARY, SOCKSIFY_SERVER. Exit status: COMMAND's,\n"
@@ -1244,11 +1245,12 @@ main(int argc, char **argv)
 	if (embedded) {
 		run.server = server_find(run.dir);
 		run.proxy = server_start(run.server, run.lib);
-		/* Our own server reads the handshake as a stream: one write,
-		 * one round trip, unless the user said otherwise. */
-		if (getenv("SOCKSIFY_PIPELINE") == NULL ||
-		    strcasecmp(getenv("SOCKSIFY_PIPELINE"), "auto") == 0)
-			setenv("SOCKSIFY_PIPELINE", "on", 1);
+		/* Our own server reads the handshake as a stream: under
+		 * SOCKSIFY_PIPELINE=auto the library pipelines to it, and to
+		 * no proxy a descendant picks itself (preload/config.c). */
+		setenv("SOCKSIFY_PIPELINE_PROXY", run.proxy, 1);
+	} else {
+		unsetenv("SOCKSIFY_PIPELINE_PROXY");	/* an outer socksify's */
 	}
 	setenv("SOCKSIFY_PROXY", run.proxy, 1);
 	/* The library reads the mode too: under a supervisor it marks its own

@@ -65,15 +65,37 @@ req_hex() { echo "050100017f000001$(port_hex "$HTTP_PORT")"; }
 	[ "$(sed -n 2p "$REC_LOG")" = 050100 ]
 }
 
-@test "auto with the bundled socksifyd: socksify exports on; a value of the user's is kept" {
-	run "$SOCKSIFY" sh -c 'echo "$SOCKSIFY_PIPELINE"'
-	[ "$output" = on ]
-	SOCKSIFY_PIPELINE=off run "$SOCKSIFY" sh -c 'echo "$SOCKSIFY_PIPELINE"'
-	[ "$output" = off ]
-	run "$SOCKSIFY" -x "socks5://127.0.0.1:$HTTP_PORT" sh -c 'echo "${SOCKSIFY_PIPELINE:-unset}"'
+@test "auto with the bundled socksifyd: pipelined to it alone, never to a proxy a descendant picks (a nested socksify -x microsocks works)" {
+	run "$SOCKSIFY" sh -c 'echo "${SOCKSIFY_PIPELINE:-unset}"; [ "$SOCKSIFY_PIPELINE_PROXY" = "$SOCKSIFY_PROXY" ] && echo same'
+	[ "${lines[0]}" = unset ]
+	[ "${lines[1]}" = same ]
+	run "$SOCKSIFY" -x "socks5://127.0.0.1:$HTTP_PORT" sh -c 'echo "${SOCKSIFY_PIPELINE_PROXY:-unset}"'
 	[ "$output" = unset ]
 	run "$SOCKSIFY" curl -sS "http://127.0.0.1:$HTTP_PORT/hello.txt"
 	[ "$output" = "hello through socks" ]
+	start_microsocks
+	run --separate-stderr "$SOCKSIFY" sh -c '"$0" -e none -x "socks5://127.0.0.1:$1" python3 "$2" get "$3"' \
+		"$SOCKSIFY" "$PROXY_PORT" "$HELPERS/failover.py" "$HTTP_PORT"
+	[ "$output" = "$HELLO_SHA" ]
+}
+
+@test "on with credentials the server does not take: one line says so; a next hop's password is never sent ahead" {
+	start_socksifyd --no-auth
+	run get on "socks5://u:p@127.0.0.1:$PROXY_PORT"
+	[ "$output" = EACCES ]
+	grep -q "does not take a username and password (SOCKSIFY_PIPELINE=on offers nothing else" "$BATS_TEST_TMPDIR/lib.log"
+	run get off "socks5://u:p@127.0.0.1:$PROXY_PORT"
+	[ "$output" = "$HELLO_SHA" ]
+	# A chain whose second hop has a password: the first write holds the
+	# first hop's handshake alone.
+	printf 'carol:hop2secret\n' >"$BATS_TEST_TMPDIR/users2"
+	chmod 600 "$BATS_TEST_TMPDIR/users2"
+	local first=$PROXY_PORT
+	start_socksifyd -u "$BATS_TEST_TMPDIR/users2"
+	record "$first"
+	run get on "socks5://127.0.0.1:$REC_PORT,socks5://carol:hop2secret@127.0.0.1:$PROXY_PORT"
+	[ "$output" = "$HELLO_SHA" ]
+	[ "$(head -n 1 "$REC_LOG")" = "050100050100017f000001$(port_hex "$PROXY_PORT")" ]
 }
 
 @test "microsocks drops a pipelined request: on stalls to SOCKSIFY_TIMEOUT (ETIMEDOUT); auto works" {
