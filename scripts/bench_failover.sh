@@ -69,14 +69,9 @@ case $FO_REPS in '' | *[!0-9]* | 0) echo "bench_failover: BENCH_REPS must be a p
 if [ -z "${FAILOVER_BOUNDED:-}" ]; then
 	FAILOVER_BOUNDED=1 exec timeout "$FO_BUDGET_S" bash "$0" "$@"
 fi
-for f in "$SOCKSIFYD" "$LIBSOCKSIFY" "$CONNB" "$LOAD"; do
-	[ -e "$f" ] || { echo "bench_failover: $f is missing: run make bench" >&2; exit 2; }
-done
-unset LD_PRELOAD SOCKSIFY_PROXY SOCKSIFY_EXCLUDE SOCKSIFY_LOG SOCKSIFY_LOG_FILE \
-    SOCKSIFY_TIMEOUT SOCKSIFY_MODE SOCKSIFY_NAMES SOCKSIFY_UDP SOCKSIFY_PICK
-
 # shellcheck source=scripts/bench_lib.sh
 . "$HERE/scripts/bench_lib.sh"
+bench_need bench_failover "$SOCKSIFYD" "$LIBSOCKSIFY" "$CONNB" "$LOAD"
 bench_begin bench_failover "$FO_BUDGET_S"
 PIN=(taskset -c "$PIN_CPU")
 : >"$OUT/failover.csv"

@@ -19,6 +19,21 @@ bench_begin() {
 	trap "echo \"$1: stopped by a signal (or past the $2 s budget)\" >&2; exit 1" INT TERM HUP
 }
 
+# bench_need NAME FILE...: each FILE there (else a line from NAME, exit 2),
+# and none of the caller's SOCKSIFY_ settings or LD_PRELOAD left to change
+# what is measured.
+bench_need() {
+	local name=$1 f v
+	shift
+	for f in "$@"; do
+		[ -e "$f" ] || { echo "$name: $f is missing: run make bench" >&2; exit 2; }
+	done
+	for v in $(compgen -e | grep '^SOCKSIFY_'); do
+		unset "$v"
+	done
+	unset LD_PRELOAD
+}
+
 alive() {
 	local st
 	st=$(awk '{ print $3 }' "/proc/$1/stat" 2>/dev/null)

@@ -40,17 +40,13 @@ else
 	RT_ROUNDS=15
 	RT_BUDGET_S=120
 fi
+case $RT_REPS in '' | *[!0-9]* | 0) echo "bench_rtt: BENCH_REPS must be a positive number" >&2; exit 2 ;; esac
 if [ -z "${RTT_BOUNDED:-}" ]; then
 	RTT_BOUNDED=1 exec timeout "$RT_BUDGET_S" bash "$0" "$@"
 fi
-for f in "$SOCKSIFYD" "$LIBSOCKSIFY" "$DELAYFWD" "$CONNB"; do
-	[ -e "$f" ] || { echo "bench_rtt: $f is missing: run make bench" >&2; exit 2; }
-done
-unset LD_PRELOAD SOCKSIFY_PROXY SOCKSIFY_EXCLUDE SOCKSIFY_LOG SOCKSIFY_LOG_FILE \
-    SOCKSIFY_TIMEOUT SOCKSIFY_MODE SOCKSIFY_NAMES SOCKSIFY_PIPELINE SOCKSIFY_PICK
-
 # shellcheck source=scripts/bench_lib.sh
 . "$HERE/scripts/bench_lib.sh"
+bench_need bench_rtt "$SOCKSIFYD" "$LIBSOCKSIFY" "$DELAYFWD" "$CONNB"
 bench_begin bench_rtt "$RT_BUDGET_S"
 : >"$OUT/rtt.csv"
 record() { echo "$REP,$1,$2,$3,$4" >>"$OUT/rtt.csv"; }
