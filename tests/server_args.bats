@@ -86,10 +86,18 @@ socksifyd: listening on [::]:$PROXY_PORT" ]
 	run python3 "$HELPERS/s5probe.py" -6 "$PROXY_PORT" 050100 "050100017f000001$(port_hex 80)"
 	[ "${lines[0]:0:8}" = "05000502" ]
 	stop_all
-	port=$(free_port)
 	printf 'alice:pw\n' >"$BATS_TEST_TMPDIR/users"
 	chmod 600 "$BATS_TEST_TMPDIR/users"
-	start_socksifyd -l ":$port" -u "$BATS_TEST_TMPDIR/users" --workers 2
+	# a port free now may be taken by a parallel suite before the server
+	# binds it: a bind failure (exit 1, the test above) means another port
+	local try
+	for try in 1 2 3 4 5; do
+		port=$(free_port)
+		SOCKSIFYD_READY='^socksifyd: (listening on |bind )' \
+			start_socksifyd -l ":$port" -u "$BATS_TEST_TMPDIR/users" --workers 2
+		grep -q '^socksifyd: bind ' "$SOCKSIFYD_LOG" || break
+		stop_all
+	done
 	wait_for_count "$SOCKSIFYD_LOG" 20 'listening on' 2
 	[ "$(cat "$SOCKSIFYD_LOG")" = "socksifyd: listening on 0.0.0.0:$port
 socksifyd: listening on [::]:$port" ]

@@ -120,7 +120,8 @@ start_socksifyd() {
 	fi
 	SOCKSIFYD_PID=$!
 	PIDS+=($SOCKSIFYD_PID)
-	wait_for_line "$SOCKSIFYD_LOG" "${SOCKSIFYD_READY_TRIES:-50}" '^socksifyd: listening on '
+	# SOCKSIFYD_READY: another ERE for the line that ends the wait.
+	wait_for_line "$SOCKSIFYD_LOG" "${SOCKSIFYD_READY_TRIES:-50}" "${SOCKSIFYD_READY:-^socksifyd: listening on }"
 	PROXY_PORT=$(sed -n 's/^socksifyd: listening on .*:\([0-9]*\)$/\1/p' "$SOCKSIFYD_LOG" | head -n 1)
 }
 
@@ -167,8 +168,21 @@ start_stress_echod() {
 }
 
 # A loopback port nothing listens on (bound, then released).
+# A port nothing is bound to on any address of either family at the time
+# of asking (a dual-stack wildcard bind), 127.0.0.1 only where IPv6 is off.
+# Another process may still take it before the caller binds it: a test
+# that binds a wildcard address retries (see server_args.bats).
 free_port() {
-	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+	python3 -c '
+import socket
+try:
+    s = socket.socket(socket.AF_INET6)
+    s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+    s.bind(("::", 0))
+except OSError:
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+print(s.getsockname()[1])'
 }
 
 # Waits up to $2 tenths of a second for 127.0.0.1:$1 to accept.
