@@ -39,7 +39,11 @@
  * EALREADY, getpeername() ENOTCONN, SO_ERROR 0 (gate.c, peer.c). The proxy
  * never sees a byte of the program's before the handshake is over.
  *
- * A blocking connect() waits for the outcome as a direct one would: with
+ * A blocking connect() drives its handshake itself (async_drive_inline()),
+ * with as few system calls as it can: the first write goes out before any
+ * poll() (to a proxy on this host the dial is over when connect() returns),
+ * and each answer is polled for before it is read (tunnel_step(): it cannot
+ * be in yet). It waits for the outcome as a direct one would: with
  * SO_SNDTIMEO set, in poll() for that long (then -1/EINPROGRESS, the
  * handshake going on); without, in read() of the wake descriptor, a call the
  * kernel restarts after a signal handler with SA_RESTART and interrupts
@@ -171,7 +175,7 @@ async_may_lock(bool check_pid)
 
 static bool async_all_restart(void);
 static int async_dial(int fd, const struct sockaddr_storage *ss, socklen_t len,
-    bool blocking, bool *dialled);
+    int flags, bool *dialled);
 static void async_fail(struct async_slot *s, int err);
 
 /* The slot that names fd, or NULL. Lock held, or a racy first look. */
@@ -295,9 +299,9 @@ async_finish(struct async_slot *s, int err)
 			continue;
 		}
 		if (err == 0) {
-			peer_remember(fd, (struct sockaddr *)&s->peer, s->peerlen,
-			    !s->inline_);
-			listen_note(fd, &s->t.c.reply.bnd);
+			peer_remember_as(fd, s->cookie, (struct sockaddr *)&s->peer,
+			    s->peerlen, !s->inline_);
+			listen_note_as(fd, s->cookie, &s->t.c.reply.bnd);
 		} else
 			peer_fail_later(fd, err);
 	}
@@ -329,7 +333,7 @@ async_redial(struct tunnel *t, int sock, bool *dialled)
 		return -errno;
 	if ((r = tunnel_first_sockaddr(t, sock, domain, &ss, &len)) < 0)
 		return r;
-	return async_dial(sock, &ss, len, !(flags & O_NONBLOCK), dialled);
+	return async_dial(sock, &ss, len, flags, dialled);
 }
 
 /*
@@ -1050,7 +1054,7 @@ async_drive_inline(struct async_slot *s, uint32_t gen, int fd)
 	socklen_t tlen = sizeof(tv);
 	struct pollfd pfd;
 	long long stop = -1, until, now, deadline = s->deadline, give_up;
-	bool dialled = s->dialled;
+	bool dialled = s->dialled, early = !s->dialled;
 	short want = POLLOUT;
 	int r, why = 0, sock = s->copy;	/* ours while inline_ */
 
@@ -1064,12 +1068,26 @@ async_drive_inline(struct async_slot *s, uint32_t gen, int fd)
 		 * another socket already; not a byte more on it. */
 		if (__atomic_load_n(&s->state, __ATOMIC_ACQUIRE) != SLOT_PENDING)
 			return async_end_inline(s, gen, fd, &t, EBADF);
-		if (dialled) {
+		if (dialled || early) {
+			/*
+			 * early: the first write before any poll(). To a proxy
+			 * on this host the dial is over when connect() returns;
+			 * the kernel answers a send() on a socket still in
+			 * SYN_SENT with EAGAIN (TUNNEL_WRITE: poll, as after
+			 * any dial), on a refused one with the dial's error.
+			 */
 			r = tunnel_step(&t, sock);
-			if (r < 0 && (r = -async_move_on(&t, sock, -r, deadline, &dialled)) == 0)
-				continue;	/* the next alternative, dialled */
+			if (r < 0 && early)
+				t.dial_err = -r;
+			if (r < 0 && (r = -async_move_on(&t, sock, -r, deadline, &dialled)) == 0) {
+				early = !dialled;	/* the next alternative, dialled */
+				continue;
+			}
 			if (r <= 0)
 				return async_end_inline(s, gen, fd, &t, -r);
+			if (early)
+				dialled = r != TUNNEL_WRITE;
+			early = false;
 			want = r == TUNNEL_READ ? POLLIN : POLLOUT;
 		} else {
 			want = POLLOUT;
@@ -1159,20 +1177,19 @@ async_handoff(struct async_slot *s, uint32_t gen, const struct tunnel *t,
 
 /*
  * The dial: the TCP connect to the first hop, without waiting (a blocking
- * socket is made non-blocking for the call alone, P2). 0 (connecting or
- * connected), or -errno.
+ * socket is made non-blocking for the call alone, P2). flags: the file's
+ * status flags (F_GETFL), read already. 0 (connecting or connected), or
+ * -errno.
  */
 static int
-async_dial(int fd, const struct sockaddr_storage *ss, socklen_t len, bool blocking,
+async_dial(int fd, const struct sockaddr_storage *ss, socklen_t len, int flags,
     bool *dialled)
 {
-	int flags = 0, r;
+	bool blocking = !(flags & O_NONBLOCK);
+	int r;
 
-	if (blocking) {
-		flags = PRELOAD_REAL(fcntl)(fd, F_GETFL);
-		if (flags < 0 || PRELOAD_REAL(fcntl)(fd, F_SETFL, flags | O_NONBLOCK) != 0)
-			return -errno;
-	}
+	if (blocking && PRELOAD_REAL(fcntl)(fd, F_SETFL, flags | O_NONBLOCK) != 0)
+		return -errno;
 	r = preload_real.connect(fd, (const struct sockaddr *)ss, len) == 0 ? 0 : -errno;
 	if (blocking)
 		(void)PRELOAD_REAL(fcntl)(fd, F_SETFL, flags);
@@ -1250,7 +1267,7 @@ async_connect(int fd, int domain, const struct sockaddr *sa, socklen_t len,
 	s->inline_ = blocking;
 	deadline = tunnel_now_ms() + preload_cfg.timeout_ms;
 	(void)tunnel_attempt(&t, deadline);
-	r = async_dial(fd, &ss, sslen, blocking, &s->dialled);
+	r = async_dial(fd, &ss, sslen, flags, &s->dialled);
 	/* Refused at once (no route, no local address): the next
 	 * alternative, if any. EISCONN/EALREADY: the kernel's answer to a
 	 * second connect(), the socket untouched. */

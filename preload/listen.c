@@ -240,11 +240,20 @@ listen_kernel_name(int fd, struct s5_addr *a)
 void
 listen_note(int fd, const struct s5_addr *bnd)
 {
-	struct listen_conn *c;
 	uint64_t cookie;
 
+	if (fd >= 0 && fd < PRELOAD_PEER_FDS && bnd->atyp != S5_ATYP_DOMAIN &&
+	    !listen_is_any(bnd) && (cookie = peer_cookie(fd)) != 0)
+		listen_note_as(fd, cookie, bnd);
+}
+
+void
+listen_note_as(int fd, uint64_t cookie, const struct s5_addr *bnd)
+{
+	struct listen_conn *c;
+
 	if (fd < 0 || fd >= PRELOAD_PEER_FDS || bnd->atyp == S5_ATYP_DOMAIN ||
-	    listen_is_any(bnd) || (cookie = peer_cookie(fd)) == 0)
+	    listen_is_any(bnd) || cookie == 0)
 		return;
 	/* Published as peer.c publishes: cookie last. */
 	c = &listen_conns[fd];

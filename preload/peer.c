@@ -81,8 +81,17 @@ peer_cookie(int fd)
 void
 peer_remember(int fd, const struct sockaddr *sa, socklen_t len, bool fresh)
 {
-	struct peer_slot *s;
 	uint64_t cookie;
+
+	if (fd >= 0 && fd < PRELOAD_PEER_FDS && (cookie = peer_cookie(fd)) != 0)
+		peer_remember_as(fd, cookie, sa, len, fresh);
+}
+
+void
+peer_remember_as(int fd, uint64_t cookie, const struct sockaddr *sa, socklen_t len,
+    bool fresh)
+{
+	struct peer_slot *s;
 	socklen_t full;
 
 	/* The kernel's size for the family, whatever size the program gave
@@ -93,10 +102,7 @@ peer_remember(int fd, const struct sockaddr *sa, socklen_t len, bool fresh)
 		full = sizeof(struct sockaddr_in6);
 	else
 		return;
-	if (fd < 0 || fd >= PRELOAD_PEER_FDS)
-		return;
-	cookie = peer_cookie(fd);
-	if (cookie == 0)
+	if (fd < 0 || fd >= PRELOAD_PEER_FDS || cookie == 0)
 		return;
 	s = &peer_slots[fd];
 	__atomic_store_n(&s->cookie, 0, __ATOMIC_RELEASE);

@@ -265,6 +265,8 @@ struct tunnel {
 	bool started;			/* c is set up for hop */
 	bool writing;			/* c.out[out_off..) still to send */
 	bool want_read;			/* c waits for s5_client_want() bytes */
+	bool sent;			/* a write just went: its answer cannot
+					 * be in yet, so wait before the read */
 	struct s5_client c;
 	uint8_t in[S5_MSG_MAX];
 	size_t in_len, out_off;
@@ -473,6 +475,9 @@ int peer_take_error(int fd);
  * handshake ended in the background, so the next connect() answers 0 once,
  * as the kernel's first connect() after a background completion does. */
 void peer_remember(int fd, const struct sockaddr *sa, socklen_t len, bool fresh);
+/* The same for a socket whose cookie the caller read already (nonzero). */
+void peer_remember_as(int fd, uint64_t cookie, const struct sockaddr *sa, socklen_t len,
+    bool fresh);
 /* fd's connect ended in the background and no connect() said so yet. */
 bool peer_take_fresh(int fd);
 /* The identity of the socket fd names (SO_COOKIE), 0 for none. */
@@ -519,6 +524,8 @@ void connect_trace_direct(const struct sockaddr *sa, const char *why);
  * (the address the target sees): getsockname() answers it, and a socket
  * bound to it and listening becomes a BIND. */
 void listen_note(int fd, const struct s5_addr *bnd);
+/* The same for a socket whose cookie the caller read already (nonzero). */
+void listen_note_as(int fd, uint64_t cookie, const struct s5_addr *bnd);
 /* getsockname() of a socket listen.c answers for: true with sa and *len
  * filled (as the kernel fills them), false to ask the kernel. */
 bool listen_sockname(int fd, struct sockaddr *sa, socklen_t *len);

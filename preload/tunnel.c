@@ -177,6 +177,7 @@ tunnel_step(struct tunnel *t, int fd)
 			t->in_len = 0;
 			t->out_off = 0;
 			t->writing = false;
+			t->sent = false;
 			if (t->hop > 0)
 				tunnel_share(t, t->hop);
 		}
@@ -190,8 +191,16 @@ tunnel_step(struct tunnel *t, int fd)
 			explicit_bzero(t->c.out, t->c.out_len);
 			explicit_bzero(t->ahead, t->ahead_len);
 			t->writing = false;
+			t->sent = true;
 			t->in_len = 0;
 		} else if (t->want_read) {
+			/* A proxy answers after a scheduling round at the
+			 * least: a recv() now would say EAGAIN (measured: every
+			 * time, on loopback). The caller polls first. */
+			if (t->sent) {
+				t->sent = false;
+				return TUNNEL_READ;
+			}
 			want = s5_client_want(&t->c);
 			if (want > sizeof(t->in))
 				want = sizeof(t->in);
@@ -761,7 +770,7 @@ tunnel_retry(struct tunnel *t, int fd, int err, long long deadline)
 	t->alt[pos] = next;
 	tunnel_dissolve(fd);
 	t->hop = 0;
-	t->started = t->writing = t->want_read = t->http = t->answered = false;
+	t->started = t->writing = t->want_read = t->http = t->answered = t->sent = false;
 	t->in_len = t->out_off = 0;
 	t->ahead_len = t->ahead_off = t->ahead_hop = 0;
 	t->rep = -1;

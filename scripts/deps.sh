@@ -63,6 +63,8 @@ test)
 	command -v danted >/dev/null 2>&1 || [ -x /usr/sbin/danted ] || need="$need dante-server"
 	# the valgrind stage of make test
 	want valgrind valgrind
+	# tests/preload_async.bats: the system calls of a blocking connect
+	want strace strace
 	# real programs through the library: a text browser, an FTP client and
 	# Debian's chromium, headless (no Recommends: they are a desktop's)
 	want lynx lynx

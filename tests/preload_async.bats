@@ -499,3 +499,36 @@ unset c step fault want hex
 	ac_ok far-et revents=0x4 so_error=0 echo=2048
 	ac_ok far-many ok=50 early=0
 }
+
+# The blocking path's system calls, counted by strace: what the library
+# adds to a program's blocking connect() through a proxy on this host.
+@test "blocking connect to a proxy on this host: no poll before the first write, one poll per answer, no recv that says EAGAIN, F_GETFL once" {
+	command -v strace >/dev/null || skip "strace is not installed"
+	strace -f -o /dev/null true 2>/dev/null || skip "strace cannot trace here (ptrace denied)"
+	start_socksifyd --no-auth
+	start_http 127.0.0.1
+	local n=10 trace=$BATS_TEST_TMPDIR/trace
+	run env SOCKSIFY_PROXY="socks5://127.0.0.1:$PROXY_PORT" SOCKSIFY_EXCLUDE=none \
+	    SOCKSIFY_PIPELINE=off LD_PRELOAD="$LIB" \
+	    strace -f -qq -o "$trace" -e trace=socket,poll,ppoll,recvfrom,fcntl python3 -c '
+import socket, sys
+for i in range(int(sys.argv[2])):
+    s = socket.socket()
+    s.connect(("127.0.0.1", int(sys.argv[1])))
+    s.close()
+print("done")' "$HTTP_PORT" "$n"
+	echo "$output"
+	[ "$status" -eq 0 ] && [ "$output" = done ]
+	local polls pollout eagain getfl
+	polls=$(grep -cE '^[0-9]+ +p?poll\(' "$trace" || true)
+	pollout=$(grep -cE '^[0-9]+ +p?poll\(.*events=POLLOUT' "$trace" || true)
+	eagain=$(grep -cE 'recvfrom\(.*= -1 EAGAIN' "$trace" || true)
+	# python's own start-up reads flags too: from the first socket on
+	getfl=$(awk '/ socket\(AF_INET/ { on = 1 } on && /fcntl\([0-9]+, F_GETFL/ { c++ } END { print c + 0 }' "$trace")
+	echo "polls=$polls pollout=$pollout eagain=$eagain getfl=$getfl"
+	# lock-step: the method's answer and the reply, one wait each
+	[ "$polls" -eq $((2 * n)) ]
+	[ "$pollout" -eq 0 ]
+	[ "$eagain" -eq 0 ]
+	[ "$getfl" -eq "$n" ]
+}
