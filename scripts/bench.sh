@@ -369,7 +369,9 @@ first_file() {
 }
 PROXYCHAINS=$(first_file /usr/lib/*/libproxychains.so.4 /usr/lib/libproxychains.so.4)
 TSOCKS=$(first_file /usr/lib/*/libtsocks.so /usr/lib/libtsocks.so)
-WAYS="inprog libsocksify proxychains tsocks"
+# pipelined: libsocksify.so with SOCKSIFY_PIPELINE=on, through socksifyd
+# alone (microsocks reads one message per recv() and stalls on it).
+WAYS="inprog libsocksify pipelined proxychains tsocks"
 PRELOAD_VIA="microsocks socksifyd"
 
 # libenv WAY PROXYPORT: the environment for connbench under WAY.
@@ -377,6 +379,8 @@ libenv() {
 	case $1 in
 	libsocksify)
 		echo "LD_PRELOAD=$LIBSOCKSIFY SOCKSIFY_PROXY=socks5://127.0.0.1:$2 SOCKSIFY_EXCLUDE=none" ;;
+	pipelined)
+		echo "$(libenv libsocksify "$2") SOCKSIFY_PIPELINE=on" ;;
 	proxychains)
 		printf 'strict_chain\nquiet_mode\ntcp_read_time_out 15000\ntcp_connect_time_out 8000\n[ProxyList]\nsocks5 127.0.0.1 %s\n' \
 		    "$2" >"$work/proxychains.$2.conf"
@@ -403,14 +407,14 @@ connbench_way() {
 }
 
 declare -A NOT_TUNNELLED
-declare -A LIB=([inprog]='' [libsocksify]=$LIBSOCKSIFY [proxychains]=$PROXYCHAINS [tsocks]=$TSOCKS)
+declare -A LIB=([inprog]='' [libsocksify]=$LIBSOCKSIFY [pipelined]=$LIBSOCKSIFY [proxychains]=$PROXYCHAINS [tsocks]=$TSOCKS)
 # Each library must fail while its proxy is down: one that reaches the
 # target all the same connects directly, and its figure would weigh no
 # SOCKS at all.
 check_tunnels() {
 	local way echo=$1
 	free_port || return
-	for way in libsocksify proxychains tsocks; do
+	for way in libsocksify pipelined proxychains tsocks; do
 		if [ -z "${LIB[$way]}" ]; then
 			NOT_TUNNELLED[$way]="not installed"
 		elif connbench_way "$way" "$PORT" "$echo" 1; then
@@ -478,6 +482,7 @@ measure_preload() {
 		for via in "${!ports[@]}"; do
 			for way in $WAYS; do
 				[ -n "${NOT_TUNNELLED[$way]:-}" ] && continue
+				[ "$way" = pipelined ] && [ "$via" != socksifyd ] && continue
 				FIG=conn_$via WHO=$way
 				connbench_way "$way" "${ports[$via]}" "$echo" $((CONN_ROUNDS / SLICES))
 				slice $?
@@ -485,6 +490,7 @@ measure_preload() {
 		done
 		for way in $WAYS; do
 			[ "$way" != inprog ] && [ -z "${LIB[$way]}" ] && continue
+			[ "$way" = pipelined ] && continue	# the same start
 			FIG=spawn WHO=$way
 			spawn_way "$way" $((SPAWN_RUNS / SLICES))
 			slice $?
@@ -497,8 +503,10 @@ measure_preload() {
 			[ -n "${NOT_TUNNELLED[$way]:-}" ] && note "conn_$via" "$way" "${NOT_TUNNELLED[$way]}"
 		done
 	done
+	note conn_microsocks pipelined "not measured: microsocks reads one message per recv() and drops a pipelined request (tests/preload_pipeline.bats)"
 	for way in $WAYS; do
-		[ "$way" != inprog ] && [ -z "${LIB[$way]}" ] && note spawn "$way" "not installed"
+		[ "$way" != inprog ] && [ "$way" != pipelined ] && [ -z "${LIB[$way]}" ] &&
+		    note spawn "$way" "not installed"
 	done
 	for key in "${!SL[@]}"; do
 		record "${key%%.*}" "${key#*.}" "$(echo "${SL[$key]}" | median)" us
@@ -597,6 +605,20 @@ function num(v, how) {
 	if (how == "k" || how == "int" || v >= 100) return sprintf("%.0f", v)
 	return v >= 10 ? sprintf("%.1f", v) : sprintf("%.2f", v)
 }
+# spread(FIG, WAY): " [min, max]" of WAY's cost over in-program SOCKS5
+# slice by slice (the runs are interleaved, so each slice's pair saw the
+# same host), or "" when the slices do not pair up.
+function spread(fig, way,    a, b, n, i, d, lo, hi) {
+	n = split(val[fig "_slice", way], a, " ")
+	if (n < 2 || n != split(val[fig "_slice", "inprog"], b, " "))
+		return ""
+	for (i = 1; i <= n; i++) {
+		d = a[i] - b[i]
+		if (i == 1 || d < lo) lo = d
+		if (i == 1 || d > hi) hi = d
+	}
+	return sprintf(" [%+.1f, %+.1f]", lo, hi)
+}
 function commas(n) { return n >= 1000 ? commas(int(n / 1000)) "," sprintf("%03d", n % 1000) : n }
 # The footnote mark for a cell; equal texts share a number.
 function mark(fig, srv,    k, t) {
@@ -686,12 +708,12 @@ END {
 	print ""
 	print "### The preload libraries (one CPU)"
 	print ""
-	print "µs per connect + 16-byte echo + close (p50 of each run, median of the runs); added: over the program that speaks SOCKS5 itself, within each repetition. Process start: a dynamic program that exits at once."
+	print "µs per connect + 16-byte echo + close (p50 of each run, median of the runs); added: over the program that speaks SOCKS5 itself, within each repetition, and in brackets the least and most of it over the interleaved runs. Process start: a dynamic program that exits at once."
 	print ""
 	print "| way | via microsocks | added | via socksifyd | added | process start ms | added ms |"
 	print "|---|---:|---:|---:|---:|---:|---:|"
-	nwy = split("inprog libsocksify proxychains tsocks", way, " ")
-	split("in-program SOCKS5 (start: no library)|libsocksify.so|proxychains4 (libproxychains.so.4)|tsocks (libtsocks.so)", wl, "|")
+	nwy = split("inprog libsocksify pipelined proxychains tsocks", way, " ")
+	split("in-program SOCKS5 (start: no library)|libsocksify.so|libsocksify.so, SOCKSIFY_PIPELINE=on|proxychains4 (libproxychains.so.4)|tsocks (libtsocks.so)", wl, "|")
 	nv = split("microsocks socksifyd", via, " ")
 	for (i = 1; i <= nwy; i++) {
 		line = "| " wl[i]
@@ -700,7 +722,7 @@ END {
 			m = mark(f, way[i]) mark(f, "all")
 			x = median(val[f, way[i]])
 			a = median(add[f, way[i]])
-			line = line " | " (x == "" ? "-" : sprintf("%.1f", x)) m " | " (a == "" ? "-" : sprintf("%+.1f", a))
+			line = line " | " (x == "" ? "-" : sprintf("%.1f", x)) m " | " (a == "" ? "-" : sprintf("%+.1f", a) spread(f, way[i]))
 		}
 		m = mark("spawn", way[i])
 		x = median(val["spawn", way[i]])
