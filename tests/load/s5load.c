@@ -47,8 +47,12 @@
  * stream: throughput. N connections each send as fast as they can, in large
  *   writes of one constant buffer, to a target that only counts and discards
  *   (no echo, no check: here s5load must cost less CPU than the proxy). The
- *   window opens once all N are through their handshake and lasts -d
- *   seconds; mb_s is the bytes the target received in it per second (10^6).
+ *   target is a process of its own (sink_run()), as the far end of a real
+ *   transfer is: with one thread driving both ends, a direct transfer could
+ *   use one CPU of the machine, and 8 direct streams came out slower than 1.
+ *   The window opens once all N are through their handshake and lasts -d
+ *   seconds; mb_s is the bytes the target received in it per second (10^6),
+ *   counted in memory the two processes share.
  *
  * Also: --ramp N handshakes under way at once (default 256), --window B
  * bytes sent ahead of the echo (default: no limit), --seed N.
@@ -69,10 +73,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <netinet/tcp.h>
 #include <time.h>
 #include <unistd.h>
@@ -219,6 +226,9 @@ static struct {
 	uint64_t *closed_ms;		/* stall: when the server closed each */
 	size_t streaming;		/* stream: connections past their handshake */
 	uint64_t sink_bytes;		/* stream: bytes the target has received */
+	uint64_t *sink_shared;		/* stream: [0] bytes, [1] accept errors,
+					 * written by the sink process */
+	pid_t sink_pid;			/* stream: the sink process */
 	uint64_t win_t0, win_t1, win_b0, win_b1;	/* stream: the window, µs and bytes */
 	bool win_done;
 	struct reason reasons[REASONS_MAX];
@@ -673,6 +683,88 @@ listener_open(struct target *lst)
 	lst->mask = EPOLLIN;
 }
 
+/*
+ * stream: the target in a process of its own. It accepts on lst, reads and
+ * forgets, and adds what it read to shared[0] (accept errors to shared[1]),
+ * until the parent kills it (or dies: PR_SET_PDEATHSIG).
+ */
+static void
+sink_run(int lfd, uint64_t *shared)
+{
+	static uint8_t buf[STREAM_WRITE];
+	struct epoll_event ev[EVENTS_MAX], add = { .events = EPOLLIN };
+	int ep, n, i, fd;
+	ssize_t r;
+
+	if ((ep = epoll_create1(EPOLL_CLOEXEC)) == -1)
+		_exit(EXIT_CHECK);
+	add.data.fd = lfd;
+	if (epoll_ctl(ep, EPOLL_CTL_ADD, lfd, &add) == -1)
+		_exit(EXIT_CHECK);
+	for (;;) {
+		n = epoll_wait(ep, ev, EVENTS_MAX, -1);
+		for (i = 0; i < n; i++) {
+			fd = ev[i].data.fd;
+			if (fd == lfd) {
+				while ((fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0) {
+					add.data.fd = fd;
+					if (epoll_ctl(ep, EPOLL_CTL_ADD, fd, &add) == -1)
+						close(fd);
+				}
+				if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
+					__atomic_add_fetch(&shared[1], 1, __ATOMIC_RELAXED);
+				continue;
+			}
+			r = recv(fd, buf, sizeof(buf), 0);
+			if (r > 0)
+				__atomic_add_fetch(&shared[0], (uint64_t)r, __ATOMIC_RELAXED);
+			else if (r == 0 || (errno != EAGAIN && errno != EINTR))
+				close(fd);
+		}
+	}
+}
+
+/* stream: the sink process for the target on lst, which this process no
+ * longer serves. */
+static void
+sink_start(struct target *lst)
+{
+	pid_t parent = getpid();
+
+	g.sink_shared = mmap(NULL, 2 * sizeof(uint64_t), PROT_READ | PROT_WRITE,
+	    MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (g.sink_shared == MAP_FAILED)
+		fatal("mmap");
+	if ((g.sink_pid = fork()) == -1)
+		fatal("fork");
+	if (g.sink_pid == 0) {
+		if (prctl(PR_SET_PDEATHSIG, SIGKILL) == -1 || getppid() != parent)
+			_exit(EXIT_CHECK);
+		sink_run(lst->io.fd, g.sink_shared);
+	}
+	(void)epoll_ctl(g.ep, EPOLL_CTL_DEL, lst->io.fd, NULL);
+	close(lst->io.fd);
+	lst->io.fd = -1;
+}
+
+static void
+sink_stop(void)
+{
+	if (g.sink_pid <= 0)
+		return;
+	(void)kill(g.sink_pid, SIGKILL);
+	(void)waitpid(g.sink_pid, NULL, 0);
+	g.sink_pid = 0;
+	g.accept_err += (size_t)__atomic_load_n(&g.sink_shared[1], __ATOMIC_RELAXED);
+}
+
+static uint64_t
+sink_total(void)
+{
+	return g.sink_shared != NULL ? __atomic_load_n(&g.sink_shared[0], __ATOMIC_RELAXED) :
+	    g.sink_bytes;
+}
+
 /* --- the client side ---------------------------------------------------- */
 
 static bool
@@ -951,7 +1043,7 @@ slot_enter_stream(struct slot *s)
 	/* stream: the window opens once every connection is relaying. */
 	if (g.o.mode == MODE_STREAM && ++g.streaming == g.nslots) {
 		g.win_t0 = now_us();
-		g.win_b0 = g.sink_bytes;
+		g.win_b0 = sink_total();
 	}
 }
 
@@ -1422,7 +1514,7 @@ stream_tick(uint64_t now)
 	    now < g.win_t0 + g.o.duration_s * US_PER_S)
 		return;
 	g.win_t1 = now;
-	g.win_b1 = g.sink_bytes;
+	g.win_b1 = sink_total();
 	g.win_done = true;
 }
 
@@ -1834,12 +1926,15 @@ main(int argc, char **argv)
 	g.ntgts = g.o.mode == MODE_RATE ? RATE_TARGETS : 1;
 	for (i = 0; i < g.ntgts; i++)
 		listener_open(&g.tgts[i]);
+	if (g.o.mode == MODE_STREAM)
+		sink_start(&g.tgts[0]);
 	signals_open();
 	slots_alloc(variant);
 	g.t0 = now_us();
 	g.deadline = g.t0 + g.o.deadline_s * US_PER_S;
 	g.rate_end = g.t0 + g.o.duration_s * US_PER_S;
 	run();
+	sink_stop();
 	switch (g.o.mode) {
 	case MODE_SOAK:
 		return report_soak();
