@@ -3,7 +3,8 @@
 # "N passed, N failed" for the whole run. Exit 0 iff none failed.
 #
 #   plain     unit tests and every end-to-end suite (tests/*.bats)
-#   splice    the server suites that move bytes, with --relay splice
+#   splice    the server suites that move bytes, with --relay copy and
+#             --relay splice (plain runs the default, auto)
 #   san       the same (but the third-party interop suite) under ASan +
 #             UBSan, a build in build/san
 #   valgrind  the server suites with socksifyd under valgrind: no error,
@@ -254,15 +255,19 @@ stage_fuzz() {
 	[ "$rc" -eq 0 ] || fail=$((fail + 1))
 }
 
-# The relay's other path: what moves bytes, again with --relay splice.
+# The relay's other paths: what moves bytes, again with --relay copy and
+# --relay splice (the plain stage runs the default, auto).
 VG_SPLICE='curl|IPv6 target|coalesced|split handshake|half-close|every address'
 stage_splice() {
-	SOCKSIFYD_ARGS="--relay splice" e2e splice --filter "$VG_SPLICE" tests/server.bats
-	SOCKSIFYD_ARGS="--relay splice" e2e splice --filter 'BIND' tests/server_bind_udp.bats
+	local relay
+	for relay in copy splice; do
+		SOCKSIFYD_ARGS="--relay $relay" e2e "$relay" --filter "$VG_SPLICE" tests/server.bats
+		SOCKSIFYD_ARGS="--relay $relay" e2e "$relay" --filter 'BIND' tests/server_bind_udp.bats
+	done
 }
 
 stage_soak() {
-	for relay in copy splice; do
+	for relay in auto copy splice; do
 		echo "== soak and fault suite (short form, --relay $relay)"
 		SOCKSIFYD_ARGS="--relay $relay" $MAKE -s soak SOAK_SCALE=ci >"$work/soak.out" 2>&1
 		cat "$work/soak.out"

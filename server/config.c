@@ -116,7 +116,8 @@ config_usage(FILE *f)
 	    "                             per CPU, at most %d)\n"
 	    "      --accept reuseport|shared  how workers share a listener: a socket each\n"
 	    "                             (SO_REUSEPORT) or one (EPOLLEXCLUSIVE); default %s\n"
-	    "      --relay copy|splice    move bytes by read/send or by splice(2); default %s\n"
+	    "      --relay auto|copy|splice  move bytes by read/send, by splice(2), or\n"
+	    "                             (auto) by splice once a read fills a buffer; default %s\n"
 	    "      --config FILE          these options from FILE, one per line, without dashes\n"
 	    "  -v, --verbose              one log line per connection (without it:\n"
 	    "                             failed logins and denials only)\n"
@@ -292,6 +293,19 @@ config_args_free(struct config_args *args)
 /* --- numbers ----------------------------------------------------------- */
 
 /* Decimal, digits only, 1..max. */
+/* --relay NAME into lim: 0, or -1 for a name that is none of them. */
+static int
+config_relay(struct server_limits *lim, const char *name)
+{
+	bool copy = strcmp(name, "copy") == 0, splice = strcmp(name, "splice") == 0;
+
+	if (!copy && !splice && strcmp(name, "auto") != 0)
+		return -1;
+	lim->splice = !copy;
+	lim->splice_bulk = !copy && !splice;
+	return 0;
+}
+
 static int
 config_number(const char *s, uint64_t max, uint64_t *out)
 {
@@ -581,11 +595,10 @@ config_apply(struct config *c, int opt, const char *arg, bool in_file,
 		c->accept_shared = strcmp(arg, "shared") == 0;
 		return 0;
 	case CONFIG_OPT_RELAY:
-		if (strcmp(arg, "copy") != 0 && strcmp(arg, "splice") != 0) {
-			snprintf(why, whylen, "relay is copy or splice, not '%s'", arg);
+		if (config_relay(&c->lim, arg) != 0) {
+			snprintf(why, whylen, "relay is auto, copy or splice, not '%s'", arg);
 			return -1;
 		}
-		c->lim.splice = strcmp(arg, "splice") == 0;
 		return 0;
 	case CONFIG_OPT_CONFIG:
 		/* One level: a file that names files is a loop waiting to happen. */
@@ -789,7 +802,7 @@ config_build(const struct config_args *args, struct config *c,
 	c->lim.bind_ms = SERVER_BIND_TIMEOUT_MS;
 	c->lim.udp_idle_ms = SERVER_UDP_IDLE_TIMEOUT_MS;
 	c->lim.fd_reserve = SERVER_FD_RESERVE;
-	c->lim.splice = strcmp(SERVER_RELAY_DEFAULT, "splice") == 0;
+	(void)config_relay(&c->lim, SERVER_RELAY_DEFAULT);
 	c->accept_shared = strcmp(SERVER_ACCEPT_DEFAULT, "shared") == 0;
 	if (rules_new(&c->rules) < 0) {
 		snprintf(why, whylen, "out of memory");

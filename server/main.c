@@ -379,6 +379,7 @@ server_reload(void)
 	n->rules = c.rules;
 	n->lim = c.lim;
 	n->lim.splice = conf_cur->lim.splice;	/* a start-up choice */
+	n->lim.splice_bulk = conf_cur->lim.splice_bulk;
 	c.rules = NULL;
 	if (conf_publish(n) < 0) {
 		log_error("reload failed, configuration kept: the workers are still taking the last one");
@@ -629,6 +630,7 @@ main_adopt(const int *fds, size_t n)
 		socklen_t len = sizeof(ss);
 
 		first->fd = fds[i];
+		first->nodelay = listener_nodelay(fds[i]);
 		if (getsockname(fds[i], (struct sockaddr *)&ss, &len) == -1 ||
 		    s5_sockaddr_format((struct sockaddr *)&ss, first->name, sizeof(first->name)) < 0)
 			snprintf(first->name, sizeof(first->name), "descriptor %d", fds[i]);

@@ -27,12 +27,15 @@ struct relay_pipe {
 	bool eof;			/* the source sent FIN */
 	bool shut;			/* FIN passed on: this direction is done */
 	bool first;			/* ... before the other direction's EOF */
+	bool bulk;			/* the last read filled the buffer or pipe */
 	uint64_t bytes;			/* written to the sink so far */
 };
 
 struct relay {
 	int cfd, tfd;			/* client, target; -1 when not open */
 	bool splice;			/* move bytes with splice(2), not copies */
+	bool splice_bulk;		/* ... only in a direction whose last read
+					 * filled its buffer (--relay auto) */
 	struct relay_pipe up;		/* client -> target */
 	struct relay_pipe down;		/* target -> client */
 };

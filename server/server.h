@@ -37,6 +37,8 @@ struct listener {
 	struct server *srv;
 	struct loop_timer pause;	/* parked after EMFILE/ENFILE */
 	bool stalled;			/* parked, and pause could not be armed */
+	bool nodelay;			/* TCP_NODELAY set here: accepted sockets
+					 * inherit it (no setsockopt each) */
 	char name[S5_ADDR_TEXT_MAX];	/* "127.0.0.1:1080", for messages */
 };
 
@@ -73,7 +75,8 @@ struct server_limits {
 	uint64_t bind_ms;		/* --bind-timeout */
 	uint64_t udp_idle_ms;		/* --udp-idle-timeout */
 	size_t fd_reserve;		/* --fd-reserve */
-	bool splice;			/* --relay splice */
+	bool splice;			/* --relay splice or auto */
+	bool splice_bulk;		/* --relay auto: only a stream in flow */
 	struct server_outgoing out;	/* --outgoing */
 	bool proxy_protocol;		/* --proxy-protocol: a header first */
 	struct s5_cidr pp_from[SERVER_PP_FROM_MAX];	/* whom to believe it from */

@@ -32,6 +32,7 @@
 
 #include "config.h"
 #include "bind.h"
+#include "listener.h"
 #include "log.h"
 #include "relay.h"
 #include "rules.h"
@@ -96,19 +97,6 @@ static void session_on_resolved(void *arg, int gai_err, struct addrinfo *ai);
 static void session_on_target(struct loop *l, int fd, uint32_t events, void *arg);
 static void session_on_client(struct loop *l, int fd, uint32_t events, void *arg);
 
-/*
- * A relay passes on each write as it comes: Nagle's algorithm would hold a
- * small one back until the previous one is acknowledged, and with delayed
- * ACKs at the far end that costs a request-response exchange tens of
- * milliseconds. The end points keep their own choice; we add no delay.
- */
-static void
-session_nodelay(int fd)
-{
-	int one = 1;
-
-	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-}
 
 /* --- logging ------------------------------------------------------------ */
 
@@ -640,6 +628,7 @@ session_enter_relay(struct session *s)
 {
 	s->hs_down = s->r.down.bytes + relay_pending(&s->r.down);
 	s->r.splice = s->srv->lim.splice;
+	s->r.splice_bulk = s->srv->lim.splice_bulk;
 	s->state = SESSION_RELAY;
 	s->last_ms = loop_now(s->srv->loop);
 	session_arm(s, s->srv->lim.idle_ms);
@@ -677,7 +666,7 @@ session_bind_accept(struct session *s)
 		close(fd);
 		return;
 	}
-	session_nodelay(fd);
+	(void)listener_nodelay(fd);	/* as on the client side */
 	/* Exactly one connection: the listener goes now. */
 	session_drop_target(s);
 	session_drop_addrs(s);
@@ -1105,7 +1094,7 @@ session_connect_next(struct session *s)
 			continue;
 		}
 		memcpy(&s->dst, a->ai_addr, a->ai_addrlen);
-		session_nodelay(fd);
+		(void)listener_nodelay(fd);	/* as on the client side */
 		if ((r = outgoing_bind(&s->srv->lim.out, fd, a->ai_addr, true)) < 0) {
 			s->last_err = -r;
 			close(fd);
@@ -1359,7 +1348,7 @@ session_start(struct server *srv, int fd, const struct sockaddr *peer,
 		close(fd);
 		return;
 	}
-	session_nodelay(fd);
+	/* TCP_NODELAY: inherited from the listener (listener_nodelay()). */
 	s->srv = srv;
 	s->r.cfd = fd;
 	s->r.tfd = -1;

@@ -27,7 +27,7 @@
 #define SERVER_WORKERS_MAX		64	/* --workers upper bound */
 #define SERVER_CONF_RETIRED_MAX		8	/* reloads the workers may lag behind */
 #define SERVER_ACCEPT_DEFAULT		"reuseport"	/* --accept: measured by make bench */
-#define SERVER_RELAY_DEFAULT		"copy"	/* --relay: measured by make bench */
+#define SERVER_RELAY_DEFAULT		"auto"	/* --relay: measured by make bench */
 #define SERVER_FD_RESERVE		16	/* descriptors kept free for the sessions we hold */
 #define SERVER_FD_RESERVE_MAX		4096	/* --fd-reserve upper bound */
 #define SERVER_ACCEPT_PAUSE_MS		1000	/* listener parked this long on EMFILE/ENFILE */

@@ -518,7 +518,8 @@ for i in range(int(sys.argv[2])):
     s.close()
 print("done")' "$HTTP_PORT" "$n"
 	echo "$output"
-	[ "$status" -eq 0 ] && [ "$output" = done ]
+	[ "$status" -eq 0 ]
+	[ "$output" = done ]
 	local polls pollout eagain getfl
 	polls=$(grep -cE '^[0-9]+ +p?poll\(' "$trace" || true)
 	pollout=$(grep -cE '^[0-9]+ +p?poll\(.*events=POLLOUT' "$trace" || true)

@@ -394,3 +394,74 @@ print(got[2:4].hex(), got.endswith(b"hello through socks\n"))' \
 	[ "$got" = "$PAYLOAD_SHA" ]
 	wait_for_line "$SOCKSIFYD_LOG" 30 "target=$PROXY_MULTI_NAME:$HTTP_PORT.*connected=127\.0\.0\.1:$HTTP_PORT"
 }
+
+@test "no delay of ours: two small writes a round, either way, are relayed at once (TCP_NODELAY on both sides, the client's inherited from the listener)" {
+	start_socksifyd --no-auth
+	# 100 rounds each way with a 1 ms pause between the two writes: about
+	# 0.1 s a way without Nagle's algorithm, over 4 s with it on either
+	# relay socket (the second byte waits for a delayed ACK, 40 ms)
+	run python3 "$HELPERS/smallwrites.py" "$PROXY_PORT" 100
+	echo "$output"
+	[ "$status" -eq 0 ]
+	local down up
+	down=$(sed -n 's/.*down_ms=\([0-9]*\).*/\1/p' <<<"$output")
+	up=$(sed -n 's/.*up_ms=\([0-9]*\).*/\1/p' <<<"$output")
+	[ -n "$down" ]
+	[ -n "$up" ]
+	[ "$down" -lt 2000 ]
+	[ "$up" -lt 2000 ]
+}
+
+# --relay auto, the default: a kernel pipe only for a stream in flow. Seen
+# from the server's own system calls (strace, attached to every thread of
+# the running server, so that stopping the server stops it too), and from
+# the bytes.
+relay_calls() {
+	grep -cE "^[0-9]+ +$1\(" "$BATS_TEST_TMPDIR/trace" || true
+}
+
+trace_server() {
+	local i t traced
+	strace -f -qq -e trace=pipe2,splice -o "$BATS_TEST_TMPDIR/trace" -p "$SOCKSIFYD_PID" \
+		3>&- 2>"$BATS_TEST_TMPDIR/strace.err" &
+	PIDS+=($!)
+	for ((i = 0; i < 50; i++)); do
+		traced=1
+		for t in /proc/"$SOCKSIFYD_PID"/task/*; do
+			grep -q '^TracerPid:[[:space:]]*0$' "$t/status" 2>/dev/null && traced=0
+		done
+		[ "$traced" = 1 ] && return 0
+		sleep 0.1
+	done
+	cat "$BATS_TEST_TMPDIR/strace.err" >&2
+	return 1
+}
+
+@test "--relay auto (the default): a short answer is copied, 1 MiB is spliced; --relay copy never splices; bytes intact" {
+	command -v strace >/dev/null || skip "strace is not installed"
+	strace -f -o /dev/null true 2>/dev/null || skip "strace cannot trace here (ptrace denied)"
+	local relay
+	for relay in auto copy; do
+		start_socksifyd --no-auth --workers 1 --relay "$relay"
+		trace_server
+		run curl -sS --max-time 10 --socks5 "127.0.0.1:$PROXY_PORT" "http://127.0.0.1:$HTTP_PORT/hello.txt"
+		[ "$status" -eq 0 ]
+		[ "$output" = "hello through socks" ]
+		echo "$relay, hello: pipe2 $(relay_calls pipe2), splice $(relay_calls splice)"
+		[ "$(relay_calls pipe2)" -eq 0 ]
+		[ "$(relay_calls splice)" -eq 0 ]
+		[ "$(curl -sS --max-time 20 --socks5 "127.0.0.1:$PROXY_PORT" \
+		    "http://127.0.0.1:$HTTP_PORT/payload.bin" | sha)" = "$PAYLOAD_SHA" ]
+		echo "$relay, 1 MiB: pipe2 $(relay_calls pipe2), splice $(relay_calls splice)"
+		if [ "$relay" = auto ]; then
+			[ "$(relay_calls pipe2)" -ge 1 ]
+			[ "$(relay_calls splice)" -ge 2 ]
+		else
+			[ "$(relay_calls pipe2)" -eq 0 ]
+			[ "$(relay_calls splice)" -eq 0 ]
+		fi
+		# this server (and its tracer) only: setup()'s web server stays
+		kill "$SOCKSIFYD_PID"
+		timeout 5 tail --pid="$SOCKSIFYD_PID" -f /dev/null
+	done
+}
