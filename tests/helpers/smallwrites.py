@@ -11,21 +11,15 @@ say yet, delays that ACK (40 ms on Linux): seconds over a hundred rounds,
 where a relay that adds no delay takes milliseconds. Prints
 "down_ms=N up_ms=N" (down: the target writes twice; up: the client does).
 """
+import os
 import socket
 import struct
 import sys
 import threading
 import time
 
-
-def recv_exact(s, n):
-    b = b""
-    while len(b) < n:
-        d = s.recv(n - len(b))
-        if not d:
-            raise SystemExit("smallwrites: connection closed early")
-        b += d
-    return b
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from rttprobe import recv_exact  # noqa: E402
 
 
 def target(lst, rounds):
