@@ -142,3 +142,19 @@ req_hex() { echo "050100017f000001$(port_hex "$HTTP_PORT")"; }
 	[ "$output" = "$HELLO_SHA" ]
 	[ "$(sed -n 2p "$REC_LOG")" = 050100 ]
 }
+
+@test "tinyproxy (HTTP CONNECT) then socksifyd, on: the SOCKS5 hop's greeting and request go in one write behind the CONNECT; bytes intact; off: the greeting alone" {
+	start_socksifyd --no-auth -v
+	record "$PROXY_PORT"
+	start_tinyproxy
+	run get on "http://127.0.0.1:$TP_PORT,socks5://127.0.0.1:$REC_PORT"
+	[ "$output" = "$HELLO_SHA" ]
+	# what tinyproxy passed on once its CONNECT was answered: the whole
+	# SOCKS5 handshake of the next hop, in one piece
+	[ "$(head -n 1 "$REC_LOG")" = "050100$(req_hex)" ]
+	wait_for_line "$SOCKSIFYD_LOG" 30 "target=127\.0\.0\.1:$HTTP_PORT.*outcome=ok"
+	wait_for_line "$TP_LOG" 30 "CONNECT.*127\.0\.0\.1:$REC_PORT"
+	run get off "http://127.0.0.1:$TP_PORT,socks5://127.0.0.1:$REC_PORT"
+	[ "$output" = "$HELLO_SHA" ]
+	[ "$(sed -n 2p "$REC_LOG")" = 050100 ]
+}
