@@ -1075,9 +1075,11 @@ async_drive_inline(struct async_slot *s, uint32_t gen, int fd)
 			 * the kernel answers a send() on a socket still in
 			 * SYN_SENT with EAGAIN (TUNNEL_WRITE: poll, as after
 			 * any dial), on a refused one with the dial's error.
+			 * A failure of the machine itself (t.why: a target the
+			 * scheme cannot carry, before any byte) is no dial's.
 			 */
 			r = tunnel_step(&t, sock);
-			if (r < 0 && early)
+			if (r < 0 && early && t.why == 0)
 				t.dial_err = -r;
 			if (r < 0 && (r = -async_move_on(&t, sock, -r, deadline, &dialled)) == 0) {
 				early = !dialled;	/* the next alternative, dialled */

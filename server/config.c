@@ -292,7 +292,6 @@ config_args_free(struct config_args *args)
 
 /* --- numbers ----------------------------------------------------------- */
 
-/* Decimal, digits only, 1..max. */
 /* --relay NAME into lim: 0, or -1 for a name that is none of them. */
 static int
 config_relay(struct server_limits *lim, const char *name)
@@ -306,6 +305,7 @@ config_relay(struct server_limits *lim, const char *name)
 	return 0;
 }
 
+/* Decimal, digits only, 1..max. */
 static int
 config_number(const char *s, uint64_t max, uint64_t *out)
 {

@@ -1,7 +1,10 @@
 /*
- * relay.c: a read()/send() copy relay, or a splice(2) one, with
- * back-pressure and half-close. Every socket is non-blocking; epoll is level triggered, so one
- * read per wakeup is enough and a short write just waits for EPOLLOUT.
+ * relay.c: a read()/send() copy relay, or a splice(2) one, or (--relay
+ * auto) copies for short messages and splice for a stream in flow, with
+ * back-pressure and half-close. Every socket is non-blocking and epoll is
+ * level triggered: a short write just waits for EPOLLOUT, and a direction
+ * reads again in the same wakeup only while it moves whole buffers (at
+ * most SERVER_RELAY_ROUNDS of them).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -66,7 +69,23 @@ relay_kpipe_open(struct relay_pipe *p)
 		return -EMFILE;
 	}
 	p->spliced = true;
+	/* A user past fs.pipe-user-pages-soft gets pipes of a page or two,
+	 * which move less a call than our buffer: --relay auto then copies
+	 * in this direction for the rest of the session. */
+	if (fcntl(p->kpipe[0], F_GETPIPE_SZ) < SERVER_SPLICE_BYTES)
+		p->small_pipes = true;
 	return 0;
+}
+
+/*
+ * The last read moved a stream in flow: it filled our buffer, or a good
+ * part of the kernel pipe (a splice takes at most one socket buffer a pipe
+ * slot, and from a network card those hold 1.5-4 KiB, not a page).
+ */
+static bool
+relay_in_flow(const struct relay_pipe *p, size_t n)
+{
+	return p->spliced ? n >= SERVER_SPLICE_BYTES / 4 : p->len == SERVER_RELAY_BUF_BYTES;
 }
 
 /* Some bytes from fd into p: into the kernel pipe, or our buffer. */
@@ -111,15 +130,18 @@ relay_pipe_fill(struct relay_pipe *p, int fd, bool splice)
 	} while (n == -1 && errno == EINTR);
 	if (n == -1) {
 		r = errno == EWOULDBLOCK ? -EAGAIN : -errno;
-		/* Do not hold a buffer for a side that had nothing to say. */
-		if (p->len == 0)
+		/* Do not hold a buffer for a side that had nothing to say, nor
+		 * take what comes next for a stream. */
+		if (p->len == 0) {
 			relay_pipe_free(p);
+			p->bulk = false;
+		}
 		return r;
 	}
 	if (n == 0 && p->len == 0)
 		relay_pipe_free(p);
 	p->len += (size_t)n;
-	p->bulk = p->len == (p->spliced ? SERVER_SPLICE_BYTES : SERVER_RELAY_BUF_BYTES);
+	p->bulk = n > 0 && relay_in_flow(p, (size_t)n);
 	return (long)n;
 }
 
@@ -137,7 +159,7 @@ relay_out(struct relay_pipe *p, int fd)
 int
 relay_pipe_flush(struct relay_pipe *p, int fd)
 {
-	bool bulk = p->spliced && p->len == SERVER_SPLICE_BYTES;
+	bool bulk = p->spliced && p->bulk;
 
 	while (relay_pending(p) > 0) {
 		ssize_t n = relay_out(p, fd);
@@ -151,8 +173,8 @@ relay_pipe_flush(struct relay_pipe *p, int fd)
 		p->bytes += (uint64_t)n;
 	}
 	/*
-	 * A full kernel pipe's worth: a stream in flow, and the pipe stays for
-	 * the next read, which closes it if it finds nothing (relay_splice_fill).
+	 * A stream in flow (relay_in_flow()): the pipe stays for the next
+	 * read, which closes it if it finds nothing (relay_pipe_fill()).
 	 * Anything less: the peer had its say; nothing is held while it idles.
 	 */
 	if (bulk) {
@@ -179,22 +201,21 @@ relay_direction(struct relay_pipe *p, const struct relay_pipe *other,
 	if (relay_pending(p) > 0) {
 		uint64_t before = p->bytes;
 
-		full = p->len == (p->spliced ? SERVER_SPLICE_BYTES : SERVER_RELAY_BUF_BYTES);
-
+		full = p->bulk;
 		r = relay_pipe_flush(p, dst);
 		*moved |= p->bytes != before;
 		if (r == -EAGAIN)
 			return 0;
 		if (r < 0)
 			return r;
-		/* A full buffer drained: a bulk transfer, more is likely waiting. */
+		/* A stream in flow drained: more is likely waiting. */
 		readable |= full;
 	}
 	/*
-	 * A read that fills the whole buffer and drains at once is a stream
-	 * in flow: read again now rather than one epoll round later, up to
-	 * SERVER_RELAY_ROUNDS buffers a wakeup so other sessions get their
-	 * turn (one wait saved per 64 KiB: a tenth of a stream's calls).
+	 * A read of a stream in flow (relay_in_flow()) that drains at once:
+	 * read again now rather than one epoll round later, up to
+	 * SERVER_RELAY_ROUNDS reads a wakeup so other sessions get their turn
+	 * (one wait saved per 64 KiB read: a tenth of a stream's calls).
 	 */
 	for (rounds = 0; !p->eof && readable && rounds < SERVER_RELAY_ROUNDS; rounds++) {
 		/*
@@ -204,7 +225,8 @@ relay_direction(struct relay_pipe *p, const struct relay_pipe *other,
 		 * saves two copies of every 64 KiB with it. Measured by make
 		 * bench: auto handshakes as copy does, streams as splice does.
 		 */
-		long n = relay_pipe_fill(p, src, splice && (!bulk_only || p->bulk));
+		long n = relay_pipe_fill(p, src, splice &&
+		    (!bulk_only || (p->bulk && !p->small_pipes)));
 
 		if (n == -EAGAIN)
 			return 0;
@@ -215,7 +237,7 @@ relay_direction(struct relay_pipe *p, const struct relay_pipe *other,
 			break;
 		}
 		*moved = true;
-		full = p->len == (p->spliced ? SERVER_SPLICE_BYTES : SERVER_RELAY_BUF_BYTES);
+		full = p->bulk;
 		r = relay_pipe_flush(p, dst);
 		if (r == -EAGAIN)
 			break;
@@ -223,6 +245,11 @@ relay_direction(struct relay_pipe *p, const struct relay_pipe *other,
 			return r;
 		readable = full;
 	}
+	/* Out of rounds with an empty pipe kept for the stream: a source that
+	 * went quiet exactly now would leave it held while the session idles
+	 * (two descriptors, a place in the budget). The next read opens one. */
+	if (rounds == SERVER_RELAY_ROUNDS && p->spliced && relay_pending(p) == 0)
+		relay_pipe_free(p);
 	if (p->eof && relay_pending(p) == 0 && !p->shut) {
 		/*
 		 * Half-close: the source will send no more, so tell the sink,

@@ -27,7 +27,8 @@ struct relay_pipe {
 	bool eof;			/* the source sent FIN */
 	bool shut;			/* FIN passed on: this direction is done */
 	bool first;			/* ... before the other direction's EOF */
-	bool bulk;			/* the last read filled the buffer or pipe */
+	bool bulk;			/* the last read was of a stream in flow */
+	bool small_pipes;		/* kernel pipes come small: auto copies */
 	uint64_t bytes;			/* written to the sink so far */
 };
 

@@ -22,7 +22,7 @@
 #define SERVER_MAX_SESSIONS		8000
 #define SERVER_RELAY_BUF_BYTES		65536	/* per direction, only while bytes are in flight; a pipe's size */
 #define SERVER_SPLICE_BYTES		65536	/* --relay splice: moved per splice(2), a pipe's default size */
-#define SERVER_RELAY_ROUNDS		16	/* whole buffers relayed per wakeup and direction */
+#define SERVER_RELAY_ROUNDS		8	/* reads of a stream in flow per wakeup and direction */
 #define SERVER_RESOLVER_THREADS		4	/* per worker */
 #define SERVER_WORKERS_MAX		64	/* --workers upper bound */
 #define SERVER_CONF_RETIRED_MAX		8	/* reloads the workers may lag behind */

@@ -527,9 +527,12 @@ print("done")' "$HTTP_PORT" "$n"
 	# python's own start-up reads flags too: from the first socket on
 	getfl=$(awk '/ socket\(AF_INET/ { on = 1 } on && /fcntl\([0-9]+, F_GETFL/ { c++ } END { print c + 0 }' "$trace")
 	echo "polls=$polls pollout=$pollout eagain=$eagain getfl=$getfl"
-	# lock-step: the method's answer and the reply, one wait each
-	[ "$polls" -eq $((2 * n)) ]
-	[ "$pollout" -eq 0 ]
+	# lock-step: the method's answer and the reply, one wait each; a
+	# POLLOUT wait only where the loopback handshake was not over when
+	# connect() returned (softirq work deferred on a busy machine: rare;
+	# before this change, every connect)
+	[ "$pollout" -le $((n / 2)) ]
+	[ "$polls" -eq $((2 * n + pollout)) ]
 	[ "$eagain" -eq 0 ]
 	[ "$getfl" -eq "$n" ]
 }
