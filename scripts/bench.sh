@@ -30,7 +30,7 @@
 #   off and on, with and without RFC 1929      (scripts/bench_rtt.sh)
 # Output: a Markdown table on stdout and in build/bench/results.md, every
 # raw measurement in build/bench/raw.csv, the ratios to direct drawn in
-# build/bench/ratios.png.
+# build/bench/ratios.png and the client side's figures in build/bench/client.png.
 #
 #   BENCH_REPS=N               repetitions (default 3; 1 with BENCH_QUICK)
 #   BENCH_QUICK=1              a smoke run of about a minute: 1 s figures, 1,000 only
@@ -69,7 +69,7 @@ else
 	HOLD_NS="1000 8000"
 	CONN_ROUNDS=2000
 	SPAWN_RUNS=300
-	SLICES=5
+	SLICES=10
 	BUDGET_S=845	# bench_evloop.sh's 90 s, bench_supervisor.sh's 80 s,
 			# bench_udp.sh's 140 s, bench_failover.sh's and
 			# bench_rtt.sh's 120 s each included
@@ -584,7 +584,7 @@ WALL=$(($(date +%s) - T0))
 
 MACHINE="$(nproc) CPUs, $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1), Linux $(uname -r), $(date -u '+%Y-%m-%d %H:%M UTC'); load average at start $LOADAVG"
 awk -F, -v notes="$NOTES" -v reps="$REPS_DONE" -v machine="$MACHINE" -v wall="$WALL" \
-    -v holdns="$HOLD_NS" -v chart="$work/chart.dat" -v evloop="$OUT/evloop.md" \
+    -v holdns="$HOLD_NS" -v chart="$work/chart.dat" -v chart2="$work/chart2.dat" -v evloop="$OUT/evloop.md" \
     -v supervisor="$OUT/supervisor.md" -v udp="$OUT/udp.md" -v failover="$OUT/failover.md" -v rtt="$OUT/rtt.md" \
     -f /dev/stdin "$CSV" >"$OUT/results.md" <<'AWK'
 function median(list,    a, n, i, j, t) {
@@ -608,16 +608,34 @@ function num(v, how) {
 # spread(FIG, WAY): " [min, max]" of WAY's cost over in-program SOCKS5
 # slice by slice (the runs are interleaved, so each slice's pair saw the
 # same host), or "" when the slices do not pair up.
-function spread(fig, way,    a, b, n, i, d, lo, hi) {
-	n = split(val[fig "_slice", way], a, " ")
-	if (n < 2 || n != split(val[fig "_slice", "inprog"], b, " "))
+function spread(fig, way,    a, n, i, lo, hi) {
+	n = split(paired(fig, way), a, " ")
+	if (n < 2)
 		return ""
 	for (i = 1; i <= n; i++) {
-		d = a[i] - b[i]
-		if (i == 1 || d < lo) lo = d
-		if (i == 1 || d > hi) hi = d
+		if (i == 1 || a[i] + 0 < lo) lo = a[i] + 0
+		if (i == 1 || a[i] + 0 > hi) hi = a[i] + 0
 	}
 	return sprintf(" [%+.1f, %+.1f]", lo, hi)
+}
+# paired(FIG, WAY): WAY's cost over in-program SOCKS5, slice by slice, as a
+# list ("" when the slices do not pair up).
+function paired(fig, way,    a, b, n, i, list) {
+	n = split(val[fig "_slice", way], a, " ")
+	if (n == 0 || n != split(val[fig "_slice", "inprog"], b, " "))
+		return ""
+	for (i = 1; i <= n; i++)
+		list = list " " (a[i] - b[i])
+	return list
+}
+# tratio(FIG, WAY, BASE): the median over the repetitions of WAY's value
+# over BASE's in the same repetition ("?" when no repetition has both).
+function tratio(fig, way, base,    r, list) {
+	list = ""
+	for (r = 1; r <= reps; r++)
+		if (((r, fig, way) in v) && ((r, fig, base) in v) && v[r, fig, base] > 0)
+			list = list " " v[r, fig, way] / v[r, fig, base]
+	return list == "" ? "?" : sprintf("%.3f", median(list))
 }
 function commas(n) { return n >= 1000 ? commas(int(n / 1000)) "," sprintf("%03d", n % 1000) : n }
 # The footnote mark for a cell; equal texts share a number.
@@ -708,7 +726,7 @@ END {
 	print ""
 	print "### The preload libraries (one CPU)"
 	print ""
-	print "µs per connect + 16-byte echo + close (p50 of each run, median of the runs); added: over the program that speaks SOCKS5 itself, within each repetition, and in brackets the least and most of it over the interleaved runs. Process start: a dynamic program that exits at once."
+	print "µs per connect + 16-byte echo + close (p50 of each run, median of the runs); added: over the program that speaks SOCKS5 itself, run by run (each way's runs are interleaved with in-program SOCKS5's), the median of those differences and in brackets the least and most. Process start: a dynamic program that exits at once."
 	print ""
 	print "| way | via microsocks | added | via socksifyd | added | process start ms | added ms |"
 	print "|---|---:|---:|---:|---:|---:|---:|"
@@ -721,7 +739,8 @@ END {
 			f = "conn_" via[j]
 			m = mark(f, way[i]) mark(f, "all")
 			x = median(val[f, way[i]])
-			a = median(add[f, way[i]])
+			# the paired differences, else those of the medians
+			a = paired(f, way[i]) != "" ? median(paired(f, way[i])) : median(add[f, way[i]])
 			line = line " | " (x == "" ? "-" : sprintf("%.1f", x)) m " | " (a == "" ? "-" : sprintf("%+.1f", a) spread(f, way[i]))
 		}
 		m = mark("spawn", way[i])
@@ -768,29 +787,64 @@ END {
 		}
 		print line > chart
 	}
+	# UDP: socksifyd and dante, the other servers have no UDP ASSOCIATE.
+	print "\"UDP 1 KiB\\nround trips\" " udppct("udp_rtt_1024") > chart
+	print "\"UDP 1 KiB\\n64 in flight\" " udppct("udp_stream_1024") > chart
+	# The second chart: the client side, as time over its baseline.
+	print "\"first byte\\nno auth, on\" " tratio("rtt", "lib-on", "inprog") > chart2
+	print "\"first byte\\nRFC 1929, on\" " tratio("rtt", "lib-auth-on", "inprog-auth") > chart2
+	print "\"first byte\\nchain of 2, on\" " tratio("rtt", "lib-chain-on", "inprog-chain") > chart2
+	print "\"first byte\\nno auth, off\" " tratio("rtt", "lib-off", "inprog") > chart2
+	print "\"50 fetches\\npython\" " tratio("evloop_python", "library", "itself") > chart2
+	print "\"50 fetches\\nnode\" " tratio("evloop_node", "library", "itself") > chart2
+	print "\"50 fetches\\ncurl\" " tratio("evloop_curl", "library", "itself") > chart2
+	print "\"connect\\nlibrary\" " tratio("conn_socksifyd", "libsocksify", "inprog") > chart2
+	print "\"connect\\npipelined\" " tratio("conn_socksifyd", "pipelined", "inprog") > chart2
+	print "\"connect\\nsupervisor\" " tratio("sv_conn", "seccomp", "inprog") > chart2
+	print "\"connect, dead\\nalternative\" " tratio("fo_connect", "backoff", "one") > chart2
+}
+function udppct(fig,    s1, s2) {
+	s1 = tratio(fig, "socksifyd", "direct")
+	s2 = tratio(fig, "dante", "direct")
+	return (s1 == "?" ? "?" : sprintf("%.1f", s1 * 100)) " ? " (s2 == "?" ? "?" : sprintf("%.1f", s2 * 100)) " ?"
 }
 AWK
 cat "$OUT/results.md"
 
+# chart PNG TITLE YLABEL YMAX BASE BASELABEL: gnuplot, with what both
+# charts share ahead of the plot commands on stdin.
+chart() {
+	{
+		cat <<-EOF
+		set terminal pngcairo size 1100,600 font "sans,11"
+		set output "$1"
+		set title "$2"
+		set ylabel "$3"
+		set datafile missing "?"
+		set style data histograms
+		set style fill solid 0.85 border -1
+		set grid ytics
+		set yrange [0:$4]
+		set xtics nomirror
+		set arrow from graph 0, first $5 to graph 1, first $5 nohead dashtype 2 lc rgb "#555555"
+		set label "$6" at graph 0.01, first $5 * 1.03 left textcolor rgb "#555555"
+		EOF
+		cat
+	} | timeout 30 gnuplot 2>"$work/gnuplot.err" ||
+	    echo "bench: gnuplot failed: $(head -n 3 "$work/gnuplot.err")" >&2
+}
+
 if command -v gnuplot >/dev/null; then
 	# Bars in a cluster of 4 sit at row + (k - 1.5) / 5; a label above each.
-	timeout 30 gnuplot <<-EOF 2>"$work/gnuplot.err" || echo "bench: gnuplot failed: $(head -n 3 "$work/gnuplot.err")" >&2
-	set terminal pngcairo size 1100,600 font "sans,11"
-	set output "$OUT/ratios.png"
-	set title "Through each SOCKS5 server, as % of a direct connection in the same repetition (median of $REPS_DONE; higher is better)"
-	set ylabel "% of direct"
-	set datafile missing "?"
-	set style data histograms
+	chart "$OUT/ratios.png" \
+	    "Through each SOCKS5 server, as % of a direct connection in the same repetition (median of $REPS_DONE; higher is better)" \
+	    "% of direct" \
+	    "$(awk '{ for (i = 2; i <= NF; i++) if ($i != "?" && $i + 0 > m) m = $i + 0 } END { print (m > 100 ? int(m / 10 + 2) * 10 : 110) }' "$work/chart.dat")" \
+	    100 "direct = 100%" <<-EOF
 	set style histogram clustered gap 1
-	set style fill solid 0.85 border -1
 	set boxwidth 0.9
-	set grid ytics
-	set yrange [0:$(awk '{ for (i = 2; i <= NF; i++) if ($i != "?" && $i + 0 > m) m = $i + 0 } END { print (m > 100 ? int(m / 10 + 2) * 10 : 110) }' "$work/chart.dat")]
 	set key outside top center horizontal
 	set bmargin 4
-	set xtics nomirror
-	set arrow from graph 0, first 100 to graph 1, first 100 nohead dashtype 2 lc rgb "#555555"
-	set label "direct = 100%" at graph 0.99, first 102 right textcolor rgb "#555555"
 	plot "$work/chart.dat" using 2:xtic(1) title "socksifyd" lc rgb "#1b7837", \
 	     "" using 3 title "microsocks" lc rgb "#4575b4", \
 	     "" using 4 title "dante" lc rgb "#d73027", \
@@ -798,7 +852,22 @@ if command -v gnuplot >/dev/null; then
 	     for [k=0:3] "" using (\$0 + (k - 1.5) / 5.0):(column(k + 2)):(sprintf("%.0f", column(k + 2))) \
 	         with labels offset 0, 0.7 font "sans,9" notitle
 	EOF
-	[ -s "$OUT/ratios.png" ] && echo "Chart: $OUT/ratios.png; every measurement: $CSV"
+	# The client side: each figure over its baseline in the same repetition
+	# (first byte: through a proxy 50 ms away, SOCKSIFY_PIPELINE on or off;
+	# 50 fetches at once, event loops; connect on one CPU; see results.md).
+	chart "$OUT/client.png" \
+	    "The client side: time over the program speaking SOCKS5 itself (dead alternative: over one proxy); median of $REPS_DONE, lower is better" \
+	    "time, x the baseline" \
+	    "$(awk '{ if ($2 != "?" && $2 + 0 > m) m = $2 + 0 } END { print (m + 0.25 > 1.6 ? m + 0.25 : 1.6) }' "$work/chart2.dat")" \
+	    1 "baseline = 1" <<-EOF
+	set boxwidth 0.7
+	set bmargin 5
+	set xtics font "sans,9"
+	unset key
+	plot "$work/chart2.dat" using 2:xtic(1) lc rgb "#1b7837", \
+	     "" using (\$0):2:(sprintf("%.2f", \$2)) with labels offset 0, 0.7 font "sans,9"
+	EOF
+	[ -s "$OUT/ratios.png" ] && echo "Chart: $OUT/ratios.png, $OUT/client.png; every measurement: $CSV"
 else
 	echo "bench: gnuplot is not installed: no chart (sh scripts/deps.sh bench)" >&2
 fi
