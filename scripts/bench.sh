@@ -740,7 +740,8 @@ END {
 			m = mark(f, way[i]) mark(f, "all")
 			x = median(val[f, way[i]])
 			# the paired differences, else those of the medians
-			a = paired(f, way[i]) != "" ? median(paired(f, way[i])) : median(add[f, way[i]])
+			a = way[i] == "inprog" ? "" : paired(f, way[i]) != "" ? median(paired(f, way[i])) :
+			    median(add[f, way[i]])
 			line = line " | " (x == "" ? "-" : sprintf("%.1f", x)) m " | " (a == "" ? "-" : sprintf("%+.1f", a) spread(f, way[i]))
 		}
 		m = mark("spawn", way[i])
