@@ -7,8 +7,6 @@
  */
 #include <errno.h>
 #include <netdb.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -95,7 +93,7 @@ listener_open(struct listener *lst, const struct sockaddr_storage *ss,
 	if (fd == -1)
 		log_fatal(EXIT_FAILURE, "socket for %s:", text);
 	(void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	lst->nodelay = listener_nodelay(fd);
+	lst->nodelay = session_nodelay(fd);
 	/*
 	 * The first socket binds without SO_REUSEPORT, so a port another
 	 * process holds (with SO_REUSEPORT or not) is "address in use", not
@@ -126,22 +124,6 @@ listener_open(struct listener *lst, const struct sockaddr_storage *ss,
 		log_fatal(EXIT_FAILURE, "getsockname %s:", text);
 	lst->fd = fd;
 	return 0;
-}
-
-/*
- * A relay passes on each write as it comes: Nagle's algorithm would hold a
- * small one back until the previous one is acknowledged, and with delayed
- * ACKs at the far end that costs a request-response exchange tens of
- * milliseconds. Set on a listening socket, the option is inherited by every
- * socket it accepts (a throwaway program showed it): one system call for all
- * of them instead of one a client.
- */
-bool
-listener_nodelay(int fd)
-{
-	int one = 1;
-
-	return setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) == 0;
 }
 
 /* The port a listener got (port 0 asks the kernel for one). */
@@ -423,7 +405,7 @@ listener_on_accept(struct loop *l, int fd, uint32_t events, void *arg)
 			continue;
 		}
 		if (!lst->nodelay)
-			(void)listener_nodelay(cfd);
+			(void)session_nodelay(cfd);
 		session_start(lst->srv, cfd, (struct sockaddr *)&ss, len);
 	}
 }

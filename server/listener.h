@@ -27,8 +27,5 @@ uint32_t listener_mask(const struct listener *lst);
 /* The loop callback of a listener (arg: the struct listener). */
 void listener_on_accept(struct loop *l, int fd, uint32_t events, void *arg);
 bool listener_on_loopback(const struct listener *lst);
-/* TCP_NODELAY on fd (a listener's is inherited by what it accepts); true
- * when set. */
-bool listener_nodelay(int fd);
 
 #endif

@@ -630,7 +630,7 @@ main_adopt(const int *fds, size_t n)
 		socklen_t len = sizeof(ss);
 
 		first->fd = fds[i];
-		first->nodelay = listener_nodelay(fds[i]);
+		first->nodelay = session_nodelay(fds[i]);
 		if (getsockname(fds[i], (struct sockaddr *)&ss, &len) == -1 ||
 		    s5_sockaddr_format((struct sockaddr *)&ss, first->name, sizeof(first->name)) < 0)
 			snprintf(first->name, sizeof(first->name), "descriptor %d", fds[i]);

@@ -116,6 +116,9 @@ void server_session_born(struct server *srv);
 void server_session_gone(struct server *srv);
 
 /* Takes over fd, a non-blocking accepted client socket. */
+/* TCP_NODELAY on fd, a listener (what it accepts inherits it) or a
+ * session's socket; true when set. */
+bool session_nodelay(int fd);
 void session_start(struct server *srv, int fd, const struct sockaddr *peer,
     socklen_t peerlen);
 /* Closes every session (shutdown). */
