@@ -75,7 +75,6 @@ else
 			# bench_rtt.sh's 120 s each included
 	SOFT_S=270
 fi
-case $REPS in '' | *[!0-9]* | 0) echo "bench: BENCH_REPS must be a positive number" >&2; exit 2 ;; esac
 WORKERS="1 16 64"
 STREAMS="1 8"
 HOLD_SETUP_S=15		# to open N held connections; slower counts as cannot hold N
@@ -86,9 +85,9 @@ SERVERS="direct socksifyd microsocks dante ssh"
 # The whole run is bounded: after BUDGET_S, timeout(1) sends TERM, and the
 # EXIT trap below stops everything this script started. Every command has
 # its own, shorter bound, so the TERM is acted on within seconds.
-if [ -z "${BENCH_BOUNDED:-}" ]; then
-	BENCH_BOUNDED=1 exec timeout "$BUDGET_S" bash "$0" "$@"
-fi
+# shellcheck source=scripts/bench_lib.sh
+. "$(dirname "$0")/bench_lib.sh"
+bench_bound bench "$REPS" "$BUDGET_S" "$@"
 
 for f in "$LOAD" "$CONNB" "$EXITNOW" "$SOCKSIFYD" "$LIBSOCKSIFY"; do
 	[ -e "$f" ] || { echo "bench: $f is missing: run make bench" >&2; exit 2; }
@@ -98,10 +97,9 @@ ulimit -n "$(ulimit -H -n)"
 
 # --- processes ---------------------------------------------------------------
 
-# bench_begin, alive, stop, stop_roots, cleanup, spawn, waited, wait_line,
+# From bench_lib.sh, sourced above: bench_begin, alive, stop, stop_roots,
+# cleanup, spawn, waited, wait_line,
 # spawn_listener, listening, wait_port, free_port, pin, start_dante, median.
-# shellcheck source=scripts/bench_lib.sh
-. "$(dirname "$0")/bench_lib.sh"
 bench_begin bench "$BUDGET_S"
 
 # dead_root PIDS: true when one of them has ended; it is reaped, and WHY
@@ -740,8 +738,12 @@ END {
 			m = mark(f, way[i]) mark(f, "all")
 			x = median(val[f, way[i]])
 			# the paired differences, else those of the medians
-			a = way[i] == "inprog" ? "" : paired(f, way[i]) != "" ? median(paired(f, way[i])) :
-			    median(add[f, way[i]])
+			if (way[i] == "inprog")
+				a = ""
+			else if (paired(f, way[i]) != "")
+				a = median(paired(f, way[i]))
+			else
+				a = median(add[f, way[i]])
 			line = line " | " (x == "" ? "-" : sprintf("%.1f", x)) m " | " (a == "" ? "-" : sprintf("%+.1f", a) spread(f, way[i]))
 		}
 		m = mark("spawn", way[i])

@@ -59,9 +59,9 @@ else
 	EV_BUDGET_S=90
 fi
 
-if [ -z "${EVLOOP_BOUNDED:-}" ]; then
-	EVLOOP_BOUNDED=1 exec timeout "$EV_BUDGET_S" bash "$0" "$@"
-fi
+# shellcheck source=scripts/bench_lib.sh
+. "$HERE/scripts/bench_lib.sh"
+bench_bound bench_evloop "$EV_REPS" "$EV_BUDGET_S" "$@"
 
 for f in "$SOCKSIFYD" "$DELAYFWD" "$LIBSOCKSIFY"; do
 	[ -e "$f" ] || { echo "bench_evloop: $f is missing: run make all testbin" >&2; exit 2; }
@@ -71,10 +71,9 @@ LIBSOCKSIFY=$(realpath "$LIBSOCKSIFY")
 
 # --- processes ---------------------------------------------------------------
 
-# bench_begin, alive, stop, stop_roots, cleanup, spawn, waited, wait_line,
+# From bench_lib.sh, sourced above: bench_begin, alive, stop, stop_roots,
+# cleanup, spawn, waited, wait_line,
 # spawn_listener, median.
-# shellcheck source=scripts/bench_lib.sh
-. "$HERE/scripts/bench_lib.sh"
 bench_begin bench_evloop "$EV_BUDGET_S"
 
 # bounded OUT CMD...: CMD under timeout(1), stdout and stderr in OUT; its

@@ -64,13 +64,10 @@ else
 	FO_RATE_S=3
 	FO_BUDGET_S=120
 fi
-case $FO_REPS in '' | *[!0-9]* | 0) echo "bench_failover: BENCH_REPS must be a positive number" >&2; exit 2 ;; esac
 
-if [ -z "${FAILOVER_BOUNDED:-}" ]; then
-	FAILOVER_BOUNDED=1 exec timeout "$FO_BUDGET_S" bash "$0" "$@"
-fi
 # shellcheck source=scripts/bench_lib.sh
 . "$HERE/scripts/bench_lib.sh"
+bench_bound bench_failover "$FO_REPS" "$FO_BUDGET_S" "$@"
 bench_need bench_failover "$SOCKSIFYD" "$LIBSOCKSIFY" "$CONNB" "$LOAD"
 bench_begin bench_failover "$FO_BUDGET_S"
 PIN=(taskset -c "$PIN_CPU")

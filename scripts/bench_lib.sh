@@ -19,6 +19,20 @@ bench_begin() {
 	trap "echo \"$1: stopped by a signal (or past the $2 s budget)\" >&2; exit 1" INT TERM HUP
 }
 
+# bench_bound NAME REPS BUDGET_S ARGS...: REPS checked (else a line from
+# NAME, exit 2); then, once, the script runs again as itself under
+# timeout(1) with BUDGET_S and ARGS, so that nothing outlasts the budget
+# (bench_begin's EXIT trap stops what it started). The guard is NAME's own:
+# a figure script that scripts/bench.sh runs is bounded as well.
+bench_bound() {
+	local name=$1 reps=$2 budget=$3 guard
+	shift 3
+	case $reps in '' | *[!0-9]* | 0) echo "$name: BENCH_REPS must be a positive number" >&2; exit 2 ;; esac
+	guard=BENCH_BOUNDED_${name//[^a-zA-Z0-9]/_}
+	[ -n "${!guard:-}" ] && return 0
+	exec env "$guard=1" timeout "$budget" bash "$0" "$@"
+}
+
 # bench_need NAME FILE...: each FILE there (else a line from NAME, exit 2),
 # and none of the caller's SOCKSIFY_ settings or LD_PRELOAD left to change
 # what is measured.

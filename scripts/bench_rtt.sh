@@ -40,12 +40,9 @@ else
 	RT_ROUNDS=15
 	RT_BUDGET_S=120
 fi
-case $RT_REPS in '' | *[!0-9]* | 0) echo "bench_rtt: BENCH_REPS must be a positive number" >&2; exit 2 ;; esac
-if [ -z "${RTT_BOUNDED:-}" ]; then
-	RTT_BOUNDED=1 exec timeout "$RT_BUDGET_S" bash "$0" "$@"
-fi
 # shellcheck source=scripts/bench_lib.sh
 . "$HERE/scripts/bench_lib.sh"
+bench_bound bench_rtt "$RT_REPS" "$RT_BUDGET_S" "$@"
 bench_need bench_rtt "$SOCKSIFYD" "$LIBSOCKSIFY" "$DELAYFWD" "$CONNB"
 bench_begin bench_rtt "$RT_BUDGET_S"
 : >"$OUT/rtt.csv"

@@ -77,11 +77,10 @@ else
 	SV_RUN_S=30
 	SV_BUDGET_S=80
 fi
-case $SV_REPS in '' | *[!0-9]* | 0) echo "bench_supervisor: BENCH_REPS must be a positive number" >&2; exit 2 ;; esac
 
-if [ -z "${SUPERVISOR_BOUNDED:-}" ]; then
-	SUPERVISOR_BOUNDED=1 exec timeout "$SV_BUDGET_S" bash "$0" "$@"
-fi
+# shellcheck source=scripts/bench_lib.sh
+. "$HERE/scripts/bench_lib.sh"
+bench_bound bench_supervisor "$SV_REPS" "$SV_BUDGET_S" "$@"
 
 for f in "$SOCKSIFY" "$SOCKSIFYD" "$LIBSOCKSIFY" "$CONNB" "$EXITNOW"; do
 	[ -e "$f" ] || { echo "bench_supervisor: $f is missing: run make bench" >&2; exit 2; }
@@ -93,10 +92,9 @@ unset LD_PRELOAD SOCKSIFY_PROXY SOCKSIFY_EXCLUDE SOCKSIFY_LOG SOCKSIFY_LOG_FILE 
 
 # --- processes ---------------------------------------------------------------
 
-# bench_begin, alive, stop, stop_roots, cleanup, spawn, waited, wait_line,
+# From bench_lib.sh, sourced above: bench_begin, alive, stop, stop_roots,
+# cleanup, spawn, waited, wait_line,
 # spawn_listener, median.
-# shellcheck source=scripts/bench_lib.sh
-. "$HERE/scripts/bench_lib.sh"
 bench_begin bench_supervisor "$SV_BUDGET_S"
 
 PIN=(taskset -c "$PIN_CPU")

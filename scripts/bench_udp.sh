@@ -62,20 +62,18 @@ else
 	UDP_SOFT_S=100
 	UDP_BUDGET_S=140
 fi
-case $UDP_REPS in '' | *[!0-9]* | 0) echo "bench_udp: BENCH_REPS must be a positive number" >&2; exit 2 ;; esac
 
-if [ -z "${UDP_BOUNDED:-}" ]; then
-	UDP_BOUNDED=1 exec timeout "$UDP_BUDGET_S" bash "$0" "$@"
-fi
+# shellcheck source=scripts/bench_lib.sh
+. "$HERE/scripts/bench_lib.sh"
+bench_bound bench_udp "$UDP_REPS" "$UDP_BUDGET_S" "$@"
 
 for f in "$SOCKSIFYD" "$UDPB"; do
 	[ -e "$f" ] || { echo "bench_udp: $f is missing: run make bench" >&2; exit 2; }
 done
 
-# bench_begin, alive, stop, stop_roots, cleanup, spawn, waited, wait_line,
+# From bench_lib.sh, sourced above: bench_begin, alive, stop, stop_roots,
+# cleanup, spawn, waited, wait_line,
 # spawn_listener, start_dante, median.
-# shellcheck source=scripts/bench_lib.sh
-. "$HERE/scripts/bench_lib.sh"
 bench_begin bench_udp "$UDP_BUDGET_S"
 
 TITLE="UDP through socksifyd and danted"
