@@ -420,9 +420,11 @@ relay_calls() {
 	grep -cE "^[0-9]+ +$1\(" "$BATS_TEST_TMPDIR/trace" || true
 }
 
+# trace_server [CALLS]: strace the running server's CALLS (default the
+# relay's pipe2 and splice) into $BATS_TEST_TMPDIR/trace.
 trace_server() {
-	local i t traced
-	strace -f -qq -e trace=pipe2,splice -o "$BATS_TEST_TMPDIR/trace" -p "$SOCKSIFYD_PID" \
+	local i t traced calls=${1:-pipe2,splice}
+	strace -f -qq -e trace="$calls" -o "$BATS_TEST_TMPDIR/trace" -p "$SOCKSIFYD_PID" \
 		3>&- 2>"$BATS_TEST_TMPDIR/strace.err" &
 	PIDS+=($!)
 	for ((i = 0; i < 50; i++)); do
@@ -464,4 +466,29 @@ trace_server() {
 		kill "$SOCKSIFYD_PID"
 		timeout 5 tail --pid="$SOCKSIFYD_PID" -f /dev/null
 	done
+}
+
+# A connect() to this host has finished when it returns, EINPROGRESS or
+# not: the reply goes in the same wakeup, with no EPOLLOUT round. A connect
+# that is really under way (a target whose accept queue is full drops the
+# first SYN) still waits for EPOLLOUT and relays.
+@test "CONNECT: a loopback target connected at once gets no EPOLLOUT round; a slow connect still succeeds" {
+	command -v strace >/dev/null || skip "strace is not installed"
+	strace -f -o /dev/null true 2>/dev/null || skip "strace cannot trace here (ptrace denied)"
+	start_socksifyd --no-auth --workers 1
+	trace_server epoll_ctl,getpeername
+	run curl -sS --max-time 10 --socks5 "127.0.0.1:$PROXY_PORT" "http://127.0.0.1:$HTTP_PORT/hello.txt"
+	[ "$status" -eq 0 ]
+	[ "$output" = "hello through socks" ]
+	cat "$BATS_TEST_TMPDIR/trace"
+	grep -qE 'getpeername\(.*\) = 0$' "$BATS_TEST_TMPDIR/trace"
+	! grep -qE 'EPOLL_CTL_(ADD|MOD), [0-9]+, \{events=EPOLLOUT,' "$BATS_TEST_TMPDIR/trace"
+	run timeout 20 python3 "$HELPERS/slowaccept.py" "$PROXY_PORT"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[[ "$output" =~ ^reply\ 0500\ seconds\ ([0-9.]+)\ echo\ olleh$ ]]
+	# the SYN went again: about 1 s
+	awk -v t="${BASH_REMATCH[1]}" 'BEGIN { exit !(t >= 0.8) }'
+	grep -E 'getpeername\(.*ENOTCONN' "$BATS_TEST_TMPDIR/trace"
+	grep -E 'EPOLL_CTL_ADD, [0-9]+, \{events=EPOLLOUT,' "$BATS_TEST_TMPDIR/trace"
 }
