@@ -57,11 +57,12 @@ check_hop_name(const struct tunnel *t, size_t i, char *buf, size_t cap)
 		snprintf(buf, cap, "hop %zu of %zu %s", i + 1, preload_cfg.nhops, url);
 }
 
-/* The destination --check asks the last hop for, when none is given. */
+/* The destination --check asks the last hop for, when none is given: the
+ * last hop itself, the alternative of it t uses. */
 static void
-check_default_target(struct s5_addr *dst)
+check_default_target(const struct tunnel *t, struct s5_addr *dst)
 {
-	const struct preload_hop *last = &preload_cfg.hops[preload_cfg.nhops - 1][0];
+	const struct preload_hop *last = tunnel_hop(t, preload_cfg.nhops - 1);
 	uint16_t port = last->proxy.addr.port;
 
 	if (preload_cfg.remote_dns) {
@@ -174,7 +175,7 @@ int
 check_run(const char *target)
 {
 	struct tunnel t;
-	struct s5_addr dst;
+	struct s5_addr dst = { .atyp = 0 };
 	struct timespec t0, all;
 	char text[S5_ADDR_TEXT_MAX + 96], line[512];
 	const char *why = "invalid";
@@ -195,16 +196,16 @@ check_run(const char *target)
 			    dst.port == 0 ? "needs HOST:PORT" : why);
 			return CHECK_USAGE;
 		}
-	} else {
-		check_default_target(&dst);
 	}
-	if (s5_addr_format(&dst, text, sizeof(text)) < 0)
+	tunnel_init(&t, &dst);
+	if (target == NULL)
+		check_default_target(&t, &t.dst);
+	if (s5_addr_format(&t.dst, text, sizeof(text)) < 0)
 		strcpy(text, "?");
 	printf("checking %zu hop%s (%s) for %s\n", preload_cfg.nhops,
 	    preload_cfg.nhops == 1 ? "" : "s", preload_cfg.chain_text, text);
 	clock_gettime(CLOCK_MONOTONIC, &all);
 	deadline = tunnel_now_ms() + preload_cfg.timeout_ms;
-	tunnel_init(&t, &dst);
 	t.pause = true;
 	if ((r = tunnel_all_down(&t)) == 0)
 		(void)tunnel_attempt(&t, deadline);
@@ -214,6 +215,8 @@ check_run(const char *target)
 		if ((r = check_dial(&t, &fd)) < 0) {
 			t.dial_err = -r;
 			if (tunnel_retry(&t, fd, -r, deadline)) {
+				if (target == NULL)
+					check_default_target(&t, &t.dst);
 				r = 0;
 				continue;
 			}
@@ -244,6 +247,8 @@ check_run(const char *target)
 		    text, sizeof(text));
 		if (tunnel_retry(&t, fd, -r, deadline)) {
 			printf("%s: FAILED: %s; checking the next alternative\n", text, line);
+			if (target == NULL)
+				check_default_target(&t, &t.dst);
 			r = 0;
 			continue;
 		}

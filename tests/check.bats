@@ -76,6 +76,23 @@ users() {
 	has "hop 1 of 2 socks5://127.0.0.1:$PROXY_PORT: FAILED: proxy 127.0.0.1:$PROXY_PORT (hop 1 of 2) refused the next hop 127.0.0.1:$dead: reply 05, connection refused (a program would see ECONNREFUSED)"
 }
 
+@test "alternatives of the last hop, the first one dead: the default target is the alternative checked; exit 0" {
+	start_socksifyd
+	dead=$(free_port)
+	check -x "socks5h://127.0.0.1:$dead|socks5h://127.0.0.1:$PROXY_PORT"
+	[ "$status" -eq 0 ]
+	has "hop 1 of 1, alternative 1 of 2, socks5h://127.0.0.1:$dead: TCP to 127.0.0.1:$dead: FAILED: Connection refused"
+	[[ "${lines[3]}" == "hop 1 of 1, alternative 2 of 2, socks5h://127.0.0.1:$PROXY_PORT: SOCKS5, no authentication; CONNECT localhost:$PROXY_PORT: ok, the name resolved by the proxy ("*" ms)" ]]
+	check -x "socks5://127.0.0.1:$dead|socks5://127.0.0.1:$PROXY_PORT"
+	[ "$status" -eq 0 ]
+	[[ "${lines[3]}" == "hop 1 of 1, alternative 2 of 2, socks5://127.0.0.1:$PROXY_PORT: SOCKS5, no authentication; CONNECT 127.0.0.1:$PROXY_PORT: ok ("*" ms)" ]]
+	# a chain: the last hop's alternatives, behind a first hop
+	check -x "socks5://127.0.0.1:$PROXY_PORT" -x "socks5h://127.0.0.1:$dead|socks5h://127.0.0.1:$PROXY_PORT"
+	[ "$status" -eq 0 ]
+	has "hop 1 of 2 socks5://127.0.0.1:$PROXY_PORT: FAILED: proxy 127.0.0.1:$PROXY_PORT (hop 1 of 2) refused the next hop 127.0.0.1:$dead: reply 05, connection refused; checking the next alternative"
+	[[ "$output" == *"hop 2 of 2, alternative 2 of 2, socks5h://127.0.0.1:$PROXY_PORT: SOCKS5, no authentication; CONNECT localhost:$PROXY_PORT: ok, the name resolved by the proxy ("* ]]
+}
+
 @test "--check-target: a name only the proxy resolves passes; one nobody resolves fails with reply 04" {
 	need_dns_jail
 	start_socksifyd
