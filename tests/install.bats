@@ -141,7 +141,8 @@ tree_files() { (cd "$DEST" && find . ! -type d -printf '%m %p\n' | sort); }
 	[ "$(tree_files)" != "$before" ]
 	make_tree uninstall
 	[ "$(tree_files)" = "$before" ]
-	[ ! -e "$INST/lib/socksify" ] && [ ! -e "$INST/share/doc/socksify" ]
+	[ ! -e "$INST/lib/socksify" ]
+	[ ! -e "$INST/share/doc/socksify" ]
 	# A file someone put in one of them keeps it; uninstalling twice is no error.
 	make_tree install
 	echo mine >"$INST/lib/socksify/mine"
@@ -150,14 +151,16 @@ tree_files() { (cd "$DEST" && find . ! -type d -printf '%m %p\n' | sort); }
 	make_tree uninstall
 	[ "$(cat "$INST/lib/socksify/mine")" = mine ]
 	[ "$(cat "$INST/share/doc/socksify/mine")" = mine ]
-	[ ! -e "$INST/lib/socksify/libsocksify.so" ] && [ ! -e "$INST/share/doc/socksify/examples" ]
+	[ ! -e "$INST/lib/socksify/libsocksify.so" ]
+	[ ! -e "$INST/share/doc/socksify/examples" ]
 }
 
 @test "the installed example config and users file: socksifyd takes them as they are and serves their user" {
 	unshare --net --mount true 2>/dev/null || skip "needs network and mount namespaces of our own (unshare)"
 	make_tree install
 	ex=$INST/share/doc/socksify/examples
-	[ -f "$ex/socksifyd.conf" ] && [ -f "$ex/socksifyd.users" ]
+	[ -f "$ex/socksifyd.conf" ]
+	[ -f "$ex/socksifyd.users" ]
 	run timeout 60 unshare --net --mount sh "$HELPERS/netns_examples.sh" "$INST/sbin/socksifyd" \
 		"$ex/socksifyd.conf" "$ex/socksifyd.users" "$HELPERS" "$BATS_TEST_TMPDIR"
 	printf '%s\n' "$output"

@@ -127,5 +127,5 @@ curl_active() {
 	run "$SOCKSIFY" -x "socks5h://127.0.0.1:$PROXY_PORT" -e none -q \
 		curl -sS --max-time 20 -P - "ftp://127.0.0.1:$FTP_PORT/payload.bin" -o /dev/null
 	[ "$status" -ne 0 ]
-	! grep -q '^data active' "$FTP_LOG"
+	! grep -q '^data active' "$FTP_LOG" || false
 }

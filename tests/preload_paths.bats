@@ -269,7 +269,7 @@ except OSError as e:
 '
 	[ "$output" = "111" ]	# ECONNREFUSED: the proxy is down
 	cat "$log"
-	! grep -q '^socksify\[1\]' "$log"
+	! grep -q '^socksify\[1\]' "$log" || false
 	grep -q 'connect x?socksify\[1\] connect bank.example via proxy ok?x:443 via' "$log"
 	[ "$(stat -c %a "$log")" = 600 ]
 }

@@ -80,8 +80,8 @@ via() {
 	# they fail is marked DOWN after three; none is a bad header.
 	sleep 2
 	cat "$BATS_TEST_TMPDIR/haproxy.log"
-	! grep -q 'is DOWN' "$BATS_TEST_TMPDIR/haproxy.log"
-	! grep -q 'outcome=bad proxy header' "$SOCKSIFYD_LOG"
+	! grep -q 'is DOWN' "$BATS_TEST_TMPDIR/haproxy.log" || false
+	! grep -q 'outcome=bad proxy header' "$SOCKSIFYD_LOG" || false
 	stop_all
 	PIDS=()
 	start_http 127.0.0.1
@@ -158,8 +158,8 @@ via() {
 		echo "instance $i: $n sessions"
 		[ "$n" -gt 0 ]
 		served=$((served + n))
-		! grep "target=127\.0\.0\.1:$(cat "$pf")" "${logs[i]}" | grep -v "client=127\.0\.0\.[2-5]:"
-		! grep "target=127\.0\.0\.1:$(cat "$pf")" "${logs[i]}" | grep -v "outcome=ok"
+		! grep "target=127\.0\.0\.1:$(cat "$pf")" "${logs[i]}" | grep -v "client=127\.0\.0\.[2-5]:" || false
+		! grep "target=127\.0\.0\.1:$(cat "$pf")" "${logs[i]}" | grep -v "outcome=ok" || false
 	done
 	# What the killed one served before it died is the rest of ok.
 	[ "$served" -ge $((ok - 300)) ]

@@ -105,7 +105,7 @@ STAMP='[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z'
 		--proxy-user alice:looking-glass "http://127.0.0.1:$HTTP_PORT/hello.txt"
 	[ "$status" -ne 0 ]
 	wait_for_line "$out" 50 "^<30>${head}$STAMP	client=127\.0\.0\.1:[0-9]+	user=alice	.*outcome=auth failed"
-	! grep -q looking-glass "$out"
+	! grep -q looking-glass "$out" || false
 	# SIGHUP: the reload said as a warning (4): 28.
 	kill -HUP "$SOCKSIFYD_PID"
 	wait_for_line "$out" 50 "^<28>${head}reloaded users and rules\$"

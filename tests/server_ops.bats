@@ -323,7 +323,8 @@ open(sys.argv[2], "w").write("held\n"); time.sleep(8)' "$PROXY_PORT" "$ready" 3>
 	wait "$SOCKSIFYD_PID" && st=0 || st=$?
 	[ "$st" -eq 0 ]
 	ms=$(( ($(date +%s%N) - start) / 1000000 ))
-	[ "$ms" -ge 400 ] && [ "$ms" -lt 3000 ]
+	[ "$ms" -ge 400 ]
+	[ "$ms" -lt 3000 ]
 	# the default drain would wait 10 s: a second signal does not
 	start_socksifyd
 	hold_session
@@ -541,14 +542,14 @@ FOREIGN=203.0.113.77
 	[ "$status" -eq 0 ]
 	cat "$echo_log"
 	grep -q '^from 127\.0\.0\.2:[0-9]* 60000$' "$echo_log"
-	! grep -v '^from 127\.0\.0\.2:' "$echo_log"
+	! grep -v '^from 127\.0\.0\.2:' "$echo_log" || false
 	# ... and to an IPv4-mapped one, whose replies still name it as sent.
 	: >"$echo_log"
 	ECHO_LOG=$echo_log run timeout 60 python3 "$HELPERS/bindudp.py" udp-raw 127.0.0.1 "$PROXY_PORT" ::ffff:127.0.0.1 "$(cat "$pf")" frag
 	echo "$output"
 	[ "$status" -eq 0 ]
 	grep -q '^from 127\.0\.0\.2:[0-9]* 60000$' "$echo_log"
-	! grep -v '^from 127\.0\.0\.2:' "$echo_log"
+	! grep -v '^from 127\.0\.0\.2:' "$echo_log" || false
 	# A reload takes the file's new address.
 	printf 'outgoing 127.0.0.3\n' >"$BATS_TEST_TMPDIR/conf"
 	kill -HUP "$SOCKSIFYD_PID"
@@ -608,7 +609,7 @@ through() {
 	done
 	# Each refusal is said at the default level, with the user, never the password.
 	wait_for_count "$SOCKSIFYD_LOG" 30 "user=(ya|six|nobody|plain)	.*outcome=auth failed" 5
-	! grep -q 'pasS\|pas	\|Plain' "$SOCKSIFYD_LOG"
+	! grep -q 'pasS\|pas	\|Plain' "$SOCKSIFYD_LOG" || false
 }
 
 @test "a users file line whose password is a hash of another method, or not a whole hash, is refused at start (exit 1, the line named)" {
@@ -683,5 +684,5 @@ for s in socks:
 		"http://localhost:$HTTP_PORT/payload.bin"
 	[ "$status" -eq 0 ]
 	wait_for_count "$SOCKSIFYD_LOG" 100 "user=nobody	.*outcome=auth failed" 8
-	! grep -q guess "$SOCKSIFYD_LOG"
+	! grep -q guess "$SOCKSIFYD_LOG" || false
 }

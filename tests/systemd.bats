@@ -126,7 +126,8 @@ notify_start() {
 	local mono
 	mono=$(sed -n 's/^RELOADING=1|MONOTONIC_USEC=\([0-9]*\)$/\1/p' "$NOTES")
 	echo "t0 $t0 mono $mono"
-	[ "$mono" -ge "$t0" ] && [ "$mono" -lt $((t0 + 5000000)) ]
+	[ "$mono" -ge "$t0" ]
+	[ "$mono" -lt $((t0 + 5000000)) ]
 	# RELOADING comes right before its READY.
 	[ "$(grep -A1 '^RELOADING=1' "$NOTES" | tail -n 1)" = "READY=1|STATUS=reloaded; serving 0 sessions" ]
 	echo "bogus-option 1" >"$conf"
