@@ -1101,7 +1101,8 @@ session_connected(struct session *s)
 	session_enter_relay(s);
 	/* The reply goes now, with what the client sent behind its request.
 	 * Bytes still in the client's socket: epoll reports them at once. */
-	session_relay(s, 0);
+	if (!s->dead)
+		session_relay(s, 0);
 }
 
 /* Tries the remaining addresses until one connect is under way. */
@@ -1141,9 +1142,10 @@ session_connect_next(struct session *s)
 			continue;
 		}
 		now = r == 0 || session_established(fd);
-		/* Connected already: no EPOLLOUT round; session_done() adds the
-		 * relay's mask, one epoll_ctl in all. */
-		if ((r = loop_add(l, fd, now ? 0 : EPOLLOUT, session_on_target, s)) < 0) {
+		/* Connected already: no EPOLLOUT round. EPOLLIN is the relay's
+		 * mask for a fresh target, so this is its one epoll_ctl, and a
+		 * failure to add it still comes before any reply. */
+		if ((r = loop_add(l, fd, now ? EPOLLIN : EPOLLOUT, session_on_target, s)) < 0) {
 			s->last_err = -r;
 			close(fd);
 			continue;
@@ -1201,6 +1203,10 @@ session_relay(struct session *s, int readable)
  *    take the FIN as close(): only a client that half-closes with nothing
  *    to send and then waits for the target to speak first loses, and
  *    clients that close are far more common than that.
+ * A connect that is over when connect() returns (session_established())
+ * never waits here: the reply goes in the same wakeup, and a FIN the
+ * client sent behind its request reaches the relay as a half-close, passed
+ * on to the target like any other.
  */
 static void
 session_watch_client(struct session *s, uint32_t events)

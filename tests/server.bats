@@ -323,7 +323,8 @@ EOF
 	[ $((t1 - t0)) -lt $(($(getconf CLK_TCK) * 3 / 10)) ]
 	# an error, so logged even with -q, and at most once a second
 	n=$(grep -c 'accept on .*: Invalid argument; pausing' "$SOCKSIFYD_LOG")
-	[ "$n" -ge 2 ] && [ "$n" -le 5 ]
+	[ "$n" -ge 2 ]
+	[ "$n" -le 5 ]
 }
 
 @test "resolver: clients that leave free their lookups; one client IP gets at most 64" {
@@ -482,7 +483,7 @@ trace_server() {
 	[ "$output" = "hello through socks" ]
 	cat "$BATS_TEST_TMPDIR/trace"
 	grep -qE 'getpeername\(.*\) = 0$' "$BATS_TEST_TMPDIR/trace"
-	! grep -qE 'EPOLL_CTL_(ADD|MOD), [0-9]+, \{events=EPOLLOUT,' "$BATS_TEST_TMPDIR/trace"
+	! grep -qE 'EPOLL_CTL_(ADD|MOD), [0-9]+, \{events=EPOLLOUT,' "$BATS_TEST_TMPDIR/trace" || false
 	run timeout 20 python3 "$HELPERS/slowaccept.py" "$PROXY_PORT"
 	echo "$output"
 	[ "$status" -eq 0 ]

@@ -312,7 +312,7 @@ shim_connect(int fd, const struct sockaddr *sa, socklen_t len)
 		shim_plan.connect_now = false;
 		s->conn = SHIM_CONN_UP;
 		s->ever_up = true;
-		return 0;
+		return fd & 1 ? 0 : (int)shim_fail(EINPROGRESS);
 	}
 	s->conn = SHIM_CONN_PENDING;
 	return (int)shim_fail(EINPROGRESS);
@@ -411,6 +411,19 @@ shim_getsockname(int fd, struct sockaddr *sa, socklen_t *len)
 		return 0;
 	}
 	shim_sa_copy_out(&s->local, s->locallen, sa, len);
+	return 0;
+}
+
+/* A peer only once connected: ENOTCONN while the connect is under way,
+ * after it failed, and for datagram sockets and listeners never connected. */
+int
+shim_getpeername(int fd, struct sockaddr *sa, socklen_t *len)
+{
+	struct shim_sock *s = shim_use(fd);
+
+	if (s->kind != SHIM_STREAM || s->conn != SHIM_CONN_UP)
+		return (int)shim_fail(ENOTCONN);
+	shim_sa_copy_out(&s->peer, s->peerlen, sa, len);
 	return 0;
 }
 

@@ -29,6 +29,7 @@ int shim_bind(int fd, const struct sockaddr *sa, socklen_t len);
 int shim_listen(int fd, int backlog);
 int shim_accept4(int fd, struct sockaddr *sa, socklen_t *len, int flags);
 int shim_getsockname(int fd, struct sockaddr *sa, socklen_t *len);
+int shim_getpeername(int fd, struct sockaddr *sa, socklen_t *len);
 int shim_getsockopt(int fd, int level, int name, void *val, socklen_t *len);
 int shim_shutdown(int fd, int how);
 int shim_close(int fd);
@@ -52,6 +53,7 @@ void shim_freeaddrinfo(struct addrinfo *ai);
 #define listen(...)		shim_listen(__VA_ARGS__)
 #define accept4(...)		shim_accept4(__VA_ARGS__)
 #define getsockname(...)	shim_getsockname(__VA_ARGS__)
+#define getpeername(...)	shim_getpeername(__VA_ARGS__)
 #define getsockopt(...)		shim_getsockopt(__VA_ARGS__)
 #define shutdown(...)		shim_shutdown(__VA_ARGS__)
 #define close(...)		shim_close(__VA_ARGS__)
@@ -150,7 +152,9 @@ struct shim_sock {
 struct shim_plan {
 	bool socket_fails;		/* next socket() or accept4(): EMFILE */
 	bool connect_fails;		/* next connect(): ENETUNREACH at once */
-	bool connect_now;		/* next connect(): 0 at once */
+	bool connect_now;		/* next connect(): connected at once: 0 on
+					 * an odd descriptor, EINPROGRESS (as TCP
+					 * says it on loopback) on an even one */
 	bool bind_fails;		/* next bind(): EADDRNOTAVAIL */
 	bool sendto_fails;		/* next sendto()/sendmsg(): EAGAIN; sendmmsg():
 					 * the last of several, after the others */

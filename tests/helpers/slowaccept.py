@@ -8,7 +8,7 @@ The target listens on 127.0.0.1 with a backlog of 0, and a first
 connection, not accepted, fills its queue: the kernel drops the proxy's SYN,
 so the proxy's non-blocking connect() stays in SYN-SENT until its SYN is
 sent again (about 1 s later), after the target has accepted the first
-connection (0.3 s in). Prints "reply HEX seconds S echo TEXT": the reply's
+connection (0.3 s after the request went to the proxy). Prints "reply HEX seconds S echo TEXT": the reply's
 first two bytes, the time from the request to the whole reply, and what
 came back for "hello" (the target answers it reversed). Exit 0 when the
 reply succeeded and the echo is "olleh", 1 otherwise. Every wait is bounded.
@@ -20,9 +20,11 @@ import threading
 import time
 
 
-def target(ls, errors):
+def target(ls, sent, errors):
     try:
         ls.settimeout(10)
+        if not sent.wait(10):
+            raise OSError("the request was never sent")
         time.sleep(0.3)
         filler, _ = ls.accept()
         conn, _ = ls.accept()
@@ -53,12 +55,14 @@ def main():
     port = ls.getsockname()[1]
     filler = socket.create_connection(("127.0.0.1", port), timeout=5)
     errors = []
-    t = threading.Thread(target=target, args=(ls, errors), daemon=True)
+    sent = threading.Event()
+    t = threading.Thread(target=target, args=(ls, sent, errors), daemon=True)
     t.start()
     c = socket.create_connection(("127.0.0.1", proxy), timeout=10)
     t0 = time.monotonic()
     c.sendall(b"\x05\x01\x00" + b"\x05\x01\x00\x01" + socket.inet_aton("127.0.0.1") +
               struct.pack(">H", port))
+    sent.set()
     method = recv_exact(c, 2)
     reply = recv_exact(c, 10)
     elapsed = time.monotonic() - t0
