@@ -11,6 +11,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -19,6 +20,70 @@
 #include "preload.h"
 
 #define LOG_FILE_MODE	0600		/* it names every destination: the user's alone */
+
+enum {
+	LOG_REPEAT_MS = 10000,		/* one key: a line at most this often */
+	LOG_SLOTS = 16,			/* keys remembered, the oldest replaced */
+};
+
+/* Keys said lately, and how often since without a line. */
+static struct {
+	uint64_t key;
+	long long at_ms;
+	unsigned quiet;
+	bool used;
+} log_said[LOG_SLOTS];
+static pthread_mutex_t log_said_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* A fork() while another thread held the lock would leave the child's
+ * trylock failing for good: the child starts with a free one. */
+static void
+log_said_child(void)
+{
+	pthread_mutex_t fresh = PTHREAD_MUTEX_INITIALIZER;
+
+	memcpy(&log_said_lock, &fresh, sizeof(fresh));
+}
+
+__attribute__((constructor)) static void
+log_said_init(void)
+{
+	(void)pthread_atfork(NULL, NULL, log_said_child);
+}
+
+bool
+preload_log_limit(uint64_t key, unsigned *quiet)
+{
+	long long now = tunnel_now_ms();
+	size_t i, pick = 0;
+
+	*quiet = 0;
+	/* Never waits (a hook may run in a signal handler): when another
+	 * thread is saying something, this one says nothing. */
+	if (pthread_mutex_trylock(&log_said_lock) != 0)
+		return false;
+	for (i = 0; i < LOG_SLOTS; i++) {
+		if (log_said[i].used && log_said[i].key == key)
+			break;
+		if (!log_said[i].used || (log_said[pick].used && log_said[i].at_ms < log_said[pick].at_ms))
+			pick = i;
+	}
+	if (i < LOG_SLOTS && now - log_said[i].at_ms < LOG_REPEAT_MS) {
+		log_said[i].quiet++;
+		pthread_mutex_unlock(&log_said_lock);
+		return false;
+	}
+	if (i < LOG_SLOTS)
+		*quiet = log_said[i].quiet;
+	else
+		i = pick;
+	log_said[i].key = key;
+	log_said[i].used = true;
+	log_said[i].at_ms = now;
+	log_said[i].quiet = 0;
+	pthread_mutex_unlock(&log_said_lock);
+	return true;
+}
 
 void
 preload_log(int level, const char *fmt, ...)
@@ -58,6 +123,43 @@ preload_log(int level, const char *fmt, ...)
 	(void)!PRELOAD_REAL(write)(STDERR_FILENO, line, (size_t)n);
 out:
 	errno = saved;
+}
+
+uint64_t
+preload_log_key(const char *what, const char *why)
+{
+	const char *parts[2] = { what, why };
+	uint64_t h = UINT64_C(0xcbf29ce484222325);	/* FNV-1a */
+	const char *c;
+	size_t i;
+
+	for (i = 0; i < 2; i++) {
+		for (c = parts[i]; c != NULL && *c != '\0'; c++)
+			h = (h ^ (uint8_t)*c) * UINT64_C(0x100000001b3);
+		h = (h ^ 0xff) * UINT64_C(0x100000001b3);	/* between the two */
+	}
+	return h | UINT64_C(1) << 63;
+}
+
+void
+preload_log_limited(int level, uint64_t key, const char *fmt, ...)
+{
+	char line[PRELOAD_LOG_LINE_MAX], more[48] = "";
+	unsigned quiet;
+	va_list ap;
+
+	if (level > preload_cfg.log_level)
+		return;
+	if (preload_cfg.log_level <= LOG_LVL_WARN) {
+		if (!preload_log_limit(key, &quiet))
+			return;
+		if (quiet > 0)
+			snprintf(more, sizeof(more), " (%u more since the last such line)", quiet);
+	}
+	va_start(ap, fmt);
+	(void)vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	preload_log(level, "%s%s", line, more);
 }
 
 const char *

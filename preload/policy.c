@@ -26,7 +26,12 @@
  * one line saying so; a destination we cannot read might be either
  * (EINVAL).
  */
-/* One line for a refusal; sa was vouched for by s5_addr_from_sockaddr. */
+/*
+ * The line of a refusal; sa was vouched for by s5_addr_from_sockaddr. An
+ * error, so -q says it too; but a program that sends a datagram a
+ * millisecond must not write a line a millisecond: one kind and reason is
+ * said at most every 10 s up to the default level (preload_log_limited()).
+ */
 void
 policy_refuse(const struct sockaddr *sa, const char *what, const char *why)
 {
@@ -34,7 +39,8 @@ policy_refuse(const struct sockaddr *sa, const char *what, const char *why)
 
 	if (s5_sockaddr_format(sa, text, sizeof(text)) < 0)
 		strcpy(text, "?");
-	preload_log(LOG_LVL_ERROR, "blocked %s to %s (%s)", what, text, why);
+	preload_log_limited(LOG_LVL_ERROR, preload_log_key(what, why),
+	    "blocked %s to %s (%s)", what, text, why);
 }
 
 static int

@@ -230,6 +230,19 @@ void preload_exclude_addr(const struct sockaddr *sa, socklen_t len);
 
 void preload_log(int level, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+/* Repeated lines: true when the line of key may be said now (*quiet: the
+ * lines of that key left unsaid since its last one), false when one was
+ * said in the last 10 s (counted) or another thread is deciding. One table
+ * of the 16 keys said last, per process; never waits. Keys with the top bit
+ * clear are tunnel_say()'s (hop and reason), set preload_log_key()'s. */
+bool preload_log_limit(uint64_t key, unsigned *quiet);
+/* A key for preload_log_limit() from two strings (the top bit set). */
+uint64_t preload_log_key(const char *what, const char *why);
+/* preload_log(), but a line that repeats (the same key) is said at most
+ * every 10 s up to the default level, the next one counting those left
+ * unsaid; above it (-v, -t), every one. */
+void preload_log_limited(int level, uint64_t key, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 const char *preload_errno_name(int err);
 
 /* Placeholders. An index is the table slot of a name; 0 is never handed out. */
@@ -352,8 +365,8 @@ int tunnel_dial_errno(struct tunnel *t, int err);
  * 05, connection refused". */
 void tunnel_explain(const struct tunnel *t, int err, char *buf, size_t cap);
 /* The same on stderr at the default level (LOG_LVL_WARN), at most once per
- * TUNNEL_DIAG_REPEAT_MS for one hop and reason: a retrying program does not
- * flood it. Nothing above warn (INFO and TRACE say it per connection). */
+ * 10 s for one hop and reason (preload_log_limit()): a retrying program does
+ * not flood it. Nothing above warn (INFO and TRACE say it per connection). */
 void tunnel_diagnose(const struct tunnel *t, int err);
 /* Disconnect fd after a failed handshake (AF_UNSPEC). */
 void tunnel_dissolve(int fd);

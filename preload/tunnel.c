@@ -316,8 +316,6 @@ tunnel_dial_errno(struct tunnel *t, int err)
 /* --- Saying what went wrong ----------------------------------------------- */
 
 enum {
-	TUNNEL_DIAG_REPEAT_MS = 10000,	/* one hop and reason: a line at most this often */
-	TUNNEL_DIAG_SLOTS = 16,		/* hops and reasons remembered */
 	TUNNEL_DIAG_LINE = 512,
 };
 
@@ -454,6 +452,8 @@ tunnel_explain(const struct tunnel *t, int err, char *buf, size_t cap)
 		if (i + 1 < preload_cfg.nhops)
 			(void)s5_addr_format(&tunnel_hop(t, i + 1)->proxy.addr, what,
 			    sizeof(what));
+		else if (t->cmd == S5_CMD_UDP_ASSOCIATE)
+			strcpy(what, "UDP ASSOCIATE");	/* its address is 0.0.0.0:0 */
 		else if (s5_addr_format(&t->dst, what, sizeof(what)) < 0)
 			strcpy(what, "?");
 		if (p->proto == S5_PROTO_HTTP)
@@ -484,40 +484,15 @@ tunnel_explain(const struct tunnel *t, int err, char *buf, size_t cap)
 		buf[0] = '\0';
 }
 
-/* Hops and reasons said lately, and how often since without a line. */
-static struct {
-	size_t hop;			/* position * PRELOAD_MAX_ALTS + alternative */
-	int reason, detail;
-	long long at_ms;
-	unsigned quiet;
-} tunnel_said[TUNNEL_DIAG_SLOTS];
-static pthread_mutex_t tunnel_said_lock = PTHREAD_MUTEX_INITIALIZER;
-
-/* A fork() while another thread held the lock would leave the child's
- * trylock failing for good: the child starts with a free one. */
-static void
-tunnel_said_child(void)
-{
-	pthread_mutex_t fresh = PTHREAD_MUTEX_INITIALIZER;
-
-	memcpy(&tunnel_said_lock, &fresh, sizeof(fresh));
-}
-
-__attribute__((constructor)) static void
-tunnel_said_init(void)
-{
-	(void)pthread_atfork(NULL, NULL, tunnel_said_child);
-}
-
 /* The line of tunnel_diagnose(), then "the program sees ERRNO" or, with
  * next, that the next alternative is tried. */
 static void
 tunnel_say(const struct tunnel *t, int err, bool next)
 {
 	char line[TUNNEL_DIAG_LINE], more[48] = "";
-	long long now = tunnel_now_ms();
+	unsigned quiet;
 	int reason, detail;
-	size_t i, pick = 0, hop;
+	size_t hop;
 
 	if (preload_cfg.log_level != LOG_LVL_WARN) {
 		/* Above warn, every move to the next alternative is said. */
@@ -533,33 +508,11 @@ tunnel_say(const struct tunnel *t, int err, bool next)
 	    PRELOAD_MAX_ALTS + t->alt[t->hop < preload_cfg.nhops ? t->hop :
 	    preload_cfg.nhops - 1];
 	detail = reason == TR_REPLY ? t->rep : reason == TR_UNREACHABLE ? t->dial_err : 0;
-	/* Never waits (connect() may run in a signal handler): when another
-	 * thread is saying something, this one says nothing. */
-	if (pthread_mutex_trylock(&tunnel_said_lock) != 0)
+	if (!preload_log_limit((uint64_t)hop << 32 | (uint64_t)(reason & 0xff) << 24 |
+	    (uint64_t)(detail & 0xffffff), &quiet))
 		return;
-	for (i = 0; i < TUNNEL_DIAG_SLOTS; i++) {
-		if (tunnel_said[i].reason == reason && tunnel_said[i].hop == hop &&
-		    tunnel_said[i].detail == detail)
-			break;
-		if (tunnel_said[i].at_ms < tunnel_said[pick].at_ms)
-			pick = i;
-	}
-	if (i < TUNNEL_DIAG_SLOTS && now - tunnel_said[i].at_ms < TUNNEL_DIAG_REPEAT_MS) {
-		tunnel_said[i].quiet++;
-		pthread_mutex_unlock(&tunnel_said_lock);
-		return;
-	}
-	if (i < TUNNEL_DIAG_SLOTS && tunnel_said[i].quiet > 0)
-		snprintf(more, sizeof(more), " (%u more since the last such line)",
-		    tunnel_said[i].quiet);
-	if (i == TUNNEL_DIAG_SLOTS)
-		i = pick;
-	tunnel_said[i].hop = hop;
-	tunnel_said[i].reason = reason;
-	tunnel_said[i].detail = detail;
-	tunnel_said[i].at_ms = now;
-	tunnel_said[i].quiet = 0;
-	pthread_mutex_unlock(&tunnel_said_lock);
+	if (quiet > 0)
+		snprintf(more, sizeof(more), " (%u more since the last such line)", quiet);
 	tunnel_explain(t, err, line, sizeof(line));
 	if (next)
 		preload_log(LOG_LVL_WARN, "%s; trying the next alternative%s", line, more);

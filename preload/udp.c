@@ -465,6 +465,25 @@ udp_chain_ok(void)
 }
 
 /*
+ * A failed UDP ASSOCIATE, said as a failed connect() is (connect_trace()):
+ * at the default level one line per proxy and reason every 10 s, the
+ * errno the program sees; nothing with -q; with -v each one.
+ */
+static void
+udp_trace_fail(const struct tunnel *t, int err)
+{
+	char why[PRELOAD_LOG_LINE_MAX / 2];
+
+	if (preload_cfg.log_level < LOG_LVL_INFO) {
+		tunnel_diagnose(t, err);
+		return;
+	}
+	tunnel_explain(t, err, why, sizeof(why));
+	preload_log(LOG_LVL_INFO, "UDP ASSOCIATE via %s: failed: %s (%s)",
+	    preload_cfg.chain_text, why, preload_errno_name(err));
+}
+
+/*
  * The association: the control connection to the first hop and the relay
  * it names, for a socket of family. 0, or -errno (logged).
  */
@@ -475,20 +494,22 @@ udp_associate(int family, struct udp_assoc *a)
 	struct tunnel t;
 	struct sockaddr_storage ss;
 	socklen_t len = sizeof(ss);
-	int ctl, fd, r, rep = -1;
+	int ctl, fd, r;
 	uint8_t zero[4] = { 0 };
 	char text[S5_ADDR_TEXT_MAX];
 
+	/* Errors of the setup (-q says them), a line at most every 10 s. */
 	if (preload_cfg.nhops != 1) {
-		preload_log(LOG_LVL_ERROR, "UDP datagram blocked: a chain of %zu hops "
-		    "(%s) relays no UDP; only a single SOCKS5 hop does",
-		    preload_cfg.nhops, preload_cfg.chain_text);
+		preload_log_limited(LOG_LVL_ERROR, preload_log_key("UDP", "chain"),
+		    "UDP datagram blocked: a chain of %zu hops (%s) relays no UDP; "
+		    "only a single SOCKS5 hop does", preload_cfg.nhops,
+		    preload_cfg.chain_text);
 		return -EPERM;
 	}
 	if (!udp_chain_ok()) {
-		preload_log(LOG_LVL_ERROR, "UDP datagram blocked: a proxy that is no "
-		    "SOCKS5 one (%s) relays no UDP; only a single SOCKS5 hop does",
-		    preload_cfg.chain_text);
+		preload_log_limited(LOG_LVL_ERROR, preload_log_key("UDP", "scheme"),
+		    "UDP datagram blocked: a proxy that is no SOCKS5 one (%s) relays "
+		    "no UDP; only a single SOCKS5 hop does", preload_cfg.chain_text);
 		return -EPERM;
 	}
 	if (preload_cfg.proxy_invalid)
@@ -496,9 +517,8 @@ udp_associate(int family, struct udp_assoc *a)
 	s5_addr_set_ip4(&any, zero, 0);
 	tunnel_init(&t, &any);
 	t.cmd = S5_CMD_UDP_ASSOCIATE;
-	if (tunnel_all_down(&t) < 0) {
-		preload_log(LOG_LVL_ERROR, "UDP ASSOCIATE through %s: every "
-		    "alternative is down", preload_cfg.chain_text);
+	if ((r = tunnel_all_down(&t)) < 0) {
+		udp_trace_fail(&t, -r);
 		return -ECONNREFUSED;
 	}
 	r = tunnel_family(&t);
@@ -509,15 +529,9 @@ udp_associate(int family, struct udp_assoc *a)
 	if (ctl < 0)
 		return -errno;
 	r = tunnel_request(ctl, r, &t);
-	rep = t.rep;
 	relay = t.c.reply.bnd;
 	if (r < 0) {
-		if (rep >= 0)
-			preload_log(LOG_LVL_ERROR, "proxy %s refused UDP ASSOCIATE "
-			    "(reply 0x%02x)", preload_cfg.chain_text, (unsigned)rep);
-		else
-			preload_log(LOG_LVL_ERROR, "UDP ASSOCIATE through %s failed: %s",
-			    preload_cfg.chain_text, preload_errno_name(-r));
+		udp_trace_fail(&t, -r);
 		(void)PRELOAD_REAL(close)(ctl);
 		return r;
 	}
