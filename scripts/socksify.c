@@ -913,6 +913,7 @@ command_exec(const char *path, char **argv)
 {
 	char **sh_argv;
 	size_t n;
+	int err;
 
 	execv(path, argv);
 	if (errno == ENOEXEC) {
@@ -927,8 +928,13 @@ command_exec(const char *path, char **argv)
 			errno = ENOEXEC;
 		}
 	}
-	fprintf(stderr, "socksify: %s: %s\n", argv[0], strerror(errno));
-	_exit(errno == ENOENT ? EXIT_NOT_FOUND : EXIT_CANNOT_EXEC);
+	err = errno;
+	/* The file is there: what is missing is what would run it (env(1)'s
+	 * status, 127, but not its riddle). */
+	fprintf(stderr, "socksify: %s: %s%s\n", argv[0], strerror(err),
+	    err == ENOENT && access(path, F_OK) == 0 ? " (the interpreter its #! line "
+	    "names, or its ELF loader, is missing)" : "");
+	_exit(err == ENOENT ? EXIT_NOT_FOUND : EXIT_CANNOT_EXEC);
 }
 
 /* Ends socksify the way COMMAND ended. */

@@ -61,13 +61,18 @@ teardown() { stop_all; }
 	[ "$status" -eq 0 ]
 }
 
-@test "exit 127: command not found; 126: not executable" {
+@test "exit 127: command not found (or its interpreter); 126: not executable" {
 	run -127 "$SOCKSIFY" no-such-command-socksify
 	[ "$status" -eq 127 ]
 	[[ "$output" == *"not found"* ]]
 	touch "$BATS_TEST_TMPDIR/noexec"
 	run "$SOCKSIFY" "$BATS_TEST_TMPDIR/noexec"
 	[ "$status" -eq 126 ]
+	# a script whose interpreter is missing: env(1)'s 127, and the reason
+	printf '#!/no/such/interpreter\necho hi\n' >"$BATS_TEST_TMPDIR/badint.sh"
+	chmod +x "$BATS_TEST_TMPDIR/badint.sh"
+	run -127 "$SOCKSIFY" "$BATS_TEST_TMPDIR/badint.sh"
+	[ "$output" = "socksify: $BATS_TEST_TMPDIR/badint.sh: No such file or directory (the interpreter its #! line names, or its ELF loader, is missing)" ]
 }
 
 @test "exit 125: bad option, bad proxy URL, bad CIDR, no command, each with one line" {
