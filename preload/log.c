@@ -51,7 +51,7 @@ log_said_init(void)
 	(void)pthread_atfork(NULL, NULL, log_said_child);
 }
 
-bool
+int
 preload_log_limit(uint64_t key, unsigned *quiet)
 {
 	long long now = tunnel_now_ms();
@@ -61,7 +61,7 @@ preload_log_limit(uint64_t key, unsigned *quiet)
 	/* Never waits (a hook may run in a signal handler): when another
 	 * thread is saying something, this one says nothing. */
 	if (pthread_mutex_trylock(&log_said_lock) != 0)
-		return false;
+		return LOG_LIMIT_BUSY;
 	for (i = 0; i < LOG_SLOTS; i++) {
 		if (log_said[i].used && log_said[i].key == key)
 			break;
@@ -71,7 +71,7 @@ preload_log_limit(uint64_t key, unsigned *quiet)
 	if (i < LOG_SLOTS && now - log_said[i].at_ms < LOG_REPEAT_MS) {
 		log_said[i].quiet++;
 		pthread_mutex_unlock(&log_said_lock);
-		return false;
+		return LOG_LIMIT_REPEAT;
 	}
 	if (i < LOG_SLOTS)
 		*quiet = log_said[i].quiet;
@@ -82,7 +82,7 @@ preload_log_limit(uint64_t key, unsigned *quiet)
 	log_said[i].at_ms = now;
 	log_said[i].quiet = 0;
 	pthread_mutex_unlock(&log_said_lock);
-	return true;
+	return LOG_LIMIT_SAY;
 }
 
 void
@@ -151,8 +151,18 @@ preload_log_limited(int level, uint64_t key, const char *fmt, ...)
 	if (level > preload_cfg.log_level)
 		return;
 	if (preload_cfg.log_level <= LOG_LVL_WARN) {
-		if (!preload_log_limit(key, &quiet))
+		switch (preload_log_limit(key, &quiet)) {
+		case LOG_LIMIT_REPEAT:
 			return;
+		case LOG_LIMIT_BUSY:
+			/* An error (a fail-closed refusal) is never lost to a
+			 * race: said unlimited rather than not at all. */
+			if (level > LOG_LVL_ERROR)
+				return;
+			break;
+		default:
+			break;
+		}
 		if (quiet > 0)
 			snprintf(more, sizeof(more), " (%u more since the last such line)", quiet);
 	}

@@ -230,17 +230,21 @@ void preload_exclude_addr(const struct sockaddr *sa, socklen_t len);
 
 void preload_log(int level, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
-/* Repeated lines: true when the line of key may be said now (*quiet: the
- * lines of that key left unsaid since its last one), false when one was
- * said in the last 10 s (counted) or another thread is deciding. One table
- * of the 16 keys said last, per process; never waits. Keys with the top bit
- * clear are tunnel_say()'s (hop and reason), set preload_log_key()'s. */
-bool preload_log_limit(uint64_t key, unsigned *quiet);
+/* Repeated lines: LOG_LIMIT_SAY when the line of key may be said now
+ * (*quiet: the lines of that key left unsaid since its last one),
+ * LOG_LIMIT_REPEAT when one was said in the last 10 s (counted), and
+ * LOG_LIMIT_BUSY when another thread (or the code a signal handler
+ * interrupted) is deciding: never waits. One table of the 16 keys said
+ * last, per process. Keys with the top bit clear are tunnel_say()'s (hop,
+ * command and reason), set preload_log_key()'s. */
+enum { LOG_LIMIT_SAY, LOG_LIMIT_REPEAT, LOG_LIMIT_BUSY };
+int preload_log_limit(uint64_t key, unsigned *quiet);
 /* A key for preload_log_limit() from two strings (the top bit set). */
 uint64_t preload_log_key(const char *what, const char *why);
 /* preload_log(), but a line that repeats (the same key) is said at most
  * every 10 s up to the default level, the next one counting those left
- * unsaid; above it (-v, -t), every one. */
+ * unsaid; above it (info, trace), every one. An error is said even when
+ * the table is busy. */
 void preload_log_limited(int level, uint64_t key, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 const char *preload_errno_name(int err);

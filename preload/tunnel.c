@@ -507,9 +507,16 @@ tunnel_say(const struct tunnel *t, int err, bool next)
 	    (t->hop < preload_cfg.nhops ? t->hop : preload_cfg.nhops - 1) *
 	    PRELOAD_MAX_ALTS + t->alt[t->hop < preload_cfg.nhops ? t->hop :
 	    preload_cfg.nhops - 1];
-	detail = reason == TR_REPLY ? t->rep : reason == TR_UNREACHABLE ? t->dial_err : 0;
-	if (!preload_log_limit((uint64_t)hop << 32 | (uint64_t)(reason & 0xff) << 24 |
-	    (uint64_t)(detail & 0xffffff), &quiet))
+	/* A reply's code: SOCKS5's, or the HTTP status or SOCKS4 code (several
+	 * HTTP statuses map to one SOCKS5 code, and each is its own reason). */
+	detail = reason == TR_REPLY ? (tunnel_hop(t, t->hop < preload_cfg.nhops ?
+	    t->hop : preload_cfg.nhops - 1)->proxy.proto == S5_PROTO_SOCKS5 ? t->rep :
+	    t->c.status) : reason == TR_UNREACHABLE ? t->dial_err : 0;
+	/* The command too: a refused UDP ASSOCIATE must not hide a refused
+	 * CONNECT through the same proxy. */
+	if (preload_log_limit((uint64_t)hop << 32 | (uint64_t)(t->cmd & 0x7f) << 24 |
+	    (uint64_t)(reason & 0xff) << 16 | (uint64_t)(detail & 0xffff), &quiet) !=
+	    LOG_LIMIT_SAY)
 		return;
 	if (quiet > 0)
 		snprintf(more, sizeof(more), " (%u more since the last such line)", quiet);

@@ -552,8 +552,9 @@ udp_associate(int family, struct udp_assoc *a)
 	if (a->relay_len == 0) {
 		if (s5_addr_format(&relay, text, sizeof(text)) < 0)
 			strcpy(text, "?");
-		preload_log(LOG_LVL_ERROR, "UDP relay %s of proxy %s cannot be reached "
-		    "from an %s socket", text, preload_cfg.chain_text,
+		preload_log_limited(LOG_LVL_ERROR, preload_log_key("UDP", family == AF_INET ?
+		    "relay family 4" : "relay family 6"), "UDP relay %s of proxy %s cannot "
+		    "be reached from an %s socket", text, preload_cfg.chain_text,
 		    family == AF_INET ? "IPv4" : "IPv6");
 		(void)PRELOAD_REAL(close)(ctl);
 		return -EAFNOSUPPORT;

@@ -147,7 +147,7 @@ for i in range(int(sys.argv[1])):
 	for level in "" error info; do
 		: >"$log"
 		run udpn 7 127.0.0.1 9 SOCKSIFY_EXCLUDE=none SOCKSIFY_LOG_FILE="$log" \
-			${level:+SOCKSIFY_LOG=$level} LD_PRELOAD="$LIB" SOCKSIFY_PROXY="socks5://127.0.0.1:1"
+			SOCKSIFY_LOG="${level:-warn}" LD_PRELOAD="$LIB" SOCKSIFY_PROXY="socks5://127.0.0.1:1"
 		[ "$(grep -c '^ECONNREFUSED$' <<<"$output")" = 7 ]
 		cat "$log"
 		case $level in
@@ -162,7 +162,7 @@ for i in range(int(sys.argv[1])):
 	for level in "" error info; do
 		: >"$log"
 		run udpn 7 127.0.0.1 9 SOCKSIFY_EXCLUDE=none SOCKSIFY_UDP=block \
-			SOCKSIFY_LOG_FILE="$log" ${level:+SOCKSIFY_LOG=$level} LD_PRELOAD="$LIB" \
+			SOCKSIFY_LOG_FILE="$log" SOCKSIFY_LOG="${level:-warn}" LD_PRELOAD="$LIB" \
 			SOCKSIFY_PROXY="socks5://127.0.0.1:1"
 		[ "$(grep -c '^EPERM$' <<<"$output")" = 7 ]
 		cat "$log"
@@ -170,6 +170,27 @@ for i in range(int(sys.argv[1])):
 		[ "$(wc -l <"$log")" = "$want" ]
 		[ "$(grep -c 'blocked UDP datagram to 127.0.0.1:9 (SOCKSIFY_UDP=block)' "$log")" = "$want" ]
 	done
+	# one proxy refusing UDP ASSOCIATE and then a CONNECT with the same
+	# code (02): two reasons, two lines
+	start_socksifyd --deny 'cmd connect,udp'
+	: >"$log"
+	run env SOCKSIFY_EXCLUDE=none SOCKSIFY_LOG_FILE="$log" SOCKSIFY_LOG=warn LD_PRELOAD="$LIB" \
+		SOCKSIFY_PROXY="socks5://127.0.0.1:$PROXY_PORT" timeout -k 5 30 python3 -c '
+import socket
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+for addr in (("127.0.0.1", 9), None):
+    try:
+        if addr:
+            u.sendto(b"x", addr)
+        else:
+            socket.create_connection(("127.0.0.2", 9), timeout=10)
+        print("ok")
+    except OSError as e:
+        print(e.errno)
+'
+	cat "$log"
+	grep -q "proxy 127.0.0.1:$PROXY_PORT refused UDP ASSOCIATE: reply 02, connection not allowed by ruleset; the program sees EACCES" "$log"
+	grep -q "proxy 127.0.0.1:$PROXY_PORT refused 127.0.0.2:9: reply 02, connection not allowed by ruleset; the program sees EACCES" "$log"
 }
 
 @test "a proxy that refuses UDP ASSOCIATE (reply 07): ECONNREFUSED, one line naming the reply, nothing sent" {
