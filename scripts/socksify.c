@@ -247,6 +247,40 @@ proxy_check(const char *url, const char *what)
 	}
 }
 
+/* -e, or an item of SOCKSIFY_EXCLUDE (what): a CIDR, a host NAME or a .SUFFIX,
+ * as the library reads them (config_add_exclude). */
+static void
+exclude_check(const char *item, const char *what)
+{
+	struct s5_cidr cidr;
+	char name[S5_DOMAIN_MAX + 1];
+	const char *why = "invalid";
+
+	if (s5_cidr_parse(item, &cidr, &why) < 0 &&
+	    !s5_name_normalize(item, name, sizeof(name)))
+		die(EXIT_SELF, "%s %s: %s, and not a host name or .suffix", what, item, why);
+}
+
+/* SOCKSIFY_EXCLUDE, when no -e replaces it: every item is checked as -e's
+ * are (the library would warn and ignore a bad one, tunnelling what the
+ * user meant to exclude). Split as the library splits it. */
+static void
+exclude_env_check(const char *env)
+{
+	const char *rest, *item;
+	size_t len;
+	char *s;
+
+	if (env == NULL)
+		return;
+	for (rest = env[0] == '+' ? env + 1 : env; s5_list_next(&rest, &item, &len); free(s)) {
+		if ((s = strndup(item, len)) == NULL)
+			die(EXIT_SELF, "out of memory");
+		if (strcasecmp(s, "none") != 0)
+			exclude_check(s, "SOCKSIFY_EXCLUDE");
+	}
+}
+
 /* --pick or SOCKSIFY_PICK: order or spread (NULL and empty: the default). */
 static void
 pick_check(const char *pick, const char *what)
@@ -275,9 +309,6 @@ options_parse(int argc, char **argv, struct options *o)
 		{ "pick", required_argument, NULL, OPT_PICK },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct s5_cidr cidr;
-	char name[S5_DOMAIN_MAX + 1];
-	const char *why;
 	int c;
 
 	opterr = 0;	/* our own one-line messages, and exit 125 */
@@ -296,11 +327,7 @@ options_parse(int argc, char **argv, struct options *o)
 				o->exclude_none = true;
 				break;
 			}
-			why = "invalid";
-			if (s5_cidr_parse(optarg, &cidr, &why) < 0 &&
-			    !s5_name_normalize(optarg, name, sizeof(name)))
-				die(EXIT_SELF, "exclude %s: %s, and not a host name "
-				    "or .suffix", optarg, why);
+			exclude_check(optarg, "exclude");
 			if (o->nexclude == PRELOAD_MAX_EXCLUDES)
 				die(EXIT_SELF, "more than %d exclusions", PRELOAD_MAX_EXCLUDES);
 			o->exclude[o->nexclude++] = optarg;
@@ -1164,6 +1191,8 @@ main(int argc, char **argv)
 	for (i = 0; i < o.nproxy; i++)
 		run.proxy = list_add(run.proxy, o.proxy[i]);
 	embedded = run.proxy == NULL;
+	if (o.nexclude == 0 && !o.exclude_none)
+		exclude_env_check(getenv("SOCKSIFY_EXCLUDE"));
 	if (o.pick != NULL)
 		setenv("SOCKSIFY_PICK", o.pick, 1);
 	else

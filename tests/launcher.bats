@@ -86,6 +86,14 @@ teardown() { stop_all; }
 	[ "$status" -eq 125 ]
 	run "$SOCKSIFY" -e '10.0.0.0/99' true
 	[ "$status" -eq 125 ]
+	# SOCKSIFY_EXCLUDE is checked as -e is, when no -e replaces it
+	run env SOCKSIFY_EXCLUDE='10.0.0.0/8,bad/99' "$SOCKSIFY" -x socks5://127.0.0.1:9 true
+	[ "$status" -eq 125 ]
+	[ "$output" = "socksify: SOCKSIFY_EXCLUDE bad/99: bad address, and not a host name or .suffix" ]
+	run env SOCKSIFY_EXCLUDE='+10.0.0.0/8, .corp ,none' "$SOCKSIFY" -x socks5://127.0.0.1:9 true
+	[ "$status" -eq 0 ]
+	run env SOCKSIFY_EXCLUDE='bad/99' "$SOCKSIFY" -e none -x socks5://127.0.0.1:9 true
+	[ "$status" -eq 0 ]
 	run "$SOCKSIFY"
 	[ "$status" -eq 125 ]
 	run "$SOCKSIFY" -h
