@@ -1168,7 +1168,7 @@ int
 main(int argc, char **argv)
 {
 	struct options o = { .nproxy = 0 };
-	const char *env_proxy = getenv("SOCKSIFY_PROXY"), *why, *rest, *item, *lacks;
+	const char *env_proxy = getenv("SOCKSIFY_PROXY"), *why, *rest, *item, *lacks, *what;
 	char cwd[PATH_MAX], *s;
 	bool embedded, setid, unproxied = false, supervise;
 	enum run_mode mode;
@@ -1245,6 +1245,12 @@ main(int argc, char **argv)
 		    why != NULL ? why : lacks);
 	supervise = !unproxied && mode != MODE_PRELOAD;
 
+	/* --log, or SOCKSIFY_LOG_FILE found set: checked alike, so a file the
+	 * library could not open is not left to fall back to stderr unsaid. */
+	what = o.log_file != NULL ? "--log" : "SOCKSIFY_LOG_FILE";
+	if (o.log_file == NULL && (o.log_file = getenv("SOCKSIFY_LOG_FILE")) != NULL &&
+	    *o.log_file == '\0')
+		o.log_file = NULL;
 	if (o.log_file != NULL) {
 		/* COMMAND may chdir before a child reads it: make it absolute. */
 		if (*o.log_file != '/' && getcwd(cwd, sizeof(cwd)) != NULL)
@@ -1253,7 +1259,7 @@ main(int argc, char **argv)
 			run.log_file = xstrdup(o.log_file);
 		fd = open(run.log_file, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
 		if (fd < 0)
-			die(EXIT_SELF, "--log %s:", o.log_file);
+			die(EXIT_SELF, "%s %s:", what, o.log_file);
 		close(fd);
 		setenv("SOCKSIFY_LOG_FILE", run.log_file, 1);
 	}

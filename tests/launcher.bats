@@ -23,13 +23,23 @@ teardown() { stop_all; }
 	[[ "$stderr" =~ socksify\[[0-9]+\]:\ connect\ 127\.0\.0\.1:$HTTP_PORT\ via\ 127\.0\.0\.1:[0-9]+:\ ok ]]
 }
 
-@test "--log FILE: trace lines go to the file, not stderr" {
+@test "--log FILE (or SOCKSIFY_LOG_FILE): trace lines go to the file, not stderr" {
 	log=$BATS_TEST_TMPDIR/trace.log
 	run --separate-stderr "$SOCKSIFY" -t --log "$log" curl -sS --max-time 20 "http://127.0.0.1:$HTTP_PORT/hello.txt"
 	[ "$status" -eq 0 ]
 	[ "$output" = "hello through socks" ]
 	[ -z "$stderr" ]
 	grep -qE "connect 127\.0\.0\.1:$HTTP_PORT via .*: ok" "$log"
+	# SOCKSIFY_LOG_FILE is checked as --log is, and made absolute
+	run env SOCKSIFY_LOG_FILE=/nonexistent/socksify.log "$SOCKSIFY" true
+	[ "$status" -eq 125 ]
+	[ "$output" = "socksify: SOCKSIFY_LOG_FILE /nonexistent/socksify.log: No such file or directory" ]
+	cd "$BATS_TEST_TMPDIR"
+	run --separate-stderr env SOCKSIFY_LOG_FILE=rel.log "$SOCKSIFY" -t \
+		sh -c "cd / && curl -sS --max-time 20 http://127.0.0.1:$HTTP_PORT/hello.txt"
+	[ "$status" -eq 0 ]
+	[ -z "$stderr" ]
+	grep -qE "connect 127\.0\.0\.1:$HTTP_PORT via .*: ok" "$BATS_TEST_TMPDIR/rel.log"
 }
 
 @test "-x URL: curl goes through the given socksifyd (it logs the session)" {
