@@ -47,14 +47,16 @@ users_is_hash(const char *pass, size_t plen)
 
 	for (i = 0; i < sizeof(users_hash_prefix) / sizeof(users_hash_prefix[0]); i++) {
 		n = strlen(users_hash_prefix[i]);
-		if (plen > n && memcmp(pass, users_hash_prefix[i], n) == 0)
+		/* A bare prefix too: then it is no whole hash, and refused,
+		 * not taken as a password anyone could guess. */
+		if (plen >= n && memcmp(pass, users_hash_prefix[i], n) == 0)
 			return true;
 	}
 	return false;
 }
 
-/* "$ID$" with ID 1 to 8 letters and digits, and more after it: the start
- * of a crypt(3) hash of some method, ours or not. */
+/* "$ID$" with ID 1 to 16 letters, digits and '-': the start of a crypt(3)
+ * hash of some method, ours or not (or all of one cut short). */
 static bool
 users_looks_hashed(const char *pass, size_t plen)
 {
@@ -67,7 +69,7 @@ users_looks_hashed(const char *pass, size_t plen)
 		if (!((pass[i] >= 'a' && pass[i] <= 'z') || (pass[i] >= '0' && pass[i] <= '9') ||
 		    pass[i] == '-'))
 			return false;
-	return i > 1 && i <= 16 && i + 1 < plen && (pass[i] == '$' || pass[i] == ',');
+	return i > 1 && i <= 16 && i < plen && (pass[i] == '$' || pass[i] == ',');
 }
 
 /* crypt_r() of pass (NUL-terminated) with setting hash, into out (a copy,

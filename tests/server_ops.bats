@@ -612,7 +612,7 @@ through() {
 	! grep -q 'pasS\|pas	\|Plain' "$SOCKSIFYD_LOG" || false
 }
 
-@test "a users file line whose password is a hash of another method, or not a whole hash, is refused at start (exit 1, the line named)" {
+@test "a users file line whose password is a hash of another method, or not a whole hash (a bare prefix too), is refused at start (exit 1, the line named)" {
 	local f=$BATS_TEST_TMPDIR/users
 	printf 'a:plain\nb:$1$salt$Kq0ZDCBqTbFSh5mF0uCGh.\n' >"$f"
 	chmod 600 "$f"
@@ -622,6 +622,17 @@ through() {
 	run -1 --separate-stderr "$SOCKSIFYD" -l 127.0.0.1:0 -u "$f"
 	[ "$stderr" = "socksifyd: users file $f: line 1: a password hash this system's crypt(3) does not know, or not a whole hash" ]
 	printf 'a:$pbkdf2-sha256$29000$c2FsdA$aGFzaA\n' >"$f"
+	run -1 --separate-stderr "$SOCKSIFYD" -l 127.0.0.1:0 -u "$f"
+	[[ "$stderr" == *"line 1: a password hash of a method not taken here"* ]]
+	# A bare method prefix (a hash cut short when pasted) is no password
+	# anyone may guess: refused, ours or another method's.
+	local bare
+	for bare in '$y$' '$2b$' '$6$' '$5$'; do
+		printf 'a:%s\n' "$bare" >"$f"
+		run -1 --separate-stderr "$SOCKSIFYD" -l 127.0.0.1:0 -u "$f"
+		[ "$stderr" = "socksifyd: users file $f: line 1: a password hash this system's crypt(3) does not know, or not a whole hash" ]
+	done
+	printf 'a:$1$\n' >"$f"
 	run -1 --separate-stderr "$SOCKSIFYD" -l 127.0.0.1:0 -u "$f"
 	[[ "$stderr" == *"line 1: a password hash of a method not taken here"* ]]
 	# A cost no login should pay (bcrypt 2^31 rounds would hang the start).
