@@ -291,6 +291,11 @@ rules_parse(char *text, struct rule *ru, const char **why)
 		if (r < 0)
 			return r;
 	}
+	/* An empty --allow "$RULE" would match every session: a rule that
+	 * means everything says so. */
+	if (!ru->has_from && !ru->has_to && !ru->has_cmd && !ru->has_user)
+		return rules_fail(why, "an empty rule (one that matches everything "
+		    "says so: 'from *')");
 	return 0;
 }
 

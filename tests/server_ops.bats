@@ -147,6 +147,14 @@ hello() { curl -sS --max-time 10 --socks5 "127.0.0.1:$PROXY_PORT" "$@" "http://1
 	run "$SOCKSIFYD" --deny 'to bad_name!'
 	[ "$status" -eq 2 ]
 	[[ "$output" == *"'to' takes a CIDR, a host name or a .SUFFIX"* ]]
+	# An empty rule (an unset "$RULE") would match everyone: refused, as
+	# a config file line with no value is.
+	local rule
+	for rule in '' ' '; do
+		run timeout 5 "$SOCKSIFYD" -l 127.0.0.1:0 --allow "$rule" --deny 'to *'
+		[ "$status" -eq 2 ]
+		[[ "$output" == "socksifyd: bad rule '$rule': an empty rule (one that matches everything says so: 'from *')"* ]]
+	done
 }
 
 @test "client rule: a denied client network is closed at once, without a reply" {
