@@ -273,8 +273,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		goto out;
 	}
 	ok = fuzz_build(&in, true, false, NULL);
-	a = fuzz_build(&in, true, true, "");
-	d = fuzz_build(&in, true, false, "");
+	a = fuzz_build(&in, true, true, "from *");	/* everything */
+	d = fuzz_build(&in, true, false, "from *");
 	for (i = 0; i < ndst; i++)
 		fuzz_check_probe(&in, r, ok, a, d, &who, cmd, (struct sockaddr *)&dst[i]);
 	rules_free(r);
