@@ -21,6 +21,8 @@
 
 #define LOG_FILE_MODE	0600		/* it names every destination: the user's alone */
 
+enum { LOG_LIMIT_SAY, LOG_LIMIT_REPEAT, LOG_LIMIT_BUSY };
+
 enum {
 	LOG_REPEAT_MS = 10000,		/* one key: a line at most this often */
 	LOG_SLOTS = 16,			/* keys remembered, the oldest replaced */
@@ -51,8 +53,11 @@ log_said_init(void)
 	(void)pthread_atfork(NULL, NULL, log_said_child);
 }
 
-int
-preload_log_limit(uint64_t key, unsigned *quiet)
+/* Whether the line of key may be said now (*quiet: the lines of that key
+ * left unsaid since its last one), was said in the last 10 s (counted),
+ * or the table is busy. Never waits. */
+static int
+log_limit(uint64_t key, unsigned *quiet)
 {
 	long long now = tunnel_now_ms();
 	size_t i, pick = 0;
@@ -151,7 +156,7 @@ preload_log_limited(int level, uint64_t key, const char *fmt, ...)
 	if (level > preload_cfg.log_level)
 		return;
 	if (preload_cfg.log_level <= LOG_LVL_WARN) {
-		switch (preload_log_limit(key, &quiet)) {
+		switch (log_limit(key, &quiet)) {
 		case LOG_LIMIT_REPEAT:
 			return;
 		case LOG_LIMIT_BUSY:

@@ -248,27 +248,36 @@ policy_connect(int type, const struct sockaddr *sa, socklen_t len,
 }
 
 void
-connect_trace(const char *dest, int err, const struct tunnel *t)
+trace_failure(const char *what, int err, const struct tunnel *t)
 {
 	char why[TRACE_WHY_MAX], buf[TRACE_ERRSTR_MAX];
+
+	if (preload_cfg.log_level < LOG_LVL_INFO) {
+		if (t != NULL)
+			tunnel_diagnose(t, err);
+		return;
+	}
+	/* Each failure its line: the same words as the warning. */
+	if (t != NULL)
+		tunnel_explain(t, err, why, sizeof(why));
+	else
+		snprintf(why, sizeof(why), "%s", strerror_r(err, buf, sizeof(buf)));
+	preload_log(LOG_LVL_INFO, "%s via %s: failed: %s (%s)", what,
+	    preload_cfg.chain_text, why, preload_errno_name(err));
+}
+
+void
+connect_trace(const char *dest, int err, const struct tunnel *t)
+{
+	char what[S5_ADDR_TEXT_MAX + 16];
 
 	if (err == 0) {
 		preload_log(LOG_LVL_TRACE, "connect %s via %s: ok", dest,
 		    preload_cfg.chain_text);
 		return;
 	}
-	if (preload_cfg.log_level < LOG_LVL_INFO) {
-		if (t != NULL)
-			tunnel_diagnose(t, err);
-		return;
-	}
-	/* Each connection its line: the same words as the warning. */
-	if (t != NULL)
-		tunnel_explain(t, err, why, sizeof(why));
-	else
-		snprintf(why, sizeof(why), "%s", strerror_r(err, buf, sizeof(buf)));
-	preload_log(LOG_LVL_INFO, "connect %s via %s: failed: %s (%s)", dest,
-	    preload_cfg.chain_text, why, preload_errno_name(err));
+	snprintf(what, sizeof(what), "connect %s", dest);
+	trace_failure(what, err, t);
 }
 
 /* --trace names direct connections too; below trace this costs a compare. */

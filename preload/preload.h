@@ -230,21 +230,15 @@ void preload_exclude_addr(const struct sockaddr *sa, socklen_t len);
 
 void preload_log(int level, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
-/* Repeated lines: LOG_LIMIT_SAY when the line of key may be said now
- * (*quiet: the lines of that key left unsaid since its last one),
- * LOG_LIMIT_REPEAT when one was said in the last 10 s (counted), and
- * LOG_LIMIT_BUSY when another thread (or the code a signal handler
- * interrupted) is deciding: never waits. One table of the 16 keys said
- * last, per process. Keys with the top bit clear are tunnel_say()'s (hop,
- * command and reason), set preload_log_key()'s. */
-enum { LOG_LIMIT_SAY, LOG_LIMIT_REPEAT, LOG_LIMIT_BUSY };
-int preload_log_limit(uint64_t key, unsigned *quiet);
-/* A key for preload_log_limit() from two strings (the top bit set). */
+/* A key for preload_log_limited() from two strings: the top bit set, so
+ * it never meets tunnel_say()'s (hop, command and reason, the bit clear). */
 uint64_t preload_log_key(const char *what, const char *why);
 /* preload_log(), but a line that repeats (the same key) is said at most
  * every 10 s up to the default level, the next one counting those left
- * unsaid; above it (info, trace), every one. An error is said even when
- * the table is busy. */
+ * unsaid; above it (info, trace), every one. One table of the 16 keys said
+ * last, per process, that never waits: when another thread (or the code a
+ * signal handler interrupted) holds it, a warning is skipped and an error
+ * said unlimited. */
 void preload_log_limited(int level, uint64_t key, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 const char *preload_errno_name(int err);
@@ -369,7 +363,7 @@ int tunnel_dial_errno(struct tunnel *t, int err);
  * 05, connection refused". */
 void tunnel_explain(const struct tunnel *t, int err, char *buf, size_t cap);
 /* The same on stderr at the default level (LOG_LVL_WARN), at most once per
- * 10 s for one hop and reason (preload_log_limit()): a retrying program does
+ * 10 s for one hop and reason (preload_log_limited()): a retrying program does
  * not flood it. Nothing above warn (INFO and TRACE say it per connection). */
 void tunnel_diagnose(const struct tunnel *t, int err);
 /* Disconnect fd after a failed handshake (AF_UNSPEC). */
@@ -535,6 +529,10 @@ int policy_connect(int type, const struct sockaddr *sa, socklen_t len,
 /* A tunnelled connection's outcome: err 0 or a positive errno; t is its
  * handshake (NULL when it failed before the dial). */
 void connect_trace(const char *dest, int err, const struct tunnel *t);
+/* A failure of what ("connect DEST", "UDP ASSOCIATE") with errno err, t's
+ * (or NULL): below info, tunnel_diagnose()'s limited warning (nothing
+ * without t); at info and above, a line each. */
+void trace_failure(const char *what, int err, const struct tunnel *t);
 void connect_trace_direct(const struct sockaddr *sa, const char *why);
 
 /* listen.c: fd was tunnelled and the last hop's CONNECT reply said bnd

@@ -489,8 +489,8 @@ tunnel_explain(const struct tunnel *t, int err, char *buf, size_t cap)
 static void
 tunnel_say(const struct tunnel *t, int err, bool next)
 {
-	char line[TUNNEL_DIAG_LINE], more[48] = "";
-	unsigned quiet;
+	char line[TUNNEL_DIAG_LINE];
+	uint64_t key;
 	int reason, detail;
 	size_t hop;
 
@@ -514,18 +514,14 @@ tunnel_say(const struct tunnel *t, int err, bool next)
 	    t->c.status) : reason == TR_UNREACHABLE ? t->dial_err : 0;
 	/* The command too: a refused UDP ASSOCIATE must not hide a refused
 	 * CONNECT through the same proxy. */
-	if (preload_log_limit((uint64_t)hop << 32 | (uint64_t)(t->cmd & 0x7f) << 24 |
-	    (uint64_t)(reason & 0xff) << 16 | (uint64_t)(detail & 0xffff), &quiet) !=
-	    LOG_LIMIT_SAY)
-		return;
-	if (quiet > 0)
-		snprintf(more, sizeof(more), " (%u more since the last such line)", quiet);
+	key = (uint64_t)hop << 32 | (uint64_t)(t->cmd & 0x7f) << 24 |
+	    (uint64_t)(reason & 0xff) << 16 | (uint64_t)(detail & 0xffff);
 	tunnel_explain(t, err, line, sizeof(line));
 	if (next)
-		preload_log(LOG_LVL_WARN, "%s; trying the next alternative%s", line, more);
+		preload_log_limited(LOG_LVL_WARN, key, "%s; trying the next alternative", line);
 	else
-		preload_log(LOG_LVL_WARN, "%s; the program sees %s%s", line,
-		    preload_errno_name(err), more);
+		preload_log_limited(LOG_LVL_WARN, key, "%s; the program sees %s", line,
+		    preload_errno_name(err));
 }
 
 void

@@ -465,25 +465,6 @@ udp_chain_ok(void)
 }
 
 /*
- * A failed UDP ASSOCIATE, said as a failed connect() is (connect_trace()):
- * at the default level one line per proxy and reason every 10 s, the
- * errno the program sees; nothing with -q; with -v each one.
- */
-static void
-udp_trace_fail(const struct tunnel *t, int err)
-{
-	char why[PRELOAD_LOG_LINE_MAX / 2];
-
-	if (preload_cfg.log_level < LOG_LVL_INFO) {
-		tunnel_diagnose(t, err);
-		return;
-	}
-	tunnel_explain(t, err, why, sizeof(why));
-	preload_log(LOG_LVL_INFO, "UDP ASSOCIATE via %s: failed: %s (%s)",
-	    preload_cfg.chain_text, why, preload_errno_name(err));
-}
-
-/*
  * The association: the control connection to the first hop and the relay
  * it names, for a socket of family. 0, or -errno (logged).
  */
@@ -518,7 +499,7 @@ udp_associate(int family, struct udp_assoc *a)
 	tunnel_init(&t, &any);
 	t.cmd = S5_CMD_UDP_ASSOCIATE;
 	if ((r = tunnel_all_down(&t)) < 0) {
-		udp_trace_fail(&t, -r);
+		trace_failure("UDP ASSOCIATE", -r, &t);
 		return -ECONNREFUSED;
 	}
 	r = tunnel_family(&t);
@@ -531,7 +512,7 @@ udp_associate(int family, struct udp_assoc *a)
 	r = tunnel_request(ctl, r, &t);
 	relay = t.c.reply.bnd;
 	if (r < 0) {
-		udp_trace_fail(&t, -r);
+		trace_failure("UDP ASSOCIATE", -r, &t);
 		(void)PRELOAD_REAL(close)(ctl);
 		return r;
 	}

@@ -212,11 +212,12 @@ check_run(const char *target)
 	/* An alternative that fails is said, and the next one checked, as a
 	 * program's connect() would move on. */
 	while (r == 0) {
+		/* Each attempt: the alternative it uses may be another. */
+		if (target == NULL)
+			check_default_target(&t, &t.dst);
 		if ((r = check_dial(&t, &fd)) < 0) {
 			t.dial_err = -r;
 			if (tunnel_retry(&t, fd, -r, deadline)) {
-				if (target == NULL)
-					check_default_target(&t, &t.dst);
 				r = 0;
 				continue;
 			}
@@ -247,8 +248,6 @@ check_run(const char *target)
 		    text, sizeof(text));
 		if (tunnel_retry(&t, fd, -r, deadline)) {
 			printf("%s: FAILED: %s; checking the next alternative\n", text, line);
-			if (target == NULL)
-				check_default_target(&t, &t.dst);
 			r = 0;
 			continue;
 		}
