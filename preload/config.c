@@ -523,8 +523,10 @@ config_read_policy(struct preload_config *c)
  * request in one write), off, or auto (the default): on only where the
  * server is known to take it: the socksifyd the launcher starts itself,
  * whose URL it exports in SOCKSIFY_PIPELINE_PROXY (pipelined while
- * SOCKSIFY_PROXY is still that URL). Servers that read one recv() per message
- * (microsocks) lose the pipelined rest and the handshake stalls.
+ * SOCKSIFY_PROXY is still that URL), and a hop whose server said so in an
+ * earlier handshake of this process (a _STREAM method: socksifyd; tunnel.c).
+ * Servers that read one recv() per message (microsocks) lose the pipelined
+ * rest and the handshake stalls.
  */
 static void
 config_read_pipeline(struct preload_config *c)
@@ -533,6 +535,7 @@ config_read_pipeline(struct preload_config *c)
 	const char *proxy = getenv("SOCKSIFY_PROXY"), *ours = getenv("SOCKSIFY_PIPELINE_PROXY");
 
 	c->pipeline = false;
+	c->pipeline_learn = false;
 	if (env != NULL && strcasecmp(env, "off") == 0)
 		return;
 	if (env != NULL && strcasecmp(env, "on") == 0) {
@@ -545,6 +548,7 @@ config_read_pipeline(struct preload_config *c)
 	/* auto: the proxy the launcher started, while it is still the one in
 	 * use (a nested socksify -x, a child's own SOCKSIFY_PROXY: not). */
 	c->pipeline = proxy != NULL && ours != NULL && strcmp(proxy, ours) == 0;
+	c->pipeline_learn = !c->pipeline;
 }
 
 /* SOCKSIFY_PICK: order (the first alternative alive) or spread. */

@@ -163,6 +163,10 @@ struct preload_hop {
 	bool has_v4, has_v6;
 	struct s5_addr v4, v6;
 	bool unusable;			/* no address: never picked */
+	/* SOCKSIFY_PIPELINE=auto: the server chose a _STREAM method, so it
+	 * takes pipelined handshakes (tunnel.c). Any thread sets or clears
+	 * it: __atomic, relaxed. */
+	bool streams;
 };
 
 struct preload_config {
@@ -175,6 +179,7 @@ struct preload_config {
 	struct preload_hop hops[PRELOAD_MAX_PROXIES][PRELOAD_MAX_ALTS];
 	bool spread;			/* SOCKSIFY_PICK=spread (failover.c) */
 	bool pipeline;			/* SOCKSIFY_PIPELINE=on: SOCKS5 hops pipelined */
+	bool pipeline_learn;		/* auto: pipelined once a hop said it streams */
 	char chain_text[PRELOAD_MAX_PROXIES * PRELOAD_MAX_ALTS * (S5_ADDR_TEXT_MAX + 4)];
 	size_t nexcludes;
 	struct s5_cidr excludes[PRELOAD_MAX_EXCLUDES];

@@ -21,7 +21,9 @@
  * one message (shared/client.c), and the next hop's whole handshake goes
  * right behind it (tunnel_ahead()) unless it carries a password; each
  * machine then reads its replies in order, a hop whose bytes went ahead
- * sending none of its own.
+ * sending none of its own. Under auto the same holds of each hop whose
+ * server said, in a lock-step handshake of this process, that it reads a
+ * stream (tunnel_machine()).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -90,12 +92,18 @@ tunnel_hop_errno(const struct tunnel *t, int err)
 
 static void tunnel_share(struct tunnel *t, size_t pos);
 
-/* The machine of hop i for t: every hop but the last CONNECTs to the next;
- * pipelined where the server is known to read a stream (config.c). */
+/*
+ * The machine of hop i for t: every hop but the last CONNECTs to the next;
+ * pipelined where the server is known to read a stream (config.c): under
+ * SOCKSIFY_PIPELINE=auto, once it chose a _STREAM method (socksifyd does)
+ * in a lock-step handshake of this process, which offers them.
+ */
 static void
 tunnel_machine(const struct tunnel *t, size_t i, struct s5_client *c)
 {
-	const struct s5_proxy *hop = &tunnel_hop(t, i)->proxy;
+	const struct preload_hop *h = tunnel_hop(t, i);
+	const struct s5_proxy *hop = &h->proxy;
+	bool socks5 = hop->proto == S5_PROTO_SOCKS5;
 
 	if (i + 1 < preload_cfg.nhops)
 		s5_client_init_proto(c, hop->proto, S5_CMD_CONNECT, tunnel_next_hop(t, i),
@@ -103,7 +111,30 @@ tunnel_machine(const struct tunnel *t, size_t i, struct s5_client *c)
 	else
 		s5_client_init_proto(c, hop->proto, t->cmd, &t->dst,
 		    hop->has_cred ? &hop->cred : NULL);
-	c->pipeline = preload_cfg.pipeline && hop->proto == S5_PROTO_SOCKS5;
+	c->pipeline = socks5 && (preload_cfg.pipeline || (preload_cfg.pipeline_learn &&
+	    __atomic_load_n(&h->streams, __ATOMIC_RELAXED)));
+	c->learn = socks5 && preload_cfg.pipeline_learn && !c->pipeline;
+}
+
+/* What hop t->hop's server said of itself, or its failure undid. */
+static void
+tunnel_learn(const struct tunnel *t, bool streams)
+{
+	__atomic_store_n(&preload_cfg.hops[t->hop][t->alt[t->hop]].streams, streams,
+	    __ATOMIC_RELAXED);
+}
+
+/*
+ * A hop pipelined on its server's word that then failed before it
+ * answered a request (stalled, hung up, spoke nonsense): another server
+ * may listen there now. Its next handshake goes lock-step and asks again.
+ */
+static void
+tunnel_unlearn(const struct tunnel *t)
+{
+	if (t->hop < preload_cfg.nhops && t->started && t->c.pipeline &&
+	    !preload_cfg.pipeline && t->rep < 0)
+		tunnel_learn(t, false);
 }
 
 /*
@@ -232,6 +263,8 @@ tunnel_step(struct tunnel *t, int fd)
 		} else if (r == S5C_WANT_READ) {
 			t->want_read = true;
 		} else if (r == S5C_DONE) {
+			if (t->c.learn && t->c.streams)
+				tunnel_learn(t, true);
 			t->hop++;
 			t->started = false;
 			if (t->hop == preload_cfg.nhops)
@@ -695,6 +728,7 @@ tunnel_retry(struct tunnel *t, int fd, int err, long long deadline)
 	bool down = true;
 	uint8_t was, next;
 
+	tunnel_unlearn(t);
 	if (pos >= preload_cfg.nhops || t->down_hop != 0)
 		return false;
 	if (t->rep >= 0 || (t->answered && t->why == 0)) {

@@ -367,9 +367,12 @@ first_file() {
 }
 PROXYCHAINS=$(first_file /usr/lib/*/libproxychains.so.4 /usr/lib/libproxychains.so.4)
 TSOCKS=$(first_file /usr/lib/*/libtsocks.so /usr/lib/libtsocks.so)
-# pipelined: libsocksify.so with SOCKSIFY_PIPELINE=on, through socksifyd
-# alone (microsocks reads one message per recv() and stalls on it).
-WAYS="inprog libsocksify pipelined proxychains tsocks"
+# libsocksify: the default, SOCKSIFY_PIPELINE=auto: through socksifyd
+# pipelined from the second connect of the process on (the server said it
+# reads a stream), through microsocks lock-step. lockstep: the same with
+# SOCKSIFY_PIPELINE=off, through socksifyd alone (through microsocks it
+# is the default's row).
+WAYS="inprog libsocksify lockstep proxychains tsocks"
 PRELOAD_VIA="microsocks socksifyd"
 
 # libenv WAY PROXYPORT: the environment for connbench under WAY.
@@ -377,8 +380,8 @@ libenv() {
 	case $1 in
 	libsocksify)
 		echo "LD_PRELOAD=$LIBSOCKSIFY SOCKSIFY_PROXY=socks5://127.0.0.1:$2 SOCKSIFY_EXCLUDE=none" ;;
-	pipelined)
-		echo "$(libenv libsocksify "$2") SOCKSIFY_PIPELINE=on" ;;
+	lockstep)
+		echo "$(libenv libsocksify "$2") SOCKSIFY_PIPELINE=off" ;;
 	proxychains)
 		printf 'strict_chain\nquiet_mode\ntcp_read_time_out 15000\ntcp_connect_time_out 8000\n[ProxyList]\nsocks5 127.0.0.1 %s\n' \
 		    "$2" >"$work/proxychains.$2.conf"
@@ -405,14 +408,14 @@ connbench_way() {
 }
 
 declare -A NOT_TUNNELLED
-declare -A LIB=([inprog]='' [libsocksify]=$LIBSOCKSIFY [pipelined]=$LIBSOCKSIFY [proxychains]=$PROXYCHAINS [tsocks]=$TSOCKS)
+declare -A LIB=([inprog]='' [libsocksify]=$LIBSOCKSIFY [lockstep]=$LIBSOCKSIFY [proxychains]=$PROXYCHAINS [tsocks]=$TSOCKS)
 # Each library must fail while its proxy is down: one that reaches the
 # target all the same connects directly, and its figure would weigh no
 # SOCKS at all.
 check_tunnels() {
 	local way echo=$1
 	free_port || return
-	for way in libsocksify pipelined proxychains tsocks; do
+	for way in libsocksify lockstep proxychains tsocks; do
 		if [ -z "${LIB[$way]}" ]; then
 			NOT_TUNNELLED[$way]="not installed"
 		elif connbench_way "$way" "$PORT" "$echo" 1; then
@@ -480,7 +483,7 @@ measure_preload() {
 		for via in "${!ports[@]}"; do
 			for way in $WAYS; do
 				[ -n "${NOT_TUNNELLED[$way]:-}" ] && continue
-				[ "$way" = pipelined ] && [ "$via" != socksifyd ] && continue
+				[ "$way" = lockstep ] && [ "$via" != socksifyd ] && continue
 				FIG=conn_$via WHO=$way
 				connbench_way "$way" "${ports[$via]}" "$echo" $((CONN_ROUNDS / SLICES))
 				slice $?
@@ -488,7 +491,7 @@ measure_preload() {
 		done
 		for way in $WAYS; do
 			[ "$way" != inprog ] && [ -z "${LIB[$way]}" ] && continue
-			[ "$way" = pipelined ] && continue	# the same start
+			[ "$way" = lockstep ] && continue	# the same start
 			FIG=spawn WHO=$way
 			spawn_way "$way" $((SPAWN_RUNS / SLICES))
 			slice $?
@@ -501,9 +504,9 @@ measure_preload() {
 			[ -n "${NOT_TUNNELLED[$way]:-}" ] && note "conn_$via" "$way" "${NOT_TUNNELLED[$way]}"
 		done
 	done
-	note conn_microsocks pipelined "not measured: microsocks reads one message per recv() and drops a pipelined request (tests/preload_pipeline.bats)"
+	note conn_microsocks lockstep "the row above: auto is lock-step to microsocks, which never says it reads a stream (tests/preload_pipeline.bats)"
 	for way in $WAYS; do
-		[ "$way" != inprog ] && [ "$way" != pipelined ] && [ -z "${LIB[$way]}" ] &&
+		[ "$way" != inprog ] && [ "$way" != lockstep ] && [ -z "${LIB[$way]}" ] &&
 		    note spawn "$way" "not installed"
 	done
 	for key in "${!SL[@]}"; do
@@ -603,11 +606,26 @@ function num(v, how) {
 	if (how == "k" || how == "int" || v >= 100) return sprintf("%.0f", v)
 	return v >= 10 ? sprintf("%.1f", v) : sprintf("%.2f", v)
 }
-# spread(FIG, WAY): " [min, max]" of WAY's cost over in-program SOCKS5
-# slice by slice (the runs are interleaved, so each slice's pair saw the
-# same host), or "" when the slices do not pair up.
-function spread(fig, way,    a, n, i, lo, hi) {
-	n = split(paired(fig, way), a, " ")
+# repdiffs(FIG, WAY): WAY's cost over in-program SOCKS5 in each
+# repetition, the median of its slices' differences (the runs are
+# interleaved, so each slice's pair saw the same host), as a list; ""
+# when no repetition's slices pair up.
+function repdiffs(fig, way,    r, a, b, n, i, d, list) {
+	list = ""
+	for (r = 1; r <= reps; r++) {
+		n = split(vs[r, fig "_slice", way], a, " ")
+		if (n == 0 || n != split(vs[r, fig "_slice", "inprog"], b, " "))
+			continue
+		d = ""
+		for (i = 1; i <= n; i++)
+			d = d " " (a[i] - b[i])
+		list = list " " median(d)
+	}
+	return list
+}
+# spread(LIST): " [min, max]" of a list of two or more, else "".
+function spread(list,    a, n, i, lo, hi) {
+	n = split(list, a, " ")
 	if (n < 2)
 		return ""
 	for (i = 1; i <= n; i++) {
@@ -615,16 +633,6 @@ function spread(fig, way,    a, n, i, lo, hi) {
 		if (i == 1 || a[i] + 0 > hi) hi = a[i] + 0
 	}
 	return sprintf(" [%+.1f, %+.1f]", lo, hi)
-}
-# paired(FIG, WAY): WAY's cost over in-program SOCKS5, slice by slice, as a
-# list ("" when the slices do not pair up).
-function paired(fig, way,    a, b, n, i, list) {
-	n = split(val[fig "_slice", way], a, " ")
-	if (n == 0 || n != split(val[fig "_slice", "inprog"], b, " "))
-		return ""
-	for (i = 1; i <= n; i++)
-		list = list " " (a[i] - b[i])
-	return list
 }
 # tratio(FIG, WAY, BASE): the median over the repetitions of WAY's value
 # over BASE's in the same repetition ("?" when no repetition has both).
@@ -694,6 +702,7 @@ BEGIN {
 NR > 1 {
 	val[$2, $3] = val[$2, $3] " " $4
 	v[$1, $2, $3] = $4
+	vs[$1, $2, $3] = vs[$1, $2, $3] " " $4
 }
 END {
 	# Within one repetition: ratios to direct, costs over in-program SOCKS5.
@@ -724,12 +733,12 @@ END {
 	print ""
 	print "### The preload libraries (one CPU)"
 	print ""
-	print "µs per connect + 16-byte echo + close (p50 of each run, median of the runs); added: over the program that speaks SOCKS5 itself, run by run (each way's runs are interleaved with in-program SOCKS5's), the median of those differences and in brackets the least and most. Process start: a dynamic program that exits at once."
+	print "µs per connect + 16-byte echo + close (p50 of each run, median of the runs); added: over the program that speaks SOCKS5 itself, run by run (each way's runs are interleaved with in-program SOCKS5's), each repetition's median of those differences, then their median over the repetitions and in brackets the least and most of them. Process start: a dynamic program that exits at once."
 	print ""
 	print "| way | via microsocks | added | via socksifyd | added | process start ms | added ms |"
 	print "|---|---:|---:|---:|---:|---:|---:|"
-	nwy = split("inprog libsocksify pipelined proxychains tsocks", way, " ")
-	split("in-program SOCKS5 (start: no library)|libsocksify.so|libsocksify.so, SOCKSIFY_PIPELINE=on|proxychains4 (libproxychains.so.4)|tsocks (libtsocks.so)", wl, "|")
+	nwy = split("inprog libsocksify lockstep proxychains tsocks", way, " ")
+	split("in-program SOCKS5 (start: no library)|libsocksify.so (SOCKSIFY_PIPELINE=auto)|libsocksify.so, SOCKSIFY_PIPELINE=off|proxychains4 (libproxychains.so.4)|tsocks (libtsocks.so)", wl, "|")
 	nv = split("microsocks socksifyd", via, " ")
 	for (i = 1; i <= nwy; i++) {
 		line = "| " wl[i]
@@ -738,13 +747,14 @@ END {
 			m = mark(f, way[i]) mark(f, "all")
 			x = median(val[f, way[i]])
 			# the paired differences, else those of the medians
+			d = way[i] == "inprog" ? "" : repdiffs(f, way[i])
 			if (way[i] == "inprog")
 				a = ""
-			else if (paired(f, way[i]) != "")
-				a = median(paired(f, way[i]))
+			else if (d != "")
+				a = median(d)
 			else
 				a = median(add[f, way[i]])
-			line = line " | " (x == "" ? "-" : sprintf("%.1f", x)) m " | " (a == "" ? "-" : sprintf("%+.1f", a) spread(f, way[i]))
+			line = line " | " (x == "" ? "-" : sprintf("%.1f", x)) m " | " (a == "" ? "-" : sprintf("%+.1f", a) spread(d))
 		}
 		m = mark("spawn", way[i])
 		x = median(val["spawn", way[i]])
@@ -802,7 +812,7 @@ END {
 	print "\"50 fetches\\nnode\" " tratio("evloop_node", "library", "itself") > chart2
 	print "\"50 fetches\\ncurl\" " tratio("evloop_curl", "library", "itself") > chart2
 	print "\"connect\\nlibrary\" " tratio("conn_socksifyd", "libsocksify", "inprog") > chart2
-	print "\"connect\\npipelined\" " tratio("conn_socksifyd", "pipelined", "inprog") > chart2
+	print "\"connect\\nlock-step\" " tratio("conn_socksifyd", "lockstep", "inprog") > chart2
 	print "\"connect\\nsupervisor\" " tratio("sv_conn", "seccomp", "inprog") > chart2
 	print "\"connect, dead\\nalternative\" " tratio("fo_connect", "backoff", "one") > chart2
 }

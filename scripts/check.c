@@ -132,7 +132,9 @@ check_hop_line(const struct tunnel *t, size_t i, double ms)
 		    "SOCKS5, username and password accepted" : "SOCKS5, no authentication";
 		break;
 	}
-	printf("%s: %s; CONNECT %s%s: ok%s (%.2f ms)\n", hop, how,
+	/* SOCKSIFY_PIPELINE=auto pipelines to it from the next connect on. */
+	printf("%s: %s%s; CONNECT %s%s: ok%s (%.2f ms)\n", hop, how,
+	    t->c.streams ? ", takes pipelined handshakes" : "",
 	    i + 1 < preload_cfg.nhops ? "to the next hop " : "", what,
 	    asked->atyp == S5_ATYP_DOMAIN && p->remote_dns ? ", the name resolved by the proxy" : "",
 	    ms);

@@ -944,7 +944,7 @@ session_handshake(struct session *s)
 				session_end(s, "client write failed");
 				return;
 			}
-			s->state = m == S5_METHOD_USERPASS ? SESSION_AUTH : SESSION_REQUEST;
+			s->state = s5_method_base(m) == S5_METHOD_USERPASS ? SESSION_AUTH : SESSION_REQUEST;
 			break;
 		case SESSION_AUTH:
 			r = s5_parse_auth(p, n, &cred, &used);

@@ -86,13 +86,23 @@ client_build_pipeline(struct s5_client *c)
 	return S5C_WANT_WRITE;
 }
 
-/* RFC 1928 §3: offer NONE always, and RFC 1929 only when we can answer it. */
+/* RFC 1928 §3: offer NONE always, and RFC 1929 only when we can answer it;
+ * learning, each one's _STREAM twin behind it. */
 static int
 client_build_greeting(struct s5_client *c)
 {
-	static const uint8_t methods[] = { S5_METHOD_NONE, S5_METHOD_USERPASS };
-	size_t nmethods = c->cred != NULL ? 2 : 1;
+	uint8_t methods[4];
+	size_t nmethods = 0;
 	int len;
+
+	methods[nmethods++] = S5_METHOD_NONE;
+	if (c->cred != NULL)
+		methods[nmethods++] = S5_METHOD_USERPASS;
+	if (c->learn) {
+		methods[nmethods++] = S5_METHOD_NONE_STREAM;
+		if (c->cred != NULL)
+			methods[nmethods++] = S5_METHOD_USERPASS_STREAM;
+	}
 
 	/* Refuse before a byte is sent rather than after the server answered. */
 	if (s5_addr_wire_len(&c->dst) == 0 ||
@@ -126,6 +136,12 @@ client_on_method(struct s5_client *c, uint8_t method)
 {
 	int len;
 
+	/* A _STREAM twin, offered only when learning: its plain method, and
+	 * the server's word that it reads a stream. */
+	if (c->learn && !c->sent_all && s5_method_base(method) != method) {
+		c->streams = true;
+		method = s5_method_base(method);
+	}
 	c->method = method;
 	/* Pipelined: credentials and request are out already. The server
 	 * may refuse our one method, or pick another: it cannot have read

@@ -36,8 +36,26 @@ enum s5_method {
 	S5_METHOD_NONE = 0x00,
 	S5_METHOD_GSSAPI = 0x01,
 	S5_METHOD_USERPASS = 0x02,
+	/*
+	 * Private methods (RFC 1928 §3: X'80' to X'FE'), ours: NONE and
+	 * USERPASS as they are, and the server reads the client's stream,
+	 * not one recv() per message, so a client may send its next
+	 * messages without waiting for each answer (SOCKSIFY_PIPELINE=auto).
+	 * Offered only beside the plain method they stand for; a server
+	 * that does not know them picks that one.
+	 */
+	S5_METHOD_NONE_STREAM = 0xE0,
+	S5_METHOD_USERPASS_STREAM = 0xE2,
 	S5_METHOD_UNACCEPTABLE = 0xFF,
 };
+
+/* The plain method a chosen one stands for (NONE for NONE_STREAM...). */
+static inline uint8_t
+s5_method_base(uint8_t m)
+{
+	return m == S5_METHOD_NONE_STREAM ? S5_METHOD_NONE :
+	    m == S5_METHOD_USERPASS_STREAM ? S5_METHOD_USERPASS : m;
+}
 
 enum s5_cmd {
 	S5_CMD_CONNECT = 0x01,
@@ -128,7 +146,8 @@ int s5_parse_greeting(const uint8_t *p, size_t n, struct s5_greeting *out, size_
 int s5_encode_greeting(uint8_t *buf, size_t cap, const uint8_t *methods, size_t nmethods);
 
 /* The server's choice: USERPASS when required and offered, NONE when allowed
- * and offered, else S5_METHOD_UNACCEPTABLE. */
+ * and offered, else S5_METHOD_UNACCEPTABLE; the _STREAM twin of the one
+ * chosen when that is offered too (the server reads a stream). */
 uint8_t s5_choose_method(const struct s5_greeting *g, bool require_userpass);
 
 /* Server -> client: VER METHOD. */
@@ -337,7 +356,7 @@ struct s5_client {
 	size_t in_len;
 	uint8_t out[S5_CLIENT_OUT_MAX];	/* the next message to send */
 	size_t out_len;
-	uint8_t method;			/* the method the server chose */
+	uint8_t method;			/* the method the server chose (its plain one) */
 	struct s5_reply reply;		/* valid after S5C_DONE or S5C_E_REPLY */
 	int status;			/* HTTP status or SOCKS4 CD of a refusal */
 	size_t seen;			/* private (HTTP): octets of the answer so far */
@@ -348,6 +367,11 @@ struct s5_client {
 	 * offers only the method that will be used (RFC 1929 with a
 	 * credential, else none). */
 	bool pipeline;
+	/* Set before the first step (SOCKS5, not pipelined): the greeting
+	 * also offers the _STREAM twin of each method, for the server to
+	 * say whether it reads a stream; streams then says it did. */
+	bool learn;
+	bool streams;
 	bool sent_all;			/* private: the request is out with the greeting */
 };
 

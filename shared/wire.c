@@ -169,12 +169,15 @@ s5_choose_method(const struct s5_greeting *g, bool require_userpass)
 	/*
 	 * With users configured only RFC 1929 will do. Without, offer NONE
 	 * only: choosing USERPASS would ask for credentials we cannot check.
+	 * A _STREAM twin only beside its plain method: a client offering it
+	 * alone is not one of ours.
 	 */
-	if (require_userpass)
-		return wire_offered(g, S5_METHOD_USERPASS) ?
-		    S5_METHOD_USERPASS : S5_METHOD_UNACCEPTABLE;
-	return wire_offered(g, S5_METHOD_NONE) ?
-	    S5_METHOD_NONE : S5_METHOD_UNACCEPTABLE;
+	uint8_t m = require_userpass ? S5_METHOD_USERPASS : S5_METHOD_NONE;
+	uint8_t twin = require_userpass ? S5_METHOD_USERPASS_STREAM : S5_METHOD_NONE_STREAM;
+
+	if (!wire_offered(g, m))
+		return S5_METHOD_UNACCEPTABLE;
+	return wire_offered(g, twin) ? twin : m;
 }
 
 int

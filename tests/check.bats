@@ -37,7 +37,7 @@ users() {
 	[ "$status" -eq 0 ]
 	[ "${lines[0]}" = "checking 1 hop (127.0.0.1:$PROXY_PORT) for localhost:$PROXY_PORT" ]
 	[[ "${lines[1]}" =~ ^hop\ 1\ of\ 1\ socks5h://127\.0\.0\.1:$PROXY_PORT:\ TCP\ to\ 127\.0\.0\.1:$PROXY_PORT:\ ok\ \([0-9.]+\ ms\)$ ]]
-	[[ "${lines[2]}" == "hop 1 of 1 socks5h://127.0.0.1:$PROXY_PORT: SOCKS5, no authentication; CONNECT localhost:$PROXY_PORT: ok, the name resolved by the proxy ("*" ms)" ]]
+	[[ "${lines[2]}" == "hop 1 of 1 socks5h://127.0.0.1:$PROXY_PORT: SOCKS5, no authentication, takes pipelined handshakes; CONNECT localhost:$PROXY_PORT: ok, the name resolved by the proxy ("*" ms)" ]]
 	[[ "${lines[3]}" =~ ^UDP:\ UDP\ ASSOCIATE\ offered\ \(relay\ 127\.0\.0\.1:[0-9]+\)$ ]]
 	[[ "${lines[4]}" =~ ^ok:\ the\ chain\ works ]]
 }
@@ -47,7 +47,7 @@ users() {
 	start_socksifyd -u "$USERS"
 	check -x "socks5://bob:hunter2@127.0.0.1:$PROXY_PORT"
 	[ "$status" -eq 0 ]
-	[[ "${lines[2]}" == "hop 1 of 1 socks5://bob@127.0.0.1:$PROXY_PORT: SOCKS5, username and password accepted; CONNECT 127.0.0.1:$PROXY_PORT: ok ("* ]]
+	[[ "${lines[2]}" == "hop 1 of 1 socks5://bob@127.0.0.1:$PROXY_PORT: SOCKS5, username and password accepted, takes pipelined handshakes; CONNECT 127.0.0.1:$PROXY_PORT: ok ("* ]]
 	check -x "socks5://bob:WRONGpw@127.0.0.1:$PROXY_PORT"
 	[ "$status" -eq 1 ]
 	has "hop 1 of 1 socks5://bob@127.0.0.1:$PROXY_PORT: FAILED: proxy 127.0.0.1:$PROXY_PORT rejected the password of user \"bob\" (a program would see EACCES)"
@@ -82,15 +82,15 @@ users() {
 	check -x "socks5h://127.0.0.1:$dead|socks5h://127.0.0.1:$PROXY_PORT"
 	[ "$status" -eq 0 ]
 	has "hop 1 of 1, alternative 1 of 2, socks5h://127.0.0.1:$dead: TCP to 127.0.0.1:$dead: FAILED: Connection refused"
-	[[ "${lines[3]}" == "hop 1 of 1, alternative 2 of 2, socks5h://127.0.0.1:$PROXY_PORT: SOCKS5, no authentication; CONNECT localhost:$PROXY_PORT: ok, the name resolved by the proxy ("*" ms)" ]]
+	[[ "${lines[3]}" == "hop 1 of 1, alternative 2 of 2, socks5h://127.0.0.1:$PROXY_PORT: SOCKS5, no authentication, takes pipelined handshakes; CONNECT localhost:$PROXY_PORT: ok, the name resolved by the proxy ("*" ms)" ]]
 	check -x "socks5://127.0.0.1:$dead|socks5://127.0.0.1:$PROXY_PORT"
 	[ "$status" -eq 0 ]
-	[[ "${lines[3]}" == "hop 1 of 1, alternative 2 of 2, socks5://127.0.0.1:$PROXY_PORT: SOCKS5, no authentication; CONNECT 127.0.0.1:$PROXY_PORT: ok ("*" ms)" ]]
+	[[ "${lines[3]}" == "hop 1 of 1, alternative 2 of 2, socks5://127.0.0.1:$PROXY_PORT: SOCKS5, no authentication, takes pipelined handshakes; CONNECT 127.0.0.1:$PROXY_PORT: ok ("*" ms)" ]]
 	# a chain: the last hop's alternatives, behind a first hop
 	check -x "socks5://127.0.0.1:$PROXY_PORT" -x "socks5h://127.0.0.1:$dead|socks5h://127.0.0.1:$PROXY_PORT"
 	[ "$status" -eq 0 ]
 	has "hop 1 of 2 socks5://127.0.0.1:$PROXY_PORT: FAILED: proxy 127.0.0.1:$PROXY_PORT (hop 1 of 2) refused the next hop 127.0.0.1:$dead: reply 05, connection refused; checking the next alternative"
-	[[ "$output" == *"hop 2 of 2, alternative 2 of 2, socks5h://127.0.0.1:$PROXY_PORT: SOCKS5, no authentication; CONNECT localhost:$PROXY_PORT: ok, the name resolved by the proxy ("* ]]
+	[[ "$output" == *"hop 2 of 2, alternative 2 of 2, socks5h://127.0.0.1:$PROXY_PORT: SOCKS5, no authentication, takes pipelined handshakes; CONNECT localhost:$PROXY_PORT: ok, the name resolved by the proxy ("* ]]
 }
 
 @test "--check-target: a name only the proxy resolves passes; one nobody resolves fails with reply 04" {
@@ -169,7 +169,7 @@ users() {
 	local mark=check-$$-$RANDOM left
 	TEST_MARK=$mark check
 	[ "$status" -eq 0 ]
-	[[ "${lines[2]}" == *": SOCKS5, username and password accepted; CONNECT localhost:"*": ok, the name resolved by the proxy ("* ]]
+	[[ "${lines[2]}" == *": SOCKS5, username and password accepted, takes pipelined handshakes; CONNECT localhost:"*": ok, the name resolved by the proxy ("* ]]
 	sleep 0.3
 	left=$(marked_pids "$mark")
 	for p in $left; do ps -o pid,ppid,args -p "$p" || true; done

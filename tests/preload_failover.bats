@@ -216,7 +216,7 @@ sessions_ok() { grep -c 'cmd=connect.*outcome=ok' "$1" || true; }
 	echo "$output"
 	[ "$status" -eq 0 ]
 	[[ "$output" == *"hop 1 of 1, alternative 1 of 2, socks5://127.0.0.1:$REFUSED_PORT: TCP to 127.0.0.1:$REFUSED_PORT: FAILED: Connection refused"* ]]
-	[[ "$output" == *"hop 1 of 1, alternative 2 of 2, socks5://127.0.0.1:$PROXY_PORT: SOCKS5, no authentication; CONNECT 127.0.0.1:$HTTP_PORT: ok"* ]]
+	[[ "$output" == *"hop 1 of 1, alternative 2 of 2, socks5://127.0.0.1:$PROXY_PORT: SOCKS5, no authentication, takes pipelined handshakes; CONNECT 127.0.0.1:$HTTP_PORT: ok"* ]]
 	[[ "$output" == *"ok: the chain works"* ]]
 }
 

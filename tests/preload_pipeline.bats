@@ -3,7 +3,8 @@ bats_require_minimum_version 1.5.0
 # Pipelined SOCKS5 handshakes (SOCKSIFY_PIPELINE, shared/client.c): the
 # greeting offering one method, the credentials and the request leave in
 # one write; what each server in the suites does with that; and the
-# default (auto) pipelining only the bundled socksifyd. A recording
+# default (auto) pipelining only to the bundled socksifyd and to a server
+# that said it reads a stream (a _STREAM method: socksifyd). A recording
 # forwarder in front of the proxy shows how the handshake arrived.
 
 load helpers/common
@@ -54,15 +55,81 @@ req_hex() { echo "050100017f000001$(port_hex "$HTTP_PORT")"; }
 	[ "$output" = EACCES ]
 }
 
-@test "auto (the default) and off: lock-step to an upstream proxy (the greeting alone first)" {
+# many MODE URL N: N GETs of hello.txt, one connection each, in one process.
+many() {
+	env SOCKSIFY_EXCLUDE=none SOCKSIFY_PIPELINE="$1" SOCKSIFY_LOG_FILE="$BATS_TEST_TMPDIR/lib.log" \
+		LD_PRELOAD="$LIB" SOCKSIFY_PROXY="$2" timeout -k 5 30 \
+		python3 "$HELPERS/failover.py" many "$HTTP_PORT" "$3"
+}
+
+@test "auto (the default): lock-step to a socksifyd not heard yet, offering the stream twins (E0, E2); pipelined from the next connect on; off: the plain greeting every time" {
+	printf 'bob:pw\n' >"$BATS_TEST_TMPDIR/users"
+	chmod 600 "$BATS_TEST_TMPDIR/users"
 	start_socksifyd --no-auth
 	record "$PROXY_PORT"
+	run many auto "socks5://127.0.0.1:$REC_PORT" 3
+	[ "$output" = "ok 3" ]
+	[ "$(sed -n 1p "$REC_LOG")" = 050200e0 ]
+	[ "$(sed -n 2p "$REC_LOG")" = "050100$(req_hex)" ]
+	[ "$(sed -n 3p "$REC_LOG")" = "050100$(req_hex)" ]
+	run many off "socks5://127.0.0.1:$REC_PORT" 2
+	[ "$output" = "ok 2" ]
+	[ "$(sed -n 4p "$REC_LOG")" = 050100 ]
+	[ "$(sed -n 5p "$REC_LOG")" = 050100 ]
+	# What a process learnt dies with it: a new one asks again.
 	run get auto "socks5://127.0.0.1:$REC_PORT"
 	[ "$output" = "$HELLO_SHA" ]
-	run get off "socks5://127.0.0.1:$REC_PORT"
-	[ "$output" = "$HELLO_SHA" ]
-	[ "$(sed -n 1p "$REC_LOG")" = 050100 ]
-	[ "$(sed -n 2p "$REC_LOG")" = 050100 ]
+	[ "$(sed -n 6p "$REC_LOG")" = 050200e0 ]
+	stop_all
+	start_http 127.0.0.1
+	start_socksifyd -u "$BATS_TEST_TMPDIR/users"
+	record "$PROXY_PORT"
+	run many auto "socks5://bob:pw@127.0.0.1:$REC_PORT" 2
+	[ "$output" = "ok 2" ]
+	[ "$(sed -n 1p "$REC_LOG")" = 05040002e0e2 ]
+	[ "$(sed -n 2p "$REC_LOG")" = "0501020103$(hex bob)02$(hex pw)$(req_hex)" ]
+}
+
+@test "auto: a chain of two socksifyd, both hops in the first write once both have said they stream" {
+	start_socksifyd --no-auth
+	local second=$PROXY_PORT
+	start_socksifyd --no-auth
+	record "$PROXY_PORT"
+	run many auto "socks5://127.0.0.1:$REC_PORT,socks5://127.0.0.1:$second" 2
+	[ "$output" = "ok 2" ]
+	[ "$(sed -n 1p "$REC_LOG")" = 050200e0 ]
+	[ "$(sed -n 2p "$REC_LOG")" = "050100050100017f000001$(port_hex "$second")050100$(req_hex)" ]
+}
+
+@test "auto: a learnt hop that stalls (another server took its port) costs one connect, then lock-step again" {
+	local port
+	port=$(free_port)
+	start_socksifyd --no-auth -l "127.0.0.1:$port"
+	command -v microsocks >/dev/null || skip "microsocks is not installed (scripts/deps.sh test)"
+	record "$port"
+	env SOCKSIFY_EXCLUDE=none SOCKSIFY_TIMEOUT=1 LD_PRELOAD="$LIB" SOCKSIFY_PROXY="socks5://127.0.0.1:$REC_PORT" \
+		timeout -k 5 40 python3 "$HELPERS/failover.py" swap "$HTTP_PORT" "$BATS_TEST_TMPDIR/swapped" \
+		>"$BATS_TEST_TMPDIR/swap.out" 2>"$BATS_TEST_TMPDIR/swap.err" 3>&- &
+	PIDS+=($!)
+	local client=$!
+	wait_for_line "$BATS_TEST_TMPDIR/swap.out" 100 '^[0-9a-f]{64}$'
+	kill "$SOCKSIFYD_PID"
+	wait "$SOCKSIFYD_PID" || true
+	microsocks -i 127.0.0.1 -p "$port" 3>&- >"$BATS_TEST_TMPDIR/microsocks.log" 2>&1 &
+	PIDS+=($!)
+	wait_for_port "$port" 50
+	touch "$BATS_TEST_TMPDIR/swapped"
+	wait "$client"
+	run cat "$BATS_TEST_TMPDIR/swap.out"
+	[ "${lines[0]}" = "$HELLO_SHA" ]
+	# Pipelined to microsocks, which drops the request: the timeout ...
+	[ "${lines[1]}" = ETIMEDOUT ]
+	grep -q "did not finish the handshake within 1000 ms" "$BATS_TEST_TMPDIR/swap.err"
+	# ... and the next connect asks again, and microsocks picks 00.
+	[ "${lines[2]}" = "$HELLO_SHA" ]
+	[ "$(sed -n 1p "$REC_LOG")" = 050200e0 ]
+	[ "$(sed -n 2p "$REC_LOG")" = "050100$(req_hex)" ]
+	[ "$(sed -n 3p "$REC_LOG")" = 050200e0 ]
 }
 
 @test "auto with the bundled socksifyd: pipelined to it alone, never to a proxy a descendant picks (a nested socksify -x microsocks works)" {
@@ -98,24 +165,35 @@ req_hex() { echo "050100017f000001$(port_hex "$HTTP_PORT")"; }
 	[ "$(head -n 1 "$REC_LOG")" = "050100050100017f000001$(port_hex "$PROXY_PORT")" ]
 }
 
-@test "microsocks drops a pipelined request: on stalls to SOCKSIFY_TIMEOUT (ETIMEDOUT); auto works" {
+# auto_lockstep PORT: three connects of one process under auto through a
+# recorder in front of PORT: each a lock-step greeting offering E0, which
+# the server did not pick (or it would have been pipelined to).
+auto_lockstep() {
+	record "$1"
+	run many auto "socks5://127.0.0.1:$REC_PORT" 3
+	[ "$output" = "ok 3" ]
+	[ "$(cat "$REC_LOG")" = "$(printf '050200e0\n%.0s' 1 2 3)" ]
+}
+
+@test "microsocks drops a pipelined request: on stalls to SOCKSIFY_TIMEOUT (ETIMEDOUT); auto works, lock-step every time" {
 	start_microsocks
 	SOCKSIFY_TIMEOUT=1 run get on "socks5://127.0.0.1:$PROXY_PORT"
 	[ "$output" = ETIMEDOUT ]
-	run get auto "socks5://127.0.0.1:$PROXY_PORT"
-	[ "$output" = "$HELLO_SHA" ]
+	auto_lockstep "$PROXY_PORT"
 }
 
-@test "danted takes a pipelined handshake" {
+@test "danted takes a pipelined handshake; under auto it is not offered one" {
 	start_danted
 	run get on "socks5://127.0.0.1:$PROXY_PORT"
 	[ "$output" = "$HELLO_SHA" ]
+	auto_lockstep "$PROXY_PORT"
 }
 
-@test "ssh -D takes a pipelined handshake" {
+@test "ssh -D takes a pipelined handshake; under auto it is not offered one" {
 	start_ssh_socks
 	run get on "socks5://127.0.0.1:$SOCKS_PORT"
 	[ "$output" = "$HELLO_SHA" ]
+	auto_lockstep "$SOCKS_PORT"
 }
 
 @test "SOCKSIFY_PIPELINE with an unknown value: one line, then auto" {

@@ -18,9 +18,14 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	FUZZ_CHECK(memcmp(buf, data, used) == 0);
 	FUZZ_CHECK(s5_encode_greeting(buf, used - 1, g.methods, g.nmethods) == -1);
 	(void)s5_choose_method(&g, data[used - 1] & 1);
-	FUZZ_CHECK(s5_choose_method(&g, true) == S5_METHOD_USERPASS ||
-	    s5_choose_method(&g, true) == S5_METHOD_UNACCEPTABLE);
-	FUZZ_CHECK(s5_choose_method(&g, false) == S5_METHOD_NONE ||
-	    s5_choose_method(&g, false) == S5_METHOD_UNACCEPTABLE);
+	/* A method chosen was offered, and a _STREAM twin never alone. */
+	FUZZ_CHECK(s5_choose_method(&g, true) == S5_METHOD_UNACCEPTABLE ||
+	    (memchr(g.methods, S5_METHOD_USERPASS, g.nmethods) != NULL &&
+	    memchr(g.methods, s5_choose_method(&g, true), g.nmethods) != NULL &&
+	    s5_method_base(s5_choose_method(&g, true)) == S5_METHOD_USERPASS));
+	FUZZ_CHECK(s5_choose_method(&g, false) == S5_METHOD_UNACCEPTABLE ||
+	    (memchr(g.methods, S5_METHOD_NONE, g.nmethods) != NULL &&
+	    memchr(g.methods, s5_choose_method(&g, false), g.nmethods) != NULL &&
+	    s5_method_base(s5_choose_method(&g, false)) == S5_METHOD_NONE));
 	return 0;
 }

@@ -858,7 +858,7 @@ fuzz_check_client(const struct fuzz *f, const struct shim_sock *c)
 		FUZZ_CHECK(olen == oo && c->out_shut);
 		return;
 	}
-	if (m == S5_METHOD_USERPASS) {
+	if (s5_method_base(m) == S5_METHOD_USERPASS) {
 		if (oo == olen)
 			return;
 		r = s5_parse_auth_reply(o + oo, olen - oo, &st, &used);

@@ -13,6 +13,9 @@ usage: failover.py MODE PORT [N]
             were refused, and the slowest of all but the first in ms
   fork      one GET, then a fork()ed child's GET and an exec()ed child's
             (a new python): three sha256 lines
+  swap      one GET; then, once the file named by N exists (30 s at most),
+            two more: three lines as get's (the test swaps the proxy
+            between)
 """
 import errno
 import hashlib
@@ -58,7 +61,7 @@ def get(port, blocking=True):
 
 def main():
     mode, port = sys.argv[1], int(sys.argv[2])
-    n = int(sys.argv[3]) if len(sys.argv) > 3 else 1
+    n = int(sys.argv[3]) if len(sys.argv) > 3 and mode != "swap" else 1
     if mode == "get":
         print(get(port))
     elif mode == "nonblock":
@@ -84,6 +87,14 @@ def main():
                 worst = max(worst, (time.monotonic() - t0) * 1000)
             s.close()
         print("refused %d later-max-ms %.3f" % (refused, worst))
+    elif mode == "swap":
+        print(get(port), flush=True)
+        for _ in range(300):
+            if os.path.exists(sys.argv[3]):
+                break
+            time.sleep(0.1)
+        print(get(port))
+        print(get(port))
     elif mode == "fork":
         print(get(port))
         sys.stdout.flush()

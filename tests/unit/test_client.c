@@ -97,6 +97,62 @@ client_noauth(void)
 	}
 }
 
+/* Learning: the greeting offers each method's _STREAM twin behind it; a
+ * server picking one is read as the plain method, and said to stream. */
+static void
+client_learn(void)
+{
+	static const uint8_t srv_stream[] = { 0x05, 0xE0,
+	    0x05, 0x00, 0x00, 0x01, 10, 0, 0, 1, 0x30, 0x39 };
+	static const uint8_t srv_plain[] = { 0x05, 0x00,
+	    0x05, 0x00, 0x00, 0x01, 10, 0, 0, 1, 0x30, 0x39 };
+	static const uint8_t srv_auth[] = { 0x05, 0xE2, 0x01, 0x00,
+	    0x05, 0x00, 0x00, 0x01, 1, 2, 3, 4, 0, 5 };
+	struct s5_client c;
+	struct s5_cred cred;
+	struct s5_addr dst;
+	struct run run;
+
+	client_addr(&dst);
+	s5_client_init(&c, S5_CMD_CONNECT, &dst, NULL);
+	c.learn = true;
+	client_run(&c, srv_stream, sizeof(srv_stream), 0, &run);
+	CHECK_INT(run.r, S5C_DONE);
+	CHECK_INT(run.sent_len, 4 + sizeof(request_dn));
+	CHECK_MEM(run.sent, "\x05\x02\x00\xE0", 4);
+	CHECK_MEM(run.sent + 4, request_dn, sizeof(request_dn));
+	CHECK_INT(c.method, S5_METHOD_NONE);
+	CHECK_INT(c.streams, 1);
+
+	/* A server that knows no twin picks the plain method. */
+	s5_client_init(&c, S5_CMD_CONNECT, &dst, NULL);
+	c.learn = true;
+	client_run(&c, srv_plain, sizeof(srv_plain), 0, &run);
+	CHECK_INT(run.r, S5C_DONE);
+	CHECK_INT(c.method, S5_METHOD_NONE);
+	CHECK_INT(c.streams, 0);
+
+	/* Not learning, a twin we never offered is a protocol error. */
+	s5_client_init(&c, S5_CMD_CONNECT, &dst, NULL);
+	client_run(&c, srv_stream, sizeof(srv_stream), 0, &run);
+	CHECK_INT(run.r, S5C_E_PROTO);
+	CHECK_INT(run.sent_len, 3);
+
+	memset(&cred, 0, sizeof(cred));
+	cred.ulen = 3;
+	memcpy(cred.user, "bob", 4);
+	cred.plen = 2;
+	memcpy(cred.pass, "pw", 3);
+	s5_client_init(&c, S5_CMD_CONNECT, &dst, &cred);
+	c.learn = true;
+	client_run(&c, srv_auth, sizeof(srv_auth), 0, &run);
+	CHECK_INT(run.r, S5C_DONE);
+	CHECK_MEM(run.sent, "\x05\x04\x00\x02\xE0\xE2", 6);
+	CHECK_MEM(run.sent + 6, "\x01\x03" "bob" "\x02" "pw", 8);
+	CHECK_INT(c.method, S5_METHOD_USERPASS);
+	CHECK_INT(c.streams, 1);
+}
+
 static void
 client_bnd_types(void)
 {
@@ -688,6 +744,7 @@ test_client(void)
 {
 	UNIT_RUN(client_pipelined);
 	UNIT_RUN(client_noauth);
+	UNIT_RUN(client_learn);
 	UNIT_RUN(client_bnd_types);
 	UNIT_RUN(client_want);
 	UNIT_RUN(client_auth);

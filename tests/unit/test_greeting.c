@@ -103,6 +103,26 @@ greeting_choose(void)
 	g.methods[0] = S5_METHOD_GSSAPI;
 	g.methods[1] = S5_METHOD_NONE;
 	CHECK_INT(s5_choose_method(&g, false), S5_METHOD_UNACCEPTABLE);
+
+	/* The _STREAM twins: chosen beside their plain method, never alone. */
+	g.nmethods = 4;
+	g.methods[0] = S5_METHOD_NONE;
+	g.methods[1] = S5_METHOD_USERPASS;
+	g.methods[2] = S5_METHOD_NONE_STREAM;
+	g.methods[3] = S5_METHOD_USERPASS_STREAM;
+	CHECK_INT(s5_choose_method(&g, false), S5_METHOD_NONE_STREAM);
+	CHECK_INT(s5_choose_method(&g, true), S5_METHOD_USERPASS_STREAM);
+	g.nmethods = 3;
+	CHECK_INT(s5_choose_method(&g, false), S5_METHOD_NONE_STREAM);
+	CHECK_INT(s5_choose_method(&g, true), S5_METHOD_USERPASS);
+	g.nmethods = 2;
+	g.methods[0] = S5_METHOD_NONE_STREAM;
+	g.methods[1] = S5_METHOD_USERPASS_STREAM;
+	CHECK_INT(s5_choose_method(&g, false), S5_METHOD_UNACCEPTABLE);
+	CHECK_INT(s5_choose_method(&g, true), S5_METHOD_UNACCEPTABLE);
+	CHECK_INT(s5_method_base(S5_METHOD_NONE_STREAM), S5_METHOD_NONE);
+	CHECK_INT(s5_method_base(S5_METHOD_USERPASS_STREAM), S5_METHOD_USERPASS);
+	CHECK_INT(s5_method_base(S5_METHOD_GSSAPI), S5_METHOD_GSSAPI);
 }
 
 static void
