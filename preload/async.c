@@ -254,6 +254,8 @@ async_kick_engine(void)
 static void
 async_mark_done(struct async_slot *s, int err)
 {
+	if (err != 0)
+		tunnel_unlearn(&s->t);	/* also a cancel: no tunnel_retry() */
 	s->err = err;
 	s->state = SLOT_DONE;
 	async_npending--;

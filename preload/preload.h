@@ -343,6 +343,11 @@ void tunnel_follow(struct tunnel *t, int fd);
  * tried before deadline, fd is disconnected, t reset to dial that one
  * (its attempt's deadline set) and true returned; else false. */
 bool tunnel_retry(struct tunnel *t, int fd, int err, long long deadline);
+/* t failed or was given up: a hop pipelined on its server's word (under
+ * SOCKSIFY_PIPELINE=auto) that had not answered the request is asked
+ * again, lock-step, next time. tunnel_retry() calls it; the drivers too,
+ * on a failure or cancel that does not go through tunnel_retry(). */
+void tunnel_unlearn(const struct tunnel *t);
 /* Go on as far as fd allows without waiting: enum tunnel_want, or -errno
  * (CONTRACT.md's). fd is TCP-connected to the first hop. */
 int tunnel_step(struct tunnel *t, int fd);

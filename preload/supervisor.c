@@ -556,8 +556,10 @@ sup_job_finish(struct sup_job *j, int err)
 	bool told;
 
 	if (j->kind == JOB_TUNNEL) {
-		if (err != 0)
+		if (err != 0) {
+			tunnel_unlearn(&j->t);
 			tunnel_dissolve(j->fd);
+		}
 		connect_trace(j->dest, err, &j->t);
 	}
 	if (err == 0) {

@@ -111,8 +111,11 @@ tunnel_machine(const struct tunnel *t, size_t i, struct s5_client *c)
 	else
 		s5_client_init_proto(c, hop->proto, t->cmd, &t->dst,
 		    hop->has_cred ? &hop->cred : NULL);
-	c->pipeline = socks5 && (preload_cfg.pipeline || (preload_cfg.pipeline_learn &&
-	    __atomic_load_n(&h->streams, __ATOMIC_RELAXED)));
+	/* A hop whose whole handshake went ahead (tunnel_ahead()) reads
+	 * its replies as pipelined, whatever another connect has since
+	 * learnt of its server: the flag is read once per hop and attempt. */
+	c->pipeline = socks5 && (preload_cfg.pipeline || (i > 0 && t->ahead_hop == i) ||
+	    (preload_cfg.pipeline_learn && __atomic_load_n(&h->streams, __ATOMIC_RELAXED)));
 	c->learn = socks5 && preload_cfg.pipeline_learn && !c->pipeline;
 }
 
@@ -126,10 +129,11 @@ tunnel_learn(const struct tunnel *t, bool streams)
 
 /*
  * A hop pipelined on its server's word that then failed before it
- * answered a request (stalled, hung up, spoke nonsense): another server
- * may listen there now. Its next handshake goes lock-step and asks again.
+ * answered a request (stalled, hung up, spoke nonsense, or the program
+ * gave up on it first): another server may listen there now. Its next
+ * handshake goes lock-step and asks again; a wrong guess costs that.
  */
-static void
+void
 tunnel_unlearn(const struct tunnel *t)
 {
 	if (t->hop < preload_cfg.nhops && t->started && t->c.pipeline &&

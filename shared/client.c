@@ -86,8 +86,21 @@ client_build_pipeline(struct s5_client *c)
 	return S5C_WANT_WRITE;
 }
 
+/*
+ * The one twin a learning greeting offers: that of the method the
+ * pipelined greeting offers alone (client_build_pipeline()), so that a
+ * server picking it has said it takes exactly that handshake. A server
+ * that takes no login picks NONE, never the twin, beside a credential.
+ */
+static uint8_t
+client_stream_twin(const struct s5_client *c)
+{
+	return c->cred != NULL ? S5_METHOD_USERPASS_STREAM : S5_METHOD_NONE_STREAM;
+}
+
 /* RFC 1928 §3: offer NONE always, and RFC 1929 only when we can answer it;
- * learning, each one's _STREAM twin behind it. */
+ * learning, the _STREAM twin of the method a pipelined handshake would use
+ * (client_stream_twin()) behind them. */
 static int
 client_build_greeting(struct s5_client *c)
 {
@@ -98,11 +111,8 @@ client_build_greeting(struct s5_client *c)
 	methods[nmethods++] = S5_METHOD_NONE;
 	if (c->cred != NULL)
 		methods[nmethods++] = S5_METHOD_USERPASS;
-	if (c->learn) {
-		methods[nmethods++] = S5_METHOD_NONE_STREAM;
-		if (c->cred != NULL)
-			methods[nmethods++] = S5_METHOD_USERPASS_STREAM;
-	}
+	if (c->learn)
+		methods[nmethods++] = client_stream_twin(c);
 
 	/* Refuse before a byte is sent rather than after the server answered. */
 	if (s5_addr_wire_len(&c->dst) == 0 ||
@@ -136,9 +146,10 @@ client_on_method(struct s5_client *c, uint8_t method)
 {
 	int len;
 
-	/* A _STREAM twin, offered only when learning: its plain method, and
-	 * the server's word that it reads a stream. */
-	if (c->learn && !c->sent_all && s5_method_base(method) != method) {
+	/* The _STREAM twin we offered: its plain method, and the server's
+	 * word that it reads a stream. One we did not offer falls to the
+	 * protocol error below. */
+	if (c->learn && !c->sent_all && method == client_stream_twin(c)) {
 		c->streams = true;
 		method = s5_method_base(method);
 	}

@@ -86,8 +86,18 @@ many() {
 	record "$PROXY_PORT"
 	run many auto "socks5://bob:pw@127.0.0.1:$REC_PORT" 2
 	[ "$output" = "ok 2" ]
-	[ "$(sed -n 1p "$REC_LOG")" = 05040002e0e2 ]
+	[ "$(sed -n 1p "$REC_LOG")" = 05030002e2 ]
 	[ "$(sed -n 2p "$REC_LOG")" = "0501020103$(hex bob)02$(hex pw)$(req_hex)" ]
+}
+
+@test "auto: credentials in the URL, a socksifyd that takes no login: it picks 00: every connect lock-step, the password sent only after a method reply asked for it (never here), no error" {
+	start_socksifyd --no-auth
+	record "$PROXY_PORT"
+	run many auto "socks5://bob:pw@127.0.0.1:$REC_PORT" 3
+	[ "$output" = "ok 3" ]
+	[ "$(cat "$REC_LOG")" = "$(printf '05030002e2\n%.0s' 1 2 3)" ]
+	# Nothing to say: the library wrote no line at all.
+	[ ! -s "$BATS_TEST_TMPDIR/lib.log" ]
 }
 
 @test "auto: a chain of two socksifyd, both hops in the first write once both have said they stream" {
@@ -101,13 +111,18 @@ many() {
 	[ "$(sed -n 2p "$REC_LOG")" = "050100050100017f000001$(port_hex "$second")050100$(req_hex)" ]
 }
 
-@test "auto: a learnt hop that stalls (another server took its port) costs one connect, then lock-step again" {
-	local port
+# swap LIMIT: a process connects through a socksifyd on a port it then
+# leaves to microsocks (which drops a pipelined request), and connects
+# twice more; LIMIT: what ends the stalled connect, "proxy"
+# (SOCKSIFY_TIMEOUT=1) or "program" (its own 1 s bound). Sets lines.
+swap() {
+	local port limit=(SOCKSIFY_TIMEOUT=1)
+	[ "$1" = program ] && limit=(FAILOVER_CONNECT_TIMEOUT=1)
+	command -v microsocks >/dev/null || skip "microsocks is not installed (scripts/deps.sh test)"
 	port=$(free_port)
 	start_socksifyd --no-auth -l "127.0.0.1:$port"
-	command -v microsocks >/dev/null || skip "microsocks is not installed (scripts/deps.sh test)"
 	record "$port"
-	env SOCKSIFY_EXCLUDE=none SOCKSIFY_TIMEOUT=1 LD_PRELOAD="$LIB" SOCKSIFY_PROXY="socks5://127.0.0.1:$REC_PORT" \
+	env SOCKSIFY_EXCLUDE=none "${limit[@]}" LD_PRELOAD="$LIB" SOCKSIFY_PROXY="socks5://127.0.0.1:$REC_PORT" \
 		timeout -k 5 40 python3 "$HELPERS/failover.py" swap "$HTTP_PORT" "$BATS_TEST_TMPDIR/swapped" \
 		>"$BATS_TEST_TMPDIR/swap.out" 2>"$BATS_TEST_TMPDIR/swap.err" 3>&- &
 	PIDS+=($!)
@@ -121,6 +136,10 @@ many() {
 	touch "$BATS_TEST_TMPDIR/swapped"
 	wait "$client"
 	run cat "$BATS_TEST_TMPDIR/swap.out"
+}
+
+@test "auto: a learnt hop that stalls (another server took its port) costs one connect, then lock-step again" {
+	swap proxy
 	[ "${lines[0]}" = "$HELLO_SHA" ]
 	# Pipelined to microsocks, which drops the request: the timeout ...
 	[ "${lines[1]}" = ETIMEDOUT ]
@@ -128,6 +147,15 @@ many() {
 	# ... and the next connect asks again, and microsocks picks 00.
 	[ "${lines[2]}" = "$HELLO_SHA" ]
 	[ "$(sed -n 1p "$REC_LOG")" = 050200e0 ]
+	[ "$(sed -n 2p "$REC_LOG")" = "050100$(req_hex)" ]
+	[ "$(sed -n 3p "$REC_LOG")" = 050200e0 ]
+}
+
+@test "auto: the same when the program gives up on the stalled connect first (its own timeout, then close())" {
+	swap program
+	[ "${lines[0]}" = "$HELLO_SHA" ]
+	[ "${lines[1]}" = timeout ]
+	[ "${lines[2]}" = "$HELLO_SHA" ]
 	[ "$(sed -n 2p "$REC_LOG")" = "050100$(req_hex)" ]
 	[ "$(sed -n 3p "$REC_LOG")" = 050200e0 ]
 }

@@ -29,8 +29,19 @@ import time
 
 def get(port, blocking=True):
     s = socket.socket()
+    # FAILOVER_CONNECT_TIMEOUT: the program's own bound on connect(), in
+    # seconds (Python's settimeout(): a non-blocking connect, then poll()).
+    limit = os.environ.get("FAILOVER_CONNECT_TIMEOUT")
     try:
-        if blocking:
+        if blocking and limit:
+            s.settimeout(float(limit))
+            try:
+                s.connect(("127.0.0.1", port))
+            except socket.timeout:
+                s.close()
+                return "timeout"
+            s.settimeout(None)
+        elif blocking:
             s.connect(("127.0.0.1", port))
         else:
             s.setblocking(False)

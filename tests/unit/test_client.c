@@ -147,10 +147,24 @@ client_learn(void)
 	c.learn = true;
 	client_run(&c, srv_auth, sizeof(srv_auth), 0, &run);
 	CHECK_INT(run.r, S5C_DONE);
-	CHECK_MEM(run.sent, "\x05\x04\x00\x02\xE0\xE2", 6);
-	CHECK_MEM(run.sent + 6, "\x01\x03" "bob" "\x02" "pw", 8);
+	CHECK_MEM(run.sent, "\x05\x03\x00\x02\xE2", 5);
+	CHECK_MEM(run.sent + 5, "\x01\x03" "bob" "\x02" "pw", 8);
 	CHECK_INT(c.method, S5_METHOD_USERPASS);
 	CHECK_INT(c.streams, 1);
+
+	/* With a credential only E2 is offered: E0 (a server taking no
+	 * login) is an error, as is E2 without one. */
+	s5_client_init(&c, S5_CMD_CONNECT, &dst, &cred);
+	c.learn = true;
+	client_run(&c, srv_stream, sizeof(srv_stream), 0, &run);
+	CHECK_INT(run.r, S5C_E_PROTO);
+	CHECK_INT(c.streams, 0);
+	s5_client_init(&c, S5_CMD_CONNECT, &dst, NULL);
+	c.learn = true;
+	client_run(&c, srv_auth, sizeof(srv_auth), 0, &run);
+	CHECK_INT(run.r, S5C_E_PROTO);
+	CHECK_INT(c.streams, 0);
+	CHECK_MEM(run.sent, "\x05\x02\x00\xE0", 4);
 }
 
 static void
