@@ -124,6 +124,28 @@ addr_format(void)
 	CHECK_INT(s5_addr_format(&a, buf, 11), 10);
 	CHECK_INT(s5_addr_format(&a, buf, 10), -1);
 	CHECK_INT(s5_addr_format(&a, buf, 0), -1);
+	{
+		/* Every octet value, against inet_ntop(). */
+		char want[INET_ADDRSTRLEN + 8];
+		uint8_t q[4];
+		unsigned v;
+
+		for (v = 0; v < 256; v++) {
+			q[0] = (uint8_t)v;
+			q[1] = (uint8_t)(255 - v);
+			q[2] = (uint8_t)(v * 7);
+			q[3] = (uint8_t)(v / 3);
+			inet_ntop(AF_INET, q, want, INET_ADDRSTRLEN);
+			strcat(want, ":0");
+			s5_addr_set_ip4(&a, q, 0);
+			CHECK_INT(s5_addr_format(&a, buf, sizeof(buf)), (int)strlen(want));
+			CHECK_STR(buf, want);
+		}
+		s5_addr_set_ip4(&a, (const uint8_t[4]){ 255, 255, 255, 255 }, 65535);
+		CHECK_INT(s5_addr_format(&a, buf, sizeof(buf)), 21);
+		CHECK_STR(buf, "255.255.255.255:65535");
+		CHECK_INT(s5_addr_format(&a, buf, 21), -1);
+	}
 
 	s5_addr_set_ip6(&a, ip6, 80);
 	CHECK_INT(s5_addr_format(&a, buf, sizeof(buf)), 8);
