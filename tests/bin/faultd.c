@@ -352,7 +352,10 @@ conn_serve(int fd)
 		goto out;
 	memmove(in, in + used, len - used);
 	len -= used;
-	method = s5_choose_method(&g, cfg.need_auth);
+	/* The plain method: faultd's faults are placed in a lock-step
+	 * handshake, so it never says it reads a stream (X'E0', X'E2'),
+	 * and libsocksify never pipelines to it. */
+	method = s5_method_base(s5_choose_method(&g, cfg.need_auth));
 	n = s5_encode_method_reply(out, sizeof(out), method);
 	if (n < 0 || conn_answer(fd, STEP_GREETING, out, (size_t)n) < 0)
 		return;
