@@ -119,6 +119,15 @@ tunnel_machine(const struct tunnel *t, size_t i, struct s5_client *c)
 	c->learn = socks5 && preload_cfg.pipeline_learn && !c->pipeline;
 }
 
+/* Hop t->hop's handshake is pipelined on its server's word alone
+ * (SOCKSIFY_PIPELINE=auto), not because the user or launcher said so. */
+static bool
+tunnel_learned(const struct tunnel *t)
+{
+	return t->hop < preload_cfg.nhops && t->started && t->c.pipeline &&
+	    !preload_cfg.pipeline;
+}
+
 /* What hop t->hop's server said of itself, or its failure undid. */
 static void
 tunnel_learn(const struct tunnel *t, bool streams)
@@ -136,8 +145,7 @@ tunnel_learn(const struct tunnel *t, bool streams)
 void
 tunnel_unlearn(const struct tunnel *t)
 {
-	if (t->hop < preload_cfg.nhops && t->started && t->c.pipeline &&
-	    !preload_cfg.pipeline && t->rep < 0)
+	if (tunnel_learned(t) && t->rep < 0)
 		tunnel_learn(t, false);
 }
 
@@ -252,9 +260,13 @@ tunnel_step(struct tunnel *t, int fd)
 			t->want_read = false;
 			if (!t->answered) {
 				/* Alive: what stalls from now on is the
-				 * next hop's, or the target's. */
+				 * next hop's, or the target's. Pipelined on
+				 * its word alone, a stall may be its own (a
+				 * server that drops what follows a message):
+				 * it keeps its share (tunnel_retry()). */
 				t->answered = true;
-				tunnel_share(t, t->hop + 1);
+				if (!tunnel_learned(t))
+					tunnel_share(t, t->hop + 1);
 			}
 		}
 		r = s5_client_step(&t->c, t->in, t->in_len, &used);
@@ -450,8 +462,10 @@ tunnel_explain(const struct tunnel *t, int err, char *buf, size_t cap)
 		break;
 	case TR_TIMEOUT:
 		n = snprintf(buf, cap, "%s did not finish the handshake within %d ms "
-		    "(%sSOCKSIFY_TIMEOUT)", hop, t->share_ms > 0 ? t->share_ms :
-		    preload_cfg.timeout_ms, t->share_ms > 0 ? "its share of " : "");
+		    "(%sSOCKSIFY_TIMEOUT)%s", hop, t->share_ms > 0 ? t->share_ms :
+		    preload_cfg.timeout_ms, t->share_ms > 0 ? "its share of " : "",
+		    tunnel_learned(t) ? "; it was pipelined, as the server there said it "
+		    "could take (SOCKSIFY_PIPELINE=auto): the next connect asks again" : "");
 		break;
 	case TR_CLOSED:
 		n = snprintf(buf, cap, "%s closed the connection during the handshake",
@@ -463,6 +477,13 @@ tunnel_explain(const struct tunnel *t, int err, char *buf, size_t cap)
 		    "its answer is no reply of that protocol");
 		break;
 	case TR_NO_METHOD:
+		if (p->has_cred && tunnel_learned(t)) {
+			n = snprintf(buf, cap, "%s does not take a username and password "
+			    "any more (it did when it said it could take a pipelined "
+			    "handshake, SOCKSIFY_PIPELINE=auto; the next connect asks "
+			    "again)", hop);
+			break;
+		}
 		if (p->has_cred && t->c.pipeline) {
 			/* Pipelined, we offered the username and password alone. */
 			n = snprintf(buf, cap, "%s does not take a username and password "
@@ -735,7 +756,13 @@ tunnel_retry(struct tunnel *t, int fd, int err, long long deadline)
 	tunnel_unlearn(t);
 	if (pos >= preload_cfg.nhops || t->down_hop != 0)
 		return false;
-	if (t->rep >= 0 || (t->answered && t->why == 0)) {
+	if (tunnel_learned(t) && t->rep < 0 && t->answered && t->why == 0) {
+		/* Pipelined on its word, it answered in part, then went
+		 * quiet: as a server does that drops what follows a message
+		 * (another one took the port), or as a slow target does.
+		 * The next alternative, this one not marked down. */
+		down = false;
+	} else if (t->rep >= 0 || (t->answered && t->why == 0)) {
 		/* A refusal, or a stall or hang-up after the hop answered:
 		 * about the next hop (that hop failed), or the target, which
 		 * is no proxy's failure. */

@@ -237,8 +237,8 @@ proxy_check(const char *url, const char *what)
 	size_t n, bad;
 
 	if (strchr(url, ',') != NULL)
-		die(EXIT_SELF, "%s %s%s: ',' separates proxies; write it as %%2C",
-		    what, hidden, shown);
+		die(EXIT_SELF, "%s %s%s: one proxy a -x: a chain is one -x per hop, "
+		    "in order (a ',' inside a URL is written %%2C)", what, hidden, shown);
 	if (s5_hop_parse(url, strlen(url), alts, PRELOAD_MAX_ALTS, &n, &bad, &why) < 0) {
 		if (bad > 0 && strchr(url, '|') != NULL)
 			die(EXIT_SELF, "%s %s%s: alternative %zu: %s", what, hidden, shown,

@@ -111,18 +111,36 @@ many() {
 	[ "$(sed -n 2p "$REC_LOG")" = "050100050100017f000001$(port_hex "$second")050100$(req_hex)" ]
 }
 
-# swap LIMIT: a process connects through a socksifyd on a port it then
-# leaves to microsocks (which drops a pipelined request), and connects
-# twice more; LIMIT: what ends the stalled connect, "proxy"
-# (SOCKSIFY_TIMEOUT=1) or "program" (its own 1 s bound). Sets lines.
+# swap LIMIT [ALT]: a process connects through a socksifyd on a port it
+# then leaves to microsocks (which drops a pipelined request), and
+# connects twice more; LIMIT: what ends the stalled connect, "proxy"
+# (SOCKSIFY_TIMEOUT=1, or 2 with ALT) or "program" (its own 1 s bound).
+# ALT "alt": a second socksifyd as the proxy's alternative; "login": the
+# first socksifyd takes a password, and a socksifyd that takes none
+# replaces it instead of microsocks. Sets lines.
 swap() {
-	local port limit=(SOCKSIFY_TIMEOUT=1)
+	local port limit=(SOCKSIFY_TIMEOUT=1) url
 	[ "$1" = program ] && limit=(FAILOVER_CONNECT_TIMEOUT=1)
 	command -v microsocks >/dev/null || skip "microsocks is not installed (scripts/deps.sh test)"
 	port=$(free_port)
-	start_socksifyd --no-auth -l "127.0.0.1:$port"
+	if [ "${2:-}" = alt ]; then
+		start_socksifyd --no-auth -v
+		ALT_LOG=$BATS_TEST_TMPDIR/alt.log
+		mv "$SOCKSIFYD_LOG" "$ALT_LOG"
+		limit=(SOCKSIFY_TIMEOUT=2)
+	fi
+	local alt=$PROXY_PORT first=(--no-auth) cred=
+	if [ "${2:-}" = login ]; then
+		printf 'bob:pw\n' >"$BATS_TEST_TMPDIR/users"
+		chmod 600 "$BATS_TEST_TMPDIR/users"
+		first=(-u "$BATS_TEST_TMPDIR/users")
+		cred=bob:pw@
+	fi
+	start_socksifyd "${first[@]}" -l "127.0.0.1:$port"
 	record "$port"
-	env SOCKSIFY_EXCLUDE=none "${limit[@]}" LD_PRELOAD="$LIB" SOCKSIFY_PROXY="socks5://127.0.0.1:$REC_PORT" \
+	url="socks5://${cred}127.0.0.1:$REC_PORT"
+	[ "${2:-}" = alt ] && url="$url|socks5://127.0.0.1:$alt"
+	env SOCKSIFY_EXCLUDE=none "${limit[@]}" LD_PRELOAD="$LIB" SOCKSIFY_PROXY="$url" \
 		timeout -k 5 40 python3 "$HELPERS/failover.py" swap "$HTTP_PORT" "$BATS_TEST_TMPDIR/swapped" \
 		>"$BATS_TEST_TMPDIR/swap.out" 2>"$BATS_TEST_TMPDIR/swap.err" 3>&- &
 	PIDS+=($!)
@@ -130,9 +148,13 @@ swap() {
 	wait_for_line "$BATS_TEST_TMPDIR/swap.out" 100 '^[0-9a-f]{64}$'
 	kill "$SOCKSIFYD_PID"
 	wait "$SOCKSIFYD_PID" || true
-	microsocks -i 127.0.0.1 -p "$port" 3>&- >"$BATS_TEST_TMPDIR/microsocks.log" 2>&1 &
-	PIDS+=($!)
-	wait_for_port "$port" 50
+	if [ "${2:-}" = login ]; then
+		start_socksifyd --no-auth -l "127.0.0.1:$port"
+	else
+		microsocks -i 127.0.0.1 -p "$port" 3>&- >"$BATS_TEST_TMPDIR/microsocks.log" 2>&1 &
+		PIDS+=($!)
+		wait_for_port "$port" 50
+	fi
 	touch "$BATS_TEST_TMPDIR/swapped"
 	wait "$client"
 	run cat "$BATS_TEST_TMPDIR/swap.out"
@@ -149,6 +171,32 @@ swap() {
 	[ "$(sed -n 1p "$REC_LOG")" = 050200e0 ]
 	[ "$(sed -n 2p "$REC_LOG")" = "050100$(req_hex)" ]
 	[ "$(sed -n 3p "$REC_LOG")" = 050200e0 ]
+}
+
+@test "auto: a learnt alternative that stalls: the next one within the connect, the first not marked down, and lock-step there next time" {
+	swap proxy alt
+	[ "${lines[0]}" = "$HELLO_SHA" ]
+	# Pipelined to microsocks, it stalls for its share (1 s of 2), then
+	# the second alternative (lock-step, never heard) serves the connect.
+	[ "${lines[1]}" = "$HELLO_SHA" ]
+	[ "${lines[2]}" = "$HELLO_SHA" ]
+	grep -q "alternative 1 of 2) did not finish the handshake within 1000 ms (its share of SOCKSIFY_TIMEOUT); it was pipelined" "$BATS_TEST_TMPDIR/swap.err"
+	[ "$(grep -c "target=127\.0\.0\.1:$HTTP_PORT.*outcome=ok" "$ALT_LOG")" = 1 ]
+	# Not marked down: the third connect tries it first, lock-step.
+	[ "$(sed -n 1p "$REC_LOG")" = 050200e0 ]
+	[ "$(sed -n 2p "$REC_LOG")" = "050100$(req_hex)" ]
+	[ "$(sed -n 3p "$REC_LOG")" = 050200e0 ]
+}
+
+@test "auto: a learnt login hop whose server now takes none: that connect fails with a line that says why, the next asks again and works" {
+	swap proxy login
+	[ "${lines[0]}" = "$HELLO_SHA" ]
+	[ "${lines[1]}" = EACCES ]
+	grep -q "does not take a username and password any more (it did when it said it could take a pipelined handshake, SOCKSIFY_PIPELINE=auto; the next connect asks again)" "$BATS_TEST_TMPDIR/swap.err"
+	[ "${lines[2]}" = "$HELLO_SHA" ]
+	[ "$(sed -n 1p "$REC_LOG")" = 05030002e2 ]
+	[ "$(sed -n 2p "$REC_LOG")" = "0501020103$(hex bob)02$(hex pw)$(req_hex)" ]
+	[ "$(sed -n 3p "$REC_LOG")" = 05030002e2 ]
 }
 
 @test "auto: the same when the program gives up on the stalled connect first (its own timeout, then close())" {
