@@ -16,6 +16,16 @@
  * holds one of SERVER_RESOLVER_PENDING_MAX slots. The per-client limit is a
  * linear scan of those slots on each lookup: 1,024 pointer checks under the
  * mutex cost less than a hash table's code, and need no upkeep on cancel.
+ *
+ * Logins are held to SERVER_CHECKS_MAX in flight (SERVER_CHECKS_PER_CLIENT
+ * per client), so that a flood of them cannot take the threads lookups
+ * need. One past those waits on r->waiting, in order, without a slot
+ * (JOB_WAITING), and takes one when a check of its client, or any check,
+ * leaves: resolver_promote_locked() after each delivery and cancel. A
+ * browser opening twenty connections at once is served, slower, rather
+ * than refused; the session's handshake timeout bounds the wait. Beyond
+ * SERVER_CHECKS_WAITING_MAX waiting (..._PER_CLIENT for one client) a
+ * login is refused at once (auth busy).
  */
 #include <errno.h>
 #include <pthread.h>
@@ -36,6 +46,7 @@
 #include "users.h"
 
 enum job_state {
+	JOB_WAITING,			/* a login on r->waiting, no slot yet */
 	JOB_QUEUED,			/* on r->queued: cancel frees it at once */
 	JOB_RUNNING,			/* a worker is in getaddrinfo() */
 	JOB_DONE,			/* on a done list, to be delivered */
@@ -70,6 +81,8 @@ struct resolver {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	struct job_list queued, done;
+	struct job_list waiting;	/* logins past the check limits */
+	size_t nwaiting;
 	/* Jobs queued, running or not yet delivered; NULL for a free slot. */
 	struct resolver_job *slots[SERVER_RESOLVER_PENDING_MAX];
 	unsigned refs;			/* live workers + the owner */
@@ -77,6 +90,8 @@ struct resolver {
 	pthread_t *tids;		/* the workers, joined or detached on free */
 	unsigned ntids;
 };
+
+static void resolver_promote_locked(struct resolver *r);
 
 static void
 list_push(struct job_list *q, struct resolver_job *j)
@@ -212,6 +227,8 @@ resolver_on_event(struct loop *l, int fd, uint32_t events, void *arg)
 	while ((j = list_take(&done)) != NULL) {
 		pthread_mutex_lock(&r->mu);
 		r->slots[j->slot] = NULL;
+		if (j->check_fn != NULL)
+			resolver_promote_locked(r);
 		pthread_mutex_unlock(&r->mu);
 		if (!j->cancelled && j->check_fn != NULL) {
 			j->check_fn(j->arg, j->ok);
@@ -329,6 +346,7 @@ resolver_free(struct resolver *r)
 	pthread_cond_broadcast(&r->cv);
 	list_free(&r->queued);
 	list_free(&r->done);
+	list_free(&r->waiting);
 	close(r->efd);
 	r->efd = -1;
 	resolver_wait_workers_locked(r);
@@ -356,47 +374,129 @@ resolver_client_key(struct in6_addr *key, const struct sockaddr *client)
 	}
 }
 
-/* A new job j for client onto the queue, under the limits: 0 and *job set,
- * or -EAGAIN / -EBUSY with j freed. */
-static int
-resolver_enqueue(struct resolver *r, struct resolver_job *j,
-    const struct sockaddr *client, struct resolver_job **job)
-{
-	size_t i, slot = SERVER_RESOLVER_PENDING_MAX, mine = 0, checks = 0, my_checks = 0;
-	bool check = j->check_fn != NULL, same;
+/* What the slots hold for j's client: a free slot (or
+ * SERVER_RESOLVER_PENDING_MAX), jobs of its client, checks, its checks. */
+struct slot_count {
+	size_t slot, mine, checks, my_checks;
+};
 
-	resolver_client_key(&j->client, client);
-	pthread_mutex_lock(&r->mu);
+static void
+resolver_count_locked(const struct resolver *r, const struct resolver_job *j,
+    struct slot_count *c)
+{
+	size_t i;
+	bool same;
+
+	memset(c, 0, sizeof(*c));
+	c->slot = SERVER_RESOLVER_PENDING_MAX;
 	for (i = 0; i < SERVER_RESOLVER_PENDING_MAX; i++) {
 		const struct resolver_job *o = r->slots[i];
 
 		if (o == NULL) {
-			if (slot == SERVER_RESOLVER_PENDING_MAX)
-				slot = i;
+			if (c->slot == SERVER_RESOLVER_PENDING_MAX)
+				c->slot = i;
 			continue;
 		}
 		same = memcmp(&o->client, &j->client, sizeof(j->client)) == 0;
-		mine += same;
-		checks += o->check_fn != NULL;
-		my_checks += same && o->check_fn != NULL;
+		c->mine += same;
+		c->checks += o->check_fn != NULL;
+		c->my_checks += same && o->check_fn != NULL;
 	}
-	/* Logins against a hash are slow on purpose: few at once, so that a
-	 * flood of them cannot hold the threads lookups need. */
-	if (check && (checks >= SERVER_CHECKS_MAX || my_checks >= SERVER_CHECKS_PER_CLIENT)) {
-		pthread_mutex_unlock(&r->mu);
-		job_free(j);
-		return checks >= SERVER_CHECKS_MAX ? -EAGAIN : -EBUSY;
-	}
-	if (slot == SERVER_RESOLVER_PENDING_MAX || mine >= SERVER_RESOLVER_PER_CLIENT) {
-		pthread_mutex_unlock(&r->mu);
-		job_free(j);
-		return slot == SERVER_RESOLVER_PENDING_MAX ? -EAGAIN : -EBUSY;
-	}
-	j->slot = slot;
+}
+
+/* j into free slot c->slot and onto the queue, for a worker. */
+static void
+resolver_queue_locked(struct resolver *r, struct resolver_job *j, const struct slot_count *c)
+{
+	j->slot = c->slot;
 	j->state = JOB_QUEUED;
-	r->slots[slot] = j;
+	r->slots[c->slot] = j;
 	list_push(&r->queued, j);
 	pthread_cond_signal(&r->cv);
+}
+
+/* A check may leave the waiting list: under both check limits, and a slot. */
+static bool
+resolver_check_fits(const struct slot_count *c)
+{
+	return c->checks < SERVER_CHECKS_MAX && c->my_checks < SERVER_CHECKS_PER_CLIENT &&
+	    c->slot < SERVER_RESOLVER_PENDING_MAX && c->mine < SERVER_RESOLVER_PER_CLIENT;
+}
+
+/*
+ * A check left (delivered or cancelled): waiting logins take the room, in
+ * order, each once it fits; one whose client is at its limit lets the ones
+ * behind it by. Stops at the first that finds the worker's limit reached.
+ */
+static void
+resolver_promote_locked(struct resolver *r)
+{
+	struct resolver_job *j, *next;
+	struct slot_count c;
+
+	for (j = r->waiting.head; j != NULL; j = next) {
+		next = j->next;
+		resolver_count_locked(r, j, &c);
+		if (c.checks >= SERVER_CHECKS_MAX || c.slot == SERVER_RESOLVER_PENDING_MAX)
+			return;
+		if (!resolver_check_fits(&c))
+			continue;
+		list_unlink(&r->waiting, j);
+		r->nwaiting--;
+		resolver_queue_locked(r, j, &c);
+	}
+}
+
+/* Waiting logins of j's client. */
+static size_t
+resolver_waiting_of(const struct resolver *r, const struct resolver_job *j)
+{
+	const struct resolver_job *o;
+	size_t n = 0;
+
+	for (o = r->waiting.head; o != NULL; o = o->next)
+		n += memcmp(&o->client, &j->client, sizeof(j->client)) == 0;
+	return n;
+}
+
+/* A new job j for client onto the queue, under the limits (a login past
+ * the check limits onto the waiting list): 0 and *job set, or -EAGAIN /
+ * -EBUSY with j freed. */
+static int
+resolver_enqueue(struct resolver *r, struct resolver_job *j,
+    const struct sockaddr *client, struct resolver_job **job)
+{
+	bool check = j->check_fn != NULL;
+	struct slot_count c;
+
+	resolver_client_key(&j->client, client);
+	pthread_mutex_lock(&r->mu);
+	resolver_count_locked(r, j, &c);
+	/* Logins against a hash are slow on purpose: few at once, so that a
+	 * flood of them cannot hold the threads lookups need; the rest wait
+	 * their turn, behind those already waiting. */
+	if (check && (r->waiting.head != NULL || !resolver_check_fits(&c))) {
+		if (r->nwaiting >= SERVER_CHECKS_WAITING_MAX ||
+		    resolver_waiting_of(r, j) >= SERVER_CHECKS_WAITING_PER_CLIENT) {
+			pthread_mutex_unlock(&r->mu);
+			job_free(j);
+			return r->nwaiting >= SERVER_CHECKS_WAITING_MAX ? -EAGAIN : -EBUSY;
+		}
+		j->state = JOB_WAITING;
+		list_push(&r->waiting, j);
+		r->nwaiting++;
+		/* Room may be there already for one waiting before it. */
+		resolver_promote_locked(r);
+		pthread_mutex_unlock(&r->mu);
+		*job = j;
+		return 0;
+	}
+	if (c.slot == SERVER_RESOLVER_PENDING_MAX || c.mine >= SERVER_RESOLVER_PER_CLIENT) {
+		pthread_mutex_unlock(&r->mu);
+		job_free(j);
+		return c.slot == SERVER_RESOLVER_PENDING_MAX ? -EAGAIN : -EBUSY;
+	}
+	resolver_queue_locked(r, j, &c);
 	pthread_mutex_unlock(&r->mu);
 	*job = j;
 	return 0;
@@ -441,11 +541,19 @@ void
 resolver_cancel(struct resolver *r, struct resolver_job *job)
 {
 	pthread_mutex_lock(&r->mu);
-	if (job->state == JOB_QUEUED) {
+	if (job->state == JOB_WAITING) {
+		list_unlink(&r->waiting, job);
+		r->nwaiting--;
+		job_free(job);
+	} else if (job->state == JOB_QUEUED) {
 		/* Not started: its place in the queue goes back at once. */
+		bool check = job->check_fn != NULL;
+
 		list_unlink(&r->queued, job);
 		r->slots[job->slot] = NULL;
 		job_free(job);
+		if (check)
+			resolver_promote_locked(r);
 	} else {
 		/*
 		 * A worker holds it, or the loop is delivering it: it keeps

@@ -34,8 +34,10 @@
 #define SERVER_USERS_MAX		4096
 #define SERVER_RESOLVER_PENDING_MAX	1024	/* queued name lookups; beyond, reply 01 */
 #define SERVER_RESOLVER_PER_CLIENT	64	/* name lookups in flight per client IP; beyond, reply 01 */
-#define SERVER_CHECKS_MAX		16	/* crypt(3) logins in flight per worker; beyond, auth busy */
+#define SERVER_CHECKS_MAX		16	/* crypt(3) logins in flight per worker; beyond, they wait */
 #define SERVER_CHECKS_PER_CLIENT	8	/* ... per client IP (IPv6: per /64) */
+#define SERVER_CHECKS_WAITING_MAX	256	/* logins waiting for those per worker; beyond, auth busy */
+#define SERVER_CHECKS_WAITING_PER_CLIENT 64	/* ... per client IP (IPv6: per /64) */
 #define SERVER_RESOLVER_EXIT_WAIT_MS	1000	/* at exit, wait this long for lookups in flight */
 #define SERVER_ACCEPT_WARN_MS		1000	/* at most one accept failure logged this often */
 #define SERVER_FAIL_LINGER_MS		1000	/* after a failure reply: FIN sent, client input drained this long, then close */
