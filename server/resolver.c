@@ -20,12 +20,12 @@
  * Logins are held to SERVER_CHECKS_MAX in flight (SERVER_CHECKS_PER_CLIENT
  * per client), so that a flood of them cannot take the threads lookups
  * need. One past those waits on r->waiting, in order, without a slot
- * (JOB_WAITING), and takes one when a check of its client, or any check,
- * leaves: resolver_promote_locked() after each delivery and cancel. A
- * browser opening twenty connections at once is served, slower, rather
- * than refused; the session's handshake timeout bounds the wait. Beyond
- * SERVER_CHECKS_WAITING_MAX waiting (..._PER_CLIENT for one client) a
- * login is refused at once (auth busy).
+ * (JOB_WAITING), and takes one when room is made: resolver_promote_locked()
+ * after each delivery and cancel of any job. A browser opening twenty
+ * connections at once is served, slower, rather than refused; the
+ * session's handshake timeout bounds the wait (then auth busy, as
+ * before). Beyond SERVER_CHECKS_WAITING_MAX waiting (..._PER_CLIENT for
+ * one client) a login is refused at once (auth busy).
  */
 #include <errno.h>
 #include <pthread.h>
@@ -227,8 +227,7 @@ resolver_on_event(struct loop *l, int fd, uint32_t events, void *arg)
 	while ((j = list_take(&done)) != NULL) {
 		pthread_mutex_lock(&r->mu);
 		r->slots[j->slot] = NULL;
-		if (j->check_fn != NULL)
-			resolver_promote_locked(r);
+		resolver_promote_locked(r);	/* any slot: a waiting login may fit */
 		pthread_mutex_unlock(&r->mu);
 		if (!j->cancelled && j->check_fn != NULL) {
 			j->check_fn(j->arg, j->ok);
@@ -404,46 +403,65 @@ resolver_count_locked(const struct resolver *r, const struct resolver_job *j,
 	}
 }
 
-/* j into free slot c->slot and onto the queue, for a worker. */
+/* j into free slot `slot` and onto the queue, for a worker. */
 static void
-resolver_queue_locked(struct resolver *r, struct resolver_job *j, const struct slot_count *c)
+resolver_queue_locked(struct resolver *r, struct resolver_job *j, size_t slot)
 {
-	j->slot = c->slot;
+	j->slot = slot;
 	j->state = JOB_QUEUED;
-	r->slots[c->slot] = j;
+	r->slots[slot] = j;
 	list_push(&r->queued, j);
 	pthread_cond_signal(&r->cv);
 }
 
-/* A check may leave the waiting list: under both check limits, and a slot. */
+/* A check may run now: under both check limits, and a slot free. Checks
+ * have limits of their own, tighter than SERVER_RESOLVER_PER_CLIENT. */
 static bool
 resolver_check_fits(const struct slot_count *c)
 {
 	return c->checks < SERVER_CHECKS_MAX && c->my_checks < SERVER_CHECKS_PER_CLIENT &&
-	    c->slot < SERVER_RESOLVER_PENDING_MAX && c->mine < SERVER_RESOLVER_PER_CLIENT;
+	    c->slot < SERVER_RESOLVER_PENDING_MAX;
 }
 
 /*
- * A check left (delivered or cancelled): waiting logins take the room, in
- * order, each once it fits; one whose client is at its limit lets the ones
- * behind it by. Stops at the first that finds the worker's limit reached.
+ * A slot was freed (a job delivered or cancelled): waiting logins take the
+ * room, in order, each once it fits; one whose client is at its limit lets
+ * the ones behind it by. One pass over the slots: the checks in flight
+ * are SERVER_CHECKS_MAX at most, so each waiting login is weighed against
+ * that short list, not the 1,024 slots.
  */
 static void
 resolver_promote_locked(struct resolver *r)
 {
+	struct in6_addr in_flight[SERVER_CHECKS_MAX];
 	struct resolver_job *j, *next;
-	struct slot_count c;
+	size_t i, k, nchecks = 0, slot = 0, mine;
 
-	for (j = r->waiting.head; j != NULL; j = next) {
-		next = j->next;
-		resolver_count_locked(r, j, &c);
-		if (c.checks >= SERVER_CHECKS_MAX || c.slot == SERVER_RESOLVER_PENDING_MAX)
-			return;
-		if (!resolver_check_fits(&c))
+	if (r->waiting.head == NULL)
+		return;
+	for (i = 0; i < SERVER_RESOLVER_PENDING_MAX; i++) {
+		const struct resolver_job *o = r->slots[i];
+
+		if (o == NULL || o->check_fn == NULL)
 			continue;
+		if (nchecks == SERVER_CHECKS_MAX)
+			return;
+		in_flight[nchecks++] = o->client;
+	}
+	for (j = r->waiting.head; j != NULL && nchecks < SERVER_CHECKS_MAX; j = next) {
+		next = j->next;
+		for (k = 0, mine = 0; k < nchecks; k++)
+			mine += memcmp(&in_flight[k], &j->client, sizeof(j->client)) == 0;
+		if (mine >= SERVER_CHECKS_PER_CLIENT)
+			continue;
+		while (slot < SERVER_RESOLVER_PENDING_MAX && r->slots[slot] != NULL)
+			slot++;
+		if (slot == SERVER_RESOLVER_PENDING_MAX)
+			return;
 		list_unlink(&r->waiting, j);
 		r->nwaiting--;
-		resolver_queue_locked(r, j, &c);
+		in_flight[nchecks++] = j->client;
+		resolver_queue_locked(r, j, slot);
 	}
 }
 
@@ -491,12 +509,12 @@ resolver_enqueue(struct resolver *r, struct resolver_job *j,
 		*job = j;
 		return 0;
 	}
-	if (c.slot == SERVER_RESOLVER_PENDING_MAX || c.mine >= SERVER_RESOLVER_PER_CLIENT) {
+	if (!check && (c.slot == SERVER_RESOLVER_PENDING_MAX || c.mine >= SERVER_RESOLVER_PER_CLIENT)) {
 		pthread_mutex_unlock(&r->mu);
 		job_free(j);
 		return c.slot == SERVER_RESOLVER_PENDING_MAX ? -EAGAIN : -EBUSY;
 	}
-	resolver_queue_locked(r, j, &c);
+	resolver_queue_locked(r, j, c.slot);
 	pthread_mutex_unlock(&r->mu);
 	*job = j;
 	return 0;
@@ -547,13 +565,10 @@ resolver_cancel(struct resolver *r, struct resolver_job *job)
 		job_free(job);
 	} else if (job->state == JOB_QUEUED) {
 		/* Not started: its place in the queue goes back at once. */
-		bool check = job->check_fn != NULL;
-
 		list_unlink(&r->queued, job);
 		r->slots[job->slot] = NULL;
 		job_free(job);
-		if (check)
-			resolver_promote_locked(r);
+		resolver_promote_locked(r);
 	} else {
 		/*
 		 * A worker holds it, or the loop is delivering it: it keeps

@@ -41,8 +41,11 @@ typedef void resolver_check_fn(void *arg, bool ok);
 
 /*
  * Queue users_hash_check(cred, hash) (crypt(3), slow on purpose) on the
- * same threads, under the same limits and with the same results as
- * resolver_lookup(); the job holds a copy of cred, wiped once checked.
+ * same threads, with the same results as resolver_lookup(), under limits
+ * of its own: past SERVER_CHECKS_MAX in flight (SERVER_CHECKS_PER_CLIENT
+ * for its client) the job waits its turn, and only past
+ * SERVER_CHECKS_WAITING_MAX waiting (..._PER_CLIENT) is it refused
+ * (-EAGAIN, -EBUSY). The job holds a copy of cred, wiped once checked.
  */
 int resolver_check(struct resolver *r, const struct s5_cred *cred,
     const struct users_hash *hash, const struct sockaddr *client,

@@ -1347,8 +1347,12 @@ session_on_timer(struct loop *l, void *arg)
 	case SESSION_GREETING:
 	case SESSION_AUTH:
 	case SESSION_REQUEST:
-	case SESSION_CHECKING:
 		session_end(s, "handshake timeout");
+		break;
+	case SESSION_CHECKING:
+		/* A login that did not get its turn (or its crypt(3) did not
+		 * end) in time: refused as a busy one is, said and logged. */
+		(void)session_auth_reply(s, false, "auth busy");
 		break;
 	case SESSION_RESOLVING:
 		session_fail_rep(s, S5_REP_HOST_UNREACHABLE, "resolve timeout");

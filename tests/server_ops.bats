@@ -711,6 +711,11 @@ for s in socks:
 	done
 	[ "$n" -gt 8 ]
 	[ "$(grep -c "user=nobody	.*outcome=auth busy" "$SOCKSIFYD_LOG")" = 8 ]
+	# Those still waiting at the handshake timeout (10 s) are refused as
+	# busy ones are, each with its line: all 80 accounted for.
+	wait_for_count "$SOCKSIFYD_LOG" 250 "user=nobody	.*outcome=auth (busy|failed)" 80
+	run grep -c "handshake timeout" "$SOCKSIFYD_LOG"
+	[ "$output" = 0 ]
 	! grep -q guess "$SOCKSIFYD_LOG" || false
 }
 
