@@ -39,6 +39,8 @@ enum fake_answer {
 };
 
 size_t fake_resolver_pending(const struct resolver *r);
+/* The login check of client connection root was cancelled unanswered. */
+bool fake_resolver_check_cancelled(int root);
 /* Answers the oldest lookup and runs its callback. */
 void fake_resolver_answer(struct resolver *r, enum fake_answer how);
 

@@ -29,11 +29,18 @@ struct resolver {
 	struct resolver_job *head;	/* oldest first */
 };
 
+/* Client connections (roots) whose login check was cancelled before its
+ * answer: the session gave up on it (its handshake timeout: auth busy). */
+enum { FAKE_CANCELLED_MAX = 64 };
+static int fake_cancelled[FAKE_CANCELLED_MAX];
+static size_t fake_ncancelled;
+
 int
 resolver_new(struct resolver **out, struct loop *l, unsigned nthreads)
 {
 	(void)l;
 	(void)nthreads;
+	fake_ncancelled = 0;
 	if ((*out = calloc(1, sizeof(**out))) == NULL)
 		return -ENOMEM;
 	return 0;
@@ -114,7 +121,20 @@ resolver_cancel(struct resolver *r, struct resolver_job *job)
 	/* Cancelling a job that was answered or cancelled already. */
 	FUZZ_CHECK(*p == job);
 	*p = job->next;
+	if (job->check_fn != NULL && fake_ncancelled < FAKE_CANCELLED_MAX)
+		fake_cancelled[fake_ncancelled++] = job->root;
 	free(job);
+}
+
+bool
+fake_resolver_check_cancelled(int root)
+{
+	size_t i;
+
+	for (i = 0; i < fake_ncancelled; i++)
+		if (fake_cancelled[i] == root)
+			return true;
+	return false;
 }
 
 size_t
