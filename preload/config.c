@@ -444,9 +444,10 @@ config_read_log(struct preload_config *c)
 	    "warn, info, trace or debug); using warn", env);
 }
 
-/* Seconds, with an optional fraction ("2.5"); -1 when malformed. */
-static int
-config_parse_seconds(const char *s)
+/* Seconds, with an optional fraction ("2.5"), as ms above 0 and at most
+ * PRELOAD_TIMEOUT_MAX_S; -1 when malformed or out of range. */
+int
+preload_parse_seconds(const char *s)
 {
 	long ms = 0, scale = 100;
 
@@ -477,11 +478,11 @@ config_read_timeout(struct preload_config *c)
 	c->timeout_ms = PRELOAD_TIMEOUT_S * 1000;
 	if (env == NULL || env[0] == '\0')
 		return;
-	ms = config_parse_seconds(env);
+	ms = preload_parse_seconds(env);
 	if (ms < 0) {
 		preload_log(LOG_LVL_ERROR, "SOCKSIFY_TIMEOUT: \"%s\" is not a number "
-		    "of seconds (1..%d); using %d", env, PRELOAD_TIMEOUT_MAX_S,
-		    PRELOAD_TIMEOUT_S);
+		    "of seconds above 0 and at most %d (2.5 will do); using %d", env,
+		    PRELOAD_TIMEOUT_MAX_S, PRELOAD_TIMEOUT_S);
 		return;
 	}
 	c->timeout_ms = ms;

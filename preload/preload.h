@@ -247,6 +247,9 @@ uint64_t preload_log_key(const char *what, const char *why);
 void preload_log_limited(int level, uint64_t key, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 const char *preload_errno_name(int err);
+/* SOCKSIFY_TIMEOUT's syntax: seconds, a fraction allowed ("2.5"), above 0
+ * and at most PRELOAD_TIMEOUT_MAX_S; in ms, or -1. */
+int preload_parse_seconds(const char *s);
 
 /* Placeholders. An index is the table slot of a name; 0 is never handed out. */
 /* At load (load.c): find the tree's table, or make one as its root. */

@@ -42,6 +42,7 @@
 
 #include "defaults.h"
 #include "socks5.h"
+#include "../preload/preload.h"
 #include "../preload/supervisor.h"
 #include "check.h"
 
@@ -1197,6 +1198,12 @@ main(int argc, char **argv)
 		setenv("SOCKSIFY_PICK", o.pick, 1);
 	else
 		pick_check(getenv("SOCKSIFY_PICK"), "SOCKSIFY_PICK");
+	/* Found set, checked here once: the library would warn in every
+	 * process of the tree, the supervisor among them, and go on. */
+	if ((what = getenv("SOCKSIFY_TIMEOUT")) != NULL && what[0] != '\0' &&
+	    preload_parse_seconds(what) < 0)
+		die(EXIT_SELF, "SOCKSIFY_TIMEOUT %s: not a number of seconds above 0 "
+		    "and at most %d (2.5 will do)", what, PRELOAD_TIMEOUT_MAX_S);
 	run.dir = self_dir();
 	run.lib = library_find(run.dir);
 	if (o.check) {

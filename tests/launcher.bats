@@ -104,6 +104,17 @@ teardown() { stop_all; }
 	[ "$status" -eq 0 ]
 	run env SOCKSIFY_EXCLUDE='bad/99' "$SOCKSIFY" -e none -x socks5://127.0.0.1:9 true
 	[ "$status" -eq 0 ]
+	# SOCKSIFY_TIMEOUT: said once, by the launcher, not by every process.
+	for t in abc 0 0.0001 86401 -1 '2s'; do
+		run env SOCKSIFY_TIMEOUT="$t" "$SOCKSIFY" -x socks5://127.0.0.1:9 true
+		[ "$status" -eq 125 ]
+		[ "$output" = "socksify: SOCKSIFY_TIMEOUT $t: not a number of seconds above 0 and at most 86400 (2.5 will do)" ]
+	done
+	for t in 2.5 0.5 86400 ''; do
+		run env SOCKSIFY_TIMEOUT="$t" "$SOCKSIFY" -x socks5://127.0.0.1:9 true
+		[ "$status" -eq 0 ]
+		[ "$output" = "" ]
+	done
 	run "$SOCKSIFY"
 	[ "$status" -eq 125 ]
 	run "$SOCKSIFY" -h
