@@ -93,9 +93,12 @@ $(BUILD)/socksify: $(LAUNCH_OBJ) $(SHARED_OBJ)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $(LAUNCH_OBJ) $(SHARED_OBJ) -ldl -lpthread
 
-$(BUILD)/unit-tests: $(UNIT_OBJ) $(SHARED_OBJ)
+# The unit tests: shared/, and the one server module they drive on real
+# loopback sockets (tests/unit/test_relay.c).
+UNIT_SERVER_OBJ = $(BUILD)/obj/server/relay.o
+$(BUILD)/unit-tests: $(UNIT_OBJ) $(UNIT_SERVER_OBJ) $(SHARED_OBJ)
 	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $(UNIT_OBJ) $(SHARED_OBJ)
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $(UNIT_OBJ) $(UNIT_SERVER_OBJ) $(SHARED_OBJ)
 
 # Small helper programs the end-to-end tests drive (echo server, probes).
 $(BUILD)/tests/%: tests/bin/%.c tests/bin/testbin.h $(SHARED_OBJ)

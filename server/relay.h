@@ -23,7 +23,10 @@ struct relay_pipe {
 	size_t off, len;		/* pending bytes are buf[off..len), or
 					 * len - off bytes in the kernel pipe */
 	bool spliced;			/* kpipe is open (--relay splice) */
+	bool big;			/* ... grown to SERVER_SPLICE_BIG_BYTES */
+	bool grow_tried;		/* ... or that was tried, for this kpipe */
 	int kpipe[2];			/* read, write end; only while spliced */
+	size_t kcap;			/* bytes a splice into kpipe may move */
 	bool eof;			/* the source sent FIN */
 	bool shut;			/* FIN passed on: this direction is done */
 	bool first;			/* ... before the other direction's EOF */
@@ -47,13 +50,16 @@ static inline size_t relay_pending(const struct relay_pipe *p) { return p->len -
 /* How many kernel pipes --relay splice may hold open at once, in all;
  * beyond, a direction copies. 0 until set. */
 void relay_set_pipes_max(long n);
+/* How many of them are grown for a stream in flow now (tests). */
+long relay_big_pipes(void);
 /* Makes sure p has its buffer; 0 or -ENOMEM. */
 int relay_pipe_alloc(struct relay_pipe *p);
 /* Appends n bytes to p (allocating it); 0, or -ENOBUFS when they do not fit. */
 int relay_pipe_put(struct relay_pipe *p, const void *data, size_t n);
 /* Reads from fd into the free room of p, through a kernel pipe with splice
- * when asked and one can be had: bytes read, 0 on EOF, -errno (-EAGAIN when
- * nothing is there). An empty p holds nothing afterwards. */
+ * when asked and one can be had (grown, when p's last read was of a stream
+ * in flow and the budget allows): bytes read, 0 on EOF, -errno (-EAGAIN
+ * when nothing is there). An empty p holds nothing afterwards. */
 long relay_pipe_fill(struct relay_pipe *p, int fd, bool splice);
 /* Writes p's pending bytes to fd and frees the buffer once empty: 0 when
  * drained, -EAGAIN when bytes remain, other -errno on failure. */

@@ -23,6 +23,7 @@ static const struct {
 	{ "errno", test_errno },
 	{ "dns", test_dns },
 	{ "proxyproto", test_proxyproto },
+	{ "relay", test_relay },
 };
 
 static unsigned long unit_passed, unit_failed;	/* checks */

@@ -78,6 +78,7 @@ void test_udp(void);
 void test_addr(void);
 void test_cidr(void);
 void test_url(void);
+void test_relay(void);
 void test_client(void);
 void test_errno(void);
 void test_dns(void);
