@@ -4,7 +4,7 @@
  * back-pressure and half-close. Every socket is non-blocking and epoll is
  * level triggered: a short write just waits for EPOLLOUT, and a direction
  * reads again in the same wakeup only while it moves whole buffers (at
- * most SERVER_RELAY_ROUNDS of them).
+ * most SERVER_RELAY_ROUNDS of 64 KiB).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -29,19 +29,49 @@ static long relay_pipes_max;
 
 /*
  * Pipes grown for a stream in flow. A pipe's default 64 KiB makes one
- * stream cost a splice() each way per 64 KiB; four times that halves
- * socksifyd's CPU per byte and lifts one stream from about 48% of a direct
- * connection to about 60% (two CPUs, make bench's stream figure, side by
- * side). The budget bounds what they can pin, SERVER_SPLICE_BIG_PIPES of
- * SERVER_SPLICE_BIG_BYTES, and what they take of the user's pipe pages
- * (fs.pipe-user-pages-soft, 16384 by default; a user past it gets pipes
- * of a page or two, which --relay auto then copies around).
+ * stream cost a splice() each way per 64 KiB; four times that cuts
+ * socksifyd's CPU per byte by about a third and lifts one stream from
+ * about 48% of a direct connection to about 60% (two CPUs, make bench's
+ * stream figure, side by side). A pipe grows once a read filled it whole
+ * (a stream paced below that never pays the fcntl()), while
+ *  - fewer than SERVER_SPLICE_BIG_PIPES are grown: what they can pin;
+ *  - all our pipes stay within half of the user's pipe pages
+ *    (fs.pipe-user-pages-soft, 16384 by default: a user past it gets
+ *    pipes of a page or two, which --relay auto then copies around);
+ *  - a page is small enough that the default pipe is smaller (16 pages;
+ *    with 16 KiB pages it is 256 KiB already, with 64 KiB 1 MiB).
  */
 static long relay_big_open;
+static long relay_pages_soft;		/* fs.pipe-user-pages-soft; 0: none */
+static long relay_page_bytes;		/* 0 until relay_set_pipes_max() */
+enum { RELAY_PIPE_DEF_PAGES = 16 };	/* the kernel's PIPE_DEF_BUFFERS */
+
+/* A number from a /proc/sys file, or fallback. */
+static long
+relay_sysctl(const char *path, long fallback)
+{
+	char text[32];
+	ssize_t n;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd == -1)
+		return fallback;
+	n = read(fd, text, sizeof(text) - 1);
+	close(fd);
+	if (n <= 0)
+		return fallback;
+	text[n] = '\0';
+	return strtol(text, NULL, 10);
+}
 
 void
 relay_set_pipes_max(long n)
 {
+	long page = sysconf(_SC_PAGESIZE);
+
+	__atomic_store_n(&relay_pages_soft,
+	    relay_sysctl("/proc/sys/fs/pipe-user-pages-soft", 16384), __ATOMIC_RELAXED);
+	__atomic_store_n(&relay_page_bytes, page > 0 ? page : 4096, __ATOMIC_RELAXED);
 	__atomic_store_n(&relay_pipes_max, n < 0 ? 0 : n, __ATOMIC_RELAXED);
 }
 
@@ -76,14 +106,24 @@ relay_pipe_free(struct relay_pipe *p)
 	p->off = p->len = 0;
 }
 
-/* Grows p's kernel pipe for a stream in flow, once, if the budget allows. */
+/* Grows p's kernel pipe for a stream in flow, once, if the budget allows
+ * (relay_big_open). */
 static void
 relay_kpipe_grow(struct relay_pipe *p)
 {
+	long page = __atomic_load_n(&relay_page_bytes, __ATOMIC_RELAXED);
+	long soft = __atomic_load_n(&relay_pages_soft, __ATOMIC_RELAXED);
+	long open = __atomic_load_n(&relay_pipes_open, __ATOMIC_RELAXED);
+	long big, big_pages;
 	int n;
 
 	p->grow_tried = true;
-	if (__atomic_add_fetch(&relay_big_open, 1, __ATOMIC_RELAXED) > SERVER_SPLICE_BIG_PIPES)
+	if (page == 0 || RELAY_PIPE_DEF_PAGES * page >= SERVER_SPLICE_BIG_BYTES)
+		return;
+	big_pages = SERVER_SPLICE_BIG_BYTES / page;
+	big = __atomic_add_fetch(&relay_big_open, 1, __ATOMIC_RELAXED);
+	if (big > SERVER_SPLICE_BIG_PIPES || (soft > 0 &&
+	    open * RELAY_PIPE_DEF_PAGES + big * (big_pages - RELAY_PIPE_DEF_PAGES) > soft / 2))
 		goto refused;
 	/* EPERM past the user's pipe pages (or /proc/sys/fs/pipe-max-size). */
 	n = fcntl(p->kpipe[0], F_SETPIPE_SZ, SERVER_SPLICE_BIG_BYTES);
@@ -167,8 +207,8 @@ relay_pipe_fill(struct relay_pipe *p, int fd, bool splice)
 		if (p->len == SERVER_RELAY_BUF_BYTES)
 			return -ENOBUFS;
 	}
-	/* The last read was of a stream in flow: a bigger pipe for it. */
-	if (p->spliced && p->bulk && !p->grow_tried && !p->small_pipes)
+	/* The last read filled the pipe, or our buffer: a bigger pipe. */
+	if (p->spliced && p->full && !p->grow_tried && !p->small_pipes)
 		relay_kpipe_grow(p);
 	do {
 		n = relay_in(p, fd);
@@ -179,7 +219,7 @@ relay_pipe_fill(struct relay_pipe *p, int fd, bool splice)
 		 * take what comes next for a stream. */
 		if (p->len == 0) {
 			relay_pipe_free(p);
-			p->bulk = false;
+			p->bulk = p->full = false;
 		}
 		return r;
 	}
@@ -187,6 +227,7 @@ relay_pipe_fill(struct relay_pipe *p, int fd, bool splice)
 		relay_pipe_free(p);
 	p->len += (size_t)n;
 	p->bulk = n > 0 && relay_in_flow(p, (size_t)n);
+	p->full = n > 0 && (p->spliced ? (size_t)n >= p->kcap : p->len == SERVER_RELAY_BUF_BYTES);
 	return (long)n;
 }
 
@@ -259,10 +300,12 @@ relay_direction(struct relay_pipe *p, const struct relay_pipe *other,
 	/*
 	 * A read of a stream in flow (relay_in_flow()) that drains at once:
 	 * read again now rather than one epoll round later, up to
-	 * SERVER_RELAY_ROUNDS reads a wakeup so other sessions get their turn
-	 * (one wait saved per 64 KiB read: a tenth of a stream's calls).
+	 * SERVER_RELAY_ROUNDS reads of 64 KiB a wakeup (a grown pipe's read
+	 * counts for the 64 KiB reads it stands for) so other sessions get
+	 * their turn (one wait saved per 64 KiB read: a tenth of a stream's
+	 * calls).
 	 */
-	for (rounds = 0; !p->eof && readable && rounds < SERVER_RELAY_ROUNDS; rounds++) {
+	for (rounds = 0; !p->eof && readable && rounds < SERVER_RELAY_ROUNDS;) {
 		/*
 		 * --relay auto: a kernel pipe costs a pipe2() and two close()s
 		 * when it comes and goes, more than the copy of a small
@@ -282,6 +325,7 @@ relay_direction(struct relay_pipe *p, const struct relay_pipe *other,
 			break;
 		}
 		*moved = true;
+		rounds += (int)(((size_t)n + SERVER_RELAY_BUF_BYTES - 1) / SERVER_RELAY_BUF_BYTES);
 		full = p->bulk;
 		r = relay_pipe_flush(p, dst);
 		if (r == -EAGAIN)
@@ -293,7 +337,7 @@ relay_direction(struct relay_pipe *p, const struct relay_pipe *other,
 	/* Out of rounds with an empty pipe kept for the stream: a source that
 	 * went quiet exactly now would leave it held while the session idles
 	 * (two descriptors, a place in the budget). The next read opens one. */
-	if (rounds == SERVER_RELAY_ROUNDS && p->spliced && relay_pending(p) == 0)
+	if (rounds >= SERVER_RELAY_ROUNDS && p->spliced && relay_pending(p) == 0)
 		relay_pipe_free(p);
 	if (p->eof && relay_pending(p) == 0 && !p->shut) {
 		/*
