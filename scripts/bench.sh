@@ -634,6 +634,16 @@ function spread(list,    a, n, i, lo, hi) {
 	}
 	return sprintf(" [%+.1f, %+.1f]", lo, hi)
 }
+# pcts(LIST): a list of ratios as a percentage, their median, and with two
+# or more the least and most: "42%, 40-45".
+function pcts(list,    a, n, i, lo, hi) {
+	n = split(list, a, " ")
+	for (i = 1; i <= n; i++) {
+		if (i == 1 || a[i] + 0 < lo) lo = a[i] + 0
+		if (i == 1 || a[i] + 0 > hi) hi = a[i] + 0
+	}
+	return sprintf("%.0f%%", median(list) * 100) (n < 2 ? "" : sprintf(", %.0f-%.0f", lo * 100, hi * 100))
+}
 # tratio(FIG, WAY, BASE): the median over the repetitions of WAY's value
 # over BASE's in the same repetition ("?" when no repetition has both).
 function tratio(fig, way, base,    r, list) {
@@ -664,8 +674,8 @@ function cell(fig, srv, how,    v, r, m, few) {
 	few = count(val[fig, srv]) < reps ? "*" : ""
 	if (few != "")
 		short = 1
-	r = how != "dec" && srv != "direct" ? median(rat[fig, srv]) : ""
-	return num(v, how) few (r != "" ? sprintf(" (%.0f%%)", r * 100) : "") m
+	r = how != "dec" && srv != "direct" && rat[fig, srv] != "" ? pcts(rat[fig, srv]) : ""
+	return num(v, how) few (r != "" ? " (" r ")" : "") m
 }
 function row(label, fig, how,    s, line) {
 	line = "| " label
@@ -716,7 +726,7 @@ END {
 	}
 	print "### socksifyd and its peers"
 	print ""
-	print "Medians of " reps " repetition(s); in brackets, the median of the ratios to direct taken within each repetition."
+	print "Medians of " reps " repetition(s); in brackets, the ratio to direct taken within each repetition: their median, then the least and most of them."
 	print ""
 	print "| figure | direct | socksifyd | microsocks | dante | ssh -D |"
 	print "|---|---:|---:|---:|---:|---:|"

@@ -253,25 +253,32 @@ WALL=$(($(date +%s) - T0))
 
 # --- the report ----------------------------------------------------------------
 
-# added FIG WAY BASE [ratio]: the median over the repetitions of WAY - BASE
-# (or WAY / BASE), taken within each; empty when no repetition has both.
-added() {
+# each FIG WAY BASE [ratio]: WAY - BASE (or WAY / BASE) within each
+# repetition, one a line, least first.
+each() {
 	grep "^[0-9]*,sv_$1,\($2\|$3\)," "$OUT/supervisor.csv" | awk -F, -v w="$2" -v b="$3" -v op="${4:-}" '
 		{ v[$1, $3] = $4; reps[$1] = 1 }
 		END {
 			for (r in reps)
 				if ((r, w) in v && (r, b) in v)
 					print op == "ratio" ? v[r, w] / v[r, b] : v[r, w] - v[r, b]
-		}' | median
+		}' | sort -g
 }
-# over FIG WAY BASE FORMAT [SCALE]: "+D (Rx)", the difference over SCALE in
-# FORMAT and the ratio, or "-".
+# added FIG WAY BASE [ratio]: the median of each's; empty when no
+# repetition has both.
+added() { each "$@" | median; }
+# over FIG WAY BASE FORMAT [SCALE]: "+D [LO, HI] (Rx)", the difference over
+# SCALE in FORMAT with the least and most of the repetitions' (two or
+# more), and the ratio; or "-".
 over() {
-	local d r
-	d=$(added "$1" "$2" "$3")
+	local d r list
+	list=$(each "$1" "$2" "$3")
+	d=$(median <<<"$list")
 	r=$(added "$1" "$2" "$3" ratio)
 	[ -n "$d" ] || { printf -- -; return; }
-	awk -v d="$d" -v r="$r" -v f="$4" -v k="${5:-1}" 'BEGIN { printf f " (%.2fx)", d / k, r }'
+	awk -v d="$d" -v r="$r" -v f="$4" -v k="${5:-1}" -v n="$(wc -l <<<"$list")" \
+	    -v lo="$(head -n 1 <<<"$list")" -v hi="$(tail -n 1 <<<"$list")" \
+	    'BEGIN { printf f, d / k; if (n > 1) printf " [" f ", " f "]", lo / k, hi / k; printf " (%.2fx)", r }'
 }
 # fig FIG WAY: its median over the repetitions, or empty.
 fig() { median <<<"${RES[$1.$2]:-}"; }
@@ -304,7 +311,7 @@ fmt() { if [ -n "$2" ]; then awk -v f="$1" -v v="$2" 'BEGIN { printf f, v }'; el
 {
 	echo "### The seccomp supervisor (one CPU)"
 	echo
-	echo "µs per connect + 16-byte echo + close through socksifyd on loopback, the launcher, the program, socksifyd and the echo target all on one CPU (p50 of each run, median of $REPS_DONE repetition(s) of $SV_ROUNDS rounds a way); over: the difference (and in brackets the ratio) within each repetition, then the median. Every socksify way runs with \`-x socks5h://127.0.0.1:PORT -e none\` and must fail while its proxy is down first."
+	echo "µs per connect + 16-byte echo + close through socksifyd on loopback, the launcher, the program, socksifyd and the echo target all on one CPU (p50 of each run, median of $REPS_DONE repetition(s) of $SV_ROUNDS rounds a way); over: the difference within each repetition, their median and in square brackets the least and most of them, then (in round brackets) the median ratio. Every socksify way runs with \`-x socks5h://127.0.0.1:PORT -e none\` and must fail while its proxy is down first."
 	echo
 	echo "| way | µs per connect | over the library | over in-program SOCKS5 |"
 	echo "|---|---:|---:|---:|"

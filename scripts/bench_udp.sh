@@ -188,12 +188,22 @@ WALL=$(($(date +%s) - T0))
 
 # fig FIG WAY: the median over the repetitions, or empty.
 fig() { awk -F, -v f="udp_$1" -v w="$2" '$2 == f && $3 == w { print $4 }' "$OUT/udp.csv" | median; }
-# ratio FIG WAY: the median of WAY / direct within each repetition, or empty.
-ratio() {
+# ratios FIG WAY: WAY / direct within each repetition, one a line.
+ratios() {
 	awk -F, -v f="udp_$1" -v w="$2" '
 		$2 == f { v[$1, $3] = $4; reps[$1] = 1 }
 		END { for (r in reps) if ((r, w) in v && (r, "direct") in v && v[r, "direct"] > 0) print v[r, w] / v[r, "direct"] }' \
-	    "$OUT/udp.csv" | median
+	    "$OUT/udp.csv"
+}
+# pcts FIG WAY: "48%, 45-50": the median of WAY / direct within each
+# repetition in %, then (two or more) the least and most; empty for none.
+pcts() {
+	local list m
+	list=$(ratios "$1" "$2" | sort -g)
+	m=$(median <<<"$list")
+	[ -n "$m" ] || return 0
+	awk -v m="$m" -v lo="$(head -n 1 <<<"$list")" -v hi="$(tail -n 1 <<<"$list")" -v n="$(wc -l <<<"$list")" \
+	    'BEGIN { printf "%.0f%%", m * 100; if (n > 1) printf ", %.0f-%.0f", lo * 100, hi * 100 }'
 }
 # footmark TEXT: " [N]", the number of TEXT's footnote; $work/foot holds
 # them in order (cells are made in subshells).
@@ -209,11 +219,11 @@ footmark() {
 cell() {
 	local v r mark='' key=${1%_mb}.$2
 	v=$(fig "$1" "$2")
-	[ "$2" = direct ] && r='' || r=$(ratio "$1" "$2")
+	[ "$2" = direct ] && r='' || r=$(pcts "$1" "$2")
 	[ -z "${NOTE[$key]:-}" ] || mark=$(footmark "${NOTE[$key]}")
 	[ -n "$v" ] || { printf -- '-%s' "$mark"; return; }
 	awk -v v="$v" -v r="$r" -v f="$3" -v k="${4:-1}" -v m="$mark" \
-	    'BEGIN { printf f "%s%s", v / k, (r == "" ? "" : sprintf(" (%.0f%%)", r * 100)), m }'
+	    'BEGIN { printf f "%s%s", v / k, (r == "" ? "" : " (" r ")"), m }'
 }
 # row LABEL FIG FORMAT [SCALE]: a table row, a cell a way.
 row() {
@@ -231,17 +241,22 @@ latency() {
 	done
 	echo "$line |"
 }
-# goal FIG: socksifyd's median ratio to direct in %, or "not measured".
+# goal FIG: socksifyd's median ratio to direct in %, with its spread, or
+# "not measured".
 goal() {
 	local r
-	r=$(ratio "$1" socksifyd)
-	[ -n "$r" ] && awk -v r="$r" 'BEGIN { printf "%.0f%%", r * 100 }' || printf 'not measured'
+	r=$(pcts "$1" socksifyd)
+	case $r in
+	'') printf 'not measured' ;;
+	*,*) printf '%s (%s over the repetitions)' "${r%%,*}" "${r#*, }" ;;
+	*) printf '%s' "$r" ;;
+	esac
 }
 
 {
 	echo "### $TITLE"
 	echo
-	echo "tests/bench/udpbench through UDP ASSOCIATE on loopback (speaking SOCKS5 itself; direct: to the echo target itself), every echo checked byte for byte; $UDP_SLICES interleaved run(s) of ${UDP_FIG_S} s a way, figure and repetition, the median of the runs, then of $REPS_DONE repetition(s); in brackets, the median of the ratios to direct taken within each repetition."
+	echo "tests/bench/udpbench through UDP ASSOCIATE on loopback (speaking SOCKS5 itself; direct: to the echo target itself), every echo checked byte for byte; $UDP_SLICES interleaved run(s) of ${UDP_FIG_S} s a way, figure and repetition, the median of the runs, then of $REPS_DONE repetition(s); in brackets, the ratio to direct taken within each repetition: their median, then the least and most of them."
 	echo
 	echo "| figure | direct | socksifyd | dante |"
 	echo "|---|---:|---:|---:|"
