@@ -227,7 +227,11 @@ relay_pipe_fill(struct relay_pipe *p, int fd, bool splice)
 		relay_pipe_free(p);
 	p->len += (size_t)n;
 	p->bulk = n > 0 && relay_in_flow(p, (size_t)n);
-	p->full = n > 0 && (p->spliced ? (size_t)n >= p->kcap : p->len == SERVER_RELAY_BUF_BYTES);
+	/* Filled: a pipe's slots hold a page each at most, and a sender
+	 * using sendfile(2) fills 16 of them with 15 pages (61440 bytes):
+	 * all but an eighth counts. */
+	p->full = n > 0 && (p->spliced ? (size_t)n >= p->kcap - p->kcap / 8 :
+	    p->len == SERVER_RELAY_BUF_BYTES);
 	return (long)n;
 }
 
