@@ -373,6 +373,17 @@ relay_step(struct relay *r, int readable, bool *moved)
 }
 
 void
+relay_abort(struct relay *r)
+{
+	struct linger now = { .l_onoff = 1, .l_linger = 0 };
+
+	if (r->cfd >= 0)
+		(void)setsockopt(r->cfd, SOL_SOCKET, SO_LINGER, &now, sizeof(now));
+	if (r->tfd >= 0)
+		(void)setsockopt(r->tfd, SOL_SOCKET, SO_LINGER, &now, sizeof(now));
+}
+
+void
 relay_close_target(struct relay *r)
 {
 	struct linger now = { .l_onoff = 1, .l_linger = 0 };

@@ -82,6 +82,13 @@ enum {
  */
 int relay_step(struct relay *r, int readable, bool *moved);
 /*
+ * A relay that failed (relay_step() < 0: a reset, a timeout, a write that
+ * cannot be made): both sockets are closed with a reset, never a FIN, so
+ * the side still there learns its stream was cut, as it would have from
+ * the other end directly, and a cut stream never looks complete.
+ */
+void relay_abort(struct relay *r);
+/*
  * Closes the target socket of a relay that is done, without leaving it in
  * TIME_WAIT when that is safe: we sent the first FIN (the client closed
  * first), the target's FIN came back, and every byte of ours has been

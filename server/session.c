@@ -1181,9 +1181,10 @@ session_relay(struct session *s, int readable)
 		s->last_ms = loop_now(s->srv->loop);
 		session_count_bytes(s);
 	}
-	if (r < 0)
+	if (r < 0) {
+		relay_abort(&s->r);
 		session_end(s, strerror(-r));
-	else if (r == 1)
+	} else if (r == 1)
 		session_end(s, "ok");
 }
 

@@ -42,6 +42,27 @@ GET_HELLO=$(printf 'GET /hello.txt HTTP/1.0\r\n\r\n' | od -An -tx1 | tr -d ' \n'
 	[ "$got" = "$PAYLOAD_SHA" ]
 }
 
+@test "half-close's counterpart: a reset crosses the relay as a reset, never as a clean end (target or client aborting)" {
+	start_socksifyd -v
+	local who size out
+	for who in target client; do
+		for size in 1000 1048576; do
+			out=$(timeout 60 python3 "$HELPERS/resetcheck.py" "$PROXY_PORT" "$who" "$size")
+			echo "$who aborts after $size bytes: the other side read $out"
+			[[ "$out" == *" bytes, reset" ]]
+			# never more than was sent, nor a byte in a wrong place
+			[ "${out%% *}" -le "$size" ]
+		done
+	done
+	# what a direct connection shows, for comparison: the same reset
+	out=$(timeout 60 python3 "$HELPERS/resetcheck.py" direct target 1000)
+	[ "$out" = "1000 bytes, reset" ]
+	# small ones arrive whole before the reset
+	out=$(timeout 60 python3 "$HELPERS/resetcheck.py" "$PROXY_PORT" target 1000)
+	[ "$out" = "1000 bytes, reset" ]
+	wait_for_line "$SOCKSIFYD_LOG" 30 "Connection reset by peer"
+}
+
 @test "curl --socks5-hostname: the proxy resolves the name, bytes intact" {
 	start_socksifyd -v
 	got=$(curl -sS --max-time 20 --socks5-hostname "127.0.0.1:$PROXY_PORT" "http://localhost:$HTTP_PORT/payload.bin" | sha)
