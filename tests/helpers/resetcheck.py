@@ -10,8 +10,12 @@ proxy on 127.0.0.1:PROXYPORT (RFC 1928, no authentication), or directly.
   client  the client sends SIZE bytes, then aborts; the target reads to
           the end.
 The reading side prints "N bytes, reset" when its reads ended in
-ECONNRESET, "N bytes, eof" on a clean end (FIN). Fails (a traceback) on a
-timeout or a handshake the proxy refused.
+ECONNRESET, "N bytes, eof" on a clean end (FIN), or "N bytes, wrong" when
+what it read is not the start of what was sent. The target sends only
+once the client holds the CONNECT reply: a target that aborts before the
+proxy has seen its connect complete is a failed connect (reply 05), not
+the case tested here. Fails (a traceback) on a timeout or a refused
+handshake.
 """
 import os
 import socket
@@ -30,16 +34,20 @@ def abort(sock):
     sock.close()
 
 
-def read_to_end(sock):
-    n = 0
+def read_to_end(sock, data):
+    got = bytearray()
+    end = "eof"
     try:
         while True:
             b = sock.recv(65536)
             if not b:
-                return "%d bytes, eof" % n
-            n += len(b)
+                break
+            got += b
     except ConnectionResetError:
-        return "%d bytes, reset" % n
+        end = "reset"
+    if got != data[:len(got)]:
+        end = "wrong"
+    return "%d bytes, %s" % (len(got), end)
 
 
 def main():
@@ -51,15 +59,17 @@ def main():
     lsn.settimeout(TIMEOUT_S)
     tport = lsn.getsockname()[1]
     seen = {}
+    replied = threading.Event()
 
     def target():
         conn, _ = lsn.accept()
         conn.settimeout(TIMEOUT_S)
         if who == "target":
+            replied.wait(TIMEOUT_S)
             conn.sendall(data)
             abort(conn)
         else:
-            seen["target"] = read_to_end(conn)
+            seen["target"] = read_to_end(conn, data)
             conn.close()
 
     th = threading.Thread(target=target, daemon=True)
@@ -72,8 +82,9 @@ def main():
             raise SystemExit("resetcheck: no-auth refused")
         cli.sendall(b"\x05\x01\x00\x01" + socket.inet_aton("127.0.0.1") + struct.pack("!H", tport))
         socks_reply(cli)  # OSError unless 00
+    replied.set()
     if who == "target":
-        print(read_to_end(cli))
+        print(read_to_end(cli, data))
         cli.close()
     else:
         cli.sendall(data)
