@@ -32,8 +32,9 @@ static long relay_pipes_max;
  * stream cost a splice() each way per 64 KiB; four times that cuts
  * socksifyd's CPU per byte by about a third and lifts one stream from
  * about 48% of a direct connection to about 60% (two CPUs, make bench's
- * stream figure, side by side). A pipe grows once a read filled it whole
- * (a stream paced below that never pays the fcntl()), while
+ * stream figure, side by side). A pipe grows once a read filled it (all
+ * but an eighth: see relay_pipe_fill(); a stream paced below that never
+ * pays the fcntl()), while
  *  - fewer than SERVER_SPLICE_BIG_PIPES are grown: what they can pin;
  *  - all our pipes stay within half of the user's pipe pages
  *    (fs.pipe-user-pages-soft, 16384 by default: a user past it gets

@@ -31,7 +31,8 @@ struct relay_pipe {
 	bool shut;			/* FIN passed on: this direction is done */
 	bool first;			/* ... before the other direction's EOF */
 	bool bulk;			/* the last read was of a stream in flow */
-	bool full;			/* ... and took all the room there was */
+	bool full;			/* ... and filled the pipe (all but an
+					 * eighth) or our whole buffer */
 	bool small_pipes;		/* kernel pipes come small: auto copies */
 	uint64_t bytes;			/* written to the sink so far */
 };
