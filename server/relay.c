@@ -82,6 +82,12 @@ relay_big_pipes(void)
 	return __atomic_load_n(&relay_big_open, __ATOMIC_RELAXED);
 }
 
+bool
+relay_pipe_grown(const struct relay_pipe *p)
+{
+	return p->spliced && p->kcap > SERVER_SPLICE_BYTES;
+}
+
 int
 relay_pipe_alloc(struct relay_pipe *p)
 {
@@ -96,13 +102,12 @@ relay_pipe_free(struct relay_pipe *p)
 	free(p->buf);
 	p->buf = NULL;
 	if (p->spliced) {
+		if (relay_pipe_grown(p))
+			__atomic_sub_fetch(&relay_big_open, 1, __ATOMIC_RELAXED);
 		close(p->kpipe[0]);
 		close(p->kpipe[1]);
-		p->spliced = false;
+		p->spliced = p->grow_tried = false;
 		__atomic_sub_fetch(&relay_pipes_open, 1, __ATOMIC_RELAXED);
-		if (p->big)
-			__atomic_sub_fetch(&relay_big_open, 1, __ATOMIC_RELAXED);
-		p->big = p->grow_tried = false;
 	}
 	p->off = p->len = 0;
 }
@@ -130,7 +135,6 @@ relay_kpipe_grow(struct relay_pipe *p)
 	n = fcntl(p->kpipe[0], F_SETPIPE_SZ, SERVER_SPLICE_BIG_BYTES);
 	if (n < SERVER_SPLICE_BIG_BYTES)
 		goto refused;
-	p->big = true;
 	p->kcap = (size_t)n;
 	return;
 refused:

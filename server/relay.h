@@ -23,10 +23,10 @@ struct relay_pipe {
 	size_t off, len;		/* pending bytes are buf[off..len), or
 					 * len - off bytes in the kernel pipe */
 	bool spliced;			/* kpipe is open (--relay splice) */
-	bool big;			/* ... grown to SERVER_SPLICE_BIG_BYTES */
-	bool grow_tried;		/* ... or that was tried, for this kpipe */
+	bool grow_tried;		/* growing kpipe was tried (relay.c) */
 	int kpipe[2];			/* read, write end; only while spliced */
-	size_t kcap;			/* bytes a splice into kpipe may move */
+	size_t kcap;			/* bytes a splice into kpipe may move:
+					 * above SERVER_SPLICE_BYTES once grown */
 	bool eof;			/* the source sent FIN */
 	bool shut;			/* FIN passed on: this direction is done */
 	bool first;			/* ... before the other direction's EOF */
@@ -54,6 +54,8 @@ static inline size_t relay_pending(const struct relay_pipe *p) { return p->len -
 void relay_set_pipes_max(long n);
 /* How many of them are grown for a stream in flow now (tests). */
 long relay_big_pipes(void);
+/* Is p's kernel pipe one of those? */
+bool relay_pipe_grown(const struct relay_pipe *p);
 /* Makes sure p has its buffer; 0 or -ENOMEM. */
 int relay_pipe_alloc(struct relay_pipe *p);
 /* Appends n bytes to p (allocating it); 0, or -ENOBUFS when they do not fit. */

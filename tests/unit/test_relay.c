@@ -157,7 +157,7 @@ relay_paced_not_grown(void)
 	relay_set_pipes_max(8);
 	CHECK(relay_stream(&p, 48 << 10, &most));
 	CHECK_INT(most, 48 << 10);
-	CHECK(!p.big);
+	CHECK(!relay_pipe_grown(&p));
 	CHECK_INT(relay_big_pipes(), 0);
 	relay_pipe_free(&p);
 }
@@ -198,7 +198,7 @@ relay_big_budget(void)
 		CHECK_INT(send(in[0], "x", 1, 0), 1);
 		CHECK_INT(relay_pipe_fill(&ps[i], in[1], true), 1);
 		CHECK(ps[i].spliced);
-		CHECK(ps[i].big == (i < SERVER_SPLICE_BIG_PIPES));
+		CHECK(relay_pipe_grown(&ps[i]) == (i < SERVER_SPLICE_BIG_PIPES));
 	}
 	CHECK_INT(relay_big_pipes(), SERVER_SPLICE_BIG_PIPES);
 	CHECK_INT(fcntl(ps[0].kpipe[0], F_GETPIPE_SZ), SERVER_SPLICE_BIG_BYTES);
@@ -208,12 +208,12 @@ relay_big_budget(void)
 	CHECK_INT(relay_big_pipes(), SERVER_SPLICE_BIG_PIPES - 1);
 	CHECK_INT(send(in[0], "y", 1, 0), 1);
 	CHECK_INT(relay_pipe_fill(&quiet, in[1], true), 1);
-	CHECK(quiet.spliced && !quiet.big);
+	CHECK(quiet.spliced && !relay_pipe_grown(&quiet));
 	relay_pipe_free(&quiet);
 	ps[0] = (struct relay_pipe){ .kpipe = { -1, -1 }, .full = true };
 	CHECK_INT(send(in[0], "z", 1, 0), 1);
 	CHECK_INT(relay_pipe_fill(&ps[0], in[1], true), 1);
-	CHECK(ps[0].big);
+	CHECK(relay_pipe_grown(&ps[0]));
 
 	for (i = 0; i <= SERVER_SPLICE_BIG_PIPES; i++)
 		relay_pipe_free(&ps[i]);
