@@ -15,7 +15,9 @@
  *              blocking socket it runs inside the call. A non-blocking one
  *              (O_NONBLOCK, or MSG_DONTWAIT) never waits: a thread of its
  *              own runs it (udp_setup_main(), all signals blocked, on a copy
- *              of the socket), the send returns at once, and what is sent
+ *              of the socket), the socket is bound at once as the kernel
+ *              binds it at a first send (getsockname() names its port),
+ *              the send returns at once, and what is sent
  *              meanwhile waits in a queue (UDP_QUEUE_BYTES; beyond, dropped
  *              as a full queue drops) that the thread sends in order before
  *              the association is the socket's. A set-up that failed is
@@ -741,6 +743,40 @@ udp_take_err(int fd)
 	return err;
 }
 
+/*
+ * fd's address in *to, fd bound first to its family's wildcard and a port
+ * of the kernel's when it has none: as the kernel binds a socket at its
+ * first send or connect(), so getsockname() names the port at once even
+ * while what the program sent waits for its association. 0 or -errno.
+ */
+static int
+udp_autobind(int fd, struct sockaddr_storage *to, socklen_t *tolen)
+{
+	struct sockaddr_storage any;
+	in_port_t port;
+
+	*tolen = sizeof(*to);
+	if (PRELOAD_REAL(getsockname)(fd, (struct sockaddr *)to, tolen) != 0)
+		return -errno;
+	if (to->ss_family == AF_INET)
+		port = ((struct sockaddr_in *)(void *)to)->sin_port;
+	else if (to->ss_family == AF_INET6)
+		port = ((struct sockaddr_in6 *)(void *)to)->sin6_port;
+	else
+		return 0;
+	if (port != 0)
+		return 0;
+	memset(&any, 0, sizeof(any));
+	any.ss_family = to->ss_family;
+	if (bind(fd, (struct sockaddr *)&any, to->ss_family == AF_INET ?
+	    sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6)) != 0)
+		return -errno;
+	*tolen = sizeof(*to);
+	if (PRELOAD_REAL(getsockname)(fd, (struct sockaddr *)to, tolen) != 0)
+		return -errno;
+	return 0;
+}
+
 /* What a set-up thread works with. */
 struct udp_setup {
 	int copy;			/* the program's socket, our descriptor for it */
@@ -830,8 +866,13 @@ udp_setup_start(int fd, struct udp_sock *s)
 	pthread_attr_t attr;
 	pthread_t th;
 	sigset_t all, old;
+	struct sockaddr_storage me;
+	socklen_t melen;
 	bool ok;
 
+	/* Bound now, not when the thread sends: a failure here is the
+	 * kernel's to tell at that send. */
+	(void)udp_autobind(fd, &me, &melen);
 	if ((st = calloc(1, sizeof(*st))) == NULL)
 		return false;
 	if ((st->copy = PRELOAD_REAL(fcntl)(fd, F_DUPFD_CLOEXEC, PRELOAD_ASYNC_COPY_FD_MIN)) < 0) {
@@ -1133,24 +1174,11 @@ udp_dns_route(int fd, int *inj, struct sockaddr_storage *to, socklen_t *tolen)
 {
 	struct sockaddr_in *sin = (struct sockaddr_in *)(void *)to;
 	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)(void *)to;
-	struct sockaddr_storage any;
 	bool v4;
+	int r;
 
-	*tolen = sizeof(*to);
-	if (PRELOAD_REAL(getsockname)(fd, (struct sockaddr *)to, tolen) != 0)
-		return -errno;
-	if ((to->ss_family == AF_INET && sin->sin_port == 0) ||
-	    (to->ss_family == AF_INET6 && sin6->sin6_port == 0)) {
-		/* As the kernel binds a socket at its first send. */
-		memset(&any, 0, sizeof(any));
-		any.ss_family = to->ss_family;
-		if (bind(fd, (struct sockaddr *)&any, to->ss_family == AF_INET ?
-		    sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6)) != 0)
-			return -errno;
-		*tolen = sizeof(*to);
-		if (PRELOAD_REAL(getsockname)(fd, (struct sockaddr *)to, tolen) != 0)
-			return -errno;
-	}
+	if ((r = udp_autobind(fd, to, tolen)) < 0)
+		return r;
 	if (to->ss_family == AF_INET) {
 		if (sin->sin_addr.s_addr == htonl(INADDR_ANY))
 			sin->sin_addr.s_addr = htonl(INADDR_LOOPBACK);

@@ -355,7 +355,7 @@ assert r["packets"] > 100 and r["lost_packets"] == 0, r' "$output"
 	done
 }
 
-@test "a non-blocking socket never waits for its association: sendto() returns at once with the proxy 300 ms away, the echo comes once it is up; a blocking one waits" {
+@test "a non-blocking socket never waits for its association: sendto() returns at once with the proxy 300 ms away, the echo comes once it is up, getsockname() names its port at once; a blocking one waits" {
 	start_udp_echo 127.0.0.1
 	start_socksifyd -v
 	start_delayfwd "127.0.0.1:$PROXY_PORT" 300
@@ -363,10 +363,16 @@ assert r["packets"] > 100 and r["lost_packets"] == 0, r' "$output"
 	echo "$output"
 	[ "${lines[1]}" = "ok" ]
 	[ "${lines[0]#sendto-ms }" -lt 150 ]
+	# getsockname() names the port the send bound, before and after the
+	# association is up, as without the library; connect() binds too.
+	[ "${lines[2]}" = "port same" ]
+	[ "${lines[3]}" = "connect port set" ]
 	run udpcheck "socks5://127.0.0.1:$DELAY_PORT" slow 127.0.0.1 "$ECHO_PORT" blocking
 	echo "$output"
 	[ "${lines[1]}" = "ok" ]
 	[ "${lines[0]#sendto-ms }" -ge 600 ]
+	[ "${lines[2]}" = "port same" ]
+	[ "${lines[3]}" = "connect port set" ]
 }
 
 @test "a non-blocking socket whose proxy refuses UDP: the receive that waits for a reply is woken and told ECONNREFUSED" {

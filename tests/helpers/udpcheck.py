@@ -204,6 +204,8 @@ def slow(host, port, blocking):
     t = time.monotonic()
     s.sendto(b"far", dst)
     print("sendto-ms %d" % int((time.monotonic() - t) * 1000))
+    # Bound by the send, as the kernel binds: the port is known at once.
+    port = s.getsockname()[1]
     r, _, _ = select.select([s], [], [], 5)
     if not r:
         print("timeout")
@@ -213,6 +215,13 @@ def slow(host, port, blocking):
         print("ok" if got == b"far" else "bad")
     except OSError as e:
         print(errno.errorcode.get(e.errno, str(e.errno)))
+    print("port %s" % ("same" if port != 0 and s.getsockname()[1] == port else
+                       "%d then %d" % (port, s.getsockname()[1])))
+    # connect() binds too, before any datagram.
+    c = socket.socket(fam, socket.SOCK_DGRAM)
+    c.setblocking(blocking)
+    c.connect(dst)
+    print("connect port %s" % ("set" if c.getsockname()[1] != 0 else "0"))
 
 
 def main():
