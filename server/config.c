@@ -478,6 +478,53 @@ config_listen_parse(const char *text, struct s5_addr *a, bool *every,
 	return config_listen_host(text, (size_t)(colon - text), port, a, why, whylen);
 }
 
+static bool
+config_ip_any(const struct s5_addr *a)
+{
+	static const uint8_t zero[16];
+
+	return a->atyp == S5_ATYP_IPV4 ? memcmp(a->u.ip4, zero, 4) == 0 :
+	    a->atyp == S5_ATYP_IPV6 && memcmp(a->u.ip6, zero, 16) == 0;
+}
+
+/*
+ * Does a (":PORT" when every) take a port an earlier listen address holds?
+ * The second bind would fail with "Address already in use", which reads
+ * like another program's doing. Port 0 is a new port each time; names are
+ * left to the bind.
+ */
+static bool
+config_listen_clash(const struct config *c, const struct s5_addr *a, bool every,
+    char *why, size_t whylen)
+{
+	char text[S5_ADDR_TEXT_MAX];
+	size_t i;
+
+	if (a->port == 0 || a->atyp == S5_ATYP_DOMAIN)
+		return false;
+	for (i = 0; i < c->nlisten; i++) {
+		const struct s5_addr *b = &c->listen[i].addr;
+
+		if (b->port != a->port || b->atyp == S5_ATYP_DOMAIN ||
+		    (b->atyp != a->atyp && !every))
+			continue;
+		if (!every && !s5_addr_equal(a, b) && !config_ip_any(a) && !config_ip_any(b))
+			continue;
+		if (s5_addr_equal(a, b) && !c->listen[i].twin) {
+			snprintf(why, whylen, "is given twice");
+			return true;
+		}
+		/* ":PORT" as it was given, or the address. */
+		if (c->listen[i].twin || (i + 1 < c->nlisten && c->listen[i + 1].twin))
+			snprintf(text, sizeof(text), ":%u", (unsigned)b->port);
+		else
+			(void)s5_addr_format(b, text, sizeof(text));
+		snprintf(why, whylen, "takes the port of '%s', given before", text);
+		return true;
+	}
+	return false;
+}
+
 /*
  * ":PORT" is two listeners, 0.0.0.0 and [::]: an IPv6 socket serves IPv6
  * alone (listener.c), so each family keeps its own addresses in rules and
@@ -493,6 +540,10 @@ config_listen_add(struct config *c, const char *text, char *why, size_t whylen)
 
 	if (config_listen_parse(text, &a, &every, reason, sizeof(reason)) < 0) {
 		snprintf(why, whylen, "bad listen address '%s': %s", text, reason);
+		return -1;
+	}
+	if (config_listen_clash(c, &a, every, reason, sizeof(reason))) {
+		snprintf(why, whylen, "listen address '%s' %s", text, reason);
 		return -1;
 	}
 	if (c->nlisten + (every ? 2 : 1) > SERVER_MAX_LISTENERS) {

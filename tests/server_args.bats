@@ -60,6 +60,35 @@ bad_listen() {
 	[ "${lines[0]}" = "socksifyd: bind 127.0.0.1:$PROXY_PORT: Address already in use" ]
 }
 
+@test "-l: an address given twice, or one a ':PORT' covers, exits 2 naming both; port 0 and other addresses on one port are fine" {
+	port=$(free_port)
+	usage_line "socksifyd: listen address '127.0.0.1:$port' is given twice (try 'socksifyd --help')" \
+		-l "127.0.0.1:$port" -l "127.0.0.1:$port"
+	usage_line "socksifyd: listen address '127.0.0.1:$port' is given twice (try 'socksifyd --help')" \
+		-l "$port" -l "127.0.0.1:$port"
+	usage_line "socksifyd: listen address ':$port' is given twice (try 'socksifyd --help')" \
+		-l ":$port" -l ":$port"
+	usage_line "socksifyd: listen address '127.0.0.1:$port' takes the port of ':$port', given before (try 'socksifyd --help')" \
+		-l ":$port" -l "127.0.0.1:$port"
+	usage_line "socksifyd: listen address ':$port' takes the port of '[::1]:$port', given before (try 'socksifyd --help')" \
+		-l "[::1]:$port" -l ":$port"
+	usage_line "socksifyd: listen address '[::]:$port' takes the port of '[::1]:$port', given before (try 'socksifyd --help')" \
+		-l "[::1]:$port" -l "[::]:$port"
+	cfg=$BATS_TEST_TMPDIR/socksifyd.conf
+	printf 'listen 127.0.0.1:%s\nlisten 127.0.0.1:%s\n' "$port" "$port" >"$cfg"
+	usage_line "socksifyd: $cfg:2: listen address '127.0.0.1:$port' is given twice" --config "$cfg"
+	# each listens: two free ports; two loopback addresses on one port;
+	# IPv4 everywhere beside IPv6 loopback (an IPv6 listener is IPv6 only)
+	start_socksifyd -l 127.0.0.1:0 -l 127.0.0.1:0 -l "127.0.0.2:$port" -l "127.0.0.1:$port"
+	wait_for_count "$SOCKSIFYD_LOG" 20 'listening on' 4
+	[ "$(grep -c "listening on 127.0.0.1:[1-9]" "$SOCKSIFYD_LOG")" -eq 3 ]
+	grep -qxF "socksifyd: listening on 127.0.0.2:$port" "$SOCKSIFYD_LOG"
+	stop_all
+	start_socksifyd -l "0.0.0.0:$port" -l "[::1]:$port" --no-auth
+	wait_for_count "$SOCKSIFYD_LOG" 20 'listening on' 2
+	grep -qxF "socksifyd: listening on [::1]:$port" "$SOCKSIFYD_LOG"
+}
+
 @test "-l PORT is 127.0.0.1:PORT" {
 	port=$(free_port)
 	start_socksifyd -l "$port"
