@@ -335,6 +335,30 @@ srv_fds_short(const struct server *srv)
 	return need > srv->fd_limit;
 }
 
+/*
+ * A client closed at --max-sessions: counted as a session with the outcome
+ * "max sessions" (metrics), and said at the default level at most once per
+ * SERVER_ACCEPT_WARN_MS a worker, with how many since the last time.
+ */
+static void
+listener_full(struct server *srv)
+{
+	uint64_t now = loop_now(srv->loop);
+
+	metrics_session_end(&srv->metrics, "-", "max sessions");
+	srv->full_closed++;
+	if (srv->full_warned_ms != 0 && now - srv->full_warned_ms < SERVER_ACCEPT_WARN_MS)
+		return;
+	if (srv->full_warned_ms == 0)
+		log_warn("--max-sessions %zu reached: new clients are closed", srv->lim.max_sessions);
+	else
+		log_warn("--max-sessions %zu reached: %llu new client%s closed since the last such line",
+		    srv->lim.max_sessions, (unsigned long long)srv->full_closed,
+		    srv->full_closed == 1 ? "" : "s");
+	srv->full_warned_ms = now;
+	srv->full_closed = 0;
+}
+
 void
 listener_on_accept(struct loop *l, int fd, uint32_t events, void *arg)
 {
@@ -402,6 +426,7 @@ listener_on_accept(struct loop *l, int fd, uint32_t events, void *arg)
 		/* --max-sessions counts every worker's. */
 		if (srv_all_sessions(lst->srv) >= lst->srv->lim.max_sessions) {
 			close(cfd);
+			listener_full(lst->srv);
 			continue;
 		}
 		if (!lst->nodelay)

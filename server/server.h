@@ -105,6 +105,8 @@ struct server {
 	size_t nlst;
 	bool lst_stalled;		/* some listener waits for a session to close */
 	uint64_t accept_warned_ms;	/* loop clock of the last accept warning */
+	uint64_t full_warned_ms;	/* ... of the last --max-sessions warning */
+	uint64_t full_closed;		/* clients closed at the limit since then */
 	struct metrics metrics;		/* this worker's counts (metrics.c) */
 };
 

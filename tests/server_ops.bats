@@ -374,16 +374,28 @@ open(sys.argv[1],"w").write("%d\n" % s.getsockname()[1]); time.sleep(20)' "$pf" 
 	wait_for_line "$SOCKSIFYD_LOG" 30 'outcome=idle timeout'
 }
 
-@test "--max-sessions 2: a third client is closed, and served once one leaves" {
-	start_socksifyd --max-sessions 2
+@test "--max-sessions 2: a third client is closed, said once and counted, and served once one leaves" {
+	start_socksifyd --max-sessions 2 --workers 1 --metrics 127.0.0.1:0
+	wait_for_line "$SOCKSIFYD_LOG" 30 '^socksifyd: metrics on '
+	local mport
+	mport=$(sed -n 's/^socksifyd: metrics on 127\.0\.0\.1:\([0-9]*\)$/\1/p' "$SOCKSIFYD_LOG")
 	for i in 1 2; do
 		python3 -c 'import socket,sys,time; s=socket.create_connection(("127.0.0.1",int(sys.argv[1]))); s.send(b"\x05"); time.sleep(3)' "$PROXY_PORT" 3>&- &
 		PIDS+=($!)
 	done
 	sleep 0.5
-	run python3 "$HELPERS/s5probe.py" "$PROXY_PORT" 050100
-	# closed with the greeting unread: the kernel may send RST for the FIN
-	[[ "$output" == $'\nEOF' || "$output" == $'\nRST' ]]
+	for i in 3 4; do
+		run python3 "$HELPERS/s5probe.py" "$PROXY_PORT" 050100
+		# closed with the greeting unread: the kernel may send RST for the FIN
+		[[ "$output" == $'\nEOF' || "$output" == $'\nRST' ]]
+	done
+	# one warning for both (at most one a second), and a count of each
+	wait_for_line "$SOCKSIFYD_LOG" 30 'max-sessions'
+	cat "$SOCKSIFYD_LOG"
+	[ "$(grep -c 'max-sessions' "$SOCKSIFYD_LOG")" -eq 1 ]
+	grep -qxF "socksifyd: --max-sessions 2 reached: new clients are closed" "$SOCKSIFYD_LOG"
+	run curl -sS --max-time 5 "http://127.0.0.1:$mport/metrics"
+	grep -qxF 'socksifyd_sessions_total{cmd="none",outcome="max sessions"} 2' <<<"$output"
 	# the two holders leave after 3 s; then the next client is served
 	sleep 3
 	run hello
