@@ -315,6 +315,65 @@ main_pipes_max(const struct server_limits *lim)
 	relay_set_pipes_max(lim->splice ? spare / 2 : 0);
 }
 
+/* The lowest free descriptor: roughly what the server holds (none free:
+ * if_none). */
+static size_t
+main_fds_open(int any_fd, size_t if_none)
+{
+	int fd = fcntl(any_fd, F_DUPFD_CLOEXEC, 0);
+
+	if (fd < 0)
+		return if_none;
+	close(fd);
+	return (size_t)fd;
+}
+
+/*
+ * The descriptor limit sessions may use: a session holds two, so the soft
+ * limit is raised toward what --max-sessions and the reserve need (never
+ * past the hard limit, as HAProxy does for its maxconn); a shell's 1024
+ * would otherwise hold some 500 sessions of the 8000 asked for.
+ */
+static size_t
+main_fd_limit(const struct server_limits *lim, int any_fd)
+{
+	struct rlimit rl;
+	rlim_t want = (rlim_t)(main_fds_open(any_fd, 0) + lim->fd_reserve +
+	    2 * lim->max_sessions + SERVER_FD_SLACK);
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+		return (size_t)-1 / 2;
+	if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < want) {
+		struct rlimit up = rl;
+
+		up.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > want ? want : rl.rlim_max;
+		if (up.rlim_cur > rl.rlim_cur && setrlimit(RLIMIT_NOFILE, &up) == 0)
+			rl = up;
+	}
+	return rl.rlim_cur == RLIM_INFINITY ? (size_t)-1 / 2 : (size_t)rl.rlim_cur;
+}
+
+/*
+ * A limit that holds no session is a server that listens and never
+ * accepts: refused at start. One that holds fewer than --max-sessions is
+ * said once; clients beyond wait in the listen backlog.
+ */
+static void
+main_fd_check(const struct server_limits *lim, size_t fd_limit, size_t fd_base)
+{
+	size_t room = fd_limit > fd_base + lim->fd_reserve ?
+	    (fd_limit - fd_base - lim->fd_reserve) / 2 : 0;
+
+	if (room == 0)
+		log_fatal(EXIT_FAILURE, "the descriptor limit (%zu, ulimit -n) holds no "
+		    "session: %zu are open and --fd-reserve keeps %zu; it needs at least %zu",
+		    fd_limit, fd_base, lim->fd_reserve, fd_base + lim->fd_reserve + 2);
+	if (room < lim->max_sessions)
+		log_warn("the descriptor limit (%zu, ulimit -n, at its hard limit) holds %zu "
+		    "sessions at once, fewer than --max-sessions %zu; more clients wait to be accepted",
+		    fd_limit, room, lim->max_sessions);
+}
+
 /* Builds a rule set from c, with the built-in protection when it applies. */
 static int
 main_protect_rules(struct rules *r)
@@ -661,7 +720,6 @@ main(int argc, char **argv)
 {
 	struct config cfg;
 	struct users *users = NULL;
-	struct rlimit rl;
 	sigset_t sigs;
 	char why[1024];
 	struct config_listen metrics_at;
@@ -787,8 +845,7 @@ main(int argc, char **argv)
 		    "could read them, and they take no password; give --no-auth to serve "
 		    "them anyway", metrics_name());
 
-	fd_limit = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY ?
-	    (size_t)rl.rlim_cur : (size_t)-1 / 2;
+	fd_limit = main_fd_limit(&conf_cur->lim, sigfd);
 	for (k = 0; k < nworkers; k++) {
 		worker_setup(&workers[k], k, fd_limit);
 		for (i = 0; i < workers[k].nlst; i++) {
@@ -800,14 +857,10 @@ main(int argc, char **argv)
 		}
 	}
 	/* What the server holds before any session: the lowest free descriptor. */
-	if ((r = fcntl(sigfd, F_DUPFD_CLOEXEC, 0)) >= 0) {
-		fd_base = (size_t)r;
-		close(r);
-	} else {
-		fd_base = fd_limit;
-	}
+	fd_base = main_fds_open(sigfd, fd_limit);
 	for (k = 0; k < nworkers; k++)
 		workers[k].fd_base = fd_base;
+	main_fd_check(&conf_cur->lim, fd_limit, fd_base);
 	main_pipes_max(&conf_cur->lim);
 
 	/* The readiness protocol: printed even with -q, one write() each. */

@@ -402,6 +402,42 @@ open(sys.argv[1],"w").write("%d\n" % s.getsockname()[1]); time.sleep(20)' "$pf" 
 	[ "$output" = "hello through socks" ]
 }
 
+# soft_nofile PID: the soft descriptor limit of process PID.
+soft_nofile() { awk '/^Max open files/ { print $4 }' "/proc/$1/limits"; }
+
+@test "the descriptor limit: raised toward what --max-sessions needs, a warning when it holds fewer, refused when it holds none" {
+	local hard want
+	hard=$(ulimit -Hn)
+	[ "$hard" != unlimited ] || hard=1048576
+	# a limit that holds no session: exit 1, one line (it used to listen
+	# and pause every second, never accepting)
+	run timeout 5 prlimit --nofile=24:24 "$SOCKSIFYD" -l 127.0.0.1:0 --workers 1
+	echo "$output"
+	[ "$status" -eq 1 ]
+	[ "${#lines[@]}" -eq 1 ]
+	[[ "${lines[0]}" == "socksifyd: the descriptor limit (24, ulimit -n) holds no session: "*" are open and --fd-reserve keeps 16; it needs at least "* ]]
+	# a shell's soft 1024: raised to what 8000 sessions (two descriptors
+	# each) and the reserve need, or to the hard limit
+	SOCKSIFYD_WRAP="prlimit --nofile=1024:$hard ${SOCKSIFYD_WRAP:-}" start_socksifyd
+	want=$((2 * 8000 + 16))
+	[ "$hard" -ge "$want" ] || want=$hard
+	echo "soft $(soft_nofile "$SOCKSIFYD_PID"), hard $hard"
+	[ "$(soft_nofile "$SOCKSIFYD_PID")" -ge "$want" ]
+	[ "$(soft_nofile "$SOCKSIFYD_PID")" -le "$hard" ]
+	[ "$(grep -c 'descriptor limit' "$SOCKSIFYD_LOG")" -eq 0 ] || [ "$want" = "$hard" ]
+	kill "$SOCKSIFYD_PID"
+	# asked for fewer sessions, it is left alone
+	SOCKSIFYD_WRAP="prlimit --nofile=1024:$hard ${SOCKSIFYD_WRAP:-}" start_socksifyd --max-sessions 100
+	[ "$(soft_nofile "$SOCKSIFYD_PID")" -eq 1024 ]
+	kill "$SOCKSIFYD_PID"
+	# soft = hard = 64: said once at start, and it still serves
+	SOCKSIFYD_WRAP="prlimit --nofile=64:64 ${SOCKSIFYD_WRAP:-}" start_socksifyd
+	cat "$SOCKSIFYD_LOG"
+	grep -qE '^socksifyd: the descriptor limit \(64, ulimit -n, at its hard limit\) holds [0-9]+ sessions at once, fewer than --max-sessions 8000; more clients wait to be accepted$' "$SOCKSIFYD_LOG"
+	run hello
+	[ "$output" = "hello through socks" ]
+}
+
 @test "--help lists every flag; bad limit values are usage errors" {
 	run "$SOCKSIFYD" --help
 	[ "$status" -eq 0 ]
