@@ -72,9 +72,11 @@
  *             poked already in WAITING: a program that polls it beside
  *             its control connection (curl) must hear of the data
  *             connection before the server's first words there, which
- *             would otherwise often come first; its accept() then waits
- *             for the second reply (a listener made non-blocking since
- *             gets EAGAIN, and a second poke at READY).
+ *             would otherwise often come first; its accept() takes that
+ *             poke and then waits, in the kernel's accept(), for a second
+ *             poke that READY brings (a listener made non-blocking since
+ *             gets EAGAIN for the first poke: it polled readable once
+ *             before its peer came).
  *   ACCEPTED  accept() handed the proxy connection over.
  *
  * Hooks:
@@ -175,7 +177,6 @@ static int (*listen_real_listen)(int, int);
 static int (*listen_real_accept)(int, struct sockaddr *, socklen_t *);
 static int (*listen_real_accept4)(int, struct sockaddr *, socklen_t *, int);
 
-#define LISTEN_NAP_NS		2000000L	/* a blocking accept() looks at the BIND this often */
 
 #define LISTEN_REAL(var, name) \
 	((__typeof__(var))preload_sym((void **)&(var), name))
@@ -892,16 +893,6 @@ listen_same_sockaddr(const struct sockaddr_storage *a, socklen_t alen,
 	    y.atyp == S5_ATYP_IPV4 ? y.u.ip4 : y.u.ip6);
 }
 
-/* A blocking accept()'s wait for the watcher, a slice at a time. */
-static void
-listen_nap(void)
-{
-	struct timespec ts = { 0, LISTEN_NAP_NS };
-
-	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-		;
-}
-
 /* The proxy connection of a READY slot as the program's new descriptor:
  * its number, or -1 with errno. Lock held. */
 static int
@@ -977,23 +968,22 @@ accept4(int fd, struct sockaddr *sa, socklen_t *len, int flags)
 		(void)PRELOAD_REAL(close)(c);
 		pthread_mutex_lock(&listen_mutex);
 		s = listen_slot_of(fd);
-		/* Poked early (a blocking listener): the second reply is
-		 * waited for here, as a blocking accept() waits for its peer;
-		 * a listener made non-blocking since says EAGAIN, and is poked
-		 * again when the reply is in. */
-		while (s != NULL && s->state == LS_WAITING &&
+		/* Poked early (a blocking listener) and the second reply not
+		 * in: it is poked again when the reply is in (the watcher
+		 * sees poked false under this lock), and the kernel's accept()
+		 * waits for that, so signals (EINTR or a restart, as the
+		 * handler asked) and SO_RCVTIMEO act as on any listener; a
+		 * listener made non-blocking since says EAGAIN. */
+		if (s != NULL && s->state == LS_WAITING &&
 		    listen_same_sockaddr(&from, flen, &s->poke, s->pokelen)) {
+			s->poked = false;
+			pthread_mutex_unlock(&listen_mutex);
 			r = PRELOAD_REAL(fcntl)(fd, F_GETFL);
 			if (r < 0 || (r & O_NONBLOCK)) {
-				s->poked = false;
-				pthread_mutex_unlock(&listen_mutex);
 				errno = EAGAIN;
 				return -1;
 			}
-			pthread_mutex_unlock(&listen_mutex);
-			listen_nap();
-			pthread_mutex_lock(&listen_mutex);
-			s = listen_slot_of(fd);
+			continue;
 		}
 		if (s != NULL && s->state == LS_READY &&
 		    listen_same_sockaddr(&from, flen, &s->poke, s->pokelen)) {

@@ -113,6 +113,22 @@ curl_active() {
 	[ "${v[second]}" = EAGAIN ]
 }
 
+@test "a blocking accept() on a BIND listener is interrupted by a signal as any accept() is, and the BIND still comes after" {
+	start_socksifyd -v
+	run env LD_PRELOAD="$LIB" SOCKSIFY_PROXY="socks5://127.0.0.1:$PROXY_PORT" \
+		SOCKSIFY_EXCLUDE=none SOCKSIFY_LOG_FILE="$LIBLOG" \
+		timeout 60 "$PY" "$HELPERS/bindcheck.py" signal
+	printf '%s\n' "${lines[@]}"
+	[ "$status" -eq 0 ] || { cat "$LIBLOG"; false; }
+	# the handler ran when the alarm rang (it waited for the proxy's
+	# --bind-timeout before), and the connection that came later was
+	# the accepted one
+	[[ "${lines[0]}" =~ ^interrupted_ms=([0-9]+)$ ]]
+	[ "${BASH_REMATCH[1]}" -ge 900 ] && [ "${BASH_REMATCH[1]}" -lt 1900 ]
+	[ "${lines[1]}" = then=ok ]
+	[ "$(grep -c 'cmd=bind' "$SOCKSIFYD_LOG")" -eq 1 ]
+}
+
 @test "a proxy refusing BIND (socksifyd --no-bind): listen() fails with ECONNREFUSED and one line" {
 	start_socksifyd -v --no-bind
 	start_ftpd

@@ -21,6 +21,12 @@ usage: bindcheck.py sides
                                 accepted socket, and the getsockname() of the
                                 connection made to the BIND address
     data                        what went through the accepted connection
+usage: bindcheck.py signal
+  As sides, a listener bound to the control connection's address: a
+  blocking accept() with SIGALRM due in 1 s (a handler that raises, as
+  Python's do without SA_RESTART). Prints "interrupted_ms=N" (when the
+  handler ran) or "accepted"; then a connection to the BIND address and
+  a second accept() (10 s): "then=ok" when it carried the bytes.
 usage: bindcheck.py refused HOST PORT
   Bind to the address of a tunnelled connection to HOST:PORT and listen():
   prints "listen=ok" or "listen=ERRNONAME".
@@ -102,6 +108,36 @@ def sides():
         print("second=%s" % errno.errorcode[e.errno])
 
 
+def interrupted():
+    import signal
+    import time
+    target = listener("0.0.0.0")
+    control = socket.create_connection(("127.0.0.1", target.getsockname()[1]), 10)
+    lst = socket.socket()
+    lst.bind((control.getsockname()[0], 0))
+    lst.listen(1)
+
+    class Alarm(Exception):
+        pass
+
+    def ring(signum, frame):
+        raise Alarm()
+    signal.signal(signal.SIGALRM, ring)
+    t = time.monotonic()
+    signal.alarm(1)
+    try:
+        lst.accept()
+        print("accepted")
+    except Alarm:
+        print("interrupted_ms=%d" % int((time.monotonic() - t) * 1000))
+    signal.alarm(0)
+    dialer = socket.create_connection(lst.getsockname(), 10)
+    lst.settimeout(10)
+    acc, _ = lst.accept()
+    dialer.sendall(b"ping")
+    print("then=%s" % ("ok" if acc.recv(4) == b"ping" else "bad"))
+
+
 def refused(host, port):
     control = socket.create_connection((host, port), 10)
     s = socket.socket()
@@ -116,6 +152,8 @@ def refused(host, port):
 def main():
     if sys.argv[1] == "sides":
         sides()
+    elif sys.argv[1] == "signal":
+        interrupted()
     else:
         refused(sys.argv[2], int(sys.argv[3]))
 
