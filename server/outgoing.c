@@ -7,7 +7,10 @@
  * 4-tuple as without a bind, and many connections do not exhaust the
  * ephemeral ports of one address. An IPv6 socket toward an IPv4-mapped
  * address (a request for ::ffff:a.b.c.d, or a name whose AAAA is one)
- * speaks IPv4: it gets the IPv4 address, mapped.
+ * speaks IPv4: it gets the IPv4 address, mapped. BIND listens on the
+ * address of its family too (outgoing_listen_at()): the side targets reach
+ * the server on, and the address a CONNECT reply already named to the
+ * client, which an FTP client announces.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -104,6 +107,20 @@ outgoing_bind(const struct server_outgoing *o, int fd, const struct sockaddr *ds
 	if (stream)
 		(void)setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof(one));
 	return bind(fd, sa, len) == 0 ? 0 : -errno;
+}
+
+socklen_t
+outgoing_listen_at(const struct server_outgoing *o, struct sockaddr_storage *ss, socklen_t len)
+{
+	if (ss->ss_family == AF_INET && o->in4.sin_family == AF_INET) {
+		memcpy(ss, &o->in4, sizeof(o->in4));
+		return sizeof(o->in4);
+	}
+	if (ss->ss_family == AF_INET6 && o->in6.sin6_family == AF_INET6) {
+		memcpy(ss, &o->in6, sizeof(o->in6));
+		return sizeof(o->in6);
+	}
+	return len;
 }
 
 int

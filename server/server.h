@@ -54,6 +54,10 @@ struct server_outgoing {
  * connect(): 0 or -errno. */
 int outgoing_bind(const struct server_outgoing *o, int fd, const struct sockaddr *dst,
     bool stream);
+/* ss (len bytes, port 0), the address BIND would listen on, replaced by
+ * o's address of its family when o has one: the new length. */
+socklen_t outgoing_listen_at(const struct server_outgoing *o, struct sockaddr_storage *ss,
+    socklen_t len);
 /* Whether each of o's addresses is one of this host's: 0, or -1 with a
  * one-line reason. */
 int outgoing_check(const struct server_outgoing *o, char *why, size_t whylen);

@@ -539,10 +539,14 @@ session_bind_listen(struct session *s)
 		session_fail_rep(s, S5_REP_GENERAL_FAILURE, "client spoke during bind");
 		return;
 	}
-	if ((len = bind_local_addr(s->r.cfd, &local)) < 0)
+	/* Where the client reached us, or --outgoing's address of that
+	 * family: the side targets see. */
+	if ((len = bind_local_addr(s->r.cfd, &local)) < 0) {
 		r = len;
-	else
+	} else {
+		len = (int)outgoing_listen_at(&s->srv->lim.out, &local, (socklen_t)len);
 		r = bind_listen((struct sockaddr *)&local, (socklen_t)len, &fd, &bnd);
+	}
 	if (r < 0) {
 		session_fail_rep(s, s5_rep_from_errno(-r), "bind failed");
 		return;

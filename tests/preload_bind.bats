@@ -45,11 +45,11 @@ check_bind_session() {
 	wait_for_count "$SOCKSIFYD_LOG" 30 'cmd=bind' 1
 }
 
-# curl_active HOST: curl -P - fetches the payload from the FTP server, as
-# HOST, under socksify -x; the bytes arrive intact, through a BIND that
-# names HOST.
+# curl_active HOST [SOCKSIFYD-ARGS...]: curl -P - fetches the payload from
+# the FTP server, as HOST, under socksify -x; the bytes arrive intact,
+# through a BIND that names HOST.
 curl_active() {
-	start_socksifyd -v
+	start_socksifyd -v "${@:2}"
 	start_ftpd
 	# curl polls its (blocking) listener beside the control connection and
 	# gives up (exit 8) if the server's "150" comes first: the listener is
@@ -65,6 +65,14 @@ curl_active() {
 
 @test "curl -P - (active FTP) through socksify -x: the data connection is the proxy's BIND" {
 	curl_active 127.0.0.1
+}
+
+@test "socksifyd --outgoing: active FTP still works, its BIND listening on the outgoing address the CONNECT reply named" {
+	curl_active 127.0.0.1 --outgoing 127.0.0.3
+	# curl announced the control connection's address, the outgoing one,
+	# and the server's data connection came to it
+	grep -q "listen: BIND for .* proxy listens at 127\.0\.0\.3:[0-9]*\$" "$LIBLOG"
+	grep -q '^data active local=127\.0\.0\.1:[0-9]* peer=127\.0\.0\.3:[0-9]*$' "$FTP_LOG"
 }
 
 @test "lftp with ftp:passive-mode off (an unbound listener) through the library: BIND" {
