@@ -620,6 +620,10 @@ gethostbyaddr_r(const void *addr, socklen_t len, int af, struct hostent *ret,
 	r = resolve_addr_hostent(addr, len, af, ret, buf, buflen, &herr);
 	if (h_errnop != NULL)
 		*h_errnop = herr;
+	/* glibc sets the global too, and CPython's gethostbyaddr() reads
+	 * that one ("Unknown host", not "Resolver Error 0"). */
+	if (r != 0)
+		h_errno = herr;
 	*result = r == 0 ? ret : NULL;
 	/* glibc: a name not found is no error of the call itself. */
 	return herr == HOST_NOT_FOUND ? 0 : r;

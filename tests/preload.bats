@@ -216,6 +216,14 @@ c=s.accept(); time.sleep(20)' "$pf" 3>&- &
 	run env LD_PRELOAD="$LIB" SOCKSIFY_PROXY="socks5h://127.0.0.1:$PROXY_PORT" \
 		"$BUILD/tests/netcheck" gethostbyaddr 192.0.2.7
 	[ "${lines[-1]}" = "failed" ]
+	# said as libc says it: CPython reads the global h_errno
+	run env LD_PRELOAD="$LIB" SOCKSIFY_PROXY="socks5h://127.0.0.1:$PROXY_PORT" \
+		python3 -c 'import socket
+try:
+    print(socket.gethostbyaddr("192.0.2.8"))
+except socket.herror as e:
+    print(e.errno, e.strerror)'
+	[ "$output" = "1 Unknown host" ]
 	run env LD_PRELOAD="$LIB" SOCKSIFY_PROXY="socks5h://127.0.0.1:$PROXY_PORT" \
 		"$BUILD/tests/netcheck" getaddrinfo_a leak-gaia.socksify.test
 	[[ "${lines[-1]}" =~ ^(198\.1[89]\.[0-9]+\.[0-9]+|failed:.*)$ ]]
