@@ -78,7 +78,8 @@
  * relayed by the first hop only, and that would go around the rest of the
  * chain: EPERM), a proxy that refuses UDP ASSOCIATE (reply 07: the
  * contract's errno for the reply, ECONNREFUSED), a relay of the other
- * family than the socket (EAFNOSUPPORT).
+ * family than the socket, or an IPv4 one for an IPV6_V6ONLY socket
+ * (EAFNOSUPPORT).
  *
  * Datagrams the header cannot frame are refused with EOPNOTSUPP (one log
  * line): MSG_MORE, a UDP_SEGMENT control message, and a socket with
@@ -466,20 +467,30 @@ udp_chain_ok(void)
 	return preload_cfg.nhops == 1 && preload_cfg.hops[0][0].proxy.proto == S5_PROTO_SOCKS5;
 }
 
+static bool
+udp_v6only(int fd)
+{
+	int on = 0;
+	socklen_t len = sizeof(on);
+
+	return PRELOAD_REAL(getsockopt)(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, &len) == 0 && on;
+}
+
 /*
  * The association: the control connection to the first hop and the relay
- * it names, for a socket of family. 0, or -errno (logged).
+ * it names, for fd, a socket of family. 0, or -errno (logged).
  */
 static int
-udp_associate(int family, struct udp_assoc *a)
+udp_associate(int fd, int family, struct udp_assoc *a)
 {
 	struct s5_addr any, relay;
 	struct tunnel t;
 	struct sockaddr_storage ss;
 	socklen_t len = sizeof(ss);
-	int ctl, fd, r;
+	int ctl, tcp, r;
 	uint8_t zero[4] = { 0 };
 	char text[S5_ADDR_TEXT_MAX];
+	bool v6only;
 
 	/* Errors of the setup (-q says them), a line at most every 10 s. */
 	if (preload_cfg.nhops != 1) {
@@ -505,10 +516,10 @@ udp_associate(int family, struct udp_assoc *a)
 		return -ECONNREFUSED;
 	}
 	r = tunnel_family(&t);
-	if ((fd = socket(r, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0)
+	if ((tcp = socket(r, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0)
 		return -errno;
-	ctl = PRELOAD_REAL(fcntl)(fd, F_DUPFD_CLOEXEC, PRELOAD_ASYNC_COPY_FD_MIN);
-	(void)PRELOAD_REAL(close)(fd);
+	ctl = PRELOAD_REAL(fcntl)(tcp, F_DUPFD_CLOEXEC, PRELOAD_ASYNC_COPY_FD_MIN);
+	(void)PRELOAD_REAL(close)(tcp);
 	if (ctl < 0)
 		return -errno;
 	r = tunnel_request(ctl, r, &t);
@@ -532,13 +543,17 @@ udp_associate(int family, struct udp_assoc *a)
 		relay.port = port;
 	}
 	a->relay_len = udp_sockaddr(&relay, family, &a->relay);
-	if (a->relay_len == 0) {
+	/* An IPv6 socket reaches an IPv4 relay v4-mapped, unless IPv6-only
+	 * (its sends would fail with ENETUNREACH, or a non-blocking one's
+	 * queue go out to nowhere). */
+	v6only = family == AF_INET6 && relay.atyp == S5_ATYP_IPV4 && udp_v6only(fd);
+	if (a->relay_len == 0 || v6only) {
 		if (s5_addr_format(&relay, text, sizeof(text)) < 0)
 			strcpy(text, "?");
 		preload_log_limited(LOG_LVL_ERROR, preload_log_key("UDP", family == AF_INET ?
 		    "relay family 4" : "relay family 6"), "UDP relay %s of proxy %s cannot "
 		    "be reached from an %s socket", text, preload_cfg.chain_text,
-		    family == AF_INET ? "IPv4" : "IPv6");
+		    family == AF_INET ? "IPv4" : v6only ? "IPv6-only (IPV6_V6ONLY)" : "IPv6");
 		(void)PRELOAD_REAL(close)(ctl);
 		return -EAFNOSUPPORT;
 	}
@@ -800,7 +815,7 @@ udp_setup_main(void *arg)
 	bool alive = true, kconn = false;
 	int r;
 
-	r = udp_associate(st->family, &made);
+	r = udp_associate(st->copy, st->family, &made);
 	for (;;) {
 		pthread_mutex_lock(&udp_mu);
 		q = a->queue;
@@ -985,7 +1000,7 @@ udp_ensure(int fd, int flags, const struct s5_addr *dst, const struct msghdr *ms
 	if (r != 2)
 		return r;
 	/* Inside the call: a blocking socket, or no thread to be had. */
-	if ((r = udp_framed(fd)) < 0 || (r = udp_associate(family, &made)) < 0)
+	if ((r = udp_framed(fd)) < 0 || (r = udp_associate(fd, family, &made)) < 0)
 		return r;
 	if (!udp_lock()) {
 		(void)PRELOAD_REAL(close)(made.ctl);
@@ -1151,15 +1166,6 @@ udp_from_injector(const struct sockaddr_storage *from, socklen_t len)
 		    udp_same_sockaddr(&udp_inj_sa[i], udp_inj_len[i], (const struct sockaddr *)from, len))
 			return peer_cookie(udp_inj[i]) == udp_inj_cookie[i];
 	return false;
-}
-
-static bool
-udp_v6only(int fd)
-{
-	int on = 0;
-	socklen_t len = sizeof(on);
-
-	return PRELOAD_REAL(getsockopt)(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, &len) == 0 && on;
 }
 
 /*

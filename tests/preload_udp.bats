@@ -84,6 +84,21 @@ echo_checked() {
 	echo_checked "[::ffff:127.0.0.1]:$ECHO_PORT"
 }
 
+@test "an IPv6-only socket and an IPv4 relay: EAFNOSUPPORT and a line saying why, blocking and non-blocking; nothing sent" {
+	start_udp_echo ::1
+	start_socksifyd -v
+	run udpcheck "socks5://127.0.0.1:$PROXY_PORT" v6only ::1 "$ECHO_PORT"
+	echo "$output"
+	cat "$BATS_TEST_TMPDIR/lib.log" || true
+	[ "${lines[0]}" = "blocking EAFNOSUPPORT" ]
+	# a non-blocking send is queued; the set-up's failure is told next
+	[ "${lines[1]}" = "nonblocking sent" ]
+	[ "${lines[2]}" = "then EAFNOSUPPORT" ]
+	grep -q "UDP relay 127\.0\.0\.1:[0-9]* of proxy 127\.0\.0\.1:$PROXY_PORT cannot be reached from an IPv6-only (IPV6_V6ONLY) socket" \
+		"$BATS_TEST_TMPDIR/lib.log"
+	[ ! -s "$ECHO_LOG" ]
+}
+
 @test "asyncio datagram endpoint (non-blocking socket, epoll): 50 datagrams, every one back intact" {
 	start_udp_echo 127.0.0.1
 	start_socksifyd -v

@@ -224,6 +224,29 @@ def slow(host, port, blocking):
     print("connect port %s" % ("set" if c.getsockname()[1] != 0 else "0"))
 
 
+def v6only(host, port):
+    """An IPV6_V6ONLY socket, blocking then not, sends to host (an IPv6
+    address): prints the errno each one meets."""
+    import select
+    for blocking in (True, False):
+        s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+        s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        s.setblocking(blocking)
+        try:
+            s.sendto(b"v6only", (host, port))
+            print("%s sent" % ("blocking" if blocking else "nonblocking"))
+        except OSError as e:
+            print("%s %s" % ("blocking" if blocking else "nonblocking",
+                             errno.errorcode.get(e.errno, str(e.errno))))
+            continue
+        select.select([s], [], [], 5)
+        try:
+            s.recvfrom(100)
+            print("then received")
+        except OSError as e:
+            print("then %s" % errno.errorcode.get(e.errno, str(e.errno)))
+
+
 def main():
     mode, host, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
     if mode == "echo":
@@ -234,6 +257,8 @@ def main():
         once(host, port, 1)
     elif mode == "twice":
         once(host, port, 2)
+    elif mode == "v6only":
+        v6only(host, port)
     elif mode == "slow":
         slow(host, port, sys.argv[4:] == ["blocking"])
     elif mode == "connected":
