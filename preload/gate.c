@@ -1015,15 +1015,33 @@ send(int fd, const void *buf, size_t n, int flags)
 	    send, fd, buf, n, flags);
 }
 
+/* sendfile() to a relayed UDP socket would put the file's bytes on the
+ * relay with no §7 header, which the relay drops: refused, as MSG_MORE is
+ * (udp.c). 0, or -1 with errno. */
+static int
+gate_udp_sendfile(int out)
+{
+	if (!udp_maybe(out) || !udp_owns(out))
+		return 0;
+	preload_log(LOG_LVL_ERROR, "UDP through the proxy: sendfile() is not supported "
+	    "on a relayed socket");
+	errno = EOPNOTSUPP;
+	return -1;
+}
+
 ssize_t
 sendfile(int out, int in, off_t *off, size_t n)
 {
+	if (gate_udp_sendfile(out) != 0)
+		return -1;
 	GATE_IO(out, HOLD_WRITE, 0, sendfile, out, in, off, n);
 }
 
 ssize_t
 sendfile64(int out, int in, off_t *off, size_t n)
 {
+	if (gate_udp_sendfile(out) != 0)
+		return -1;
 	GATE_IO(out, HOLD_WRITE, 0, sendfile64, out, in, off, n);
 }
 

@@ -82,9 +82,10 @@
  * (EAFNOSUPPORT).
  *
  * Datagrams the header cannot frame are refused with EOPNOTSUPP (one log
- * line): MSG_MORE, a UDP_SEGMENT control message, and a socket with
+ * line): MSG_MORE, a UDP_SEGMENT control message, a socket with
  * UDP_SEGMENT, UDP_CORK or UDP_GRO on when it is associated (GSO would put
- * the header on the first segment only, corking would join headers).
+ * the header on the first segment only, corking would join headers), and
+ * sendfile() to an associated socket (gate.c; it would send no header).
  *
  * Sockets are found by descriptor in a table guarded by one mutex; each
  * entry records the socket's SO_COOKIE (read before the lock) and is

@@ -293,7 +293,7 @@ udpedge() {
 	[ "$output" = "namelen0 ok" ]
 }
 
-@test "MSG_MORE, UDP GSO, UDP_CORK and UDP_GRO, which the relay's header cannot frame: EOPNOTSUPP, before or after the association" {
+@test "MSG_MORE, UDP GSO, UDP_CORK, UDP_GRO and sendfile(), which the relay's header cannot frame: EOPNOTSUPP, before or after the association" {
 	start_udp_echo 127.0.0.1
 	start_socksifyd
 	run udpedge framing "$ECHO_PORT"
@@ -308,6 +308,8 @@ udpedge() {
 	[ "${lines[5]}" = "gso-after EOPNOTSUPP" ]
 	[ "${lines[6]}" = "gro-off sent" ]
 	grep -q "UDP_GRO is not supported on a relayed socket" "$BATS_TEST_TMPDIR/lib.log"
+	[ "${lines[7]}" = "sendfile EOPNOTSUPP" ]
+	grep -q "sendfile() is not supported on a relayed socket" "$BATS_TEST_TMPDIR/lib.log"
 	sleep 0.2
 	[ "$(grep -c . "$ECHO_LOG")" -eq 1 ]		# before-gro's round trip alone
 }

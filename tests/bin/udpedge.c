@@ -15,7 +15,8 @@
  *	                             length 0 (the kernel: no address)
  *	udpedge framing PORT         MSG_MORE, a UDP_SEGMENT control message, and
  *	                             UDP_CORK on: each refused; UDP_GRO or
- *	                             UDP_SEGMENT turned on once relayed: refused
+ *	                             UDP_SEGMENT turned on once relayed, and
+ *	                             sendfile() to it: refused
  *	udpedge exclconnect PORT P2  connect() through the relay, then to the
  *	                             excluded 127.0.0.2:P2: send() goes there
  *	udpedge mmsg PORT            sendmmsg() of 4 datagrams, recvmmsg() of
@@ -34,6 +35,8 @@
 #include <poll.h>
 #include <stdbool.h>
 #include <signal.h>
+#include <sys/mman.h>
+#include <sys/sendfile.h>
 #include <sys/time.h>
 #include <sys/wait.h>
 
@@ -236,7 +239,8 @@ check_framing(struct sockaddr_in echo)
 	struct cmsghdr *c;
 	struct msghdr m;
 	uint16_t seg = 1;
-	int s, on = 1;
+	off_t off = 0;
+	int s, f, on = 1;
 
 	s = socket(AF_INET, SOCK_DGRAM, 0);
 	say_refused("more", sendto(s, "more", 4, MSG_MORE, (struct sockaddr *)&echo, sizeof(echo)));
@@ -266,6 +270,11 @@ check_framing(struct sockaddr_in echo)
 	say_refused("gso-after", setsockopt(s, IPPROTO_UDP, UDP_SEGMENT, &on, sizeof(on)));
 	on = 0;
 	say_refused("gro-off", setsockopt(s, IPPROTO_UDP, UDP_GRO, &on, sizeof(on)));
+	/* sendfile() would put the bytes on the relay with no header. */
+	if ((f = memfd_create("udpedge", MFD_CLOEXEC)) < 0 || write(f, "file", 4) != 4)
+		fatal("memfd:");
+	say_refused("sendfile", sendfile(s, f, &off, 4));
+	close(f);
 	close(s);
 	return 0;
 }
