@@ -118,7 +118,7 @@ $(BUILD)/tests/%: tests/load/%.c $(SHARED_OBJ)
 $(BUILD)/tests/%: tests/bench/%.c tests/bench/bench.h $(SHARED_OBJ)
 	@mkdir -p $(@D)
 	@$(if $(Q),echo "  CC      $<")
-	$(Q)$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $< $(SHARED_OBJ)
+	$(Q)$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $< $(SHARED_OBJ) -lpthread
 
 $(BUILD)/tests/exitnow: tests/bench/exitnow.c
 	@mkdir -p $(@D)

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # make bench, the UDP figure: round trips per second and datagram
 # throughput through UDP ASSOCIATE (RFC 1928 §6, §7), socksifyd beside
-# Debian's danted, which relays UDP too, and beside a direct path.
+# Debian's danted, which relays UDP too, beside a direct path, and beside a
+# bare forwarder (tests/bench/udpfwd: no SOCKS, two threads each a blocking
+# recv and send), the least any process in the middle costs.
 # scripts/bench.sh calls it near its end and puts its table in results.md;
 # alone:
 #
@@ -44,6 +46,7 @@ OUT=$BUILD/bench
 HERE=$(cd "$(dirname "$0")/.." && pwd)
 SOCKSIFYD=$BUILD/socksifyd
 UDPB=$BUILD/tests/udpbench
+UDPFWD=$BUILD/tests/udpfwd
 QUICK=${BENCH_QUICK:-0}
 
 START_TRIES=50		# polls of 0.1 s for a server to listen
@@ -53,21 +56,21 @@ if [ "$QUICK" = 1 ]; then
 	UDP_REPS=${BENCH_REPS:-1}
 	UDP_FIG_S=1	# seconds a run
 	UDP_SLICES=1	# runs a way, figure and repetition
-	UDP_SOFT_S=15	# a repetition starts only if the last one's time fits before this
-	UDP_BUDGET_S=35	# the whole figure's bound
+	UDP_SOFT_S=20	# a repetition starts only if the last one's time fits before this
+	UDP_BUDGET_S=45	# the whole figure's bound
 else
 	UDP_REPS=${BENCH_REPS:-3}
 	UDP_FIG_S=1
 	UDP_SLICES=2
-	UDP_SOFT_S=100
-	UDP_BUDGET_S=140
+	UDP_SOFT_S=130
+	UDP_BUDGET_S=180
 fi
 
 # shellcheck source=scripts/bench_lib.sh
 . "$HERE/scripts/bench_lib.sh"
 bench_bound bench_udp "$UDP_REPS" "$UDP_BUDGET_S" "$@"
 
-for f in "$SOCKSIFYD" "$UDPB"; do
+for f in "$SOCKSIFYD" "$UDPB" "$UDPFWD"; do
 	[ -e "$f" ] || { echo "bench_udp: $f is missing: run make bench" >&2; exit 2; }
 done
 
@@ -91,8 +94,17 @@ wait_line "$work/echo.log" '^udpbench: echo on ' "$PID" ||
     fail_setup "the echo target did not start: $(head -c 200 "$work/echo.log")"
 ECHO=$(sed -n 's/^udpbench: echo on //p' "$work/echo.log")
 
-WAYS="direct socksifyd dante"
-declare -A VIA ROOTSOF DOWN NOTE
+WAYS="direct bare socksifyd dante"
+declare -A VIA TO ROOTSOF DOWN NOTE
+# The yardstick: udpbench --direct to the forwarder, which forwards to ECHO.
+spawn "$work/fwd.log" "$UDPFWD" -t "$ECHO" -T "$UDP_BUDGET_S"
+if wait_line "$work/fwd.log" '^udpfwd: on ' "$PID"; then
+	VIA[bare]="--direct"
+	TO[bare]=$(sed -n 's/^udpfwd: on //p' "$work/fwd.log")
+	ROOTSOF[bare]=$PID
+else
+	DOWN[bare]="not run: $(head -c 200 "$work/fwd.log")"
+fi
 spawn_listener "$work/socksifyd.log" socksifyd "$SOCKSIFYD" -l 127.0.0.1:0 -q ||
     fail_setup "$WHY"
 VIA[socksifyd]="-x 127.0.0.1:$PORT"
@@ -130,7 +142,7 @@ measure() {
 		return
 	fi
 	# shellcheck disable=SC2086	# VIA: the words of the way
-	waited timeout -k 2 $((UDP_FIG_S + 10)) "$UDPB" "$mode" -t "$ECHO" ${VIA[$way]} \
+	waited timeout -k 2 $((UDP_FIG_S + 10)) "$UDPB" "$mode" -t "${TO[$way]:-$ECHO}" ${VIA[$way]} \
 	    -s "$size" -w "$win" -d "$UDP_FIG_S" --max-loss "$UDP_MAX_LOSS_PCT" \
 	    -T $((UDP_FIG_S + 8)) </dev/null >"$work/run.out" 2>&1
 	rc=$?
@@ -241,11 +253,11 @@ latency() {
 	done
 	echo "$line |"
 }
-# goal FIG: socksifyd's median ratio to direct in %, with its spread, or
+# goal FIG WAY: WAY's median ratio to direct in %, with its spread, or
 # "not measured".
 goal() {
 	local r
-	r=$(pcts "$1" socksifyd)
+	r=$(pcts "$1" "$2")
 	case $r in
 	'') printf 'not measured' ;;
 	*,*) printf '%s (%s over the repetitions)' "${r%%,*}" "${r#*, }" ;;
@@ -256,10 +268,10 @@ goal() {
 {
 	echo "### $TITLE"
 	echo
-	echo "tests/bench/udpbench through UDP ASSOCIATE on loopback (speaking SOCKS5 itself; direct: to the echo target itself), every echo checked byte for byte; $UDP_SLICES interleaved run(s) of ${UDP_FIG_S} s a way, figure and repetition, the median of the runs, then of $REPS_DONE repetition(s); in brackets, the ratio to direct taken within each repetition: their median, then the least and most of them."
+	echo "tests/bench/udpbench through UDP ASSOCIATE on loopback (speaking SOCKS5 itself; direct: to the echo target itself; bare: to tests/bench/udpfwd, a forwarder with no SOCKS and two threads each a blocking recv and send, which forwards to the echo target: the least a process in the middle costs), every echo checked byte for byte; $UDP_SLICES interleaved run(s) of ${UDP_FIG_S} s a way, figure and repetition, the median of the runs, then of $REPS_DONE repetition(s); in brackets, the ratio to direct taken within each repetition: their median, then the least and most of them."
 	echo
-	echo "| figure | direct | socksifyd | dante |"
-	echo "|---|---:|---:|---:|"
+	echo "| figure | direct | bare forwarder | socksifyd | dante |"
+	echo "|---|---:|---:|---:|---:|"
 	row "round trips/s, 1 KiB datagrams, one at a time" rtt_1024 "%.1fk" 1000
 	latency rtt_1024
 	row "MB/s, 1 KiB datagrams, 64 in flight" stream_1024_mb "%.1f"
@@ -270,7 +282,7 @@ goal() {
 	row "MB/s, 8 KiB datagrams, 8 in flight" stream_8192_mb "%.0f"
 	row "k datagrams/s, 8 KiB, 8 in flight" stream_8192 "%.1fk" 1000
 	echo
-	echo "Against the issue's goal (1 KiB datagrams, at least ${UDP_GOAL_PCT}% of direct): socksifyd $(goal rtt_1024) of direct in round trips, $(goal stream_1024) in throughput."
+	echo "Against the issue's goal (1 KiB datagrams, at least ${UDP_GOAL_PCT}% of direct): socksifyd $(goal rtt_1024 socksifyd) of direct in round trips, $(goal stream_1024 socksifyd) in throughput; the bare forwarder $(goal rtt_1024 bare) and $(goal stream_1024 bare)."
 	echo
 	if [ -s "$work/foot" ] || [ -n "${SHORT:-}" ]; then
 		awk '{ print "[" NR "] " $0 }' "$work/foot"
