@@ -805,6 +805,10 @@ config_read_file(struct config *c, const char *path, char *why, size_t whylen)
 	FILE *f;
 	int r = 0;
 
+	if (*path == '\0') {
+		snprintf(why, whylen, "--config: an empty file name");
+		return -1;
+	}
 	if ((f = fopen(path, "re")) == NULL) {
 		snprintf(why, whylen, "%s: %s", path, strerror(errno));
 		return -1;

@@ -294,6 +294,11 @@ users_load(const char *path, struct users **out, bool *loose,
 		fclose(f);
 		return -1;
 	}
+	if (S_ISDIR(st.st_mode)) {
+		snprintf(why, whylen, "%s: a directory, not a file", path);
+		fclose(f);
+		return -1;
+	}
 	if (st.st_mode & (S_IWGRP | S_IWOTH | S_IROTH)) {
 		snprintf(why, whylen, "%s: %s by others (chmod 600 or 640 it)", path,
 		    st.st_mode & (S_IWGRP | S_IWOTH) ? "writable" : "readable");

@@ -234,6 +234,11 @@ GET_HELLO=$(printf 'GET /hello.txt HTTP/1.0\r\n\r\n' | od -An -tx1 | tr -d ' \n'
 	chmod 644 "$u"
 	run timeout 5 "$SOCKSIFYD" -l 127.0.0.1:0 -u "$u"
 	[[ "$output" == *"readable by others"* ]]
+	# a directory is said to be one (its mode used to be blamed)
+	mkdir "$BATS_TEST_TMPDIR/udir"
+	run timeout 5 "$SOCKSIFYD" -l 127.0.0.1:0 -u "$BATS_TEST_TMPDIR/udir"
+	[ "$status" -eq 1 ]
+	[ "$output" = "socksifyd: users file $BATS_TEST_TMPDIR/udir: a directory, not a file" ]
 	# group-readable is accepted with a warning, and serves
 	chmod 640 "$u"
 	start_socksifyd -u "$u"

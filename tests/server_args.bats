@@ -170,6 +170,10 @@ own_lookup() {
 	[[ "${lines[0]}" =~ ^"socksifyd: listening on "(127.0.0.1|\[::1\]):[0-9]+$ ]]
 }
 
+@test "--config '' (an unset variable) is a usage error that says so" {
+	usage_line "socksifyd: --config: an empty file name" --config ''
+}
+
 @test "config file: a '#' after a blank starts a comment; a '#' inside a word is part of it" {
 	local cfg=$BATS_TEST_TMPDIR/socksifyd.conf u=$BATS_TEST_TMPDIR/users
 	printf 'alice:pw\n' >"$u"
