@@ -328,19 +328,24 @@ main_fds_open(int any_fd, size_t if_none)
 	return (size_t)fd;
 }
 
+static size_t main_nofile_hard;	/* the hard limit, (size_t)-1 / 2 for none */
+
 /*
  * The descriptor limit sessions may use: a session holds two, so the soft
- * limit is raised toward what --max-sessions and the reserve need (never
- * past the hard limit, as HAProxy does for its maxconn); a shell's 1024
- * would otherwise hold some 500 sessions of the 8000 asked for.
+ * limit is raised toward what --max-sessions, the reserve, the workers'
+ * own descriptors and (splice) pipes need, never past the hard limit, as
+ * HAProxy does for its maxconn; a shell's 1024 would otherwise hold some
+ * 500 sessions of the 8000 asked for.
  */
 static size_t
 main_fd_limit(const struct server_limits *lim, int any_fd)
 {
 	struct rlimit rl;
 	rlim_t want = (rlim_t)(main_fds_open(any_fd, 0) + lim->fd_reserve +
-	    2 * lim->max_sessions + SERVER_FD_SLACK);
+	    2 * lim->max_sessions + (size_t)nworkers * SERVER_WORKER_FDS + SERVER_FD_SLACK +
+	    (lim->splice ? 2 * SERVER_SPLICE_PIPES_ROOM : 0));
 
+	main_nofile_hard = (size_t)-1 / 2;
 	if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
 		return (size_t)-1 / 2;
 	if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < want) {
@@ -350,28 +355,32 @@ main_fd_limit(const struct server_limits *lim, int any_fd)
 		if (up.rlim_cur > rl.rlim_cur && setrlimit(RLIMIT_NOFILE, &up) == 0)
 			rl = up;
 	}
+	if (rl.rlim_max != RLIM_INFINITY)
+		main_nofile_hard = (size_t)rl.rlim_max;
 	return rl.rlim_cur == RLIM_INFINITY ? (size_t)-1 / 2 : (size_t)rl.rlim_cur;
 }
 
 /*
  * A limit that holds no session is a server that listens and never
- * accepts: refused at start. One that holds fewer than --max-sessions is
- * said once; clients beyond wait in the listen backlog.
+ * accepts: refused at start. One that holds fewer than --max-sessions
+ * (at start, or after a reload raised it) is said once; clients beyond
+ * wait in the listen backlog.
  */
 static void
-main_fd_check(const struct server_limits *lim, size_t fd_limit, size_t fd_base)
+main_fd_check(const struct server_limits *lim, size_t fd_limit, size_t fd_base, bool start)
 {
 	size_t room = fd_limit > fd_base + lim->fd_reserve ?
 	    (fd_limit - fd_base - lim->fd_reserve) / 2 : 0;
 
-	if (room == 0)
+	if (room == 0 && start)
 		log_fatal(EXIT_FAILURE, "the descriptor limit (%zu, ulimit -n) holds no "
 		    "session: %zu are open and --fd-reserve keeps %zu; it needs at least %zu",
 		    fd_limit, fd_base, lim->fd_reserve, fd_base + lim->fd_reserve + 2);
 	if (room < lim->max_sessions)
-		log_warn("the descriptor limit (%zu, ulimit -n, at its hard limit) holds %zu "
-		    "sessions at once, fewer than --max-sessions %zu; more clients wait to be accepted",
-		    fd_limit, room, lim->max_sessions);
+		log_warn("the descriptor limit (%zu, ulimit -n%s) holds %zu sessions at once, "
+		    "fewer than --max-sessions %zu; more clients wait to be accepted", fd_limit,
+		    fd_limit >= main_nofile_hard ? ", at its hard limit" : "", room,
+		    lim->max_sessions);
 }
 
 /* Builds a rule set from c, with the built-in protection when it applies. */
@@ -394,6 +403,7 @@ server_reload(void)
 	struct conf *n = NULL;
 	struct config c;
 	char why[1024];
+	size_t old_max, old_reserve;
 	bool loose = false;
 	int ok = -1;
 
@@ -440,12 +450,18 @@ server_reload(void)
 	n->lim.splice = conf_cur->lim.splice;	/* a start-up choice */
 	n->lim.splice_bulk = conf_cur->lim.splice_bulk;
 	c.rules = NULL;
+	old_max = conf_cur->lim.max_sessions;
+	old_reserve = conf_cur->lim.fd_reserve;
 	if (conf_publish(n) < 0) {
 		log_error("reload failed, configuration kept: the workers are still taking the last one");
 		conf_free(n);
 		goto out;
 	}
 	main_pipes_max(&n->lim);
+	/* The limit is raised at start only: a --max-sessions or reserve
+	 * that no longer fits is said. */
+	if (n->lim.max_sessions != old_max || n->lim.fd_reserve != old_reserve)
+		main_fd_check(&n->lim, workers[0].fd_limit, workers[0].fd_base, false);
 	if (loose)
 		log_warn("warning: users file %s is readable by its group",
 		    c.users_path);
@@ -860,7 +876,7 @@ main(int argc, char **argv)
 	fd_base = main_fds_open(sigfd, fd_limit);
 	for (k = 0; k < nworkers; k++)
 		workers[k].fd_base = fd_base;
-	main_fd_check(&conf_cur->lim, fd_limit, fd_base);
+	main_fd_check(&conf_cur->lim, fd_limit, fd_base, true);
 	main_pipes_max(&conf_cur->lim);
 
 	/* The readiness protocol: printed even with -q, one write() each. */

@@ -32,8 +32,10 @@
 #define SERVER_RELAY_DEFAULT		"auto"	/* --relay: measured by make bench */
 #define SERVER_FD_RESERVE		16	/* descriptors kept free for the sessions we hold */
 #define SERVER_FD_RESERVE_MAX		4096	/* --fd-reserve upper bound */
-#define SERVER_FD_SLACK			64	/* descriptors beyond sessions and reserve the
-						   raised limit leaves (workers' own, metrics) */
+#define SERVER_FD_SLACK			64	/* descriptors beyond sessions, reserve and
+						   workers the raised limit leaves (metrics...) */
+#define SERVER_WORKER_FDS		4	/* a worker's own: its loop, control, resolver */
+#define SERVER_SPLICE_PIPES_ROOM	1024	/* pipes the raised limit makes room for (splice) */
 #define SERVER_ACCEPT_PAUSE_MS		1000	/* listener parked this long on EMFILE/ENFILE */
 #define SERVER_USERS_MAX		4096
 #define SERVER_RESOLVER_PENDING_MAX	1024	/* queued name lookups; beyond, reply 01 */
