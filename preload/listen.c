@@ -74,9 +74,10 @@
  *             connection before the server's first words there, which
  *             would otherwise often come first; its accept() takes that
  *             poke and then waits, in the kernel's accept(), for a second
- *             poke that READY brings (a listener made non-blocking since
- *             gets EAGAIN for the first poke: it polled readable once
- *             before its peer came).
+ *             poke that READY brings from a socket made with the first
+ *             (so READY needs no free descriptor). A listener made
+ *             non-blocking since gets EAGAIN for the first poke: it
+ *             polled readable once before its peer came.
  *   ACCEPTED  accept() handed the proxy connection over.
  *
  * Hooks:
@@ -157,7 +158,14 @@ struct listen_slot {
 	int err;			/* READY, FAILED: 0 or the BIND's errno */
 	bool listening;			/* the kernel's listen() ran */
 	bool blocking;			/* ... on a blocking socket: poked early */
-	bool poked;			/* listen_poke_due() did its one poke */
+	bool poked;			/* the early poke (or the only one) is made */
+	bool early_taken;		/* accept() took the early poke while WAITING */
+	bool ready_poked;		/* READY's poke is seen to */
+	int spare;			/* the second poke's end, bound, made with the
+					   early one for READY (no descriptor to find
+					   then); -1: none */
+	struct sockaddr_storage spare_addr, spare_to;
+	socklen_t spare_len;
 	int proxy;			/* the BIND connection; -1 once handed over */
 	struct s5_client c;		/* the watcher's, awaiting the second reply */
 	struct sockaddr_storage real;	/* the kernel's name of the socket */
@@ -344,8 +352,10 @@ listen_slot_free(struct listen_slot *s)
 {
 	if (s->proxy >= 0)
 		(void)PRELOAD_REAL(close)(s->proxy);
+	if (s->spare >= 0)
+		(void)PRELOAD_REAL(close)(s->spare);
 	memset(s, 0, sizeof(*s));
-	s->proxy = -1;
+	s->proxy = s->spare = -1;
 	__atomic_sub_fetch(&listen_nslots, 1, __ATOMIC_RELEASE);
 }
 
@@ -375,7 +385,7 @@ listen_slot_new(int fd, const struct s5_addr *asked, int family)
 	free_->cookie = cookie;
 	free_->family = family;
 	free_->asked = *asked;
-	free_->proxy = -1;
+	free_->proxy = free_->spare = -1;
 	__atomic_add_fetch(&listen_nslots, 1, __ATOMIC_RELEASE);
 	return free_;
 }
@@ -480,65 +490,134 @@ listen_fix_bnd(const struct tunnel *t, int proxy, struct s5_addr *bnd)
 }
 
 /*
- * Wake a waiting accept() or poll(): a connection from the listening
- * socket's own address (port 0) to it, once the BIND is over and the
- * socket listens, whichever comes last. Its address is recorded before the
+ * A poke's end: a TCP socket bound to the listening socket's own address
+ * (loopback for the wildcard), port 0, close-on-exec and out of the
+ * program's low numbers if it can be. Its descriptor, its own address in *me, and in
+ * *to where it connects; -1 (errno) when none can be made.
+ */
+static int
+listen_poke_socket(const struct sockaddr_storage *real, socklen_t len,
+    struct sockaddr_storage *to, struct sockaddr_storage *me, socklen_t *melen)
+{
+	int p, q;
+
+	*to = *real;
+	if (to->ss_family == AF_INET) {
+		struct sockaddr_in *in = (struct sockaddr_in *)to;
+
+		if (in->sin_addr.s_addr == htonl(INADDR_ANY))
+			in->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		*me = *to;
+		((struct sockaddr_in *)me)->sin_port = 0;
+	} else {
+		struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)to;
+
+		if (IN6_IS_ADDR_UNSPECIFIED(&in6->sin6_addr))
+			in6->sin6_addr = in6addr_loopback;
+		*me = *to;
+		((struct sockaddr_in6 *)me)->sin6_port = 0;
+	}
+	if ((p = socket(me->ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0)
+		return -1;
+	/* Out of the program's low numbers when the limit allows, as the
+	 * BIND's own connection. */
+	if ((q = PRELOAD_REAL(fcntl)(p, F_DUPFD_CLOEXEC, PRELOAD_ASYNC_COPY_FD_MIN)) >= 0) {
+		(void)PRELOAD_REAL(close)(p);
+		p = q;
+	}
+	*melen = len;
+	if (LISTEN_REAL(listen_real_bind, "bind")(p, (struct sockaddr *)me, len) != 0 ||
+	    PRELOAD_REAL(getsockname)(p, (struct sockaddr *)me, melen) != 0) {
+		int saved = errno;
+
+		(void)PRELOAD_REAL(close)(p);
+		errno = saved;
+		return -1;
+	}
+	return p;
+}
+
+/*
+ * Wake a waiting accept() or poll(): a connection from a poke's end to the
+ * listening socket, once the BIND is over and the socket listens,
+ * whichever comes last; its address is recorded (s->poke) before the
  * connect, so accept() knows it for the poke.
+ *
+ * A blocking listener is poked early, as soon as the BIND is made: its
+ * accept() then waits for the second reply itself (accept4()), so a
+ * program that polls it beside its control connection (curl) is not told
+ * of the server's first words before its data connection. The end of
+ * READY's poke is made with the early one (the spare), so that READY needs
+ * no descriptor: an accept() that took the early poke waits in the kernel
+ * for it. READY pokes only when that happened (early_taken), or when no
+ * early poke was made; else the early poke, still queued, is READY's.
  */
 static void
 listen_poke_due(int fd)
 {
-	struct sockaddr_storage me, real;
+	struct sockaddr_storage real, me, to, spare_me, spare_to;
 	struct listen_slot *s;
 	char dest[S5_ADDR_TEXT_MAX];
-	socklen_t len, reallen;
-	int p = -1;
+	socklen_t len, melen, spare_len = 0;
+	int p = -1, spare = -1;
+	bool early;
 
 	pthread_mutex_lock(&listen_mutex);
 	s = listen_slot_of(fd);
-	/* A blocking listener is poked as soon as the BIND is made: its
-	 * accept() then waits for the second reply itself (accept4()), so a
-	 * program that polls it beside its control connection (curl) is not
-	 * told of the server's first words before its data connection. */
-	if (s == NULL || !s->listening || s->poked ||
-	    !(s->state == LS_READY || (s->state == LS_WAITING && s->blocking))) {
+	if (s == NULL || !s->listening) {
 		pthread_mutex_unlock(&listen_mutex);
 		return;
 	}
-	s->poked = true;
-	me = real = s->real;
-	len = reallen = s->reallen;
 	memcpy(dest, s->dest, sizeof(dest));
+	len = s->reallen;
+	early = s->state == LS_WAITING && s->blocking && !s->poked;
+	if (s->state == LS_READY && !s->ready_poked) {
+		s->ready_poked = true;
+		if (s->poked && !s->early_taken) {
+			/* The early poke is still queued: it is READY's. */
+			pthread_mutex_unlock(&listen_mutex);
+			return;
+		}
+		if (s->spare >= 0) {
+			p = s->spare;
+			s->spare = -1;
+			s->poke = s->spare_addr;
+			s->pokelen = s->spare_len;
+			to = s->spare_to;
+			pthread_mutex_unlock(&listen_mutex);
+			goto connect;
+		}
+		s->poked = true;
+	} else if (early) {
+		s->poked = true;
+	} else {
+		pthread_mutex_unlock(&listen_mutex);
+		return;
+	}
+	real = s->real;
 	pthread_mutex_unlock(&listen_mutex);
 
-	if ((p = socket(me.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0)
+	if ((p = listen_poke_socket(&real, len, &to, &me, &melen)) < 0)
 		goto fail;
-	/* A socket listening on the wildcard is reached on loopback. */
-	if (me.ss_family == AF_INET) {
-		struct sockaddr_in *in = (struct sockaddr_in *)&real;
-
-		if (in->sin_addr.s_addr == htonl(INADDR_ANY))
-			in->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-		me = real;
-		((struct sockaddr_in *)&me)->sin_port = 0;
-	} else {
-		struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&real;
-
-		if (IN6_IS_ADDR_UNSPECIFIED(&in6->sin6_addr))
-			in6->sin6_addr = in6addr_loopback;
-		me = real;
-		((struct sockaddr_in6 *)&me)->sin6_port = 0;
-	}
-	if (LISTEN_REAL(listen_real_bind, "bind")(p, (struct sockaddr *)&me, len) != 0 ||
-	    PRELOAD_REAL(getsockname)(p, (struct sockaddr *)&me, &len) != 0)
-		goto fail;
+	if (early)
+		spare = listen_poke_socket(&real, len, &spare_to, &spare_me, &spare_len);
 	pthread_mutex_lock(&listen_mutex);
 	if (listen_slot_of(fd) == s) {
 		s->poke = me;
-		s->pokelen = len;
+		s->pokelen = melen;
+		if (spare >= 0 && s->spare < 0) {
+			s->spare = spare;
+			s->spare_addr = spare_me;
+			s->spare_len = spare_len;
+			s->spare_to = spare_to;
+			spare = -1;
+		}
 	}
 	pthread_mutex_unlock(&listen_mutex);
-	if (preload_real.connect(p, (struct sockaddr *)&real, reallen) != 0)
+	if (spare >= 0)
+		(void)PRELOAD_REAL(close)(spare);
+connect:
+	if (preload_real.connect(p, (struct sockaddr *)&to, len) != 0)
 		goto fail;
 	(void)PRELOAD_REAL(close)(p);
 	return;
@@ -969,14 +1048,15 @@ accept4(int fd, struct sockaddr *sa, socklen_t *len, int flags)
 		pthread_mutex_lock(&listen_mutex);
 		s = listen_slot_of(fd);
 		/* Poked early (a blocking listener) and the second reply not
-		 * in: it is poked again when the reply is in (the watcher
-		 * sees poked false under this lock), and the kernel's accept()
-		 * waits for that, so signals (EINTR or a restart, as the
-		 * handler asked) and SO_RCVTIMEO act as on any listener; a
-		 * listener made non-blocking since says EAGAIN. */
+		 * in: it is poked again from the spare when the reply is in
+		 * (the watcher sees early_taken under this lock), and the
+		 * kernel's accept() waits for that, so signals (EINTR or a
+		 * restart, as the handler asked) and SO_RCVTIMEO act as on
+		 * any listener; a listener made non-blocking since says
+		 * EAGAIN. */
 		if (s != NULL && s->state == LS_WAITING &&
 		    listen_same_sockaddr(&from, flen, &s->poke, s->pokelen)) {
-			s->poked = false;
+			s->early_taken = true;
 			pthread_mutex_unlock(&listen_mutex);
 			r = PRELOAD_REAL(fcntl)(fd, F_GETFL);
 			if (r < 0 || (r & O_NONBLOCK)) {

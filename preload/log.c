@@ -193,7 +193,9 @@ preload_errno_name(int err)
 		{ EISCONN, "EISCONN" }, { EALREADY, "EALREADY" },
 		{ ENOSYS, "ENOSYS" }, { EBADF, "EBADF" }, { ENOTSOCK, "ENOTSOCK" },
 		{ EPIPE, "EPIPE" }, { ENOBUFS, "ENOBUFS" }, { ENOMEM, "ENOMEM" },
-		{ EINTR, "EINTR" }, { EAGAIN, "EAGAIN" },
+		{ EINTR, "EINTR" }, { EAGAIN, "EAGAIN" }, { EMFILE, "EMFILE" },
+		{ ENFILE, "ENFILE" }, { EADDRINUSE, "EADDRINUSE" },
+		{ EOPNOTSUPP, "EOPNOTSUPP" },
 	};
 	size_t i;
 

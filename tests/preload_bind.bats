@@ -137,6 +137,19 @@ curl_active() {
 	[ "$(grep -c 'cmd=bind' "$SOCKSIFYD_LOG")" -eq 1 ]
 }
 
+@test "a blocking accept() on a BIND listener gets its connection though descriptors ran out while it waited" {
+	start_socksifyd -v
+	run env LD_PRELOAD="$LIB" SOCKSIFY_PROXY="socks5://127.0.0.1:$PROXY_PORT" \
+		SOCKSIFY_EXCLUDE=none SOCKSIFY_LOG_FILE="$LIBLOG" \
+		timeout 60 prlimit --nofile=256:256 "$PY" "$HELPERS/bindcheck.py" emfile
+	echo "$output"
+	cat "$LIBLOG"
+	# (it may have said EMFILE meanwhile, as any listener's accept() does
+	# while none is free: emfile_said)
+	[ "${lines[0]}" = emfile=accepted ]
+	! grep -q 'cannot wake' "$LIBLOG" || false
+}
+
 @test "a proxy refusing BIND (socksifyd --no-bind): listen() fails with ECONNREFUSED and one line" {
 	start_socksifyd -v --no-bind
 	start_ftpd

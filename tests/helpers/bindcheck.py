@@ -27,6 +27,13 @@ usage: bindcheck.py signal
   Python's do without SA_RESTART). Prints "interrupted_ms=N" (when the
   handler ran) or "accepted"; then a connection to the BIND address and
   a second accept() (10 s): "then=ok" when it carried the bytes.
+usage: bindcheck.py emfile
+  As signal, but the blocking accept() runs in a thread, and the program
+  uses up every descriptor it may open before a peer connects to the BIND
+  address, freeing them a second later; accept() is tried again after
+  EMFILE: "emfile=accepted" when it returned the connection,
+  "emfile=blocked" when it did not within 5 s; "emfile_said=yes" when it
+  said EMFILE meanwhile.
 usage: bindcheck.py refused HOST PORT
   Bind to the address of a tunnelled connection to HOST:PORT and listen():
   prints "listen=ok" or "listen=ERRNONAME".
@@ -108,14 +115,21 @@ def sides():
         print("second=%s" % errno.errorcode[e.errno])
 
 
-def interrupted():
-    import signal
-    import time
+def bind_listener():
+    """A tunnelled connection to our own listener, and a blocking listener
+    bound to its address (a BIND): (target, control, listener)."""
     target = listener("0.0.0.0")
     control = socket.create_connection(("127.0.0.1", target.getsockname()[1]), 10)
     lst = socket.socket()
     lst.bind((control.getsockname()[0], 0))
     lst.listen(1)
+    return target, control, lst
+
+
+def interrupted():
+    import signal
+    import time
+    target, control, lst = bind_listener()
 
     class Alarm(Exception):
         pass
@@ -138,6 +152,45 @@ def interrupted():
     print("then=%s" % ("ok" if acc.recv(4) == b"ping" else "bad"))
 
 
+def emfile():
+    import os
+    import threading
+    import time
+    target, control, lst = bind_listener()
+    got = []
+
+    def wait():
+        # EMFILE while none is free, as any accept() says it; then again
+        for _ in range(100):
+            try:
+                got.append(lst.accept())
+                return
+            except OSError as e:
+                if e.errno != errno.EMFILE:
+                    raise
+                got_emfile.append(1)
+                time.sleep(0.1)
+    got_emfile = []
+    waiter = threading.Thread(target=wait, daemon=True)
+    waiter.start()
+    # accept() takes the early poke and waits in the kernel for the next
+    time.sleep(0.5)
+    dialer = socket.socket()
+    hog = []
+    try:
+        for _ in range(100000):
+            hog.append(os.open("/dev/null", os.O_RDONLY))
+    except OSError:
+        pass
+    dialer.connect(lst.getsockname())
+    waiter.join(1)
+    for f in hog:
+        os.close(f)
+    waiter.join(5)
+    print("emfile=%s" % ("accepted" if got else "blocked"))
+    print("emfile_said=%s" % ("yes" if got_emfile else "no"))
+
+
 def refused(host, port):
     control = socket.create_connection((host, port), 10)
     s = socket.socket()
@@ -154,6 +207,8 @@ def main():
         sides()
     elif sys.argv[1] == "signal":
         interrupted()
+    elif sys.argv[1] == "emfile":
+        emfile()
     else:
         refused(sys.argv[2], int(sys.argv[3]))
 
