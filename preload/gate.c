@@ -1015,16 +1015,17 @@ send(int fd, const void *buf, size_t n, int flags)
 	    send, fd, buf, n, flags);
 }
 
-/* sendfile() to a relayed UDP socket would put the file's bytes on the
- * relay with no §7 header, which the relay drops: refused, as MSG_MORE is
- * (udp.c). 0, or -1 with errno. */
+/* sendfile() to a UDP socket connect()ed through us would put the file's
+ * bytes on the relay with no §7 header, which the relay drops (or on our
+ * DNS injector): refused, as MSG_MORE is (udp.c). One connect()ed
+ * elsewhere since is the kernel's. 0, or -1 with errno. */
 static int
 gate_udp_sendfile(int out)
 {
-	if (!udp_maybe(out) || !udp_owns(out))
+	if (!udp_maybe(out) || !udp_has_our_peer(out))
 		return 0;
-	preload_log(LOG_LVL_ERROR, "UDP through the proxy: sendfile() is not supported "
-	    "on a relayed socket");
+	preload_log_limited(LOG_LVL_ERROR, preload_log_key("UDP", "sendfile"),
+	    "UDP through the proxy: sendfile() is not supported on a relayed socket");
 	errno = EOPNOTSUPP;
 	return -1;
 }

@@ -458,6 +458,9 @@ void dnsconn_at_load(void);
 extern int udp_active;
 bool udp_maybe(int fd);
 bool udp_owns(int fd);
+/* fd is connect()ed through us: to a peer through the relay, or to a DNS
+ * server we answer for (its send() and write() are ours). */
+bool udp_has_our_peer(int fd);
 void udp_forget(int fd);
 void udp_dup(int fd, int fd2);
 void udp_at_load(void);

@@ -356,6 +356,14 @@ udp_owns(int fd)
 	return udp_view(fd, &v) != 0;
 }
 
+bool
+udp_has_our_peer(int fd)
+{
+	struct udp_view v;
+
+	return udp_view(fd, &v) > 0 && v.has_peer;
+}
+
 void
 udp_forget(int fd)
 {

@@ -18,7 +18,8 @@
  *	                             UDP_SEGMENT turned on once relayed, and
  *	                             sendfile() to it: refused
  *	udpedge exclconnect PORT P2  connect() through the relay, then to the
- *	                             excluded 127.0.0.2:P2: send() goes there
+ *	                             excluded 127.0.0.2:P2: send() and
+ *	                             sendfile() go there
  *	udpedge mmsg PORT            sendmmsg() of 4 datagrams, recvmmsg() of
  *	                             their echoes: lengths, bytes and sources
  *	udpedge dontwait PORT        a blocking socket's first sendto() with
@@ -228,6 +229,19 @@ say_refused(const char *name, ssize_t n)
 	printf("%s %s\n", name, n < 0 ? strerrorname_np(errno) : "sent");
 }
 
+/* sendfile() of 4 bytes ("file") to s: "NAME sent" or the errno. */
+static void
+say_sendfile(int s, const char *name)
+{
+	off_t off = 0;
+	int f;
+
+	if ((f = memfd_create("udpedge", MFD_CLOEXEC)) < 0 || write(f, "file", 4) != 4)
+		fatal("memfd:");
+	say_refused(name, sendfile(s, f, &off, 4));
+	close(f);
+}
+
 static int
 check_framing(struct sockaddr_in echo)
 {
@@ -239,8 +253,7 @@ check_framing(struct sockaddr_in echo)
 	struct cmsghdr *c;
 	struct msghdr m;
 	uint16_t seg = 1;
-	off_t off = 0;
-	int s, f, on = 1;
+	int s, on = 1;
 
 	s = socket(AF_INET, SOCK_DGRAM, 0);
 	say_refused("more", sendto(s, "more", 4, MSG_MORE, (struct sockaddr *)&echo, sizeof(echo)));
@@ -271,10 +284,7 @@ check_framing(struct sockaddr_in echo)
 	on = 0;
 	say_refused("gro-off", setsockopt(s, IPPROTO_UDP, UDP_GRO, &on, sizeof(on)));
 	/* sendfile() would put the bytes on the relay with no header. */
-	if ((f = memfd_create("udpedge", MFD_CLOEXEC)) < 0 || write(f, "file", 4) != 4)
-		fatal("memfd:");
-	say_refused("sendfile", sendfile(s, f, &off, 4));
-	close(f);
+	say_sendfile(s, "sendfile");
 	close(s);
 	return 0;
 }
@@ -290,7 +300,11 @@ check_exclconnect(int s, struct sockaddr_in echo, long port2)
 		return 1;
 	if (connect(s, (struct sockaddr *)&other, sizeof(other)) != 0)
 		fatal("connect 127.0.0.2:");
-	return roundtrip(s, "excluded", "second") ? 0 : 1;
+	if (!roundtrip(s, "excluded", "second"))
+		return 1;
+	/* The kernel's peer now: sendfile() is the kernel's too. */
+	say_sendfile(s, "excluded-sendfile");
+	return 0;
 }
 
 static int
