@@ -555,6 +555,8 @@ gethostbyname2_r(const char *name, int af, struct hostent *ret, char *buf,
 	r = resolve_name_hostent(name, af, ret, buf, buflen, &herr);
 	if (h_errnop != NULL)
 		*h_errnop = herr;
+	if (r != 0)
+		h_errno = herr;	/* as gethostbyaddr_r() below */
 	*result = r == 0 ? ret : NULL;
 	return r;
 }
