@@ -125,7 +125,8 @@
 #define SUP_STATUS_MAX		4096		/* /proc/TID/status read for Tgid */
 #define SUP_LIBS		256		/* processes with the library known */
 #define SUP_PIDFDS		512		/* threads whose pidfd is kept */
-#define SUP_DNSRW		64		/* sockets whose DNS replies show the nameserver */
+#define SUP_DNSRW_SETS		64		/* sockets whose DNS replies show the nameserver: */
+#define SUP_DNSRW_WAYS		8		/* ... sets by cookie of this many, the oldest replaced */
 #define SUP_OPTIONS_MAX		256		/* IP options or routing header read to see if any */
 #define SUP_LIB_UP		8		/* ancestors asked for a fork()ed child's token */
 #define SUP_MAPS_CHUNK		4096		/* /proc/PID/maps read per call */
@@ -163,6 +164,7 @@ struct sup_peer {
 /* A socket whose DNS query went to our resolver in place of ns. */
 struct sup_dnsrw {
 	uint64_t cookie;		/* 0: empty */
+	uint64_t seq;			/* when set: the oldest of a set goes */
 	struct sockaddr_storage ns, resolver;
 	socklen_t nslen, resolverlen;
 };
@@ -209,7 +211,8 @@ static struct {
 	struct sup_peer peers[SUP_PEERS];
 	struct sup_lib libs[SUP_LIBS];
 	struct sup_pidfd pidfds[SUP_PIDFDS];
-	struct sup_dnsrw dnsrw[SUP_DNSRW];
+	struct sup_dnsrw dnsrw[SUP_DNSRW_SETS][SUP_DNSRW_WAYS];
+	uint64_t dnsrw_seq;
 	uint32_t gen;
 	long long next_sweep;
 	uint8_t data[SUP_SEND_MAX];
@@ -1202,9 +1205,30 @@ sup_on_connect(const struct seccomp_notif *n)
 static struct sup_dnsrw *
 sup_dnsrw_find(uint64_t cookie)
 {
-	struct sup_dnsrw *w = &sup.dnsrw[cookie % SUP_DNSRW];
+	struct sup_dnsrw *set = sup.dnsrw[cookie % SUP_DNSRW_SETS];
+	size_t i;
 
-	return cookie != 0 && w->cookie == cookie ? w : NULL;
+	for (i = 0; cookie != 0 && i < SUP_DNSRW_WAYS; i++)
+		if (set[i].cookie == cookie)
+			return &set[i];
+	return NULL;
+}
+
+/* cookie's entry: its own, a free one, or the one set longest ago in its
+ * set (many sockets at once: a resolver querying in parallel). */
+static struct sup_dnsrw *
+sup_dnsrw_take(uint64_t cookie)
+{
+	struct sup_dnsrw *set = sup.dnsrw[cookie % SUP_DNSRW_SETS], *w;
+	size_t i;
+
+	if ((w = sup_dnsrw_find(cookie)) == NULL)
+		for (i = 0, w = &set[0]; i < SUP_DNSRW_WAYS; i++)
+			if (w->cookie != 0 && (set[i].cookie == 0 || set[i].seq < w->seq))
+				w = &set[i];
+	w->cookie = cookie;
+	w->seq = ++sup.dnsrw_seq;
+	return w;
 }
 
 /*
@@ -1230,8 +1254,7 @@ sup_dns_sendto(int fd, int domain, struct sup_msg *m)
 		    "and no resolver of ours for this socket");
 		return -EPERM;
 	}
-	w = &sup.dnsrw[cookie % SUP_DNSRW];
-	w->cookie = cookie;
+	w = sup_dnsrw_take(cookie);
 	w->ns = m->name;
 	w->nslen = m->namelen;
 	w->resolver = to;

@@ -15,13 +15,15 @@
  * beyond that SERVFAIL or REFUSED), which sends the reply itself.
  *
  * Only the sockets the supervisor sent to it are answered (supdns_allow():
- * their local addresses, SUP_DNS_ALLOW kept): another local user finds the
- * port but learns no names of the tree's and fills no table of it.
+ * their local addresses, SUP_DNS_ALLOW_SETS x SUP_DNS_ALLOW_WAYS kept, the
+ * oldest of a port's set replaced): another local user finds the port but
+ * learns no names of the tree's and fills no table of it.
  *
  * TCP: a two-byte length, then the message, any number per connection, at
- * most SUP_DNS_CONNS connections (the oldest is dropped for a new one),
- * each closed after SUP_DNS_IDLE_MS without a query or when a reply would
- * block.
+ * most SUP_DNS_CONNS connections (then one silent for SUP_DNS_BUSY_MS
+ * makes room for a new one; with none, the listeners wait until one
+ * ends, the rest in their backlog), each closed after SUP_DNS_IDLE_MS
+ * without a query or when a reply would block.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -39,16 +41,26 @@
 #include "preload.h"
 #include "supervisor.h"
 
-#define SUP_DNS_CONNS		32		/* TCP conversations at once */
+#define SUP_DNS_CONNS		128		/* TCP conversations at once */
+#define SUP_DNS_BUSY_MS		1000		/* full: one silent this long makes room */
 #define SUP_DNS_IDLE_MS		10000		/* a TCP conversation's silence */
 #define SUP_DNS_QUERY_MAX	1024		/* bytes of one query over TCP */
 #define SUP_DNS_BATCH		64		/* datagrams or accepts per wakeup */
-#define SUP_DNS_ALLOW		1024		/* local addresses answered (by port) */
+#define SUP_DNS_ALLOW_SETS	512		/* local addresses answered: sets by port, */
+#define SUP_DNS_ALLOW_WAYS	8		/* ... each this many, the oldest replaced */
 #define SUP_DNS_LOCAL		8		/* local lookups at once */
 #define SUP_DNS_LOCAL_STACK	(256u << 10)	/* a lookup thread's stack */
 
 enum { DNS_UDP4, DNS_UDP6, DNS_TCP4, DNS_TCP6, DNS_SOCKETS };
 #define DNS_CONN_BASE		16		/* event index of conns[0] */
+
+/* A socket the supervisor sent to us, by its local address. */
+struct supdns_who {
+	uint16_t port;			/* 0: empty */
+	uint8_t atyp;
+	uint8_t ip[16];
+	uint64_t seq;			/* when last allowed: the oldest goes */
+};
 
 struct supdns_conn {
 	int fd;				/* -1: free */
@@ -62,8 +74,9 @@ static struct {
 	int fd[DNS_SOCKETS];
 	uint16_t port[DNS_SOCKETS];
 	struct supdns_conn conns[SUP_DNS_CONNS];
-	struct s5_addr allow[SUP_DNS_ALLOW];	/* by port; port 0: none */
-	bool listening_paused;			/* out of descriptors: accept later */
+	struct supdns_who allow[SUP_DNS_ALLOW_SETS][SUP_DNS_ALLOW_WAYS];
+	uint64_t allow_seq;
+	bool listening_paused;			/* out of descriptors or conversations */
 } dns = { .ep = -1, .fd = { -1, -1, -1, -1 } };
 
 /* A socket address as the responder sees its sender: IPv4 for ::ffff:a.b.c.d. */
@@ -81,13 +94,41 @@ supdns_sender(const struct sockaddr_storage *ss, socklen_t len, struct s5_addr *
 	return true;
 }
 
+static size_t
+supdns_ip_len(uint8_t atyp)
+{
+	return atyp == S5_ATYP_IPV4 ? 4 : 16;
+}
+
+/*
+ * Sockets are kept by port in sets of SUP_DNS_ALLOW_WAYS, so that many at
+ * once (a Go program's parallel lookups) do not push each other out: a
+ * new one takes a free way, or the one allowed longest ago (its socket
+ * most likely closed).
+ */
 void
 supdns_allow(const struct sockaddr_storage *ss, socklen_t len)
 {
+	struct supdns_who *set, *w = NULL;
 	struct s5_addr a;
+	size_t i;
 
-	if (supdns_sender(ss, len, &a))
-		dns.allow[a.port % SUP_DNS_ALLOW] = a;
+	if (!supdns_sender(ss, len, &a))
+		return;
+	set = dns.allow[a.port % SUP_DNS_ALLOW_SETS];
+	for (i = 0; i < SUP_DNS_ALLOW_WAYS; i++) {
+		if (set[i].port == a.port && set[i].atyp == a.atyp &&
+		    memcmp(set[i].ip, &a.u, supdns_ip_len(a.atyp)) == 0) {
+			w = &set[i];
+			break;
+		}
+		if (w == NULL || (w->port != 0 && (set[i].port == 0 || set[i].seq < w->seq)))
+			w = &set[i];
+	}
+	w->port = a.port;
+	w->atyp = a.atyp;
+	memcpy(w->ip, &a.u, supdns_ip_len(a.atyp));
+	w->seq = ++dns.allow_seq;
 }
 
 /* The query comes from a socket the supervisor sent to us. */
@@ -95,20 +136,25 @@ static bool
 supdns_allowed(const struct sockaddr_storage *ss, socklen_t len)
 {
 	static const uint8_t any[16];
-	const struct s5_addr *w;
+	const struct supdns_who *set;
 	struct s5_addr a;
+	size_t i;
 
 	if (!supdns_sender(ss, len, &a))
 		return false;
-
-	w = &dns.allow[a.port % SUP_DNS_ALLOW];
-	if (w->port != a.port)
-		return false;
-	/* A socket bound to the wildcard address (as a send binds an unbound
-	 * one) sends from a loopback address: its port says enough. */
-	if (memcmp(&w->u, any, w->atyp == S5_ATYP_IPV4 ? 4 : 16) == 0)
-		return true;
-	return w->atyp == a.atyp && memcmp(&w->u, &a.u, a.atyp == S5_ATYP_IPV4 ? 4 : 16) == 0;
+	set = dns.allow[a.port % SUP_DNS_ALLOW_SETS];
+	for (i = 0; i < SUP_DNS_ALLOW_WAYS; i++) {
+		if (set[i].port != a.port)
+			continue;
+		/* A socket bound to the wildcard address (as a send binds an
+		 * unbound one) sends from a loopback address: its port says
+		 * enough. */
+		if (memcmp(set[i].ip, any, supdns_ip_len(set[i].atyp)) == 0 ||
+		    (set[i].atyp == a.atyp &&
+		    memcmp(set[i].ip, &a.u, supdns_ip_len(a.atyp)) == 0))
+			return true;
+	}
+	return false;
 }
 
 static int
@@ -364,6 +410,9 @@ supdns_close(struct supdns_conn *c)
 	(void)epoll_ctl(dns.ep, EPOLL_CTL_DEL, c->fd, NULL);
 	close(c->fd);
 	c->fd = -1;
+	/* Room again: a listener paused while all were busy takes the next
+	 * (paused for want of descriptors, it may pause again). */
+	supdns_pause(false);
 }
 
 static void
@@ -376,6 +425,28 @@ supdns_accept(int lfd)
 	size_t k;
 
 	for (i = 0; i < SUP_DNS_BATCH; i++) {
+		/* A free conversation first: else (for the connection that
+		 * woke us; the listener says again if more wait) one silent
+		 * for a second makes room, and with none the listeners wait
+		 * (the backlog holds the rest) until one ends. */
+		for (k = 0, c = NULL, oldest = &dns.conns[0]; k < SUP_DNS_CONNS; k++) {
+			if (dns.conns[k].fd < 0) {
+				c = &dns.conns[k];
+				break;
+			}
+			if (dns.conns[k].last < oldest->last)
+				oldest = &dns.conns[k];
+		}
+		if (c == NULL && i > 0)
+			return;
+		if (c == NULL && tunnel_now_ms() - oldest->last >= SUP_DNS_BUSY_MS) {
+			supdns_close(oldest);
+			c = oldest;
+		}
+		if (c == NULL) {
+			supdns_pause(true);
+			return;
+		}
 		plen = sizeof(peer);
 		fd = accept4(lfd, (struct sockaddr *)&peer, &plen, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd < 0 && (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
@@ -390,18 +461,6 @@ supdns_accept(int lfd)
 		if (!supdns_allowed(&peer, plen)) {
 			close(fd);
 			continue;
-		}
-		for (k = 0, c = NULL, oldest = &dns.conns[0]; k < SUP_DNS_CONNS; k++) {
-			if (dns.conns[k].fd < 0) {
-				c = &dns.conns[k];
-				break;
-			}
-			if (dns.conns[k].last < oldest->last)
-				oldest = &dns.conns[k];
-		}
-		if (c == NULL) {
-			supdns_close(oldest);
-			c = oldest;
 		}
 		c->fd = fd;
 		c->have = 0;

@@ -213,6 +213,22 @@ go_get_checks() {
 	is_placeholder "${output#A }"
 }
 
+@test "many DNS queries of one supervised program at once (UDP ports equal modulo 1024, 100 musl-style sockets, 100 TCP connections): each answered, from the nameserver, nothing leaves" {
+	start_dnssink
+	start_socksifyd -v
+	local dnspar=$HELPERS/dnspar.py
+	run --separate-stderr via_h --mode seccomp python3 "$dnspar" "$PROXY_ONLY_NAME" collide
+	echo "collide: $status $output $stderr"
+	[ "$output" = "answered 2 of 2" ]
+	run --separate-stderr via_h --mode seccomp python3 "$dnspar" "$PROXY_ONLY_NAME" udp 100
+	echo "udp: $status $output $stderr"
+	[ "$output" = "answered 100 of 100, wrong source 0" ]
+	run --separate-stderr via_h --mode seccomp python3 "$dnspar" "$PROXY_ONLY_NAME" tcp 100
+	echo "tcp: $status $output $stderr"
+	[ "$output" = "answered 100 of 100" ]
+	sink_empty
+}
+
 # --- Fail closed ----------------------------------------------------------------
 
 @test "proxy down: a static program exec'd by a shell fails and never connects directly (--mode preload: it leaks)" {
