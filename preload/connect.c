@@ -26,7 +26,7 @@
 static bool
 connect_is_inet(const struct sockaddr *sa, socklen_t len)
 {
-	return sa != NULL && len >= sizeof(sa_family_t) &&
+	return !preload_unmapped(sa) && len >= sizeof(sa_family_t) &&
 	    (sa->sa_family == AF_INET || sa->sa_family == AF_INET6);
 }
 
@@ -236,7 +236,7 @@ connect_send_name(int fd, const struct sockaddr *sa, socklen_t *len,
 		*len = 0;
 		return NULL;
 	}
-	if (*len < sizeof(sa_family_t) || sa->sa_family != AF_UNSPEC)
+	if (preload_unmapped(sa) || *len < sizeof(sa_family_t) || sa->sa_family != AF_UNSPEC)
 		return sa;
 	if (PRELOAD_REAL(getsockopt)(fd, SOL_SOCKET, SO_DOMAIN, &domain, &dlen) != 0)
 		return sa;	/* not a socket: the kernel's ENOTSOCK */
@@ -363,7 +363,7 @@ sendmsg(int fd, const struct msghdr *msg, int flags)
 	}
 	if (gate_send_hold(fd, flags) != 0)
 		return -1;
-	if (msg == NULL)
+	if (preload_unmapped(msg))
 		return preload_real.sendmsg(fd, msg, flags);
 	named = *msg;
 	named.msg_name = (void *)connect_send_name(fd, msg->msg_name, &named.msg_namelen,
@@ -405,7 +405,7 @@ connect_sendmmsg_relayed(int fd, const struct mmsghdr *vec, unsigned int vlen)
 		const struct msghdr *h = &vec[i].msg_hdr;
 
 		/* Read as the kernel reads it: sendmsg() does that. */
-		if (h->msg_name != NULL && h->msg_namelen >= sizeof(sa_family_t) &&
+		if (!preload_unmapped(h->msg_name) && h->msg_namelen >= sizeof(sa_family_t) &&
 		    ((const struct sockaddr *)h->msg_name)->sa_family == AF_UNSPEC)
 			return true;
 		if (connect_is_inet(h->msg_name, h->msg_namelen) &&
@@ -433,7 +433,7 @@ sendmmsg(int fd, struct mmsghdr *vec, unsigned int vlen, int flags)
 		return -1;
 	/* A fast-open connect with the first message, tunnelled as sendmsg()
 	 * does it; the kernel would otherwise connect straight to the target. */
-	if (vec != NULL && vlen > 0 && (flags & MSG_FASTOPEN)) {
+	if (!preload_unmapped(vec) && vlen > 0 && (flags & MSG_FASTOPEN)) {
 		ssize_t n;
 
 		r = connect_send_policy(fd, vec[0].msg_hdr.msg_name,
@@ -454,7 +454,7 @@ sendmmsg(int fd, struct mmsghdr *vec, unsigned int vlen, int flags)
 	}
 	/* Datagrams the UDP relay takes, or a socket it owns: one sendmsg()
 	 * (the hook above) per message, stopping at the first refusal. */
-	if (vec != NULL && vlen > 0 && connect_sendmmsg_relayed(fd, vec, vlen)) {
+	if (!preload_unmapped(vec) && vlen > 0 && connect_sendmmsg_relayed(fd, vec, vlen)) {
 		for (i = 0; i < vlen; i++) {
 			ssize_t n = sendmsg(fd, &vec[i].msg_hdr, flags);
 
@@ -466,7 +466,7 @@ sendmmsg(int fd, struct mmsghdr *vec, unsigned int vlen, int flags)
 	}
 	/* Only the datagram policy applies here: glibc's resolver batches its A
 	 * and AAAA queries with sendmmsg(), and so may a program's own. */
-	if (vec != NULL && preload_init() &&
+	if (!preload_unmapped(vec) && preload_init() &&
 	    (preload_cfg.remote_dns || preload_cfg.udp_block)) {
 		for (i = 0; i < vlen; i++) {
 			const struct msghdr *h = &vec[i].msg_hdr;

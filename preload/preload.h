@@ -47,6 +47,19 @@
 typedef long (*preload_syscall_fn)(long, ...);
 
 /*
+ * A pointer into the first page (NULL among them), which nothing maps
+ * (vm.mmap_min_addr): a program's bug, NULL plus an offset, that the
+ * kernel answers with EFAULT. The hooks pass such an address on to the
+ * real call untouched rather than read it and crash the program.
+ */
+#define PRELOAD_PAGE0		4096
+static inline bool
+preload_unmapped(const void *p)
+{
+	return (unsigned long)p < PRELOAD_PAGE0;
+}
+
+/*
  * Functions a program's libraries may call before the sanitizer runtime of
  * a SAN=1 build has started (jemalloc's constructor calls syscall() from
  * libstdc++'s initialisation, in dig): not instrumented, so that they touch

@@ -232,6 +232,25 @@ except socket.herror as e:
 	[ "$output" = "0" ]
 }
 
+@test "a bad address pointer (NULL plus an offset) to connect and every send: EFAULT as without the library, never a crash" {
+	want='connect EFAULT
+syscall EFAULT
+sendto EFAULT
+sendmsg EFAULT
+sendmsg-name EFAULT
+sendmmsg EFAULT'
+	run "$BUILD/tests/netcheck" efault 8
+	[ "$output" = "$want" ]
+	for url in socks5h://127.0.0.1:1 socks5://127.0.0.1:1; do
+		run env LD_PRELOAD="$LIB" SOCKSIFY_PROXY="$url" SOCKSIFY_EXCLUDE=none \
+			"$BUILD/tests/netcheck" efault 8
+		echo "$url: status $status"
+		echo "$output"
+		[ "$status" -eq 0 ]
+		[ "$output" = "$want" ]
+	done
+}
+
 @test "non-blocking connect that the proxy refuses: EINPROGRESS, then SO_ERROR says ECONNREFUSED once" {
 	start_socksifyd -v
 	dead=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')

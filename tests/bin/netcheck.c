@@ -10,6 +10,11 @@
  *	netcheck res_send NAME            res_mkquery + res_send
  *	netcheck gethostbyaddr IPV4       reverse lookup (a PTR query)
  *	netcheck getaddrinfo_a NAME       asynchronous lookup, waited for
+ *	netcheck efault ADDR              connect, syscall(SYS_connect), sendto,
+ *	                                  sendmsg (a bad message, a bad name)
+ *	                                  and sendmmsg with the address ADDR (a
+ *	                                  number, as 8: NULL plus an offset),
+ *	                                  one line each: "NAME ERRNO"
  */
 #include <arpa/inet.h>
 #include <arpa/nameser.h>
@@ -21,9 +26,30 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #define ANSWER_MAX	4096
+
+/* Every send path given a pointer the program does not own. */
+static int
+check_efault(unsigned long addr)
+{
+	void *bad = (void *)addr;
+	int t = socket(AF_INET, SOCK_STREAM, 0), u = socket(AF_INET, SOCK_DGRAM, 0);
+	struct iovec v = { .iov_base = "x", .iov_len = 1 };
+	struct msghdr m = { .msg_name = bad, .msg_namelen = 16, .msg_iov = &v, .msg_iovlen = 1 };
+
+	if (t < 0 || u < 0)
+		return 1;
+	printf("connect %s\n", connect(t, bad, 16) < 0 ? strerrorname_np(errno) : "ok");
+	printf("syscall %s\n", syscall(SYS_connect, t, bad, 16) < 0 ? strerrorname_np(errno) : "ok");
+	printf("sendto %s\n", sendto(u, "x", 1, 0, bad, 16) < 0 ? strerrorname_np(errno) : "sent");
+	printf("sendmsg %s\n", sendmsg(u, bad, 0) < 0 ? strerrorname_np(errno) : "sent");
+	printf("sendmsg-name %s\n", sendmsg(u, &m, 0) < 0 ? strerrorname_np(errno) : "sent");
+	printf("sendmmsg %s\n", sendmmsg(u, bad, 1, 0) < 0 ? strerrorname_np(errno) : "sent");
+	return 0;
+}
 
 static int
 say_errno(void)
@@ -68,6 +94,8 @@ main(int argc, char **argv)
 		fprintf(stderr, "usage: netcheck OP ARG...\n");
 		return 2;
 	}
+	if (strcmp(op, "efault") == 0)
+		return check_efault(strtoul(argv[2], NULL, 0));
 	if (strcmp(op, "connect6") == 0 && argc == 4)
 		return check_connect6(atoi(argv[2]), (socklen_t)atoi(argv[3]), SOCK_STREAM);
 	if (strcmp(op, "udp53v6") == 0)
