@@ -597,14 +597,17 @@ listen_poke_due(int fd)
 	real = s->real;
 	pthread_mutex_unlock(&listen_mutex);
 
-	if ((p = listen_poke_socket(&real, len, &to, &me, &melen)) < 0)
-		goto fail;
+	/* The spare first: with one descriptor to be had, READY's poke
+	 * matters more than the early one. */
 	if (early)
 		spare = listen_poke_socket(&real, len, &spare_to, &spare_me, &spare_len);
+	p = listen_poke_socket(&real, len, &to, &me, &melen);
 	pthread_mutex_lock(&listen_mutex);
 	if (listen_slot_of(fd) == s) {
-		s->poke = me;
-		s->pokelen = melen;
+		if (p >= 0) {
+			s->poke = me;
+			s->pokelen = melen;
+		}
 		if (spare >= 0 && s->spare < 0) {
 			s->spare = spare;
 			s->spare_addr = spare_me;
@@ -616,6 +619,8 @@ listen_poke_due(int fd)
 	pthread_mutex_unlock(&listen_mutex);
 	if (spare >= 0)
 		(void)PRELOAD_REAL(close)(spare);
+	if (p < 0)
+		goto fail;
 connect:
 	if (preload_real.connect(p, (struct sockaddr *)&to, len) != 0)
 		goto fail;
@@ -626,6 +631,22 @@ fail:
 	    "socket: %s", dest, preload_errno_name(errno));
 	if (p >= 0)
 		(void)PRELOAD_REAL(close)(p);
+	/* No early poke after all: READY pokes by itself (from the spare
+	 * when there is one, else from a socket it must find then), and if
+	 * READY came meanwhile and left it to the early poke, now. */
+	if (early) {
+		bool again = false;
+
+		pthread_mutex_lock(&listen_mutex);
+		if (listen_slot_of(fd) == s && !s->early_taken) {
+			s->poked = false;
+			again = s->state == LS_READY && s->ready_poked;
+			s->ready_poked = false;
+		}
+		pthread_mutex_unlock(&listen_mutex);
+		if (again)
+			listen_poke_due(fd);
+	}
 }
 
 /* The slot's BIND, up to the second reply: its errno (0: the peer is in),

@@ -137,17 +137,28 @@ curl_active() {
 	[ "$(grep -c 'cmd=bind' "$SOCKSIFYD_LOG")" -eq 1 ]
 }
 
-@test "a blocking accept() on a BIND listener gets its connection though descriptors ran out while it waited" {
+# starved_bindcheck MODE: bindcheck.py MODE under the library, 256
+# descriptors at most (it runs out of them on purpose).
+starved_bindcheck() {
 	start_socksifyd -v
 	run env LD_PRELOAD="$LIB" SOCKSIFY_PROXY="socks5://127.0.0.1:$PROXY_PORT" \
 		SOCKSIFY_EXCLUDE=none SOCKSIFY_LOG_FILE="$LIBLOG" \
-		timeout 60 prlimit --nofile=256:256 "$PY" "$HELPERS/bindcheck.py" emfile
+		timeout 60 prlimit --nofile=256:256 "$PY" "$HELPERS/bindcheck.py" "$1"
 	echo "$output"
 	cat "$LIBLOG"
+}
+
+@test "a blocking accept() on a BIND listener gets its connection though descriptors ran out while it waited" {
+	starved_bindcheck emfile
 	# (it may have said EMFILE meanwhile, as any listener's accept() does
 	# while none is free: emfile_said)
 	[ "${lines[0]}" = emfile=accepted ]
 	! grep -q 'cannot wake' "$LIBLOG" || false
+}
+
+@test "a BIND listener whose listen() found no descriptor for its poke still gets its connection (READY pokes by itself)" {
+	starved_bindcheck starved
+	[ "${lines[-1]}" = starved=accepted ]
 }
 
 @test "a proxy refusing BIND (socksifyd --no-bind): listen() fails with ECONNREFUSED and one line" {

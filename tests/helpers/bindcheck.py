@@ -34,6 +34,12 @@ usage: bindcheck.py emfile
   EMFILE: "emfile=accepted" when it returned the connection,
   "emfile=blocked" when it did not within 5 s; "emfile_said=yes" when it
   said EMFILE meanwhile.
+usage: bindcheck.py starved
+  A listener bound to the control connection's address listen()s with a
+  single descriptor free (the BIND's own connection takes it, so no poke
+  can be made then), the rest are freed, and a blocking accept() in a
+  thread waits while a peer connects: "starved=accepted" or, after 5 s,
+  "starved=blocked".
 usage: bindcheck.py refused HOST PORT
   Bind to the address of a tunnelled connection to HOST:PORT and listen():
   prints "listen=ok" or "listen=ERRNONAME".
@@ -115,15 +121,28 @@ def sides():
         print("second=%s" % errno.errorcode[e.errno])
 
 
-def bind_listener():
+def bind_listener(listening=True):
     """A tunnelled connection to our own listener, and a blocking listener
     bound to its address (a BIND): (target, control, listener)."""
     target = listener("0.0.0.0")
     control = socket.create_connection(("127.0.0.1", target.getsockname()[1]), 10)
     lst = socket.socket()
     lst.bind((control.getsockname()[0], 0))
-    lst.listen(1)
+    if listening:
+        lst.listen(1)
     return target, control, lst
+
+
+def hog_fds():
+    """Every descriptor the process may still open, taken: their list."""
+    import os
+    hog = []
+    try:
+        for _ in range(100000):
+            hog.append(os.open("/dev/null", os.O_RDONLY))
+    except OSError:
+        pass
+    return hog
 
 
 def interrupted():
@@ -176,12 +195,7 @@ def emfile():
     # accept() takes the early poke and waits in the kernel for the next
     time.sleep(0.5)
     dialer = socket.socket()
-    hog = []
-    try:
-        for _ in range(100000):
-            hog.append(os.open("/dev/null", os.O_RDONLY))
-    except OSError:
-        pass
+    hog = hog_fds()
     dialer.connect(lst.getsockname())
     waiter.join(1)
     for f in hog:
@@ -189,6 +203,26 @@ def emfile():
     waiter.join(5)
     print("emfile=%s" % ("accepted" if got else "blocked"))
     print("emfile_said=%s" % ("yes" if got_emfile else "no"))
+
+
+def starved():
+    import os
+    import threading
+    import time
+    target, control, lst = bind_listener(listening=False)
+    hog = hog_fds()
+    os.close(hog.pop())
+    lst.listen(1)
+    for f in hog:
+        os.close(f)
+    got = []
+    waiter = threading.Thread(target=lambda: got.append(lst.accept()), daemon=True)
+    waiter.start()
+    time.sleep(0.5)
+    dialer = socket.create_connection(lst.getsockname(), 10)
+    waiter.join(5)
+    print("starved=%s" % ("accepted" if got else "blocked"))
+    dialer.close()
 
 
 def refused(host, port):
@@ -209,6 +243,8 @@ def main():
         interrupted()
     elif sys.argv[1] == "emfile":
         emfile()
+    elif sys.argv[1] == "starved":
+        starved()
     else:
         refused(sys.argv[2], int(sys.argv[3]))
 
