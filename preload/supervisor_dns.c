@@ -48,6 +48,7 @@
 #define SUP_DNS_BATCH		64		/* datagrams or accepts per wakeup */
 #define SUP_DNS_ALLOW_SETS	512		/* local addresses answered: sets by port, */
 #define SUP_DNS_ALLOW_WAYS	8		/* ... each this many, the oldest replaced */
+#define SUP_DNS_ALLOW_MS	600000		/* an allowed socket unheard of this long is forgotten */
 #define SUP_DNS_LOCAL		8		/* local lookups at once */
 #define SUP_DNS_LOCAL_STACK	(256u << 10)	/* a lookup thread's stack */
 
@@ -60,6 +61,7 @@ struct supdns_who {
 	uint8_t atyp;
 	uint8_t ip[16];
 	uint64_t seq;			/* when last allowed: the oldest goes */
+	long long heard_ms;		/* allowed or answered then */
 };
 
 struct supdns_conn {
@@ -129,30 +131,47 @@ supdns_allow(const struct sockaddr_storage *ss, socklen_t len)
 	w->atyp = a.atyp;
 	memcpy(w->ip, &a.u, supdns_ip_len(a.atyp));
 	w->seq = ++dns.allow_seq;
+	w->heard_ms = tunnel_now_ms();
 }
 
-/* The query comes from a socket the supervisor sent to us. */
+/* A loopback address: where a socket bound to the wildcard sends us from. */
+static bool
+supdns_loopback(const struct s5_addr *a)
+{
+	static const uint8_t lo6[16] = { [15] = 1 };
+
+	return a->atyp == S5_ATYP_IPV4 ? a->u.ip4[0] == 127 :
+	    memcmp(a->u.ip6, lo6, sizeof(lo6)) == 0;
+}
+
+/* The query comes from a socket the supervisor sent to us (and heard of
+ * within SUP_DNS_ALLOW_MS: one closed long ago is not, whoever took its
+ * port since). */
 static bool
 supdns_allowed(const struct sockaddr_storage *ss, socklen_t len)
 {
 	static const uint8_t any[16];
-	const struct supdns_who *set;
+	struct supdns_who *set;
 	struct s5_addr a;
+	long long now = tunnel_now_ms();
 	size_t i;
 
 	if (!supdns_sender(ss, len, &a))
 		return false;
 	set = dns.allow[a.port % SUP_DNS_ALLOW_SETS];
 	for (i = 0; i < SUP_DNS_ALLOW_WAYS; i++) {
-		if (set[i].port != a.port)
+		if (set[i].port != a.port || now - set[i].heard_ms > SUP_DNS_ALLOW_MS)
 			continue;
 		/* A socket bound to the wildcard address (as a send binds an
-		 * unbound one) sends from a loopback address: its port says
+		 * unbound one) sends from a loopback address of its family,
+		 * or an IPv6 one (dual-stack) from IPv4's: its port says
 		 * enough. */
-		if (memcmp(set[i].ip, any, supdns_ip_len(set[i].atyp)) == 0 ||
-		    (set[i].atyp == a.atyp &&
-		    memcmp(set[i].ip, &a.u, supdns_ip_len(a.atyp)) == 0))
+		if ((memcmp(set[i].ip, any, supdns_ip_len(set[i].atyp)) == 0 &&
+		    (set[i].atyp == a.atyp || set[i].atyp == S5_ATYP_IPV6) && supdns_loopback(&a)) ||
+		    (set[i].atyp == a.atyp && memcmp(set[i].ip, &a.u, supdns_ip_len(a.atyp)) == 0)) {
+			set[i].heard_ms = now;
 			return true;
+		}
 	}
 	return false;
 }
@@ -439,11 +458,7 @@ supdns_accept(int lfd)
 		}
 		if (c == NULL && i > 0)
 			return;
-		if (c == NULL && tunnel_now_ms() - oldest->last >= SUP_DNS_BUSY_MS) {
-			supdns_close(oldest);
-			c = oldest;
-		}
-		if (c == NULL) {
+		if (c == NULL && tunnel_now_ms() - oldest->last < SUP_DNS_BUSY_MS) {
 			supdns_pause(true);
 			return;
 		}
@@ -461,6 +476,11 @@ supdns_accept(int lfd)
 		if (!supdns_allowed(&peer, plen)) {
 			close(fd);
 			continue;
+		}
+		/* Room made only for one of the tree's. */
+		if (c == NULL) {
+			supdns_close(oldest);
+			c = oldest;
 		}
 		c->fd = fd;
 		c->have = 0;

@@ -746,6 +746,52 @@ except socket.timeout:
 	is_placeholder "${output#A }"
 }
 
+@test "the supervisor's resolver: a stranger on the port of a tree socket bound to 0.0.0.0, but over IPv6, gets nothing" {
+	[ -n "$(ip -6 addr show dev lo 2>/dev/null)" ] || skip "no IPv6 on loopback"
+	start_socksifyd -v
+	local out=$BATS_TEST_TMPDIR/tree.out port="" resp6="" i
+	# in the tree: a UDP socket bound to the IPv4 wildcard that sent a
+	# query to a nameserver (so to the resolver) as musl does, held open
+	"$SOCKSIFY" --mode seccomp -x "socks5h://127.0.0.1:$PROXY_PORT" -e none python3 -c '
+import socket, sys, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("0.0.0.0", 0))
+s.sendto(bytes.fromhex("123401000001000000000000016100000100 01".replace(" ", "")), ("127.0.0.1", 53))
+print(s.getsockname()[1], flush=True)
+time.sleep(20)' >"$out" 3>&- &
+	local sx=$!
+	PIDS+=($sx)
+	wait_for_line "$out" 50 '^[0-9]+$'
+	port=$(cat "$out")
+	for ((i = 0; i < 50; i++)); do
+		resp6=$(ss -H -ulnp 2>/dev/null | grep "pid=$sx," | awk '{print $4}' |
+			sed -n 's/^\[::1\]:\([0-9]*\)$/\1/p' | head -n 1)
+		[ -n "$resp6" ] && break
+		sleep 0.1
+	done
+	echo "tree port $port, responder [::1]:$resp6"
+	[ -n "$resp6" ]
+	# outside: an IPv6-only socket on [::1] and that port asks the IPv6
+	# responder (an IPv4 wildcard port leaves IPv6's free)
+	run timeout 10 python3 -c '
+import socket, struct, sys
+name = sys.argv[3].encode()
+q = struct.pack(">HHHHHH", 0x4243, 0x0100, 1, 0, 0, 0)
+q += b"".join(bytes([len(l)]) + l for l in name.split(b".")) + b"\0" + struct.pack(">HH", 1, 1)
+s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+s.bind(("::1", int(sys.argv[1])))
+s.settimeout(1.5)
+s.sendto(q, ("::1", int(sys.argv[2])))
+try:
+    s.recvfrom(512)
+    print("answered")
+except socket.timeout:
+    print("no answer")' "$port" "$resp6" "$PROXY_ONLY_NAME"
+	echo "$output"
+	[ "$output" = "no answer" ]
+}
+
 @test "sockets that carry IP around the policy are not created under the supervisor: SMC, RDS, packet, SCTP" {
 	run --separate-stderr timeout 20 "$SOCKSIFY" --mode seccomp -x "socks5h://127.0.0.1:1" python3 -c '
 import errno, socket
