@@ -710,34 +710,52 @@ start_inner_proxy() {
 
 # --- What the review of the supervisor found ------------------------------------
 
-@test "the supervisor's resolver answers only the sockets it sent there: another local program gets nothing" {
-	start_socksifyd -v
-	"$SOCKSIFY" -x "socks5h://127.0.0.1:$PROXY_PORT" -e none sleep 20 &
-	local sx=$! port="" i
-	PIDS+=($sx)
+# responder_port PID ADDR: the UDP port of the supervisor's resolver
+# (socksify PID's) on ADDR (a regex-quoted 127\.0\.0\.1 or \[::1\]), in RPORT.
+responder_port() {
+	local i
+	RPORT=
 	for ((i = 0; i < 50; i++)); do
-		port=$(ss -H -ulnp 2>/dev/null | grep "pid=$sx," | awk '{print $4}' |
-			sed -n 's/^127\.0\.0\.1:\([0-9]*\)$/\1/p' | head -n 1)
-		[ -n "$port" ] && break
+		RPORT=$(ss -H -ulnp 2>/dev/null | grep "pid=$1," | awk '{print $4}' |
+			sed -n "s/^$2:\([0-9]*\)\$/\1/p" | head -n 1)
+		[ -n "$RPORT" ] && return 0
 		sleep 0.1
 	done
-	echo "responder port: '$port'"
-	[ -n "$port" ]
-	# A query for the proxy-only name from outside the tree: no answer.
+	return 1
+}
+
+# ask_stranger HOST PORT [BIND-PORT]: from outside the tree, an A query for
+# the proxy-only name to HOST:PORT over UDP (from BIND-PORT on HOST, IPv6
+# only, when given): "answered" or "no answer" in $output.
+ask_stranger() {
 	run timeout 10 python3 -c '
 import socket, struct, sys
-name = sys.argv[2].encode()
+host, port, name = sys.argv[1], int(sys.argv[2]), sys.argv[3].encode()
 q = struct.pack(">HHHHHH", 0x4242, 0x0100, 1, 0, 0, 0)
 q += b"".join(bytes([len(l)]) + l for l in name.split(b".")) + b"\0" + struct.pack(">HH", 1, 1)
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_DGRAM)
+if len(sys.argv) > 4:
+    s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+    s.bind((host, int(sys.argv[4])))
 s.settimeout(1.5)
-s.sendto(q, ("127.0.0.1", int(sys.argv[1])))
+s.sendto(q, (host, port))
 try:
     s.recvfrom(512)
     print("answered")
 except socket.timeout:
-    print("no answer")' "$port" "$PROXY_ONLY_NAME"
+    print("no answer")' "$1" "$2" "$PROXY_ONLY_NAME" "${@:3}"
 	echo "$output"
+}
+
+@test "the supervisor's resolver answers only the sockets it sent there: another local program gets nothing" {
+	start_socksifyd -v
+	"$SOCKSIFY" -x "socks5h://127.0.0.1:$PROXY_PORT" -e none sleep 20 &
+	local sx=$!
+	PIDS+=($sx)
+	responder_port "$sx" '127\.0\.0\.1'
+	echo "responder port: '$RPORT'"
+	# A query for the proxy-only name from outside the tree: no answer.
+	ask_stranger 127.0.0.1 "$RPORT"
 	[ "$output" = "no answer" ]
 	# The same query from inside the tree is answered (a placeholder).
 	run --separate-stderr via_h "$SUPCHECK_STATIC" dns "$PROXY_ONLY_NAME"
@@ -749,7 +767,7 @@ except socket.timeout:
 @test "the supervisor's resolver: a stranger on the port of a tree socket bound to 0.0.0.0, but over IPv6, gets nothing" {
 	[ -n "$(ip -6 addr show dev lo 2>/dev/null)" ] || skip "no IPv6 on loopback"
 	start_socksifyd -v
-	local out=$BATS_TEST_TMPDIR/tree.out port="" resp6="" i
+	local out=$BATS_TEST_TMPDIR/tree.out port
 	# in the tree: a UDP socket bound to the IPv4 wildcard that sent a
 	# query to a nameserver (so to the resolver) as musl does, held open
 	"$SOCKSIFY" --mode seccomp -x "socks5h://127.0.0.1:$PROXY_PORT" -e none python3 -c '
@@ -763,32 +781,11 @@ time.sleep(20)' >"$out" 3>&- &
 	PIDS+=($sx)
 	wait_for_line "$out" 50 '^[0-9]+$'
 	port=$(cat "$out")
-	for ((i = 0; i < 50; i++)); do
-		resp6=$(ss -H -ulnp 2>/dev/null | grep "pid=$sx," | awk '{print $4}' |
-			sed -n 's/^\[::1\]:\([0-9]*\)$/\1/p' | head -n 1)
-		[ -n "$resp6" ] && break
-		sleep 0.1
-	done
-	echo "tree port $port, responder [::1]:$resp6"
-	[ -n "$resp6" ]
+	responder_port "$sx" '\[::1\]'
+	echo "tree port $port, responder [::1]:$RPORT"
 	# outside: an IPv6-only socket on [::1] and that port asks the IPv6
 	# responder (an IPv4 wildcard port leaves IPv6's free)
-	run timeout 10 python3 -c '
-import socket, struct, sys
-name = sys.argv[3].encode()
-q = struct.pack(">HHHHHH", 0x4243, 0x0100, 1, 0, 0, 0)
-q += b"".join(bytes([len(l)]) + l for l in name.split(b".")) + b"\0" + struct.pack(">HH", 1, 1)
-s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
-s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-s.bind(("::1", int(sys.argv[1])))
-s.settimeout(1.5)
-s.sendto(q, ("::1", int(sys.argv[2])))
-try:
-    s.recvfrom(512)
-    print("answered")
-except socket.timeout:
-    print("no answer")' "$port" "$resp6" "$PROXY_ONLY_NAME"
-	echo "$output"
+	ask_stranger ::1 "$RPORT" "$port"
 	[ "$output" = "no answer" ]
 }
 
