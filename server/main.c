@@ -362,17 +362,23 @@ main_fd_limit(const struct server_limits *lim, int any_fd)
 
 /*
  * A limit that holds no session is a server that listens and never
- * accepts: refused at start. One that holds fewer than --max-sessions
- * (at start, or after a reload raised it) is said once; clients beyond
- * wait in the listen backlog.
+ * accepts: refused at start (and a reload that would make it one, in
+ * server_reload()). One that holds fewer than --max-sessions (at start, or
+ * after a reload raised it) is said once; clients beyond wait in the
+ * listen backlog.
  */
-static void
-main_fd_check(const struct server_limits *lim, size_t fd_limit, size_t fd_base, bool start)
+static size_t
+main_fd_room(const struct server_limits *lim, size_t fd_limit, size_t fd_base)
 {
-	size_t room = fd_limit > fd_base + lim->fd_reserve ?
-	    (fd_limit - fd_base - lim->fd_reserve) / 2 : 0;
+	return fd_limit > fd_base + lim->fd_reserve ? (fd_limit - fd_base - lim->fd_reserve) / 2 : 0;
+}
 
-	if (room == 0 && start)
+static void
+main_fd_check(const struct server_limits *lim, size_t fd_limit, size_t fd_base)
+{
+	size_t room = main_fd_room(lim, fd_limit, fd_base);
+
+	if (room == 0)
 		log_fatal(EXIT_FAILURE, "the descriptor limit (%zu, ulimit -n) holds no "
 		    "session: %zu are open and --fd-reserve keeps %zu; it needs at least %zu",
 		    fd_limit, fd_base, lim->fd_reserve, fd_base + lim->fd_reserve + 2);
@@ -437,6 +443,12 @@ server_reload(void)
 		users_free(users);
 		goto out;
 	}
+	if (main_fd_room(&c.lim, workers[0].fd_limit, workers[0].fd_base) == 0) {
+		log_error("reload failed, configuration kept: --fd-reserve %zu leaves the "
+		    "descriptor limit (%zu) no session", c.lim.fd_reserve, workers[0].fd_limit);
+		users_free(users);
+		goto out;
+	}
 	if (main_protect_rules(c.rules) < 0 || (n = calloc(1, sizeof(*n))) == NULL) {
 		log_error("reload failed, configuration kept: %s", n == NULL ?
 		    "out of memory" : "bad SERVER_PROTECTED_NETS");
@@ -461,7 +473,7 @@ server_reload(void)
 	/* The limit is raised at start only: a --max-sessions or reserve
 	 * that no longer fits is said. */
 	if (n->lim.max_sessions != old_max || n->lim.fd_reserve != old_reserve)
-		main_fd_check(&n->lim, workers[0].fd_limit, workers[0].fd_base, false);
+		main_fd_check(&n->lim, workers[0].fd_limit, workers[0].fd_base);
 	if (loose)
 		log_warn("warning: users file %s is readable by its group",
 		    c.users_path);
@@ -876,7 +888,7 @@ main(int argc, char **argv)
 	fd_base = main_fds_open(sigfd, fd_limit);
 	for (k = 0; k < nworkers; k++)
 		workers[k].fd_base = fd_base;
-	main_fd_check(&conf_cur->lim, fd_limit, fd_base, true);
+	main_fd_check(&conf_cur->lim, fd_limit, fd_base);
 	main_pipes_max(&conf_cur->lim);
 
 	/* The readiness protocol: printed even with -q, one write() each. */

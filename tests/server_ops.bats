@@ -447,6 +447,13 @@ soft_nofile() { awk '/^Max open files/ { print $4 }' "/proc/$1/limits"; }
 	kill -HUP "$SOCKSIFYD_PID"
 	wait_for_line "$SOCKSIFYD_LOG" 50 'reloaded users and rules'
 	grep -qE '^socksifyd: the descriptor limit \(64, ulimit -n, at its hard limit\) holds [0-9]+ sessions at once, fewer than --max-sessions 100; more clients wait to be accepted$' "$SOCKSIFYD_LOG"
+	# one that would leave no session is refused, and the server serves on
+	printf 'max-sessions 100\nfd-reserve 4096\n' >"$BATS_TEST_TMPDIR/conf"
+	kill -HUP "$SOCKSIFYD_PID"
+	wait_for_line "$SOCKSIFYD_LOG" 50 'reload failed'
+	grep -qxF 'socksifyd: reload failed, configuration kept: --fd-reserve 4096 leaves the descriptor limit (64) no session' "$SOCKSIFYD_LOG"
+	run hello
+	[ "$output" = "hello through socks" ]
 }
 
 @test "--help lists every flag; bad limit values are usage errors" {
