@@ -207,6 +207,10 @@ connect(int fd, const struct sockaddr *sa, socklen_t len)
 		errno = ENOSYS;
 		return -1;
 	}
+	if (preload_unmapped(sa) && len > 0) {
+		errno = EFAULT;	/* preload.h: the kernel's answer, even were page 0 mapped */
+		return -1;
+	}
 	if (!connect_is_inet(sa, len) || !preload_init()) {
 		/* AF_UNSPEC dissolves a UDP socket's association with its peer. */
 		return connect_direct(fd, sa, len);
@@ -328,6 +332,11 @@ sendto(int fd, const void *buf, size_t n, int flags, const struct sockaddr *sa,
 	}
 	if (gate_send_hold(fd, flags) != 0)
 		return -1;
+	/* NULL is no destination, whatever the length (as the kernel reads it). */
+	if (sa != NULL && preload_unmapped(sa) && len > 0) {
+		errno = EFAULT;
+		return -1;
+	}
 	sa = connect_send_name(fd, sa, &len, &unspec);
 	r = connect_send_policy(fd, sa, len, flags, &dst);
 	if (r < 0)
@@ -363,8 +372,11 @@ sendmsg(int fd, const struct msghdr *msg, int flags)
 	}
 	if (gate_send_hold(fd, flags) != 0)
 		return -1;
-	if (preload_unmapped(msg))
-		return preload_real.sendmsg(fd, msg, flags);
+	if (preload_unmapped(msg) ||
+	    (msg->msg_name != NULL && preload_unmapped(msg->msg_name) && msg->msg_namelen > 0)) {
+		errno = EFAULT;
+		return -1;
+	}
 	named = *msg;
 	named.msg_name = (void *)connect_send_name(fd, msg->msg_name, &named.msg_namelen,
 	    &unspec);
@@ -431,6 +443,10 @@ sendmmsg(int fd, struct mmsghdr *vec, unsigned int vlen, int flags)
 	}
 	if (gate_send_hold(fd, flags) != 0)
 		return -1;
+	if (preload_unmapped(vec) && vlen > 0) {
+		errno = EFAULT;
+		return -1;
+	}
 	/* A fast-open connect with the first message, tunnelled as sendmsg()
 	 * does it; the kernel would otherwise connect straight to the target. */
 	if (!preload_unmapped(vec) && vlen > 0 && (flags & MSG_FASTOPEN)) {

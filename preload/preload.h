@@ -49,8 +49,9 @@ typedef long (*preload_syscall_fn)(long, ...);
 /*
  * A pointer into the first page (NULL among them), which nothing maps
  * (vm.mmap_min_addr): a program's bug, NULL plus an offset, that the
- * kernel answers with EFAULT. The hooks pass such an address on to the
- * real call untouched rather than read it and crash the program.
+ * kernel answers with EFAULT. The hooks answer EFAULT themselves for such
+ * an address (with a length), rather than read it and crash the program,
+ * or hand it to the kernel, which would read it were page 0 mapped.
  */
 #define PRELOAD_PAGE0		4096
 static inline bool
