@@ -91,7 +91,7 @@ listener_open(struct listener *lst, const struct sockaddr_storage *ss,
 
 	fd = socket(ss->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd == -1)
-		log_fatal(EXIT_FAILURE, "socket for %s:", text);
+		log_fatal(EXIT_FAILURE, "%ssocket for %s:", lst->what != NULL ? lst->what : "", text);
 	(void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 	lst->nodelay = session_nodelay(fd);
 	/*
@@ -111,13 +111,13 @@ listener_open(struct listener *lst, const struct sockaddr_storage *ss,
 			close(fd);
 			return -EADDRINUSE;
 		}
-		log_fatal(EXIT_FAILURE, "bind %s:", text);
+		log_fatal(EXIT_FAILURE, "%sbind %s:", lst->what != NULL ? lst->what : "", text);
 	}
 	if (!join && reuseport &&
 	    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) == -1)
 		log_fatal(EXIT_FAILURE, "SO_REUSEPORT on %s:", text);
 	if (listen(fd, SERVER_LISTEN_BACKLOG) == -1)
-		log_fatal(EXIT_FAILURE, "listen %s:", text);
+		log_fatal(EXIT_FAILURE, "%slisten %s:", lst->what != NULL ? lst->what : "", text);
 	len = sizeof(got);
 	if (getsockname(fd, (struct sockaddr *)&got, &len) == -1 ||
 	    s5_sockaddr_format((struct sockaddr *)&got, lst->name, sizeof(lst->name)) < 0)

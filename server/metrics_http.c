@@ -193,6 +193,7 @@ metrics_listen(const struct config_listen *cl, struct loop *l, struct server *wo
 	metrics_workers = workers;
 	metrics_nworkers = n;
 	metrics_loop = l;
+	metrics_lst.what = "--metrics: ";
 	listener_bind(&metrics_lst, cl, 1, false);
 	if ((r = loop_add(l, metrics_lst.fd, EPOLLIN, metrics_on_accept, NULL)) < 0)
 		log_fatal(EXIT_FAILURE, "--metrics: event loop: %s", strerror(-r));

@@ -40,6 +40,8 @@ struct listener {
 	bool nodelay;			/* TCP_NODELAY set here: accepted sockets
 					 * inherit it (no setsockopt each) */
 	char name[S5_ADDR_TEXT_MAX];	/* "127.0.0.1:1080", for messages */
+	const char *what;		/* NULL, or what a failure names first:
+					 * "--metrics: " */
 };
 
 /* --outgoing: the source address of outgoing connections and UDP relays,

@@ -133,7 +133,7 @@ print(s.recv(100).split(b"\r\n")[0].decode())' "$METRICS_PORT"
 	[ "$output" = "HTTP/1.1 400 Bad Request" ]
 }
 
-@test "--metrics off loopback needs --no-auth (exit 2, one line); a bad address exits 2" {
+@test "--metrics off loopback needs --no-auth (exit 2, one line); a bad address exits 2; a port in use exits 1 naming --metrics" {
 	run "$SOCKSIFYD" -l 127.0.0.1:0 -u "$USERS" --metrics 0.0.0.0:0
 	[ "$status" -eq 2 ]
 	[[ "$output" == *"refusing --metrics on 0.0.0.0:"*"give --no-auth to serve them anyway"* ]]
@@ -143,6 +143,10 @@ print(s.recv(100).split(b"\r\n")[0].decode())' "$METRICS_PORT"
 	run "$SOCKSIFYD" --metrics :9100
 	[ "$status" -eq 2 ]
 	[[ "$output" == *"one address, not every one"* ]]
+	# a port in use: exit 1, and the line says it is --metrics's
+	run "$SOCKSIFYD" -l 127.0.0.1:0 --metrics "127.0.0.1:$HTTP_PORT"
+	[ "$status" -eq 1 ]
+	[ "$output" = "socksifyd: --metrics: bind 127.0.0.1:$HTTP_PORT: Address already in use" ]
 	start_socksifyd -u "$USERS" --no-auth --metrics 0.0.0.0:0
 	wait_for_line "$SOCKSIFYD_LOG" 30 '^socksifyd: metrics on 0\.0\.0\.0:[0-9]+$'
 }
