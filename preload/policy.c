@@ -4,6 +4,7 @@
  * supervisor (supervisor.c). Nothing here touches a socket; the callers
  * say what kind of socket it is.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -32,13 +33,23 @@
  * millisecond must not write a line a millisecond: one kind and reason is
  * said at most every 10 s up to the default level (preload_log_limited()).
  */
+#define POLICY_PACKET	"ICMP or raw packet"
+
 void
 policy_refuse(const struct sockaddr *sa, const char *what, const char *why)
 {
 	char text[S5_ADDR_TEXT_MAX];
+	struct s5_addr a;
 
-	if (s5_sockaddr_format(sa, text, sizeof(text)) < 0)
+	/* A packet (ICMP, raw) has no port: the address alone. */
+	if (strcmp(what, POLICY_PACKET) == 0 && s5_addr_from_sockaddr(&a, sa,
+	    sa->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in)) == 0) {
+		if (inet_ntop(a.atyp == S5_ATYP_IPV4 ? AF_INET : AF_INET6, &a.u, text,
+		    sizeof(text)) == NULL)
+			strcpy(text, "?");
+	} else if (s5_sockaddr_format(sa, text, sizeof(text)) < 0) {
 		strcpy(text, "?");
+	}
 	preload_log_limited(LOG_LVL_ERROR, preload_log_key(what, why),
 	    "blocked %s to %s (%s)", what, text, why);
 }
@@ -67,7 +78,8 @@ policy_dgram(int type, const struct sockaddr *sa, socklen_t len)
 		why = "SOCKSIFY_UDP=proxy: no relay for a program the library cannot reach";
 	else
 		why = "SOCKSIFY_UDP=proxy relays UDP only";
-	policy_refuse(sa, "UDP datagram", why);
+	/* policy_socket_type(): SOCK_RAW for ping's ICMP datagrams too. */
+	policy_refuse(sa, type == SOCK_DGRAM ? "UDP datagram" : POLICY_PACKET, why);
 	return -EPERM;
 }
 
@@ -87,7 +99,7 @@ policy_other(int type, const struct sockaddr *sa, socklen_t len)
 	if (preload_is_excluded(&a))
 		return 0;
 	snprintf(why, sizeof(why), "socket type %d", type);
-	policy_refuse(sa, "UDP datagram", why);
+	policy_refuse(sa, "traffic", why);
 	return -EPERM;
 }
 

@@ -97,7 +97,8 @@ teardown() { stop_all; }
 	run env SOCKSIFY_EXCLUDE=none LD_PRELOAD="$LIB" SOCKSIFY_PROXY="socks5://127.0.0.1:1" \
 		"$PATHCHECK" icmp 127.0.0.1
 	[ "${lines[-1]}" = "EPERM" ]
-	[[ "${lines[0]}" == *"blocked UDP datagram to 127.0.0.1:0 (SOCKSIFY_UDP=proxy relays UDP only)" ]]
+	# said as what it is, with no port
+	[[ "${lines[0]}" == *"blocked ICMP or raw packet to 127.0.0.1 (SOCKSIFY_UDP=proxy relays UDP only)" ]]
 	run preload "socks5://127.0.0.1:1" "$PATHCHECK" icmp 127.0.0.1
 	[ "$output" = "sent" ]
 }
