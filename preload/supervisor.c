@@ -1124,6 +1124,16 @@ sup_dns_redirect(uint64_t id, int fd, int domain, int type,
 
 /* What to do with a connect (or fast-open send, fo) to sa. libc: the call
  * comes from glibc's own code in a process with the library. */
+/* fd listens (SO_ACCEPTCONN). */
+static bool
+sup_listening(int fd)
+{
+	int on = 0;
+	socklen_t len = sizeof(on);
+
+	return getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &on, &len) == 0 && on;
+}
+
 static void
 sup_decide(uint64_t id, int fd, int domain, int type,
     const struct sockaddr_storage *sa, socklen_t len,
@@ -1146,6 +1156,19 @@ sup_decide(uint64_t id, int fd, int domain, int type,
 	    (sa->ss_family != AF_INET && sa->ss_family != AF_INET6) ||
 	    (domain == AF_INET && sa->ss_family != AF_INET)) {
 		sup_fail(id, fd, len < sizeof(sa_family_t) ? EINVAL : EAFNOSUPPORT);
+		return;
+	}
+	/* An IPv6 TCP socket takes an IPv6 address only, checked by length
+	 * first (tcp_v6_connect(): a sockaddr_in is too short, EINVAL). */
+	if (domain == AF_INET6 && type == SOCK_STREAM && sa->ss_family != AF_INET6) {
+		sup_fail(id, fd, len < sizeof(struct sockaddr_in6) - sizeof(uint32_t) ?
+		    EINVAL : EAFNOSUPPORT);
+		return;
+	}
+	/* A listening socket connects nowhere: the kernel's EISCONN, not a
+	 * tunnel that fails at our connect() to the proxy. */
+	if (type == SOCK_STREAM && sup_listening(fd)) {
+		sup_fail(id, fd, EISCONN);
 		return;
 	}
 	if (s5_addr_from_sockaddr(&dst, (const struct sockaddr *)sa, len) != 0) {

@@ -789,6 +789,31 @@ time.sleep(20)' >"$out" 3>&- &
 	[ "$output" = "no answer" ]
 }
 
+@test "the supervisor gives the kernel's errno for an IPv4 address on an IPv6 TCP socket and for a listening socket, never a tunnel" {
+	start_socksifyd -v
+	local prog='
+import ctypes, errno, socket, struct, sys
+libc = ctypes.CDLL(None, use_errno=True)
+def conn(s, raw):
+    buf = ctypes.create_string_buffer(raw, len(raw))
+    r = libc.connect(s.fileno(), buf, len(raw))
+    return "ok" if r == 0 else errno.errorcode[ctypes.get_errno()]
+sin = struct.pack("=H", socket.AF_INET) + struct.pack(">H", int(sys.argv[1])) + socket.inet_aton("127.0.0.1") + bytes(8)
+print(conn(socket.socket(socket.AF_INET6, socket.SOCK_STREAM), sin))
+print(conn(socket.socket(socket.AF_INET6, socket.SOCK_STREAM), sin + bytes(12)))
+l = socket.socket()
+l.bind(("127.0.0.1", 0))
+l.listen()
+print(conn(l, sin))'
+	run python3 -c "$prog" "$HTTP_PORT"
+	[ "$output" = $'EINVAL\nEAFNOSUPPORT\nEISCONN' ]
+	run --separate-stderr via --mode seccomp python3 -c "$prog" "$HTTP_PORT"
+	echo "$output / $stderr"
+	[ "$output" = $'EINVAL\nEAFNOSUPPORT\nEISCONN' ]
+	[ -z "$stderr" ]
+	! grep -q 'cmd=connect' "$SOCKSIFYD_LOG" || false
+}
+
 @test "sockets that carry IP around the policy are not created under the supervisor: SMC, RDS, packet, SCTP" {
 	run --separate-stderr timeout 20 "$SOCKSIFY" --mode seccomp -x "socks5h://127.0.0.1:1" python3 -c '
 import errno, socket
