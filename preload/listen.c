@@ -492,8 +492,8 @@ listen_fix_bnd(const struct tunnel *t, int proxy, struct s5_addr *bnd)
 /*
  * A poke's end: a TCP socket bound to the listening socket's own address
  * (loopback for the wildcard), port 0, close-on-exec and out of the
- * program's low numbers if it can be. Its descriptor, its own address in *me, and in
- * *to where it connects; -1 (errno) when none can be made.
+ * program's low numbers if it can be. Its descriptor, its own address in
+ * *me, and in *to where it connects; -1 (errno) when none can be made.
  */
 static int
 listen_poke_socket(const struct sockaddr_storage *real, socklen_t len,

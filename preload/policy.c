@@ -38,12 +38,13 @@
 void
 policy_refuse(const struct sockaddr *sa, const char *what, const char *why)
 {
+	socklen_t len = sa->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) :
+	    sizeof(struct sockaddr_in);
 	char text[S5_ADDR_TEXT_MAX];
 	struct s5_addr a;
 
 	/* A packet (ICMP, raw) has no port: the address alone. */
-	if (strcmp(what, POLICY_PACKET) == 0 && s5_addr_from_sockaddr(&a, sa,
-	    sa->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in)) == 0) {
+	if (strcmp(what, POLICY_PACKET) == 0 && s5_addr_from_sockaddr(&a, sa, len) == 0) {
 		if (inet_ntop(a.atyp == S5_ATYP_IPV4 ? AF_INET : AF_INET6, &a.u, text,
 		    sizeof(text)) == NULL)
 			strcpy(text, "?");

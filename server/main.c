@@ -370,7 +370,8 @@ main_fd_limit(const struct server_limits *lim, int any_fd)
 static size_t
 main_fd_room(const struct server_limits *lim, size_t fd_limit, size_t fd_base)
 {
-	return fd_limit > fd_base + lim->fd_reserve ? (fd_limit - fd_base - lim->fd_reserve) / 2 : 0;
+	return fd_limit > fd_base + lim->fd_reserve ?
+	    (fd_limit - fd_base - lim->fd_reserve) / 2 : 0;
 }
 
 static void
