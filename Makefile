@@ -106,11 +106,12 @@ $(BUILD)/tests/%: tests/bin/%.c tests/bin/testbin.h $(SHARED_OBJ)
 	@$(if $(Q),echo "  CC      $<")
 	$(Q)$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $< $(SHARED_OBJ) -lpthread
 
-# Load generators (s5load): one file each, built like the helpers above.
+# Load generators (s5load): one file each, built like the helpers above
+# (s5load's stream mode writes from a thread per CPU).
 $(BUILD)/tests/%: tests/load/%.c $(SHARED_OBJ)
 	@mkdir -p $(@D)
 	@$(if $(Q),echo "  CC      $<")
-	$(Q)$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $< $(SHARED_OBJ)
+	$(Q)$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $< $(SHARED_OBJ) -lpthread
 
 # Benchmark helpers (connbench, udpbench): the same, with what they share in
 # tests/bench/bench.h; exitnow stays a bare program, so that its start-up is

@@ -50,9 +50,15 @@
  *   target is a process of its own (sink_run()), as the far end of a real
  *   transfer is: with one thread driving both ends, a direct transfer could
  *   use one CPU of the machine, and 8 direct streams came out slower than 1.
- *   The window opens once all N are through their handshake and lasts -d
- *   seconds; mb_s is the bytes the target received in it per second (10^6),
- *   counted in memory the two processes share.
+ *   The source, too, uses the machine: one thread writing every connection
+ *   keeps one CPU busy, and 8 direct streams came out no faster than 1 while
+ *   two processes of 4 streams each nearly doubled the rate of one. So once
+ *   all N are through their handshake, the connections are dealt out to
+ *   pump threads, one per CPU this process may run on and at most one per
+ *   connection (pumps_start()); the main thread keeps its share. The
+ *   window then opens and lasts -d seconds; mb_s is the bytes the target
+ *   received in it per second (10^6), counted in memory the two processes
+ *   share.
  *
  * Also: --ramp N handshakes under way at once (default 256), --window B
  * bytes sent ahead of the echo (default: no limit), --seed N.
@@ -65,6 +71,8 @@
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -105,6 +113,7 @@ enum {
 	FD_SCAN_MAX = 1 << 20,		/* hold: descriptors looked at on the way out */
 	RATE_TARGETS = 8,		/* rate: echo target ports, taken in turn */
 	RATE_SOURCES = 8,		/* rate: client addresses, RATE_SOURCE_NET + 1 up */
+	PUMPS_MAX = 64,			/* stream: source threads at most */
 	EXIT_CHECK = 1,
 	EXIT_USAGE = 2,
 };
@@ -202,6 +211,17 @@ struct target {
 	struct s5_addr addr;
 };
 
+/* stream: a source thread and the connections it writes (pumps_start()). */
+struct pump {
+	pthread_t tid;
+	int ep;
+	size_t first, step;		/* its slots: first, first + step, ... */
+	struct slot *bad;		/* the first of them that failed */
+	enum cend how;
+	const char *why;
+	int err;			/* how == E_ERROR: its errno, else 0 */
+};
+
 /* Everything the loop owns. */
 static struct {
 	struct opts o;
@@ -231,6 +251,9 @@ static struct {
 	pid_t sink_pid;			/* stream: the sink process */
 	uint64_t win_t0, win_t1, win_b0, win_b1;	/* stream: the window, µs and bytes */
 	bool win_done;
+	struct pump pumps[PUMPS_MAX];	/* stream: [1..npumps) are threads */
+	size_t npumps;
+	int pump_stop, pump_failed;	/* stream: atomics the threads share */
 	struct reason reasons[REASONS_MAX];
 } g;
 
@@ -683,45 +706,93 @@ listener_open(struct target *lst)
 	lst->mask = EPOLLIN;
 }
 
-/*
- * stream: the target in a process of its own. It accepts on lst, reads and
- * forgets, and adds what it read to shared[0] (accept errors to shared[1]),
- * until the parent kills it (or dies: PR_SET_PDEATHSIG).
- */
-static void
-sink_run(int lfd, uint64_t *shared)
+/* stream: how many threads for a side of n connections: one per CPU this
+ * process may run on, at most one per connection and PUMPS_MAX. */
+static size_t
+stream_threads(size_t n)
 {
-	static uint8_t buf[STREAM_WRITE];
-	struct epoll_event ev[EVENTS_MAX], add = { .events = EPOLLIN };
-	int ep, n, i, fd;
-	ssize_t r;
+	cpu_set_t set;
+	size_t cpus = 1;
 
-	if ((ep = epoll_create1(EPOLL_CLOEXEC)) == -1)
-		_exit(EXIT_CHECK);
-	add.data.fd = lfd;
-	if (epoll_ctl(ep, EPOLL_CTL_ADD, lfd, &add) == -1)
+	if (sched_getaffinity(0, sizeof(set), &set) == 0 && CPU_COUNT(&set) > 1)
+		cpus = (size_t)CPU_COUNT(&set);
+	if (cpus > n)
+		cpus = n;
+	return cpus < PUMPS_MAX ? cpus : PUMPS_MAX;
+}
+
+/* stream: one reader of the sink: an epoll set of accepted connections and,
+ * for reader 0, the listener, whose connections it deals out in turn. */
+struct sink_reader {
+	int ep, lfd;
+	uint64_t *shared;
+	struct sink_reader *all;
+	size_t n, dealt;
+};
+
+static void *
+sink_read(void *arg)
+{
+	struct sink_reader *r = arg;
+	struct epoll_event ev[EVENTS_MAX], add = { .events = EPOLLIN };
+	uint8_t *buf = malloc(STREAM_WRITE);
+	int n, i, fd;
+	ssize_t got;
+
+	if (buf == NULL)
 		_exit(EXIT_CHECK);
 	for (;;) {
-		n = epoll_wait(ep, ev, EVENTS_MAX, -1);
+		n = epoll_wait(r->ep, ev, EVENTS_MAX, -1);
 		for (i = 0; i < n; i++) {
 			fd = ev[i].data.fd;
-			if (fd == lfd) {
-				while ((fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0) {
+			if (fd == r->lfd) {
+				while ((fd = accept4(r->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0) {
 					add.data.fd = fd;
-					if (epoll_ctl(ep, EPOLL_CTL_ADD, fd, &add) == -1)
+					if (epoll_ctl(r->all[r->dealt++ % r->n].ep, EPOLL_CTL_ADD, fd, &add) == -1)
 						close(fd);
 				}
 				if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
-					__atomic_add_fetch(&shared[1], 1, __ATOMIC_RELAXED);
+					__atomic_add_fetch(&r->shared[1], 1, __ATOMIC_RELAXED);
 				continue;
 			}
-			r = recv(fd, buf, sizeof(buf), 0);
-			if (r > 0)
-				__atomic_add_fetch(&shared[0], (uint64_t)r, __ATOMIC_RELAXED);
-			else if (r == 0 || (errno != EAGAIN && errno != EINTR))
+			got = recv(fd, buf, STREAM_WRITE, 0);
+			if (got > 0)
+				__atomic_add_fetch(&r->shared[0], (uint64_t)got, __ATOMIC_RELAXED);
+			else if (got == 0 || (errno != EAGAIN && errno != EINTR))
 				close(fd);
 		}
 	}
+	return NULL;
+}
+
+/*
+ * stream: the target in a process of its own. It accepts on lfd, reads and
+ * forgets with a reader thread per CPU (as the source writes: pumps_start()),
+ * and adds what it read to shared[0] (accept errors to shared[1]), until the
+ * parent kills it (or dies: PR_SET_PDEATHSIG).
+ */
+static void
+sink_run(int lfd, uint64_t *shared, size_t conns)
+{
+	static struct sink_reader r[PUMPS_MAX];
+	struct epoll_event add = { .events = EPOLLIN };
+	size_t n = stream_threads(conns), k;
+	pthread_t tid;
+
+	for (k = 0; k < n; k++) {
+		r[k] = (struct sink_reader){ .ep = epoll_create1(EPOLL_CLOEXEC), .lfd = lfd,
+		    .shared = shared, .all = r, .n = n };
+		if (r[k].ep == -1)
+			_exit(EXIT_CHECK);
+	}
+	add.data.fd = lfd;
+	if (epoll_ctl(r[0].ep, EPOLL_CTL_ADD, lfd, &add) == -1)
+		_exit(EXIT_CHECK);
+	for (k = 1; k < n; k++)
+		if (pthread_create(&tid, NULL, sink_read, &r[k]) != 0)
+			_exit(EXIT_CHECK);
+	(void)sink_read(&r[0]);
+	_exit(EXIT_CHECK);
 }
 
 /* stream: the sink process for the target on lst, which this process no
@@ -740,7 +811,7 @@ sink_start(struct target *lst)
 	if (g.sink_pid == 0) {
 		if (prctl(PR_SET_PDEATHSIG, SIGKILL) == -1 || getppid() != parent)
 			_exit(EXIT_CHECK);
-		sink_run(lst->io.fd, g.sink_shared);
+		sink_run(lst->io.fd, g.sink_shared, g.o.conns);
 	}
 	(void)epoll_ctl(g.ep, EPOLL_CTL_DEL, lst->io.fd, NULL);
 	close(lst->io.fd);
@@ -987,37 +1058,144 @@ slot_recv(struct slot *s)
 		slot_io_error(s, errno);
 }
 
-/* stream: one large send per wake-up, so the N connections take turns.
- * The target never answers: a byte or an EOF from the proxy ends it. */
-static void
-slot_pump(struct slot *s, uint32_t ev)
+/* stream: the constant buffer every source writes from. */
+static uint8_t stream_buf[STREAM_WRITE];
+
+/*
+ * stream: one large send per wake-up, so the connections take turns. The
+ * target never answers: a byte or an EOF from the proxy ends the connection
+ * (-1, with how, why and, for E_ERROR, err). Touches nothing but s->tx, so
+ * that a pump thread may run it.
+ */
+static int
+pump_once(struct slot *s, uint32_t ev, enum cend *how, const char **why, int *err)
 {
-	static uint8_t buf[STREAM_WRITE];
 	uint8_t in[HS_READ];
 	ssize_t n;
 
-	if (buf[0] != STREAM_FILL)
-		memset(buf, STREAM_FILL, sizeof(buf));
+	*err = 0;
 	if (ev & (EPOLLIN | EPOLLERR | EPOLLHUP)) {
 		n = recv(s->io.fd, in, sizeof(in), 0);
 		if (n > 0) {
-			slot_client_end(s, E_ERROR, "the proxy sent bytes the target never did");
-			return;
+			*how = E_ERROR;
+			*why = "the proxy sent bytes the target never did";
+			return -1;
 		}
 		if (n == 0) {
-			slot_client_end(s, E_EOF, "the proxy closed the stream");
-			return;
+			*how = E_EOF;
+			*why = "the proxy closed the stream";
+			return -1;
 		}
 		if (errno != EAGAIN && errno != EINTR) {
-			slot_io_error(s, errno);
-			return;
+			*err = errno;
+			return -1;
 		}
 	}
-	n = send(s->io.fd, buf, sizeof(buf), MSG_NOSIGNAL);
+	n = send(s->io.fd, stream_buf, sizeof(stream_buf), MSG_NOSIGNAL);
 	if (n > 0)
 		s->tx += (uint64_t)n;
-	else if (n == -1 && errno != EAGAIN && errno != EINTR)
-		slot_io_error(s, errno);
+	else if (n == -1 && errno != EAGAIN && errno != EINTR) {
+		*err = errno;
+		return -1;
+	}
+	return 0;
+}
+
+static void
+slot_pump(struct slot *s, uint32_t ev)
+{
+	enum cend how;
+	const char *why;
+	int err;
+
+	if (pump_once(s, ev, &how, &why, &err) == 0)
+		return;
+	if (err != 0)
+		slot_io_error(s, err);
+	else
+		slot_client_end(s, how, why);
+}
+
+/* A pump thread: its connections, until pumps_stop() or the first failure,
+ * which the main thread reports (pumps_stop()). */
+static void *
+pump_run(void *arg)
+{
+	struct pump *p = arg;
+	struct epoll_event ev[EVENTS_MAX];
+	int n, i;
+
+	while (!__atomic_load_n(&g.pump_stop, __ATOMIC_ACQUIRE)) {
+		n = epoll_wait(p->ep, ev, EVENTS_MAX, TICK_MS);
+		for (i = 0; i < n; i++) {
+			struct slot *s = ev[i].data.ptr;
+
+			if (pump_once(s, ev[i].events, &p->how, &p->why, &p->err) == 0)
+				continue;
+			p->bad = s;
+			__atomic_store_n(&g.pump_failed, 1, __ATOMIC_RELEASE);
+			return NULL;
+		}
+	}
+	return NULL;
+}
+
+/* stream, every connection relaying: slot i goes to pump i % npumps, pump
+ * 0 being the main thread, which keeps its loop. A pump that cannot be
+ * started leaves its slots where they are. */
+static void
+pumps_start(void)
+{
+	struct epoll_event add;
+	size_t want = stream_threads(g.nslots), k, i;
+
+	g.npumps = 1;
+	for (k = 1; k < want; k++) {
+		struct pump *p = &g.pumps[k];
+
+		p->first = k;
+		p->step = want;
+		if ((p->ep = epoll_create1(EPOLL_CLOEXEC)) == -1)
+			break;
+		for (i = k; i < g.nslots; i += want) {
+			struct slot *s = &g.slots[i];
+
+			add.events = EPOLLIN | EPOLLOUT;
+			add.data.ptr = s;
+			if (s->state != C_STREAM || s->io.fd < 0 ||
+			    epoll_ctl(g.ep, EPOLL_CTL_DEL, s->io.fd, NULL) == -1)
+				fatal("pump: a connection not relaying");
+			if (epoll_ctl(p->ep, EPOLL_CTL_ADD, s->io.fd, &add) == -1)
+				fatal("epoll_ctl");
+			s->mask = 0;	/* not in g.ep */
+		}
+		if (pthread_create(&p->tid, NULL, pump_run, p) != 0)
+			fatal("pthread_create");
+		g.npumps++;
+	}
+}
+
+/* stream: the threads stop; each one's failure ends its connection here,
+ * where the counts are kept. */
+static void
+pumps_stop(void)
+{
+	size_t k;
+
+	__atomic_store_n(&g.pump_stop, 1, __ATOMIC_RELEASE);
+	for (k = 1; k < g.npumps; k++) {
+		struct pump *p = &g.pumps[k];
+
+		(void)pthread_join(p->tid, NULL);
+		close(p->ep);
+		if (p->bad == NULL)
+			continue;
+		if (p->err != 0)
+			slot_io_error(p->bad, p->err);
+		else
+			slot_client_end(p->bad, p->how, p->why);
+	}
+	g.npumps = 1;
 }
 
 static void
@@ -1040,11 +1218,10 @@ slot_enter_stream(struct slot *s)
 	setup_over(s);
 	s->state = C_STREAM;
 	s->streamed = true;
-	/* stream: the window opens once every connection is relaying. */
-	if (g.o.mode == MODE_STREAM && ++g.streaming == g.nslots) {
-		g.win_t0 = now_us();
-		g.win_b0 = sink_total();
-	}
+	/* stream: the window opens (stream_tick()) once every connection is
+	 * relaying. */
+	if (g.o.mode == MODE_STREAM)
+		g.streaming++;
 }
 
 /* Bytes of the handshake: feed the machine; what follows the reply is echo. */
@@ -1484,7 +1661,8 @@ finished(uint64_t now)
 	case MODE_STALL:
 		return g.judged == g.nslots;
 	case MODE_STREAM:
-		return g.win_done || g.judged > 0;
+		return g.win_done || g.judged > 0 ||
+		    __atomic_load_n(&g.pump_failed, __ATOMIC_ACQUIRE);
 	default:
 		return g.stop || g.judged > 0;
 	}
@@ -1506,12 +1684,20 @@ start_more(uint64_t now)
 		slot_start(&g.slots[g.next++]);
 }
 
-/* stream: the window closes -d seconds after it opened. */
+/* stream: once every connection is relaying, the pumps start and the
+ * window opens; it closes -d seconds later. */
 static void
 stream_tick(uint64_t now)
 {
-	if (g.o.mode != MODE_STREAM || g.win_t0 == 0 || g.win_done ||
-	    now < g.win_t0 + g.o.duration_s * US_PER_S)
+	if (g.o.mode != MODE_STREAM || g.win_done)
+		return;
+	if (g.win_t0 == 0 && g.streaming == g.nslots && g.judged == 0) {
+		pumps_start();
+		g.win_t0 = now_us();
+		g.win_b0 = sink_total();
+		return;
+	}
+	if (g.win_t0 == 0 || now < g.win_t0 + g.o.duration_s * US_PER_S)
 		return;
 	g.win_t1 = now;
 	g.win_b1 = sink_total();
@@ -1926,14 +2112,17 @@ main(int argc, char **argv)
 	g.ntgts = g.o.mode == MODE_RATE ? RATE_TARGETS : 1;
 	for (i = 0; i < g.ntgts; i++)
 		listener_open(&g.tgts[i]);
-	if (g.o.mode == MODE_STREAM)
+	if (g.o.mode == MODE_STREAM) {
+		memset(stream_buf, STREAM_FILL, sizeof(stream_buf));
 		sink_start(&g.tgts[0]);
+	}
 	signals_open();
 	slots_alloc(variant);
 	g.t0 = now_us();
 	g.deadline = g.t0 + g.o.deadline_s * US_PER_S;
 	g.rate_end = g.t0 + g.o.duration_s * US_PER_S;
 	run();
+	pumps_stop();
 	sink_stop();
 	switch (g.o.mode) {
 	case MODE_SOAK:
