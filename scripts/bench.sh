@@ -624,26 +624,33 @@ function repdiffs(fig, way,    r, a, b, n, i, d, list) {
 	}
 	return list
 }
-# spread(LIST): " [min, max]" of a list of two or more, else "".
-function spread(list,    a, n, i, lo, hi) {
+# lohi(LIST): how many numbers LIST has; their least and most in LO, HI.
+function lohi(list,    a, n, i) {
 	n = split(list, a, " ")
-	if (n < 2)
-		return ""
 	for (i = 1; i <= n; i++) {
-		if (i == 1 || a[i] + 0 < lo) lo = a[i] + 0
-		if (i == 1 || a[i] + 0 > hi) hi = a[i] + 0
+		if (i == 1 || a[i] + 0 < LO) LO = a[i] + 0
+		if (i == 1 || a[i] + 0 > HI) HI = a[i] + 0
 	}
-	return sprintf(" [%+.1f, %+.1f]", lo, hi)
+	return n
+}
+# spread(LIST): " [min, max]" of a list of two or more, else "".
+function spread(list) {
+	return lohi(list) < 2 ? "" : sprintf(" [%+.1f, %+.1f]", LO, HI)
+}
+# mspread(LIST): spread() of a list of µs, in ms: " [+0.080, +0.110]".
+function mspread(list) {
+	return lohi(list) < 2 ? "" : sprintf(" [%+.3f, %+.3f]", LO / 1000, HI / 1000)
+}
+# vspan(LIST, HOW): "lo-hi" of a list of two or more values, as num()
+# writes them, else "".
+function vspan(list, how) {
+	return lohi(list) < 2 ? "" : num(LO, how) "-" num(HI, how)
 }
 # pcts(LIST): a list of ratios as a percentage, their median, and with two
 # or more the least and most: "42%, 40-45".
-function pcts(list,    a, n, i, lo, hi) {
-	n = split(list, a, " ")
-	for (i = 1; i <= n; i++) {
-		if (i == 1 || a[i] + 0 < lo) lo = a[i] + 0
-		if (i == 1 || a[i] + 0 > hi) hi = a[i] + 0
-	}
-	return sprintf("%.0f%%", median(list) * 100) (n < 2 ? "" : sprintf(", %.0f-%.0f", lo * 100, hi * 100))
+function pcts(list,    n) {
+	n = lohi(list)
+	return sprintf("%.0f%%", median(list) * 100) (n < 2 ? "" : sprintf(", %.0f-%.0f", LO * 100, HI * 100))
 }
 # tratio(FIG, WAY, BASE): the median over the repetitions of WAY's value
 # over BASE's in the same repetition ("?" when no repetition has both).
@@ -676,6 +683,9 @@ function cell(fig, srv, how,    v, r, m, few) {
 	if (few != "")
 		short = 1
 	r = how != "dec" && srv != "direct" && rat[fig, srv] != "" ? pcts(rat[fig, srv]) : ""
+	# No ratio to show the spread (direct, memory): the values' own.
+	if (r == "" && vspan(val[fig, srv], how) != "")
+		r = vspan(val[fig, srv], how)
 	return num(v, how) few (r != "" ? " (" r ")" : "") m
 }
 function row(label, fig, how,    s, line) {
@@ -690,6 +700,8 @@ function latrow(label, w,    s, line, a, b) {
 		a = median(val["p50_w" w, srv[s]])
 		b = median(val["p99_w" w, srv[s]])
 		line = line " | " (a == "" ? "-" : num(a, "int") " / " num(b, "int"))
+		if (a != "" && vspan(val["p50_w" w, srv[s]], "int") != "")
+			line = line " (" vspan(val["p50_w" w, srv[s]], "int") " / " vspan(val["p99_w" w, srv[s]], "int") ")"
 	}
 	print line " |"
 }
@@ -727,7 +739,7 @@ END {
 	}
 	print "### socksifyd and its peers"
 	print ""
-	print "Medians of " reps " repetition(s); in brackets, the ratio to direct taken within each repetition: their median, then the least and most of them."
+	print "Medians of " reps " repetition(s); in brackets, the ratio to direct taken within each repetition: their median, then the least and most of them; where there is no ratio (direct, memory, latency), the least and most of the values themselves."
 	print ""
 	print "| figure | direct | socksifyd | microsocks | dante | ssh -D |"
 	print "|---|---:|---:|---:|---:|---:|"
@@ -744,7 +756,7 @@ END {
 	print ""
 	print "### The preload libraries (one CPU)"
 	print ""
-	print "µs per connect + 16-byte echo + close (p50 of each run, median of the runs); added: over the program that speaks SOCKS5 itself, run by run (each way's runs are interleaved with in-program SOCKS5's), each repetition's median of those differences, then their median over the repetitions and in brackets the least and most of them. Process start: a dynamic program that exits at once."
+	print "µs per connect + 16-byte echo + close (p50 of each run, median of the runs); added: over the program that speaks SOCKS5 itself, run by run (each way's runs are interleaved with in-program SOCKS5's), each repetition's median of those differences, then their median over the repetitions and in brackets the least and most of them. Process start: a dynamic program that exits at once; its added cost likewise, from the differences of the repetitions' medians."
 	print ""
 	print "| way | via microsocks | added | via socksifyd | added | process start ms | added ms |"
 	print "|---|---:|---:|---:|---:|---:|---:|"
@@ -770,7 +782,7 @@ END {
 		m = mark("spawn", way[i])
 		x = median(val["spawn", way[i]])
 		a = median(add["spawn", way[i]])
-		line = line " | " (x == "" ? "-" : sprintf("%.3f", x / 1000)) m " | " (a == "" ? "-" : sprintf("%+.3f", a / 1000))
+		line = line " | " (x == "" ? "-" : sprintf("%.3f", x / 1000)) m " | " (a == "" ? "-" : sprintf("%+.3f", a / 1000) mspread(add["spawn", way[i]]))
 		print line " |"
 	}
 	x = median(val["conn_direct", "none"])

@@ -274,7 +274,7 @@ words() { tr ' ' '\n' <<<"$1" | grep .; }
 {
 	echo "### Event loops through a distant proxy"
 	echo
-	echo "$EV_FETCHES fetches at once of a $((EV_FILE_BYTES / 1024)) KiB file, each over a fresh TCP connection, through socksifyd behind tests/bin/delayfwd ($EV_DELAY_MS ms each way). Wall time in ms from the first connect to the last body (curl: the whole process), median of $REPS_DONE repetition(s); every body checked (length and sha256) and every connection seen at the proxy. Ratio: under the library over speaking SOCKS5 itself, the median of the ratios within each repetition."
+	echo "$EV_FETCHES fetches at once of a $((EV_FILE_BYTES / 1024)) KiB file, each over a fresh TCP connection, through socksifyd behind tests/bin/delayfwd ($EV_DELAY_MS ms each way). Wall time in ms from the first connect to the last body (curl: the whole process), median of $REPS_DONE repetition(s) and in brackets their least and most; every body checked (length and sha256) and every connection seen at the proxy. Ratio: under the library over speaking SOCKS5 itself, the median of the ratios within each repetition, then their least and most."
 	echo
 	echo "| program | speaking SOCKS5 itself ms | under libsocksify.so ms | ratio |"
 	echo "|---|---:|---:|---:|"
@@ -292,15 +292,17 @@ words() { tr ' ' '\n' <<<"$1" | grep .; }
 				line="$line | failed [$n]"
 				echo "[$n] ${LABEL[$prog]}, $way: $(footnote "$prog" "$way")" >>"$work/foot"
 			else
-				line="$line | $(words "${RES[$prog.$way]}" | median | awk '{ printf "%.0f", $1 }')"
+				line="$line | $(words "${RES[$prog.$way]}" | median | awk '{ printf "%.0f", $1 }') ($(words "${RES[$prog.$way]}" |
+				    awk '{ printf "%.0f\n", $1 }' | span))"
 			fi
 		done
 		# Ratios within each repetition, only when every run of both ways
 		# counted (then the two lists pair up, repetition by repetition).
 		if [ -z "${FAILED[$prog.itself]:-}${FAILED[$prog.library]:-}${MISSING[$prog]:-}" ] &&
 		    [ -n "${RES[$prog.itself]:-}" ] && [ -n "${RES[$prog.library]:-}" ]; then
-			line="$line | $(paste -d' ' <(words "${RES[$prog.itself]}") <(words "${RES[$prog.library]}") |
-			    awk '{ print $2 / $1 }' | median | awk '{ printf "%.1fx", $1 }') |"
+			paste -d' ' <(words "${RES[$prog.itself]}") <(words "${RES[$prog.library]}") |
+			    awk '{ printf "%.2f\n", $2 / $1 }' >"$work/ratios"
+			line="$line | $(median <"$work/ratios" | awk '{ printf "%.2fx", $1 }') ($(span <"$work/ratios")) |"
 		else
 			line="$line | - |"
 		fi

@@ -77,8 +77,34 @@ record() { echo "$REP,$1,$2,$3,$4" >>"$OUT/failover.csv"; }
 # kv FILE KEY: KEY's value on the tool's result line of FILE.
 kv() { sed -n "s/^[a-z0-9]*: mode=.* $2=\([^ ]*\).*/\1/p" "$1" | tail -n 1; }
 
-# fig FIGURE WAY: the median over the repetitions, or empty.
+# fig FIGURE WAY: the median over the repetitions, or empty; spread FIGURE
+# WAY: their least and most, LO-HI.
 fig() { grep "^[0-9]*,$1,$2," "$OUT/failover.csv" | cut -d, -f4 | median; }
+spread() { grep "^[0-9]*,$1,$2," "$OUT/failover.csv" | cut -d, -f4 | span; }
+
+# rep_val FIGURE WAY: this repetition's value, or empty.
+rep_val() { grep "^$REP,$1,$2," "$OUT/failover.csv" | cut -d, -f4 | tail -n 1; }
+
+# over FIGURE A B: A's value over B's in this repetition, recorded as
+# FIGURE_over A (a difference) and FIGURE_ratio A.
+over() {
+	local a b
+	a=$(rep_val "$1" "$2") b=$(rep_val "$1" "$3")
+	[ -n "$a" ] && [ -n "$b" ] || return 0
+	record "$1_over" "$2" "$(awk -v a="$a" -v b="$b" 'BEGIN { printf "%.1f", a - b }')" us
+	record "$1_ratio" "$2" "$(awk -v a="$a" -v b="$b" 'BEGIN { printf "%.3f", a / b }')" x
+}
+
+# over_text FIGURE WAY: the median difference over the repetitions, their
+# least and most in brackets, then the median ratio; '-' when not measured.
+over_text() {
+	local d r
+	d=$(fig "$1_over" "$2") r=$(fig "$1_ratio" "$2")
+	[ -n "$d" ] || { echo -; return; }
+	grep "^[0-9]*,$1_over,$2," "$OUT/failover.csv" | cut -d, -f4 | sort -g |
+	    awk -v d="$d" -v r="$r" 'NR == 1 { lo = $1 } { hi = $1 }
+		END { printf "%+.1f µs [%+.1f, %+.1f] (%.2fx)", d, lo, hi, r }'
+}
 
 # --- failover ---------------------------------------------------------------
 
@@ -129,6 +155,8 @@ for ((REP = 1; REP <= FO_REPS; REP++)); do
 		[ -s "$work/slices.$way" ] && record fo_first "$way" "$(median <"$work/slices.$way")" us
 		rm -f "$work/slices.$way"
 	done
+	over fo_connect backoff one
+	over fo_first first-dead first-one
 done
 stop "$SD_PID"
 
@@ -204,6 +232,9 @@ else
 			rate_cpu direct1 "$PLAIN" "$$" "$PPID_"
 			rate_cpu haproxy1 "$HA1" "$H1" "${ipids[0]}"
 			rate_cpu haproxy3 "$HA3" "$H3" "${ipids[@]}"
+			a=$(rep_val so_rate haproxy3) b=$(rep_val so_rate haproxy1)
+			[ -n "$a" ] && [ -n "$b" ] &&
+			    record so_ratio haproxy3 "$(awk -v a="$a" -v b="$b" 'BEGIN { printf "%.3f", a / b }')" x
 		done
 		stop "$H1" "$H3"
 	fi
@@ -216,31 +247,32 @@ fi
 	f1=$(fig fo_first first-one) fd=$(fig fo_first first-dead)
 	echo "### Failover: a dead first alternative"
 	echo
-	echo "One CPU, loopback, tests/bench/connbench under libsocksify.so; p50 µs, median of $FO_REPS repetition(s). DEAD refuses (nothing listens on its port)."
+	echo "One CPU, loopback, tests/bench/connbench under libsocksify.so; p50 µs, median of $FO_REPS repetition(s), with their least and most; over: the difference within each repetition, their median and in brackets the least and most of them, then the median ratio. DEAD refuses (nothing listens on its port)."
 	echo
-	echo "| way | µs | over one proxy |"
-	echo "|---|---|---|"
-	printf '| connect + echo + close, `-x socks5h://P` (%s rounds) | %s | |\n' "$FO_ROUNDS" "${one:--}"
-	printf '| the same, `-x '"'"'socks5h://DEAD\\|socks5h://P'"'"'`, DEAD in back-off | %s | %s |\n' "${bo:--}" \
-	    "$(awk -v a="$bo" -v b="$one" 'BEGIN { if (a == "" || b == "") print "-"; else printf "%+.0f µs (%.2fx)", a - b, a / b }')"
-	printf '| a process making one round, `-x socks5h://P` (%s starts) | %s | |\n' "$FO_STARTS" "${f1:--}"
-	printf '| the same, `DEAD\\|P`: its one connect dials DEAD first | %s | %s |\n' "${fd:--}" \
-	    "$(awk -v a="$fd" -v b="$f1" 'BEGIN { if (a == "" || b == "") print "-"; else printf "%+.0f µs (%.2fx)", a - b, a / b }')"
+	echo "| way | µs | spread | over one proxy |"
+	echo "|---|---|---|---|"
+	printf '| connect + echo + close, `-x socks5h://P` (%s rounds) | %s | %s | |\n' "$FO_ROUNDS" "${one:--}" "$(spread fo_connect one)"
+	printf '| the same, `-x '"'"'socks5h://DEAD\\|socks5h://P'"'"'`, DEAD in back-off | %s | %s | %s |\n' "${bo:--}" \
+	    "$(spread fo_connect backoff)" "$(over_text fo_connect backoff)"
+	printf '| a process making one round, `-x socks5h://P` (%s starts) | %s | %s | |\n' "$FO_STARTS" "${f1:--}" "$(spread fo_first first-one)"
+	printf '| the same, `DEAD\\|P`: its one connect dials DEAD first | %s | %s | %s |\n' "${fd:--}" \
+	    "$(spread fo_first first-dead)" "$(over_text fo_first first-dead)"
 	echo
 	[ -z "$FO_NOTE" ] || echo "Not measured:$FO_NOTE"
 	echo
 	d1=$(fig so_rate direct1) h1=$(fig so_rate haproxy1) h3=$(fig so_rate haproxy3)
 	echo "### Scale-out behind HAProxy"
 	echo
-	echo "s5load rate, $RATE_W workers, ${FO_RATE_S} s a way, handshakes/s (connect, SOCKS5 handshake, 16-byte echo, close), median of $FO_REPS repetition(s); each socksifyd has one worker. Both CPUs are shared by HAProxy, s5load, the echo targets and the instances."
+	echo "s5load rate, $RATE_W workers, ${FO_RATE_S} s a way, handshakes/s (connect, SOCKS5 handshake, 16-byte echo, close), median of $FO_REPS repetition(s) with their least and most; the ratio is taken within each repetition (median, then least and most). Each socksifyd has one worker. Both CPUs are shared by HAProxy, s5load, the echo targets and the instances."
 	echo
-	echo "| way | handshakes/s | over HAProxy + 1 | HAProxy's CPU | socksifyd's CPU |"
-	echo "|---|---|---|---|---|"
-	printf '| one socksifyd, reached directly | %s | | | %s%% |\n' "${d1:--}" "$(fig so_cpu_sd direct1)"
-	printf '| HAProxy (send-proxy-v2) + 1 socksifyd --proxy-protocol | %s | 1.00x | %s%% | %s%% |\n' "${h1:--}" \
-	    "$(fig so_cpu_ha haproxy1)" "$(fig so_cpu_sd haproxy1)"
-	printf '| HAProxy + 3 socksifyd | %s | %s | %s%% | %s%% |\n' "${h3:--}" \
-	    "$(awk -v a="$h3" -v b="$h1" 'BEGIN { if (a == "" || b == "") print "-"; else printf "%.2fx", a / b }')" \
+	echo "| way | handshakes/s | spread | over HAProxy + 1 | HAProxy's CPU | socksifyd's CPU |"
+	echo "|---|---|---|---|---|---|"
+	printf '| one socksifyd, reached directly | %s | %s | | | %s%% |\n' "${d1:--}" "$(spread so_rate direct1)" "$(fig so_cpu_sd direct1)"
+	printf '| HAProxy (send-proxy-v2) + 1 socksifyd --proxy-protocol | %s | %s | 1.00x | %s%% | %s%% |\n' "${h1:--}" \
+	    "$(spread so_rate haproxy1)" "$(fig so_cpu_ha haproxy1)" "$(fig so_cpu_sd haproxy1)"
+	r3=$(fig so_ratio haproxy3)
+	printf '| HAProxy + 3 socksifyd | %s | %s | %s | %s%% | %s%% |\n' "${h3:--}" "$(spread so_rate haproxy3)" \
+	    "${r3:+$(printf '%.2fx (%s)' "$r3" "$(spread so_ratio haproxy3)")}" \
 	    "$(fig so_cpu_ha haproxy3)" "$(fig so_cpu_sd haproxy3)"
 	echo
 	echo "CPU: the share of one CPU used during the run, all threads (the machine has $(nproc)). $(awk -v c="$(fig so_cpu_sd haproxy1)" -v n="$(nproc)" 'BEGIN { if (c == "") exit; if (c + 0 < 90) printf "Behind HAProxy one instance with one worker used %s%% of a CPU, short of the whole one it may take: the instances are not what limits this run; HAProxy, s5load, the echo targets and the kernel loopback path share the %d CPUs. More instances add throughput where they have CPUs of their own (other machines), which one host cannot show.", c, n; else printf "Behind HAProxy one instance used a whole CPU (%s%%): its worker was the limit.", c }')"

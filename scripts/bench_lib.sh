@@ -208,6 +208,12 @@ start_dante() {
 	wait_port "$PORT" "$PID" || { WHY="danted did not start: $(head -c 200 "$conf.log")"; return 1; }
 }
 
+# span: the least and most of the numbers on stdin, any number a line, as
+# LO-HI (nothing for none): a figure's spread over its repetitions.
+span() {
+	tr ' ' '\n' | grep . | sort -g | awk 'NR == 1 { lo = $1 } { hi = $1 } END { if (NR) printf "%s-%s", lo, hi }'
+}
+
 # median: of the numbers on stdin, any number a line.
 median() {
 	tr ' ' '\n' | grep . | sort -g |

@@ -114,10 +114,7 @@ for ((REP = 1; REP <= RT_REPS; REP++)); do
 done
 
 fig() { grep "^[0-9]*,$1,$2," "$OUT/rtt.csv" | cut -d, -f4 | median; }
-spread() {
-	grep "^[0-9]*,$1,$2," "$OUT/rtt.csv" | cut -d, -f4 | sort -n |
-	    awk 'NR == 1 { lo = $1 } { hi = $1 } END { if (NR) printf "%s-%s", lo, hi }'
-}
+spread() { grep "^[0-9]*,$1,$2," "$OUT/rtt.csv" | cut -d, -f4 | span; }
 row() {
 	local v r
 	v=$(fig rtt "$2")
