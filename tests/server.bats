@@ -359,16 +359,19 @@ EOF
 	# the queue and the cap are each worker's: one worker, exact figures
 	start_socksifyd -v --workers 1
 	# 1,100 clients ask for a slow name and hang up: their lookups must not
-	# keep the 1,024 places of the queue
+	# keep the 1,024 places of the queue. (Each waits for the method reply
+	# before its request: a pipelined client's replies wait for the
+	# request's outcome.)
 	python3 -c 'import socket,sys
+req = bytes.fromhex(sys.argv[2])
 for i in range(1100):
     s = socket.socket(); s.bind(("127.0.0.%d" % (2 + i % 40), 0))
     s.connect(("127.0.0.1", int(sys.argv[1])))
-    s.sendall(bytes.fromhex(sys.argv[2])); s.settimeout(5); s.recv(2); s.close()' \
+    s.sendall(req[:3]); s.settimeout(5); s.recv(2); s.sendall(req[3:]); s.close()' \
 	    "$PROXY_PORT" "$(s5_domain_request flood.test 80)"
 	sleep 0.5
 	# another client is queued (method reply only, no 01 "resolver busy")
-	run python3 "$HELPERS/s5probe.py" "$PROXY_PORT" "$(s5_domain_request probe.test 80)"
+	run python3 "$HELPERS/s5probe.py" "$PROXY_PORT" 050100 "$(s5_domain_request probe.test 80 | cut -c7-)"
 	[ "${lines[0]}" = "0500" ]
 	[ "${lines[1]}" = "OPEN" ]
 	# one IP with 100 lookups in flight: 36 get 01 at once, the rest wait
@@ -393,8 +396,9 @@ print(busy)' "$PROXY_PORT" "$(s5_domain_request capped.test 80)"
 	start_silent_dns
 	start_socksifyd -v
 	python3 -c 'import socket,sys,time
+req = bytes.fromhex(sys.argv[2])
 s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
-s.sendall(bytes.fromhex(sys.argv[2])); s.settimeout(5); s.recv(2); time.sleep(0.2); s.close()' \
+s.sendall(req[:3]); s.settimeout(5); s.recv(2); s.sendall(req[3:]); time.sleep(0.2); s.close()' \
 	    "$PROXY_PORT" "$(s5_domain_request gone.test 80)"
 	# ended within a second, not at the 10 s resolve timeout
 	wait_for_line "$SOCKSIFYD_LOG" 10 'target=gone\.test:80.*outcome=client closed'
@@ -492,6 +496,63 @@ trace_server() {
 		# this server (and its tracer) only: setup()'s web server stays
 		kill "$SOCKSIFYD_PID"
 		timeout 5 tail --pid="$SOCKSIFYD_PID" -f /dev/null
+	done
+}
+
+# hs_client MODE: a raw client that sends the greeting and a CONNECT to the
+# web server in one write (pipelined) or waiting for each reply
+# (lockstep), then a GET; prints the reply bytes in hex and the body.
+hs_client() {
+	timeout 15 python3 -c 'import socket,sys,time
+mode, port, target = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+greet = bytes.fromhex("050100")
+req = bytes.fromhex("050100017f000001") + target.to_bytes(2, "big")
+s = socket.create_connection(("127.0.0.1", port), timeout=10)
+if mode == "pipelined":
+    s.sendall(greet + req)
+    head = b""
+else:
+    s.sendall(greet)
+    head = s.recv(2)
+    s.sendall(req)
+while len(head) < 12:
+    chunk = s.recv(12 - len(head))
+    if not chunk:
+        break
+    head += chunk
+s.sendall(b"GET /hello.txt HTTP/1.0\r\n\r\n")
+body = b""
+while True:
+    chunk = s.recv(4096)
+    if not chunk:
+        break
+    body += chunk
+print(head.hex())
+print(body.split(b"\r\n\r\n", 1)[-1].decode())' "$1" "$PROXY_PORT" "$HTTP_PORT"
+}
+
+@test "a pipelined handshake is answered in one write (a Nagle relay in front would hold a second); lock-step, each reply at once" {
+	command -v strace >/dev/null || skip "strace is not installed"
+	strace -f -o /dev/null true 2>/dev/null || skip "strace cannot trace here (ptrace denied)"
+	local mode
+	for mode in pipelined lockstep; do
+		start_socksifyd --no-auth --workers 1
+		trace_server sendto
+		run hs_client "$mode"
+		[ "$status" -eq 0 ]
+		[ "${lines[0]:0:12}" = 050005000001 ]
+		[ "${lines[1]}" = "hello through socks" ]
+		kill "$SOCKSIFYD_PID"
+		timeout 5 tail --pid="$SOCKSIFYD_PID" -f /dev/null
+		cat "$BATS_TEST_TMPDIR/trace"
+		if [ "$mode" = pipelined ]; then
+			# method reply and CONNECT reply: one sendto() of 12 bytes
+			grep -qE 'sendto\([0-9]+, "\\5\\0\\5\\0\\0\\1.*", 12,' "$BATS_TEST_TMPDIR/trace"
+			! grep -qE 'sendto\([0-9]+, "\\5\\0", 2,' "$BATS_TEST_TMPDIR/trace"
+		else
+			grep -qE 'sendto\([0-9]+, "\\5\\0", 2,' "$BATS_TEST_TMPDIR/trace"
+			grep -qE 'sendto\([0-9]+, "\\5\\0\\0\\1.*", 10,' "$BATS_TEST_TMPDIR/trace"
+		fi
 	done
 }
 
