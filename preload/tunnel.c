@@ -34,6 +34,8 @@
 #include <time.h>
 #include <unistd.h>
 #include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
 
 #include "preload.h"
 
@@ -181,17 +183,42 @@ tunnel_ahead(struct tunnel *t)
 	explicit_bzero(&next, sizeof(next));
 }
 
-/* buf[*off..len) to fd without waiting: 0 when all of it is out, else what
- * tunnel_step() returns (TUNNEL_WRITE, or -errno). */
+/*
+ * The hop's own message, then the next hop's handshake sent ahead
+ * (tunnel_ahead()), to fd without waiting, in one write: one segment, so a
+ * first hop that reads one recv() per message (microsocks) takes the two
+ * as one whatever the timing, and stalls as it does on any pipelined
+ * handshake, rather than reading the next hop's greeting as its request
+ * when the two happen to arrive apart. 0 when all of it is out, else what
+ * tunnel_step() returns (TUNNEL_WRITE, or -errno).
+ */
 static ssize_t
-tunnel_send(struct tunnel *t, int fd, const uint8_t *buf, size_t len, size_t *off)
+tunnel_send(struct tunnel *t, int fd)
 {
+	struct iovec iov[2];
+	struct msghdr mh;
+	size_t own, ahead;
 	ssize_t n;
 
-	while (*off < len) {
-		n = PRELOAD_REAL(send)(fd, buf + *off, len - *off, MSG_NOSIGNAL | MSG_DONTWAIT);
+	for (;;) {
+		own = t->c.out_len - t->out_off;
+		ahead = t->ahead_len - t->ahead_off;
+		if (own == 0 && ahead == 0)
+			return 0;
+		memset(&mh, 0, sizeof(mh));
+		mh.msg_iov = iov;
+		if (own > 0)
+			iov[mh.msg_iovlen++] = (struct iovec){ t->c.out + t->out_off, own };
+		if (ahead > 0)
+			iov[mh.msg_iovlen++] = (struct iovec){ t->ahead + t->ahead_off, ahead };
+		n = PRELOAD_REAL(sendmsg)(fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
 		if (n > 0) {
-			*off += (size_t)n;
+			if ((size_t)n <= own) {
+				t->out_off += (size_t)n;
+			} else {
+				t->out_off += own;
+				t->ahead_off += (size_t)n - own;
+			}
 			continue;
 		}
 		if (n < 0 && errno == EINTR)
@@ -200,7 +227,6 @@ tunnel_send(struct tunnel *t, int fd, const uint8_t *buf, size_t len, size_t *of
 			return TUNNEL_WRITE;
 		return tunnel_hop_errno(t, n < 0 ? errno : EPIPE);
 	}
-	return 0;
 }
 
 int
@@ -226,9 +252,7 @@ tunnel_step(struct tunnel *t, int fd)
 		}
 		if (t->writing) {
 			/* The hop's own bytes, then the next hop's sent ahead. */
-			if ((n = tunnel_send(t, fd, t->c.out, t->c.out_len, &t->out_off)) == 0)
-				n = tunnel_send(t, fd, t->ahead, t->ahead_len, &t->ahead_off);
-			if (n != 0)
+			if ((n = tunnel_send(t, fd)) != 0)
 				return (int)n;
 			/* Sent: a password in them stays nowhere of ours. */
 			explicit_bzero(t->c.out, t->c.out_len);
@@ -465,7 +489,10 @@ tunnel_explain(const struct tunnel *t, int err, char *buf, size_t cap)
 		    "(%sSOCKSIFY_TIMEOUT)%s", hop, t->share_ms > 0 ? t->share_ms :
 		    preload_cfg.timeout_ms, t->share_ms > 0 ? "its share of " : "",
 		    tunnel_learned(t) ? "; it was pipelined, as the server there said it "
-		    "could take (SOCKSIFY_PIPELINE=auto): the next connect asks again" : "");
+		    "could take (SOCKSIFY_PIPELINE=auto): the next connect asks again" :
+		    preload_cfg.pipeline && t->c.pipeline ? "; it was pipelined "
+		    "(SOCKSIFY_PIPELINE=on), which a server that reads one message at a "
+		    "time (microsocks) never answers: auto, the default, asks first" : "");
 		break;
 	case TR_CLOSED:
 		n = snprintf(buf, cap, "%s closed the connection during the handshake",

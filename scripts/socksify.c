@@ -1204,6 +1204,10 @@ main(int argc, char **argv)
 	    preload_parse_seconds(what) < 0)
 		die(EXIT_SELF, "SOCKSIFY_TIMEOUT %s: not a number of seconds above 0 "
 		    "and at most %d (2.5 will do)", what, PRELOAD_TIMEOUT_MAX_S);
+	if ((what = getenv("SOCKSIFY_PIPELINE")) != NULL && what[0] != '\0' &&
+	    strcasecmp(what, "auto") != 0 && strcasecmp(what, "on") != 0 &&
+	    strcasecmp(what, "off") != 0)
+		die(EXIT_SELF, "SOCKSIFY_PIPELINE %s: not auto, on or off", what);
 	run.dir = self_dir();
 	run.lib = library_find(run.dir);
 	if (o.check) {

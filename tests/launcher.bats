@@ -115,6 +115,16 @@ teardown() { stop_all; }
 		[ "$status" -eq 0 ]
 		[ "$output" = "" ]
 	done
+	# SOCKSIFY_PIPELINE likewise (it was said by the launcher and again
+	# by each process that connected).
+	run env SOCKSIFY_PIPELINE=yes "$SOCKSIFY" -x socks5://127.0.0.1:9 true
+	[ "$status" -eq 125 ]
+	[ "$output" = "socksify: SOCKSIFY_PIPELINE yes: not auto, on or off" ]
+	for t in auto ON off ''; do
+		run env SOCKSIFY_PIPELINE="$t" "$SOCKSIFY" -x socks5://127.0.0.1:9 true
+		[ "$status" -eq 0 ]
+		[ "$output" = "" ]
+	done
 	run "$SOCKSIFY"
 	[ "$status" -eq 125 ]
 	run "$SOCKSIFY" -h

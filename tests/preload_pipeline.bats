@@ -255,7 +255,31 @@ auto_lockstep() {
 	start_microsocks
 	SOCKSIFY_TIMEOUT=1 run get on "socks5://127.0.0.1:$PROXY_PORT"
 	[ "$output" = ETIMEDOUT ]
+	# the line says why, and what to do
+	grep -q 'did not finish the handshake within 1000 ms (SOCKSIFY_TIMEOUT); it was pipelined (SOCKSIFY_PIPELINE=on), which a server that reads one message at a time (microsocks) never answers: auto, the default, asks first' "$BATS_TEST_TMPDIR/lib.log"
 	auto_lockstep "$PROXY_PORT"
+}
+
+@test "on, microsocks first in a chain: both hops' handshakes in one write, so it stalls every time (ETIMEDOUT), never reading the next hop's greeting as its request (reply 08)" {
+	start_socksifyd --no-auth
+	local second=$PROXY_PORT
+	start_microsocks
+	SOCKSIFY_TIMEOUT=0.3 run env SOCKSIFY_EXCLUDE=none SOCKSIFY_PIPELINE=on \
+		SOCKSIFY_LOG_FILE="$BATS_TEST_TMPDIR/lib.log" LD_PRELOAD="$LIB" \
+		SOCKSIFY_PROXY="socks5://127.0.0.1:$PROXY_PORT,socks5://127.0.0.1:$second" \
+		timeout -k 5 30 python3 -c 'import errno,socket,sys
+# connect() with a timeout: a non-blocking one, then poll(), the engine
+# driving the handshake (there the two hops used to leave apart)
+for i in range(12):
+    s = socket.socket(); s.settimeout(5)
+    try:
+        s.connect(("127.0.0.1", int(sys.argv[1]))); print("connected")
+    except OSError as e:
+        print(errno.errorcode.get(e.errno, e))
+    s.close()' "$HTTP_PORT"
+	echo "$output"
+	[ "$(grep -c '^ETIMEDOUT$' <<<"$output")" = 12 ]
+	! grep -q 'reply 08' "$BATS_TEST_TMPDIR/lib.log"
 }
 
 @test "danted takes a pipelined handshake; under auto it is not offered one" {
