@@ -460,14 +460,16 @@ session_reply(struct session *s, const uint8_t *msg, int len)
 /*
  * A method or RFC 1929 reply, when the client may be pipelining: while it
  * has sent more than the message answered, the reply waits in the queue
- * and leaves with the next one, in one write. A relay in front of us that
- * keeps Nagle's algorithm on (microsocks, tinyproxy as hop 1 of a chain)
- * holds a second small write until the client ACKs the first, and a client
- * that only reads delays that ACK by some 40 ms: measured, 29 of 100
- * connects through microsocks then socksifyd took 40 ms more, pipelined,
- * than lock-step. A lock-step client has sent nothing more, and its reply
- * goes at once. What is held goes as soon as we wait for the client again
- * (session_handshake()) or with the next reply, whatever it is.
+ * and leaves with the next one, in one write, when that one comes in the
+ * same wakeup (a password checked in place, a request refused, a BIND or
+ * UDP reply, a CONNECT to this host, which is over when connect()
+ * returns). A relay in front of us that keeps Nagle's algorithm on
+ * (microsocks, tinyproxy as hop 1 of a chain) holds a second small write
+ * until the client ACKs the first, and a client that only reads delays
+ * that ACK by some 40 ms: measured, 29 of 100 connects through microsocks
+ * then socksifyd took 40 ms more, pipelined, than lock-step. A lock-step
+ * client has sent nothing more, and its reply goes at once. What is held
+ * goes at the end of the wakeup (session_handshake()) at the latest.
  */
 static int
 session_reply_held(struct session *s, const uint8_t *msg, int len)
@@ -1057,13 +1059,17 @@ session_parse(struct session *s)
 	}
 }
 
-/* The client's messages so far; replies held for a pipelined client go
- * once we wait for it again. */
+/* The client's messages so far. Replies held for a pipelined client go
+ * before we wait for anything: for the client again, or for a password
+ * check, a name or a connect under way. A client takes the first byte of
+ * a hop for its word that the hop is alive (libsocksify does: failover.c,
+ * "a slow target is waited for"): held for the outcome, a slow target
+ * would pass for a dead proxy. */
 static void
 session_handshake(struct session *s)
 {
 	session_parse(s);
-	if (s->replies_held && !s->dead && s->state <= SESSION_REQUEST)
+	if (s->replies_held && !s->dead)
 		session_flush_client(s);
 }
 

@@ -282,6 +282,26 @@ for i in range(12):
 	! grep -q 'reply 08' "$BATS_TEST_TMPDIR/lib.log"
 }
 
+@test "auto, microsocks then socksifyd: the pipelined second hop is read out of delayed-ACK mode (TCP_QUICKACK), so microsocks's Nagle does not hold its CONNECT reply; off: never" {
+	command -v strace >/dev/null || skip "strace is not installed"
+	strace -f -o /dev/null true 2>/dev/null || skip "strace cannot trace here (ptrace denied)"
+	local mode n
+	start_socksifyd --no-auth
+	local second=$PROXY_PORT
+	start_microsocks
+	for mode in auto off; do
+		run strace -f -qq -e trace=setsockopt -o "$BATS_TEST_TMPDIR/trace.$mode" \
+			env SOCKSIFY_EXCLUDE=none SOCKSIFY_PIPELINE="$mode" LD_PRELOAD="$LIB" \
+			SOCKSIFY_PROXY="socks5://127.0.0.1:$PROXY_PORT,socks5://127.0.0.1:$second" \
+			timeout -k 5 30 python3 "$HELPERS/failover.py" many "$HTTP_PORT" 4
+		[ "$output" = "ok 4" ]
+		n=$(grep -c 'TCP_QUICKACK, \[1\]' "$BATS_TEST_TMPDIR/trace.$mode" || true)
+		echo "$mode: $n"
+		# auto: the first connect is lock-step (it learns), the other three pipelined
+		if [ "$mode" = auto ]; then [ "$n" = 3 ]; else [ "$n" = 0 ]; fi
+	done
+}
+
 @test "danted takes a pipelined handshake; under auto it is not offered one" {
 	start_danted
 	run get on "socks5://127.0.0.1:$PROXY_PORT"

@@ -359,19 +359,17 @@ EOF
 	# the queue and the cap are each worker's: one worker, exact figures
 	start_socksifyd -v --workers 1
 	# 1,100 clients ask for a slow name and hang up: their lookups must not
-	# keep the 1,024 places of the queue. (Each waits for the method reply
-	# before its request: a pipelined client's replies wait for the
-	# request's outcome.)
+	# keep the 1,024 places of the queue (each pipelines greeting and
+	# request: the method reply comes at once, the name resolving)
 	python3 -c 'import socket,sys
-req = bytes.fromhex(sys.argv[2])
 for i in range(1100):
     s = socket.socket(); s.bind(("127.0.0.%d" % (2 + i % 40), 0))
     s.connect(("127.0.0.1", int(sys.argv[1])))
-    s.sendall(req[:3]); s.settimeout(5); s.recv(2); s.sendall(req[3:]); s.close()' \
+    s.sendall(bytes.fromhex(sys.argv[2])); s.settimeout(5); s.recv(2); s.close()' \
 	    "$PROXY_PORT" "$(s5_domain_request flood.test 80)"
 	sleep 0.5
 	# another client is queued (method reply only, no 01 "resolver busy")
-	run python3 "$HELPERS/s5probe.py" "$PROXY_PORT" 050100 "$(s5_domain_request probe.test 80 | cut -c7-)"
+	run python3 "$HELPERS/s5probe.py" "$PROXY_PORT" "$(s5_domain_request probe.test 80)"
 	[ "${lines[0]}" = "0500" ]
 	[ "${lines[1]}" = "OPEN" ]
 	# one IP with 100 lookups in flight: 36 get 01 at once, the rest wait
@@ -396,9 +394,8 @@ print(busy)' "$PROXY_PORT" "$(s5_domain_request capped.test 80)"
 	start_silent_dns
 	start_socksifyd -v
 	python3 -c 'import socket,sys,time
-req = bytes.fromhex(sys.argv[2])
 s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
-s.sendall(req[:3]); s.settimeout(5); s.recv(2); s.sendall(req[3:]); time.sleep(0.2); s.close()' \
+s.sendall(bytes.fromhex(sys.argv[2])); s.settimeout(5); s.recv(2); time.sleep(0.2); s.close()' \
 	    "$PROXY_PORT" "$(s5_domain_request gone.test 80)"
 	# ended within a second, not at the 10 s resolve timeout
 	wait_for_line "$SOCKSIFYD_LOG" 10 'target=gone\.test:80.*outcome=client closed'
@@ -531,7 +528,7 @@ print(head.hex())
 print(body.split(b"\r\n\r\n", 1)[-1].decode())' "$1" "$PROXY_PORT" "$HTTP_PORT"
 }
 
-@test "a pipelined handshake is answered in one write (a Nagle relay in front would hold a second); lock-step, each reply at once" {
+@test "a pipelined handshake whose outcome is known at once is answered in one write (a Nagle relay in front would hold a second); lock-step, each reply at once" {
 	command -v strace >/dev/null || skip "strace is not installed"
 	strace -f -o /dev/null true 2>/dev/null || skip "strace cannot trace here (ptrace denied)"
 	local mode
