@@ -198,8 +198,15 @@ WALL=$(($(date +%s) - T0))
 
 # --- the report ----------------------------------------------------------------
 
-# fig FIG WAY: the median over the repetitions, or empty.
-fig() { awk -F, -v f="udp_$1" -v w="$2" '$2 == f && $3 == w { print $4 }' "$OUT/udp.csv" | median; }
+# vals FIG WAY: its values, one a repetition; fig: their median, or empty.
+vals() { awk -F, -v f="udp_$1" -v w="$2" '$2 == f && $3 == w { print $4 }' "$OUT/udp.csv"; }
+fig() { vals "$1" "$2" | median; }
+# vspan FIG WAY FORMAT [SCALE]: "lo-hi" of two or more values over SCALE in
+# FORMAT, else nothing.
+vspan() {
+	vals "$1" "$2" | sort -g | awk -v f="$3" -v k="${4:-1}" \
+	    'NR == 1 { lo = $1 } { hi = $1 } END { if (NR > 1) printf f "-" f, lo / k, hi / k }'
+}
 # ratios FIG WAY: WAY / direct within each repetition, one a line.
 ratios() {
 	awk -F, -v f="udp_$1" -v w="$2" '
@@ -234,6 +241,8 @@ cell() {
 	[ "$2" = direct ] && r='' || r=$(pcts "$1" "$2")
 	[ -z "${NOTE[$key]:-}" ] || mark=$(footmark "${NOTE[$key]}")
 	[ -n "$v" ] || { printf -- '-%s' "$mark"; return; }
+	# direct has no ratio: the spread of its own values
+	[ "$2" = direct ] && r=$(vspan "$1" "$2" "$3" "${4:-1}")
 	awk -v v="$v" -v r="$r" -v f="$3" -v k="${4:-1}" -v m="$mark" \
 	    'BEGIN { printf f "%s%s", v / k, (r == "" ? "" : " (" r ")"), m }'
 }
@@ -249,7 +258,9 @@ latency() {
 	for way in $WAYS; do
 		a=$(fig "$1_p50" "$way")
 		b=$(fig "$1_p99" "$way")
-		line="$line | $( [ -n "$a" ] && awk -v a="$a" -v b="$b" 'BEGIN { printf "%.0f / %.0f", a, b }' || echo -)"
+		line="$line | $( [ -n "$a" ] && awk -v a="$a" -v b="$b" -v sa="$(vspan "$1_p50" "$way" %.0f)" \
+		    -v sb="$(vspan "$1_p99" "$way" %.0f)" \
+		    'BEGIN { printf "%.0f / %.0f", a, b; if (sa != "") printf " (%s / %s)", sa, sb }' || echo -)"
 	done
 	echo "$line |"
 }
@@ -268,7 +279,7 @@ goal() {
 {
 	echo "### $TITLE"
 	echo
-	echo "tests/bench/udpbench through UDP ASSOCIATE on loopback (speaking SOCKS5 itself; direct: to the echo target itself; bare: to tests/bench/udpfwd, a forwarder with no SOCKS and two threads each a blocking recv and send, which forwards to the echo target: the least a process in the middle costs), every echo checked byte for byte; $UDP_SLICES interleaved run(s) of ${UDP_FIG_S} s a way, figure and repetition, the median of the runs, then of $REPS_DONE repetition(s); in brackets, the ratio to direct taken within each repetition: their median, then the least and most of them."
+	echo "tests/bench/udpbench through UDP ASSOCIATE on loopback (speaking SOCKS5 itself; direct: to the echo target itself; bare: to tests/bench/udpfwd, a forwarder with no SOCKS and two threads each a blocking recv and send, which forwards to the echo target: the least a process in the middle costs), every echo checked byte for byte; $UDP_SLICES interleaved run(s) of ${UDP_FIG_S} s a way, figure and repetition, the median of the runs, then of $REPS_DONE repetition(s); in brackets, the ratio to direct taken within each repetition: their median, then the least and most of them; for direct and the latencies, the least and most of the values themselves."
 	echo
 	echo "| figure | direct | bare forwarder | socksifyd | dante |"
 	echo "|---|---:|---:|---:|---:|"
