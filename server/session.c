@@ -82,8 +82,8 @@ struct session {
 	bool connected;
 	bool client_fin;		/* half-closed after its optimistic data */
 	bool client_stirred;		/* spoke or hung up while we connected */
-	bool replies_held;		/* handshake replies queued, not yet sent
-					 * (session_reply_held()) */
+	bool replies_held;		/* handshake replies queued, not yet sent:
+					 * only within session_handshake() */
 	uint64_t hs_down;		/* reply bytes in the down pipe's count */
 	const char *outcome;		/* why it failed or ended */
 	bool dead;			/* ended: freed when the callback returns */
@@ -388,7 +388,7 @@ session_done(struct session *s)
 {
 	struct loop *l = s->srv->loop;
 	uint32_t cmask = 0, tmask = 0;
-	bool out = relay_pending(&s->r.down) > 0 && !s->replies_held;
+	bool out = relay_pending(&s->r.down) > 0;
 
 	if (s->dead) {
 		session_close(s, s->outcome);
@@ -1334,10 +1334,7 @@ session_on_client(struct loop *l, int fd, uint32_t events, void *arg)
 		session_watch_client(s, events);
 		if (s->dead)
 			break;
-		/* Only a handshake reply can be waiting for the client
-		 * here, unless it is held for the next one. */
-		if (s->replies_held)
-			break;
+		/* Only a handshake reply can be waiting for the client here. */
 		r = relay_pipe_flush(&s->r.down, s->r.cfd);
 		if (r < 0 && r != -EAGAIN)
 			session_end(s, "client write failed");
