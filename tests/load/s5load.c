@@ -211,15 +211,19 @@ struct target {
 	struct s5_addr addr;
 };
 
+/* stream: how a connection's pump failed (pump_once()). */
+struct pump_fail {
+	enum cend how;
+	const char *why;
+	int err;			/* a failed call's errno, else 0 */
+};
+
 /* stream: a source thread and the connections it writes (pumps_start()). */
 struct pump {
 	pthread_t tid;
 	int ep;
-	size_t first, step;		/* its slots: first, first + step, ... */
 	struct slot *bad;		/* the first of them that failed */
-	enum cend how;
-	const char *why;
-	int err;			/* how == E_ERROR: its errno, else 0 */
+	struct pump_fail fail;		/* and how */
 };
 
 /* Everything the loop owns. */
@@ -1064,30 +1068,30 @@ static uint8_t stream_buf[STREAM_WRITE];
 /*
  * stream: one large send per wake-up, so the connections take turns. The
  * target never answers: a byte or an EOF from the proxy ends the connection
- * (-1, with how, why and, for E_ERROR, err). Touches nothing but s->tx, so
+ * (-1, and *f says how). Touches nothing but s->tx, so
  * that a pump thread may run it.
  */
 static int
-pump_once(struct slot *s, uint32_t ev, enum cend *how, const char **why, int *err)
+pump_once(struct slot *s, uint32_t ev, struct pump_fail *f)
 {
 	uint8_t in[HS_READ];
 	ssize_t n;
 
-	*err = 0;
+	f->err = 0;
 	if (ev & (EPOLLIN | EPOLLERR | EPOLLHUP)) {
 		n = recv(s->io.fd, in, sizeof(in), 0);
 		if (n > 0) {
-			*how = E_ERROR;
-			*why = "the proxy sent bytes the target never did";
+			f->how = E_ERROR;
+			f->why = "the proxy sent bytes the target never did";
 			return -1;
 		}
 		if (n == 0) {
-			*how = E_EOF;
-			*why = "the proxy closed the stream";
+			f->how = E_EOF;
+			f->why = "the proxy closed the stream";
 			return -1;
 		}
 		if (errno != EAGAIN && errno != EINTR) {
-			*err = errno;
+			f->err = errno;
 			return -1;
 		}
 	}
@@ -1095,25 +1099,29 @@ pump_once(struct slot *s, uint32_t ev, enum cend *how, const char **why, int *er
 	if (n > 0)
 		s->tx += (uint64_t)n;
 	else if (n == -1 && errno != EAGAIN && errno != EINTR) {
-		*err = errno;
+		f->err = errno;
 		return -1;
 	}
 	return 0;
 }
 
+/* The end of s that a pump's failure f calls for; main thread only. */
+static void
+pump_end(struct slot *s, const struct pump_fail *f)
+{
+	if (f->err != 0)
+		slot_io_error(s, f->err);
+	else
+		slot_client_end(s, f->how, f->why);
+}
+
 static void
 slot_pump(struct slot *s, uint32_t ev)
 {
-	enum cend how;
-	const char *why;
-	int err;
+	struct pump_fail f;
 
-	if (pump_once(s, ev, &how, &why, &err) == 0)
-		return;
-	if (err != 0)
-		slot_io_error(s, err);
-	else
-		slot_client_end(s, how, why);
+	if (pump_once(s, ev, &f) != 0)
+		pump_end(s, &f);
 }
 
 /* A pump thread: its connections, until pumps_stop() or the first failure,
@@ -1130,7 +1138,7 @@ pump_run(void *arg)
 		for (i = 0; i < n; i++) {
 			struct slot *s = ev[i].data.ptr;
 
-			if (pump_once(s, ev[i].events, &p->how, &p->why, &p->err) == 0)
+			if (pump_once(s, ev[i].events, &p->fail) == 0)
 				continue;
 			p->bad = s;
 			__atomic_store_n(&g.pump_failed, 1, __ATOMIC_RELEASE);
@@ -1153,8 +1161,6 @@ pumps_start(void)
 	for (k = 1; k < want; k++) {
 		struct pump *p = &g.pumps[k];
 
-		p->first = k;
-		p->step = want;
 		if ((p->ep = epoll_create1(EPOLL_CLOEXEC)) == -1)
 			break;
 		for (i = k; i < g.nslots; i += want) {
@@ -1188,12 +1194,8 @@ pumps_stop(void)
 
 		(void)pthread_join(p->tid, NULL);
 		close(p->ep);
-		if (p->bad == NULL)
-			continue;
-		if (p->err != 0)
-			slot_io_error(p->bad, p->err);
-		else
-			slot_client_end(p->bad, p->how, p->why);
+		if (p->bad != NULL)
+			pump_end(p->bad, &p->fail);
 	}
 	g.npumps = 1;
 }
