@@ -43,6 +43,24 @@ static long relay_pipes_max;
  *    with 16 KiB pages it is 256 KiB already, with 64 KiB 1 MiB).
  */
 static long relay_big_open;
+
+/*
+ * Empty kernel pipes a worker keeps for its next stream (its thread's
+ * own: no lock). A stream's pipe goes each time a read finds the socket
+ * empty, and one of make bench's streams paid that about every fourth
+ * splice: pipe2(), F_GETPIPE_SZ, F_SETPIPE_SZ and two close()s, five calls
+ * and a new pipe inode to move a few hundred KiB. A pipe freed empty (the
+ * kernel says so, FIONREAD: no byte of one session can reach another)
+ * waits here, at its size, while at most half the pipe budget is open;
+ * the next fill takes it back. Closed when the worker's last session
+ * ends: an idle server holds no pipe.
+ */
+static __thread struct relay_cached {
+	int kpipe[2];
+	size_t kcap;
+} relay_cache[SERVER_SPLICE_CACHE_PIPES];
+static __thread int relay_ncached;
+
 static long relay_pages_soft;		/* fs.pipe-user-pages-soft; 0: none */
 static long relay_page_bytes;		/* 0 until relay_set_pipes_max() */
 enum { RELAY_PIPE_DEF_PAGES = 16 };	/* the kernel's PIPE_DEF_BUFFERS */
@@ -96,18 +114,60 @@ relay_pipe_alloc(struct relay_pipe *p)
 	return 0;
 }
 
+/* Keeps p's kernel pipe for the next fill (relay_cache): true when taken. */
+static bool
+relay_cache_put(const struct relay_pipe *p)
+{
+	int left;
+
+	if (relay_ncached >= SERVER_SPLICE_CACHE_PIPES || relay_pending(p) != 0 ||
+	    p->small_pipes || __atomic_load_n(&relay_pipes_open, __ATOMIC_RELAXED) >
+	    __atomic_load_n(&relay_pipes_max, __ATOMIC_RELAXED) / 2 ||
+	    ioctl(p->kpipe[0], FIONREAD, &left) != 0 || left != 0)
+		return false;
+	relay_cache[relay_ncached].kpipe[0] = p->kpipe[0];
+	relay_cache[relay_ncached].kpipe[1] = p->kpipe[1];
+	relay_cache[relay_ncached].kcap = p->kcap;
+	relay_ncached++;
+	return true;
+}
+
+/* A kernel pipe, its size, its place in the budget and among the grown. */
+static void
+relay_kpipe_close(const int kpipe[2], size_t kcap)
+{
+	if (kcap > SERVER_SPLICE_BYTES)
+		__atomic_sub_fetch(&relay_big_open, 1, __ATOMIC_RELAXED);
+	close(kpipe[0]);
+	close(kpipe[1]);
+	__atomic_sub_fetch(&relay_pipes_open, 1, __ATOMIC_RELAXED);
+}
+
+int
+relay_cache_count(void)
+{
+	return relay_ncached;
+}
+
+void
+relay_cache_close(void)
+{
+	while (relay_ncached > 0) {
+		relay_ncached--;
+		relay_kpipe_close(relay_cache[relay_ncached].kpipe, relay_cache[relay_ncached].kcap);
+	}
+}
+
 void
 relay_pipe_free(struct relay_pipe *p)
 {
 	free(p->buf);
 	p->buf = NULL;
 	if (p->spliced) {
-		if (relay_pipe_grown(p))
-			__atomic_sub_fetch(&relay_big_open, 1, __ATOMIC_RELAXED);
-		close(p->kpipe[0]);
-		close(p->kpipe[1]);
+		if (!relay_cache_put(p))
+			relay_kpipe_close(p->kpipe, p->kcap);
+		p->kpipe[0] = p->kpipe[1] = -1;
 		p->spliced = p->grow_tried = false;
-		__atomic_sub_fetch(&relay_pipes_open, 1, __ATOMIC_RELAXED);
 	}
 	p->off = p->len = 0;
 }
@@ -148,6 +208,21 @@ refused:
 static int
 relay_kpipe_open(struct relay_pipe *p)
 {
+	/* Kept pipes count in the budget already; one that has shrunk
+	 * below them (a reload) closes them. */
+	if (relay_ncached > 0 && __atomic_load_n(&relay_pipes_open, __ATOMIC_RELAXED) >
+	    __atomic_load_n(&relay_pipes_max, __ATOMIC_RELAXED))
+		relay_cache_close();
+	if (relay_ncached > 0) {
+		relay_ncached--;
+		p->kpipe[0] = relay_cache[relay_ncached].kpipe[0];
+		p->kpipe[1] = relay_cache[relay_ncached].kpipe[1];
+		p->kcap = relay_cache[relay_ncached].kcap;
+		p->spliced = true;
+		/* A grown one stays grown; a default one may grow later. */
+		p->grow_tried = p->kcap > SERVER_SPLICE_BYTES;
+		return 0;
+	}
 	if (__atomic_add_fetch(&relay_pipes_open, 1, __ATOMIC_RELAXED) >
 	    __atomic_load_n(&relay_pipes_max, __ATOMIC_RELAXED) ||
 	    pipe2(p->kpipe, O_NONBLOCK | O_CLOEXEC) == -1) {

@@ -52,10 +52,16 @@ static inline size_t relay_pending(const struct relay_pipe *p) { return p->len -
 /* How many kernel pipes --relay splice may hold open at once, in all;
  * beyond, a direction copies. 0 until set. */
 void relay_set_pipes_max(long n);
-/* How many of them are grown for a stream in flow now (tests). */
+/* How many of them are grown for a stream in flow now, kept ones
+ * included (tests). */
 long relay_big_pipes(void);
 /* Is p's kernel pipe one of those? */
 bool relay_pipe_grown(const struct relay_pipe *p);
+/* Closes the empty kernel pipes this thread keeps for its next streams
+ * (relay.c): when its worker has no session left. */
+void relay_cache_close(void);
+/* How many this thread keeps now (tests). */
+int relay_cache_count(void);
 /* Makes sure p has its buffer; 0 or -ENOMEM. */
 int relay_pipe_alloc(struct relay_pipe *p);
 /* Appends n bytes to p (allocating it); 0, or -ENOBUFS when they do not fit. */

@@ -346,7 +346,9 @@ session_close(struct session *s, const char *outcome)
 		srv->sessions = s->next;
 	if (s->next != NULL)
 		s->next->prev = s->prev;
-	srv->nsessions--;
+	/* A worker with no session keeps no pipe (relay.c). */
+	if (--srv->nsessions == 0)
+		relay_cache_close();
 	free(s);
 	listener_resume_stalled(srv);
 	server_session_gone(srv);

@@ -496,6 +496,45 @@ trace_server() {
 	done
 }
 
+# server_pipes: how many pipe descriptors the server holds.
+server_pipes() {
+	local n=0 f
+	for f in /proc/"$SOCKSIFYD_PID"/fd/*; do
+		[[ "$(readlink "$f" 2>/dev/null)" == pipe:* ]] && n=$((n + 1))
+	done
+	echo "$n"
+}
+
+@test "--relay auto: a stream's emptied kernel pipe is kept for the next stream, not made anew, and closed with the worker's last session; bytes intact" {
+	command -v strace >/dev/null || skip "strace is not installed"
+	strace -f -o /dev/null true 2>/dev/null || skip "strace cannot trace here (ptrace denied)"
+	local i base
+	start_socksifyd --no-auth --workers 1
+	base=$(server_pipes)
+	trace_server
+	# A client that says nothing keeps the worker's session count above
+	# zero; three downloads one after the other, each spliced: the pipe
+	# the first made serves the next two.
+	exec 8<>"/dev/tcp/127.0.0.1/$PROXY_PORT"
+	for i in 1 2 3; do
+		[ "$(curl -sS --max-time 20 --socks5 "127.0.0.1:$PROXY_PORT" \
+		    "http://127.0.0.1:$HTTP_PORT/payload.bin" | sha)" = "$PAYLOAD_SHA" ]
+	done
+	echo "pipe2 $(relay_calls pipe2), splice $(relay_calls splice); pipes held $(server_pipes), at start $base"
+	[ "$(relay_calls splice)" -ge 6 ]
+	[ "$(relay_calls pipe2)" -eq 1 ]
+	[ "$(server_pipes)" -eq $((base + 2)) ]
+	# The last session gone, the kept pipe goes too.
+	exec 8>&-
+	for ((i = 0; i < 50; i++)); do
+		[ "$(server_pipes)" -eq "$base" ] && break
+		sleep 0.1
+	done
+	[ "$(server_pipes)" -eq "$base" ]
+	kill "$SOCKSIFYD_PID"
+	timeout 5 tail --pid="$SOCKSIFYD_PID" -f /dev/null
+}
+
 # hs_client MODE: a raw client that sends the greeting and a CONNECT to the
 # web server in one write (pipelined) or waiting for each reply
 # (lockstep), then a GET; prints the reply bytes in hex and the body.

@@ -5,7 +5,8 @@
  * pipe is never grown; the budget of grown pipes holds, and a freed pipe
  * gives its place back. Where this kernel or user cannot grow a pipe (big
  * pages, past fs.pipe-user-pages-soft), the growth checks say so and
- * only check that nothing grew.
+ * only check that nothing grew. A pipe freed empty is kept for the next
+ * fill, one with a byte in it never.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -144,6 +145,11 @@ relay_grown_pipe(void)
 		CHECK(most > SERVER_SPLICE_BYTES);
 	CHECK(most <= SERVER_SPLICE_BIG_BYTES);
 	relay_pipe_free(&p);
+	/* Kept for the next stream, at its size, until the worker ends. */
+	CHECK_INT(relay_cache_count(), 1);
+	CHECK_INT(relay_big_pipes(), relay_can_grow() ? 1 : 0);
+	relay_cache_close();
+	CHECK_INT(relay_cache_count(), 0);
 	CHECK_INT(relay_big_pipes(), 0);
 }
 
@@ -160,6 +166,7 @@ relay_paced_not_grown(void)
 	CHECK(!relay_pipe_grown(&p));
 	CHECK_INT(relay_big_pipes(), 0);
 	relay_pipe_free(&p);
+	relay_cache_close();
 }
 
 /* No pipe may be had (the budget is 0): the same stream, by copy. */
@@ -173,7 +180,82 @@ relay_copied_without_pipes(void)
 	CHECK(relay_stream(&p, 0, &most));
 	CHECK(most <= SERVER_RELAY_BUF_BYTES);
 	CHECK_INT(relay_big_pipes(), 0);
+	CHECK_INT(relay_cache_count(), 0);
 	relay_pipe_free(&p);
+}
+
+/*
+ * A pipe freed empty is kept and taken by the next fill, its descriptors
+ * and size with it: no pipe2(). One that holds a byte, whatever the
+ * counts say, is closed; none is kept past half the budget, and a budget
+ * that shrank below the kept ones closes them rather than use them.
+ */
+static void
+relay_kept_pipes(void)
+{
+	struct relay_pipe a = { .kpipe = { -1, -1 } }, b = { .kpipe = { -1, -1 } };
+	int in[2], kept[2], sink[2], i;
+	char c;
+
+	relay_set_pipes_max(8);
+	if (!CHECK(tcp_pair(in) == 0))
+		return;
+	CHECK_INT(send(in[0], "a", 1, 0), 1);
+	CHECK_INT(relay_pipe_fill(&a, in[1], true), 1);
+	CHECK(a.spliced);
+	kept[0] = a.kpipe[0];
+	kept[1] = a.kpipe[1];
+	if (CHECK(tcp_pair(sink) == 0)) {
+		CHECK_INT(relay_pipe_flush(&a, sink[0]), 0);
+		CHECK_INT(recv(sink[1], &c, 1, 0), 1);
+		CHECK_INT(c, 'a');
+		close(sink[0]);
+		close(sink[1]);
+	}
+	CHECK(!a.spliced);	/* not a stream in flow: freed once drained */
+	CHECK_INT(relay_cache_count(), 1);
+	CHECK_INT(send(in[0], "b", 1, 0), 1);
+	CHECK_INT(relay_pipe_fill(&b, in[1], true), 1);
+	CHECK(b.spliced && b.kpipe[0] == kept[0] && b.kpipe[1] == kept[1]);
+	CHECK_INT(relay_cache_count(), 0);
+
+	/* A byte the counts do not know of: never handed on. */
+	CHECK_INT(write(b.kpipe[1], "x", 1), 1);
+	b.off = b.len;
+	relay_pipe_free(&b);
+	CHECK_INT(relay_cache_count(), 0);
+	CHECK(fcntl(kept[0], F_GETFD) == -1 && errno == EBADF);
+
+	/* Budget 2: the first of two freed leaves 2 open (more than half),
+	 * the second 1. */
+	relay_set_pipes_max(2);
+	CHECK_INT(send(in[0], "cd", 2, 0), 2);
+	CHECK_INT(relay_pipe_fill(&a, in[1], true), 2);
+	CHECK_INT(send(in[0], "e", 1, 0), 1);
+	CHECK_INT(relay_pipe_fill(&b, in[1], true), 1);
+	CHECK(a.spliced && b.spliced);
+	a.off = a.len;	/* as if flushed: spliced out to nowhere */
+	b.off = b.len;
+	for (i = 0; i < 2; i++) {	/* empty them for real */
+		struct relay_pipe *p = i == 0 ? &a : &b;
+		char buf[4];
+
+		CHECK(read(p->kpipe[0], buf, sizeof buf) > 0);
+	}
+	relay_pipe_free(&a);
+	CHECK_INT(relay_cache_count(), 0);
+	relay_pipe_free(&b);
+	CHECK_INT(relay_cache_count(), 1);
+
+	/* No budget now: the kept pipe is closed, the fill copies. */
+	relay_set_pipes_max(0);
+	CHECK_INT(send(in[0], "f", 1, 0), 1);
+	CHECK_INT(relay_pipe_fill(&a, in[1], true), 1);
+	CHECK(!a.spliced);
+	CHECK_INT(relay_cache_count(), 0);
+	relay_pipe_free(&a);
+	close(in[0]);
+	close(in[1]);
 }
 
 /*
@@ -205,11 +287,13 @@ relay_big_budget(void)
 	CHECK_INT(fcntl(ps[SERVER_SPLICE_BIG_PIPES].kpipe[0], F_GETPIPE_SZ), 16 * sysconf(_SC_PAGESIZE));
 
 	relay_pipe_free(&ps[0]);
+	relay_cache_close();
 	CHECK_INT(relay_big_pipes(), SERVER_SPLICE_BIG_PIPES - 1);
 	CHECK_INT(send(in[0], "y", 1, 0), 1);
 	CHECK_INT(relay_pipe_fill(&quiet, in[1], true), 1);
 	CHECK(quiet.spliced && !relay_pipe_grown(&quiet));
 	relay_pipe_free(&quiet);
+	relay_cache_close();
 	ps[0] = (struct relay_pipe){ .kpipe = { -1, -1 }, .full = true };
 	CHECK_INT(send(in[0], "z", 1, 0), 1);
 	CHECK_INT(relay_pipe_fill(&ps[0], in[1], true), 1);
@@ -217,6 +301,7 @@ relay_big_budget(void)
 
 	for (i = 0; i <= SERVER_SPLICE_BIG_PIPES; i++)
 		relay_pipe_free(&ps[i]);
+	relay_cache_close();
 	CHECK_INT(relay_big_pipes(), 0);
 	close(in[0]);
 	close(in[1]);
@@ -228,5 +313,6 @@ test_relay(void)
 	UNIT_RUN(relay_grown_pipe);
 	UNIT_RUN(relay_paced_not_grown);
 	UNIT_RUN(relay_copied_without_pipes);
+	UNIT_RUN(relay_kept_pipes);
 	UNIT_RUN(relay_big_budget);
 }
