@@ -161,6 +161,8 @@ worker_take_conf(struct server *srv)
 	srv->lim = c->lim;
 	rules_use(c->rules);
 	__atomic_store_n(&srv->conf, c, __ATOMIC_RELEASE);
+	/* The pipe budget may have shrunk (main_pipes_max): kept pipes go. */
+	relay_cache_close();
 	ctl_post(main_ctl);
 }
 
@@ -465,12 +467,15 @@ server_reload(void)
 	c.rules = NULL;
 	old_max = conf_cur->lim.max_sessions;
 	old_reserve = conf_cur->lim.fd_reserve;
+	/* The pipe budget first: a worker taking the configuration closes
+	 * the pipes it keeps and keeps no more than the new one allows. */
+	main_pipes_max(&n->lim);
 	if (conf_publish(n) < 0) {
 		log_error("reload failed, configuration kept: the workers are still taking the last one");
+		main_pipes_max(&conf_cur->lim);
 		conf_free(n);
 		goto out;
 	}
-	main_pipes_max(&n->lim);
 	/* The limit is raised at start only: a --max-sessions or reserve
 	 * that no longer fits is said. */
 	if (n->lim.max_sessions != old_max || n->lim.fd_reserve != old_reserve)

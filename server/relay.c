@@ -51,9 +51,13 @@ static long relay_big_open;
  * splice: pipe2(), F_GETPIPE_SZ, F_SETPIPE_SZ and two close()s, five calls
  * and a new pipe inode to move a few hundred KiB. A pipe freed empty (the
  * kernel says so, FIONREAD: no byte of one session can reach another)
- * waits here, at its size, while at most half the pipe budget is open;
- * the next fill takes it back. Closed when the worker's last session
- * ends: an idle server holds no pipe.
+ * waits here, at its size, for the next spliced read of any session of
+ * the worker; at most SERVER_SPLICE_CACHE_PIPES, and only while at most
+ * half the pipe budget is open and, for a grown one, half the grown
+ * pipes' (SERVER_SPLICE_BIG_PIPES): past either, the worker gives back
+ * what it keeps. Closed too when the worker's last session ends (an idle
+ * worker holds no pipe) and when it takes a new configuration (a reload
+ * may have shrunk the budget).
  */
 static __thread struct relay_cached {
 	int kpipe[2];
@@ -114,24 +118,6 @@ relay_pipe_alloc(struct relay_pipe *p)
 	return 0;
 }
 
-/* Keeps p's kernel pipe for the next fill (relay_cache): true when taken. */
-static bool
-relay_cache_put(const struct relay_pipe *p)
-{
-	int left;
-
-	if (relay_ncached >= SERVER_SPLICE_CACHE_PIPES || relay_pending(p) != 0 ||
-	    p->small_pipes || __atomic_load_n(&relay_pipes_open, __ATOMIC_RELAXED) >
-	    __atomic_load_n(&relay_pipes_max, __ATOMIC_RELAXED) / 2 ||
-	    ioctl(p->kpipe[0], FIONREAD, &left) != 0 || left != 0)
-		return false;
-	relay_cache[relay_ncached].kpipe[0] = p->kpipe[0];
-	relay_cache[relay_ncached].kpipe[1] = p->kpipe[1];
-	relay_cache[relay_ncached].kcap = p->kcap;
-	relay_ncached++;
-	return true;
-}
-
 /* A kernel pipe, its size, its place in the budget and among the grown. */
 static void
 relay_kpipe_close(const int kpipe[2], size_t kcap)
@@ -156,6 +142,30 @@ relay_cache_close(void)
 		relay_ncached--;
 		relay_kpipe_close(relay_cache[relay_ncached].kpipe, relay_cache[relay_ncached].kcap);
 	}
+}
+
+/* Keeps p's kernel pipe for the next fill (relay_cache): true when taken. */
+static bool
+relay_cache_put(const struct relay_pipe *p)
+{
+	int left;
+
+	/* The budgets running short: what this worker keeps goes back. */
+	if (__atomic_load_n(&relay_pipes_open, __ATOMIC_RELAXED) >
+	    __atomic_load_n(&relay_pipes_max, __ATOMIC_RELAXED) / 2 ||
+	    (relay_pipe_grown(p) &&
+	    __atomic_load_n(&relay_big_open, __ATOMIC_RELAXED) > SERVER_SPLICE_BIG_PIPES / 2)) {
+		relay_cache_close();
+		return false;
+	}
+	if (relay_ncached >= SERVER_SPLICE_CACHE_PIPES || relay_pending(p) != 0 ||
+	    p->small_pipes || ioctl(p->kpipe[0], FIONREAD, &left) != 0 || left != 0)
+		return false;
+	relay_cache[relay_ncached].kpipe[0] = p->kpipe[0];
+	relay_cache[relay_ncached].kpipe[1] = p->kpipe[1];
+	relay_cache[relay_ncached].kcap = p->kcap;
+	relay_ncached++;
+	return true;
 }
 
 void
@@ -419,8 +429,8 @@ relay_direction(struct relay_pipe *p, const struct relay_pipe *other,
 		readable = full;
 	}
 	/* Out of rounds with an empty pipe kept for the stream: a source that
-	 * went quiet exactly now would leave it held while the session idles
-	 * (two descriptors, a place in the budget). The next read opens one. */
+	 * went quiet exactly now would leave it held while the session idles.
+	 * It goes back to the worker (or is closed); the next read takes one. */
 	if (rounds >= SERVER_RELAY_ROUNDS && p->spliced && relay_pending(p) == 0)
 		relay_pipe_free(p);
 	if (p->eof && relay_pending(p) == 0 && !p->shut) {

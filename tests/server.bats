@@ -505,7 +505,7 @@ server_pipes() {
 	echo "$n"
 }
 
-@test "--relay auto: a stream's emptied kernel pipe is kept for the next stream, not made anew, and closed with the worker's last session; bytes intact" {
+@test "--relay auto: a stream's emptied kernel pipe is kept for the next stream, not made anew, given back on reload and with the worker's last session; bytes intact" {
 	command -v strace >/dev/null || skip "strace is not installed"
 	strace -f -o /dev/null true 2>/dev/null || skip "strace cannot trace here (ptrace denied)"
 	local i base
@@ -524,7 +524,17 @@ server_pipes() {
 	[ "$(relay_calls splice)" -ge 6 ]
 	[ "$(relay_calls pipe2)" -eq 1 ]
 	[ "$(server_pipes)" -eq $((base + 2)) ]
-	# The last session gone, the kept pipe goes too.
+	# A reload (the pipe budget may shrink) gives it back.
+	kill -HUP "$SOCKSIFYD_PID"
+	for ((i = 0; i < 50; i++)); do
+		[ "$(server_pipes)" -eq "$base" ] && break
+		sleep 0.1
+	done
+	[ "$(server_pipes)" -eq "$base" ]
+	# Kept again by the next download; the last session gone, it goes.
+	[ "$(curl -sS --max-time 20 --socks5 "127.0.0.1:$PROXY_PORT" \
+	    "http://127.0.0.1:$HTTP_PORT/payload.bin" | sha)" = "$PAYLOAD_SHA" ]
+	[ "$(server_pipes)" -eq $((base + 2)) ]
 	exec 8>&-
 	for ((i = 0; i < 50; i++)); do
 		[ "$(server_pipes)" -eq "$base" ] && break

@@ -187,13 +187,15 @@ relay_copied_without_pipes(void)
 /*
  * A pipe freed empty is kept and taken by the next fill, its descriptors
  * and size with it: no pipe2(). One that holds a byte, whatever the
- * counts say, is closed; none is kept past half the budget, and a budget
- * that shrank below the kept ones closes them rather than use them.
+ * counts say, is closed; none is kept past half the budget, a pipe freed
+ * past it gives back the kept ones, and a budget that shrank below them
+ * closes them rather than use them.
  */
 static void
 relay_kept_pipes(void)
 {
 	struct relay_pipe a = { .kpipe = { -1, -1 } }, b = { .kpipe = { -1, -1 } };
+	struct relay_pipe c3 = { .kpipe = { -1, -1 } };
 	int in[2], kept[2], sink[2], i;
 	char c;
 
@@ -226,24 +228,34 @@ relay_kept_pipes(void)
 	CHECK_INT(relay_cache_count(), 0);
 	CHECK(fcntl(kept[0], F_GETFD) == -1 && errno == EBADF);
 
-	/* Budget 2: the first of two freed leaves 2 open (more than half),
-	 * the second 1. */
-	relay_set_pipes_max(2);
-	CHECK_INT(send(in[0], "cd", 2, 0), 2);
-	CHECK_INT(relay_pipe_fill(&a, in[1], true), 2);
-	CHECK_INT(send(in[0], "e", 1, 0), 1);
-	CHECK_INT(relay_pipe_fill(&b, in[1], true), 1);
-	CHECK(a.spliced && b.spliced);
-	a.off = a.len;	/* as if flushed: spliced out to nowhere */
-	b.off = b.len;
-	for (i = 0; i < 2; i++) {	/* empty them for real */
-		struct relay_pipe *p = i == 0 ? &a : &b;
+	/* Budget 4, three open: the first freed leaves 3 open (more than
+	 * half) and is closed, the second leaves 2 and is kept. */
+	relay_set_pipes_max(4);
+	for (i = 0; i < 3; i++) {
+		struct relay_pipe *p = i == 0 ? &a : i == 1 ? &b : &c3;
 		char buf[4];
 
-		CHECK(read(p->kpipe[0], buf, sizeof buf) > 0);
+		CHECK_INT(send(in[0], "cd", 2, 0), 2);
+		CHECK_INT(relay_pipe_fill(p, in[1], true), 2);
+		CHECK(p->spliced);
+		CHECK(read(p->kpipe[0], buf, sizeof buf) == 2);	/* emptied */
+		p->off = p->len;	/* ... as a flush would count it */
 	}
 	relay_pipe_free(&a);
 	CHECK_INT(relay_cache_count(), 0);
+	relay_pipe_free(&b);
+	CHECK_INT(relay_cache_count(), 1);
+	/* A reload shrinks the budget to 2: the next pipe freed finds 2 open,
+	 * more than half, and the kept one goes back with it. */
+	relay_set_pipes_max(2);
+	relay_pipe_free(&c3);
+	CHECK_INT(relay_cache_count(), 0);
+	relay_set_pipes_max(2);
+	CHECK_INT(send(in[0], "e", 1, 0), 1);
+	CHECK_INT(relay_pipe_fill(&b, in[1], true), 1);
+	CHECK(b.spliced);
+	b.off = b.len;
+	CHECK_INT(read(b.kpipe[0], &c, 1), 1);
 	relay_pipe_free(&b);
 	CHECK_INT(relay_cache_count(), 1);
 
@@ -286,8 +298,8 @@ relay_big_budget(void)
 	CHECK_INT(fcntl(ps[0].kpipe[0], F_GETPIPE_SZ), SERVER_SPLICE_BIG_BYTES);
 	CHECK_INT(fcntl(ps[SERVER_SPLICE_BIG_PIPES].kpipe[0], F_GETPIPE_SZ), 16 * sysconf(_SC_PAGESIZE));
 
-	relay_pipe_free(&ps[0]);
-	relay_cache_close();
+	relay_pipe_free(&ps[0]);	/* not kept: past half the grown budget */
+	CHECK_INT(relay_cache_count(), 0);
 	CHECK_INT(relay_big_pipes(), SERVER_SPLICE_BIG_PIPES - 1);
 	CHECK_INT(send(in[0], "y", 1, 0), 1);
 	CHECK_INT(relay_pipe_fill(&quiet, in[1], true), 1);
