@@ -287,6 +287,18 @@ listener_pause(struct listener *lst, int err, bool unexpected)
 	listener_park(lst);
 }
 
+/* Sessions of every worker: the descriptor limit is the process's. */
+static size_t
+srv_all_sessions(const struct server *srv)
+{
+	long n;
+
+	if (srv->all_sessions == NULL)
+		return srv->nsessions;
+	n = __atomic_load_n(srv->all_sessions, __ATOMIC_RELAXED);
+	return n > (long)srv->nsessions ? (size_t)n : srv->nsessions;
+}
+
 /*
  * Descriptors are short: the listener leaves the epoll set until a session
  * closes (listener_resume_stalled), which frees two, instead of for a fixed
@@ -306,24 +318,12 @@ listener_wait_for_close(struct listener *lst)
 	    now - srv->accept_warned_ms >= SERVER_ACCEPT_WARN_MS) {
 		srv->accept_warned_ms = now;
 		log_warn("accept on %s: descriptors short (%zu sessions, limit %zu); "
-		    "waiting for a session to close", lst->name, srv->nsessions,
+		    "waiting for a session to close", lst->name, srv_all_sessions(srv),
 		    srv->fd_limit);
 	}
 	(void)loop_set(srv->loop, lst->fd, 0);
 	lst->stalled = true;
 	srv->lst_stalled = true;
-}
-
-/* Sessions of every worker: the descriptor limit is the process's. */
-static size_t
-srv_all_sessions(const struct server *srv)
-{
-	long n;
-
-	if (srv->all_sessions == NULL)
-		return srv->nsessions;
-	n = __atomic_load_n(srv->all_sessions, __ATOMIC_RELAXED);
-	return n > (long)srv->nsessions ? (size_t)n : srv->nsessions;
 }
 
 /* Would one more session leave fewer than --fd-reserve descriptors free? */

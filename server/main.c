@@ -311,10 +311,20 @@ worker_free(struct server *srv)
 static void
 main_pipes_max(const struct server_limits *lim)
 {
+	static long last = -1;
 	long spare = (long)workers[0].fd_limit - (long)workers[0].fd_base -
 	    (long)lim->fd_reserve - 2 * (long)lim->max_sessions;
+	long pipes = lim->splice && spare > 1 ? spare / 2 : 0;
 
-	relay_set_pipes_max(lim->splice ? spare / 2 : 0);
+	/* Asked to splice and left nothing to do it with: said at start,
+	 * and at a reload that takes the last pipe away. */
+	if (lim->splice && pipes == 0 && last != 0)
+		log_warn("the descriptor limit (%zu, ulimit -n) leaves none for pipes "
+		    "beside --max-sessions %zu and --fd-reserve %zu: --relay %s relays "
+		    "by copy", workers[0].fd_limit, lim->max_sessions, lim->fd_reserve,
+		    lim->splice_bulk ? "auto" : "splice");
+	last = pipes;
+	relay_set_pipes_max(pipes);
 }
 
 /* The lowest free descriptor: roughly what the server holds (none free:
