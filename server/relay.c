@@ -29,18 +29,22 @@ static long relay_pipes_max;
 
 /*
  * Pipes grown for a stream in flow. A pipe's default 64 KiB makes one
- * stream cost a splice() each way per 64 KiB; four times that cuts
- * socksifyd's CPU per byte by about a third and lifts one stream from
- * about 48% of a direct connection to about 60% (two CPUs, make bench's
- * stream figure, side by side). A pipe grows once a read filled it (all
- * but an eighth: see relay_pipe_fill(); a stream paced below that never
- * pays the fcntl()), while
+ * stream cost a splice() each way per 64 KiB, and each of those a wakeup
+ * or two. 256 KiB cut socksifyd's CPU per byte by about a third and lifted
+ * one stream from about 48% of a direct connection to about 60%; 1 MiB
+ * (the most /proc/sys/fs/pipe-max-size lets a user ask for by default)
+ * then cut it by a further fifth for one stream and nearly half for 8,
+ * with one stream 24% and 8 streams 11% faster (two CPUs, side by side,
+ * four alternating runs a size; 512 KiB came half way). A pipe grows
+ * once a read filled it (all but an eighth: see relay_pipe_fill(); a
+ * stream paced below that never pays the fcntl()), to
+ * SERVER_SPLICE_BIG_BYTES or pipe-max-size if that is less, while
  *  - fewer than SERVER_SPLICE_BIG_PIPES are grown: what they can pin;
  *  - all our pipes stay within half of the user's pipe pages
  *    (fs.pipe-user-pages-soft, 16384 by default: a user past it gets
  *    pipes of a page or two, which --relay auto then copies around);
  *  - a page is small enough that the default pipe is smaller (16 pages;
- *    with 16 KiB pages it is 256 KiB already, with 64 KiB 1 MiB).
+ *    with 64 KiB pages it is 1 MiB already).
  */
 static long relay_big_open;
 
@@ -67,6 +71,7 @@ static __thread int relay_ncached;
 
 static long relay_pages_soft;		/* fs.pipe-user-pages-soft; 0: none */
 static long relay_page_bytes;		/* 0 until relay_set_pipes_max() */
+static long relay_grow_bytes;		/* what a pipe grows to (above) */
 enum { RELAY_PIPE_DEF_PAGES = 16 };	/* the kernel's PIPE_DEF_BUFFERS */
 
 /* A number from a /proc/sys file, or fallback. */
@@ -91,10 +96,13 @@ void
 relay_set_pipes_max(long n)
 {
 	long page = sysconf(_SC_PAGESIZE);
+	long grow = relay_sysctl("/proc/sys/fs/pipe-max-size", SERVER_SPLICE_BIG_BYTES);
 
 	__atomic_store_n(&relay_pages_soft,
 	    relay_sysctl("/proc/sys/fs/pipe-user-pages-soft", 16384), __ATOMIC_RELAXED);
 	__atomic_store_n(&relay_page_bytes, page > 0 ? page : 4096, __ATOMIC_RELAXED);
+	__atomic_store_n(&relay_grow_bytes, grow < SERVER_SPLICE_BIG_BYTES ? grow :
+	    SERVER_SPLICE_BIG_BYTES, __ATOMIC_RELAXED);
 	__atomic_store_n(&relay_pipes_max, n < 0 ? 0 : n, __ATOMIC_RELAXED);
 }
 
@@ -190,20 +198,21 @@ relay_kpipe_grow(struct relay_pipe *p)
 	long page = __atomic_load_n(&relay_page_bytes, __ATOMIC_RELAXED);
 	long soft = __atomic_load_n(&relay_pages_soft, __ATOMIC_RELAXED);
 	long open = __atomic_load_n(&relay_pipes_open, __ATOMIC_RELAXED);
+	long bytes = __atomic_load_n(&relay_grow_bytes, __ATOMIC_RELAXED);
 	long big, big_pages;
 	int n;
 
 	p->grow_tried = true;
-	if (page == 0 || RELAY_PIPE_DEF_PAGES * page >= SERVER_SPLICE_BIG_BYTES)
+	if (page == 0 || RELAY_PIPE_DEF_PAGES * page >= bytes)
 		return;
-	big_pages = SERVER_SPLICE_BIG_BYTES / page;
+	big_pages = bytes / page;
 	big = __atomic_add_fetch(&relay_big_open, 1, __ATOMIC_RELAXED);
 	if (big > SERVER_SPLICE_BIG_PIPES || (soft > 0 &&
 	    open * RELAY_PIPE_DEF_PAGES + big * (big_pages - RELAY_PIPE_DEF_PAGES) > soft / 2))
 		goto refused;
 	/* EPERM past the user's pipe pages (or /proc/sys/fs/pipe-max-size). */
-	n = fcntl(p->kpipe[0], F_SETPIPE_SZ, SERVER_SPLICE_BIG_BYTES);
-	if (n < SERVER_SPLICE_BIG_BYTES)
+	n = fcntl(p->kpipe[0], F_SETPIPE_SZ, (int)bytes);
+	if (n < bytes)
 		goto refused;
 	p->kcap = (size_t)n;
 	return;

@@ -22,8 +22,8 @@
 #define SERVER_MAX_SESSIONS		8000
 #define SERVER_RELAY_BUF_BYTES		65536	/* per direction, only while bytes are in flight; a pipe's size */
 #define SERVER_SPLICE_BYTES		65536	/* --relay splice: moved per splice(2), a pipe's default size */
-#define SERVER_SPLICE_BIG_BYTES		262144	/* ... a stream in flow's pipe, while the budget lasts */
-#define SERVER_SPLICE_BIG_PIPES		64	/* such pipes at once, in all the workers */
+#define SERVER_SPLICE_BIG_BYTES		1048576	/* ... a stream in flow's pipe, while the budget lasts */
+#define SERVER_SPLICE_BIG_PIPES		24	/* such pipes at once, in all the workers */
 #define SERVER_SPLICE_CACHE_PIPES	4	/* empty pipes a worker keeps for its next stream */
 #define SERVER_RELAY_ROUNDS		8	/* reads of a stream in flow per wakeup and direction */
 #define SERVER_RESOLVER_THREADS		4	/* per worker */

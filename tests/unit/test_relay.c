@@ -295,7 +295,8 @@ relay_big_budget(void)
 		CHECK(relay_pipe_grown(&ps[i]) == (i < SERVER_SPLICE_BIG_PIPES));
 	}
 	CHECK_INT(relay_big_pipes(), SERVER_SPLICE_BIG_PIPES);
-	CHECK_INT(fcntl(ps[0].kpipe[0], F_GETPIPE_SZ), SERVER_SPLICE_BIG_BYTES);
+	CHECK(ps[0].kcap > SERVER_SPLICE_BYTES && ps[0].kcap <= SERVER_SPLICE_BIG_BYTES);
+	CHECK_INT(fcntl(ps[0].kpipe[0], F_GETPIPE_SZ), (long)ps[0].kcap);
 	CHECK_INT(fcntl(ps[SERVER_SPLICE_BIG_PIPES].kpipe[0], F_GETPIPE_SZ), 16 * sysconf(_SC_PAGESIZE));
 
 	relay_pipe_free(&ps[0]);	/* not kept: past half the grown budget */
