@@ -308,23 +308,30 @@ worker_free(struct server *srv)
  * --relay splice: the kernel pipes may use only the descriptors that
  * --max-sessions sessions (two each) and the reserve can never need.
  */
-static void
+static long
 main_pipes_max(const struct server_limits *lim)
 {
-	static long last = -1;
 	long spare = (long)workers[0].fd_limit - (long)workers[0].fd_base -
 	    (long)lim->fd_reserve - 2 * (long)lim->max_sessions;
 	long pipes = lim->splice && spare > 1 ? spare / 2 : 0;
 
-	/* Asked to splice and left nothing to do it with: said at start,
-	 * and at a reload that takes the last pipe away. */
+	relay_set_pipes_max(pipes);
+	return pipes;
+}
+
+/* Asked to splice and left nothing to do it with: said at start, and at
+ * a reload that takes the last pipe away (once it is taken). */
+static void
+main_pipes_say(const struct server_limits *lim, long pipes)
+{
+	static long last = -1;
+
 	if (lim->splice && pipes == 0 && last != 0)
 		log_warn("the descriptor limit (%zu, ulimit -n) leaves none for pipes "
-		    "beside --max-sessions %zu and --fd-reserve %zu: --relay %s relays "
-		    "by copy", workers[0].fd_limit, lim->max_sessions, lim->fd_reserve,
-		    lim->splice_bulk ? "auto" : "splice");
+		    "beside what socksifyd holds, --max-sessions %zu and --fd-reserve %zu: "
+		    "--relay %s relays by copy", workers[0].fd_limit, lim->max_sessions,
+		    lim->fd_reserve, lim->splice_bulk ? "auto" : "splice");
 	last = pipes;
-	relay_set_pipes_max(pipes);
 }
 
 /* The lowest free descriptor: roughly what the server holds (none free:
@@ -423,6 +430,7 @@ server_reload(void)
 	struct config c;
 	char why[1024];
 	size_t old_max, old_reserve;
+	long pipes;
 	bool loose = false;
 	int ok = -1;
 
@@ -479,13 +487,14 @@ server_reload(void)
 	old_reserve = conf_cur->lim.fd_reserve;
 	/* The pipe budget first: a worker taking the configuration closes
 	 * the pipes it keeps and keeps no more than the new one allows. */
-	main_pipes_max(&n->lim);
+	pipes = main_pipes_max(&n->lim);
 	if (conf_publish(n) < 0) {
 		log_error("reload failed, configuration kept: the workers are still taking the last one");
-		main_pipes_max(&conf_cur->lim);
+		(void)main_pipes_max(&conf_cur->lim);
 		conf_free(n);
 		goto out;
 	}
+	main_pipes_say(&n->lim, pipes);
 	/* The limit is raised at start only: a --max-sessions or reserve
 	 * that no longer fits is said. */
 	if (n->lim.max_sessions != old_max || n->lim.fd_reserve != old_reserve)
@@ -905,7 +914,7 @@ main(int argc, char **argv)
 	for (k = 0; k < nworkers; k++)
 		workers[k].fd_base = fd_base;
 	main_fd_check(&conf_cur->lim, fd_limit, fd_base);
-	main_pipes_max(&conf_cur->lim);
+	main_pipes_say(&conf_cur->lim, main_pipes_max(&conf_cur->lim));
 
 	/* The readiness protocol: printed even with -q, one write() each. */
 	for (i = 0; i < workers[0].nlst; i++) {

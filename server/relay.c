@@ -28,14 +28,14 @@ static long relay_pipes_open;
 static long relay_pipes_max;
 
 /*
- * Pipes grown for a stream in flow. A pipe's default 64 KiB makes one
- * stream cost a splice() each way per 64 KiB, and each of those a wakeup
- * or two. 256 KiB cut socksifyd's CPU per byte by about a third and lifted
- * one stream from about 48% of a direct connection to about 60%; 1 MiB
- * (the most /proc/sys/fs/pipe-max-size lets a user ask for by default)
- * then cut it by a further fifth for one stream and nearly half for 8,
- * with one stream 24% and 8 streams 11% faster (two CPUs, side by side,
- * four alternating runs a size; 512 KiB came half way). A pipe grows
+ * Pipes grown for a stream in flow. A pipe's default 64 KiB (with 4 KiB
+ * pages) makes one stream cost a splice() each way per 64 KiB, and each
+ * of those a wakeup or two. 256 KiB cut socksifyd's CPU per byte by about
+ * a third and lifted one stream from about 48% of a direct connection to
+ * about 60%; 1 MiB (the most /proc/sys/fs/pipe-max-size lets a user ask
+ * for by default) then cut it by a further 40% for one stream and 13% for
+ * 8, with one stream 23% and 8 streams 6% faster (two CPUs, side by side,
+ * four alternating runs a size; 512 KiB came about half way). A pipe grows
  * once a read filled it (all but an eighth: see relay_pipe_fill(); a
  * stream paced below that never pays the fcntl()), to
  * SERVER_SPLICE_BIG_BYTES or pipe-max-size if that is less, while
@@ -374,6 +374,15 @@ relay_pipe_flush(struct relay_pipe *p, int fd)
 	return 0;
 }
 
+/* Bytes wait in src's receive queue (a FIN alone does not count). */
+static bool
+relay_source_waiting(int src)
+{
+	int n;
+
+	return ioctl(src, SIOCINQ, &n) == 0 && n > 0;
+}
+
 /*
  * One direction: flush what is pending, read more when empty and the
  * source is readable, pass on FIN. other is the opposite direction: when
@@ -404,9 +413,11 @@ relay_direction(struct relay_pipe *p, const struct relay_pipe *other,
 	 * A read of a stream in flow (relay_in_flow()) that drains at once:
 	 * read again now rather than one epoll round later, up to
 	 * SERVER_RELAY_ROUNDS reads of 64 KiB a wakeup (a grown pipe's read
-	 * counts for the 64 KiB reads it stands for) so other sessions get
-	 * their turn (one wait saved per 64 KiB read: a tenth of a stream's
-	 * calls).
+	 * counts for the 64 KiB reads it stands for, so one read of a pipe
+	 * grown to 1 MiB is a wakeup's share: a direction moves at most 1 MiB
+	 * a wakeup, some 0.2-0.3 ms of socksifyd's CPU here) so other
+	 * sessions get their turn (one wait saved per 64 KiB read: a tenth
+	 * of a stream's calls).
 	 */
 	for (rounds = 0; !p->eof && readable && rounds < SERVER_RELAY_ROUNDS;) {
 		/*
@@ -438,9 +449,11 @@ relay_direction(struct relay_pipe *p, const struct relay_pipe *other,
 		readable = full;
 	}
 	/* Out of rounds with an empty pipe kept for the stream: a source that
-	 * went quiet exactly now would leave it held while the session idles.
-	 * It goes back to the worker (or is closed); the next read takes one. */
-	if (rounds >= SERVER_RELAY_ROUNDS && p->spliced && relay_pending(p) == 0)
+	 * went quiet exactly now would leave it held while the session idles,
+	 * so it goes back to the worker (or is closed) unless the source has
+	 * more waiting (SIOCINQ), which wakes us for the next read at once. */
+	if (rounds >= SERVER_RELAY_ROUNDS && p->spliced && relay_pending(p) == 0 &&
+	    !relay_source_waiting(src))
 		relay_pipe_free(p);
 	if (p->eof && relay_pending(p) == 0 && !p->shut) {
 		/*

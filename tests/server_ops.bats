@@ -436,7 +436,7 @@ soft_nofile() { awk '/^Max open files/ { print $4 }' "/proc/$1/limits"; }
 	cat "$SOCKSIFYD_LOG"
 	grep -qE '^socksifyd: the descriptor limit \(64, ulimit -n, at its hard limit\) holds [0-9]+ sessions at once, fewer than --max-sessions 8000; more clients wait to be accepted$' "$SOCKSIFYD_LOG"
 	# and that none is left for the relay's pipes
-	grep -qxF 'socksifyd: the descriptor limit (64, ulimit -n) leaves none for pipes beside --max-sessions 8000 and --fd-reserve 16: --relay auto relays by copy' "$SOCKSIFYD_LOG"
+	grep -qxF 'socksifyd: the descriptor limit (64, ulimit -n) leaves none for pipes beside what socksifyd holds, --max-sessions 8000 and --fd-reserve 16: --relay auto relays by copy' "$SOCKSIFYD_LOG"
 	run hello
 	[ "$output" = "hello through socks" ]
 	kill "$SOCKSIFYD_PID"
@@ -449,7 +449,7 @@ soft_nofile() { awk '/^Max open files/ { print $4 }' "/proc/$1/limits"; }
 	kill -HUP "$SOCKSIFYD_PID"
 	wait_for_line "$SOCKSIFYD_LOG" 50 'reloaded users and rules'
 	grep -qE '^socksifyd: the descriptor limit \(64, ulimit -n, at its hard limit\) holds [0-9]+ sessions at once, fewer than --max-sessions 100; more clients wait to be accepted$' "$SOCKSIFYD_LOG"
-	grep -qxF 'socksifyd: the descriptor limit (64, ulimit -n) leaves none for pipes beside --max-sessions 100 and --fd-reserve 16: --relay auto relays by copy' "$SOCKSIFYD_LOG"
+	grep -qxF 'socksifyd: the descriptor limit (64, ulimit -n) leaves none for pipes beside what socksifyd holds, --max-sessions 100 and --fd-reserve 16: --relay auto relays by copy' "$SOCKSIFYD_LOG"
 	# one that would leave no session is refused, and the server serves on
 	printf 'max-sessions 100\nfd-reserve 4096\n' >"$BATS_TEST_TMPDIR/conf"
 	kill -HUP "$SOCKSIFYD_PID"

@@ -13,6 +13,7 @@
 #include <netinet/in.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -56,6 +57,19 @@ relay_can_grow(void)
 	int fds[2];
 	bool yes;
 
+	char text[32] = "";
+	FILE *f = fopen("/proc/sys/fs/pipe-max-size", "r");
+
+	/* The relay grows no further than pipe-max-size, which root may pass. */
+	if (f != NULL) {
+		if (fgets(text, sizeof text, f) != NULL && strtol(text, NULL, 10) <= 16 * page) {
+			fclose(f);
+			printf("relay: pipe-max-size %s leaves no room to grow a pipe: growth not checked\n",
+			    text);
+			return false;
+		}
+		fclose(f);
+	}
 	if (page <= 0 || 16 * page >= SERVER_SPLICE_BIG_BYTES || pipe2(fds, O_CLOEXEC) == -1)
 		return false;
 	yes = fcntl(fds[0], F_SETPIPE_SZ, SERVER_SPLICE_BIG_BYTES) >= SERVER_SPLICE_BIG_BYTES;
