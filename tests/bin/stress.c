@@ -78,6 +78,7 @@
 #define ECHO_BACKLOG		4096
 #define ECHO_BUF_BYTES		16384
 #define ECHO_SECOND_ADDR	"127.0.0.2"	/* the excluded twin of 127.0.0.1 */
+#define ECHO_PORT_TRIES		16	/* ports tried for both addresses at once */
 #define NAME_TEXT_MAX		64	/* "fork-N.stress.test" */
 #define LINE_MAX_BYTES		256	/* one stderr line of a child */
 /* The placeholder range of preload/fakedns.c (shared/defaults.h). */
@@ -754,8 +755,15 @@ echo_cmd(void)
 	int i, fd;
 
 	signal(SIGPIPE, SIG_IGN);
-	lp[0].fd = echo_listen("127.0.0.1", 0, &port);
-	lp[1].fd = lp[0].fd < 0 ? -1 : echo_listen(ECHO_SECOND_ADDR, port, &port);
+	/* The port the kernel gave 127.0.0.1 may be taken on the second
+	 * address (a test running beside us): another port, a few times. */
+	for (i = 0; i < ECHO_PORT_TRIES; i++) {
+		lp[0].fd = echo_listen("127.0.0.1", 0, &port);
+		lp[1].fd = lp[0].fd < 0 ? -1 : echo_listen(ECHO_SECOND_ADDR, port, &port);
+		if (lp[0].fd < 0 || lp[1].fd >= 0 || errno != EADDRINUSE)
+			break;
+		close(lp[0].fd);
+	}
 	if (lp[0].fd < 0 || lp[1].fd < 0) {
 		perror("stress: echod: listen");
 		return 1;

@@ -227,6 +227,10 @@ def listener_gone(host, lport):
             t = third_party(host, lport)
         except ConnectionRefusedError:
             return True
+        except ConnectionResetError:
+            # queued just as the listener closed: ask again
+            time.sleep(0.1)
+            continue
         t.close()
         time.sleep(0.1)
     return False
