@@ -296,6 +296,9 @@ struct tunnel {
 	uint8_t cmd;			/* the last hop's: CONNECT, BIND (listen.c) or UDP ASSOCIATE (udp.c) */
 	size_t hop;			/* the hop being negotiated */
 	bool started;			/* c is set up for hop */
+	bool up;			/* a byte went out: the first hop's dial is
+					 * over (started alone may mean a write
+					 * tried before the dial was) */
 	bool writing;			/* c.out[out_off..) still to send */
 	bool want_read;			/* c waits for s5_client_want() bytes */
 	bool sent;			/* a write just went: its answer cannot

@@ -127,7 +127,7 @@ tunnel_machine(const struct tunnel *t, size_t i, struct s5_client *c)
 static bool
 tunnel_learned(const struct tunnel *t)
 {
-	return t->hop < preload_cfg.nhops && t->started && t->c.pipeline &&
+	return t->hop < preload_cfg.nhops && t->started && t->up && t->c.pipeline &&
 	    !preload_cfg.pipeline;
 }
 
@@ -234,6 +234,7 @@ tunnel_send(struct tunnel *t, int fd)
 			iov[mh.msg_iovlen++] = (struct iovec){ t->ahead + t->ahead_off, ahead };
 		n = PRELOAD_REAL(sendmsg)(fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
 		if (n > 0) {
+			t->up = true;
 			if ((size_t)n <= own) {
 				t->out_off += (size_t)n;
 			} else {
@@ -456,7 +457,7 @@ tunnel_reason(const struct tunnel *t, int err)
 		return TR_ADDR;
 	}
 	if (err == ETIMEDOUT)
-		return t->hop == 0 && !t->started ? TR_DIAL_TIMEOUT : TR_TIMEOUT;
+		return t->hop == 0 && !t->up ? TR_DIAL_TIMEOUT : TR_TIMEOUT;
 	if (err == ECONNREFUSED || err == ECONNRESET || err == EPIPE)
 		return TR_CLOSED;
 	return TR_OTHER;
@@ -841,7 +842,8 @@ tunnel_retry(struct tunnel *t, int fd, int err, long long deadline)
 	t->alt[pos] = next;
 	tunnel_dissolve(fd);
 	t->hop = 0;
-	t->started = t->writing = t->want_read = t->http = t->answered = t->sent = false;
+	t->started = t->up = t->writing = t->want_read = t->http = t->answered = false;
+	t->sent = false;
 	t->in_len = t->out_off = 0;
 	t->ahead_len = t->ahead_off = t->ahead_hop = 0;
 	t->rep = -1;

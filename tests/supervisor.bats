@@ -430,6 +430,25 @@ fault_case() {
 	grep -q "request cmd=1 atyp=1 dst=127\.0\.0\.1:$HTTP_PORT\$" "$FAULT_LOG"
 }
 
+@test "a proxy whose dial never completes: 'cannot be reached', blocking, from the library and from the supervisor alike" {
+	# The first handshake bytes go out before any wait; a write refused
+	# because the dial is not over must not make it a handshake stall.
+	local log=$BATS_TEST_TMPDIR/fullq.log way prog mode
+	python3 "$HELPERS/fullq.py" 3>&- 2>"$log" &
+	PIDS+=($!)
+	wait_for_line "$log" 50 "$(listening_on fullq)"
+	port=$(sed -En "s/$(listening_on fullq)/\\1/p" "$log")
+	for way in preload:"$SUPCHECK_DYN" seccomp:"$SUPCHECK_STATIC"; do
+		mode=${way%%:*} prog=${way#*:}
+		run --separate-stderr env SOCKSIFY_TIMEOUT=0.5 timeout 15 "$SOCKSIFY" --mode "$mode" \
+			-x "socks5://127.0.0.1:$port" -e none "$prog" probe 127.0.0.1 "$HTTP_PORT"
+		echo "$mode: status $status, out: $output, err: $stderr"
+		[ "$status" -eq 1 ]
+		[[ "$output" == "ETIMEDOUT "* ]]
+		[[ "$stderr" == *"proxy 127.0.0.1:$port cannot be reached: no answer within 500 ms (SOCKSIFY_TIMEOUT); the program sees ETIMEDOUT"* ]]
+	done
+}
+
 # --- --mode --------------------------------------------------------------------
 
 # The one-line refusal of a static program the library alone cannot reach.
