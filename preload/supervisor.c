@@ -62,15 +62,34 @@
  * shell's), connect() returns EINTR while nothing was begun, and a program
  * that then polls for writability, as POSIX allows after EINTR, finds an
  * unconnected socket and its first send fails (EPIPE). The kernel gives no
- * way to close that window, only to narrow it: one receiver thread does
- * nothing but wait in SECCOMP_IOCTL_NOTIF_RECV (with SYNC_WAKE_UP, Linux
- * 6.6, the kernel hands it the CPU of the calling thread) and passes each
- * notification whole through a pipe to the launcher's thread, which does
- * all the rest. The thread blocks every signal and touches no other state.
+ * way to close that window, only to narrow it: one receiver thread waits
+ * in SECCOMP_IOCTL_NOTIF_RECV (with SYNC_WAKE_UP, Linux 6.6, the kernel
+ * hands it the CPU of the calling thread). The thread blocks every signal.
  * It ends when no process of the tree is left (the listener hangs up) or
  * on an error, closing its end of the pipe; then, or when it cannot be
  * started at all, the launcher's thread takes the calls itself from the
  * listener (as before the thread: the window is wider, nothing else).
+ *
+ * Who serves a call the receiver took. All state here is the launcher's
+ * and one mutex (sup_lock) covers it: the launcher's thread holds it for
+ * all of sup_service() and sup_timeout_ms(), and from sup_start() until
+ * everything is set up. When the launcher's thread is not in here and
+ * nothing the receiver passed on waits in the pipe (sup.piped, so calls
+ * are served in the order taken), and no other call waits to be taken
+ * (a poll() of the listener: serving would leave that one open to
+ * signals for as long), the receiver serves the call itself
+ * under the lock: it dials and sends the first handshake bytes and goes
+ * back to RECV; the launcher's thread, woken by the proxy's answer, does
+ * the rest. Serving at once saves handing each call to another thread,
+ * a wakeup that cost some 10 µs a connect on one CPU. Otherwise the
+ * receiver passes the call whole through the pipe, as it always did.
+ * A job the receiver started may be due before the launcher's thread
+ * means to wake (sup.sleep_until, set by sup_timeout_ms()): then it
+ * writes to an eventfd in the epoll set (sup.kick), and the launcher's
+ * poll() ends and asks sup_timeout_ms() again. What blocks while serving
+ * (a log line to a stalled stderr, process_vm_readv() of memory a slow
+ * file backs) holds the lock, and so both threads, where before the
+ * receiver went on filling the pipe: calls then wait untaken.
  *
  * What cannot wait: the pipe is served from an epoll set the launcher
  * polls; nothing here blocks but a datagram send on a blocking socket whose
@@ -93,6 +112,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -131,6 +151,7 @@
 #define SUP_LIB_UP		8		/* ancestors asked for a fork()ed child's token */
 #define SUP_MAPS_CHUNK		4096		/* /proc/PID/maps read per call */
 #define SUP_MAPS_LINE		4096		/* room for a line across two reads */
+#define SUP_RECEIVER_STACK	(256 * 1024)	/* it serves calls too (sup_lock) */
 
 enum sup_job_kind { JOB_FREE = 0, JOB_TUNNEL, JOB_WAIT };
 
@@ -215,9 +236,16 @@ static struct {
 	uint64_t dnsrw_seq;
 	uint32_t gen;
 	long long next_sweep;
+	long long sleep_until;		/* the launcher's poll() ends by then */
+	int kick;			/* eventfd: a job due sooner than that */
+	unsigned piped;			/* calls in the pipe, not yet served */
 	uint8_t data[SUP_SEND_MAX];
 	uint8_t control[SUP_CONTROL_MAX];
-} sup = { .listener = -1, .ep = -1, .taken = { -1, -1 } };
+} sup = { .listener = -1, .ep = -1, .taken = { -1, -1 }, .kick = -1,
+    .sleep_until = LLONG_MAX };
+
+/* Guards sup and every other state of the supervisor (see the top). */
+static pthread_mutex_t sup_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static long long
 sup_now(void)
@@ -649,6 +677,33 @@ sup_job_fail(struct sup_job *j, int err)
 	sup_job_finish(j, err);
 }
 
+/*
+ * The first handshake bytes of a job just dialled, before any wait: to a
+ * proxy on this host the dial is over when connect() returns. A socket
+ * still in SYN_SENT answers EAGAIN (TUNNEL_WRITE: wait for writability, as
+ * after any dial), a refused one the dial's error (async.c does the same).
+ */
+static void
+sup_job_early(struct sup_job *j)
+{
+	int r = tunnel_step(&j->t, j->fd);
+
+	if (r < 0) {
+		/* A failure of the machine itself (t.why) is no dial's. */
+		if (j->t.why == 0)
+			j->t.dial_err = -r;
+		sup_job_fail(j, -r);
+		return;
+	}
+	if (r == TUNNEL_DONE) {
+		sup_job_finish(j, 0);
+		return;
+	}
+	j->dialled = r != TUNNEL_WRITE;
+	if (sup_job_watch(j, r == TUNNEL_READ ? EPOLLIN : EPOLLOUT, EPOLL_CTL_ADD) < 0)
+		sup_job_finish(j, ENOMEM);
+}
+
 /* Readiness of a job's socket (or its deadline, events 0). */
 static void
 sup_job_event(struct sup_job *j, uint32_t events)
@@ -903,8 +958,7 @@ sup_tunnel(uint64_t id, int fd, int domain, const struct sockaddr_storage *sa,
 		sup_job_fail(j, -r);
 		return;
 	}
-	if (sup_job_watch(j, EPOLLOUT, EPOLL_CTL_ADD) < 0)
-		sup_job_finish(j, ENOMEM);
+	sup_job_early(j);
 }
 
 /* --- the supervised calls ------------------------------------------------ */
@@ -1655,6 +1709,7 @@ sup_on_taken(void)
 		/* Each record was written whole (at most PIPE_BUF bytes). */
 		r = read(sup.taken[0], sup.req, sup.sizes.seccomp_notif);
 		if (r == (ssize_t)sup.sizes.seccomp_notif) {
+			__atomic_sub_fetch(&sup.piped, 1, __ATOMIC_RELEASE);
 			sup_on_notification(sup.req);
 			continue;
 		}
@@ -1665,11 +1720,58 @@ sup_on_taken(void)
 	}
 }
 
+/* When sup_service() must run at the latest: the sweep, or the first job
+ * due. Lock held. */
+static long long
+sup_next_due(void)
+{
+	long long next = sup.next_sweep;
+	size_t i;
+
+	for (i = 0; i < sup.jobs_hi; i++)
+		if (sup.jobs[i].kind == JOB_TUNNEL && sup_job_due(&sup.jobs[i]) < next)
+			next = sup_job_due(&sup.jobs[i]);
+	return next;
+}
+
 /*
- * The receiver thread: RECV, and the notification into the pipe, nothing
- * else. A RECV fails with ENOENT when the caller went away meanwhile, EINTR
- * never (every signal is blocked here); once no process of the tree is
- * left it waits for good, and the launcher's exit ends it.
+ * The receiver serves n itself when the launcher's thread is not in here
+ * and no call it passed on waits in the pipe (see the top): true when it
+ * did. A job now due before the launcher's thread means to wake wakes it.
+ */
+static bool
+sup_serve_here(const struct seccomp_notif *n)
+{
+	static const uint64_t one = 1;
+	struct pollfd next = { .fd = sup.listener, .events = POLLIN };
+	long long due;
+
+	/* Another call waits to be taken: take it first, pass this one on.
+	 * Serving would leave that one open to signals (EINTR) meanwhile. */
+	if (poll(&next, 1, 0) != 0)
+		return false;
+	if (pthread_mutex_trylock(&sup_lock) != 0)
+		return false;
+	if (__atomic_load_n(&sup.piped, __ATOMIC_ACQUIRE) != 0) {
+		pthread_mutex_unlock(&sup_lock);
+		return false;
+	}
+	sup_on_notification(n);
+	if ((due = sup_next_due()) < sup.sleep_until) {
+		sup.sleep_until = due;
+		/* Cannot fail but when the counter is full: readable then. */
+		(void)write(sup.kick, &one, sizeof(one));
+	}
+	pthread_mutex_unlock(&sup_lock);
+	return true;
+}
+
+/*
+ * The receiver thread: RECV, then the call served here (sup_serve_here())
+ * or, whole, into the pipe. A RECV fails with ENOENT when the caller went
+ * away meanwhile, EINTR never (every signal is blocked here); once no
+ * process of the tree is left it waits for good, and the launcher's exit
+ * ends it.
  */
 static void *
 sup_receiver(void *arg)
@@ -1693,11 +1795,17 @@ sup_receiver(void *arg)
 				break;
 			continue;
 		}
+		if (sup_serve_here(n))
+			continue;
+		/* Counted first: the launcher's thread uncounts it once read. */
+		__atomic_add_fetch(&sup.piped, 1, __ATOMIC_RELEASE);
 		do
 			w = write(sup.taken[1], n, sup.sizes.seccomp_notif);
 		while (w < 0 && errno == EINTR);
-		if (w != (ssize_t)sup.sizes.seccomp_notif)
+		if (w != (ssize_t)sup.sizes.seccomp_notif) {
+			__atomic_sub_fetch(&sup.piped, 1, __ATOMIC_RELEASE);
 			break;
+		}
 	}
 	/* The launcher's thread sees the end of the pipe and takes over. */
 	close(sup.taken[1]);
@@ -1723,7 +1831,7 @@ sup_receiver_start(void)
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
 	if ((r = pthread_attr_init(&attr)) == 0) {
-		(void)pthread_attr_setstacksize(&attr, 64 * 1024);
+		(void)pthread_attr_setstacksize(&attr, SUP_RECEIVER_STACK);
 		(void)pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
 		r = pthread_create(&thread, &attr, sup_receiver, buf);
 		pthread_attr_destroy(&attr);
@@ -1738,11 +1846,15 @@ sup_receiver_start(void)
 
 /* --- the launcher's side -------------------------------------------------- */
 
-int
-sup_start(int sock)
+/* sup_start() under the lock: the receiver serves nothing before all is
+ * set up. */
+static int
+sup_start_locked(int sock)
 {
 	struct epoll_event ev = { .events = EPOLLIN,
 	    .data.u64 = SUP_EV(SUP_EV_TAKEN, 0, 0) };
+	struct epoll_event kick = { .events = EPOLLIN,
+	    .data.u64 = SUP_EV(SUP_EV_KICK, 0, 0) };
 	size_t i;
 	int fd, r;
 
@@ -1761,7 +1873,9 @@ sup_start(int sock)
 	sup.req = calloc(1, sup.sizes.seccomp_notif);
 	sup.resp = calloc(1, sup.sizes.seccomp_notif_resp);
 	sup.ep = epoll_create1(EPOLL_CLOEXEC);
-	if (sup.req == NULL || sup.resp == NULL || sup.ep < 0 ||
+	sup.kick = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (sup.req == NULL || sup.resp == NULL || sup.ep < 0 || sup.kick < 0 ||
+	    epoll_ctl(sup.ep, EPOLL_CTL_ADD, sup.kick, &kick) != 0 ||
 	    sup.sizes.seccomp_notif > PIPE_BUF ||
 	    pipe2(sup.taken, O_CLOEXEC) != 0 ||
 	    fcntl(sup.taken[0], F_SETFL, O_NONBLOCK) != 0 ||
@@ -1790,6 +1904,17 @@ fail:
 }
 
 int
+sup_start(int sock)
+{
+	int r;
+
+	pthread_mutex_lock(&sup_lock);
+	r = sup_start_locked(sock);
+	pthread_mutex_unlock(&sup_lock);
+	return r;
+}
+
+int
 sup_pollfd(void)
 {
 	return sup.ep;
@@ -1798,14 +1923,14 @@ sup_pollfd(void)
 int
 sup_timeout_ms(void)
 {
-	long long now = sup_now(), next = sup.next_sweep;
-	size_t i;
+	long long now, next;
 
 	if (sup.ep < 0)
 		return -1;
-	for (i = 0; i < sup.jobs_hi; i++)
-		if (sup.jobs[i].kind == JOB_TUNNEL && sup_job_due(&sup.jobs[i]) < next)
-			next = sup_job_due(&sup.jobs[i]);
+	pthread_mutex_lock(&sup_lock);
+	now = sup_now();
+	sup.sleep_until = next = sup_next_due();
+	pthread_mutex_unlock(&sup_lock);
 	return next <= now ? 0 : (int)(next - now > INT_MAX ? INT_MAX : next - now);
 }
 
@@ -1846,8 +1971,10 @@ sup_service(void)
 
 	if (sup.ep < 0)
 		return;
-	/* A few rounds before going back to the launcher's poll(): a burst of
-	 * notifications (many threads connecting) costs one wakeup. */
+	pthread_mutex_lock(&sup_lock);
+	/* A few rounds before going back to the launcher's poll() while each
+	 * fills its batch: a burst of notifications (many threads connecting)
+	 * costs one wakeup. */
 	for (round = 0; round < SUP_ROUNDS; round++) {
 		n = epoll_wait(sup.ep, ev, SUP_EVENTS, 0);
 		if (n <= 0)
@@ -1865,8 +1992,16 @@ sup_service(void)
 				sup_job_event(&sup.jobs[idx], ev[i].events);
 			} else if (kind == SUP_EV_DNS) {
 				supdns_event(idx, ev[i].events);
+			} else if (kind == SUP_EV_KICK) {
+				/* Only to end the poll(): the timeout is asked again. */
+				uint64_t v;
+
+				(void)read(sup.kick, &v, sizeof(v));
 			}
 		}
+		if (n < SUP_EVENTS)
+			break;
 	}
 	sup_sweep(sup_now());
+	pthread_mutex_unlock(&sup_lock);
 }

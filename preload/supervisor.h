@@ -41,7 +41,7 @@ int supdns_start(int ep);
 int supdns_addr(int domain, int type, bool v6only, struct sockaddr_storage *ss,
     socklen_t *len);
 /* The supervisor's epoll data: kind << 56 | generation << 32 | index. */
-enum { SUP_EV_LISTENER = 1, SUP_EV_JOB, SUP_EV_DNS, SUP_EV_TAKEN };
+enum { SUP_EV_LISTENER = 1, SUP_EV_JOB, SUP_EV_DNS, SUP_EV_TAKEN, SUP_EV_KICK };
 #define SUP_EV(kind, gen, idx)	((uint64_t)(kind) << 56 | \
 				    (uint64_t)((gen) & 0xffffffu) << 32 | (uint32_t)(idx))
 /* An epoll event of the responder's (SUP_EV_DNS, idx as it registered). */

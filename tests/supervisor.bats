@@ -430,6 +430,21 @@ fault_case() {
 	grep -q "request cmd=1 atyp=1 dst=127\.0\.0\.1:$HTTP_PORT\$" "$FAULT_LOG"
 }
 
+@test "a stalled proxy times a supervised connect out at SOCKSIFY_TIMEOUT, not at the supervisor's next sweep a second on" {
+	# The receiver thread serves this connect itself while the launcher's
+	# thread sleeps until its next sweep (1 s after start); the job, due
+	# in 0.2 s, must wake it (the kick), or ETIMEDOUT comes near 1 s late.
+	# The greeting stalls: no answer wakes the launcher's thread early.
+	start_faultd --stall greeting
+	run --separate-stderr env SOCKSIFY_TIMEOUT=0.2 timeout 15 "$SOCKSIFY" \
+		-x "socks5://127.0.0.1:$FAULT_PORT" -e none "$SUPCHECK_STATIC" probe 127.0.0.1 "$HTTP_PORT"
+	echo "status $status, out: $output, err: $stderr"
+	[ "$status" -eq 1 ]
+	[[ "$output" =~ ^ETIMEDOUT\ ([0-9]+)$ ]]
+	[ "${BASH_REMATCH[1]}" -ge 150 ]
+	[ "${BASH_REMATCH[1]}" -lt 600 ]
+}
+
 @test "a proxy whose dial never completes: 'cannot be reached', blocking, from the library and from the supervisor alike" {
 	# The first handshake bytes go out before any wait; a write refused
 	# because the dial is not over must not make it a handshake stall.
