@@ -7,7 +7,8 @@
  * that stops connect(), getpeername(), sendmsg(), sendmmsg() and sendto()
  * with a destination, in every process of the tree, unless the library
  * made the call (its mark). Each stopped call becomes a notification on the
- * listener, served here in the launcher's one thread. No ptrace: the
+ * listener, served here in the launcher (by its receiver threads or its
+ * own thread, one at a time: see below). No ptrace: the
  * program's thread sleeps in the kernel until we answer, and nothing else
  * of the program slows down.
  *
@@ -62,40 +63,52 @@
  * shell's), connect() returns EINTR while nothing was begun, and a program
  * that then polls for writability, as POSIX allows after EINTR, finds an
  * unconnected socket and its first send fails (EPIPE). The kernel gives no
- * way to close that window, only to narrow it: one receiver thread waits
- * in SECCOMP_IOCTL_NOTIF_RECV (with SYNC_WAKE_UP, Linux 6.6, the kernel
- * hands it the CPU of the calling thread). The thread blocks every signal.
- * It ends when no process of the tree is left (the listener hangs up) or
- * on an error, closing its end of the pipe; then, or when it cannot be
- * started at all, the launcher's thread takes the calls itself from the
- * listener (as before the thread: the window is wider, nothing else).
+ * way to close that window, only to narrow it: SUP_RECEIVERS (2) receiver
+ * threads wait in SECCOMP_IOCTL_NOTIF_RECV (with SYNC_WAKE_UP, Linux 6.6,
+ * the kernel wakes them, and a receiver polling the listener, on the CPU
+ * of the calling thread; the first to run takes the call), so that one is
+ * there while another serves. They block every signal. A
+ * receiver ends when no process of the tree is left (the listener hangs
+ * up) or on an error; the last one closes the pipe's write end. Then, or
+ * when none can be started at all, the launcher's thread takes the calls
+ * itself from the listener (the window is wider, nothing else).
  *
- * Who serves a call the receiver took. All state here is the launcher's
- * and one mutex (sup_lock) covers it: the launcher's thread holds it for
- * all of sup_service() and sup_timeout_ms(), and from sup_start() until
- * everything is set up. When the launcher's thread is not in here and
- * nothing the receiver passed on waits in the pipe (sup.piped, so calls
- * are served in the order taken), and no other call waits to be taken
- * (a poll() of the listener: serving would leave that one open to
- * signals for as long), the receiver serves the call itself
- * under the lock: it dials and sends the first handshake bytes, then
- * waits for the proxy's answer itself, without the lock, in a poll() of
- * the job's socket and of the listener (sup_hold(); the job is "held":
- * in no epoll set, passed by sup_sweep() and sup_next_due()). The answer
- * first: it finishes the job as the launcher's thread would have. Another
- * call first, or the job's due time: the job goes to the epoll set, the
- * launcher's thread has it from there, and the receiver goes back to
- * RECV. A connect then wakes no thread but the receiver: handing each
- * call to the launcher's thread had cost some 10 µs a connect on one
- * CPU, and waking it for the answer 3 µs more. Otherwise the receiver
- * passes the call whole through the pipe, as it always did.
- * A job the receiver started may be due before the launcher's thread
- * means to wake (sup.sleep_until, set by sup_timeout_ms()): then it
- * writes to an eventfd in the epoll set (sup.kick), and the launcher's
- * poll() ends and asks sup_timeout_ms() again. What blocks while serving
- * (a log line to a stalled stderr, process_vm_readv() of memory a slow
- * file backs) holds the lock, and so both threads, where before the
- * receiver went on filling the pipe: calls then wait untaken.
+ * Who serves a call a receiver took. All state here is the launcher's and
+ * one mutex (sup_lock) covers it: the launcher's thread holds it for all
+ * of sup_service() and sup_timeout_ms(), and from sup_start() until
+ * everything is set up. A receiver serves the call itself, under the
+ * lock, when it gets the lock at once (trylock), nothing a receiver
+ * passed on waits in the pipe (sup.piped: calls are served about in the
+ * order taken; one thread has one call at a time, and a restarted call
+ * joins its job or gets EALREADY whichever comes first) and no other
+ * call waits to be taken (a poll() of the listener: serving would leave
+ * that one open to signals for as long). Otherwise it passes the call
+ * whole through the pipe to the launcher's thread, as before receivers
+ * served.
+ *
+ * Serving, it dials and sends the first handshake bytes, then waits for
+ * the proxy's answer itself, without the lock, in a poll() of the job's
+ * socket and of the listener (sup_hold(); the job is "held": in no epoll
+ * set, passed by sup_sweep() and sup_next_due()). The answer first, and
+ * the lock free: it finishes the job as the launcher's thread would have.
+ * Another call first, the job's due time, or the lock taken: the job goes
+ * to the launcher's thread without waiting for the lock (the receiver's
+ * own slot in sup.unhold, and the eventfd sup.kick), whose sup_service()
+ * or the next sup_serve_here() puts it in the epoll set, and the receiver
+ * goes back to RECV at once. A job a receiver started that is due before
+ * the launcher's thread means to wake (sup.sleep_until, set by
+ * sup_timeout_ms()) writes to the eventfd too: its poll() ends and asks
+ * sup_timeout_ms() again.
+ *
+ * What that bought, on one CPU (bench_supervisor.sh): a connect costs
+ * about 15 µs over the library's, where handing each call to the
+ * launcher's thread cost 43. What it costs: while a receiver serves (some
+ * 10 µs of system calls), a call that comes meanwhile waits for the other
+ * one; with 16 threads connecting under a signal every 50 µs, 11-14 in
+ * 10,000 connects said EINTR with nothing begun, against 4-13 when the
+ * one receiver only passed calls on. And what blocks while serving (a log
+ * line to a stalled stderr, process_vm_readv() of memory a slow file
+ * backs) holds the lock, and the launcher's thread with it.
  *
  * What cannot wait: the pipe is served from an epoll set the launcher
  * polls; nothing here blocks but a datagram send on a blocking socket whose
@@ -158,6 +171,7 @@
 #define SUP_MAPS_CHUNK		4096		/* /proc/PID/maps read per call */
 #define SUP_MAPS_LINE		4096		/* room for a line across two reads */
 #define SUP_RECEIVER_STACK	(256 * 1024)	/* it serves calls too (sup_lock) */
+#define SUP_RECEIVERS		2		/* one takes a call while another serves */
 
 enum sup_job_kind { JOB_FREE = 0, JOB_TUNNEL, JOB_WAIT };
 
@@ -247,6 +261,8 @@ static struct {
 	long long sleep_until;		/* the launcher's poll() ends by then */
 	bool serving;			/* the receiver serves a call */
 	struct sup_job *held;		/* a job it started, to wait on */
+	struct sup_job *unhold[SUP_RECEIVERS];	/* held jobs given back unlocked */
+	int receivers;			/* receiver threads alive: the pipe's writers */
 	int kick;			/* eventfd: a job due sooner than that */
 	unsigned piped;			/* calls in the pipe, not yet served */
 	uint8_t data[SUP_SEND_MAX];
@@ -1769,30 +1785,56 @@ sup_kick_if_due(void)
 	}
 }
 
+/* The held job the receiver gave back, if any, into sup.ep: the
+ * launcher's thread has it from now on. Lock held. */
+static void
+sup_unhold(void)
+{
+	struct sup_job *j;
+	size_t i;
+
+	for (i = 0; i < SUP_RECEIVERS; i++) {
+		j = __atomic_exchange_n(&sup.unhold[i], NULL, __ATOMIC_ACQ_REL);
+		if (j == NULL || j->kind != JOB_TUNNEL || !j->held)
+			continue;
+		j->held = false;
+		if (sup_job_watch(j, EPOLLIN) < 0)
+			sup_job_finish(j, ENOMEM);
+	}
+}
+
 /*
  * The receiver waits for the proxy's answer to the job j (generation gen,
  * socket fd, due then) it has just started, where the launcher's thread
- * would have: a wakeup less a connect. Another call to take, or the
- * job's due time, ends the wait; the job then goes to sup.ep as any other
- * and the receiver back to RECV. Called without the lock.
+ * would have: a wakeup less a connect. Called without the lock. The
+ * answer first, and the lock free: it finishes the job. Another call to
+ * take, the job's due time, or the launcher's thread inside: the job
+ * goes, without waiting for the lock, to sup.unhold, the eventfd wakes
+ * the launcher's thread, whose next sup_service() (or the receiver's next
+ * sup_serve_here(), whichever is first) puts it in sup.ep, and the
+ * receiver goes back to RECV at once. Nobody else touches a held job
+ * meanwhile: sup_sweep() and sup_next_due() pass it by.
  */
 static void
-sup_hold(struct sup_job *j, uint32_t gen, int fd, long long due)
+sup_hold(size_t self, struct sup_job *j, uint32_t gen, int fd, long long due)
 {
+	static const uint64_t one = 1;
 	struct pollfd pf[2] = { { .fd = sup.listener, .events = POLLIN },
 	    { .fd = fd, .events = POLLIN } };
 	long long now = sup_now();
 	int r;
 
 	r = poll(pf, 2, due <= now ? 0 : due - now > INT_MAX ? INT_MAX : (int)(due - now));
-	pthread_mutex_lock(&sup_lock);
-	/* Nobody else ends a held job (sup_sweep() passes it by). */
+	if (r <= 0 || pf[0].revents != 0 || pf[1].revents == 0 ||
+	    pthread_mutex_trylock(&sup_lock) != 0) {
+		/* Its own slot, empty: every sup_serve_here() empties them. */
+		__atomic_store_n(&sup.unhold[self], j, __ATOMIC_RELEASE);
+		(void)write(sup.kick, &one, sizeof(one));
+		return;
+	}
 	if (j->kind == JOB_TUNNEL && j->gen == gen && j->held) {
 		j->held = false;
-		if (r > 0 && pf[0].revents == 0 && pf[1].revents != 0)
-			sup_job_event(j, (uint32_t)pf[1].revents);
-		else if (sup_job_watch(j, EPOLLIN) < 0)
-			sup_job_finish(j, ENOMEM);
+		sup_job_event(j, (uint32_t)pf[1].revents);
 		sup_kick_if_due();
 	}
 	pthread_mutex_unlock(&sup_lock);
@@ -1804,7 +1846,7 @@ sup_hold(struct sup_job *j, uint32_t gen, int fd, long long due)
  * did.
  */
 static bool
-sup_serve_here(const struct seccomp_notif *n)
+sup_serve_here(size_t self, const struct seccomp_notif *n)
 {
 	struct pollfd next = { .fd = sup.listener, .events = POLLIN };
 	struct sup_job *held;
@@ -1822,6 +1864,7 @@ sup_serve_here(const struct seccomp_notif *n)
 		pthread_mutex_unlock(&sup_lock);
 		return false;
 	}
+	sup_unhold();
 	sup.serving = true;
 	sup_on_notification(n);
 	sup.serving = false;
@@ -1834,21 +1877,29 @@ sup_serve_here(const struct seccomp_notif *n)
 	sup_kick_if_due();
 	pthread_mutex_unlock(&sup_lock);
 	if (held != NULL)
-		sup_hold(held, gen, fd, due);
+		sup_hold(self, held, gen, fd, due);
 	return true;
 }
 
+/* What one receiver thread has of its own. */
+struct sup_receiver_arg {
+	size_t self;			/* its sup.unhold slot */
+	struct seccomp_notif *n;	/* its notification buffer */
+};
+
 /*
- * The receiver thread: RECV, then the call served here (sup_serve_here())
+ * A receiver thread: RECV, then the call served here (sup_serve_here())
  * or, whole, into the pipe. A RECV fails with ENOENT when the caller went
  * away meanwhile, EINTR never (every signal is blocked here); once no
  * process of the tree is left it waits for good, and the launcher's exit
- * ends it.
+ * ends it. There are SUP_RECEIVERS of them, so that one is in RECV while
+ * another serves or holds.
  */
 static void *
 sup_receiver(void *arg)
 {
-	struct seccomp_notif *n = arg;
+	struct sup_receiver_arg *me = arg;
+	struct seccomp_notif *n = me->n;
 	struct pollfd pf = { .fd = sup.listener, .events = POLLIN };
 	ssize_t w;
 
@@ -1867,7 +1918,7 @@ sup_receiver(void *arg)
 				break;
 			continue;
 		}
-		if (sup_serve_here(n))
+		if (sup_serve_here(me->self, n))
 			continue;
 		/* Counted first: the launcher's thread uncounts it once read. */
 		__atomic_add_fetch(&sup.piped, 1, __ATOMIC_RELEASE);
@@ -1879,40 +1930,65 @@ sup_receiver(void *arg)
 			break;
 		}
 	}
-	/* The launcher's thread sees the end of the pipe and takes over. */
-	close(sup.taken[1]);
+	/* The launcher's thread sees the end of the pipe, once the last
+	 * receiver closed it, and takes over. */
+	if (__atomic_sub_fetch(&sup.receivers, 1, __ATOMIC_ACQ_REL) == 0)
+		close(sup.taken[1]);
 	free(n);
+	free(me);
 	return NULL;
 }
 
-/* The receiver thread started, every signal blocked in it: 0 or -errno. */
+/* One receiver thread started, every signal blocked in it: 0 or -errno. */
 static int
-sup_receiver_start(void)
+sup_receiver_one(size_t self)
 {
+	struct sup_receiver_arg *me;
 	pthread_attr_t attr;
 	pthread_t thread;
 	sigset_t all, old;
-	void *buf;
 	int r;
 
-	if ((buf = calloc(1, sup.sizes.seccomp_notif)) == NULL)
+	if ((me = calloc(1, sizeof(*me))) == NULL ||
+	    (me->n = calloc(1, sup.sizes.seccomp_notif)) == NULL) {
+		free(me);
 		return -ENOMEM;
-	/* Best effort: before Linux 6.6 the thread is woken as any other. */
-	(void)ioctl(sup.listener, SECCOMP_IOCTL_NOTIF_SET_FLAGS,
-	    (uint64_t)SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP);
+	}
+	me->self = self;
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
 	if ((r = pthread_attr_init(&attr)) == 0) {
 		(void)pthread_attr_setstacksize(&attr, SUP_RECEIVER_STACK);
 		(void)pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-		r = pthread_create(&thread, &attr, sup_receiver, buf);
+		r = pthread_create(&thread, &attr, sup_receiver, me);
 		pthread_attr_destroy(&attr);
 	}
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (r != 0) {
-		free(buf);
+		free(me->n);
+		free(me);
 		return -r;
 	}
+	return 0;
+}
+
+/* The receiver threads started, at least one: 0 or -errno. */
+static int
+sup_receiver_start(void)
+{
+	size_t i;
+	int r = 0;
+
+	/* Best effort: before Linux 6.6 the thread is woken as any other. */
+	(void)ioctl(sup.listener, SECCOMP_IOCTL_NOTIF_SET_FLAGS,
+	    (uint64_t)SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP);
+	/* Counted before any starts: one that ends at once must not close
+	 * the pipe under the next. */
+	__atomic_store_n(&sup.receivers, SUP_RECEIVERS, __ATOMIC_RELEASE);
+	for (i = 0; i < SUP_RECEIVERS; i++)
+		if ((r = sup_receiver_one(i)) < 0 &&
+		    __atomic_sub_fetch(&sup.receivers, 1, __ATOMIC_ACQ_REL) == 0)
+			return r;	/* none: the caller closes the pipe */
 	return 0;
 }
 
@@ -2044,6 +2120,7 @@ sup_service(void)
 	if (sup.ep < 0)
 		return;
 	pthread_mutex_lock(&sup_lock);
+	sup_unhold();
 	/* A few rounds before going back to the launcher's poll() while each
 	 * fills its batch: a burst of notifications (many threads connecting)
 	 * costs one wakeup. */
@@ -2069,6 +2146,7 @@ sup_service(void)
 				uint64_t v;
 
 				(void)read(sup.kick, &v, sizeof(v));
+				sup_unhold();
 			}
 		}
 		if (n < SUP_EVENTS)
