@@ -572,7 +572,9 @@ sup_job_watch(struct sup_job *j, uint32_t events)
 	return 0;
 }
 
-/* Answer every id of the job; true when one of them was still there. */
+/* Answer every id of the job: val to the call that made it (ids[0]: a
+ * fast-open send's byte count), 0 to the connect()s that joined it. True
+ * when one of them was still there. */
 static bool
 sup_job_reply(struct sup_job *j, long long val, int err)
 {
@@ -580,7 +582,7 @@ sup_job_reply(struct sup_job *j, long long val, int err)
 	int i;
 
 	for (i = 0; i < j->nids; i++)
-		any |= sup_reply(j->ids[i], val, err);
+		any |= sup_reply(j->ids[i], i == 0 ? val : 0, err);
 	return any;
 }
 
@@ -639,7 +641,7 @@ sup_job_finish(struct sup_job *j, int err)
 	if (err == 0 && j->mmsg_len != 0) {
 		unsigned int sent = (unsigned int)val;
 
-		if (j->nids > 0 && sup_valid(j->ids[j->nids - 1]) &&
+		if (j->nids > 0 && sup_valid(j->ids[0]) &&
 		    sup_write(j->tid, j->mmsg_len, &sent, sizeof(sent)) != 0)
 			err = EFAULT;
 		val = 1;
@@ -917,9 +919,10 @@ sup_tunnel(uint64_t id, int fd, int domain, const struct sockaddr_storage *sa,
 	int r, zero = 0;
 
 	/* A restarted connect() of a socket under way joins its job; to
-	 * another address it gets the kernel's EALREADY. */
-	if ((j = sup_job_find(cookie)) != NULL && j->kind == JOB_TUNNEL && fo == NULL) {
-		if (j->peerlen == len && memcmp(&j->peer, sa, len) == 0)
+	 * another address, or a fast-open send, it gets the kernel's
+	 * EALREADY (a second job would dissolve the first one's socket). */
+	if ((j = sup_job_find(cookie)) != NULL && j->kind == JOB_TUNNEL) {
+		if (fo == NULL && j->peerlen == len && memcmp(&j->peer, sa, len) == 0)
 			sup_job_join(j, id);
 		else
 			sup_reply(id, 0, EALREADY);

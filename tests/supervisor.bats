@@ -974,6 +974,24 @@ print("%x" % h)' "$WWW/hello.txt")
 	wait_for_count "$SOCKSIFYD_LOG" 50 "target=127.0.0.1:$HTTP_PORT	.*outcome=ok" 200
 }
 
+@test "TCP Fast Open, then connect() of the same socket while the tunnel is made: the send gets its count, the connect 0 (the kernel's answers)" {
+	start_socksifyd -v
+	# 150 ms each way: the connect() 100 ms after the send joins its job.
+	start_delayfwd "127.0.0.1:$PROXY_PORT" 150
+	local got err=$BATS_TEST_TMPDIR/tfojoin.err
+	got=$(timeout 60 "$SOCKSIFY" -x "socks5://127.0.0.1:$DELAY_PORT" -e none \
+		"$SUPCHECK_STATIC" tfojoin 127.0.0.1 "$HTTP_PORT" /payload.bin 2>"$err" | sha)
+	cat "$err"
+	[ "$got" = "$PAYLOAD_SHA" ]
+	len=$(printf 'GET /payload.bin HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n' | wc -c)
+	grep -qx "send=$len connect=0" "$err"
+	# One session at the proxy: the connect() made no second tunnel.
+	wait_for_count "$SOCKSIFYD_LOG" 50 "target=127.0.0.1:$HTTP_PORT	.*outcome=ok" 1
+	sleep 0.3
+	run grep -c "target=127.0.0.1:$HTTP_PORT	" "$SOCKSIFYD_LOG"
+	[ "$output" = "1" ]
+}
+
 @test "TCP Fast Open from a static program: sendto, sendmsg and sendmmsg with MSG_FASTOPEN, tunnelled with their data" {
 	start_socksifyd -v
 	local call got

@@ -22,6 +22,13 @@
  *	                                unconnected TCP socket by CALL (sendto,
  *	                                sendmsg or sendmmsg: 1 message, its msg_len
  *	                                checked); the body on stdout
+ *	supcheck tfojoin IP PORT PATH   a thread sends an HTTP/1.0 GET with
+ *	                                sendto(MSG_FASTOPEN) on a blocking TCP socket;
+ *	                                100 ms later the main thread connect()s the
+ *	                                same socket to the same address (the kernel
+ *	                                waits for the connection and says 0); on
+ *	                                stderr "send=N connect=R" (R: 0, a count, or
+ *	                                the errno name), the body on stdout
  *	supcheck rawconnect IP PORT     connect() by the syscall instruction itself,
  *	                                not libc's connect() or syscall(): no
  *	                                symbol a preload library could wrap; then
@@ -48,6 +55,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -68,12 +76,14 @@
 #define SUPCHECK_SIGNAL_US	200	/* the interval of cmd_signals()' SIGALRM */
 #define SUPCHECK_SIGNALS_MAX	10000	/* connects of one cmd_signals() */
 #define SUPCHECK_RETRY_MAX	1000	/* connect()s again after an unstarted EINTR */
+#define SUPCHECK_JOIN_AFTER_MS	100	/* cmd_tfojoin()'s connect() after the send */
 
 static void __attribute__((noreturn))
 usage(void)
 {
 	fprintf(stderr, "usage: supcheck get HOST PORT PATH | probe [-n] HOST PORT | "
-	    "iouring | udp IP PORT | dns NAME | tfo CALL IP PORT PATH | rawconnect IP PORT | "
+	    "iouring | udp IP PORT | dns NAME | tfo CALL IP PORT PATH | tfojoin IP PORT PATH | "
+	    "rawconnect IP PORT | "
 	    "signals IP PORT PATH N FNV\n");
 	exit(2);
 }
@@ -479,6 +489,59 @@ cmd_tfo(const char *call, const char *ip, const char *port, const char *path)
 	return read_response(s, 0, NULL);
 }
 
+/* cmd_tfojoin()'s fast-open send, on a thread of its own. */
+struct tfojoin {
+	int fd;
+	struct sockaddr_in sa;
+	char req[SUPCHECK_REQ_MAX];
+	size_t len;
+	ssize_t sent;
+	int err;
+};
+
+static void *
+tfojoin_send(void *arg)
+{
+	struct tfojoin *t = arg;
+
+	t->sent = sendto(t->fd, t->req, t->len, MSG_FASTOPEN, (struct sockaddr *)&t->sa,
+	    sizeof(t->sa));
+	t->err = errno;
+	return NULL;
+}
+
+static int
+cmd_tfojoin(const char *ip, const char *port, const char *path)
+{
+	static struct tfojoin t;
+	const struct timespec pause = { 0, SUPCHECK_JOIN_AFTER_MS * 1000000L };
+	pthread_t th;
+	long r;
+	int err;
+
+	t.sa = (struct sockaddr_in){ .sin_family = AF_INET, .sin_port = htons((uint16_t)atoi(port)) };
+	if (inet_pton(AF_INET, ip, &t.sa.sin_addr) != 1)
+		usage();
+	t.len = (size_t)snprintf(t.req, sizeof(t.req), "GET %s HTTP/1.0\r\nHost: %s\r\n\r\n",
+	    path, ip);
+	if ((t.fd = socket(AF_INET, SOCK_STREAM, 0)) < 0 ||
+	    pthread_create(&th, NULL, tfojoin_send, &t) != 0)
+		usage();
+	nanosleep(&pause, NULL);
+	r = connect(t.fd, (struct sockaddr *)&t.sa, sizeof(t.sa));
+	err = errno;
+	pthread_join(th, NULL);
+	if (r < 0)
+		fprintf(stderr, "send=%zd connect=%s\n", t.sent, errname(err));
+	else
+		fprintf(stderr, "send=%zd connect=%ld\n", t.sent, r);
+	if (t.sent != (ssize_t)t.len) {
+		fprintf(stderr, "send: %s\n", t.sent < 0 ? errname(t.err) : "short");
+		return 1;
+	}
+	return read_response(t.fd, 0, NULL);
+}
+
 static volatile sig_atomic_t signals_seen;
 
 static void
@@ -583,6 +646,8 @@ main(int argc, char **argv)
 		return cmd_udp(argv[2], argv[3]);
 	if (argc == 6 && strcmp(argv[1], "tfo") == 0)
 		return cmd_tfo(argv[2], argv[3], argv[4], argv[5]);
+	if (argc == 5 && strcmp(argv[1], "tfojoin") == 0)
+		return cmd_tfojoin(argv[2], argv[3], argv[4]);
 	if (argc == 4 && strcmp(argv[1], "rawconnect") == 0)
 		return cmd_rawconnect(argv[2], argv[3]);
 	if (argc == 7 && strcmp(argv[1], "signals") == 0)
