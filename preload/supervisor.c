@@ -55,7 +55,8 @@
  * copy, with the data we read; the program gets the byte count. A
  * connect() of a datagram socket is checked and made here, so its later
  * send()s need no check. getpeername() of a socket a job tunnelled answers
- * the address the program asked for (SO_COOKIE-indexed, SUP_PEERS kept).
+ * the address the program asked for (by SO_COOKIE, SUP_PEER_SETS x
+ * SUP_PEER_WAYS kept, the oldest of a set replaced).
  *
  * Taking a call at once. Until we RECV a notification, a signal to the
  * calling thread still interrupts it (WAIT_KILLABLE_RECV protects it only
@@ -153,7 +154,8 @@
 
 #define SUP_JOBS		PRELOAD_ASYNC_MAX	/* connects answered later */
 #define SUP_JOB_IDS		4		/* restarted calls joining one job */
-#define SUP_PEERS		4096		/* tunnelled sockets getpeername() knows */
+#define SUP_PEER_SETS		512		/* tunnelled sockets getpeername() knows: */
+#define SUP_PEER_WAYS		8		/* ... sets by cookie of this many, the oldest replaced */
 #define SUP_SEND_MAX		65536		/* bytes of one datagram or fast-open send */
 #define SUP_IOV_MAX		64		/* iovecs of one message */
 #define SUP_CONTROL_MAX		4096		/* ancillary bytes of one message */
@@ -197,8 +199,14 @@ struct sup_job {
 	uint64_t mmsg_len;		/* msg_len we write (0: not sendmmsg) */
 };
 
-struct sup_peer {
+/* The head of an entry of a table by SO_COOKIE (sup_way()). */
+struct sup_way {
 	uint64_t cookie;		/* 0: empty */
+	uint64_t seq;			/* when set: the oldest of a set goes */
+};
+
+struct sup_peer {
+	struct sup_way w;
 	struct sockaddr_storage sa;
 	socklen_t len;
 	bool fresh;			/* connected with nobody told: next connect() 0 */
@@ -206,8 +214,7 @@ struct sup_peer {
 
 /* A socket whose DNS query went to our resolver in place of ns. */
 struct sup_dnsrw {
-	uint64_t cookie;		/* 0: empty */
-	uint64_t seq;			/* when set: the oldest of a set goes */
+	struct sup_way w;
 	struct sockaddr_storage ns, resolver;
 	socklen_t nslen, resolverlen;
 };
@@ -251,11 +258,11 @@ static struct {
 	struct seccomp_notif_resp *resp;
 	struct sup_job jobs[SUP_JOBS];
 	size_t jobs_hi;			/* jobs[] in use lie below */
-	struct sup_peer peers[SUP_PEERS];
+	struct sup_peer peers[SUP_PEER_SETS][SUP_PEER_WAYS];
 	struct sup_lib libs[SUP_LIBS];
 	struct sup_pidfd pidfds[SUP_PIDFDS];
 	struct sup_dnsrw dnsrw[SUP_DNSRW_SETS][SUP_DNSRW_WAYS];
-	uint64_t dnsrw_seq;
+	uint64_t way_seq;		/* sup_way()'s clock */
 	uint32_t gen;
 	long long next_sweep;
 	long long sleep_until;		/* the launcher's poll() ends by then */
@@ -478,12 +485,50 @@ sup_connected(int fd)
 
 /* --- what getpeername() answers ----------------------------------------- */
 
+/*
+ * The set of cookie in a table of nsets (a power of two) sets. A mixing
+ * hash, not cookie % nsets: the kernel hands cookies out to each CPU in
+ * blocks of 4096, so live sockets of two CPUs often share a remainder.
+ */
+static size_t
+sup_cookie_set(uint64_t cookie, size_t nsets)
+{
+	return (size_t)((cookie * UINT64_C(0x9e3779b97f4a7c15)) >> 32) & (nsets - 1);
+}
+
+/*
+ * cookie's entry in set, nways entries of size bytes each, each beginning
+ * with a struct sup_way: its own, or NULL; with take, when it has none, a
+ * free one or the one set longest ago, made cookie's (many sockets at
+ * once: a resolver querying in parallel, a program with many connections).
+ */
+static void *
+sup_way(void *set, size_t nways, size_t size, uint64_t cookie, bool take)
+{
+	struct sup_way *w, *pick = NULL;
+	size_t i;
+
+	if (cookie == 0)
+		return NULL;
+	for (i = 0; i < nways; i++) {
+		w = (struct sup_way *)((char *)set + i * size);
+		if (w->cookie == cookie)
+			return w;
+		if (pick == NULL || (pick->cookie != 0 && (w->cookie == 0 || w->seq < pick->seq)))
+			pick = w;
+	}
+	if (!take)
+		return NULL;
+	pick->cookie = cookie;
+	pick->seq = ++sup.way_seq;
+	return pick;
+}
+
 static struct sup_peer *
 sup_peer_find(uint64_t cookie)
 {
-	struct sup_peer *p = &sup.peers[cookie % SUP_PEERS];
-
-	return cookie != 0 && p->cookie == cookie ? p : NULL;
+	return sup_way(sup.peers[sup_cookie_set(cookie, SUP_PEER_SETS)], SUP_PEER_WAYS,
+	    sizeof(struct sup_peer), cookie, false);
 }
 
 static void
@@ -492,18 +537,18 @@ sup_peer_forget(uint64_t cookie)
 	struct sup_peer *p = sup_peer_find(cookie);
 
 	if (p != NULL)
-		p->cookie = 0;
+		p->w.cookie = 0;
 }
 
 static void
 sup_peer_remember(uint64_t cookie, const struct sockaddr_storage *sa,
     socklen_t len, bool fresh)
 {
-	struct sup_peer *p = &sup.peers[cookie % SUP_PEERS];
+	struct sup_peer *p = sup_way(sup.peers[sup_cookie_set(cookie, SUP_PEER_SETS)],
+	    SUP_PEER_WAYS, sizeof(struct sup_peer), cookie, true);
 
-	if (cookie == 0)
+	if (p == NULL)
 		return;
-	p->cookie = cookie;
 	p->sa = *sa;
 	p->len = len;
 	p->fresh = fresh;
@@ -1320,30 +1365,16 @@ sup_on_connect(const struct seccomp_notif *n)
 static struct sup_dnsrw *
 sup_dnsrw_find(uint64_t cookie)
 {
-	struct sup_dnsrw *set = sup.dnsrw[cookie % SUP_DNSRW_SETS];
-	size_t i;
-
-	for (i = 0; cookie != 0 && i < SUP_DNSRW_WAYS; i++)
-		if (set[i].cookie == cookie)
-			return &set[i];
-	return NULL;
+	return sup_way(sup.dnsrw[sup_cookie_set(cookie, SUP_DNSRW_SETS)], SUP_DNSRW_WAYS,
+	    sizeof(struct sup_dnsrw), cookie, false);
 }
 
-/* cookie's entry: its own, a free one, or the one set longest ago in its
- * set (many sockets at once: a resolver querying in parallel). */
+/* cookie's entry, made if need be (sup_way()). */
 static struct sup_dnsrw *
 sup_dnsrw_take(uint64_t cookie)
 {
-	struct sup_dnsrw *set = sup.dnsrw[cookie % SUP_DNSRW_SETS], *w;
-	size_t i;
-
-	if ((w = sup_dnsrw_find(cookie)) == NULL)
-		for (i = 0, w = &set[0]; i < SUP_DNSRW_WAYS; i++)
-			if (w->cookie != 0 && (set[i].cookie == 0 || set[i].seq < w->seq))
-				w = &set[i];
-	w->cookie = cookie;
-	w->seq = ++sup.dnsrw_seq;
-	return w;
+	return sup_way(sup.dnsrw[sup_cookie_set(cookie, SUP_DNSRW_SETS)], SUP_DNSRW_WAYS,
+	    sizeof(struct sup_dnsrw), cookie, true);
 }
 
 /*

@@ -974,6 +974,14 @@ print("%x" % h)' "$WWW/hello.txt")
 	wait_for_count "$SOCKSIFYD_LOG" 50 "target=127.0.0.1:$HTTP_PORT	.*outcome=ok" 200
 }
 
+@test "getpeername() of two tunnelled sockets whose cookies share a remainder by 4096 (two CPUs' blocks): each says its own target, not the proxy" {
+	start_socksifyd
+	run via "$SUPCHECK_STATIC" peers 127.0.0.1 "$HTTP_PORT"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[ "$output" = "ok" ]
+}
+
 @test "TCP Fast Open, then connect() of the same socket while the tunnel is made: the send gets its count, the connect 0 (the kernel's answers)" {
 	start_socksifyd -v
 	# 150 ms each way: the connect() 100 ms after the send joins its job.

@@ -29,6 +29,12 @@
  *	                                waits for the connection and says 0); on
  *	                                stderr "send=N connect=R" (R: 0, a count, or
  *	                                the errno name), the body on stdout
+ *	supcheck peers IP PORT          two sockets whose SO_COOKIEs leave the same
+ *	                                remainder by 4096 (the kernel hands cookies
+ *	                                out in blocks of 4096), both connect()ed to
+ *	                                IP:PORT and held; prints "ok" when each
+ *	                                one's getpeername() is IP:PORT, else what
+ *	                                each said
  *	supcheck rawconnect IP PORT     connect() by the syscall instruction itself,
  *	                                not libc's connect() or syscall(): no
  *	                                symbol a preload library could wrap; then
@@ -57,6 +63,8 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -77,13 +85,15 @@
 #define SUPCHECK_SIGNALS_MAX	10000	/* connects of one cmd_signals() */
 #define SUPCHECK_RETRY_MAX	1000	/* connect()s again after an unstarted EINTR */
 #define SUPCHECK_JOIN_AFTER_MS	100	/* cmd_tfojoin()'s connect() after the send */
+#define SUPCHECK_COOKIE_BLOCK	4096	/* the kernel's cookies per CPU at a time */
+#define SUPCHECK_COOKIE_TRIES	50000	/* sockets made to find a twin cookie */
 
 static void __attribute__((noreturn))
 usage(void)
 {
 	fprintf(stderr, "usage: supcheck get HOST PORT PATH | probe [-n] HOST PORT | "
 	    "iouring | udp IP PORT | dns NAME | tfo CALL IP PORT PATH | tfojoin IP PORT PATH | "
-	    "rawconnect IP PORT | "
+	    "peers IP PORT | rawconnect IP PORT | "
 	    "signals IP PORT PATH N FNV\n");
 	exit(2);
 }
@@ -542,6 +552,78 @@ cmd_tfojoin(const char *ip, const char *port, const char *path)
 	return read_response(t.fd, 0, NULL);
 }
 
+static uint64_t
+cookie_of(int fd)
+{
+	uint64_t c = 0;
+	socklen_t len = sizeof(c);
+
+	return getsockopt(fd, SOL_SOCKET, SO_COOKIE, &c, &len) == 0 ? c : 0;
+}
+
+/* "ok" when getpeername() of fd says sa, else what it said, into out. */
+static bool
+peer_is(int fd, const struct sockaddr_in *sa, char *out, size_t cap)
+{
+	struct sockaddr_in got;
+	socklen_t len = sizeof(got);
+	char ip[INET_ADDRSTRLEN] = "?";
+
+	memset(&got, 0, sizeof(got));
+	if (getpeername(fd, (struct sockaddr *)&got, &len) != 0) {
+		snprintf(out, cap, "%s", errname(errno));
+		return false;
+	}
+	inet_ntop(AF_INET, &got.sin_addr, ip, sizeof(ip));
+	snprintf(out, cap, "%s:%u", ip, ntohs(got.sin_port));
+	return got.sin_family == AF_INET && got.sin_addr.s_addr == sa->sin_addr.s_addr &&
+	    got.sin_port == sa->sin_port;
+}
+
+static int
+cmd_peers(const char *ip, const char *port)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)atoi(port)) };
+	char pa[64], pb[64];
+	uint64_t ca, cb = 0;
+	int a, b = -1, i;
+	bool oka, okb;
+
+	if (inet_pton(AF_INET, ip, &sa.sin_addr) != 1)
+		usage();
+	if ((a = socket(AF_INET, SOCK_STREAM, 0)) < 0 || (ca = cookie_of(a)) == 0) {
+		printf("SO_COOKIE: %s\n", errname(errno));
+		return 1;
+	}
+	for (i = 0; i < SUPCHECK_COOKIE_TRIES; i++) {
+		if ((b = socket(AF_INET, SOCK_STREAM, 0)) < 0)
+			break;
+		cb = cookie_of(b);
+		if (cb % SUPCHECK_COOKIE_BLOCK == ca % SUPCHECK_COOKIE_BLOCK)
+			break;
+		close(b);
+		b = -1;
+	}
+	if (b < 0) {
+		printf("no twin cookie in %d sockets\n", SUPCHECK_COOKIE_TRIES);
+		return 1;
+	}
+	if (connect(a, (struct sockaddr *)&sa, sizeof(sa)) != 0 ||
+	    connect(b, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
+		printf("connect: %s\n", errname(errno));
+		return 1;
+	}
+	oka = peer_is(a, &sa, pa, sizeof(pa));
+	okb = peer_is(b, &sa, pb, sizeof(pb));
+	if (oka && okb) {
+		printf("ok\n");
+		return 0;
+	}
+	printf("cookies %llu and %llu: %s and %s\n", (unsigned long long)ca,
+	    (unsigned long long)cb, pa, pb);
+	return 1;
+}
+
 static volatile sig_atomic_t signals_seen;
 
 static void
@@ -648,6 +730,8 @@ main(int argc, char **argv)
 		return cmd_tfo(argv[2], argv[3], argv[4], argv[5]);
 	if (argc == 5 && strcmp(argv[1], "tfojoin") == 0)
 		return cmd_tfojoin(argv[2], argv[3], argv[4]);
+	if (argc == 4 && strcmp(argv[1], "peers") == 0)
+		return cmd_peers(argv[2], argv[3]);
 	if (argc == 4 && strcmp(argv[1], "rawconnect") == 0)
 		return cmd_rawconnect(argv[2], argv[3]);
 	if (argc == 7 && strcmp(argv[1], "signals") == 0)
