@@ -330,7 +330,7 @@ sendto(int fd, const void *buf, size_t n, int flags, const struct sockaddr *sa,
 		errno = ENOSYS;
 		return -1;
 	}
-	if (gate_send_hold(fd, flags) != 0)
+	if (gate_send_hold(fd, &flags) != 0)
 		return -1;
 	/* NULL is no destination, whatever the length (as the kernel reads it). */
 	if (sa != NULL && preload_unmapped(sa) && len > 0) {
@@ -370,7 +370,7 @@ sendmsg(int fd, const struct msghdr *msg, int flags)
 		errno = ENOSYS;
 		return -1;
 	}
-	if (gate_send_hold(fd, flags) != 0)
+	if (gate_send_hold(fd, &flags) != 0)
 		return -1;
 	if (preload_unmapped(msg) ||
 	    (msg->msg_name != NULL && preload_unmapped(msg->msg_name) && msg->msg_namelen > 0)) {
@@ -441,7 +441,7 @@ sendmmsg(int fd, struct mmsghdr *vec, unsigned int vlen, int flags)
 		errno = ENOSYS;
 		return -1;
 	}
-	if (gate_send_hold(fd, flags) != 0)
+	if (gate_send_hold(fd, &flags) != 0)
 		return -1;
 	if (preload_unmapped(vec) && vlen > 0) {
 		errno = EFAULT;

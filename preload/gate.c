@@ -1046,9 +1046,29 @@ sendfile64(int out, int in, off_t *off, size_t n)
 	GATE_IO(out, HOLD_WRITE, 0, sendfile64, out, in, off, n);
 }
 
-/* The sendto()/sendmsg()/sendmmsg() hooks (connect.c) ask here first. */
+/*
+ * The sendto()/sendmsg()/sendmmsg() hooks (connect.c) ask here first. A
+ * fast-open send is a connect() first: on a socket whose handshake is under
+ * way the kernel says EALREADY when the call may not wait (MSG_DONTWAIT or
+ * O_NONBLOCK), else waits for the connection and sends as a plain send, so
+ * MSG_FASTOPEN leaves *flags then (on the connected socket the kernel would
+ * say EISCONN).
+ */
 int
-gate_send_hold(int fd, int flags)
+gate_send_hold(int fd, int *flags)
 {
-	return gate_io(fd, HOLD_WRITE, flags);
+	int r;
+
+	if (!(*flags & MSG_FASTOPEN))
+		return gate_io(fd, HOLD_WRITE, *flags);
+	if (!__atomic_load_n(&async_active, __ATOMIC_ACQUIRE) || !async_pending(fd))
+		return 0;
+	r = async_hold(fd, HOLD_CONNECT, (*flags & MSG_DONTWAIT) != 0);
+	if (r < 0) {
+		errno = -r;
+		return -1;
+	}
+	if (r > 0)
+		*flags &= ~MSG_FASTOPEN;
+	return 0;
 }

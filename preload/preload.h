@@ -503,9 +503,10 @@ ssize_t __recv_chk(int, void *, size_t, size_t, int);
 ssize_t __recvfrom_chk(int, void *, size_t, size_t, int, struct sockaddr *,
     socklen_t *);
 
-/* The sendto()/sendmsg() hooks: 0 to go on, -1 (errno set) when fd is
- * pending. */
-int gate_send_hold(int fd, int flags);
+/* The sendto()/sendmsg()/sendmmsg() hooks: 0 to go on (a fast-open send
+ * that waited for the handshake without MSG_FASTOPEN in *flags), -1
+ * (errno set) when fd is pending. */
+int gate_send_hold(int fd, int *flags);
 /* A peer-socket swap: fd gets a socket of family domain (async.c). */
 int async_swap_family(int fd, int domain);
 

@@ -1459,8 +1459,17 @@ sup_fastopen(uint64_t id, int fd, int domain, struct sup_msg *m, int flags,
 	struct sup_fastopen fo = { .data = sup.data, .len = m->len, .flags = flags,
 	    .tid = tid, .mmsg_len = mmsg_len };
 
-	/* Connected: the kernel's own answer to a fast-open send (we never
-	 * make a send that could block). */
+	struct sup_job *j = sup_job_find(sup_cookie(fd));
+
+	/* A tunnel under way: the program's socket is still connecting, and
+	 * the kernel says EALREADY to a fast-open send on it (a blocking one
+	 * waits and then sends: see LIMITS); its socket to the proxy is
+	 * connected already, so this comes first. Connected: the kernel's
+	 * own answer, EISCONN (we never make a send that could block). */
+	if (j != NULL && j->kind == JOB_TUNNEL) {
+		sup_fail(id, fd, EALREADY);
+		return;
+	}
 	if (sup_connected(fd)) {
 		sup_fail(id, fd, EISCONN);
 		return;

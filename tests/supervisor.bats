@@ -1000,6 +1000,38 @@ print("%x" % h)' "$WWW/hello.txt")
 	[ "$output" = "1" ]
 }
 
+@test "TCP Fast Open, then a second fast-open send while the tunnel is made: EALREADY, as to a connecting socket (supervisor and library); blocking, the library waits and sends, in order" {
+	start_socksifyd -v
+	start_delayfwd "127.0.0.1:$PROXY_PORT" 150
+	local way got n=0 err=$BATS_TEST_TMPDIR/tfoagain.err
+	# The first send carries the GET without its last CRLF; the second
+	# (or a send() after it failed) the CRLF: no body unless both went,
+	# in that order.
+	len=$(printf 'GET /payload.bin HTTP/1.0\r\nHost: 127.0.0.1\r\n' | wc -c)
+	for way in "--mode seccomp $SUPCHECK_STATIC tfoagain" "--mode preload $SUPCHECK_DYN tfoagain" \
+		"--mode preload $SUPCHECK_DYN tfowait"; do
+		# shellcheck disable=SC2086
+		got=$(timeout 60 "$SOCKSIFY" -x "socks5://127.0.0.1:$DELAY_PORT" -e none $way \
+			127.0.0.1 "$HTTP_PORT" /payload.bin 2>"$err" | sha)
+		echo "$way: $(cat "$err")"
+		[ "$got" = "$PAYLOAD_SHA" ]
+		# The socket to the proxy is connected long before the tunnel
+		# is: the program's socket is still connecting, and the
+		# kernel's answer to a non-blocking fast-open send on a
+		# connecting socket is EALREADY; to a blocking one, its count
+		# once connected.
+		case $way in
+		*tfoagain) grep -qx "send=$len again=EALREADY" "$err" ;;
+		*) grep -qx "send=$len again=2" "$err" ;;
+		esac
+		n=$((n + 1))
+		wait_for_count "$SOCKSIFYD_LOG" 50 "target=127.0.0.1:$HTTP_PORT	.*outcome=ok" "$n"
+	done
+	sleep 0.3
+	run grep -c "target=127.0.0.1:$HTTP_PORT	" "$SOCKSIFYD_LOG"
+	[ "$output" = "3" ]
+}
+
 @test "TCP Fast Open from a static program: sendto, sendmsg and sendmmsg with MSG_FASTOPEN, tunnelled with their data" {
 	start_socksifyd -v
 	local call got

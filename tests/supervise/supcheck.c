@@ -29,6 +29,17 @@
  *	                                waits for the connection and says 0); on
  *	                                stderr "send=N connect=R" (R: 0, a count, or
  *	                                the errno name), the body on stdout
+ *	supcheck tfoagain IP PORT PATH  the same, but the GET's last CRLF is left
+ *	                                out and the main thread's second call is
+ *	                                another sendto(MSG_FASTOPEN |
+ *	                                MSG_DONTWAIT) of it (the kernel says
+ *	                                EALREADY while the socket connects); a
+ *	                                CRLF that call did not send goes by send()
+ *	                                once the first is over; on stderr "send=N
+ *	                                again=R"
+ *	supcheck tfowait IP PORT PATH   the same with a blocking second send (the
+ *	                                kernel waits for the connection, then sends
+ *	                                the CRLF: again=2)
  *	supcheck peers IP PORT          two sockets whose SO_COOKIEs leave the same
  *	                                remainder by 4096 (the kernel hands cookies
  *	                                out in blocks of 4096), both connect()ed to
@@ -84,7 +95,7 @@
 #define SUPCHECK_SIGNAL_US	200	/* the interval of cmd_signals()' SIGALRM */
 #define SUPCHECK_SIGNALS_MAX	10000	/* connects of one cmd_signals() */
 #define SUPCHECK_RETRY_MAX	1000	/* connect()s again after an unstarted EINTR */
-#define SUPCHECK_JOIN_AFTER_MS	100	/* cmd_tfojoin()'s connect() after the send */
+#define SUPCHECK_JOIN_AFTER_MS	100	/* cmd_tfojoin()'s second call after the send */
 #define SUPCHECK_COOKIE_BLOCK	4096	/* the kernel's cookies per CPU at a time */
 #define SUPCHECK_COOKIE_TRIES	50000	/* sockets made to find a twin cookie */
 
@@ -92,7 +103,7 @@ static void __attribute__((noreturn))
 usage(void)
 {
 	fprintf(stderr, "usage: supcheck get HOST PORT PATH | probe [-n] HOST PORT | "
-	    "iouring | udp IP PORT | dns NAME | tfo CALL IP PORT PATH | tfojoin IP PORT PATH | "
+	    "iouring | udp IP PORT | dns NAME | tfo CALL IP PORT PATH | tfojoin|tfoagain|tfowait IP PORT PATH | "
 	    "peers IP PORT | rawconnect IP PORT | "
 	    "signals IP PORT PATH N FNV\n");
 	exit(2);
@@ -520,8 +531,10 @@ tfojoin_send(void *arg)
 	return NULL;
 }
 
+/* again: the second call is a fast-open send of the GET's last CRLF, not a
+ * connect(), with MSG_DONTWAIT unless wait. */
 static int
-cmd_tfojoin(const char *ip, const char *port, const char *path)
+cmd_tfojoin(const char *ip, const char *port, const char *path, bool again, bool wait)
 {
 	static struct tfojoin t;
 	const struct timespec pause = { 0, SUPCHECK_JOIN_AFTER_MS * 1000000L };
@@ -532,21 +545,29 @@ cmd_tfojoin(const char *ip, const char *port, const char *path)
 	t.sa = (struct sockaddr_in){ .sin_family = AF_INET, .sin_port = htons((uint16_t)atoi(port)) };
 	if (inet_pton(AF_INET, ip, &t.sa.sin_addr) != 1)
 		usage();
-	t.len = (size_t)snprintf(t.req, sizeof(t.req), "GET %s HTTP/1.0\r\nHost: %s\r\n\r\n",
-	    path, ip);
+	t.len = (size_t)snprintf(t.req, sizeof(t.req), "GET %s HTTP/1.0\r\nHost: %s\r\n%s",
+	    path, ip, again ? "" : "\r\n");
 	if ((t.fd = socket(AF_INET, SOCK_STREAM, 0)) < 0 ||
 	    pthread_create(&th, NULL, tfojoin_send, &t) != 0)
 		usage();
 	nanosleep(&pause, NULL);
-	r = connect(t.fd, (struct sockaddr *)&t.sa, sizeof(t.sa));
+	if (again)
+		r = sendto(t.fd, "\r\n", 2, MSG_FASTOPEN | (wait ? 0 : MSG_DONTWAIT),
+		    (struct sockaddr *)&t.sa, sizeof(t.sa));
+	else
+		r = connect(t.fd, (struct sockaddr *)&t.sa, sizeof(t.sa));
 	err = errno;
 	pthread_join(th, NULL);
 	if (r < 0)
-		fprintf(stderr, "send=%zd connect=%s\n", t.sent, errname(err));
+		fprintf(stderr, "send=%zd %s=%s\n", t.sent, again ? "again" : "connect", errname(err));
 	else
-		fprintf(stderr, "send=%zd connect=%ld\n", t.sent, r);
+		fprintf(stderr, "send=%zd %s=%ld\n", t.sent, again ? "again" : "connect", r);
 	if (t.sent != (ssize_t)t.len) {
 		fprintf(stderr, "send: %s\n", t.sent < 0 ? errname(t.err) : "short");
+		return 1;
+	}
+	if (again && r != 2 && send(t.fd, "\r\n", 2, MSG_NOSIGNAL) != 2) {
+		fprintf(stderr, "send: %s\n", errname(errno));
 		return 1;
 	}
 	return read_response(t.fd, 0, NULL);
@@ -729,7 +750,11 @@ main(int argc, char **argv)
 	if (argc == 6 && strcmp(argv[1], "tfo") == 0)
 		return cmd_tfo(argv[2], argv[3], argv[4], argv[5]);
 	if (argc == 5 && strcmp(argv[1], "tfojoin") == 0)
-		return cmd_tfojoin(argv[2], argv[3], argv[4]);
+		return cmd_tfojoin(argv[2], argv[3], argv[4], false, false);
+	if (argc == 5 && strcmp(argv[1], "tfoagain") == 0)
+		return cmd_tfojoin(argv[2], argv[3], argv[4], true, false);
+	if (argc == 5 && strcmp(argv[1], "tfowait") == 0)
+		return cmd_tfojoin(argv[2], argv[3], argv[4], true, true);
 	if (argc == 4 && strcmp(argv[1], "peers") == 0)
 		return cmd_peers(argv[2], argv[3]);
 	if (argc == 4 && strcmp(argv[1], "rawconnect") == 0)
