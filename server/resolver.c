@@ -19,7 +19,13 @@
  *
  * Logins are held to SERVER_CHECKS_MAX in flight (SERVER_CHECKS_PER_CLIENT
  * per client), so that a flood of them cannot take the threads lookups
- * need. One past those waits on r->waiting, in order, without a slot
+ * need. The other way round, a lookup a silent DNS server holds keeps its
+ * thread for as long as glibc waits (seconds, whether or not its client is
+ * still there), so lookups run on at most lookups_max threads at once and
+ * the pool has one thread more: a worker passes over queued lookups while
+ * lookups_max run, and takes the first login behind them (in queue order
+ * otherwise). Four requests for a name nobody answers no longer stop
+ * every login against a hash. One past those waits on r->waiting, in order, without a slot
  * (JOB_WAITING), and takes one when room is made: resolver_promote_locked()
  * after each delivery and cancel of any job. A browser opening twenty
  * connections at once is served, slower, rather than refused; the
@@ -86,6 +92,9 @@ struct resolver {
 	/* Jobs queued, running or not yet delivered; NULL for a free slot. */
 	struct resolver_job *slots[SERVER_RESOLVER_PENDING_MAX];
 	unsigned refs;			/* live workers + the owner */
+	unsigned lookups_running;	/* workers inside getaddrinfo() */
+	unsigned lookups_max;		/* ... at most; the pool's other thread
+					 * is for logins */
 	bool stop;
 	pthread_t *tids;		/* the workers, joined or detached on free */
 	unsigned ntids;
@@ -161,6 +170,19 @@ resolver_unref_locked(struct resolver *r)
 	free(r);
 }
 
+/* The job a free worker takes: the first queued one, passing over lookups
+ * while lookups_max run. NULL: none it may take. */
+static struct resolver_job *
+resolver_pick_locked(const struct resolver *r)
+{
+	struct resolver_job *j;
+
+	for (j = r->queued.head; j != NULL; j = j->next)
+		if (j->check_fn != NULL || r->lookups_running < r->lookups_max)
+			return j;
+	return NULL;
+}
+
 static void *
 resolver_worker(void *arg)
 {
@@ -176,13 +198,15 @@ resolver_worker(void *arg)
 		struct resolver_job *j;
 		uint64_t one = 1;
 
-		while (!r->stop && r->queued.head == NULL)
+		while (!r->stop && (j = resolver_pick_locked(r)) == NULL)
 			pthread_cond_wait(&r->cv, &r->mu);
 		if (r->stop)
 			break;
 		/* Cancelled jobs have left the queue already. */
-		j = list_take(&r->queued);
+		list_unlink(&r->queued, j);
 		j->state = JOB_RUNNING;
+		if (j->check_fn == NULL)
+			r->lookups_running++;
 		pthread_mutex_unlock(&r->mu);
 		if (j->check_fn != NULL) {
 			j->ok = users_hash_check(&j->cred, &j->hash);
@@ -191,6 +215,8 @@ resolver_worker(void *arg)
 			j->err = getaddrinfo(j->name, j->port, &hints, &j->ai);
 		}
 		pthread_mutex_lock(&r->mu);
+		if (j->check_fn == NULL)
+			r->lookups_running--;
 		if (r->stop) {
 			job_free(j);
 			break;
@@ -241,17 +267,20 @@ resolver_on_event(struct loop *l, int fd, uint32_t events, void *arg)
 }
 
 int
-resolver_new(struct resolver **out, struct loop *l, unsigned nthreads)
+resolver_new(struct resolver **out, struct loop *l, unsigned nlookups)
 {
 	struct resolver *r;
 	sigset_t all, old;
-	unsigned i;
+	unsigned i, nthreads = nlookups + 1;
 	int err;
 
+	if (nlookups == 0)
+		return -EINVAL;
 	if ((r = calloc(1, sizeof(*r))) == NULL)
 		return -ENOMEM;
 	r->loop = l;
 	r->refs = 1;
+	r->lookups_max = nlookups;
 	if ((r->tids = calloc(nthreads, sizeof(*r->tids))) == NULL) {
 		free(r);
 		return -ENOMEM;
@@ -289,6 +318,9 @@ resolver_new(struct resolver **out, struct loop *l, unsigned nthreads)
 		close(r->efd);
 		goto fail;
 	}
+	/* Fewer threads than asked: still one kept for logins, if two. */
+	if (r->ntids <= r->lookups_max)
+		r->lookups_max = r->ntids > 1 ? r->ntids - 1 : 1;
 	*out = r;
 	return 0;
 fail:

@@ -23,7 +23,9 @@ struct resolver_job;
  */
 typedef void resolver_fn(void *arg, int gai_err, struct addrinfo *ai);
 
-int resolver_new(struct resolver **out, struct loop *l, unsigned nthreads);
+/* A pool whose lookups run on nlookups threads at most, with one thread more
+ * that only logins (resolver_check()) may hold: 0 or -errno. */
+int resolver_new(struct resolver **out, struct loop *l, unsigned nlookups);
 /* Cancels what is pending; the callbacks of cancelled jobs never run. */
 void resolver_free(struct resolver *r);
 

@@ -26,7 +26,7 @@
 #define SERVER_SPLICE_BIG_PIPES		24	/* such pipes at once, in all the workers */
 #define SERVER_SPLICE_CACHE_PIPES	4	/* empty pipes a worker keeps for its next stream */
 #define SERVER_RELAY_ROUNDS		8	/* reads of a stream in flow per wakeup and direction */
-#define SERVER_RESOLVER_THREADS		4	/* per worker */
+#define SERVER_RESOLVER_THREADS		4	/* lookups at once per worker (+1 thread for logins) */
 #define SERVER_WORKERS_MAX		64	/* --workers upper bound */
 #define SERVER_CONF_RETIRED_MAX		8	/* reloads the workers may lag behind */
 #define SERVER_ACCEPT_DEFAULT		"reuseport"	/* --accept: measured by make bench */

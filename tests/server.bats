@@ -413,6 +413,37 @@ print(got[2:4].hex(), got.endswith(b"hello through socks\n"))' \
 	[ "$output" = "0500 True" ]
 }
 
+@test "lookups a silent DNS server holds leave a thread for logins against a hash: a yescrypt login is served while they wait" {
+	command -v mkpasswd >/dev/null || skip "mkpasswd is not installed (whois; scripts/deps.sh test)"
+	start_silent_dns
+	local f=$BATS_TEST_TMPDIR/users
+	printf 'alice:alice pass\ncarol:%s\n' "$(mkpasswd -m yescrypt 'carol pass')" >"$f"
+	chmod 600 "$f"
+	start_socksifyd -v -u "$f" --workers 1 --handshake-timeout 3000
+	# Six requests (a plain login, then CONNECT to a name nobody answers):
+	# each lookup keeps its thread for glibc's ~10 s (even once its client
+	# has gone; these stay 8 s).
+	python3 -c '
+import socket, sys, time
+port = int(sys.argv[1])
+held = []
+for i in range(6):
+    name = b"silent%d.test" % i
+    s = socket.create_connection(("127.0.0.1", port))
+    s.sendall(b"\x05\x01\x02" + b"\x01\x05alice\x0aalice pass" +
+              b"\x05\x01\x00\x03" + bytes([len(name)]) + name + b"\x00\x50")
+    held.append(s)
+time.sleep(8)
+' "$PROXY_PORT" 3>&- &
+	PIDS+=($!)
+	sleep 0.5
+	# A login against the hash, within the 3 s handshake timeout: before,
+	# it waited behind the lookups for a thread, and timed out.
+	[ "$(curl -sS --max-time 10 --socks5-hostname "127.0.0.1:$PROXY_PORT" \
+		--proxy-user 'carol:carol pass' "http://127.0.0.1:$HTTP_PORT/payload.bin" | sha)" = "$PAYLOAD_SHA" ]
+	wait_for_line "$SOCKSIFYD_LOG" 30 "user=carol	.*outcome=ok"
+}
+
 @test "CONNECT tries every address of a name: ::1 refused, then 127.0.0.1 serves" {
 	need_dns_jail
 	start_socksifyd -v
