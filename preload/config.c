@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/syscall.h>
 
 #include "preload.h"
@@ -215,6 +216,7 @@ config_resolve_hop(struct preload_hop *h)
 	struct addrinfo hints, *res, *ai;
 	const struct s5_addr *a = &h->proxy.addr;
 	struct s5_addr tmp;
+	bool placeholder = false;
 	int r;
 
 	if (a->atyp == S5_ATYP_IPV4) {
@@ -241,6 +243,13 @@ config_resolve_hop(struct preload_hop *h)
 	for (ai = res; ai != NULL; ai = ai->ai_next) {
 		if (s5_addr_from_sockaddr(&tmp, ai->ai_addr, ai->ai_addrlen) != 0)
 			continue;
+		/* A placeholder names no proxy: an answer of socksify's own
+		 * (an outer one's), never an address to dial directly; with
+		 * or without remote DNS here (remote_dns is not read yet). */
+		if (fakedns_in_range(&tmp)) {
+			placeholder = true;
+			continue;
+		}
 		tmp.port = a->port;
 		if (tmp.atyp == S5_ATYP_IPV4 && !h->has_v4) {
 			h->v4 = tmp;
@@ -251,6 +260,9 @@ config_resolve_hop(struct preload_hop *h)
 		}
 	}
 	freeaddrinfo(res);
+	if (!h->has_v4 && !h->has_v6 && placeholder)
+		preload_log(LOG_LVL_ERROR, "cannot resolve proxy %s: only placeholder "
+		    "addresses came back (a lookup socksify answered)", a->u.domain.name);
 	return h->has_v4 || h->has_v6 ? 0 : -1;
 }
 
@@ -662,6 +674,25 @@ preload_name_excluded(const char *name)
 	for (i = 0; i < preload_cfg.nexclude_names; i++)
 		if (s5_name_match(preload_cfg.exclude_names[i], name, len))
 			return true;
+	return false;
+}
+
+bool
+preload_name_is_proxy(const char *name)
+{
+	size_t len = strlen(name), i, k;
+
+	if (len > 0 && name[len - 1] == '.')
+		len--;
+	for (i = 0; i < preload_cfg.nhops; i++) {
+		for (k = 0; k < preload_cfg.nalts[i]; k++) {
+			const struct s5_addr *a = &preload_cfg.hops[i][k].proxy.addr;
+
+			if (a->atyp == S5_ATYP_DOMAIN && a->u.domain.len == len &&
+			    strncasecmp(a->u.domain.name, name, len) == 0)
+				return true;
+		}
+	}
 	return false;
 }
 

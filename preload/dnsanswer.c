@@ -14,6 +14,10 @@
  * (dnsanswer_local(): getaddrinfo(), which may wait on the network, so the
  * caller says where it runs), and its addresses are remembered as excluded
  * (preload_exclude_addr()), so the connect() that follows goes direct.
+ * So is the name of a proxy of SOCKSIFY_PROXY, whose addresses keep their
+ * policy: the library resolves its hops with glibc's getaddrinfo(), whose
+ * queries the supervisor sends here in a supervised process, and a
+ * placeholder would send its dial to nowhere.
  * With SOCKSIFY_DNS set, what we would refuse (MX, TXT, SRV, the reverse of
  * an address that is no placeholder...) is asked of that resolver instead,
  * over TCP through the proxy chain (a CONNECT), also in dnsanswer_local().
@@ -66,7 +70,7 @@ dnsanswer_address(const struct dns_query *q, struct dns_rr *rr, uint8_t ip[16])
 		}
 		return DNS_RCODE_NOERROR;
 	}
-	if (preload_name_excluded(q->name))
+	if (preload_name_excluded(q->name) || preload_name_is_proxy(q->name))
 		return DNS_RCODE_SERVFAIL;	/* not deferred: no lookup of it here */
 	if ((r = fakedns_lookup_name(q->name, q->name_len, &idx)) < 0) {
 		preload_log(LOG_LVL_ERROR, "DNS %s: no placeholder (%s)", q->name,
@@ -137,7 +141,7 @@ dnsanswer(const uint8_t *q, size_t qlen, uint8_t *out, size_t cap, bool *local)
 		return dns_reply_header(q, qlen, rcode, out, cap);
 	if (local != NULL && dq.qclass == DNS_CLASS_IN && dq.name_len > 0 &&
 	    (dq.qtype == DNS_TYPE_A || dq.qtype == DNS_TYPE_AAAA) &&
-	    preload_name_excluded(dq.name)) {
+	    (preload_name_excluded(dq.name) || preload_name_is_proxy(dq.name))) {
 		*local = true;
 		return 0;
 	}
@@ -267,13 +271,15 @@ dnsanswer_local(const uint8_t *q, size_t qlen, uint8_t *out, size_t cap)
 	struct dns_rr rr[DNSANSWER_LOCAL_ADDRS];
 	uint8_t ip[DNSANSWER_LOCAL_ADDRS][16];
 	size_t n = 0, len;
+	bool excluded;
 	int rc, rcode;
 
 	if (dns_parse_query(q, qlen, &dq) != 0)
 		return 0;
+	excluded = dq.name_len > 0 && preload_name_excluded(dq.name);
 	if (dq.qclass != DNS_CLASS_IN || dq.name_len == 0 ||
 	    (dq.qtype != DNS_TYPE_A && dq.qtype != DNS_TYPE_AAAA) ||
-	    !preload_name_excluded(dq.name))
+	    (!excluded && !preload_name_is_proxy(dq.name)))
 		return dnsanswer_forward(q, qlen, &dq, out, cap);
 	memset(&hints, 0, sizeof(hints));
 	hints.ai_family = dq.qtype == DNS_TYPE_A ? AF_INET : AF_INET6;
@@ -286,7 +292,9 @@ dnsanswer_local(const uint8_t *q, size_t qlen, uint8_t *out, size_t cap)
 			memcpy(ip[n], &((struct sockaddr_in6 *)ai->ai_addr)->sin6_addr, 16);
 		else
 			continue;
-		preload_exclude_addr(ai->ai_addr, ai->ai_addrlen);
+		/* A proxy's name only: its addresses keep their policy. */
+		if (excluded)
+			preload_exclude_addr(ai->ai_addr, ai->ai_addrlen);
 		rr[n] = (struct dns_rr){ .type = dq.qtype, .ttl = DNSANSWER_TTL,
 		    .data = ip[n], .len = ai->ai_family == AF_INET ? 4 : 16 };
 		n++;
@@ -296,7 +304,7 @@ dnsanswer_local(const uint8_t *q, size_t qlen, uint8_t *out, size_t cap)
 	rcode = rc == 0 || rc == EAI_NODATA || rc == EAI_ADDRFAMILY ? DNS_RCODE_NOERROR :
 	    rc == EAI_NONAME ? DNS_RCODE_NXDOMAIN : DNS_RCODE_SERVFAIL;
 	len = dns_reply(q, qlen, &dq, rcode, rr, n, out, cap);
-	preload_log(LOG_LVL_DEBUG, "DNS %s: excluded, resolved locally (%zu addresses)",
-	    dq.name, n);
+	preload_log(LOG_LVL_DEBUG, "DNS %s: %s, resolved locally (%zu addresses)",
+	    dq.name, excluded ? "excluded" : "a proxy's name", n);
 	return len;
 }

@@ -244,6 +244,9 @@ bool preload_init(void);
 bool preload_is_excluded(const struct s5_addr *a);
 /* SOCKSIFY_EXCLUDE names name: resolve it locally, connect directly. */
 bool preload_name_excluded(const char *name);
+/* name is a proxy's of SOCKSIFY_PROXY (any hop, any alternative): its DNS
+ * queries get real answers, never placeholders (dnsanswer.c). */
+bool preload_name_is_proxy(const char *name);
 /* Remember an address an excluded name resolved to. */
 void preload_exclude_addr(const struct sockaddr *sa, socklen_t len);
 

@@ -186,6 +186,47 @@ embedded_with_name() {
 	[ "${lines[10]}" = "sent" ]
 }
 
+@test "a proxy whose name resolves to a placeholder address is never dialled: the library says why and fails closed" {
+	need_dns_jail
+	# A loopback-only netns where the placeholder range is routed to lo
+	# and a listener waits at the address the DNS gives the proxy's name:
+	# a dial would reach it.
+	run unshare --net bash -c '
+		ip link set lo up && ip addr add 198.18.0.0/15 dev lo || exit 9
+		python3 "$2" "$3/dns.ready" "$3/dns.log" proxyname.test=198.18.0.5 2>/dev/null &
+		dns=$!
+		python3 -c "
+import socket, sys
+s = socket.socket()
+s.bind((\"198.18.0.5\", 1080))
+s.listen(8)
+s.settimeout(10)
+open(sys.argv[1], \"w\").write(\"ready\")
+try:
+    s.accept()
+    print(\"dialled 198.18.0.5\", flush=True)
+except OSError:
+    pass
+" "$3/lst.ready" &
+		lst=$!
+		for ((i = 0; i < 50; i++)); do
+			[ -s "$3/dns.ready" ] && [ -s "$3/lst.ready" ] && break
+			sleep 0.1
+		done
+		env LD_PRELOAD="$1" SOCKSIFY_PROXY=socks5h://proxyname.test:1080 \
+			curl -sS --max-time 5 http://10.9.9.9/ 2>&1
+		echo "curl $?"
+		sleep 0.3
+		kill "$dns" "$lst" 2>/dev/null
+		wait' bash "$LIB" "$HELPERS/dnssink.py" "$BATS_TEST_TMPDIR"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"cannot resolve proxy proxyname.test: only placeholder addresses came back (a lookup socksify answered)"* ]]
+	[[ "$output" == *"curl 7"* ]]
+	[[ "$output" != *dialled* ]]
+	grep -qx proxyname.test "$BATS_TEST_TMPDIR/dns.log"
+}
+
 # embedded_probe HEX...: socksify's embedded server, asked by s5probe.py with
 # the run's own credentials, then the request bytes HEX. In a network
 # namespace with only loopback: were the rule missing, the server would dial

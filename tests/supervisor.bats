@@ -196,6 +196,24 @@ go_get_checks() {
 	sink_empty
 }
 
+@test "a proxy named in DNS (not /etc/hosts), default mode: a dynamic and a static program reach it at its real address, never a placeholder: its lookups get real answers" {
+	# The library resolves its hops with glibc's getaddrinfo(), whose query
+	# the supervisor takes; a placeholder for the proxy's name would send
+	# the library's dial to 198.18.0.0/15, outside the tunnel.
+	start_dnssink "proxyname.test=127.0.0.1"
+	start_socksifyd -v
+	local url="socks5h://proxyname.test:$PROXY_PORT" got
+	got=$(timeout 60 "$SOCKSIFY" -x "$url" -e none curl -sS --max-time 20 \
+		"http://127.0.0.1:$HTTP_PORT/payload.bin" | sha)
+	[ "$got" = "$PAYLOAD_SHA" ]
+	got=$(timeout 60 "$SOCKSIFY" -x "$url" -e none "$SUPCHECK_STATIC" get 127.0.0.1 "$HTTP_PORT" \
+		/payload.bin 2>/dev/null | sha)
+	[ "$got" = "$PAYLOAD_SHA" ]
+	wait_for_count "$SOCKSIFYD_LOG" 50 "target=127.0.0.1:$HTTP_PORT	.*outcome=ok" 2
+	# The library's lookups of the name reached the real resolver.
+	grep -qx "proxyname.test" "$DNS_LOG"
+}
+
 @test "a static program's own resolver as musl's works (sendto() on an unconnected UDP socket to port 53): answered with a placeholder, nothing leaves" {
 	start_dnssink
 	start_socksifyd -v

@@ -267,11 +267,12 @@ start_microsocks() {
 
 # A recording DNS server on 127.0.0.1:53, the jail's only nameserver: a query
 # that reaches it is one that would have left the host. Sets DNS_LOG.
+# NAME=IPV4 arguments: names it answers (dnssink.py).
 start_dnssink() {
 	need_dns_jail
 	DNS_LOG=$BATS_TEST_TMPDIR/dns.log
 	: >"$DNS_LOG"
-	python3 "$HELPERS/dnssink.py" "$BATS_TEST_TMPDIR/dns.ready" "$DNS_LOG" 3>&- 2>/dev/null &
+	python3 "$HELPERS/dnssink.py" "$BATS_TEST_TMPDIR/dns.ready" "$DNS_LOG" "$@" 3>&- 2>/dev/null &
 	PIDS+=($!)
 	wait_for_line "$BATS_TEST_TMPDIR/dns.ready" 30 '^ready$' 2>/dev/null ||
 		skip "cannot bind 127.0.0.1:53 for a DNS sink"
