@@ -37,9 +37,9 @@
  *	                                CRLF that call did not send goes by send()
  *	                                once the first is over; on stderr "send=N
  *	                                again=R"
- *	supcheck tfowait IP PORT PATH   the same with a blocking second send (the
- *	                                kernel waits for the connection, then sends
- *	                                the CRLF: again=2)
+ *	supcheck tfowait IP PORT PATH   the same with a blocking second send of no
+ *	                                bytes (the kernel waits for the connection,
+ *	                                then sends nothing: again=0)
  *	supcheck peers IP PORT          two sockets whose SO_COOKIEs leave the same
  *	                                remainder by 4096 (the kernel hands cookies
  *	                                out in blocks of 4096), both connect()ed to
@@ -531,8 +531,8 @@ tfojoin_send(void *arg)
 	return NULL;
 }
 
-/* again: the second call is a fast-open send of the GET's last CRLF, not a
- * connect(), with MSG_DONTWAIT unless wait. */
+/* again: the second call is a fast-open send of the GET's last CRLF with
+ * MSG_DONTWAIT, or (wait) a blocking one of no bytes, not a connect(). */
 static int
 cmd_tfojoin(const char *ip, const char *port, const char *path, bool again, bool wait)
 {
@@ -552,7 +552,7 @@ cmd_tfojoin(const char *ip, const char *port, const char *path, bool again, bool
 		usage();
 	nanosleep(&pause, NULL);
 	if (again)
-		r = sendto(t.fd, "\r\n", 2, MSG_FASTOPEN | (wait ? 0 : MSG_DONTWAIT),
+		r = sendto(t.fd, "\r\n", wait ? 0 : 2, MSG_FASTOPEN | (wait ? 0 : MSG_DONTWAIT),
 		    (struct sockaddr *)&t.sa, sizeof(t.sa));
 	else
 		r = connect(t.fd, (struct sockaddr *)&t.sa, sizeof(t.sa));
