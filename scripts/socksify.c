@@ -1181,12 +1181,17 @@ main(int argc, char **argv)
 	argv += optind;
 	if (o.nproxy == 0 && env_proxy != NULL && *env_proxy != '\0') {
 		/* Split exactly as the library will (s5_list_next). */
-		for (rest = env_proxy; s5_list_next(&rest, &item, &len); free(s)) {
+		for (i = 0, rest = env_proxy; s5_list_next(&rest, &item, &len); free(s), i++) {
 			s = strndup(item, len);
 			if (s == NULL)
 				die(EXIT_SELF, "out of memory");
 			proxy_check(s, "SOCKSIFY_PROXY");
 		}
+		/* Blanks and commas only: the library would fail every
+		 * connection of the command; unset it for the embedded one. */
+		if (i == 0)
+			die(EXIT_SELF, "SOCKSIFY_PROXY: no proxy in '%s' (unset it for "
+			    "the embedded server)", env_proxy);
 		run.proxy = xstrdup(env_proxy);
 	}
 	for (i = 0; i < o.nproxy; i++)

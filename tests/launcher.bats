@@ -104,6 +104,13 @@ teardown() { stop_all; }
 	[ "$status" -eq 0 ]
 	run env SOCKSIFY_EXCLUDE='bad/99' "$SOCKSIFY" -e none -x socks5://127.0.0.1:9 true
 	[ "$status" -eq 0 ]
+	# SOCKSIFY_PROXY of blanks and commas only names no proxy: the library
+	# would fail every connection (the launcher went on, status 0).
+	for t in ' ' ' , ,' '	'; do
+		run env SOCKSIFY_PROXY="$t" "$SOCKSIFY" true
+		[ "$status" -eq 125 ]
+		[ "$output" = "socksify: SOCKSIFY_PROXY: no proxy in '$t' (unset it for the embedded server)" ]
+	done
 	# SOCKSIFY_TIMEOUT: said once, by the launcher, not by every process.
 	for t in abc 0 0.0001 86401 -1 '2s'; do
 		run env SOCKSIFY_TIMEOUT="$t" "$SOCKSIFY" -x socks5://127.0.0.1:9 true
