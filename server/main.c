@@ -74,6 +74,9 @@ enum {
 
 /* The command line, kept for SIGHUP to build the configuration again. */
 static struct config_args main_args;
+/* The start's configuration, for what a reload cannot change (its pointers
+ * and rules are not kept: main_start_only() reads the rest). */
+static struct config main_start;
 static bool main_protect;		/* a listener is off loopback */
 static struct server *workers;
 static unsigned nworkers;
@@ -422,13 +425,48 @@ main_protect_rules(struct rules *r)
  * one line says why. Sessions keep running; they see the new users and
  * rules from their next check on. Listeners and workers are not changed.
  */
+/* Adds name to the list in buf when changed (a start-up choice). */
+static void
+main_start_note(char *buf, size_t cap, bool changed, const char *name)
+{
+	size_t len = strlen(buf);
+
+	if (changed)
+		snprintf(buf + len, cap - len, "%s%s", len > 0 ? ", " : "", name);
+}
+
+/* The options of c a reload leaves as they were at start, into buf
+ * ("" when none changed). */
+static void
+main_start_only(const struct config *c, char *buf, size_t cap)
+{
+	const struct config *s = &main_start;
+	bool listen = c->nlisten != s->nlisten;
+	size_t i;
+
+	for (i = 0; !listen && i < c->nlisten; i++)
+		listen = !s5_addr_equal(&c->listen[i].addr, &s->listen[i].addr) ||
+		    c->listen[i].twin != s->listen[i].twin;
+	buf[0] = '\0';
+	main_start_note(buf, cap, listen, "listen");
+	main_start_note(buf, cap, c->workers != s->workers, "workers");
+	main_start_note(buf, cap, c->accept_shared != s->accept_shared, "accept");
+	main_start_note(buf, cap, c->lim.splice != s->lim.splice ||
+	    c->lim.splice_bulk != s->lim.splice_bulk, "relay");
+	main_start_note(buf, cap, c->has_metrics != s->has_metrics || (c->has_metrics &&
+	    !s5_addr_equal(&c->metrics.addr, &s->metrics.addr)), "metrics");
+	main_start_note(buf, cap, c->syslog != s->syslog || (c->log_path == NULL) !=
+	    (s->log_path == NULL) || (c->log_path != NULL &&
+	    strcmp(c->log_path, s->log_path) != 0), "log");
+}
+
 static int
 server_reload(void)
 {
 	struct users *users = NULL;
 	struct conf *n = NULL;
 	struct config c;
-	char why[1024];
+	char why[1024], kept[128];
 	size_t old_max, old_reserve;
 	long pipes;
 	bool loose = false;
@@ -504,6 +542,9 @@ server_reload(void)
 		    c.users_path);
 	log_set_level(c.log_level >= 0 ? (enum log_level)c.log_level : LOG_LEVEL_INFO);
 	log_warn("reloaded users and rules");
+	main_start_only(&c, kept, sizeof(kept));
+	if (kept[0] != '\0')
+		log_warn("warning: changed since start, kept until a restart: %s", kept);
 	ok = 0;
 out:
 	config_free(&c);
@@ -796,6 +837,12 @@ main(int argc, char **argv)
 	/* Errors in the options, a config file included, are usage errors. */
 	if (config_build(&main_args, &cfg, why, sizeof(why)) < 0)
 		log_fatal(SERVER_EXIT_USAGE, "%s", why);
+	main_start = cfg;
+	main_start.rules = NULL;
+	main_start.users_path = NULL;
+	main_start.log_path = NULL;
+	if (cfg.log_path != NULL && (main_start.log_path = strdup(cfg.log_path)) == NULL)
+		log_fatal(EXIT_FAILURE, "out of memory");
 	if (cfg.log_level >= 0)
 		log_set_level((enum log_level)cfg.log_level);
 	if (cfg.log_path != NULL) {

@@ -290,6 +290,28 @@ hello() { curl -sS --max-time 10 --socks5 "127.0.0.1:$PROXY_PORT" "$@" "http://1
 	kill -0 "$SOCKSIFYD_PID"
 }
 
+@test "SIGHUP with start-only options changed (workers, accept, relay): reloaded, one warning names them, the workers stay" {
+	cfg=$BATS_TEST_TMPDIR/socksifyd.conf
+	printf 'workers 2\nrelay splice\n' >"$cfg"
+	start_socksifyd --config "$cfg"
+	local threads
+	threads=$(ls "/proc/$SOCKSIFYD_PID/task" | wc -l)
+	# Nothing changed: no warning.
+	kill -HUP "$SOCKSIFYD_PID"
+	wait_for_count "$SOCKSIFYD_LOG" 30 'reloaded users and rules' 1
+	printf 'workers 3\nrelay copy\naccept shared\n' >"$cfg"
+	kill -HUP "$SOCKSIFYD_PID"
+	wait_for_count "$SOCKSIFYD_LOG" 30 'reloaded users and rules' 2
+	wait_for_line "$SOCKSIFYD_LOG" 30 'changed since start'
+	run grep -c 'changed since start' "$SOCKSIFYD_LOG"
+	[ "$output" = 1 ]
+	grep -qx 'socksifyd: warning: changed since start, kept until a restart: workers, accept, relay' \
+		"$SOCKSIFYD_LOG"
+	[ "$(ls "/proc/$SOCKSIFYD_PID/task" | wc -l)" = "$threads" ]
+	run hello
+	[ "$output" = "hello through socks" ]
+}
+
 @test "SIGTERM drains: listeners close at once, a transfer completes, exit 0" {
 	start_socksifyd -v
 	slow_http
