@@ -402,6 +402,20 @@ config_listen_host(const char *text, size_t hlen, uint16_t port,
  * (every address: *every set, a is 0.0.0.0). 0, or -1 with a reason that
  * names the bad part.
  */
+/* An IPv4-mapped address (::ffff:a.b.c.d) no IPv6 listener can take: they
+ * are IPv6-only (the bind says EINVAL). True with a reason in why. */
+static bool
+config_v4mapped(const uint8_t ip[16], char *why, size_t whylen)
+{
+	static const uint8_t prefix[12] = { [10] = 0xff, [11] = 0xff };
+
+	if (memcmp(ip, prefix, sizeof(prefix)) != 0)
+		return false;
+	snprintf(why, whylen, "an IPv4-mapped address, which an IPv6 listener (IPv6 "
+	    "only) cannot take: give %u.%u.%u.%u", ip[12], ip[13], ip[14], ip[15]);
+	return true;
+}
+
 static int
 config_listen_parse(const char *text, struct s5_addr *a, bool *every,
     char *why, size_t whylen)
@@ -449,6 +463,8 @@ config_listen_parse(const char *text, struct s5_addr *a, bool *every,
 			    (int)len, text + 1);
 			return -1;
 		}
+		if (config_v4mapped(ip, why, whylen))
+			return -1;
 		s5_addr_set_ip6(a, ip, port);
 		return 0;
 	}
@@ -464,6 +480,8 @@ config_listen_parse(const char *text, struct s5_addr *a, bool *every,
 			    "(with a port: [::1]:1080)", text);
 			return -1;
 		}
+		if (config_v4mapped(ip, why, whylen))
+			return -1;
 		s5_addr_set_ip6(a, ip, port);
 		return 0;
 	}
@@ -845,7 +863,7 @@ int
 config_build(const struct config_args *args, struct config *c,
     char *why, size_t whylen)
 {
-	char reason[2 * CONFIG_REASON_MAX];
+	char reason[2 * CONFIG_REASON_MAX], text[S5_ADDR_TEXT_MAX];
 	size_t i;
 
 	memset(c, 0, sizeof(*c));
@@ -886,6 +904,16 @@ config_build(const struct config_args *args, struct config *c,
 	if (c->lim.npp_from > 0 && !c->lim.proxy_protocol) {
 		snprintf(why, whylen, "proxy-protocol-from without proxy-protocol "
 		    "(try 'socksifyd --help')");
+		config_free(c);
+		return -1;
+	}
+	/* The metrics endpoint on a listener's port: its bind would fail
+	 * with "Address already in use", as if another program held it. */
+	if (c->has_metrics && config_listen_clash(c, &c->metrics.addr, false, reason,
+	    sizeof(reason))) {
+		(void)s5_addr_format(&c->metrics.addr, text, sizeof(text));
+		snprintf(why, whylen, "bad metrics address '%s': a listen address has "
+		    "that port", text);
 		config_free(c);
 		return -1;
 	}

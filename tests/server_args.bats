@@ -60,7 +60,7 @@ bad_listen() {
 	[ "${lines[0]}" = "socksifyd: bind 127.0.0.1:$PROXY_PORT: Address already in use" ]
 }
 
-@test "-l: an address given twice, or one a ':PORT' covers, exits 2 naming both; port 0 and other addresses on one port are fine" {
+@test "-l: an address given twice, or one a ':PORT' covers, or --metrics on a listener's port, or an IPv4-mapped one, exits 2 with its reason; port 0 and other addresses on one port are fine" {
 	port=$(free_port)
 	usage_line "socksifyd: listen address '127.0.0.1:$port' is given twice (try 'socksifyd --help')" \
 		-l "127.0.0.1:$port" -l "127.0.0.1:$port"
@@ -77,6 +77,16 @@ bad_listen() {
 	cfg=$BATS_TEST_TMPDIR/socksifyd.conf
 	printf 'listen 127.0.0.1:%s\nlisten 127.0.0.1:%s\n' "$port" "$port" >"$cfg"
 	usage_line "socksifyd: $cfg:2: listen address '127.0.0.1:$port' is given twice" --config "$cfg"
+	# The metrics endpoint on a listener's port, before or after it
+	# (bind said "Address already in use", status 1).
+	usage_line "socksifyd: bad metrics address '127.0.0.1:$port': a listen address has that port" \
+		-l "127.0.0.1:$port" --metrics "127.0.0.1:$port"
+	usage_line "socksifyd: bad metrics address '127.0.0.1:$port': a listen address has that port" \
+		--metrics "127.0.0.1:$port" -l "0.0.0.0:$port" --no-auth
+	# An IPv4-mapped address: an IPv6 listener is IPv6 only (bind said
+	# "Invalid argument", status 1).
+	usage_line "socksifyd: bad listen address '[::ffff:127.0.0.1]:$port': an IPv4-mapped address, which an IPv6 listener (IPv6 only) cannot take: give 127.0.0.1 (try 'socksifyd --help')" \
+		-l "[::ffff:127.0.0.1]:$port"
 	# each listens: two free ports; two loopback addresses on one port;
 	# IPv4 everywhere beside IPv6 loopback (an IPv6 listener is IPv6 only)
 	start_socksifyd -l 127.0.0.1:0 -l 127.0.0.1:0 -l "127.0.0.2:$port" -l "127.0.0.1:$port"
