@@ -59,6 +59,20 @@ teardown() { stop_all; }
 	run env SOCKSIFY_EXCLUDE=none SOCKSIFY_UDP=block LD_PRELOAD="$LIB" \
 		SOCKSIFY_PROXY="socks5://127.0.0.1:1" "$PATHCHECK" udp sendto ::1 9
 	[ "${lines[-1]}" = "EPERM" ]
+	# to a name (a placeholder this process got) under socks5h: block's
+	# EPERM and words too (it was EHOSTUNREACH, "a placeholder address")
+	: >"$log"
+	run env SOCKSIFY_UDP=block SOCKSIFY_EXCLUDE=none SOCKSIFY_LOG_FILE="$log" LD_PRELOAD="$LIB" \
+		SOCKSIFY_PROXY="socks5h://127.0.0.1:1" python3 -c '
+import errno, socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+try:
+    s.sendto(b"x", ("udp-name.socksify.test", 9))
+    print("sent")
+except OSError as e:
+    print(errno.errorcode[e.errno])'
+	[ "$output" = "EPERM" ]
+	grep -q "blocked UDP datagram to 198\.1[89]\.[0-9.]*:9 (SOCKSIFY_UDP=block)" "$log" || { cat "$log"; false; }
 	# an unknown value blocks too
 	run env SOCKSIFY_EXCLUDE=none SOCKSIFY_UDP=blok LD_PRELOAD="$LIB" \
 		SOCKSIFY_PROXY="socks5://127.0.0.1:1" "$PATHCHECK" udp sendto 127.0.0.1 9
