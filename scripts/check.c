@@ -204,6 +204,9 @@ check_run(const char *target)
 		check_default_target(&t, &t.dst);
 	if (s5_addr_format(&t.dst, text, sizeof(text)) < 0)
 		strcpy(text, "?");
+	/* Each alternative of the last hop is asked for its own address. */
+	if (target == NULL && preload_cfg.nalts[preload_cfg.nhops - 1] > 1)
+		snprintf(text, sizeof(text), "the last hop itself (each alternative its own address)");
 	printf("checking %zu hop%s (%s) for %s\n", preload_cfg.nhops,
 	    preload_cfg.nhops == 1 ? "" : "s", preload_cfg.chain_text, text);
 	clock_gettime(CLOCK_MONOTONIC, &all);

@@ -81,6 +81,8 @@ users() {
 	dead=$(free_port)
 	check -x "socks5h://127.0.0.1:$dead|socks5h://127.0.0.1:$PROXY_PORT"
 	[ "$status" -eq 0 ]
+	# The header names no one alternative's address (it named the first's).
+	[ "${lines[0]}" = "checking 1 hop (127.0.0.1:$dead|127.0.0.1:$PROXY_PORT) for the last hop itself (each alternative its own address)" ]
 	has "hop 1 of 1, alternative 1 of 2, socks5h://127.0.0.1:$dead: TCP to 127.0.0.1:$dead: FAILED: Connection refused"
 	[[ "${lines[3]}" == "hop 1 of 1, alternative 2 of 2, socks5h://127.0.0.1:$PROXY_PORT: SOCKS5, no authentication, takes pipelined handshakes; CONNECT localhost:$PROXY_PORT: ok, the name resolved by the proxy ("*" ms)" ]]
 	check -x "socks5://127.0.0.1:$dead|socks5://127.0.0.1:$PROXY_PORT"
