@@ -422,8 +422,8 @@ config_read_excludes(struct preload_config *c)
 		config_add_excludes(c, env[0] == '+' ? env + 1 : env);
 }
 
-static void
-config_read_log(struct preload_config *c)
+int
+preload_parse_level(const char *s)
 {
 	static const struct {
 		const char *name;
@@ -432,8 +432,54 @@ config_read_log(struct preload_config *c)
 		{ "error", LOG_LVL_ERROR }, { "warn", LOG_LVL_WARN }, { "info", LOG_LVL_INFO },
 		{ "trace", LOG_LVL_TRACE }, { "debug", LOG_LVL_DEBUG },
 	};
-	const char *env;
 	size_t i;
+
+	for (i = 0; i < sizeof(levels) / sizeof(levels[0]); i++)
+		if (strcasecmp(s, levels[i].name) == 0)
+			return levels[i].level;
+	return -1;
+}
+
+int
+preload_parse_udp(const char *s)
+{
+	if (strcasecmp(s, "proxy") == 0)
+		return PRELOAD_UDP_PROXY;
+	if (strcasecmp(s, "block") == 0)
+		return PRELOAD_UDP_BLOCK;
+	if (strcasecmp(s, "pass") == 0)
+		return PRELOAD_UDP_PASS;
+	return -1;
+}
+
+int
+preload_parse_iouring(const char *s)
+{
+	if (strcasecmp(s, "deny") == 0)
+		return 0;
+	if (strcasecmp(s, "allow") == 0)
+		return 1;
+	return -1;
+}
+
+int
+preload_parse_dns(const char *s, struct s5_addr *a, const char **why)
+{
+	*why = NULL;
+	if (s5_addr_parse(s, a, POLICY_DNS_PORT, why) != 0)
+		return -1;
+	if (a->atyp == S5_ATYP_DOMAIN) {
+		*why = "a name, not an address";
+		return -1;
+	}
+	return 0;
+}
+
+static void
+config_read_log(struct preload_config *c)
+{
+	const char *env;
+	int level;
 
 	env = getenv("SOCKSIFY_LOG_FILE");
 	if (env != NULL && env[0] != '\0') {
@@ -446,11 +492,9 @@ config_read_log(struct preload_config *c)
 	env = getenv("SOCKSIFY_LOG");
 	if (env == NULL || env[0] == '\0')
 		return;
-	for (i = 0; i < sizeof(levels) / sizeof(levels[0]); i++) {
-		if (strcasecmp(env, levels[i].name) == 0) {
-			c->log_level = levels[i].level;
-			return;
-		}
+	if ((level = preload_parse_level(env)) >= 0) {
+		c->log_level = level;
+		return;
 	}
 	preload_log(LOG_LVL_ERROR, "SOCKSIFY_LOG: unknown level \"%s\" (error, "
 	    "warn, info, trace or debug); using warn", env);
@@ -510,20 +554,22 @@ config_read_policy(struct preload_config *c)
 {
 	const char *env;
 
+	int v;
+
 	c->udp_block = true;
 	c->udp_proxy = true;
 	env = getenv("SOCKSIFY_UDP");
-	if (env != NULL && env[0] != '\0' && strcasecmp(env, "proxy") != 0) {
+	if (env != NULL && env[0] != '\0' && (v = preload_parse_udp(env)) != PRELOAD_UDP_PROXY) {
 		c->udp_proxy = false;
-		if (strcasecmp(env, "pass") == 0)
+		if (v == PRELOAD_UDP_PASS)
 			c->udp_block = false;
-		else if (strcasecmp(env, "block") != 0)
+		else if (v < 0)
 			preload_log(LOG_LVL_ERROR, "SOCKSIFY_UDP: unknown value "
 			    "\"%s\"; using block", env);
 	}
 	env = getenv("SOCKSIFY_IOURING");
-	if (env != NULL && env[0] != '\0' && strcasecmp(env, "deny") != 0) {
-		if (strcasecmp(env, "allow") == 0)
+	if (env != NULL && env[0] != '\0' && (v = preload_parse_iouring(env)) != 0) {
+		if (v > 0)
 			c->iouring_allow = true;
 		else
 			preload_log(LOG_LVL_ERROR, "SOCKSIFY_IOURING: unknown value "
@@ -593,8 +639,7 @@ config_read_dns(struct preload_config *c)
 	c->has_dns_server = false;
 	if (env == NULL || env[0] == '\0')
 		return;
-	if (s5_addr_parse(env, &c->dns_server, POLICY_DNS_PORT, &why) != 0 ||
-	    c->dns_server.atyp == S5_ATYP_DOMAIN) {
+	if (preload_parse_dns(env, &c->dns_server, &why) != 0) {
 		preload_log(LOG_LVL_ERROR, "SOCKSIFY_DNS: \"%s\" is not IP[:PORT]%s%s; "
 		    "ignored", env, why != NULL ? ": " : "", why != NULL ? why : "");
 		return;

@@ -267,6 +267,15 @@ const char *preload_errno_name(int err);
 /* SOCKSIFY_TIMEOUT's syntax: seconds, a fraction allowed ("2.5"), above 0
  * and at most PRELOAD_TIMEOUT_MAX_S; in ms, or -1. */
 int preload_parse_seconds(const char *s);
+/* The values of SOCKSIFY_LOG (a LOG_LVL_*), SOCKSIFY_UDP (a PRELOAD_UDP_*)
+ * and SOCKSIFY_IOURING (0 deny, 1 allow), -1 for another; SOCKSIFY_DNS
+ * into *a, 0 or -1 with *why (may stay NULL). The library and the
+ * launcher read them alike. */
+enum { PRELOAD_UDP_PROXY, PRELOAD_UDP_BLOCK, PRELOAD_UDP_PASS };
+int preload_parse_level(const char *s);
+int preload_parse_udp(const char *s);
+int preload_parse_iouring(const char *s);
+int preload_parse_dns(const char *s, struct s5_addr *a, const char **why);
 
 /* Placeholders. An index is the table slot of a name; 0 is never handed out. */
 /* At load (load.c): find the tree's table, or make one as its root. */

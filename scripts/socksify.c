@@ -1213,6 +1213,24 @@ main(int argc, char **argv)
 	    strcasecmp(what, "auto") != 0 && strcasecmp(what, "on") != 0 &&
 	    strcasecmp(what, "off") != 0)
 		die(EXIT_SELF, "SOCKSIFY_PIPELINE %s: not auto, on or off", what);
+	/* The library takes the stricter meaning of a value it does not know
+	 * (a typo in SOCKSIFY_UDP blocked UDP without a word here). */
+	if ((what = getenv("SOCKSIFY_UDP")) != NULL && what[0] != '\0' &&
+	    preload_parse_udp(what) < 0)
+		die(EXIT_SELF, "SOCKSIFY_UDP %s: not proxy, block or pass", what);
+	if ((what = getenv("SOCKSIFY_IOURING")) != NULL && what[0] != '\0' &&
+	    preload_parse_iouring(what) < 0)
+		die(EXIT_SELF, "SOCKSIFY_IOURING %s: not deny or allow", what);
+	if (!o.trace && !o.quiet && (what = getenv("SOCKSIFY_LOG")) != NULL &&
+	    what[0] != '\0' && preload_parse_level(what) < 0)
+		die(EXIT_SELF, "SOCKSIFY_LOG %s: not error, warn, info, trace or debug", what);
+	if ((what = getenv("SOCKSIFY_DNS")) != NULL && what[0] != '\0') {
+		struct s5_addr a;
+
+		if (preload_parse_dns(what, &a, &why) < 0)
+			die(EXIT_SELF, "SOCKSIFY_DNS %s: not IP[:PORT]%s%s", what,
+			    why != NULL ? ": " : "", why != NULL ? why : "");
+	}
 	run.dir = self_dir();
 	run.lib = library_find(run.dir);
 	if (o.check) {

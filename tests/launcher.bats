@@ -132,6 +132,28 @@ teardown() { stop_all; }
 		[ "$status" -eq 0 ]
 		[ "$output" = "" ]
 	done
+	# SOCKSIFY_UDP, _IOURING, _LOG and _DNS likewise: the library takes
+	# the stricter meaning of a value it does not know, with a line in
+	# every process (a typo in SOCKSIFY_UDP blocked UDP, status 0).
+	local bad want
+	for bad in "SOCKSIFY_UDP=prox|not proxy, block or pass" \
+		"SOCKSIFY_IOURING=yes|not deny or allow" \
+		"SOCKSIFY_LOG=verbose|not error, warn, info, trace or debug" \
+		"SOCKSIFY_DNS=resolver.example|not IP[:PORT]: a name, not an address"; do
+		want=${bad#*|}
+		bad=${bad%%|*}
+		run env "$bad" "$SOCKSIFY" -x socks5://127.0.0.1:9 true
+		[ "$status" -eq 125 ]
+		[ "$output" = "socksify: ${bad%%=*} ${bad#*=}: $want" ]
+	done
+	for t in SOCKSIFY_UDP=PASS SOCKSIFY_IOURING=deny SOCKSIFY_LOG=error SOCKSIFY_DNS=127.0.0.1:5353; do
+		run env "$t" "$SOCKSIFY" -x socks5://127.0.0.1:9 true
+		[ "$status" -eq 0 ]
+		[ "$output" = "" ]
+	done
+	# -q replaces SOCKSIFY_LOG: nothing to refuse
+	run env SOCKSIFY_LOG=verbose "$SOCKSIFY" -q -x socks5://127.0.0.1:9 true
+	[ "$status" -eq 0 ]
 	run "$SOCKSIFY"
 	[ "$status" -eq 125 ]
 	run "$SOCKSIFY" -h
