@@ -209,6 +209,14 @@ preload_init_symbols(void)
 	pthread_once(&symbols_once, config_load_symbols);
 }
 
+/* Hop i is looked up here (and dialled or named by address): the first,
+ * and one whose previous hop does not resolve names. */
+static bool
+config_hop_resolved_here(const struct preload_config *c, size_t i)
+{
+	return i == 0 || !c->hops[i - 1][0].proxy.remote_dns;
+}
+
 /* The locally resolved addresses of a hop, first IPv4 and first IPv6. */
 static int
 config_resolve_hop(struct preload_hop *h)
@@ -216,6 +224,7 @@ config_resolve_hop(struct preload_hop *h)
 	struct addrinfo hints, *res, *ai;
 	const struct s5_addr *a = &h->proxy.addr;
 	struct s5_addr tmp;
+	char placeholder_name[S5_DOMAIN_MAX + 1];
 	bool placeholder = false;
 	int r;
 
@@ -243,10 +252,11 @@ config_resolve_hop(struct preload_hop *h)
 	for (ai = res; ai != NULL; ai = ai->ai_next) {
 		if (s5_addr_from_sockaddr(&tmp, ai->ai_addr, ai->ai_addrlen) != 0)
 			continue;
-		/* A placeholder names no proxy: an answer of socksify's own
-		 * (an outer one's), never an address to dial directly; with
-		 * or without remote DNS here (remote_dns is not read yet). */
-		if (fakedns_in_range(&tmp)) {
+		/* A placeholder this tree handed out names no proxy: an
+		 * answer of socksify's own, never an address to dial. (Other
+		 * addresses of the range are left alone: a fake-IP resolver
+		 * of the host's, Clash's, hands them out for real hosts.) */
+		if (fakedns_name_of(&tmp, placeholder_name, sizeof(placeholder_name))) {
 			placeholder = true;
 			continue;
 		}
@@ -262,7 +272,8 @@ config_resolve_hop(struct preload_hop *h)
 	freeaddrinfo(res);
 	if (!h->has_v4 && !h->has_v6 && placeholder)
 		preload_log(LOG_LVL_ERROR, "cannot resolve proxy %s: only placeholder "
-		    "addresses came back (a lookup socksify answered)", a->u.domain.name);
+		    "addresses of this process tree came back (a lookup socksify "
+		    "answered)", a->u.domain.name);
 	return h->has_v4 || h->has_v6 ? 0 : -1;
 }
 
@@ -315,8 +326,7 @@ config_read_proxies(struct preload_config *c)
 			/* The first hop is dialled directly; a later hop is named
 			 * to the previous one, as an address unless that one
 			 * resolves names. */
-			if ((i == 0 || !c->hops[i - 1][0].proxy.remote_dns) &&
-			    config_resolve_hop(h) != 0) {
+			if (config_hop_resolved_here(c, i) && config_resolve_hop(h) != 0) {
 				if (h->proxy.addr.atyp != S5_ATYP_DOMAIN)
 					preload_log(LOG_LVL_ERROR, "proxy %zu has no "
 					    "usable address", i + 1);
@@ -725,16 +735,22 @@ preload_name_excluded(const char *name)
 bool
 preload_name_is_proxy(const char *name)
 {
-	size_t len = strlen(name), i, k;
+	size_t len = strlen(name), i, k, hlen;
 
 	if (len > 0 && name[len - 1] == '.')
 		len--;
-	for (i = 0; i < preload_cfg.nhops; i++) {
+	/* Only the hops looked up here: a later hop's name goes to the hop
+	 * before it, and a query of it must stay remote as any other. */
+	for (i = 0; i < preload_cfg.nhops && config_hop_resolved_here(&preload_cfg, i); i++) {
 		for (k = 0; k < preload_cfg.nalts[i]; k++) {
 			const struct s5_addr *a = &preload_cfg.hops[i][k].proxy.addr;
 
-			if (a->atyp == S5_ATYP_DOMAIN && a->u.domain.len == len &&
-			    strncasecmp(a->u.domain.name, name, len) == 0)
+			if (a->atyp != S5_ATYP_DOMAIN)
+				continue;
+			hlen = a->u.domain.len;
+			if (hlen > 0 && a->u.domain.name[hlen - 1] == '.')
+				hlen--;	/* "proxy.example." as given */
+			if (hlen == len && strncasecmp(a->u.domain.name, name, len) == 0)
 				return true;
 		}
 	}

@@ -284,7 +284,10 @@ dnsanswer_local(const uint8_t *q, size_t qlen, uint8_t *out, size_t cap)
 	memset(&hints, 0, sizeof(hints));
 	hints.ai_family = dq.qtype == DNS_TYPE_A ? AF_INET : AF_INET6;
 	hints.ai_socktype = SOCK_STREAM;
-	rc = getaddrinfo(dq.name, NULL, &hints, &res);
+	/* libc's, not our hook (the library's getaddrinfo() would give a
+	 * proxy's name a placeholder). */
+	rc = PRELOAD_REAL(getaddrinfo) != NULL ?
+	    preload_real.getaddrinfo(dq.name, NULL, &hints, &res) : EAI_SYSTEM;
 	for (ai = rc == 0 ? res : NULL; ai != NULL && n < DNSANSWER_LOCAL_ADDRS; ai = ai->ai_next) {
 		if (ai->ai_family == AF_INET)
 			memcpy(ip[n], &((struct sockaddr_in *)ai->ai_addr)->sin_addr, 4);

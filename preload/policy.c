@@ -128,10 +128,10 @@ policy_type(int type, const struct sockaddr *sa, socklen_t len)
 	/* Anything but TCP to a placeholder cannot carry the name: sent raw,
 	 * it takes what it says (a QUIC Initial names the host) around the
 	 * tunnel, excluded or not, whatever SOCKSIFY_UDP says. Under block,
-	 * with block's errno and words, as every other datagram. */
+	 * with block's errno and words, as every other datagram it stops. */
 	if (type != SOCK_STREAM && s5_addr_from_sockaddr(&a, sa, len) == 0 &&
 	    policy_is_placeholder(&a)) {
-		if (preload_cfg.udp_block && !preload_cfg.udp_proxy) {
+		if (preload_cfg.udp_block && !preload_cfg.udp_proxy && !preload_is_excluded(&a)) {
 			policy_refuse(sa, type == SOCK_DGRAM ? "UDP datagram" : POLICY_PACKET,
 			    "SOCKSIFY_UDP=block");
 			return -EPERM;

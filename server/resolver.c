@@ -318,9 +318,12 @@ resolver_new(struct resolver **out, struct loop *l, unsigned nlookups)
 		close(r->efd);
 		goto fail;
 	}
-	/* Fewer threads than asked: still one kept for logins, if two. */
+	/* Fewer threads than asked: still one kept for logins, if two. The
+	 * workers read it under the lock. */
+	pthread_mutex_lock(&r->mu);
 	if (r->ntids <= r->lookups_max)
 		r->lookups_max = r->ntids > 1 ? r->ntids - 1 : 1;
+	pthread_mutex_unlock(&r->mu);
 	*out = r;
 	return 0;
 fail:

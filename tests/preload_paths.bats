@@ -73,6 +73,18 @@ except OSError as e:
     print(errno.errorcode[e.errno])'
 	[ "$output" = "EPERM" ]
 	grep -q "blocked UDP datagram to 198\.1[89]\.[0-9.]*:9 (SOCKSIFY_UDP=block)" "$log" || { cat "$log"; false; }
+	# ... unless excluded (block lets an excluded destination by): then
+	# the placeholder rule's own EHOSTUNREACH, never sent.
+	run env SOCKSIFY_UDP=block SOCKSIFY_EXCLUDE=198.18.0.0/15 LD_PRELOAD="$LIB" \
+		SOCKSIFY_PROXY="socks5h://127.0.0.1:1" python3 -c '
+import errno, socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+try:
+    s.sendto(b"x", ("udp-name.socksify.test", 9))
+    print("sent")
+except OSError as e:
+    print(errno.errorcode[e.errno])'
+	[ "${lines[-1]}" = "EHOSTUNREACH" ]
 	# an unknown value blocks too
 	run env SOCKSIFY_EXCLUDE=none SOCKSIFY_UDP=blok LD_PRELOAD="$LIB" \
 		SOCKSIFY_PROXY="socks5://127.0.0.1:1" "$PATHCHECK" udp sendto 127.0.0.1 9

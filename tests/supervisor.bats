@@ -209,9 +209,27 @@ go_get_checks() {
 	got=$(timeout 60 "$SOCKSIFY" -x "$url" -e none "$SUPCHECK_STATIC" get 127.0.0.1 "$HTTP_PORT" \
 		/payload.bin 2>/dev/null | sha)
 	[ "$got" = "$PAYLOAD_SHA" ]
-	wait_for_count "$SOCKSIFYD_LOG" 50 "target=127.0.0.1:$HTTP_PORT	.*outcome=ok" 2
+	# Given with a trailing dot, the same name.
+	got=$(timeout 60 "$SOCKSIFY" -x "socks5h://proxyname.test.:$PROXY_PORT" -e none curl -sS \
+		--max-time 20 "http://127.0.0.1:$HTTP_PORT/payload.bin" | sha)
+	[ "$got" = "$PAYLOAD_SHA" ]
+	wait_for_count "$SOCKSIFYD_LOG" 50 "target=127.0.0.1:$HTTP_PORT	.*outcome=ok" 3
 	# The library's lookups of the name reached the real resolver.
 	grep -qx "proxyname.test" "$DNS_LOG"
+	# A program's own query of the proxy's name: the real address, from
+	# the supervisor's resolver and from the library's alike.
+	run timeout 60 "$SOCKSIFY" -x "$url" -e none "$SUPCHECK_STATIC" dns proxyname.test
+	[ "$output" = "A 127.0.0.1" ]
+	run timeout 60 "$SOCKSIFY" -x "$url" -e none --mode preload "$SUPCHECK_DYN" dns proxyname.test
+	[ "$output" = "A 127.0.0.1" ]
+	# A later hop behind a socks5h hop is named to that hop, never looked
+	# up here: a query of its name stays remote (a placeholder), as any.
+	: >"$DNS_LOG"
+	run timeout 60 "$SOCKSIFY" -x "socks5h://127.0.0.1:$PROXY_PORT" -x socks5h://proxyname.test:1080 \
+		-e none "$SUPCHECK_STATIC" dns proxyname.test
+	echo "$output"
+	is_placeholder "${output#A }"
+	sink_empty
 }
 
 @test "a static program's own resolver as musl's works (sendto() on an unconnected UDP socket to port 53): answered with a placeholder, nothing leaves" {
