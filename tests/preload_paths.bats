@@ -46,6 +46,19 @@ teardown() { stop_all; }
 	[ "$output" = "fd" ]
 }
 
+# udp_to_name ENV...: python3 under the library with socks5h and ENV sends a
+# datagram to a name (its placeholder): "sent" or the errno's name.
+udp_to_name() {
+	env "$@" LD_PRELOAD="$LIB" SOCKSIFY_PROXY="socks5h://127.0.0.1:1" python3 -c '
+import errno, socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+try:
+    s.sendto(b"x", ("udp-name.socksify.test", 9))
+    print("sent")
+except OSError as e:
+    print(errno.errorcode[e.errno])'
+}
+
 @test "SOCKSIFY_UDP=block: every UDP path fails with EPERM and one log line each" {
 	local how log=$BATS_TEST_TMPDIR/lib.log
 	for how in sendto sendmsg sendmmsg connect syscall; do
@@ -62,28 +75,12 @@ teardown() { stop_all; }
 	# to a name (a placeholder this process got) under socks5h: block's
 	# EPERM and words too (it was EHOSTUNREACH, "a placeholder address")
 	: >"$log"
-	run env SOCKSIFY_UDP=block SOCKSIFY_EXCLUDE=none SOCKSIFY_LOG_FILE="$log" LD_PRELOAD="$LIB" \
-		SOCKSIFY_PROXY="socks5h://127.0.0.1:1" python3 -c '
-import errno, socket
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-try:
-    s.sendto(b"x", ("udp-name.socksify.test", 9))
-    print("sent")
-except OSError as e:
-    print(errno.errorcode[e.errno])'
+	run udp_to_name SOCKSIFY_UDP=block SOCKSIFY_EXCLUDE=none SOCKSIFY_LOG_FILE="$log"
 	[ "$output" = "EPERM" ]
 	grep -q "blocked UDP datagram to 198\.1[89]\.[0-9.]*:9 (SOCKSIFY_UDP=block)" "$log" || { cat "$log"; false; }
 	# ... unless excluded (block lets an excluded destination by): then
 	# the placeholder rule's own EHOSTUNREACH, never sent.
-	run env SOCKSIFY_UDP=block SOCKSIFY_EXCLUDE=198.18.0.0/15 LD_PRELOAD="$LIB" \
-		SOCKSIFY_PROXY="socks5h://127.0.0.1:1" python3 -c '
-import errno, socket
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-try:
-    s.sendto(b"x", ("udp-name.socksify.test", 9))
-    print("sent")
-except OSError as e:
-    print(errno.errorcode[e.errno])'
+	run udp_to_name SOCKSIFY_UDP=block SOCKSIFY_EXCLUDE=198.18.0.0/15
 	[ "${lines[-1]}" = "EHOSTUNREACH" ]
 	# an unknown value blocks too
 	run env SOCKSIFY_EXCLUDE=none SOCKSIFY_UDP=blok LD_PRELOAD="$LIB" \
