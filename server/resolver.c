@@ -16,6 +16,13 @@
  * holds one of SERVER_RESOLVER_PENDING_MAX slots. The per-client limit is a
  * linear scan of those slots on each lookup: 1,024 pointer checks under the
  * mutex cost less than a hash table's code, and need no upkeep on cancel.
+ * A lookup past the slots or its client's SERVER_RESOLVER_PER_CLIENT waits
+ * on r->waiting as a login does (below), behind its client's earlier ones:
+ * every connection socksify makes comes from one address, and a program
+ * opening 150 at once through a slow DNS got "resolver busy" for a score
+ * of them. The session's --connect-timeout bounds the wait (then 04);
+ * past SERVER_RESOLVER_WAITING_MAX waiting (..._PER_CLIENT for one
+ * client) one is refused at once, as before (01, resolver busy).
  *
  * Logins are held to SERVER_CHECKS_MAX in flight (SERVER_CHECKS_PER_CLIENT
  * per client), so that a flood of them cannot take the threads lookups
@@ -87,8 +94,10 @@ struct resolver {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	struct job_list queued, done;
-	struct job_list waiting;	/* logins past the check limits */
-	size_t nwaiting;
+	struct job_list waiting;	/* logins past the check limits, lookups
+					 * past the slots or their client's */
+	size_t nwaiting;		/* ... logins */
+	size_t nlwaiting;		/* ... lookups */
 	/* Jobs queued, running or not yet delivered; NULL for a free slot. */
 	struct resolver_job *slots[SERVER_RESOLVER_PENDING_MAX];
 	unsigned refs;			/* live workers + the owner */
@@ -466,13 +475,13 @@ resolver_check_fits(const struct slot_count *c)
  * that short list, not the 1,024 slots.
  */
 static void
-resolver_promote_locked(struct resolver *r)
+resolver_promote_checks_locked(struct resolver *r)
 {
 	struct in6_addr in_flight[SERVER_CHECKS_MAX];
 	struct resolver_job *j, *next;
 	size_t i, k, nchecks = 0, slot = 0, mine;
 
-	if (r->waiting.head == NULL)
+	if (r->nwaiting == 0)
 		return;
 	for (i = 0; i < SERVER_RESOLVER_PENDING_MAX; i++) {
 		const struct resolver_job *o = r->slots[i];
@@ -485,6 +494,8 @@ resolver_promote_locked(struct resolver *r)
 	}
 	for (j = r->waiting.head; j != NULL && nchecks < SERVER_CHECKS_MAX; j = next) {
 		next = j->next;
+		if (j->check_fn == NULL)
+			continue;
 		for (k = 0, mine = 0; k < nchecks; k++)
 			mine += memcmp(&in_flight[k], &j->client, sizeof(j->client)) == 0;
 		if (mine >= SERVER_CHECKS_PER_CLIENT)
@@ -500,7 +511,53 @@ resolver_promote_locked(struct resolver *r)
 	}
 }
 
-/* Waiting logins of j's client. */
+/*
+ * Waiting lookups take free slots, in order, each once its client is under
+ * SERVER_RESOLVER_PER_CLIENT; a client found at its limit in this pass is
+ * passed over without counting again (RESOLVER_FULL_SEEN of them; past
+ * that the pass ends, the next slot freed starts another).
+ */
+#define RESOLVER_FULL_SEEN	16
+static void
+resolver_promote_lookups_locked(struct resolver *r)
+{
+	struct in6_addr full[RESOLVER_FULL_SEEN];
+	struct resolver_job *j, *next;
+	struct slot_count c;
+	size_t k, nfull = 0;
+	bool seen;
+
+	for (j = r->waiting.head; j != NULL && r->nlwaiting > 0; j = next) {
+		next = j->next;
+		if (j->check_fn != NULL)
+			continue;
+		for (k = 0, seen = false; k < nfull && !seen; k++)
+			seen = memcmp(&full[k], &j->client, sizeof(j->client)) == 0;
+		if (seen)
+			continue;
+		resolver_count_locked(r, j, &c);
+		if (c.slot == SERVER_RESOLVER_PENDING_MAX)
+			return;
+		if (c.mine >= SERVER_RESOLVER_PER_CLIENT) {
+			if (nfull == RESOLVER_FULL_SEEN)
+				return;
+			full[nfull++] = j->client;
+			continue;
+		}
+		list_unlink(&r->waiting, j);
+		r->nlwaiting--;
+		resolver_queue_locked(r, j, c.slot);
+	}
+}
+
+static void
+resolver_promote_locked(struct resolver *r)
+{
+	resolver_promote_checks_locked(r);
+	resolver_promote_lookups_locked(r);
+}
+
+/* Waiting jobs of j's client of j's kind (logins, or lookups). */
 static size_t
 resolver_waiting_of(const struct resolver *r, const struct resolver_job *j)
 {
@@ -508,7 +565,8 @@ resolver_waiting_of(const struct resolver *r, const struct resolver_job *j)
 	size_t n = 0;
 
 	for (o = r->waiting.head; o != NULL; o = o->next)
-		n += memcmp(&o->client, &j->client, sizeof(j->client)) == 0;
+		n += (o->check_fn != NULL) == (j->check_fn != NULL) &&
+		    memcmp(&o->client, &j->client, sizeof(j->client)) == 0;
 	return n;
 }
 
@@ -528,7 +586,7 @@ resolver_enqueue(struct resolver *r, struct resolver_job *j,
 	/* Logins against a hash are slow on purpose: few at once, so that a
 	 * flood of them cannot hold the threads lookups need; the rest wait
 	 * their turn, behind those already waiting. */
-	if (check && (r->waiting.head != NULL || !resolver_check_fits(&c))) {
+	if (check && (r->nwaiting > 0 || !resolver_check_fits(&c))) {
 		if (r->nwaiting >= SERVER_CHECKS_WAITING_MAX ||
 		    resolver_waiting_of(r, j) >= SERVER_CHECKS_WAITING_PER_CLIENT) {
 			pthread_mutex_unlock(&r->mu);
@@ -544,10 +602,22 @@ resolver_enqueue(struct resolver *r, struct resolver_job *j,
 		*job = j;
 		return 0;
 	}
-	if (!check && (c.slot == SERVER_RESOLVER_PENDING_MAX || c.mine >= SERVER_RESOLVER_PER_CLIENT)) {
+	/* A lookup past the slots or its client's limit waits its turn,
+	 * behind its client's waiting ones. */
+	if (!check && (c.slot == SERVER_RESOLVER_PENDING_MAX || c.mine >= SERVER_RESOLVER_PER_CLIENT ||
+	    (r->nlwaiting > 0 && resolver_waiting_of(r, j) > 0))) {
+		if (r->nlwaiting >= SERVER_RESOLVER_WAITING_MAX ||
+		    resolver_waiting_of(r, j) >= SERVER_RESOLVER_WAITING_PER_CLIENT) {
+			pthread_mutex_unlock(&r->mu);
+			job_free(j);
+			return r->nlwaiting >= SERVER_RESOLVER_WAITING_MAX ? -EAGAIN : -EBUSY;
+		}
+		j->state = JOB_WAITING;
+		list_push(&r->waiting, j);
+		r->nlwaiting++;
 		pthread_mutex_unlock(&r->mu);
-		job_free(j);
-		return c.slot == SERVER_RESOLVER_PENDING_MAX ? -EAGAIN : -EBUSY;
+		*job = j;
+		return 0;
 	}
 	resolver_queue_locked(r, j, c.slot);
 	pthread_mutex_unlock(&r->mu);
@@ -596,7 +666,10 @@ resolver_cancel(struct resolver *r, struct resolver_job *job)
 	pthread_mutex_lock(&r->mu);
 	if (job->state == JOB_WAITING) {
 		list_unlink(&r->waiting, job);
-		r->nwaiting--;
+		if (job->check_fn != NULL)
+			r->nwaiting--;
+		else
+			r->nlwaiting--;
 		job_free(job);
 	} else if (job->state == JOB_QUEUED) {
 		/* Not started: its place in the queue goes back at once. */

@@ -39,8 +39,10 @@
 #define SERVER_SPLICE_PIPES_ROOM	1024	/* pipes the raised limit makes room for (splice) */
 #define SERVER_ACCEPT_PAUSE_MS		1000	/* listener parked this long on EMFILE/ENFILE */
 #define SERVER_USERS_MAX		4096
-#define SERVER_RESOLVER_PENDING_MAX	1024	/* queued name lookups; beyond, reply 01 */
-#define SERVER_RESOLVER_PER_CLIENT	64	/* name lookups in flight per client IP; beyond, reply 01 */
+#define SERVER_RESOLVER_PENDING_MAX	1024	/* queued name lookups; beyond, they wait */
+#define SERVER_RESOLVER_PER_CLIENT	64	/* name lookups in flight per client IP; beyond, they wait */
+#define SERVER_RESOLVER_WAITING_MAX	4096	/* lookups waiting for those per worker; beyond, reply 01 */
+#define SERVER_RESOLVER_WAITING_PER_CLIENT 1024	/* ... per client IP (IPv6: per /64) */
 #define SERVER_CHECKS_MAX		16	/* crypt(3) logins in flight per worker; beyond, they wait */
 #define SERVER_CHECKS_PER_CLIENT	8	/* ... per client IP (IPv6: per /64) */
 #define SERVER_CHECKS_WAITING_MAX	256	/* logins waiting for those per worker; beyond, auth busy */

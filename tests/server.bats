@@ -320,6 +320,34 @@ while True: s.recvfrom(65535)' "$ready" 3>&- &
 	wait_for_line "$ready" 50 ready 2>/dev/null || skip "cannot bind 127.0.0.1:53 for a silent DNS server"
 }
 
+@test "150 CONNECTs by name at once from one client through a slow DNS: every one served in its turn, none 'resolver busy'" {
+	# Every connection socksify makes comes from one address: past 64
+	# lookups in flight for a client they wait now (they got reply 01).
+	start_dnssink --delay=0.1 "slowname.test=127.0.0.1"
+	start_socksifyd -v --workers 1
+	run timeout 60 python3 -c '
+import asyncio, collections, struct, sys
+port, target = int(sys.argv[1]), int(sys.argv[2])
+name = b"slowname.test"
+req = (b"\x05\x01\x00" + b"\x05\x01\x00\x03" + bytes([len(name)]) + name +
+       struct.pack("!H", target))
+async def one():
+    r, w = await asyncio.open_connection("127.0.0.1", port)
+    w.write(req)
+    got = await asyncio.wait_for(r.readexactly(12), 40)
+    w.close()
+    return got[3]
+async def main():
+    res = await asyncio.gather(*[one() for _ in range(150)], return_exceptions=True)
+    print(dict(collections.Counter(r if isinstance(r, int) else type(r).__name__ for r in res)))
+asyncio.run(main())' "$PROXY_PORT" "$HTTP_PORT"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[ "$output" = "{0: 150}" ]
+	run grep -c "resolver busy" "$SOCKSIFYD_LOG"
+	[ "$output" = 0 ]
+}
+
 # s5_domain_request NAME PORT: greeting (no auth) and CONNECT NAME:PORT, hex.
 s5_domain_request() {
 	printf '05010005010003%02x%s%04x' "${#1}" "$(printf '%s' "$1" | od -An -tx1 | tr -d ' \n')" "$2"
@@ -353,7 +381,7 @@ EOF
 	[ "$n" -le 5 ]
 }
 
-@test "resolver: clients that leave free their lookups; one client IP gets at most 64" {
+@test "resolver: clients that leave free their lookups; one client IP gets 64 in flight and 1,024 waiting, the rest 01" {
 	need_dns_jail
 	start_silent_dns
 	# the queue and the cap are each worker's: one worker, exact figures
@@ -372,10 +400,13 @@ for i in range(1100):
 	run python3 "$HELPERS/s5probe.py" "$PROXY_PORT" "$(s5_domain_request probe.test 80)"
 	[ "${lines[0]}" = "0500" ]
 	[ "${lines[1]}" = "OPEN" ]
-	# one IP with 100 lookups in flight: 36 get 01 at once, the rest wait
-	run python3 -c 'import socket,sys,time
+	# One IP with 1,100 lookups: 64 in flight, 1,024 wait their turn
+	# (before, the 65th on got 01), the last 12 get 01 at once.
+	run python3 -c 'import resource,socket,sys,time
+soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+resource.setrlimit(resource.RLIMIT_NOFILE, (min(4096, hard), hard))
 socks = []
-for i in range(100):
+for i in range(1100):
     s = socket.socket(); s.bind(("127.0.0.99", 0)); s.connect(("127.0.0.1", int(sys.argv[1])))
     s.sendall(bytes.fromhex(sys.argv[2])); socks.append(s)
 time.sleep(1.5)
@@ -385,8 +416,8 @@ for s in socks:
     try: busy += s.recv(64)[2:4] == b"\x05\x01"
     except BlockingIOError: pass
 print(busy)' "$PROXY_PORT" "$(s5_domain_request capped.test 80)"
-	[ "$output" = "36" ]
-	[ "$(grep -c 'outcome=resolver busy' "$SOCKSIFYD_LOG")" = "36" ]
+	[ "$output" = "12" ]
+	[ "$(grep -c 'outcome=resolver busy' "$SOCKSIFYD_LOG")" = "12" ]
 }
 
 @test "a client that leaves while its name resolves ends its session at once; a half-close does not" {

@@ -2,16 +2,18 @@
 """A DNS server on 127.0.0.1:53 that answers REFUSED to everything and
 records the name of every query it receives, one per line.
 
-usage: dnssink.py READYFILE LOGFILE [NAME=IPV4...]
+usage: dnssink.py READYFILE LOGFILE [--delay=SECONDS] [NAME=IPV4...]
 Writes READYFILE once bound (bind fails with exit 3 if the port is taken).
 A NAME given answers an A query with its IPV4 and an AAAA query with no
-address (NOERROR), still recorded.
+address (NOERROR), still recorded. --delay: every reply that much later
+(a slow resolver; queries are still taken as they come).
 Used with scripts/test.sh's resolver jail (nameserver 127.0.0.1): a query
 that reaches this sink is a query that would have left the host.
 """
 import socket
 import struct
 import sys
+import threading
 
 
 def qname(msg):
@@ -46,7 +48,11 @@ def answer(msg, ip):
 
 def main():
     ready, log = sys.argv[1:3]
-    names = dict(a.split("=", 1) for a in sys.argv[3:])
+    delay = 0.0
+    args = sys.argv[3:]
+    if args and args[0].startswith("--delay="):
+        delay = float(args.pop(0)[len("--delay="):])
+    names = dict(a.split("=", 1) for a in args)
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     try:
         s.bind(("127.0.0.1", 53))
@@ -65,7 +71,10 @@ def main():
         if reply is None:
             # header: same ID, QR=1, opcode copied, RCODE=5 (REFUSED)
             reply = msg[:2] + bytes([0x80 | (msg[2] & 0x78), 0x05]) + msg[4:6] + b"\0" * 6 + msg[12:]
-        s.sendto(reply, peer)
+        if delay > 0:
+            threading.Timer(delay, s.sendto, (reply, peer)).start()
+        else:
+            s.sendto(reply, peer)
 
 
 if __name__ == "__main__":
