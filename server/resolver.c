@@ -32,7 +32,10 @@
  * the pool has one thread more: a worker passes over queued lookups while
  * lookups_max run, and takes the first login behind them (in queue order
  * otherwise). Four requests for a name nobody answers no longer stop
- * every login against a hash. One past those waits on r->waiting, in order, without a slot
+ * every login against a hash. Nor every other client's lookups: one
+ * client runs half the lookup threads at most (r->running holds the
+ * clients of the lookups running), its other lookups passed over for
+ * another client's behind them. One past those waits on r->waiting, in order, without a slot
  * (JOB_WAITING), and takes one when room is made: resolver_promote_locked()
  * after each delivery and cancel of any job. A browser opening twenty
  * connections at once is served, slower, rather than refused; the
@@ -104,6 +107,7 @@ struct resolver {
 	unsigned lookups_running;	/* workers inside getaddrinfo() */
 	unsigned lookups_max;		/* ... at most; the pool's other thread
 					 * is for logins */
+	struct in6_addr *running;	/* their clients, lookups_running of them */
 	bool stop;
 	pthread_t *tids;		/* the workers, joined or detached on free */
 	unsigned ntids;
@@ -176,20 +180,58 @@ resolver_unref_locked(struct resolver *r)
 	pthread_mutex_unlock(&r->mu);
 	pthread_cond_destroy(&r->cv);
 	pthread_mutex_destroy(&r->mu);
+	free(r->running);
 	free(r);
 }
 
-/* The job a free worker takes: the first queued one, passing over lookups
- * while lookups_max run. NULL: none it may take. */
+/* Lookups of client running now. */
+static unsigned
+resolver_running_of(const struct resolver *r, const struct in6_addr *client)
+{
+	unsigned i, n = 0;
+
+	for (i = 0; i < r->lookups_running; i++)
+		n += memcmp(&r->running[i], client, sizeof(*client)) == 0;
+	return n;
+}
+
+/*
+ * The job a free worker takes: the first queued one, passing over lookups
+ * while lookups_max run, and a lookup whose client runs half of them
+ * already: a client asking for names a silent DNS server never answers
+ * holds each thread some 10 s, and four such requests held every lookup
+ * of every other client as long (found by an adversarial test). NULL: none
+ * it may take.
+ */
 static struct resolver_job *
 resolver_pick_locked(const struct resolver *r)
 {
+	unsigned per_client = r->lookups_max > 1 ? r->lookups_max / 2 : 1;
 	struct resolver_job *j;
 
 	for (j = r->queued.head; j != NULL; j = j->next)
-		if (j->check_fn != NULL || r->lookups_running < r->lookups_max)
+		if (j->check_fn != NULL || (r->lookups_running < r->lookups_max &&
+		    resolver_running_of(r, &j->client) < per_client))
 			return j;
 	return NULL;
+}
+
+/* client's lookup started (on) or over (off), with r->mu held. */
+static void
+resolver_running_note(struct resolver *r, const struct in6_addr *client, bool on)
+{
+	unsigned i;
+
+	if (on) {
+		r->running[r->lookups_running++] = *client;
+		return;
+	}
+	for (i = 0; i < r->lookups_running; i++) {
+		if (memcmp(&r->running[i], client, sizeof(*client)) == 0) {
+			r->running[i] = r->running[--r->lookups_running];
+			return;
+		}
+	}
 }
 
 static void *
@@ -215,7 +257,7 @@ resolver_worker(void *arg)
 		list_unlink(&r->queued, j);
 		j->state = JOB_RUNNING;
 		if (j->check_fn == NULL)
-			r->lookups_running++;
+			resolver_running_note(r, &j->client, true);
 		pthread_mutex_unlock(&r->mu);
 		if (j->check_fn != NULL) {
 			j->ok = users_hash_check(&j->cred, &j->hash);
@@ -225,7 +267,7 @@ resolver_worker(void *arg)
 		}
 		pthread_mutex_lock(&r->mu);
 		if (j->check_fn == NULL)
-			r->lookups_running--;
+			resolver_running_note(r, &j->client, false);
 		if (r->stop) {
 			job_free(j);
 			break;
@@ -290,7 +332,9 @@ resolver_new(struct resolver **out, struct loop *l, unsigned nlookups)
 	r->loop = l;
 	r->refs = 1;
 	r->lookups_max = nlookups;
-	if ((r->tids = calloc(nthreads, sizeof(*r->tids))) == NULL) {
+	if ((r->tids = calloc(nthreads, sizeof(*r->tids))) == NULL ||
+	    (r->running = calloc(nlookups, sizeof(*r->running))) == NULL) {
+		free(r->tids);
 		free(r);
 		return -ENOMEM;
 	}
@@ -339,6 +383,7 @@ fail:
 	pthread_cond_destroy(&r->cv);
 	pthread_mutex_destroy(&r->mu);
 	free(r->tids);
+	free(r->running);
 	free(r);
 	return err;
 }
@@ -585,36 +630,26 @@ resolver_enqueue(struct resolver *r, struct resolver_job *j,
 	resolver_count_locked(r, j, &c);
 	/* Logins against a hash are slow on purpose: few at once, so that a
 	 * flood of them cannot hold the threads lookups need; the rest wait
-	 * their turn, behind those already waiting. */
-	if (check && (r->nwaiting > 0 || !resolver_check_fits(&c))) {
-		if (r->nwaiting >= SERVER_CHECKS_WAITING_MAX ||
-		    resolver_waiting_of(r, j) >= SERVER_CHECKS_WAITING_PER_CLIENT) {
+	 * their turn, behind those already waiting. A lookup past the slots
+	 * or its client's limit waits too, behind its client's waiting ones. */
+	if (check ? r->nwaiting > 0 || !resolver_check_fits(&c) :
+	    c.slot == SERVER_RESOLVER_PENDING_MAX || c.mine >= SERVER_RESOLVER_PER_CLIENT ||
+	    (r->nlwaiting > 0 && resolver_waiting_of(r, j) > 0)) {
+		size_t *n = check ? &r->nwaiting : &r->nlwaiting;
+		size_t max = check ? SERVER_CHECKS_WAITING_MAX : SERVER_RESOLVER_WAITING_MAX;
+		size_t per = check ? SERVER_CHECKS_WAITING_PER_CLIENT :
+		    SERVER_RESOLVER_WAITING_PER_CLIENT;
+
+		if (*n >= max || resolver_waiting_of(r, j) >= per) {
 			pthread_mutex_unlock(&r->mu);
 			job_free(j);
-			return r->nwaiting >= SERVER_CHECKS_WAITING_MAX ? -EAGAIN : -EBUSY;
+			return *n >= max ? -EAGAIN : -EBUSY;
 		}
 		j->state = JOB_WAITING;
 		list_push(&r->waiting, j);
-		r->nwaiting++;
+		(*n)++;
 		/* Room may be there already for one waiting before it. */
 		resolver_promote_locked(r);
-		pthread_mutex_unlock(&r->mu);
-		*job = j;
-		return 0;
-	}
-	/* A lookup past the slots or its client's limit waits its turn,
-	 * behind its client's waiting ones. */
-	if (!check && (c.slot == SERVER_RESOLVER_PENDING_MAX || c.mine >= SERVER_RESOLVER_PER_CLIENT ||
-	    (r->nlwaiting > 0 && resolver_waiting_of(r, j) > 0))) {
-		if (r->nlwaiting >= SERVER_RESOLVER_WAITING_MAX ||
-		    resolver_waiting_of(r, j) >= SERVER_RESOLVER_WAITING_PER_CLIENT) {
-			pthread_mutex_unlock(&r->mu);
-			job_free(j);
-			return r->nlwaiting >= SERVER_RESOLVER_WAITING_MAX ? -EAGAIN : -EBUSY;
-		}
-		j->state = JOB_WAITING;
-		list_push(&r->waiting, j);
-		r->nlwaiting++;
 		pthread_mutex_unlock(&r->mu);
 		*job = j;
 		return 0;

@@ -420,6 +420,36 @@ print(busy)' "$PROXY_PORT" "$(s5_domain_request capped.test 80)"
 	[ "$(grep -c 'outcome=resolver busy' "$SOCKSIFYD_LOG")" = "12" ]
 }
 
+@test "resolver: a client whose names a silent DNS server never answers holds half the lookup threads; another client's lookup runs at once" {
+	start_silent_dns
+	start_socksifyd -v --workers 1 --connect-timeout 3000
+	# Eight requests for names nobody answers, from one address, held:
+	# each lookup would keep a thread some 10 s.
+	python3 -c 'import socket,sys,time
+socks = []
+for i in range(8):
+    s = socket.socket(); s.bind(("127.0.0.2", 0)); s.connect(("127.0.0.1", int(sys.argv[1])))
+    name = b"silent%d.test" % i
+    s.sendall(b"\x05\x01\x00\x05\x01\x00\x03" + bytes([len(name)]) + name + b"\x00\x50")
+    socks.append(s)
+time.sleep(8)' "$PROXY_PORT" 3>&- &
+	PIDS+=($!)
+	sleep 0.5
+	# Another client's name (from /etc/hosts, no DNS): served within the
+	# 3 s connect timeout. Before, it waited behind all four threads (04).
+	run timeout 20 python3 -c 'import socket,sys
+s = socket.socket(); s.bind(("127.0.0.3", 0)); s.connect(("127.0.0.1", int(sys.argv[1])))
+s.sendall(bytes.fromhex(sys.argv[2])); s.settimeout(10)
+got = b""
+while len(got) < 12:
+    b = s.recv(12 - len(got))
+    if not b: break
+    got += b
+print(got.hex())' "$PROXY_PORT" "$(s5_domain_request localhost "$HTTP_PORT")"
+	echo "$output"
+	[ "${output:0:8}" = "05000500" ]
+}
+
 @test "a client that leaves while its name resolves ends its session at once; a half-close does not" {
 	need_dns_jail
 	start_silent_dns
