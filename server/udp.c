@@ -56,6 +56,8 @@
 
 enum {
 	UDP_LOG_MAX = 1024,		/* one -v line about a dropped datagram */
+	UDP_DROP_LINES = 10,		/* ... at most this many a second an
+					 * association; the rest counted */
 	/* A slot takes the largest datagram with its header, so none is cut. */
 	UDP_SLOT_BYTES = S5_UDP_HEADER_MAX + SERVER_UDP_DGRAM_MAX,
 	/* One GSO send: the kernel's UDP_MAX_SEGMENTS (64 before Linux 6.9,
@@ -135,33 +137,59 @@ struct udp_assoc {
 	struct sockaddr_storage cache_sa;
 	socklen_t cache_len;
 	uint64_t cache_ms;
+	/* -v lines about drops: this second's, and those not written. */
+	uint64_t drop_sec;
+	unsigned drop_lines;
+	uint64_t drop_unsaid;
 };
 
 static void udp_on_relay(struct loop *l, int fd, uint32_t events, void *arg);
 static void udp_on_target(struct loop *l, int fd, uint32_t events, void *arg);
 
-/* §7: drops are silent on the wire; at -v each one is a log line. */
+/*
+ * §7: drops are silent on the wire; at -v each one is a log line, up to
+ * UDP_DROP_LINES a second for an association: any host that learns the
+ * relay's port can send it datagrams, and a line for each was a flood a
+ * slow standard error turned into a stall. The next line written says how
+ * many went unsaid.
+ */
 static void
-udp_drop(const struct udp_assoc *u, const char *dir, const char *who, const char *why)
+udp_drop(struct udp_assoc *u, const char *dir, const char *who, const char *why)
 {
-	char line[UDP_LOG_MAX], ewho[S5_ADDR_TEXT_MAX];
+	char line[UDP_LOG_MAX], ewho[S5_ADDR_TEXT_MAX], more[64] = "";
+	uint64_t sec;
 	size_t i;
 	int n;
 
 	if (log_get_level() < LOG_LEVEL_VERBOSE)
 		return;
+	sec = loop_now(u->srv->loop) / 1000;
+	if (sec != u->drop_sec) {
+		u->drop_sec = sec;
+		u->drop_lines = 0;
+	}
+	if (u->drop_lines >= UDP_DROP_LINES) {
+		u->drop_unsaid++;
+		return;
+	}
+	u->drop_lines++;
+	if (u->drop_unsaid > 0) {
+		snprintf(more, sizeof(more), " (and %llu dropped before, unlogged)",
+		    (unsigned long long)u->drop_unsaid);
+		u->drop_unsaid = 0;
+	}
 	/* A name is the client's bytes: it must not be able to forge a line. */
 	for (i = 0; who[i] != '\0' && i + 1 < sizeof(ewho); i++)
 		ewho[i] = who[i] > ' ' && who[i] < 0x7f ? who[i] : '?';
 	ewho[i] = '\0';
 	n = snprintf(line, sizeof(line), "socksifyd: udp-associate client=%s: "
-	    "datagram %s %s dropped: %s\n", u->client_text, dir, ewho, why);
+	    "datagram %s %s dropped: %s%s\n", u->client_text, dir, ewho, why, more);
 	if (n > 0)
 		log_write_line(line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
 }
 
 static void
-udp_drop_sa(const struct udp_assoc *u, const char *dir, const struct sockaddr *sa,
+udp_drop_sa(struct udp_assoc *u, const char *dir, const struct sockaddr *sa,
     const char *why)
 {
 	char text[S5_ADDR_TEXT_MAX];
@@ -458,8 +486,18 @@ udp_pending_free(struct udp_assoc *u, struct udp_pending *p)
 void
 udp_assoc_free(struct udp_assoc *u)
 {
+	char line[UDP_LOG_MAX];
+	int n;
+
 	if (u == NULL)
 		return;
+	if (u->drop_unsaid > 0 && log_get_level() >= LOG_LEVEL_VERBOSE) {
+		n = snprintf(line, sizeof(line), "socksifyd: udp-associate client=%s: "
+		    "%llu more datagrams dropped, unlogged\n", u->client_text,
+		    (unsigned long long)u->drop_unsaid);
+		if (n > 0)
+			log_write_line(line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
+	}
 	while (u->pending != NULL) {
 		resolver_cancel(u->srv->resolver, u->pending->job);
 		udp_pending_free(u, u->pending);

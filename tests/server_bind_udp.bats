@@ -111,6 +111,36 @@ bu() {
 	grep -q "from 127.0.0.2:[0-9]* dropped: not the client's address" "$SOCKSIFYD_LOG"
 }
 
+@test "UDP: 500 datagrams from a foreign IP make at most 10 lines a second at -v; the rest are counted, none lost from the count" {
+	start_socksifyd -v
+	run timeout 30 python3 -c '
+import socket, struct, sys, time
+c = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+c.sendall(b"\x05\x01\x00" + b"\x05\x03\x00\x01\x00\x00\x00\x00\x00\x00")
+got = b""
+while len(got) < 12:
+    got += c.recv(12 - len(got))
+assert got[:4] == b"\x05\x00\x05\x00", got.hex()
+relay = (socket.inet_ntoa(got[6:10]), struct.unpack("!H", got[10:12])[0])
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+u.bind(("127.0.0.2", 0))
+for i in range(500):
+    u.sendto(b"\x00\x00\x00\x01\x7f\x00\x00\x01\x00\x09junk", relay)
+time.sleep(0.5)
+c.close()
+print("sent 500")' "$PROXY_PORT"
+	[ "$output" = "sent 500" ]
+	wait_for_line "$SOCKSIFYD_LOG" 50 "more datagrams dropped, unlogged"
+	local lines unsaid
+	lines=$(grep -c "dropped: not the client's address" "$SOCKSIFYD_LOG")
+	unsaid=$(sed -n 's/.* (and \([0-9]*\) dropped before, unlogged)$/\1/p; s/.*: \([0-9]*\) more datagrams dropped, unlogged$/\1/p' \
+		"$SOCKSIFYD_LOG" | awk '{ t += $1 } END { print t + 0 }')
+	echo "lines $lines, unlogged $unsaid"
+	[ "$lines" -ge 1 ]
+	[ "$lines" -le 20 ]
+	[ $((lines + unsaid)) -eq 500 ]
+}
+
 @test "UDP: the association ends when the control connection closes" {
 	start_echo 127.0.0.1
 	start_socksifyd
