@@ -321,6 +321,8 @@ struct tunnel {
 	int rep;			/* the refusing reply code, else -1 */
 	int why;			/* the failing step's enum s5c_err, else 0 */
 	int dial_err;			/* the errno the dial to the first hop failed with */
+	bool family;			/* the last alternative tried has no address
+					 * of the socket's family (supervisor.c) */
 	bool http;			/* the failing answer began "HT": an HTTP server */
 	bool pause;			/* stop after each hop but the last: TUNNEL_HOP */
 	/* Alternatives (failover.c): each position's in use, those that

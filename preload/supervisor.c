@@ -749,7 +749,8 @@ sup_job_fail(struct sup_job *j, int err)
 	if (j->t.dial_err != 0)
 		err = -tunnel_dial_errno(&j->t, j->t.dial_err);
 	else if (family)
-		err = ECONNREFUSED;
+		err = ECONNREFUSED;	/* said as such (TR_FAMILY), not "closed" */
+	j->t.family = family && j->t.dial_err == 0;
 	sup_job_finish(j, err);
 }
 
@@ -1007,7 +1008,8 @@ sup_tunnel(uint64_t id, int fd, int domain, const struct sockaddr_storage *sa,
 	    tunnel_retry(&t, fd, EAFNOSUPPORT, sup_now() + preload_cfg.timeout_ms))
 		r = tunnel_first_sockaddr(&t, fd, domain, &hop, &hoplen);
 	if (r < 0) {
-		preload_log(LOG_LVL_ERROR, "an IPv%c socket cannot reach proxy %s: "
+		preload_log_limited(LOG_LVL_ERROR, preload_log_key("family",
+		    domain == AF_INET ? "4" : "6"), "an IPv%c socket cannot reach proxy %s: "
 		    "refused", domain == AF_INET ? '4' : '6', preload_cfg.chain_text);
 		sup_fail(id, fd, ECONNREFUSED);
 		return;

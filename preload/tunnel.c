@@ -438,7 +438,7 @@ tunnel_reason(const struct tunnel *t, int err)
 {
 	if (t->down_hop != 0)
 		return TR_ALL_DOWN;
-	if (err == EAFNOSUPPORT && t->why == 0 && t->dial_err == 0)
+	if ((err == EAFNOSUPPORT || t->family) && t->why == 0 && t->dial_err == 0)
 		return TR_FAMILY;
 	if (t->dial_err != 0)
 		return t->dial_err == ETIMEDOUT ? TR_DIAL_TIMEOUT : TR_UNREACHABLE;

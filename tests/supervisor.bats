@@ -232,6 +232,28 @@ go_get_checks() {
 	sink_empty
 }
 
+@test "an IPv4 socket and an IPv6-only proxy under the supervisor: one line however many connects, and an IPv6 alternative named for what it is" {
+	start_socksifyd -l '[::1]:0'
+	local err=$BATS_TEST_TMPDIR/err dead
+	# 20 connects: each ECONNREFUSED, the line once (it was 20).
+	run --separate-stderr timeout 60 "$SOCKSIFY" -m seccomp -x "socks5h://[::1]:$PROXY_PORT" -e none \
+		python3 -c 'import socket
+print(sorted(set(socket.socket().connect_ex(("10.9.9.9", 80)) for _ in range(20))))'
+	echo "$output / $stderr"
+	[ "$output" = "[111]" ]
+	[ "$(grep -c 'an IPv4 socket cannot reach proxy' <<<"$stderr")" = 1 ]
+	# The first alternative dead, the second IPv6: said as such, not as a
+	# proxy that "closed the connection during the handshake".
+	dead=$(free_port)
+	run --separate-stderr timeout 60 "$SOCKSIFY" -t -m seccomp \
+		-x "socks5h://127.0.0.1:$dead|socks5h://[::1]:$PROXY_PORT" -e none \
+		python3 -c 'import socket; print(socket.socket().connect_ex(("10.9.9.9", 80)))'
+	echo "$output / $stderr"
+	[ "$output" = 111 ]
+	[[ "$stderr" == *"proxy [::1]:$PROXY_PORT (alternative 2 of 2) has no address for this socket's family"* ]]
+	[[ "$stderr" != *"closed the connection"* ]]
+}
+
 @test "a static program's own resolver as musl's works (sendto() on an unconnected UDP socket to port 53): answered with a placeholder, nothing leaves" {
 	start_dnssink
 	start_socksifyd -v
