@@ -547,7 +547,7 @@ config_read_timeout(struct preload_config *c)
 	ms = preload_parse_seconds(env);
 	if (ms < 0) {
 		preload_log(LOG_LVL_ERROR, "SOCKSIFY_TIMEOUT: \"%s\" is not a number "
-		    "of seconds above 0 and at most %d (2.5 will do); using %d", env,
+		    "of seconds from 0.001 to %d (2.5 will do); using %d", env,
 		    PRELOAD_TIMEOUT_MAX_S, PRELOAD_TIMEOUT_S);
 		return;
 	}

@@ -1207,8 +1207,8 @@ main(int argc, char **argv)
 	 * process of the tree, the supervisor among them, and go on. */
 	if ((what = getenv("SOCKSIFY_TIMEOUT")) != NULL && what[0] != '\0' &&
 	    preload_parse_seconds(what) < 0)
-		die(EXIT_SELF, "SOCKSIFY_TIMEOUT %s: not a number of seconds above 0 "
-		    "and at most %d (2.5 will do)", what, PRELOAD_TIMEOUT_MAX_S);
+		die(EXIT_SELF, "SOCKSIFY_TIMEOUT %s: not a number of seconds from 0.001 "
+		    "to %d (2.5 will do)", what, PRELOAD_TIMEOUT_MAX_S);
 	if ((what = getenv("SOCKSIFY_PIPELINE")) != NULL && what[0] != '\0' &&
 	    strcasecmp(what, "auto") != 0 && strcasecmp(what, "on") != 0 &&
 	    strcasecmp(what, "off") != 0)

@@ -115,7 +115,7 @@ teardown() { stop_all; }
 	for t in abc 0 0.0001 86401 -1 '2s'; do
 		run env SOCKSIFY_TIMEOUT="$t" "$SOCKSIFY" -x socks5://127.0.0.1:9 true
 		[ "$status" -eq 125 ]
-		[ "$output" = "socksify: SOCKSIFY_TIMEOUT $t: not a number of seconds above 0 and at most 86400 (2.5 will do)" ]
+		[ "$output" = "socksify: SOCKSIFY_TIMEOUT $t: not a number of seconds from 0.001 to 86400 (2.5 will do)" ]
 	done
 	for t in 2.5 0.5 86400 ''; do
 		run env SOCKSIFY_TIMEOUT="$t" "$SOCKSIFY" -x socks5://127.0.0.1:9 true
