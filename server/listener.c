@@ -326,11 +326,17 @@ listener_wait_for_close(struct listener *lst)
 	srv->lst_stalled = true;
 }
 
-/* Would one more session leave fewer than --fd-reserve descriptors free? */
+/* Would one more session leave fewer than --fd-reserve descriptors free?
+ * Two a session, and what UDP associations hold beyond (up to three more
+ * each: counted, a listener waits rather than accept() failing with
+ * EMFILE and the clients behind it being reset). */
 static bool
 srv_fds_short(const struct server *srv)
 {
-	size_t need = srv->fd_base + 2 * (srv_all_sessions(srv) + 1) + srv->lim.fd_reserve;
+	long extra = srv->extra_fds != NULL ?
+	    __atomic_load_n(srv->extra_fds, __ATOMIC_RELAXED) : 0;
+	size_t need = srv->fd_base + 2 * (srv_all_sessions(srv) + 1) + srv->lim.fd_reserve +
+	    (extra > 0 ? (size_t)extra : 0);
 
 	return need > srv->fd_limit;
 }

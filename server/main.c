@@ -82,6 +82,7 @@ static struct server *workers;
 static unsigned nworkers;
 static unsigned workers_running;	/* atomic */
 static long all_sessions;		/* atomic: every worker's sessions */
+static long extra_fds;			/* atomic: their descriptors beyond two each */
 static long drain_cut;			/* atomic: sessions the drain timeout closed */
 static int main_ctl = -1;		/* eventfd: a worker took a conf or ended */
 static struct loop *main_loop;
@@ -174,6 +175,13 @@ server_session_born(struct server *srv)
 {
 	(void)srv;
 	__atomic_add_fetch(&all_sessions, 1, __ATOMIC_RELAXED);
+}
+
+void
+server_fds_extra(struct server *srv, long n)
+{
+	if (srv->extra_fds != NULL)
+		__atomic_add_fetch(srv->extra_fds, n, __ATOMIC_RELAXED);
 }
 
 void
@@ -284,6 +292,7 @@ worker_setup(struct server *srv, unsigned id, size_t fd_limit)
 	srv->id = id;
 	srv->fd_limit = fd_limit;
 	srv->all_sessions = &all_sessions;
+	srv->extra_fds = &extra_fds;
 	srv->lim = conf_cur->lim;
 	if ((r = loop_new(&srv->loop)) < 0)
 		log_fatal(EXIT_FAILURE, "event loop: %s", strerror(-r));

@@ -103,6 +103,10 @@ struct server {
 	size_t fd_limit;		/* RLIMIT_NOFILE soft limit */
 	size_t fd_base;			/* descriptors in use before the first session */
 	long *all_sessions;		/* of every worker (atomic); NULL: just ours */
+	long *extra_fds;		/* descriptors sessions hold beyond their
+					 * two (a UDP association's outgoing
+					 * sockets), every worker's (atomic);
+					 * NULL: none counted */
 	int ctl;			/* eventfd: the main thread has news (main.c) */
 	pthread_t thread;
 	unsigned ctl_flags;		/* which news (atomic), WORKER_* in main.c */
@@ -122,6 +126,8 @@ void listener_resume_stalled(struct server *srv);
  * draining, the last one to close ends the loop. */
 void server_session_born(struct server *srv);
 void server_session_gone(struct server *srv);
+/* A session took (n > 0) or gave back (n < 0) descriptors beyond its two. */
+void server_fds_extra(struct server *srv, long n);
 
 /* Takes over fd, a non-blocking accepted client socket. */
 /* TCP_NODELAY on fd, a listener (what it accepts inherits it) or a

@@ -503,6 +503,7 @@ udp_assoc_free(struct udp_assoc *u)
 		udp_pending_free(u, u->pending);
 	}
 	udp_close_fd(u, &u->rfd);
+	server_fds_extra(u->srv, -(long)((u->ofd4 >= 0) + (u->ofd6 >= 0) + (u->ofdm >= 0)));
 	udp_close_fd(u, &u->ofd4);
 	udp_close_fd(u, &u->ofd6);
 	udp_close_fd(u, &u->ofdm);
@@ -575,6 +576,7 @@ udp_send(struct udp_assoc *u, const struct sockaddr *dst, socklen_t dstlen,
 			udp_drop_sa(u, "to", dst, "out of memory");
 			return;
 		}
+		server_fds_extra(u->srv, 1);	/* beyond the control and relay sockets */
 	}
 	/* dst may be the name cache, whose port the next datagram changes. */
 	o = &b->out[b->nout];

@@ -141,6 +141,77 @@ print("sent 500")' "$PROXY_PORT"
 	[ $((lines + unsaid)) -eq 500 ]
 }
 
+@test "UDP associations' outgoing sockets count against the descriptor limit: the listener waits, no accept() fails with EMFILE, a client queued behind is served" {
+	local log=$BATS_TEST_TMPDIR/sd.log port
+	make_payload
+	start_http 127.0.0.1
+	bash -c 'ulimit -n 120 && exec "$@"' bash "$SOCKSIFYD" -l 127.0.0.1:0 --workers 1 -v 3>&- 2>"$log" &
+	PIDS+=($!)
+	wait_for_line "$log" 50 '^socksifyd: listening on '
+	port=$(sed -n 's/^socksifyd: listening on .*:\([0-9]*\)$/\1/p' "$log" | head -n 1)
+	# Each association sends to an IPv4, an IPv6 and an IPv4-mapped
+	# address: five descriptors, not two. 30 of them would need 150.
+	run timeout 60 python3 -c '
+import socket, struct, sys, threading, time
+port, http = int(sys.argv[1]), int(sys.argv[2])
+held, n = [], 0
+for i in range(30):
+    c = socket.create_connection(("127.0.0.1", port))
+    held.append(c)
+    c.settimeout(1.5)
+    c.sendall(b"\x05\x01\x00" + b"\x05\x03\x00\x01\x00\x00\x00\x00\x00\x00")
+    got = b""
+    try:
+        while len(got) < 12:
+            b = c.recv(12 - len(got))
+            if not b:
+                break
+            got += b
+    except socket.timeout:
+        break
+    if got[:4] != b"\x05\x00\x05\x00":
+        print("assoc %d: %s" % (i, got.hex()))
+        break
+    n += 1
+    relay = (socket.inet_ntoa(got[6:10]), struct.unpack("!H", got[10:12])[0])
+    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    held.append(u)
+    for atyp in (b"\x01\x7f\x00\x00\x01", b"\x04" + socket.inet_pton(socket.AF_INET6, "::1"),
+                 b"\x04" + socket.inet_pton(socket.AF_INET6, "::ffff:127.0.0.1")):
+        u.sendto(b"\x00\x00\x00" + atyp + b"\x00\x09hi", relay)
+    time.sleep(0.02)
+out = {}
+def client():
+    try:
+        s = socket.create_connection(("127.0.0.1", port), timeout=20)
+        s.sendall(b"\x05\x01\x00\x05\x01\x00\x01\x7f\x00\x00\x01" + struct.pack("!H", http) +
+                  b"GET /hello.txt HTTP/1.0\r\n\r\n")
+        data = b""
+        while True:
+            b = s.recv(65536)
+            if not b:
+                break
+            data += b
+        out["client"] = "ok" if data.endswith(b"hello through socks\n") else "bad " + data[:40].hex()
+    except OSError as e:
+        out["client"] = repr(e)
+t = threading.Thread(target=client)
+t.start()
+time.sleep(1)
+for h in held:
+    h.close()
+t.join()
+print("assocs", n, "client", out["client"])' "$port" "$HTTP_PORT"
+	echo "$output"
+	cat "$log" | grep -v udp-associate | head -20
+	[ "$status" -eq 0 ]
+	[[ "$output" == "assocs "*" client ok" ]]
+	n=$(echo "$output" | awk '{ print $2 }')
+	[ "$n" -ge 5 ]
+	[ "$n" -lt 30 ]
+	! grep -q "pausing\|Too many open files" "$log"
+}
+
 @test "UDP: the association ends when the control connection closes" {
 	start_echo 127.0.0.1
 	start_socksifyd
