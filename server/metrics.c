@@ -139,7 +139,9 @@ metrics_request(const char *head)
 	end = strpbrk(path, " \r\n");
 	if (path[0] != '/' || end == NULL || *end != ' ' || strncmp(end + 1, "HTTP/1.", 7) != 0)
 		return "400 Bad Request";
-	if (sp - head != 3 || strncmp(head, "GET", 3) != 0)
+	/* RFC 9110 §9.1: a server that has GET has HEAD. */
+	if (!(sp - head == 3 && strncmp(head, "GET", 3) == 0) &&
+	    !(sp - head == 4 && strncmp(head, "HEAD", 4) == 0))
 		return "405 Method Not Allowed";
 	if (strncmp(path, "/metrics", 8) != 0 || (path[8] != ' ' && path[8] != '?'))
 		return "404 Not Found";

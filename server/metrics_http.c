@@ -59,15 +59,19 @@ metrics_on_timer(struct loop *l, void *arg)
 	metrics_conn_close(arg);
 }
 
-/* The answer to the request head in c->in: status and body into c->out. */
+/* The answer to the request head in c->in: status and body into c->out;
+ * status given: that one (a head we cannot read). HEAD: no body, the
+ * length the body would have. */
 static void
-metrics_answer(struct metrics_conn *c)
+metrics_answer(struct metrics_conn *c, const char *status)
 {
 	struct metrics_text body = { 0 }, all = { 0 };
-	const char *status;
+	bool head;
 
 	c->in[c->in_len < sizeof(c->in) ? c->in_len : sizeof(c->in) - 1] = '\0';
-	status = metrics_request(c->in);
+	head = strncmp(c->in, "HEAD ", 5) == 0;
+	if (status == NULL)
+		status = metrics_request(c->in);
 	if (strcmp(status, "200 OK") == 0) {
 		if (metrics_render(&body, metrics_workers, metrics_nworkers) < 0)
 			status = "500 Internal Server Error";
@@ -80,8 +84,9 @@ metrics_answer(struct metrics_conn *c)
 		mt_printf(&body, "%s\n", status);
 	}
 	mt_printf(&all, "HTTP/1.1 %s\r\nContent-Type: text/plain; version=0.0.4; "
-	    "charset=utf-8\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n%.*s",
-	    status, body.len, (int)body.len, body.buf != NULL ? body.buf : "");
+	    "charset=utf-8\r\nContent-Length: %zu\r\n%sConnection: close\r\n\r\n%.*s",
+	    status, body.len, strncmp(status, "405", 3) == 0 ? "Allow: GET, HEAD\r\n" : "",
+	    head ? 0 : (int)body.len, body.buf != NULL ? body.buf : "");
 	free(body.buf);
 	c->out = all.buf;
 	c->out_len = all.failed ? 0 : all.len;
@@ -105,12 +110,15 @@ metrics_on_conn(struct loop *l, int fd, uint32_t events, void *arg)
 			return;
 		c->in_len += (size_t)n;
 		c->in[c->in_len] = '\0';
-		if (strstr(c->in, "\r\n\r\n") == NULL && strstr(c->in, "\n\n") == NULL) {
-			if (c->in_len == sizeof(c->in) - 1)
-				metrics_conn_close(c);	/* no head fits: nothing to answer */
-			return;
+		if (memchr(c->in, '\0', c->in_len) != NULL) {
+			metrics_answer(c, "400 Bad Request");	/* no HTTP has a NUL */
+		} else if (strstr(c->in, "\r\n\r\n") == NULL && strstr(c->in, "\n\n") == NULL) {
+			if (c->in_len < sizeof(c->in) - 1)
+				return;
+			metrics_answer(c, "431 Request Header Fields Too Large");
+		} else {
+			metrics_answer(c, NULL);
 		}
-		metrics_answer(c);
 		if (c->out_len == 0) {
 			metrics_conn_close(c);
 			return;
@@ -131,6 +139,10 @@ metrics_on_conn(struct loop *l, int fd, uint32_t events, void *arg)
 		}
 		c->out_off += (size_t)n;
 	}
+	/* A head past the room (431) leaves bytes unread: take what came, so
+	 * that the close is a FIN and not a reset that loses the answer. */
+	for (n = 0; n < 16 && recv(fd, c->in, sizeof(c->in), MSG_DONTWAIT) > 0; n++)
+		;
 	metrics_conn_close(c);
 }
 

@@ -119,12 +119,35 @@ via() { curl -sS --max-time 10 --socks5 "$1@127.0.0.1:$PROXY_PORT" "http://127.0
 	[ "$(metric 'socksifyd_sessions_total{cmd="connect",outcome="ok"}')" = 2 ]
 }
 
-@test "metrics answer GET /metrics only: 404 elsewhere, 405 for another method, 400 for no HTTP" {
+@test "metrics answer GET and HEAD /metrics only: 404 elsewhere, 405 (with Allow) for another method, 400 for no HTTP or a NUL, 431 for a head past 4 KiB" {
 	start_metrics
 	run curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$METRICS_PORT/"
 	[ "$output" = 404 ]
-	run curl -s -o /dev/null -w '%{http_code}' -X POST "http://127.0.0.1:$METRICS_PORT/metrics"
-	[ "$output" = 405 ]
+	run curl -s -D - -o /dev/null -X POST "http://127.0.0.1:$METRICS_PORT/metrics"
+	[[ "$output" == "HTTP/1.1 405 "* ]]
+	grep -q '^Allow: GET, HEAD' <<<"$output"
+	# HEAD: the headers GET would get, no body (RFC 9110: a GET server has HEAD)
+	run curl -s -I "http://127.0.0.1:$METRICS_PORT/metrics"
+	[[ "$output" == "HTTP/1.1 200 OK"* ]]
+	len=$(sed -n 's/^Content-Length: \([0-9]*\).*/\1/p' <<<"$output")
+	[ "$len" -gt 100 ]
+	run python3 -c 'import socket,sys
+def ask(b):
+    s = socket.create_connection(("127.0.0.1", int(sys.argv[1]))); s.settimeout(3)
+    s.sendall(b); got = b""
+    while True:
+        d = s.recv(65536)
+        if not d: break
+        got += d
+    return got
+h = ask(b"HEAD /metrics HTTP/1.1\r\n\r\n")
+print(h.split(b"\r\n")[0].decode(), h.endswith(b"\r\n\r\n"))
+print(ask(b"GET /met\0rics HTTP/1.1\r\n\r\n").split(b"\r\n")[0].decode())
+print(ask(b"GET /metrics HTTP/1.1\r\nX-Long: " + b"a" * 5000 + b"\r\n\r\n").split(b"\r\n")[0].decode())' "$METRICS_PORT"
+	echo "$output"
+	[ "${lines[0]}" = "HTTP/1.1 200 OK True" ]
+	[ "${lines[1]}" = "HTTP/1.1 400 Bad Request" ]
+	[ "${lines[2]}" = "HTTP/1.1 431 Request Header Fields Too Large" ]
 	run curl -s -o /dev/null -w '%{http_code} %{content_type}' "http://127.0.0.1:$METRICS_PORT/metrics?x=1"
 	[ "$output" = "200 text/plain; version=0.0.4; charset=utf-8" ]
 	run python3 -c 'import socket,sys
