@@ -327,9 +327,9 @@ listener_wait_for_close(struct listener *lst)
 }
 
 /* Would one more session leave fewer than --fd-reserve descriptors free?
- * Two a session, and what UDP associations hold beyond (up to three more
- * each: counted, a listener waits rather than accept() failing with
- * EMFILE and the clients behind it being reset). */
+ * Two a session, and three more a UDP association may open as it sends
+ * (counted from its start: a listener waits rather than accept() failing
+ * with EMFILE and the clients behind it being reset). */
 static bool
 srv_fds_short(const struct server *srv)
 {

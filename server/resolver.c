@@ -62,14 +62,15 @@
 #include "users.h"
 
 enum job_state {
-	JOB_WAITING,			/* a login on r->waiting, no slot yet */
+	JOB_WAITING,			/* a login or lookup on r->waiting, no slot yet */
 	JOB_QUEUED,			/* on r->queued: cancel frees it at once */
 	JOB_RUNNING,			/* a worker is in getaddrinfo() */
 	JOB_DONE,			/* on a done list, to be delivered */
 };
 
 struct resolver_job {
-	struct resolver_job *prev, *next;	/* on queued or done */
+	struct resolver_job *prev, *next;	/* on queued, done or waiting */
+	bool may_wait;			/* a lookup that may wait for a slot */
 	enum job_state state;
 	size_t slot;			/* index in r->slots */
 	struct in6_addr client;		/* the per-client key; IPv4 as v4-mapped */
@@ -207,11 +208,19 @@ static struct resolver_job *
 resolver_pick_locked(const struct resolver *r)
 {
 	unsigned per_client = r->lookups_max > 1 ? r->lookups_max / 2 : 1;
+	unsigned alone = r->lookups_max > 1 ? r->lookups_max - 1 : 1;
 	struct resolver_job *j;
 
 	for (j = r->queued.head; j != NULL; j = j->next)
 		if (j->check_fn != NULL || (r->lookups_running < r->lookups_max &&
 		    resolver_running_of(r, &j->client) < per_client))
+			return j;
+	/* Only clients at their half queued: the first may take more, all
+	 * but one thread (a lone client, socksify's every connection, is
+	 * not held to half; a newcomer still finds a thread). */
+	for (j = r->queued.head; j != NULL; j = j->next)
+		if (j->check_fn == NULL && r->lookups_running < r->lookups_max &&
+		    resolver_running_of(r, &j->client) < alone)
 			return j;
 	return NULL;
 }
@@ -246,7 +255,7 @@ resolver_worker(void *arg)
 
 	pthread_mutex_lock(&r->mu);
 	for (;;) {
-		struct resolver_job *j;
+		struct resolver_job *j = NULL;
 		uint64_t one = 1;
 
 		while (!r->stop && (j = resolver_pick_locked(r)) == NULL)
@@ -563,6 +572,10 @@ resolver_promote_checks_locked(struct resolver *r)
  * that the pass ends, the next slot freed starts another).
  */
 #define RESOLVER_FULL_SEEN	16
+/* With a slot free, fewer than PENDING_MAX / PER_CLIENT clients can be at
+ * their limit: the pass never ends early on the cache, only on the slots. */
+_Static_assert(SERVER_RESOLVER_PENDING_MAX / SERVER_RESOLVER_PER_CLIENT <= RESOLVER_FULL_SEEN,
+    "RESOLVER_FULL_SEEN must hold the clients the slots can hold at their limit");
 static void
 resolver_promote_lookups_locked(struct resolver *r)
 {
@@ -632,6 +645,12 @@ resolver_enqueue(struct resolver *r, struct resolver_job *j,
 	 * flood of them cannot hold the threads lookups need; the rest wait
 	 * their turn, behind those already waiting. A lookup past the slots
 	 * or its client's limit waits too, behind its client's waiting ones. */
+	if (!check && !j->may_wait &&
+	    (c.slot == SERVER_RESOLVER_PENDING_MAX || c.mine >= SERVER_RESOLVER_PER_CLIENT)) {
+		pthread_mutex_unlock(&r->mu);
+		job_free(j);
+		return c.slot == SERVER_RESOLVER_PENDING_MAX ? -EAGAIN : -EBUSY;
+	}
 	if (check ? r->nwaiting > 0 || !resolver_check_fits(&c) :
 	    c.slot == SERVER_RESOLVER_PENDING_MAX || c.mine >= SERVER_RESOLVER_PER_CLIENT ||
 	    (r->nlwaiting > 0 && resolver_waiting_of(r, j) > 0)) {
@@ -662,7 +681,7 @@ resolver_enqueue(struct resolver *r, struct resolver_job *j,
 
 int
 resolver_lookup(struct resolver *r, const char *name, uint16_t port,
-    const struct sockaddr *client, resolver_fn *fn, void *arg,
+    const struct sockaddr *client, bool may_wait, resolver_fn *fn, void *arg,
     struct resolver_job **job)
 {
 	struct resolver_job *j;
@@ -676,6 +695,7 @@ resolver_lookup(struct resolver *r, const char *name, uint16_t port,
 	snprintf(j->port, sizeof(j->port), "%u", (unsigned)port);
 	j->fn = fn;
 	j->arg = arg;
+	j->may_wait = may_wait;
 	return resolver_enqueue(r, j, client, job);
 }
 

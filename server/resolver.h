@@ -33,10 +33,13 @@ void resolver_free(struct resolver *r);
  * Queue a lookup of name (AF_UNSPEC, SOCK_STREAM) and port for the client
  * at address client. 0 and *job set (a handle for resolver_cancel), or
  * -EAGAIN when SERVER_RESOLVER_PENDING_MAX are in flight, -EBUSY when
- * SERVER_RESOLVER_PER_CLIENT of them are this client IP's, -ENOMEM.
+ * SERVER_RESOLVER_PER_CLIENT of them are this client IP's, -ENOMEM. With
+ * may_wait (a session, its --connect-timeout running), one past those
+ * waits its turn instead (-EAGAIN/-EBUSY past the waiting limits); a
+ * datagram's lookup does not: it would go stale waiting.
  */
 int resolver_lookup(struct resolver *r, const char *name, uint16_t port,
-    const struct sockaddr *client, resolver_fn *fn, void *arg,
+    const struct sockaddr *client, bool may_wait, resolver_fn *fn, void *arg,
     struct resolver_job **job);
 /* Runs on the loop thread with the outcome of resolver_check(). */
 typedef void resolver_check_fn(void *arg, bool ok);

@@ -103,10 +103,10 @@ struct server {
 	size_t fd_limit;		/* RLIMIT_NOFILE soft limit */
 	size_t fd_base;			/* descriptors in use before the first session */
 	long *all_sessions;		/* of every worker (atomic); NULL: just ours */
-	long *extra_fds;		/* descriptors sessions hold beyond their
-					 * two (a UDP association's outgoing
-					 * sockets), every worker's (atomic);
-					 * NULL: none counted */
+	long *extra_fds;		/* descriptors sessions may hold beyond
+					 * their two (a UDP association's three
+					 * outgoing sockets), every worker's
+					 * (atomic); NULL: none counted */
 	int ctl;			/* eventfd: the main thread has news (main.c) */
 	pthread_t thread;
 	unsigned ctl_flags;		/* which news (atomic), WORKER_* in main.c */

@@ -619,7 +619,7 @@ session_start_bind(struct session *s)
 		}
 		/* The peer we expect is whatever the name resolves to. */
 		if (resolver_lookup(s->srv->resolver, dst->u.domain.name, dst->port,
-		    peer, session_on_resolved, s, &s->job) < 0) {
+		    peer, true, session_on_resolved, s, &s->job) < 0) {
 			session_fail_rep(s, S5_REP_GENERAL_FAILURE, "resolver busy");
 			return;
 		}
@@ -857,7 +857,7 @@ session_start_connect(struct session *s)
 			return;
 		}
 		r = resolver_lookup(res, dst->u.domain.name, dst->port,
-		    (const struct sockaddr *)&s->peer, session_on_resolved, s, &s->job);
+		    (const struct sockaddr *)&s->peer, true, session_on_resolved, s, &s->job);
 		if (r < 0) {
 			session_fail_rep(s, S5_REP_GENERAL_FAILURE, "resolver busy");
 			return;

@@ -58,6 +58,7 @@ enum {
 	UDP_LOG_MAX = 1024,		/* one -v line about a dropped datagram */
 	UDP_DROP_LINES = 10,		/* ... at most this many a second an
 					 * association; the rest counted */
+	UDP_OUT_FDS = 3,		/* outgoing sockets: IPv4, IPv6, IPv4-mapped */
 	/* A slot takes the largest datagram with its header, so none is cut. */
 	UDP_SLOT_BYTES = S5_UDP_HEADER_MAX + SERVER_UDP_DGRAM_MAX,
 	/* One GSO send: the kernel's UDP_MAX_SEGMENTS (64 before Linux 6.9,
@@ -452,6 +453,9 @@ udp_assoc_new(struct server *srv, const struct sockaddr *client,
 	}
 	if ((err = loop_add(srv->loop, u->rfd, EPOLLIN, udp_on_relay, u)) < 0)
 		goto fail;
+	/* The outgoing sockets it may open, counted from now (not as they
+	 * open: sessions accepted meanwhile would take their room). */
+	server_fds_extra(srv, UDP_OUT_FDS);
 	*out = u;
 	return 0;
 fail:
@@ -503,7 +507,7 @@ udp_assoc_free(struct udp_assoc *u)
 		udp_pending_free(u, u->pending);
 	}
 	udp_close_fd(u, &u->rfd);
-	server_fds_extra(u->srv, -(long)((u->ofd4 >= 0) + (u->ofd6 >= 0) + (u->ofdm >= 0)));
+	server_fds_extra(u->srv, -(long)UDP_OUT_FDS);
 	udp_close_fd(u, &u->ofd4);
 	udp_close_fd(u, &u->ofd6);
 	udp_close_fd(u, &u->ofdm);
@@ -576,7 +580,6 @@ udp_send(struct udp_assoc *u, const struct sockaddr *dst, socklen_t dstlen,
 			udp_drop_sa(u, "to", dst, "out of memory");
 			return;
 		}
-		server_fds_extra(u->srv, 1);	/* beyond the control and relay sockets */
 	}
 	/* dst may be the name cache, whose port the next datagram changes. */
 	o = &b->out[b->nout];
@@ -656,7 +659,7 @@ udp_send_name(struct udp_assoc *u, const struct s5_addr *dst,
 	p->len = len;
 	memcpy(p->data, data, len);
 	if (resolver_lookup(u->srv->resolver, p->name, p->port,
-	    (struct sockaddr *)&u->ctl, udp_on_resolved, p, &p->job) < 0) {
+	    (struct sockaddr *)&u->ctl, false, udp_on_resolved, p, &p->job) < 0) {
 		udp_drop(u, "to", dst->u.domain.name, "resolver busy");
 		free(p);
 		return;

@@ -450,6 +450,36 @@ print(got.hex())' "$PROXY_PORT" "$(s5_domain_request localhost "$HTTP_PORT")"
 	[ "${output:0:8}" = "05000500" ]
 }
 
+@test "resolver: a datagram's lookup past its client's 64 in flight is dropped at once (resolver busy), not kept waiting to go stale" {
+	start_silent_dns
+	start_socksifyd -v --workers 1
+	# 64 held CONNECTs by name from 127.0.0.5: its lookups in flight.
+	python3 -c 'import socket,sys,time
+socks = []
+for i in range(64):
+    s = socket.socket(); s.bind(("127.0.0.5", 0)); s.connect(("127.0.0.1", int(sys.argv[1])))
+    s.sendall(bytes.fromhex(sys.argv[2])); socks.append(s)
+time.sleep(8)' "$PROXY_PORT" "$(s5_domain_request held.test 80)" 3>&- &
+	PIDS+=($!)
+	sleep 0.5
+	# Then a UDP association of the same address sends to a name.
+	run timeout 20 python3 -c '
+import socket, struct, sys, time
+c = socket.socket(); c.bind(("127.0.0.5", 0)); c.connect(("127.0.0.1", int(sys.argv[1])))
+c.sendall(b"\x05\x01\x00" + b"\x05\x03\x00\x01\x00\x00\x00\x00\x00\x00")
+got = b""
+while len(got) < 12:
+    got += c.recv(12 - len(got))
+relay = (socket.inet_ntoa(got[6:10]), struct.unpack("!H", got[10:12])[0])
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.bind(("127.0.0.5", 0))
+name = b"udpname.test"
+u.sendto(b"\x00\x00\x00\x03" + bytes([len(name)]) + name + b"\x00\x09hi", relay)
+time.sleep(1)	# the association lives while its control connection does
+print("sent")' "$PROXY_PORT"
+	[ "$output" = sent ]
+	wait_for_line "$SOCKSIFYD_LOG" 20 "datagram to udpname.test dropped: resolver busy"
+}
+
 @test "a client that leaves while its name resolves ends its session at once; a half-close does not" {
 	need_dns_jail
 	start_silent_dns

@@ -62,7 +62,7 @@ resolver_free(struct resolver *r)
 
 int
 resolver_lookup(struct resolver *r, const char *name, uint16_t port,
-    const struct sockaddr *client, resolver_fn *fn, void *arg,
+    const struct sockaddr *client, bool may_wait, resolver_fn *fn, void *arg,
     struct resolver_job **job)
 {
 	struct resolver_job *j, **tail;
@@ -71,6 +71,7 @@ resolver_lookup(struct resolver *r, const char *name, uint16_t port,
 	/* What the real resolver copies: an RFC 1928 name. */
 	FUZZ_CHECK(len >= 1 && len <= S5_DOMAIN_MAX);
 	FUZZ_CHECK(client->sa_family == AF_INET || client->sa_family == AF_INET6);
+	(void)may_wait;
 	if (shim_plan.lookup_fails) {
 		shim_plan.lookup_fails = false;
 		return -EAGAIN;

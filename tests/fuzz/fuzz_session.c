@@ -124,6 +124,13 @@ server_session_born(struct server *srv)
 }
 
 void
+server_fds_extra(struct server *srv, long n)
+{
+	(void)srv;
+	(void)n;
+}
+
+void
 server_session_gone(struct server *srv)
 {
 	FUZZ_CHECK((srv->nsessions == 0) == (srv->sessions == NULL));
