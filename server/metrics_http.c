@@ -27,6 +27,8 @@ struct metrics_conn {
 	size_t in_len;
 	char *out;			/* the answer, once the request is in */
 	size_t out_len, out_off;
+	bool unread;			/* answered before the whole head was read */
+	bool draining;			/* answer sent, FIN sent: reading to EOF */
 };
 
 static struct loop *metrics_loop;
@@ -100,6 +102,14 @@ metrics_on_conn(struct loop *l, int fd, uint32_t events, void *arg)
 	ssize_t n;
 
 	(void)events;
+	if (c->draining) {
+		/* The client's last bytes, then its FIN (or the deadline). */
+		while ((n = recv(fd, c->in, sizeof(c->in), 0)) > 0)
+			;
+		if (n == 0 || (errno != EAGAIN && errno != EINTR))
+			metrics_conn_close(c);
+		return;
+	}
 	if (c->out == NULL) {
 		n = recv(fd, c->in + c->in_len, sizeof(c->in) - 1 - c->in_len, 0);
 		if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
@@ -112,10 +122,12 @@ metrics_on_conn(struct loop *l, int fd, uint32_t events, void *arg)
 		c->in[c->in_len] = '\0';
 		if (memchr(c->in, '\0', c->in_len) != NULL) {
 			metrics_answer(c, "400 Bad Request");	/* no HTTP has a NUL */
+			c->unread = true;
 		} else if (strstr(c->in, "\r\n\r\n") == NULL && strstr(c->in, "\n\n") == NULL) {
 			if (c->in_len < sizeof(c->in) - 1)
 				return;
 			metrics_answer(c, "431 Request Header Fields Too Large");
+			c->unread = true;
 		} else {
 			metrics_answer(c, NULL);
 		}
@@ -139,10 +151,13 @@ metrics_on_conn(struct loop *l, int fd, uint32_t events, void *arg)
 		}
 		c->out_off += (size_t)n;
 	}
-	/* A head past the room (431) leaves bytes unread: take what came, so
-	 * that the close is a FIN and not a reset that loses the answer. */
-	for (n = 0; n < 16 && recv(fd, c->in, sizeof(c->in), MSG_DONTWAIT) > 0; n++)
-		;
+	/* Answered before the head was all read (431, 400): a close with
+	 * bytes unread is a reset, which can lose the answer on the way. Send
+	 * the FIN and read to the client's, within the scrape's deadline. */
+	if (c->unread && shutdown(fd, SHUT_WR) == 0 && loop_set(l, fd, EPOLLIN) == 0) {
+		c->draining = true;
+		return;
+	}
 	metrics_conn_close(c);
 }
 

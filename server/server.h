@@ -98,6 +98,8 @@ struct server {
 	struct resolver *resolver;
 	const struct users *users;	/* NULL: no authentication */
 	struct udp_batch *udp;		/* UDP ASSOCIATE's buffers (udp.c); NULL before the first */
+	uint64_t udp_drop_sec;		/* udp.c: this second's -v lines about drops, */
+	unsigned udp_drop_lines;	/* ... every association of the worker's */
 	struct session *sessions;	/* doubly linked, newest first */
 	size_t nsessions;
 	size_t fd_limit;		/* RLIMIT_NOFILE soft limit */

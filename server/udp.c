@@ -58,6 +58,7 @@ enum {
 	UDP_LOG_MAX = 1024,		/* one -v line about a dropped datagram */
 	UDP_DROP_LINES = 10,		/* ... at most this many a second an
 					 * association; the rest counted */
+	UDP_DROP_LINES_WORKER = 100,	/* ... and a worker, all its associations */
 	UDP_OUT_FDS = 3,		/* outgoing sockets: IPv4, IPv6, IPv4-mapped */
 	/* A slot takes the largest datagram with its header, so none is cut. */
 	UDP_SLOT_BYTES = S5_UDP_HEADER_MAX + SERVER_UDP_DGRAM_MAX,
@@ -169,11 +170,17 @@ udp_drop(struct udp_assoc *u, const char *dir, const char *who, const char *why)
 		u->drop_sec = sec;
 		u->drop_lines = 0;
 	}
-	if (u->drop_lines >= UDP_DROP_LINES) {
+	if (sec != u->srv->udp_drop_sec) {
+		u->srv->udp_drop_sec = sec;
+		u->srv->udp_drop_lines = 0;
+	}
+	/* Many associations at 10 a second each are a flood too. */
+	if (u->drop_lines >= UDP_DROP_LINES || u->srv->udp_drop_lines >= UDP_DROP_LINES_WORKER) {
 		u->drop_unsaid++;
 		return;
 	}
 	u->drop_lines++;
+	u->srv->udp_drop_lines++;
 	if (u->drop_unsaid > 0) {
 		snprintf(more, sizeof(more), " (and %llu dropped before, unlogged)",
 		    (unsigned long long)u->drop_unsaid);

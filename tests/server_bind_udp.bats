@@ -141,6 +141,40 @@ print("sent 500")' "$PROXY_PORT"
 	[ $((lines + unsaid)) -eq 500 ]
 }
 
+@test "UDP: 30 associations each sent 12 foreign datagrams make at most 100 lines a second for the worker; the rest are counted" {
+	start_socksifyd -v --workers 1
+	run timeout 30 python3 -c '
+import socket, struct, sys, time
+ctl, relays = [], []
+for i in range(30):
+    c = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+    c.sendall(b"\x05\x01\x00" + b"\x05\x03\x00\x01\x00\x00\x00\x00\x00\x00")
+    got = b""
+    while len(got) < 12:
+        got += c.recv(12 - len(got))
+    ctl.append(c)
+    relays.append((socket.inet_ntoa(got[6:10]), struct.unpack("!H", got[10:12])[0]))
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+u.bind(("127.0.0.2", 0))
+for relay in relays:
+    for i in range(12):
+        u.sendto(b"\x00\x00\x00\x01\x7f\x00\x00\x01\x00\x09junk", relay)
+time.sleep(0.5)
+for c in ctl:
+    c.close()
+print("sent 360")' "$PROXY_PORT"
+	[ "$output" = "sent 360" ]
+	wait_for_count "$SOCKSIFYD_LOG" 50 "cmd=udp-associate" 30
+	sleep 0.3
+	local lines unsaid
+	lines=$(grep -c "dropped: not the client's address" "$SOCKSIFYD_LOG")
+	unsaid=$(sed -n 's/.* (and \([0-9]*\) dropped before, unlogged)$/\1/p; s/.*: \([0-9]*\) more datagrams dropped, unlogged$/\1/p' \
+		"$SOCKSIFYD_LOG" | awk '{ t += $1 } END { print t + 0 }')
+	echo "lines $lines, unlogged $unsaid"
+	[ "$lines" -le 200 ]
+	[ $((lines + unsaid)) -eq 360 ]
+}
+
 @test "UDP associations' outgoing sockets count against the descriptor limit: the listener waits, no accept() fails with EMFILE, a client queued behind is served" {
 	local log=$BATS_TEST_TMPDIR/sd.log port
 	make_payload
