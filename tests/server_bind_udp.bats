@@ -111,6 +111,15 @@ bu() {
 	grep -q "from 127.0.0.2:[0-9]* dropped: not the client's address" "$SOCKSIFYD_LOG"
 }
 
+# drop_counts: LINES, socksifyd's lines about foreign datagrams dropped, and
+# UNSAID, the ones they say went unlogged.
+drop_counts() {
+	lines=$(grep -c "dropped: not the client's address" "$SOCKSIFYD_LOG")
+	unsaid=$(sed -n 's/.* (and \([0-9]*\) dropped before, unlogged)$/\1/p; s/.*: \([0-9]*\) more datagrams dropped, unlogged$/\1/p' \
+		"$SOCKSIFYD_LOG" | awk '{ t += $1 } END { print t + 0 }')
+	echo "lines $lines, unlogged $unsaid"
+}
+
 @test "UDP: 500 datagrams from a foreign IP make at most 10 lines a second at -v; the rest are counted, none lost from the count" {
 	start_socksifyd -v
 	run timeout 30 python3 -c '
@@ -132,10 +141,7 @@ print("sent 500")' "$PROXY_PORT"
 	[ "$output" = "sent 500" ]
 	wait_for_line "$SOCKSIFYD_LOG" 50 "more datagrams dropped, unlogged"
 	local lines unsaid
-	lines=$(grep -c "dropped: not the client's address" "$SOCKSIFYD_LOG")
-	unsaid=$(sed -n 's/.* (and \([0-9]*\) dropped before, unlogged)$/\1/p; s/.*: \([0-9]*\) more datagrams dropped, unlogged$/\1/p' \
-		"$SOCKSIFYD_LOG" | awk '{ t += $1 } END { print t + 0 }')
-	echo "lines $lines, unlogged $unsaid"
+	drop_counts
 	[ "$lines" -ge 1 ]
 	[ "$lines" -le 20 ]
 	[ $((lines + unsaid)) -eq 500 ]
@@ -167,10 +173,7 @@ print("sent 360")' "$PROXY_PORT"
 	wait_for_count "$SOCKSIFYD_LOG" 50 "cmd=udp-associate" 30
 	sleep 0.3
 	local lines unsaid
-	lines=$(grep -c "dropped: not the client's address" "$SOCKSIFYD_LOG")
-	unsaid=$(sed -n 's/.* (and \([0-9]*\) dropped before, unlogged)$/\1/p; s/.*: \([0-9]*\) more datagrams dropped, unlogged$/\1/p' \
-		"$SOCKSIFYD_LOG" | awk '{ t += $1 } END { print t + 0 }')
-	echo "lines $lines, unlogged $unsaid"
+	drop_counts
 	[ "$lines" -le 200 ]
 	[ $((lines + unsaid)) -eq 360 ]
 }
