@@ -188,6 +188,24 @@ check_run(const char *target)
 	/* Our own lines say it all: no library warning on stderr too. */
 	setenv("SOCKSIFY_LOG", "error", 1);
 	preload_init();
+	/* A hop none of whose alternatives has an address here (its name
+	 * does not resolve): a step that failed, not a usage error. */
+	for (hop = 0; hop < preload_cfg.nhops && preload_cfg.proxy_invalid; hop++) {
+		size_t k, down = 0;
+		char url[S5_ADDR_TEXT_MAX + 64];
+
+		for (k = 0; k < preload_cfg.nalts[hop]; k++)
+			down += preload_cfg.hops[hop][k].unusable;
+		if (down == 0 || down < preload_cfg.nalts[hop])
+			continue;
+		if (s5_proxy_format(&preload_cfg.hops[hop][0].proxy, url, sizeof(url)) < 0)
+			strcpy(url, "?");
+		printf("checking %zu hop%s (%s)\nhop %zu of %zu %s: FAILED: no address for "
+		    "its name here (a program would see ECONNREFUSED)\n", preload_cfg.nhops,
+		    preload_cfg.nhops == 1 ? "" : "s", preload_cfg.chain_text, hop + 1,
+		    preload_cfg.nhops, url);
+		return CHECK_FAILED;
+	}
 	if (preload_cfg.nhops == 0 || preload_cfg.proxy_invalid) {
 		fprintf(stderr, "socksify: --check: no usable proxy (-x URL or SOCKSIFY_PROXY)\n");
 		return CHECK_USAGE;

@@ -201,7 +201,7 @@ usage(void)
 	    "      --check         run no COMMAND: walk the proxy chain step by step\n"
 	    "                      (TCP, handshake, authentication, CONNECT, remote\n"
 	    "                      names, UDP) and print each step; exit 0 if it works,\n"
-	    "                      1 if not\n"
+	    "                      1 if not, 125 for a usage error\n"
 	    "      --check-target HOST:PORT\n"
 	    "                      what --check asks the last hop for (default: a name\n"
 	    "                      it resolves under remote resolution, else itself)\n"
@@ -403,8 +403,10 @@ self_dir(void)
 	return xstrdup(buf);
 }
 
+/* The library beside the launcher or installed; NULL when there is none
+ * and it is not required (--mode seccomp runs no library anywhere). */
 static char *
-library_find(const char *dir)
+library_find(const char *dir, bool required)
 {
 	const char *env = getenv("SOCKSIFY_LIBRARY");
 	char *cand[2] = { NULL, NULL }, *lib = NULL, real[PATH_MAX];
@@ -420,11 +422,13 @@ library_find(const char *dir)
 		for (i = 0; i < 2 && lib == NULL; i++)
 			if (realpath(cand[i], real) != NULL && access(real, R_OK) == 0)
 				lib = xstrdup(real);
-		if (lib == NULL)
+		if (lib == NULL && required)
 			die(EXIT_SELF, "library not found: neither %s nor %s exists "
 			    "(set SOCKSIFY_LIBRARY)", cand[0], cand[1]);
 		free(cand[0]);
 		free(cand[1]);
+		if (lib == NULL)
+			return NULL;
 	}
 	/* ld.so splits LD_PRELOAD at both ':' and ' ' (ld.so(8)). */
 	if (strpbrk(lib, ": ") != NULL)
@@ -698,16 +702,21 @@ static char *
 preload_compose(const char *lib, const char *old, bool add)
 {
 	struct stat ls, es;
-	char *copy, *tok, *save = NULL, *out = add ? xstrdup(lib) : NULL, *p;
-	bool have = stat(lib, &ls) == 0;
+	char *copy, *tok, *save = NULL, *out = add && lib != NULL ? xstrdup(lib) : NULL, *p;
+	bool have = lib != NULL && stat(lib, &ls) == 0;
+	const char *base;
 
 	if (old == NULL)
 		return out;
 	copy = xstrdup(old);
 	for (tok = strtok_r(copy, ": ", &save); tok != NULL;
 	    tok = strtok_r(NULL, ": ", &save)) {
-		if (strcmp(tok, lib) == 0 || (have && stat(tok, &es) == 0 &&
-		    es.st_dev == ls.st_dev && es.st_ino == ls.st_ino))
+		/* Ours, by path or file; with none found (--mode seccomp), any
+		 * libsocksify.so an outer run left there. */
+		base = strrchr(tok, '/') != NULL ? strrchr(tok, '/') + 1 : tok;
+		if ((lib != NULL && strcmp(tok, lib) == 0) || (have && stat(tok, &es) == 0 &&
+		    es.st_dev == ls.st_dev && es.st_ino == ls.st_ino) ||
+		    (lib == NULL && strcmp(base, "libsocksify.so") == 0))
 			continue;
 		p = str_cat3(out != NULL ? out : "", out != NULL ? ":" : "", tok);
 		free(out);
@@ -1232,7 +1241,7 @@ main(int argc, char **argv)
 			    why != NULL ? ": " : "", why != NULL ? why : "");
 	}
 	run.dir = self_dir();
-	run.lib = library_find(run.dir);
+	run.lib = library_find(run.dir, false);
 	if (o.check) {
 		/* With no proxy given, the embedded server is the one checked. */
 		if (embedded)
@@ -1250,6 +1259,8 @@ main(int argc, char **argv)
 		die(EXIT_CANNOT_EXEC, "%s: %s", argv[0], strerror(err));
 	mode = mode_parse(o.mode != NULL ? o.mode : getenv("SOCKSIFY_MODE"),
 	    o.mode != NULL ? "--mode" : "SOCKSIFY_MODE");
+	if (run.lib == NULL && mode != MODE_SECCOMP)
+		run.lib = library_find(run.dir, true);	/* says why, exit 125 */
 	why = reach_why(run.path, true, &setid);
 	lacks = mode != MODE_PRELOAD && !setid ? sup_kernel_lacks() : NULL;
 	if (setid || (why != NULL && mode == MODE_PRELOAD)) {

@@ -717,6 +717,15 @@ s5_proxy_parse(const char *url, size_t len, struct s5_proxy *p, const char **why
 	hostport[end - s] = '\0';
 	if (s5_addr_parse(hostport, &p->addr, port, why) < 0)
 		return -1;
+	/* "1080" or "127.1" is no name: getaddrinfo() reads it as an address
+	 * (0.0.4.56, 127.0.0.1), which a user meaning a port never wants. */
+	if (p->addr.atyp == S5_ATYP_DOMAIN) {
+		struct in_addr in;
+
+		if (inet_aton(p->addr.u.domain.name, &in) != 0)
+			return addr_fail(why, "a host that is a number but no dotted quad "
+			    "(a port on this host: 127.0.0.1:PORT)");
+	}
 	/* Port 0 is "any port" to bind(), but nothing to connect() to. */
 	if (p->addr.port == 0)
 		return addr_fail(why, "bad port");

@@ -76,6 +76,13 @@ users() {
 	has "hop 1 of 2 socks5://127.0.0.1:$PROXY_PORT: FAILED: proxy 127.0.0.1:$PROXY_PORT (hop 1 of 2) refused the next hop 127.0.0.1:$dead: reply 05, connection refused (a program would see ECONNREFUSED)"
 }
 
+@test "a proxy whose name has no address here: a failed step (exit 1, the hop named), not a usage error" {
+	need_dns_jail
+	check -x socks5h://noname.socksify.test:1080
+	[ "$status" -eq 1 ]
+	has "hop 1 of 1 socks5h://noname.socksify.test:1080: FAILED: no address for its name here (a program would see ECONNREFUSED)"
+}
+
 @test "alternatives of the last hop, the first one dead: the default target is the alternative checked; exit 0" {
 	start_socksifyd
 	dead=$(free_port)

@@ -241,7 +241,8 @@ tree_files() { (cd "$DEST" && find . ! -type d -printf '%m %p\n' | sort); }
 	want "$(complete_line socksifyd --config us)" users.txt usr.conf
 	want "$(complete_line socksifyd -v -u '')" conf.d users.txt usr.conf
 	want "$(complete_line socksifyd --users = u)" users.txt usr.conf
-	want "$(complete_line socksifyd --relay '')" copy splice
+	want "$(complete_line socksifyd --relay '')" auto copy splice
+	want "$(complete_line socksifyd --relay=a)" auto
 	want "$(complete_line socksifyd --accept = s)" shared
 	want "$(complete_line socksifyd -ql 127.0.0.1:0 --accept=r)" reuseport
 	# Addresses, rules and numbers: nothing to offer; after them, options again.

@@ -94,6 +94,10 @@ teardown() { stop_all; }
 	[ "${#lines[@]}" -eq 1 ]
 	run "$SOCKSIFY" -x 'socks5://127.0.0.1:99999' true
 	[ "$status" -eq 125 ]
+	# a bare number is no host (getaddrinfo() read 1080 as 0.0.4.56)
+	run "$SOCKSIFY" -x 1080 true
+	[ "$status" -eq 125 ]
+	[ "$output" = "socksify: proxy 1080: a host that is a number but no dotted quad (a port on this host: 127.0.0.1:PORT)" ]
 	run "$SOCKSIFY" -e '10.0.0.0/99' true
 	[ "$status" -eq 125 ]
 	# SOCKSIFY_EXCLUDE is checked as -e is, when no -e replaces it

@@ -254,6 +254,20 @@ print(sorted(set(socket.socket().connect_ex(("10.9.9.9", 80)) for _ in range(20)
 	[[ "$stderr" != *"closed the connection"* ]]
 }
 
+@test "--mode seccomp needs no library: a launcher alone in its directory tunnels curl; --mode auto there says the library is missing (125)" {
+	start_socksifyd -v
+	local dir=$BATS_TEST_TMPDIR/alone got
+	mkdir -p "$dir"
+	cp "$SOCKSIFY" "$dir/socksify"
+	got=$(timeout 60 "$dir/socksify" -m seccomp -x "socks5h://127.0.0.1:$PROXY_PORT" -e none \
+		curl -sS --max-time 20 "http://127.0.0.1:$HTTP_PORT/payload.bin" | sha)
+	[ "$got" = "$PAYLOAD_SHA" ]
+	proxy_saw 127.0.0.1
+	run timeout 20 "$dir/socksify" -m auto -x "socks5h://127.0.0.1:$PROXY_PORT" true
+	[ "$status" -eq 125 ]
+	[[ "$output" == "socksify: library not found: neither $dir/libsocksify.so nor "* ]]
+}
+
 @test "a static program's own resolver as musl's works (sendto() on an unconnected UDP socket to port 53): answered with a placeholder, nothing leaves" {
 	start_dnssink
 	start_socksifyd -v
