@@ -33,6 +33,47 @@ bind_local_addr(int cfd, struct sockaddr_storage *ss)
 }
 
 int
+bind_toward_peer(const struct s5_addr *dst, const struct addrinfo *ai,
+    struct sockaddr_storage *ss, int len)
+{
+	struct sockaddr_storage peer, src;
+	socklen_t plen = 0, slen = sizeof(src);
+	struct s5_addr a;
+	int fd, r;
+
+	if ((dst->atyp == S5_ATYP_IPV4 || dst->atyp == S5_ATYP_IPV6) && !bind_addr_any(dst)) {
+		a = *dst;
+		if (a.port == 0)
+			a.port = 9;	/* any port: a datagram socket connects to none */
+		if ((r = s5_addr_to_sockaddr(&a, &peer)) > 0)
+			plen = (socklen_t)r;
+	} else if (ai != NULL && ai->ai_addrlen <= sizeof(peer)) {
+		memcpy(&peer, ai->ai_addr, ai->ai_addrlen);
+		plen = ai->ai_addrlen;
+	}
+	if (plen == 0)
+		return len;
+	/* A datagram socket's connect() only picks the route: nothing is sent. */
+	if ((fd = socket(peer.ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0)) == -1)
+		return len;
+	r = connect(fd, (struct sockaddr *)&peer, plen) == 0 &&
+	    getsockname(fd, (struct sockaddr *)&src, &slen) == 0;
+	close(fd);
+	/* Unmapped (::ffff:a.b.c.d listens as a.b.c.d), port 0. */
+	if (!r || s5_addr_from_sockaddr(&a, (struct sockaddr *)&src, slen) < 0)
+		return len;
+	a.port = 0;
+	if ((r = s5_addr_to_sockaddr(&a, &peer)) <= 0)
+		return len;
+	/* A link-local IPv6 address is only usable with its interface. */
+	if (peer.ss_family == AF_INET6 && src.ss_family == AF_INET6)
+		((struct sockaddr_in6 *)&peer)->sin6_scope_id =
+		    ((struct sockaddr_in6 *)&src)->sin6_scope_id;
+	memcpy(ss, &peer, sizeof(peer));
+	return r;
+}
+
+int
 bind_listen(const struct sockaddr *local, socklen_t len, int *fd,
     struct s5_addr *bnd)
 {

@@ -21,6 +21,19 @@
 int bind_local_addr(int cfd, struct sockaddr_storage *ss);
 
 /*
+ * Where BIND listens when it knows whom it waits for (dst an address, or
+ * ai the addresses a DST.ADDR name resolved to): the source address this
+ * host routes to that peer from, port 0, into *ss, the address the peer
+ * sees our connections come from. The address the client reached us on
+ * may be one the peer cannot reach: the launcher's embedded server listens
+ * on loopback, and an FTP server elsewhere must connect back. len, the
+ * length of *ss, is returned unchanged when there is no such peer or no
+ * route; else the new length.
+ */
+int bind_toward_peer(const struct s5_addr *dst, const struct addrinfo *ai,
+    struct sockaddr_storage *ss, int len);
+
+/*
  * A non-blocking listening socket on local with a backlog of one (BIND
  * accepts exactly one connection); *bnd is its real address for the first
  * reply. 0 and *fd set, or -errno.

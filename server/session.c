@@ -575,11 +575,13 @@ session_bind_listen(struct session *s)
 		session_fail_rep(s, S5_REP_GENERAL_FAILURE, "client spoke during bind");
 		return;
 	}
-	/* Where the client reached us, or --outgoing's address of that
-	 * family: the side targets see. */
+	/* The address this host reaches the expected peer from (else where
+	 * the client reached us), or --outgoing's address of that family:
+	 * the side targets see. */
 	if ((len = bind_local_addr(s->r.cfd, &local)) < 0) {
 		r = len;
 	} else {
+		len = bind_toward_peer(&s->req.dst, s->ai_list, &local, len);
 		len = (int)outgoing_listen_at(&s->srv->lim.out, &local, (socklen_t)len);
 		r = bind_listen((struct sockaddr *)&local, (socklen_t)len, &fd, &bnd);
 	}

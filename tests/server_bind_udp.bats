@@ -39,6 +39,38 @@ bu() {
 	wait_for_line "$SOCKSIFYD_LOG" 30 'cmd=bind.*c2t=1048576	t2c=1048576	.*outcome=ok'
 }
 
+@test "BIND for a peer this host reaches from another address: the listener is on that one, not on the loopback the client came in by (active FTP through the embedded server)" {
+	unshare --net true 2>/dev/null || skip "needs a network namespace of our own (unshare --net)"
+	run timeout 60 unshare --net bash -c '
+		ip link set lo up && ip addr add 10.9.0.1/32 dev lo || exit 9
+		"$1" -l 127.0.0.1:0 -q 2>"$2" &
+		sd=$!
+		for ((i = 0; i < 50; i++)); do grep -q "listening on" "$2" && break; sleep 0.1; done
+		port=$(sed -n "s/^socksifyd: listening on .*:\([0-9]*\)\$/\1/p" "$2")
+		python3 -c "
+import socket, sys
+c = socket.create_connection((\"127.0.0.1\", int(sys.argv[1])))
+c.sendall(b\"\\x05\\x01\\x00\\x05\\x02\\x00\\x01\\x0a\\x09\\x00\\x01\\x00\\x00\")
+got = b\"\"
+while len(got) < 12:
+    got += c.recv(12 - len(got))
+print(got[2:4].hex(), socket.inet_ntoa(got[6:10]))
+l = socket.create_connection((socket.inet_ntoa(got[6:10]), int.from_bytes(got[10:12], \"big\")),
+    source_address=(\"10.9.0.1\", 0))
+got = b\"\"
+while len(got) < 10:
+    got += c.recv(10 - len(got))
+print(got[:2].hex(), socket.inet_ntoa(got[4:8]))
+" "$port"
+		kill "$sd"; wait' bash "$SOCKSIFYD" "$BATS_TEST_TMPDIR/sd.err"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	# The first reply: the listener on 10.9.0.1 (was 127.0.0.1, where a
+	# peer elsewhere cannot connect); the second: the peer, from it.
+	[ "${lines[0]}" = "0500 10.9.0.1" ]
+	[ "${lines[1]}" = "0500 10.9.0.1" ]
+}
+
 @test "BIND over IPv6: listener on ::1, relay intact" {
 	start_socksifyd -l '[::1]:0'
 	bu bind-relay ::1 "$PROXY_PORT"
