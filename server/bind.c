@@ -54,7 +54,7 @@ bind_toward_peer(const struct s5_addr *dst, const struct addrinfo *ai,
 	if (plen == 0)
 		return len;
 	/* A datagram socket's connect() only picks the route: nothing is sent. */
-	if ((fd = socket(peer.ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0)) == -1)
+	if ((fd = socket(peer.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)) == -1)
 		return len;
 	r = connect(fd, (struct sockaddr *)&peer, plen) == 0 &&
 	    getsockname(fd, (struct sockaddr *)&src, &slen) == 0;
