@@ -98,6 +98,13 @@ teardown() { stop_all; }
 	run "$SOCKSIFY" -x 1080 true
 	[ "$status" -eq 125 ]
 	[ "$output" = "socksify: proxy 1080: a host that is a number but no dotted quad (a port on this host: 127.0.0.1:PORT)" ]
+	# an IPv6 host without brackets: ::1:1 was the address ::0.1.0.1
+	run "$SOCKSIFY" -x 'socks5://::1:1' true
+	[ "$status" -eq 125 ]
+	[ "$output" = "socksify: proxy socks5://::1:1: an IPv6 host without brackets (write [::1]:PORT)" ]
+	run env SOCKSIFY_PROXY='::1' "$SOCKSIFY" true
+	[ "$status" -eq 125 ]
+	[ "${#lines[@]}" -eq 1 ]
 	run "$SOCKSIFY" -e '10.0.0.0/99' true
 	[ "$status" -eq 125 ]
 	# SOCKSIFY_EXCLUDE is checked as -e is, when no -e replaces it
