@@ -945,13 +945,30 @@ async_forget(int fd)
 	async_unlock();
 }
 
+int
+async_fd_copy(int fd)
+{
+	int copy = PRELOAD_REAL(fcntl)(fd, F_DUPFD_CLOEXEC, PRELOAD_ASYNC_COPY_FD_MIN);
+
+	return copy >= 0 ? copy : PRELOAD_REAL(fcntl)(fd, F_DUPFD_CLOEXEC, 0);
+}
+
+int
+async_fd_raise(int fd)
+{
+	int high = PRELOAD_REAL(fcntl)(fd, F_DUPFD_CLOEXEC, PRELOAD_ASYNC_COPY_FD_MIN);
+
+	if (high < 0)
+		return fd;
+	(void)PRELOAD_REAL(close)(fd);
+	return high;
+}
+
 /* The engine's copy of fd's socket. Lock held. 0 or -errno. */
 static int
 async_make_copy(struct async_slot *s, int fd)
 {
-	s->copy = PRELOAD_REAL(fcntl)(fd, F_DUPFD_CLOEXEC, PRELOAD_ASYNC_COPY_FD_MIN);
-	if (s->copy < 0)
-		s->copy = PRELOAD_REAL(fcntl)(fd, F_DUPFD_CLOEXEC, 0);
+	s->copy = async_fd_copy(fd);
 	return s->copy < 0 ? -errno : 0;
 }
 

@@ -10,7 +10,7 @@
  *               excluded or not). It becomes one end of a socketpair
  *               (AF_UNIX, SOCK_STREAM), dup3()ed onto the program's
  *               descriptor with its FD_CLOEXEC and O_NONBLOCK; the other
- *               end is ours (F_DUPFD_CLOEXEC above
+ *               end is ours (async_fd_raise(): above
  *               PRELOAD_ASYNC_COPY_FD_MIN, non-blocking). connect() says 0:
  *               the socket is connected at once, writable, SO_ERROR 0.
  *   a write     the write-side hooks (write, writev, send, sendto,
@@ -247,9 +247,8 @@ dnsconn_connect(int fd, const struct sockaddr *sa, socklen_t len)
 		return -1;
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
 		return -1;
-	ours = PRELOAD_REAL(fcntl)(sv[1], F_DUPFD_CLOEXEC, PRELOAD_ASYNC_COPY_FD_MIN);
-	(void)PRELOAD_REAL(close)(sv[1]);
-	if (ours < 0 || PRELOAD_REAL(fcntl)(ours, F_SETFL, O_NONBLOCK) != 0 ||
+	ours = async_fd_raise(sv[1]);
+	if (PRELOAD_REAL(fcntl)(ours, F_SETFL, O_NONBLOCK) != 0 ||
 	    PRELOAD_REAL(fcntl)(sv[0], F_SETFL, fl & O_NONBLOCK) != 0 ||
 	    PRELOAD_REAL(dup3)(sv[0], fd, (fdfl & FD_CLOEXEC) ? O_CLOEXEC : 0) < 0) {
 		int err = errno;

@@ -499,7 +499,7 @@ static int
 listen_poke_socket(const struct sockaddr_storage *real, socklen_t len,
     struct sockaddr_storage *to, struct sockaddr_storage *me, socklen_t *melen)
 {
-	int p, q;
+	int p;
 
 	*to = *real;
 	if (to->ss_family == AF_INET) {
@@ -521,10 +521,7 @@ listen_poke_socket(const struct sockaddr_storage *real, socklen_t len,
 		return -1;
 	/* Out of the program's low numbers when the limit allows, as the
 	 * BIND's own connection. */
-	if ((q = PRELOAD_REAL(fcntl)(p, F_DUPFD_CLOEXEC, PRELOAD_ASYNC_COPY_FD_MIN)) >= 0) {
-		(void)PRELOAD_REAL(close)(p);
-		p = q;
-	}
+	p = async_fd_raise(p);
 	*melen = len;
 	if (LISTEN_REAL(listen_real_bind, "bind")(p, (struct sockaddr *)me, len) != 0 ||
 	    PRELOAD_REAL(getsockname)(p, (struct sockaddr *)me, melen) != 0) {
@@ -756,7 +753,7 @@ static int
 listen_request(int conn, struct tunnel *t, int *proxy, char *dest, size_t cap)
 {
 	struct s5_addr dst;
-	int p, high, domain, r;
+	int p, domain, r;
 
 	if ((r = listen_dst(conn, &dst)) != 0)
 		return r;
@@ -782,10 +779,7 @@ listen_request(int conn, struct tunnel *t, int *proxy, char *dest, size_t cap)
 	if ((p = socket(domain, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0)
 		return -errno;
 	/* Out of the program's low numbers, as async.c's copies. */
-	if ((high = PRELOAD_REAL(fcntl)(p, F_DUPFD_CLOEXEC, PRELOAD_ASYNC_COPY_FD_MIN)) >= 0) {
-		(void)PRELOAD_REAL(close)(p);
-		p = high;
-	}
+	p = async_fd_raise(p);
 	if ((r = tunnel_request(p, domain, t)) != 0) {
 		listen_refused(dest, -r, t->rep);
 		(void)PRELOAD_REAL(close)(p);

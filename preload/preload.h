@@ -458,6 +458,13 @@ void async_release(void *ref);
 void async_forget(int fd);
 /* fd2 is a new descriptor for fd's open file (dup). */
 void async_dup(int fd, int fd2);
+/* Our descriptors sit at PRELOAD_ASYNC_COPY_FD_MIN or above, out of the
+ * program's low numbers, or anywhere when RLIMIT_NOFILE is not above it
+ * (F_DUPFD then says EINVAL). async_fd_copy(): a CLOEXEC duplicate of fd,
+ * or -1 (errno). async_fd_raise(): fd itself moved up (the original
+ * closed), or left where it is when no higher number is to be had. */
+int async_fd_copy(int fd);
+int async_fd_raise(int fd);
 /* The lock the engine and the gate share. */
 void async_lock(void);
 void async_unlock(void);

@@ -7,7 +7,7 @@
  * DNS query under remote resolution) or connect()s to such a destination:
  *
  *   set-up     a TCP connection of ours (the control connection,
- *              F_DUPFD_CLOEXEC above PRELOAD_ASYNC_COPY_FD_MIN) to the first
+ *              async_fd_raise(): above PRELOAD_ASYNC_COPY_FD_MIN) to the first
  *              hop, the handshake of tunnel.c with UDP ASSOCIATE for
  *              0.0.0.0:0 (the server takes the source of our first
  *              datagram), bounded by SOCKSIFY_TIMEOUT. The reply's BND is
@@ -65,7 +65,7 @@
  * kin, or to a socket connect()ed to such a server, is answered here
  * (dnsanswer.c) and never sent. The answer reaches the program's socket
  * from an injector, a UDP socket of ours on 127.0.0.1 (or ::1; one per
- * family and process, F_DUPFD_CLOEXEC above PRELOAD_ASYNC_COPY_FD_MIN),
+ * family and process, async_fd_raise()d above PRELOAD_ASYNC_COPY_FD_MIN),
  * sent to the socket's own address (it is bound first when it is not, as
  * the kernel would bind it at its first send); the receive calls report it
  * from the server its query was sent to (by query ID, UDP_DNS_ASKED kept),
@@ -527,10 +527,7 @@ udp_associate(int fd, int family, struct udp_assoc *a)
 	r = tunnel_family(&t);
 	if ((tcp = socket(r, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0)
 		return -errno;
-	ctl = PRELOAD_REAL(fcntl)(tcp, F_DUPFD_CLOEXEC, PRELOAD_ASYNC_COPY_FD_MIN);
-	(void)PRELOAD_REAL(close)(tcp);
-	if (ctl < 0)
-		return -errno;
+	ctl = async_fd_raise(tcp);
 	r = tunnel_request(ctl, r, &t);
 	relay = t.c.reply.bnd;
 	if (r < 0) {
@@ -899,7 +896,7 @@ udp_setup_start(int fd, struct udp_sock *s)
 	(void)udp_autobind(fd, &me, &melen);
 	if ((st = calloc(1, sizeof(*st))) == NULL)
 		return false;
-	if ((st->copy = PRELOAD_REAL(fcntl)(fd, F_DUPFD_CLOEXEC, PRELOAD_ASYNC_COPY_FD_MIN)) < 0) {
+	if ((st->copy = async_fd_copy(fd)) < 0) {
 		free(st);
 		return false;
 	}
@@ -1145,10 +1142,7 @@ udp_injector(int v6)
 	}
 	if ((fd = socket(ss.ss_family, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0)) < 0)
 		return -errno;
-	moved = PRELOAD_REAL(fcntl)(fd, F_DUPFD_CLOEXEC, PRELOAD_ASYNC_COPY_FD_MIN);
-	(void)PRELOAD_REAL(close)(fd);
-	if (moved < 0)
-		return -errno;
+	moved = async_fd_raise(fd);
 	if (bind(moved, (struct sockaddr *)&ss, len) != 0 ||
 	    PRELOAD_REAL(getsockname)(moved, (struct sockaddr *)&udp_inj_sa[v6], &len) != 0) {
 		int err = errno;

@@ -51,6 +51,23 @@ lib() {
 	sink_empty
 }
 
+@test "a descriptor limit of 256 (below the library's own numbers, 512 up): dig over UDP and +tcp still answered, nothing sent" {
+	need_cmd dig
+	start_dnssink
+	local url=socks5h://127.0.0.1:1
+	# F_DUPFD at 512 says EINVAL under such a limit: the library's own
+	# descriptors must then take any number, not fail the call
+	run lib "$url" sh -c 'ulimit -n 256 && dig +time=3 +tries=1 +short lim.example.test A'
+	echo "$output"
+	[ "$status" -eq 0 ]
+	is_placeholder "$output"
+	run lib "$url" sh -c 'ulimit -n 256 && dig +tcp +time=3 +tries=1 +short lim.example.test A'
+	echo "$output"
+	[ "$status" -eq 0 ]
+	is_placeholder "$output"
+	sink_empty
+}
+
 @test "nslookup and host answer placeholders; nothing reaches the resolver" {
 	need_cmd nslookup
 	need_cmd host

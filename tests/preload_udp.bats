@@ -25,12 +25,14 @@ start_udp_echo() {
 	ECHO_PORT=$(cat "$pf")
 }
 
-# udpcheck URL MODE HOST PORT: udpcheck.py under the library, nothing excluded.
+# udpcheck URL MODE HOST PORT: udpcheck.py under the library, nothing
+# excluded (under a descriptor limit of NOFILE when that is set).
 udpcheck() {
 	local url=$1
 	shift
 	env SOCKSIFY_EXCLUDE=none SOCKSIFY_LOG_FILE="$BATS_TEST_TMPDIR/lib.log" LD_PRELOAD="$LIB" \
-		SOCKSIFY_PROXY="$url" timeout -k 5 30 python3 "$UDPCHECK" "$@"
+		SOCKSIFY_PROXY="$url" timeout -k 5 30 ${NOFILE:+prlimit --nofile="$NOFILE"} \
+		python3 "$UDPCHECK" "$@"
 }
 
 # The relay ports socksifyd logged for its UDP ASSOCIATE sessions.
@@ -107,6 +109,19 @@ echo_checked() {
 	[ "$output" = "asyncio ok 50" ]
 	wait_for_count "$ECHO_LOG" 30 '^from ' 50
 	wait_for_count "$SOCKSIFYD_LOG" 30 "cmd=udp-associate	.*outcome=ok" 1
+}
+
+@test "a descriptor limit of 256 (below the library's own numbers, 512 up): datagrams still relayed, blocking and asyncio" {
+	start_udp_echo 127.0.0.1
+	start_socksifyd -v
+	# F_DUPFD at 512 says EINVAL under such a limit (it failed every
+	# datagram with EINVAL): the association's descriptors take any number
+	NOFILE=256 run udpcheck "socks5://127.0.0.1:$PROXY_PORT" echo 127.0.0.1 "$ECHO_PORT"
+	echo_checked "127.0.0.1:$ECHO_PORT"
+	NOFILE=256 run udpcheck "socks5://127.0.0.1:$PROXY_PORT" asyncio 127.0.0.1 "$ECHO_PORT"
+	echo "$output"
+	[ "$output" = "asyncio ok 50" ]
+	wait_for_count "$SOCKSIFYD_LOG" 30 "cmd=udp-associate	.*outcome=ok" 3
 }
 
 @test "socks5h: a datagram to a name goes to the proxy as the name; the reply comes from its placeholder" {
