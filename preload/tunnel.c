@@ -345,11 +345,34 @@ tunnel_step(struct tunnel *t, int fd)
 	}
 }
 
+/* An AF_INET6 socket that cannot speak IPv4: IPV6_V6ONLY, or bound to an
+ * IPv6 address (not :: nor v4-mapped). */
+static bool
+tunnel_v6_only(int fd)
+{
+	struct sockaddr_in6 me;
+	socklen_t olen = sizeof(int), mlen = sizeof(me);
+	int v6only = 0;
+
+	if (preload_real.getsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, &olen) == 0 &&
+	    v6only)
+		return true;
+	return PRELOAD_REAL(getsockname)(fd, (struct sockaddr *)&me, &mlen) == 0 &&
+	    me.sin6_family == AF_INET6 && !IN6_IS_ADDR_UNSPECIFIED(&me.sin6_addr) &&
+	    !IN6_IS_ADDR_V4MAPPED(&me.sin6_addr);
+}
+
 /*
  * The first hop as a sockaddr for a socket of family domain: 0, or -EAFNOSUPPORT
  * when a socket of that family cannot reach it (an IPv4 socket and an
  * IPv6-only proxy; an IPv6-only socket and an IPv4-only proxy), for the
  * caller to swap in a socket that can.
+ *
+ * A proxy named with addresses of both families is dialled at its IPv4
+ * one by every socket that can speak IPv4 (an AF_INET6 one at
+ * ::ffff:a.b.c.d), as our own connections are (tunnel_family()) and
+ * --check's: "localhost" is 127.0.0.1 and ::1 on Debian, and Tor,
+ * microsocks or ssh -D often listen on 127.0.0.1 alone.
  */
 int
 tunnel_first_sockaddr(const struct tunnel *t, int fd, int domain,
@@ -357,20 +380,18 @@ tunnel_first_sockaddr(const struct tunnel *t, int fd, int domain,
 {
 	const struct preload_hop *h = tunnel_hop(t, 0);
 	struct sockaddr_in6 *s6;
-	socklen_t olen = sizeof(int);
-	int v6only = 0, r;
+	int r;
 
 	if (domain == AF_INET) {
 		if (!h->has_v4)
 			return -EAFNOSUPPORT;
 		r = s5_addr_to_sockaddr(&h->v4, ss);
-	} else if (h->has_v6) {
+	} else if (h->has_v6 && (!h->has_v4 || tunnel_v6_only(fd))) {
 		r = s5_addr_to_sockaddr(&h->v6, ss);
 	} else {
 		/* An AF_INET6 socket reaches an IPv4 proxy at ::ffff:a.b.c.d,
-		 * unless the program made it IPv6-only. */
-		if (preload_real.getsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, &olen) == 0 &&
-		    v6only)
+		 * unless it cannot speak IPv4. */
+		if (!h->has_v6 && tunnel_v6_only(fd))
 			return -EAFNOSUPPORT;
 		memset(ss, 0, sizeof(*ss));
 		s6 = (struct sockaddr_in6 *)ss;

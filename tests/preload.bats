@@ -132,6 +132,18 @@ c=s.accept(); time.sleep(20)' "$pf" 3>&- &
 	wait_for_line "$SOCKSIFYD_LOG" 30 "127\.0\.0\.1:$HTTP_PORT"
 }
 
+@test "a proxy named with an IPv4 and an IPv6 address (as localhost on Debian) that listens on IPv4 alone: an IPv6 socket reaches it too" {
+	start_http ::1
+	start_socksifyd -v
+	printf '::1 dual.test\n127.0.0.1 dual.test\n' >"$BATS_TEST_TMPDIR/hosts"
+	# curl's socket for [::1] is AF_INET6; it dialled ::1 and was refused
+	got=$(unshare --mount sh -c 'mount --bind "$0" /etc/hosts && exec "$@"' "$BATS_TEST_TMPDIR/hosts" \
+		env SOCKSIFY_EXCLUDE=none LD_PRELOAD="$LIB" SOCKSIFY_PROXY="socks5h://dual.test:$PROXY_PORT" \
+		curl -sS --max-time 20 -g "http://[::1]:$HTTP_PORT/payload.bin" | sha)
+	[ "$got" = "$PAYLOAD_SHA" ]
+	wait_for_line "$SOCKSIFYD_LOG" 30 "\[::1\]:$HTTP_PORT"
+}
+
 @test "credentials in the URL: accepted, and a wrong password gives EACCES" {
 	printf 'bob:hunter2\n' >"$BATS_TEST_TMPDIR/users"
 	chmod 600 "$BATS_TEST_TMPDIR/users"
