@@ -799,10 +799,12 @@ session_udp_client(struct session *s)
 	if (s->dead)
 		return;
 	n = read(s->r.cfd, sink, sizeof(sink));
-	if (n == 0)
-		session_end(s, "ok");
-	else if (n == -1 && errno != EAGAIN && errno != EINTR)
-		session_end(s, strerror(errno));
+	if (n == 0 || (n == -1 && errno != EAGAIN && errno != EINTR)) {
+		const char *outcome = n == 0 ? "ok" : strerror(errno);
+
+		udp_assoc_last_word(s->udp);
+		session_end(s, outcome);
+	}
 }
 
 static void

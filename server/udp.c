@@ -803,6 +803,20 @@ udp_on_relay(struct loop *l, int fd, uint32_t events, void *arg)
 	udp_flush(u, b, "to", &u->c2t);
 }
 
+/*
+ * A client that sends and then closes its control connection at once (a
+ * fire-and-forget sender: `echo hi | ncat -u`, a socket closed right after
+ * its first sendto() while socksify was still setting its association up)
+ * has its datagrams on the relay socket before its FIN reaches us: on
+ * loopback always. Without this they went unread, closed with the socket.
+ */
+void
+udp_assoc_last_word(struct udp_assoc *u)
+{
+	if (u != NULL && u->rfd >= 0)
+		udp_on_relay(u->srv->loop, u->rfd, EPOLLIN, u);
+}
+
 static void
 udp_on_target(struct loop *l, int fd, uint32_t events, void *arg)
 {

@@ -31,6 +31,9 @@ int udp_assoc_new(struct server *srv, const struct sockaddr *client,
     socklen_t locallen, uint16_t hint_port, struct udp_assoc **out, struct s5_addr *bnd);
 /* Closes the sockets and cancels pending name lookups. */
 void udp_assoc_free(struct udp_assoc *u);
+/* The client's control connection has ended: relay what it sent just
+ * before (one batch, still waiting on the relay socket). */
+void udp_assoc_last_word(struct udp_assoc *u);
 /* Unmaps the datagram buffers the worker's associations share, at its end. */
 void udp_server_free(struct server *srv);
 

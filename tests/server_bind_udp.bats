@@ -292,6 +292,16 @@ print("assocs", n, "client", out["client"])' "$port" "$HTTP_PORT"
 	[ "${lines[1]}" = "ok dropped datagram never reached the target" ]
 }
 
+@test "UDP: datagrams sent just before the control connection closes are still relayed" {
+	start_echo 127.0.0.1
+	start_socksifyd
+	# they wait on the relay socket when the FIN comes: read before it closes
+	for _ in 1 2 3; do
+		bu udp-raw 127.0.0.1 "$PROXY_PORT" 127.0.0.1 "$ECHO_PORT" last-word
+		[ "${lines[0]}" = "ok datagrams sent before the control connection closed relayed" ]
+	done
+}
+
 @test "UDP over IPv6: relay on ::1, IPv6 target, 60000-byte datagram" {
 	start_echo ::1
 	start_socksifyd -l '[::1]:0'

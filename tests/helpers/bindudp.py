@@ -10,7 +10,7 @@ usage: bindudp.py echo HOST PORTFILE LOGFILE [from]
        bindudp.py bind-data PROXY PORT           control speaks while waiting
        bindudp.py udp-pysocks PROXY PORT ECHO    PySocks round trips (needs Debian's python3)
        bindudp.py udp-raw PROXY PORT ECHOHOST ECHO CASE
-           CASE: frag, foreign-port, foreign-port-hint, foreign-ip, close,
+           CASE: frag, foreign-port, foreign-port-hint, foreign-ip, close, last-word,
            domain (to $UDP_NAME); $ECHO_LOG is the echo server's log
        bindudp.py udp-gso PROXY PORT SERVERPID SIZE[,SIZE...]
            bursts queued while the server is stopped (SIGSTOP), both ways,
@@ -355,6 +355,26 @@ def udp_raw(proxy, port, ehost, eport, case):
         time.sleep(0.5)
         roundtrip(a, ehost, eport)
         print("ok datagram from 127.0.0.2 dropped")
+    elif case == "last-word":
+        # three datagrams, then the control connection closed at once:
+        # all three reach the echo (they were on the relay before the FIN)
+        a = Assoc(proxy, port, hint_port=0)
+        want = []
+        for n in (100, 200, 300):
+            data = os.urandom(n)
+            want.append("%s %d" % (sha(data), n))
+            a.send(ehost, eport, data)
+        a.c.close()
+        seen = []
+        for _ in range(50):
+            with open(log) as f:
+                seen = f.read().split("\n")
+            if all(w in seen for w in want):
+                break
+            time.sleep(0.1)
+        missing = [w for w in want if w not in seen]
+        assert not missing, "not relayed: %s" % missing
+        print("ok datagrams sent before the control connection closed relayed")
     elif case == "close":
         a = Assoc(proxy, port, hint_port=0)
         roundtrip(a, ehost, eport)
