@@ -345,6 +345,25 @@ close(int fd)
 }
 
 int
+shutdown(int fd, int how)
+{
+	int (*real)(int, int) = PRELOAD_REAL(shutdown);
+	int r;
+
+	if (real == NULL) {
+		errno = ENOSYS;
+		return -1;
+	}
+	if (__atomic_load_n(&udp_active, __ATOMIC_ACQUIRE) && (r = udp_shutdown(fd, how)) != 1) {
+		if (r == 0)
+			return 0;
+		errno = -r;
+		return -1;
+	}
+	return real(fd, how);
+}
+
+int
 close_range(unsigned int first, unsigned int last, int flags)
 {
 	int (*real)(unsigned int, unsigned int, int) = PRELOAD_REAL(close_range);

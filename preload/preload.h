@@ -133,6 +133,7 @@ struct preload_real {
 	ssize_t (*sendfile64)(int, int, off_t *, size_t);
 	int (*close)(int);
 	int (*close_range)(unsigned int, unsigned int, int);
+	int (*shutdown)(int, int);
 	int (*dup)(int);
 	int (*dup2)(int, int);
 	int (*dup3)(int, int, int);
@@ -501,6 +502,8 @@ bool udp_owns(int fd);
 bool udp_has_our_peer(int fd);
 void udp_forget(int fd);
 void udp_dup(int fd, int fd2);
+/* shutdown() of a UDP socket of ours: 0 or -errno, or 1 for the kernel's. */
+int udp_shutdown(int fd, int how);
 void udp_at_load(void);
 ssize_t udp_send(int fd, const struct msghdr *msg, int flags, const struct s5_addr *dst,
     const struct sockaddr *sa, socklen_t salen);

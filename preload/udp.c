@@ -106,6 +106,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "dns.h"
@@ -121,6 +122,7 @@
 #define UDP_DNS_ASKED		16		/* DNS queries remembered per socket, by ID */
 #define UDP_QUEUE_BYTES		(256u << 10)	/* datagrams waiting for an association; beyond, dropped */
 #define UDP_SETUP_STACK		(128u << 10)	/* a set-up thread's stack */
+#define UDP_EXIT_WAIT_MS	1000		/* exit() waits this long for queued datagrams */
 
 #ifndef UDP_SEGMENT
 #define UDP_SEGMENT		103		/* linux/udp.h, Linux 4.18 */
@@ -144,6 +146,8 @@ struct udp_assoc {
 	int err;
 	struct udp_queued *queue, **queue_tail;
 	size_t queued;			/* bytes */
+	bool flushing;			/* counted in udp_flushes */
+	int shut;			/* shutdown() while pending: SHUT_* + 1 */
 	/* The kernel's socket is connected to the relay or the injector. */
 	bool kconn;
 	/* connect()ed through us: the program's destination. */
@@ -201,6 +205,9 @@ static pid_t udp_pid;
 /* This thread holds udp_mu: a hook re-entered from a signal handler fails
  * (EAGAIN) on a socket of ours rather than wait for itself. */
 static __thread bool udp_held;
+/* Set-up threads with datagrams queued, not all sent yet (udp_at_exit()). */
+static int udp_flushes;
+static pthread_cond_t udp_flushed = PTHREAD_COND_INITIALIZER;
 
 bool
 udp_maybe(int fd)
@@ -375,6 +382,36 @@ udp_forget(int fd)
 	if (*p != NULL)
 		udp_unlink(p);
 	udp_unlock();
+}
+
+/*
+ * shutdown() of a socket whose association is being set up: a datagram the
+ * program sent before it waits in the queue, and the kernel's shutdown now
+ * would fail its send (EPIPE: `echo hi | ncat -u` sends, then shuts down
+ * and closes). Held (the set-up thread applies it after the queue) and
+ * answered as the kernel answers for a connected UDP socket (0) or an
+ * unconnected one (ENOTCONN, the shutdown made all the same): 0, -errno,
+ * or 1 when the kernel's shutdown() is the one to call.
+ */
+int
+udp_shutdown(int fd, int how)
+{
+	uint64_t cookie;
+	struct udp_sock *s;
+	int r = 1;
+
+	if (!udp_maybe(fd) || getpid() != udp_pid ||
+	    (how != SHUT_RD && how != SHUT_WR && how != SHUT_RDWR))
+		return 1;
+	cookie = peer_cookie(fd);
+	if (!udp_lock())
+		return 1;
+	if ((s = udp_find(fd, cookie)) != NULL && s->a->pending) {
+		s->a->shut |= how + 1;	/* SHUT_RD 1, SHUT_WR 2, both 3 */
+		r = s->a->has_peer ? 0 : -ENOTCONN;
+	}
+	udp_unlock();
+	return r;
 }
 
 void
@@ -841,8 +878,15 @@ udp_setup_main(void *arg)
 				    (struct sockaddr *)&made.relay, made.relay_len) == 0;
 		}
 		kconn = a->kconn;
-		if (q == NULL || r < 0 || !alive) {
+		/* A socket closed meanwhile still sends what it queued, as
+		 * the kernel sends what a send() accepted before close(). */
+		if (q == NULL || r < 0) {
 			a->pending = false;
+			if (a->flushing) {
+				a->flushing = false;
+				udp_flushes--;
+				pthread_cond_broadcast(&udp_flushed);
+			}
 			if (r < 0 && alive) {
 				/* Said by the next send or receive; a receive
 				 * waiting now is woken for it. */
@@ -854,6 +898,10 @@ udp_setup_main(void *arg)
 				a->checked_ms = made.checked_ms;
 				made.ctl = -1;
 			}
+			/* The program's shutdown(), held until what it sent
+			 * before is sent. */
+			if (alive && a->shut != 0)
+				(void)PRELOAD_REAL(shutdown)(st->copy, a->shut - 1);
 			udp_assoc_put(a);
 			pthread_mutex_unlock(&udp_mu);
 			udp_queue_free(q);
@@ -877,6 +925,37 @@ udp_setup_main(void *arg)
 	(void)PRELOAD_REAL(close)(st->copy);
 	free(st);
 	return NULL;
+}
+
+/*
+ * exit(): a non-blocking socket's datagrams still queued for an association
+ * being set up go before the process ends (the set-up thread ends with it),
+ * as the kernel's would have gone: `echo hi | ncat -u` sends and exits at
+ * once. Bounded by UDP_EXIT_WAIT_MS (and SOCKSIFY_TIMEOUT), and by the lock
+ * too: exit() from a signal handler that interrupted its holder, or from a
+ * vfork()ed child, does not wait.
+ */
+__attribute__((destructor)) static void
+udp_at_exit(void)
+{
+	struct timespec end;
+	long ms = preload_cfg.timeout_ms < UDP_EXIT_WAIT_MS ? preload_cfg.timeout_ms :
+	    UDP_EXIT_WAIT_MS;
+
+	if (__atomic_load_n(&udp_flushes, __ATOMIC_RELAXED) == 0 || udp_held ||
+	    getpid() != udp_pid || clock_gettime(CLOCK_REALTIME, &end) != 0)
+		return;
+	end.tv_sec += ms / 1000;
+	end.tv_nsec += (ms % 1000) * 1000000L;
+	if (end.tv_nsec >= 1000000000L) {
+		end.tv_sec++;
+		end.tv_nsec -= 1000000000L;
+	}
+	if (pthread_mutex_timedlock(&udp_mu, &end) != 0)
+		return;
+	while (udp_flushes > 0 && pthread_cond_timedwait(&udp_flushed, &udp_mu, &end) == 0)
+		;
+	pthread_mutex_unlock(&udp_mu);
 }
 
 /* Starts a set-up thread for s (under udp_mu): true when it runs. */
@@ -933,6 +1012,10 @@ udp_queue(struct udp_assoc *a, const struct s5_addr *dst, const struct msghdr *m
 
 	if (a->queued + len > UDP_QUEUE_BYTES || (q = malloc(sizeof(*q) + len)) == NULL)
 		return;
+	if (!a->flushing) {
+		a->flushing = true;
+		udp_flushes++;
+	}
 	q->next = NULL;
 	q->dst = *dst;
 	q->len = len;
@@ -988,7 +1071,9 @@ udp_ensure(int fd, int flags, const struct s5_addr *dst, const struct msghdr *ms
 	} else if (s != NULL && s->a->ctl >= 0) {
 		r = 0;
 	} else if (s != NULL && s->a->pending) {
-		r = 1;
+		/* shutdown(SHUT_WR) came before the association: as the
+		 * kernel's socket would have said at once. */
+		r = s->a->shut & (SHUT_WR + 1) ? -EPIPE : 1;
 	} else if (!udp_nonblocking(fd, flags) || !udp_chain_ok() ||
 	    preload_cfg.proxy_invalid) {
 		r = 2;	/* inside the call (a refusal then says so at once) */

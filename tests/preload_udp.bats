@@ -124,6 +124,33 @@ echo_checked() {
 	wait_for_count "$SOCKSIFYD_LOG" 30 "cmd=udp-associate	.*outcome=ok" 3
 }
 
+@test "fire and forget: ncat -u sends, shuts down and exits at once; a non-blocking socket sends, closes and exits; every datagram arrives" {
+	command -v ncat >/dev/null || skip "ncat is not installed (scripts/deps.sh test)"
+	start_udp_echo 127.0.0.1
+	start_socksifyd -v
+	local i
+	# ncat's datagram waited for the association; its shutdown(SHUT_WR)
+	# failed the queued send (EPIPE), and its exit ended the set-up
+	for i in 1 2 3; do
+		echo "ncat $i" | env SOCKSIFY_EXCLUDE=none LD_PRELOAD="$LIB" \
+			SOCKSIFY_PROXY="socks5://127.0.0.1:$PROXY_PORT" timeout 20 ncat -u 127.0.0.1 "$ECHO_PORT"
+	done
+	# sendto() on a non-blocking socket, close(), exit: the datagram queued
+	# for the association was dropped with the socket
+	for i in 1 2 3; do
+		env SOCKSIFY_EXCLUDE=none LD_PRELOAD="$LIB" SOCKSIFY_PROXY="socks5://127.0.0.1:$PROXY_PORT" \
+			timeout 20 python3 -c '
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setblocking(False)
+s.sendto(b"python " + sys.argv[2].encode() + b"\n", ("127.0.0.1", int(sys.argv[1])))
+s.close()' "$ECHO_PORT" "$i"
+	done
+	wait_for_count "$ECHO_LOG" 30 '^from 127\.0\.0\.1:[0-9]+ [0-9]+$' 6
+	# each through the relay (its own association), none from the program
+	wait_for_count "$SOCKSIFYD_LOG" 30 "cmd=udp-associate	.*c2t=[1-9]" 6
+}
+
 @test "socks5h: a datagram to a name goes to the proxy as the name; the reply comes from its placeholder" {
 	need_dns_jail
 	start_udp_echo 127.0.0.1
