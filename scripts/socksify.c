@@ -51,6 +51,7 @@ enum {
 	EXIT_CANNOT_EXEC = 126,
 	EXIT_NOT_FOUND = 127,
 	SHEBANG_MAX = 256,		/* the kernel's BINPRM_BUF_SIZE */
+	ELF_PHDRS_MAX = 65536,		/* bytes of program headers binfmt_elf takes */
 };
 
 #define READY_PREFIX	"socksifyd: listening on "
@@ -547,7 +548,7 @@ elf_why(int fd, const unsigned char *h, size_t n)
 	static const char go_section[] = ".go.buildinfo";
 	uint64_t phoff, shoff, stroff, strsize;
 	unsigned type_, phentsize, phnum, shentsize, shnum, shstrndx, i;
-	uint32_t type, sh_info;
+	uint32_t type;
 	bool is64, interp = false, go = false;
 	char *strtab;
 
@@ -575,11 +576,13 @@ elf_why(int fd, const unsigned char *h, size_t n)
 	}
 	if (type_ != ET_EXEC && type_ != ET_DYN)
 		return NULL;	/* an object file or a core: exec refuses it */
-	/* gABI: with more than 0xfffe headers the count is in section 0. */
-	if (phnum == PN_XNUM && shoff != 0 && pread(fd, &sh_info, sizeof(sh_info),
-	    (off_t)(shoff + (is64 ? offsetof(Elf64_Shdr, sh_info) :
-	    offsetof(Elf32_Shdr, sh_info)))) == sizeof(sh_info))
-		phnum = sh_info;
+	/* As the kernel's binfmt_elf: headers of the class's own size, at
+	 * most 64 KiB of them (so no PN_XNUM count from section 0), or exec
+	 * refuses the file (ENOEXEC), and walking 2^32 of them here took 20
+	 * minutes before it did. */
+	if (phentsize != (is64 ? sizeof(Elf64_Phdr) : sizeof(Elf32_Phdr)) || phnum == 0 ||
+	    (uint64_t)phnum * phentsize > ELF_PHDRS_MAX)
+		return NULL;
 	/* p_type is the first word of a program header in both classes. */
 	for (i = 0; i < phnum && !interp; i++) {
 		if (pread(fd, &type, sizeof(type), (off_t)(phoff + (uint64_t)i * phentsize)) !=

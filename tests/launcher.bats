@@ -85,6 +85,25 @@ teardown() { stop_all; }
 	[ "$output" = "socksify: $BATS_TEST_TMPDIR/badint.sh: No such file or directory (the interpreter its #! line names, or its ELF loader, is missing)" ]
 }
 
+@test "an ELF file the kernel will not exec (2^32 program headers of size 0) is told as without socksify, at once" {
+	local f=$BATS_TEST_TMPDIR/crafted
+	# e_phnum PN_XNUM, e_phentsize 0, section 0's sh_info 0xffffffff:
+	# walking those headers took the launcher some 20 minutes
+	python3 -c '
+import struct, sys
+e = bytearray(512)
+e[0:7] = b"\x7fELF\x02\x01\x01"
+struct.pack_into("<HHIQQQIHHHHHH", e, 16, 2, 62, 1, 0, 64, 128, 0, 64, 0, 0xffff, 64, 1, 0)
+struct.pack_into("<I", e, 128 + 44, 0xffffffff)
+open(sys.argv[1], "wb").write(e)' "$f"
+	chmod +x "$f"
+	# exec says ENOEXEC, and execvp(3) hands the file to sh: 126 or 127,
+	# never timeout(1)'s 124
+	run sh -c 'timeout 10 "$0" -x socks5h://127.0.0.1:1 -- "$1"; echo "status $?"' "$SOCKSIFY" "$f"
+	echo "$output"
+	[[ "${lines[-1]}" == "status 12"[67] ]]
+}
+
 @test "exit 125: bad option, bad proxy URL, bad CIDR, no command, each with one line" {
 	run "$SOCKSIFY" --no-such-option true
 	[ "$status" -eq 125 ]
