@@ -20,9 +20,14 @@
  *               1035 §4.2.2) with dnsanswer.c's reply, written back with
  *               its length. It is readable before the write returns, so
  *               poll, epoll and a blocking read see it as a fast server's.
+ *               Complete queries are taken before anything is given up
+ *               on, so a buffer full of pipelined ones (RFC 7766) is
+ *               answered, every one.
  *   the end     close() (and close_range, dup2/dup3 over it) closes ours;
- *               the program's half-close or a query over DNSCONN_QUERY_MAX
- *               closes our end too (the program reads EOF).
+ *               the program's half-close (looked at by its shutdown()
+ *               too), once its queries are answered, or a query over
+ *               DNSCONN_QUERY_MAX closes our end too (the program reads
+ *               EOF).
  *
  * getpeername() answers the nameserver the program connect()ed to (peer.c);
  * getsockname() and socket options are the AF_UNIX socket's (LIMITS).
@@ -167,7 +172,7 @@ dnsconn_pump(int fd)
 	uint8_t q[DNSCONN_QUERY_MAX], small[2 + DNS_UDP_MAX], *out;
 	uint64_t cookie = peer_cookie(fd);
 	size_t len, n;
-	bool local, more, stuck;
+	bool local, more, going, stuck;
 	int saved = errno, ours;
 
 	for (;;) {
@@ -175,10 +180,13 @@ dnsconn_pump(int fd)
 			break;
 		more = false;
 		if ((c = dnsconn_find(fd, cookie)) != NULL) {
-			if (!dnsconn_fill(c))
+			/* Complete queries first: a full buffer of pipelined
+			 * ones (RFC 7766 §6.2.1.1), or some before the
+			 * program's EOF, are answered, not dropped. */
+			going = dnsconn_fill(c);
+			more = dnsconn_take(c, q, &len);
+			if (!more && !going)
 				dnsconn_hangup(c);
-			else
-				more = dnsconn_take(c, q, &len);
 			ours = c->ours;
 		}
 		dnsconn_unlock();

@@ -360,7 +360,12 @@ shutdown(int fd, int how)
 		errno = -r;
 		return -1;
 	}
-	return real(fd, how);
+	r = real(fd, how);
+	/* A DNS-over-TCP conversation we answer: its EOF is seen (and the
+	 * program's own EOF given back after the last answer) when we look. */
+	if (r == 0 && how != SHUT_RD && dnsconn_maybe(fd))
+		dnsconn_pump(fd);
+	return r;
 }
 
 int

@@ -153,6 +153,32 @@ lib() {
 	sink_empty
 }
 
+@test "DNS over TCP: 200 queries pipelined in one write (past the 4 KiB the library reads at once), then shutdown(SHUT_WR): 200 answers in order, then EOF" {
+	start_dnssink
+	run lib socks5h://127.0.0.1:1 python3 -c '
+import socket, struct
+def query(i):
+    name = b"".join(bytes([len(l)]) + l for l in (b"q%d" % i, b"example", b"test")) + b"\0"
+    return struct.pack(">HHHHHH", i, 0x0100, 1, 0, 0, 0) + name + struct.pack(">HH", 1, 1)
+s = socket.create_connection(("127.0.0.1", 53), timeout=10)
+s.sendall(b"".join(struct.pack(">H", len(q)) + q for q in map(query, range(200))))
+s.shutdown(socket.SHUT_WR)
+buf, ids = b"", []
+while True:
+    d = s.recv(65536)
+    if not d:
+        break
+    buf += d
+while len(buf) >= 2:
+    n = struct.unpack(">H", buf[:2])[0]
+    msg, buf = buf[2:2 + n], buf[2 + n:]
+    ids.append(struct.unpack(">H", msg[:2])[0])
+print(len(ids), ids == list(range(200)))'
+	echo "$output"
+	[ "$output" = "200 True" ]
+	sink_empty
+}
+
 @test "SOCKSIFY_DNS: dig MX (UDP and +tcp) gets the resolver's real answer, asked over TCP through the proxy; A stays a placeholder" {
 	need_cmd dig
 	start_dnssink
