@@ -152,7 +152,8 @@
 #define PIDFD_THREAD		O_EXCL	/* Linux 6.9: a pidfd for one thread */
 #endif
 
-#define SUP_JOBS		PRELOAD_ASYNC_MAX	/* connects answered later */
+#define SUP_JOBS_CHUNK		1024		/* connects answered later: a chunk of jobs, */
+#define SUP_JOBS		(16 * SUP_JOBS_CHUNK)	/* ... allocated as needed, up to this many */
 #define SUP_JOB_IDS		4		/* restarted calls joining one job */
 #define SUP_PEER_SETS		512		/* tunnelled sockets getpeername() knows: */
 #define SUP_PEER_WAYS		8		/* ... sets by cookie of this many, the oldest replaced */
@@ -179,6 +180,7 @@ enum sup_job_kind { JOB_FREE = 0, JOB_TUNNEL, JOB_WAIT };
 
 struct sup_job {
 	int kind;			/* enum sup_job_kind */
+	uint32_t idx;			/* its number, for epoll (sup_jobat()) */
 	uint32_t gen;			/* tells a stale epoll event from ours */
 	int fd;				/* our copy of the program's socket */
 	uint64_t cookie;
@@ -256,7 +258,7 @@ static struct {
 	struct seccomp_notif_sizes sizes;
 	struct seccomp_notif *req;
 	struct seccomp_notif_resp *resp;
-	struct sup_job jobs[SUP_JOBS];
+	struct sup_job *jobs[SUP_JOBS / SUP_JOBS_CHUNK];	/* chunks, never moved */
 	size_t jobs_hi;			/* jobs[] in use lie below */
 	struct sup_peer peers[SUP_PEER_SETS][SUP_PEER_WAYS];
 	struct sup_lib libs[SUP_LIBS];
@@ -556,29 +558,45 @@ sup_peer_remember(uint64_t cookie, const struct sockaddr_storage *sa,
 
 /* --- jobs ---------------------------------------------------------------- */
 
+/* Job i, below sup.jobs_hi or in a chunk allocated already. Jobs never
+ * move: a receiver holds a pointer to one (sup.held, sup.unhold). */
+static struct sup_job *
+sup_jobat(size_t i)
+{
+	return &sup.jobs[i / SUP_JOBS_CHUNK][i % SUP_JOBS_CHUNK];
+}
+
 static struct sup_job *
 sup_job_find(uint64_t cookie)
 {
 	size_t i;
 
 	for (i = 0; i < sup.jobs_hi; i++)
-		if (sup.jobs[i].kind != JOB_FREE && sup.jobs[i].cookie == cookie)
-			return &sup.jobs[i];
+		if (sup_jobat(i)->kind != JOB_FREE && sup_jobat(i)->cookie == cookie)
+			return sup_jobat(i);
 	return NULL;
 }
 
+/* A free job, its chunk allocated if need be (a thousand connects under
+ * way take one): NULL when SUP_JOBS are under way, or out of memory. */
 static struct sup_job *
 sup_job_new(int kind, int fd, uint64_t cookie, uint64_t id)
 {
 	struct sup_job *j;
 	size_t i;
 
-	for (i = 0; i < SUP_JOBS && sup.jobs[i].kind != JOB_FREE; i++)
-		;
+	for (i = 0; i < SUP_JOBS; i++) {
+		if (sup.jobs[i / SUP_JOBS_CHUNK] == NULL &&
+		    (sup.jobs[i / SUP_JOBS_CHUNK] = calloc(SUP_JOBS_CHUNK, sizeof(*j))) == NULL)
+			return NULL;
+		if (sup_jobat(i)->kind == JOB_FREE)
+			break;
+	}
 	if (i == SUP_JOBS)
 		return NULL;
-	j = &sup.jobs[i];
+	j = sup_jobat(i);
 	memset(j, 0, offsetof(struct sup_job, t));
+	j->idx = (uint32_t)i;
 	j->kind = kind;
 	j->gen = ++sup.gen & 0xffffffu;
 	j->fd = fd;
@@ -609,7 +627,7 @@ static int
 sup_job_watch(struct sup_job *j, uint32_t events)
 {
 	struct epoll_event ev = { .events = events,
-	    .data.u64 = SUP_EV(SUP_EV_JOB, j->gen, j - sup.jobs) };
+	    .data.u64 = SUP_EV(SUP_EV_JOB, j->gen, j->idx) };
 
 	if (epoll_ctl(sup.ep, j->watched ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, j->fd, &ev) != 0)
 		return -errno;
@@ -640,7 +658,7 @@ sup_job_free(struct sup_job *j)
 	free(j->data);
 	j->data = NULL;
 	j->kind = JOB_FREE;
-	while (sup.jobs_hi > 0 && sup.jobs[sup.jobs_hi - 1].kind == JOB_FREE)
+	while (sup.jobs_hi > 0 && sup_jobat(sup.jobs_hi - 1)->kind == JOB_FREE)
 		sup.jobs_hi--;
 }
 
@@ -1015,7 +1033,9 @@ sup_tunnel(uint64_t id, int fd, int domain, const struct sockaddr_storage *sa,
 		return;
 	}
 	if ((j = sup_job_new(JOB_TUNNEL, fd, cookie, id)) == NULL) {
-		preload_log(LOG_LVL_ERROR, "%d connects under way: refused", SUP_JOBS);
+		preload_log_limited(LOG_LVL_ERROR, preload_log_key("jobs", ""),
+		    "%d connects under way (or no memory for more): refused with EAGAIN",
+		    SUP_JOBS);
 		sup_fail(id, fd, EAGAIN);
 		return;
 	}
@@ -1809,9 +1829,9 @@ sup_next_due(void)
 	size_t i;
 
 	for (i = 0; i < sup.jobs_hi; i++)
-		if (sup.jobs[i].kind == JOB_TUNNEL && !sup.jobs[i].held &&
-		    sup_job_due(&sup.jobs[i]) < next)
-			next = sup_job_due(&sup.jobs[i]);
+		if (sup_jobat(i)->kind == JOB_TUNNEL && !sup_jobat(i)->held &&
+		    sup_job_due(sup_jobat(i)) < next)
+			next = sup_job_due(sup_jobat(i));
 	return next;
 }
 
@@ -2136,7 +2156,7 @@ sup_sweep(long long now)
 	bool any;
 
 	for (i = 0; i < sup.jobs_hi; i++) {
-		struct sup_job *j = &sup.jobs[i];
+		struct sup_job *j = sup_jobat(i);
 
 		if (j->kind == JOB_TUNNEL && !j->held && sup_job_due(j) <= now) {
 			sup_job_fail(j, ETIMEDOUT);
@@ -2181,9 +2201,9 @@ sup_service(void)
 				sup_on_taken();
 			} else if (kind == SUP_EV_LISTENER) {
 				sup_on_listener(ev[i].events);
-			} else if (kind == SUP_EV_JOB && idx < SUP_JOBS &&
-			    sup.jobs[idx].kind != JOB_FREE && sup.jobs[idx].gen == gen) {
-				sup_job_event(&sup.jobs[idx], ev[i].events);
+			} else if (kind == SUP_EV_JOB && idx < sup.jobs_hi &&
+			    sup_jobat(idx)->kind != JOB_FREE && sup_jobat(idx)->gen == gen) {
+				sup_job_event(sup_jobat(idx), ev[i].events);
 			} else if (kind == SUP_EV_DNS) {
 				supdns_event(idx, ev[i].events);
 			} else if (kind == SUP_EV_KICK) {

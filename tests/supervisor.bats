@@ -161,6 +161,18 @@ go_get_checks() {
 	sink_empty
 }
 
+@test "1,500 connects under way at once through a proxy 300 ms away: every one tunnelled (the supervisor held 1,024 and refused the rest with EAGAIN)" {
+	[ "$(ulimit -Hn)" = unlimited ] || [ "$(ulimit -Hn)" -ge 8192 ] || skip "the hard descriptor limit is below 8192"
+	start_socksifyd -v
+	start_delayfwd "127.0.0.1:$PROXY_PORT" 150
+	run sh -c 'ulimit -n 8192 && exec timeout 90 "$0" --mode seccomp -x "socks5://127.0.0.1:$1" -e none \
+		python3 "$2" 1500' "$SOCKSIFY" "$DELAY_PORT" "$SUPERVISE_SRC/manyconnect.py"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[ "$output" = "ok=1500" ]
+	wait_for_count "$SOCKSIFYD_LOG" 100 "cmd=connect	target=127\.0\.0\.1:" 1500
+}
+
 @test "busybox-static wget exec'd by a dynamic shell: tunnelled by name, bytes intact, no DNS query leaves" {
 	need_busybox
 	start_dnssink
