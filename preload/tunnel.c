@@ -256,6 +256,7 @@ tunnel_step(struct tunnel *t, int fd)
 {
 	size_t used = 0, want;
 	ssize_t n;
+	bool got;
 	int r;
 
 	for (;;) {
@@ -306,18 +307,21 @@ tunnel_step(struct tunnel *t, int fd)
 				return tunnel_hop_errno(t, errno);
 			t->in_len = (size_t)n;
 			t->want_read = false;
-			if (!t->answered) {
-				/* Alive: what stalls from now on is the
-				 * next hop's, or the target's. Pipelined on
-				 * its word alone, a stall may be its own (a
-				 * server that drops what follows a message):
-				 * it keeps its share (tunnel_retry()). */
-				t->answered = true;
-				if (!tunnel_learned(t))
-					tunnel_share(t, t->hop + 1);
-			}
 		}
+		got = t->in_len > 0;
 		r = s5_client_step(&t->c, t->in, t->in_len, &used);
+		if (got && !t->answered && r >= 0 && !s5_client_midway(&t->c)) {
+			/* Alive, a whole message of its in: what stalls from
+			 * now on is the next hop's, or the target's (a part of
+			 * one, then silence or a hang-up, is its own: "HTTP/1.1
+			 * 200 Co" and no more). Pipelined on its word alone, a
+			 * stall may be its own (a server that drops what
+			 * follows a message): it keeps its share
+			 * (tunnel_retry()). */
+			t->answered = true;
+			if (!tunnel_learned(t))
+				tunnel_share(t, t->hop + 1);
+		}
 		/* A proxy that answers in HTTP is told apart in the diagnostic. */
 		t->http = r == S5C_E_PROTO && t->in_len >= 2 && memcmp(t->in, "HT", 2) == 0;
 		t->in_len = 0;
@@ -442,6 +446,7 @@ enum tunnel_reason {
 	TR_UNREACHABLE = 1,		/* the dial failed: its errno */
 	TR_DIAL_TIMEOUT,		/* no TCP answer within SOCKSIFY_TIMEOUT */
 	TR_TIMEOUT,			/* a handshake that stalled */
+	TR_CONNECT_TIMEOUT,		/* answered; its CONNECT did not come up */
 	TR_CLOSED,			/* hung up or reset mid-handshake */
 	TR_PROTO,			/* not SOCKS5 */
 	TR_NO_METHOD,
@@ -477,6 +482,11 @@ tunnel_reason(const struct tunnel *t, int err)
 	case S5C_E_ADDR:
 		return TR_ADDR;
 	}
+	/* Pipelined, the request may be what the server dropped (it reads a
+	 * message at a time): TR_TIMEOUT says so. */
+	if (err == ETIMEDOUT && t->answered && !t->c.pipeline &&
+	    s5_client_awaiting_reply(&t->c))
+		return TR_CONNECT_TIMEOUT;
 	if (err == ETIMEDOUT)
 		return t->hop == 0 && !t->up ? TR_DIAL_TIMEOUT : TR_TIMEOUT;
 	if (err == ECONNREFUSED || err == ECONNRESET || err == EPIPE)
@@ -538,6 +548,18 @@ tunnel_explain(const struct tunnel *t, int err, char *buf, size_t cap)
 		    preload_cfg.pipeline && t->c.pipeline ? "; it was pipelined "
 		    "(SOCKSIFY_PIPELINE=on), which a server that reads one message at a "
 		    "time (microsocks) never answers: auto, the default, asks first" : "");
+		break;
+	case TR_CONNECT_TIMEOUT:
+		/* Alive: the stall is where it was asked to connect. */
+		if (s5_addr_format(&t->c.dst, what, sizeof(what)) < 0)
+			strcpy(what, "?");
+		n = snprintf(buf, cap, "%s answered, but its connection to %s%s%s did not "
+		    "come up within %d ms (%sSOCKSIFY_TIMEOUT)%s", hop,
+		    i + 1 < preload_cfg.nhops ? "the next hop, " : "", what,
+		    i + 1 < preload_cfg.nhops ? "," : "",
+		    t->share_ms > 0 ? t->share_ms : preload_cfg.timeout_ms,
+		    t->share_ms > 0 ? "its share of " : "",
+		    i + 1 < preload_cfg.nhops ? ": that hop may be down or unreachable from it" : "");
 		break;
 	case TR_CLOSED:
 		n = snprintf(buf, cap, "%s closed the connection during the handshake",

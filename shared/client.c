@@ -231,6 +231,18 @@ client_on_input(struct s5_client *c)
 	}
 }
 
+bool
+s5_client_midway(const struct s5_client *c)
+{
+	return c->proto == S5_PROTO_HTTP ? c->seen > 0 : c->in_len > 0;
+}
+
+bool
+s5_client_awaiting_reply(const struct s5_client *c)
+{
+	return c->proto == S5_PROTO_SOCKS5 && c->state == CLIENT_READ_REPLY && c->in_len == 0;
+}
+
 int
 s5_client_step(struct s5_client *c, const uint8_t *in, size_t n, size_t *used)
 {

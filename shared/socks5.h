@@ -383,6 +383,12 @@ void s5_client_init_proto(struct s5_client *c, uint8_t proto, uint8_t cmd,
     const struct s5_addr *dst, const struct s5_cred *cred);
 int s5_client_step(struct s5_client *c, const uint8_t *in, size_t n, size_t *used);
 size_t s5_client_want(const struct s5_client *c);
+/* Part of a server message is in and the rest is not (a stall or a
+ * hang-up now is that server's own failure). */
+bool s5_client_midway(const struct s5_client *c);
+/* SOCKS5: greeting (and login) answered, the request's reply awaited and
+ * none of it in: the server is connecting where the request said. */
+bool s5_client_awaiting_reply(const struct s5_client *c);
 /* After the first S5C_DONE of a BIND: S5C_WANT_READ, the second reply
  * next; S5C_E_STATE for any other command or state. */
 int s5_client_await_peer(struct s5_client *c);

@@ -72,6 +72,31 @@ sessions_ok() { grep -c 'cmd=connect.*outcome=ok' "$1" || true; }
 	grep -q "proxy 127.0.0.1:$FAIL_PORT (alternative 1 of 2) did not finish the handshake within 2000 ms (its share of SOCKSIFY_TIMEOUT); trying the next alternative" "$LIBLOG"
 }
 
+@test "first alternative (HTTP) sends part of its status line and hangs up: a broken proxy, so the second carries the connection" {
+	start_tinyproxy
+	start_failing httppart
+	run fo "http://127.0.0.1:$FAIL_PORT|http://127.0.0.1:$TP_PORT" get "$HTTP_PORT"
+	cat "$LIBLOG"
+	[ "$status" -eq 0 ]
+	[ "$output" = "$HELLO_SHA" ]
+	grep -q "proxy 127.0.0.1:$FAIL_PORT (alternative 1 of 2) closed the connection during the handshake; trying the next alternative" "$LIBLOG"
+	[ "$(wc -l <"$FAIL_COUNT")" -eq 1 ]
+	grep -q "CONNECT.*127.0.0.1:$HTTP_PORT" "$TP_LOG"
+}
+
+@test "hop 1 answers but its CONNECT to hop 2 never comes up: the line names hop 2, not hop 1's handshake" {
+	start_socksifyd --no-auth -v
+	start_failing s5stall
+	SOCKSIFY_TIMEOUT=2 run fo "socks5://127.0.0.1:$FAIL_PORT,socks5://127.0.0.1:$PROXY_PORT" get "$HTTP_PORT"
+	cat "$LIBLOG"
+	[ "$output" = ETIMEDOUT ]
+	grep -q "proxy 127.0.0.1:$FAIL_PORT (hop 1 of 2) answered, but its connection to the next hop, 127.0.0.1:$PROXY_PORT, did not come up within [0-9]* ms (.*SOCKSIFY_TIMEOUT): that hop may be down or unreachable from it" "$LIBLOG"
+	# and a last hop's: it names the target
+	SOCKSIFY_TIMEOUT=1 run fo "socks5://127.0.0.1:$FAIL_PORT" get "$HTTP_PORT"
+	[ "$output" = ETIMEDOUT ]
+	grep -q "proxy 127.0.0.1:$FAIL_PORT answered, but its connection to 127.0.0.1:$HTTP_PORT did not come up within 1000 ms (SOCKSIFY_TIMEOUT)" "$LIBLOG"
+}
+
 @test "first alternative answers garbage (HTTP): the second carries the connection" {
 	start_socksifyd --no-auth -v
 	start_failing garbage

@@ -6,6 +6,9 @@ usage: fakeproxy.py PORTFILE MODE COUNTFILE
   garbage  accepts, answers "HTTP/1.0 400 Bad Request" and closes
   silent   listens and never accepts (a blackhole past the TCP handshake:
            the kernel completes it, nobody ever answers)
+  httppart reads a request, answers "HTTP/1.1 200 Co" and closes
+  s5stall  SOCKS5: answers the greeting (no authentication), reads the
+           request and never answers it (a CONNECT that never comes up)
 Listens on 127.0.0.1, an ephemeral port written to PORTFILE; appends a
 line to COUNTFILE per connection it accepted (none for silent).
 """
@@ -27,15 +30,26 @@ def main():
             socket.socket().close()
             import time
             time.sleep(3600)
+    held = []
     while True:
         conn, _ = lsock.accept()
         with open(countfile, "a") as f:
             f.write("conn\n")
-        if mode == "garbage":
-            try:
+        try:
+            if mode == "garbage":
                 conn.sendall(b"HTTP/1.0 400 Bad Request\r\n\r\n")
-            except OSError:
-                pass
+            elif mode == "httppart":
+                conn.settimeout(10)
+                conn.recv(4096)
+                conn.sendall(b"HTTP/1.1 200 Co")
+            elif mode == "s5stall":
+                conn.settimeout(10)
+                conn.recv(4096)
+                conn.sendall(b"\x05\x00")
+                held.append(conn)   # open, silent: closed when we exit
+                continue
+        except OSError:
+            pass
         conn.close()
 
 
