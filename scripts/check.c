@@ -99,8 +99,9 @@ check_dial(struct tunnel *t, int *fd)
 	}
 	r = tunnel_dial(t, *fd, domain, tunnel_due(t));
 	if (r < 0) {
-		printf("%s: TCP to %s: FAILED: %s\n", hop, first, r == -ETIMEDOUT ?
-		    "no answer within SOCKSIFY_TIMEOUT" : strerror(-r));
+		printf("%s: TCP to %s: FAILED: %s (a program would see %s)\n", hop, first,
+		    r == -ETIMEDOUT ? "no answer within SOCKSIFY_TIMEOUT" : strerror(-r),
+		    preload_errno_name(-r));
 		return r;
 	}
 	printf("%s: TCP to %s: ok (%.2f ms)\n", hop, first, check_ms(&t0));
@@ -183,6 +184,7 @@ check_run(const char *target)
 	const char *why = "invalid";
 	long long deadline;
 	size_t hop;
+	bool refused_ours = false;
 	int fd = -1, r;
 
 	/* Our own lines say it all: no library warning on stderr too. */
@@ -274,8 +276,20 @@ check_run(const char *target)
 			r = 0;
 			continue;
 		}
-		printf("%s: FAILED: %s (a program would see %s)\n", text, line,
-		    preload_errno_name(-r));
+		/* The last hop refused the destination we picked ourselves (a
+		 * squid or tinyproxy CONNECTs to port 443 alone, danted not to
+		 * itself): it spoke its protocol to the end, which is what the
+		 * check can tell without a destination of the user's. */
+		if (target == NULL && t.rep >= 0 && t.hop + 1 == preload_cfg.nhops) {
+			printf("%s: %s (a program would see %s); it answers, only not for "
+			    "this destination of ours: --check-target HOST:PORT asks for "
+			    "one you use\n", text, line, preload_errno_name(-r));
+			refused_ours = true;
+			r = TUNNEL_DONE;
+		} else {
+			printf("%s: FAILED: %s (a program would see %s)\n", text, line,
+			    preload_errno_name(-r));
+		}
 		break;
 	}
 	if (r != TUNNEL_DONE) {
@@ -289,6 +303,7 @@ check_run(const char *target)
 	}
 	close(fd);
 	check_udp();
-	printf("ok: the chain works (%.2f ms)\n", check_ms(&all));
+	printf("ok: the chain %s (%.2f ms)\n", refused_ours ? "answers" : "works",
+	    check_ms(&all));
 	return CHECK_OK;
 }

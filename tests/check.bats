@@ -61,7 +61,7 @@ users() {
 	dead=$(free_port)
 	check -x "socks5h://127.0.0.1:$dead"
 	[ "$status" -eq 1 ]
-	[ "${lines[1]}" = "hop 1 of 1 socks5h://127.0.0.1:$dead: TCP to 127.0.0.1:$dead: FAILED: Connection refused" ]
+	[ "${lines[1]}" = "hop 1 of 1 socks5h://127.0.0.1:$dead: TCP to 127.0.0.1:$dead: FAILED: Connection refused (a program would see ECONNREFUSED)" ]
 	start_fake mute
 	SOCKSIFY_TIMEOUT=1 check -x "socks5h://127.0.0.1:$FAKE_PORT"
 	[ "$status" -eq 1 ]
@@ -90,7 +90,7 @@ users() {
 	[ "$status" -eq 0 ]
 	# The header names no one alternative's address (it named the first's).
 	[ "${lines[0]}" = "checking 1 hop (127.0.0.1:$dead|127.0.0.1:$PROXY_PORT) for the last hop itself (each alternative its own address)" ]
-	has "hop 1 of 1, alternative 1 of 2, socks5h://127.0.0.1:$dead: TCP to 127.0.0.1:$dead: FAILED: Connection refused"
+	has "hop 1 of 1, alternative 1 of 2, socks5h://127.0.0.1:$dead: TCP to 127.0.0.1:$dead: FAILED: Connection refused (a program would see ECONNREFUSED)"
 	[[ "${lines[3]}" == "hop 1 of 1, alternative 2 of 2, socks5h://127.0.0.1:$PROXY_PORT: SOCKS5, no authentication, takes pipelined handshakes; CONNECT localhost:$PROXY_PORT: ok, the name resolved by the proxy ("*" ms)" ]]
 	check -x "socks5://127.0.0.1:$dead|socks5://127.0.0.1:$PROXY_PORT"
 	[ "$status" -eq 0 ]
@@ -132,13 +132,14 @@ users() {
 	has "hop 1 of 1 socks5://bob@127.0.0.1:$port: FAILED: proxy 127.0.0.1:$port rejected the password of user \"bob\" (a program would see EACCES)"
 }
 
-@test "danted: refuses a connection to itself (the default target, said with its reply); socks5 and socks4 to a real target work" {
+@test "danted: refuses a connection to itself (the default target): it answers, so ok, with its reply said; socks5 and socks4 to a real target work" {
 	make_payload
 	start_http 127.0.0.1
 	start_danted
 	check -x "socks5://127.0.0.1:$PROXY_PORT"
-	[ "$status" -eq 1 ]
-	has "hop 1 of 1 socks5://127.0.0.1:$PROXY_PORT: FAILED: proxy 127.0.0.1:$PROXY_PORT refused 127.0.0.1:$PROXY_PORT: reply 02, connection not allowed by ruleset (a program would see EACCES)"
+	[ "$status" -eq 0 ]
+	has "hop 1 of 1 socks5://127.0.0.1:$PROXY_PORT: proxy 127.0.0.1:$PROXY_PORT refused 127.0.0.1:$PROXY_PORT: reply 02, connection not allowed by ruleset (a program would see EACCES); it answers, only not for this destination of ours: --check-target HOST:PORT asks for one you use"
+	[[ "${lines[-1]}" == "ok: the chain answers ("* ]]
 	check -x "socks5://127.0.0.1:$PROXY_PORT" --check-target "127.0.0.1:$HTTP_PORT"
 	[ "$status" -eq 0 ]
 	check -x "socks4://127.0.0.1:$PROXY_PORT" --check-target "127.0.0.1:$HTTP_PORT"
@@ -160,6 +161,18 @@ users() {
 	check -x "http://alice:bad@127.0.0.1:$TP_PORT"
 	[ "$status" -eq 1 ]
 	has "hop 1 of 1 http://alice@127.0.0.1:$TP_PORT: FAILED: proxy 127.0.0.1:$TP_PORT rejected the password of user \"alice\" (a program would see EACCES)"
+}
+
+@test "tinyproxy that CONNECTs to port 443 alone (as squid and Debian's defaults do): the default probe's 403 is an answer, ok; a real target it refuses fails" {
+	TP_EXTRA="ConnectPort 443" start_tinyproxy
+	check -x "http://127.0.0.1:$TP_PORT"
+	[ "$status" -eq 0 ]
+	has "hop 1 of 1 http://127.0.0.1:$TP_PORT: proxy 127.0.0.1:$TP_PORT refused localhost:$TP_PORT: HTTP 403 (a program would see EACCES); it answers, only not for this destination of ours: --check-target HOST:PORT asks for one you use"
+	[[ "${lines[-1]}" == "ok: the chain answers ("* ]]
+	# a destination the user names is judged: refused, so failed
+	check -x "http://127.0.0.1:$TP_PORT" --check-target 127.0.0.1:8080
+	[ "$status" -eq 1 ]
+	has "hop 1 of 1 http://127.0.0.1:$TP_PORT: FAILED: proxy 127.0.0.1:$TP_PORT refused 127.0.0.1:8080: HTTP 403 (a program would see EACCES)"
 }
 
 @test "ssh -D: socks5h, socks4a and socks4 all work; ssh logged the requests" {
@@ -209,5 +222,5 @@ users() {
 	[ "$got" = "$PAYLOAD_SHA" ]
 	check -x "socks5h://127.0.0.1:$dead"
 	[ "$status" -eq 1 ]
-	[ "${lines[1]}" = "hop 1 of 1 socks5h://127.0.0.1:$dead: TCP to 127.0.0.1:$dead: FAILED: Connection refused" ]
+	[ "${lines[1]}" = "hop 1 of 1 socks5h://127.0.0.1:$dead: TCP to 127.0.0.1:$dead: FAILED: Connection refused (a program would see ECONNREFUSED)" ]
 }

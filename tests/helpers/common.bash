@@ -463,7 +463,8 @@ start_danted() {
 }
 
 # start_tinyproxy [USER PASS]: tinyproxy in the foreground on 127.0.0.1,
-# with Basic credentials when given; sets TP_PORT and TP_LOG.
+# with Basic credentials when given, and the line TP_EXTRA when set; sets
+# TP_PORT and TP_LOG.
 start_tinyproxy() {
 	local conf=$BATS_TEST_TMPDIR/tinyproxy.conf
 	command -v tinyproxy >/dev/null || skip "tinyproxy is not installed (scripts/deps.sh test)"
@@ -478,6 +479,7 @@ start_tinyproxy() {
 		echo "MaxClients 32"
 		echo "Allow 127.0.0.1"
 		[ $# -eq 0 ] || echo "BasicAuth $1 $2"
+		[ -z "${TP_EXTRA:-}" ] || echo "$TP_EXTRA"
 	} >"$conf"
 	# Names only a test's proxy may resolve resolve for it.
 	proxy_hosts
