@@ -90,6 +90,19 @@ log_limit(uint64_t key, unsigned *quiet)
 	return LOG_LIMIT_SAY;
 }
 
+/* Names come from the program and the user (a decoded %0a in a URL's
+ * user name): none may end our line or start another, nor drive a
+ * terminal. */
+void
+preload_text_clean(char *s, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n && s[i] != '\0'; i++)
+		if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+			s[i] = '?';
+}
+
 void
 preload_log(int level, const char *fmt, ...)
 {
@@ -110,10 +123,7 @@ preload_log(int level, const char *fmt, ...)
 	n += m;
 	if ((size_t)n > sizeof(line) - 2)	/* truncated: keep room for '\n' */
 		n = (int)sizeof(line) - 2;
-	/* Names come from the program: none may end our line or start another. */
-	for (m = 0; m < n; m++)
-		if ((unsigned char)line[m] < 0x20 || line[m] == 0x7f)
-			line[m] = '?';
+	preload_text_clean(line, (size_t)n);
 	line[n++] = '\n';
 
 	if (preload_cfg.log_file[0] != '\0') {

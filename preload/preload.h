@@ -251,6 +251,8 @@ bool preload_name_is_proxy(const char *name);
 /* Remember an address an excluded name resolved to. */
 void preload_exclude_addr(const struct sockaddr *sa, socklen_t len);
 
+/* Bytes below 0x20 and 0x7f of s (up to n, or its NUL) become "?". */
+void preload_text_clean(char *s, size_t n);
 void preload_log(int level, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 /* A key for preload_log_limited() from two strings: the top bit set, so

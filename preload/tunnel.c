@@ -634,6 +634,8 @@ tunnel_explain(const struct tunnel *t, int err, char *buf, size_t cap)
 	}
 	if (n < 0 && cap > 0)
 		buf[0] = '\0';
+	/* --check prints it as it is. */
+	preload_text_clean(buf, cap);
 }
 
 /* The line of tunnel_diagnose(), then "the program sees ERRNO" or, with

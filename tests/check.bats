@@ -52,6 +52,11 @@ users() {
 	[ "$status" -eq 1 ]
 	has "hop 1 of 1 socks5://bob@127.0.0.1:$PROXY_PORT: FAILED: proxy 127.0.0.1:$PROXY_PORT rejected the password of user \"bob\" (a program would see EACCES)"
 	[[ "$output$stderr" != *WRONGpw* ]]
+	# a user name with a line feed (%0a) splits no line: one FAILED line
+	check -x "socks5://b%0aFAKE%1b[31m:pw@127.0.0.1:$PROXY_PORT"
+	[ "$status" -eq 1 ]
+	has "hop 1 of 1 socks5://b%0AFAKE%1B%5B31m@127.0.0.1:$PROXY_PORT: FAILED: proxy 127.0.0.1:$PROXY_PORT rejected the password of user \"b?FAKE?[31m\" (a program would see EACCES)"
+	[ "${#lines[@]}" -eq 3 ]
 	check -x "socks5://127.0.0.1:$PROXY_PORT"
 	[ "$status" -eq 1 ]
 	has "hop 1 of 1 socks5://127.0.0.1:$PROXY_PORT: FAILED: proxy 127.0.0.1:$PROXY_PORT wants a username and password: give them in the URL (socks5://USER:PASS@HOST:PORT) (a program would see EACCES)"
