@@ -257,7 +257,9 @@ config_parse_args(int argc, char **argv, struct config_args *args,
 		case CONFIG_OPT_VERSION:
 			return CONFIG_VERSION;
 		case ':':
-			if (optopt > 0 && optopt < CONFIG_OPT_CONFIG)
+			/* As the user wrote it: --users, not -u. */
+			if (optopt > 0 && optopt < CONFIG_OPT_CONFIG &&
+			    strncmp(argv[optind - 1], "--", 2) != 0)
 				snprintf(why, whylen, "option '-%c' needs an argument", optopt);
 			else
 				snprintf(why, whylen, "option '%s' needs an argument",

@@ -24,6 +24,13 @@ bad_listen() {
 	usage_line "socksifyd: bad listen address '$1': $2 (try 'socksifyd --help')" -l "$1"
 }
 
+@test "an option without its argument is named as it was written: --users, -u" {
+	usage_line "socksifyd: option '--users' needs an argument (try 'socksifyd --help')" --users
+	usage_line "socksifyd: option '-u' needs an argument (try 'socksifyd --help')" -u
+	usage_line "socksifyd: option '-u' needs an argument (try 'socksifyd --help')" -vu
+	usage_line "socksifyd: option '--listen' needs an argument (try 'socksifyd --help')" --listen
+}
+
 @test "-l: a malformed address exits 2 with one line naming the bad part" {
 	bad_listen 999.1.1.1:1080 "'999.1.1.1' is not an IPv4 address"
 	bad_listen 10.1.1:1080 "'10.1.1' is not an IPv4 address"
