@@ -381,9 +381,11 @@ s5_addr_parse(const char *text, struct s5_addr *a, uint16_t default_port,
 
 	colon = strchr(text, ':');
 	if (colon != NULL && strchr(colon + 1, ':') != NULL) {
-		/* Two colons or more: a bare IPv6 literal, which takes no port. */
+		/* Two colons or more: a bare IPv6 literal, which takes no port
+		 * ("127.0.0.1:1080:1" is a typo, not an IPv6 address). */
 		if (addr_parse_ip6(text, strlen(text), ip) < 0)
-			return addr_fail(why, "bad IPv6 address");
+			return addr_fail(why, "more than one ':' and no IPv6 address "
+			    "(one goes in brackets: [::1]:1080)");
 		s5_addr_set_ip6(a, ip, port);
 		return 0;
 	}

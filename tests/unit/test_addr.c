@@ -239,7 +239,8 @@ addr_parse(void)
 	addr_parse_bad("[::1]:", "bad port", __LINE__);
 	addr_parse_bad("[1.2.3.4]:80", "bad IPv6 address", __LINE__);
 	addr_parse_bad("[example.com]", "bad IPv6 address", __LINE__);
-	addr_parse_bad("::1:80:x", "bad IPv6 address", __LINE__);
+	addr_parse_bad("::1:80:x", "more than one ':' and no IPv6 address (one goes in brackets: [::1]:1080)", __LINE__);
+	addr_parse_bad("127.0.0.1:1080:1", "more than one ':' and no IPv6 address (one goes in brackets: [::1]:1080)", __LINE__);
 	addr_parse_bad("a b:80", "bad character in host", __LINE__);
 	addr_parse_bad("user@host:80", "bad character in host", __LINE__);
 	addr_parse_bad("host/path", "bad character in host", __LINE__);
