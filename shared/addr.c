@@ -611,6 +611,10 @@ url_parse_userinfo(const char *s, size_t n, uint8_t proto, struct s5_cred *cred,
 	if ((proto == S5_PROTO_SOCKS4 || proto == S5_PROTO_SOCKS4A) &&
 	    memchr(cred->user, '\0', cred->ulen) != NULL)
 		return addr_fail(why, "a SOCKS4 user ID cannot hold %00");
+	/* Basic sends "user:pass": the proxy would split it at our %3A
+	 * (RFC 7617 §2: no ':' in the user-id). */
+	if (proto == S5_PROTO_HTTP && memchr(cred->user, ':', cred->ulen) != NULL)
+		return addr_fail(why, "an HTTP user name cannot hold ':' (%3A)");
 	if (colon != NULL && (r = url_decode(colon + 1, n - ulen - 1, cred->pass,
 	    &cred->plen)) < 0)
 		return addr_fail(why, r == -2 ? "bad percent escape" :

@@ -132,6 +132,10 @@ url_schemes(void)
 	}
 	url_bad("socks5h:", "missing \"//\" after the scheme (socks5h://HOST[:PORT])", __LINE__);
 	url_bad("socks4://a%00b@h", "a SOCKS4 user ID cannot hold %00", __LINE__);
+	url_bad("http://a%3Ab:pw@h", "an HTTP user name cannot hold ':' (%3A)", __LINE__);
+	/* SOCKS5 sends the user name on its own: a colon in it is fine. */
+	if (url_ok("socks5://a%3Ab:pw@h", &p, __LINE__))
+		CHECK_INT((int)p.cred.ulen, 3);
 	url_bad("", "empty proxy", __LINE__);
 	url_bad("socks5://", "empty host", __LINE__);
 	url_bad("socks5:///", "empty host", __LINE__);
