@@ -43,7 +43,10 @@
  *              socket to the relay: only the relay's datagrams arrive, and
  *              of those only the peer's are delivered, as the kernel
  *              delivers only the peer's. getpeername() answers the peer.
- *              connect(AF_UNSPEC) or a connect() elsewhere ends that.
+ *              connect(AF_UNSPEC) or a connect() elsewhere ends that;
+ *              AF_UNSPEC also ends the association when the kernel
+ *              unbinds the port it chose (the relay knows that port
+ *              alone): the next send sets a new one up.
  *   the end    close(), close_range(), dup2()/dup3() over the descriptor:
  *              the control connection is closed with the last name of the
  *              socket (dup() and F_DUPFD follow it), and with it the
@@ -1769,6 +1772,19 @@ udp_connect(int fd, const struct sockaddr *sa, socklen_t len, const struct s5_ad
 }
 
 /* A connect() elsewhere succeeded, or AF_UNSPEC: no peer of ours. */
+/* fd's socket is bound to no port (any more). */
+static bool
+udp_port_gone(int fd)
+{
+	struct sockaddr_storage me;
+	socklen_t len = sizeof(me);
+
+	if (PRELOAD_REAL(getsockname)(fd, (struct sockaddr *)&me, &len) != 0)
+		return false;
+	return me.ss_family == AF_INET ? ((struct sockaddr_in *)&me)->sin_port == 0 :
+	    me.ss_family == AF_INET6 && ((struct sockaddr_in6 *)&me)->sin6_port == 0;
+}
+
 void
 udp_unpeer(int fd)
 {
@@ -1780,8 +1796,14 @@ udp_unpeer(int fd)
 	cookie = peer_cookie(fd);
 	if (!udp_lock())
 		return;
-	if ((s = udp_find(fd, cookie)) != NULL)
+	if ((s = udp_find(fd, cookie)) != NULL) {
 		s->a->has_peer = s->a->peer_dns = s->a->kconn = false;
+		/* connect(AF_UNSPEC) unbinds a port the kernel chose, and the
+		 * relay takes datagrams from the old one alone: the next send
+		 * sets a new association up, as the kernel binds anew. */
+		if (udp_port_gone(fd))
+			udp_unlink(udp_slot(fd));
+	}
 	udp_unlock();
 }
 

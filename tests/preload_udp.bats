@@ -151,6 +151,31 @@ s.close()' "$ECHO_PORT" "$i"
 	wait_for_count "$SOCKSIFYD_LOG" 30 "cmd=udp-associate	.*c2t=[1-9]" 6
 }
 
+@test "connect(AF_UNSPEC) of a relayed socket (the kernel unbinds its port), then sendto(): a new association, the echo comes back" {
+	start_udp_echo 127.0.0.1
+	start_socksifyd -v
+	run env SOCKSIFY_EXCLUDE=none LD_PRELOAD="$LIB" SOCKSIFY_PROXY="socks5://127.0.0.1:$PROXY_PORT" \
+		timeout 20 python3 -c '
+import ctypes, socket, sys
+port = int(sys.argv[1])
+libc = ctypes.CDLL(None, use_errno=True)
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.settimeout(5)
+s.connect(("127.0.0.1", port))
+s.send(b"one")
+print(s.recv(100).decode())
+sa = (ctypes.c_ubyte * 16)()   # all zero: sa_family AF_UNSPEC
+print("unspec", libc.connect(s.fileno(), sa, 16))
+s.sendto(b"two", ("127.0.0.1", port))
+d, a = s.recvfrom(100)
+print(d.decode(), a == ("127.0.0.1", port))' "$ECHO_PORT"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[ "$output" = $'one\nunspec 0\ntwo True' ]
+	# the datagram after it was lost: the relay took the old port only
+	wait_for_count "$SOCKSIFYD_LOG" 30 "cmd=udp-associate	.*outcome=ok" 2
+}
+
 @test "socks5h: a datagram to a name goes to the proxy as the name; the reply comes from its placeholder" {
 	need_dns_jail
 	start_udp_echo 127.0.0.1
