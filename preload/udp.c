@@ -18,9 +18,10 @@
  *              of the socket), the socket is bound at once as the kernel
  *              binds it at a first send (getsockname() names its port),
  *              the send returns at once, and what is sent
- *              meanwhile waits in a queue (UDP_QUEUE_BYTES; beyond, dropped
- *              as a full queue drops) that the thread sends in order before
- *              the association is the socket's. A set-up that failed is
+ *              meanwhile waits in a queue (UDP_QUEUE_BYTES; beyond, the
+ *              send says ENOBUFS, as for a full device queue) that the
+ *              thread sends in order before the association is the
+ *              socket's, even once the socket is closed. A set-up that failed is
  *              told to the next send or receive, once (as the kernel tells
  *              an ICMP error), and a receive waiting then is woken for it
  *              (an empty datagram from our injector, below). Refusals that
@@ -1005,16 +1006,18 @@ udp_setup_start(int fd, struct udp_sock *s)
 	return ok;
 }
 
-/* Keeps a datagram for dst until the association is up (under udp_mu);
- * beyond UDP_QUEUE_BYTES it is dropped, as a full queue drops it. */
-static void
+/* Keeps a datagram for dst until the association is up (under udp_mu):
+ * false beyond UDP_QUEUE_BYTES (or without memory), for the send to say
+ * ENOBUFS, as the kernel does when a device's queue is full: told, not
+ * lost in silence behind a count of bytes sent. */
+static bool
 udp_queue(struct udp_assoc *a, const struct s5_addr *dst, const struct msghdr *msg, size_t len)
 {
 	struct udp_queued *q;
 	size_t i, off = 0;
 
 	if (a->queued + len > UDP_QUEUE_BYTES || (q = malloc(sizeof(*q) + len)) == NULL)
-		return;
+		return false;
 	if (!a->flushing) {
 		a->flushing = true;
 		udp_flushes++;
@@ -1030,6 +1033,7 @@ udp_queue(struct udp_assoc *a, const struct s5_addr *dst, const struct msghdr *m
 	*a->queue_tail = q;
 	a->queue_tail = &q->next;
 	a->queued += len;
+	return true;
 }
 
 static bool
@@ -1088,7 +1092,8 @@ udp_ensure(int fd, int flags, const struct s5_addr *dst, const struct msghdr *ms
 	if (r == 1 && dst != NULL && msg != NULL) {
 		for (i = 0; i < msg->msg_iovlen; i++)
 			len += msg->msg_iov[i].iov_len;
-		udp_queue(s->a, dst, msg, len);
+		if (!udp_queue(s->a, dst, msg, len))
+			r = -ENOBUFS;
 	}
 	udp_unlock();
 	if (r != 2)

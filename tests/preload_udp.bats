@@ -462,6 +462,36 @@ assert r["packets"] > 100 and r["lost_packets"] == 0, r' "$output"
 	[ "${lines[3]}" = "connect port set" ]
 }
 
+@test "a non-blocking socket's queue while its association is set up is 256 KiB: a send past it gets ENOBUFS, never a silent drop" {
+	start_udp_echo 127.0.0.1
+	start_socksifyd -v
+	start_delayfwd "127.0.0.1:$PROXY_PORT" 300
+	run env SOCKSIFY_EXCLUDE=none LD_PRELOAD="$LIB" SOCKSIFY_PROXY="socks5://127.0.0.1:$DELAY_PORT" \
+		timeout 30 python3 -c '
+import errno, socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setblocking(False)
+ok = nobufs = 0
+for i in range(400):
+    try:
+        s.sendto(b"%04d" % i + bytes(996), ("127.0.0.1", int(sys.argv[1])))
+        ok += 1
+    except OSError as e:
+        if e.errno != errno.ENOBUFS:
+            raise
+        nobufs += 1
+print(ok, nobufs)
+import time; time.sleep(3)' "$ECHO_PORT"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	read -r ok nobufs <<<"$output"
+	# 262 datagrams of 1000 bytes fit in 256 KiB; the rest are told
+	[ "$ok" -eq 262 ]
+	[ "$nobufs" -eq 138 ]
+	# and every one the program was told went out arrives
+	wait_for_count "$ECHO_LOG" 50 '^from ' 262
+}
+
 @test "a non-blocking socket whose proxy refuses UDP: the receive that waits for a reply is woken and told ECONNREFUSED" {
 	start_udp_echo 127.0.0.1
 	start_socksifyd -v --no-udp
