@@ -323,7 +323,12 @@ options_parse(int argc, char **argv, struct options *o)
 			if (o->nproxy == PRELOAD_MAX_PROXIES)
 				die(EXIT_SELF, "more than %d proxies in the chain",
 				    PRELOAD_MAX_PROXIES);
-			o->proxy[o->nproxy++] = optarg;
+			o->proxy[o->nproxy++] = xstrdup(optarg);
+			/* /proc/PID/cmdline is anyone's to read, and this
+			 * process stays (the supervisor, the embedded server's
+			 * parent): credentials leave it, as curl's -U does. */
+			if (strchr(optarg, '@') != NULL)
+				memset(optarg, '*', strlen(optarg));
 			break;
 		case 'e':
 			if (strcasecmp(optarg, "none") == 0) {

@@ -85,6 +85,22 @@ teardown() { stop_all; }
 	[ "$output" = "socksify: $BATS_TEST_TMPDIR/badint.sh: No such file or directory (the interpreter its #! line names, or its ELF loader, is missing)" ]
 }
 
+@test "a password given with -x is not left in the launcher's command line (/proc/PID/cmdline is anyone's to read)" {
+	start_socksifyd -v
+	"$SOCKSIFY" -x "socks5://u:s3cretPW@127.0.0.1:$PROXY_PORT" -e none sleep 5 3>&- &
+	local pid=$! i cmd=
+	PIDS+=("$pid")
+	for ((i = 0; i < 50; i++)); do
+		cmd=$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null || true)
+		[[ "$cmd" == *" sleep 5 "* ]] && break
+		sleep 0.1
+	done
+	echo "cmdline: $cmd"
+	[[ "$cmd" == *" -x "* ]]
+	[[ "$cmd" != *s3cretPW* ]]
+	[[ "$cmd" != *"u:"* ]]
+}
+
 @test "an ELF file the kernel will not exec (2^32 program headers of size 0) is told as without socksify, at once" {
 	local f=$BATS_TEST_TMPDIR/crafted
 	# e_phnum PN_XNUM, e_phentsize 0, section 0's sh_info 0xffffffff:
