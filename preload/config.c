@@ -482,6 +482,10 @@ preload_parse_dns(const char *s, struct s5_addr *a, const char **why)
 		*why = "a name, not an address";
 		return -1;
 	}
+	if (a->port == 0) {
+		*why = "port 0 (a port to connect to: 53 when none is given)";
+		return -1;
+	}
 	return 0;
 }
 

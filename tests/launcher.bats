@@ -185,7 +185,8 @@ open(sys.argv[1], "wb").write(e)' "$f"
 	for bad in "SOCKSIFY_UDP=prox|not proxy, block or pass" \
 		"SOCKSIFY_IOURING=yes|not deny or allow" \
 		"SOCKSIFY_LOG=verbose|not error, warn, info, trace or debug" \
-		"SOCKSIFY_DNS=resolver.example|not IP[:PORT]: a name, not an address"; do
+		"SOCKSIFY_DNS=resolver.example|not IP[:PORT]: a name, not an address" \
+		"SOCKSIFY_DNS=10.9.0.1:0|not IP[:PORT]: port 0 (a port to connect to: 53 when none is given)"; do
 		want=${bad#*|}
 		bad=${bad%%|*}
 		run env "$bad" "$SOCKSIFY" -x socks5://127.0.0.1:9 true
