@@ -115,7 +115,7 @@ dnsconn_find(int fd, uint64_t cookie)
 static void
 dnsconn_hangup(struct dnsconn *c)
 {
-	(void)shutdown(c->ours, SHUT_WR);
+	(void)PRELOAD_REAL(shutdown)(c->ours, SHUT_WR);
 	c->have = 0;
 }
 

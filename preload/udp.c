@@ -472,11 +472,16 @@ udp_fork_child(void)
 		for (s = udp_table[i]; s != NULL; s = s->next)
 			if (s->a->pending) {
 				s->a->pending = false;
+				s->a->flushing = false;
+				s->a->shut = 0;
 				s->a->refs--;
 				udp_queue_free(s->a->queue);
 				s->a->queue = NULL;
 				s->a->queued = 0;
 			}
+	/* Nor does any count of the parent's threads: the child's exit()
+	 * would wait for them (udp_at_exit()). */
+	udp_flushes = 0;
 	pthread_mutex_unlock(&udp_mu);
 }
 
@@ -1805,9 +1810,10 @@ udp_unpeer(int fd)
 		s->a->has_peer = s->a->peer_dns = s->a->kconn = false;
 		/* connect(AF_UNSPEC) unbinds a port the kernel chose, and the
 		 * relay takes datagrams from the old one alone: the next send
-		 * sets a new association up, as the kernel binds anew. */
-		if (udp_port_gone(fd))
-			udp_unlink(udp_slot(fd));
+		 * (through this descriptor or a dup() of it: they share the
+		 * association) sets a new one up, as the kernel binds anew. */
+		if (!s->a->pending && s->a->ctl >= 0 && udp_port_gone(fd))
+			udp_ctl_close(s->a);
 	}
 	udp_unlock();
 }

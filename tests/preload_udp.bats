@@ -462,6 +462,32 @@ assert r["packets"] > 100 and r["lost_packets"] == 0, r' "$output"
 	[ "${lines[3]}" = "connect port set" ]
 }
 
+@test "a child forked while a datagram waits for its association exits at once (exit() waits only for its own process's queues)" {
+	local count=$BATS_TEST_TMPDIR/silent.count
+	: >"$count"
+	start_py_port fakeproxy.py silent "$count"
+	run env SOCKSIFY_EXCLUDE=none LD_PRELOAD="$LIB" SOCKSIFY_PROXY="socks5://127.0.0.1:$HELPER_PORT" \
+		timeout 30 python3 -c '
+import os, socket, sys, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setblocking(False)
+s.sendto(b"x", ("127.0.0.1", 9))
+worst = 0.0
+for _ in range(3):
+    t0 = time.monotonic()
+    pid = os.fork()
+    if pid == 0:
+        sys.exit(0)
+    os.waitpid(pid, 0)
+    worst = max(worst, time.monotonic() - t0)
+print(int(worst * 1000))
+os._exit(0)'
+	echo "worst child ms: $output"
+	[ "$status" -eq 0 ]
+	# each child waited UDP_EXIT_WAIT_MS (1 s) for the parent's set-up
+	[ "$output" -lt 500 ]
+}
+
 @test "a non-blocking socket's queue while its association is set up is 256 KiB: a send past it gets ENOBUFS, never a silent drop" {
 	start_udp_echo 127.0.0.1
 	start_socksifyd -v
