@@ -51,6 +51,7 @@
 struct dnsconn {
 	int fd;				/* the program's; -1: free */
 	int ours;
+	uint64_t ours_cookie;		/* proven before we touch ours */
 	uint64_t cookie;		/* of the program's end */
 	struct sockaddr_storage peer;
 	socklen_t peer_len;
@@ -90,6 +91,15 @@ dnsconn_unlock(void)
 	fdmark_unlock(&dnsconn_mu, &dnsconn_held);
 }
 
+/* Our end is still ours: under a descriptor limit below 512 it sits at a
+ * low number, which a program may dup2() a file of its own onto (exec
+ * 5>log): that one we must never read, write or close. */
+static bool
+dnsconn_ours(const struct dnsconn *c)
+{
+	return peer_cookie(c->ours) == c->ours_cookie;
+}
+
 /* fd's conversation, proven by the cookie read before the lock (a stale
  * one is ended). Under dnsconn_mu. */
 static struct dnsconn *
@@ -102,7 +112,8 @@ dnsconn_find(int fd, uint64_t cookie)
 			continue;
 		if (cookie != 0 && cookie == dnsconn_tab[i].cookie)
 			return &dnsconn_tab[i];
-		(void)PRELOAD_REAL(close)(dnsconn_tab[i].ours);
+		if (dnsconn_ours(&dnsconn_tab[i]))
+			(void)PRELOAD_REAL(close)(dnsconn_tab[i].ours);
 		dnsconn_tab[i].fd = -1;
 		dnsconn_mark(fd, false);
 		__atomic_sub_fetch(&dnsconn_active, 1, __ATOMIC_RELEASE);
@@ -115,7 +126,8 @@ dnsconn_find(int fd, uint64_t cookie)
 static void
 dnsconn_hangup(struct dnsconn *c)
 {
-	(void)PRELOAD_REAL(shutdown)(c->ours, SHUT_WR);
+	if (dnsconn_ours(c))
+		(void)PRELOAD_REAL(shutdown)(c->ours, SHUT_WR);
 	c->have = 0;
 }
 
@@ -127,6 +139,8 @@ dnsconn_fill(struct dnsconn *c)
 {
 	ssize_t n;
 
+	if (!dnsconn_ours(c))
+		return false;
 	for (;;) {
 		if (c->have == sizeof(c->buf))
 			return false;	/* a query we do not take */
@@ -203,7 +217,8 @@ dnsconn_pump(int fd)
 		if (n > 0 && dnsconn_lock()) {
 			out[0] = (uint8_t)(n >> 8);
 			out[1] = (uint8_t)n;
-			if ((c = dnsconn_find(fd, cookie)) != NULL && c->ours == ours)
+			if ((c = dnsconn_find(fd, cookie)) != NULL && c->ours == ours &&
+			    dnsconn_ours(c))
 				stuck = PRELOAD_REAL(send)(c->ours, out, n + 2,
 				    MSG_DONTWAIT | MSG_NOSIGNAL) != (ssize_t)(n + 2);
 			if (stuck)
@@ -281,6 +296,7 @@ dnsconn_connect(int fd, const struct sockaddr *sa, socklen_t len)
 	if (c != NULL) {
 		c->fd = fd;
 		c->ours = ours;
+		c->ours_cookie = peer_cookie(ours);
 		c->cookie = cookie;
 		c->have = 0;
 		if (len > sizeof(c->peer))

@@ -68,6 +68,38 @@ lib() {
 	sink_empty
 }
 
+@test "DNS over TCP under a limit of 64 descriptors (our end at a low number): a file the program dup2()s onto that number is never closed by us" {
+	start_dnssink
+	run lib socks5h://127.0.0.1:1 sh -c 'ulimit -n 64 && exec python3 -c "$0" "$1"' '
+import os, socket, struct, sys
+def sockets():
+    out = set()
+    for f in os.listdir("/proc/self/fd"):
+        try:
+            if os.readlink("/proc/self/fd/" + f).startswith("socket:"):
+                out.add(int(f))
+        except OSError:
+            pass
+    return out
+before = sockets()
+s = socket.create_connection(("127.0.0.1", 53), timeout=10)
+ours = sorted(sockets() - before - {s.fileno()})
+q = struct.pack(">HHHHHH", 7, 0x0100, 1, 0, 0, 0) + b"\x01a\x07example\x04test\x00" + struct.pack(">HH", 1, 1)
+s.sendall(struct.pack(">H", len(q)) + q)
+n = struct.unpack(">H", s.recv(2))[0]
+print("answer", len(s.recv(n)) == n)
+log = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+os.dup2(log, ours[0])   # as `exec 5>log` does: a number free as far as it knows
+os.close(log)
+s.close()
+print("write", os.write(ours[0], b"kept\n"))' "$BATS_TEST_TMPDIR/prog.log"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[ "$output" = $'answer True\nwrite 5' ]
+	[ "$(cat "$BATS_TEST_TMPDIR/prog.log")" = kept ]
+	sink_empty
+}
+
 @test "nslookup and host answer placeholders; nothing reaches the resolver" {
 	need_cmd nslookup
 	need_cmd host
