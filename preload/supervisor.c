@@ -1089,7 +1089,14 @@ sup_socket(const struct seccomp_notif *n, int fd, int *copy, int *domain, int *t
 
 	if (c < 0) {
 		/* Every failure is answered (a thread that is gone takes no
-		 * answer, harmlessly): EBADF, EPERM, EMFILE... */
+		 * answer, harmlessly): EBADF, EPERM... Out of descriptors of
+		 * our own is no error of the program's call: EAGAIN, said. */
+		if (c == -EMFILE || c == -ENFILE) {
+			preload_log_limited(LOG_LVL_ERROR, preload_log_key("nofile", ""),
+			    "supervisor: out of descriptors (%s): a call refused with EAGAIN",
+			    strerror(-c));
+			c = -EAGAIN;
+		}
 		sup_reply(n->id, 0, -c);
 		return false;
 	}

@@ -52,6 +52,7 @@ enum {
 	EXIT_NOT_FOUND = 127,
 	SHEBANG_MAX = 256,		/* the kernel's BINPRM_BUF_SIZE */
 	ELF_PHDRS_MAX = 65536,		/* bytes of program headers binfmt_elf takes */
+	LAUNCHER_NOFILE = 20000,	/* soft descriptor limit the supervisor asks for */
 };
 
 #define READY_PREFIX	"socksifyd: listening on "
@@ -1085,6 +1086,17 @@ command_supervise(const char *path, char **argv, bool supervise, bool iouring_al
 		command_exec(path, argv);
 	}
 	if (supervise) {
+		struct rlimit nofile;
+
+		/* Each connect under way holds a descriptor of ours (the
+		 * program's socket, pidfd_getfd()): up to the supervisor's
+		 * 16,384, not the 1,024 a shell's soft limit gives. Ours only:
+		 * the child was forked with the limit it had. */
+		if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < LAUNCHER_NOFILE) {
+			nofile.rlim_cur = nofile.rlim_max < LAUNCHER_NOFILE ? nofile.rlim_max :
+			    LAUNCHER_NOFILE;
+			(void)setrlimit(RLIMIT_NOFILE, &nofile);
+		}
 		close(sv[1]);
 		r = sup_start(sv[0]);
 		close(sv[0]);
