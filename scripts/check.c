@@ -79,6 +79,17 @@ check_default_target(const struct tunnel *t, struct s5_addr *dst)
 	dst->port = port;
 }
 
+/* The last hop refused by policy: SOCKS5 reply 02, HTTP 403. */
+static bool
+check_policy_refusal(const struct tunnel *t)
+{
+	const struct s5_proxy *p = &tunnel_hop(t, preload_cfg.nhops - 1)->proxy;
+
+	if (p->proto == S5_PROTO_HTTP)
+		return t->rep >= 0 && t->c.status == 403;
+	return p->proto == S5_PROTO_SOCKS5 && t->rep == S5_REP_NOT_ALLOWED;
+}
+
 /* TCP to t's first hop on *fd (a new socket when -1): 0, or -errno (said). */
 static int
 check_dial(struct tunnel *t, int *fd)
@@ -276,11 +287,13 @@ check_run(const char *target)
 			r = 0;
 			continue;
 		}
-		/* The last hop refused the destination we picked ourselves (a
-		 * squid or tinyproxy CONNECTs to port 443 alone, danted not to
-		 * itself): it spoke its protocol to the end, which is what the
-		 * check can tell without a destination of the user's. */
-		if (target == NULL && t.rep >= 0 && t.hop + 1 == preload_cfg.nhops) {
+		/* The last hop refused the destination we picked ourselves by
+		 * policy (a squid or tinyproxy CONNECTs to port 443 alone: 403;
+		 * danted not to itself: 02): it spoke its protocol to the end,
+		 * which is what the check can tell without a destination of
+		 * the user's. Any other refusal (01, 03, 04, 5xx...) says the
+		 * proxy cannot get out, and fails. */
+		if (target == NULL && t.hop + 1 == preload_cfg.nhops && check_policy_refusal(&t)) {
 			printf("%s: %s (a program would see %s); it answers, only not for "
 			    "this destination of ours: --check-target HOST:PORT asks for "
 			    "one you use\n", text, line, preload_errno_name(-r));

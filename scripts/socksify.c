@@ -207,7 +207,7 @@ usage(void)
 	    "      --check-target HOST:PORT\n"
 	    "                      what --check asks the last hop for (default: a name\n"
 	    "                      it resolves under remote resolution, else itself;\n"
-	    "                      a refusal of that default still passes)\n"
+	    "                      a policy refusal of that default still passes)\n"
 	    "  -f, --force         run COMMAND even when it cannot be reached\n"
 	    "                      (setuid, setcap; static and Go without the\n"
 	    "                      supervisor), unproxied\n"

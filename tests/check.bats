@@ -168,6 +168,13 @@ users() {
 	has "hop 1 of 1 http://alice@127.0.0.1:$TP_PORT: FAILED: proxy 127.0.0.1:$TP_PORT rejected the password of user \"alice\" (a program would see EACCES)"
 }
 
+@test "a proxy that refuses the default destination with anything but a policy refusal (reply 01: it cannot get out) fails the check" {
+	start_py_port fakeproxy.py s5fail "$BATS_TEST_TMPDIR/fail.count"
+	check -x "socks5://127.0.0.1:$HELPER_PORT"
+	[ "$status" -eq 1 ]
+	has "hop 1 of 1 socks5://127.0.0.1:$HELPER_PORT: FAILED: proxy 127.0.0.1:$HELPER_PORT refused 127.0.0.1:$HELPER_PORT: reply 01, general SOCKS server failure (a program would see ECONNREFUSED)"
+}
+
 @test "tinyproxy that CONNECTs to port 443 alone (as squid and Debian's defaults do): the default probe's 403 is an answer, ok; a real target it refuses fails" {
 	TP_EXTRA="ConnectPort 443" start_tinyproxy
 	check -x "http://127.0.0.1:$TP_PORT"

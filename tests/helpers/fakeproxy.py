@@ -9,6 +9,8 @@ usage: fakeproxy.py PORTFILE MODE COUNTFILE
   httppart reads a request, answers "HTTP/1.1 200 Co" and closes
   s5stall  SOCKS5: answers the greeting (no authentication), reads the
            request and never answers it (a CONNECT that never comes up)
+  s5fail   SOCKS5: answers the greeting, then every request with reply 01
+           (general failure: a proxy that cannot get out)
 Listens on 127.0.0.1, an ephemeral port written to PORTFILE; appends a
 line to COUNTFILE per connection it accepted (none for silent).
 """
@@ -42,6 +44,12 @@ def main():
                 conn.settimeout(10)
                 conn.recv(4096)
                 conn.sendall(b"HTTP/1.1 200 Co")
+            elif mode == "s5fail":
+                conn.settimeout(10)
+                conn.recv(4096)
+                conn.sendall(b"\x05\x00")
+                conn.recv(4096)
+                conn.sendall(b"\x05\x01\x00\x01" + bytes(6))
             elif mode == "s5stall":
                 conn.settimeout(10)
                 conn.recv(4096)
