@@ -90,11 +90,12 @@ teardown() { stop_all; }
 	"$SOCKSIFY" -x "socks5://u:s3cretPW@127.0.0.1:$PROXY_PORT" -e none sleep 5 3>&- &
 	local pid=$! i cmd=
 	PIDS+=("$pid")
-	for ((i = 0; i < 50; i++)); do
-		cmd=$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null || true)
-		[[ "$cmd" == *" sleep 5 "* ]] && break
+	# read once the command runs: the launcher has parsed its options
+	for ((i = 0; i < 100; i++)); do
+		pgrep -P "$pid" -x sleep >/dev/null && break
 		sleep 0.1
 	done
+	cmd=$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null || true)
 	echo "cmdline: $cmd"
 	[[ "$cmd" == *" -x "* ]]
 	[[ "$cmd" != *s3cretPW* ]]
