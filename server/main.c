@@ -278,6 +278,7 @@ worker_main(void *arg)
 	loop_timer_stop(srv->loop, &srv->drain);
 	srv->draining = false;
 	session_close_all(srv);
+	udp_orphans_free(srv);		/* before the resolver goes */
 	__atomic_sub_fetch(&workers_running, 1, __ATOMIC_ACQ_REL);
 	ctl_post(main_ctl);
 	return NULL;

@@ -98,6 +98,7 @@ struct server {
 	struct resolver *resolver;
 	const struct users *users;	/* NULL: no authentication */
 	struct udp_batch *udp;		/* UDP ASSOCIATE's buffers (udp.c); NULL before the first */
+	struct udp_assoc *udp_orphans;	/* udp.c: ended, their last lookups under way */
 	uint64_t udp_drop_sec;		/* udp.c: this second's -v lines about drops, */
 	unsigned udp_drop_lines;	/* ... every association of the worker's */
 	struct session *sessions;	/* doubly linked, newest first */

@@ -88,6 +88,7 @@ struct session {
 	const char *outcome;		/* why it failed or ended */
 	bool dead;			/* ended: freed when the callback returns */
 	struct udp_assoc *udp;		/* UDP ASSOCIATE's relay, or NULL */
+	bool udp_last_word;		/* the client left: lookups under way finish */
 };
 
 static void session_close(struct session *s, const char *outcome);
@@ -334,7 +335,8 @@ session_close(struct session *s, const char *outcome)
 	if (s->job != NULL)
 		resolver_cancel(srv->resolver, s->job);
 	session_drop_target(s);
-	udp_assoc_free(s->udp);
+	if (!s->udp_last_word || !udp_assoc_orphan(s->udp))
+		udp_assoc_free(s->udp);
 	loop_del(srv->loop, s->r.cfd);
 	close(s->r.cfd);
 	session_drop_input(s);
@@ -803,6 +805,9 @@ session_udp_client(struct session *s)
 		const char *outcome = n == 0 ? "ok" : strerror(errno);
 
 		udp_assoc_last_word(s->udp);
+		/* Datagrams to names still go, once looked up
+		 * (session_close()). */
+		s->udp_last_word = true;
 		session_end(s, outcome);
 	}
 }

@@ -143,6 +143,10 @@ struct udp_assoc {
 	uint64_t drop_sec;
 	unsigned drop_lines;
 	uint64_t drop_unsaid;
+	/* Its session ended with lookups under way (udp_assoc_orphan()):
+	 * kept for them alone, on the worker's list. */
+	bool orphan;
+	struct udp_assoc *orphan_prev, *orphan_next;
 };
 
 static void udp_on_relay(struct loop *l, int fd, uint32_t events, void *arg);
@@ -513,6 +517,14 @@ udp_assoc_free(struct udp_assoc *u)
 		resolver_cancel(u->srv->resolver, u->pending->job);
 		udp_pending_free(u, u->pending);
 	}
+	if (u->orphan) {
+		if (u->orphan_prev != NULL)
+			u->orphan_prev->orphan_next = u->orphan_next;
+		else
+			u->srv->udp_orphans = u->orphan_next;
+		if (u->orphan_next != NULL)
+			u->orphan_next->orphan_prev = u->orphan_prev;
+	}
 	udp_close_fd(u, &u->rfd);
 	server_fds_extra(u->srv, -(long)UDP_OUT_FDS);
 	udp_close_fd(u, &u->ofd4);
@@ -581,7 +593,8 @@ udp_send(struct udp_assoc *u, const struct sockaddr *dst, socklen_t dstlen,
 			udp_drop_sa(u, "to", dst, strerror(-err));
 			return;
 		}
-		if (loop_add(u->srv->loop, *fd, EPOLLIN, udp_on_target, u) < 0) {
+		/* An orphan sends its last datagrams; it hears nothing. */
+		if (!u->orphan && loop_add(u->srv->loop, *fd, EPOLLIN, udp_on_target, u) < 0) {
 			close(*fd);
 			*fd = -1;
 			udp_drop_sa(u, "to", dst, "out of memory");
@@ -624,6 +637,8 @@ udp_on_resolved(void *arg, int gai_err, struct addrinfo *ai)
 	if (ai != NULL)
 		freeaddrinfo(ai);
 	udp_pending_free(u, p);
+	if (u->orphan && u->npending == 0)
+		udp_assoc_free(u);
 }
 
 /* A destination given by name: the cached lookup, or the resolver. */
@@ -801,6 +816,37 @@ udp_on_relay(struct loop *l, int fd, uint32_t events, void *arg)
 	for (k = 0; k < n; k++)
 		udp_from_client(u, b, k);
 	udp_flush(u, b, "to", &u->c2t);
+}
+
+/*
+ * The session of u ends while datagrams to names wait for their lookups
+ * (a fire-and-forget sender under socks5h: `echo hi | ncat -u name port`
+ * through socksify): u stays, for them alone, until the last answer
+ * (the resolver bounds each lookup) or the worker's end. It reads
+ * nothing more, from the client or the targets. True when it took u.
+ */
+bool
+udp_assoc_orphan(struct udp_assoc *u)
+{
+	if (u == NULL || u->npending == 0)
+		return false;
+	u->orphan = true;
+	udp_close_fd(u, &u->rfd);
+	loop_del(u->srv->loop, u->ofd4);
+	loop_del(u->srv->loop, u->ofd6);
+	loop_del(u->srv->loop, u->ofdm);
+	u->orphan_prev = NULL;
+	if ((u->orphan_next = u->srv->udp_orphans) != NULL)
+		u->orphan_next->orphan_prev = u;
+	u->srv->udp_orphans = u;
+	return true;
+}
+
+void
+udp_orphans_free(struct server *srv)
+{
+	while (srv->udp_orphans != NULL)
+		udp_assoc_free(srv->udp_orphans);
 }
 
 /*

@@ -34,6 +34,12 @@ void udp_assoc_free(struct udp_assoc *u);
 /* The client's control connection has ended: relay what it sent just
  * before (one batch, still waiting on the relay socket). */
 void udp_assoc_last_word(struct udp_assoc *u);
+/* Then: true when u, with lookups under way for datagrams to names, is
+ * kept for them until they end (the caller forgets u); false when it has
+ * none (the caller frees u). udp_orphans_free(): those left, at the
+ * worker's end, before its resolver goes. */
+bool udp_assoc_orphan(struct udp_assoc *u);
+void udp_orphans_free(struct server *srv);
 /* Unmaps the datagram buffers the worker's associations share, at its end. */
 void udp_server_free(struct server *srv);
 

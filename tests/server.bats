@@ -320,6 +320,25 @@ while True: s.recvfrom(65535)' "$ready" 3>&- &
 	wait_for_line "$ready" 50 ready 2>/dev/null || skip "cannot bind 127.0.0.1:53 for a silent DNS server"
 }
 
+@test "UDP: datagrams to a name sent just before the control connection closes are relayed once the slow lookup answers" {
+	start_dnssink --delay=0.3 "lastword.test=127.0.0.1"
+	start_socksifyd -v
+	local pf=$BATS_TEST_TMPDIR/echo.port
+	export ECHO_LOG=$BATS_TEST_TMPDIR/echo.log
+	: >"$ECHO_LOG"
+	python3 "$HELPERS/bindudp.py" echo 127.0.0.1 "$pf" "$ECHO_LOG" 3>&- >/dev/null 2>&1 &
+	PIDS+=($!)
+	wait_for_line "$pf" 50 '^[0-9]+$'
+	# the association was freed with the session, its lookups cancelled:
+	# nothing reached the echo
+	UDP_NAME=lastword.test run timeout 30 python3 "$HELPERS/bindudp.py" udp-raw 127.0.0.1 "$PROXY_PORT" \
+		127.0.0.1 "$(cat "$pf")" last-word-name
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[ "${lines[0]}" = "ok datagrams sent before the control connection closed relayed" ]
+	grep -q "cmd=udp-associate.*outcome=ok" "$SOCKSIFYD_LOG"
+}
+
 @test "150 CONNECTs by name at once from one client through a slow DNS: every one served in its turn, none 'resolver busy'" {
 	# Every connection socksify makes comes from one address: past 64
 	# lookups in flight for a client they wait now (they got reply 01).

@@ -527,7 +527,9 @@ fuzz_op(struct fuzz *f, uint8_t op)
 	return true;
 }
 
-/* Every peer sends FIN and reads all; then the clock runs out. */
+/* Every peer sends FIN and reads all; then the clock runs out, and the
+ * lookups an ended UDP association kept for its client's last datagrams
+ * (udp_assoc_orphan()) are answered, in turn, until none is left. */
 static void
 fuzz_finish(struct fuzz *f)
 {
@@ -545,6 +547,12 @@ fuzz_finish(struct fuzz *f)
 	for (steps = 0; steps < FUZZ_END_STEPS_MAX &&
 	    fake_loop_to_next_timer(f->srv.loop); steps++)
 		fuzz_settle(f);
+	FUZZ_CHECK(steps < FUZZ_END_STEPS_MAX);
+	for (steps = 0; steps < FUZZ_END_STEPS_MAX &&
+	    fake_resolver_pending(f->srv.resolver) > 0; steps++) {
+		fake_resolver_answer(f->srv.resolver, (enum fake_answer)(steps % FAKE_ANSWERS));
+		fuzz_settle(f);
+	}
 	FUZZ_CHECK(steps < FUZZ_END_STEPS_MAX);
 }
 

@@ -11,6 +11,7 @@ usage: bindudp.py echo HOST PORTFILE LOGFILE [from]
        bindudp.py udp-pysocks PROXY PORT ECHO    PySocks round trips (needs Debian's python3)
        bindudp.py udp-raw PROXY PORT ECHOHOST ECHO CASE
            CASE: frag, foreign-port, foreign-port-hint, foreign-ip, close, last-word,
+           last-word-name (to $UDP_NAME),
            domain (to $UDP_NAME); $ECHO_LOG is the echo server's log
        bindudp.py udp-gso PROXY PORT SERVERPID SIZE[,SIZE...]
            bursts queued while the server is stopped (SIGSTOP), both ways,
@@ -355,15 +356,17 @@ def udp_raw(proxy, port, ehost, eport, case):
         time.sleep(0.5)
         roundtrip(a, ehost, eport)
         print("ok datagram from 127.0.0.2 dropped")
-    elif case == "last-word":
+    elif case in ("last-word", "last-word-name"):
         # three datagrams, then the control connection closed at once:
-        # all three reach the echo (they were on the relay before the FIN)
+        # all three reach the echo (they were on the relay before the FIN;
+        # to a name, $UDP_NAME, they wait for its lookup)
         a = Assoc(proxy, port, hint_port=0)
         want = []
+        to = os.environ["UDP_NAME"] if case == "last-word-name" else ehost
         for n in (100, 200, 300):
             data = os.urandom(n)
             want.append("%s %d" % (sha(data), n))
-            a.send(ehost, eport, data)
+            a.send(to, eport, data)
         a.c.close()
         seen = []
         for _ in range(50):
