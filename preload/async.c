@@ -1273,8 +1273,14 @@ async_connect(int fd, int domain, const struct sockaddr *sa, socklen_t len,
 	if (r < 0) {
 		gate_restore(fd);
 		async_unlock();
-		preload_log(LOG_LVL_INFO, "proxy %s cannot be reached from "
-		    "this socket (%s)", preload_cfg.chain_text, strerror(-r));
+		/* Said at the default level: the program sees only
+		 * ECONNREFUSED (curl --interface with a proxy of the other
+		 * family, the embedded server on 127.0.0.1 among them). */
+		preload_log_limited(LOG_LVL_WARN, preload_log_key("family-swap", ""),
+		    "proxy %s cannot be reached from this socket (%s%s); the program "
+		    "sees ECONNREFUSED", preload_cfg.chain_text, strerror(-r),
+		    r == -EADDRNOTAVAIL ? ": it is bound to an address of the other "
+		    "family than the proxy's" : "");
 		connect_trace(dest, ECONNREFUSED, NULL);
 		return -ECONNREFUSED;
 	}

@@ -144,6 +144,53 @@ c=s.accept(); time.sleep(20)' "$pf" 3>&- &
 	wait_for_line "$SOCKSIFYD_LOG" 30 "\[::1\]:$HTTP_PORT"
 }
 
+@test "an IPv6 socket bound to ::1 and an IPv4 proxy: ECONNREFUSED, and a line at the default level that says why" {
+	start_socksifyd -v
+	run env SOCKSIFY_EXCLUDE=none LD_PRELOAD="$LIB" SOCKSIFY_PROXY="socks5://127.0.0.1:$PROXY_PORT" \
+		python3 -c '
+import errno, socket, sys
+s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+s.bind(("::1", 0))
+try:
+    s.connect(("::ffff:127.0.0.1", int(sys.argv[1])))
+    print("connected")
+except OSError as e:
+    print(errno.errorcode[e.errno])' "$HTTP_PORT"
+	echo "$output"
+	[ "${lines[-1]}" = ECONNREFUSED ]
+	[[ "$output" == *"proxy 127.0.0.1:$PROXY_PORT cannot be reached from this socket (Cannot assign requested address: it is bound to an address of the other family than the proxy's); the program sees ECONNREFUSED"* ]]
+}
+
+@test "an IPV6_V6ONLY socket to an IPv4-mapped address: ENETUNREACH as without the library, never tunnelled" {
+	start_socksifyd -v
+	run env SOCKSIFY_EXCLUDE=none LD_PRELOAD="$LIB" SOCKSIFY_PROXY="socks5://127.0.0.1:$PROXY_PORT" \
+		python3 -c '
+import errno, socket, sys
+s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+try:
+    s.connect(("::ffff:127.0.0.1", int(sys.argv[1])))
+    print("connected")
+except OSError as e:
+    print(errno.errorcode[e.errno])' "$HTTP_PORT"
+	echo "$output"
+	[ "$output" = ENETUNREACH ]
+	# and the supervisor's
+	run "$SOCKSIFY" --mode seccomp -x "socks5://127.0.0.1:$PROXY_PORT" -e none python3 -c '
+import errno, socket, sys
+s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+try:
+    s.connect(("::ffff:127.0.0.1", int(sys.argv[1])))
+    print("connected")
+except OSError as e:
+    print(errno.errorcode[e.errno])' "$HTTP_PORT"
+	echo "$output"
+	[ "$output" = ENETUNREACH ]
+	sleep 0.2
+	! grep -q "target=" "$SOCKSIFYD_LOG" || false
+}
+
 @test "credentials in the URL: accepted, and a wrong password gives EACCES" {
 	printf 'bob:hunter2\n' >"$BATS_TEST_TMPDIR/users"
 	chmod 600 "$BATS_TEST_TMPDIR/users"
