@@ -226,7 +226,9 @@ check_run(const char *target)
 	if (target != NULL) {
 		if (s5_addr_parse(target, &dst, 0, &why) < 0 || dst.port == 0) {
 			fprintf(stderr, "socksify: --check-target %s: %s\n", target,
-			    dst.port == 0 ? "needs HOST:PORT" : why);
+			    dst.port != 0 ? why : dst.atyp == S5_ATYP_IPV6 && target[0] != '[' ?
+			    "needs HOST:PORT (an IPv6 host goes in brackets: [::1]:PORT)" :
+			    "needs HOST:PORT");
 			return CHECK_USAGE;
 		}
 	}

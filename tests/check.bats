@@ -220,6 +220,10 @@ users() {
 	run --separate-stderr "$SOCKSIFY" --check -x 127.0.0.1:1080 --check-target nohost
 	[ "$status" -eq 125 ]
 	[ "$stderr" = "socksify: --check-target nohost: needs HOST:PORT" ]
+	# fd00::1:8080 is an IPv6 address without a port
+	run --separate-stderr "$SOCKSIFY" --check -x 127.0.0.1:1080 --check-target fd00::1:8080
+	[ "$status" -eq 125 ]
+	[ "$stderr" = "socksify: --check-target fd00::1:8080: needs HOST:PORT (an IPv6 host goes in brackets: [::1]:PORT)" ]
 }
 
 # The case of issue 14: with -x, loopback goes direct (the proxy's loopback
