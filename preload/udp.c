@@ -7,8 +7,10 @@
  * DNS query under remote resolution) or connect()s to such a destination:
  *
  *   set-up     a TCP connection of ours (the control connection,
- *              async_fd_raise(): above PRELOAD_ASYNC_COPY_FD_MIN) to the first
- *              hop, the handshake of tunnel.c with UDP ASSOCIATE for
+ *              async_fd_raise(): above PRELOAD_ASYNC_COPY_FD_MIN; bound to
+ *              the socket's own address when it is bound to one of its
+ *              family, since the relay takes datagrams from the control
+ *              connection's address alone) to the first hop, the handshake of tunnel.c with UDP ASSOCIATE for
  *              0.0.0.0:0 (the server takes the source of our first
  *              datagram), bounded by SOCKSIFY_TIMEOUT. The reply's BND is
  *              the relay (its wildcard address means the proxy's). For a
@@ -535,6 +537,46 @@ udp_v6only(int fd)
  * The association: the control connection to the first hop and the relay
  * it names, for fd, a socket of family. 0, or -errno (logged).
  */
+/*
+ * The control connection leaves from the address the UDP socket is bound
+ * to, when it is bound to one (10.9.0.2, not the wildcard) of the
+ * connection's family: the relay takes datagrams from the control
+ * connection's address alone (RFC 1928 §7), and the socket sends from
+ * its own. An IPv6 socket bound v4-mapped gives its IPv4 address. Best
+ * effort: a bind that fails leaves the kernel's choice.
+ */
+static void
+udp_bind_like(int ctl, int family, int fd)
+{
+	struct sockaddr_storage me;
+	struct sockaddr_in *in = (struct sockaddr_in *)&me;
+	struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&me;
+	socklen_t len = sizeof(me);
+	struct in_addr v4;
+
+	if (PRELOAD_REAL(getsockname)(fd, (struct sockaddr *)&me, &len) != 0)
+		return;
+	if (me.ss_family == AF_INET6 && family == AF_INET &&
+	    IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr)) {
+		memcpy(&v4, &in6->sin6_addr.s6_addr[12], 4);
+		memset(&me, 0, sizeof(me));
+		in->sin_family = AF_INET;
+		in->sin_addr = v4;
+		len = sizeof(*in);
+	} else if (me.ss_family != family) {
+		return;
+	}
+	if (family == AF_INET && in->sin_addr.s_addr == htonl(INADDR_ANY))
+		return;
+	if (family == AF_INET6 && IN6_IS_ADDR_UNSPECIFIED(&in6->sin6_addr))
+		return;
+	if (family == AF_INET)
+		in->sin_port = 0;
+	else
+		in6->sin6_port = 0;
+	(void)bind(ctl, (struct sockaddr *)&me, len);
+}
+
 static int
 udp_associate(int fd, int family, struct udp_assoc *a)
 {
@@ -574,6 +616,7 @@ udp_associate(int fd, int family, struct udp_assoc *a)
 	if ((tcp = socket(r, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0)
 		return -errno;
 	ctl = async_fd_raise(tcp);
+	udp_bind_like(ctl, r, fd);
 	r = tunnel_request(ctl, r, &t);
 	relay = t.c.reply.bnd;
 	if (r < 0) {

@@ -176,6 +176,25 @@ print(d.decode(), a == ("127.0.0.1", port))' "$ECHO_PORT"
 	wait_for_count "$SOCKSIFYD_LOG" 30 "cmd=udp-associate	.*outcome=ok" 2
 }
 
+@test "a UDP socket bound to 127.0.0.2 with the proxy on 127.0.0.1: the control connection leaves from 127.0.0.2 too, so the relay takes its datagrams" {
+	start_udp_echo 127.0.0.1
+	start_socksifyd -v
+	run env SOCKSIFY_EXCLUDE=none LD_PRELOAD="$LIB" SOCKSIFY_PROXY="socks5://127.0.0.1:$PROXY_PORT" \
+		timeout 20 python3 -c '
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("127.0.0.2", 0))
+s.settimeout(5)
+s.sendto(b"bound", ("127.0.0.1", int(sys.argv[1])))
+d, a = s.recvfrom(100)
+print(d.decode(), a[1] == int(sys.argv[1]))' "$ECHO_PORT"
+	echo "$output"
+	[ "$output" = "bound True" ]
+	# it was dropped: "datagram from 127.0.0.2:P dropped: not the client's address"
+	grep -q "cmd=udp-associate.*client=127\.0\.0\.2:" "$SOCKSIFYD_LOG" ||
+		grep -q "client=127\.0\.0\.2:.*cmd=udp-associate" "$SOCKSIFYD_LOG"
+}
+
 @test "socks5h: a datagram to a name goes to the proxy as the name; the reply comes from its placeholder" {
 	need_dns_jail
 	start_udp_echo 127.0.0.1
