@@ -55,8 +55,11 @@
  *              socket (dup() and F_DUPFD follow it), and with it the
  *              server's relay. A control connection the server closed is
  *              noticed by the next send (looked at once per
- *              UDP_CHECK_MS), which fails with ECONNREFUSED and one log
- *              line; the send after that sets up a new association.
+ *              UDP_CHECK_MS): a socket connect()ed through us fails it
+ *              with ECONNREFUSED and one log line (the kernel's ICMP
+ *              error), and the send after that sets up a new
+ *              association; an unconnected one (no such error from the
+ *              kernel) sets the new one up for that datagram.
  *
  * Source addresses: the relay names the real sender, an address. A reply
  * to a datagram sent to a name (a placeholder) is reported from that
@@ -1182,8 +1185,11 @@ udp_ensure(int fd, int flags, const struct s5_addr *dst, const struct msghdr *ms
 
 /*
  * Once per UDP_CHECK_MS a send looks at the control connection: a server
- * that closed it (or reset it) closed the relay too. -ECONNREFUSED then
- * (logged), and the next send sets up a new association.
+ * that closed it (or reset it) closed the relay too (its
+ * --udp-idle-timeout, a restart). A socket connect()ed through us gets
+ * -ECONNREFUSED then, as after the kernel's ICMP error, and its next send
+ * sets up a new association; an unconnected one, which the kernel tells
+ * no such error, 1: this send sets the new one up. 0: it is up.
  */
 static int
 udp_check(int fd)
@@ -1191,7 +1197,7 @@ udp_check(int fd)
 	struct udp_sock *s;
 	uint64_t cookie = peer_cookie(fd);
 	long long now = tunnel_now_ms();
-	bool gone = false;
+	bool gone = false, peer = false;
 	ssize_t n = 0;
 	uint8_t b;
 
@@ -1209,14 +1215,16 @@ udp_check(int fd)
 			/* Still connected to the dead relay: the next
 			 * association connects the socket to its own. */
 			s->a->kconn = false;
+			peer = s->a->has_peer;
 		}
 	}
 	udp_unlock();
 	if (!gone)
 		return 0;
-	preload_log(LOG_LVL_ERROR, "UDP relay of proxy %s is gone (control "
-	    "connection %s)", preload_cfg.chain_text, n == 0 ? "closed" : "failed");
-	return -ECONNREFUSED;
+	preload_log(peer ? LOG_LVL_ERROR : LOG_LVL_INFO, "UDP relay of proxy %s is gone "
+	    "(control connection %s)%s", preload_cfg.chain_text, n == 0 ? "closed" : "failed",
+	    peer ? "" : ": a new association for this datagram");
+	return peer ? -ECONNREFUSED : 1;
 }
 
 /* Remembers a destination sent to (for the sources of replies). */
@@ -1598,9 +1606,12 @@ udp_send(int fd, const struct msghdr *msg, int flags, const struct s5_addr *dst,
 	r = udp_ensure(fd, flags, dst, msg);
 	if (r >= 0 && sa != NULL)
 		udp_note_sent(fd, dst, sa, salen);	/* the entry is there now */
+	/* The relay gone: an unconnected socket sets a new one up (1). */
+	if (r == 0 && (r = udp_check(fd)) == 1)
+		r = udp_ensure(fd, flags, dst, msg);
 	if (r == 1)
 		return (ssize_t)len;	/* waits for its association */
-	if (r < 0 || (r = udp_check(fd)) < 0 || (r = udp_view(fd, &v)) <= 0) {
+	if (r < 0 || (r = udp_view(fd, &v)) <= 0) {
 		errno = r < 0 ? -r : ECONNREFUSED;
 		return -1;
 	}

@@ -332,9 +332,44 @@ for addr in (("127.0.0.1", 9), None):
 	echo "$output"
 	[ "${lines[0]}" = "ok" ]
 	[ "${lines[1]}" = "ECONNREFUSED" ]
-	grep -q "UDP relay of proxy 127.0.0.1:$PROXY_PORT is gone" "$BATS_TEST_TMPDIR/lib.log"
+	# the relay's end is seen, a new association tried for the datagram,
+	# and the proxy found down: said as a failing proxy is
+	cat "$BATS_TEST_TMPDIR/lib.log"
+	grep -q "proxy 127.0.0.1:$PROXY_PORT cannot be reached: Connection refused; the program sees ECONNREFUSED" "$BATS_TEST_TMPDIR/lib.log"
 	sleep 0.2
 	[ "$(wc -l <"$ECHO_LOG")" -eq 1 ]
+}
+
+@test "the server's --udp-idle-timeout ends an association: an unconnected socket's next send sets a new one up at once (no ICMP-style error), a connected one's says ECONNREFUSED once" {
+	start_udp_echo 127.0.0.1
+	start_socksifyd -v --udp-idle-timeout 400
+	run --separate-stderr env SOCKSIFY_EXCLUDE=none LD_PRELOAD="$LIB" SOCKSIFY_PROXY="socks5://127.0.0.1:$PROXY_PORT" \
+		timeout 30 python3 -c '
+import socket, sys, time
+port = int(sys.argv[1])
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+u.settimeout(5)
+c = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+c.settimeout(5)
+c.connect(("127.0.0.1", port))
+for i in range(3):
+    u.sendto(b"u%d" % i, ("127.0.0.1", port))
+    print(u.recvfrom(100)[0].decode(), end=" ")
+    try:
+        c.send(b"c%d" % i)
+        print(c.recv(100).decode())
+    except OSError as e:
+        print(e.errno == 111 and "ECONNREFUSED" or e)
+    time.sleep(0.9)' "$ECHO_PORT"
+	echo "$output"
+	echo "stderr: $stderr"
+	[ "$status" -eq 0 ]
+	# the unconnected socket: every round answered; the connected one:
+	# told once the relay went (one line), then a new association
+	[ "${lines[0]}" = "u0 c0" ]
+	[ "${lines[1]}" = "u1 ECONNREFUSED" ]
+	[ "${lines[2]}" = "u2 c2" ]
+	[ "$(grep -c "is gone" <<<"$stderr")" -eq 1 ]
 }
 
 # udpedge MODE ARGS...: tests/bin/udpedge.c under the library, through a
