@@ -1590,6 +1590,12 @@ udp_send(int fd, const struct msghdr *msg, int flags, const struct s5_addr *dst,
 		dst = &v.peer;
 		sa = NULL;
 	}
+	/* Port 0 is nobody's: the kernel's EINVAL, not a datagram the relay
+	 * drops in silence. */
+	if (dst->port == 0) {
+		errno = EINVAL;
+		return -1;
+	}
 	/* The relay cannot frame these (see udp_framed()). */
 	if ((flags & MSG_MORE) || udp_cmsg_segment(msg)) {
 		errno = EOPNOTSUPP;

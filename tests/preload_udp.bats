@@ -195,6 +195,21 @@ print(d.decode(), a[1] == int(sys.argv[1]))' "$ECHO_PORT"
 		grep -q "client=127\.0\.0\.2:.*cmd=udp-associate" "$SOCKSIFYD_LOG"
 }
 
+@test "a datagram to port 0: EINVAL as without the library, not sent to the relay to be dropped there" {
+	start_socksifyd -v
+	run env SOCKSIFY_EXCLUDE=none LD_PRELOAD="$LIB" SOCKSIFY_PROXY="socks5://127.0.0.1:$PROXY_PORT" \
+		timeout 20 python3 -c '
+import errno, socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+try:
+    s.sendto(b"x", ("127.0.0.2", 0))
+    print("sent")
+except OSError as e:
+    print(errno.errorcode[e.errno])'
+	echo "$output"
+	[ "$output" = EINVAL ]
+}
+
 @test "socks5h: a datagram to a name goes to the proxy as the name; the reply comes from its placeholder" {
 	need_dns_jail
 	start_udp_echo 127.0.0.1
