@@ -188,7 +188,16 @@ void
 server_session_gone(struct server *srv)
 {
 	__atomic_sub_fetch(&all_sessions, 1, __ATOMIC_RELAXED);
-	if (srv->draining && srv->nsessions == 0)
+	server_orphan_gone(srv);
+}
+
+/* A drain waits for the datagrams a client left behind too, their names
+ * still being looked up (the embedded server is told to stop the moment
+ * `echo hi | ncat -u name port` exits), within --drain-timeout. */
+void
+server_orphan_gone(struct server *srv)
+{
+	if (srv->draining && srv->nsessions == 0 && srv->udp_orphans == NULL)
 		loop_stop(srv->loop);
 }
 
@@ -237,7 +246,7 @@ server_drain(struct server *srv)
 	}
 	srv->draining = true;
 	server_close_listeners(srv);
-	if (srv->nsessions == 0) {
+	if (srv->nsessions == 0 && srv->udp_orphans == NULL) {
 		loop_stop(srv->loop);
 		return;
 	}

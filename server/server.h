@@ -129,6 +129,9 @@ void listener_resume_stalled(struct server *srv);
  * draining, the last one to close ends the loop. */
 void server_session_born(struct server *srv);
 void server_session_gone(struct server *srv);
+/* An ended UDP association kept for its last lookups (udp.c) was freed:
+ * while draining, the last of those and of the sessions ends the loop. */
+void server_orphan_gone(struct server *srv);
 /* A session took (n > 0) or gave back (n < 0) descriptors beyond its two. */
 void server_fds_extra(struct server *srv, long n);
 

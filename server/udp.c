@@ -637,8 +637,12 @@ udp_on_resolved(void *arg, int gai_err, struct addrinfo *ai)
 	if (ai != NULL)
 		freeaddrinfo(ai);
 	udp_pending_free(u, p);
-	if (u->orphan && u->npending == 0)
+	if (u->orphan && u->npending == 0) {
+		struct server *srv = u->srv;
+
 		udp_assoc_free(u);
+		server_orphan_gone(srv);
+	}
 }
 
 /* A destination given by name: the cached lookup, or the resolver. */

@@ -85,6 +85,19 @@ teardown() { stop_all; }
 	[ "$output" = "socksify: $BATS_TEST_TMPDIR/badint.sh: No such file or directory (the interpreter its #! line names, or its ELF loader, is missing)" ]
 }
 
+@test "embedded server: echo | ncat -u NAME PORT, the name slow to resolve, arrives though the command has exited (the server drains for it)" {
+	command -v ncat >/dev/null || skip "ncat is not installed (scripts/deps.sh test)"
+	start_dnssink --delay=0.3 "slowudp.test=127.0.0.1"
+	local pf=$BATS_TEST_TMPDIR/echo.port log=$BATS_TEST_TMPDIR/echo.log
+	: >"$log"
+	python3 "$HELPERS/bindudp.py" echo 127.0.0.1 "$pf" "$log" from 3>&- >/dev/null 2>&1 &
+	PIDS+=($!)
+	wait_for_line "$pf" 50 '^[0-9]+$'
+	echo "to a name" | timeout 30 "$SOCKSIFY" -e none ncat -u slowudp.test "$(cat "$pf")"
+	# the server stopped with ncat: its drain waited for the lookup
+	wait_for_count "$log" 30 '^from ' 1
+}
+
 @test "a password given with -x is not left in the launcher's command line (/proc/PID/cmdline is anyone's to read)" {
 	start_socksifyd -v
 	"$SOCKSIFY" -x "socks5://u:s3cretPW@127.0.0.1:$PROXY_PORT" -e none sleep 5 3>&- &

@@ -136,6 +136,12 @@ server_session_gone(struct server *srv)
 	FUZZ_CHECK((srv->nsessions == 0) == (srv->sessions == NULL));
 }
 
+void
+server_orphan_gone(struct server *srv)
+{
+	(void)srv;
+}
+
 /* --- input -------------------------------------------------------------- */
 
 static bool
