@@ -22,7 +22,12 @@
  *               poll, epoll and a blocking read see it as a fast server's.
  *               Complete queries are taken before anything is given up
  *               on, so a buffer full of pipelined ones (RFC 7766) is
- *               answered, every one.
+ *               answered, every one. An answer the pair cannot take yet
+ *               is held, and the queries behind it wait for the
+ *               program's next read (the read-side hooks pump too); past
+ *               DNSCONN_BACKLOG_MAX of them unread, a program that asks
+ *               on and never reads gets EOF (one write larger than the
+ *               pair's buffer still blocks: LIMITS).
  *   the end     close() (and close_range, dup2/dup3 over it) closes ours;
  *               the program's half-close (looked at by its shutdown()
  *               too), once its queries are answered, or a query over
@@ -37,6 +42,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <sys/ioctl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -47,6 +53,7 @@
 
 #define DNSCONN_MAX		64		/* conversations at once per process */
 #define DNSCONN_QUERY_MAX	4096		/* bytes of one query */
+#define DNSCONN_BACKLOG_MAX	(128 << 10)	/* queries unread behind a held answer */
 
 struct dnsconn {
 	int fd;				/* the program's; -1: free */
@@ -57,6 +64,10 @@ struct dnsconn {
 	socklen_t peer_len;
 	size_t have;
 	uint8_t buf[2 + DNSCONN_QUERY_MAX];
+	/* An answer the pair had no room for yet (the program reads them
+	 * more slowly than it asks): sent before the next query is taken. */
+	uint8_t *out;
+	size_t out_len, out_off;
 };
 
 int dnsconn_active;
@@ -114,6 +125,8 @@ dnsconn_find(int fd, uint64_t cookie)
 			return &dnsconn_tab[i];
 		if (dnsconn_ours(&dnsconn_tab[i]))
 			(void)PRELOAD_REAL(close)(dnsconn_tab[i].ours);
+		free(dnsconn_tab[i].out);
+		dnsconn_tab[i].out = NULL;
 		dnsconn_tab[i].fd = -1;
 		dnsconn_mark(fd, false);
 		__atomic_sub_fetch(&dnsconn_active, 1, __ATOMIC_RELEASE);
@@ -172,12 +185,57 @@ dnsconn_take(struct dnsconn *c, uint8_t *q, size_t *len)
 	return true;
 }
 
+/* c's held answer, sent as far as the pair takes it: 0 when none is left,
+ * 1 when some waits for the program to read, -1 when the conversation
+ * is over (hung up). Under dnsconn_mu. */
+static int
+dnsconn_flush(struct dnsconn *c)
+{
+	ssize_t n;
+
+	while (c->out != NULL) {
+		if (!dnsconn_ours(c))
+			n = -1;
+		else
+			n = PRELOAD_REAL(send)(c->ours, c->out + c->out_off,
+			    c->out_len - c->out_off, MSG_DONTWAIT | MSG_NOSIGNAL);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return 1;
+		if (n <= 0) {
+			free(c->out);
+			c->out = NULL;
+			dnsconn_hangup(c);	/* a reader gone */
+			return -1;
+		}
+		c->out_off += (size_t)n;
+		if (c->out_off == c->out_len) {
+			free(c->out);
+			c->out = NULL;
+		}
+	}
+	return 0;
+}
+
+/* An answer held, and more than DNSCONN_BACKLOG_MAX of queries unread
+ * behind it. Under dnsconn_mu. */
+static bool
+dnsconn_held_long(const struct dnsconn *c)
+{
+	int queued = 0;
+
+	return c->out != NULL && dnsconn_ours(c) &&
+	    ioctl(c->ours, FIONREAD, &queued) == 0 && queued > DNSCONN_BACKLOG_MAX;
+}
+
 /*
  * Answers what the program wrote on fd, query by query: each is taken
  * under the lock, answered without it (a local lookup or SOCKSIFY_DNS may
  * wait; other conversations and close() do not wait with it), and its
  * answer written back under the lock once the conversation is proven to be
- * the same one still.
+ * the same one still. An answer the pair cannot take yet is held, and the
+ * queries after it wait: the program's next read pumps again (gate.c).
  */
 void
 dnsconn_pump(int fd)
@@ -186,14 +244,20 @@ dnsconn_pump(int fd)
 	uint8_t q[DNSCONN_QUERY_MAX], small[2 + DNS_UDP_MAX], *out;
 	uint64_t cookie = peer_cookie(fd);
 	size_t len, n;
-	bool local, more, going, stuck;
+	bool local, more, going, held;
 	int saved = errno, ours;
 
 	for (;;) {
 		if (!dnsconn_lock())
 			break;
 		more = false;
-		if ((c = dnsconn_find(fd, cookie)) != NULL) {
+		if ((c = dnsconn_find(fd, cookie)) != NULL && dnsconn_held_long(c)) {
+			/* It asks on and never reads: its next writes would
+			 * block on a pair we no longer read. EOF, as before. */
+			free(c->out);
+			c->out = NULL;
+			dnsconn_hangup(c);
+		} else if (c != NULL && dnsconn_flush(c) == 0) {
 			/* Complete queries first: a full buffer of pipelined
 			 * ones (RFC 7766 §6.2.1.1), or some before the
 			 * program's EOF, are answered, not dropped. */
@@ -213,20 +277,23 @@ dnsconn_pump(int fd)
 			n = dnsanswer_local(q, len, out + 2, DNS_TCP_MAX);
 		else if (local)
 			out = small;
-		stuck = false;
+		held = false;
 		if (n > 0 && dnsconn_lock()) {
 			out[0] = (uint8_t)(n >> 8);
 			out[1] = (uint8_t)n;
 			if ((c = dnsconn_find(fd, cookie)) != NULL && c->ours == ours &&
-			    dnsconn_ours(c))
-				stuck = PRELOAD_REAL(send)(c->ours, out, n + 2,
-				    MSG_DONTWAIT | MSG_NOSIGNAL) != (ssize_t)(n + 2);
-			if (stuck)
-				dnsconn_hangup(c);	/* a reader that does not read */
+			    c->out == NULL && (c->out = malloc(n + 2)) != NULL) {
+				memcpy(c->out, out, n + 2);
+				c->out_len = n + 2;
+				c->out_off = 0;
+				held = dnsconn_flush(c) != 0;
+			}
 			dnsconn_unlock();
 		}
 		if (out != small)
 			free(out);
+		if (held)
+			break;
 	}
 	errno = saved;
 }
@@ -299,6 +366,7 @@ dnsconn_connect(int fd, const struct sockaddr *sa, socklen_t len)
 		c->ours_cookie = peer_cookie(ours);
 		c->cookie = cookie;
 		c->have = 0;
+		c->out = NULL;
 		if (len > sizeof(c->peer))
 			len = sizeof(c->peer);
 		memcpy(&c->peer, sa, len);

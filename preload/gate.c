@@ -870,7 +870,8 @@ gate_io(int fd, enum async_hold_kind kind, int flags)
 	if (udp_maybe(fd) && (udp_r_ = (udp)) != UDP_NOT_MINE)		\
 		return udp_r_;						\
 	udp_r_ = preload_real.real(__VA_ARGS__);			\
-	if ((kind) == HOLD_WRITE && udp_r_ > 0 && dnsconn_maybe(fd))	\
+	/* A query written, or room made for held answers (dnsconn.c). */ \
+	if (udp_r_ > 0 && dnsconn_maybe(fd))				\
 		dnsconn_pump(fd);					\
 	return udp_r_;							\
 } while (0)
