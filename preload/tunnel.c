@@ -858,10 +858,12 @@ tunnel_retry(struct tunnel *t, int fd, int err, long long deadline)
 		 * (another one took the port), or as a slow target does.
 		 * The next alternative, this one not marked down. */
 		down = false;
-	} else if (t->rep >= 0 || (t->answered && t->why == 0)) {
-		/* A refusal, or a stall or hang-up after the hop answered:
-		 * about the next hop (that hop failed), or the target, which
-		 * is no proxy's failure. */
+	} else if (t->rep >= 0 || (t->answered && t->why == 0 && !s5_client_midway(&t->c))) {
+		/* A refusal, or a stall or hang-up after the hop answered
+		 * whole messages: about the next hop (that hop failed), or the
+		 * target, which is no proxy's failure. One that stops in the
+		 * middle of its reply ("05 00 00" and no more) is broken: its
+		 * own alternatives, below. */
 		if (pos + 1 == preload_cfg.nhops)
 			return false;
 		pos++;

@@ -84,6 +84,17 @@ sessions_ok() { grep -c 'cmd=connect.*outcome=ok' "$1" || true; }
 	grep -q "CONNECT.*127.0.0.1:$HTTP_PORT" "$TP_LOG"
 }
 
+@test "first alternative (SOCKS5) sends part of its CONNECT reply and hangs up: a broken proxy, so the second carries the connection" {
+	start_socksifyd --no-auth -v
+	start_failing s5part
+	run fo "socks5://127.0.0.1:$FAIL_PORT|socks5://127.0.0.1:$PROXY_PORT" get "$HTTP_PORT"
+	cat "$LIBLOG"
+	[ "$status" -eq 0 ]
+	[ "$output" = "$HELLO_SHA" ]
+	grep -q "proxy 127.0.0.1:$FAIL_PORT (alternative 1 of 2) closed the connection during the handshake; trying the next alternative" "$LIBLOG"
+	[ "$(sessions_ok "$SOCKSIFYD_LOG")" -eq 1 ]
+}
+
 @test "hop 1 answers but its CONNECT to hop 2 never comes up: the line names hop 2, not hop 1's handshake" {
 	start_socksifyd --no-auth -v
 	start_failing s5stall

@@ -11,6 +11,8 @@ usage: fakeproxy.py PORTFILE MODE COUNTFILE
            request and never answers it (a CONNECT that never comes up)
   s5fail   SOCKS5: answers the greeting, then every request with reply 01
            (general failure: a proxy that cannot get out)
+  s5part   SOCKS5: answers the greeting, then three octets of a reply to
+           the request, and hangs up
 Listens on 127.0.0.1, an ephemeral port written to PORTFILE; appends a
 line to COUNTFILE per connection it accepted (none for silent).
 """
@@ -50,6 +52,12 @@ def main():
                 conn.sendall(b"\x05\x00")
                 conn.recv(4096)
                 conn.sendall(b"\x05\x01\x00\x01" + bytes(6))
+            elif mode == "s5part":
+                conn.settimeout(10)
+                conn.recv(4096)
+                conn.sendall(b"\x05\x00")
+                conn.recv(4096)
+                conn.sendall(b"\x05\x00\x00")
             elif mode == "s5stall":
                 conn.settimeout(10)
                 conn.recv(4096)
