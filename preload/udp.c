@@ -646,12 +646,23 @@ udp_associate(int fd, int family, struct udp_assoc *a)
 	 * queue go out to nowhere). */
 	v6only = family == AF_INET6 && relay.atyp == S5_ATYP_IPV4 && udp_v6only(fd);
 	if (a->relay_len == 0 || v6only) {
+		struct sockaddr_in6 me;
+		socklen_t melen = sizeof(me);
+		/* The kernel makes a socket bound to an IPv6 address IPv6-only
+		 * itself: say that, not the flag the program never set. */
+		bool bound = v6only &&
+		    PRELOAD_REAL(getsockname)(fd, (struct sockaddr *)&me, &melen) == 0 &&
+		    me.sin6_family == AF_INET6 && !IN6_IS_ADDR_UNSPECIFIED(&me.sin6_addr) &&
+		    !IN6_IS_ADDR_V4MAPPED(&me.sin6_addr);
+
 		if (s5_addr_format(&relay, text, sizeof(text)) < 0)
 			strcpy(text, "?");
 		preload_log_limited(LOG_LVL_ERROR, preload_log_key("UDP", family == AF_INET ?
 		    "relay family 4" : "relay family 6"), "UDP relay %s of proxy %s cannot "
-		    "be reached from an %s socket", text, preload_cfg.chain_text,
-		    family == AF_INET ? "IPv4" : v6only ? "IPv6-only (IPV6_V6ONLY)" : "IPv6");
+		    "be reached from %s", text, preload_cfg.chain_text,
+		    family == AF_INET ? "an IPv4 socket" :
+		    bound ? "an IPv6 socket bound to an IPv6 address" :
+		    v6only ? "an IPv6-only (IPV6_V6ONLY) socket" : "an IPv6 socket");
 		(void)PRELOAD_REAL(close)(ctl);
 		return -EAFNOSUPPORT;
 	}

@@ -111,6 +111,24 @@ echo_checked() {
 	wait_for_count "$SOCKSIFYD_LOG" 30 "cmd=udp-associate	.*outcome=ok" 1
 }
 
+@test "an IPv6 UDP socket bound to ::1 (IPv6-only by the kernel's doing) and an IPv4 relay: EAFNOSUPPORT, the line names the bind, not IPV6_V6ONLY" {
+	start_socksifyd -v
+	run env SOCKSIFY_EXCLUDE=none SOCKSIFY_LOG_FILE="$BATS_TEST_TMPDIR/lib.log" LD_PRELOAD="$LIB" \
+		SOCKSIFY_PROXY="socks5://127.0.0.1:$PROXY_PORT" timeout 20 python3 -c '
+import errno, socket
+s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+s.bind(("::1", 0))
+try:
+    s.sendto(b"x", ("::ffff:127.0.0.2", 9))
+    print("sent")
+except OSError as e:
+    print(errno.errorcode[e.errno])'
+	echo "$output"
+	cat "$BATS_TEST_TMPDIR/lib.log"
+	[ "$output" = EAFNOSUPPORT ]
+	grep -q "cannot be reached from an IPv6 socket bound to an IPv6 address" "$BATS_TEST_TMPDIR/lib.log"
+}
+
 @test "a descriptor limit of 256 (below the library's own numbers, 512 up): datagrams still relayed, blocking and asyncio" {
 	start_udp_echo 127.0.0.1
 	start_socksifyd -v
