@@ -727,7 +727,7 @@ s5_proxy_parse(const char *url, size_t len, struct s5_proxy *p, const char **why
 	 * port 1080 here, not ::1 port 1080 as its writer meant. */
 	if (p->addr.atyp == S5_ATYP_IPV6 && hostport[0] != '[')
 		return addr_fail(why, "an IPv6 host without brackets "
-		    "(write [::1]:PORT)");
+		    "(write it [ADDRESS]:PORT)");
 	/* "1080" or "127.1" is no name: getaddrinfo() reads it as an address
 	 * (0.0.4.56, 127.0.0.1), which a user meaning a port never wants. */
 	if (p->addr.atyp == S5_ATYP_DOMAIN) {

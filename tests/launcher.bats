@@ -150,7 +150,7 @@ open(sys.argv[1], "wb").write(e)' "$f"
 	# an IPv6 host without brackets: ::1:1 was the address ::0.1.0.1
 	run "$SOCKSIFY" -x 'socks5://::1:1' true
 	[ "$status" -eq 125 ]
-	[ "$output" = "socksify: proxy socks5://::1:1: an IPv6 host without brackets (write [::1]:PORT)" ]
+	[ "$output" = "socksify: proxy socks5://::1:1: an IPv6 host without brackets (write it [ADDRESS]:PORT)" ]
 	run env SOCKSIFY_PROXY='::1' "$SOCKSIFY" true
 	[ "$status" -eq 125 ]
 	[ "${#lines[@]}" -eq 1 ]

@@ -149,9 +149,9 @@ url_schemes(void)
 	url_bad("socks5://[::1:1080", "unterminated bracket", __LINE__);
 	url_bad("socks5://[::1]x", "junk after ']'", __LINE__);
 	/* An IPv6 host goes in brackets: ::1:1080 is the address ::0.1.4.56. */
-	url_bad("socks5://::1:1080", "an IPv6 host without brackets (write [::1]:PORT)", __LINE__);
-	url_bad("::1", "an IPv6 host without brackets (write [::1]:PORT)", __LINE__);
-	url_bad("socks5://u:p@2001:db8::2", "an IPv6 host without brackets (write [::1]:PORT)", __LINE__);
+	url_bad("socks5://::1:1080", "an IPv6 host without brackets (write it [ADDRESS]:PORT)", __LINE__);
+	url_bad("::1", "an IPv6 host without brackets (write it [ADDRESS]:PORT)", __LINE__);
+	url_bad("socks5://u:p@2001:db8::2", "an IPv6 host without brackets (write it [ADDRESS]:PORT)", __LINE__);
 	url_bad("socks5://a b", "bad character in host", __LINE__);
 }
 
