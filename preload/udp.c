@@ -157,6 +157,8 @@ struct udp_assoc {
 	size_t queued;			/* bytes */
 	bool flushing;			/* counted in udp_flushes */
 	int shut;			/* shutdown() while pending: SHUT_* + 1 */
+	bool port_gone;			/* connect(AF_UNSPEC) while pending unbound
+					 * the port the relay knows: no handover */
 	/* The kernel's socket is connected to the relay or the injector. */
 	bool kconn;
 	/* connect()ed through us: the program's destination. */
@@ -958,12 +960,13 @@ udp_setup_main(void *arg)
 				 * waiting now is woken for it. */
 				a->err = -r;
 				udp_wake(st->copy);
-			} else if (alive && a->ctl < 0) {
+			} else if (alive && a->ctl < 0 && !a->port_gone) {
 				a->ctl = made.ctl;
 				a->ctl_cookie = made.ctl_cookie;
 				a->checked_ms = made.checked_ms;
 				made.ctl = -1;
 			}
+			a->port_gone = false;
 			/* The program's shutdown(), held until what it sent
 			 * before is sent. */
 			if (alive && a->shut != 0)
@@ -1883,8 +1886,13 @@ udp_unpeer(int fd)
 		 * relay takes datagrams from the old one alone: the next send
 		 * (through this descriptor or a dup() of it: they share the
 		 * association) sets a new one up, as the kernel binds anew. */
-		if (!s->a->pending && s->a->ctl >= 0 && udp_port_gone(fd))
+		if ((s->a->pending || s->a->ctl >= 0) && udp_port_gone(fd)) {
+			/* Being set up still (its thread may not have handed
+			 * the control connection over yet): it never is. */
+			if (s->a->pending)
+				s->a->port_gone = true;
 			udp_ctl_close(s->a);
+		}
 	}
 	udp_unlock();
 }

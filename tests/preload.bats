@@ -150,9 +150,9 @@ c=s.accept(); time.sleep(20)' "$pf" 3>&- &
 		python3 -c '
 import errno, socket, sys
 s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
-s.bind(("::1", 0))
+s.bind(("::1", 0))   # the kernel makes it IPv6-only: no v4-mapped dial
 try:
-    s.connect(("::ffff:127.0.0.1", int(sys.argv[1])))
+    s.connect(("::1", int(sys.argv[1])))
     print("connected")
 except OSError as e:
     print(errno.errorcode[e.errno])' "$HTTP_PORT"

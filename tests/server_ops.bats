@@ -295,10 +295,12 @@ hello() { curl -sS --max-time 10 --socks5 "127.0.0.1:$PROXY_PORT" "$@" "http://1
 	printf 'workers 2\nrelay splice\n' >"$cfg"
 	start_socksifyd --config "$cfg"
 	local threads
-	threads=$(ls "/proc/$SOCKSIFYD_PID/task" | wc -l)
 	# Nothing changed: no warning.
 	kill -HUP "$SOCKSIFYD_PID"
 	wait_for_count "$SOCKSIFYD_LOG" 30 'reloaded users and rules' 1
+	# Counted once a reload is through: every worker's lookup threads
+	# have started by then (they start beside the listening line).
+	threads=$(ls "/proc/$SOCKSIFYD_PID/task" | wc -l)
 	printf 'workers 3\nrelay copy\naccept shared\n' >"$cfg"
 	kill -HUP "$SOCKSIFYD_PID"
 	wait_for_count "$SOCKSIFYD_LOG" 30 'reloaded users and rules' 2
