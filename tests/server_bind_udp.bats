@@ -43,9 +43,10 @@ bu() {
 	unshare --net true 2>/dev/null || skip "needs a network namespace of our own (unshare --net)"
 	run timeout 60 unshare --net bash -c '
 		ip link set lo up && ip addr add 10.9.0.1/32 dev lo || exit 9
+		: >"$2"	# there before the background redirect makes it
 		"$1" -l 127.0.0.1:0 -q 2>"$2" &
 		sd=$!
-		for ((i = 0; i < 50; i++)); do grep -q "listening on" "$2" && break; sleep 0.1; done
+		for ((i = 0; i < 50; i++)); do grep -qs "listening on" "$2" && break; sleep 0.1; done
 		port=$(sed -n "s/^socksifyd: listening on .*:\([0-9]*\)\$/\1/p" "$2")
 		python3 -c "
 import socket, sys
@@ -344,10 +345,11 @@ print("assocs", n, "client", out["client"])' "$port" "$HTTP_PORT"
 	command -v ip >/dev/null || skip "needs ip(8) to set the namespace's MTU"
 	run timeout 60 unshare --net sh -c '
 		ip link set lo mtu 1280 up || exit 3
+		: >"$2"	# there before the background redirect makes it
 		"$1" -l 127.0.0.1:0 2>"$2" &
 		pid=$!
 		i=0
-		while ! grep -q "listening on" "$2" && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
+		while ! grep -qs "listening on" "$2" && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
 		port=$(sed -n "s/^socksifyd: listening on .*:\([0-9]*\)\$/\1/p" "$2")
 		python3 "$3" udp-gso 127.0.0.1 "$port" "$pid" 1400,1000
 		st=$?
