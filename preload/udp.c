@@ -921,6 +921,8 @@ udp_setup_main(void *arg)
 	struct udp_setup *st = arg;
 	struct udp_assoc made = { .ctl = -1 }, *a = st->a;
 	struct udp_queued *q, *next;
+	struct sockaddr_storage me;
+	socklen_t melen;
 	struct msghdr m;
 	struct iovec v;
 	bool alive = true, kconn = false;
@@ -929,6 +931,19 @@ udp_setup_main(void *arg)
 	r = udp_associate(st->copy, st->family, &made);
 	for (;;) {
 		pthread_mutex_lock(&udp_mu);
+		if (a->port_gone && r == 0 && a->refs > 1) {
+			/* connect(AF_UNSPEC) meanwhile unbound the port this
+			 * relay knows: what waits (sent after it, or not yet
+			 * out) goes through a new one. */
+			a->port_gone = false;
+			pthread_mutex_unlock(&udp_mu);
+			if (made.ctl >= 0)
+				(void)PRELOAD_REAL(close)(made.ctl);
+			made = (struct udp_assoc){ .ctl = -1 };
+			(void)udp_autobind(st->copy, &me, &melen);
+			r = udp_associate(st->copy, st->family, &made);
+			continue;
+		}
 		q = a->queue;
 		a->queue = NULL;
 		a->queue_tail = &a->queue;
