@@ -163,8 +163,7 @@ except OSError as e:
 
 @test "an IPV6_V6ONLY socket to an IPv4-mapped address: ENETUNREACH as without the library, never tunnelled" {
 	start_socksifyd -v
-	run env SOCKSIFY_EXCLUDE=none LD_PRELOAD="$LIB" SOCKSIFY_PROXY="socks5://127.0.0.1:$PROXY_PORT" \
-		python3 -c '
+	local v6only='
 import errno, socket, sys
 s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
 s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
@@ -172,19 +171,14 @@ try:
     s.connect(("::ffff:127.0.0.1", int(sys.argv[1])))
     print("connected")
 except OSError as e:
-    print(errno.errorcode[e.errno])' "$HTTP_PORT"
+    print(errno.errorcode[e.errno])'
+	run env SOCKSIFY_EXCLUDE=none LD_PRELOAD="$LIB" SOCKSIFY_PROXY="socks5://127.0.0.1:$PROXY_PORT" \
+		python3 -c "$v6only" "$HTTP_PORT"
 	echo "$output"
 	[ "$output" = ENETUNREACH ]
 	# and the supervisor's
-	run "$SOCKSIFY" --mode seccomp -x "socks5://127.0.0.1:$PROXY_PORT" -e none python3 -c '
-import errno, socket, sys
-s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
-s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-try:
-    s.connect(("::ffff:127.0.0.1", int(sys.argv[1])))
-    print("connected")
-except OSError as e:
-    print(errno.errorcode[e.errno])' "$HTTP_PORT"
+	run "$SOCKSIFY" --mode seccomp -x "socks5://127.0.0.1:$PROXY_PORT" -e none \
+		python3 -c "$v6only" "$HTTP_PORT"
 	echo "$output"
 	[ "$output" = ENETUNREACH ]
 	sleep 0.2
