@@ -51,19 +51,6 @@ connect_is_connected(int fd)
 	return yes;
 }
 
-static bool
-connect_v6only(int fd)
-{
-	socklen_t olen = sizeof(int);
-	int v6only = 0, saved = errno;
-	bool yes;
-
-	yes = preload_real.getsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, &olen) == 0 &&
-	    v6only;
-	errno = saved;
-	return yes;
-}
-
 /* The real connect(); once it succeeded, a UDP socket connect()ed through
  * us before has no peer of ours (udp.c): the kernel's peer is another. */
 static int
@@ -106,7 +93,7 @@ connect_hooked(int fd, const struct sockaddr *sa, socklen_t len)
 	if (sa != NULL && len >= (socklen_t)sizeof(struct sockaddr_in6) &&
 	    sa->sa_family == AF_INET6 &&
 	    IN6_IS_ADDR_V4MAPPED(&((const struct sockaddr_in6 *)sa)->sin6_addr) &&
-	    connect_v6only(fd)) {
+	    preload_v6only(fd)) {
 		errno = saved;
 		return connect_direct(fd, sa, len);
 	}

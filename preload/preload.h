@@ -251,6 +251,11 @@ bool preload_name_is_proxy(const char *name);
 /* Remember an address an excluded name resolved to. */
 void preload_exclude_addr(const struct sockaddr *sa, socklen_t len);
 
+/* An AF_INET6 socket with IPV6_V6ONLY on (errno kept); one bound to an
+ * IPv6 address, not :: nor v4-mapped, which the kernel makes IPv6-only
+ * itself (tunnel.c). */
+bool preload_v6only(int fd);
+bool preload_v6_bound(int fd);
 /* Bytes below 0x20 and 0x7f of s (up to n, or its NUL) become "?". */
 void preload_text_clean(char *s, size_t n);
 void preload_log(int level, const char *fmt, ...)

@@ -349,21 +349,35 @@ tunnel_step(struct tunnel *t, int fd)
 	}
 }
 
-/* An AF_INET6 socket that cannot speak IPv4: IPV6_V6ONLY, or bound to an
- * IPv6 address (not :: nor v4-mapped). */
-static bool
-tunnel_v6_only(int fd)
+bool
+preload_v6only(int fd)
+{
+	socklen_t olen = sizeof(int);
+	int v6only = 0, saved = errno;
+	bool yes;
+
+	yes = PRELOAD_REAL(getsockopt)(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, &olen) == 0 &&
+	    v6only;
+	errno = saved;
+	return yes;
+}
+
+bool
+preload_v6_bound(int fd)
 {
 	struct sockaddr_in6 me;
-	socklen_t olen = sizeof(int), mlen = sizeof(me);
-	int v6only = 0;
+	socklen_t mlen = sizeof(me);
 
-	if (preload_real.getsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, &olen) == 0 &&
-	    v6only)
-		return true;
 	return PRELOAD_REAL(getsockname)(fd, (struct sockaddr *)&me, &mlen) == 0 &&
 	    me.sin6_family == AF_INET6 && !IN6_IS_ADDR_UNSPECIFIED(&me.sin6_addr) &&
 	    !IN6_IS_ADDR_V4MAPPED(&me.sin6_addr);
+}
+
+/* An AF_INET6 socket that cannot speak IPv4. */
+static bool
+tunnel_v6_only(int fd)
+{
+	return preload_v6only(fd) || preload_v6_bound(fd);
 }
 
 /*

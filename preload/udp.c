@@ -529,15 +529,6 @@ udp_chain_ok(void)
 	return preload_cfg.nhops == 1 && preload_cfg.hops[0][0].proxy.proto == S5_PROTO_SOCKS5;
 }
 
-static bool
-udp_v6only(int fd)
-{
-	int on = 0;
-	socklen_t len = sizeof(on);
-
-	return PRELOAD_REAL(getsockopt)(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, &len) == 0 && on;
-}
-
 /*
  * The association: the control connection to the first hop and the relay
  * it names, for fd, a socket of family. 0, or -errno (logged).
@@ -646,16 +637,11 @@ udp_associate(int fd, int family, struct udp_assoc *a)
 	/* An IPv6 socket reaches an IPv4 relay v4-mapped, unless IPv6-only
 	 * (its sends would fail with ENETUNREACH, or a non-blocking one's
 	 * queue go out to nowhere). */
-	v6only = family == AF_INET6 && relay.atyp == S5_ATYP_IPV4 && udp_v6only(fd);
+	v6only = family == AF_INET6 && relay.atyp == S5_ATYP_IPV4 && preload_v6only(fd);
 	if (a->relay_len == 0 || v6only) {
-		struct sockaddr_in6 me;
-		socklen_t melen = sizeof(me);
 		/* The kernel makes a socket bound to an IPv6 address IPv6-only
 		 * itself: say that, not the flag the program never set. */
-		bool bound = v6only &&
-		    PRELOAD_REAL(getsockname)(fd, (struct sockaddr *)&me, &melen) == 0 &&
-		    me.sin6_family == AF_INET6 && !IN6_IS_ADDR_UNSPECIFIED(&me.sin6_addr) &&
-		    !IN6_IS_ADDR_V4MAPPED(&me.sin6_addr);
+		bool bound = v6only && preload_v6_bound(fd);
 
 		if (s5_addr_format(&relay, text, sizeof(text)) < 0)
 			strcpy(text, "?");
@@ -1379,7 +1365,7 @@ udp_dns_route(int fd, int *inj, struct sockaddr_storage *to, socklen_t *tolen)
 		sin6->sin6_addr = in6addr_loopback;
 		if ((*inj = udp_injector(1)) >= 0)
 			return 0;
-		if (udp_v6only(fd))
+		if (preload_v6only(fd))
 			return *inj;
 		v4 = true;	/* no ::1 here: ::ffff:127.0.0.1 */
 		memset(&sin6->sin6_addr, 0, sizeof(sin6->sin6_addr));
