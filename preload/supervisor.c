@@ -1340,14 +1340,10 @@ sup_decide(uint64_t id, int fd, int domain, int type,
 	/* An IPV6_V6ONLY socket cannot reach an IPv4-mapped address: the
 	 * kernel's ENETUNREACH, never a tunnel to the IPv4 host. */
 	if (domain == AF_INET6 && sa->ss_family == AF_INET6 && fo == NULL &&
-	    IN6_IS_ADDR_V4MAPPED(&((const struct sockaddr_in6 *)sa)->sin6_addr)) {
-		int v6only = 0;
-		socklen_t olen = sizeof(v6only);
-
-		if (getsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, &olen) == 0 && v6only) {
-			sup_fail(id, fd, ENETUNREACH);
-			return;
-		}
+	    IN6_IS_ADDR_V4MAPPED(&((const struct sockaddr_in6 *)sa)->sin6_addr) &&
+	    preload_v6only(fd)) {
+		sup_fail(id, fd, ENETUNREACH);
+		return;
 	}
 	if (s5_addr_from_sockaddr(&dst, (const struct sockaddr *)sa, len) != 0) {
 		sup_fail(id, fd, EINVAL);
