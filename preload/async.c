@@ -1064,10 +1064,40 @@ async_end_inline(struct async_slot *s, uint32_t gen, int fd, const struct tunnel
  * reuse: waiters). A signal whose handler would not restart connect() (see
  * async_all_restart()) or the program's SO_SNDTIMEO ends the call early,
  * -EINTR or -EINPROGRESS, and the engine takes over from where it was.
+ *
+ * The program's signals are blocked for the whole drive and let in only
+ * inside ppoll() (its mask: the program's own). A signal that comes while
+ * the drive is between two system calls, or with the answer that ends a
+ * wait (poll() then says 1, not EINTR), stays pending until the next wait,
+ * which it interrupts: never lost, as the kernel's own connect() never
+ * loses one. Fault signals stay open (a fault is never pending).
  */
+static int async_drive_masked(struct async_slot *s, uint32_t gen, int fd,
+    const sigset_t *open);
+
 static int
 async_drive_inline(struct async_slot *s, uint32_t gen, int fd)
 {
+	sigset_t all, old;
+	int r;
+
+	sigfillset(&all);
+	sigdelset(&all, SIGSEGV);
+	sigdelset(&all, SIGBUS);
+	sigdelset(&all, SIGFPE);
+	sigdelset(&all, SIGILL);
+	sigdelset(&all, SIGTRAP);
+	sigdelset(&all, SIGSYS);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	r = async_drive_masked(s, gen, fd, &old);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	return r;
+}
+
+static int
+async_drive_masked(struct async_slot *s, uint32_t gen, int fd, const sigset_t *open)
+{
+	struct timespec ts;
 	struct tunnel t = s->t;
 	struct timeval tv;
 	socklen_t tlen = sizeof(tv);
@@ -1134,8 +1164,9 @@ async_drive_inline(struct async_slot *s, uint32_t gen, int fd)
 			pfd.fd = sock;
 			pfd.events = want;
 			pfd.revents = 0;
-			r = PRELOAD_REAL(poll)(&pfd, 1, until - now > INT_MAX ?
-			    INT_MAX : (int)(until - now));
+			ts.tv_sec = (time_t)((until - now) / 1000);
+			ts.tv_nsec = (long)((until - now) % 1000 * 1000000);
+			r = PRELOAD_REAL(ppoll)(&pfd, 1, &ts, open);
 			if (r > 0)
 				break;
 			if (r < 0 && errno != EINTR)

@@ -359,6 +359,16 @@ ac_slow_and_stall() {
 	ac_below eintr-stall waited_ms "$STALL_MAX_MS"
 }
 
+# O_ASYNC makes the proxy's own answer raise SIGIO the instant it wakes the
+# library's wait: the signal comes while the library is between two of its
+# system calls, every time, which SIGALRM above hits only by chance.
+@test "async: blocking connect, SIGIO (O_ASYNC) without SA_RESTART at the proxy's first answer: EINTR then, not 0 at the end" {
+	slow_faultd
+	ac_bg sigio "$URL" sigio -d "$SLOW_MS"
+	ac_wait
+	ac_ok sigio connect=EINTR 'signals=[1-9][0-9]*' revents=0x4 so_error=0 echo=2048
+}
+
 @test "async: blocking connect, SIGALRM every 300 ms with SA_RESTART: connect() returns 0 once the proxy answered, echo intact" {
 	slow_faultd
 	ac_bg restart "$URL" restart -s 300 -d "$SLOW_MS"
