@@ -1260,6 +1260,30 @@ sup_is_dns(int type, const struct s5_addr *dst)
 	    (type == SOCK_STREAM || type == SOCK_DGRAM);
 }
 
+/* The nameserver a socket's redirected DNS query was sent to, if any. */
+static struct sup_dnsrw *
+sup_dnsrw_find(uint64_t cookie)
+{
+	return sup_way(sup.dnsrw[sup_cookie_set(cookie, SUP_DNSRW_SETS)], SUP_DNSRW_WAYS,
+	    sizeof(struct sup_dnsrw), cookie, false);
+}
+
+/* The socket of cookie sends its DNS queries to our resolver (at to) in
+ * place of the nameserver ns: its recvfrom() shows our replies as ns's
+ * (sup_on_recvfrom()). */
+static void
+sup_dnsrw_note(uint64_t cookie, const struct sockaddr_storage *ns, socklen_t nslen,
+    const struct sockaddr_storage *to, socklen_t tolen)
+{
+	struct sup_dnsrw *w = sup_way(sup.dnsrw[sup_cookie_set(cookie, SUP_DNSRW_SETS)],
+	    SUP_DNSRW_WAYS, sizeof(struct sup_dnsrw), cookie, true);
+
+	w->ns = *ns;
+	w->nslen = nslen;
+	w->resolver = *to;
+	w->resolverlen = tolen;
+}
+
 static void
 sup_dns_redirect(uint64_t id, int fd, int domain, int type,
     const struct sockaddr_storage *sa, socklen_t len)
@@ -1285,6 +1309,10 @@ sup_dns_redirect(uint64_t id, int fd, int domain, int type,
 		    text, type == SOCK_STREAM ? "TCP" : "UDP");
 	}
 	sup_peer_remember(sup_cookie(fd), sa, len, false);
+	/* glibc's res_send() and c-ares take an answer on a connected
+	 * socket from its peer's address only, as recvfrom() says it. */
+	if (type == SOCK_DGRAM)
+		sup_dnsrw_note(sup_cookie(fd), sa, len, &to, tolen);
 	sup_direct(id, fd, &to, tolen, NULL, true);
 }
 
@@ -1398,22 +1426,6 @@ sup_on_connect(const struct seccomp_notif *n)
 	    type != SOCK_STREAM && sup_from_libc(n));
 }
 
-/* The nameserver a socket's redirected DNS query was sent to, if any. */
-static struct sup_dnsrw *
-sup_dnsrw_find(uint64_t cookie)
-{
-	return sup_way(sup.dnsrw[sup_cookie_set(cookie, SUP_DNSRW_SETS)], SUP_DNSRW_WAYS,
-	    sizeof(struct sup_dnsrw), cookie, false);
-}
-
-/* cookie's entry, made if need be (sup_way()). */
-static struct sup_dnsrw *
-sup_dnsrw_take(uint64_t cookie)
-{
-	return sup_way(sup.dnsrw[sup_cookie_set(cookie, SUP_DNSRW_SETS)], SUP_DNSRW_WAYS,
-	    sizeof(struct sup_dnsrw), cookie, true);
-}
-
 /*
  * A DNS query sent from an unconnected socket (musl's resolver sends to
  * every nameserver with sendto() and takes the first reply whose source is
@@ -1425,7 +1437,6 @@ static int
 sup_dns_sendto(int fd, int domain, struct sup_msg *m)
 {
 	struct sockaddr_storage to;
-	struct sup_dnsrw *w;
 	socklen_t tolen, olen = sizeof(int);
 	uint64_t cookie = sup_cookie(fd);
 	int v6only = 0;
@@ -1437,11 +1448,7 @@ sup_dns_sendto(int fd, int domain, struct sup_msg *m)
 		    "and no resolver of ours for this socket");
 		return -EPERM;
 	}
-	w = sup_dnsrw_take(cookie);
-	w->ns = m->name;
-	w->nslen = m->namelen;
-	w->resolver = to;
-	w->resolverlen = tolen;
+	sup_dnsrw_note(cookie, &m->name, m->namelen, &to, tolen);
 	m->name = to;
 	m->namelen = tolen;
 	return 0;

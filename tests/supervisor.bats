@@ -300,6 +300,21 @@ print(sorted(set(socket.socket().connect_ex(("10.9.9.9", 80)) for _ in range(20)
 	is_placeholder "${output#A }"
 }
 
+@test "a static program's own resolver as glibc's and c-ares's works (a UDP socket connect()ed to port 53, send(), recvfrom()): the answer comes from the nameserver's address" {
+	start_dnssink
+	start_socksifyd -v
+	run "$SUPCHECK_STATIC" dnsc "$PROXY_ONLY_NAME"
+	[ "$output" = "rcode 5" ]
+	: >"$DNS_LOG"
+	# The answer's source, as recvfrom() says it, must be 127.0.0.1:53,
+	# what the socket was connected to: these resolvers drop any other.
+	run --separate-stderr via_h "$SUPCHECK_STATIC" dnsc "$PROXY_ONLY_NAME"
+	echo "status $status, out: $output, err: $stderr"
+	sink_empty
+	[ "$status" -eq 0 ]
+	is_placeholder "${output#A }"
+}
+
 @test "many DNS queries of one supervised program at once (UDP ports equal modulo 1024, 100 musl-style sockets, 100 TCP connections): each answered, from the nameserver, nothing leaves" {
 	start_dnssink
 	start_socksifyd -v

@@ -18,6 +18,10 @@
  *	                                unconnected UDP socket to 127.0.0.1:53, the
  *	                                answer taken only from that address;
  *	                                prints "A IP", "rcode N" or the errno name
+ *	supcheck dnsc NAME              the same on a UDP socket connect()ed to
+ *	                                127.0.0.1:53 and send(), as glibc's
+ *	                                res_send() and c-ares do; still
+ *	                                recvfrom(), the source checked
  *	supcheck tfo CALL IP PORT PATH  an HTTP/1.0 GET sent with MSG_FASTOPEN on an
  *	                                unconnected TCP socket by CALL (sendto,
  *	                                sendmsg or sendmmsg: 1 message, its msg_len
@@ -364,7 +368,7 @@ dns_query(uint8_t *q, const char *name)
 }
 
 static int
-cmd_dns(const char *name)
+cmd_dns(const char *name, bool connected)
 {
 	struct sockaddr_in ns = { .sin_family = AF_INET, .sin_port = htons(53),
 	    .sin_addr.s_addr = htonl(INADDR_LOOPBACK) }, from;
@@ -378,7 +382,9 @@ cmd_dns(const char *name)
 	if (qlen == 0)
 		usage();
 	s = socket(AF_INET, SOCK_DGRAM, 0);
-	if (s < 0 || sendto(s, q, qlen, 0, (struct sockaddr *)&ns, sizeof(ns)) < 0) {
+	if (s < 0 || (connected ?
+	    connect(s, (struct sockaddr *)&ns, sizeof(ns)) < 0 || send(s, q, qlen, 0) < 0 :
+	    sendto(s, q, qlen, 0, (struct sockaddr *)&ns, sizeof(ns)) < 0)) {
 		printf("%s\n", errname(errno));
 		return 1;
 	}
@@ -394,7 +400,8 @@ cmd_dns(const char *name)
 			printf("%s\n", errname(errno));
 			return 1;
 		}
-		/* musl (and glibc) drop an answer from any other address. */
+		/* musl, glibc and c-ares drop an answer from any other
+		 * address, connected or not. */
 		if (from.sin_addr.s_addr == ns.sin_addr.s_addr && from.sin_port == ns.sin_port &&
 		    n >= 12 && a[0] == q[0] && a[1] == q[1])
 			break;
@@ -744,7 +751,9 @@ main(int argc, char **argv)
 	if (argc == 2 && strcmp(argv[1], "iouring") == 0)
 		return cmd_iouring();
 	if (argc == 3 && strcmp(argv[1], "dns") == 0)
-		return cmd_dns(argv[2]);
+		return cmd_dns(argv[2], false);
+	if (argc == 3 && strcmp(argv[1], "dnsc") == 0)
+		return cmd_dns(argv[2], true);
 	if (argc == 4 && strcmp(argv[1], "udp") == 0)
 		return cmd_udp(argv[2], argv[3]);
 	if (argc == 6 && strcmp(argv[1], "tfo") == 0)
