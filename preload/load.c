@@ -31,6 +31,9 @@
 
 static struct preload_hello load_hello;
 
+/* What tells this file from any other library (socksify.c). */
+__attribute__((used)) static const char load_mark[] = PRELOAD_LIBRARY_MARK;
+
 static long
 load_syscall3(long nr, long a, long b, long c)
 {

@@ -222,6 +222,10 @@ extern struct preload_config preload_cfg;
  * a getpeername() whose address argument points to this. */
 #define PRELOAD_HELLO_MARK	0x534b5348u
 #define PRELOAD_HELLO_MAGIC	UINT64_C(0x6f6c6c6568736b73)	/* "skshello" */
+/* A string only the library's file holds (load.c): the launcher looks for
+ * it in a SOCKSIFY_LIBRARY before it preloads that. */
+#define PRELOAD_LIBRARY_MARK	"libsocksify.so: the socksify preload library, mark 1"
+#define PRELOAD_LIBRARY_FILE_MAX	(64u << 20)	/* bytes the launcher reads of one */
 struct preload_hello {
 	uint64_t magic;
 	uint8_t token[16];		/* random, per process image */

@@ -209,8 +209,8 @@ usage(void)
 	    "                      it resolves under remote resolution, else itself;\n"
 	    "                      a policy refusal of that default still passes)\n"
 	    "  -f, --force         run COMMAND even when it cannot be reached\n"
-	    "                      (setuid, setcap; static and Go without the\n"
-	    "                      supervisor), unproxied\n"
+	    "                      (setuid, setcap; static, Go and 32-bit without\n"
+	    "                      the supervisor), unproxied\n"
 	    "  -h, --help          this help\n"
 	    "  -V, --version       version\n\n"
 	    "Without -x or SOCKSIFY_PROXY, a bundled socksifyd runs on a loopback port\n"
@@ -411,8 +411,119 @@ self_dir(void)
 	return xstrdup(buf);
 }
 
+/* What the launcher reads of an ELF header, either class. */
+struct elf_head {
+	bool is64;
+	unsigned type, phentsize, phnum, shentsize, shnum, shstrndx;
+	uint64_t phoff, shoff;
+};
+
+/* h (n bytes read from the start of a file) as an ELF header of this
+ * machine's byte order whose program headers exec would take; false for
+ * anything else (exec, or ld.so, decides). */
+static bool
+elf_head_read(const unsigned char *h, size_t n, struct elf_head *e)
+{
+	if (n < EI_NIDENT || memcmp(h, ELFMAG, SELFMAG) != 0)
+		return false;
+	e->is64 = h[EI_CLASS] == ELFCLASS64;
+	if ((h[EI_CLASS] != ELFCLASS32 && !e->is64) ||
+	    h[EI_DATA] != (__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__ ? ELFDATA2LSB : ELFDATA2MSB))
+		return false;
+	if (e->is64 && n >= sizeof(Elf64_Ehdr)) {
+		Elf64_Ehdr x;
+		memcpy(&x, h, sizeof(x));	/* h need not be aligned */
+		e->type = x.e_type, e->phoff = x.e_phoff, e->phentsize = x.e_phentsize;
+		e->phnum = x.e_phnum, e->shoff = x.e_shoff, e->shentsize = x.e_shentsize;
+		e->shnum = x.e_shnum, e->shstrndx = x.e_shstrndx;
+	} else if (!e->is64 && n >= sizeof(Elf32_Ehdr)) {
+		Elf32_Ehdr x;
+		memcpy(&x, h, sizeof(x));
+		e->type = x.e_type, e->phoff = x.e_phoff, e->phentsize = x.e_phentsize;
+		e->phnum = x.e_phnum, e->shoff = x.e_shoff, e->shentsize = x.e_shentsize;
+		e->shnum = x.e_shnum, e->shstrndx = x.e_shstrndx;
+	} else {
+		return false;
+	}
+	if (e->type != ET_EXEC && e->type != ET_DYN)
+		return false;	/* an object file or a core: exec refuses it */
+	/* As the kernel's binfmt_elf: headers of the class's own size, at
+	 * most 64 KiB of them (so no PN_XNUM count from section 0), or exec
+	 * refuses the file (ENOEXEC), and walking 2^32 of them here took 20
+	 * minutes before it did. */
+	return e->phentsize == (e->is64 ? sizeof(Elf64_Phdr) : sizeof(Elf32_Phdr)) &&
+	    e->phnum != 0 && (uint64_t)e->phnum * e->phentsize <= ELF_PHDRS_MAX;
+}
+
+/* 1 when the file has a PT_INTERP (a dynamic loader), 0 without, -1
+ * truncated. */
+static int
+elf_has_interp(int fd, const struct elf_head *e)
+{
+	uint32_t type;
+	unsigned i;
+
+	/* p_type is the first word of a program header in both classes. */
+	for (i = 0; i < e->phnum; i++) {
+		if (pread(fd, &type, sizeof(type), (off_t)(e->phoff +
+		    (uint64_t)i * e->phentsize)) != sizeof(type))
+			return -1;
+		if (type == PT_INTERP)
+			return 1;
+	}
+	return 0;
+}
+
+/*
+ * Why the file at path is not a libsocksify.so ld.so would load here, or
+ * NULL. ld.so ignores a preloaded file that is no shared object of this
+ * class, or loads another library that does nothing: either way the
+ * program would run unproxied under --mode preload.
+ */
+static const char *
+library_why_not(const char *path)
+{
+	static const char mark[] = PRELOAD_LIBRARY_MARK;
+	unsigned char h[sizeof(Elf64_Ehdr)];
+	const char *why = NULL;
+	struct elf_head e;
+	struct stat st;
+	ssize_t n;
+	void *map;
+	int fd, interp;
+
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0 || fstat(fd, &st) < 0) {
+		if (fd >= 0)
+			close(fd);
+		return strerror(errno);
+	}
+	n = pread(fd, h, sizeof(h), 0);
+	if (!S_ISREG(st.st_mode) || n < 0 || !elf_head_read(h, (size_t)n, &e) ||
+	    (interp = elf_has_interp(fd, &e)) < 0)
+		why = "not an ELF file of this machine";
+	else if (e.type != ET_DYN || interp)
+		why = "a program, not a shared library";
+	else if (e.is64 != (sizeof(void *) == 8))
+		why = e.is64 ? "a 64-bit library (this is a 32-bit socksify)" :
+		    "a 32-bit library (this is a 64-bit socksify)";
+	else if ((uint64_t)st.st_size > PRELOAD_LIBRARY_FILE_MAX)
+		why = "not libsocksify.so (larger than any build of it)";
+	if (why == NULL) {
+		map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+		if (map == MAP_FAILED)
+			why = strerror(errno);
+		else if (memmem(map, (size_t)st.st_size, mark, sizeof(mark)) == NULL)
+			why = "not libsocksify.so (another library)";
+		if (map != MAP_FAILED)
+			munmap(map, (size_t)st.st_size);
+	}
+	close(fd);
+	return why;
+}
+
 /* The library beside the launcher or installed; NULL when there is none
- * and it is not required (--mode seccomp runs no library anywhere). */
+ * and it is not required (--mode seccomp runs no library anywhere). A
+ * library SOCKSIFY_LIBRARY names is checked (library_why_not()). */
 static char *
 library_find(const char *dir, bool required)
 {
@@ -421,8 +532,12 @@ library_find(const char *dir, bool required)
 	size_t i;
 
 	if (env != NULL && *env != '\0') {
+		const char *why;
+
 		if (realpath(env, real) == NULL || access(real, R_OK) < 0)
 			die(EXIT_SELF, "SOCKSIFY_LIBRARY %s:", env);
+		if ((why = library_why_not(real)) != NULL)
+			die(EXIT_SELF, "SOCKSIFY_LIBRARY %s: %s", env, why);
 		lib = xstrdup(real);
 	} else {
 		cand[0] = str_cat3(dir, "/", "libsocksify.so");
@@ -546,73 +661,42 @@ command_find(const char *name, int *err)
 /*
  * Why an ELF file is out of the library's reach, or NULL. Without PT_INTERP
  * there is no dynamic loader to honour LD_PRELOAD (static and static-pie).
- * A Go program makes its own system calls even when dynamically linked, so
+ * ld.so loads no library of the other class (a 32-bit program and our
+ * 64-bit library): it says so and runs the program without it. A Go
+ * program makes its own system calls even when dynamically linked, so
  * connect() never passes through libc; its section names give it away.
  */
 static const char *
 elf_why(int fd, const unsigned char *h, size_t n)
 {
 	static const char go_section[] = ".go.buildinfo";
-	uint64_t phoff, shoff, stroff, strsize;
-	unsigned type_, phentsize, phnum, shentsize, shnum, shstrndx, i;
-	uint32_t type;
-	bool is64, interp = false, go = false;
+	uint64_t stroff, strsize;
+	struct elf_head e;
+	bool go = false;
 	char *strtab;
+	int interp;
 
-	if (n < EI_NIDENT || memcmp(h, ELFMAG, SELFMAG) != 0)
-		return NULL;
-	is64 = h[EI_CLASS] == ELFCLASS64;
-	/* Another byte order or class cannot run here anyway: exec decides. */
-	if ((h[EI_CLASS] != ELFCLASS32 && !is64) ||
-	    h[EI_DATA] != (__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__ ? ELFDATA2LSB : ELFDATA2MSB))
-		return NULL;
-	if (is64 && n >= sizeof(Elf64_Ehdr)) {
-		Elf64_Ehdr e;
-		memcpy(&e, h, sizeof(e));	/* h need not be aligned */
-		type_ = e.e_type, phoff = e.e_phoff, phentsize = e.e_phentsize;
-		phnum = e.e_phnum, shoff = e.e_shoff, shentsize = e.e_shentsize;
-		shnum = e.e_shnum, shstrndx = e.e_shstrndx;
-	} else if (!is64 && n >= sizeof(Elf32_Ehdr)) {
-		Elf32_Ehdr e;
-		memcpy(&e, h, sizeof(e));
-		type_ = e.e_type, phoff = e.e_phoff, phentsize = e.e_phentsize;
-		phnum = e.e_phnum, shoff = e.e_shoff, shentsize = e.e_shentsize;
-		shnum = e.e_shnum, shstrndx = e.e_shstrndx;
-	} else {
-		return NULL;
-	}
-	if (type_ != ET_EXEC && type_ != ET_DYN)
-		return NULL;	/* an object file or a core: exec refuses it */
-	/* As the kernel's binfmt_elf: headers of the class's own size, at
-	 * most 64 KiB of them (so no PN_XNUM count from section 0), or exec
-	 * refuses the file (ENOEXEC), and walking 2^32 of them here took 20
-	 * minutes before it did. */
-	if (phentsize != (is64 ? sizeof(Elf64_Phdr) : sizeof(Elf32_Phdr)) || phnum == 0 ||
-	    (uint64_t)phnum * phentsize > ELF_PHDRS_MAX)
-		return NULL;
-	/* p_type is the first word of a program header in both classes. */
-	for (i = 0; i < phnum && !interp; i++) {
-		if (pread(fd, &type, sizeof(type), (off_t)(phoff + (uint64_t)i * phentsize)) !=
-		    sizeof(type))
-			return NULL;	/* truncated: exec decides */
-		interp = type == PT_INTERP;
-	}
-	if (!interp)
+	if (!elf_head_read(h, n, &e) || (interp = elf_has_interp(fd, &e)) < 0)
+		return NULL;	/* truncated: exec decides */
+	if (interp == 0)
 		return "statically linked";
-	if (shoff == 0 || shstrndx == SHN_UNDEF || shstrndx >= shnum)
+	if (e.is64 != (sizeof(void *) == 8))
+		return e.is64 ? "a 64-bit program (the library is 32-bit)" :
+		    "a 32-bit program (the library is 64-bit)";
+	if (e.shoff == 0 || e.shstrndx == SHN_UNDEF || e.shstrndx >= e.shnum)
 		return NULL;
-	if (is64) {
-		Elf64_Shdr s;
-		if (pread(fd, &s, sizeof(s), (off_t)(shoff + (uint64_t)shstrndx *
-		    shentsize)) != sizeof(s))
+	if (e.is64) {
+		Elf64_Shdr x;
+		if (pread(fd, &x, sizeof(x), (off_t)(e.shoff + (uint64_t)e.shstrndx *
+		    e.shentsize)) != sizeof(x))
 			return NULL;
-		stroff = s.sh_offset, strsize = s.sh_size;
+		stroff = x.sh_offset, strsize = x.sh_size;
 	} else {
-		Elf32_Shdr s;
-		if (pread(fd, &s, sizeof(s), (off_t)(shoff + (uint64_t)shstrndx *
-		    shentsize)) != sizeof(s))
+		Elf32_Shdr x;
+		if (pread(fd, &x, sizeof(x), (off_t)(e.shoff + (uint64_t)e.shstrndx *
+		    e.shentsize)) != sizeof(x))
 			return NULL;
-		stroff = s.sh_offset, strsize = s.sh_size;
+		stroff = x.sh_offset, strsize = x.sh_size;
 	}
 	if (strsize == 0 || strsize > LAUNCHER_ELF_STRTAB_MAX ||
 	    (strtab = malloc(strsize)) == NULL)

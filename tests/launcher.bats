@@ -260,7 +260,7 @@ open(sys.argv[1], "wb").write(e)' "$f"
 	[ "$status" -eq 0 ]
 }
 
-@test "a static program: supervised by default; --mode preload refuses it (125), unless --force" {
+@test "a static program: supervised by default; --mode preload refuses it (125), naming --force" {
 	printf 'int main(void){return 3;}\n' >"$BATS_TEST_TMPDIR/s.c"
 	cc -static -o "$BATS_TEST_TMPDIR/static" "$BATS_TEST_TMPDIR/s.c" 2>/dev/null || skip "no static libc to build a static test program"
 	run "$SOCKSIFY" "$BATS_TEST_TMPDIR/static"
@@ -272,6 +272,54 @@ open(sys.argv[1], "wb").write(e)' "$f"
 	[[ "$output" == *"statically linked"* ]]
 	run "$SOCKSIFY" --mode preload --force "$BATS_TEST_TMPDIR/static"
 	[ "$status" -eq 3 ]
+}
+
+@test "SOCKSIFY_LIBRARY: a copy of the library elsewhere tunnels; another library, a text file or a program is refused (125, one line), the command never run" {
+	start_socksifyd -v
+	local dir=$BATS_TEST_TMPDIR/libdir f bad ran=$BATS_TEST_TMPDIR/ran got
+	mkdir -p "$dir"
+	cp "$LIB" "$dir/libsocksify-copy.so"
+	got=$(SOCKSIFY_LIBRARY=$dir/libsocksify-copy.so "$SOCKSIFY" --mode preload \
+		-x "socks5://127.0.0.1:$PROXY_PORT" -e none \
+		curl -sS --max-time 20 "http://127.0.0.1:$HTTP_PORT/payload.bin" | sha)
+	[ "$got" = "$PAYLOAD_SHA" ]
+	wait_for_line "$SOCKSIFYD_LOG" 30 "127\.0\.0\.1:$HTTP_PORT"
+	# ld.so would ignore these or load them to no effect: under --mode
+	# preload the command would connect directly.
+	bad=$(ldd "$(command -v curl)" | awk '/libz\.so/ { print $3 }')
+	[ -f "$bad" ]
+	printf 'not a library\n' >"$BATS_TEST_TMPDIR/text"
+	for f in "$bad:not libsocksify.so (another library)" \
+		"$BATS_TEST_TMPDIR/text:not an ELF file of this machine" \
+		"$SOCKSIFY:a program, not a shared library"; do
+		run env SOCKSIFY_LIBRARY="${f%%:*}" "$SOCKSIFY" --mode preload \
+			-x "socks5://127.0.0.1:$PROXY_PORT" -e none touch "$ran"
+		echo "$f -> $status: $output"
+		[ "$status" -eq 125 ]
+		[ "$output" = "socksify: SOCKSIFY_LIBRARY ${f%%:*}: ${f#*:}" ]
+		[ ! -e "$ran" ]
+	done
+}
+
+@test "a 32-bit dynamic program (the library is 64-bit; ld.so would ignore it): --mode preload refuses it (125), naming --force" {
+	[ "$(getconf LONG_BIT)" = 64 ] || skip "a 64-bit socksify's case"
+	local f=$BATS_TEST_TMPDIR/elf32
+	# An ELF32 i386 header and one PT_INTERP program header: enough for
+	# the launcher's decision, made before exec.
+	python3 -c '
+import struct, sys
+e = bytearray(256)
+e[0:7] = b"\x7fELF\x01\x01\x01"
+struct.pack_into("<HHIIIIIHHHHHH", e, 16, 2, 3, 1, 0x8048000, 52, 0, 0, 52, 32, 1, 40, 0, 0)
+struct.pack_into("<IIIIIIII", e, 52, 3, 84, 0, 0, 19, 19, 4, 1)
+e[84:103] = b"/lib/ld-linux.so.2\0"
+open(sys.argv[1], "wb").write(e)' "$f"
+	chmod +x "$f"
+	run "$SOCKSIFY" --mode preload -x socks5h://127.0.0.1:1 "$f"
+	echo "$output"
+	[ "$status" -eq 125 ]
+	[ "${#lines[@]}" -eq 1 ]
+	[ "$output" = "socksify: $f: a 32-bit program (the library is 64-bit): the library cannot reach it (--force runs it unproxied)" ]
 }
 
 @test "exit 125 with one line for a bad short option and a missing argument too" {
