@@ -35,8 +35,17 @@
  */
 #define POLICY_PACKET	"ICMP or raw packet"
 
+static void policy_refuse_at(int level, const struct sockaddr *sa, const char *what,
+    const char *why);
+
 void
 policy_refuse(const struct sockaddr *sa, const char *what, const char *why)
+{
+	policy_refuse_at(LOG_LVL_ERROR, sa, what, why);
+}
+
+static void
+policy_refuse_at(int level, const struct sockaddr *sa, const char *what, const char *why)
 {
 	socklen_t len = sa->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) :
 	    sizeof(struct sockaddr_in);
@@ -51,12 +60,13 @@ policy_refuse(const struct sockaddr *sa, const char *what, const char *why)
 	} else if (s5_sockaddr_format(sa, text, sizeof(text)) < 0) {
 		strcpy(text, "?");
 	}
-	preload_log_limited(LOG_LVL_ERROR, preload_log_key(what, why),
+	preload_log_limited(level, preload_log_key(what, why),
 	    "blocked %s to %s (%s)", what, text, why);
 }
 
+/* connecting: a connect() of the socket, which sends nothing yet. */
 static int
-policy_dgram(int type, const struct sockaddr *sa, socklen_t len)
+policy_dgram(int type, const struct sockaddr *sa, socklen_t len, bool connecting)
 {
 	struct s5_addr a;
 	const char *why;
@@ -75,7 +85,15 @@ policy_dgram(int type, const struct sockaddr *sa, socklen_t len)
 		return 0;
 	else if (!preload_cfg.udp_proxy)
 		why = "SOCKSIFY_UDP=block";
-	else if (type == SOCK_DGRAM)	/* asked by the supervisor: udp.c is the library's */
+	else if (type == SOCK_DGRAM && connecting) {
+		/* Asked by the supervisor (udp.c is the library's). Go's
+		 * resolver connect()s a UDP socket to each address it sorts
+		 * (RFC 6724) and sends nothing: said, not as an error of
+		 * every run (-q keeps it quiet). */
+		policy_refuse_at(LOG_LVL_WARN, sa, "connect() of a UDP socket",
+		    "SOCKSIFY_UDP=proxy: no relay for a program the library cannot reach");
+		return -EPERM;
+	} else if (type == SOCK_DGRAM)
 		why = "SOCKSIFY_UDP=proxy: no relay for a program the library cannot reach";
 	else
 		why = "SOCKSIFY_UDP=proxy relays UDP only";
@@ -120,8 +138,17 @@ policy_is_placeholder(const struct s5_addr *a)
 
 /* The policy for a socket of this type sending to sa: 0 when TCP (for the
  * tunnel to handle) or allowed, else -errno. */
+static int policy_type_for(int type, const struct sockaddr *sa, socklen_t len,
+    bool connecting);
+
 int
 policy_type(int type, const struct sockaddr *sa, socklen_t len)
+{
+	return policy_type_for(type, sa, len, false);
+}
+
+static int
+policy_type_for(int type, const struct sockaddr *sa, socklen_t len, bool connecting)
 {
 	struct s5_addr a;
 
@@ -140,7 +167,7 @@ policy_type(int type, const struct sockaddr *sa, socklen_t len)
 		return -EHOSTUNREACH;
 	}
 	if (policy_is_dgram(type))
-		return policy_dgram(type, sa, len);
+		return policy_dgram(type, sa, len, connecting);
 	if (type != SOCK_STREAM)
 		return policy_other(type, sa, len);
 	return 0;
@@ -232,7 +259,7 @@ policy_connect(int type, const struct sockaddr *sa, socklen_t len,
 	int r;
 
 	*why = "not TCP";
-	if ((r = policy_type(type, sa, len)) < 0)
+	if ((r = policy_type_for(type, sa, len, true)) < 0)
 		return r;
 	if (type != SOCK_STREAM)
 		return POLICY_DIRECT;

@@ -413,6 +413,20 @@ while True:
 	grep -q "^from 127\.0\.0\.1:$port\$" "$UDP_LOG"
 }
 
+@test "a static program's UDP connect() that sends nothing (Go sorting a name's addresses): EPERM and a warning, not an error: -q keeps it quiet" {
+	start_socksifyd -v
+	run --separate-stderr via "$SUPCHECK_STATIC" udpconnect 127.0.0.1 9
+	echo "default: status $status, out: $output, err: $stderr"
+	[ "$output" = "EPERM" ]
+	[[ "$stderr" == *"blocked connect() of a UDP socket to 127.0.0.1:9 (SOCKSIFY_UDP=proxy: no relay for a program the library cannot reach)" ]]
+	[ "$(grep -c blocked <<<"$stderr")" = 1 ]
+	run --separate-stderr timeout 20 "$SOCKSIFY" -q -x "socks5://127.0.0.1:$PROXY_PORT" -e none \
+		"$SUPCHECK_STATIC" udpconnect 127.0.0.1 9
+	echo "-q: status $status, out: $output, err: $stderr"
+	[ "$output" = "EPERM" ]
+	[ -z "$stderr" ]
+}
+
 @test "supervised: socksify exits with the command's status, dies of its signal, and forwards signals to it" {
 	start_socksifyd -v
 	run via "$SUPCHECK_STATIC" bogus-subcommand

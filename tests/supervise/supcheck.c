@@ -14,6 +14,9 @@
  *	supcheck udp IP PORT            one datagram "supcheck udp" by sendto(), and
  *	                                the reply within 5 s: prints "local=PORT
  *	                                reply=TEXT" or "local=PORT ERRNONAME"
+ *	supcheck udpconnect IP PORT     connect() of a UDP socket to IP:PORT, nothing
+ *	                                sent (as Go sorts a name's addresses):
+ *	                                prints "ok" or the errno name
  *	supcheck dns NAME               an A query as musl sends it: sendto() on an
  *	                                unconnected UDP socket to 127.0.0.1:53, the
  *	                                answer taken only from that address;
@@ -299,6 +302,24 @@ cmd_iouring(void)
 	}
 	printf("ok\n");
 	close((int)fd);
+	return 0;
+}
+
+static int
+cmd_udpconnect(const char *ip, const char *port)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET };
+	int s;
+
+	if (inet_pton(AF_INET, ip, &sa.sin_addr) != 1)
+		usage();
+	sa.sin_port = htons((uint16_t)atoi(port));
+	if ((s = socket(AF_INET, SOCK_DGRAM, 0)) < 0 ||
+	    connect(s, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
+		printf("%s\n", errname(errno));
+		return 1;
+	}
+	printf("ok\n");
 	return 0;
 }
 
@@ -756,6 +777,8 @@ main(int argc, char **argv)
 		return cmd_dns(argv[2], true);
 	if (argc == 4 && strcmp(argv[1], "udp") == 0)
 		return cmd_udp(argv[2], argv[3]);
+	if (argc == 4 && strcmp(argv[1], "udpconnect") == 0)
+		return cmd_udpconnect(argv[2], argv[3]);
 	if (argc == 6 && strcmp(argv[1], "tfo") == 0)
 		return cmd_tfo(argv[2], argv[3], argv[4], argv[5]);
 	if (argc == 5 && strcmp(argv[1], "tfojoin") == 0)
