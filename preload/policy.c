@@ -312,14 +312,40 @@ trace_failure(const char *what, int err, const struct tunnel *t)
 	    preload_cfg.chain_text, why, preload_errno_name(err));
 }
 
+/* The proxies t went through, the alternative of each hop that has
+ * several named: "a -> c (alternative 2 of 2)". */
+static void
+trace_route(const struct tunnel *t, char *buf, size_t cap)
+{
+	char text[S5_ADDR_TEXT_MAX];
+	size_t i, off = 0;
+	int n;
+
+	for (i = 0; i < preload_cfg.nhops && off < cap; i++) {
+		if (s5_addr_format(&tunnel_hop(t, i)->proxy.addr, text, sizeof(text)) < 0)
+			strcpy(text, "?");
+		if (preload_cfg.nalts[i] > 1)
+			n = snprintf(buf + off, cap - off, "%s%s (alternative %u of %zu)",
+			    i > 0 ? " -> " : "", text, (unsigned)t->alt[i] + 1,
+			    preload_cfg.nalts[i]);
+		else
+			n = snprintf(buf + off, cap - off, "%s%s", i > 0 ? " -> " : "", text);
+		off += n > 0 ? (size_t)n : 0;
+	}
+}
+
 void
 connect_trace(const char *dest, int err, const struct tunnel *t)
 {
-	char what[S5_ADDR_TEXT_MAX + 16];
+	char what[S5_ADDR_TEXT_MAX + 16], route[PRELOAD_LOG_LINE_MAX];
 
 	if (err == 0) {
+		if (preload_cfg.log_level < LOG_LVL_TRACE)
+			return;
+		if (t != NULL)
+			trace_route(t, route, sizeof(route));
 		preload_log(LOG_LVL_TRACE, "connect %s via %s: ok", dest,
-		    preload_cfg.chain_text);
+		    t != NULL ? route : preload_cfg.chain_text);
 		return;
 	}
 	snprintf(what, sizeof(what), "connect %s", dest);

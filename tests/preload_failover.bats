@@ -60,6 +60,12 @@ sessions_ok() { grep -c 'cmd=connect.*outcome=ok' "$1" || true; }
 	[ "$output" = "$HELLO_SHA" ]
 	grep -q "proxy 127.0.0.1:$REFUSED_PORT (alternative 1 of 2) cannot be reached: Connection refused; trying the next alternative" "$LIBLOG"
 	[ "$(sessions_ok "$SOCKSIFYD_LOG")" -eq 1 ]
+	# --trace names the alternative that carried it.
+	: >"$LIBLOG"
+	SOCKSIFY_LOG=trace run fo "socks5://127.0.0.1:$REFUSED_PORT|socks5://127.0.0.1:$PROXY_PORT" get "$HTTP_PORT"
+	[ "$output" = "$HELLO_SHA" ]
+	grep -q "connect 127.0.0.1:$HTTP_PORT via 127.0.0.1:$PROXY_PORT (alternative 2 of 2): ok" "$LIBLOG" ||
+		{ cat "$LIBLOG"; false; }
 }
 
 @test "first alternative accepts and never answers: given up after its share of SOCKSIFY_TIMEOUT, then the second" {
@@ -310,6 +316,15 @@ time.sleep(60)' "$pf" 3>&- &
 	for i in 0 1; do
 		grep -q "target=127\.0\.0\.1:${ports[2]}.*outcome=ok" "${logs[$i]}"
 		grep -q "target=127\.0\.0\.1:${ports[3]}.*outcome=ok" "${logs[$i]}"
+	done
+	# --trace names the pair each connection took, as the proxies saw it.
+	: >"$LIBLOG"
+	SOCKSIFY_LOG=trace SOCKSIFY_PICK=spread run fo "socks5://127.0.0.1:${ports[0]}|socks5://127.0.0.1:${ports[1]},socks5://127.0.0.1:${ports[2]}|socks5://127.0.0.1:${ports[3]}" many "$HTTP_PORT" 40
+	[ "$output" = "ok 40" ]
+	for i in 0 1; do
+		n=$(grep -c "via 127\.0\.0\.1:${ports[$i]} (alternative $((i + 1)) of 2) -> 127\.0\.0\.1:${ports[$((i + 2))]} (alternative $((i + 1)) of 2): ok\|via 127\.0\.0\.1:${ports[$i]} (alternative $((i + 1)) of 2) -> 127\.0\.0\.1:${ports[$((3 - i))]} (alternative $((2 - i)) of 2): ok" "$LIBLOG")
+		echo "first hop $((i + 1)): $n traced"
+		[ "$n" -eq 20 ]
 	done
 }
 
