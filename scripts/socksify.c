@@ -180,7 +180,7 @@ usage(void)
 	    "       socksify --check [-x URL]... [--check-target HOST:PORT]\n"
 	    "Run COMMAND with its TCP connections tunnelled through SOCKS5 (or HTTP\n"
 	    "CONNECT, SOCKS4) proxies.\n\n"
-	    "  -x, --proxy URL     upstream proxy, socks5[h]://[USER[:PASS]@]HOST[:PORT]\n"
+	    "  -x, --proxy URL     upstream proxy, socks5[h]://[USER:PASS@]HOST[:PORT]\n"
 	    "                      or HOST:PORT, http://[USER[:PASS]@]HOST[:PORT] (HTTP\n"
 	    "                      CONNECT), socks4[a]://[USER@]HOST[:PORT]; repeat it\n"
 	    "                      to chain proxies, in order; 'URL|URL|...' lists\n"

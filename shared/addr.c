@@ -603,7 +603,8 @@ url_parse_userinfo(const char *s, size_t n, uint8_t proto, struct s5_cred *cred,
 	if (colon != NULL && (proto == S5_PROTO_SOCKS4 || proto == S5_PROTO_SOCKS4A))
 		return addr_fail(why, "SOCKS4 takes a user ID, no password");
 	if (proto == S5_PROTO_SOCKS5 && (colon == NULL || colon + 1 == s + n))
-		return addr_fail(why, "empty password");
+		return addr_fail(why, "empty password (SOCKS5 credentials need "
+		    "USER:PASS, RFC 1929)");
 	if ((r = url_decode(s, ulen, cred->user, &cred->ulen)) < 0)
 		return addr_fail(why, r == -2 ? "bad percent escape" :
 		    "username too long");

@@ -117,7 +117,7 @@ url_schemes(void)
 	}
 	url_bad("socks4://bob:pw@h", "SOCKS4 takes a user ID, no password", __LINE__);
 	url_bad("socks4a://bob:@h", "SOCKS4 takes a user ID, no password", __LINE__);
-	url_bad("socks5://bob@h", "empty password", __LINE__);
+	url_bad("socks5://bob@h", "empty password (SOCKS5 credentials need USER:PASS, RFC 1929)", __LINE__);
 	/* A host that merely starts like a scheme is a host. */
 	if (url_ok("socks5h.example:1080", &p, __LINE__))
 		CHECK_INT(p.addr.port, 1080);
@@ -187,8 +187,8 @@ url_userinfo(void)
 	if (url_ok("socks5://u:a/b@h:3", &p, __LINE__))
 		CHECK_STR(p.cred.pass, "a/b");
 
-	url_bad("socks5://user@h", "empty password", __LINE__);
-	url_bad("socks5://user:@h", "empty password", __LINE__);
+	url_bad("socks5://user@h", "empty password (SOCKS5 credentials need USER:PASS, RFC 1929)", __LINE__);
+	url_bad("socks5://user:@h", "empty password (SOCKS5 credentials need USER:PASS, RFC 1929)", __LINE__);
 	url_bad("socks5://:pass@h", "empty username", __LINE__);
 	url_bad("socks5://@h", "empty username", __LINE__);
 	url_bad("socks5://u%4:p@h", "bad percent escape", __LINE__);
