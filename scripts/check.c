@@ -224,11 +224,20 @@ check_run(const char *target)
 		return CHECK_USAGE;
 	}
 	if (target != NULL) {
-		if (s5_addr_parse(target, &dst, 0, &why) < 0 || dst.port == 0) {
-			fprintf(stderr, "socksify: --check-target %s: %s\n", target,
-			    dst.port != 0 ? why : dst.atyp == S5_ATYP_IPV6 && target[0] != '[' ?
-			    "needs HOST:PORT (an IPv6 host goes in brackets: [::1]:PORT)" :
-			    "needs HOST:PORT");
+		const char *colon = strrchr(target, ':'), *bad = NULL;
+
+		memset(&dst, 0, sizeof(dst));
+		if (s5_addr_parse(target, &dst, 0, &why) < 0)
+			bad = why != NULL ? why : "needs HOST:PORT";
+		else if (dst.atyp == S5_ATYP_IPV6 && target[0] != '[')
+			bad = "needs HOST:PORT (an IPv6 host goes in brackets: [::1]:PORT)";
+		else if (dst.port == 0 && colon != NULL && colon[1] != '\0' &&
+		    (target[0] != '[' || colon > strchr(target, ']')))
+			bad = "port 0: a connection needs a port from 1 to 65535";
+		else if (dst.port == 0)
+			bad = "needs HOST:PORT";
+		if (bad != NULL) {
+			fprintf(stderr, "socksify: --check-target %s: %s\n", target, bad);
 			return CHECK_USAGE;
 		}
 	}

@@ -224,6 +224,16 @@ users() {
 	run --separate-stderr "$SOCKSIFY" --check -x 127.0.0.1:1080 --check-target fd00::1:8080
 	[ "$status" -eq 125 ]
 	[ "$stderr" = "socksify: --check-target fd00::1:8080: needs HOST:PORT (an IPv6 host goes in brackets: [::1]:PORT)" ]
+	# a port given, but no port a connection can have: that said, not
+	# "needs HOST:PORT"
+	run --separate-stderr "$SOCKSIFY" --check -x 127.0.0.1:1080 --check-target h:0
+	[ "$status" -eq 125 ]
+	[ "$stderr" = "socksify: --check-target h:0: port 0: a connection needs a port from 1 to 65535" ]
+	run --separate-stderr "$SOCKSIFY" --check -x 127.0.0.1:1080 --check-target '[::1]:0'
+	[ "$stderr" = "socksify: --check-target [::1]:0: port 0: a connection needs a port from 1 to 65535" ]
+	run --separate-stderr "$SOCKSIFY" --check -x 127.0.0.1:1080 --check-target h:99999
+	[ "$status" -eq 125 ]
+	[ "$stderr" = "socksify: --check-target h:99999: bad port" ]
 }
 
 # The case of issue 14: with -x, loopback goes direct (the proxy's loopback
