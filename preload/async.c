@@ -1065,38 +1065,44 @@ async_end_inline(struct async_slot *s, uint32_t gen, int fd, const struct tunnel
  * async_all_restart()) or the program's SO_SNDTIMEO ends the call early,
  * -EINTR or -EINPROGRESS, and the engine takes over from where it was.
  *
- * The program's signals are blocked for the whole drive and let in only
- * inside ppoll() (its mask: the program's own). A signal that comes while
- * the drive is between two system calls, or with the answer that ends a
- * wait (poll() then says 1, not EINTR), stays pending until the next wait,
- * which it interrupts: never lost, as the kernel's own connect() never
- * loses one. Fault signals stay open (a fault is never pending).
+ * Signals: from each step of the machine to the end of the wait that
+ * follows it, the program's signals are blocked (fault signals excepted),
+ * and the wait is ppoll() with the program's own mask, so that a signal is
+ * let in only inside the wait. One that comes while the drive is between
+ * two system calls, or together with the answer that ends a wait (ppoll()
+ * then says 1, not EINTR), stays pending and interrupts the next wait, as
+ * the kernel's connect() would have been interrupted. Whatever may block
+ * for long or take a lock (the slot's lock, a log line to a full pipe:
+ * async_end_inline(), async_handoff(), async_move_on()) runs with the
+ * program's mask back, so a stop-the-world collector's signal or Ctrl-C
+ * still gets through there; a signal then is handled at once, as one just
+ * before the kernel's connect() ends.
  */
-static int async_drive_masked(struct async_slot *s, uint32_t gen, int fd,
-    const sigset_t *open);
+struct async_drive_mask {
+	sigset_t blocked, open;
+	bool on;
+};
+
+static void
+async_drive_block(struct async_drive_mask *m)
+{
+	if (!m->on)
+		pthread_sigmask(SIG_BLOCK, &m->blocked, NULL);
+	m->on = true;
+}
+
+static void
+async_drive_unblock(struct async_drive_mask *m)
+{
+	if (m->on)
+		pthread_sigmask(SIG_SETMASK, &m->open, NULL);
+	m->on = false;
+}
 
 static int
 async_drive_inline(struct async_slot *s, uint32_t gen, int fd)
 {
-	sigset_t all, old;
-	int r;
-
-	sigfillset(&all);
-	sigdelset(&all, SIGSEGV);
-	sigdelset(&all, SIGBUS);
-	sigdelset(&all, SIGFPE);
-	sigdelset(&all, SIGILL);
-	sigdelset(&all, SIGTRAP);
-	sigdelset(&all, SIGSYS);
-	pthread_sigmask(SIG_BLOCK, &all, &old);
-	r = async_drive_masked(s, gen, fd, &old);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	return r;
-}
-
-static int
-async_drive_masked(struct async_slot *s, uint32_t gen, int fd, const sigset_t *open)
-{
+	struct async_drive_mask m = { .on = false };
 	struct timespec ts;
 	struct tunnel t = s->t;
 	struct timeval tv;
@@ -1107,16 +1113,28 @@ async_drive_masked(struct async_slot *s, uint32_t gen, int fd, const sigset_t *o
 	short want = POLLOUT;
 	int r, why = 0, sock = s->copy;	/* ours while inline_ */
 
+	sigfillset(&m.blocked);
+	sigdelset(&m.blocked, SIGSEGV);
+	sigdelset(&m.blocked, SIGBUS);
+	sigdelset(&m.blocked, SIGFPE);
+	sigdelset(&m.blocked, SIGILL);
+	sigdelset(&m.blocked, SIGTRAP);
+	sigdelset(&m.blocked, SIGSYS);
+	pthread_sigmask(SIG_BLOCK, &m.blocked, &m.open);
+	m.on = true;
 	memset(&tv, 0, sizeof(tv));
 	if (preload_real.getsockopt(sock, SOL_SOCKET, SO_SNDTIMEO, &tv, &tlen) == 0 &&
 	    (tv.tv_sec > 0 || tv.tv_usec > 0))
 		stop = tunnel_now_ms() + (long long)tv.tv_sec * 1000 +
 		    (tv.tv_usec + 999) / 1000;
 	for (;;) {
+		async_drive_block(&m);
 		/* Cancelled by a close() in another thread: fd may name
 		 * another socket already; not a byte more on it. */
-		if (__atomic_load_n(&s->state, __ATOMIC_ACQUIRE) != SLOT_PENDING)
+		if (__atomic_load_n(&s->state, __ATOMIC_ACQUIRE) != SLOT_PENDING) {
+			async_drive_unblock(&m);
 			return async_end_inline(s, gen, fd, &t, EBADF);
+		}
 		if (dialled || early) {
 			/*
 			 * early: the first write before any poll(). To a proxy
@@ -1128,6 +1146,8 @@ async_drive_masked(struct async_slot *s, uint32_t gen, int fd, const sigset_t *o
 			 * scheme cannot carry, before any byte) is no dial's.
 			 */
 			r = tunnel_step(&t, sock);
+			if (r <= 0)
+				async_drive_unblock(&m);
 			if (r < 0 && early && t.why == 0)
 				t.dial_err = -r;
 			if (r < 0 && (r = -async_move_on(&t, sock, -r, deadline, &dialled)) == 0) {
@@ -1150,9 +1170,11 @@ async_drive_masked(struct async_slot *s, uint32_t gen, int fd, const sigset_t *o
 			if (now >= give_up) {
 				/* This attempt's time is up: the next alternative,
 				 * or the end. */
+				async_drive_unblock(&m);
 				r = async_move_on(&t, sock, ETIMEDOUT, deadline, &dialled);
 				if (r != 0)
 					return async_end_inline(s, gen, fd, &t, r);
+				async_drive_block(&m);
 				want = POLLOUT;
 				continue;
 			}
@@ -1166,11 +1188,14 @@ async_drive_masked(struct async_slot *s, uint32_t gen, int fd, const sigset_t *o
 			pfd.revents = 0;
 			ts.tv_sec = (time_t)((until - now) / 1000);
 			ts.tv_nsec = (long)((until - now) % 1000 * 1000000);
-			r = PRELOAD_REAL(ppoll)(&pfd, 1, &ts, open);
+			r = PRELOAD_REAL(ppoll)(&pfd, 1, &ts, &m.open);
 			if (r > 0)
 				break;
-			if (r < 0 && errno != EINTR)
-				return async_end_inline(s, gen, fd, &t, errno);
+			if (r < 0 && errno != EINTR) {
+				r = errno;
+				async_drive_unblock(&m);
+				return async_end_inline(s, gen, fd, &t, r);
+			}
 			if (r < 0 && !async_all_restart()) {
 				why = EINTR;
 				break;
@@ -1178,6 +1203,7 @@ async_drive_masked(struct async_slot *s, uint32_t gen, int fd, const sigset_t *o
 		}
 		if (r <= 0) {
 			/* Early end of the call; the engine goes on. */
+			async_drive_unblock(&m);
 			if (async_handoff(s, gen, &t, dialled, (uint32_t)want) == 0)
 				return -why;
 			stop = -1;	/* no engine: the call finishes it */
@@ -1187,6 +1213,7 @@ async_drive_masked(struct async_slot *s, uint32_t gen, int fd, const sigset_t *o
 			r = tunnel_dial_result(sock, pfd.revents);
 			if (r < 0) {
 				t.dial_err = -r;
+				async_drive_unblock(&m);
 				r = async_move_on(&t, sock, -r, deadline, &dialled);
 				if (r != 0)
 					return async_end_inline(s, gen, fd, &t, r);

@@ -369,6 +369,51 @@ ac_slow_and_stall() {
 	ac_ok sigio connect=EINTR 'signals=[1-9][0-9]*' revents=0x4 so_error=0 echo=2048
 }
 
+# While the library writes its warning for a failing proxy to a stderr
+# nobody reads, a signal's default action must still end the program: the
+# write runs with the program's signal mask, not the drive's.
+@test "async: a blocking connect() whose proxy warning blocks on a full stderr pipe: SIGTERM still ends the program" {
+	start_faultd --close greeting
+	local pf=$BATS_TEST_TMPDIR/stuck.pid pid i st=''
+	env SOCKSIFY_TIMEOUT=5 SOCKSIFY_EXCLUDE=none LD_PRELOAD="$LIB" \
+		SOCKSIFY_PROXY="socks5://127.0.0.1:$FAULT_PORT" python3 -c '
+import os, socket, sys
+r, w = os.pipe()
+os.dup2(w, 2)
+os.set_blocking(2, False)
+try:
+    while True:
+        os.write(2, b"x" * 4096)
+except BlockingIOError:
+    pass
+os.set_blocking(2, True)
+open(sys.argv[1] + ".tmp", "w").write("%d\n" % os.getpid())
+os.rename(sys.argv[1] + ".tmp", sys.argv[1])
+socket.create_connection(("127.0.0.1", 9))
+' "$pf" 3>&- >/dev/null &
+	pid=$!
+	PIDS+=($pid)
+	wait_for_line "$pf" 100 '^[0-9]+$'
+	# until the library sits in its write (bounded: 5 s)
+	for i in $(seq 50); do
+		grep -q pipe_write "/proc/$pid/wchan" 2>/dev/null && break
+		sleep 0.1
+	done
+	cat "/proc/$pid/wchan"; echo
+	grep -q pipe_write "/proc/$pid/wchan"
+	kill -TERM "$pid"
+	for i in $(seq 30); do
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	if kill -0 "$pid" 2>/dev/null; then
+		grep -E 'SigBlk|ShdPnd' "/proc/$pid/status"
+		false
+	fi
+	wait "$pid" || st=$?
+	[ "$st" = 143 ]
+}
+
 @test "async: blocking connect, SIGALRM every 300 ms with SA_RESTART: connect() returns 0 once the proxy answered, echo intact" {
 	slow_faultd
 	ac_bg restart "$URL" restart -s 300 -d "$SLOW_MS"
