@@ -576,8 +576,17 @@ tunnel_explain(const struct tunnel *t, int err, char *buf, size_t cap)
 		    i + 1 < preload_cfg.nhops ? ": that hop may be down or unreachable from it" : "");
 		break;
 	case TR_CLOSED:
-		n = snprintf(buf, cap, "%s closed the connection during the handshake",
-		    hop);
+		/* Gone where the CONNECT reply was due, the greeting answered:
+		 * ssh -D answers a target it could not reach so, with no
+		 * reply code. */
+		if (t->answered && s5_client_awaiting_reply(&t->c))
+			n = snprintf(buf, cap, "%s closed the connection instead of "
+			    "answering its CONNECT: %s refused it or cannot be reached "
+			    "from there, most likely (ssh -D answers so)", hop,
+			    i + 1 < preload_cfg.nhops ? "the next hop" : "the target");
+		else
+			n = snprintf(buf, cap, "%s closed the connection during the "
+			    "handshake", hop);
 		break;
 	case TR_PROTO:
 		n = snprintf(buf, cap, "%s does not speak %s: %s", hop, speaks[p->proto],

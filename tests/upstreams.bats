@@ -108,6 +108,23 @@ curl_git_ssh() {
 	grep -q "dynamic request: socks4 host 127.0.0.1 port $SSH_PORT" "$SSH_D_LOG"
 }
 
+@test "ssh -D (socks5): a target nobody listens on is closed with no reply; the line says the target most likely refused, not that the proxy failed" {
+	start_ssh_socks
+	local dead
+	dead=$(free_port)
+	run --separate-stderr lib "socks5://127.0.0.1:$SOCKS_PORT" python3 -c '
+import socket, sys
+try:
+    socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=20)
+    print("connected")
+except OSError as e:
+    print(e.errno)' "$dead"
+	echo "out: $output; err: $stderr"
+	[ "$output" = 111 ]	# ECONNREFUSED, as a direct connect says it
+	[[ "$stderr" == *"proxy 127.0.0.1:$SOCKS_PORT closed the connection instead of answering its CONNECT: the target refused it or cannot be reached from there, most likely (ssh -D answers so)"* ]]
+	grep -q "connect to 127.0.0.1 port $dead failed\|open failed" "$SSH_D_LOG" || { cat "$SSH_D_LOG"; false; }
+}
+
 @test "socks4a:// by a name only the proxy side resolves (sshd does); socks4:// resolves here" {
 	need_dns_jail
 	start_ssh_socks
