@@ -15,6 +15,7 @@
 #include "config.h"
 #include "log.h"
 #include "rules.h"
+#include "textfile.h"
 
 enum config_opt {
 	CONFIG_OPT_LISTEN = 'l',
@@ -822,6 +823,7 @@ config_read_file(struct config *c, const char *path, char *why, size_t whylen)
 {
 	char *line = NULL, reason[CONFIG_REASON_MAX];
 	size_t cap = 0, lineno = 0;
+	struct stat st;
 	ssize_t len;
 	FILE *f;
 	int r = 0;
@@ -830,10 +832,8 @@ config_read_file(struct config *c, const char *path, char *why, size_t whylen)
 		snprintf(why, whylen, "--config: an empty file name");
 		return -1;
 	}
-	if ((f = fopen(path, "re")) == NULL) {
-		snprintf(why, whylen, "%s: %s", path, strerror(errno));
+	if ((f = textfile_open(path, &st, why, whylen)) == NULL)
 		return -1;
-	}
 	while ((len = getline(&line, &cap, f)) != -1) {
 		lineno++;
 		if (len > 0 && line[len - 1] == '\n')

@@ -24,6 +24,7 @@
 #include <sys/stat.h>
 
 #include "defaults.h"
+#include "textfile.h"
 #include "users.h"
 
 enum {
@@ -283,22 +284,10 @@ users_load(const char *path, struct users **out, bool *loose,
 	FILE *f;
 	int r;
 
-	if ((f = fopen(path, "re")) == NULL) {
-		snprintf(why, whylen, "%s: %s", path, strerror(errno));
+	if ((f = textfile_open(path, &st, why, whylen)) == NULL)
 		return -1;
-	}
 	/* Anyone who can write the file can add a user; anyone who can read
 	 * it has every password. A group may share it, read-only. */
-	if (fstat(fileno(f), &st) != 0) {
-		snprintf(why, whylen, "%s: %s", path, strerror(errno));
-		fclose(f);
-		return -1;
-	}
-	if (S_ISDIR(st.st_mode)) {
-		snprintf(why, whylen, "%s: a directory, not a file", path);
-		fclose(f);
-		return -1;
-	}
 	if (st.st_mode & (S_IWGRP | S_IWOTH | S_IROTH)) {
 		snprintf(why, whylen, "%s: %s by others (chmod 600 or 640 it)", path,
 		    st.st_mode & (S_IWGRP | S_IWOTH) ? "writable" : "readable");

@@ -239,6 +239,15 @@ GET_HELLO=$(printf 'GET /hello.txt HTTP/1.0\r\n\r\n' | od -An -tx1 | tr -d ' \n'
 	run timeout 5 "$SOCKSIFYD" -l 127.0.0.1:0 -u "$BATS_TEST_TMPDIR/udir"
 	[ "$status" -eq 1 ]
 	[ "$output" = "socksifyd: users file $BATS_TEST_TMPDIR/udir: a directory, not a file" ]
+	# a FIFO (no writer) is refused at once, not waited on: at a reload
+	# that wait held the main thread (no SIGTERM, no metrics)
+	mkfifo -m 600 "$BATS_TEST_TMPDIR/ufifo"
+	run timeout 5 "$SOCKSIFYD" -l 127.0.0.1:0 -u "$BATS_TEST_TMPDIR/ufifo"
+	[ "$status" -eq 1 ]
+	[ "$output" = "socksifyd: users file $BATS_TEST_TMPDIR/ufifo: not a regular file (a FIFO, device or socket would hold the server)" ]
+	run timeout 5 "$SOCKSIFYD" --config "$BATS_TEST_TMPDIR/ufifo"
+	[ "$status" -eq 2 ]
+	[ "$output" = "socksifyd: $BATS_TEST_TMPDIR/ufifo: not a regular file (a FIFO, device or socket would hold the server)" ]
 	# group-readable is accepted with a warning, and serves
 	chmod 640 "$u"
 	start_socksifyd -u "$u"

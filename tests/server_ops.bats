@@ -288,6 +288,14 @@ hello() { curl -sS --max-time 10 --socks5 "127.0.0.1:$PROXY_PORT" "$@" "http://1
 	wait "$dl"
 	[ "$(sha <"$BATS_TEST_TMPDIR/got.bin")" = "$PAYLOAD_SHA" ]
 	kill -0 "$SOCKSIFYD_PID"
+	# a FIFO in the users file's place: refused at once; the main thread
+	# is not held in it (it was: no reload line, SIGTERM ignored)
+	rm "$users"
+	mkfifo -m 600 "$users"
+	kill -HUP "$SOCKSIFYD_PID"
+	wait_for_line "$SOCKSIFYD_LOG" 30 "reload failed.*not a regular file"
+	run hello -U bob:two
+	[ "$output" = "hello through socks" ]
 }
 
 @test "SIGHUP with start-only options changed (workers, accept, relay): reloaded, one warning names them, the workers stay" {
