@@ -24,6 +24,7 @@
  */
 #include <errno.h>
 #include <ifaddrs.h>
+#include <net/if.h>
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
@@ -353,10 +354,41 @@ rules_parse_list(const char *list, struct s5_cidr *out, size_t max)
 	return (int)n;
 }
 
+/* The prefix length of a netmask of n bytes (its leading ones). */
+static uint8_t
+rules_mask_bits(const uint8_t *mask, size_t n)
+{
+	uint8_t bits = 0;
+	size_t i;
+
+	for (i = 0; i < n && mask[i] == 0xff; i++)
+		bits += 8;
+	if (i < n)
+		for (uint8_t b = mask[i]; b & 0x80; b = (uint8_t)(b << 1))
+			bits++;
+	return bits;
+}
+
+/* c: the network of len bytes at ip, bits long, the rest zeroed. */
+static void
+rules_cidr_set(struct s5_cidr *c, const uint8_t *ip, size_t len, uint8_t bits)
+{
+	size_t i;
+
+	memset(c, 0, sizeof(*c));
+	c->v6 = len == 16;
+	c->bits = bits;
+	memcpy(c->net, ip, len);
+	for (i = bits / 8; i < len; i++)
+		c->net[i] &= i == bits / 8 ? (uint8_t)(0xff00u >> (bits % 8)) : 0;
+}
+
 /*
  * The host's own interface addresses, each as a host route: a service bound
  * to 0.0.0.0 is as much the host's as one on loopback, and the daemon's own
- * listener is among them (a client must not chain sessions through it).
+ * listener is among them (a client must not chain sessions through it). On
+ * a loopback interface the whole prefix is the host's (Linux makes every
+ * address of 10.9.0.1/24 on lo local), so it is protected whole.
  * Read at start-up, on every SIGHUP and whenever the kernel reports an
  * address change (rules_refresh_host). -1 when they cannot be read (the
  * list is left as it was), else how many did not fit.
@@ -367,7 +399,9 @@ rules_protect_interfaces(struct rules *r)
 	struct ifaddrs *list, *ifa;
 	struct s5_addr a;
 	struct s5_cidr *c;
-	size_t max = RULES_PROTECT_MAX + RULES_HOST_ADDRS_MAX;
+	size_t max = RULES_PROTECT_MAX + RULES_HOST_ADDRS_MAX, len;
+	struct s5_addr m;
+	uint8_t bits;
 	int lost = 0;
 
 	if (getifaddrs(&list) != 0)
@@ -384,15 +418,14 @@ rules_protect_interfaces(struct rules *r)
 			continue;
 		}
 		c = &r->prot[r->nprot++];
-		memset(c, 0, sizeof(*c));
-		if (a.atyp == S5_ATYP_IPV4) {
-			c->bits = 32;
-			memcpy(c->net, a.u.ip4, sizeof(a.u.ip4));
-		} else {
-			c->v6 = 1;
-			c->bits = 128;
-			memcpy(c->net, a.u.ip6, sizeof(a.u.ip6));
-		}
+		len = a.atyp == S5_ATYP_IPV4 ? 4 : 16;
+		bits = (uint8_t)(len * 8);
+		if ((ifa->ifa_flags & IFF_LOOPBACK) && ifa->ifa_netmask != NULL &&
+		    ifa->ifa_netmask->sa_family == ifa->ifa_addr->sa_family &&
+		    s5_addr_from_sockaddr(&m, ifa->ifa_netmask, len == 4 ?
+		    sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6)) == 0)
+			bits = rules_mask_bits(len == 4 ? m.u.ip4 : m.u.ip6, len);
+		rules_cidr_set(c, len == 4 ? a.u.ip4 : a.u.ip6, len, bits);
 	}
 	freeifaddrs(list);
 	return lost;

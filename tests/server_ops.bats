@@ -513,7 +513,7 @@ soft_nofile() { awk '/^Max open files/ { print $4 }' "/proc/$1/limits"; }
 	[ "$status" -eq 2 ]
 }
 
-@test "off loopback, the host's own addresses are protected too: [::], its interface addresses, one added later, multicast (TCP and UDP)" {
+@test "off loopback, the host's own addresses are protected too: [::], its interface addresses, one added later, a prefix on lo, multicast (TCP and UDP)" {
 	unshare --net true 2>/dev/null || skip "needs a network namespace of our own (unshare --net)"
 	command -v ip >/dev/null || skip "needs ip(8) to give the namespace an address"
 	run timeout 30 unshare --net sh "$HELPERS/netns_protect.sh" "$SOCKSIFYD" "$HELPERS" "$BATS_TEST_TMPDIR"
@@ -524,8 +524,9 @@ soft_nofile() { awk '/^Max open files/ { print $4 }' "/proc/$1/limits"; }
 	[ "${lines[2]}" = "connect [::ffff:10.9.9.9] 02" ]
 	[ "${lines[3]}" = "connect 127.0.0.1 02" ]
 	[ "${lines[4]}" = "connect 10.9.9.10-added-later 02" ]
-	[ "${lines[5]}" = "udp sent" ]
-	[ "${lines[6]}" = "udp arrived: " ]
+	[ "${lines[5]}" = "connect 10.9.10.77-of-a-prefix-on-lo 02" ]
+	[ "${lines[6]}" = "udp sent" ]
+	[ "${lines[7]}" = "udp arrived: " ]
 }
 
 @test "--workers 4, each --accept mode: every client served, a reload reaches every worker, SIGTERM exits 0" {

@@ -8,6 +8,8 @@ set -eu
 socksifyd=$1 helpers=$2 work=$3
 ip link set lo up
 ip addr add 10.9.9.9/32 dev lo
+# A prefix on loopback: Linux makes every address of it the host's.
+ip addr add 10.9.10.1/24 dev lo
 # Multicast on loopback, so a group member of this host can hear a datagram.
 ip link set lo multicast on
 ip route add 224.0.0.0/4 dev lo
@@ -71,7 +73,8 @@ v4 = lambda a: b"\x01" + socket.inet_aton(a)
 v6 = lambda a: b"\x04" + socket.inet_pton(socket.AF_INET6, a)
 for name, a in (("[::]", v6("::")), ("10.9.9.9", v4("10.9.9.9")),
                 ("[::ffff:10.9.9.9]", v6("::ffff:10.9.9.9")), ("127.0.0.1", v4("127.0.0.1")),
-                ("10.9.9.10-added-later", v4("10.9.9.10"))):
+                ("10.9.9.10-added-later", v4("10.9.9.10")),
+                ("10.9.10.77-of-a-prefix-on-lo", v4("10.9.10.77"))):
     print("connect", name, connect(a))
 
 # UDP to [::], to 10.9.9.9 and to a multicast group: nothing may arrive
