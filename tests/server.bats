@@ -239,15 +239,22 @@ GET_HELLO=$(printf 'GET /hello.txt HTTP/1.0\r\n\r\n' | od -An -tx1 | tr -d ' \n'
 	run timeout 5 "$SOCKSIFYD" -l 127.0.0.1:0 -u "$BATS_TEST_TMPDIR/udir"
 	[ "$status" -eq 1 ]
 	[ "$output" = "socksifyd: users file $BATS_TEST_TMPDIR/udir: a directory, not a file" ]
-	# a FIFO (no writer) is refused at once, not waited on: at a reload
-	# that wait held the main thread (no SIGTERM, no metrics)
+	# a FIFO is read whole within 2 s, never waited on for longer (at a
+	# reload that wait held the main thread: no SIGTERM, no metrics): no
+	# writer is an empty file; a writer that never finishes is refused
 	mkfifo -m 600 "$BATS_TEST_TMPDIR/ufifo"
 	run timeout 5 "$SOCKSIFYD" -l 127.0.0.1:0 -u "$BATS_TEST_TMPDIR/ufifo"
 	[ "$status" -eq 1 ]
-	[ "$output" = "socksifyd: users file $BATS_TEST_TMPDIR/ufifo: not a regular file (a FIFO, device or socket would hold the server)" ]
+	[ "$output" = "socksifyd: users file $BATS_TEST_TMPDIR/ufifo: no users" ]
+	sleep 8 >"$BATS_TEST_TMPDIR/ufifo" 3>&- &
+	PIDS+=($!)
 	run timeout 5 "$SOCKSIFYD" --config "$BATS_TEST_TMPDIR/ufifo"
 	[ "$status" -eq 2 ]
-	[ "$output" = "socksifyd: $BATS_TEST_TMPDIR/ufifo: not a regular file (a FIFO, device or socket would hold the server)" ]
+	[ "$output" = "socksifyd: $BATS_TEST_TMPDIR/ufifo: a pipe whose writer did not finish within 2000 ms" ]
+	# a device is no file
+	run timeout 5 "$SOCKSIFYD" -l 127.0.0.1:0 -u /dev/zero
+	[ "$status" -eq 1 ]
+	[ "$output" = "socksifyd: users file /dev/zero: not a file (a device or socket)" ]
 	# group-readable is accepted with a warning, and serves
 	chmod 640 "$u"
 	start_socksifyd -u "$u"

@@ -288,12 +288,15 @@ hello() { curl -sS --max-time 10 --socks5 "127.0.0.1:$PROXY_PORT" "$@" "http://1
 	wait "$dl"
 	[ "$(sha <"$BATS_TEST_TMPDIR/got.bin")" = "$PAYLOAD_SHA" ]
 	kill -0 "$SOCKSIFYD_PID"
-	# a FIFO in the users file's place: refused at once; the main thread
-	# is not held in it (it was: no reload line, SIGTERM ignored)
+	# a FIFO in the users file's place whose writer never finishes: the
+	# main thread is held 2 s at most (it was until the writer wrote: no
+	# reload line, SIGTERM ignored), the old table serves on
 	rm "$users"
 	mkfifo -m 600 "$users"
+	sleep 30 >"$users" 3>&- &
+	PIDS+=($!)
 	kill -HUP "$SOCKSIFYD_PID"
-	wait_for_line "$SOCKSIFYD_LOG" 30 "reload failed.*not a regular file"
+	wait_for_line "$SOCKSIFYD_LOG" 30 "reload failed.*a pipe whose writer did not finish within 2000 ms"
 	run hello -U bob:two
 	[ "$output" = "hello through socks" ]
 }
