@@ -31,7 +31,8 @@
 
 static struct preload_hello load_hello;
 
-/* What tells this file from any other library (socksify.c). */
+/* What tells this file from any other library (socksify.c). The
+ * constructor names it, so that a link with --gc-sections keeps it too. */
 __attribute__((used)) static const char load_mark[] = PRELOAD_LIBRARY_MARK;
 
 static long
@@ -78,6 +79,7 @@ load_library(void)
 {
 	int saved = errno;
 
+	__asm__ volatile ("" : : "r"(load_mark));
 	__atomic_store_n(&preload_loaded, 1, __ATOMIC_RELEASE);
 	async_at_load();
 	udp_at_load();

@@ -414,7 +414,7 @@ self_dir(void)
 /* What the launcher reads of an ELF header, either class. */
 struct elf_head {
 	bool is64;
-	unsigned type, phentsize, phnum, shentsize, shnum, shstrndx;
+	unsigned type, machine, phentsize, phnum, shentsize, shnum, shstrndx;
 	uint64_t phoff, shoff;
 };
 
@@ -435,13 +435,13 @@ elf_head_read(const unsigned char *h, size_t n, struct elf_head *e)
 		memcpy(&x, h, sizeof(x));	/* h need not be aligned */
 		e->type = x.e_type, e->phoff = x.e_phoff, e->phentsize = x.e_phentsize;
 		e->phnum = x.e_phnum, e->shoff = x.e_shoff, e->shentsize = x.e_shentsize;
-		e->shnum = x.e_shnum, e->shstrndx = x.e_shstrndx;
+		e->shnum = x.e_shnum, e->shstrndx = x.e_shstrndx, e->machine = x.e_machine;
 	} else if (!e->is64 && n >= sizeof(Elf32_Ehdr)) {
 		Elf32_Ehdr x;
 		memcpy(&x, h, sizeof(x));
 		e->type = x.e_type, e->phoff = x.e_phoff, e->phentsize = x.e_phentsize;
 		e->phnum = x.e_phnum, e->shoff = x.e_shoff, e->shentsize = x.e_shentsize;
-		e->shnum = x.e_shnum, e->shstrndx = x.e_shstrndx;
+		e->shnum = x.e_shnum, e->shstrndx = x.e_shstrndx, e->machine = x.e_machine;
 	} else {
 		return false;
 	}
@@ -474,6 +474,31 @@ elf_has_interp(int fd, const struct elf_head *e)
 	return 0;
 }
 
+/* Whether e is of the launcher's own class and machine, as ld.so needs a
+ * library to be for a program like it (/proc/self/exe read once). */
+static bool
+elf_is_ours(const struct elf_head *e)
+{
+	static int machine = -1;
+	unsigned char h[sizeof(Elf64_Ehdr)];
+	struct elf_head me;
+	ssize_t n;
+	int fd;
+
+	if (machine < 0) {
+		machine = 0;
+		if ((fd = open("/proc/self/exe", O_RDONLY | O_CLOEXEC)) >= 0) {
+			n = pread(fd, h, sizeof(h), 0);
+			if (n > 0 && elf_head_read(h, (size_t)n, &me))
+				machine = (int)me.machine;
+			close(fd);
+		}
+	}
+	/* Unknown (no /proc): the class alone. */
+	return e->is64 == (sizeof(void *) == 8) &&
+	    (machine == 0 || e->machine == (unsigned)machine);
+}
+
 /*
  * Why the file at path is not a libsocksify.so ld.so would load here, or
  * NULL. ld.so ignores a preloaded file that is no shared object of this
@@ -485,37 +510,51 @@ library_why_not(const char *path)
 {
 	static const char mark[] = PRELOAD_LIBRARY_MARK;
 	unsigned char h[sizeof(Elf64_Ehdr)];
+	char buf[LAUNCHER_LIBRARY_CHUNK + sizeof(mark)];
 	const char *why = NULL;
 	struct elf_head e;
 	struct stat st;
+	size_t keep = 0;
+	off_t off = 0;
 	ssize_t n;
-	void *map;
 	int fd, interp;
 
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0 || fstat(fd, &st) < 0) {
+	/* O_NONBLOCK: a FIFO named there must not hold open(). */
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)) < 0 || fstat(fd, &st) < 0) {
+		why = strerror(errno);
 		if (fd >= 0)
 			close(fd);
-		return strerror(errno);
+		return why;
 	}
-	n = pread(fd, h, sizeof(h), 0);
-	if (!S_ISREG(st.st_mode) || n < 0 || !elf_head_read(h, (size_t)n, &e) ||
+	n = S_ISREG(st.st_mode) ? pread(fd, h, sizeof(h), 0) : -1;
+	if (n < 0 || !elf_head_read(h, (size_t)n, &e) ||
 	    (interp = elf_has_interp(fd, &e)) < 0)
 		why = "not an ELF file of this machine";
 	else if (e.type != ET_DYN || interp)
 		why = "a program, not a shared library";
-	else if (e.is64 != (sizeof(void *) == 8))
-		why = e.is64 ? "a 64-bit library (this is a 32-bit socksify)" :
-		    "a 32-bit library (this is a 64-bit socksify)";
-	else if ((uint64_t)st.st_size > PRELOAD_LIBRARY_FILE_MAX)
-		why = "not libsocksify.so (larger than any build of it)";
-	if (why == NULL) {
-		map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
-		if (map == MAP_FAILED)
-			why = strerror(errno);
-		else if (memmem(map, (size_t)st.st_size, mark, sizeof(mark)) == NULL)
-			why = "not libsocksify.so (another library)";
-		if (map != MAP_FAILED)
-			munmap(map, (size_t)st.st_size);
+	else if (!elf_is_ours(&e))
+		why = e.is64 != (sizeof(void *) == 8) ? (e.is64 ?
+		    "a 64-bit library (this is a 32-bit socksify)" :
+		    "a 32-bit library (this is a 64-bit socksify)") :
+		    "a library for another machine";
+	if (why != NULL) {
+		close(fd);
+		return why;
+	}
+	/* The mark, read in chunks (a file that shrinks meanwhile only
+	 * ends the search), each after the last's tail. */
+	why = "not libsocksify.so (another library)";
+	while ((uint64_t)off < PRELOAD_LIBRARY_FILE_MAX &&
+	    (n = pread(fd, buf + keep, LAUNCHER_LIBRARY_CHUNK, off)) > 0) {
+		size_t have = keep + (size_t)n;
+
+		if (memmem(buf, have, mark, sizeof(mark)) != NULL) {
+			why = NULL;
+			break;
+		}
+		off += n;
+		keep = have < sizeof(mark) - 1 ? have : sizeof(mark) - 1;
+		memmove(buf, buf + have - keep, keep);
 	}
 	close(fd);
 	return why;
@@ -661,8 +700,9 @@ command_find(const char *name, int *err)
 /*
  * Why an ELF file is out of the library's reach, or NULL. Without PT_INTERP
  * there is no dynamic loader to honour LD_PRELOAD (static and static-pie).
- * ld.so loads no library of the other class (a 32-bit program and our
- * 64-bit library): it says so and runs the program without it. A Go
+ * ld.so loads no library of the other class or machine (a 32-bit
+ * program and our 64-bit library, an emulated one): it says so and runs
+ * the program without it. A Go
  * program makes its own system calls even when dynamically linked, so
  * connect() never passes through libc; its section names give it away.
  */
@@ -683,6 +723,8 @@ elf_why(int fd, const unsigned char *h, size_t n)
 	if (e.is64 != (sizeof(void *) == 8))
 		return e.is64 ? "a 64-bit program (the library is 32-bit)" :
 		    "a 32-bit program (the library is 64-bit)";
+	if (!elf_is_ours(&e))
+		return "a program for another machine (the library is for this one)";
 	if (e.shoff == 0 || e.shstrndx == SHN_UNDEF || e.shstrndx >= e.shnum)
 		return NULL;
 	if (e.is64) {

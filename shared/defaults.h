@@ -123,6 +123,7 @@
 #define LAUNCHER_POLL_MS		50	/* waiting for the stopped server, per round */
 #define LAUNCHER_COPY_BUF_BYTES		4096	/* server stderr copied to ours, per read */
 #define LAUNCHER_ELF_STRTAB_MAX		(1 << 20)	/* section names read to spot Go programs */
+#define LAUNCHER_LIBRARY_CHUNK		(64 << 10)	/* bytes of a SOCKSIFY_LIBRARY read at once */
 #define LAUNCHER_UPSTREAM_EXCLUDE	"127.0.0.0/8,::1"	/* CONTRACT.md default with -x */
 #define LAUNCHER_SERVER_USER		"socksify"	/* the embedded server's one user */
 #define LAUNCHER_SECRET_BYTES		16	/* random bytes of its password (hex: twice as many) */

@@ -289,9 +289,13 @@ open(sys.argv[1], "wb").write(e)' "$f"
 	bad=$(ldd "$(command -v curl)" | awk '/libz\.so/ { print $3 }')
 	[ -f "$bad" ]
 	printf 'not a library\n' >"$BATS_TEST_TMPDIR/text"
+	# a copy of the library marked for another machine (AArch64's e_machine)
+	python3 -c 'import sys; b = bytearray(open(sys.argv[1], "rb").read()); b[18:20] = (183).to_bytes(2, "little"); open(sys.argv[2], "wb").write(b)' \
+		"$LIB" "$BATS_TEST_TMPDIR/arm.so"
 	for f in "$bad:not libsocksify.so (another library)" \
 		"$BATS_TEST_TMPDIR/text:not an ELF file of this machine" \
-		"$SOCKSIFY:a program, not a shared library"; do
+		"$SOCKSIFY:a program, not a shared library" \
+		"$BATS_TEST_TMPDIR/arm.so:a library for another machine"; do
 		run env SOCKSIFY_LIBRARY="${f%%:*}" "$SOCKSIFY" --mode preload \
 			-x "socks5://127.0.0.1:$PROXY_PORT" -e none touch "$ran"
 		echo "$f -> $status: $output"
@@ -299,6 +303,16 @@ open(sys.argv[1], "wb").write(e)' "$f"
 		[ "$output" = "socksify: SOCKSIFY_LIBRARY ${f%%:*}: ${f#*:}" ]
 		[ ! -e "$ran" ]
 	done
+	# linked as packagers do, with --gc-sections: still told apart (its
+	# mark is kept)
+	make -s -C "$BATS_TEST_DIRNAME/.." BUILD="$BATS_TEST_TMPDIR/gc" \
+		CFLAGS="-ffunction-sections -fdata-sections" LDFLAGS="-Wl,--gc-sections" \
+		"$BATS_TEST_TMPDIR/gc/libsocksify.so" >/dev/null
+	run env SOCKSIFY_LIBRARY="$BATS_TEST_TMPDIR/gc/libsocksify.so" "$SOCKSIFY" --mode preload \
+		-x "socks5://127.0.0.1:$PROXY_PORT" -e none touch "$ran"
+	echo "gc-sections: $status $output"
+	[ "$status" -eq 0 ]
+	[ -e "$ran" ]
 }
 
 @test "a 32-bit dynamic program (the library is 64-bit; ld.so would ignore it): --mode preload refuses it (125), naming --force" {
