@@ -355,6 +355,8 @@ rules_parse_list(const char *list, struct s5_cidr *out, size_t max)
 }
 
 /* The prefix length of a netmask of n bytes (its leading ones). */
+#define RULES_LO_PREFIX_MIN	8	/* a shorter prefix on lo is not widened */
+
 static uint8_t
 rules_mask_bits(const uint8_t *mask, size_t n)
 {
@@ -386,8 +388,8 @@ rules_cidr_set(struct s5_cidr *c, const uint8_t *ip, size_t len, uint8_t bits)
 /*
  * The host's own interface addresses, each as a host route: a service bound
  * to 0.0.0.0 is as much the host's as one on loopback, and the daemon's own
- * listener is among them (a client must not chain sessions through it). On
- * a loopback interface the whole prefix is the host's (Linux makes every
+ * listener is among them (a client must not chain sessions through it). An
+ * IPv4 prefix on a loopback interface is the host's whole (Linux makes every
  * address of 10.9.0.1/24 on lo local), so it is protected whole.
  * Read at start-up, on every SIGHUP and whenever the kernel reports an
  * address change (rules_refresh_host). -1 when they cannot be read (the
@@ -420,11 +422,17 @@ rules_protect_interfaces(struct rules *r)
 		c = &r->prot[r->nprot++];
 		len = a.atyp == S5_ATYP_IPV4 ? 4 : 16;
 		bits = (uint8_t)(len * 8);
-		if ((ifa->ifa_flags & IFF_LOOPBACK) && ifa->ifa_netmask != NULL &&
-		    ifa->ifa_netmask->sa_family == ifa->ifa_addr->sa_family &&
-		    s5_addr_from_sockaddr(&m, ifa->ifa_netmask, len == 4 ?
-		    sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6)) == 0)
-			bits = rules_mask_bits(len == 4 ? m.u.ip4 : m.u.ip6, len);
+		/* IPv4 only (an IPv6 prefix on lo is routed there, not made
+		 * local), and not the prefixes the kernel makes no local
+		 * route for (0.0.0.0/8, /0): those would deny every
+		 * destination. A prefix added with noprefixroute is not told
+		 * apart here (netlink would say it), and is protected whole. */
+		if ((ifa->ifa_flags & IFF_LOOPBACK) && len == 4 && a.u.ip4[0] != 0 &&
+		    ifa->ifa_netmask != NULL && ifa->ifa_netmask->sa_family == AF_INET &&
+		    s5_addr_from_sockaddr(&m, ifa->ifa_netmask,
+		    sizeof(struct sockaddr_in)) == 0 &&
+		    rules_mask_bits(m.u.ip4, 4) >= RULES_LO_PREFIX_MIN)
+			bits = rules_mask_bits(m.u.ip4, 4);
 		rules_cidr_set(c, len == 4 ? a.u.ip4 : a.u.ip6, len, bits);
 	}
 	freeifaddrs(list);

@@ -8,8 +8,10 @@ set -eu
 socksifyd=$1 helpers=$2 work=$3
 ip link set lo up
 ip addr add 10.9.9.9/32 dev lo
-# A prefix on loopback: Linux makes every address of it the host's.
+# A prefix on loopback: Linux makes every address of it the host's. A /0
+# is not (no local route for it): nothing beyond it may be denied.
 ip addr add 10.9.10.1/24 dev lo
+ip addr add 10.20.0.1/0 dev lo
 # Multicast on loopback, so a group member of this host can hear a datagram.
 ip link set lo multicast on
 ip route add 224.0.0.0/4 dev lo
@@ -76,6 +78,8 @@ for name, a in (("[::]", v6("::")), ("10.9.9.9", v4("10.9.9.9")),
                 ("10.9.9.10-added-later", v4("10.9.9.10")),
                 ("10.9.10.77-of-a-prefix-on-lo", v4("10.9.10.77"))):
     print("connect", name, connect(a))
+got = connect(v4("203.0.113.5"))
+print("connect 203.0.113.5-beyond-a-/0-on-lo", "02" if got == "02" else "not 02 (%s)" % got)
 
 # UDP to [::], to 10.9.9.9 and to a multicast group: nothing may arrive
 s = socket.create_connection(("10.9.9.9", proxy)); s.settimeout(5)
