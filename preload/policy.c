@@ -321,6 +321,7 @@ trace_route(const struct tunnel *t, char *buf, size_t cap)
 	size_t i, off = 0;
 	int n;
 
+	buf[0] = '\0';
 	for (i = 0; i < preload_cfg.nhops && off < cap; i++) {
 		if (s5_addr_format(&tunnel_hop(t, i)->proxy.addr, text, sizeof(text)) < 0)
 			strcpy(text, "?");

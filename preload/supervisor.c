@@ -1278,6 +1278,8 @@ sup_dnsrw_note(uint64_t cookie, const struct sockaddr_storage *ns, socklen_t nsl
 	struct sup_dnsrw *w = sup_way(sup.dnsrw[sup_cookie_set(cookie, SUP_DNSRW_SETS)],
 	    SUP_DNSRW_WAYS, sizeof(struct sup_dnsrw), cookie, true);
 
+	if (w == NULL)
+		return;		/* no cookie: recvfrom() shows our resolver */
 	w->ns = *ns;
 	w->nslen = nslen;
 	w->resolver = *to;
