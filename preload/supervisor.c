@@ -1740,6 +1740,15 @@ sup_on_recvfrom(const struct seccomp_notif *n)
 	}
 	fl = fcntl(fd, F_GETFL);
 	got = recvfrom(fd, sup.data, cap, flags | MSG_DONTWAIT, (struct sockaddr *)&from, &flen);
+	if (got < 0 && errno == EAGAIN) {
+		/* A connected socket's query went by send(), which we never
+		 * see: it waits at our resolver, whose answers are made under
+		 * the lock we hold. Answered now, it is here for the read. */
+		supdns_pump();
+		flen = sizeof(from);
+		got = recvfrom(fd, sup.data, cap, flags | MSG_DONTWAIT,
+		    (struct sockaddr *)&from, &flen);
+	}
 	if (got < 0 && errno == EAGAIN && fl >= 0 && !(fl & O_NONBLOCK) &&
 	    !(flags & MSG_DONTWAIT)) {
 		close(fd);

@@ -25,6 +25,8 @@
  *	                                127.0.0.1:53 and send(), as glibc's
  *	                                res_send() and c-ares do; still
  *	                                recvfrom(), the source checked
+ *	supcheck dnscb NAME             dnsc with a blocking recvfrom() at once,
+ *	                                no poll() first (SO_RCVTIMEO 5 s)
  *	supcheck tfo CALL IP PORT PATH  an HTTP/1.0 GET sent with MSG_FASTOPEN on an
  *	                                unconnected TCP socket by CALL (sendto,
  *	                                sendmsg or sendmmsg: 1 message, its msg_len
@@ -389,7 +391,7 @@ dns_query(uint8_t *q, const char *name)
 }
 
 static int
-cmd_dns(const char *name, bool connected)
+cmd_dns(const char *name, bool connected, bool at_once)
 {
 	struct sockaddr_in ns = { .sin_family = AF_INET, .sin_port = htons(53),
 	    .sin_addr.s_addr = htonl(INADDR_LOOPBACK) }, from;
@@ -409,9 +411,14 @@ cmd_dns(const char *name, bool connected)
 		printf("%s\n", errname(errno));
 		return 1;
 	}
+	if (at_once && setsockopt(s, SOL_SOCKET, SO_RCVTIMEO,
+	    &(struct timeval){ .tv_sec = 5 }, sizeof(struct timeval)) != 0) {
+		printf("%s\n", errname(errno));
+		return 1;
+	}
 	for (;;) {
 		pf = (struct pollfd){ .fd = s, .events = POLLIN };
-		if (poll(&pf, 1, 5000) != 1) {
+		if (!at_once && poll(&pf, 1, 5000) != 1) {
 			printf("ETIMEDOUT\n");
 			return 1;
 		}
@@ -772,9 +779,11 @@ main(int argc, char **argv)
 	if (argc == 2 && strcmp(argv[1], "iouring") == 0)
 		return cmd_iouring();
 	if (argc == 3 && strcmp(argv[1], "dns") == 0)
-		return cmd_dns(argv[2], false);
+		return cmd_dns(argv[2], false, false);
 	if (argc == 3 && strcmp(argv[1], "dnsc") == 0)
-		return cmd_dns(argv[2], true);
+		return cmd_dns(argv[2], true, false);
+	if (argc == 3 && strcmp(argv[1], "dnscb") == 0)
+		return cmd_dns(argv[2], true, true);
 	if (argc == 4 && strcmp(argv[1], "udp") == 0)
 		return cmd_udp(argv[2], argv[3]);
 	if (argc == 4 && strcmp(argv[1], "udpconnect") == 0)
