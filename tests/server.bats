@@ -246,9 +246,10 @@ GET_HELLO=$(printf 'GET /hello.txt HTTP/1.0\r\n\r\n' | od -An -tx1 | tr -d ' \n'
 	run timeout 5 "$SOCKSIFYD" -l 127.0.0.1:0 -u "$BATS_TEST_TMPDIR/ufifo"
 	[ "$status" -eq 1 ]
 	[ "$output" = "socksifyd: users file $BATS_TEST_TMPDIR/ufifo: no users" ]
-	sleep 8 >"$BATS_TEST_TMPDIR/ufifo" 3>&- &
-	PIDS+=($!)
+	# the writer: this shell, open before the server looks
+	exec 5<>"$BATS_TEST_TMPDIR/ufifo"
 	run timeout 5 "$SOCKSIFYD" --config "$BATS_TEST_TMPDIR/ufifo"
+	exec 5>&-
 	[ "$status" -eq 2 ]
 	[ "$output" = "socksifyd: $BATS_TEST_TMPDIR/ufifo: a pipe whose writer did not finish within 2000 ms" ]
 	# a device is no file

@@ -293,10 +293,12 @@ hello() { curl -sS --max-time 10 --socks5 "127.0.0.1:$PROXY_PORT" "$@" "http://1
 	# reload line, SIGTERM ignored), the old table serves on
 	rm "$users"
 	mkfifo -m 600 "$users"
-	sleep 30 >"$users" 3>&- &
-	PIDS+=($!)
+	# the writer is this shell, open before the reload looks (read and
+	# write: no wait for a reader)
+	exec 5<>"$users"
 	kill -HUP "$SOCKSIFYD_PID"
 	wait_for_line "$SOCKSIFYD_LOG" 30 "reload failed.*a pipe whose writer did not finish within 2000 ms"
+	exec 5>&-
 	run hello -U bob:two
 	[ "$output" = "hello through socks" ]
 }
