@@ -150,6 +150,11 @@ static pid_t async_pid;
  * moment is left uncovered; across fork() (held through it) it keeps the
  * child's hooks away until async_fork_child() ran. */
 static __thread bool async_held;
+/* The slot (and its gen) whose handshake this thread drives inline: a
+ * signal handler on top of that drive that waits for the same socket
+ * (connect(), a blocking read or write) would wait for itself. */
+static __thread struct async_slot *async_driving;
+static __thread uint32_t async_driving_gen;
 
 void
 async_lock(void)
@@ -825,7 +830,10 @@ async_hold(int fd, enum async_hold_kind kind, bool dontwait)
 		return 0;
 	}
 	flags = PRELOAD_REAL(fcntl)(fd, F_GETFL);
-	if (dontwait || (flags >= 0 && (flags & O_NONBLOCK))) {
+	/* A handler atop this thread's own drive of it: the kernel's
+	 * connect() in progress says EALREADY to a second one. */
+	if (dontwait || (flags >= 0 && (flags & O_NONBLOCK)) ||
+	    (s == async_driving && s->gen == async_driving_gen)) {
 		async_unlock();
 		return kind == HOLD_CONNECT ? -EALREADY : -EAGAIN;
 	}
@@ -1099,8 +1107,26 @@ async_drive_unblock(struct async_drive_mask *m)
 	m->on = false;
 }
 
+static int async_drive_here(struct async_slot *s, uint32_t gen, int fd);
+
+/* The drive, this thread known as its driver meanwhile (async_hold()). */
 static int
 async_drive_inline(struct async_slot *s, uint32_t gen, int fd)
+{
+	struct async_slot *outer = async_driving;
+	uint32_t outer_gen = async_driving_gen;
+	int r;
+
+	async_driving = s;
+	async_driving_gen = gen;
+	r = async_drive_here(s, gen, fd);
+	async_driving = outer;
+	async_driving_gen = outer_gen;
+	return r;
+}
+
+static int
+async_drive_here(struct async_slot *s, uint32_t gen, int fd)
 {
 	struct async_drive_mask m = { .on = false };
 	struct timespec ts;

@@ -369,6 +369,14 @@ ac_slow_and_stall() {
 	ac_ok sigio connect=EINTR 'signals=[1-9][0-9]*' revents=0x4 so_error=0 echo=2048
 }
 
+@test "async: a SIGALRM handler connect()s the socket whose blocking connect() it interrupted: EALREADY at once, and the first returns 0" {
+	slow_faultd
+	ac_bg reenter "$URL" reenter -s 300 -d "$SLOW_MS"
+	ac_wait
+	ac_ok reenter connect=0 signals=1 again=EALREADY
+	ac_below reenter connect_ms "$LATE_MS"
+}
+
 # While the library writes its warning for a failing proxy to a stderr
 # nobody reads, a signal's default action must still end the program: the
 # write runs with the program's signal mask, not the drive's.

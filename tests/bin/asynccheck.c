@@ -68,6 +68,10 @@
  *	eintr		a blocking connect() and SIGALRM without SA_RESTART:
  *			EINTR, the outcome through METHOD
  *	restart		SIGALRM every -s MS with SA_RESTART: connect() returns 0
+ *	reenter		a blocking connect() whose SIGALRM handler (SA_RESTART,
+ *			at -s MS) connect()s the same socket again: that one
+ *			says EALREADY at once, as the kernel's would, and the
+ *			first returns 0 once the proxy answered
  *	sigio		a blocking connect() of a socket with O_ASYNC, SIGIO's
  *			handler without SA_RESTART: each byte of the proxy's
  *			answer raises SIGIO the instant it wakes the library's
@@ -201,7 +205,7 @@ usage(void)
 	    "  SCENARIO: poll ppoll select pselect epoll-lt epoll-pwait epoll-pwait2\n"
 	    "            epoll-et epoll-et-oneshot epoll-before epoll-two-sets\n"
 	    "            epoll-exclusive thread fork dup highfd states cancel many\n"
-	    "            sndtimeo eintr restart sigio fail-errno\n");
+	    "            sndtimeo eintr restart sigio reenter fail-errno\n");
 	exit(EXIT_USAGE);
 }
 
@@ -1759,6 +1763,59 @@ on_alarm(int sig)
 	alarms++;
 }
 
+/* reenter: the socket the handler connects again, and what that said. */
+static int reenter_fd = -1;
+static volatile sig_atomic_t reenter_err = -1;
+
+static void
+on_alarm_reenter(int sig)
+{
+	int e = errno;
+
+	(void)sig;
+	alarms++;
+	reenter_err = connect(reenter_fd, (const struct sockaddr *)&opt.dst, opt.dstlen) == 0 ?
+	    0 : errno;
+	errno = e;
+}
+
+/*
+ * reenter: a blocking connect() whose SIGALRM handler, installed with
+ * SA_RESTART, connect()s the same socket while the first waits: the
+ * kernel's second connect() says EALREADY at once; a library waiting for
+ * its own drive would wait forever. The first connect() returns 0.
+ */
+static int
+scenario_reenter(void)
+{
+	struct sigaction sa;
+	struct itimerval it, off;
+	struct conn c;
+
+	memset(&sa, 0, sizeof(sa));
+	memset(&it, 0, sizeof(it));
+	memset(&off, 0, sizeof(off));
+	sa.sa_handler = on_alarm_reenter;
+	sa.sa_flags = SA_RESTART;
+	sigemptyset(&sa.sa_mask);
+	it.it_value.tv_sec = opt.timer_ms / MS_PER_S;
+	it.it_value.tv_usec = opt.timer_ms % MS_PER_S * US_PER_MS;
+	if ((c.fd = conn_socket(false)) < 0 || sigaction(SIGALRM, &sa, NULL) != 0)
+		return fail_end("setup: %s", errname(errno));
+	reenter_fd = c.fd;
+	if (setitimer(ITIMER_REAL, &it, NULL) != 0)
+		return fail_end("setup: %s", errname(errno));
+	conn_connect(&c);
+	(void)setitimer(ITIMER_REAL, &off, NULL);
+	report_kv("connect=%s connect_ms=%ld signals=%d again=%s", errname(c.err), c.ms,
+	    (int)alarms, reenter_err < 0 ? "none" : errname(reenter_err));
+	check(alarms == 1, "%d signals during connect(), want the one", (int)alarms);
+	check(reenter_err == EALREADY, "the handler's connect() of the same socket said "
+	    "%s, want EALREADY", reenter_err < 0 ? "nothing" : errname(reenter_err));
+	check(c.err == 0, "the first connect() said %s, want 0", errname(c.err));
+	return report_end(stdout);
+}
+
 /*
  * eintr: a blocking connect(), SIGALRM after -s ms from a handler installed
  * without SA_RESTART: -1/EINTR then, as the kernel says it, and the
@@ -2029,6 +2086,8 @@ main(int argc, char **argv)
 		return scenario_signal(true, false);
 	if (strcmp(opt.scenario, "sigio") == 0)
 		return scenario_signal(false, true);
+	if (strcmp(opt.scenario, "reenter") == 0)
+		return scenario_reenter();
 	if (strcmp(opt.scenario, "fail-errno") == 0)
 		return scenario_fail_errno();
 	usage();
