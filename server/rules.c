@@ -355,8 +355,6 @@ rules_parse_list(const char *list, struct s5_cidr *out, size_t max)
 }
 
 /* The prefix length of a netmask of n bytes (its leading ones). */
-#define RULES_LO_PREFIX_MIN	8	/* a shorter prefix on lo is not widened */
-
 static uint8_t
 rules_mask_bits(const uint8_t *mask, size_t n)
 {
@@ -423,15 +421,15 @@ rules_protect_interfaces(struct rules *r)
 		len = a.atyp == S5_ATYP_IPV4 ? 4 : 16;
 		bits = (uint8_t)(len * 8);
 		/* IPv4 only (an IPv6 prefix on lo is routed there, not made
-		 * local), and not the prefixes the kernel makes no local
-		 * route for (0.0.0.0/8, /0): those would deny every
-		 * destination. A prefix added with noprefixroute is not told
-		 * apart here (netlink would say it), and is protected whole. */
-		if ((ifa->ifa_flags & IFF_LOOPBACK) && len == 4 && a.u.ip4[0] != 0 &&
+		 * local), and as the kernel's fib_add_ifaddr() makes it local:
+		 * a prefix whose network is outside 0.0.0.0/8, any length (so
+		 * never a /0, which would deny every destination). A prefix
+		 * added with noprefixroute is not told apart here (netlink
+		 * would say it), and is protected whole. */
+		if ((ifa->ifa_flags & IFF_LOOPBACK) && len == 4 &&
 		    ifa->ifa_netmask != NULL && ifa->ifa_netmask->sa_family == AF_INET &&
 		    s5_addr_from_sockaddr(&m, ifa->ifa_netmask,
-		    sizeof(struct sockaddr_in)) == 0 &&
-		    rules_mask_bits(m.u.ip4, 4) >= RULES_LO_PREFIX_MIN)
+		    sizeof(struct sockaddr_in)) == 0 && (a.u.ip4[0] & m.u.ip4[0]) != 0)
 			bits = rules_mask_bits(m.u.ip4, 4);
 		rules_cidr_set(c, len == 4 ? a.u.ip4 : a.u.ip6, len, bits);
 	}

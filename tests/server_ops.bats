@@ -530,9 +530,10 @@ soft_nofile() { awk '/^Max open files/ { print $4 }' "/proc/$1/limits"; }
 	[ "${lines[3]}" = "connect 127.0.0.1 02" ]
 	[ "${lines[4]}" = "connect 10.9.9.10-added-later 02" ]
 	[ "${lines[5]}" = "connect 10.9.10.77-of-a-prefix-on-lo 02" ]
-	[[ "${lines[6]}" == "connect 203.0.113.5-beyond-a-/0-on-lo not 02 "* ]]
-	[ "${lines[7]}" = "udp sent" ]
-	[ "${lines[8]}" = "udp arrived: " ]
+	[ "${lines[6]}" = "connect 13.2.3.4-of-a-/7-on-lo 02" ]
+	[[ "${lines[7]}" == "connect 203.0.113.5-beyond-a-/0-on-lo not 02 "* ]]
+	[ "${lines[8]}" = "udp sent" ]
+	[ "${lines[9]}" = "udp arrived: " ]
 }
 
 @test "--workers 4, each --accept mode: every client served, a reload reaches every worker, SIGTERM exits 0" {

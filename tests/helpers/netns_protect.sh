@@ -12,6 +12,8 @@ ip addr add 10.9.9.9/32 dev lo
 # is not (no local route for it): nothing beyond it may be denied.
 ip addr add 10.9.10.1/24 dev lo
 ip addr add 10.20.0.1/0 dev lo
+# Shorter than /8 too, as long as the network is outside 0.0.0.0/8.
+ip addr add 12.0.0.1/7 dev lo
 # Multicast on loopback, so a group member of this host can hear a datagram.
 ip link set lo multicast on
 ip route add 224.0.0.0/4 dev lo
@@ -78,6 +80,7 @@ for name, a in (("[::]", v6("::")), ("10.9.9.9", v4("10.9.9.9")),
                 ("10.9.9.10-added-later", v4("10.9.9.10")),
                 ("10.9.10.77-of-a-prefix-on-lo", v4("10.9.10.77"))):
     print("connect", name, connect(a))
+print("connect 13.2.3.4-of-a-/7-on-lo", connect(v4("13.2.3.4")))
 got = connect(v4("203.0.113.5"))
 print("connect 203.0.113.5-beyond-a-/0-on-lo", "02" if got == "02" else "not 02 (%s)" % got)
 
