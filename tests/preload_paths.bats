@@ -49,14 +49,8 @@ teardown() { stop_all; }
 # udp_to_name ENV...: python3 under the library with socks5h and ENV sends a
 # datagram to a name (its placeholder): "sent" or the errno's name.
 udp_to_name() {
-	env "$@" LD_PRELOAD="$LIB" SOCKSIFY_PROXY="socks5h://127.0.0.1:1" python3 -c '
-import errno, socket
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-try:
-    s.sendto(b"x", ("udp-name.socksify.test", 9))
-    print("sent")
-except OSError as e:
-    print(errno.errorcode[e.errno])'
+	env "$@" LD_PRELOAD="$LIB" SOCKSIFY_PROXY="socks5h://127.0.0.1:1" \
+		python3 "$HELPERS/udpcheck.py" send udp-name.socksify.test 9
 }
 
 @test "SOCKSIFY_UDP=block: every UDP path fails with EPERM and one log line each" {

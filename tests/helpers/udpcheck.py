@@ -12,6 +12,8 @@ usage: udpcheck.py MODE HOST PORT
   once      one datagram, sendto() then recvfrom() with a 3 s timeout;
             prints "ok" or the errno name
   twice     as once, then again after 1 s (the relay may have gone)
+  send      one sendto() and no wait for a reply: "sent" or the errno name;
+            a 4th argument is an address the socket binds to first
   slow      a non-blocking socket: the ms its first sendto() took (the
             association is set up behind it), then "ok" when the echo came
             back within 5 s: "sendto-ms N" then "ok"; "blocking" as the
@@ -131,6 +133,18 @@ def once(host, port, rounds):
             import time
             time.sleep(1)
         ping(lambda: s.sendto(b"ping", dst) and s.recvfrom(100)[0])
+
+
+def send(host, port, bind):
+    fam, dst = family(host, port)
+    s = socket.socket(fam, socket.SOCK_DGRAM)
+    try:
+        if bind is not None:
+            s.bind((bind, 0))
+        s.sendto(b"x", dst)
+        print("sent")
+    except OSError as e:
+        print(errno.errorcode.get(e.errno, str(e.errno)))
 
 
 def connected(host, port):
@@ -257,6 +271,8 @@ def main():
         once(host, port, 1)
     elif mode == "twice":
         once(host, port, 2)
+    elif mode == "send":
+        send(host, port, sys.argv[4] if len(sys.argv) > 4 else None)
     elif mode == "v6only":
         v6only(host, port)
     elif mode == "slow":
