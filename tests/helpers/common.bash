@@ -167,22 +167,17 @@ start_stress_echod() {
 	ECHO_PORT=$LISTEN_PORT
 }
 
-# A loopback port nothing listens on (bound, then released).
 # A port nothing is bound to on any address of either family at the time
-# of asking (a dual-stack wildcard bind), 127.0.0.1 only where IPv6 is off.
-# Another process may still take it before the caller binds it: a test
-# that binds a wildcard address retries (see server_args.bats).
+# of asking (a dual-stack wildcard bind; 127.0.0.1 only where IPv6 is off),
+# below the ephemeral range. A port in that range, the kind bind(0) hands
+# out, is now and then taken by one of the thousands of outgoing
+# connections the parallel suites make between the question and the
+# caller's bind; a wildcard bind then says EADDRINUSE (CI saw it once, in
+# server_args.bats). A marker file in $PORTS_DIR keeps two callers from
+# being handed one port; a marker older than an hour is reused.
+PORTS_DIR=${TMPDIR:-/tmp}/socksify-test-ports.$(id -u)
 free_port() {
-	python3 -c '
-import socket
-try:
-    s = socket.socket(socket.AF_INET6)
-    s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
-    s.bind(("::", 0))
-except OSError:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-print(s.getsockname()[1])'
+	mkdir -p "$PORTS_DIR" && python3 "$HELPERS/free_port.py" "$PORTS_DIR"
 }
 
 # Waits up to $2 tenths of a second for 127.0.0.1:$1 to accept.
