@@ -83,7 +83,7 @@ good_fetch() {
 	run curl -sS --max-time 10 --socks5 "127.0.0.1:$PROXY_PORT" "http://127.0.0.1:$HTTP_PORT/hello.txt"
 	[ "$status" -eq 97 ]
 	wait_for_line "$SOCKSIFYD_LOG" 30 'user=bob.*outcome=ok'
-	[ "$(grep -c 'outcome=auth failed' "$SOCKSIFYD_LOG")" -eq 3 ]
+	wait_for_count "$SOCKSIFYD_LOG" 30 'outcome=auth failed' 3
 }
 
 @test "curl --socks5-hostname: the name reaches the proxy (ATYP 03), bytes intact" {
@@ -107,7 +107,7 @@ good_fetch() {
 	[ "$status" -eq 0 ]
 	[ "$output" = "200 $PAYLOAD_SHA" ]
 	wait_for_line "$SOCKSIFYD_LOG" 30 "target=$name:$HTTP_PORT.*outcome=ok"
-	[ "$(grep -c "target=127\.0\.0\.1:$HTTP_PORT.*outcome=ok" "$SOCKSIFYD_LOG")" -eq 1 ]
+	wait_for_count "$SOCKSIFYD_LOG" 30 "target=127\.0\.0\.1:$HTTP_PORT.*outcome=ok" 1
 }
 
 @test "PySocks: username/password (RFC 1929), rdns off and on; a wrong password is refused" {
@@ -129,7 +129,7 @@ good_fetch() {
 	[ "$status" -eq 1 ]
 	[[ "$output" == *"authentication methods were rejected"* ]]
 	wait_for_line "$SOCKSIFYD_LOG" 30 'user=bob.*outcome=auth failed'
-	[ "$(grep -c 'outcome=ok' "$SOCKSIFYD_LOG")" -eq 2 ]
+	wait_for_count "$SOCKSIFYD_LOG" 30 'outcome=ok' 2
 }
 
 # --- ncat ---------------------------------------------------------------
@@ -157,7 +157,7 @@ good_fetch() {
 	[ "$status" -ne 0 ]
 	[ "$status" -ne 124 ]
 	wait_for_line "$SOCKSIFYD_LOG" 30 'user=bob.*outcome=auth failed'
-	[ "$(grep -c 'user=bob.*outcome=ok' "$SOCKSIFYD_LOG")" -eq 1 ]
+	wait_for_count "$SOCKSIFYD_LOG" 30 'user=bob.*outcome=ok' 1
 }
 
 # --- proxychains4 -------------------------------------------------------

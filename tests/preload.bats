@@ -81,7 +81,7 @@ teardown() { stop_all; }
 
 @test "refused target: the program sees ECONNREFUSED (reply 05)" {
 	start_socksifyd
-	dead=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+	dead=$(free_port)
 	run --separate-stderr env SOCKSIFY_EXCLUDE=none LD_PRELOAD="$LIB" SOCKSIFY_PROXY="socks5://127.0.0.1:$PROXY_PORT" \
 		python3 "$HELPERS/netprobe.py" connect 127.0.0.1 "$dead"
 	[ "$output" = "ECONNREFUSED" ]
@@ -95,7 +95,7 @@ teardown() { stop_all; }
 }
 
 @test "unreachable proxy: ECONNREFUSED, never a direct connection" {
-	dead=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+	dead=$(free_port)
 	run --separate-stderr env SOCKSIFY_EXCLUDE=none LD_PRELOAD="$LIB" SOCKSIFY_PROXY="socks5://127.0.0.1:$dead" \
 		python3 "$HELPERS/netprobe.py" connect 127.0.0.1 "$HTTP_PORT"
 	[ "$output" = "ECONNREFUSED" ]
@@ -306,7 +306,7 @@ sendmmsg EFAULT'
 
 @test "non-blocking connect that the proxy refuses: EINPROGRESS, then SO_ERROR says ECONNREFUSED once" {
 	start_socksifyd -v
-	dead=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+	dead=$(free_port)
 	run --separate-stderr env SOCKSIFY_EXCLUDE=none LD_PRELOAD="$LIB" SOCKSIFY_PROXY="socks5://127.0.0.1:$PROXY_PORT" \
 		python3 -c 'import errno,select,socket,sys
 n = lambda e: errno.errorcode.get(e, str(e))
@@ -332,7 +332,7 @@ asyncio.run(main())' "$dead"
 
 @test "a second connect() after a failed non-blocking one reports the failure, without dialling again" {
 	start_socksifyd -v
-	dead=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+	dead=$(free_port)
 	run --separate-stderr env SOCKSIFY_EXCLUDE=none LD_PRELOAD="$LIB" SOCKSIFY_PROXY="socks5://127.0.0.1:$PROXY_PORT" \
 		python3 -c 'import errno,select,socket,sys
 s = socket.socket(); s.setblocking(False)

@@ -111,7 +111,7 @@ curl_active() {
 	# The one bound to the tunnel's address is the proxy's BIND.
 	[ "${v[early_eagain]}" = EAGAIN ]
 	grep -q "listen: BIND for 127\.0\.0\.1:0 via .* proxy listens at ${v[bind_name]}\$" "$LIBLOG"
-	[ "$(grep -c 'cmd=bind' "$SOCKSIFYD_LOG")" -eq 1 ]
+	wait_for_count "$SOCKSIFYD_LOG" 30 'cmd=bind' 1
 	[ "${v[readable]}" = yes ]
 	# accept()'s address and getpeername() are the second reply's: the
 	# peer that connected to the proxy.
@@ -134,7 +134,7 @@ curl_active() {
 	[[ "${lines[0]}" =~ ^interrupted_ms=([0-9]+)$ ]]
 	[ "${BASH_REMATCH[1]}" -ge 900 ] && [ "${BASH_REMATCH[1]}" -lt 1900 ]
 	[ "${lines[1]}" = then=ok ]
-	[ "$(grep -c 'cmd=bind' "$SOCKSIFYD_LOG")" -eq 1 ]
+	wait_for_count "$SOCKSIFYD_LOG" 30 'cmd=bind' 1
 }
 
 # starved_bindcheck MODE: bindcheck.py MODE under the library, 256

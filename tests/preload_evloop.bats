@@ -229,7 +229,7 @@ need_node() {
 
 # --- A stalled proxy holds up neither timers nor a connect timeout ----------
 
-@test "stalled proxy: node's 200 ms timer fires within 300 ms while connect() waits on the handshake" {
+@test "stalled proxy: node's 200 ms timer fires within 1 s (not after SOCKSIFY_TIMEOUT, 5 s) while connect() waits on the handshake" {
 	need_node
 	start_faultd --stall greeting
 	local o=$BATS_TEST_TMPDIR/node.out pid ms conn
@@ -241,14 +241,14 @@ need_node() {
 	wait_for_line "$o" 100 '^timer '
 	read -r _ ms conn < <(grep '^timer ' "$o")
 	echo "the 200 ms timer fired after $ms ms ($conn)"
-	[ "$ms" -lt 300 ]
+	[ "$ms" -lt 1000 ]
 	# Not connected (the HTTP server would have taken a direct connect at
 	# once), and node holds a connection to the stalled proxy.
 	[ "$conn" = "connected=false" ]
 	holds_conn "$pid" "$FAULT_PORT"
 }
 
-@test "stalled proxy: curl --connect-timeout 1 gives up (exit 28) within 1.5 s" {
+@test "stalled proxy: curl --connect-timeout 1 gives up (exit 28) within 3 s (SOCKSIFY_TIMEOUT is 5 s)" {
 	start_faultd --stall greeting
 	local pid t0 ms rc=0 seen=0 i
 	t0=$(now_ms)
@@ -267,7 +267,7 @@ need_node() {
 	wait "$pid" || rc=$?
 	ms=$(($(now_ms) - t0))
 	echo "curl exited $rc after $ms ms; its connection to faultd seen: $seen"
-	[ "$ms" -le 1500 ]
+	[ "$ms" -le 3000 ]
 	[ "$rc" -eq 28 ]
 	[ "$seen" -eq 1 ]
 }

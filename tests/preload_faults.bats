@@ -90,7 +90,7 @@ run_case() {
 	local closed peer_fds
 	start_stress_echod
 	start_faultd --reply 0x05
-	closed=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+	closed=$(free_port)
 	run --separate-stderr timeout 15 "$STRESS" probe -n -w 127.0.0.1 "$closed"
 	echo "direct: $output"
 	[ "$status" -eq 0 ]

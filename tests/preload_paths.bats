@@ -247,8 +247,8 @@ proxied() {
 			SOCKSIFY_PROXY="socks5://127.0.0.1:$PROXY_PORT" "$PATHCHECK" tcp "$how" "$HTTP_PORT"
 		[ "$output" = "hello through socks" ] || { echo "$how: $output"; false; }
 		n=$((n + 1))
-		wait_for_line "$SOCKSIFYD_LOG" 30 "target=127\.0\.0\.1:$HTTP_PORT"
-		[ "$(grep -c "target=127\.0\.0\.1:$HTTP_PORT" "$SOCKSIFYD_LOG")" -eq "$n" ] ||
+		# the session's line comes once socksifyd has seen the close
+		wait_for_count "$SOCKSIFYD_LOG" 30 "target=127\.0\.0\.1:$HTTP_PORT" "$n" ||
 			{ echo "$how went around the proxy"; cat "$SOCKSIFYD_LOG"; false; }
 	done
 }
@@ -308,5 +308,5 @@ print(s.makefile("rb").read().split(b"\r\n\r\n", 1)[1].decode())
 ' "$HTTP_PORT"
 	[ "${lines[0]}" = "EISCONN" ]
 	[ "${lines[1]}" = "hello through socks" ]
-	[ "$(grep -c "target=127\.0\.0\.1:$HTTP_PORT" "$SOCKSIFYD_LOG")" -eq 1 ]
+	wait_for_count "$SOCKSIFYD_LOG" 30 "target=127\.0\.0\.1:$HTTP_PORT" 1
 }

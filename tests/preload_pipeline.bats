@@ -181,7 +181,7 @@ swap() {
 	[ "${lines[1]}" = "$HELLO_SHA" ]
 	[ "${lines[2]}" = "$HELLO_SHA" ]
 	grep -q "alternative 1 of 2) did not finish the handshake within 1000 ms (its share of SOCKSIFY_TIMEOUT); it was pipelined" "$BATS_TEST_TMPDIR/swap.err"
-	[ "$(grep -c "target=127\.0\.0\.1:$HTTP_PORT.*outcome=ok" "$ALT_LOG")" = 1 ]
+	wait_for_count "$ALT_LOG" 30 "target=127\.0\.0\.1:$HTTP_PORT.*outcome=ok" 1
 	# Not marked down: the third connect tries it first, lock-step.
 	[ "$(sed -n 1p "$REC_LOG")" = 050200e0 ]
 	[ "$(sed -n 2p "$REC_LOG")" = "050100$(req_hex)" ]

@@ -81,7 +81,7 @@ GET_HELLO=$(printf 'GET /hello.txt HTTP/1.0\r\n\r\n' | od -An -tx1 | tr -d ' \n'
 @test "refused target: reply 05 (connection refused), then close" {
 	start_socksifyd
 	# a port nobody listens on: bind one, note it, close it
-	dead=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+	dead=$(free_port)
 	run python3 "$HELPERS/s5probe.py" "$PROXY_PORT" 050100 "050100017f000001$(port_hex "$dead")"
 	[ "${lines[0]:0:8}" = "05000505" ]
 	[ "${lines[1]}" = "EOF" ]
@@ -353,7 +353,7 @@ while True: s.recvfrom(65535)' "$ready" 3>&- &
 	echo "$output"
 	[ "$status" -eq 0 ]
 	[ "${lines[0]}" = "ok datagrams sent before the control connection closed relayed" ]
-	grep -q "cmd=udp-associate.*outcome=ok" "$SOCKSIFYD_LOG"
+	wait_for_line "$SOCKSIFYD_LOG" 30 "cmd=udp-associate.*outcome=ok"
 }
 
 @test "150 CONNECTs by name at once from one client through a slow DNS: every one served in its turn, none 'resolver busy'" {
@@ -489,15 +489,21 @@ print(got.hex())' "$PROXY_PORT" "$(s5_domain_request localhost "$HTTP_PORT")"
 @test "resolver: a datagram's lookup past its client's 64 in flight is dropped at once (resolver busy), not kept waiting to go stale" {
 	start_silent_dns
 	start_socksifyd -v --workers 1
-	# 64 held CONNECTs by name from 127.0.0.5: its lookups in flight.
+	# 64 held CONNECTs by name from 127.0.0.5: its lookups in flight. The
+	# method reply comes once the server has read the greeting, and the
+	# request with it: "held" is written when every lookup has begun.
+	local held=$BATS_TEST_TMPDIR/held
 	python3 -c 'import socket,sys,time
 socks = []
 for i in range(64):
     s = socket.socket(); s.bind(("127.0.0.5", 0)); s.connect(("127.0.0.1", int(sys.argv[1])))
     s.sendall(bytes.fromhex(sys.argv[2])); socks.append(s)
-time.sleep(8)' "$PROXY_PORT" "$(s5_domain_request held.test 80)" 3>&- &
+for s in socks:
+    s.settimeout(10); assert s.recv(2) == b"\x05\x00"
+open(sys.argv[3], "w").write("held\n")
+time.sleep(8)' "$PROXY_PORT" "$(s5_domain_request held.test 80)" "$held" 3>&- &
 	PIDS+=($!)
-	sleep 0.5
+	wait_for_line "$held" 100 '^held$'
 	# Then a UDP association of the same address sends to a name.
 	run timeout 20 python3 -c '
 import socket, struct, sys, time
@@ -524,8 +530,8 @@ print("sent")' "$PROXY_PORT"
 s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
 s.sendall(bytes.fromhex(sys.argv[2])); s.settimeout(5); s.recv(2); time.sleep(0.2); s.close()' \
 	    "$PROXY_PORT" "$(s5_domain_request gone.test 80)"
-	# ended within a second, not at the 10 s resolve timeout
-	wait_for_line "$SOCKSIFYD_LOG" 10 'target=gone\.test:80.*outcome=client closed'
+	# ended at once, not at the 10 s resolve timeout
+	wait_for_line "$SOCKSIFYD_LOG" 50 'target=gone\.test:80.*outcome=client closed'
 	# request, data and FIN in one go (printf ... | nc -N): still served
 	run python3 -c 'import socket,sys
 s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))

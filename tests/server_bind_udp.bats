@@ -436,11 +436,10 @@ except OSError:
 }
 
 @test "UDP: a datagram to a denied destination is dropped silently; an allowed one is relayed" {
-	run python3 -c 'import socket,sys
-a = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); a.bind(("127.0.0.1", 0))
-b = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); b.bind(("127.0.0.1", 0))
-print(a.getsockname()[1], b.getsockname()[1])'
-	read -r denied allowed <<<"$output"
+	# below the ephemeral range: no autobind takes them before the echo
+	# threads bind them
+	local denied allowed
+	denied=$(free_port) allowed=$(free_port)
 	start_socksifyd -v --deny "to 127.0.0.1:$denied"
 	run timeout 10 python3 -c 'import socket,sys,threading
 proxy, denied, allowed = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])

@@ -333,7 +333,9 @@ hello() { curl -sS --max-time 10 --socks5 "127.0.0.1:$PROXY_PORT" "$@" "http://1
 	curl -sS --max-time 30 --socks5 "127.0.0.1:$PROXY_PORT" \
 		"http://127.0.0.1:$SLOW_PORT/payload.bin" -o "$BATS_TEST_TMPDIR/got.bin" 3>&- &
 	dl=$!
-	sleep 0.5
+	# the transfer is under way (its first 64 KiB are in) before SIGTERM,
+	# and lasts about 1.6 s more
+	for ((i = 0; i < 100; i++)); do [ -s "$BATS_TEST_TMPDIR/got.bin" ] && break; sleep 0.1; done
 	kill -TERM "$SOCKSIFYD_PID"
 	wait_for_line "$SOCKSIFYD_LOG" 30 'draining 1 sessions'
 	# new clients are refused by the kernel: curl's "couldn't connect" (7)
@@ -420,7 +422,11 @@ open(sys.argv[1],"w").write("%d\n" % s.getsockname()[1]); time.sleep(20)' "$pf" 
 		python3 -c 'import socket,sys,time; s=socket.create_connection(("127.0.0.1",int(sys.argv[1]))); s.send(b"\x05"); time.sleep(3)' "$PROXY_PORT" 3>&- &
 		PIDS+=($!)
 	done
-	sleep 0.5
+	# both holders are sessions before the probes come
+	for ((i = 0; i < 50; i++)); do
+		curl -sS --max-time 5 "http://127.0.0.1:$mport/metrics" | grep -qxF 'socksifyd_sessions_active 2' && break
+		sleep 0.1
+	done
 	for i in 3 4; do
 		run python3 "$HELPERS/s5probe.py" "$PROXY_PORT" 050100
 		# closed with the greeting unread: the kernel may send RST for the FIN
@@ -758,18 +764,14 @@ through() {
 	[ "$stderr" = "socksifyd: users file $f: line 1: a password hash too slow to check at each login (bcrypt cost above 16, or over a million SHA-crypt rounds)" ]
 }
 
-@test "a slow hash (bcrypt cost 13) is checked off the event loop: another client's whole transfer ends while that login still waits" {
+@test "a slow hash (bcrypt cost 14) is checked off the event loop: another client's whole transfer ends while that login still waits" {
 	command -v mkpasswd >/dev/null || skip "mkpasswd is not installed (whois; scripts/deps.sh test)"
 	local f=$BATS_TEST_TMPDIR/users slow
-	printf 'slow:%s\nquick:quick pass\n' "$(mkpasswd -m bcrypt -R 13 'slow pass')" >"$f"
+	# Cost 14: 0.67 s a check here (cost 13's 0.34 s is within reach of a
+	# loaded machine's curl; the file's load checks each hash once too).
+	printf 'slow:%s\nquick:quick pass\n' "$(mkpasswd -m bcrypt -R 14 'slow pass')" >"$f"
 	chmod 600 "$f"
 	start_socksifyd -u "$f" --workers 1
-	# Calibration: how long one such login takes here.
-	local t0 t1
-	t0=$(date +%s%N)
-	[ "$(through 'slow:slow pass')" = "$PAYLOAD_SHA" ]
-	t1=$(date +%s%N)
-	echo "a cost-13 login and transfer: $(((t1 - t0) / 1000000)) ms"
 	through 'slow:slow pass' >"$BATS_TEST_TMPDIR/slow.sha" &
 	slow=$!
 	PIDS+=($slow)

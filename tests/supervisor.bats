@@ -766,8 +766,7 @@ print(hashlib.sha256(u.urlopen(sys.argv[1], timeout=20).read()).hexdigest())" "$
 	echo "preload: status $status, out: $output, err: $stderr"
 	[ "$output" = "HTTP/1.0 200 OK" ]
 	[ "$(recorded)" = "2" ]
-	run grep -c "target=127\.0\.0\.1:$REC_PORT	" "$SOCKSIFYD_LOG"
-	[ "$output" = "1" ]
+	wait_for_count "$SOCKSIFYD_LOG" 30 "target=127\.0\.0\.1:$REC_PORT	" 1
 }
 
 # --- A kernel that cannot supervise ------------------------------------------------------

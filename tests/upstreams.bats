@@ -177,8 +177,10 @@ except OSError as e:
 	got=$(lib "socks4://127.0.0.1:$SOCKS_PORT,socks5h://127.0.0.1:$PROXY_PORT" curl -sS \
 		--max-time 20 "http://127.0.0.1:$HTTP_PORT/payload.bin" | sha)
 	[ "$got" = "$PAYLOAD_SHA" ]
-	grep -q "dynamic request: socks4 host 127.0.0.1 port $PROXY_PORT" "$SSH_D_LOG"
-	grep -q "target=127\.0\.0\.1:$HTTP_PORT" "$SOCKSIFYD_LOG"
+	# Each line is written once its process has seen the close, after
+	# curl is gone: ssh, then sshd, then socksifyd.
+	wait_for_line "$SSH_D_LOG" 30 "dynamic request: socks4 host 127.0.0.1 port $PROXY_PORT"
+	wait_for_line "$SOCKSIFYD_LOG" 30 "target=127\.0\.0\.1:$HTTP_PORT"
 }
 
 @test "UDP needs a SOCKS5 hop: through http:// a datagram is EPERM, said why" {

@@ -120,13 +120,14 @@ def echo(host, portfile, logfile, senders=False):
     with open(logfile, "a") as log:
         while True:
             data, peer = s.recvfrom(65535)
-            s.sendto(data, peer)
+            # logged before the echo: whoever has the echo finds the line
             if senders:
                 h = peer[0] if fam == socket.AF_INET else "[%s]" % peer[0]
                 log.write("from %s:%d %d\n" % (h, peer[1], len(data)))
             else:
                 log.write("%s %d\n" % (sha(data), len(data)))
             log.flush()
+            s.sendto(data, peer)
 
 
 # --- BIND ------------------------------------------------------------------
