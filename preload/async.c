@@ -758,6 +758,49 @@ async_wait_slices(struct async_slot *s, long long ms)
 	return 1;
 }
 
+/* The wait of async_wait_blocking() on s's wake descriptor w (-1: none, in
+ * slices), up to ms (-1: no bound): 1 woken, 0 timed out, -EINTR. */
+static int
+async_wait_woken(struct async_slot *s, int w, long long ms)
+{
+	struct pollfd pfd;
+	uint64_t v;
+
+	if (w < 0)
+		return async_wait_slices(s, ms);
+	if (ms < 0) {
+		while (PRELOAD_REAL(read)(w, &v, sizeof(v)) != (ssize_t)sizeof(v))
+			if (errno == EINTR)
+				return -EINTR;
+		return 1;
+	}
+	pfd.fd = w;
+	pfd.events = POLLIN;
+	pfd.revents = 0;
+	switch (PRELOAD_REAL(poll)(&pfd, 1, ms > INT_MAX ? INT_MAX : (int)ms)) {
+	case 0:
+		return 0;
+	case -1:
+		return -EINTR;
+	default:
+		return 1;
+	}
+}
+
+/* The same, s held (waiters): the waits are cancellation points, as the
+ * kernel's blocking read(), write() and connect() are, and a cancelled
+ * waiter lets go of s. */
+static int
+async_wait_held(struct async_slot *s, int w, long long ms)
+{
+	int r;
+
+	pthread_cleanup_push(async_release, s);
+	r = async_wait_woken(s, w, ms);
+	pthread_cleanup_pop(0);
+	return r;
+}
+
 /*
  * A blocking caller waits for the end of s as the kernel makes it wait on
  * a connecting socket: with the timeout option it would apply (opt:
@@ -774,8 +817,6 @@ async_wait_blocking(struct async_slot *s, int fd, int opt, int *err)
 {
 	struct timeval tv;
 	socklen_t len = sizeof(tv);
-	struct pollfd pfd;
-	uint64_t v;
 	long long ms = -1;
 	int w, r;
 
@@ -786,22 +827,7 @@ async_wait_blocking(struct async_slot *s, int fd, int opt, int *err)
 	w = async_wakefd(s);
 	s->waiters++;
 	async_unlock();
-	if (w < 0) {
-		r = async_wait_slices(s, ms);
-	} else if (ms < 0) {
-		r = 1;
-		while (PRELOAD_REAL(read)(w, &v, sizeof(v)) != (ssize_t)sizeof(v))
-			if (errno == EINTR) {
-				r = -EINTR;
-				break;
-			}
-	} else {
-		pfd.fd = w;
-		pfd.events = POLLIN;
-		pfd.revents = 0;
-		r = PRELOAD_REAL(poll)(&pfd, 1, ms > INT_MAX ? INT_MAX : (int)ms);
-		r = r > 0 ? 1 : r == 0 ? 0 : -EINTR;
-	}
+	r = async_wait_held(s, w, ms);
 	async_lock();
 	s->waiters--;
 	if (s->state != SLOT_DONE)
@@ -1085,10 +1111,33 @@ async_end_inline(struct async_slot *s, uint32_t gen, int fd, const struct tunnel
  * program's mask back, so a stop-the-world collector's signal or Ctrl-C
  * still gets through there; a signal then is handled at once, as one just
  * before the kernel's connect() ends.
+ *
+ * Thread cancellation: connect() is a cancellation point, so the wait may
+ * be one too, and nothing else of the drive is (a send() to the proxy
+ * cancelled halfway, or a log line, would leave the slot held by a thread
+ * that is gone: fork() then waited up to SOCKSIFY_TIMEOUT). Cancellation is
+ * disabled for the drive and let in only inside ppoll(), where a handler
+ * (async_drive_cancelled()) gives the handshake to the engine, as a signal
+ * does: the socket goes on connecting in the background, as the kernel's
+ * does after a cancelled connect().
  */
 struct async_drive_mask {
 	sigset_t blocked, open;
 	bool on;
+};
+
+/* What a cancelled wait needs to leave the slot as a signal would. */
+struct async_drive_cancel {
+	struct async_slot *s;
+	uint32_t gen;
+	int fd;
+	bool enabled;			/* the program's cancel state */
+	bool dialled;
+	short want;
+	struct tunnel *t;
+	struct async_drive_mask *m;
+	struct async_slot *outer;	/* async_driving before this drive */
+	uint32_t outer_gen;
 };
 
 static void
@@ -1107,26 +1156,68 @@ async_drive_unblock(struct async_drive_mask *m)
 	m->on = false;
 }
 
-static int async_drive_here(struct async_slot *s, uint32_t gen, int fd);
+/* A cancellation inside the drive's wait: the handshake goes to the engine
+ * (or, with none, fails), the thread's mask and driver mark as before the
+ * call; then the thread goes on to its end. */
+static void
+async_drive_cancelled(void *arg)
+{
+	struct async_drive_cancel *c = arg;
 
-/* The drive, this thread known as its driver meanwhile (async_hold()). */
+	async_drive_unblock(c->m);
+	async_driving = c->outer;
+	async_driving_gen = c->outer_gen;
+	if (async_handoff(c->s, c->gen, c->t, c->dialled, (uint32_t)c->want) != 0)
+		(void)async_end_inline(c->s, c->gen, c->fd, c->t, ECONNABORTED);
+}
+
+/* ppoll() for the drive, the one place a cancellation may act. */
+static int
+async_drive_wait(struct pollfd *pfd, const struct timespec *ts,
+    struct async_drive_cancel *c)
+{
+	int r, err, off;
+
+	pthread_cleanup_push(async_drive_cancelled, c);
+	if (c->enabled)
+		pthread_setcancelstate(PTHREAD_CANCEL_ENABLE, &off);
+	r = PRELOAD_REAL(ppoll)(pfd, 1, ts, &c->m->open);
+	err = errno;
+	if (c->enabled)
+		pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &off);
+	pthread_cleanup_pop(0);
+	errno = err;
+	return r;
+}
+
+static int async_drive_here(struct async_slot *s, uint32_t gen, int fd,
+    struct async_drive_cancel *c);
+
+/* The drive, this thread known as its driver meanwhile (async_hold()), and
+ * cancellable only in its waits. */
 static int
 async_drive_inline(struct async_slot *s, uint32_t gen, int fd)
 {
-	struct async_slot *outer = async_driving;
-	uint32_t outer_gen = async_driving_gen;
-	int r;
+	struct async_drive_cancel c = {
+		.s = s, .gen = gen, .fd = fd,
+		.outer = async_driving, .outer_gen = async_driving_gen,
+	};
+	int r, state;
 
+	pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &state);
+	c.enabled = state == PTHREAD_CANCEL_ENABLE;
 	async_driving = s;
 	async_driving_gen = gen;
-	r = async_drive_here(s, gen, fd);
-	async_driving = outer;
-	async_driving_gen = outer_gen;
+	r = async_drive_here(s, gen, fd, &c);
+	async_driving = c.outer;
+	async_driving_gen = c.outer_gen;
+	pthread_setcancelstate(state, &state);
 	return r;
 }
 
 static int
-async_drive_here(struct async_slot *s, uint32_t gen, int fd)
+async_drive_here(struct async_slot *s, uint32_t gen, int fd,
+    struct async_drive_cancel *c)
 {
 	struct async_drive_mask m = { .on = false };
 	struct timespec ts;
@@ -1148,6 +1239,8 @@ async_drive_here(struct async_slot *s, uint32_t gen, int fd)
 	sigdelset(&m.blocked, SIGSYS);
 	pthread_sigmask(SIG_BLOCK, &m.blocked, &m.open);
 	m.on = true;
+	c->t = &t;
+	c->m = &m;
 	memset(&tv, 0, sizeof(tv));
 	if (preload_real.getsockopt(sock, SOL_SOCKET, SO_SNDTIMEO, &tv, &tlen) == 0 &&
 	    (tv.tv_sec > 0 || tv.tv_usec > 0))
@@ -1214,7 +1307,9 @@ async_drive_here(struct async_slot *s, uint32_t gen, int fd)
 			pfd.revents = 0;
 			ts.tv_sec = (time_t)((until - now) / 1000);
 			ts.tv_nsec = (long)((until - now) % 1000 * 1000000);
-			r = PRELOAD_REAL(ppoll)(&pfd, 1, &ts, &m.open);
+			c->dialled = dialled;
+			c->want = want;
+			r = async_drive_wait(&pfd, &ts, c);
 			if (r > 0)
 				break;
 			if (r < 0 && errno != EINTR) {

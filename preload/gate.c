@@ -39,6 +39,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -497,6 +498,46 @@ fcntl64(int fd, int cmd, ...)
 	return gate_fcntl(PRELOAD_REAL(fcntl64), fd, cmd, arg);
 }
 
+/* A round's holds on pending sockets (async_waitfd()), and its arrays when
+ * they are not on the stack. */
+struct gate_poll_holds {
+	void **ref;
+	nfds_t k;
+	struct pollfd *heap;
+};
+
+/* The round's wait is a cancellation point, as poll() is: a cancelled
+ * thread lets go of the sockets it waited on. */
+static void
+gate_poll_cancelled(void *arg)
+{
+	struct gate_poll_holds *h = arg;
+	nfds_t i;
+
+	for (i = 0; i < h->k; i++)
+		async_release(h->ref[i]);
+	if (h->heap != NULL) {
+		free(h->heap);
+		free(h->ref);
+	}
+}
+
+/* A round's wait: real ppoll(), h let go of if the thread is cancelled. */
+static int
+gate_poll_wait(int (*real)(struct pollfd *, nfds_t, const struct timespec *,
+    const sigset_t *), struct pollfd *arr, nfds_t n, const struct timespec *tmo,
+    const sigset_t *mask, struct gate_poll_holds *h)
+{
+	int r, err;
+
+	pthread_cleanup_push(gate_poll_cancelled, h);
+	r = real(arr, n, tmo, mask);
+	err = errno;
+	pthread_cleanup_pop(0);
+	errno = err;
+	return r;
+}
+
 /*
  * The readiness of pending sockets in poll() form. Each round: the pending
  * descriptors are left out (fd -1: the kernel skips it) and their wake
@@ -512,6 +553,7 @@ gate_poll(struct pollfd *fds, nfds_t n, const struct timespec *tmo,
 	struct pollfd stack[GATE_POLL_STACK], *arr = stack, one;
 	void *refs[GATE_POLL_STACK], **ref = refs;
 	struct timespec left, *lp;
+	struct gate_poll_holds h;
 	long long deadline = 0, ms;
 	nfds_t i, k, npend;
 	int r, ready, err, w;
@@ -578,7 +620,10 @@ gate_poll(struct pollfd *fds, nfds_t n, const struct timespec *tmo,
 			left.tv_nsec = ms > 0 ? (ms % 1000) * GATE_NS_PER_MS : 0;
 			lp = &left;
 		}
-		r = real(arr, n + k, lp, mask);
+		h.ref = ref;
+		h.k = k;
+		h.heap = arr != stack ? arr : NULL;
+		r = gate_poll_wait(real, arr, n + k, lp, mask, &h);
 		err = errno;
 		for (i = 0; i < k; i++)
 			async_release(ref[i]);

@@ -377,6 +377,16 @@ ac_slow_and_stall() {
 	ac_below reenter connect_ms "$LATE_MS"
 }
 
+# connect() is a cancellation point: a thread cancelled in it is gone, and
+# the connection goes on. The library gave the handshake to nobody: the
+# socket stayed pending for good, so no poll() ever reported it.
+@test "async: pthread_cancel() of a thread in a blocking connect(): it ends, the handshake goes on in the background (poll reports it, echo intact); cancelled waiters in poll() and read() leave nothing behind" {
+	slow_faultd
+	ac_bg pcancel "$URL" pcancel -s 300 -d "$SLOW_MS"
+	ac_wait
+	ac_ok pcancel revents=0x4 so_error=0 echo=2048 'eventfds_before=[0-9]+' 'eventfds_after=[0-9]+'
+}
+
 # While the library writes its warning for a failing proxy to a stderr
 # nobody reads, a signal's default action must still end the program: the
 # write runs with the program's signal mask, not the drive's.

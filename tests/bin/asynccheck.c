@@ -39,7 +39,8 @@
  *	-B	an epoll method's set is joined before connect()
  *	-n N	connections (many, cancel)
  *	-f FD	the descriptor number of dup and highfd (AC_HIGH_FD)
- *	-s MS	SO_SNDTIMEO (sndtimeo); the SIGALRM timer (eintr, restart)
+ *	-s MS	SO_SNDTIMEO (sndtimeo); the SIGALRM timer (eintr, restart);
+ *		the cancellation (pcancel)
  *	-b N	bytes echoed per connection (AC_ECHO_BYTES)
  *	-w	write() while the handshake is pending must say EAGAIN: no byte
  *		of the program reaches the proxy before the handshake is over
@@ -77,6 +78,13 @@
  *			answer raises SIGIO the instant it wakes the library's
  *			wait, so the signal lands between two of its system
  *			calls; still EINTR, the outcome through METHOD
+ *	pcancel		a thread in a blocking connect() cancelled at -s MS
+ *			(pthread_cancel: connect() is a cancellation point):
+ *			it ends cancelled, the connection goes on in the
+ *			background, its outcome through METHOD; then a thread
+ *			in poll() and one in read() of a pending socket are
+ *			cancelled, and nothing of theirs is left (the
+ *			eventfds open after the outcome are those before)
  *	fail-errno	one non-blocking connect, POLLOUT waited for: prints
  *			the errno in SO_ERROR and the events first reported
  *
@@ -205,7 +213,7 @@ usage(void)
 	    "  SCENARIO: poll ppoll select pselect epoll-lt epoll-pwait epoll-pwait2\n"
 	    "            epoll-et epoll-et-oneshot epoll-before epoll-two-sets\n"
 	    "            epoll-exclusive thread fork dup highfd states cancel many\n"
-	    "            sndtimeo eintr restart sigio reenter fail-errno\n");
+	    "            sndtimeo eintr restart sigio reenter pcancel fail-errno\n");
 	exit(EXIT_USAGE);
 }
 
@@ -1899,6 +1907,128 @@ scenario_signal(bool restart, bool sigio)
 	return conn_end(&w, &c);
 }
 
+/* pcancel: the descriptors of this process that are eventfds (the
+ * library's wake descriptors among them). */
+static int
+eventfds_open(void)
+{
+	char target[64];
+	struct dirent *e;
+	DIR *d = opendir("/proc/self/fd");
+	ssize_t n;
+	int count = 0;
+
+	if (d == NULL)
+		return -1;
+	while ((e = readdir(d)) != NULL) {
+		if (e->d_name[0] == '.')
+			continue;
+		n = readlinkat(dirfd(d), e->d_name, target, sizeof(target) - 1);
+		if (n > 0) {
+			target[n] = '\0';
+			count += strcmp(target, "anon_inode:[eventfd]") == 0;
+		}
+	}
+	closedir(d);
+	return count;
+}
+
+struct pcancel_arg {
+	struct conn *c;
+	int how;		/* 0: connect(), 1: poll(), 2: read() */
+	atomic_int started;
+};
+
+static void *
+pcancel_thread(void *p)
+{
+	struct pcancel_arg *a = p;
+	struct pollfd pfd = { .fd = a->c->fd, .events = POLLIN };
+	char b;
+
+	atomic_store(&a->started, 1);
+	if (a->how == 0)
+		conn_connect(a->c);
+	else if (a->how == 1)
+		(void)poll(&pfd, 1, (int)opt.wait_ms);
+	else
+		(void)read(a->c->fd, &b, 1);
+	return NULL;		/* not cancelled: the join says so */
+}
+
+/* Runs how in a thread, cancels it after ms, joins it: true when it ended
+ * cancelled. */
+static bool
+pcancel_run(struct conn *c, int how, long ms)
+{
+	static const char *const names[] = { "connect()", "poll()", "read()" };
+	struct pcancel_arg a = { .c = c, .how = how };
+	pthread_t t;
+	void *ret = NULL;
+	int i;
+
+	if (pthread_create(&t, NULL, pcancel_thread, &a) != 0)
+		return check(false, "pthread_create: %s", errname(errno));
+	for (i = 0; i < AC_START_MS && !atomic_load(&a.started); i++)
+		sleep_ms(1);
+	sleep_ms(ms);
+	(void)pthread_cancel(t);
+	(void)pthread_join(t, &ret);
+	return check(ret == PTHREAD_CANCELED, "a thread in %s of a pending socket was "
+	    "not cancelled", names[how]);
+}
+
+/*
+ * pcancel: pthread_cancel() of a thread in a blocking connect(), and of
+ * threads waiting on a pending socket. The kernel's connect() is a
+ * cancellation point that leaves the connection going on; the library's
+ * must hand the handshake on, not leave it held by a thread that is gone
+ * (then nothing ever finished it: the socket stayed pending for good).
+ */
+static int
+scenario_pcancel(void)
+{
+	enum method m = opt.method_set ? opt.method : M_POLL;
+	struct waiter w, w2;
+	struct conn c, c2;
+	int before, after, flags;
+
+	report_kv("method=%s", method_names[m]);
+	if (waiter_init(&w, m) < 0 || (c.fd = conn_socket(false)) < 0)
+		return fail_end("setup: %s", errname(errno));
+	if (!pcancel_run(&c, 0, opt.timer_ms))
+		return conn_end(&w, &c);
+	check(!is_nonblocking(c.fd), "the blocking socket came back with O_NONBLOCK");
+	(void)waiter_add(&w, c.fd, POLLIN | POLLOUT);
+	conn_await(&w, &c);
+	waiter_close(&w);
+	close(c.fd);
+	if (rep.failed)
+		return report_end(stdout);
+	/* A second socket, pending; a thread waits on it in poll(), then
+	 * one in a blocking read(); each cancelled. */
+	before = eventfds_open();
+	if (waiter_init(&w2, m) < 0 || (c2.fd = conn_socket(true)) < 0)
+		return fail_end("setup: %s", errname(errno));
+	if (!conn_start(&c2))
+		return conn_end(&w2, &c2);
+	flags = fcntl(c2.fd, F_GETFL);
+	(void)fcntl(c2.fd, F_SETFL, flags & ~O_NONBLOCK);
+	if (!pcancel_run(&c2, 1, AC_BLOCKED_MS) || !pcancel_run(&c2, 2, AC_BLOCKED_MS))
+		return conn_end(&w2, &c2);
+	(void)fcntl(c2.fd, F_SETFL, flags);
+	(void)waiter_add(&w2, c2.fd, POLLIN | POLLOUT);
+	conn_await(&w2, &c2);
+	waiter_close(&w2);
+	close(c2.fd);
+	after = eventfds_open();
+	report_kv("eventfds_before=%d eventfds_after=%d", before, after);
+	check(after == before, "%d eventfds open after the outcome, %d before the "
+	    "cancelled waiters: a waiter's hold on the socket was left behind", after,
+	    before);
+	return report_end(stdout);
+}
+
 /*
  * fail-errno: a non-blocking connect() and POLLOUT waited for, as an event
  * loop does: the errno in SO_ERROR and the events of the first report are
@@ -2088,6 +2218,8 @@ main(int argc, char **argv)
 		return scenario_signal(false, true);
 	if (strcmp(opt.scenario, "reenter") == 0)
 		return scenario_reenter();
+	if (strcmp(opt.scenario, "pcancel") == 0)
+		return scenario_pcancel();
 	if (strcmp(opt.scenario, "fail-errno") == 0)
 		return scenario_fail_errno();
 	usage();
