@@ -10,6 +10,12 @@
  * the address the target sees: the BND.ADDR and BND.PORT of the last hop's
  * CONNECT reply, when BND.ADDR is an address and not the wildcard (tor and
  * ssh -D send 0.0.0.0, and have no BIND either); else the kernel's own.
+ * An IPv6 BND.ADDR on an IPv4 socket (a name's placeholder, the proxy
+ * reaching the target over IPv6) has no form there: it is said as
+ * 192.0.0.8 (RFC 7600's IPv4 dummy address), not as the kernel's name,
+ * which an FTP client would announce, and the server would reach this
+ * host at it around the proxy. A bind() to it fails (EADDRNOTAVAIL, with
+ * a line), and an announced one leads nowhere: fail closed.
  * While such a connection is open, a TCP socket becomes a BIND toward its
  * destination when the program
  *   (a) binds it to exactly that address (any port) and listens on it or
@@ -122,6 +128,9 @@
 #include <netinet/in.h>
 
 #include "preload.h"
+
+/* What an IPv4 socket's getsockname() says of a tunnel whose BND is IPv6. */
+static const uint8_t listen_v4_standin[4] = { 192, 0, 0, 8 };
 
 /* A tunnelled connection's reported address, compact (no names). */
 struct listen_conn {
@@ -415,6 +424,17 @@ bind(int fd, const struct sockaddr *sa, socklen_t len)
 	}
 	r = real(fd, sa, len);
 	saved = errno;
+	if (r != 0 && saved == EADDRNOTAVAIL && sa != NULL && len >= sizeof(struct sockaddr_in) &&
+	    sa->sa_family == AF_INET &&
+	    memcmp(&((const struct sockaddr_in *)sa)->sin_addr, listen_v4_standin, 4) == 0) {
+		preload_log_limited(LOG_LVL_WARN, preload_log_key("bind-standin", ""),
+		    "bind() to 192.0.0.8, which getsockname() says of a tunnelled "
+		    "IPv4 connection whose proxy reached the target over IPv6: no "
+		    "address this socket can announce, so no BIND; use passive mode "
+		    "(EADDRNOTAVAIL)");
+		errno = saved;
+		return r;
+	}
 	/* The fast path: no tunnel reports an address, or none is asked for. */
 	if (__atomic_load_n(&listen_conn_top, __ATOMIC_ACQUIRE) == 0 ||
 	    (r != 0 && saved != EADDRNOTAVAIL) ||
@@ -903,6 +923,8 @@ listen_sockname(int fd, struct sockaddr *sa, socklen_t *len)
 		/* The latest asked wins a tie in listen_match(). */
 		__atomic_store_n(&listen_conns[fd].seq,
 		    __atomic_add_fetch(&listen_seq, 1, __ATOMIC_RELAXED), __ATOMIC_RELAXED);
+		if (a.atyp == S5_ATYP_IPV6 && listen_family(fd) == AF_INET)
+			s5_addr_set_ip4(&a, listen_v4_standin, a.port);
 	}
 	if ((n = listen_sockaddr(&a, listen_family(fd), &ss)) == 0)
 		return false;

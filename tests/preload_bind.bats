@@ -19,12 +19,13 @@ setup() {
 
 teardown() { stop_all; }
 
-# start_ftpd: serves $WWW on 127.0.0.1; sets FTP_PORT and FTP_LOG.
+# start_ftpd [HOST]: serves $WWW on HOST (127.0.0.1); sets FTP_PORT and
+# FTP_LOG.
 start_ftpd() {
 	local pf=$BATS_TEST_TMPDIR/ftp.port
 	FTP_LOG=$BATS_TEST_TMPDIR/ftpd.log
 	: >"$FTP_LOG"
-	"$PY" "$HELPERS/ftpd.py" "$WWW" 127.0.0.1 "$pf" "$FTP_LOG" 3>&- >/dev/null 2>&1 &
+	"$PY" "$HELPERS/ftpd.py" "$WWW" "${1:-127.0.0.1}" "$pf" "$FTP_LOG" 3>&- >/dev/null 2>&1 &
 	PIDS+=($!)
 	wait_for_line "$pf" 50 '^[0-9]+$'
 	FTP_PORT=$(cat "$pf")
@@ -91,6 +92,35 @@ curl_active() {
 @test "socks5h: the BIND names the FTP server as the program named it" {
 	need_dns_jail
 	curl_active "$PROXY_ONLY_NAME"
+}
+
+# socks5h to a name the proxy reaches over IPv6: the program's socket is
+# IPv4 (a placeholder), and the proxy's BND.ADDR has no IPv4 form. The
+# kernel's name of the socket stood in for it: curl bound its listener
+# there and announced it, and a server that takes any address connected
+# to this host directly, around the proxy. (curl's bind() now fails before
+# it announces anything; a client that announces getsockname()'s address
+# from a wildcard listener, as Python's ftplib does, would send the server
+# to 192.0.0.8, which no test may do.)
+@test "socks5h, the proxy reaching the FTP server over IPv6: getsockname() says 192.0.0.8, and active FTP fails closed, the server never connecting to this host" {
+	need_dns_jail
+	start_socksifyd -v
+	FTPD_PERMIT_FOREIGN=1 start_ftpd ::1
+	run env LD_PRELOAD="$LIB" SOCKSIFY_PROXY="socks5h://127.0.0.1:$PROXY_PORT" \
+		SOCKSIFY_EXCLUDE=none timeout 20 "$PY" -c 'import socket, sys
+s = socket.create_connection((sys.argv[1], int(sys.argv[2])), 10)
+print(s.family == socket.AF_INET, s.getsockname()[0])' "$PROXY_V6_NAME" "$FTP_PORT"
+	[ "$output" = "True 192.0.0.8" ]
+	run "$SOCKSIFY" -x "socks5h://127.0.0.1:$PROXY_PORT" -e none --log "$LIBLOG" \
+		curl -sS --max-time 20 -P - "ftp://$PROXY_V6_NAME:$FTP_PORT/payload.bin" \
+		-o "$BATS_TEST_TMPDIR/got.bin"
+	echo "curl: $status $output"
+	cat "$LIBLOG"
+	[ "$status" -ne 0 ]
+	grep -q 'bind() to 192\.0\.0\.8, which getsockname() says of a tunnelled IPv4 connection whose proxy reached the target over IPv6' "$LIBLOG"
+	! grep -q '^data ' "$FTP_LOG" || { cat "$FTP_LOG"; false; }
+	# the control connection did go through the proxy, to ::1
+	wait_for_line "$SOCKSIFYD_LOG" 30 "target=$PROXY_V6_NAME:$FTP_PORT	connected=\[::1\]:$FTP_PORT"
 }
 
 @test "getsockname/getpeername/accept of a BIND; the program's own listeners stay local" {

@@ -75,6 +75,7 @@ start_http() {
 # has two addresses, ::1 (which glibc sorts first) and 127.0.0.1.
 PROXY_ONLY_NAME=only-proxy.socksify.test
 PROXY_MULTI_NAME=two-addresses.socksify.test
+PROXY_V6_NAME=v6-only.socksify.test
 
 # proxy_hosts: writes $BATS_TEST_TMPDIR/proxy-hosts, /etc/hosts plus the
 # names only a test's proxy may resolve, and sets HOSTS_WRAP to the words
@@ -84,7 +85,8 @@ proxy_hosts() {
 	HOSTS_WRAP=()
 	[ "${SOCKSIFY_TEST_NS:-0}" = 1 ] || return 0
 	{ echo "127.0.0.1 $PROXY_ONLY_NAME"; echo "::1 $PROXY_MULTI_NAME";
-	  echo "127.0.0.1 $PROXY_MULTI_NAME"; cat /etc/hosts 2>/dev/null; } >"$BATS_TEST_TMPDIR/proxy-hosts"
+	  echo "127.0.0.1 $PROXY_MULTI_NAME"; echo "::1 $PROXY_V6_NAME";
+	  cat /etc/hosts 2>/dev/null; } >"$BATS_TEST_TMPDIR/proxy-hosts"
 	HOSTS_WRAP=(unshare --mount sh -c 'mount --bind "$0" /etc/hosts && exec "$@"'
 		"$BATS_TEST_TMPDIR/proxy-hosts")
 }

@@ -7,7 +7,10 @@ read-only; binds HOST on an ephemeral port, writes the port to PORTFILE once
 listening, and serves DIR until it is killed. LOG gets one line per data
 connection, "data active|passive local=IP:PORT peer=IP:PORT" (for active
 mode, peer is where the server connected to: the address of the client's
-PORT/EPRT), after pyftpdlib's own log lines.
+PORT/EPRT), after pyftpdlib's own log lines. FTPD_PERMIT_FOREIGN=1 lets
+a client announce an address other than the one its control connection
+comes from (pyftpdlib refuses that by default, as FTP bounce protection;
+many servers do not).
 """
 import logging
 import os
@@ -38,6 +41,7 @@ def main():
     handler = FTPHandler
     handler.authorizer = auth
     handler.dtp_handler = LoggedDTP
+    handler.permit_foreign_addresses = os.environ.get("FTPD_PERMIT_FOREIGN") == "1"
     srv = FTPServer((host, 0), handler)
     tmp = portfile + ".tmp"
     with open(tmp, "w") as f:
