@@ -79,15 +79,35 @@ check_default_target(const struct tunnel *t, struct s5_addr *dst)
 	dst->port = port;
 }
 
-/* The last hop refused by policy: SOCKS5 reply 02, HTTP 403. */
+/*
+ * The last hop turned down the destination we picked ourselves, in words
+ * that still show it speaks its protocol to the end: a refusal by policy
+ * (SOCKS5 reply 02, HTTP 403); and for "localhost" at its port (remote
+ * names, a last hop given by address) a refused connection too (reply 05,
+ * or SOCKS5's connection closed where the CONNECT reply was due: ssh -D's
+ * way of saying it): a proxy listening on another address than loopback
+ * (microsocks -i LAN-ADDRESS, ssh -D 0.0.0.0:1080) has nothing there.
+ * err: the step's -errno.
+ */
 static bool
-check_policy_refusal(const struct tunnel *t)
+check_refused_ours(const struct tunnel *t, int err)
 {
-	const struct s5_proxy *p = &tunnel_hop(t, preload_cfg.nhops - 1)->proxy;
+	const struct preload_hop *h = tunnel_hop(t, preload_cfg.nhops - 1);
+	const struct s5_proxy *p = &h->proxy;
+	bool localhost = preload_cfg.remote_dns && p->addr.atyp != S5_ATYP_DOMAIN;
 
 	if (p->proto == S5_PROTO_HTTP)
 		return t->rep >= 0 && t->c.status == 403;
-	return p->proto == S5_PROTO_SOCKS5 && t->rep == S5_REP_NOT_ALLOWED;
+	if (p->proto != S5_PROTO_SOCKS5)
+		return false;
+	if (t->rep == S5_REP_NOT_ALLOWED)
+		return true;
+	if (!localhost)
+		return false;
+	if (t->rep == S5_REP_CONN_REFUSED)
+		return true;
+	return t->rep < 0 && t->why == 0 && t->answered && s5_client_awaiting_reply(&t->c) &&
+	    (err == -ECONNREFUSED || err == -ECONNRESET || err == -EPIPE);
 }
 
 /* TCP to t's first hop on *fd (a new socket when -1): 0, or -errno (said). */
@@ -300,11 +320,12 @@ check_run(const char *target)
 		}
 		/* The last hop refused the destination we picked ourselves by
 		 * policy (a squid or tinyproxy CONNECTs to port 443 alone: 403;
-		 * danted not to itself: 02): it spoke its protocol to the end,
-		 * which is what the check can tell without a destination of
-		 * the user's. Any other refusal (01, 03, 04, 5xx...) says the
-		 * proxy cannot get out, and fails. */
-		if (target == NULL && t.hop + 1 == preload_cfg.nhops && check_policy_refusal(&t)) {
+		 * danted not to itself: 02), or found nothing at the localhost
+		 * we asked for (check_refused_ours()): it spoke its protocol to
+		 * the end, which is what the check can tell without a
+		 * destination of the user's. Any other refusal (01, 03, 04,
+		 * 5xx...) says the proxy cannot get out, and fails. */
+		if (target == NULL && t.hop + 1 == preload_cfg.nhops && check_refused_ours(&t, r)) {
 			printf("%s: %s (a program would see %s); it answers, only not for "
 			    "this destination of ours: --check-target HOST:PORT asks for "
 			    "one you use\n", text, line, preload_errno_name(-r));

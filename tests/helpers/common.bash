@@ -252,14 +252,14 @@ need_dns_jail() {
 	[ "${SOCKSIFY_TEST_NS:-0}" = 1 ] || skip "needs scripts/test.sh's mount namespace (resolver on loopback)"
 }
 
-# start_microsocks: Debian's microsocks on 127.0.0.1 (it refuses UDP
-# ASSOCIATE and BIND); sets PROXY_PORT.
+# start_microsocks [ADDR]: Debian's microsocks on ADDR, 127.0.0.1 by
+# default (it refuses UDP ASSOCIATE and BIND); sets PROXY_PORT.
 start_microsocks() {
 	command -v microsocks >/dev/null || skip "microsocks is not installed (scripts/deps.sh test)"
 	PROXY_PORT=$(free_port)
-	microsocks -i 127.0.0.1 -p "$PROXY_PORT" 3>&- >"$BATS_TEST_TMPDIR/microsocks.log" 2>&1 &
+	microsocks -i "${1:-127.0.0.1}" -p "$PROXY_PORT" 3>&- >"$BATS_TEST_TMPDIR/microsocks.log" 2>&1 &
 	PIDS+=($!)
-	wait_for_port "$PROXY_PORT" 50
+	wait_listen "$PROXY_PORT" 50
 }
 
 # A recording DNS server on 127.0.0.1:53, the jail's only nameserver: a query
@@ -485,14 +485,15 @@ start_tinyproxy() {
 	wait_listen "$TP_PORT" 50
 }
 
-# start_ssh_socks: ssh -D on 127.0.0.1 through a private sshd (SOCKS4, 4a
-# and 5 in one listener); sets SOCKS_PORT, and SSH_D_LOG (ssh -vv: a line a
-# forwarded connection, "dynamic request: socks4 host HOST port PORT").
+# start_ssh_socks [ADDR]: ssh -D on ADDR, 127.0.0.1 by default, through a
+# private sshd (SOCKS4, 4a and 5 in one listener); sets SOCKS_PORT, and
+# SSH_D_LOG (ssh -vv: a line a forwarded connection, "dynamic request:
+# socks4 host HOST port PORT").
 start_ssh_socks() {
 	start_sshd forwarding
 	SOCKS_PORT=$(free_port)
 	SSH_D_LOG=$BATS_TEST_TMPDIR/ssh-d.log
-	ssh -F /dev/null -N -vv -D "127.0.0.1:$SOCKS_PORT" \
+	ssh -F /dev/null -N -vv -D "${1:-127.0.0.1}:$SOCKS_PORT" \
 		-o BatchMode=yes -o IdentitiesOnly=yes -o IdentityAgent=none \
 		-o UserKnownHostsFile="$SSH_DIR/known_hosts" -o GlobalKnownHostsFile=/dev/null \
 		-o StrictHostKeyChecking=yes -o ExitOnForwardFailure=yes \
