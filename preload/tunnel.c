@@ -380,6 +380,20 @@ tunnel_v6_only(int fd)
 	return preload_v6only(fd) || preload_v6_bound(fd);
 }
 
+bool
+tunnel_first_mixed(int fd, int domain)
+{
+	const struct preload_hop *h;
+	size_t k;
+
+	for (k = 0; k < preload_cfg.nalts[0]; k++) {
+		h = &preload_cfg.hops[0][k];
+		if (domain == AF_INET ? !h->has_v4 : !h->has_v6 && tunnel_v6_only(fd))
+			return true;
+	}
+	return false;
+}
+
 /*
  * The first hop as a sockaddr for a socket of family domain: 0, or -EAFNOSUPPORT
  * when a socket of that family cannot reach it (an IPv4 socket and an

@@ -110,6 +110,17 @@ check_refused_ours(const struct tunnel *t, int err)
 	    (err == -ECONNREFUSED || err == -ECONNRESET || err == -EPIPE);
 }
 
+/* The address family of socket fd. */
+static int
+check_domain(int fd)
+{
+	socklen_t len = sizeof(int);
+	int domain = 0;
+
+	(void)getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len);
+	return domain;
+}
+
 /* TCP to t's first hop on *fd (a new socket when -1): 0, or -errno (said). */
 static int
 check_dial(struct tunnel *t, int *fd)
@@ -279,9 +290,14 @@ check_run(const char *target)
 	/* An alternative that fails is said, and the next one checked, as a
 	 * program's connect() would move on. */
 	while (r == 0) {
-		/* Each attempt: the alternative it uses may be another. */
+		/* Each attempt: the alternative it uses may be another, and
+		 * of the other family (127.0.0.1:1080|[::1]:1080). */
 		if (target == NULL)
 			check_default_target(&t, &t.dst);
+		if (fd >= 0 && check_domain(fd) != tunnel_family(&t)) {
+			close(fd);
+			fd = -1;
+		}
 		if ((r = check_dial(&t, &fd)) < 0) {
 			t.dial_err = -r;
 			if (tunnel_retry(&t, fd, -r, deadline)) {

@@ -84,6 +84,35 @@ settle() {
 		{ cat "$LIBLOG"; false; }
 }
 
+# The next alternative is dialled on the program's socket: an IPv4 one could
+# not reach an IPv6 proxy there (the second alternative "closed the
+# connection", or EAFNOSUPPORT under --check), so it is made one that
+# reaches both before the first dial.
+@test "alternatives of both families, 127.0.0.1 refused then [::1]: an IPv4 socket reaches the second, blocking and not; --check checks it too" {
+	start_socksifyd --no-auth -v -l "[::1]:0"
+	hold_refused_port
+	local chain="socks5://127.0.0.1:$REFUSED_PORT|socks5://[::1]:$PROXY_PORT"
+	run fo "$chain" get "$HTTP_PORT"
+	[ "$output" = "$HELLO_SHA" ] || { cat "$LIBLOG"; false; }
+	grep -q "proxy 127.0.0.1:$REFUSED_PORT (alternative 1 of 2) cannot be reached: Connection refused; trying the next alternative" "$LIBLOG"
+	run fo "$chain" nonblock "$HTTP_PORT"
+	[ "${lines[0]}" = einprogress ]
+	[ "${lines[1]}" = "$HELLO_SHA" ] || { cat "$LIBLOG"; false; }
+	wait_for_count "$SOCKSIFYD_LOG" 30 "client=\[::1\]:[0-9]+.*target=127\.0\.0\.1:$HTTP_PORT.*outcome=ok" 2
+	run --separate-stderr timeout 60 "$SOCKSIFY" --check -x "$chain" --check-target "127.0.0.1:$HTTP_PORT"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[[ "${lines[2]}" == "hop 1 of 1, alternative 2 of 2, socks5://[::1]:$PROXY_PORT: TCP to [::1]:$PROXY_PORT: ok ("* ]]
+	# A socket bound to an IPv4 address keeps it, and its family: the
+	# IPv6 alternative is out of its reach, and said so.
+	: >"$LIBLOG"
+	run env SOCKSIFY_EXCLUDE=none SOCKSIFY_LOG_FILE="$LIBLOG" LD_PRELOAD="$LIB" SOCKSIFY_PROXY="$chain" \
+		timeout 30 curl -sS --interface 127.0.0.1 "http://127.0.0.1:$HTTP_PORT/hello.txt"
+	[ "$status" -eq 7 ]
+	grep -q "proxy \[::1\]:$PROXY_PORT (alternative 2 of 2) has no address for this socket's family; the program sees ECONNREFUSED" "$LIBLOG" ||
+		{ cat "$LIBLOG"; false; }
+}
+
 @test "first alternative accepts and never answers: given up after its share of SOCKSIFY_TIMEOUT, then the second" {
 	start_socksifyd --no-auth -v
 	start_failing silent
