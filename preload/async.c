@@ -84,7 +84,10 @@
  *
  * One mutex guards the slots, the index, the engine's state and the gate's
  * epoll records; the fast paths (async_active == 0, an fd with no slot) take
- * no lock.
+ * no lock. No thread cancellation acts while it is held (async_lock()); a
+ * blocking connect() is cancellable in its waits alone, which hand the
+ * handshake on (async_drive_cancelled()), and a cancelled waiter lets go of
+ * its slot (async_wait_held(), gate.c).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -155,11 +158,20 @@ static __thread bool async_held;
  * (connect(), a blocking read or write) would wait for itself. */
 static __thread struct async_slot *async_driving;
 static __thread uint32_t async_driving_gen;
+/* The thread's cancel state before it took the lock: no cancellation acts
+ * while the lock is held (a connect(), close() or write() of ours under it
+ * is a cancellation point, and a thread cancelled there would leave it
+ * held for good; fork()'s prepare step waits on a condition under it). */
+static __thread int async_cancel_old;
 
 void
 async_lock(void)
 {
+	int old;
+
 	async_held = true;
+	pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &old);
+	async_cancel_old = old;
 	pthread_mutex_lock(&async_mutex);
 }
 
@@ -167,6 +179,7 @@ void
 async_unlock(void)
 {
 	pthread_mutex_unlock(&async_mutex);
+	pthread_setcancelstate(async_cancel_old, NULL);
 	async_held = false;
 }
 
@@ -1356,6 +1369,12 @@ async_handoff(struct async_slot *s, uint32_t gen, const struct tunnel *t,
 
 	async_lock();
 	if (s->gen != gen || s->state != SLOT_PENDING) {
+		/* Closed by another thread meanwhile (async_cancel() left the
+		 * copy to its driver, this thread). */
+		if (s->gen == gen && s->copy >= 0) {
+			(void)PRELOAD_REAL(close)(s->copy);
+			s->copy = -1;
+		}
 		s->waiters--;
 		if (s->state == SLOT_DONE && s->waiters == 0)
 			async_free(s);

@@ -42,12 +42,22 @@ fdmark_set(uint64_t *map, int fd, bool on)
 		__atomic_and_fetch(&map[fd / 64], ~bit, __ATOMIC_RELEASE);
 }
 
+/* The holder's cancel state before: no cancellation acts while a module's
+ * mutex is held (a system call of ours under it is a cancellation point,
+ * and a thread cancelled there would leave it held for good). Each file
+ * that includes this has its own: one lock of a module at a time. */
+static __thread int fdmark_cancel_old;
+
 static inline bool
 fdmark_lock(pthread_mutex_t *mu, bool *held)
 {
+	int old;
+
 	if (*held)
 		return false;
+	pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &old);
 	pthread_mutex_lock(mu);
+	fdmark_cancel_old = old;
 	*held = true;
 	return true;
 }
@@ -57,6 +67,7 @@ fdmark_unlock(pthread_mutex_t *mu, bool *held)
 {
 	*held = false;
 	pthread_mutex_unlock(mu);
+	pthread_setcancelstate(fdmark_cancel_old, NULL);
 }
 
 #endif

@@ -556,7 +556,7 @@ gate_poll(struct pollfd *fds, nfds_t n, const struct timespec *tmo,
 	struct gate_poll_holds h;
 	long long deadline = 0, ms;
 	nfds_t i, k, npend;
-	int r, ready, err, w;
+	int r, ready, err, w, cancel;
 	bool slices;
 
 	if (real == NULL) {
@@ -638,7 +638,11 @@ gate_poll(struct pollfd *fds, nfds_t n, const struct timespec *tmo,
 					/* Over during the wait: what the kernel says now. */
 					one = fds[i];
 					one.revents = 0;
+					/* A look, no wait: no cancellation
+					 * before the arrays are freed. */
+					pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cancel);
 					(void)real(&one, 1, &(struct timespec){ 0, 0 }, NULL);
+					pthread_setcancelstate(cancel, NULL);
 					fds[i].revents = one.revents;
 				}
 				if (fds[i].revents != 0)

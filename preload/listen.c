@@ -185,6 +185,27 @@ struct listen_slot {
 };
 
 static pthread_mutex_t listen_mutex = PTHREAD_MUTEX_INITIALIZER;
+/* The holder's cancel state before it took the lock: no cancellation acts
+ * under it (a close() of ours there is a cancellation point, and a thread
+ * cancelled there would leave the lock held for good). */
+static __thread int listen_cancel_old;
+
+static void
+listen_lock(void)
+{
+	int old;
+
+	pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &old);
+	pthread_mutex_lock(&listen_mutex);
+	listen_cancel_old = old;
+}
+
+static void
+listen_unlock(void)
+{
+	pthread_mutex_unlock(&listen_mutex);
+	pthread_setcancelstate(listen_cancel_old, NULL);
+}
 static struct listen_slot listen_slots[PRELOAD_BIND_MAX];
 static int listen_nslots;		/* slots not free: the hooks' fast path */
 
@@ -403,9 +424,9 @@ listen_slot_new(int fd, const struct s5_addr *asked, int family)
 static void
 listen_bound(int fd, const struct s5_addr *a, int family)
 {
-	pthread_mutex_lock(&listen_mutex);
+	listen_lock();
 	(void)listen_slot_new(fd, a, family);
-	pthread_mutex_unlock(&listen_mutex);
+	listen_unlock();
 }
 
 int
@@ -579,10 +600,10 @@ listen_poke_due(int fd)
 	int p = -1, spare = -1;
 	bool early;
 
-	pthread_mutex_lock(&listen_mutex);
+	listen_lock();
 	s = listen_slot_of(fd);
 	if (s == NULL || !s->listening) {
-		pthread_mutex_unlock(&listen_mutex);
+		listen_unlock();
 		return;
 	}
 	memcpy(dest, s->dest, sizeof(dest));
@@ -592,7 +613,7 @@ listen_poke_due(int fd)
 		s->ready_poked = true;
 		if (s->poked && !s->early_taken) {
 			/* The early poke is still queued: it is READY's. */
-			pthread_mutex_unlock(&listen_mutex);
+			listen_unlock();
 			return;
 		}
 		if (s->spare >= 0) {
@@ -601,25 +622,25 @@ listen_poke_due(int fd)
 			s->poke = s->spare_addr;
 			s->pokelen = s->spare_len;
 			to = s->spare_to;
-			pthread_mutex_unlock(&listen_mutex);
+			listen_unlock();
 			goto connect;
 		}
 		s->poked = true;
 	} else if (early) {
 		s->poked = true;
 	} else {
-		pthread_mutex_unlock(&listen_mutex);
+		listen_unlock();
 		return;
 	}
 	real = s->real;
-	pthread_mutex_unlock(&listen_mutex);
+	listen_unlock();
 
 	/* The spare first: with one descriptor to be had, READY's poke
 	 * matters more than the early one. */
 	if (early)
 		spare = listen_poke_socket(&real, len, &spare_to, &spare_me, &spare_len);
 	p = listen_poke_socket(&real, len, &to, &me, &melen);
-	pthread_mutex_lock(&listen_mutex);
+	listen_lock();
 	if (listen_slot_of(fd) == s) {
 		if (p >= 0) {
 			s->poke = me;
@@ -633,7 +654,7 @@ listen_poke_due(int fd)
 			spare = -1;
 		}
 	}
-	pthread_mutex_unlock(&listen_mutex);
+	listen_unlock();
 	if (spare >= 0)
 		(void)PRELOAD_REAL(close)(spare);
 	if (p < 0)
@@ -654,13 +675,13 @@ fail:
 	if (early) {
 		bool again = false;
 
-		pthread_mutex_lock(&listen_mutex);
+		listen_lock();
 		if (listen_slot_of(fd) == s && !s->early_taken) {
 			s->poked = false;
 			again = s->state == LS_READY && s->ready_poked;
 			s->ready_poked = false;
 		}
-		pthread_mutex_unlock(&listen_mutex);
+		listen_unlock();
 		if (again)
 			listen_poke_due(fd);
 	}
@@ -714,10 +735,10 @@ listen_watch(void *arg)
 	int err = listen_await(s, tunnel_now_ms() + PRELOAD_BIND_WAIT_MS), fd;
 	char dest[S5_ADDR_TEXT_MAX];
 
-	pthread_mutex_lock(&listen_mutex);
+	listen_lock();
 	if (err < 0) {
 		listen_slot_free(s);
-		pthread_mutex_unlock(&listen_mutex);
+		listen_unlock();
 		return NULL;
 	}
 	s->err = err;
@@ -726,7 +747,7 @@ listen_watch(void *arg)
 	s->state = LS_READY;
 	fd = s->fd;
 	memcpy(dest, s->dest, sizeof(dest));
-	pthread_mutex_unlock(&listen_mutex);
+	listen_unlock();
 	if (err == 0)
 		preload_log(LOG_LVL_TRACE, "BIND for %s: peer connected", dest);
 	else
@@ -837,20 +858,20 @@ listen_make(int fd)
 	char dest[S5_ADDR_TEXT_MAX], bnd[S5_ADDR_TEXT_MAX];
 	int conn, proxy = -1, r;
 
-	pthread_mutex_lock(&listen_mutex);
+	listen_lock();
 	if ((s = listen_slot_of(fd)) == NULL || s->state != LS_BOUND) {
-		pthread_mutex_unlock(&listen_mutex);
+		listen_unlock();
 		return;
 	}
 	s->state = LS_MAKING;
 	a = s->asked;
-	pthread_mutex_unlock(&listen_mutex);
+	listen_unlock();
 
 	/* A connected socket was bound for its source address, not to listen. */
 	conn = listen_connected(fd) ? -1 : listen_match(&a);
 	r = conn < 0 ? 1 : listen_request(conn, &t, &proxy, dest, sizeof(dest));
 
-	pthread_mutex_lock(&listen_mutex);
+	listen_lock();
 	if (r == 1) {
 		listen_slot_free(s);
 	} else if (r < 0) {
@@ -873,7 +894,7 @@ listen_make(int fd)
 			a = s->bnd;
 		}
 	}
-	pthread_mutex_unlock(&listen_mutex);
+	listen_unlock();
 	if (r == 0 && s5_addr_format(&a, bnd, sizeof(bnd)) > 0)
 		preload_log(LOG_LVL_TRACE, "listen: BIND for %s via %s: proxy listens at %s",
 		    dest, preload_cfg.chain_text, bnd);
@@ -904,12 +925,12 @@ listen_sockname(int fd, struct sockaddr *sa, socklen_t *len)
 		/* A socket bound for a BIND says the proxy's address: the
 		 * program may announce it before it listens (curl does). */
 		listen_make(fd);
-		pthread_mutex_lock(&listen_mutex);
+		listen_lock();
 		if ((s = listen_slot_of(fd)) != NULL) {
 			state = s->state;
 			a = state >= LS_WAITING ? s->bnd : s->asked;
 		}
-		pthread_mutex_unlock(&listen_mutex);
+		listen_unlock();
 		/* Not made: the address asked for, with the kernel's port. */
 		if (state != LS_FREE && state < LS_WAITING) {
 			if (listen_kernel_name(fd, &k) != 0)
@@ -949,10 +970,10 @@ listen(int fd, int backlog)
 	}
 	if (!listen_may() || !preload_init())
 		return real(fd, backlog);
-	pthread_mutex_lock(&listen_mutex);
+	listen_lock();
 	if ((s = listen_slot_of(fd)) != NULL)
 		state = s->state;
-	pthread_mutex_unlock(&listen_mutex);
+	listen_unlock();
 	/* Bound before the tunnel was open, or not bound at all (port 0:
 	 * bound to the wildcard, a socket has its port): the rule applies now. */
 	if (state == LS_FREE) {
@@ -963,13 +984,13 @@ listen(int fd, int backlog)
 		listen_bound(fd, &a, listen_family(fd));
 	}
 	listen_make(fd);
-	pthread_mutex_lock(&listen_mutex);
+	listen_lock();
 	state = LS_FREE;
 	if ((s = listen_slot_of(fd)) != NULL) {
 		state = s->state;
 		err = s->err;
 	}
-	pthread_mutex_unlock(&listen_mutex);
+	listen_unlock();
 	if (state == LS_FAILED) {
 		errno = err;
 		return -1;
@@ -979,7 +1000,7 @@ listen(int fd, int backlog)
 	/* Whatever the state: a BIND another thread is still making finds
 	 * the socket listening when its second reply comes. */
 	if (state != LS_FREE) {
-		pthread_mutex_lock(&listen_mutex);
+		listen_lock();
 		if ((s = listen_slot_of(fd)) != NULL && !s->listening) {
 			int fl = PRELOAD_REAL(fcntl)(fd, F_GETFL);
 
@@ -989,7 +1010,7 @@ listen(int fd, int backlog)
 			    (struct sockaddr *)&s->real, &s->reallen) == 0;
 			s->blocking = fl >= 0 && !(fl & O_NONBLOCK);
 		}
-		pthread_mutex_unlock(&listen_mutex);
+		listen_unlock();
 		listen_poke_due(fd);
 	}
 	errno = saved;
@@ -1069,10 +1090,10 @@ accept4(int fd, struct sockaddr *sa, socklen_t *len, int flags)
 	}
 	if (__atomic_load_n(&listen_nslots, __ATOMIC_ACQUIRE) == 0)
 		return real(fd, sa, len, flags);
-	pthread_mutex_lock(&listen_mutex);
+	listen_lock();
 	s = listen_slot_of(fd);
 	r = s != NULL && s->state >= LS_WAITING;
-	pthread_mutex_unlock(&listen_mutex);
+	listen_unlock();
 	if (!r)
 		return real(fd, sa, len, flags);
 	/* Each round takes one connection the kernel queued; only the poke
@@ -1082,7 +1103,7 @@ accept4(int fd, struct sockaddr *sa, socklen_t *len, int flags)
 		if ((c = real(fd, (struct sockaddr *)&from, &flen, SOCK_CLOEXEC)) < 0)
 			return -1;
 		(void)PRELOAD_REAL(close)(c);
-		pthread_mutex_lock(&listen_mutex);
+		listen_lock();
 		s = listen_slot_of(fd);
 		/* Poked early (a blocking listener) and the second reply not
 		 * in: it is poked again from the spare when the reply is in
@@ -1094,7 +1115,7 @@ accept4(int fd, struct sockaddr *sa, socklen_t *len, int flags)
 		if (s != NULL && s->state == LS_WAITING &&
 		    listen_same_sockaddr(&from, flen, &s->poke, s->pokelen)) {
 			s->early_taken = true;
-			pthread_mutex_unlock(&listen_mutex);
+			listen_unlock();
 			r = PRELOAD_REAL(fcntl)(fd, F_GETFL);
 			if (r < 0 || (r & O_NONBLOCK)) {
 				errno = EAGAIN;
@@ -1105,12 +1126,12 @@ accept4(int fd, struct sockaddr *sa, socklen_t *len, int flags)
 		if (s != NULL && s->state == LS_READY &&
 		    listen_same_sockaddr(&from, flen, &s->poke, s->pokelen)) {
 			r = listen_hand_over(s, sa, len, flags);
-			pthread_mutex_unlock(&listen_mutex);
+			listen_unlock();
 			if (r >= 0)
 				errno = saved;
 			return r;
 		}
-		pthread_mutex_unlock(&listen_mutex);
+		listen_unlock();
 	}
 }
 

@@ -1012,12 +1012,16 @@ tunnel_request(int fd, int domain, struct tunnel *t)
 	return tunnel_run(fd, domain, t, tunnel_now_ms() + preload_cfg.timeout_ms);
 }
 
+/* The whole handshake in the call admits no thread cancellation (its
+ * waits, dial and flag changes would leave the socket mid-handshake or
+ * with our O_NONBLOCK): a cancel waits for the end of the call. */
 int
 tunnel_connect(int fd, int domain, const struct s5_addr *dst, struct tunnel *t)
 {
 	socklen_t len = sizeof(int);
-	int pending, flags, r;
+	int pending, flags, r, cancel;
 
+	pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cancel);
 	tunnel_init(t, dst);
 	r = tunnel_request(fd, domain, t);
 	if (r < 0 && r != -EISCONN && r != -EALREADY) {
@@ -1030,5 +1034,6 @@ tunnel_connect(int fd, int domain, const struct s5_addr *dst, struct tunnel *t)
 		else
 			tunnel_refail(fd);
 	}
+	pthread_setcancelstate(cancel, NULL);
 	return r;
 }

@@ -79,12 +79,15 @@
  *			wait, so the signal lands between two of its system
  *			calls; still EINTR, the outcome through METHOD
  *	pcancel		a thread in a blocking connect() cancelled at -s MS
- *			(pthread_cancel: connect() is a cancellation point):
+ *			(pthread_cancel: connect() is a cancellation point),
+ *			and one whose cancel was pending before connect():
  *			it ends cancelled, the connection goes on in the
  *			background, its outcome through METHOD; then a thread
  *			in poll() and one in read() of a pending socket are
  *			cancelled, and nothing of theirs is left (the
- *			eventfds open after the outcome are those before)
+ *			eventfds open after the outcome are those before);
+ *			then a pending socket closed while a thread drives
+ *			it, that thread cancelled: no socket left open
  *	fail-errno	one non-blocking connect, POLLOUT waited for: prints
  *			the errno in SO_ERROR and the events first reported
  *
@@ -1907,16 +1910,36 @@ scenario_signal(bool restart, bool sigio)
 	return conn_end(&w, &c);
 }
 
-/* pcancel: the descriptors of this process that are eventfds (the
- * library's wake descriptors among them). */
+/* O_NONBLOCK is set on descriptor fd, from /proc (true when unknown). */
+static bool
+fd_nonblocking(int fd)
+{
+	char path[64], line[128];
+	unsigned long flags = O_NONBLOCK;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
+	if ((f = fopen(path, "r")) == NULL)
+		return true;
+	while (fgets(line, sizeof(line), f) != NULL)
+		if (sscanf(line, "flags: %lo", &flags) == 1)
+			break;
+	fclose(f);
+	return (flags & O_NONBLOCK) != 0;
+}
+
+/* pcancel: the descriptors of this process whose link begins with kind
+ * ("socket:", "anon_inode:[eventfd]"), only the blocking ones with
+ * blocking_only (the library's wake descriptors are blocking eventfds; its
+ * engine's own eventfd is not, and comes and goes with the engine). */
 static int
-eventfds_open(void)
+fds_open(const char *kind, bool blocking_only)
 {
 	char target[64];
 	struct dirent *e;
 	DIR *d = opendir("/proc/self/fd");
 	ssize_t n;
-	int count = 0;
+	int count = 0, fd;
 
 	if (d == NULL)
 		return -1;
@@ -1924,10 +1947,13 @@ eventfds_open(void)
 		if (e->d_name[0] == '.')
 			continue;
 		n = readlinkat(dirfd(d), e->d_name, target, sizeof(target) - 1);
-		if (n > 0) {
-			target[n] = '\0';
-			count += strcmp(target, "anon_inode:[eventfd]") == 0;
-		}
+		if (n <= 0)
+			continue;
+		target[n] = '\0';
+		fd = atoi(e->d_name);
+		if (fd != dirfd(d) && strncmp(target, kind, strlen(kind)) == 0 &&
+		    (!blocking_only || !fd_nonblocking(fd)))
+			count++;
 	}
 	closedir(d);
 	return count;
@@ -1935,8 +1961,10 @@ eventfds_open(void)
 
 struct pcancel_arg {
 	struct conn *c;
-	int how;		/* 0: connect(), 1: poll(), 2: read() */
+	int how;		/* 0: connect(), 1: poll(), 2: read(), 3: connect()
+				   with the cancel pending before it starts */
 	atomic_int started;
+	atomic_int asked;	/* how 3: the cancel is requested */
 };
 
 static void *
@@ -1946,8 +1974,15 @@ pcancel_thread(void *p)
 	struct pollfd pfd = { .fd = a->c->fd, .events = POLLIN };
 	char b;
 
+	if (a->how == 3)
+		(void)pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, NULL);
 	atomic_store(&a->started, 1);
-	if (a->how == 0)
+	if (a->how == 3) {
+		while (!atomic_load(&a->asked))
+			sleep_ms(1);
+		(void)pthread_setcancelstate(PTHREAD_CANCEL_ENABLE, NULL);
+	}
+	if (a->how == 0 || a->how == 3)
 		conn_connect(a->c);
 	else if (a->how == 1)
 		(void)poll(&pfd, 1, (int)opt.wait_ms);
@@ -1956,12 +1991,13 @@ pcancel_thread(void *p)
 	return NULL;		/* not cancelled: the join says so */
 }
 
-/* Runs how in a thread, cancels it after ms, joins it: true when it ended
- * cancelled. */
+/* Runs how in a thread, cancels it after ms (the socket closed by this
+ * thread first with close_first), joins it: true when it ended cancelled. */
 static bool
-pcancel_run(struct conn *c, int how, long ms)
+pcancel_run(struct conn *c, int how, long ms, bool close_first)
 {
-	static const char *const names[] = { "connect()", "poll()", "read()" };
+	static const char *const names[] = { "connect()", "poll()", "read()",
+	    "connect() (the cancel pending before it)" };
 	struct pcancel_arg a = { .c = c, .how = how };
 	pthread_t t;
 	void *ret = NULL;
@@ -1972,10 +2008,13 @@ pcancel_run(struct conn *c, int how, long ms)
 	for (i = 0; i < AC_START_MS && !atomic_load(&a.started); i++)
 		sleep_ms(1);
 	sleep_ms(ms);
+	if (close_first)
+		close(c->fd);	/* the drive may see it first: either way */
 	(void)pthread_cancel(t);
+	atomic_store(&a.asked, 1);
 	(void)pthread_join(t, &ret);
-	return check(ret == PTHREAD_CANCELED, "a thread in %s of a pending socket was "
-	    "not cancelled", names[how]);
+	return close_first || check(ret == PTHREAD_CANCELED, "a thread in %s of a "
+	    "pending socket was not cancelled", names[how]);
 }
 
 /*
@@ -1990,42 +2029,58 @@ scenario_pcancel(void)
 {
 	enum method m = opt.method_set ? opt.method : M_POLL;
 	struct waiter w, w2;
-	struct conn c, c2;
-	int before, after, flags;
+	struct conn c, c2, c3;
+	int before, after, flags, how;
 
 	report_kv("method=%s", method_names[m]);
-	if (waiter_init(&w, m) < 0 || (c.fd = conn_socket(false)) < 0)
-		return fail_end("setup: %s", errname(errno));
-	if (!pcancel_run(&c, 0, opt.timer_ms))
-		return conn_end(&w, &c);
-	check(!is_nonblocking(c.fd), "the blocking socket came back with O_NONBLOCK");
-	(void)waiter_add(&w, c.fd, POLLIN | POLLOUT);
-	conn_await(&w, &c);
-	waiter_close(&w);
-	close(c.fd);
-	if (rep.failed)
-		return report_end(stdout);
+	/* A cancel pending before connect() begins: it acts in the wait, not
+	 * where the library holds its lock (the next connect() hung). Then
+	 * one cancelled in its wait. Each handshake goes on. */
+	for (how = 3; how >= 0; how -= 3) {
+		if (waiter_init(&w, m) < 0 || (c.fd = conn_socket(false)) < 0)
+			return fail_end("setup: %s", errname(errno));
+		if (!pcancel_run(&c, how, how == 3 ? 0 : opt.timer_ms, false))
+			return conn_end(&w, &c);
+		check(!is_nonblocking(c.fd), "the blocking socket came back with O_NONBLOCK");
+		(void)waiter_add(&w, c.fd, POLLIN | POLLOUT);
+		conn_await(&w, &c);
+		waiter_close(&w);
+		close(c.fd);
+		if (rep.failed)
+			return report_end(stdout);
+	}
 	/* A second socket, pending; a thread waits on it in poll(), then
 	 * one in a blocking read(); each cancelled. */
-	before = eventfds_open();
+	before = fds_open("anon_inode:[eventfd]", true);
 	if (waiter_init(&w2, m) < 0 || (c2.fd = conn_socket(true)) < 0)
 		return fail_end("setup: %s", errname(errno));
 	if (!conn_start(&c2))
 		return conn_end(&w2, &c2);
 	flags = fcntl(c2.fd, F_GETFL);
 	(void)fcntl(c2.fd, F_SETFL, flags & ~O_NONBLOCK);
-	if (!pcancel_run(&c2, 1, AC_BLOCKED_MS) || !pcancel_run(&c2, 2, AC_BLOCKED_MS))
+	if (!pcancel_run(&c2, 1, AC_BLOCKED_MS, false) ||
+	    !pcancel_run(&c2, 2, AC_BLOCKED_MS, false))
 		return conn_end(&w2, &c2);
 	(void)fcntl(c2.fd, F_SETFL, flags);
 	(void)waiter_add(&w2, c2.fd, POLLIN | POLLOUT);
 	conn_await(&w2, &c2);
 	waiter_close(&w2);
 	close(c2.fd);
-	after = eventfds_open();
+	after = fds_open("anon_inode:[eventfd]", true);
 	report_kv("eventfds_before=%d eventfds_after=%d", before, after);
 	check(after == before, "%d eventfds open after the outcome, %d before the "
 	    "cancelled waiters: a waiter's hold on the socket was left behind", after,
 	    before);
+	/* A third, closed by this thread while another drives its
+	 * handshake, and that one cancelled: nothing of it is left open. */
+	before = fds_open("socket:", false);
+	if ((c3.fd = conn_socket(false)) < 0)
+		return fail_end("setup: %s", errname(errno));
+	(void)pcancel_run(&c3, 0, opt.timer_ms, true);
+	after = fds_open("socket:", false);
+	report_kv("sockets_before=%d sockets_after=%d", before, after);
+	check(after == before, "%d sockets open after a pending socket was closed and "
+	    "its driver cancelled, %d before", after, before);
 	return report_end(stdout);
 }
 
