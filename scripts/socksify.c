@@ -190,7 +190,8 @@ usage(void)
 	    "                      that fails is skipped for a back-off of 1 s\n"
 	    "                      doubling to 60 s, shared by the process tree\n"
 	    "  -e, --exclude CIDR  connect directly to CIDR, or to a host NAME or a\n"
-	    "                      .SUFFIX resolved locally (repeatable); added to the\n"
+	    "                      .SUFFIX resolved locally (repeatable, or a comma\n"
+	    "                      list); added to the\n"
 	    "                      defaults (" LAUNCHER_UPSTREAM_EXCLUDE " with -x, none with\n"
 	    "                      the bundled server); `-e none' clears them\n"
 	    "  -t, --trace         one line per connection COMMAND makes, to stderr\n"
@@ -286,6 +287,34 @@ exclude_env_check(const char *env)
 	}
 }
 
+/* -e ITEM[,ITEM...]: each item (split as SOCKSIFY_EXCLUDE is, at commas:
+ * proxychains' users write lists) checked and kept; "none" drops the
+ * defaults. */
+static void
+exclude_add(struct options *o, const char *arg)
+{
+	const char *rest = arg, *item;
+	size_t len, n = 0;
+	char *s;
+
+	while (s5_list_next(&rest, &item, &len) && ++n > 0) {
+		s = strndup(item, len);
+		if (s == NULL)
+			die(EXIT_SELF, "out of memory");
+		if (strcasecmp(s, "none") == 0) {
+			o->exclude_none = true;
+			free(s);
+			continue;
+		}
+		exclude_check(s, "exclude");
+		if (o->nexclude == PRELOAD_MAX_EXCLUDES)
+			die(EXIT_SELF, "more than %d exclusions", PRELOAD_MAX_EXCLUDES);
+		o->exclude[o->nexclude++] = s;
+	}
+	if (n == 0)
+		die(EXIT_SELF, "exclude '%s': empty (a CIDR, a host name or a .suffix)", arg);
+}
+
 /* --pick or SOCKSIFY_PICK: order or spread (NULL and empty: the default). */
 static void
 pick_check(const char *pick, const char *what)
@@ -333,14 +362,7 @@ options_parse(int argc, char **argv, struct options *o)
 				memset(optarg, '*', strlen(optarg));
 			break;
 		case 'e':
-			if (strcasecmp(optarg, "none") == 0) {
-				o->exclude_none = true;
-				break;
-			}
-			exclude_check(optarg, "exclude");
-			if (o->nexclude == PRELOAD_MAX_EXCLUDES)
-				die(EXIT_SELF, "more than %d exclusions", PRELOAD_MAX_EXCLUDES);
-			o->exclude[o->nexclude++] = optarg;
+			exclude_add(o, optarg);
 			break;
 		case 't':
 			o->trace = true;

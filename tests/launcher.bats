@@ -156,6 +156,18 @@ open(sys.argv[1], "wb").write(e)' "$f"
 	[ "${#lines[@]}" -eq 1 ]
 	run "$SOCKSIFY" -e '10.0.0.0/99' true
 	[ "$status" -eq 125 ]
+	# -e takes a comma list, as SOCKSIFY_EXCLUDE does; each item checked
+	run "$SOCKSIFY" -e '10.0.0.0/8, fd00::/8 ,.corp' -x socks5://127.0.0.1:9 sh -c 'echo "$SOCKSIFY_EXCLUDE"'
+	[ "$status" -eq 0 ]
+	[ "$output" = "127.0.0.0/8,::1,10.0.0.0/8,fd00::/8,.corp" ]
+	run "$SOCKSIFY" -e 'none,10.1.0.0/16' -x socks5://127.0.0.1:9 sh -c 'echo "$SOCKSIFY_EXCLUDE"'
+	[ "$output" = "10.1.0.0/16" ]
+	run "$SOCKSIFY" -e '10.0.0.0/8,bad/99' true
+	[ "$status" -eq 125 ]
+	[ "$output" = "socksify: exclude bad/99: bad address, and not a host name or .suffix" ]
+	run "$SOCKSIFY" -e ' , ' true
+	[ "$status" -eq 125 ]
+	[ "$output" = "socksify: exclude ' , ': empty (a CIDR, a host name or a .suffix)" ]
 	# SOCKSIFY_EXCLUDE is checked as -e is, when no -e replaces it
 	run env SOCKSIFY_EXCLUDE='10.0.0.0/8,bad/99' "$SOCKSIFY" -x socks5://127.0.0.1:9 true
 	[ "$status" -eq 125 ]
