@@ -1429,7 +1429,7 @@ async_connect(int fd, int domain, const struct sockaddr *sa, socklen_t len,
 	size_t dlen;
 	bool blocking, mixed;
 	uint32_t gen;
-	int flags, r, was;
+	int flags, r;
 
 	/* A signal handler that interrupted the lock's holder, or a vfork()ed
 	 * child sharing our memory: inside the call, touching nothing. */
@@ -1452,29 +1452,26 @@ async_connect(int fd, int domain, const struct sockaddr *sa, socklen_t len,
 		return r;
 	}
 	r = tunnel_first_sockaddr(&t, fd, domain, &ss, &sslen);
-	/* Alternatives of both families (127.0.0.1:1080|[::1]:1080): the
-	 * socket is made one that reaches both before the first dial, as the
-	 * next alternative is dialled on the same socket. */
-	mixed = r == 0 && preload_cfg.nalts[0] > 1 && tunnel_first_mixed(fd, domain);
+	/* An IPv6-only socket and alternatives of both families: it may speak
+	 * IPv4 from the start, as the next alternative is dialled on the same
+	 * socket (the same socket: nothing else changes). An IPv4 socket is
+	 * not swapped for that (a descriptor dup()ed before connect() would
+	 * keep the old one): it reaches the IPv4 alternatives alone. */
+	mixed = r == 0 && domain == AF_INET6 && preload_cfg.nalts[0] > 1 &&
+	    tunnel_first_mixed(fd, domain);
 	if ((r == -EAFNOSUPPORT || mixed) && domain == AF_INET6 && async_v6_both(fd) == 0) {
 		/* An IPv6-only socket and an IPv4 proxy: the socket may
 		 * speak IPv4 for the proxy, and still says it is IPv6-only. */
 		r = tunnel_first_sockaddr(&t, fd, domain, &ss, &sslen);
 		gate_hide(fd);
-	} else if (r == -EAFNOSUPPORT || (mixed && domain == AF_INET)) {
+	} else if (r == -EAFNOSUPPORT) {
 		/* The proxy has no address of this socket's family: the
 		 * socket becomes one of the proxy's, the program none the
-		 * wiser (see the top). Mixed: an IPv6 one that speaks IPv4
-		 * too; a bound one stays, and reaches its own family alone. */
-		was = domain;
+		 * wiser (see the top). */
 		domain = domain == AF_INET ? AF_INET6 : AF_INET;
 		gate_hide(fd);
 		r = async_swap_family(fd, domain);
-		if (r == 0 && mixed)
-			(void)setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &(int){ 0 }, sizeof(int));
-		else if (r != 0 && mixed)
-			domain = was;
-		if (r == 0 || mixed)
+		if (r == 0)
 			r = tunnel_first_sockaddr(&t, fd, domain, &ss, &sslen);
 	} else if (r == 0) {
 		gate_hide(fd);

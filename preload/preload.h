@@ -404,8 +404,8 @@ int tunnel_first_sockaddr(const struct tunnel *t, int fd, int domain,
 /* The family of the first hop t uses (AF_INET when it has IPv4). */
 int tunnel_family(const struct tunnel *t);
 /* Some alternative of the first hop is out of reach of fd, a socket of
- * family domain (an IPv4 socket and an IPv6-only proxy; an IPv6-only socket
- * and an IPv4-only one). */
+ * family domain, that another family would reach (an IPv4 socket and an
+ * IPv6-only proxy; an IPv6-only socket and an IPv4-only one). */
 bool tunnel_first_mixed(int fd, int domain);
 /* Wait until fd is ready for events or the deadline (tunnel_now_ms()) passes:
  * the revents (positive), or -errno (-ETIMEDOUT). */

@@ -388,7 +388,8 @@ tunnel_first_mixed(int fd, int domain)
 
 	for (k = 0; k < preload_cfg.nalts[0]; k++) {
 		h = &preload_cfg.hops[0][k];
-		if (domain == AF_INET ? !h->has_v4 : !h->has_v6 && tunnel_v6_only(fd))
+		if (domain == AF_INET ? !h->has_v4 && h->has_v6 :
+		    !h->has_v6 && h->has_v4 && tunnel_v6_only(fd))
 			return true;
 	}
 	return false;
@@ -992,6 +993,8 @@ tunnel_run(int fd, int domain, struct tunnel *t, long long deadline)
 				t->dial_err = -r;	/* for the line saying so */
 			if (tunnel_retry(t, fd, -r, deadline))
 				continue;
+			/* Said as such (TR_FAMILY), not "closed". */
+			t->family = r == -EAFNOSUPPORT && t->dial_err == 0;
 			return r == -EAFNOSUPPORT ? -ECONNREFUSED : tunnel_dial_errno(t, -r);
 		}
 		while ((r = tunnel_step(t, fd)) > 0) {
