@@ -57,6 +57,10 @@ check_hop_name(const struct tunnel *t, size_t i, char *buf, size_t cap)
 		snprintf(buf, cap, "hop %zu of %zu %s", i + 1, preload_cfg.nhops, url);
 }
 
+/* The default target was "localhost", which found nothing: the proxy's own
+ * address is asked for instead (check_refused_ours()). */
+static bool check_own_address;
+
 /* The destination --check asks the last hop for, when none is given: the
  * last hop itself, the alternative of it t uses. */
 static void
@@ -65,7 +69,7 @@ check_default_target(const struct tunnel *t, struct s5_addr *dst)
 	const struct preload_hop *last = tunnel_hop(t, preload_cfg.nhops - 1);
 	uint16_t port = last->proxy.addr.port;
 
-	if (preload_cfg.remote_dns) {
+	if (preload_cfg.remote_dns && !check_own_address) {
 		if (last->proxy.addr.atyp == S5_ATYP_DOMAIN)
 			*dst = last->proxy.addr;
 		else
@@ -79,30 +83,34 @@ check_default_target(const struct tunnel *t, struct s5_addr *dst)
 	dst->port = port;
 }
 
-/*
- * The last hop turned down the destination we picked ourselves, in words
- * that still show it speaks its protocol to the end: a refusal by policy
- * (SOCKS5 reply 02, HTTP 403); and for "localhost" at its port (remote
- * names, a last hop given by address) a refused connection too (reply 05,
- * or SOCKS5's connection closed where the CONNECT reply was due: ssh -D's
- * way of saying it): a proxy listening on another address than loopback
- * (microsocks -i LAN-ADDRESS, ssh -D 0.0.0.0:1080) has nothing there.
- * err: the step's -errno.
- */
+/* The last hop refused by policy the destination we picked ourselves
+ * (SOCKS5 reply 02, HTTP 403): it speaks its protocol to the end. */
 static bool
-check_refused_ours(const struct tunnel *t, int err)
+check_refused_ours(const struct tunnel *t)
 {
-	const struct preload_hop *h = tunnel_hop(t, preload_cfg.nhops - 1);
-	const struct s5_proxy *p = &h->proxy;
-	bool localhost = preload_cfg.remote_dns && p->addr.atyp != S5_ATYP_DOMAIN;
+	const struct s5_proxy *p = &tunnel_hop(t, preload_cfg.nhops - 1)->proxy;
 
 	if (p->proto == S5_PROTO_HTTP)
 		return t->rep >= 0 && t->c.status == 403;
-	if (p->proto != S5_PROTO_SOCKS5)
-		return false;
-	if (t->rep == S5_REP_NOT_ALLOWED)
-		return true;
-	if (!localhost)
+	return p->proto == S5_PROTO_SOCKS5 && t->rep == S5_REP_NOT_ALLOWED;
+}
+
+/*
+ * The default "localhost" at the last hop's port (remote names, a last hop
+ * given by address) found nothing: SOCKS5 reply 05, or the connection
+ * closed where the CONNECT reply was due (ssh -D's way). A proxy that
+ * listens on another address than loopback (microsocks -i LAN-ADDRESS,
+ * ssh -D 0.0.0.0:1080) has nothing there: its own address is asked for
+ * next, which proves the CONNECT (one that cannot connect anywhere fails
+ * there too). err: the step's -errno.
+ */
+static bool
+check_localhost_empty(const struct tunnel *t, int err)
+{
+	const struct s5_proxy *p = &tunnel_hop(t, preload_cfg.nhops - 1)->proxy;
+
+	if (check_own_address || !preload_cfg.remote_dns || p->addr.atyp == S5_ATYP_DOMAIN ||
+	    p->proto != S5_PROTO_SOCKS5)
 		return false;
 	if (t->rep == S5_REP_CONN_REFUSED)
 		return true;
@@ -329,6 +337,20 @@ check_run(const char *target)
 		tunnel_explain(&t, -r, line, sizeof(line));
 		check_hop_name(&t, t.hop < preload_cfg.nhops ? t.hop : preload_cfg.nhops - 1,
 		    text, sizeof(text));
+		if (target == NULL && t.hop + 1 == preload_cfg.nhops &&
+		    check_localhost_empty(&t, r)) {
+			printf("%s: %s; asking for its own address instead (it may "
+			    "listen elsewhere than on loopback)\n", text, line);
+			check_own_address = true;
+			close(fd);
+			fd = -1;
+			tunnel_init(&t, &dst);
+			t.pause = true;
+			deadline = tunnel_now_ms() + preload_cfg.timeout_ms;
+			(void)tunnel_attempt(&t, deadline);
+			r = 0;
+			continue;
+		}
 		if (tunnel_retry(&t, fd, -r, deadline)) {
 			printf("%s: FAILED: %s; checking the next alternative\n", text, line);
 			r = 0;
@@ -336,12 +358,11 @@ check_run(const char *target)
 		}
 		/* The last hop refused the destination we picked ourselves by
 		 * policy (a squid or tinyproxy CONNECTs to port 443 alone: 403;
-		 * danted not to itself: 02), or found nothing at the localhost
-		 * we asked for (check_refused_ours()): it spoke its protocol to
-		 * the end, which is what the check can tell without a
-		 * destination of the user's. Any other refusal (01, 03, 04,
-		 * 5xx...) says the proxy cannot get out, and fails. */
-		if (target == NULL && t.hop + 1 == preload_cfg.nhops && check_refused_ours(&t, r)) {
+		 * danted not to itself: 02): it spoke its protocol to the end,
+		 * which is what the check can tell without a destination of
+		 * the user's. Any other refusal (01, 03, 04, 5xx...) says the
+		 * proxy cannot get out, and fails. */
+		if (target == NULL && t.hop + 1 == preload_cfg.nhops && check_refused_ours(&t)) {
 			printf("%s: %s (a program would see %s); it answers, only not for "
 			    "this destination of ours: --check-target HOST:PORT asks for "
 			    "one you use\n", text, line, preload_errno_name(-r));

@@ -188,13 +188,16 @@ users() {
 }
 
 # socks5h's default target for a proxy given by address is localhost at its
-# port: nothing listens there when the proxy listens on another address.
-@test "a proxy listening elsewhere than on 127.0.0.1 (microsocks -i, ssh -D ADDR:PORT): localhost at its port refused (05, or ssh -D's hang-up) is an answer, ok; a target named and refused fails" {
+# port: nothing listens there when the proxy listens on another address, so
+# the proxy's own address is asked for next. That proves the CONNECT: an
+# ssh -D whose server forwards nothing fails it too.
+@test "a proxy listening elsewhere than on 127.0.0.1 (microsocks -i, ssh -D ADDR:PORT): localhost at its port refused (05, or ssh -D's hang-up), then its own address works: ok; a server that forwards nothing fails" {
 	start_microsocks 127.0.0.2
 	check -x "socks5h://127.0.0.2:$PROXY_PORT"
 	[ "$status" -eq 0 ]
-	has "hop 1 of 1 socks5h://127.0.0.2:$PROXY_PORT: proxy 127.0.0.2:$PROXY_PORT refused localhost:$PROXY_PORT: reply 05, connection refused (a program would see ECONNREFUSED); it answers, only not for this destination of ours: --check-target HOST:PORT asks for one you use"
-	[[ "${lines[-1]}" == "ok: the chain answers ("* ]]
+	has "hop 1 of 1 socks5h://127.0.0.2:$PROXY_PORT: proxy 127.0.0.2:$PROXY_PORT refused localhost:$PROXY_PORT: reply 05, connection refused; asking for its own address instead (it may listen elsewhere than on loopback)"
+	[[ "${lines[4]}" == "hop 1 of 1 socks5h://127.0.0.2:$PROXY_PORT: SOCKS5, no authentication; CONNECT 127.0.0.2:$PROXY_PORT: ok ("* ]]
+	[[ "${lines[-1]}" == "ok: the chain works ("* ]]
 	local dead
 	dead=$(free_port)
 	check -x "socks5h://127.0.0.2:$PROXY_PORT" --check-target "127.0.0.1:$dead"
@@ -203,11 +206,17 @@ users() {
 	start_ssh_socks 127.0.0.2
 	check -x "socks5h://127.0.0.2:$SOCKS_PORT"
 	[ "$status" -eq 0 ]
-	has "hop 1 of 1 socks5h://127.0.0.2:$SOCKS_PORT: proxy 127.0.0.2:$SOCKS_PORT closed the connection instead of answering its CONNECT: the target refused it or cannot be reached from there, most likely (ssh -D answers so) (a program would see ECONNREFUSED); it answers, only not for this destination of ours: --check-target HOST:PORT asks for one you use"
+	has "hop 1 of 1 socks5h://127.0.0.2:$SOCKS_PORT: proxy 127.0.0.2:$SOCKS_PORT closed the connection instead of answering its CONNECT: the target refused it or cannot be reached from there, most likely (ssh -D answers so); asking for its own address instead (it may listen elsewhere than on loopback)"
+	[[ "${lines[-1]}" == "ok: the chain works ("* ]]
 	grep -q "dynamic request: socks5 host localhost port $SOCKS_PORT" "$SSH_D_LOG"
-	# socks5:// asks for the proxy's own address: that works
-	check -x "socks5://127.0.0.2:$SOCKS_PORT"
-	[ "$status" -eq 0 ]
+	grep -q "dynamic request: socks5 host 127.0.0.2 port $SOCKS_PORT" "$SSH_D_LOG"
+	# a server that forwards nothing: ssh -D hangs up on both
+	stop_all
+	rm -rf "$BATS_TEST_TMPDIR/ssh"
+	SSHD_MODE=plain start_ssh_socks 127.0.0.2
+	check -x "socks5h://127.0.0.2:$SOCKS_PORT"
+	[ "$status" -eq 1 ]
+	has "hop 1 of 1 socks5h://127.0.0.2:$SOCKS_PORT: FAILED: proxy 127.0.0.2:$SOCKS_PORT closed the connection instead of answering its CONNECT: the target refused it or cannot be reached from there, most likely (ssh -D answers so) (a program would see ECONNREFUSED)"
 }
 
 @test "ssh -D: socks5h, socks4a and socks4 all work; ssh logged the requests" {

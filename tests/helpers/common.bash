@@ -488,9 +488,10 @@ start_tinyproxy() {
 # start_ssh_socks [ADDR]: ssh -D on ADDR, 127.0.0.1 by default, through a
 # private sshd (SOCKS4, 4a and 5 in one listener); sets SOCKS_PORT, and
 # SSH_D_LOG (ssh -vv: a line a forwarded connection, "dynamic request:
-# socks4 host HOST port PORT").
+# socks4 host HOST port PORT"). SSHD_MODE=plain: a server that forwards
+# nothing (ssh -D listens all the same, and hangs up on every request).
 start_ssh_socks() {
-	start_sshd forwarding
+	start_sshd "${SSHD_MODE:-forwarding}"
 	SOCKS_PORT=$(free_port)
 	SSH_D_LOG=$BATS_TEST_TMPDIR/ssh-d.log
 	ssh -F /dev/null -N -vv -D "${1:-127.0.0.1}:$SOCKS_PORT" \
