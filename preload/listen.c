@@ -129,8 +129,11 @@
 
 #include "preload.h"
 
-/* What an IPv4 socket's getsockname() says of a tunnel whose BND is IPv6. */
+/* What an IPv4 socket's getsockname() says of a tunnel whose BND is IPv6,
+ * and whether it has said so in this process. */
 static const uint8_t listen_v4_standin[4] = { 192, 0, 0, 8 };
+static bool listen_standin_said;
+static const uint8_t listen_v4mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
 
 /* A tunnelled connection's reported address, compact (no names). */
 struct listen_conn {
@@ -446,8 +449,9 @@ bind(int fd, const struct sockaddr *sa, socklen_t len)
 	r = real(fd, sa, len);
 	saved = errno;
 	if (r != 0 && saved == EADDRNOTAVAIL && sa != NULL && len >= sizeof(struct sockaddr_in) &&
-	    sa->sa_family == AF_INET &&
-	    memcmp(&((const struct sockaddr_in *)sa)->sin_addr, listen_v4_standin, 4) == 0) {
+	    sa->sa_family == AF_INET && __atomic_load_n(&listen_standin_said, __ATOMIC_RELAXED) &&
+	    memcmp(&((const struct sockaddr_in *)sa)->sin_addr, listen_v4_standin, 4) == 0 &&
+	    policy_socket_type(fd, preload_real.getsockopt) == SOCK_STREAM) {
 		preload_log_limited(LOG_LVL_WARN, preload_log_key("bind-standin", ""),
 		    "bind() to 192.0.0.8, which getsockname() says of a tunnelled "
 		    "IPv4 connection whose proxy reached the target over IPv6: no "
@@ -915,6 +919,7 @@ listen_sockname(int fd, struct sockaddr *sa, socklen_t *len)
 	struct listen_slot *s;
 	struct sockaddr_storage ss;
 	struct s5_addr a, k;
+	uint8_t ip4[4];
 	uint64_t seq;
 	socklen_t n;
 	int state = LS_FREE;
@@ -944,8 +949,18 @@ listen_sockname(int fd, struct sockaddr *sa, socklen_t *len)
 		/* The latest asked wins a tie in listen_match(). */
 		__atomic_store_n(&listen_conns[fd].seq,
 		    __atomic_add_fetch(&listen_seq, 1, __ATOMIC_RELAXED), __ATOMIC_RELAXED);
-		if (a.atyp == S5_ATYP_IPV6 && listen_family(fd) == AF_INET)
+		if (a.atyp == S5_ATYP_IPV6 && memcmp(a.u.ip6, listen_v4mapped, 12) == 0) {
+			memcpy(ip4, a.u.ip6 + 12, sizeof(ip4));
+			s5_addr_set_ip4(&a, ip4, a.port);
+		}
+		if (a.atyp == S5_ATYP_IPV6 && listen_family(fd) == AF_INET) {
+			if (!__atomic_exchange_n(&listen_standin_said, true, __ATOMIC_RELAXED))
+				preload_log(LOG_LVL_INFO, "getsockname() of a tunnelled IPv4 "
+				    "connection says 192.0.0.8: its proxy reached the target "
+				    "over IPv6, which this socket cannot say; a program that "
+				    "announces it (active FTP) cannot be reached there");
 			s5_addr_set_ip4(&a, listen_v4_standin, a.port);
+		}
 	}
 	if ((n = listen_sockaddr(&a, listen_family(fd), &ss)) == 0)
 		return false;

@@ -1009,10 +1009,18 @@ tunnel_run(int fd, int domain, struct tunnel *t, long long deadline)
 	}
 }
 
+/* No thread cancellation inside (the connections the library makes for
+ * itself, a UDP ASSOCIATE's or a BIND's, would be left open, their state
+ * half made): a cancel waits for the end of the call. */
 int
 tunnel_request(int fd, int domain, struct tunnel *t)
 {
-	return tunnel_run(fd, domain, t, tunnel_now_ms() + preload_cfg.timeout_ms);
+	int r, cancel;
+
+	pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cancel);
+	r = tunnel_run(fd, domain, t, tunnel_now_ms() + preload_cfg.timeout_ms);
+	pthread_setcancelstate(cancel, NULL);
+	return r;
 }
 
 /* The whole handshake in the call admits no thread cancellation (its
