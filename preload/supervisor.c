@@ -1018,7 +1018,11 @@ sup_tunnel(uint64_t id, int fd, int domain, const struct sockaddr_storage *sa,
 		return;
 	}
 	r = tunnel_first_sockaddr(&t, fd, domain, &hop, &hoplen);
-	if (r == -EAFNOSUPPORT && domain == AF_INET6 &&
+	/* An IPv6-only socket speaks IPv4 for an IPv4 proxy, or from the start
+	 * when a later alternative is IPv4 alone (the next is dialled on the
+	 * same socket). */
+	if ((r == -EAFNOSUPPORT || (r == 0 && preload_cfg.nalts[0] > 1 &&
+	    tunnel_first_mixed(fd, domain))) && domain == AF_INET6 &&
 	    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero)) == 0)
 		r = tunnel_first_sockaddr(&t, fd, domain, &hop, &hoplen);
 	/* The supervisor swaps no socket: an alternative of this family. */

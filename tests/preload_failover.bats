@@ -109,20 +109,7 @@ settle() {
 	# an IPV6_V6ONLY socket to a target on ::1, the IPv4 proxy second
 	local v4port=$HTTP_PORT
 	start_http ::1
-	run env SOCKSIFY_EXCLUDE=none SOCKSIFY_LOG_FILE="$LIBLOG" LD_PRELOAD="$LIB" \
-		SOCKSIFY_PROXY="socks5://[::1]:$dead|socks5://127.0.0.1:$p4" timeout 30 python3 -c '
-import hashlib, socket, sys
-s = socket.socket(socket.AF_INET6)
-s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-s.connect(("::1", int(sys.argv[1])))
-s.sendall(b"GET /hello.txt HTTP/1.0\r\n\r\n")
-data = b""
-while True:
-    b = s.recv(65536)
-    if not b:
-        break
-    data += b
-print(s.getsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY), hashlib.sha256(data.split(b"\r\n\r\n", 1)[1]).hexdigest())' "$HTTP_PORT"
+	run fo "socks5://[::1]:$dead|socks5://127.0.0.1:$p4" v6only "$HTTP_PORT"
 	[ "$output" = "1 $HELLO_SHA" ] || { cat "$LIBLOG"; false; }
 	wait_for_line "$SOCKSIFYD_LOG" 30 "target=\[::1\]:$HTTP_PORT.*outcome=ok"
 	run --separate-stderr timeout 60 "$SOCKSIFY" --check -x "socks5://127.0.0.1:$dead|socks5://[::1]:$p6" \

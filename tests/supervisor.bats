@@ -1169,3 +1169,22 @@ print("%x" % h)' "$WWW/hello.txt")
 	run grep -c "target=127.0.0.1:$HTTP_PORT	.*outcome=ok" "$SOCKSIFYD_LOG"
 	[ "$output" = "3" ]
 }
+
+# The next alternative is dialled on the same socket: an IPV6_V6ONLY one,
+# the IPv6 proxy first and down, reached the IPv4 one only if it may speak
+# IPv4 from the start (the supervisor cleared the flag for a first IPv4
+# alternative alone: ECONNREFUSED).
+@test "an IPV6_V6ONLY socket, alternatives [::1] (down) then 127.0.0.1: the supervisor reaches the second" {
+	start_socksifyd -v
+	start_http ::1
+	local dead
+	dead=$(free_port)
+	# (the supervisor's cleared flag reads 0, as the README says)
+	run --separate-stderr timeout 60 "$SOCKSIFY" -m seccomp -e none \
+		-x "socks5://[::1]:$dead|socks5://127.0.0.1:$PROXY_PORT" \
+		python3 "$HELPERS/failover.py" v6only "$HTTP_PORT"
+	echo "$status $output $stderr"
+	[ "$status" -eq 0 ]
+	[ "$output" = "0 $(sha <"$WWW/hello.txt")" ]
+	proxy_saw '\[::1\]'
+}

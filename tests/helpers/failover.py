@@ -16,6 +16,9 @@ usage: failover.py MODE PORT [N]
   swap      one GET; then, once the file named by N exists (30 s at most),
             two more: three lines as get's (the test swaps the proxy
             between)
+  v6only    one GET of /hello.txt from [::1]:PORT on an IPv6 socket with
+            IPV6_V6ONLY set before connect(): the flag as the socket reads
+            it after the body, and the body's sha256
 """
 import errno
 import hashlib
@@ -27,8 +30,11 @@ import sys
 import time
 
 
-def get(port, blocking=True):
-    s = socket.socket()
+def get(port, blocking=True, v6only=False):
+    s = socket.socket(socket.AF_INET6 if v6only else socket.AF_INET)
+    if v6only:
+        s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+    host = "::1" if v6only else "127.0.0.1"
     # FAILOVER_CONNECT_TIMEOUT: the program's own bound on connect(), in
     # seconds (Python's settimeout(): a non-blocking connect, then poll()).
     limit = os.environ.get("FAILOVER_CONNECT_TIMEOUT")
@@ -36,16 +42,16 @@ def get(port, blocking=True):
         if blocking and limit:
             s.settimeout(float(limit))
             try:
-                s.connect(("127.0.0.1", port))
+                s.connect((host, port))
             except socket.timeout:
                 s.close()
                 return "timeout"
             s.settimeout(None)
         elif blocking:
-            s.connect(("127.0.0.1", port))
+            s.connect((host, port))
         else:
             s.setblocking(False)
-            r = s.connect_ex(("127.0.0.1", port))
+            r = s.connect_ex((host, port))
             if r != errno.EINPROGRESS:
                 return "connect said %s" % errno.errorcode.get(r, r)
             print("einprogress")
@@ -65,9 +71,11 @@ def get(port, blocking=True):
         if not chunk:
             break
         data += chunk
+    flag = s.getsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY) if v6only else None
     s.close()
     body = data.split(b"\r\n\r\n", 1)[-1]
-    return hashlib.sha256(body).hexdigest()
+    sha = hashlib.sha256(body).hexdigest()
+    return sha if flag is None else "%d %s" % (flag, sha)
 
 
 def main():
@@ -77,6 +85,8 @@ def main():
         print(get(port))
     elif mode == "nonblock":
         print(get(port, blocking=False))
+    elif mode == "v6only":
+        print(get(port, v6only=True))
     elif mode == "many":
         want = get(port)
         good = sum(1 for _ in range(n - 1) if get(port) == want) + 1
