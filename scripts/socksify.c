@@ -70,7 +70,7 @@ static const int fwd_signals[] = {
 struct options {
 	const char *proxy[PRELOAD_MAX_PROXIES];
 	size_t nproxy;
-	const char *exclude[PRELOAD_MAX_EXCLUDES];
+	const char *exclude[2 * PRELOAD_MAX_EXCLUDES];
 	size_t nexclude;
 	bool exclude_none, trace, quiet, force, check;
 	const char *log_file;
@@ -267,6 +267,34 @@ exclude_check(const char *item, const char *what)
 		die(EXIT_SELF, "%s %s: %s, and not a host name or .suffix", what, item, why);
 }
 
+/* The list the library will read: at most PRELOAD_MAX_EXCLUDES ranges and
+ * as many names and suffixes (config.c, which would ignore the rest, and
+ * tunnel what the user meant to exclude). */
+static void
+exclude_count(const char *list)
+{
+	const char *rest = list, *item;
+	struct s5_cidr cidr;
+	const char *why;
+	size_t len, ranges = 0, names = 0;
+	char *s;
+
+	while (list != NULL && s5_list_next(&rest, &item, &len)) {
+		if ((s = strndup(item, len)) == NULL)
+			die(EXIT_SELF, "out of memory");
+		if (s5_cidr_parse(s, &cidr, &why) == 0)
+			ranges++;
+		else
+			names++;
+		free(s);
+	}
+	if (ranges > PRELOAD_MAX_EXCLUDES || names > PRELOAD_MAX_EXCLUDES)
+		die(EXIT_SELF, "more than %d %s to exclude (%zu, the defaults "
+		    "among them)", PRELOAD_MAX_EXCLUDES, ranges > PRELOAD_MAX_EXCLUDES ?
+		    "ranges" : "names and suffixes", ranges > PRELOAD_MAX_EXCLUDES ?
+		    ranges : names);
+}
+
 /* SOCKSIFY_EXCLUDE, when no -e replaces it: every item is checked as -e's
  * are (the library would warn and ignore a bad one, tunnelling what the
  * user meant to exclude). Split as the library splits it. */
@@ -285,6 +313,7 @@ exclude_env_check(const char *env)
 		if (strcasecmp(s, "none") != 0)
 			exclude_check(s, "SOCKSIFY_EXCLUDE");
 	}
+	exclude_count(env[0] == '+' ? env + 1 : env);
 }
 
 /* -e ITEM[,ITEM...]: each item (split as SOCKSIFY_EXCLUDE is, at commas:
@@ -307,8 +336,8 @@ exclude_add(struct options *o, const char *arg)
 			continue;
 		}
 		exclude_check(s, "exclude");
-		if (o->nexclude == PRELOAD_MAX_EXCLUDES)
-			die(EXIT_SELF, "more than %d exclusions", PRELOAD_MAX_EXCLUDES);
+		if (o->nexclude == 2 * PRELOAD_MAX_EXCLUDES)
+			die(EXIT_SELF, "more than %d exclusions", 2 * PRELOAD_MAX_EXCLUDES);
 		o->exclude[o->nexclude++] = s;
 	}
 	if (n == 0)
@@ -1484,6 +1513,7 @@ main(int argc, char **argv)
 			run.exclude = xstrdup(LAUNCHER_UPSTREAM_EXCLUDE);
 		for (i = 0; i < o.nexclude; i++)
 			run.exclude = list_add(run.exclude, o.exclude[i]);
+		exclude_count(run.exclude);
 		setenv("SOCKSIFY_EXCLUDE", run.exclude != NULL ? run.exclude : "none", 1);
 	} else if (embedded && getenv("SOCKSIFY_EXCLUDE") == NULL) {
 		/* The embedded server is this host: loopback is the same everywhere. */

@@ -168,6 +168,17 @@ open(sys.argv[1], "wb").write(e)' "$f"
 	run "$SOCKSIFY" -e ' , ' true
 	[ "$status" -eq 125 ]
 	[ "$output" = "socksify: exclude ' , ': empty (a CIDR, a host name or a .suffix)" ]
+	# the library takes 64 ranges, the two defaults of -x among them: the
+	# rest it would ignore, tunnelling them
+	local ranges
+	ranges=$(python3 -c 'print(",".join("10.%d.0.0/16" % i for i in range(63)))')
+	run "$SOCKSIFY" -e "$ranges" -x socks5://127.0.0.1:9 true
+	[ "$status" -eq 125 ]
+	[ "$output" = "socksify: more than 64 ranges to exclude (65, the defaults among them)" ]
+	run "$SOCKSIFY" -e none -e "$ranges" -x socks5://127.0.0.1:9 true
+	[ "$status" -eq 0 ]
+	run env SOCKSIFY_EXCLUDE="$ranges,10.63.0.0/16,10.64.0.0/16" "$SOCKSIFY" -x socks5://127.0.0.1:9 true
+	[ "$status" -eq 125 ]
 	# SOCKSIFY_EXCLUDE is checked as -e is, when no -e replaces it
 	run env SOCKSIFY_EXCLUDE='10.0.0.0/8,bad/99' "$SOCKSIFY" -x socks5://127.0.0.1:9 true
 	[ "$status" -eq 125 ]
