@@ -401,6 +401,10 @@ int tunnel_step(struct tunnel *t, int fd);
  * socket cannot reach it. */
 int tunnel_first_sockaddr(const struct tunnel *t, int fd, int domain,
     struct sockaddr_storage *ss, socklen_t *len);
+/* The hop t is at hung up where its CONNECT reply was due: SOCKS5 with its
+ * greeting answered, SOCKS4 (no greeting) with the request sent (ssh -D
+ * refuses a target so). */
+bool tunnel_hung_up_on_request(const struct tunnel *t);
 /* The family of the first hop t uses (AF_INET when it has IPv4). */
 int tunnel_family(const struct tunnel *t);
 /* Some alternative of the first hop is out of reach of fd, a socket of

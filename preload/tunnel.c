@@ -488,6 +488,14 @@ enum tunnel_reason {
 	TR_OTHER,
 };
 
+bool
+tunnel_hung_up_on_request(const struct tunnel *t)
+{
+	if (t->c.proto == S5_PROTO_SOCKS5)
+		return t->answered && s5_client_awaiting_reply(&t->c);
+	return s5_client_awaiting_reply(&t->c);
+}
+
 static enum tunnel_reason
 tunnel_reason(const struct tunnel *t, int err)
 {
@@ -552,7 +560,9 @@ tunnel_explain(const struct tunnel *t, int err, char *buf, size_t cap)
 		snprintf(hop, sizeof(hop), "proxy %s", what);
 	switch (tunnel_reason(t, err)) {
 	case TR_FAMILY:
-		n = snprintf(buf, cap, "%s has no address for this socket's family", hop);
+		n = snprintf(buf, cap, "%s has no address for this socket's family%s", hop,
+		    i == 0 && preload_cfg.nalts[0] > 1 ? " (the next alternative is "
+		    "dialled on the same socket: put an IPv6 one first to reach both)" : "");
 		break;
 	case TR_ALL_DOWN:
 		n = snprintf(buf, cap, "every alternative of hop %zu is down after "
@@ -591,10 +601,10 @@ tunnel_explain(const struct tunnel *t, int err, char *buf, size_t cap)
 		    i + 1 < preload_cfg.nhops ? ": that hop may be down or unreachable from it" : "");
 		break;
 	case TR_CLOSED:
-		/* Gone where the CONNECT reply was due, the greeting answered:
-		 * ssh -D answers a target it could not reach so, with no
-		 * reply code. */
-		if (t->answered && s5_client_awaiting_reply(&t->c))
+		/* Gone where the CONNECT reply was due, the greeting answered
+		 * (SOCKS4 has none: the request sent): ssh -D answers a target
+		 * it could not reach so, with no reply code. */
+		if (tunnel_hung_up_on_request(t))
 			n = snprintf(buf, cap, "%s closed the connection instead of "
 			    "answering its CONNECT: %s refused it or cannot be reached "
 			    "from there, most likely (ssh -D answers so)", hop,
@@ -907,6 +917,14 @@ tunnel_retry(struct tunnel *t, int fd, int err, long long deadline)
 		pos++;
 	} else if (t->why == S5C_E_ADDR) {
 		return false;	/* no alternative carries it either (one scheme) */
+	} else if (pos + 1 == preload_cfg.nhops && t->why == 0 && !t->answered &&
+	    tunnel_hung_up_on_request(t) &&
+	    (err == ECONNREFUSED || err == ECONNRESET || err == EPIPE)) {
+		/* SOCKS4 at the last hop, hung up on the request: as ssh -D
+		 * refuses a target, or a broken server. The next alternative,
+		 * this one not marked down (one refused target must not put
+		 * every alternative in back-off). */
+		down = false;
 	} else if (err == EAFNOSUPPORT) {
 		down = false;	/* alive, but not for this socket's family */
 	}

@@ -97,8 +97,9 @@ check_refused_ours(const struct tunnel *t)
 
 /*
  * The default "localhost" at the last hop's port (remote names, a last hop
- * given by address) found nothing: SOCKS5 reply 05, or the connection
- * closed where the CONNECT reply was due (ssh -D's way). A proxy that
+ * given by address) found nothing: SOCKS5 reply 05, SOCKS4a's rejection, or
+ * the connection closed where the CONNECT reply was due (ssh -D's way,
+ * SOCKS4a as SOCKS5). A proxy that
  * listens on another address than loopback (microsocks -i LAN-ADDRESS,
  * ssh -D 0.0.0.0:1080) has nothing there: its own address is asked for
  * next, which proves the CONNECT (one that cannot connect anywhere fails
@@ -110,11 +111,11 @@ check_localhost_empty(const struct tunnel *t, int err)
 	const struct s5_proxy *p = &tunnel_hop(t, preload_cfg.nhops - 1)->proxy;
 
 	if (check_own_address || !preload_cfg.remote_dns || p->addr.atyp == S5_ATYP_DOMAIN ||
-	    p->proto != S5_PROTO_SOCKS5)
+	    (p->proto != S5_PROTO_SOCKS5 && p->proto != S5_PROTO_SOCKS4A))
 		return false;
-	if (t->rep == S5_REP_CONN_REFUSED)
+	if (t->rep == S5_REP_CONN_REFUSED || (p->proto == S5_PROTO_SOCKS4A && t->rep >= 0))
 		return true;
-	return t->rep < 0 && t->why == 0 && t->answered && s5_client_awaiting_reply(&t->c) &&
+	return t->rep < 0 && t->why == 0 && tunnel_hung_up_on_request(t) &&
 	    (err == -ECONNREFUSED || err == -ECONNRESET || err == -EPIPE);
 }
 
@@ -290,6 +291,13 @@ check_run(const char *target)
 		snprintf(text, sizeof(text), "the last hop itself (each alternative its own address)");
 	printf("checking %zu hop%s (%s) for %s\n", preload_cfg.nhops,
 	    preload_cfg.nhops == 1 ? "" : "s", preload_cfg.chain_text, text);
+	/* Each alternative is checked on a socket of its own family; a
+	 * program's IPv4 socket dials the next one on the same socket. */
+	if (preload_cfg.nalts[0] > 1 && preload_cfg.hops[0][0].has_v4 &&
+	    tunnel_first_mixed(-1, AF_INET))
+		printf("note: alternatives of both families, an IPv4 one first: a "
+		    "program's IPv4 socket reaches the IPv4 ones alone (put an IPv6 "
+		    "one first to reach both)\n");
 	clock_gettime(CLOCK_MONOTONIC, &all);
 	deadline = tunnel_now_ms() + preload_cfg.timeout_ms;
 	t.pause = true;

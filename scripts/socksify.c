@@ -299,7 +299,7 @@ exclude_count(const char *list)
  * are (the library would warn and ignore a bad one, tunnelling what the
  * user meant to exclude). Split as the library splits it. */
 static void
-exclude_env_check(const char *env)
+exclude_env_check(const char *env, bool upstream)
 {
 	const char *rest, *item;
 	size_t len;
@@ -313,7 +313,14 @@ exclude_env_check(const char *env)
 		if (strcasecmp(s, "none") != 0)
 			exclude_check(s, "SOCKSIFY_EXCLUDE");
 	}
-	exclude_count(env[0] == '+' ? env + 1 : env);
+	/* "+..." adds to the defaults, which an upstream proxy has. */
+	if (env[0] == '+' && upstream) {
+		s = list_add(xstrdup(LAUNCHER_UPSTREAM_EXCLUDE), env + 1);
+		exclude_count(s);
+		free(s);
+	} else {
+		exclude_count(env[0] == '+' ? env + 1 : env);
+	}
 }
 
 /* -e ITEM[,ITEM...]: each item (split as SOCKSIFY_EXCLUDE is, at commas:
@@ -1406,7 +1413,7 @@ main(int argc, char **argv)
 		run.proxy = list_add(run.proxy, o.proxy[i]);
 	embedded = run.proxy == NULL;
 	if (o.nexclude == 0 && !o.exclude_none)
-		exclude_env_check(getenv("SOCKSIFY_EXCLUDE"));
+		exclude_env_check(getenv("SOCKSIFY_EXCLUDE"), !embedded);
 	if (o.pick != NULL)
 		setenv("SOCKSIFY_PICK", o.pick, 1);
 	else

@@ -240,6 +240,8 @@ s5_client_midway(const struct s5_client *c)
 bool
 s5_client_awaiting_reply(const struct s5_client *c)
 {
+	if (c->proto == S5_PROTO_SOCKS4 || c->proto == S5_PROTO_SOCKS4A)
+		return s5_up_awaiting_reply(c);
 	return c->proto == S5_PROTO_SOCKS5 && c->state == CLIENT_READ_REPLY && c->in_len == 0;
 }
 

@@ -387,7 +387,9 @@ size_t s5_client_want(const struct s5_client *c);
  * hang-up now is that server's own failure). */
 bool s5_client_midway(const struct s5_client *c);
 /* SOCKS5: greeting (and login) answered, the request's reply awaited and
- * none of it in: the server is connecting where the request said. */
+ * none of it in: the server is connecting where the request said. SOCKS4
+ * and 4a: the request sent, none of the reply in (no greeting tells that
+ * the server speaks SOCKS4). */
 bool s5_client_awaiting_reply(const struct s5_client *c);
 /* After the first S5C_DONE of a BIND: S5C_WANT_READ, the second reply
  * next; S5C_E_STATE for any other command or state. */
@@ -399,6 +401,8 @@ const char *s5_client_strerror(int err);
 
 /* upstream.c: the machines of the other protocols, behind the calls above. */
 int s5_up_step(struct s5_client *c, const uint8_t *in, size_t n, size_t *used);
+/* SOCKS4 and 4a: the request sent, none of the reply in. */
+bool s5_up_awaiting_reply(const struct s5_client *c);
 size_t s5_up_want(const struct s5_client *c);
 /* The URL scheme of a protocol ("socks5h" for SOCKS5 with remote_dns). */
 const char *s5_proto_scheme(uint8_t proto, bool remote_dns);

@@ -267,6 +267,13 @@ up_http_done(struct s5_client *c)
 	}
 }
 
+bool
+s5_up_awaiting_reply(const struct s5_client *c)
+{
+	return (c->proto == S5_PROTO_SOCKS4 || c->proto == S5_PROTO_SOCKS4A) &&
+	    c->state == UP_READ && c->in_len == 0;
+}
+
 /* One octet of the HTTP answer. */
 static int
 up_on_http(struct s5_client *c, uint8_t ch)

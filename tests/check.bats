@@ -210,6 +210,11 @@ users() {
 	[[ "${lines[-1]}" == "ok: the chain works ("* ]]
 	grep -q "dynamic request: socks5 host localhost port $SOCKS_PORT" "$SSH_D_LOG"
 	grep -q "dynamic request: socks5 host 127.0.0.2 port $SOCKS_PORT" "$SSH_D_LOG"
+	# socks4a, which has no greeting: the hang-up after its request too
+	check -x "socks4a://127.0.0.2:$SOCKS_PORT"
+	[ "$status" -eq 0 ]
+	has "hop 1 of 1 socks4a://127.0.0.2:$SOCKS_PORT: proxy 127.0.0.2:$SOCKS_PORT closed the connection instead of answering its CONNECT: the target refused it or cannot be reached from there, most likely (ssh -D answers so); asking for its own address instead (it may listen elsewhere than on loopback)"
+	[[ "${lines[-1]}" == "ok: the chain works ("* ]]
 	# a server that forwards nothing: ssh -D hangs up on both
 	stop_all
 	rm -rf "$BATS_TEST_TMPDIR/ssh"

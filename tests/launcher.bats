@@ -179,6 +179,10 @@ open(sys.argv[1], "wb").write(e)' "$f"
 	[ "$status" -eq 0 ]
 	run env SOCKSIFY_EXCLUDE="$ranges,10.63.0.0/16,10.64.0.0/16" "$SOCKSIFY" -x socks5://127.0.0.1:9 true
 	[ "$status" -eq 125 ]
+	# "+" adds to the defaults, which -x has
+	run env SOCKSIFY_EXCLUDE="+$ranges" "$SOCKSIFY" -x socks5://127.0.0.1:9 true
+	[ "$status" -eq 125 ]
+	[ "$output" = "socksify: more than 64 ranges to exclude (65, the defaults among them)" ]
 	# SOCKSIFY_EXCLUDE is checked as -e is, when no -e replaces it
 	run env SOCKSIFY_EXCLUDE='10.0.0.0/8,bad/99' "$SOCKSIFY" -x socks5://127.0.0.1:9 true
 	[ "$status" -eq 125 ]

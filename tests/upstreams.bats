@@ -125,6 +125,26 @@ except OSError as e:
 	grep -q "connect to 127.0.0.1 port $dead failed\|open failed" "$SSH_D_LOG" || { cat "$SSH_D_LOG"; false; }
 }
 
+# SOCKS4 has no greeting: a hang-up after the request is all ssh -D says of
+# a target it cannot reach. As alternatives, one such refusal marked every
+# alternative down: the next connect, to a live target, failed without a
+# dial ("every alternative of hop 1 is down").
+@test "ssh -D (socks4a), two alternatives: a target nobody listens on is refused, said as the target's, and puts no alternative in back-off" {
+	start_ssh_socks
+	local dead chain
+	dead=$(free_port)
+	chain="socks4a://127.0.0.1:$SOCKS_PORT|socks4a://127.0.0.1:$SOCKS_PORT"
+	run --separate-stderr lib "$chain" sh -c '
+		curl -sS --max-time 20 "http://127.0.0.1:$1/" -o /dev/null; echo "dead: $?"
+		curl -sS --max-time 20 "http://127.0.0.1:$2/payload.bin" | sha256sum | cut -d" " -f1' \
+		sh "$dead" "$HTTP_PORT"
+	echo "out: $output; err: $stderr"
+	[ "${lines[0]}" = "dead: 7" ]
+	[ "${lines[1]}" = "$PAYLOAD_SHA" ]
+	[[ "$stderr" == *"closed the connection instead of answering its CONNECT: the target refused it or cannot be reached from there, most likely (ssh -D answers so)"* ]]
+	[[ "$stderr" != *"is down"* ]]
+}
+
 @test "socks4a:// by a name only the proxy side resolves (sshd does); socks4:// resolves here" {
 	need_dns_jail
 	start_ssh_socks
